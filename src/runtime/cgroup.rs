@@ -1,0 +1,147 @@
+//! What berth does to cgroups itself, beside libcontainer: find the
+//! hierarchies, read OOM kills, kill and remove a container's cgroups and the
+//! per-daemon parent (libcontainer removes only the leaf).
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::spec::HostInfo;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Mount points of every cgroup hierarchy on the host (v1 ones and a v2 one).
+fn hierarchies() -> Vec<(String, bool)> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = left.split(' ').nth(4).map(super::proc::unescape).unwrap_or_default();
+        let fstype = right.split(' ').next().unwrap_or("");
+        if !mount_point.starts_with(CGROUP_ROOT) {
+            continue;
+        }
+        match fstype {
+            "cgroup" => out.push((mount_point, false)),
+            "cgroup2" => out.push((mount_point, true)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the host is unified (cgroup2 mounted at /sys/fs/cgroup itself).
+pub fn is_unified() -> bool {
+    hierarchies().iter().any(|(mp, v2)| *v2 && mp == CGROUP_ROOT)
+}
+
+pub fn host_info() -> HostInfo {
+    let v1_cgroup_mounts = if is_unified() {
+        Vec::new()
+    } else {
+        hierarchies()
+            .into_iter()
+            .filter(|(_, v2)| !v2)
+            .map(|(mp, _)| mp)
+            .collect()
+    };
+    HostInfo { v1_cgroup_mounts }
+}
+
+/// Directories of `path` in every hierarchy libcontainer manages here.
+fn dirs_of(path: &str) -> Vec<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    if is_unified() {
+        return vec![PathBuf::from(CGROUP_ROOT).join(rel)];
+    }
+    hierarchies()
+        .into_iter()
+        .filter(|(_, v2)| !v2)
+        .map(|(mp, _)| PathBuf::from(mp).join(rel))
+        .collect()
+}
+
+/// Whether the kernel OOM-killed a process of the cgroup at `path`.
+pub fn oom_killed(path: &str) -> bool {
+    let rel = path.trim_start_matches('/');
+    let (file, key) = if is_unified() {
+        (PathBuf::from(CGROUP_ROOT).join(rel).join("memory.events"), "oom_kill")
+    } else {
+        (
+            PathBuf::from(CGROUP_ROOT)
+                .join("memory")
+                .join(rel)
+                .join("memory.oom_control"),
+            "oom_kill",
+        )
+    };
+    let Ok(text) = fs::read_to_string(file) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        l.split_once(' ')
+            .is_some_and(|(k, v)| k == key && v.trim().parse::<u64>().is_ok_and(|n| n > 0))
+    })
+}
+
+/// Pids in the cgroup at `path` (read from the first hierarchy that has it).
+pub fn pids(path: &str) -> Vec<i32> {
+    for dir in dirs_of(path) {
+        if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+            return text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// SIGKILLs every process in the cgroup and waits briefly for them to go.
+pub fn kill_all(path: &str) {
+    for _ in 0..100 {
+        let pids = pids(path);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Removes the cgroup `path` in every hierarchy; returns what could not be removed.
+pub fn remove(path: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    for dir in dirs_of(path) {
+        if let Err(e) = rmdir_retry(&dir) {
+            errors.push(format!("remove cgroup {}: {e}", dir.display()));
+        }
+    }
+    errors
+}
+
+/// Removes the per-daemon parent cgroup where it has no children left.
+pub fn remove_parent(path: &str) {
+    for dir in dirs_of(path) {
+        let _ = fs::remove_dir(&dir);
+    }
+}
+
+fn rmdir_retry(dir: &std::path::Path) -> std::io::Result<()> {
+    // A cgroup whose last process just died can be busy for a moment.
+    let mut last = None;
+    for _ in 0..50 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY)))
+}

@@ -1,0 +1,500 @@
+//! The low-level runtime: bundles, rootfs overlays, the per-container shim
+//! (libcontainer inside), exit records, logs and cgroups. Knows nothing of
+//! manifests or plans: it is handed a [`ContainerConfig`].
+//!
+//! Layout of one container `id`:
+//! ```text
+//! <run>/containers/<id>/bundle/config.json   OCI spec (kept until delete: exec re-reads it)
+//! <run>/containers/<id>/rootfs/              overlay mount point
+//! <run>/containers/<id>/shim.json            what the shim is told
+//! <run>/containers/<id>/state.json           shim + init pid and start times (written by the shim)
+//! <run>/containers/<id>/exit.json            exit record (written by the shim)
+//! <run>/lc/<id>/                             libcontainer's own state
+//! <root>/containers/<id>/{upper,work}/       the container's writable layer
+//! <root>/containers/<id>/container.log       timestamped stdout/stderr
+//! ```
+
+pub mod cgroup;
+pub mod logs;
+pub mod proc;
+pub mod sealed;
+pub mod shim;
+pub mod spec;
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub use spec::{ContainerConfig, HostInfo, Limits, MountSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The generated OCI spec did not deserialize: a bug in berth.
+    #[error("container {id}: invalid runtime spec: {message}")]
+    Spec { id: String, message: String },
+    /// A file or directory operation failed.
+    #[error("container {id}: {action} {path}: {source}")]
+    Io {
+        id: String,
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The shim could not be started.
+    #[error("container {id}: cannot start shim: {source}")]
+    SpawnShim { id: String, source: std::io::Error },
+    /// The shim reported that the container could not be created or started.
+    #[error("container {id}: {message}")]
+    Setup { id: String, message: String },
+    /// Signalling the container failed.
+    #[error("container {id}: cannot send {signal}: {source}")]
+    Signal {
+        id: String,
+        signal: String,
+        source: nix::Error,
+    },
+    /// Teardown left things behind; every failure is listed.
+    #[error("container {id}: cleanup incomplete: {}", .errors.join("; "))]
+    Cleanup { id: String, errors: Vec<String> },
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+fn io_err(id: &str, action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let id = id.to_string();
+    let path = path.to_path_buf();
+    move |source| RuntimeError::Io {
+        id,
+        action,
+        path,
+        source,
+    }
+}
+
+/// Where everything of one daemon lives. Kernel objects carry a prefix
+/// derived from the root dir so that two daemons never collide.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub run: PathBuf,
+    pub prefix: String,
+}
+
+impl Layout {
+    pub fn new(root: PathBuf, run: PathBuf) -> Layout {
+        let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
+        let prefix = format!("berth-{}", &hex::encode(digest)[..8]);
+        Layout { root, run, prefix }
+    }
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.run.join("containers").join(id)
+    }
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("bundle")
+    }
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("rootfs")
+    }
+    pub fn state_file(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("state.json")
+    }
+    pub fn exit_file(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("exit.json")
+    }
+    pub fn lc_root(&self) -> PathBuf {
+        self.run.join("lc")
+    }
+    pub fn data_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+    pub fn log_file(&self, id: &str) -> PathBuf {
+        self.data_dir(id).join("container.log")
+    }
+    /// Absolute cgroup path (relative to each hierarchy root).
+    pub fn cgroup_path(&self, id: &str) -> String {
+        format!("/{}/{}", self.prefix, id)
+    }
+}
+
+/// What the shim is told, written to `shim.json` by the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimConfig {
+    pub id: String,
+    pub lc_root: PathBuf,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub lower_dirs: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub log: PathBuf,
+    pub state_file: PathBuf,
+    pub exit_file: PathBuf,
+    pub cgroup_path: String,
+}
+
+/// Written by the shim once the container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub shim_pid: i32,
+    pub shim_start: u64,
+    pub init_pid: i32,
+    pub init_start: u64,
+    /// Unix time in milliseconds.
+    pub started_at: i64,
+}
+
+/// Written by the shim when the init has exited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit code, or 128 + signal number.
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    /// Unix time in milliseconds.
+    pub finished_at: i64,
+}
+
+/// What the kernel says about a container right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// No run directory: never started here, or fully cleaned up.
+    Absent,
+    /// Shim and init alive, with the recorded start times.
+    Running(RunRecord),
+    /// The shim recorded an exit.
+    Exited(ExitRecord),
+    /// The shim is gone without an exit record (it crashed or was killed);
+    /// `init_alive` says whether the container's process outlived it.
+    Lost {
+        init_alive: bool,
+        record: Option<RunRecord>,
+    },
+    /// A shim is still setting up (no state.json yet) and alive.
+    Starting,
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let bytes = fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The runtime as the daemon uses it.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub layout: Layout,
+    /// The executable the shim is started from (a sealed memfd when available).
+    shim_exe: PathBuf,
+    host: HostInfo,
+}
+
+/// A started container: its shim and init.
+#[derive(Debug)]
+pub struct Started {
+    pub record: RunRecord,
+}
+
+impl Runtime {
+    pub fn new(layout: Layout, shim_exe: PathBuf) -> Runtime {
+        Runtime {
+            layout,
+            shim_exe,
+            host: cgroup::host_info(),
+        }
+    }
+
+    /// Creates the bundle and rootfs dirs, then starts a shim that mounts the
+    /// overlay and creates and starts the container. Returns once the
+    /// container runs, or with the shim's setup error. A failure leaves nothing.
+    pub async fn start(&self, cfg: &ContainerConfig) -> Result<Started> {
+        let result = self.start_inner(cfg).await;
+        if result.is_err() && std::env::var_os("BERTH_SHIM_DEBUG").is_none() {
+            // Roll back: the shim cleans up after itself, but the bundle and
+            // any half-made state are ours.
+            let _ = self.cleanup(&cfg.id);
+        }
+        result
+    }
+
+    async fn start_inner(&self, cfg: &ContainerConfig) -> Result<Started> {
+        let id = cfg.id.as_str();
+        // A previous run's leftovers (exit record, bundle) go first.
+        self.cleanup(id)?;
+        let l = &self.layout;
+        let data = l.data_dir(id);
+        for dir in [
+            l.bundle(id),
+            l.rootfs(id),
+            data.join("upper"),
+            data.join("work"),
+            l.lc_root(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err(id, "create", &dir))?;
+        }
+        let rootfs = l.rootfs(id);
+        let spec = spec::build(cfg, &rootfs.to_string_lossy(), &l.cgroup_path(id), &self.host)?;
+        let config_json = l.bundle(id).join("config.json");
+        let spec_bytes = serde_json::to_vec(&spec).map_err(|e| RuntimeError::Spec {
+            id: id.into(),
+            message: e.to_string(),
+        })?;
+        fs::write(&config_json, spec_bytes).map_err(io_err(id, "write", &config_json))?;
+        let shim_cfg = ShimConfig {
+            id: id.to_string(),
+            lc_root: l.lc_root(),
+            bundle: l.bundle(id),
+            rootfs,
+            lower_dirs: cfg.lower_dirs.clone(),
+            upper: data.join("upper"),
+            work: data.join("work"),
+            log: l.log_file(id),
+            state_file: l.state_file(id),
+            exit_file: l.exit_file(id),
+            cgroup_path: l.cgroup_path(id),
+        };
+        let shim_json = l.run_dir(id).join("shim.json");
+        let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {
+            id: id.into(),
+            message: e.to_string(),
+        })?;
+        fs::write(&shim_json, bytes).map_err(io_err(id, "write", &shim_json))?;
+        let shim_log = l.run_dir(id).join("shim.log");
+        let shim_stderr = fs::File::create(&shim_log).map_err(io_err(id, "create", &shim_log))?;
+
+        let mut child = Command::new(&self.shim_exe)
+            .arg0("berth-shim")
+            .arg("shim")
+            .arg(&shim_json)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(shim_stderr)
+            .spawn()
+            .map_err(|source| RuntimeError::SpawnShim { id: id.into(), source })?;
+        let shim_pid = child.id() as i32;
+        let stdout = child.stdout.take().expect("stdout was piped");
+        // The shim outlives the daemon; we reap it when its pidfd fires (see
+        // `reap_shim`), never through `Child`.
+        drop(child);
+        // SAFETY: the fd was just taken from the ChildStdout we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(stdout)) };
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+            .map_err(|source| RuntimeError::SpawnShim { id: id.into(), source })?;
+        let mut line = String::new();
+        let read = BufReader::new(pipe).read_line(&mut line).await;
+        let report: ShimReport = match read {
+            Ok(n) if n > 0 => serde_json::from_str(&line).unwrap_or(ShimReport::Error {
+                error: format!("shim sent an unreadable report: {line:?}"),
+            }),
+            _ => {
+                reap_shim(shim_pid);
+                let detail = fs::read_to_string(&shim_log).unwrap_or_default();
+                return Err(RuntimeError::Setup {
+                    id: id.into(),
+                    message: format!("shim exited before the container started: {}", detail.trim()),
+                });
+            }
+        };
+        match report {
+            ShimReport::Ready { record } => Ok(Started { record }),
+            ShimReport::Error { error } => {
+                reap_shim(shim_pid);
+                Err(RuntimeError::Setup {
+                    id: id.into(),
+                    message: error,
+                })
+            }
+        }
+    }
+
+    /// Observes one container from its run dir and /proc.
+    pub fn probe(&self, id: &str) -> Probe {
+        let dir = self.layout.run_dir(id);
+        if !dir.exists() {
+            return Probe::Absent;
+        }
+        if let Some(exit) = read_json::<ExitRecord>(&self.layout.exit_file(id)) {
+            return Probe::Exited(exit);
+        }
+        match read_json::<RunRecord>(&self.layout.state_file(id)) {
+            Some(rec) => {
+                let shim_alive = proc::alive_with_start(rec.shim_pid, rec.shim_start);
+                let init_alive = proc::alive_with_start(rec.init_pid, rec.init_start);
+                if shim_alive && init_alive {
+                    Probe::Running(rec)
+                } else if shim_alive {
+                    // The init exited and the shim is finishing its record.
+                    Probe::Starting
+                } else if let Some(exit) = read_json::<ExitRecord>(&self.layout.exit_file(id)) {
+                    // The shim wrote the record between our two reads.
+                    Probe::Exited(exit)
+                } else {
+                    Probe::Lost {
+                        init_alive,
+                        record: Some(rec),
+                    }
+                }
+            }
+            None => {
+                let shim_alive = read_shim_pid(&dir).is_some_and(|(pid, start)| proc::alive_with_start(pid, start));
+                if shim_alive {
+                    Probe::Starting
+                } else {
+                    Probe::Lost {
+                        init_alive: false,
+                        record: None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to the container's init, after checking it is still the
+    /// process we started (pid reuse).
+    pub fn signal(&self, id: &str, signal: nix::sys::signal::Signal) -> Result<()> {
+        if let Some(rec) = read_json::<RunRecord>(&self.layout.state_file(id)) {
+            if proc::alive_with_start(rec.init_pid, rec.init_start) {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.init_pid), signal).map_err(|source| {
+                    RuntimeError::Signal {
+                        id: id.into(),
+                        signal: signal.to_string(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills every process in the container's cgroup (a shim-less orphan).
+    pub fn kill_all(&self, id: &str) {
+        cgroup::kill_all(&self.layout.cgroup_path(id));
+    }
+
+    /// Removes everything of a stopped container's run (mount, cgroup,
+    /// libcontainer state, run dir) but keeps its data dir (writable layer,
+    /// logs) for a restart. Keeps going on errors and reports them all.
+    /// Idempotent: what is already gone counts as done.
+    pub fn cleanup(&self, id: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        let rootfs = self.layout.rootfs(id);
+        if proc::is_mountpoint(&rootfs) {
+            if let Err(e) = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH) {
+                errors.push(format!("unmount {}: {e}", rootfs.display()));
+            }
+        }
+        let cg = self.layout.cgroup_path(id);
+        cgroup::kill_all(&cg);
+        errors.extend(cgroup::remove(&cg));
+        for dir in [self.layout.lc_root().join(id), self.layout.run_dir(id)] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!("remove {}: {e}", dir.display())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Cleanup { id: id.into(), errors })
+        }
+    }
+
+    /// `cleanup` plus the data dir: nothing of the container remains.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let mut errors = match self.cleanup(id) {
+            Ok(()) => Vec::new(),
+            Err(RuntimeError::Cleanup { errors, .. }) => errors,
+            Err(e) => vec![e.to_string()],
+        };
+        let data = self.layout.data_dir(id);
+        match fs::remove_dir_all(&data) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!("remove {}: {e}", data.display())),
+        }
+        // The per-daemon cgroup parent goes when its last child does.
+        cgroup::remove_parent(&format!("/{}", self.layout.prefix));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Cleanup { id: id.into(), errors })
+        }
+    }
+
+    /// Ids with a run dir, for live restore and orphan collection.
+    pub fn list_run_dirs(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.layout.run.join("containers")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+}
+
+/// Reaps a shim if it is our child; an adopted shim (after a daemon
+/// restart) is not, and that is fine.
+pub fn reap_shim(pid: i32) {
+    let _ = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+}
+
+fn read_shim_pid(dir: &Path) -> Option<(i32, u64)> {
+    let text = fs::read_to_string(dir.join("shim.pid")).ok()?;
+    let (pid, start) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
+}
+
+/// The one line a shim writes to its stdout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ShimReport {
+    Ready { record: RunRecord },
+    Error { error: String },
+}
+
+/// A pidfd for `pid`, readable once the process exits.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits (async) until the process behind `pidfd` has exited.
+pub async fn wait_pidfd(pidfd: OwnedFd) -> std::io::Result<()> {
+    let afd = tokio::io::unix::AsyncFd::new(pidfd)?;
+    let guard = afd.readable().await?;
+    drop(guard);
+    let _ = afd.as_raw_fd();
+    Ok(())
+}
+
+use std::os::unix::process::CommandExt;

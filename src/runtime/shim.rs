@@ -1,0 +1,315 @@
+//! The per-container shim: `berth shim <shim.json>`. One per container,
+//! single-threaded (libcontainer's `build()` deadlocks if other threads
+//! allocate meanwhile), and the parent of the container's init so that it can
+//! reap it and record its exit. It outlives the daemon.
+//!
+//! Protocol with the daemon: the shim writes one JSON line ([`ShimReport`]) to
+//! its stdout once the container runs or setup failed, then closes it. When
+//! the init exits it writes `exit.json` and exits; the daemon watches the
+//! shim's pidfd.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::logs::{timestamp_now, LineSplitter};
+use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport};
+
+/// Entry point of `berth shim`. Returns the process exit code.
+pub fn main(shim_json: &Path) -> i32 {
+    let cfg: ShimConfig = match std::fs::read(shim_json)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            report(&ShimReport::Error {
+                error: format!("shim cannot read {}: {e}", shim_json.display()),
+            });
+            return 1;
+        }
+    };
+    if std::env::var_os("BERTH_SHIM_DEBUG").is_some() {
+        // Goes to shim.log in the run dir; no threads are started.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::DEBUG)
+            .try_init();
+    }
+    // Leave the daemon's session so that its terminal's signals never reach us.
+    let _ = nix::unistd::setsid();
+    // libcontainer reads these from the caller's environment and would hand
+    // the daemon's sockets to the container.
+    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"] {
+        std::env::remove_var(var);
+    }
+    let me = std::process::id() as i32;
+    if let Some(dir) = shim_json.parent() {
+        let _ = std::fs::write(
+            dir.join("shim.pid"),
+            format!("{me} {}", proc::start_time(me).unwrap_or(0)),
+        );
+    }
+    match setup(&cfg) {
+        Ok(running) => {
+            report(&ShimReport::Ready { record: running.record });
+            // The daemon has its answer; nothing more goes to that pipe.
+            if let Ok(null) = File::open("/dev/null") {
+                let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+            }
+            supervise(&cfg, running);
+            0
+        }
+        Err(error) => {
+            let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
+            report(&ShimReport::Error { error });
+            1
+        }
+    }
+}
+
+fn report(r: &ShimReport) {
+    let mut line = serde_json::to_string(r).unwrap_or_else(|_| "{\"error\":\"unserializable report\"}".into());
+    line.push('\n');
+    let _ = std::io::stdout().write_all(line.as_bytes());
+    let _ = std::io::stdout().flush();
+}
+
+struct Running {
+    container: Container,
+    record: RunRecord,
+    init_pidfd: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+fn setup(cfg: &ShimConfig) -> Result<Running, String> {
+    let lower = cfg
+        .lower_dirs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let opts = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        cfg.upper.display(),
+        cfg.work.display()
+    );
+    mount(
+        Some("overlay"),
+        &cfg.rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(|e| format!("cannot mount the root filesystem (overlay {opts}): {e}"))?;
+
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let stdin = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+
+    let mut container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .validate_id()
+        .map_err(|e| format!("invalid container id {:?}: {e}", cfg.id))?
+        .with_root_path(&cfg.lc_root)
+        .map_err(|e| format!("runtime root {}: {e}", cfg.lc_root.display()))?
+        .with_stdin(stdin)
+        .with_stdout(out_w)
+        .with_stderr(err_w)
+        .as_init(&cfg.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
+    if let Some(pid) = container.pid() {
+        if let Err(e) = bring_up_loopback(pid.as_raw()) {
+            let _ = container.delete(true);
+            return Err(format!("cannot bring up lo in the container's network namespace: {e}"));
+        }
+    }
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(format!("cannot start container: {}", describe_error(&e)));
+    }
+    let pid = container.pid().ok_or("container has no pid after start")?.as_raw();
+    let init_pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
+    let me = std::process::id() as i32;
+    let record = RunRecord {
+        shim_pid: me,
+        shim_start: proc::start_time(me).unwrap_or(0),
+        init_pid: pid,
+        init_start: proc::start_time(pid).unwrap_or(0),
+        started_at: now_millis(),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+    write_atomic(&cfg.state_file, &bytes).map_err(|e| format!("write {}: {e}", cfg.state_file.display()))?;
+    Ok(Running {
+        container,
+        record,
+        init_pidfd,
+        stdout: out_r,
+        stderr: err_r,
+    })
+}
+
+/// A new network namespace has `lo` down; Docker brings it up. A forked
+/// child joins the init's namespace so the shim itself stays where it is.
+fn bring_up_loopback(init_pid: i32) -> Result<(), String> {
+    let ns = File::open(format!("/proc/{init_pid}/ns/net")).map_err(|e| format!("open netns: {e}"))?;
+    // SAFETY: the shim is single-threaded here, so the child may run any code.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            let ok = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() && set_lo_up();
+            // SAFETY: _exit skips the parent's atexit handlers and buffers, as a forked child must.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            other => Err(format!("helper ended with {other:?}")),
+        },
+    }
+}
+
+fn set_lo_up() -> bool {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq naming "lo"; the fd is closed below.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return false;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut ok = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0;
+        if ok {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            ok = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0;
+        }
+        libc::close(sock);
+        ok
+    }
+}
+
+/// libcontainer wraps the useful message (e.g. "executable not found") in
+/// several layers; show the whole chain once.
+fn describe_error(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+fn supervise(cfg: &ShimConfig, mut running: Running) {
+    let mut log = OpenOptions::new().create(true).append(true).open(&cfg.log).ok();
+    let mut splitters = [LineSplitter::default(), LineSplitter::default()];
+    let mut open = [true, true];
+    let mut status = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if status.is_some() && !open[0] && !open[1] {
+            break;
+        }
+        let streams = [running.stdout.as_fd(), running.stderr.as_fd()];
+        let mut fds = vec![
+            PollFd::new(streams[0], PollFlags::POLLIN),
+            PollFd::new(streams[1], PollFlags::POLLIN),
+        ];
+        if status.is_none() {
+            fds.push(PollFd::new(running.init_pidfd.as_fd(), PollFlags::POLLIN));
+        }
+        // After the init exited, its pid namespace is gone, so the pipes
+        // close at once; the timeout only guards against a leaked writer.
+        let timeout = if status.is_some() {
+            PollTimeout::from(500u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
+        for i in 0..2 {
+            if !open[i] || !ready[i] {
+                continue;
+            }
+            match nix::unistd::read(streams[i].as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => open[i] = false,
+                Ok(n) => write_lines(&mut log, i, splitters[i].push(&buf[..n])),
+            }
+        }
+        if status.is_none() && ready.get(2).copied().unwrap_or(false) {
+            status = Some(reap(running.record.init_pid));
+        }
+    }
+    for (i, splitter) in splitters.iter_mut().enumerate() {
+        if let Some(rest) = splitter.finish() {
+            write_lines(&mut log, i, vec![rest]);
+        }
+    }
+    let code = match status {
+        Some(WaitStatus::Exited(_, code)) => (code, None),
+        Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
+    };
+    let oom_killed = cgroup::oom_killed(&cfg.cgroup_path);
+    let _ = running.container.delete(true);
+    let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
+    let exit = ExitRecord {
+        code: code.0,
+        signal: code.1,
+        oom_killed,
+        finished_at: now_millis(),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&exit) {
+        let _ = write_atomic(&cfg.exit_file, &bytes);
+    }
+}
+
+fn reap(pid: i32) -> WaitStatus {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return status,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return WaitStatus::StillAlive,
+        }
+    }
+}
+
+fn write_lines(log: &mut Option<File>, stream: usize, lines: Vec<String>) {
+    if lines.is_empty() {
+        return;
+    }
+    let Some(file) = log.as_mut() else { return };
+    let name = if stream == 0 { "stdout" } else { "stderr" };
+    let ts = timestamp_now();
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&ts);
+        out.push(' ');
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let _ = file.write_all(out.as_bytes());
+}
