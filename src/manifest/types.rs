@@ -86,6 +86,7 @@ impl Object {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "spec")]
+#[allow(clippy::large_enum_variant)] // few objects live at once; boxing would only add noise
 pub enum Spec {
     Image(ImageSpec),
     Container(ContainerSpec),

@@ -23,7 +23,7 @@ pub mod spec;
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -490,10 +490,10 @@ pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
 
 /// Waits (async) until the process behind `pidfd` has exited.
 pub async fn wait_pidfd(pidfd: OwnedFd) -> std::io::Result<()> {
-    let afd = tokio::io::unix::AsyncFd::new(pidfd)?;
-    let guard = afd.readable().await?;
-    drop(guard);
-    let _ = afd.as_raw_fd();
+    // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and the same
+    // for the AsyncFd's whole life.
+    let afd = unsafe { tokio::io::unix::AsyncFd::register(pidfd) }.map_err(std::io::Error::from)?;
+    let _ready = afd.readable().await?;
     Ok(())
 }
 
