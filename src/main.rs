@@ -1,48 +1,38 @@
-use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("shim") {
-        std::process::exit(berth::runtime::shim::main(std::path::Path::new(&args[2])));
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // The shim must stay single-threaded until libcontainer's build() is done,
+    // so it is dispatched before clap, tracing or tokio start anything.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "shim" {
+        let code = berth::runtime::shim::main(std::path::Path::new(&args[2]));
+        return ExitCode::from(code.clamp(0, 255) as u8);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let layout = berth::runtime::Layout::new(PathBuf::from("/tmp/bt/root"), PathBuf::from("/tmp/bt/run"));
-        let sealed = berth::runtime::sealed::SealedExe::new().unwrap();
-        let runtime = berth::runtime::Runtime::new(layout, sealed.path());
-        let cfg = berth::runtime::ContainerConfig {
-            id: args[1].clone(),
-            hostname: args[1].clone(),
-            args: args[2..].to_vec(),
-            env: vec!["PATH=/bin".into()],
-            cwd: "/".into(),
-            lower_dirs: vec![PathBuf::from("/tmp/bb")],
-            limits: berth::runtime::Limits {
-                memory_bytes: Some(32 << 20),
-                pids: Some(20),
-                cpus: Some(0.5),
-                cpu_shares: Some(512),
-            },
-            ..Default::default()
-        };
-        let t = std::time::Instant::now();
-        let started = runtime.start(&cfg).await;
-        println!("start: {:?} in {:?}", started, t.elapsed());
-        if let Ok(s) = started {
-            let fd = berth::runtime::pidfd_open(s.record.shim_pid).unwrap();
-            berth::runtime::wait_pidfd(fd).await.unwrap();
-            berth::runtime::reap_shim(s.record.shim_pid);
-            println!("probe: {:?} total {:?}", runtime.probe(&cfg.id), t.elapsed());
-            println!(
-                "{}",
-                std::fs::read_to_string(runtime.layout.log_file(&cfg.id)).unwrap_or_default()
-            );
+    let cli = berth::cli::args::Cli::parse();
+    if !matches!(cli.command, berth::cli::args::Cmd::Daemon) {
+        // `berth get | head` should end quietly, as other Unix tools do.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
         }
-        if std::env::var_os("BERTH_SHIM_DEBUG").is_none() {
-            runtime.remove(&cfg.id).unwrap();
+    };
+    match runtime.block_on(berth::cli::main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(1)
         }
-    });
+    }
 }

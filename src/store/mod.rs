@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another daemon holds the root.
-    #[error("another berth daemon is already running with root {root} (lock {lock} is held); stop it or use another --root")]
+    #[error(
+        "another berth daemon is already running with root {root} (lock {lock} is held); stop it or use another --root"
+    )]
     Locked { root: PathBuf, lock: PathBuf },
     /// The root dir or lock file could not be made.
     #[error("cannot prepare state dir {path}: {source}")]
@@ -81,7 +83,10 @@ pub struct Store {
 }
 
 fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 const SCHEMA: &str = "
@@ -103,24 +108,36 @@ const MAX_EVENTS: i64 = 10_000;
 impl Store {
     /// Opens (creating) `<root>/state.db`, taking the one-daemon lock first.
     pub fn open(root: &Path) -> Result<Store> {
-        std::fs::create_dir_all(root).map_err(|source| StoreError::Io { path: root.into(), source })?;
+        std::fs::create_dir_all(root).map_err(|source| StoreError::Io {
+            path: root.into(),
+            source,
+        })?;
         let lock_path = root.join("daemon.lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|source| StoreError::Io { path: lock_path.clone(), source })?;
+            .map_err(|source| StoreError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(StoreError::Locked { root: root.into(), lock: lock_path });
+            return Err(StoreError::Locked {
+                root: root.into(),
+                lock: lock_path,
+            });
         }
         let conn = Connection::open(root.join("state.db"))?;
         // WAL + synchronous=NORMAL: a committed transaction survives a daemon
         // crash (not a power loss of the last few); readers never block the writer.
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn), _lock: lock })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            _lock: lock,
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -143,8 +160,9 @@ impl Store {
         let mut pruned = Vec::new();
         if prune {
             let mut stmt = tx.prepare("SELECT kind, name FROM objects WHERE source = ?1")?;
-            let existing: Vec<(String, String)> =
-                stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<_, _>>()?;
+            let existing: Vec<(String, String)> = stmt
+                .query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
             drop(stmt);
             for (kind, name) in existing {
                 if !objects.iter().any(|(k, n, _)| *k == kind && *n == name) {
@@ -204,8 +222,8 @@ impl Store {
 
     pub fn desired(&self) -> Result<Vec<StoredObject>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT kind, name, source, body, revision, updated_at FROM objects ORDER BY kind, name")?;
+        let mut stmt = conn
+            .prepare_cached("SELECT kind, name, source, body, revision, updated_at FROM objects ORDER BY kind, name")?;
         let rows = stmt.query_map([], |r| {
             Ok(StoredObject {
                 kind: r.get(0)?,
@@ -232,7 +250,8 @@ impl Store {
     /// Sources whose last update failed, with the error.
     pub fn source_errors(&self) -> Result<Vec<(String, String)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT source, error FROM sources WHERE error IS NOT NULL ORDER BY source")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT source, error FROM sources WHERE error IS NOT NULL ORDER BY source")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
@@ -249,12 +268,16 @@ impl Store {
 
     /// Updates only the info of a live record (exit status, restarts).
     pub fn live_set_info(&self, kind: &str, name: &str, info: &str) -> Result<()> {
-        self.conn().execute("UPDATE live SET info = ?3 WHERE kind = ?1 AND name = ?2", params![kind, name, info])?;
+        self.conn().execute(
+            "UPDATE live SET info = ?3 WHERE kind = ?1 AND name = ?2",
+            params![kind, name, info],
+        )?;
         Ok(())
     }
 
     pub fn live_delete(&self, kind: &str, name: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM live WHERE kind = ?1 AND name = ?2", params![kind, name])?;
+        self.conn()
+            .execute("DELETE FROM live WHERE kind = ?1 AND name = ?2", params![kind, name])?;
         Ok(())
     }
 
@@ -352,7 +375,8 @@ mod tests {
     fn apply_with_prune_removes_only_that_sources_missing_objects() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.apply("a", &[obj("Container", "x", "1"), obj("Container", "y", "1")], false).unwrap();
+        s.apply("a", &[obj("Container", "x", "1"), obj("Container", "y", "1")], false)
+            .unwrap();
         s.apply("b", &[obj("Container", "z", "1")], false).unwrap();
         let out = s.apply("a", &[obj("Container", "x", "2")], true).unwrap();
         assert_eq!(out.pruned, vec![("Container".to_string(), "y".to_string())]);
@@ -387,6 +411,9 @@ mod tests {
         s.event("Container", "y", "Started", "other").unwrap();
         s.event("Container", "x", "Exited", "two").unwrap();
         let ev = s.events(0, Some(("Container", "x")), 10).unwrap();
-        assert_eq!(ev.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["one", "two"]);
+        assert_eq!(
+            ev.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
     }
 }

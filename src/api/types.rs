@@ -1,0 +1,107 @@
+//! Request and response bodies of the REST API, shared by server and client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Diagnostic, Source};
+use crate::runtime::logs::LogLine;
+
+pub const API_PREFIX: &str = "/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    /// Names the set, so `prune` removes only what this set owned (e.g. `apply:/srv/stack`).
+    pub source_id: String,
+    pub sources: Vec<Source>,
+    #[serde(default)]
+    pub prune: bool,
+    /// Plan only (`berth diff`).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    /// Manifest problems; when non-empty nothing was changed.
+    pub errors: Vec<Diagnostic>,
+    /// Planned (dry run) or done actions, one line each with its reason.
+    pub actions: Vec<String>,
+    /// Actions that failed or wait on something, with the reason.
+    pub failed: Vec<String>,
+    pub revision: Option<i64>,
+    /// The objects of the set, as `kind/name`, for `--wait`.
+    pub objects: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    /// Delete what these manifests define.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Or these `kind/name` keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeleteResponse {
+    pub errors: Vec<Diagnostic>,
+    pub deleted: Vec<String>,
+    pub not_found: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaitRequest {
+    /// `kind/name` keys; all objects when empty.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaitResponse {
+    pub ready: bool,
+    /// Objects not ready yet, with their status.
+    pub waiting: Vec<String>,
+    /// Objects that failed, with their status.
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub name: Option<String>,
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    #[serde(default)]
+    pub rm: bool,
+    #[serde(default)]
+    pub detach: bool,
+}
+
+/// One line of the `run` stream (newline-delimited JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEvent {
+    Started { name: String },
+    Log(LogLine),
+    Exited { code: i32, oom_killed: bool },
+    Error { message: String },
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub root: String,
+    pub pid: u32,
+}

@@ -1,0 +1,69 @@
+//! `berth daemon`: opens the store (one daemon per root), adopts running
+//! containers, then serves the API, runs the control loop and watches the
+//! manifest directory. Containers outlive it.
+
+pub mod watch;
+
+use anyhow::Context;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::image::ImageStore;
+use crate::reconcile::Engine;
+use crate::runtime::sealed::SealedExe;
+use crate::runtime::{Layout, Runtime};
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub root: PathBuf,
+    pub run: PathBuf,
+    pub socket: PathBuf,
+    pub watch: Option<PathBuf>,
+}
+
+pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    let store = Store::open(&cfg.root)?;
+    std::fs::create_dir_all(&cfg.run).with_context(|| format!("create run dir {}", cfg.run.display()))?;
+    // The shim binary is executed from a sealed copy: see runtime::sealed.
+    let sealed = SealedExe::new().context("cannot make a sealed copy of the berth binary for the shims")?;
+    let layout = Layout::new(cfg.root.clone(), cfg.run.clone());
+    let runtime = Runtime::new(layout, sealed.path());
+    let images = ImageStore::open(cfg.root.join("images")).context("open the image store")?;
+    let engine = Engine::new(store, runtime, images);
+    engine.restore().await.context("restore running containers")?;
+
+    if let Some(parent) = cfg.socket.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    }
+    // We hold the root's lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(&cfg.socket);
+    let listener =
+        tokio::net::UnixListener::bind(&cfg.socket).with_context(|| format!("listen on {}", cfg.socket.display()))?;
+    std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o660))?;
+    tracing::info!(root = %cfg.root.display(), socket = %cfg.socket.display(), "berth daemon ready");
+
+    tokio::spawn(engine.clone().run_loop());
+    if let Some(dir) = cfg.watch.clone() {
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => {
+                tokio::spawn(watch::watch(engine.clone(), dir));
+            }
+            Err(e) => tracing::warn!("not watching {}: {e}", dir.display()),
+        }
+    }
+
+    let app = crate::api::router(engine.clone());
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down; containers keep running");
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let _ = std::fs::remove_file(&cfg.socket);
+    drop(sealed);
+    Ok(())
+}

@@ -1,0 +1,1048 @@
+//! Images: a content-addressed store of layer blobs and their unpacked trees.
+//!
+//! # Layout
+//!
+//! ```text
+//! <root>/                       e.g. <berth root>/images
+//!   blobs/sha256/<hex>          the archive exactly as imported (plain or gzip tar);
+//!                               <hex> is its sha256, the layer's digest
+//!   layers/<hex>/               the unpacked tree: the root filesystem itself
+//!   layers/.remove-<hex>-…/     a layer being deleted (hidden, skipped by list)
+//!   tmp/ingest-…                an archive being copied in and hashed
+//!   tmp/unpack-<hex>-…/         a layer being unpacked
+//! ```
+//!
+//! # Guarantees
+//!
+//! - The digest is computed over the store's own copy of the archive, and is
+//!   checked against the expected one before a single entry is unpacked; the
+//!   tree is then unpacked from that same copy, so the caller's file changing
+//!   underneath cannot smuggle in unverified content.
+//! - `layers/<hex>` appears only complete: the tree is unpacked under `tmp/`,
+//!   synced, and renamed into place (`RENAME_NOREPLACE`), then `layers/` is
+//!   synced. A failed import removes its temporary files and leaves no blob
+//!   and no layer; if the removal fails too, both errors are returned.
+//! - A digest is unpacked at most once: `import` of an existing layer returns
+//!   it without unpacking. Two racing imports of one digest both unpack, one
+//!   rename wins, the other discards its copy and returns the winner's.
+//! - Nothing in an archive can create or change a file outside its layer
+//!   directory: see [`unpack`] for how.
+//! - `remove` renames the layer to a hidden name first, so a half-deleted
+//!   tree is never seen as a layer.
+
+mod error;
+mod unpack;
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags};
+use sha2::{Digest, Sha256};
+
+pub use error::{ImageError, PathFailure, Result};
+use unpack::Ownership;
+
+/// The only digest algorithm the store knows.
+const SHA256_PREFIX: &str = "sha256:";
+
+/// Makes temporary names unique within this process (the pid makes them
+/// unique across processes).
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A content-addressed store of unpacked layers under one root directory.
+#[derive(Debug)]
+pub struct ImageStore {
+    root: PathBuf,
+    ownership: Ownership,
+    /// How many archives this store has unpacked (tests check "imported once").
+    #[cfg(test)]
+    unpacks: AtomicU64,
+}
+
+/// One unpacked layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// `sha256:<hex>` of the archive as imported (compressed, if it was).
+    pub digest: String,
+    /// `layers/<hex>`: the root filesystem directory itself.
+    pub dir: PathBuf,
+    /// Size in bytes of the archive the digest covers (as in an OCI
+    /// descriptor), not of the unpacked tree; 0 if its blob is missing.
+    pub size: u64,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) the store at `root`, e.g. `<berth root>/images`:
+    /// creates `blobs/sha256/`, `layers/` and `tmp/` under it.
+    ///
+    /// Entries' owners are preserved when the process runs as root, and left
+    /// as the current user otherwise (as GNU tar does).
+    pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore> {
+        let root = root.into();
+        for dir in [root.join("blobs/sha256"), root.join("layers"), root.join("tmp")] {
+            fs::create_dir_all(&dir).map_err(|source| ImageError::CreateDir { path: dir, source })?;
+        }
+        let ownership = if nix::unistd::geteuid().is_root() {
+            Ownership::Preserve
+        } else {
+            Ownership::Ignore
+        };
+        Ok(ImageStore {
+            root,
+            ownership,
+            #[cfg(test)]
+            unpacks: AtomicU64::new(0),
+        })
+    }
+
+    /// Imports a tar of a root filesystem, plain or gzip-compressed (detected
+    /// by its magic bytes), and returns its layer.
+    ///
+    /// The digest is the sha256 of the file as given. If `expected` is set it
+    /// must match before anything is unpacked. If a layer with that digest
+    /// exists already it is returned as is; otherwise the archive is unpacked
+    /// safely under `tmp/`, synced and renamed into `layers/<hex>/`.
+    ///
+    /// # Errors
+    ///
+    /// [`ImageError::InvalidDigest`] for a malformed `expected`,
+    /// [`ImageError::DigestMismatch`] when it does not match, the refusal
+    /// variants (`AbsolutePath`, `PathEscapes`, `ThroughSymlink`,
+    /// `HardlinkEscapes`, …) for hostile entries, and I/O errors naming the
+    /// path and entry. On any error nothing is left in `tmp/`, `blobs/` or
+    /// `layers/`, or [`ImageError::Rollback`] says what could not be removed.
+    pub fn import(&self, tar_path: &Path, expected: Option<&str>) -> Result<Layer> {
+        if let Some(expected) = expected {
+            parse_digest(expected)?;
+        }
+        let ingest = self.tmp_path("ingest", "");
+        let (hex, size) = match self.ingest(tar_path, &ingest) {
+            Ok(ok) => ok,
+            Err(e) => return Err(self.discard(e, &ingest, false)),
+        };
+        let digest = format!("{SHA256_PREFIX}{hex}");
+        if let Some(expected) = expected {
+            if expected != digest {
+                let e = ImageError::DigestMismatch {
+                    path: tar_path.to_path_buf(),
+                    expected: expected.to_owned(),
+                    actual: digest,
+                };
+                return Err(self.discard(e, &ingest, false));
+            }
+        }
+        if let Some(layer) = self.layer(&digest) {
+            // Imported before: the copy is not needed. Failing to delete it
+            // leaves a stray file in tmp/, which is no reason to fail.
+            if let Err(e) = fs::remove_file(&ingest) {
+                tracing::warn!(path = %ingest.display(), error = %e, "removing ingest file failed");
+            }
+            return Ok(layer);
+        }
+
+        let tmp = self.tmp_path("unpack", &hex[..12]);
+        match self.unpack_and_commit(tar_path, &ingest, &tmp, &hex) {
+            Ok(()) => {}
+            Err(e) => {
+                let e = self.discard(e, &ingest, false);
+                return Err(self.discard(e, &tmp, true));
+            }
+        }
+        Ok(Layer {
+            dir: self.layer_dir(&hex),
+            digest,
+            size,
+        })
+    }
+
+    /// The layer with this digest (`sha256:<hex>`), if it has been imported.
+    pub fn layer(&self, digest: &str) -> Option<Layer> {
+        let hex = parse_digest(digest).ok()?;
+        let dir = self.layer_dir(hex);
+        // symlink_metadata: `layers/<hex>` is only ever a directory we renamed there.
+        if !fs::symlink_metadata(&dir).ok()?.is_dir() {
+            return None;
+        }
+        let size = fs::metadata(self.blob_path(hex)).map(|m| m.len()).unwrap_or(0);
+        Some(Layer {
+            digest: digest.to_owned(),
+            dir,
+            size,
+        })
+    }
+
+    /// Removes a layer and its blob. A layer that does not exist is not an
+    /// error. The layer is first renamed to a hidden name, so it disappears
+    /// from [`list`](Self::list) at once, then deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`ImageError::InvalidDigest`], or [`ImageError::Remove`] with every step
+    /// that failed (all steps are tried).
+    pub fn remove(&self, digest: &str) -> Result<()> {
+        let hex = parse_digest(digest)?;
+        let mut failures = Vec::new();
+        let dir = self.layer_dir(hex);
+        let hidden = self.root.join("layers").join(format!(
+            ".remove-{hex}-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        match fs::rename(&dir, &hidden) {
+            Ok(()) => {
+                sync_dir(&self.root.join("layers"));
+                if let Err(source) = fs::remove_dir_all(&hidden) {
+                    failures.push(PathFailure { path: hidden, source });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => failures.push(PathFailure { path: dir, source }),
+        }
+        let blob = self.blob_path(hex);
+        match fs::remove_file(&blob) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => failures.push(PathFailure { path: blob, source }),
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ImageError::Remove {
+                digest: digest.to_owned(),
+                failures,
+            })
+        }
+    }
+
+    /// Every imported layer, sorted by digest.
+    pub fn list(&self) -> Result<Vec<Layer>> {
+        let layers = self.root.join("layers");
+        let list_error = |source| ImageError::List {
+            path: layers.clone(),
+            source,
+        };
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&layers).map_err(list_error)? {
+            let entry = entry.map_err(list_error)?;
+            // Hidden names (layers being removed) and strays are not hex.
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Some(layer) = self.layer(&format!("{SHA256_PREFIX}{name}")) {
+                found.push(layer);
+            }
+        }
+        found.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(found)
+    }
+
+    /// Copies `tar_path` to `ingest` while hashing it; fsyncs the copy.
+    /// Returns the hex digest and the size.
+    fn ingest(&self, tar_path: &Path, ingest: &Path) -> Result<(String, u64)> {
+        let read_error = |source| ImageError::ReadArchive {
+            path: tar_path.to_path_buf(),
+            source,
+        };
+        let write_error = |source| ImageError::Ingest {
+            path: ingest.to_path_buf(),
+            source,
+        };
+        let mut input = File::open(tar_path).map_err(read_error)?;
+        let mut output = File::options()
+            .write(true)
+            .create_new(true)
+            .open(ingest)
+            .map_err(write_error)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+            hasher.update(&buf[..n]);
+            output.write_all(&buf[..n]).map_err(write_error)?;
+            size += n as u64;
+        }
+        output.sync_all().map_err(write_error)?;
+        Ok((hex::encode(hasher.finalize()), size))
+    }
+
+    /// Unpacks the verified copy into `tmp`, syncs, then moves the blob and
+    /// the tree into place.
+    fn unpack_and_commit(&self, tar_path: &Path, ingest: &Path, tmp: &Path, hex: &str) -> Result<()> {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(tmp)
+            .map_err(|source| ImageError::Commit {
+                path: tmp.to_path_buf(),
+                source,
+            })?;
+        #[cfg(test)]
+        self.unpacks.fetch_add(1, Ordering::Relaxed);
+        let reader = open_decompressed(ingest, tar_path)?;
+        unpack::unpack(reader, tmp, tar_path, self.ownership)?;
+
+        let commit_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ImageError::Commit { path, source }
+        };
+        // One syncfs instead of an fsync per file: the tree is made durable
+        // (data, inodes and directory entries) before it becomes visible.
+        let tmp_dir = File::open(tmp).map_err(commit_error(tmp))?;
+        nix::unistd::syncfs(tmp_dir.as_raw_fd()).map_err(|e| commit_error(tmp)(e.into()))?;
+
+        // Blob first: a layer whose blob is missing would report size 0.
+        let blob = self.blob_path(hex);
+        fs::rename(ingest, &blob).map_err(commit_error(&blob))?;
+        sync_dir(&self.root.join("blobs/sha256"));
+
+        let dir = self.layer_dir(hex);
+        match renameat2(None, tmp, None, &dir, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => {}
+            // A concurrent import of the same digest won: its layer is as
+            // good as ours, and the blob we just renamed is the same bytes.
+            Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                if let Err(e) = fs::remove_dir_all(tmp) {
+                    tracing::warn!(path = %tmp.display(), error = %e, "removing a duplicate unpack failed");
+                }
+            }
+            Err(e) => {
+                // No layer refers to the blob now; take it back out so a
+                // failed import leaves nothing behind.
+                let error = commit_error(&dir)(e.into());
+                return Err(match fs::remove_file(&blob) {
+                    Ok(()) => error,
+                    Err(cleanup) => self.rollback(error, &blob, cleanup),
+                });
+            }
+        }
+        sync_dir(&self.root.join("layers"));
+        Ok(())
+    }
+
+    /// Removes a temporary file or directory after `error`; reports both if
+    /// the removal fails. A path that is already gone is fine.
+    fn discard(&self, error: ImageError, path: &Path, is_dir: bool) -> ImageError {
+        let removed = if is_dir {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        match removed {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => self.rollback(error, path, e),
+            _ => error,
+        }
+    }
+
+    fn rollback(&self, error: ImageError, path: &Path, cleanup: io::Error) -> ImageError {
+        ImageError::Rollback {
+            source: Box::new(error),
+            path: path.to_path_buf(),
+            cleanup,
+        }
+    }
+
+    fn tmp_path(&self, kind: &str, tag: &str) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tag = if tag.is_empty() {
+            String::new()
+        } else {
+            format!("{tag}-")
+        };
+        self.root
+            .join("tmp")
+            .join(format!("{kind}-{tag}{}-{n}", std::process::id()))
+    }
+
+    fn layer_dir(&self, hex: &str) -> PathBuf {
+        self.root.join("layers").join(hex)
+    }
+
+    fn blob_path(&self, hex: &str) -> PathBuf {
+        self.root.join("blobs/sha256").join(hex)
+    }
+}
+
+/// Checks `sha256:<64 lower-case hex>` and returns the hex part.
+fn parse_digest(digest: &str) -> Result<&str> {
+    let invalid = || ImageError::InvalidDigest {
+        digest: digest.to_owned(),
+    };
+    let hex = digest.strip_prefix(SHA256_PREFIX).ok_or_else(invalid)?;
+    if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(hex)
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Opens the blob and wraps it in a gzip decoder if it starts with gzip's
+/// magic bytes. Other compressions are recognised to give a clear error.
+fn open_decompressed(blob: &Path, tar_path: &Path) -> Result<Box<dyn Read>> {
+    let read_error = |source| ImageError::ReadArchive {
+        path: tar_path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(blob).map_err(read_error)?;
+    let mut magic = [0u8; 6];
+    let mut len = 0;
+    while len < magic.len() {
+        match file.read(&mut magic[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(e)),
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(read_error)?;
+    let magic = &magic[..len];
+    let unsupported = |format| ImageError::UnsupportedCompression {
+        path: tar_path.to_path_buf(),
+        format,
+    };
+    let reader = BufReader::with_capacity(1 << 16, file);
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        // Multi-member: `pigz` and concatenated gzip files are valid too.
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Err(unsupported("zstd"))
+    } else if magic.starts_with(b"BZh") {
+        Err(unsupported("bzip2"))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Err(unsupported("xz"))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// fsyncs a directory so a rename into it survives a crash. Best effort: the
+/// rename itself has happened, and failing the operation now would report a
+/// change that is visible as not made.
+fn sync_dir(dir: &Path) {
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "fsync of directory failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    use tar::{EntryType, Header};
+    use tempfile::TempDir;
+
+    use super::*;
+
+    const MTIME: u64 = 1_600_000_000;
+
+    /// Builds tars from raw headers, so hostile names reach the archive
+    /// unchanged (`Header::set_path` refuses `..` and strips nothing, but
+    /// we want exactly the bytes we wrote).
+    struct Tar(tar::Builder<Vec<u8>>);
+
+    impl Tar {
+        fn new() -> Tar {
+            Tar(tar::Builder::new(Vec::new()))
+        }
+
+        fn raw(&mut self, name: &str, kind: EntryType, mode: u32, link: &str, data: &[u8]) {
+            let mut header = Header::new_gnu();
+            let old = header.as_old_mut();
+            assert!(name.len() < old.name.len() && link.len() < old.linkname.len());
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(MTIME);
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            self.0.append(&header, data).expect("append to an in-memory tar");
+        }
+
+        fn dir(mut self, name: &str, mode: u32) -> Tar {
+            self.raw(name, EntryType::Directory, mode, "", b"");
+            self
+        }
+
+        fn file(mut self, name: &str, mode: u32, data: &[u8]) -> Tar {
+            self.raw(name, EntryType::Regular, mode, "", data);
+            self
+        }
+
+        fn owned_file(mut self, name: &str, uid: u64, gid: u64) -> Tar {
+            let mut header = Header::new_gnu();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0o640);
+            header.set_uid(uid);
+            header.set_gid(gid);
+            header.set_mtime(MTIME);
+            header.set_size(0);
+            header.set_cksum();
+            self.0.append(&header, &b""[..]).expect("append");
+            self
+        }
+
+        fn symlink(mut self, name: &str, target: &str) -> Tar {
+            self.raw(name, EntryType::Symlink, 0o777, target, b"");
+            self
+        }
+
+        fn hardlink(mut self, name: &str, target: &str) -> Tar {
+            self.raw(name, EntryType::Link, 0o644, target, b"");
+            self
+        }
+
+        fn fifo(mut self, name: &str) -> Tar {
+            self.raw(name, EntryType::Fifo, 0o620, "", b"");
+            self
+        }
+
+        fn bytes(self) -> Vec<u8> {
+            self.0.into_inner().expect("finish the tar")
+        }
+    }
+
+    /// A store in a temp dir, plus a directory outside it that hostile
+    /// archives aim at.
+    struct Fixture {
+        dir: TempDir,
+        outside: TempDir,
+        store: ImageStore,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let outside = tempfile::tempdir().expect("tempdir");
+            let store = ImageStore::open(dir.path().join("images")).expect("open store");
+            Fixture { dir, outside, store }
+        }
+
+        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let path = self.dir.path().join(name);
+            fs::write(&path, bytes).expect("write archive");
+            path
+        }
+
+        fn import(&self, bytes: &[u8]) -> Result<Layer> {
+            let path = self.write("layer.tar", bytes);
+            self.store.import(&path, None)
+        }
+
+        fn unpacks(&self) -> u64 {
+            self.store.unpacks.load(Ordering::Relaxed)
+        }
+
+        fn entries(&self, sub: &str) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(self.store.root.join(sub))
+                .expect("read store dir")
+                .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+
+        /// Imports a hostile archive and checks it left no trace anywhere.
+        fn refuse(&self, bytes: &[u8]) -> ImageError {
+            let err = self.import(bytes).expect_err("hostile archive must be refused");
+            assert!(self.entries("layers").is_empty(), "layers/ not empty after: {err}");
+            assert!(self.entries("tmp").is_empty(), "tmp/ not empty after: {err}");
+            assert!(self.entries("blobs/sha256").is_empty(), "blobs/ not empty after: {err}");
+            assert!(
+                fs::read_dir(self.outside.path())
+                    .expect("read outside")
+                    .next()
+                    .is_none(),
+                "something was written outside the store after: {err}"
+            );
+            assert!(self.store.list().expect("list").is_empty());
+            err
+        }
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).expect("stat").permissions().mode() & 0o7777
+    }
+
+    fn rootfs() -> Vec<u8> {
+        Tar::new()
+            .dir("./", 0o755)
+            .dir("./bin/", 0o755)
+            .file("./bin/busybox", 0o4755, b"#!busybox")
+            .symlink("./bin/sh", "busybox")
+            .hardlink("./bin/ls", "./bin/busybox")
+            .dir("./etc/", 0o755)
+            .file("./etc/passwd", 0o644, b"root:x:0:0::/root:/bin/sh\n")
+            .file("./etc/shadow", 0o600, b"root:*::::::\n")
+            .symlink("./etc/mtab", "/proc/self/mounts")
+            .file("./usr/lib/deep/file", 0o644, b"implicit parents")
+            .dir("./ro/", 0o555)
+            .file("./ro/inside", 0o444, b"added before the dir became read-only")
+            .fifo("./run/initctl")
+            .bytes()
+    }
+
+    #[test]
+    fn a_normal_rootfs_imports_with_modes_symlinks_and_hardlinks() {
+        let fx = Fixture::new();
+        let bytes = rootfs();
+        let layer = fx.import(&bytes).expect("import");
+
+        assert_eq!(layer.digest, sha256(&bytes));
+        assert_eq!(layer.size, bytes.len() as u64);
+        assert_eq!(layer.dir, fx.store.root.join("layers").join(&layer.digest[7..]));
+        let root = &layer.dir;
+        assert_eq!(mode(root), 0o755);
+        assert_eq!(
+            fs::read(root.join("etc/passwd")).unwrap(),
+            b"root:x:0:0::/root:/bin/sh\n"
+        );
+        assert_eq!(mode(&root.join("etc/passwd")), 0o644);
+        assert_eq!(mode(&root.join("etc/shadow")), 0o600);
+        assert_eq!(mode(&root.join("bin/busybox")), 0o4755);
+        assert_eq!(fs::read_link(root.join("bin/sh")).unwrap(), Path::new("busybox"));
+        assert_eq!(
+            fs::read_link(root.join("etc/mtab")).unwrap(),
+            Path::new("/proc/self/mounts")
+        );
+        let busybox = fs::metadata(root.join("bin/busybox")).unwrap();
+        let ls = fs::metadata(root.join("bin/ls")).unwrap();
+        assert_eq!((busybox.ino(), busybox.nlink()), (ls.ino(), 2));
+        assert_eq!(fs::read(root.join("usr/lib/deep/file")).unwrap(), b"implicit parents");
+        assert_eq!(mode(&root.join("usr/lib")), 0o755);
+        assert_eq!(mode(&root.join("ro")), 0o555);
+        assert_eq!(
+            fs::read(root.join("ro/inside")).unwrap(),
+            b"added before the dir became read-only"
+        );
+        assert!(fs::symlink_metadata(root.join("run/initctl"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(mode(&root.join("run/initctl")), 0o620);
+        // mtimes, including directories that got children after their entry.
+        for path in ["etc/passwd", "etc", "bin", "ro", "."] {
+            assert_eq!(fs::metadata(root.join(path)).unwrap().mtime(), MTIME as i64, "{path}");
+        }
+        assert_eq!(fs::symlink_metadata(root.join("bin/sh")).unwrap().mtime(), MTIME as i64);
+
+        assert_eq!(fx.store.layer(&layer.digest), Some(layer.clone()));
+        assert_eq!(fx.store.list().unwrap(), vec![layer.clone()]);
+        assert!(fx.store.root.join("blobs/sha256").join(&layer.digest[7..]).is_file());
+        assert!(fx.entries("tmp").is_empty());
+    }
+
+    #[test]
+    fn owners_are_preserved_when_running_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let fx = Fixture::new();
+        let layer = fx
+            .import(&Tar::new().owned_file("owned", 1234, 5678).bytes())
+            .expect("import");
+        let meta = fs::metadata(layer.dir.join("owned")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+        assert_eq!(mode(&layer.dir.join("owned")), 0o640);
+    }
+
+    #[test]
+    fn importing_the_same_tar_twice_unpacks_it_once() {
+        let fx = Fixture::new();
+        let bytes = rootfs();
+        let first = fx.import(&bytes).expect("first import");
+        fs::write(first.dir.join("marker"), b"still here").unwrap();
+
+        let path = fx.write("again.tar", &bytes);
+        let second = fx.store.import(&path, Some(&first.digest)).expect("second import");
+
+        assert_eq!(second, first);
+        assert_eq!(fs::read(second.dir.join("marker")).unwrap(), b"still here");
+        assert_eq!(fx.unpacks(), 1);
+        assert!(fx.entries("tmp").is_empty());
+        assert_eq!(fx.store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_digest_mismatch_is_refused_before_anything_is_unpacked() {
+        let fx = Fixture::new();
+        let bytes = rootfs();
+        let path = fx.write("layer.tar", &bytes);
+        let wrong = format!("sha256:{}", "0".repeat(64));
+
+        let err = fx.store.import(&path, Some(&wrong)).expect_err("mismatch");
+
+        match err {
+            ImageError::DigestMismatch {
+                path: p,
+                expected,
+                actual,
+            } => {
+                assert_eq!((p, expected, actual), (path, wrong, sha256(&bytes)));
+            }
+            other => panic!("expected DigestMismatch, got {other}"),
+        }
+        assert_eq!(fx.unpacks(), 0);
+        assert!(fx.entries("layers").is_empty());
+        assert!(fx.entries("tmp").is_empty());
+        assert!(fx.entries("blobs/sha256").is_empty());
+    }
+
+    #[test]
+    fn a_malformed_expected_digest_is_refused() {
+        let fx = Fixture::new();
+        let path = fx.write("layer.tar", &rootfs());
+        for bad in ["sha256:abc", "md5:0123", &format!("sha256:{}", "A".repeat(64))] {
+            let err = fx.store.import(&path, Some(bad)).expect_err("bad digest");
+            assert!(matches!(err, ImageError::InvalidDigest { .. }), "{err}");
+        }
+        assert_eq!(fx.unpacks(), 0);
+        assert!(fx.store.layer("sha256:abc").is_none());
+        assert!(matches!(fx.store.remove("nope"), Err(ImageError::InvalidDigest { .. })));
+    }
+
+    #[test]
+    fn a_gzip_compressed_tar_imports_and_is_digested_as_given() {
+        let fx = Fixture::new();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&rootfs()).unwrap();
+        let bytes = gz.finish().unwrap();
+
+        let layer = fx.import(&bytes).expect("import gzip");
+
+        assert_eq!(layer.digest, sha256(&bytes));
+        assert_eq!(layer.size, bytes.len() as u64);
+        assert_eq!(fs::read_link(layer.dir.join("bin/sh")).unwrap(), Path::new("busybox"));
+        assert_eq!(fs::read(layer.dir.join("etc/shadow")).unwrap(), b"root:*::::::\n");
+    }
+
+    #[test]
+    fn a_zstd_archive_is_refused_with_a_clear_error() {
+        let fx = Fixture::new();
+        let err = fx.refuse(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
+        assert!(
+            matches!(err, ImageError::UnsupportedCompression { format: "zstd", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_archive_is_refused_and_cleaned_up() {
+        let fx = Fixture::new();
+        let tar = rootfs();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        // In a header, in the middle of a file's data, in a gzip stream.
+        for bytes in [&tar[..700], &tar[..512 * 3 + 3], &gz[..gz.len() / 2]] {
+            let err = fx.refuse(bytes);
+            assert!(matches!(err, ImageError::MalformedArchive { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_entry_climbing_out_with_dot_dot_is_refused() {
+        let fx = Fixture::new();
+        for name in ["../evil", "./a/../../evil"] {
+            let err = fx.refuse(&Tar::new().file("ok", 0o644, b"").file(name, 0o644, b"x").bytes());
+            match err {
+                ImageError::PathEscapes { entry, .. } => assert_eq!(entry, name),
+                other => panic!("expected PathEscapes, got {other}"),
+            }
+            assert!(!fx.store.root.join("tmp/evil").exists());
+            assert!(!fx.store.root.join("evil").exists());
+        }
+    }
+
+    #[test]
+    fn an_absolute_entry_is_refused() {
+        let fx = Fixture::new();
+        let name = format!("{}/abs", fx.outside.path().display());
+        let err = fx.refuse(&Tar::new().file(&name, 0o644, b"x").bytes());
+        match err {
+            ImageError::AbsolutePath { entry, .. } => assert_eq!(entry, name),
+            other => panic!("expected AbsolutePath, got {other}"),
+        }
+    }
+
+    #[test]
+    fn writing_through_an_absolute_symlink_is_refused() {
+        let fx = Fixture::new();
+        let target = fx.outside.path().to_str().unwrap().to_owned();
+        let err = fx.refuse(&Tar::new().symlink("a", &target).file("a/evil", 0o644, b"x").bytes());
+        match err {
+            ImageError::ThroughSymlink { entry, component, .. } => {
+                assert_eq!((entry.as_str(), component.as_str()), ("a/evil", "a"))
+            }
+            other => panic!("expected ThroughSymlink, got {other}"),
+        }
+    }
+
+    #[test]
+    fn writing_through_a_symlink_to_dot_dot_is_refused() {
+        let fx = Fixture::new();
+        let cases = [
+            (
+                Tar::new().symlink("up", "..").file("up/evil", 0o644, b"x"),
+                "up/evil",
+                "up",
+            ),
+            (
+                Tar::new()
+                    .dir("d/", 0o755)
+                    .symlink("d/up", "../..")
+                    .dir("d/up/evil/", 0o755),
+                "d/up/evil/",
+                "d/up",
+            ),
+        ];
+        for (tar, name, symlink) in cases {
+            match fx.refuse(&tar.bytes()) {
+                ImageError::ThroughSymlink { entry, component, .. } => {
+                    assert_eq!((entry.as_str(), component.as_str()), (name, symlink));
+                }
+                other => panic!("expected ThroughSymlink, got {other}"),
+            }
+            assert!(!fx.store.root.join("tmp/evil").exists());
+            assert!(!fx.store.root.join("evil").exists());
+        }
+    }
+
+    #[test]
+    fn an_entry_under_a_regular_file_is_refused() {
+        let fx = Fixture::new();
+        let err = fx.refuse(&Tar::new().file("f", 0o644, b"").file("f/x", 0o644, b"").bytes());
+        assert!(
+            matches!(err, ImageError::ThroughNonDirectory { ref component, .. } if component == "f"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn device_nodes_are_made_when_permitted_and_skipped_otherwise() {
+        let fx = Fixture::new();
+        let mut tar = Tar::new();
+        let mut header = Header::new_gnu();
+        header.as_old_mut().name[..8].copy_from_slice(b"dev/null");
+        header.set_entry_type(EntryType::Char);
+        header.set_mode(0o666);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(MTIME);
+        header.set_size(0);
+        header.set_device_major(1).unwrap();
+        header.set_device_minor(3).unwrap();
+        header.set_cksum();
+        tar.0.append(&header, &b""[..]).unwrap();
+
+        let layer = fx.import(&tar.bytes()).expect("import");
+
+        match fs::symlink_metadata(layer.dir.join("dev/null")) {
+            Ok(meta) => {
+                assert!(meta.file_type().is_char_device());
+                assert_eq!(meta.rdev(), nix::sys::stat::makedev(1, 3));
+                assert_eq!(meta.permissions().mode() & 0o7777, 0o666);
+            }
+            // Not permitted here (no CAP_MKNOD): skipped with a warning.
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+        }
+    }
+
+    #[test]
+    fn a_hardlink_to_an_absolute_path_is_refused() {
+        let fx = Fixture::new();
+        let err = fx.refuse(&Tar::new().hardlink("pw", "/etc/passwd").bytes());
+        match err {
+            ImageError::HardlinkEscapes { entry, target, .. } => {
+                assert_eq!((entry.as_str(), target.as_str()), ("pw", "/etc/passwd"));
+            }
+            other => panic!("expected HardlinkEscapes, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_hardlink_climbing_out_is_refused() {
+        let fx = Fixture::new();
+        // Make the target really exist next to the unpack directory.
+        fs::write(fx.store.root.join("outside"), b"secret").unwrap();
+        let err = fx.import(&Tar::new().hardlink("x", "../outside").bytes());
+        fs::remove_file(fx.store.root.join("outside")).unwrap();
+        assert!(fx.entries("tmp").is_empty() && fx.entries("layers").is_empty());
+        match err {
+            Err(ImageError::HardlinkEscapes { target, .. }) => assert_eq!(target, "../outside"),
+            other => panic!("expected HardlinkEscapes, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hardlink_through_a_symlink_is_refused() {
+        let fx = Fixture::new();
+        fs::write(fx.outside.path().join("secret"), b"secret").unwrap();
+        let target = fx.outside.path().to_str().unwrap().to_owned();
+        let err = fx
+            .import(&Tar::new().symlink("s", &target).hardlink("x", "s/secret").bytes())
+            .expect_err("refused");
+        assert!(
+            matches!(err, ImageError::ThroughSymlink { ref component, .. } if component == "s"),
+            "{err}"
+        );
+        assert_eq!(fs::metadata(fx.outside.path().join("secret")).unwrap().nlink(), 1);
+        assert!(fx.entries("tmp").is_empty() && fx.entries("layers").is_empty());
+    }
+
+    #[test]
+    fn a_hardlink_to_a_missing_file_is_refused() {
+        let fx = Fixture::new();
+        let err = fx.refuse(&Tar::new().dir("d/", 0o755).hardlink("x", "nothing").bytes());
+        assert!(matches!(err, ImageError::HardlinkTarget { .. }), "{err}");
+        let err = fx.refuse(&Tar::new().dir("d/", 0o755).hardlink("x", "d").bytes());
+        assert!(matches!(err, ImageError::HardlinkTarget { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_replacing_a_symlink_replaces_it_instead_of_writing_through_it() {
+        let fx = Fixture::new();
+        let target = fx.outside.path().join("target");
+        let layer = fx
+            .import(
+                &Tar::new()
+                    .symlink("f", target.to_str().unwrap())
+                    .file("f", 0o644, b"inside")
+                    .symlink("d", fx.outside.path().to_str().unwrap())
+                    .dir("d", 0o755)
+                    .file("d/x", 0o644, b"inside too")
+                    .bytes(),
+            )
+            .expect("import");
+        assert!(!target.exists());
+        assert!(fs::read_dir(fx.outside.path()).unwrap().next().is_none());
+        assert_eq!(fs::read(layer.dir.join("f")).unwrap(), b"inside");
+        assert!(fs::symlink_metadata(layer.dir.join("d")).unwrap().is_dir());
+        assert_eq!(fs::read(layer.dir.join("d/x")).unwrap(), b"inside too");
+    }
+
+    #[test]
+    fn a_later_entry_replaces_an_earlier_one() {
+        let fx = Fixture::new();
+        let layer = fx
+            .import(
+                &Tar::new()
+                    .file("x", 0o644, b"first")
+                    .hardlink("y", "x")
+                    .file("x", 0o600, b"second")
+                    .bytes(),
+            )
+            .expect("import");
+        assert_eq!(fs::read(layer.dir.join("x")).unwrap(), b"second");
+        assert_eq!(mode(&layer.dir.join("x")), 0o600);
+        // The hardlink kept the inode it was made from, as with GNU tar.
+        assert_eq!(fs::read(layer.dir.join("y")).unwrap(), b"first");
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_whiteouts() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let fx = Fixture::new();
+        let layer = fx
+            .import(
+                &Tar::new()
+                    .file(".wh.gone", 0o644, b"")
+                    .dir("d/", 0o755)
+                    .file("d/.wh..wh..opq", 0o644, b"")
+                    .bytes(),
+            )
+            .expect("import");
+        let gone = fs::symlink_metadata(layer.dir.join("gone")).unwrap();
+        assert!(gone.file_type().is_char_device());
+        assert_eq!(gone.rdev(), 0);
+        assert!(!layer.dir.join(".wh.gone").exists());
+        assert!(!layer.dir.join("d/.wh..wh..opq").exists());
+        let mut value = [0u8; 8];
+        let path = std::ffi::CString::new(layer.dir.join("d").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: both strings are NUL-terminated and `value` has value.len() writable bytes.
+        let n = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        assert_eq!(n, 1, "{}", io::Error::last_os_error());
+        assert_eq!(value[0], b'y');
+    }
+
+    #[test]
+    fn a_whiteout_naming_dot_dot_is_refused() {
+        let fx = Fixture::new();
+        let err = fx.refuse(&Tar::new().file("d/.wh...", 0o644, b"").bytes());
+        assert!(matches!(err, ImageError::Whiteout { .. }), "{err}");
+    }
+
+    #[test]
+    fn remove_deletes_the_layer_and_its_blob_and_a_missing_layer_is_fine() {
+        let fx = Fixture::new();
+        let layer = fx.import(&rootfs()).expect("import");
+
+        fx.store.remove(&layer.digest).expect("remove");
+
+        assert!(fx.store.layer(&layer.digest).is_none());
+        assert!(fx.store.list().unwrap().is_empty());
+        assert!(fx.entries("layers").is_empty());
+        assert!(fx.entries("blobs/sha256").is_empty());
+        fx.store.remove(&layer.digest).expect("second remove is a no-op");
+        // And it can be imported again.
+        assert_eq!(fx.import(&rootfs()).expect("re-import").dir, layer.dir);
+    }
+
+    #[test]
+    fn list_skips_hidden_and_stray_entries() {
+        let fx = Fixture::new();
+        let layer = fx.import(&rootfs()).expect("import");
+        let layers = fx.store.root.join("layers");
+        fs::create_dir(layers.join(format!(".remove-{}", &layer.digest[7..]))).unwrap();
+        fs::create_dir(layers.join("not-a-digest")).unwrap();
+        fs::write(layers.join("f".repeat(64)), b"a file, not a layer").unwrap();
+
+        assert_eq!(fx.store.list().unwrap(), vec![layer]);
+    }
+}
+#[cfg(test)]
+mod scratch_real {
+    #[test]
+    fn scratch_real_tars() {
+        for p in ["/tmp/berth-real/gnu.tar", "/tmp/berth-real/pax.tgz"] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = super::ImageStore::open(dir.path()).unwrap();
+            let t = std::time::Instant::now();
+            let layer = store.import(std::path::Path::new(p), None).unwrap();
+            eprintln!("{p}: {:?} in {:?}", layer, t.elapsed());
+            let out = std::process::Command::new("sh").arg("-c").arg(format!(
+                "cd {} && mkdir ref && tar --numeric-owner -xpf {p} -C ref && diff -r --no-dereference ref {} | head; find {} | wc -l; find ref | wc -l",
+                dir.path().display(), layer.dir.display(), layer.dir.display())).output().unwrap();
+            eprintln!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

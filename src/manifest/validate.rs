@@ -1,0 +1,1015 @@
+//! Checks on a parsed set of objects as a whole: names, duplicates, references,
+//! `dependsOn` cycles, published ports, mounts, limits, and fields that berth
+//! parses but does not honour yet (rejected, never silently ignored).
+//!
+//! Every check runs; all problems come back at once, each at the field it is
+//! about when [`Positions`] know it, else at the object's origin.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::parse::{did_you_mean, Positions};
+use super::types::{
+    ContainerSpec, DependencyCondition, ImageSpec, Kind, Object, Resources, Spec, VolumeMount, VolumeSpec,
+};
+use super::Diagnostic;
+
+/// Docker's minimum memory limit.
+pub const MIN_MEMORY: u64 = 6 << 20;
+/// The range of `resources.cpuShares` (the kernel's cpu.shares bounds).
+pub const CPU_SHARES: std::ops::RangeInclusive<u64> = 2..=262_144;
+
+/// [`super::validate`] with positions from [`super::parse_with_positions`].
+pub fn validate_with_positions(
+    objects: &[Object],
+    positions: &Positions,
+    exists: &dyn Fn(Kind, &str) -> bool,
+) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        objects,
+        positions,
+        exists,
+        defined: objects.iter().map(|o| (o.kind(), o.name())).collect(),
+        out: Vec::new(),
+    };
+    for object in objects {
+        v.object(object);
+    }
+    v.duplicates();
+    v.cycles();
+    v.ports();
+
+    // Group by file in the order files were given, then by position.
+    let mut file_order: HashMap<&str, usize> = HashMap::new();
+    for o in objects {
+        let next = file_order.len();
+        file_order.entry(o.origin.file.as_str()).or_insert(next);
+    }
+    let mut out = v.out;
+    out.sort_by_key(|d| (file_order.get(d.file.as_str()).copied(), d.line, d.column));
+    out
+}
+
+struct Validator<'a> {
+    objects: &'a [Object],
+    positions: &'a Positions,
+    exists: &'a dyn Fn(Kind, &str) -> bool,
+    defined: HashSet<(Kind, &'a str)>,
+    out: Vec<Diagnostic>,
+}
+
+impl<'a> Validator<'a> {
+    fn report(&mut self, object: &Object, field: &str, message: impl Into<String>) {
+        let (line, column) = self.positions.locate(&object.origin, field);
+        self.out.push(Diagnostic {
+            file: object.origin.file.clone(),
+            line,
+            column,
+            field: field.to_owned(),
+            message: message.into(),
+            snippet: self.positions.snippet(&object.origin.file, line),
+        });
+    }
+
+    fn object(&mut self, o: &'a Object) {
+        self.metadata(o);
+        match &o.spec {
+            Spec::Image(spec) => self.image(o, spec),
+            Spec::Container(spec) => self.container(o, spec),
+            Spec::Network(_) => self.report(
+                o,
+                "kind",
+                "Network objects are not supported yet: containers run with `network: none`",
+            ),
+            Spec::Volume(spec) => self.volume(o, spec),
+        }
+    }
+
+    fn metadata(&mut self, o: &Object) {
+        let name = o.name();
+        if !is_dns_label(name) {
+            self.report(
+                o,
+                "metadata.name",
+                format!(
+                    "name `{name}` is not a DNS label: use 1 to 63 lower-case letters, digits and `-`, \
+                     starting and ending with a letter or digit"
+                ),
+            );
+        }
+        for key in o.metadata.labels.keys() {
+            if let Err(why) = check_label_key(key) {
+                self.report(
+                    o,
+                    &format!("metadata.labels.{key}"),
+                    format!("label key `{key}` is not valid: {why}"),
+                );
+            }
+        }
+    }
+
+    /// Whether `name` names an object of `kind` in the set or on the daemon.
+    fn resolves(&self, kind: Kind, name: &str) -> bool {
+        self.defined.contains(&(kind, name)) || (self.exists)(kind, name)
+    }
+
+    fn reference(&mut self, o: &Object, field: &str, kind: Kind, name: &str) {
+        if self.resolves(kind, name) {
+            return;
+        }
+        let same_kind = self.objects.iter().filter(|x| x.kind() == kind).map(|x| x.name());
+        let hint = match did_you_mean(name, same_kind) {
+            Some(close) => format!("; did you mean `{close}`?"),
+            None => String::new(),
+        };
+        self.report(
+            o,
+            field,
+            format!("references {kind} `{name}`, which is not defined{hint}"),
+        );
+    }
+
+    fn image(&mut self, o: &Object, spec: &ImageSpec) {
+        let sources: Vec<&str> = [
+            ("import", spec.import.is_some()),
+            ("reference", spec.reference.is_some()),
+            ("archive", spec.archive.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if sources.len() > 1 {
+            let listed: Vec<String> = sources.iter().map(|s| format!("`{s}`")).collect();
+            self.report(
+                o,
+                "spec",
+                format!("an Image takes exactly one source, got {}", listed.join(" and ")),
+            );
+        }
+        if spec.reference.is_some() {
+            self.report(
+                o,
+                "spec.reference",
+                "pulling from a registry (`reference`) is not supported yet: use `import` with a root filesystem tar",
+            );
+        }
+        if spec.archive.is_some() {
+            self.report(
+                o,
+                "spec.archive",
+                "loading image archives (`archive`) is not supported yet: use `import` with a root filesystem tar",
+            );
+        }
+        match &spec.import {
+            None => self.report(
+                o,
+                "spec",
+                "an Image needs `import`: the absolute path of a root filesystem tar on the daemon's host",
+            ),
+            Some(path) if !is_absolute(path) => self.report(
+                o,
+                "spec.import",
+                format!("`import` must be an absolute path, got `{path}`"),
+            ),
+            Some(_) => {}
+        }
+        if let Some(digest) = &spec.digest {
+            if !is_sha256_digest(digest) {
+                self.report(
+                    o,
+                    "spec.digest",
+                    format!("digest `{digest}` is malformed: expected `sha256:` and 64 lower-case hex digits"),
+                );
+            }
+        }
+        self.command(o, "spec.cmd", &spec.cmd);
+        self.env(o, "spec.env", &spec.env);
+    }
+
+    fn volume(&mut self, o: &Object, spec: &VolumeSpec) {
+        if let Some(driver) = &spec.driver {
+            if driver != "local" {
+                self.report(
+                    o,
+                    "spec.driver",
+                    format!("volume driver `{driver}` is not supported: the only driver is `local`"),
+                );
+            }
+        }
+    }
+
+    fn command(&mut self, o: &Object, field: &str, command: &[String]) {
+        if command.first().is_some_and(|c| c.is_empty()) {
+            self.report(o, &format!("{field}[0]"), "the program to run must not be empty");
+        }
+        for (i, arg) in command.iter().enumerate() {
+            if arg.contains('\0') {
+                self.report(o, &format!("{field}[{i}]"), "arguments must not contain NUL characters");
+            }
+        }
+    }
+
+    fn env(&mut self, o: &Object, field: &str, env: &BTreeMap<String, String>) {
+        for (key, value) in env {
+            let at = format!("{field}.{key}");
+            if key.is_empty() {
+                self.report(o, &at, "environment variable names must not be empty");
+            } else if key.contains('=') {
+                self.report(
+                    o,
+                    &at,
+                    format!("environment variable name `{key}` must not contain `=`"),
+                );
+            }
+            if key.contains('\0') || value.contains('\0') {
+                self.report(o, &at, "environment variables must not contain NUL characters");
+            }
+        }
+    }
+
+    fn container(&mut self, o: &Object, spec: &ContainerSpec) {
+        let image = spec.image.as_str();
+        if image.is_empty() {
+            self.report(o, "spec.image", "`image` must name an Image");
+        } else if !self.resolves(Kind::Image, image) {
+            if image.contains(['/', ':', '.']) {
+                self.report(
+                    o,
+                    "spec.image",
+                    format!(
+                        "`{image}` looks like a registry reference; registry references are not supported yet: \
+                         name an Image object with `import`"
+                    ),
+                );
+            } else {
+                self.reference(o, "spec.image", Kind::Image, image);
+            }
+        }
+
+        self.command(o, "spec.command", &spec.command);
+        self.env(o, "spec.env", &spec.env);
+        if let Some(dir) = &spec.working_dir {
+            if !is_absolute(dir) {
+                self.report(
+                    o,
+                    "spec.workingDir",
+                    format!("`workingDir` must be an absolute path, got `{dir}`"),
+                );
+            }
+        }
+        if let Some(user) = &spec.user {
+            if !is_numeric_user(user) {
+                let message = if user.is_empty() {
+                    "`user` must not be empty: use a numeric `uid` or `uid:gid`".to_owned()
+                } else {
+                    format!(
+                        "user `{user}`: user and group names are not supported yet: use a numeric `uid` or `uid:gid`"
+                    )
+                };
+                self.report(o, "spec.user", message);
+            }
+        }
+
+        if !spec.networks.is_empty() {
+            self.report(
+                o,
+                "spec.networks",
+                "joining networks (`networks`) is not supported yet: containers run with `network: none`",
+            );
+            for (i, name) in spec.networks.iter().enumerate() {
+                self.reference(o, &format!("spec.networks[{i}]"), Kind::Network, name);
+            }
+        }
+        match spec.network.as_deref() {
+            None | Some("none") => {}
+            Some("host") => self.report(
+                o,
+                "spec.network",
+                "`network: host` is not supported yet: only `none` is",
+            ),
+            Some(other) => self.report(
+                o,
+                "spec.network",
+                format!("unknown network mode `{other}`: expected `none` (`host` is not supported yet)"),
+            ),
+        }
+        if !spec.ports.is_empty() {
+            self.report(
+                o,
+                "spec.ports",
+                "publishing ports (`ports`) is not supported yet: it needs networks",
+            );
+        }
+        for (i, port) in spec.ports.iter().enumerate() {
+            if port.host == 0 {
+                self.report(o, &format!("spec.ports[{i}].host"), "port numbers start at 1");
+            }
+            if port.container == 0 {
+                self.report(o, &format!("spec.ports[{i}].container"), "port numbers start at 1");
+            }
+            if let Some(p) = &port.protocol {
+                if p != "tcp" && p != "udp" {
+                    self.report(
+                        o,
+                        &format!("spec.ports[{i}].protocol"),
+                        format!("unknown protocol `{p}`: expected `tcp` or `udp`"),
+                    );
+                }
+            }
+        }
+
+        let mut targets: HashMap<&str, usize> = HashMap::new();
+        for (i, mount) in spec.volumes.iter().enumerate() {
+            self.mount(o, i, mount);
+            if let Some(target) = mount.tmpfs.as_deref().or(mount.path.as_deref()) {
+                let target = target.trim_end_matches('/');
+                if let Some(first) = targets.insert(target, i) {
+                    self.report(
+                        o,
+                        &format!("spec.volumes[{i}]"),
+                        format!("two mounts at `{target}`: volumes[{first}] and volumes[{i}]"),
+                    );
+                }
+            }
+        }
+
+        if let Some(resources) = &spec.resources {
+            self.resources(o, resources);
+        }
+        if spec.healthcheck.is_some() {
+            self.report(o, "spec.healthcheck", "healthchecks are not supported yet");
+        }
+
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, dep) in spec.depends_on.iter().enumerate() {
+            let at = format!("spec.dependsOn[{i}]");
+            // Self-dependencies are reported as cycles.
+            if dep.name != o.name() {
+                self.reference(o, &format!("{at}.name"), Kind::Container, &dep.name);
+            }
+            if !seen.insert(dep.name.as_str()) {
+                self.report(
+                    o,
+                    &format!("{at}.name"),
+                    format!("`{}` is listed twice in `dependsOn`", dep.name),
+                );
+            }
+            if dep.condition == DependencyCondition::Healthy {
+                self.report(
+                    o,
+                    &format!("{at}.condition"),
+                    "`condition: healthy` is not supported yet (no healthchecks): use `started` or `completed`",
+                );
+            }
+        }
+    }
+
+    fn mount(&mut self, o: &Object, i: usize, m: &VolumeMount) {
+        let at = format!("spec.volumes[{i}]");
+        let sources: Vec<&str> = [
+            ("volume", m.volume.is_some()),
+            ("hostPath", m.host_path.is_some()),
+            ("tmpfs", m.tmpfs.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        match sources.as_slice() {
+            [] => self.report(
+                o,
+                &at,
+                "a mount needs exactly one of `volume`, `hostPath` or `tmpfs`, got none",
+            ),
+            [_] => {}
+            many => {
+                let listed: Vec<String> = many.iter().map(|s| format!("`{s}`")).collect();
+                self.report(
+                    o,
+                    &at,
+                    format!(
+                        "a mount needs exactly one of `volume`, `hostPath` or `tmpfs`, got {}",
+                        listed.join(" and ")
+                    ),
+                );
+            }
+        }
+        if let Some(volume) = &m.volume {
+            self.reference(o, &format!("{at}.volume"), Kind::Volume, volume);
+        }
+        if let Some(host) = &m.host_path {
+            if !is_absolute(host) {
+                self.report(
+                    o,
+                    &format!("{at}.hostPath"),
+                    format!("`hostPath` must be an absolute path, got `{host}`"),
+                );
+            }
+        }
+        if let Some(tmpfs) = &m.tmpfs {
+            if !is_absolute(tmpfs) {
+                self.report(
+                    o,
+                    &format!("{at}.tmpfs"),
+                    format!("`tmpfs` is the mount path inside the container and must be absolute, got `{tmpfs}`"),
+                );
+            }
+            if m.path.is_some() {
+                self.report(
+                    o,
+                    &format!("{at}.path"),
+                    "`path` is not used with `tmpfs`: the `tmpfs` value is the mount path",
+                );
+            }
+        }
+        if m.volume.is_some() || m.host_path.is_some() {
+            match &m.path {
+                None => self.report(
+                    o,
+                    &at,
+                    "missing `path`: the absolute path inside the container to mount at",
+                ),
+                Some(path) if !is_absolute(path) => self.report(
+                    o,
+                    &format!("{at}.path"),
+                    format!("`path` must be an absolute path inside the container, got `{path}`"),
+                ),
+                Some(_) => {}
+            }
+        }
+        match m.size {
+            Some(_) if m.tmpfs.is_none() => {
+                self.report(o, &format!("{at}.size"), "`size` applies only to `tmpfs` mounts")
+            }
+            Some(size) if size.0 == 0 => self.report(
+                o,
+                &format!("{at}.size"),
+                "a tmpfs `size` must be larger than 0 (leave it out for the kernel default)",
+            ),
+            _ => {}
+        }
+    }
+
+    fn resources(&mut self, o: &Object, r: &Resources) {
+        if let Some(shares) = r.cpu_shares {
+            if !CPU_SHARES.contains(&shares) {
+                self.report(
+                    o,
+                    "spec.resources.cpuShares",
+                    format!(
+                        "cpuShares must be between {} and {}, got {shares}",
+                        CPU_SHARES.start(),
+                        CPU_SHARES.end()
+                    ),
+                );
+            }
+        }
+        if r.pids == Some(0) {
+            self.report(o, "spec.resources.pids", "pids must be at least 1");
+        }
+        if let Some(memory) = r.memory {
+            if memory.0 < MIN_MEMORY {
+                self.report(
+                    o,
+                    "spec.resources.memory",
+                    format!("memory must be at least 6Mi (Docker's minimum), got {memory}"),
+                );
+            }
+        }
+    }
+
+    /// The same (kind, name) twice.
+    fn duplicates(&mut self) {
+        let mut first: HashMap<(Kind, &str), &Object> = HashMap::new();
+        for o in self.objects {
+            match first.get(&(o.kind(), o.name())) {
+                None => {
+                    first.insert((o.kind(), o.name()), o);
+                }
+                Some(earlier) => {
+                    let e = &earlier.origin;
+                    self.report(
+                        o,
+                        "metadata.name",
+                        format!(
+                            "{} `{}` is defined twice: here and at {}:{}:{}",
+                            o.kind(),
+                            o.name(),
+                            e.file,
+                            e.line,
+                            e.column
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `dependsOn` cycles among the containers of the set, each reported once.
+    fn cycles(&mut self) {
+        let mut graph: DiGraph<&Object, usize> = DiGraph::new();
+        let mut index: HashMap<&str, NodeIndex> = HashMap::new();
+        for o in self.objects {
+            if let Spec::Container(_) = o.spec {
+                index.entry(o.name()).or_insert_with(|| graph.add_node(o));
+            }
+        }
+        for &from in index.values() {
+            let Spec::Container(spec) = &graph[from].spec else {
+                continue;
+            };
+            for (i, dep) in spec.depends_on.iter().enumerate() {
+                if let Some(&to) = index.get(dep.name.as_str()) {
+                    graph.update_edge(from, to, i);
+                }
+            }
+        }
+        let mut found: Vec<(&Object, String, usize)> = Vec::new();
+        for scc in tarjan_scc(&graph) {
+            let cyclic = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
+            if !cyclic {
+                continue;
+            }
+            // Start at the smallest name so the report does not depend on order.
+            let Some(&start) = scc.iter().min_by_key(|n| graph[**n].name()) else {
+                continue;
+            };
+            let members: HashSet<NodeIndex> = scc.iter().copied().collect();
+            let path = shortest_cycle(&graph, start, &members);
+            let names: Vec<&str> = path.iter().map(|n| graph[*n].name()).collect();
+            let edge = path
+                .get(1)
+                .and_then(|next| graph.find_edge(start, *next))
+                .map(|e| graph[e])
+                .unwrap_or(0);
+            found.push((graph[start], names.join(" -> "), edge));
+        }
+        for (o, cycle, edge) in found {
+            self.report(
+                o,
+                &format!("spec.dependsOn[{edge}].name"),
+                format!("dependsOn cycle: {cycle}"),
+            );
+        }
+    }
+
+    /// Two published ports on the same host port and protocol.
+    fn ports(&mut self) {
+        let mut taken: HashMap<(u16, &str), (&Object, usize)> = HashMap::new();
+        let mut clashes = Vec::new();
+        for o in self.objects {
+            let Spec::Container(spec) = &o.spec else { continue };
+            for (i, port) in spec.ports.iter().enumerate() {
+                let proto = port.protocol.as_deref().unwrap_or("tcp");
+                match taken.get(&(port.host, proto)) {
+                    None => {
+                        taken.insert((port.host, proto), (o, i));
+                    }
+                    Some(&(first, _)) => clashes.push((o, i, first, port.host, proto)),
+                }
+            }
+        }
+        for (o, i, first, host, proto) in clashes {
+            let message = if std::ptr::eq(o, first) {
+                format!(
+                    "host port {host}/{proto} is published twice by Container `{}`",
+                    o.name()
+                )
+            } else {
+                format!(
+                    "host port {host}/{proto} is published by both Container `{}` ({}:{}) and Container `{}`",
+                    first.name(),
+                    first.origin.file,
+                    first.origin.line,
+                    o.name()
+                )
+            };
+            self.report(o, &format!("spec.ports[{i}].host"), message);
+        }
+    }
+}
+
+/// The shortest path from `start` back to itself inside one strongly connected
+/// component, as the list of nodes `start, …, start`.
+fn shortest_cycle(graph: &DiGraph<&Object, usize>, start: NodeIndex, members: &HashSet<NodeIndex>) -> Vec<NodeIndex> {
+    let mut previous: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(n) = queue.pop_front() {
+        let mut next: Vec<NodeIndex> = graph.neighbors(n).filter(|m| members.contains(m)).collect();
+        next.sort_by_key(|m| graph[*m].name());
+        for m in next {
+            if m == start {
+                // Walk back from `n` to `start`, then close the loop.
+                let mut path = vec![n];
+                let mut at = n;
+                while at != start {
+                    match previous.get(&at) {
+                        Some(&p) => at = p,
+                        None => break,
+                    }
+                    path.push(at);
+                }
+                path.reverse();
+                path.push(start);
+                return path;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = previous.entry(m) {
+                e.insert(n);
+                queue.push_back(m);
+            }
+        }
+    }
+    vec![start, start]
+}
+
+/// RFC 1123 label: 1–63 of `a-z`, `0-9`, `-`, starting and ending alphanumeric.
+pub fn is_dns_label(name: &str) -> bool {
+    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && ok_char(b[0])
+        && ok_char(b[b.len() - 1])
+        && b.iter().all(|&c| ok_char(c) || c == b'-')
+}
+
+/// Kubernetes' label key rules: an optional DNS-subdomain prefix and `/`, then
+/// a name of 1–63 alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric.
+fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(is_dns_label) {
+            return Err(format!(
+                "the prefix `{prefix}` must be a DNS subdomain such as `example.com`"
+            ));
+        }
+    }
+    let b = name.as_bytes();
+    let edge = |c: u8| c.is_ascii_alphanumeric();
+    if b.is_empty()
+        || b.len() > 63
+        || !edge(b[0])
+        || !edge(b[b.len() - 1])
+        || !b
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
+        return Err(
+            "the name must be 1 to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+fn is_absolute(path: &str) -> bool {
+    path.starts_with('/')
+}
+
+fn is_sha256_digest(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+}
+
+/// `1000` or `1000:1000`.
+fn is_numeric_user(user: &str) -> bool {
+    let numeric =
+        |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|c| c.is_ascii_digit()) && s.parse::<u32>().is_ok();
+    match user.split_once(':') {
+        Some((uid, gid)) => numeric(uid) && numeric(gid),
+        None => numeric(user),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load, parse_with_positions, validate, Source};
+
+    /// An Image `shop` and a Volume `data`, after the documents under test.
+    const COMMON: &str = "---\napiVersion: berth/v1\nkind: Image\nmetadata: {name: shop}\nspec: {import: /srv/shop.tar}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {name: data}\n";
+
+    fn check_with(text: &str, exists: &dyn Fn(Kind, &str) -> bool) -> Vec<Diagnostic> {
+        let sources = [Source {
+            file: "m.yaml".into(),
+            text: format!("{text}{COMMON}"),
+        }];
+        let (objects, positions) = parse_with_positions(&sources).unwrap_or_else(|d| panic!("{}", render(&d)));
+        validate_with_positions(&objects, &positions, exists)
+    }
+
+    fn check(text: &str) -> Vec<Diagnostic> {
+        check_with(text, &|_, _| false)
+    }
+
+    fn render(diagnostics: &[Diagnostic]) -> String {
+        diagnostics.iter().map(|d| format!("{d}\n")).collect()
+    }
+
+    /// The one diagnostic whose message contains `needle`.
+    fn find<'d>(diagnostics: &'d [Diagnostic], needle: &str) -> &'d Diagnostic {
+        let found: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.message.contains(needle)).collect();
+        match found.as_slice() {
+            [one] => one,
+            _ => panic!(
+                "expected one diagnostic containing {needle:?}, got:\n{}",
+                render(diagnostics)
+            ),
+        }
+    }
+
+    fn container(name: &str, spec: &str) -> String {
+        format!("apiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: shop\n{spec}")
+    }
+
+    #[test]
+    fn a_supported_stack_has_no_problems() {
+        let text = format!(
+            "{}---\n{}",
+            container(
+                "web",
+                "  command: [httpd, -f]\n  env: {MODE: prod}\n  user: \"1000:1000\"\n  network: none\n  volumes:\n    - {volume: data, path: /data}\n    - {hostPath: /srv/static, path: /static, readOnly: true}\n    - {tmpfs: /tmp, size: 64Mi}\n  resources: {cpus: 0.5, memory: 100Mi, pids: 200, cpuShares: 512}\n  dependsOn: [{name: db}]\n",
+            ),
+            container("db", "  dependsOn: [{name: init, condition: completed}]\n"),
+        );
+        let text = format!("{text}---\n{}", container("init", ""));
+        let d = check(&text);
+        assert!(d.is_empty(), "{}", render(&d));
+    }
+
+    #[test]
+    fn names_must_be_dns_labels_and_label_keys_sane() {
+        let long = "a".repeat(64);
+        let d = check(&format!(
+            "apiVersion: berth/v1\nkind: Volume\nmetadata: {{name: Web_1}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: {long}}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: ok\n  labels: {{app.kubernetes.io/name: x, -bad: y, good_key.1: z, /x: w}}\n"
+        ));
+        let e = find(&d, "name `Web_1` is not a DNS label");
+        assert_eq!((e.line, e.column, e.field.as_str()), (3, 18, "metadata.name"));
+        assert_eq!(e.snippet, "metadata: {name: Web_1}");
+        find(&d, &format!("name `{long}` is not a DNS label"));
+        let e = find(&d, "label key `-bad` is not valid");
+        assert_eq!((e.line, e.field.as_str()), (13, "metadata.labels.-bad"));
+        find(&d, "label key `/x` is not valid: the prefix");
+        assert_eq!(d.len(), 4, "{}", render(&d));
+    }
+
+    #[test]
+    fn duplicate_names_are_reported_with_both_places() {
+        let d = check("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: data}\n");
+        let e = find(&d, "Volume `data` is defined twice: here and at m.yaml:1:1");
+        assert_eq!((e.line, e.field.as_str()), (9 + 3, "metadata.name"));
+        // The same name in another kind is another object.
+        let d = check("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: shop}\n");
+        assert!(d.is_empty(), "{}", render(&d));
+    }
+
+    #[test]
+    fn references_to_undefined_objects_are_reported() {
+        let text = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: shpo\n  volumes:\n    - {volume: cache, path: /cache}\n  dependsOn:\n    - {name: db}\n";
+        let d = check(text);
+        let e = find(
+            &d,
+            "references Image `shpo`, which is not defined; did you mean `shop`?",
+        );
+        assert_eq!((e.line, e.column, e.field.as_str()), (5, 10, "spec.image"));
+        let e = find(&d, "references Volume `cache`, which is not defined");
+        assert_eq!((e.line, e.field.as_str()), (7, "spec.volumes[0].volume"));
+        let e = find(&d, "references Container `db`, which is not defined");
+        assert_eq!((e.line, e.field.as_str()), (9, "spec.dependsOn[0].name"));
+        assert_eq!(d.len(), 3, "{}", render(&d));
+
+        // Objects the daemon already knows satisfy references.
+        let known = |kind: Kind, name: &str| {
+            matches!(
+                (kind, name),
+                (Kind::Image, "shpo") | (Kind::Volume, "cache") | (Kind::Container, "db")
+            )
+        };
+        let d = check_with(text, &known);
+        assert!(d.is_empty(), "{}", render(&d));
+    }
+
+    #[test]
+    fn registry_references_are_not_supported_yet() {
+        let d = check("apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: docker.io/library/busybox:1.36}\n");
+        let e = find(&d, "registry references are not supported yet");
+        assert_eq!((e.line, e.field.as_str()), (4, "spec.image"));
+    }
+
+    #[test]
+    fn depends_on_cycles_are_named() {
+        let text = [
+            container("b", "  dependsOn: [{name: c}]\n"),
+            container("a", "  dependsOn: [{name: x}, {name: b}]\n"),
+            container("c", "  dependsOn: [{name: a}]\n"),
+            container("x", ""),
+            container("solo", "  dependsOn: [{name: solo}]\n"),
+        ]
+        .join("---\n");
+        let d = check(&text);
+        let e = find(&d, "dependsOn cycle: a -> b -> c -> a");
+        // Reported on `a`'s entry that leads into the cycle.
+        assert_eq!((e.line, e.field.as_str()), (13, "spec.dependsOn[1].name"));
+        let e = find(&d, "dependsOn cycle: solo -> solo");
+        assert_eq!((e.line, e.field.as_str()), (33, "spec.dependsOn[0].name"));
+        assert_eq!(d.len(), 2, "{}", render(&d));
+    }
+
+    #[test]
+    fn two_containers_publishing_the_same_host_port_are_named() {
+        let text = [
+            container("a", "  ports: [{host: 8080, container: 80}]\n"),
+            container(
+                "b",
+                "  ports: [{host: 8080, container: 8080}, {host: 8080, container: 81, protocol: udp}]\n",
+            ),
+        ]
+        .join("---\n");
+        let d = check(&text);
+        let e = find(
+            &d,
+            "host port 8080/tcp is published by both Container `a` (m.yaml:1) and Container `b`",
+        );
+        assert_eq!((e.line, e.field.as_str()), (13, "spec.ports[0].host"));
+        // udp is another port; ports themselves are not supported yet.
+        assert_eq!(
+            d.iter().filter(|d| d.message.contains("8080/")).count(),
+            1,
+            "{}",
+            render(&d)
+        );
+    }
+
+    #[test]
+    fn volume_mounts_need_one_source_and_absolute_paths() {
+        let d = check(&container(
+            "web",
+            "  volumes:\n    - {volume: data, hostPath: /srv, path: /a}\n    - {path: /b}\n    - {volume: data}\n    - {hostPath: srv, path: c}\n    - {tmpfs: tmp, size: 1Mi, path: /t}\n    - {volume: data, path: /e, size: 1Mi}\n",
+        ));
+        let e = find(&d, "got `volume` and `hostPath`");
+        assert_eq!((e.line, e.field.as_str()), (7, "spec.volumes[0]"));
+        let e = find(
+            &d,
+            "a mount needs exactly one of `volume`, `hostPath` or `tmpfs`, got none",
+        );
+        assert_eq!(e.line, 8);
+        let e = find(&d, "missing `path`");
+        assert_eq!((e.line, e.field.as_str()), (9, "spec.volumes[2]"));
+        let e = find(&d, "`hostPath` must be an absolute path, got `srv`");
+        assert_eq!((e.line, e.field.as_str()), (10, "spec.volumes[3].hostPath"));
+        find(&d, "`path` must be an absolute path inside the container, got `c`");
+        let e = find(
+            &d,
+            "`tmpfs` is the mount path inside the container and must be absolute",
+        );
+        assert_eq!(e.line, 11);
+        find(&d, "`path` is not used with `tmpfs`");
+        let e = find(&d, "`size` applies only to `tmpfs` mounts");
+        assert_eq!((e.line, e.field.as_str()), (12, "spec.volumes[5].size"));
+    }
+
+    #[test]
+    fn users_must_be_numeric() {
+        for ok in ["1000", "\"0:0\"", "\"65534:100\""] {
+            let d = check(&container("web", &format!("  user: {ok}\n")));
+            assert!(d.is_empty(), "{ok}: {}", render(&d));
+        }
+        let d = check(&container("web", "  user: nobody\n"));
+        let e = find(&d, "user `nobody`: user and group names are not supported yet");
+        assert_eq!((e.line, e.field.as_str()), (6, "spec.user"));
+        let d = check(&container("web", "  user: \"1000:staff\"\n"));
+        find(&d, "not supported yet: use a numeric `uid` or `uid:gid`");
+    }
+
+    #[test]
+    fn fields_berth_does_not_honour_yet_are_rejected() {
+        let text = format!(
+            "{}---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: backend}}\nspec: {{driver: bridge}}\n---\napiVersion: berth/v1\nkind: Image\nmetadata: {{name: pulled}}\nspec: {{reference: busybox, archive: /x.tar}}\n",
+            container(
+                "web",
+                "  networks: [backend]\n  network: host\n  ports: [{host: 80, container: 80}]\n  healthcheck: {exec: [true]}\n  dependsOn: [{name: db, condition: healthy}]\n---\n",
+            ) + &container("db", ""),
+        );
+        let d = check(&text);
+        for (needle, line, field) in [
+            ("joining networks (`networks`) is not supported yet", 6, "spec.networks"),
+            ("`network: host` is not supported yet", 7, "spec.network"),
+            ("publishing ports (`ports`) is not supported yet", 8, "spec.ports"),
+            ("healthchecks are not supported yet", 9, "spec.healthcheck"),
+            (
+                "`condition: healthy` is not supported yet",
+                10,
+                "spec.dependsOn[0].condition",
+            ),
+            ("Network objects are not supported yet", 19, "kind"),
+            (
+                "pulling from a registry (`reference`) is not supported yet",
+                26,
+                "spec.reference",
+            ),
+            (
+                "loading image archives (`archive`) is not supported yet",
+                26,
+                "spec.archive",
+            ),
+        ] {
+            let e = find(&d, needle);
+            assert_eq!((e.line, e.field.as_str()), (line, field), "{needle}");
+        }
+        find(&d, "an Image takes exactly one source, got `reference` and `archive`");
+        find(&d, "an Image needs `import`");
+        let d = check(&container("web", "  network: bridge\n"));
+        find(&d, "unknown network mode `bridge`: expected `none`");
+    }
+
+    #[test]
+    fn images_need_an_absolute_import_and_a_well_formed_digest() {
+        let d = check("apiVersion: berth/v1\nkind: Image\nmetadata: {name: img}\nspec:\n  import: rootfs.tar\n  digest: sha256:ABC\n");
+        let e = find(&d, "`import` must be an absolute path, got `rootfs.tar`");
+        assert_eq!((e.line, e.field.as_str()), (5, "spec.import"));
+        let e = find(&d, "digest `sha256:ABC` is malformed");
+        assert_eq!((e.line, e.field.as_str()), (6, "spec.digest"));
+        let d = check("apiVersion: berth/v1\nkind: Image\nmetadata: {name: img}\nspec: {}\n");
+        find(&d, "an Image needs `import`");
+    }
+
+    #[test]
+    fn volume_drivers_other_than_local_are_refused() {
+        let d = check("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: v}\nspec: {driver: nfs}\n");
+        let e = find(&d, "volume driver `nfs` is not supported");
+        assert_eq!((e.line, e.field.as_str()), (4, "spec.driver"));
+    }
+
+    #[test]
+    fn resource_limits_must_be_in_range() {
+        let d = check(&container(
+            "web",
+            "  resources:\n    cpuShares: 1\n    pids: 0\n    memory: 4Mi\n",
+        ));
+        let e = find(&d, "cpuShares must be between 2 and 262144, got 1");
+        assert_eq!((e.line, e.field.as_str()), (7, "spec.resources.cpuShares"));
+        let e = find(&d, "pids must be at least 1");
+        assert_eq!(e.line, 8);
+        let e = find(&d, "memory must be at least 6Mi (Docker's minimum), got 4Mi");
+        assert_eq!(e.line, 9);
+        let d = check(&container("web", "  resources: {cpuShares: 262145}\n"));
+        find(&d, "got 262145");
+    }
+
+    #[test]
+    fn commands_and_environments_must_be_usable() {
+        let d = check(&container(
+            "web",
+            "  command: [\"\", x]\n  env: {\"A=B\": x, \"\": y}\n",
+        ));
+        let e = find(&d, "the program to run must not be empty");
+        assert_eq!((e.line, e.field.as_str()), (6, "spec.command[0]"));
+        let e = find(&d, "environment variable name `A=B` must not contain `=`");
+        assert_eq!((e.line, e.field.as_str()), (7, "spec.env.A=B"));
+        find(&d, "environment variable names must not be empty");
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once_in_source_order() {
+        let text = [
+            container("Web", "  user: root\n  dependsOn: [{name: ghost}]\n"),
+            container("db", "  resources: {pids: 0}\n  volumes: [{tmpfs: /t, path: /t}]\n"),
+        ]
+        .join("---\n");
+        let d = check(&text);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [3, 6, 7, 14, 15], "{}", render(&d));
+    }
+
+    #[test]
+    fn without_positions_problems_are_located_at_the_object_origin() {
+        let sources = [Source {
+            file: "m.yaml".into(),
+            text: format!("{}{COMMON}", container("web", "  user: nobody\n")),
+        }];
+        let objects = crate::manifest::parse(&sources).unwrap();
+        let d = validate(&objects, &|_, _| false);
+        let e = find(&d, "user `nobody`");
+        assert_eq!(
+            (e.file.as_str(), e.line, e.column, e.field.as_str()),
+            ("m.yaml", 1, 1, "spec.user")
+        );
+
+        // `load` keeps positions, and reports parse problems before validating.
+        let d = load(&sources, &|_, _| false).unwrap_err();
+        assert_eq!(find(&d, "user `nobody`").line, 6);
+        assert_eq!(d[0].snippet, "  user: nobody");
+        let bad = [Source {
+            file: "m.yaml".into(),
+            text: "apiVersion: berth/v1\nkind: Volume\nmetadata: {name: Bad}\nspec: {drivr: x}\n".into(),
+        }];
+        let d = load(&bad, &|_, _| false).unwrap_err();
+        assert_eq!(d.len(), 1, "{}", render(&d));
+        find(&d, "unknown field `drivr`, did you mean `driver`?");
+    }
+}
