@@ -1025,24 +1025,3 @@ mod tests {
         assert_eq!(fx.store.list().unwrap(), vec![layer]);
     }
 }
-#[cfg(test)]
-mod scratch_real {
-    #[test]
-    fn scratch_real_tars() {
-        for p in ["/tmp/berth-real/gnu.tar", "/tmp/berth-real/pax.tgz"] {
-            let dir = tempfile::tempdir().unwrap();
-            let store = super::ImageStore::open(dir.path()).unwrap();
-            let t = std::time::Instant::now();
-            let layer = store.import(std::path::Path::new(p), None).unwrap();
-            eprintln!("{p}: {:?} in {:?}", layer, t.elapsed());
-            let out = std::process::Command::new("sh").arg("-c").arg(format!(
-                "cd {} && mkdir ref && tar --numeric-owner -xpf {p} -C ref && diff -r --no-dereference ref {} | head; find {} | wc -l; find ref | wc -l",
-                dir.path().display(), layer.dir.display(), layer.dir.display())).output().unwrap();
-            eprintln!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}

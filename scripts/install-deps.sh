@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what berth needs to build, test and run its examples on Debian.
+set -euo pipefail
+need=()
+for pkg in busybox-static libseccomp-dev pkg-config iproute2 procps file; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,219 @@
+//! Shared harness for the root-only tests: a daemon of its own per test (own
+//! root, run dir, socket, watch dir and so own cgroup prefix), the busybox
+//! test image, and a teardown that leaves nothing behind.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// Path of the busybox rootfs tar, made once per test binary.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar");
+        if !out.exists() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/busybox-rootfs.sh");
+            // Each test binary makes its own copy under a unique name, then renames.
+            let tmp = out.with_extension(format!("{}.tar", std::process::id()));
+            let st = Command::new(script).arg(&tmp).status().expect("run busybox-rootfs.sh");
+            assert!(st.success(), "busybox-rootfs.sh failed");
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        out
+    })
+}
+
+pub fn require_root() {
+    assert!(nix::unistd::geteuid().is_root(), "these tests drive real containers and must run as root");
+}
+
+pub struct Env {
+    pub name: String,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub run: PathBuf,
+    pub socket: PathBuf,
+    pub watch: PathBuf,
+    pub daemon: Option<Child>,
+}
+
+impl Env {
+    /// A fresh environment with its daemon started.
+    pub fn new(name: &str) -> Env {
+        require_root();
+        let dir = PathBuf::from(format!("/tmp/berth-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut env = Env {
+            name: name.to_string(),
+            root: dir.join("root"),
+            run: dir.join("run"),
+            socket: dir.join("run/berth.sock"),
+            watch: dir.join("watch"),
+            dir,
+            daemon: None,
+        };
+        env.start_daemon();
+        env
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(BERTH);
+        c.env("BERTH_ROOT", &self.root)
+            .env("BERTH_RUN", &self.run)
+            .env("BERTH_SOCKET", &self.socket)
+            .env("BERTH_WATCH", &self.watch)
+            .env("BERTH_LOG", "info");
+        c
+    }
+
+    pub fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
+        let child = self
+            .command()
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "daemon did not come up: {}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILLs the daemon (containers must survive).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs `berth ARGS`, returns the output.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.command().args(args).stdin(Stdio::null()).output().expect("run berth")
+    }
+
+    /// Runs `berth ARGS` and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes a manifest file into the env's dir and returns its path.
+    pub fn manifest(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The Image document for the busybox test image.
+    pub fn image_doc(&self) -> String {
+        format!("apiVersion: berth/v1\nkind: Image\nmetadata: {{name: busybox}}\nspec: {{import: {}}}\n", busybox_tar().display())
+    }
+
+    /// `get -o json` of one object.
+    pub fn view(&self, kind: &str, name: &str) -> serde_json::Value {
+        let out = self.ok(&["get", kind, name, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    }
+
+    /// Polls `get` until `pred` holds for the object, or panics after `secs`.
+    pub fn wait_for(&self, kind: &str, name: &str, secs: u64, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = self.berth(&["get", kind, name, "-o", "json"]);
+            if out.status.success() {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    if pred(&v[0]) {
+                        return v[0].clone();
+                    }
+                    assert!(Instant::now() < deadline, "timed out waiting on {kind}/{name}: {v}");
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting on {kind}/{name}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// This daemon's cgroup prefix (as runtime::Layout derives it).
+    pub fn cgroup_prefix(&self) -> String {
+        berth::runtime::Layout::new(self.root.clone(), self.run.clone()).prefix
+    }
+
+    pub fn log_text(&self, name: &str) -> String {
+        self.ok(&["logs", name])
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Delete everything through the daemon, as a user would, then make
+        // sure: kill what a failed test may have left and remove the dirs.
+        if self.daemon.is_some() {
+            if let Ok(out) = Command::new(BERTH)
+                .env("BERTH_ROOT", &self.root)
+                .env("BERTH_RUN", &self.run)
+                .env("BERTH_SOCKET", &self.socket)
+                .env("BERTH_WATCH", &self.watch)
+                .args(["get", "-o", "json"])
+                .output()
+            {
+                if let Ok(views) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) {
+                    let keys: Vec<String> = views
+                        .iter()
+                        .map(|v| format!("{}/{}", v["kind"].as_str().unwrap_or("").to_lowercase(), v["name"].as_str().unwrap_or("")))
+                        .collect();
+                    if !keys.is_empty() {
+                        let _ = self.command().arg("delete").args(&keys).output();
+                    }
+                }
+            }
+        }
+        self.kill_daemon();
+        force_cleanup(self);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Last resort after a failed test: kill the cgroups' processes, unmount,
+/// remove cgroups, so one failure does not fail the leak check for all.
+fn force_cleanup(env: &Env) {
+    let layout = berth::runtime::Layout::new(env.root.clone(), env.run.clone());
+    let rt = berth::runtime::Runtime::new(layout.clone(), PathBuf::from(BERTH));
+    for id in rt.list_run_dirs() {
+        // Shims of this env die with their containers.
+        let _ = rt.remove(&id);
+    }
+    berth::runtime::cgroup::remove_parent(&format!("/{}", layout.prefix));
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in mounts.lines() {
+            if let Some(mp) = line.split(' ').nth(4) {
+                if mp.starts_with(env.dir.to_str().unwrap()) {
+                    let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Real containers through the daemon: isolation, limits, replace, delete,
+//! live restore, restart, bad input, the watched directory, security.
+//! Run as root; each test has its own daemon and root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Env;
+
+fn container(name: &str, command: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: busybox\n  command: [\"sh\", \"-c\", {command:?}]\n  stopGracePeriod: 1s\n{extra}"
+    )
+}
+
+fn running(v: &serde_json::Value) -> bool {
+    v["status"] == "Running"
+}
+
+#[test]
+fn apply_runs_an_isolated_container() {
+    let env = Env::new("isolated");
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container("iso", "echo pid=$$; hostname; ps -o pid,comm | wc -l; ls /sys/class/net; sleep 1000", "")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let v = env.wait_for("container", "iso", 10, |v| running(v) && v["pid"].is_number());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = env.log_text("iso");
+        if log.lines().count() >= 4 || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "pid=1", "the command is pid 1: {log}");
+    assert_eq!(lines[1], "iso", "hostname is the container name: {log}");
+    // Header + sh + ps (+ wc may show): the host's processes are invisible.
+    let procs: usize = lines[2].trim().parse().unwrap();
+    assert!(procs <= 5, "only the container's processes are visible, saw {procs}: {log}");
+    assert_eq!(lines[3], "lo", "only lo exists: {log}");
+    // And on the host, the pid is real and in a different pid namespace.
+    let pid = v["pid"].as_i64().unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ctr_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_ne!(host_ns, ctr_ns);
+}
+
+#[test]
+fn memory_limit_is_set_and_a_hog_is_oom_killed() {
+    let env = Env::new("oom");
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        container("limited", "sleep 1000", "  resources: {memory: 24Mi, pids: 30, cpus: 0.5}\n"),
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {name: hog}\nspec:\n  image: busybox\n  command: [\"dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=128M\", \"count=1\"]\n  resources: {memory: 16Mi}\n  restartPolicy: never\n"
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "limited", 10, running);
+    let prefix = env.cgroup_prefix();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    let limit_file = if v1 {
+        format!("/sys/fs/cgroup/memory/{prefix}/limited/memory.limit_in_bytes")
+    } else {
+        format!("/sys/fs/cgroup/{prefix}/limited/memory.max")
+    };
+    assert_eq!(std::fs::read_to_string(&limit_file).unwrap().trim(), (24u64 << 20).to_string());
+    let hog = env.wait_for("container", "hog", 15, |v| v["exit"].is_object());
+    assert_eq!(hog["exit"]["oom_killed"], true, "{hog}");
+    assert_eq!(hog["exit"]["code"], 137, "{hog}");
+    assert!(hog["status"].as_str().unwrap().contains("OOMKilled"), "{hog}");
+    let described = env.ok(&["describe", "container/hog"]);
+    assert!(described.contains("OOMKilled"), "{described}");
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let env = Env::new("pids");
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container("forky", "i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i+1)); done; echo survived", "  resources: {pids: 10}\n  restartPolicy: never\n")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "forky", 15, |v| v["exit"].is_object());
+    let log = env.berth(&["logs", "forky"]);
+    let text = String::from_utf8_lossy(&log.stderr).into_owned() + &String::from_utf8_lossy(&log.stdout);
+    assert!(text.contains("can't fork"), "fork loop was not stopped: {text}");
+    assert!(!text.contains("survived"), "{text}");
+}
+
+#[test]
+fn a_changed_spec_replaces_the_container_and_diff_names_the_field() {
+    let env = Env::new("replace");
+    let doc = |mem: &str| format!("{}{}", env.image_doc(), container("web", "sleep 1000", &format!("  resources: {{memory: {mem}}}\n")));
+    let file = env.manifest("stack.yaml", &doc("32Mi"));
+    let f = file.to_str().unwrap();
+    env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
+    let before = env.view("container", "web")["pid"].as_i64().unwrap();
+
+    // Unchanged: diff exits 0 and a re-apply does nothing.
+    assert_eq!(env.berth(&["diff", "-f", f]).status.code(), Some(0));
+    assert!(env.ok(&["apply", "-f", f]).contains("no changes"));
+    assert_eq!(env.view("container", "web")["pid"].as_i64().unwrap(), before);
+
+    std::fs::write(&file, doc("48Mi")).unwrap();
+    let diff = env.berth(&["diff", "-f", f]);
+    assert_eq!(diff.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert!(text.contains("replace container/web") && text.contains("spec.resources.memory: 32Mi -> 48Mi"), "{text}");
+    env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
+    let after = env.view("container", "web");
+    assert_ne!(after["pid"].as_i64().unwrap(), before, "the container was replaced");
+    assert_eq!(after["spec"]["spec"]["resources"]["memory"], "48Mi");
+}
+
+#[test]
+fn delete_leaves_nothing_behind() {
+    let env = Env::new("delete");
+    let stack = format!(
+        "{}---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: vol}}\nspec: {{}}\n{}{}",
+        env.image_doc(),
+        container("a", "sleep 1000", "  volumes: [{volume: vol, path: /data}]\n  resources: {memory: 32Mi}\n"),
+        container("b", "sleep 1000", "  dependsOn: [{name: a}]\n")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    let f = file.to_str().unwrap();
+    env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
+    let pid = env.view("container", "a")["pid"].as_i64().unwrap();
+    env.ok(&["delete", "-f", f]);
+    assert!(env.ok(&["get"]).contains("No objects found"));
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "container process is gone");
+    let prefix = env.cgroup_prefix();
+    let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .filter(|h| h.path().join(&prefix).exists())
+        .map(|h| h.path())
+        .collect();
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.dir.to_str().unwrap()), "mounts left");
+    let left: Vec<_> = std::fs::read_dir(env.run.join("containers")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(left.is_empty(), "run dirs left: {left:?}");
+    let data: Vec<_> = std::fs::read_dir(env.root.join("containers")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(data.is_empty(), "container data left");
+    let layers: Vec<_> = std::fs::read_dir(env.root.join("images/layers")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(layers.is_empty(), "image layers left");
+    assert!(!env.root.join("volumes/vol").exists(), "volume left");
+}
+
+#[test]
+fn a_killed_daemon_is_restarted_and_adopts_running_containers() {
+    let mut env = Env::new("restore");
+    let stack = format!("{}{}", env.image_doc(), container("keep", "sleep 1000", "  restartPolicy: always\n"));
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let pid = env.view("container", "keep")["pid"].as_i64().unwrap();
+    env.kill_daemon();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container outlives the daemon");
+    env.start_daemon();
+    let v = env.wait_for("container", "keep", 10, running);
+    assert_eq!(v["pid"].as_i64().unwrap(), pid, "adopted, not restarted");
+    assert_eq!(v["restarts"], 0);
+    // A second daemon on the same root refuses to start.
+    let second = env.berth(&["daemon"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"), "{second:?}");
+}
+
+#[test]
+fn a_container_killed_by_hand_is_restarted_under_always() {
+    let env = Env::new("restart");
+    let stack = format!("{}{}", env.image_doc(), container("phoenix", "sleep 1000", "  restartPolicy: always\n"));
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let pid = env.view("container", "phoenix")["pid"].as_i64().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let v = env.wait_for("container", "phoenix", 15, |v| running(v) && v["restarts"] == 1);
+    assert_ne!(v["pid"].as_i64().unwrap(), pid);
+    let events = env.ok(&["describe", "container/phoenix"]);
+    assert!(events.contains("exited with code 137"), "{events}");
+}
+
+#[test]
+fn a_missing_command_is_reported_at_once() {
+    let env = Env::new("setupfail");
+    let stack = format!(
+        "{}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: broken}}\nspec:\n  image: busybox\n  command: [\"/no/such/binary\"]\n  restartPolicy: never\n",
+        env.image_doc()
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    let started = Instant::now();
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10), "a setup failure must not hang");
+    let v = env.view("container", "broken");
+    let status = v["status"].as_str().unwrap();
+    assert!(status.starts_with("Failed") && status.contains("/no/such/binary"), "{status}");
+}
+
+#[test]
+fn bad_manifests_are_rejected_whole_with_positions() {
+    let env = Env::new("badinput");
+    let stack = format!(
+        "{}{}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: bad}}\nspec:\n  image: nosuchimage\n  imagee: x\n  resources: {{memory: 100MB}}\n",
+        env.image_doc(),
+        container("fine", "sleep 1000", "")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stack.yaml:"), "errors name the file: {err}");
+    assert!(err.contains("imagee"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(env.ok(&["get"]).contains("No objects found"), "nothing was applied");
+    // diff reports errors with exit code 2
+    assert_eq!(env.berth(&["diff", "-f", file.to_str().unwrap()]).status.code(), Some(2));
+}
+
+#[test]
+fn a_watched_file_that_turns_invalid_keeps_its_containers() {
+    let env = Env::new("watch");
+    let good = format!("{}{}", env.image_doc(), container("watched", "sleep 1000", ""));
+    let file = env.watch.join("app.yaml");
+    std::fs::write(&file, &good).unwrap();
+    let v = env.wait_for("container", "watched", 20, running);
+    let pid = v["pid"].as_i64().unwrap();
+    std::fs::write(&file, "apiVersion: berth/v1\nkind: Container\nmetadata: {name: watched}\nspec: {image: [oops\n").unwrap();
+    // The error is recorded and the container is untouched.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = env.ok(&["describe", "container/watched"]);
+        if d.contains("Source error") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "source error not reported: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = env.view("container", "watched");
+    assert_eq!(v["pid"].as_i64().unwrap(), pid);
+    assert_eq!(v["status"], "Running");
+    // Removing the file deletes what it defined.
+    std::fs::remove_file(&file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !env.ok(&["get"]).contains("No objects found") {
+        assert!(Instant::now() < deadline, "objects of a removed file were not deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_container_cannot_raise_its_limits_or_reach_the_shim_binary() {
+    let env = Env::new("security");
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container(
+            "jail",
+            "echo 1000 > /sys/fs/cgroup/pids/pids.max 2>/dev/null && echo cgroup-writable || echo cgroup-readonly; grep -E 'NoNewPrivs|CapEff|Seccomp:' /proc/self/status; cat /proc/keys | wc -c; sleep 1000",
+            "  resources: {pids: 20}\n"
+        )
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = env.log_text("jail");
+        if log.lines().count() >= 5 || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if std::path::Path::new("/sys/fs/cgroup/pids").exists() {
+        assert!(log.contains("cgroup-readonly"), "{log}");
+    }
+    assert!(log.contains("NoNewPrivs:\t1"), "{log}");
+    assert!(log.contains("Seccomp:\t2"), "{log}");
+    assert!(log.contains("CapEff:\t00000000a80425fb"), "Docker's default capabilities: {log}");
+    assert!(log.lines().any(|l| l.trim() == "0"), "/proc/keys is masked: {log}");
+
+    // The shim runs from a sealed memfd, so nothing can write its executable.
+    let shims: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(env.run.to_str().unwrap()))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(!shims.is_empty(), "found the shim");
+    for pid in &shims {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert!(exe.to_string_lossy().contains("memfd:berth-shim"), "{exe:?}");
+        assert!(berth::runtime::sealed::exe_is_sealed(*pid));
+        let w = std::fs::OpenOptions::new().write(true).open(format!("/proc/{pid}/exe"));
+        assert!(w.is_err(), "the shim's executable must not be writable");
+    }
+    // A container whose entrypoint is /proc/self/exe cannot touch berth's binary.
+    let before = std::fs::read(common::BERTH).unwrap();
+    let evil = format!(
+        "{}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: evil}}\nspec:\n  image: busybox\n  command: [\"/proc/self/exe\"]\n  restartPolicy: never\n",
+        env.image_doc()
+    );
+    let file = env.manifest("evil.yaml", &evil);
+    let _ = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "evil", 15, |v| v["exit"].is_object() || v["status"].as_str().unwrap_or("").starts_with("Failed"));
+    assert_eq!(std::fs::read(common::BERTH).unwrap(), before, "berth's binary is unchanged");
+}
+
+#[test]
+fn run_streams_output_and_returns_the_exit_code() {
+    let env = Env::new("run");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", "echo hello-run; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-run\n");
+    // --rm removed it
+    assert!(!env.ok(&["ps", "-a"]).contains("run-"));
+
+    let name = env.ok(&["run", "-d", "--name", "bg", "-e", "X=42", "--memory", "32Mi", "busybox", "sh", "-c", "trap 'exit 0' TERM; echo x=$X; sleep 1000 & wait"]);
+    assert_eq!(name.trim(), "bg");
+    let ps = env.ok(&["ps"]);
+    assert!(ps.lines().any(|l| l.starts_with("bg ")), "{ps}");
+    env.wait_for("container", "bg", 10, running);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !env.log_text("bg").contains("x=42") {
+        assert!(Instant::now() < deadline, "env var not seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.ok(&["stop", "bg"]);
+    let ps_all = env.ok(&["ps", "-a"]);
+    assert!(ps_all.contains("Exited (0)"), "stopped by SIGTERM: {ps_all}");
+    // A name that exists is refused.
+    let again = env.berth(&["run", "-d", "--name", "bg", "busybox", "true"]);
+    assert_eq!(again.status.code(), Some(125));
+    // An image that does not exist is a clear error.
+    let missing = env.berth(&["run", "--rm", "nosuch", "true"]);
+    assert_eq!(missing.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nosuch"));
+}
