@@ -24,7 +24,11 @@ fn apply_runs_an_isolated_container() {
     let stack = format!(
         "{}{}",
         env.image_doc(),
-        container("iso", "echo pid=$$; hostname; ps -o pid,comm | wc -l; ls /sys/class/net; sleep 1000", "")
+        container(
+            "iso",
+            "echo pid=$$; hostname; ps -o pid,comm | wc -l; ls /sys/class/net; sleep 1000",
+            ""
+        )
     );
     let file = env.manifest("stack.yaml", &stack);
     env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
@@ -42,7 +46,10 @@ fn apply_runs_an_isolated_container() {
     assert_eq!(lines[1], "iso", "hostname is the container name: {log}");
     // Header + sh + ps (+ wc may show): the host's processes are invisible.
     let procs: usize = lines[2].trim().parse().unwrap();
-    assert!(procs <= 5, "only the container's processes are visible, saw {procs}: {log}");
+    assert!(
+        procs <= 5,
+        "only the container's processes are visible, saw {procs}: {log}"
+    );
     assert_eq!(lines[3], "lo", "only lo exists: {log}");
     // And on the host, the pid is real and in a different pid namespace.
     let pid = v["pid"].as_i64().unwrap();
@@ -70,7 +77,10 @@ fn memory_limit_is_set_and_a_hog_is_oom_killed() {
     } else {
         format!("/sys/fs/cgroup/{prefix}/limited/memory.max")
     };
-    assert_eq!(std::fs::read_to_string(&limit_file).unwrap().trim(), (24u64 << 20).to_string());
+    assert_eq!(
+        std::fs::read_to_string(&limit_file).unwrap().trim(),
+        (24u64 << 20).to_string()
+    );
     let hog = env.wait_for("container", "hog", 15, |v| v["exit"].is_object());
     assert_eq!(hog["exit"]["oom_killed"], true, "{hog}");
     assert_eq!(hog["exit"]["code"], 137, "{hog}");
@@ -85,7 +95,11 @@ fn pids_limit_stops_a_fork_loop() {
     let stack = format!(
         "{}{}",
         env.image_doc(),
-        container("forky", "i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i+1)); done; echo survived", "  resources: {pids: 10}\n  restartPolicy: never\n")
+        container(
+            "forky",
+            "i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i+1)); done; echo survived",
+            "  resources: {pids: 10}\n  restartPolicy: never\n"
+        )
     );
     let file = env.manifest("stack.yaml", &stack);
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
@@ -99,7 +113,13 @@ fn pids_limit_stops_a_fork_loop() {
 #[test]
 fn a_changed_spec_replaces_the_container_and_diff_names_the_field() {
     let env = Env::new("replace");
-    let doc = |mem: &str| format!("{}{}", env.image_doc(), container("web", "sleep 1000", &format!("  resources: {{memory: {mem}}}\n")));
+    let doc = |mem: &str| {
+        format!(
+            "{}{}",
+            env.image_doc(),
+            container("web", "sleep 1000", &format!("  resources: {{memory: {mem}}}\n"))
+        )
+    };
     let file = env.manifest("stack.yaml", &doc("32Mi"));
     let f = file.to_str().unwrap();
     env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
@@ -114,7 +134,10 @@ fn a_changed_spec_replaces_the_container_and_diff_names_the_field() {
     let diff = env.berth(&["diff", "-f", f]);
     assert_eq!(diff.status.code(), Some(1));
     let text = String::from_utf8_lossy(&diff.stdout);
-    assert!(text.contains("replace container/web") && text.contains("spec.resources.memory: 32Mi -> 48Mi"), "{text}");
+    assert!(
+        text.contains("replace container/web") && text.contains("spec.resources.memory: 32Mi -> 48Mi"),
+        "{text}"
+    );
     env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
     let after = env.view("container", "web");
     assert_ne!(after["pid"].as_i64().unwrap(), before, "the container was replaced");
@@ -127,7 +150,11 @@ fn delete_leaves_nothing_behind() {
     let stack = format!(
         "{}---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: vol}}\nspec: {{}}\n{}{}",
         env.image_doc(),
-        container("a", "sleep 1000", "  volumes: [{volume: vol, path: /data}]\n  resources: {memory: 32Mi}\n"),
+        container(
+            "a",
+            "sleep 1000",
+            "  volumes: [{volume: vol, path: /data}]\n  resources: {memory: 32Mi}\n"
+        ),
         container("b", "sleep 1000", "  dependsOn: [{name: a}]\n")
     );
     let file = env.manifest("stack.yaml", &stack);
@@ -136,7 +163,10 @@ fn delete_leaves_nothing_behind() {
     let pid = env.view("container", "a")["pid"].as_i64().unwrap();
     env.ok(&["delete", "-f", f]);
     assert!(env.ok(&["get"]).contains("No objects found"));
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "container process is gone");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "container process is gone"
+    );
     let prefix = env.cgroup_prefix();
     let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
         .unwrap()
@@ -147,11 +177,17 @@ fn delete_leaves_nothing_behind() {
     assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(env.dir.to_str().unwrap()), "mounts left");
-    let left: Vec<_> = std::fs::read_dir(env.run.join("containers")).map(|d| d.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(env.run.join("containers"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "run dirs left: {left:?}");
-    let data: Vec<_> = std::fs::read_dir(env.root.join("containers")).map(|d| d.flatten().collect()).unwrap_or_default();
+    let data: Vec<_> = std::fs::read_dir(env.root.join("containers"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(data.is_empty(), "container data left");
-    let layers: Vec<_> = std::fs::read_dir(env.root.join("images/layers")).map(|d| d.flatten().collect()).unwrap_or_default();
+    let layers: Vec<_> = std::fs::read_dir(env.root.join("images/layers"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(layers.is_empty(), "image layers left");
     assert!(!env.root.join("volumes/vol").exists(), "volume left");
 }
@@ -159,12 +195,19 @@ fn delete_leaves_nothing_behind() {
 #[test]
 fn a_killed_daemon_is_restarted_and_adopts_running_containers() {
     let mut env = Env::new("restore");
-    let stack = format!("{}{}", env.image_doc(), container("keep", "sleep 1000", "  restartPolicy: always\n"));
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container("keep", "sleep 1000", "  restartPolicy: always\n")
+    );
     let file = env.manifest("stack.yaml", &stack);
     env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
     let pid = env.view("container", "keep")["pid"].as_i64().unwrap();
     env.kill_daemon();
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container outlives the daemon");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlives the daemon"
+    );
     env.start_daemon();
     let v = env.wait_for("container", "keep", 10, running);
     assert_eq!(v["pid"].as_i64().unwrap(), pid, "adopted, not restarted");
@@ -172,17 +215,28 @@ fn a_killed_daemon_is_restarted_and_adopts_running_containers() {
     // A second daemon on the same root refuses to start.
     let second = env.berth(&["daemon"]);
     assert!(!second.status.success());
-    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"), "{second:?}");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already running"),
+        "{second:?}"
+    );
 }
 
 #[test]
 fn a_container_killed_by_hand_is_restarted_under_always() {
     let env = Env::new("restart");
-    let stack = format!("{}{}", env.image_doc(), container("phoenix", "sleep 1000", "  restartPolicy: always\n"));
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container("phoenix", "sleep 1000", "  restartPolicy: always\n")
+    );
     let file = env.manifest("stack.yaml", &stack);
     env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
     let pid = env.view("container", "phoenix")["pid"].as_i64().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let v = env.wait_for("container", "phoenix", 15, |v| running(v) && v["restarts"] == 1);
     assert_ne!(v["pid"].as_i64().unwrap(), pid);
     let events = env.ok(&["describe", "container/phoenix"]);
@@ -200,10 +254,16 @@ fn a_missing_command_is_reported_at_once() {
     let started = Instant::now();
     let out = env.berth(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
     assert!(!out.status.success());
-    assert!(started.elapsed() < Duration::from_secs(10), "a setup failure must not hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a setup failure must not hang"
+    );
     let v = env.view("container", "broken");
     let status = v["status"].as_str().unwrap();
-    assert!(status.starts_with("Failed") && status.contains("/no/such/binary"), "{status}");
+    assert!(
+        status.starts_with("Failed") && status.contains("/no/such/binary"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -223,7 +283,10 @@ fn bad_manifests_are_rejected_whole_with_positions() {
     assert!(err.contains("nothing was changed"), "{err}");
     assert!(env.ok(&["get"]).contains("No objects found"), "nothing was applied");
     // diff reports errors with exit code 2
-    assert_eq!(env.berth(&["diff", "-f", file.to_str().unwrap()]).status.code(), Some(2));
+    assert_eq!(
+        env.berth(&["diff", "-f", file.to_str().unwrap()]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -234,7 +297,11 @@ fn a_watched_file_that_turns_invalid_keeps_its_containers() {
     std::fs::write(&file, &good).unwrap();
     let v = env.wait_for("container", "watched", 20, running);
     let pid = v["pid"].as_i64().unwrap();
-    std::fs::write(&file, "apiVersion: berth/v1\nkind: Container\nmetadata: {name: watched}\nspec: {image: [oops\n").unwrap();
+    std::fs::write(
+        &file,
+        "apiVersion: berth/v1\nkind: Container\nmetadata: {name: watched}\nspec: {image: [oops\n",
+    )
+    .unwrap();
     // The error is recorded and the container is untouched.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -284,7 +351,10 @@ fn a_container_cannot_raise_its_limits_or_reach_the_shim_binary() {
     }
     assert!(log.contains("NoNewPrivs:\t1"), "{log}");
     assert!(log.contains("Seccomp:\t2"), "{log}");
-    assert!(log.contains("CapEff:\t00000000a80425fb"), "Docker's default capabilities: {log}");
+    assert!(
+        log.contains("CapEff:\t00000000a80425fb"),
+        "Docker's default capabilities: {log}"
+    );
     assert!(log.lines().any(|l| l.trim() == "0"), "/proc/keys is masked: {log}");
 
     // The shim runs from a sealed memfd, so nothing can write its executable.
@@ -314,8 +384,14 @@ fn a_container_cannot_raise_its_limits_or_reach_the_shim_binary() {
     );
     let file = env.manifest("evil.yaml", &evil);
     let _ = env.berth(&["apply", "-f", file.to_str().unwrap()]);
-    env.wait_for("container", "evil", 15, |v| v["exit"].is_object() || v["status"].as_str().unwrap_or("").starts_with("Failed"));
-    assert_eq!(std::fs::read(common::BERTH).unwrap(), before, "berth's binary is unchanged");
+    env.wait_for("container", "evil", 15, |v| {
+        v["exit"].is_object() || v["status"].as_str().unwrap_or("").starts_with("Failed")
+    });
+    assert_eq!(
+        std::fs::read(common::BERTH).unwrap(),
+        before,
+        "berth's binary is unchanged"
+    );
 }
 
 #[test]
@@ -329,7 +405,20 @@ fn run_streams_output_and_returns_the_exit_code() {
     // --rm removed it
     assert!(!env.ok(&["ps", "-a"]).contains("run-"));
 
-    let name = env.ok(&["run", "-d", "--name", "bg", "-e", "X=42", "--memory", "32Mi", "busybox", "sh", "-c", "trap 'exit 0' TERM; echo x=$X; sleep 1000 & wait"]);
+    let name = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "-e",
+        "X=42",
+        "--memory",
+        "32Mi",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo x=$X; sleep 1000 & wait",
+    ]);
     assert_eq!(name.trim(), "bg");
     let ps = env.ok(&["ps"]);
     assert!(ps.lines().any(|l| l.starts_with("bg ")), "{ps}");

@@ -86,7 +86,13 @@ pub fn parse_key(s: &str) -> Option<(Kind, String)> {
 
 async fn apply(State(engine): State<Arc<Engine>>, Json(req): Json<ApplyRequest>) -> ApiResult<Json<ApplyResponse>> {
     let stored = engine.store.desired().map_err(ApiError::internal)?;
-    let objects = match manifest::parse(&req.sources) {
+    // References may point at objects other sources already defined.
+    let exists = |kind: Kind, name: &str| {
+        stored
+            .iter()
+            .any(|o| o.kind == kind.as_str() && o.name == name && !(req.prune && o.source == req.source_id))
+    };
+    let objects = match manifest::load(&req.sources, &exists) {
         Ok(o) => o,
         Err(errors) => {
             return Ok(Json(ApplyResponse {
@@ -96,20 +102,6 @@ async fn apply(State(engine): State<Arc<Engine>>, Json(req): Json<ApplyRequest>)
         }
     };
     let in_set: HashSet<(Kind, String)> = objects.iter().map(|o| (o.kind(), o.name().to_string())).collect();
-    // References may point at objects other sources already defined.
-    let exists = |kind: Kind, name: &str| {
-        stored
-            .iter()
-            .any(|o| o.kind == kind.as_str() && o.name == name && !(req.prune && o.source == req.source_id))
-            || in_set.contains(&(kind, name.to_string()))
-    };
-    let errors = manifest::validate(&objects, &exists);
-    if !errors.is_empty() {
-        return Ok(Json(ApplyResponse {
-            errors,
-            ..Default::default()
-        }));
-    }
     let keys: Vec<String> = objects.iter().map(|o| key_string(o.kind(), o.name())).collect();
     if req.dry_run {
         let mut desired: Vec<Object> = engine

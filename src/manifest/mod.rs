@@ -40,11 +40,12 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.column, self.field, self.message
-        )?;
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        // YAML-level problems (syntax, refused input) have no field path.
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)?;
         if !self.snippet.is_empty() {
             for l in self.snippet.lines() {
                 write!(f, "\n    | {l}")?;

@@ -180,9 +180,9 @@ fn read_source(source: &Source, objects: &mut Vec<Object>, positions: &mut Posit
         file: file.to_owned(),
         line: p.at.line,
         column: p.at.column,
-        field: p.path,
-        snippet: source_line(text, p.at.line),
-        message: p.message,
+        field: printable(&p.path),
+        snippet: printable(&source_line(text, p.at.line)),
+        message: printable(&p.message),
     }));
 }
 
@@ -237,14 +237,11 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
             | BudgetBreach::MergeKeys { .. } => bomb(),
             _ => format!(
                 "refused: {}",
-                serde_saphyr::UserMessageFormatter.format_message(inner).escape_debug()
+                printable(&serde_saphyr::UserMessageFormatter.format_message(inner))
             ),
         },
         other => {
-            let message = serde_saphyr::UserMessageFormatter
-                .format_message(other)
-                .escape_debug()
-                .to_string();
+            let message = printable(&serde_saphyr::UserMessageFormatter.format_message(other));
             // The scanner enforces the flow nesting limit itself, with this wording.
             if message.contains("recursion limit") {
                 deep()
@@ -253,6 +250,20 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
             }
         }
     }
+}
+
+/// `text` with control characters other than tab escaped: diagnostics quote
+/// the user's text and end up on terminals.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn to_usize(v: u64) -> usize {
@@ -1519,6 +1530,50 @@ spec: {driver: local}
         let syntax = d.last().unwrap();
         assert_eq!((syntax.line, syntax.field.as_str()), (9, ""));
         assert!(syntax.message.contains("unclosed"), "{}", render(&d));
+
+        let d = errors("a: 1\nb: [1, 2\nc: 3\n");
+        assert_eq!(d[0].message, "illegal placement of ':' indicator");
+        assert_eq!((d[0].line, d[0].column), (3, 2));
+    }
+
+    #[test]
+    fn non_finite_numbers_are_text_for_text_fields_and_errors_for_numbers() {
+        let d = errors(
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: shop\n  command: [echo, .inf, 0x1F]\n  resources: {cpus: .nan}\n",
+        );
+        let e = find(&d, "malformed cpu quantity \".nan\"");
+        assert_eq!((e.line, e.field.as_str()), (7, "spec.resources.cpus"));
+        assert_eq!(d.len(), 1, "{}", render(&d));
+
+        let objects = parse(&[source(
+            "m.yaml",
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: shop, command: [echo, .inf, 0x1F]}\n",
+        )])
+        .unwrap();
+        let Spec::Container(c) = &objects[0].spec else {
+            panic!("not a container")
+        };
+        assert_eq!(c.command, ["echo", ".inf", "0x1F"]);
+    }
+
+    #[test]
+    fn diagnostics_display_as_file_line_column_field_and_snippet() {
+        let d = errors("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: v}\nspec: {drivr: x}\n");
+        assert_eq!(
+            d[0].to_string(),
+            "m.yaml:4:8: spec.drivr: unknown field `drivr`, did you mean `driver`?\n    | spec: {drivr: x}"
+        );
+        let d = errors("a: [1,\n");
+        assert!(d[0].to_string().starts_with("m.yaml:1:"), "{}", d[0]);
+        assert!(!d[0].to_string().contains(": :"), "{}", d[0]);
+    }
+
+    #[test]
+    fn control_characters_in_diagnostics_are_escaped() {
+        let d = errors("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: v}\nspec: {\"dr\\eiver\": x}\n");
+        assert_eq!(d[0].field, "spec.dr\\u{1b}iver");
+        assert!(d[0].message.starts_with("unknown field `dr\\u{1b}iver`"), "{}", d[0]);
+        assert!(!d[0].to_string().contains('\u{1b}'));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::parse::{did_you_mean, Positions};
+use super::parse::{did_you_mean, printable, Positions};
 use super::types::{
     ContainerSpec, DependencyCondition, ImageSpec, Kind, Object, Resources, Spec, VolumeMount, VolumeSpec,
 };
@@ -67,9 +67,9 @@ impl<'a> Validator<'a> {
             file: object.origin.file.clone(),
             line,
             column,
-            field: field.to_owned(),
-            message: message.into(),
-            snippet: self.positions.snippet(&object.origin.file, line),
+            field: printable(field),
+            message: printable(&message.into()),
+            snippet: printable(&self.positions.snippet(&object.origin.file, line)),
         });
     }
 

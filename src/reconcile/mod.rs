@@ -254,16 +254,15 @@ impl Engine {
         let desired = self.desired()?;
         let observed = self.observe(&desired)?;
         let plan = plan::plan(&desired, &observed);
-        let report = self.execute(plan).await;
-        for key in desired.iter().map(|o| ObjectKey::new(o.kind(), o.name())) {
-            // A desired object that converged has nothing pending any more.
-            if observed.objects.contains_key(&key) && !report.failed.iter().any(|l| l.contains(&key.to_string())) {
-                let live = self.store.live_get(key.kind.as_str(), &key.name).ok().flatten();
-                if live.is_some() {
-                    self.set_pending(&key, None);
-                }
+        let planned: HashSet<ObjectKey> = plan.graph.node_weights().map(|a| a.key.clone()).collect();
+        for o in &desired {
+            // Converged objects have nothing pending any more.
+            let key = ObjectKey::new(o.kind(), o.name());
+            if !planned.contains(&key) {
+                self.set_pending(&key, None);
             }
         }
+        let report = self.execute(plan).await;
         self.collect_layers();
         self.changed();
         Ok(report)

@@ -29,7 +29,10 @@ pub fn busybox_tar() -> &'static Path {
 }
 
 pub fn require_root() {
-    assert!(nix::unistd::geteuid().is_root(), "these tests drive real containers and must run as root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests drive real containers and must run as root"
+    );
 }
 
 pub struct Env {
@@ -73,7 +76,11 @@ impl Env {
     }
 
     pub fn start_daemon(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
         let child = self
             .command()
             .arg("daemon")
@@ -85,7 +92,11 @@ impl Env {
         self.daemon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not come up: {}", self.daemon_log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.daemon_log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -104,7 +115,11 @@ impl Env {
 
     /// Runs `berth ARGS`, returns the output.
     pub fn berth(&self, args: &[&str]) -> Output {
-        self.command().args(args).stdin(Stdio::null()).output().expect("run berth")
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth")
     }
 
     /// Runs `berth ARGS` and asserts success; returns stdout.
@@ -129,7 +144,10 @@ impl Env {
 
     /// The Image document for the busybox test image.
     pub fn image_doc(&self) -> String {
-        format!("apiVersion: berth/v1\nkind: Image\nmetadata: {{name: busybox}}\nspec: {{import: {}}}\n", busybox_tar().display())
+        format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: busybox}}\nspec: {{import: {}}}\n",
+            busybox_tar().display()
+        )
     }
 
     /// `get -o json` of one object.
@@ -140,7 +158,13 @@ impl Env {
     }
 
     /// Polls `get` until `pred` holds for the object, or panics after `secs`.
-    pub fn wait_for(&self, kind: &str, name: &str, secs: u64, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &self,
+        kind: &str,
+        name: &str,
+        secs: u64,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let out = self.berth(&["get", kind, name, "-o", "json"]);
@@ -183,7 +207,13 @@ impl Drop for Env {
                 if let Ok(views) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) {
                     let keys: Vec<String> = views
                         .iter()
-                        .map(|v| format!("{}/{}", v["kind"].as_str().unwrap_or("").to_lowercase(), v["name"].as_str().unwrap_or("")))
+                        .map(|v| {
+                            format!(
+                                "{}/{}",
+                                v["kind"].as_str().unwrap_or("").to_lowercase(),
+                                v["name"].as_str().unwrap_or("")
+                            )
+                        })
                         .collect();
                     if !keys.is_empty() {
                         let _ = self.command().arg("delete").args(&keys).output();
