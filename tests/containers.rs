@@ -439,3 +439,83 @@ fn run_streams_output_and_returns_the_exit_code() {
     assert_eq!(missing.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nosuch"));
 }
+
+#[test]
+fn logs_follow_tail_and_timestamps() {
+    let env = Env::new("logs");
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container(
+            "talker",
+            "for i in 1 2 3; do echo line$i; sleep 0.3; done; echo oops >&2",
+            "  restartPolicy: never\n"
+        )
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    // -f returns once the container has exited, with every line.
+    let started = Instant::now();
+    let out = env.berth(&["logs", "-f", "talker"]);
+    assert!(out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "line1\nline2\nline3\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let tail = env.ok(&["logs", "--tail", "1", "talker"]);
+    assert!(tail.is_empty(), "the last line went to stderr: {tail:?}");
+    let tail2 = env.berth(&["logs", "--tail", "2", "-t", "talker"]);
+    let text = String::from_utf8_lossy(&tail2.stdout);
+    assert!(text.starts_with("20") && text.trim_end().ends_with("line3"), "{text}");
+}
+
+#[test]
+fn a_crashing_container_backs_off_and_shows_restarting() {
+    let env = Env::new("backoff");
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container("crashy", "echo boom; exit 1", "  restartPolicy: on-failure\n")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let v = env.wait_for("container", "crashy", 20, |v| v["restarts"].as_u64().unwrap_or(0) >= 3);
+    let status = v["status"].as_str().unwrap();
+    assert!(status.starts_with("Restarting") || status == "Running", "{status}");
+    let events = env.ok(&["describe", "container/crashy"]);
+    // Each restart waits longer than the one before.
+    let delays: Vec<u64> = events
+        .lines()
+        .filter_map(|l| l.split("restarting in ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        delays.len() >= 2 && delays.windows(2).all(|w| w[1] > w[0]),
+        "backoff grows: {delays:?}\n{events}"
+    );
+}
+
+#[test]
+fn prune_removes_what_a_set_no_longer_defines() {
+    let env = Env::new("prune");
+    let two = format!(
+        "{}{}{}",
+        env.image_doc(),
+        container("keep", "sleep 1000", ""),
+        container("drop", "sleep 1000", "")
+    );
+    let file = env.manifest("stack.yaml", &two);
+    let f = file.to_str().unwrap();
+    env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
+    std::fs::write(
+        &file,
+        format!("{}{}", env.image_doc(), container("keep", "sleep 1000", "")),
+    )
+    .unwrap();
+    let diff = env.berth(&["diff", "--prune", "-f", f]);
+    assert!(
+        String::from_utf8_lossy(&diff.stdout).contains("delete container/drop"),
+        "{diff:?}"
+    );
+    env.ok(&["apply", "--prune", "-f", f]);
+    let get = env.ok(&["get", "containers"]);
+    assert!(get.contains("keep") && !get.contains("drop"), "{get}");
+}
