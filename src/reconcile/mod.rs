@@ -438,10 +438,7 @@ impl Engine {
                 let preds: Vec<NodeIndex> = plan.graph.neighbors_directed(n, Direction::Incoming).collect();
                 if let Some(failed) = preds.iter().find(|p| state[p] == State::Failed) {
                     let action = &plan.graph[n];
-                    let why = format!(
-                        "waiting for {} ({} failed)",
-                        plan.graph[*failed].key, plan.graph[*failed].verb
-                    );
+                    let why = format!("waiting for {}", plan.graph[*failed].key);
                     report.failed.push(format!("{} {}: {why}", action.verb, action.key));
                     self.set_pending(&action.key, Some(why));
                     state.insert(n, State::Failed);
