@@ -379,6 +379,7 @@ async fn run(State(engine): State<Arc<Engine>>, Json(req): Json<RunRequest>) -> 
         .store
         .apply(&source, &[("Container".into(), name.clone(), body)], false)
         .map_err(ApiError::internal)?;
+    tracing::debug!(container = %name, "run: stored");
     if let Err(message) = engine.run_now(&obj).await {
         // Nothing of a failed run stays behind.
         let _ = engine.store.delete_objects(&[("Container".into(), name.clone())]);
@@ -404,11 +405,13 @@ async fn run(State(engine): State<Arc<Engine>>, Json(req): Json<RunRequest>) -> 
             Probe::Exited(e) => Some(e),
             _ => None,
         };
+        tracing::debug!(container = %name, "run: exited");
         if rm {
             let _ = engine.store.delete_objects(&[("Container".into(), name.clone())]);
             if let Err(e) = engine.remove_now(&name).await {
                 tracing::warn!(container = %name, "run --rm cleanup: {e}");
             }
+            tracing::debug!(container = %name, "run: removed");
         }
         let _ = match exit {
             Some(e) => {

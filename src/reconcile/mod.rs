@@ -637,8 +637,10 @@ impl Engine {
         info.started_at = Some(now_millis());
         info.layer = Some(image_info.dir.clone());
         self.put_live(obj, hash, &info)?;
+        tracing::debug!(container = name, "start: shim spawning");
         match self.runtime.start(&cfg).await {
             Ok(started) => {
+                tracing::debug!(container = name, "start: container running");
                 info.run = Some(started.record);
                 self.put_live(obj, hash, &info)?;
                 self.event(&key, "Started", &format!("pid {}", started.record.init_pid));

@@ -323,23 +323,15 @@ impl Store {
                 message: r.get(5)?,
             })
         };
-        let rows: Vec<Event> = match object {
-            Some((kind, name)) => {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT id, time, kind, name, reason, message FROM events WHERE id > ?1 AND kind = ?2 AND name = ?3
-                     ORDER BY id DESC LIMIT ?4",
-                )?;
-                let rows = stmt.query_map(params![after_id, kind, name, limit as i64], map)?;
-                rows.collect::<std::result::Result<_, _>>()?
-            }
-            None => {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT id, time, kind, name, reason, message FROM events WHERE id > ?1 ORDER BY id DESC LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![after_id, limit as i64], map)?;
-                rows.collect::<std::result::Result<_, _>>()?
-            }
-        };
+        let (kind, name) = object.unzip();
+        // One statement for both cases: a NULL kind matches every object.
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, time, kind, name, reason, message FROM events
+             WHERE id > ?1 AND (?2 IS NULL OR (kind = ?2 AND name = ?3)) ORDER BY id DESC LIMIT ?4",
+        )?;
+        let rows: Vec<Event> = stmt
+            .query_map(params![after_id, kind, name, limit as i64], map)?
+            .collect::<std::result::Result<_, _>>()?;
         Ok(rows.into_iter().rev().collect())
     }
 }
