@@ -314,7 +314,7 @@ fn a_watched_file_that_turns_invalid_keeps_its_containers() {
     }
     let v = env.view("container", "watched");
     assert_eq!(v["pid"].as_i64().unwrap(), pid);
-    assert_eq!(v["status"], "Running");
+    assert_eq!(v["status"], "Running (manifest invalid)");
     // Removing the file deletes what it defined.
     std::fs::remove_file(&file).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -522,4 +522,32 @@ fn prune_removes_what_a_set_no_longer_defines() {
     env.ok(&["apply", "--prune", "-f", f]);
     let get = env.ok(&["get", "containers"]);
     assert!(get.contains("keep") && !get.contains("drop"), "{get}");
+}
+
+#[test]
+fn user_working_dir_env_and_volumes_reach_the_process() {
+    let env = Env::new("process");
+    let host_dir = env.dir.join("shared");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("greeting"), "from-host").unwrap();
+    let extra = format!(
+        "  user: \"1000:1001\"\n  workingDir: /tmp\n  env: {{GREETING: hi}}\n  restartPolicy: never\n  volumes:\n    - {{hostPath: {}, path: /shared, readOnly: true}}\n    - {{tmpfs: /scratch, size: 1Mi}}\n",
+        host_dir.display()
+    );
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container("proc", "echo $(id -u):$(id -g) $(pwd) $GREETING $(cat /shared/greeting); touch /shared/x 2>/dev/null || echo ro; df /scratch | tail -1", &extra)
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "proc", 15, |v| v["exit"].is_object());
+    let log = env.log_text("proc");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "1000:1001 /tmp hi from-host", "{log}");
+    assert_eq!(lines[1], "ro", "{log}");
+    assert!(
+        lines[2].contains("tmpfs") && lines[2].contains("1024"),
+        "a 1 MiB tmpfs: {log}"
+    );
 }

@@ -59,6 +59,7 @@ impl Engine {
     /// Views of all objects, optionally of one kind and/or name.
     pub fn views(self: &Arc<Self>, kind: Option<Kind>, name: Option<&str>) -> Result<Vec<ObjectView>> {
         let stored = self.store.desired()?;
+        let source_errors: BTreeMap<String, String> = self.store.source_errors()?.into_iter().collect();
         let desired = self.desired()?;
         let hashes = plan::spec_hashes(&desired);
         let live: BTreeMap<(String, String), _> = self
@@ -130,6 +131,10 @@ impl Engine {
             if !up_to_date && view.state == StatusKind::Ready && object.is_some() && rec.is_some() {
                 view.status.push_str(" (update pending)");
                 view.state = StatusKind::Progressing;
+            }
+            if view.source.as_ref().is_some_and(|s| source_errors.contains_key(s)) {
+                // Kept in its last good state; `describe` shows the error.
+                view.status.push_str(" (manifest invalid)");
             }
             out.push(view);
         }
