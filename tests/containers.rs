@@ -551,3 +551,41 @@ fn user_working_dir_env_and_volumes_reach_the_process() {
         "a 1 MiB tmpfs: {log}"
     );
 }
+
+#[test]
+fn a_dead_shim_or_a_death_while_the_daemon_is_down_is_handled_by_the_restart_policy() {
+    let mut env = Env::new("lost");
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        container("orphaned", "sleep 1000", "  restartPolicy: always\n"),
+        container("died", "sleep 1000", "  restartPolicy: always\n")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let orphan_pid = env.view("container", "orphaned")["pid"].as_i64().unwrap() as i32;
+    let died_pid = env.view("container", "died")["pid"].as_i64().unwrap() as i32;
+
+    // Kill the daemon, then the shim of one container and the process of the other.
+    env.kill_daemon();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.run.join("containers/orphaned/state.json")).unwrap()).unwrap();
+    let shim = state["shim_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(died_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    env.start_daemon();
+
+    // The orphan (alive without its shim) is killed and restarted under a new shim.
+    let v = env.wait_for("container", "orphaned", 15, |v| running(v) && v["restarts"] == 1);
+    assert_ne!(v["pid"].as_i64().unwrap() as i32, orphan_pid);
+    // Dead (at most a zombie until whoever inherited it reaps it).
+    assert_eq!(
+        berth::runtime::proc::start_time(orphan_pid),
+        None,
+        "the unsupervised process was killed"
+    );
+    // The one that died while the daemon was down is restarted per its policy.
+    let v = env.wait_for("container", "died", 15, |v| running(v) && v["restarts"] == 1);
+    assert_ne!(v["pid"].as_i64().unwrap() as i32, died_pid);
+}
