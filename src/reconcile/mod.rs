@@ -92,6 +92,8 @@ pub struct Engine {
     pass_lock: tokio::sync::Mutex<()>,
     /// Why a desired object is not (yet) what it should be; messages only.
     pending: Mutex<HashMap<ObjectKey, String>>,
+    /// Shim pids with a watcher task.
+    watched: Mutex<HashSet<i32>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -127,6 +129,7 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
             pass_lock: tokio::sync::Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashSet::new()),
         })
     }
 
@@ -269,7 +272,7 @@ impl Engine {
     }
 
     /// The plan a pass would run now, for `diff` (with `desired` overriding the store).
-    pub fn plan_for(&self, desired: &[Object]) -> Result<Plan> {
+    pub fn plan_for(self: &Arc<Self>, desired: &[Object]) -> Result<Plan> {
         let observed = self.observe(desired)?;
         Ok(plan::plan(desired, &observed))
     }
@@ -284,7 +287,7 @@ impl Engine {
             .unwrap_or(RestartPolicy::Never)
     }
 
-    fn observe(&self, desired: &[Object]) -> Result<Observed> {
+    fn observe(self: &Arc<Self>, desired: &[Object]) -> Result<Observed> {
         let mut observed = Observed::default();
         let hashes = plan::spec_hashes(desired);
         for rec in self.store.live_all()? {
@@ -336,11 +339,17 @@ impl Engine {
         Ok(observed)
     }
 
-    fn observe_container(&self, rec: &LiveRecord, policy: RestartPolicy) -> RunState {
+    fn observe_container(self: &Arc<Self>, rec: &LiveRecord, policy: RestartPolicy) -> RunState {
         let mut info: ContainerInfo = serde_json::from_str(&rec.info).unwrap_or_default();
         let key = ObjectKey::new(Kind::Container, rec.name.clone());
         let exit = match self.runtime.probe(&rec.name) {
-            Probe::Running(_) | Probe::Starting => return RunState::Running,
+            Probe::Running(run) => {
+                // A shim started by a daemon that died before it answered is
+                // adopted here; watching it twice is harmless (see watch_shim).
+                self.watch_shim(rec.name.clone(), run);
+                return RunState::Running;
+            }
+            Probe::Starting => return RunState::Running,
             Probe::Exited(exit) => exit,
             Probe::Lost { init_alive, .. } => {
                 // The shim died: its container cannot be supervised any more.
@@ -666,6 +675,14 @@ impl Engine {
 
     /// Watches a shim until it exits, then records the exit and wakes the loop.
     fn watch_shim(self: &Arc<Self>, name: String, run: RunRecord) {
+        if !self
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run.shim_pid)
+        {
+            return;
+        }
         let engine = self.clone();
         tokio::spawn(async move {
             if let Ok(fd) = runtime::pidfd_open(run.shim_pid) {
@@ -675,6 +692,11 @@ impl Engine {
                 }
             }
             runtime::reap_shim(run.shim_pid);
+            engine
+                .watched
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&run.shim_pid);
             engine.on_shim_exit(&name);
         });
     }
