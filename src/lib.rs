@@ -4,6 +4,8 @@
 //! `manifest`, `plan` (pure) · `store`, `runtime`, `image` · `reconcile` ·
 //! `api`, `client`, `daemon`, `cli`.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod api;
 pub mod cli;
 pub mod client;
