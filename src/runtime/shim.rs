@@ -130,6 +130,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         .with_detach(true)
         .build()
         .map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
+    tracing::debug!("container built");
     if let Some(pid) = container.pid() {
         if let Err(e) = bring_up_loopback(pid.as_raw()) {
             let _ = container.delete(true);
@@ -140,6 +141,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         let _ = container.delete(true);
         return Err(format!("cannot start container: {}", describe_error(&e)));
     }
+    tracing::debug!("container started");
     let pid = container.pid().ok_or("container has no pid after start")?.as_raw();
     let init_pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
     let me = std::process::id() as i32;
@@ -271,8 +273,19 @@ fn supervise(cfg: &ShimConfig, mut running: Running) {
         Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
         _ => (255, None),
     };
+    tracing::debug!("init exited, output drained");
     let oom_killed = cgroup::oom_killed(&cfg.cgroup_path);
-    let _ = running.container.delete(true);
+    // The init is reaped, so only its cgroup and libcontainer's state dir
+    // remain. libcontainer's delete() would rebuild a cgroup manager (a
+    // mountinfo parse per controller) to do the same rmdirs; on the exit path
+    // that is a millisecond the daemon (and `run --rm`) waits for.
+    let errors = cgroup::remove(&cfg.cgroup_path);
+    if !errors.is_empty() {
+        // The daemon's cleanup retries; say why here for the shim log.
+        eprintln!("berth-shim: {}", errors.join("; "));
+    }
+    let _ = std::fs::remove_dir_all(running.container.root.as_path());
+    tracing::debug!("container deleted");
     let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
     let exit = ExitRecord {
         code: code.0,
@@ -283,6 +296,7 @@ fn supervise(cfg: &ShimConfig, mut running: Running) {
     if let Ok(bytes) = serde_json::to_vec(&exit) {
         let _ = write_atomic(&cfg.exit_file, &bytes);
     }
+    tracing::debug!("exit recorded");
 }
 
 fn reap(pid: i32) -> WaitStatus {
