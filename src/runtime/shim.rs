@@ -218,7 +218,7 @@ fn describe_error(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn supervise(cfg: &ShimConfig, mut running: Running) {
+fn supervise(cfg: &ShimConfig, running: Running) {
     let mut log = OpenOptions::new().create(true).append(true).open(&cfg.log).ok();
     let mut splitters = [LineSplitter::default(), LineSplitter::default()];
     let mut open = [true, true];
