@@ -14,7 +14,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -85,7 +84,8 @@ fn report(r: &ShimReport) {
 }
 
 struct Running {
-    container: Container,
+    /// libcontainer's state dir of this container, removed after the exit.
+    state_dir: std::path::PathBuf,
     record: RunRecord,
     init_pidfd: OwnedFd,
     stdout: OwnedFd,
@@ -155,7 +155,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
     write_atomic(&cfg.state_file, &bytes).map_err(|e| format!("write {}: {e}", cfg.state_file.display()))?;
     Ok(Running {
-        container,
+        state_dir: container.root.clone(),
         record,
         init_pidfd,
         stdout: out_r,
@@ -284,7 +284,7 @@ fn supervise(cfg: &ShimConfig, running: Running) {
         // The daemon's cleanup retries; say why here for the shim log.
         eprintln!("berth-shim: {}", errors.join("; "));
     }
-    let _ = std::fs::remove_dir_all(running.container.root.as_path());
+    let _ = std::fs::remove_dir_all(&running.state_dir);
     tracing::debug!("container deleted");
     let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
     let exit = ExitRecord {
