@@ -504,7 +504,7 @@ fn print_ps(views: &[ObjectView]) {
         let command = v
             .spec
             .as_ref()
-            .and_then(|s| s.get("command"))
+            .and_then(|s| s.get("spec")?.get("command"))
             .and_then(|c| c.as_array())
             .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
             .unwrap_or_default();

@@ -65,6 +65,7 @@ pub fn main(shim_json: &Path) -> i32 {
             if let Ok(null) = File::open("/dev/null") {
                 let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
             }
+            release_setup_memory();
             supervise(&cfg, running);
             0
         }
@@ -161,6 +162,49 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         stdout: out_r,
         stderr: err_r,
     })
+}
+
+/// The shim stays resident for the container's whole life, but after setup
+/// it only runs a poll loop. Most of what setup touched (libcontainer, serde,
+/// libseccomp, the relocation tables) is read-only pages of mapped files: drop
+/// them from our page tables so the kernel faults back only what the loop
+/// uses, and return freed heap to the kernel.
+fn release_setup_memory() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms), Some(offset)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        // Only mappings of files (the executable and shared libraries).
+        let path = fields.nth(2).unwrap_or("");
+        if !path.starts_with('/') {
+            continue;
+        }
+        // Only pages never written: the text, and the first read-only segment
+        // (headers, rodata, relocation tables). The RELRO segment (also r--p,
+        // at a later offset) holds relocated pointers in private copies that
+        // dropping would revert to the file's unrelocated bytes.
+        let never_written = perms == "r-xp" || (perms == "r--p" && offset.trim_start_matches('0').is_empty());
+        if !never_written {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) else {
+            continue;
+        };
+        // SAFETY: the range is a file mapping that is never written (W^X
+        // text, or a file's first read-only segment); MADV_DONTNEED on it only
+        // drops page-table entries, and later accesses fault the same bytes
+        // back in from the file (the sealed memfd, or a library on disk).
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// A new network namespace has `lo` down; Docker brings it up. A forked
