@@ -45,7 +45,14 @@ pub fn manifest_files(dir: &Path) -> Vec<PathBuf> {
 
 pub async fn watch(engine: Arc<Engine>, dir: PathBuf) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut watcher = match notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Reading the directory ourselves raises open/access events; reacting
+        // to those would re-read it forever.
+        if let Ok(ev) = &res {
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+        }
         let _ = tx.send(());
     }) {
         Ok(w) => w,

@@ -104,6 +104,15 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Whether `policy` restarts a container that exited with `code`.
+pub(crate) fn wants_restart(policy: RestartPolicy, code: i32) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => code != 0,
+        RestartPolicy::Never => false,
+    }
+}
+
 fn now_millis() -> i64 {
     runtime::now_millis()
 }
@@ -247,7 +256,10 @@ impl Engine {
             .iter()
             .filter(|r| r.kind == "Container")
             .filter_map(|r| serde_json::from_str::<ContainerInfo>(&r.info).ok()?.next_restart_at)
-            .map(|at| Duration::from_millis((at - now).max(1) as u64))
+            // A restart already due was handled by the pass that just ran (or
+            // is waiting on something that will wake the loop itself).
+            .filter(|at| *at > now)
+            .map(|at| Duration::from_millis((at - now) as u64))
             .min()
     }
 
@@ -385,12 +397,7 @@ impl Engine {
         if info.failure.is_none() && info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at) {
             self.record_exit(&rec.name, &mut info, &exit, policy);
         }
-        let wants = match policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => exit.code != 0,
-            RestartPolicy::Never => false,
-        };
-        let due = wants && info.next_restart_at.is_none_or(|at| now_millis() >= at);
+        let due = wants_restart(policy, exit.code) && info.next_restart_at.is_none_or(|at| now_millis() >= at);
         RunState::Exited {
             code: exit.code,
             restart_due: due,
@@ -404,18 +411,14 @@ impl Engine {
             info.backoff_step = 0;
         }
         let delay = (BACKOFF_BASE_MS << info.backoff_step.min(16)).min(BACKOFF_MAX_MS);
-        info.next_restart_at = Some(now_millis() + delay);
+        let restarting = wants_restart(policy, exit.code);
+        info.next_restart_at = restarting.then(|| now_millis() + delay);
         info.last_exit = Some(exit.clone());
         info.run = None;
         let mut msg = format!("exited with code {}", exit.code);
         if exit.oom_killed {
             msg.push_str(" (OOMKilled)");
         }
-        let restarting = match policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => exit.code != 0,
-            RestartPolicy::Never => false,
-        };
         if restarting {
             msg.push_str(&format!("; restarting in {delay} ms"));
         }
@@ -643,6 +646,7 @@ impl Engine {
             _ => ContainerInfo::default(),
         };
         info.failure = None;
+        info.next_restart_at = None;
         info.started_at = Some(now_millis());
         info.layer = Some(image_info.dir.clone());
         self.put_live(obj, hash, &info)?;

@@ -172,11 +172,7 @@ impl Engine {
     }
 
     fn exited_status(&self, view: &mut ObjectView, exit: ExitRecord, policy: RestartPolicy) {
-        let restarting = match policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => exit.code != 0,
-            RestartPolicy::Never => false,
-        };
+        let restarting = super::wants_restart(policy, exit.code);
         let oom = if exit.oom_killed { ", OOMKilled" } else { "" };
         if restarting {
             set(

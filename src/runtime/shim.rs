@@ -44,6 +44,10 @@ pub fn main(shim_json: &Path) -> i32 {
             .with_max_level(tracing::Level::DEBUG)
             .try_init();
     }
+    // Started from the daemon's memfd, the kernel names us after its fd
+    // number; give ps, top and pgrep a name to find.
+    // SAFETY: PR_SET_NAME reads a nul-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-shim".as_ptr()) };
     // Leave the daemon's session so that its terminal's signals never reach us.
     let _ = nix::unistd::setsid();
     // libcontainer reads these from the caller's environment and would hand
