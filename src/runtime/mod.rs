@@ -24,6 +24,7 @@ pub mod spec;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -229,7 +230,7 @@ impl Runtime {
     /// container runs, or with the shim's setup error. A failure leaves nothing.
     pub async fn start(&self, cfg: &ContainerConfig) -> Result<Started> {
         let result = self.start_inner(cfg).await;
-        if result.is_err() && std::env::var_os("BERTH_SHIM_DEBUG").is_none() {
+        if result.is_err() {
             // Roll back: the shim cleans up after itself, but the bundle and
             // any half-made state are ours.
             let _ = self.cleanup(&cfg.id);
@@ -496,5 +497,3 @@ pub async fn wait_pidfd(pidfd: OwnedFd) -> std::io::Result<()> {
     let _ready = afd.readable().await?;
     Ok(())
 }
-
-use std::os::unix::process::CommandExt;
