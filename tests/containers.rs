@@ -589,3 +589,56 @@ fn a_dead_shim_or_a_death_while_the_daemon_is_down_is_handled_by_the_restart_pol
     let v = env.wait_for("container", "died", 15, |v| running(v) && v["restarts"] == 1);
     assert_ne!(v["pid"].as_i64().unwrap() as i32, died_pid);
 }
+
+#[test]
+fn a_daemon_killed_in_the_middle_of_an_apply_converges_after_restart() {
+    let mut env = Env::new("crash");
+    let mut stack = env.image_doc();
+    for i in 0..6 {
+        stack.push_str(&container(
+            &format!("c{i}"),
+            "sleep 1000",
+            "  resources: {memory: 32Mi}\n",
+        ));
+    }
+    let file = env.manifest("stack.yaml", &stack);
+    // Start the apply, then SIGKILL the daemon while it is creating containers.
+    let mut apply = env
+        .command()
+        .args(["apply", "-f", file.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.run.join("containers").exists() {
+        assert!(Instant::now() < deadline, "the apply never started a container");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    env.kill_daemon();
+    let _ = apply.wait();
+    env.start_daemon();
+    // The stored apply landed whole (one transaction); the restarted daemon finishes it.
+    for i in 0..6 {
+        env.wait_for("container", &format!("c{i}"), 20, running);
+    }
+    // Exactly one process per container: nothing was started twice.
+    let prefix = env.cgroup_prefix();
+    for i in 0..6 {
+        let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{prefix}/c{i}/cgroup.procs"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{prefix}/c{i}/cgroup.procs")))
+            .unwrap();
+        assert_eq!(procs.lines().count(), 1, "c{i}: {procs}");
+    }
+    let shims = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c).starts_with("berth-shim")
+                        && String::from_utf8_lossy(&c).contains(env.run.to_str().unwrap())
+                })
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(shims, 6, "one shim per container");
+}

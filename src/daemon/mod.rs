@@ -14,6 +14,23 @@ use crate::runtime::sealed::SealedExe;
 use crate::runtime::{Layout, Runtime};
 use crate::store::Store;
 
+/// Reaps every exited child: shims (their exits are seen through pidfds, which
+/// do not need the zombie) and orphaned container processes. The daemon waits
+/// on no child itself, so nothing else needs these exit statuses.
+async fn reap_children() {
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+        tracing::warn!("cannot watch SIGCHLD; exited shims stay zombies until the daemon exits");
+        return;
+    };
+    while sigchld.recv().await.is_some() {
+        while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
+}
+
 /// Gives freed heap back to the kernel once things settle after a change, so
 /// the idle daemon's RSS returns to its idle size.
 async fn trim_after_changes(mut changes: tokio::sync::watch::Receiver<u64>) {
@@ -59,6 +76,11 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o660))?;
     tracing::info!(root = %cfg.root.display(), socket = %cfg.socket.display(), "berth daemon ready");
 
+    // A container whose shim died is re-parented to us rather than to PID 1,
+    // so its cgroup is freed as soon as we kill and reap it.
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    tokio::spawn(reap_children());
     tokio::spawn(engine.clone().run_loop());
     tokio::spawn(trim_after_changes(engine.changes()));
     if let Some(dir) = cfg.watch.clone() {

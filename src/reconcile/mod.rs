@@ -236,10 +236,11 @@ impl Engine {
     /// The control loop: a pass on every wake-up, at due restarts, and periodically.
     pub async fn run_loop(self: Arc<Self>) {
         loop {
+            let pass_started = now_millis();
             if let Err(e) = self.reconcile().await {
                 tracing::error!("reconcile pass failed: {e}");
             }
-            let delay = self.next_due().unwrap_or(RESYNC).min(RESYNC);
+            let delay = self.next_due(pass_started).unwrap_or(RESYNC).min(RESYNC);
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(delay) => {}
@@ -247,8 +248,10 @@ impl Engine {
         }
     }
 
-    /// Time until the earliest pending restart.
-    fn next_due(&self) -> Option<Duration> {
+    /// Time until the earliest restart that was not yet due when the last
+    /// pass began (zero if it has come due since). Restarts that were due then
+    /// were started, or wait on something that wakes the loop itself.
+    fn next_due(&self, pass_started: i64) -> Option<Duration> {
         let now = now_millis();
         self.store
             .live_all()
@@ -256,10 +259,8 @@ impl Engine {
             .iter()
             .filter(|r| r.kind == "Container")
             .filter_map(|r| serde_json::from_str::<ContainerInfo>(&r.info).ok()?.next_restart_at)
-            // A restart already due was handled by the pass that just ran (or
-            // is waiting on something that will wake the loop itself).
-            .filter(|at| *at > now)
-            .map(|at| Duration::from_millis((at - now) as u64))
+            .filter(|at| *at > pass_started)
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
             .min()
     }
 

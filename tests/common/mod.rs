@@ -49,6 +49,7 @@ impl Env {
     /// A fresh environment with its daemon started.
     pub fn new(name: &str) -> Env {
         require_root();
+        become_subreaper();
         let dir = PathBuf::from(format!("/tmp/berth-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -223,7 +224,78 @@ impl Drop for Env {
         }
         self.kill_daemon();
         force_cleanup(self);
+        reap_orphans(&self.run);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Shims outlive the daemon that started them; when a test kills a daemon,
+/// its shims are re-parented to the nearest subreaper. On a host whose PID 1
+/// does not reap (as in some CI sandboxes) they would stay zombies, so the
+/// test process takes that role and reaps them (see `reap_orphans`).
+fn become_subreaper() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and affects only this process.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        // An orphaned container process killed by a daemon pins its cgroup
+        // until reaped, so reap orphans promptly, as a real init would.
+        std::thread::spawn(|| loop {
+            reap_orphan_zombies();
+            std::thread::sleep(Duration::from_millis(20));
+        });
+    });
+}
+
+/// Reaps zombies re-parented to this process, except `berth` processes: those
+/// are the tests' own children, which other threads wait for.
+fn reap_orphan_zombies() {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let mut rest = stat[close + 2..].split(' ');
+        let state = rest.next().unwrap_or("");
+        let ppid: i32 = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == me && state == "Z" && comm != "berth" {
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+    }
+}
+
+/// Waits (briefly) for this env's shims to end, reaping as they do.
+fn reap_orphans(run: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        reap_orphan_zombies();
+        let live_shims = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                let zombie = stat.rfind(')').is_some_and(|c| stat[c + 2..].starts_with('Z'));
+                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                !zombie && String::from_utf8_lossy(&cmdline).contains(run.to_str().unwrap())
+            })
+            .count();
+        if live_shims == 0 || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
