@@ -332,7 +332,7 @@ fn a_container_cannot_raise_its_limits_or_reach_the_shim_binary() {
         env.image_doc(),
         container(
             "jail",
-            "echo 1000 > /sys/fs/cgroup/pids/pids.max 2>/dev/null && echo cgroup-writable || echo cgroup-readonly; grep -E 'NoNewPrivs|CapEff|Seccomp:' /proc/self/status; cat /proc/keys | wc -c; sleep 1000",
+            "echo 1000 > /sys/fs/cgroup/pids/pids.max 2>/dev/null && echo cgroup-writable || echo cgroup-readonly; grep -E 'NoNewPrivs|CapEff|Seccomp:' /proc/self/status; cat /proc/keys | wc -c; unshare -n true 2>/dev/null && echo unshare-allowed || echo unshare-denied; sleep 1000",
             "  resources: {pids: 20}\n"
         )
     );
@@ -341,11 +341,12 @@ fn a_container_cannot_raise_its_limits_or_reach_the_shim_binary() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let log = loop {
         let log = env.log_text("jail");
-        if log.lines().count() >= 5 || Instant::now() > deadline {
+        if log.lines().count() >= 6 || Instant::now() > deadline {
             break log;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    assert!(log.contains("unshare-denied"), "seccomp refuses new namespaces: {log}");
     if std::path::Path::new("/sys/fs/cgroup/pids").exists() {
         assert!(log.contains("cgroup-readonly"), "{log}");
     }

@@ -18,6 +18,7 @@ pub mod cgroup;
 pub mod logs;
 pub mod proc;
 pub mod sealed;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 

@@ -7,7 +7,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::RuntimeError;
+use super::{seccomp, RuntimeError};
 
 /// Docker's default capability set (moby `oci/caps/defaults.go`).
 pub const DEFAULT_CAPS: [&str; 14] = [
@@ -45,69 +45,12 @@ pub const MASKED_PATHS: [&str; 12] = [
 
 pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// Syscalls Docker's default seccomp profile does not allow to a container
-/// without extra capabilities. Docker's profile is an allow-list; berth denies
-/// the same dangerous set explicitly so that new harmless syscalls keep working.
-const DENIED_SYSCALLS: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "fsconfig",
-    "fsmount",
-    "fsopen",
-    "fspick",
-    "get_kernel_syms",
-    "get_mempolicy",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mbind",
-    "mount",
-    "mount_setattr",
-    "move_mount",
-    "move_pages",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "open_tree",
-    "perf_event_open",
-    "pivot_root",
-    "process_vm_readv",
-    "process_vm_writev",
-    "ptrace",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "set_mempolicy",
-    "setns",
-    "settimeofday",
-    "swapoff",
-    "swapon",
-    "sysfs",
-    "_sysctl",
-    "umount2",
-    "unshare",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-];
-
 /// The namespace flags of clone(2) (CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC |
 /// NEWUSER | NEWPID | NEWNET | NEWTIME): Docker refuses them without SYS_ADMIN.
 const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0080;
+
+/// personality(2) values Docker allows: PER_LINUX, UNAME26 variants, and the query.
+const PERSONALITY_ALLOWED: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
 /// A bind, tmpfs or other mount inside the container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,20 +157,18 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
     }
 
     let mut seccomp_syscalls = vec![
-        json!({"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}),
-        // glibc falls back to clone(2), whose flags the rules below can inspect.
+        json!({"names": seccomp::ALLOWED, "action": "SCMP_ACT_ALLOW"}),
+        // glibc falls back to clone(2), whose flags the rule below can inspect.
         json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+        // clone without any namespace flag. libcontainer reads a MASKED_EQ
+        // rule as (arg & valueTwo) == value, the reverse of runc's order, so
+        // the mask goes in valueTwo; every fork in every test depends on it.
+        json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 0, "valueTwo": CLONE_NAMESPACE_FLAGS, "op": "SCMP_CMP_MASKED_EQ"}]}),
     ];
-    // seccomp can only test `(arg & mask) == value`, so "any namespace flag
-    // set" becomes one rule per flag.
-    for flag in (0..64)
-        .map(|bit| 1u64 << bit)
-        .filter(|f| CLONE_NAMESPACE_FLAGS & f != 0)
-    {
-        seccomp_syscalls.push(
-            json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
-            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}),
-        );
+    for value in PERSONALITY_ALLOWED {
+        seccomp_syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]}));
     }
 
     let spec = json!({
@@ -251,7 +192,8 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": readonly,
             "seccomp": {
-                "defaultAction": "SCMP_ACT_ALLOW",
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "defaultErrnoRet": libc::EPERM,
                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
                 "syscalls": seccomp_syscalls
             }
@@ -306,15 +248,42 @@ mod tests {
     }
 
     #[test]
-    fn clone_rules_deny_each_namespace_flag() {
+    fn seccomp_denies_by_default_and_allows_clone_only_without_namespace_flags() {
         let spec = build(&config(), "/r", "/berth-x/web", &HostInfo::default()).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
-        let clone_rules: Vec<&Value> = v["linux"]["seccomp"]["syscalls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["names"] == json!(["clone"]))
-            .collect();
-        assert_eq!(clone_rules.len(), CLONE_NAMESPACE_FLAGS.count_ones() as usize);
+        let seccomp = &v["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        let rules = seccomp["syscalls"].as_array().unwrap();
+        let clone: Vec<&Value> = rules.iter().filter(|r| r["names"] == json!(["clone"])).collect();
+        assert_eq!(clone.len(), 1);
+        assert_eq!(clone[0]["args"][0]["valueTwo"], json!(CLONE_NAMESPACE_FLAGS));
+        let allowed = &rules[0]["names"];
+        for name in ["read", "execve", "wait4", "socket"] {
+            assert!(allowed.as_array().unwrap().contains(&json!(name)), "{name}");
+        }
+        for name in ["mount", "unshare", "setns", "ptrace", "bpf", "clone", "keyctl"] {
+            assert!(!allowed.as_array().unwrap().contains(&json!(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_x86_64_syscall_is_either_allowed_or_denied() {
+        // A newer kernel header adds syscalls; each needs a decision here.
+        let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h") else {
+            return;
+        };
+        let conditional = ["clone", "clone3", "personality"];
+        for name in header
+            .lines()
+            .filter_map(|l| l.strip_prefix("#define __NR_"))
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let allowed = seccomp::ALLOWED.contains(&name);
+            let denied = seccomp::DENIED.contains(&name);
+            assert!(
+                allowed ^ denied || conditional.contains(&name),
+                "{name}: allowed={allowed} denied={denied}"
+            );
+        }
     }
 }
