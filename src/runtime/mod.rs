@@ -241,8 +241,12 @@ impl Runtime {
 
     async fn start_inner(&self, cfg: &ContainerConfig) -> Result<Started> {
         let id = cfg.id.as_str();
-        // A previous run's leftovers (exit record, bundle) go first.
-        self.cleanup(id)?;
+        // A previous run's leftovers (exit record, bundle, a crashed shim's
+        // mount or cgroup) go first. Cleanup removes the run dir last, so
+        // without one there is nothing to clean.
+        if self.layout.run_dir(id).exists() || self.layout.lc_root().join(id).exists() {
+            self.cleanup(id)?;
+        }
         let l = &self.layout;
         let data = l.data_dir(id);
         for dir in [

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -211,43 +211,47 @@ fn release_setup_memory() {
     unsafe { libc::malloc_trim(0) };
 }
 
-/// A new network namespace has `lo` down; Docker brings it up. A forked
-/// child joins the init's namespace so the shim itself stays where it is.
+/// A new network namespace has `lo` down; Docker brings it up. A socket
+/// belongs to the namespace it was created in, so the shim steps into the
+/// init's namespace just long enough to create one, steps back, and sets the
+/// flag through it (no helper process; the shim is single-threaded here).
 fn bring_up_loopback(init_pid: i32) -> Result<(), String> {
-    let ns = File::open(format!("/proc/{init_pid}/ns/net")).map_err(|e| format!("open netns: {e}"))?;
-    // SAFETY: the shim is single-threaded here, so the child may run any code.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        nix::unistd::ForkResult::Child => {
-            let ok = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() && set_lo_up();
-            // SAFETY: _exit skips the parent's atexit handlers and buffers, as a forked child must.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-        }
-        nix::unistd::ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            other => Err(format!("helper ended with {other:?}")),
-        },
+    let target = File::open(format!("/proc/{init_pid}/ns/net")).map_err(|e| format!("open netns: {e}"))?;
+    let own = File::open("/proc/self/ns/net").map_err(|e| format!("open own netns: {e}"))?;
+    nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
+    // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let created = std::io::Error::last_os_error();
+    if let Err(e) = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET) {
+        // Staying in the container's namespace would be worse than failing.
+        eprintln!("berth-shim: cannot return to the host network namespace: {e}");
+        std::process::exit(1);
     }
+    if raw < 0 {
+        return Err(format!("socket: {created}"));
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_lo_up(sock.as_raw_fd()).map_err(|e| format!("lo up: {e}"))
 }
 
-fn set_lo_up() -> bool {
-    // SAFETY: plain socket/ioctl calls on a zeroed ifreq naming "lo"; the fd is closed below.
-    unsafe {
-        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if sock < 0 {
-            return false;
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        let mut ok = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0;
-        if ok {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            ok = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0;
-        }
-        libc::close(sock);
-        ok
+fn set_lo_up(sock: i32) -> std::io::Result<()> {
+    // SAFETY: a zeroed ifreq is a valid value; the name is "lo" plus its nul.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
     }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// libcontainer wraps the useful message (e.g. "executable not found") in

@@ -194,7 +194,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
             "seccomp": {
                 "defaultAction": "SCMP_ACT_ERRNO",
                 "defaultErrnoRet": libc::EPERM,
-                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "architectures": ["SCMP_ARCH_X86_64"],
                 "syscalls": seccomp_syscalls
             }
         }
