@@ -63,6 +63,14 @@ pub struct ImageInfo {
     pub dir: PathBuf,
 }
 
+/// Whether observing may act on what it finds: record exits, adopt shims,
+/// and kill what a dead shim left. `diff` only looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Observe {
+    AndRecord,
+    Only,
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PassReport {
@@ -268,7 +276,7 @@ impl Engine {
     pub async fn reconcile(self: &Arc<Self>) -> Result<PassReport> {
         let _pass = self.pass_lock.lock().await;
         let desired = self.desired()?;
-        let observed = self.observe(&desired)?;
+        let observed = self.observe(&desired, Observe::AndRecord)?;
         let plan = plan::plan(&desired, &observed);
         let planned: HashSet<ObjectKey> = plan.graph.node_weights().map(|a| a.key.clone()).collect();
         for o in &desired {
@@ -286,7 +294,7 @@ impl Engine {
 
     /// The plan a pass would run now, for `diff` (with `desired` overriding the store).
     pub fn plan_for(self: &Arc<Self>, desired: &[Object]) -> Result<Plan> {
-        let observed = self.observe(desired)?;
+        let observed = self.observe(desired, Observe::Only)?;
         Ok(plan::plan(desired, &observed))
     }
 
@@ -300,7 +308,7 @@ impl Engine {
             .unwrap_or(RestartPolicy::Never)
     }
 
-    fn observe(self: &Arc<Self>, desired: &[Object]) -> Result<Observed> {
+    fn observe(self: &Arc<Self>, desired: &[Object], mode: Observe) -> Result<Observed> {
         let mut observed = Observed::default();
         let hashes = plan::spec_hashes(desired);
         for rec in self.store.live_all()? {
@@ -320,7 +328,7 @@ impl Engine {
                         .map(|_| RunState::Present),
                     Kind::Volume => self.volume_dir(&rec.name).is_dir().then_some(RunState::Present),
                     Kind::Network => Some(RunState::Present),
-                    Kind::Container => Some(self.observe_container(&rec, Self::policy_of(desired, &rec.name))),
+                    Kind::Container => Some(self.observe_container(&rec, Self::policy_of(desired, &rec.name), mode)),
                 }
             };
             if let Some(state) = state {
@@ -352,18 +360,27 @@ impl Engine {
         Ok(observed)
     }
 
-    fn observe_container(self: &Arc<Self>, rec: &LiveRecord, policy: RestartPolicy) -> RunState {
+    fn observe_container(self: &Arc<Self>, rec: &LiveRecord, policy: RestartPolicy, mode: Observe) -> RunState {
         let mut info: ContainerInfo = serde_json::from_str(&rec.info).unwrap_or_default();
         let key = ObjectKey::new(Kind::Container, rec.name.clone());
         let exit = match self.runtime.probe(&rec.name) {
             Probe::Running(run) => {
                 // A shim started by a daemon that died before it answered is
                 // adopted here; watching it twice is harmless (see watch_shim).
-                self.watch_shim(rec.name.clone(), run);
+                if mode == Observe::AndRecord {
+                    self.watch_shim(rec.name.clone(), run);
+                }
                 return RunState::Running;
             }
             Probe::Starting => return RunState::Running,
             Probe::Exited(exit) => exit,
+            Probe::Lost { .. } if mode == Observe::Only => {
+                // What a pass would find: an exit to handle by the policy.
+                return RunState::Exited {
+                    code: 255,
+                    restart_due: wants_restart(policy, 255),
+                };
+            }
             Probe::Lost { init_alive, .. } => {
                 // The shim died: its container cannot be supervised any more.
                 if init_alive {
@@ -395,7 +412,15 @@ impl Engine {
                 },
             },
         };
-        if info.failure.is_none() && info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at) {
+        let unrecorded = info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at);
+        if info.failure.is_none() && unrecorded {
+            if mode == Observe::Only {
+                // A pass would record it now and schedule the restart.
+                return RunState::Exited {
+                    code: exit.code,
+                    restart_due: false,
+                };
+            }
             self.record_exit(&rec.name, &mut info, &exit, policy);
         }
         let due = wants_restart(policy, exit.code) && info.next_restart_at.is_none_or(|at| now_millis() >= at);
