@@ -643,3 +643,45 @@ fn a_daemon_killed_in_the_middle_of_an_apply_converges_after_restart() {
         .count();
     assert_eq!(shims, 6, "one shim per container");
 }
+
+#[test]
+fn run_rm_removes_detached_containers_and_survives_a_daemon_restart() {
+    let mut env = Env::new("autorm");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let gone = |env: &Env, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while env
+            .ok(&["ps", "-a"])
+            .lines()
+            .any(|l| l.starts_with(&format!("{name} ")))
+        {
+            assert!(Instant::now() < deadline, "{name} was not removed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Detached: nobody waits for the exit, the daemon removes it.
+    assert_eq!(
+        env.ok(&["run", "-d", "--rm", "--name", "detached", "busybox", "sleep", "0.2"])
+            .trim(),
+        "detached"
+    );
+    gone(&env, "detached");
+    // Foreground, but the daemon dies before the exit: the next daemon removes it.
+    let mut client = env
+        .command()
+        .args(["run", "--rm", "--name", "orphan", "busybox", "sleep", "0.5"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.ok(&["ps"]).contains("orphan") {
+        assert!(Instant::now() < deadline, "orphan never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.kill_daemon();
+    let _ = client.wait();
+    std::thread::sleep(Duration::from_millis(700));
+    env.start_daemon();
+    gone(&env, "orphan");
+    assert!(!env.run.join("containers/orphan").exists());
+}

@@ -380,10 +380,15 @@ async fn run(State(engine): State<Arc<Engine>>, Json(req): Json<RunRequest>) -> 
         .apply(&source, &[("Container".into(), name.clone(), body)], false)
         .map_err(ApiError::internal)?;
     tracing::debug!(container = %name, "run: stored");
+    if !req.detach {
+        // This handler reports the exit and removes the container itself.
+        engine.attach(&name);
+    }
     if let Err(message) = engine.run_now(&obj).await {
         // Nothing of a failed run stays behind.
         let _ = engine.store.delete_objects(&[("Container".into(), name.clone())]);
         let _ = engine.remove_now(&name).await;
+        engine.detach(&name);
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
     }
     let (tx, rx) = mpsc::channel(256);
@@ -413,6 +418,7 @@ async fn run(State(engine): State<Arc<Engine>>, Json(req): Json<RunRequest>) -> 
             }
             tracing::debug!(container = %name, "run: removed");
         }
+        engine.detach(&name);
         let _ = match exit {
             Some(e) => {
                 tx.send(RunEvent::Exited {
@@ -473,11 +479,14 @@ fn run_object(req: &RunRequest) -> ApiResult<Object> {
         cpus,
         ..Default::default()
     });
+    let mut labels = std::collections::BTreeMap::new();
+    if req.rm {
+        // Lets a pass remove it after an exit nobody is attached to (a
+        // detached run, or a daemon restart mid-run).
+        labels.insert(crate::reconcile::AUTOREMOVE_LABEL.to_string(), "true".to_string());
+    }
     Ok(Object {
-        metadata: Metadata {
-            name,
-            labels: Default::default(),
-        },
+        metadata: Metadata { name, labels },
         spec: Spec::Container(ContainerSpec {
             image: req.image.clone(),
             command: req.command.clone(),

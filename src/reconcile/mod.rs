@@ -102,6 +102,9 @@ pub struct Engine {
     pending: Mutex<HashMap<ObjectKey, String>>,
     /// Shim pids with a watcher task.
     watched: Mutex<HashSet<i32>>,
+    /// Containers a client is attached to (`run` in the foreground), which
+    /// handles their exit and removal itself.
+    attached: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -111,6 +114,9 @@ impl std::fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
+
+/// Label of containers made by `run --rm`: removed once they exit for good.
+pub const AUTOREMOVE_LABEL: &str = "berth.io/autoremove";
 
 /// Whether `policy` restarts a container that exited with `code`.
 pub(crate) fn wants_restart(policy: RestartPolicy, code: i32) -> bool {
@@ -147,6 +153,7 @@ impl Engine {
             pass_lock: tokio::sync::Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
+            attached: Mutex::new(HashSet::new()),
         })
     }
 
@@ -272,11 +279,53 @@ impl Engine {
             .min()
     }
 
+    pub fn attach(&self, name: &str) {
+        self.attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+    }
+
+    pub fn detach(&self, name: &str) {
+        self.attached.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// Containers labelled for autoremove that exited for good, with nobody
+    /// attached: their objects are deleted, so this pass removes them.
+    fn autoremove(&self, desired: &[Object], observed: &Observed) -> Result<bool> {
+        let attached = self.attached.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let done: Vec<(String, String)> = desired
+            .iter()
+            .filter(|o| o.metadata.labels.get(AUTOREMOVE_LABEL).is_some_and(|v| v == "true"))
+            .filter(|o| !attached.contains(o.name()))
+            .filter(|o| {
+                let key = ObjectKey::new(o.kind(), o.name());
+                matches!(
+                    observed.objects.get(&key).map(|x| &x.state),
+                    Some(RunState::Exited { restart_due: false, .. })
+                )
+            })
+            .map(|o| (o.kind().as_str().to_string(), o.name().to_string()))
+            .collect();
+        for (kind, name) in &done {
+            self.event(
+                &ObjectKey::new(Kind::Container, name.clone()),
+                "AutoRemove",
+                &format!("{kind}/{name} exited; removing it (--rm)"),
+            );
+        }
+        Ok(!done.is_empty() && !self.store.delete_objects(&done)?.is_empty())
+    }
+
     /// One level-triggered pass: observe, plan, execute.
     pub async fn reconcile(self: &Arc<Self>) -> Result<PassReport> {
         let _pass = self.pass_lock.lock().await;
-        let desired = self.desired()?;
-        let observed = self.observe(&desired, Observe::AndRecord)?;
+        let mut desired = self.desired()?;
+        let mut observed = self.observe(&desired, Observe::AndRecord)?;
+        if self.autoremove(&desired, &observed)? {
+            desired = self.desired()?;
+            observed = self.observe(&desired, Observe::AndRecord)?;
+        }
         let plan = plan::plan(&desired, &observed);
         let planned: HashSet<ObjectKey> = plan.graph.node_weights().map(|a| a.key.clone()).collect();
         for o in &desired {
