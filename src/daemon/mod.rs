@@ -63,6 +63,10 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let layout = Layout::new(cfg.root.clone(), cfg.run.clone());
     let runtime = Runtime::new(layout, sealed.path());
     let images = ImageStore::open(cfg.root.join("images")).context("open the image store")?;
+    // We hold the root's lock: nothing else can be importing.
+    for failure in images.sweep() {
+        tracing::warn!("cannot remove image store leftover {failure}");
+    }
     let engine = Engine::new(store, runtime, images);
     engine.restore().await.context("restore running containers")?;
 

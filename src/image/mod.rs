@@ -100,6 +100,37 @@ impl ImageStore {
         })
     }
 
+    /// Removes what a crash can leave: ingest copies and half-unpacked trees
+    /// under `tmp/`, and layers renamed for removal but not yet removed.
+    /// Call only while holding the root's lock (the daemon does, at start):
+    /// another process's import in flight would be swept too. Returns what
+    /// could not be removed.
+    pub fn sweep(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        let mut leftovers: Vec<PathBuf> = fs::read_dir(self.root.join("tmp"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let Ok(layers) = fs::read_dir(self.root.join("layers")) {
+            leftovers.extend(
+                layers
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| e.path()),
+            );
+        }
+        for path in leftovers {
+            let result = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if let Err(e) = result {
+                failures.push(format!("{}: {e}", path.display()));
+            }
+        }
+        failures
+    }
+
     /// Imports a tar of a root filesystem, plain or gzip-compressed (detected
     /// by its magic bytes), and returns its layer.
     ///
@@ -436,6 +467,20 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    #[test]
+    fn sweep_removes_crash_leftovers_and_keeps_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("tmp/unpack-1/etc")).unwrap();
+        fs::write(dir.path().join("tmp/ingest-2"), b"x").unwrap();
+        fs::create_dir_all(dir.path().join("layers/.remove-3/bin")).unwrap();
+        fs::create_dir_all(dir.path().join("layers/abc")).unwrap();
+        assert!(store.sweep().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert!(!dir.path().join("layers/.remove-3").exists());
+        assert!(dir.path().join("layers/abc").exists(), "real layers stay");
+    }
 
     use tar::{EntryType, Header};
     use tempfile::TempDir;
