@@ -685,3 +685,29 @@ fn run_rm_removes_detached_containers_and_survives_a_daemon_restart() {
     gone(&env, "orphan");
     assert!(!env.run.join("containers/orphan").exists());
 }
+
+#[test]
+fn a_failed_import_fails_wait_at_once_and_its_dependants_wait() {
+    let env = Env::new("badimport");
+    let stack =
+        "apiVersion: berth/v1\nkind: Image\nmetadata: {name: busybox}\nspec: {import: /nonexistent/rootfs.tar}\n"
+            .to_string()
+            + &container("dependant", "sleep 1000", "");
+    let file = env.manifest("stack.yaml", &stack);
+    let started = Instant::now();
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "60s"]);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a failure ends --wait, not the timeout"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed"), "{out:?}");
+    let image = env.view("image", "busybox");
+    assert!(
+        image["status"].as_str().unwrap().starts_with("Failed: ")
+            && image["status"].as_str().unwrap().contains("/nonexistent/rootfs.tar"),
+        "{image}"
+    );
+    let dependant = env.view("container", "dependant");
+    assert_eq!(dependant["status"], "Pending: waiting for image/busybox");
+}

@@ -132,11 +132,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             for a in &resp.actions {
                 println!("{a}");
             }
-            if resp.actions.is_empty() {
+            if resp.actions.is_empty() && resp.failed.is_empty() {
                 println!("no changes");
             }
             for f in &resp.failed {
-                eprintln!("pending: {f}");
+                eprintln!("not done: {f}");
             }
             if wait {
                 let w: WaitResponse = c
@@ -151,6 +151,9 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
                 if !w.ready {
                     for l in w.failed.iter().chain(&w.waiting) {
                         eprintln!("not ready: {l}");
+                    }
+                    if !w.failed.is_empty() {
+                        bail!("{} object(s) failed", w.failed.len());
                     }
                     bail!("not everything became ready within {}s", timeout.as_secs());
                 }

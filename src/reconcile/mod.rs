@@ -99,7 +99,7 @@ pub struct Engine {
     locks: Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>,
     pass_lock: tokio::sync::Mutex<()>,
     /// Why a desired object is not (yet) what it should be; messages only.
-    pending: Mutex<HashMap<ObjectKey, String>>,
+    pending: Mutex<HashMap<ObjectKey, Blocked>>,
     /// Shim pids with a watcher task.
     watched: Mutex<HashSet<i32>>,
     /// Containers a client is attached to (`run` in the foreground), which
@@ -112,6 +112,35 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("layout", &self.runtime.layout)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why an action did not complete; shown as the object's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// It waits on another object and proceeds on a later pass (`Pending`).
+    Waiting(String),
+    /// It failed; a later pass retries it (`Failed`).
+    Failed(String),
+}
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::Waiting(m) | Blocked::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for Blocked {
+    fn from(message: String) -> Self {
+        Blocked::Failed(message)
+    }
+}
+
+impl From<&str> for Blocked {
+    fn from(message: &str) -> Self {
+        Blocked::Failed(message.to_string())
     }
 }
 
@@ -188,7 +217,7 @@ impl Engine {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    fn set_pending(&self, key: &ObjectKey, reason: Option<String>) {
+    fn set_pending(&self, key: &ObjectKey, reason: Option<Blocked>) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         match reason {
             Some(r) => pending.insert(key.clone(), r),
@@ -196,7 +225,7 @@ impl Engine {
         };
     }
 
-    pub fn pending_reason(&self, key: &ObjectKey) -> Option<String> {
+    pub fn pending_reason(&self, key: &ObjectKey) -> Option<Blocked> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
@@ -527,7 +556,7 @@ impl Engine {
                     let action = &plan.graph[n];
                     let why = format!("waiting for {}", plan.graph[*failed].key);
                     report.failed.push(format!("{} {}: {why}", action.verb, action.key));
-                    self.set_pending(&action.key, Some(why));
+                    self.set_pending(&action.key, Some(Blocked::Waiting(why)));
                     state.insert(n, State::Failed);
                 } else if preds.iter().all(|p| state[p] == State::Done) {
                     state.insert(n, State::Running);
@@ -556,12 +585,12 @@ impl Engine {
         report
     }
 
-    async fn run_action(self: &Arc<Self>, action: &Action) -> std::result::Result<(), String> {
+    async fn run_action(self: &Arc<Self>, action: &Action) -> std::result::Result<(), Blocked> {
         let key = &action.key;
         let hash = action.spec_hash.clone().unwrap_or_default();
         match (action.verb, key.kind, &action.object) {
-            (Verb::Create | Verb::Replace, Kind::Image, Some(obj)) => self.import_image(obj, &hash).await,
-            (Verb::Create | Verb::Replace, Kind::Volume, Some(obj)) => self.create_volume(obj, &hash),
+            (Verb::Create | Verb::Replace, Kind::Image, Some(obj)) => Ok(self.import_image(obj, &hash).await?),
+            (Verb::Create | Verb::Replace, Kind::Volume, Some(obj)) => Ok(self.create_volume(obj, &hash)?),
             (Verb::Create | Verb::Replace, Kind::Network, _) => Err("networks are not supported yet".into()),
             (Verb::Start, Kind::Container, Some(obj)) => {
                 let lock = self.lock_for(key);
@@ -595,7 +624,7 @@ impl Engine {
                 match std::fs::remove_dir_all(&dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(format!("cannot remove {}: {e}", dir.display())),
+                    Err(e) => return Err(format!("cannot remove {}: {e}", dir.display()).into()),
                 }
                 self.store.live_delete("Volume", &key.name).map_err(|e| e.to_string())?;
                 self.event(key, "Deleted", &action.reason);
@@ -609,8 +638,8 @@ impl Engine {
                 self.event(key, "Deleted", &action.reason);
                 Ok(())
             }
-            (verb, kind, None) => Err(format!("cannot {verb} a {kind} without its spec")),
-            (verb, kind, Some(_)) => Err(format!("{verb} is not defined for {kind}")),
+            (verb, kind, None) => Err(format!("cannot {verb} a {kind} without its spec").into()),
+            (verb, kind, Some(_)) => Err(format!("{verb} is not defined for {kind}").into()),
         }
     }
 
@@ -666,7 +695,7 @@ impl Engine {
     }
 
     /// Checks that every `dependsOn` condition holds now.
-    fn dependencies_met(&self, obj: &Object) -> std::result::Result<(), String> {
+    fn dependencies_met(&self, obj: &Object) -> std::result::Result<(), Blocked> {
         let Spec::Container(spec) = &obj.spec else {
             return Ok(());
         };
@@ -683,7 +712,10 @@ impl Engine {
                     DependencyCondition::Completed => "completed",
                     DependencyCondition::Healthy => "healthy",
                 };
-                return Err(format!("waiting for container/{} to be {cond}", dep.name));
+                return Err(Blocked::Waiting(format!(
+                    "waiting for container/{} to be {cond}",
+                    dep.name
+                )));
             }
         }
         Ok(())
@@ -691,7 +723,7 @@ impl Engine {
 
     /// Creates and starts a container (or restarts it from its existing
     /// writable layer when the live record has the same spec hash).
-    async fn start_container(self: &Arc<Self>, obj: &Object, hash: &str) -> std::result::Result<(), String> {
+    async fn start_container(self: &Arc<Self>, obj: &Object, hash: &str) -> std::result::Result<(), Blocked> {
         let Spec::Container(spec) = &obj.spec else {
             return Err("not a container".into());
         };
@@ -747,7 +779,7 @@ impl Engine {
                 self.put_live(obj, hash, &info)?;
                 self.event(&key, "Failed", &message);
                 self.changed();
-                Err(message)
+                Err(Blocked::Failed(message))
             }
         }
     }
@@ -905,7 +937,7 @@ impl Engine {
         let hash = full.get(&key).or_else(|| hashes.get(&key)).cloned().unwrap_or_default();
         let lock = self.lock_for(&key);
         let _held = lock.lock().await;
-        self.start_container(obj, &hash).await
+        self.start_container(obj, &hash).await.map_err(|e| e.to_string())
     }
 
     /// Stops and forgets a container at once (`run --rm`, `delete` by name).

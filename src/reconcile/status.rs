@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContainerInfo, Engine, ImageInfo, Result};
+use super::{Blocked, ContainerInfo, Engine, ImageInfo, Result};
 use crate::manifest::{Kind, RestartPolicy, Spec};
 use crate::plan::{self, ObjectKey};
 use crate::runtime::{ExitRecord, Probe};
@@ -108,10 +108,7 @@ impl Engine {
             let pending = self.pending_reason(&key);
             match (object, rec) {
                 (None, Some(_)) => set(&mut view, "Deleting", StatusKind::Progressing),
-                (Some(_), None) => {
-                    let why = pending.unwrap_or_else(|| "not created yet".into());
-                    set(&mut view, &format!("Pending: {why}"), StatusKind::Progressing);
-                }
+                (Some(_), None) => set_blocked(&mut view, pending, "not created yet"),
                 (None, None) => continue,
                 (Some(obj), Some(rec)) => match &obj.spec {
                     Spec::Container(spec) => {
@@ -146,7 +143,7 @@ impl Engine {
         view: &mut ObjectView,
         info: &ContainerInfo,
         policy: RestartPolicy,
-        pending: Option<String>,
+        pending: Option<Blocked>,
     ) {
         if let Some(failure) = &info.failure {
             view.detail = Some(failure.clone());
@@ -163,10 +160,7 @@ impl Engine {
             Probe::Lost { .. } => set(view, "Restarting (shim lost)", StatusKind::Progressing),
             Probe::Absent => match &info.last_exit {
                 Some(exit) => self.exited_status(view, exit.clone(), policy),
-                None => {
-                    let why = pending.unwrap_or_else(|| "not started yet".into());
-                    set(view, &format!("Pending: {why}"), StatusKind::Progressing)
-                }
+                None => set_blocked(view, pending, "not started yet"),
             },
         }
     }
@@ -207,6 +201,15 @@ impl Engine {
             events,
             source_error,
         }))
+    }
+}
+
+/// `Pending: …` while it waits on something, `Failed: …` when its own action failed.
+fn set_blocked(view: &mut ObjectView, blocked: Option<Blocked>, default: &str) {
+    match blocked {
+        Some(Blocked::Failed(why)) => set(view, &format!("Failed: {why}"), StatusKind::Failed),
+        Some(Blocked::Waiting(why)) => set(view, &format!("Pending: {why}"), StatusKind::Progressing),
+        None => set(view, &format!("Pending: {default}"), StatusKind::Progressing),
     }
 }
 
