@@ -4,6 +4,8 @@
 mod parse;
 pub mod quantity;
 mod schema;
+#[cfg(test)]
+mod testing;
 pub mod types;
 mod validate;
 

@@ -1237,6 +1237,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::manifest::testing::{find, render};
     use crate::manifest::{parse, DependencyCondition, RestartPolicy};
 
     fn source(file: &str, text: &str) -> Source {
@@ -1251,22 +1252,6 @@ mod tests {
             Ok(objects) => panic!("expected problems, parsed {objects:#?}"),
             Err(diagnostics) => diagnostics,
         }
-    }
-
-    /// The one diagnostic whose message contains `needle`.
-    fn find<'d>(diagnostics: &'d [Diagnostic], needle: &str) -> &'d Diagnostic {
-        let found: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.message.contains(needle)).collect();
-        match found.as_slice() {
-            [one] => one,
-            _ => panic!(
-                "expected one diagnostic containing {needle:?}, got:\n{}",
-                render(diagnostics)
-            ),
-        }
-    }
-
-    fn render(diagnostics: &[Diagnostic]) -> String {
-        diagnostics.iter().map(|d| format!("{d}\n")).collect()
     }
 
     const FULL: &str = r#"# a whole stack

@@ -689,6 +689,7 @@ fn is_numeric_user(user: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::testing::{find, render};
     use crate::manifest::{load, parse_with_positions, validate, Source};
 
     /// An Image `shop` and a Volume `data`, after the documents under test.
@@ -705,22 +706,6 @@ mod tests {
 
     fn check(text: &str) -> Vec<Diagnostic> {
         check_with(text, &|_, _| false)
-    }
-
-    fn render(diagnostics: &[Diagnostic]) -> String {
-        diagnostics.iter().map(|d| format!("{d}\n")).collect()
-    }
-
-    /// The one diagnostic whose message contains `needle`.
-    fn find<'d>(diagnostics: &'d [Diagnostic], needle: &str) -> &'d Diagnostic {
-        let found: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.message.contains(needle)).collect();
-        match found.as_slice() {
-            [one] => one,
-            _ => panic!(
-                "expected one diagnostic containing {needle:?}, got:\n{}",
-                render(diagnostics)
-            ),
-        }
     }
 
     fn container(name: &str, spec: &str) -> String {

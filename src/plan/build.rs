@@ -204,21 +204,11 @@ fn restart_policy_name(p: RestartPolicy) -> &'static str {
 mod tests {
     use super::*;
     use crate::manifest::{
-        ContainerSpec, Dependency, DependencyCondition, ImageSpec, Memory, Metadata, NetworkSpec, Origin, Resources,
-        VolumeMount, VolumeSpec,
+        ContainerSpec, Dependency, DependencyCondition, ImageSpec, Memory, NetworkSpec, Resources, VolumeMount,
+        VolumeSpec,
     };
     use crate::plan::apply_to;
-
-    fn obj(name: &str, spec: Spec) -> Object {
-        Object {
-            metadata: Metadata {
-                name: name.into(),
-                labels: BTreeMap::new(),
-            },
-            spec,
-            origin: Origin::default(),
-        }
-    }
+    use crate::plan::testing::{converged, obj};
 
     fn image(name: &str, import: &str) -> Object {
         obj(
@@ -291,29 +281,6 @@ mod tests {
                 c.resources = memory(64);
             }),
         ]
-    }
-
-    /// What the kernel would report once `desired` is fully applied.
-    fn converged(desired: &[Object]) -> Observed {
-        let hashes = spec_hashes(desired);
-        let objects = desired
-            .iter()
-            .map(|o| {
-                let key = ObjectKey::new(o.kind(), o.name());
-                let state = if key.kind == Kind::Container {
-                    RunState::Running
-                } else {
-                    RunState::Present
-                };
-                let seen = ObservedObject {
-                    spec_hash: hashes[&key].clone(),
-                    spec: Some(o.spec.clone()),
-                    state,
-                };
-                (key, seen)
-            })
-            .collect();
-        Observed { objects }
     }
 
     fn key(kind: Kind, name: &str) -> ObjectKey {

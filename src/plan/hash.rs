@@ -133,18 +133,8 @@ fn sha256_hex(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{ImageSpec, Memory, Metadata, NetworkSpec, Origin, Resources, VolumeMount, VolumeSpec};
-
-    fn obj(name: &str, spec: Spec) -> Object {
-        Object {
-            metadata: Metadata {
-                name: name.into(),
-                labels: BTreeMap::new(),
-            },
-            spec,
-            origin: Origin::default(),
-        }
-    }
+    use crate::manifest::{ImageSpec, Memory, NetworkSpec, Resources, VolumeMount, VolumeSpec};
+    use crate::plan::testing::obj;
 
     fn stack(import: &str, volume_driver: Option<&str>, subnet: &str) -> Vec<Object> {
         vec![

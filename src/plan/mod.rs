@@ -11,6 +11,8 @@ mod build;
 mod diff;
 mod hash;
 mod simulate;
+#[cfg(test)]
+mod testing;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -178,10 +180,10 @@ mod tests {
     use proptest::collection::vec;
     use proptest::prelude::*;
 
+    use super::testing::{converged, obj};
     use super::*;
     use crate::manifest::{
-        ContainerSpec, Dependency, ImageSpec, Memory, Metadata, NetworkSpec, Origin, Resources, RestartPolicy,
-        VolumeMount, VolumeSpec,
+        ContainerSpec, Dependency, ImageSpec, Memory, NetworkSpec, Resources, RestartPolicy, VolumeMount, VolumeSpec,
     };
 
     /// The raw choices one scenario is built from. Each byte is read modulo
@@ -217,17 +219,6 @@ mod tests {
                 observed,
                 orphans,
             })
-    }
-
-    fn obj(name: String, spec: Spec) -> Object {
-        Object {
-            metadata: Metadata {
-                name,
-                labels: BTreeMap::new(),
-            },
-            spec,
-            origin: Origin::default(),
-        }
     }
 
     fn bit(mask: u8, i: usize) -> bool {
@@ -422,28 +413,6 @@ mod tests {
             };
             objects.insert(ObjectKey::new(kind, format!("o{j}")), seen);
         }
-        Observed { objects }
-    }
-
-    fn converged(desired: &[Object]) -> Observed {
-        let hashes = spec_hashes(desired);
-        let objects = desired
-            .iter()
-            .map(|o| {
-                let key = ObjectKey::new(o.kind(), o.name());
-                let state = if key.kind == Kind::Container {
-                    RunState::Running
-                } else {
-                    RunState::Present
-                };
-                let seen = ObservedObject {
-                    spec_hash: hashes[&key].clone(),
-                    spec: Some(o.spec.clone()),
-                    state,
-                };
-                (key, seen)
-            })
-            .collect();
         Observed { objects }
     }
 
