@@ -1,6 +1,7 @@
 //! The JSON Schemas in `schema/` are generated from the Rust types and must
 //! stay equal to `berth::manifest::schemas()`; the example manifests must be
-//! valid against them. Needs no root.
+//! valid against them. `api/openapi.json` must equal the route table the
+//! daemon is built from. Needs no root.
 //!
 //! To regenerate the files after changing the types:
 //! `BERTH_UPDATE_SCHEMA=1 cargo test --test schema`.
@@ -46,6 +47,80 @@ fn schema_files_match_the_rust_types() {
         "out of date with the Rust types: {}\nregenerate with: BERTH_UPDATE_SCHEMA=1 cargo test --test schema",
         stale.join(", ")
     );
+}
+
+#[test]
+fn the_openapi_document_matches_the_served_routes() {
+    let path = repo().join("api/openapi.json");
+    let want = pretty(&berth::api::openapi::document());
+    if std::env::var_os("BERTH_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        fs::create_dir_all(path.parent().expect("in a directory")).expect("create api/");
+        fs::write(&path, &want).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+    assert!(
+        fs::read_to_string(&path).ok().as_deref() == Some(want.as_str()),
+        "{} is out of date with src/api/openapi.rs; regenerate with: BERTH_UPDATE_SCHEMA=1 cargo test --test schema",
+        path.display()
+    );
+    // Every request body the CLI sends is valid against the document.
+    let doc: serde_json::Value = serde_json::from_str(&want).unwrap();
+    let request_schema = |path: &str| {
+        let mut schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
+        // Resolve the one level of $ref the generator emits, with its components.
+        let name = schema["$ref"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        schema = doc["components"]["schemas"][&name].clone();
+        schema["components"] = doc["components"].clone();
+        schema
+    };
+    let samples = [
+        (
+            "/v1/apply",
+            serde_json::to_value(berth::api::types::ApplyRequest {
+                source_id: "apply:/srv".into(),
+                sources: vec![berth::manifest::Source {
+                    file: "a.yaml".into(),
+                    text: "x".into(),
+                }],
+                prune: true,
+                dry_run: false,
+            })
+            .unwrap(),
+        ),
+        (
+            "/v1/run",
+            serde_json::to_value(berth::api::types::RunRequest {
+                image: "busybox".into(),
+                rm: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        (
+            "/v1/wait",
+            serde_json::to_value(berth::api::types::WaitRequest {
+                keys: vec!["container/web".into()],
+                timeout_ms: 5,
+            })
+            .unwrap(),
+        ),
+        (
+            "/v1/delete",
+            serde_json::to_value(berth::api::types::DeleteRequest {
+                keys: vec!["container/web".into()],
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+    ];
+    for (path, body) in samples {
+        let schema = request_schema(path);
+        let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(validator.is_valid(&body), "{path}: {body} does not match the document");
+        assert!(
+            !validator.is_valid(&serde_json::json!({"unexpected": 1})),
+            "{path}: the schema checks something"
+        );
+    }
 }
 
 /// Every `*.yaml` / `*.yml` file under `dir`, recursively, in a stable order.

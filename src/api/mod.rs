@@ -1,6 +1,7 @@
 //! The daemon's REST API on a unix socket (axum). Handlers parse requests and
 //! call the engine; the engine owns all state.
 
+pub mod openapi;
 pub mod types;
 
 use std::collections::HashSet;
@@ -51,19 +52,31 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// The API's router, with a handler for every route of [`openapi::ROUTES`].
 pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
-        .route("/v1/version", get(version))
-        .route("/v1/apply", post(apply))
-        .route("/v1/delete", post(delete))
-        .route("/v1/objects", get(list))
-        .route("/v1/objects/{kind}/{name}", get(describe))
-        .route("/v1/wait", post(wait))
-        .route("/v1/logs/{name}", get(logs_handler))
-        .route("/v1/run", post(run))
-        .route("/v1/stop/{name}", post(stop))
-        .route("/v1/events", get(events))
-        .with_state(engine)
+    routes().with_state(engine)
+}
+
+fn routes() -> Router<Arc<Engine>> {
+    openapi::ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| router.route(route.path, handler(route)))
+}
+
+fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
+    match (route.method, route.path) {
+        ("get", "/v1/version") => get(version),
+        ("post", "/v1/apply") => post(apply),
+        ("post", "/v1/delete") => post(delete),
+        ("get", "/v1/objects") => get(list),
+        ("get", "/v1/objects/{kind}/{name}") => get(describe),
+        ("post", "/v1/wait") => post(wait),
+        ("get", "/v1/logs/{name}") => get(logs_handler),
+        ("post", "/v1/run") => post(run),
+        ("post", "/v1/stop/{name}") => post(stop),
+        ("get", "/v1/events") => get(events),
+        (method, path) => panic!("documented route {method} {path} has no handler"),
+    }
 }
 
 async fn version(State(engine): State<Arc<Engine>>) -> Json<VersionInfo> {
@@ -503,7 +516,7 @@ fn run_object(req: &RunRequest) -> ApiResult<Object> {
     })
 }
 
-async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<StopResponse>> {
     if engine
         .store
         .live_get("Container", &name)
@@ -516,7 +529,7 @@ async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> Ap
         ));
     }
     engine.stop_by_name(&name).await;
-    Ok(Json(serde_json::json!({"stopped": name})))
+    Ok(Json(StopResponse { stopped: name }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -528,4 +541,24 @@ struct EventsQuery {
 async fn events(State(engine): State<Arc<Engine>>, Query(q): Query<EventsQuery>) -> ApiResult<Response> {
     let events = engine.store.events(q.after, None, 1000).map_err(ApiError::internal)?;
     Ok(Json(events).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_route_has_a_handler() {
+        // Building the router panics on a route without a handler.
+        let _ = routes();
+        assert_eq!(openapi::ROUTES.len(), 10);
+    }
+
+    #[test]
+    fn keys_parse_loosely_as_kubectl_does() {
+        assert_eq!(parse_key("containers/web"), Some((Kind::Container, "web".to_string())));
+        assert_eq!(parse_key("Image/busybox"), Some((Kind::Image, "busybox".to_string())));
+        assert_eq!(parse_key("web"), None);
+        assert_eq!(parse_key("pod/web"), None);
+    }
 }

@@ -7,7 +7,8 @@ use crate::runtime::logs::LogLine;
 
 pub const API_PREFIX: &str = "/v1";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     /// Names the set, so `prune` removes only what this set owned (e.g. `apply:/srv/stack`).
     pub source_id: String,
@@ -19,7 +20,7 @@ pub struct ApplyRequest {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApplyResponse {
     /// Manifest problems; when non-empty nothing was changed.
     pub errors: Vec<Diagnostic>,
@@ -32,7 +33,8 @@ pub struct ApplyResponse {
     pub objects: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     /// Delete what these manifests define.
     #[serde(default)]
@@ -42,7 +44,7 @@ pub struct DeleteRequest {
     pub keys: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeleteResponse {
     pub errors: Vec<Diagnostic>,
     pub deleted: Vec<String>,
@@ -50,7 +52,8 @@ pub struct DeleteResponse {
     pub failed: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WaitRequest {
     /// `kind/name` keys; all objects when empty.
     #[serde(default)]
@@ -58,7 +61,7 @@ pub struct WaitRequest {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WaitResponse {
     pub ready: bool,
     /// Objects not ready yet, with their status.
@@ -67,15 +70,19 @@ pub struct WaitResponse {
     pub failed: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub image: String,
     #[serde(default)]
     pub command: Vec<String>,
     #[serde(default)]
     pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
     #[serde(default)]
     pub rm: bool,
@@ -84,7 +91,7 @@ pub struct RunRequest {
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunEvent {
     Started { name: String },
@@ -93,13 +100,19 @@ pub enum RunEvent {
     Error { message: String },
 }
 
+/// Answer of `POST /v1/stop/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StopResponse {
+    pub stopped: String,
+}
+
 /// Error body of every non-2xx answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VersionInfo {
     pub version: String,
     pub root: String,

@@ -20,14 +20,14 @@ pub use types::*;
 pub use validate::{is_dns_label, validate_with_positions};
 
 /// One manifest text and the name it is reported under (a path, or `<stdin>`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Source {
     pub file: String,
     pub text: String,
 }
 
 /// One problem in a manifest, located precisely enough to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diagnostic {
     pub file: String,
     /// 1-based; 0 when the problem is not tied to a line.

@@ -13,7 +13,7 @@ use crate::runtime::{ExitRecord, Probe};
 use crate::store::Event;
 
 /// Whether an object is where it should be, for `apply --wait`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum StatusKind {
     /// Running, Completed, or present (images, volumes).
     Ready,
@@ -23,7 +23,7 @@ pub enum StatusKind {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectView {
     pub kind: String,
     pub name: String,
@@ -48,7 +48,7 @@ pub struct ObjectView {
 }
 
 /// `describe`: the view plus recent events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Description {
     pub view: ObjectView,
     pub events: Vec<Event>,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Longest line kept whole; longer output is split, as Docker does at 16 KiB.
 pub const MAX_LINE: usize = 16 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogLine {
     pub time: String,
     pub stream: String,

@@ -152,7 +152,7 @@ pub struct RunRecord {
 }
 
 /// Written by the shim when the init has exited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExitRecord {
     /// Exit code, or 128 + signal number.
     pub code: i32,

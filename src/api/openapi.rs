@@ -1,0 +1,179 @@
+//! The API contract as data: every route with its parameters and bodies. The
+//! router is built from this table and `api/openapi.json` is generated from
+//! it (`tests/schema.rs` fails when the file is stale), so the documented API
+//! is the served one.
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use super::types::*;
+use crate::reconcile::status::{Description, ObjectView};
+use crate::runtime::logs::LogLine;
+use crate::store::Event;
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// What a route answers with.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// One JSON document.
+    Json(SchemaFn),
+    /// Newline-delimited JSON, one item per line, streamed.
+    Ndjson(SchemaFn),
+}
+
+/// A path or query parameter: name, where (`path` or `query`), description.
+pub type Param = (&'static str, &'static str, &'static str);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    pub request: Option<SchemaFn>,
+    pub response: Body,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "get",
+        path: "/v1/version",
+        summary: "daemon version, pid and root",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<VersionInfo>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/apply",
+        summary: "validate manifests, then store them and reconcile (or only plan, with dry_run)",
+        params: &[],
+        request: Some(schema::<ApplyRequest>),
+        response: Body::Json(schema::<ApplyResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/delete",
+        summary: "delete what manifests define, or kind/name keys",
+        params: &[],
+        request: Some(schema::<DeleteRequest>),
+        response: Body::Json(schema::<DeleteResponse>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/objects",
+        summary: "objects with their status",
+        params: &[
+            ("kind", "query", "image, container, network or volume"),
+            ("name", "query", "one object's name"),
+        ],
+        request: None,
+        response: Body::Json(schema::<Vec<ObjectView>>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/objects/{kind}/{name}",
+        summary: "spec, observed state and recent events of one object",
+        params: &[("kind", "path", "object kind"), ("name", "path", "object name")],
+        request: None,
+        response: Body::Json(schema::<Description>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/wait",
+        summary: "wait until objects are ready, one failed, or the timeout",
+        params: &[],
+        request: Some(schema::<WaitRequest>),
+        response: Body::Json(schema::<WaitResponse>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/logs/{name}",
+        summary: "a container's log lines; with follow, until it stops",
+        params: &[
+            ("name", "path", "container name"),
+            ("follow", "query", "keep streaming while the container runs"),
+            ("tail", "query", "only the last N lines"),
+        ],
+        request: None,
+        response: Body::Ndjson(schema::<LogLine>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/run",
+        summary: "create and start a container; streams its output and exit unless detached",
+        params: &[],
+        request: Some(schema::<RunRequest>),
+        response: Body::Ndjson(schema::<RunEvent>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/stop/{name}",
+        summary: "SIGTERM, then SIGKILL after the container's grace period",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<StopResponse>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/events",
+        summary: "recent events, oldest first",
+        params: &[("after", "query", "only events with a larger id")],
+        request: None,
+        response: Body::Json(schema::<Vec<Event>>),
+    },
+];
+
+/// The OpenAPI 3.0 document of [`ROUTES`].
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let error = generator.subschema_for::<ErrorBody>();
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(route.summary));
+        let params: Vec<Value> = route
+            .params
+            .iter()
+            .map(|(name, place, description)| {
+                json!({"name": name, "in": place, "required": *place == "path", "description": description,
+                       "schema": {"type": "string"}})
+            })
+            .collect();
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(request) = route.request {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": request(&mut generator)}}}),
+            );
+        }
+        let (media, body) = match route.response {
+            Body::Json(f) => ("application/json", f(&mut generator)),
+            Body::Ndjson(f) => ("application/x-ndjson", f(&mut generator)),
+        };
+        op.insert(
+            "responses".into(),
+            json!({
+                "200": {"description": "success", "content": {media: {"schema": body}}},
+                "default": {"description": "an error", "content": {"application/json": {"schema": error}}}
+            }),
+        );
+        let item = paths.entry(route.path).or_insert_with(|| json!({}));
+        item[route.method] = Value::Object(op);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "berth daemon API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Served on a unix socket (default /run/berth/berth.sock)."},
+        "paths": paths,
+        "components": {"schemas": generator.take_definitions(true)}
+    })
+}
