@@ -161,6 +161,19 @@ fn delete_leaves_nothing_behind() {
     let f = file.to_str().unwrap();
     env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
     let pid = env.view("container", "a")["pid"].as_i64().unwrap();
+    // An image or volume in use is not deleted from under its containers.
+    let refused = env.berth(&["delete", "image/busybox", "volume/vol"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("image/busybox is used by container/a") && err.contains("volume/vol is used by container/a"),
+        "{err}"
+    );
+    assert_eq!(
+        env.view("container", "a")["pid"].as_i64().unwrap(),
+        pid,
+        "nothing changed"
+    );
     env.ok(&["delete", "-f", f]);
     assert!(env.ok(&["get"]).contains("No objects found"));
     assert!(

@@ -188,9 +188,39 @@ async fn delete(State(engine): State<Arc<Engine>>, Json(req): Json<DeleteRequest
         })?;
         keys.push((kind.as_str().to_string(), name));
     }
+    let fmt = |(k, n): &(String, String)| format!("{}/{}", k.to_ascii_lowercase(), n);
+    // As Docker refuses to remove an image a container uses: deleting it
+    // would take the running containers down with it.
+    let in_use: Vec<String> = engine
+        .desired()
+        .map_err(ApiError::internal)?
+        .iter()
+        .filter(|o| !keys.contains(&(o.kind().as_str().to_string(), o.name().to_string())))
+        .filter_map(|o| match &o.spec {
+            Spec::Container(c) => Some((o.name(), c)),
+            _ => None,
+        })
+        .flat_map(|(name, c)| {
+            let image = (Kind::Image.as_str().to_string(), c.image.clone());
+            let volumes = c
+                .volumes
+                .iter()
+                .filter_map(|m| m.volume.clone())
+                .map(|v| (Kind::Volume.as_str().to_string(), v));
+            std::iter::once(image)
+                .chain(volumes)
+                .filter(|k| keys.contains(k))
+                .map(move |k| format!("{} is used by container/{name}", fmt(&k)))
+        })
+        .collect();
+    if !in_use.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{}; delete those containers too (or first)", in_use.join(", ")),
+        ));
+    }
     let removed = engine.store.delete_objects(&keys).map_err(ApiError::internal)?;
     let report = engine.reconcile().await.map_err(ApiError::internal)?;
-    let fmt = |(k, n): &(String, String)| format!("{}/{}", k.to_ascii_lowercase(), n);
     Ok(Json(DeleteResponse {
         errors: Vec::new(),
         deleted: removed.iter().map(fmt).collect(),
