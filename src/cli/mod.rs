@@ -517,7 +517,7 @@ fn print_ps(views: &[ObjectView]) {
             format!("\"{command}\"")
         };
         let status = match (&v.pid, &v.exit) {
-            (Some(_), _) => "Up".to_string(),
+            (Some(_), _) => format!("Up {}", fmt_age(v.created_at)),
             (None, Some(e)) => format!("Exited ({}) {} ago", e.code, fmt_age(Some(e.finished_at))),
             _ => v.status.clone(),
         };
