@@ -302,9 +302,7 @@ impl Runtime {
         // The shim outlives the daemon; we reap it when its pidfd fires (see
         // `reap_shim`), never through `Child`.
         drop(child);
-        // SAFETY: the fd was just taken from the ChildStdout we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(stdout)) };
-        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))
             .map_err(|source| RuntimeError::SpawnShim { id: id.into(), source })?;
         let mut line = String::new();
         let read = BufReader::new(pipe).read_line(&mut line).await;
