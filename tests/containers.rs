@@ -536,6 +536,15 @@ fn prune_removes_what_a_set_no_longer_defines() {
     env.ok(&["apply", "--prune", "-f", f]);
     let get = env.ok(&["get", "containers"]);
     assert!(get.contains("keep") && !get.contains("drop"), "{get}");
+    // Another set's container uses the image: pruning it away is refused.
+    let other = env.manifest("other.yaml", &container("other", "sleep 1000", ""));
+    env.ok(&["apply", "-f", other.to_str().unwrap()]);
+    std::fs::write(&file, "apiVersion: berth/v1\nkind: Volume\nmetadata: {name: only}\n").unwrap();
+    let refused = env.berth(&["apply", "--prune", "-f", f]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("image/busybox is used by container/other"), "{err}");
+    assert!(env.ok(&["get", "images"]).contains("busybox"), "nothing was pruned");
 }
 
 #[test]

@@ -116,6 +116,21 @@ async fn apply(State(engine): State<Arc<Engine>>, Json(req): Json<ApplyRequest>)
     };
     let in_set: HashSet<(Kind, String)> = objects.iter().map(|o| (o.kind(), o.name().to_string())).collect();
     let keys: Vec<String> = objects.iter().map(|o| key_string(o.kind(), o.name())).collect();
+    if req.prune {
+        let pruned: HashSet<(String, String)> = stored
+            .iter()
+            .filter(|o| o.source == req.source_id)
+            .filter(|o| !Kind::parse_loose(&o.kind).is_some_and(|k| in_set.contains(&(k, o.name.clone()))))
+            .map(|o| (o.kind.clone(), o.name.clone()))
+            .collect();
+        let desired = engine.desired().map_err(ApiError::internal)?;
+        let other_source = |o: &Object| {
+            stored
+                .iter()
+                .any(|s| s.name == o.name() && s.kind == o.kind().as_str() && s.source != req.source_id)
+        };
+        refuse_if_used(&desired, &pruned, other_source)?;
+    }
     if req.dry_run {
         let mut desired: Vec<Object> = engine
             .desired()
@@ -191,34 +206,9 @@ async fn delete(State(engine): State<Arc<Engine>>, Json(req): Json<DeleteRequest
     let fmt = |(k, n): &(String, String)| format!("{}/{}", k.to_ascii_lowercase(), n);
     // As Docker refuses to remove an image a container uses: deleting it
     // would take the running containers down with it.
-    let in_use: Vec<String> = engine
-        .desired()
-        .map_err(ApiError::internal)?
-        .iter()
-        .filter(|o| !keys.contains(&(o.kind().as_str().to_string(), o.name().to_string())))
-        .filter_map(|o| match &o.spec {
-            Spec::Container(c) => Some((o.name(), c)),
-            _ => None,
-        })
-        .flat_map(|(name, c)| {
-            let image = (Kind::Image.as_str().to_string(), c.image.clone());
-            let volumes = c
-                .volumes
-                .iter()
-                .filter_map(|m| m.volume.clone())
-                .map(|v| (Kind::Volume.as_str().to_string(), v));
-            std::iter::once(image)
-                .chain(volumes)
-                .filter(|k| keys.contains(k))
-                .map(move |k| format!("{} is used by container/{name}", fmt(&k)))
-        })
-        .collect();
-    if !in_use.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("{}; delete those containers too (or first)", in_use.join(", ")),
-        ));
-    }
+    let desired = engine.desired().map_err(ApiError::internal)?;
+    let removing: HashSet<(String, String)> = keys.iter().cloned().collect();
+    refuse_if_used(&desired, &removing, |_| true)?;
     let removed = engine.store.delete_objects(&keys).map_err(ApiError::internal)?;
     let report = engine.reconcile().await.map_err(ApiError::internal)?;
     Ok(Json(DeleteResponse {
@@ -227,6 +217,40 @@ async fn delete(State(engine): State<Arc<Engine>>, Json(req): Json<DeleteRequest
         not_found: keys.iter().filter(|k| !removed.contains(k)).map(fmt).collect(),
         failed: report.failed,
     }))
+}
+
+/// Refuses to remove images or volumes that a remaining container uses;
+/// `counts(container)` says which containers to consider.
+fn refuse_if_used(
+    desired: &[Object],
+    removing: &HashSet<(String, String)>,
+    counts: impl Fn(&Object) -> bool,
+) -> ApiResult<()> {
+    let key = |kind: Kind, name: &str| (kind.as_str().to_string(), name.to_string());
+    let mut in_use = Vec::new();
+    for o in desired
+        .iter()
+        .filter(|o| !removing.contains(&key(o.kind(), o.name())) && counts(o))
+    {
+        let Spec::Container(c) = &o.spec else { continue };
+        let volumes = c
+            .volumes
+            .iter()
+            .filter_map(|m| m.volume.as_deref())
+            .map(|v| (Kind::Volume, v));
+        for (kind, name) in std::iter::once((Kind::Image, c.image.as_str())).chain(volumes) {
+            if removing.contains(&key(kind, name)) {
+                in_use.push(format!("{} is used by container/{}", key_string(kind, name), o.name()));
+            }
+        }
+    }
+    if in_use.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!("{}; delete those containers too (or first)", in_use.join(", ")),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
