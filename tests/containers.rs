@@ -306,9 +306,16 @@ fn bad_manifests_are_rejected_whole_with_positions() {
 fn a_watched_file_that_turns_invalid_keeps_its_containers() {
     let env = Env::new("watch");
     let good = format!("{}{}", env.image_doc(), container("watched", "sleep 1000", ""));
+    // Editor swap and backup files are not manifests.
+    std::fs::write(env.watch.join(".app.yaml.swp"), "not: [yaml").unwrap();
+    std::fs::write(env.watch.join("app.yaml~"), "not: [yaml").unwrap();
     let file = env.watch.join("app.yaml");
     std::fs::write(&file, &good).unwrap();
     let v = env.wait_for("container", "watched", 20, running);
+    assert!(
+        !env.ok(&["describe", "container/watched"]).contains("Source error"),
+        "temp files were ignored"
+    );
     let pid = v["pid"].as_i64().unwrap();
     std::fs::write(
         &file,
