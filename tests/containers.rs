@@ -225,6 +225,9 @@ fn a_killed_daemon_is_restarted_and_adopts_running_containers() {
     let v = env.wait_for("container", "keep", 10, running);
     assert_eq!(v["pid"].as_i64().unwrap(), pid, "adopted, not restarted");
     assert_eq!(v["restarts"], 0);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&env.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660, "the API socket is rw for root and its group only");
     // A second daemon on the same root refuses to start.
     let second = env.berth(&["daemon"]);
     assert!(!second.status.success());
