@@ -5,8 +5,6 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{Diagnostic, Source};
 use crate::runtime::logs::LogLine;
 
-pub const API_PREFIX: &str = "/v1";
-
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
