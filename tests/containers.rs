@@ -382,16 +382,7 @@ fn a_container_cannot_raise_its_limits_or_reach_the_shim_binary() {
     assert!(log.lines().any(|l| l.trim() == "0"), "/proc/keys is masked: {log}");
 
     // The shim runs from a sealed memfd, so nothing can write its executable.
-    let shims: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|pid: &i32| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(env.run.to_str().unwrap()))
-                .unwrap_or(false)
-        })
-        .collect();
+    let shims = env.shim_pids();
     assert!(!shims.is_empty(), "found the shim");
     for pid in &shims {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
@@ -661,18 +652,7 @@ fn a_daemon_killed_in_the_middle_of_an_apply_converges_after_restart() {
             .unwrap();
         assert_eq!(procs.lines().count(), 1, "c{i}: {procs}");
     }
-    let shims = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c).starts_with("berth-shim")
-                        && String::from_utf8_lossy(&c).contains(env.run.to_str().unwrap())
-                })
-                .unwrap_or(false)
-        })
-        .count();
+    let shims = env.shim_pids().len();
     assert_eq!(shims, 6, "one shim per container");
 }
 

@@ -187,6 +187,11 @@ impl Env {
         berth::runtime::Layout::new(self.root.clone(), self.run.clone()).prefix
     }
 
+    /// Live (not zombie) shims of this env, found by their command line.
+    pub fn shim_pids(&self) -> Vec<i32> {
+        live_shims(&self.run)
+    }
+
     pub fn log_text(&self, name: &str) -> String {
         self.ok(&["logs", name])
     }
@@ -282,21 +287,27 @@ fn reap_orphans(run: &Path) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         reap_orphan_zombies();
-        let live_shims = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                let zombie = stat.rfind(')').is_some_and(|c| stat[c + 2..].starts_with('Z'));
-                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                !zombie && String::from_utf8_lossy(&cmdline).contains(run.to_str().unwrap())
-            })
-            .count();
-        if live_shims == 0 || Instant::now() > deadline {
+        if live_shims(run).is_empty() || Instant::now() > deadline {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Live processes whose command line names `run`: the shims of that env.
+fn live_shims(run: &Path) -> Vec<i32> {
+    let run = run.to_str().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &i32| berth::runtime::proc::start_time(*pid).is_some())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.starts_with("berth-shim") && cmdline.contains(run)
+        })
+        .collect()
 }
 
 /// Last resort after a failed test: kill the cgroups' processes, unmount,
