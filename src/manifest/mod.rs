@@ -1,9 +1,22 @@
 //! Manifests: the four kinds, parsing with positions, validation and the
 //! JSON Schema. Pure: no file, kernel or store access; callers hand in text.
+//!
+//! - [`parse`] reads YAML within budgets (`read.rs`) into trees that keep
+//!   every value's position (`node.rs`), fills the [`types`] from them with a
+//!   serde deserializer (`de.rs`) and records where fields were written
+//!   (`positions.rs`); `parse.rs` ties these together per document;
+//! - [`validate`] checks a parsed set as a whole (`validate.rs`);
+//! - both suggest the name that was meant for a typo (`suggest.rs`);
+//! - [`schemas`] gives the JSON Schema of each kind (`schema.rs`).
 
+mod de;
+mod node;
 mod parse;
+mod positions;
 pub mod quantity;
+mod read;
 mod schema;
+mod suggest;
 #[cfg(test)]
 mod testing;
 pub mod types;
@@ -13,8 +26,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use parse::{parse_with_positions, Positions, API_VERSION, MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES};
+pub use parse::{parse_with_positions, API_VERSION};
+pub use positions::Positions;
 pub use quantity::{Cpus, Duration, Memory};
+pub use read::{MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES};
 pub use schema::document_schema;
 pub use types::*;
 pub use validate::{is_dns_label, validate_with_positions};
@@ -55,6 +70,20 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// `text` with control characters other than tab escaped: diagnostics quote
+/// the user's text and end up on terminals.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Parses every document of every source. Returns all problems at once.

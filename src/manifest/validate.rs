@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::parse::{did_you_mean, printable, Positions};
+use super::positions::Positions;
+use super::suggest::did_you_mean;
 use super::types::{
     ContainerSpec, DependencyCondition, ImageSpec, Kind, Object, Resources, Spec, VolumeMount, VolumeSpec,
 };
-use super::Diagnostic;
+use super::{printable, Diagnostic};
 
 /// Docker's minimum memory limit.
 pub const MIN_MEMORY: u64 = 6 << 20;
