@@ -88,7 +88,8 @@ pub(crate) fn printable(text: &str) -> String {
 
 /// Parses every document of every source. Returns all problems at once.
 ///
-/// Empty documents are skipped. Each object's origin is the position of its
+/// Empty documents are skipped, but a source with no document at all (empty,
+/// or only comments and `---`) is a problem. Each object's origin is the position of its
 /// document's first key. Syntax errors, unknown fields (with "did you mean"),
 /// wrong types, malformed quantities, a wrong `apiVersion` or `kind`, alias
 /// bombs and too deep nesting are all reported with file, line, column, the

@@ -13,7 +13,7 @@
 //! that [`super::validate`] can point at the field it complains about.
 
 use super::de::typed;
-use super::node::{Node, Problem, Value};
+use super::node::{Node, Pos, Problem, Value};
 use super::positions::{source_line, Positions};
 use super::read;
 use super::suggest::{did_you_mean, one_of, unknown_field_message};
@@ -50,7 +50,17 @@ fn read_source(source: &Source, objects: &mut Vec<Object>, positions: &mut Posit
     }
     positions.add_text(file, text);
     let mut problems = Vec::new();
-    for item in read::documents(text) {
+    let documents = read::documents(text);
+    if documents.is_empty() {
+        // An empty file is a mistake (a truncated write, the wrong file), not an
+        // empty set: applying it would otherwise succeed and do nothing.
+        problems.push(Problem {
+            path: String::new(),
+            at: Pos { line: 1, column: 1 },
+            message: "no documents found: the file is empty or holds only comments and `---`".to_owned(),
+        });
+    }
+    for item in documents {
         let root = match item {
             Ok(root) => root,
             Err(problem) => {
@@ -258,11 +268,45 @@ mod tests {
     }
 
     #[test]
-    fn empty_sources_give_no_objects() {
+    fn an_empty_file_is_reported_as_holding_no_documents() {
+        let d = parse(&[source("e.yaml", "")]).unwrap_err();
+        assert_eq!(d.len(), 1, "{}", render(&d));
         assert_eq!(
-            parse(&[source("e.yaml", ""), source("f.yaml", "---\n# nothing\n")]),
-            Ok(vec![])
+            d[0].to_string(),
+            "e.yaml:1:1: no documents found: the file is empty or holds only comments and `---`"
         );
+    }
+
+    #[test]
+    fn a_file_of_only_markers_and_comments_is_reported_as_holding_no_documents() {
+        for text in [
+            "---\n",
+            "---\n# nothing\n",
+            "# just a comment\n\n  \n",
+            "---\n---\n...\n",
+        ] {
+            let d = parse(&[source("f.yaml", text)]).unwrap_err();
+            let e = find(&d, "no documents found");
+            assert_eq!(
+                (e.file.as_str(), e.line, e.column, e.field.as_str()),
+                ("f.yaml", 1, 1, ""),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_empty_source_gets_its_own_diagnostic() {
+        let good = "apiVersion: berth/v1\nkind: Volume\nmetadata: {name: v}\n";
+        let d = parse(&[
+            source("e.yaml", ""),
+            source("g.yaml", good),
+            source("f.yaml", "---\n# nothing\n"),
+        ])
+        .unwrap_err();
+        let got: Vec<(&str, usize, usize)> = d.iter().map(|d| (d.file.as_str(), d.line, d.column)).collect();
+        assert_eq!(got, [("e.yaml", 1, 1), ("f.yaml", 1, 1)], "{}", render(&d));
+        assert!(d.iter().all(|d| d.message.starts_with("no documents found")));
     }
 
     #[test]
