@@ -29,12 +29,15 @@ use serde::{Deserialize, Serialize};
 pub use parse::{parse_with_positions, API_VERSION};
 pub use positions::Positions;
 pub use quantity::{Cpus, Duration, Memory};
-pub use read::{MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES};
+pub use read::{source_from_bytes, MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES};
 pub use schema::document_schema;
 pub use types::*;
 pub use validate::{is_dns_label, validate_with_positions};
 
 /// One manifest text and the name it is reported under (a path, or `<stdin>`).
+///
+/// Make one from a file's bytes with [`source_from_bytes`], which locates
+/// input that is not UTF-8 text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Source {
     pub file: String,
