@@ -116,6 +116,14 @@ impl<'a> Validator<'a> {
         self.defined.contains(&(kind, name)) || (self.exists)(kind, name)
     }
 
+    /// The spec of the Image `name` in the set (the first, if defined twice).
+    fn image_in_set(&self, name: &str) -> Option<&'a ImageSpec> {
+        self.objects.iter().find_map(|x| match &x.spec {
+            Spec::Image(spec) if x.name() == name => Some(spec),
+            _ => None,
+        })
+    }
+
     fn reference(&mut self, o: &Object, field: &str, kind: Kind, name: &str) {
         if self.resolves(kind, name) {
             return;
@@ -250,6 +258,15 @@ impl<'a> Validator<'a> {
         }
 
         self.command(o, "spec.command", &spec.command);
+        if spec.command.is_empty() && self.image_in_set(image).is_some_and(|i| i.cmd.is_empty()) {
+            // The runtime would only find out at start (reconcile's translate).
+            // Images known only to the daemon are not seen here, so not checked.
+            self.report(
+                o,
+                "spec.command",
+                format!("no command: set spec.command, or cmd on image/{image}"),
+            );
+        }
         self.env(o, "spec.env", &spec.env);
         if let Some(dir) = &spec.working_dir {
             if !is_absolute(dir) {
@@ -693,8 +710,8 @@ mod tests {
     use crate::manifest::testing::{find, render};
     use crate::manifest::{load, parse_with_positions, validate, Source};
 
-    /// An Image `shop` and a Volume `data`, after the documents under test.
-    const COMMON: &str = "---\napiVersion: berth/v1\nkind: Image\nmetadata: {name: shop}\nspec: {import: /srv/shop.tar}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {name: data}\n";
+    /// An Image `shop` (with a `cmd`) and a Volume `data`, after the documents under test.
+    const COMMON: &str = "---\napiVersion: berth/v1\nkind: Image\nmetadata: {name: shop}\nspec: {import: /srv/shop.tar, cmd: [sh]}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {name: data}\n";
 
     fn check_with(text: &str, exists: &dyn Fn(Kind, &str) -> bool) -> Vec<Diagnostic> {
         let sources = [Source {
@@ -958,6 +975,41 @@ mod tests {
         let e = find(&d, "environment variable name `A=B` must not contain `=`");
         assert_eq!((e.line, e.field.as_str()), (7, "spec.env.A=B"));
         find(&d, "environment variable names must not be empty");
+    }
+
+    #[test]
+    fn a_container_with_no_command_whose_image_in_the_set_has_no_cmd_is_reported() {
+        let bare = "---\napiVersion: berth/v1\nkind: Image\nmetadata: {name: bare}\nspec: {import: /srv/bare.tar}\n";
+        let on_bare = |name: &str, spec: &str| {
+            format!("apiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: bare\n{spec}")
+        };
+        let text = [on_bare("absent", ""), on_bare("empty", "  command: []\n")].join("---\n") + bare;
+        let d = check(&text);
+        let got: Vec<(usize, usize, &str, &str)> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.field.as_str(), d.message.as_str()))
+            .collect();
+        let message = "no command: set spec.command, or cmd on image/bare";
+        // Absent: at `spec`, the nearest field that is written; empty: at `command`.
+        assert_eq!(
+            got,
+            [(4, 1, "spec.command", message), (12, 3, "spec.command", message)],
+            "{}",
+            render(&d)
+        );
+
+        // A command, or a `cmd` on the image, is enough.
+        let d = check(&(on_bare("web", "  command: [httpd]\n") + bare));
+        assert!(d.is_empty(), "{}", render(&d));
+        let d = check(&container("web", "  command: []\n"));
+        assert!(d.is_empty(), "{}", render(&d));
+    }
+
+    #[test]
+    fn a_container_on_an_image_only_the_daemon_knows_needs_no_command_here() {
+        let text = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: elsewhere}\n";
+        let d = check_with(text, &|kind, name| kind == Kind::Image && name == "elsewhere");
+        assert!(d.is_empty(), "{}", render(&d));
     }
 
     #[test]
