@@ -135,6 +135,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// Fills [`Node::raw`] of plain booleans and numbers from the source `lines`.
 pub(super) fn attach_raw_text(node: &mut Node, lines: &[&str]) {
     match &mut node.value {
         Value::Bool(_) | Value::Uint(_) | Value::Int(_) | Value::Float(_) => {
