@@ -1,18 +1,22 @@
 //! berth: a declarative container engine for one Linux host.
 //!
 //! Layers, lowest first (a module never imports one above it):
-//! `manifest`, `plan` (pure) · `store`, `runtime`, `image` · `reconcile` ·
-//! `api`, `client`, `daemon`, `cli`.
+//! `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
+//! `image`, `source_files` · `reconcile` · `commands` · the front ends `api`,
+//! `client`, `daemon`, `cli`, which never import each other's internals.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod daemon;
 pub mod image;
 pub mod manifest;
 pub mod plan;
 pub mod reconcile;
 pub mod runtime;
+pub mod source_files;
 pub mod store;
+pub mod wire;

@@ -82,7 +82,7 @@ fn memory_limit_is_set_and_a_hog_is_oom_killed() {
         (24u64 << 20).to_string()
     );
     let hog = env.wait_for("container", "hog", 15, |v| v["exit"].is_object());
-    assert_eq!(hog["exit"]["oom_killed"], true, "{hog}");
+    assert_eq!(hog["exit"]["oomKilled"], true, "{hog}");
     assert_eq!(hog["exit"]["code"], 137, "{hog}");
     assert!(hog["status"].as_str().unwrap().contains("OOMKilled"), "{hog}");
     let described = env.ok(&["describe", "container/hog"]);

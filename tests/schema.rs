@@ -75,7 +75,7 @@ fn the_openapi_document_matches_the_served_routes() {
     let samples = [
         (
             "/v1/apply",
-            serde_json::to_value(berth::api::types::ApplyRequest {
+            serde_json::to_value(berth::wire::ApplyRequest {
                 source_id: "apply:/srv".into(),
                 sources: vec![berth::manifest::Source {
                     file: "a.yaml".into(),
@@ -88,7 +88,7 @@ fn the_openapi_document_matches_the_served_routes() {
         ),
         (
             "/v1/run",
-            serde_json::to_value(berth::api::types::RunRequest {
+            serde_json::to_value(berth::wire::RunRequest {
                 image: "busybox".into(),
                 rm: true,
                 ..Default::default()
@@ -97,7 +97,7 @@ fn the_openapi_document_matches_the_served_routes() {
         ),
         (
             "/v1/wait",
-            serde_json::to_value(berth::api::types::WaitRequest {
+            serde_json::to_value(berth::wire::WaitRequest {
                 keys: vec!["container/web".into()],
                 timeout_ms: 5,
             })
@@ -105,7 +105,7 @@ fn the_openapi_document_matches_the_served_routes() {
         ),
         (
             "/v1/delete",
-            serde_json::to_value(berth::api::types::DeleteRequest {
+            serde_json::to_value(berth::wire::DeleteRequest {
                 keys: vec!["container/web".into()],
                 ..Default::default()
             })

@@ -1,60 +1,102 @@
-//! The daemon's REST API on a unix socket (axum). Handlers parse requests and
-//! call the engine; the engine owns all state.
+//! The daemon's REST API on a unix socket (axum). A handler decodes the
+//! request, calls one engine command and encodes the reply; error kinds map
+//! to HTTP statuses in one place ([`status_of`]).
 
 pub mod openapi;
-pub mod types;
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::manifest::{
-    self, ContainerSpec, Diagnostic, Kind, Metadata, Object, Origin, Resources, RestartPolicy, Spec,
-};
-use crate::reconcile::{Engine, StatusKind};
-use crate::runtime::{logs, Probe};
-use types::*;
+use crate::commands::{self, CommandError};
+use crate::reconcile::Engine;
+use crate::wire::*;
 
-/// An error answer: status plus message, mapped once here.
+/// Largest request body: a whole stack of manifests, each up to
+/// `manifest::MAX_SOURCE_BYTES` (16 MiB), JSON-encoded.
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+
+/// The one mapping from error kind to HTTP status.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unavailable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error answer: a kind and a message.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    kind: ErrorKind,
     message: String,
 }
 
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
         ApiError {
-            status,
-            message: message.into(),
+            kind: e.kind(),
+            message: e.to_string(),
         }
-    }
-    fn internal(e: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
+        let body = ErrorBody {
+            error: self.message,
+            kind: self.kind,
+        };
+        (status_of(self.kind), Json(body)).into_response()
     }
 }
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A JSON body whose rejection (too big, malformed) is an [`ApiError`] that
+/// says what was wrong, and the size limit when that was it.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                let message = match &rejection {
+                    JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => format!(
+                        "request body over the {} MiB limit: apply fewer or smaller manifests at once",
+                        MAX_REQUEST_BYTES >> 20
+                    ),
+                    _ => rejection.body_text(),
+                };
+                Err(ApiError {
+                    kind: ErrorKind::Invalid,
+                    message,
+                })
+            }
+        }
+    }
+}
+
 /// The API's router, with a handler for every route of [`openapi::ROUTES`].
 pub fn router(engine: Arc<Engine>) -> Router {
-    routes().with_state(engine)
+    routes()
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(engine)
 }
 
 fn routes() -> Router<Arc<Engine>> {
@@ -71,7 +113,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("get", "/v1/objects") => get(list),
         ("get", "/v1/objects/{kind}/{name}") => get(describe),
         ("post", "/v1/wait") => post(wait),
-        ("get", "/v1/logs/{name}") => get(logs_handler),
+        ("get", "/v1/logs/{name}") => get(logs),
         ("post", "/v1/run") => post(run),
         ("post", "/v1/stop/{name}") => post(stop),
         ("get", "/v1/events") => get(events),
@@ -80,177 +122,21 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
 }
 
 async fn version(State(engine): State<Arc<Engine>>) -> Json<VersionInfo> {
-    Json(VersionInfo {
-        version: env!("CARGO_PKG_VERSION").into(),
-        root: engine.runtime.layout.root.display().to_string(),
-        pid: std::process::id(),
-    })
+    Json(commands::query::version(&engine))
 }
 
-fn key_string(kind: Kind, name: &str) -> String {
-    format!("{}/{}", kind.as_str().to_ascii_lowercase(), name)
+async fn apply(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<ApplyRequest>,
+) -> ApiResult<Json<ApplyResponse>> {
+    Ok(Json(commands::apply::apply(&engine, req).await?))
 }
 
-/// Parses `kind/name` (kind case-insensitive, plural allowed).
-pub fn parse_key(s: &str) -> Option<(Kind, String)> {
-    let (k, n) = s.split_once('/')?;
-    Some((Kind::parse_loose(k)?, n.to_string()))
-}
-
-async fn apply(State(engine): State<Arc<Engine>>, Json(req): Json<ApplyRequest>) -> ApiResult<Json<ApplyResponse>> {
-    let stored = engine.store.desired().map_err(ApiError::internal)?;
-    // References may point at objects other sources already defined.
-    let exists = |kind: Kind, name: &str| {
-        stored
-            .iter()
-            .any(|o| o.kind == kind.as_str() && o.name == name && !(req.prune && o.source == req.source_id))
-    };
-    let objects = match manifest::load(&req.sources, &exists) {
-        Ok(o) => o,
-        Err(errors) => {
-            return Ok(Json(ApplyResponse {
-                errors,
-                ..Default::default()
-            }))
-        }
-    };
-    let in_set: HashSet<(Kind, String)> = objects.iter().map(|o| (o.kind(), o.name().to_string())).collect();
-    let keys: Vec<String> = objects.iter().map(|o| key_string(o.kind(), o.name())).collect();
-    if req.prune {
-        let pruned: HashSet<(String, String)> = stored
-            .iter()
-            .filter(|o| o.source == req.source_id)
-            .filter(|o| !Kind::parse_loose(&o.kind).is_some_and(|k| in_set.contains(&(k, o.name.clone()))))
-            .map(|o| (o.kind.clone(), o.name.clone()))
-            .collect();
-        let desired = engine.desired().map_err(ApiError::internal)?;
-        let other_source = |o: &Object| {
-            stored
-                .iter()
-                .any(|s| s.name == o.name() && s.kind == o.kind().as_str() && s.source != req.source_id)
-        };
-        refuse_if_used(&desired, &pruned, other_source)?;
-    }
-    if req.dry_run {
-        let mut desired: Vec<Object> = engine
-            .desired()
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .filter(|o| !in_set.contains(&(o.kind(), o.name().to_string())))
-            .filter(|o| {
-                !req.prune
-                    || stored
-                        .iter()
-                        .any(|s| s.kind == o.kind().as_str() && s.name == o.name() && s.source != req.source_id)
-            })
-            .collect();
-        desired.extend(objects);
-        let plan = engine.plan_for(&desired).map_err(ApiError::internal)?;
-        return Ok(Json(ApplyResponse {
-            actions: crate::plan::describe(&plan),
-            objects: keys,
-            ..Default::default()
-        }));
-    }
-    let rows: Vec<(String, String, String)> = objects
-        .iter()
-        .map(|o| {
-            Ok((
-                o.kind().as_str().to_string(),
-                o.name().to_string(),
-                serde_json::to_string(o)?,
-            ))
-        })
-        .collect::<Result<_, serde_json::Error>>()
-        .map_err(ApiError::internal)?;
-    let outcome = engine
-        .store
-        .apply(&req.source_id, &rows, req.prune)
-        .map_err(ApiError::internal)?;
-    let report = engine.reconcile().await.map_err(ApiError::internal)?;
-    Ok(Json(ApplyResponse {
-        errors: Vec::new(),
-        actions: report.done,
-        failed: report.failed,
-        revision: Some(outcome.revision),
-        objects: keys,
-    }))
-}
-
-async fn delete(State(engine): State<Arc<Engine>>, Json(req): Json<DeleteRequest>) -> ApiResult<Json<DeleteResponse>> {
-    let mut keys: Vec<(String, String)> = Vec::new();
-    if !req.sources.is_empty() {
-        match manifest::parse(&req.sources) {
-            Ok(objects) => keys.extend(
-                objects
-                    .iter()
-                    .map(|o| (o.kind().as_str().to_string(), o.name().to_string())),
-            ),
-            Err(errors) => {
-                return Ok(Json(DeleteResponse {
-                    errors,
-                    ..Default::default()
-                }))
-            }
-        }
-    }
-    for k in &req.keys {
-        let (kind, name) = parse_key(k).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{k:?} is not KIND/NAME (e.g. container/web)"),
-            )
-        })?;
-        keys.push((kind.as_str().to_string(), name));
-    }
-    let fmt = |(k, n): &(String, String)| format!("{}/{}", k.to_ascii_lowercase(), n);
-    // As Docker refuses to remove an image a container uses: deleting it
-    // would take the running containers down with it.
-    let desired = engine.desired().map_err(ApiError::internal)?;
-    let removing: HashSet<(String, String)> = keys.iter().cloned().collect();
-    refuse_if_used(&desired, &removing, |_| true)?;
-    let removed = engine.store.delete_objects(&keys).map_err(ApiError::internal)?;
-    let report = engine.reconcile().await.map_err(ApiError::internal)?;
-    Ok(Json(DeleteResponse {
-        errors: Vec::new(),
-        deleted: removed.iter().map(fmt).collect(),
-        not_found: keys.iter().filter(|k| !removed.contains(k)).map(fmt).collect(),
-        failed: report.failed,
-    }))
-}
-
-/// Refuses to remove images or volumes that a remaining container uses;
-/// `counts(container)` says which containers to consider.
-fn refuse_if_used(
-    desired: &[Object],
-    removing: &HashSet<(String, String)>,
-    counts: impl Fn(&Object) -> bool,
-) -> ApiResult<()> {
-    let key = |kind: Kind, name: &str| (kind.as_str().to_string(), name.to_string());
-    let mut in_use = Vec::new();
-    for o in desired
-        .iter()
-        .filter(|o| !removing.contains(&key(o.kind(), o.name())) && counts(o))
-    {
-        let Spec::Container(c) = &o.spec else { continue };
-        let volumes = c
-            .volumes
-            .iter()
-            .filter_map(|m| m.volume.as_deref())
-            .map(|v| (Kind::Volume, v));
-        for (kind, name) in std::iter::once((Kind::Image, c.image.as_str())).chain(volumes) {
-            if removing.contains(&key(kind, name)) {
-                in_use.push(format!("{} is used by container/{}", key_string(kind, name), o.name()));
-            }
-        }
-    }
-    if in_use.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        format!("{}; delete those containers too (or first)", in_use.join(", ")),
-    ))
+async fn delete(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<DeleteRequest>,
+) -> ApiResult<Json<DeleteResponse>> {
+    Ok(Json(commands::delete::delete(&engine, req).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,78 +145,26 @@ struct ListQuery {
     name: Option<String>,
 }
 
-async fn list(State(engine): State<Arc<Engine>>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
-    let kind = match q.kind.as_deref() {
-        Some(k) => Some(Kind::parse_loose(k).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown kind {k:?}: expected image, container, network or volume"),
-            )
-        })?),
-        None => None,
-    };
-    let views = engine.views(kind, q.name.as_deref()).map_err(ApiError::internal)?;
-    Ok(Json(views).into_response())
+async fn list(State(engine): State<Arc<Engine>>, Query(q): Query<ListQuery>) -> ApiResult<Json<Vec<ObjectView>>> {
+    Ok(Json(commands::query::list(
+        &engine,
+        q.kind.as_deref(),
+        q.name.as_deref(),
+    )?))
 }
 
 async fn describe(
     State(engine): State<Arc<Engine>>,
     Path((kind, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let kind = Kind::parse_loose(&kind)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown kind {kind:?}")))?;
-    match engine.describe(kind, &name).map_err(ApiError::internal)? {
-        Some(d) => Ok(Json(d).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("{} not found", key_string(kind, &name)),
-        )),
-    }
+) -> ApiResult<Json<Description>> {
+    Ok(Json(commands::query::describe(&engine, &kind, &name)?))
 }
 
-async fn wait(State(engine): State<Arc<Engine>>, Json(req): Json<WaitRequest>) -> ApiResult<Json<WaitResponse>> {
-    let mut changes = engine.changes();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms);
-    loop {
-        changes.borrow_and_update();
-        let views = engine.views(None, None).map_err(ApiError::internal)?;
-        let wanted = |v: &&crate::reconcile::ObjectView| {
-            v.source.is_some()
-                && (req.keys.is_empty()
-                    || req
-                        .keys
-                        .contains(&format!("{}/{}", v.kind.to_ascii_lowercase(), v.name)))
-        };
-        let line =
-            |v: &crate::reconcile::ObjectView| format!("{}/{}: {}", v.kind.to_ascii_lowercase(), v.name, v.status);
-        let waiting: Vec<String> = views
-            .iter()
-            .filter(wanted)
-            .filter(|v| v.state == StatusKind::Progressing)
-            .map(line)
-            .collect();
-        let failed: Vec<String> = views
-            .iter()
-            .filter(wanted)
-            .filter(|v| v.state == StatusKind::Failed)
-            .map(line)
-            .collect();
-        if waiting.is_empty() || !failed.is_empty() {
-            return Ok(Json(WaitResponse {
-                ready: waiting.is_empty() && failed.is_empty(),
-                waiting,
-                failed,
-            }));
-        }
-        tokio::select! {
-            _ = changes.changed() => {}
-            // Backoff timers and probes change status without an event.
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return Ok(Json(WaitResponse { ready: false, waiting, failed }));
-            }
-        }
-    }
+async fn wait(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<WaitRequest>,
+) -> ApiResult<Json<WaitResponse>> {
+    Ok(Json(commands::query::wait(&engine, req).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,11 +174,39 @@ struct LogsQuery {
     tail: Option<usize>,
 }
 
-/// Newline-delimited JSON over a channel-fed body.
+async fn logs(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    Ok(ndjson_stream(commands::logs::logs(&engine, &name, q.tail, q.follow)?))
+}
+
+async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunRequest>) -> ApiResult<Response> {
+    Ok(ndjson_stream(commands::run::run(&engine, req).await?))
+}
+
+async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<StopResponse>> {
+    Ok(Json(commands::query::stop(&engine, &name).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+async fn events(State(engine): State<Arc<Engine>>, Query(q): Query<EventsQuery>) -> ApiResult<Json<Vec<Event>>> {
+    Ok(Json(commands::query::events(&engine, q.after)?))
+}
+
+/// Newline-delimited JSON from a bounded channel: the body is polled only as
+/// fast as the client reads, so a slow client slows the producer down.
 fn ndjson_stream<T: serde::Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>) -> Response {
     let stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|item| {
             item.map(|v| {
+                // Wire types are plain data: serializing them cannot fail.
                 let mut line = serde_json::to_vec(&v).unwrap_or_default();
                 line.push(b'\n');
                 Ok::<_, Infallible>(axum::body::Bytes::from(line))
@@ -355,246 +217,6 @@ fn ndjson_stream<T: serde::Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-async fn logs_handler(
-    State(engine): State<Arc<Engine>>,
-    Path(name): Path<String>,
-    Query(q): Query<LogsQuery>,
-) -> ApiResult<Response> {
-    let known = engine
-        .store
-        .live_get("Container", &name)
-        .map_err(ApiError::internal)?
-        .is_some()
-        || engine.runtime.layout.log_file(&name).exists();
-    if !known {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("container/{name} not found"),
-        ));
-    }
-    let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(async move {
-        let _ = follow_logs(&engine, &name, q.tail, q.follow, |line| {
-            tx.clone().try_send(line).is_ok() || !tx.is_closed()
-        })
-        .await;
-    });
-    Ok(ndjson_stream(rx))
-}
-
-/// Sends the log's lines (the last `tail`), then with `follow` new lines
-/// until the container is no longer running. `send` returns false when the
-/// reader went away.
-pub async fn follow_logs(
-    engine: &Engine,
-    name: &str,
-    tail: Option<usize>,
-    follow: bool,
-    mut send: impl FnMut(logs::LogLine) -> bool,
-) -> std::io::Result<()> {
-    let path = engine.runtime.layout.log_file(name);
-    let mut exits = engine.exits();
-    let (lines, mut offset) = logs::tail(&path, tail)?;
-    for l in lines {
-        if !send(l) {
-            return Ok(());
-        }
-    }
-    if !follow {
-        return Ok(());
-    }
-    loop {
-        let running = matches!(engine.runtime.probe(name), Probe::Running(_) | Probe::Starting);
-        let (lines, next) = logs::read_from(&path, offset)?;
-        offset = next;
-        for l in lines {
-            if !send(l) {
-                return Ok(());
-            }
-        }
-        if !running {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = exits.recv() => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-    }
-}
-
-async fn run(State(engine): State<Arc<Engine>>, Json(req): Json<RunRequest>) -> ApiResult<Response> {
-    let obj = run_object(&req)?;
-    let name = obj.name().to_string();
-    let stored = engine.store.desired().map_err(ApiError::internal)?;
-    if stored.iter().any(|o| o.kind == "Container" && o.name == name) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("container/{name} already exists"),
-        ));
-    }
-    let exists = |kind: Kind, n: &str| stored.iter().any(|o| o.kind == kind.as_str() && o.name == n);
-    let problems = manifest::validate(std::slice::from_ref(&obj), &exists);
-    if !problems.is_empty() {
-        let msg = problems.iter().map(run_problem).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, msg));
-    }
-    let body = serde_json::to_string(&obj).map_err(ApiError::internal)?;
-    let source = format!("run:{name}");
-    engine
-        .store
-        .apply(&source, &[("Container".into(), name.clone(), body)], false)
-        .map_err(ApiError::internal)?;
-    tracing::debug!(container = %name, "run: stored");
-    if !req.detach {
-        // This handler reports the exit and removes the container itself.
-        engine.attach(&name);
-    }
-    if let Err(message) = engine.run_now(&obj).await {
-        // Nothing of a failed run stays behind.
-        let _ = engine.store.delete_objects(&[("Container".into(), name.clone())]);
-        let _ = engine.remove_now(&name).await;
-        engine.detach(&name);
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
-    }
-    let (tx, rx) = mpsc::channel(256);
-    let _ = tx.try_send(RunEvent::Started { name: name.clone() });
-    if req.detach {
-        drop(tx);
-        return Ok(ndjson_stream(rx));
-    }
-    let rm = req.rm;
-    // Runs to the end even when the client goes away, so --rm always removes.
-    tokio::spawn(async move {
-        let log_tx = tx.clone();
-        let _ = follow_logs(&engine, &name, None, true, |line| {
-            let _ = log_tx.try_send(RunEvent::Log(line));
-            true
-        })
-        .await;
-        let exit = match engine.runtime.probe(&name) {
-            Probe::Exited(e) => Some(e),
-            _ => None,
-        };
-        tracing::debug!(container = %name, "run: exited");
-        if rm {
-            let _ = engine.store.delete_objects(&[("Container".into(), name.clone())]);
-            if let Err(e) = engine.remove_now(&name).await {
-                tracing::warn!(container = %name, "run --rm cleanup: {e}");
-            }
-            tracing::debug!(container = %name, "run: removed");
-        }
-        engine.detach(&name);
-        let _ = match exit {
-            Some(e) => {
-                tx.send(RunEvent::Exited {
-                    code: e.code,
-                    oom_killed: e.oom_killed,
-                })
-                .await
-            }
-            None => {
-                tx.send(RunEvent::Error {
-                    message: "container ended without an exit record".into(),
-                })
-                .await
-            }
-        };
-    });
-    Ok(ndjson_stream(rx))
-}
-
-fn run_problem(d: &Diagnostic) -> String {
-    format!("{}: {}", d.field, d.message)
-}
-
-/// The Container object `berth run` stands for.
-fn run_object(req: &RunRequest) -> ApiResult<Object> {
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
-    let name = req.name.clone().unwrap_or_else(|| {
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!(
-            "run-{:08x}",
-            (n as u64 ^ (std::process::id() as u64) << 32) & 0xffff_ffff
-        )
-    });
-    let mut env = std::collections::BTreeMap::new();
-    for e in &req.env {
-        let (k, v) = e
-            .split_once('=')
-            .ok_or_else(|| bad(format!("-e {e:?}: expected KEY=VALUE")))?;
-        env.insert(k.to_string(), v.to_string());
-    }
-    let memory = req
-        .memory
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|e: manifest::quantity::QuantityError| bad(e.0))?;
-    let cpus = req
-        .cpus
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|e: manifest::quantity::QuantityError| bad(e.0))?;
-    let resources = (memory.is_some() || cpus.is_some()).then_some(Resources {
-        memory,
-        cpus,
-        ..Default::default()
-    });
-    let mut labels = std::collections::BTreeMap::new();
-    if req.rm {
-        // Lets a pass remove it after an exit nobody is attached to (a
-        // detached run, or a daemon restart mid-run).
-        labels.insert(crate::reconcile::AUTOREMOVE_LABEL.to_string(), "true".to_string());
-    }
-    Ok(Object {
-        metadata: Metadata { name, labels },
-        spec: Spec::Container(ContainerSpec {
-            image: req.image.clone(),
-            command: req.command.clone(),
-            env,
-            resources,
-            restart_policy: RestartPolicy::Never,
-            ..Default::default()
-        }),
-        origin: Origin {
-            file: "<run>".into(),
-            line: 0,
-            column: 0,
-        },
-    })
-}
-
-async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<StopResponse>> {
-    if engine
-        .store
-        .live_get("Container", &name)
-        .map_err(ApiError::internal)?
-        .is_none()
-    {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("container/{name} not found"),
-        ));
-    }
-    engine.stop_by_name(&name).await;
-    Ok(Json(StopResponse { stopped: name }))
-}
-
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
-    #[serde(default)]
-    after: i64,
-}
-
-async fn events(State(engine): State<Arc<Engine>>, Query(q): Query<EventsQuery>) -> ApiResult<Response> {
-    let events = engine.store.events(q.after, None, 1000).map_err(ApiError::internal)?;
-    Ok(Json(events).into_response())
 }
 
 #[cfg(test)]
@@ -609,10 +231,16 @@ mod tests {
     }
 
     #[test]
-    fn keys_parse_loosely_as_kubectl_does() {
-        assert_eq!(parse_key("containers/web"), Some((Kind::Container, "web".to_string())));
-        assert_eq!(parse_key("Image/busybox"), Some((Kind::Image, "busybox".to_string())));
-        assert_eq!(parse_key("web"), None);
-        assert_eq!(parse_key("pod/web"), None);
+    fn each_error_kind_has_its_own_status() {
+        let kinds = [
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Invalid,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ];
+        let statuses: std::collections::HashSet<_> = kinds.iter().map(|k| status_of(*k)).collect();
+        assert_eq!(statuses.len(), kinds.len());
+        assert_eq!(status_of(ErrorKind::NotFound), StatusCode::NOT_FOUND);
     }
 }

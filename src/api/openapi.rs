@@ -7,10 +7,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use super::types::*;
-use crate::reconcile::status::{Description, ObjectView};
-use crate::runtime::logs::LogLine;
-use crate::store::Event;
+use crate::wire::*;
 
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 

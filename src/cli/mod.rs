@@ -10,30 +10,33 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use hyper::Method;
 
-use crate::api::types::*;
 use crate::client::{Client, ClientError, DaemonSpawn};
 use crate::manifest::{self, Source};
-use crate::reconcile::ObjectView;
+use crate::wire::*;
 use args::{Cli, Cmd, Global, Output, RunArgs};
 
-/// Reads manifest sources from files, directories (recursive, sorted) and stdin.
+/// Reads manifest sources from files, directories (recursive, sorted) and
+/// stdin. Input that is not text (invalid UTF-8, NUL bytes) or too big is
+/// refused with the file and the position.
 pub fn read_sources(inputs: &[String]) -> anyhow::Result<Vec<Source>> {
     let mut sources = Vec::new();
+    let mut problems = Vec::new();
     for input in inputs {
+        let mut add = |file: String, bytes: Vec<u8>| match manifest::source_from_bytes(&file, &bytes) {
+            Ok(s) => sources.push(s),
+            Err(d) => problems.push(d),
+        };
         if input == "-" {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .context("read manifests from stdin")?;
-            sources.push(Source {
-                file: "<stdin>".into(),
-                text,
-            });
+            add("<stdin>".into(), bytes);
             continue;
         }
         let path = Path::new(input);
         let files = if path.is_dir() {
-            crate::daemon::watch::manifest_files(path)
+            crate::source_files::manifest_files(path)
         } else {
             vec![path.to_path_buf()]
         };
@@ -41,12 +44,17 @@ pub fn read_sources(inputs: &[String]) -> anyhow::Result<Vec<Source>> {
             bail!("{input}: no *.yaml or *.yml files found");
         }
         for f in files {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("read {}", f.display()))?;
-            sources.push(Source {
-                file: f.display().to_string(),
-                text,
-            });
+            let bytes = std::fs::read(&f).with_context(|| format!("read {}", f.display()))?;
+            add(f.display().to_string(), bytes);
         }
+    }
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(|d| format!("error: {d}")).collect();
+        bail!(
+            "{}\n{} problem(s); nothing was changed",
+            text.join("\n"),
+            problems.len()
+        );
     }
     Ok(sources)
 }
@@ -132,11 +140,18 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             for a in &resp.actions {
                 println!("{a}");
             }
-            if resp.actions.is_empty() && resp.failed.is_empty() {
+            if resp.actions.is_empty() && resp.failed.is_empty() && resp.pending.is_empty() {
                 println!("no changes");
             }
+            for p in &resp.pending {
+                eprintln!("pending: {p}");
+            }
             for f in &resp.failed {
-                eprintln!("not done: {f}");
+                eprintln!("failed: {f}");
+            }
+            if !resp.failed.is_empty() && !wait {
+                // As `docker compose up -d` when a container cannot start.
+                return Ok(ExitCode::from(1));
             }
             if wait {
                 let w: WaitResponse = c
@@ -241,11 +256,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Describe { key } => {
-            let Some((kind, name)) = crate::api::parse_key(&key) else {
+            let Some(r) = ObjectRef::parse(&key) else {
                 bail!("{key:?} is not KIND/NAME (e.g. container/web)")
             };
-            let d: crate::reconcile::status::Description = client(g, true)
-                .get(&format!("/v1/objects/{}/{name}", kind.as_str()))
+            let d: Description = client(g, true)
+                .get(&format!("/v1/objects/{}/{}", r.kind.as_str(), r.name))
                 .await?;
             print_description(&d);
             Ok(ExitCode::SUCCESS)
@@ -261,9 +276,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
                 path.push_str(&format!("&tail={t}"));
             }
             client(g, true)
-                .stream(Method::GET, &path, None, |line: crate::runtime::logs::LogLine| {
-                    print_log(&line, timestamps)
-                })
+                .stream(Method::GET, &path, None, |line: LogLine| print_log(&line, timestamps))
                 .await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -314,7 +327,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::Events => {
-            let events: Vec<crate::store::Event> = client(g, true).get("/v1/events").await?;
+            let events: Vec<Event> = client(g, true).get("/v1/events").await?;
             for e in events {
                 println!(
                     "{} {}/{} {}: {}",
@@ -406,7 +419,7 @@ async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_log(line: &crate::runtime::logs::LogLine, timestamps: bool) {
+fn print_log(line: &LogLine, timestamps: bool) {
     let text = if timestamps {
         format!("{} {}\n", line.time, line.text)
     } else {
@@ -532,7 +545,7 @@ fn print_ps(views: &[ObjectView]) {
     table(rows);
 }
 
-fn print_description(d: &crate::reconcile::status::Description) {
+fn print_description(d: &Description) {
     let v = &d.view;
     println!("Name:       {}", v.name);
     println!("Kind:       {}", v.kind);

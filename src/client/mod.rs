@@ -128,7 +128,7 @@ impl Client {
         if !resp.status().is_success() {
             let status = resp.status();
             let bytes = resp.into_body().collect().await?.to_bytes();
-            let message = serde_json::from_slice::<crate::api::types::ErrorBody>(&bytes)
+            let message = serde_json::from_slice::<crate::wire::ErrorBody>(&bytes)
                 .map(|b| b.error)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
             return Err(ClientError::Api { status, message });

@@ -67,7 +67,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     for failure in images.sweep() {
         tracing::warn!("cannot remove image store leftover {failure}");
     }
-    let engine = Engine::new(store, runtime, images);
+    let engine = Engine::new(store, crate::reconcile::linux::host(runtime, images), cfg.root.clone());
     engine.restore().await.context("restore running containers")?;
 
     if let Some(parent) = cfg.socket.parent() {

@@ -31,6 +31,11 @@ impl Kind {
         }
     }
 
+    /// Parses the exact spelling `as_str` gives (as stored).
+    pub fn parse_exact(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// Parses a kind case-insensitively, also accepting plurals (`containers`),
     /// as `kubectl get` does.
     pub fn parse_loose(s: &str) -> Option<Kind> {

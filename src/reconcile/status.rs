@@ -4,93 +4,46 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::{Blocked, ContainerInfo, Engine, ImageInfo, Result};
+use super::records::{ContainerInfo, Desired, Live, LiveInfo};
+use super::{policy, Blocked, Engine, Result};
 use crate::manifest::{Kind, RestartPolicy, Spec};
 use crate::plan::{self, ObjectKey};
 use crate::runtime::{ExitRecord, Probe};
-use crate::store::Event;
+use crate::wire::{Description, ExitInfo, ObjectView, StatusKind};
 
-/// Whether an object is where it should be, for `apply --wait`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum StatusKind {
-    /// Running, Completed, or present (images, volumes).
-    Ready,
-    /// On its way: pending, restarting, being replaced.
-    Progressing,
-    /// Failed, or exited for good with an error.
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ObjectView {
-    pub kind: String,
-    pub name: String,
-    /// The source that defines it (a watched file, an apply set, `run`); none if only live.
-    pub source: Option<String>,
-    /// `Running`, `Exited(1)`, `Completed`, `Restarting`, `Pending: …`, `Failed: …`, `Ready`, `Deleting`.
-    pub status: String,
-    pub state: StatusKind,
-    pub restarts: u32,
-    /// When the live object was made (unix ms).
-    pub created_at: Option<i64>,
-    pub pid: Option<i32>,
-    pub image: Option<String>,
-    pub exit: Option<ExitRecord>,
-    /// The desired spec, or the live one when it is being deleted.
-    pub spec: Option<serde_json::Value>,
-    /// Where it was defined: file:line.
-    pub origin: Option<String>,
-    /// Whether the live object was made from the current desired spec.
-    pub up_to_date: bool,
-    pub detail: Option<String>,
-}
-
-/// `describe`: the view plus recent events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Description {
-    pub view: ObjectView,
-    pub events: Vec<Event>,
-    pub source_error: Option<String>,
+fn exit_info(e: &ExitRecord) -> ExitInfo {
+    ExitInfo {
+        code: e.code,
+        signal: e.signal,
+        oom_killed: e.oom_killed,
+        finished_at: e.finished_at,
+    }
 }
 
 impl Engine {
-    /// Views of all objects, optionally of one kind and/or name.
+    /// Views of all objects, optionally of one kind and/or name, in kind
+    /// order (images first) then by name.
     pub fn views(self: &Arc<Self>, kind: Option<Kind>, name: Option<&str>) -> Result<Vec<ObjectView>> {
-        let stored = self.store.desired()?;
-        let source_errors: BTreeMap<String, String> = self.store.source_errors()?.into_iter().collect();
-        let desired = self.desired()?;
-        let hashes = plan::spec_hashes(&desired);
-        let live: BTreeMap<(String, String), _> = self
-            .store
-            .live_all()?
-            .into_iter()
-            .map(|r| ((r.kind.clone(), r.name.clone()), r))
-            .collect();
-        let mut keys: Vec<(String, String)> = stored.iter().map(|o| (o.kind.clone(), o.name.clone())).collect();
-        keys.extend(live.keys().cloned());
-        keys.sort_by(|a, b| kind_rank(&a.0).cmp(&kind_rank(&b.0)).then(a.1.cmp(&b.1)));
+        let source_errors: BTreeMap<String, String> = self.source_errors()?.into_iter().collect();
+        let desired: BTreeMap<ObjectKey, Desired> = self.desired_all()?.into_iter().map(|d| (d.key(), d)).collect();
+        let objects: Vec<_> = desired.values().map(|d| d.object.clone()).collect();
+        let hashes = plan::spec_hashes(&objects);
+        let live: BTreeMap<ObjectKey, Live> = self.live_all()?.into_iter().map(|l| (l.key.clone(), l)).collect();
+        let mut keys: Vec<&ObjectKey> = desired.keys().chain(live.keys()).collect();
+        keys.sort_by_key(|k| (Kind::ALL.iter().position(|x| *x == k.kind), k.name.clone()));
         keys.dedup();
         let mut out = Vec::new();
-        for (k, n) in keys {
-            let Some(kind_v) = Kind::parse_loose(&k) else { continue };
-            if kind.is_some_and(|want| want != kind_v) || name.is_some_and(|want| want != n) {
+        for key in keys {
+            if kind.is_some_and(|want| want != key.kind) || name.is_some_and(|want| want != key.name) {
                 continue;
             }
-            let key = ObjectKey::new(kind_v, n.clone());
-            let object = desired.iter().find(|o| o.kind() == kind_v && o.name() == n);
-            let source = stored
-                .iter()
-                .find(|o| o.kind == k && o.name == n)
-                .map(|o| o.source.clone());
-            let rec = live.get(&(k.clone(), n.clone()));
-            let desired_hash = hashes.get(&key);
-            let up_to_date = rec.is_some_and(|r| Some(&r.spec_hash) == desired_hash);
+            let d = desired.get(key);
+            let rec = live.get(key);
+            let up_to_date = rec.is_some_and(|r| Some(&r.spec_hash) == hashes.get(key));
             let mut view = ObjectView {
-                kind: k.clone(),
-                name: n.clone(),
-                source,
+                kind: key.kind.as_str().into(),
+                name: key.name.clone(),
+                source: d.map(|d| d.source.clone()),
                 status: String::new(),
                 state: StatusKind::Progressing,
                 restarts: 0,
@@ -98,36 +51,39 @@ impl Engine {
                 pid: None,
                 image: None,
                 exit: None,
-                spec: object
-                    .map(|o| serde_json::to_value(&o.spec).unwrap_or_default())
-                    .or_else(|| rec.and_then(|r| serde_json::from_str(&r.spec).ok())),
-                origin: object.map(|o| format!("{}:{}", o.origin.file, o.origin.line)),
+                spec: d
+                    .map(|d| &d.object.spec)
+                    .or(rec.map(|r| &r.spec))
+                    .and_then(|s| serde_json::to_value(s).ok()),
+                origin: d.map(|d| format!("{}:{}", d.object.origin.file, d.object.origin.line)),
                 up_to_date,
                 detail: None,
             };
-            let pending = self.pending_reason(&key);
-            match (object, rec) {
+            let pending = self.pending_reason(key);
+            match (d, rec) {
                 (None, Some(_)) => set(&mut view, "Deleting", StatusKind::Progressing),
                 (Some(_), None) => set_blocked(&mut view, pending, "not created yet"),
                 (None, None) => continue,
-                (Some(obj), Some(rec)) => match &obj.spec {
-                    Spec::Container(spec) => {
+                (Some(d), Some(rec)) => match (&d.object.spec, &rec.info) {
+                    (Spec::Container(spec), LiveInfo::Container(info)) => {
                         view.image = Some(spec.image.clone());
-                        let info: ContainerInfo = serde_json::from_str(&rec.info).unwrap_or_default();
                         view.restarts = info.restarts;
-                        self.container_status(&mut view, &info, spec.restart_policy, pending);
+                        self.container_status(&mut view, info, spec.restart_policy, pending);
                     }
-                    Spec::Image(_) => {
-                        let info: Option<ImageInfo> = serde_json::from_str(&rec.info).ok();
-                        view.detail = info.map(|i| i.digest);
+                    (Spec::Image(_), LiveInfo::Image(info)) => {
+                        view.detail = Some(info.digest.clone());
                         set(&mut view, "Ready", StatusKind::Ready);
                     }
                     _ => set(&mut view, "Ready", StatusKind::Ready),
                 },
             }
-            if !up_to_date && view.state == StatusKind::Ready && object.is_some() && rec.is_some() {
+            if !up_to_date && view.state == StatusKind::Ready && d.is_some() && rec.is_some() {
                 view.status.push_str(" (update pending)");
                 view.state = StatusKind::Progressing;
+            }
+            if let Some(why) = d.and_then(|d| d.held.as_ref()) {
+                view.status.push_str(" (kept: its source dropped it)");
+                view.detail = Some(format!("kept although its source no longer defines it: {why}"));
             }
             if view.source.as_ref().is_some_and(|s| source_errors.contains_key(s)) {
                 // Kept in its last good state; `describe` shows the error.
@@ -150,46 +106,30 @@ impl Engine {
             set(view, &format!("Failed: {failure}"), StatusKind::Failed);
             return;
         }
-        match self.runtime.probe(&view.name) {
+        match self.host.containers.probe(&view.name) {
             Probe::Running(run) => {
                 view.pid = Some(run.init_pid);
                 set(view, "Running", StatusKind::Ready);
             }
             Probe::Starting => set(view, "Starting", StatusKind::Progressing),
-            Probe::Exited(exit) => self.exited_status(view, exit, policy),
+            Probe::Exited(exit) => exited_status(view, &exit, policy),
             Probe::Lost { .. } => set(view, "Restarting (shim lost)", StatusKind::Progressing),
             Probe::Absent => match &info.last_exit {
-                Some(exit) => self.exited_status(view, exit.clone(), policy),
+                Some(exit) => exited_status(view, exit, policy),
                 None => set_blocked(view, pending, "not started yet"),
             },
         }
     }
 
-    fn exited_status(&self, view: &mut ObjectView, exit: ExitRecord, policy: RestartPolicy) {
-        let restarting = super::wants_restart(policy, exit.code);
-        let oom = if exit.oom_killed { ", OOMKilled" } else { "" };
-        if restarting {
-            set(
-                view,
-                &format!("Restarting (exited {}{oom})", exit.code),
-                StatusKind::Progressing,
-            );
-        } else if exit.code == 0 {
-            set(view, "Completed", StatusKind::Ready);
-        } else {
-            set(view, &format!("Exited({}{oom})", exit.code), StatusKind::Failed);
-        }
-        view.exit = Some(exit);
-    }
-
-    pub fn describe(self: &Arc<Self>, kind: Kind, name: &str) -> Result<Option<Description>> {
-        let Some(view) = self.views(Some(kind), Some(name))?.into_iter().next() else {
+    /// `describe`: the view, recent events and the source's error; `None`
+    /// when no such object exists.
+    pub fn describe(self: &Arc<Self>, key: &ObjectKey) -> Result<Option<Description>> {
+        let Some(view) = self.views(Some(key.kind), Some(&key.name))?.into_iter().next() else {
             return Ok(None);
         };
-        let events = self.store.events(0, Some((kind.as_str(), name)), 20)?;
+        let events = self.events(0, Some(key), 20)?;
         let source_error = match &view.source {
             Some(src) => self
-                .store
                 .source_errors()?
                 .into_iter()
                 .find(|(s, _)| s == src)
@@ -204,6 +144,22 @@ impl Engine {
     }
 }
 
+fn exited_status(view: &mut ObjectView, exit: &ExitRecord, restart: RestartPolicy) {
+    let oom = if exit.oom_killed { ", OOMKilled" } else { "" };
+    if policy::wants_restart(restart, exit.code) {
+        set(
+            view,
+            &format!("Restarting (exited {}{oom})", exit.code),
+            StatusKind::Progressing,
+        );
+    } else if exit.code == 0 {
+        set(view, "Completed", StatusKind::Ready);
+    } else {
+        set(view, &format!("Exited({}{oom})", exit.code), StatusKind::Failed);
+    }
+    view.exit = Some(exit_info(exit));
+}
+
 /// `Pending: …` while it waits on something, `Failed: …` when its own action failed.
 fn set_blocked(view: &mut ObjectView, blocked: Option<Blocked>, default: &str) {
     match blocked {
@@ -216,10 +172,4 @@ fn set_blocked(view: &mut ObjectView, blocked: Option<Blocked>, default: &str) {
 fn set(view: &mut ObjectView, status: &str, state: StatusKind) {
     view.status = status.to_string();
     view.state = state;
-}
-
-fn kind_rank(kind: &str) -> usize {
-    Kind::parse_loose(kind)
-        .map(|k| Kind::ALL.iter().position(|x| *x == k).unwrap_or(9))
-        .unwrap_or(9)
 }

@@ -9,6 +9,17 @@ use crate::runtime::{ContainerConfig, Limits, MountSpec};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Why a container spec cannot be turned into a runtime config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// Neither the container nor its image names a command.
+    #[error("no command: set spec.command, or cmd on the image")]
+    NoCommand,
+    /// `spec.user` is not `uid` or `uid:gid`.
+    #[error("spec.user {0:?} is not uid or uid:gid")]
+    BadUser(String),
+}
+
 /// `volume_dir(name)` gives the host directory of a named volume.
 pub fn container_config(
     name: &str,
@@ -16,14 +27,14 @@ pub fn container_config(
     image: &ImageSpec,
     layer: &Path,
     volume_dir: &dyn Fn(&str) -> PathBuf,
-) -> Result<ContainerConfig, String> {
+) -> Result<ContainerConfig, TranslateError> {
     let args = if spec.command.is_empty() {
         image.cmd.clone()
     } else {
         spec.command.clone()
     };
     if args.is_empty() {
-        return Err("no command: set spec.command, or cmd on the image".into());
+        return Err(TranslateError::NoCommand);
     }
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), DEFAULT_PATH.into());
@@ -32,7 +43,7 @@ pub fn container_config(
     env.extend(spec.env.clone());
     let (uid, gid) = match spec.user.as_deref() {
         None => (0, 0),
-        Some(u) => parse_user(u).ok_or_else(|| format!("spec.user {u:?} is not uid or uid:gid"))?,
+        Some(u) => parse_user(u).ok_or_else(|| TranslateError::BadUser(u.to_string()))?,
     };
     let mut mounts = Vec::new();
     for m in &spec.volumes {
@@ -161,6 +172,6 @@ mod tests {
         let none = container_config("web", &spec, &ImageSpec::default(), Path::new("/l"), &|_| {
             PathBuf::new()
         });
-        assert!(none.unwrap_err().contains("no command"));
+        assert_eq!(none.unwrap_err(), TranslateError::NoCommand);
     }
 }

@@ -71,18 +71,61 @@ impl LineSplitter {
 /// Reads the log from `offset` to its current end; returns the complete
 /// lines and the offset after the last one.
 pub fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<LogLine>, u64)> {
-    let mut f = match File::open(path) {
+    read_chunk(path, offset, u64::MAX)
+}
+
+/// As [`read_from`], but reads at most about `max_bytes` (always at least
+/// one whole line), so a reader of a huge log holds one chunk at a time.
+pub fn read_chunk(path: &Path, offset: u64, max_bytes: u64) -> io::Result<(Vec<LogLine>, u64)> {
+    let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
         Err(e) => return Err(e),
     };
+    let mut f = io::BufReader::new(f);
     f.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
+    (&mut f).take(max_bytes).read_to_end(&mut bytes)?;
+    if !bytes.is_empty() && bytes.last() != Some(&b'\n') && bytes.len() as u64 == max_bytes {
+        // Finish the line the chunk ends in (lines are at most MAX_LINE plus a prefix).
+        io::BufRead::read_until(&mut f, b'\n', &mut bytes)?;
+    }
     let complete = bytes.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
     let text = String::from_utf8_lossy(&bytes[..complete]);
     let lines = text.lines().filter_map(LogLine::parse).collect();
     Ok((lines, offset + complete as u64))
+}
+
+/// The offset where the last `n` lines of the log begin (0 for all of it),
+/// found by reading backwards from the end.
+pub fn tail_offset(path: &Path, n: Option<usize>) -> io::Result<u64> {
+    let Some(n) = n else { return Ok(0) };
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    // The n-th last complete line starts after the (n+1)-th last newline;
+    // a partial last line holds no newline, so it is never counted.
+    let mut end = f.metadata()?.len();
+    let mut newlines = 0usize;
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let buf = &mut block[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(buf)?;
+        for i in (0..buf.len()).rev() {
+            if buf[i] == b'\n' {
+                newlines += 1;
+                if newlines == n + 1 {
+                    return Ok(start + i as u64 + 1);
+                }
+            }
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// The last `n` lines of the log (all when `n` is None) and the end offset.
@@ -122,6 +165,31 @@ mod tests {
         let l = LogLine::parse("2026-01-01T00:00:00Z stdout hello world").unwrap();
         assert_eq!(l.stream, "stdout");
         assert_eq!(l.text, "hello world");
+    }
+
+    #[test]
+    fn tail_offset_finds_the_start_of_the_last_lines_and_chunks_read_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let text: String = (0..100_000).map(|i| format!("t stdout {i}\n")).collect();
+        std::fs::write(&p, format!("{text}t stdout par")).unwrap();
+        let at = tail_offset(&p, Some(2)).unwrap();
+        let (lines, _) = read_chunk(&p, at, 1 << 20).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["99998", "99999"]
+        );
+        assert_eq!(tail_offset(&p, Some(1_000_000)).unwrap(), 0);
+        let (mut offset, mut count) = (0, 0);
+        loop {
+            let (lines, next) = read_chunk(&p, offset, 1000).unwrap();
+            if lines.is_empty() {
+                break;
+            }
+            count += lines.len();
+            offset = next;
+        }
+        assert_eq!(count, 100_000);
     }
 
     #[test]

@@ -2,14 +2,19 @@
 //! holds an exclusive lock on the root for its lifetime.
 //!
 //! ```text
-//! objects   (kind, name) PK, source, body JSON, revision, updated_at   desired state
+//! objects   (kind, name) PK, source, body JSON, revision, updated_at,  desired state
+//!           held                                                      why an object its source dropped is kept
 //! sources   source PK, error, updated_at                              last parse error per source
 //! revisions id PK, source, created_at, summary                        one row per apply
 //! live      (kind, name) PK, spec_hash, spec JSON, info JSON, created_at
 //!                                                                      what berth made, and from what
 //! events    id PK, time, kind, name, reason, message                  history for describe/events
 //! ```
-//! Bodies are opaque JSON to the store; the reconciler gives them meaning.
+//! Bodies are opaque JSON to the store; `reconcile::records` gives them
+//! meaning. The schema version is `PRAGMA user_version`; [`MIGRATIONS`] bring
+//! any older database up to date in order, each in its own transaction.
+
+mod migrations;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -17,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+
+use crate::manifest::Kind;
+pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +36,12 @@ pub enum StoreError {
     /// The root dir or lock file could not be made.
     #[error("cannot prepare state dir {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The database was written by a newer berth.
+    #[error("state database {path} has schema version {found}; this berth knows up to {known}: upgrade berth")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    /// A migration failed; the database is left at the version before it.
+    #[error("state database: migration to version {version} failed: {source}")]
+    Migration { version: i64, source: rusqlite::Error },
     /// SQLite failed.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -37,20 +50,31 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// One desired object as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
-    pub kind: String,
+    pub kind: Kind,
     pub name: String,
     pub source: String,
     pub body: String,
     pub revision: i64,
     pub updated_at: i64,
+    /// Set when its source no longer defines it but a container of another
+    /// source still uses it: why it is kept.
+    pub held: Option<String>,
+}
+
+/// One object of a set handed to [`Store::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewObject {
+    pub kind: Kind,
+    pub name: String,
+    pub body: String,
 }
 
 /// A record of something berth made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveRecord {
-    pub kind: String,
+    pub kind: Kind,
     pub name: String,
     pub spec_hash: String,
     pub spec: String,
@@ -58,8 +82,8 @@ pub struct LiveRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Event {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
     pub id: i64,
     pub time: i64,
     pub kind: String,
@@ -69,11 +93,13 @@ pub struct Event {
 }
 
 /// The outcome of one apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyOutcome {
     pub revision: i64,
-    /// (kind, name) pruned from the source because the new set lacks them.
-    pub pruned: Vec<(String, String)>,
+    /// Objects pruned from the source because the new set lacks them.
+    pub pruned: Vec<(Kind, String)>,
+    /// Objects the new set lacks that were kept (see [`Store::apply`]'s `hold`).
+    pub held: Vec<(Kind, String)>,
 }
 
 #[derive(Debug)]
@@ -89,24 +115,24 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
-    body TEXT NOT NULL, revision INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
-CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, error TEXT, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS revisions (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,
-    created_at INTEGER NOT NULL, summary TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS live (kind TEXT NOT NULL, name TEXT NOT NULL, spec_hash TEXT NOT NULL,
-    spec TEXT NOT NULL, info TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
-CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
-    kind TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, name, id);
-";
-
 /// Events kept; older ones are trimmed on insert.
 const MAX_EVENTS: i64 = 10_000;
 
+/// Reads a kind column; an unknown kind names its row instead of being skipped.
+fn kind_column(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Kind> {
+    let text: String = r.get(idx)?;
+    Kind::parse_exact(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown object kind {text:?}").into(),
+        )
+    })
+}
+
 impl Store {
-    /// Opens (creating) `<root>/state.db`, taking the one-daemon lock first.
+    /// Opens (creating) `<root>/state.db`, taking the one-daemon lock first,
+    /// and migrates it to [`SCHEMA_VERSION`].
     pub fn open(root: &Path) -> Result<Store> {
         std::fs::create_dir_all(root).map_err(|source| StoreError::Io {
             path: root.into(),
@@ -129,11 +155,12 @@ impl Store {
                 lock: lock_path,
             });
         }
-        let conn = Connection::open(root.join("state.db"))?;
+        let path = root.join("state.db");
+        let mut conn = Connection::open(&path)?;
         // WAL + synchronous=NORMAL: a committed transaction survives a daemon
         // crash (not a power loss of the last few); readers never block the writer.
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
+        migrations::migrate(&mut conn, &path)?;
         Ok(Store {
             conn: Mutex::new(conn),
             _lock: lock,
@@ -146,9 +173,22 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The database's schema version.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
     /// Stores a whole set from one source in one transaction. With `prune`,
-    /// objects of that source missing from the set are removed.
-    pub fn apply(&self, source: &str, objects: &[(String, String, String)], prune: bool) -> Result<ApplyOutcome> {
+    /// objects of that source missing from the set are removed, except those
+    /// `hold(kind, name)` names a reason for: they stay, marked held with it.
+    /// An object the set defines again is no longer held.
+    pub fn apply(
+        &self,
+        source: &str,
+        objects: &[NewObject],
+        prune: bool,
+        hold: &dyn Fn(Kind, &str) -> Option<String>,
+    ) -> Result<ApplyOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = now_millis();
@@ -157,29 +197,48 @@ impl Store {
             params![source, now, format!("{} objects", objects.len())],
         )?;
         let revision = tx.last_insert_rowid();
-        let mut pruned = Vec::new();
+        let mut outcome = ApplyOutcome {
+            revision,
+            ..Default::default()
+        };
         if prune {
-            let mut stmt = tx.prepare("SELECT kind, name FROM objects WHERE source = ?1")?;
-            let existing: Vec<(String, String)> = stmt
-                .query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<std::result::Result<_, _>>()?;
-            drop(stmt);
+            let existing: Vec<(Kind, String)> = {
+                let mut stmt = tx.prepare("SELECT kind, name FROM objects WHERE source = ?1")?;
+                let rows = stmt.query_map([source], |r| Ok((kind_column(r, 0)?, r.get(1)?)))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
             for (kind, name) in existing {
-                if !objects.iter().any(|(k, n, _)| *k == kind && *n == name) {
-                    tx.execute("DELETE FROM objects WHERE kind = ?1 AND name = ?2", params![kind, name])?;
-                    pruned.push((kind, name));
+                if objects.iter().any(|o| o.kind == kind && o.name == name) {
+                    continue;
+                }
+                match hold(kind, &name) {
+                    Some(why) => {
+                        tx.execute(
+                            "UPDATE objects SET held = ?3 WHERE kind = ?1 AND name = ?2",
+                            params![kind.as_str(), name, why],
+                        )?;
+                        outcome.held.push((kind, name));
+                    }
+                    None => {
+                        tx.execute(
+                            "DELETE FROM objects WHERE kind = ?1 AND name = ?2",
+                            params![kind.as_str(), name],
+                        )?;
+                        outcome.pruned.push((kind, name));
+                    }
                 }
             }
         }
-        for (kind, name, body) in objects {
+        for o in objects {
             // An unchanged body keeps its revision, so "what changed" stays visible.
             tx.execute(
-                "INSERT INTO objects (kind, name, source, body, revision, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (kind, name) DO UPDATE SET source = excluded.source,
+                "INSERT INTO objects (kind, name, source, body, revision, updated_at, held)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)
+                 ON CONFLICT (kind, name) DO UPDATE SET source = excluded.source, held = NULL,
                    revision = CASE WHEN objects.body = excluded.body THEN objects.revision ELSE excluded.revision END,
                    updated_at = CASE WHEN objects.body = excluded.body THEN objects.updated_at ELSE excluded.updated_at END,
                    body = excluded.body",
-                params![kind, name, source, body, revision, now],
+                params![o.kind.as_str(), o.name, source, o.body, revision, now],
             )?;
         }
         tx.execute(
@@ -188,50 +247,55 @@ impl Store {
             params![source, now],
         )?;
         tx.commit()?;
-        Ok(ApplyOutcome { revision, pruned })
+        Ok(outcome)
     }
 
     /// Removes the named objects from the desired state; returns those that existed.
-    pub fn delete_objects(&self, keys: &[(String, String)]) -> Result<Vec<(String, String)>> {
+    pub fn delete_objects(&self, keys: &[(Kind, String)]) -> Result<Vec<(Kind, String)>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut removed = Vec::new();
         for (kind, name) in keys {
-            if tx.execute("DELETE FROM objects WHERE kind = ?1 AND name = ?2", params![kind, name])? > 0 {
-                removed.push((kind.clone(), name.clone()));
+            if tx.execute(
+                "DELETE FROM objects WHERE kind = ?1 AND name = ?2",
+                params![kind.as_str(), name],
+            )? > 0
+            {
+                removed.push((*kind, name.clone()));
             }
         }
         tx.commit()?;
         Ok(removed)
     }
 
-    /// Removes every object of a source (a watched file that was deleted).
-    pub fn delete_source(&self, source: &str) -> Result<Vec<(String, String)>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let removed: Vec<(String, String)> = {
-            let mut stmt = tx.prepare("SELECT kind, name FROM objects WHERE source = ?1")?;
-            let rows = stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<std::result::Result<_, _>>()?
-        };
-        tx.execute("DELETE FROM objects WHERE source = ?1", [source])?;
-        tx.execute("DELETE FROM sources WHERE source = ?1", [source])?;
-        tx.commit()?;
-        Ok(removed)
+    /// Forgets a source's record (its error); its objects are untouched.
+    pub fn forget_source(&self, source: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM sources WHERE source = ?1", [source])?;
+        Ok(())
+    }
+
+    /// Every source berth knows: those with objects and those with an error.
+    pub fn sources(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT source FROM objects UNION SELECT source FROM sources ORDER BY 1")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     pub fn desired(&self) -> Result<Vec<StoredObject>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT kind, name, source, body, revision, updated_at FROM objects ORDER BY kind, name")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, name, source, body, revision, updated_at, held FROM objects ORDER BY kind, name",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(StoredObject {
-                kind: r.get(0)?,
+                kind: kind_column(r, 0)?,
                 name: r.get(1)?,
                 source: r.get(2)?,
                 body: r.get(3)?,
                 revision: r.get(4)?,
                 updated_at: r.get(5)?,
+                held: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -261,32 +325,41 @@ impl Store {
             "INSERT INTO live (kind, name, spec_hash, spec, info, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (kind, name) DO UPDATE SET spec_hash = excluded.spec_hash, spec = excluded.spec,
                info = excluded.info, created_at = excluded.created_at",
-            params![rec.kind, rec.name, rec.spec_hash, rec.spec, rec.info, rec.created_at],
+            params![
+                rec.kind.as_str(),
+                rec.name,
+                rec.spec_hash,
+                rec.spec,
+                rec.info,
+                rec.created_at
+            ],
         )?;
         Ok(())
     }
 
     /// Updates only the info of a live record (exit status, restarts).
-    pub fn live_set_info(&self, kind: &str, name: &str, info: &str) -> Result<()> {
+    pub fn live_set_info(&self, kind: Kind, name: &str, info: &str) -> Result<()> {
         self.conn().execute(
             "UPDATE live SET info = ?3 WHERE kind = ?1 AND name = ?2",
-            params![kind, name, info],
+            params![kind.as_str(), name, info],
         )?;
         Ok(())
     }
 
-    pub fn live_delete(&self, kind: &str, name: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM live WHERE kind = ?1 AND name = ?2", params![kind, name])?;
+    pub fn live_delete(&self, kind: Kind, name: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM live WHERE kind = ?1 AND name = ?2",
+            params![kind.as_str(), name],
+        )?;
         Ok(())
     }
 
-    pub fn live_get(&self, kind: &str, name: &str) -> Result<Option<LiveRecord>> {
+    pub fn live_get(&self, kind: Kind, name: &str) -> Result<Option<LiveRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT kind, name, spec_hash, spec, info, created_at FROM live WHERE kind = ?1 AND name = ?2",
         )?;
-        Ok(stmt.query_row(params![kind, name], live_row).optional()?)
+        Ok(stmt.query_row(params![kind.as_str(), name], live_row).optional()?)
     }
 
     pub fn live_all(&self) -> Result<Vec<LiveRecord>> {
@@ -297,11 +370,11 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    pub fn event(&self, kind: &str, name: &str, reason: &str, message: &str) -> Result<i64> {
+    pub fn event(&self, kind: Kind, name: &str, reason: &str, message: &str) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO events (time, kind, name, reason, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now_millis(), kind, name, reason, message],
+            params![now_millis(), kind.as_str(), name, reason, message],
         )?;
         let id = conn.last_insert_rowid();
         if id % 1000 == 0 {
@@ -311,10 +384,10 @@ impl Store {
     }
 
     /// Events after `after_id`, optionally of one object, oldest first, at most `limit`.
-    pub fn events(&self, after_id: i64, object: Option<(&str, &str)>, limit: usize) -> Result<Vec<Event>> {
+    pub fn events(&self, after_id: i64, object: Option<(Kind, &str)>, limit: usize) -> Result<Vec<EventRow>> {
         let conn = self.conn();
         let map = |r: &rusqlite::Row<'_>| {
-            Ok(Event {
+            Ok(EventRow {
                 id: r.get(0)?,
                 time: r.get(1)?,
                 kind: r.get(2)?,
@@ -323,13 +396,13 @@ impl Store {
                 message: r.get(5)?,
             })
         };
-        let (kind, name) = object.unzip();
+        let (kind, name) = object.map(|(k, n)| (k.as_str(), n)).unzip();
         // One statement for both cases: a NULL kind matches every object.
         let mut stmt = conn.prepare_cached(
             "SELECT id, time, kind, name, reason, message FROM events
              WHERE id > ?1 AND (?2 IS NULL OR (kind = ?2 AND name = ?3)) ORDER BY id DESC LIMIT ?4",
         )?;
-        let rows: Vec<Event> = stmt
+        let rows: Vec<EventRow> = stmt
             .query_map(params![after_id, kind, name, limit as i64], map)?
             .collect::<std::result::Result<_, _>>()?;
         Ok(rows.into_iter().rev().collect())
@@ -338,7 +411,7 @@ impl Store {
 
 fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRecord> {
     Ok(LiveRecord {
-        kind: r.get(0)?,
+        kind: kind_column(r, 0)?,
         name: r.get(1)?,
         spec_hash: r.get(2)?,
         spec: r.get(3)?,
@@ -351,8 +424,16 @@ fn live_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRecord> {
 mod tests {
     use super::*;
 
-    fn obj(kind: &str, name: &str, body: &str) -> (String, String, String) {
-        (kind.into(), name.into(), body.into())
+    fn obj(kind: Kind, name: &str, body: &str) -> NewObject {
+        NewObject {
+            kind,
+            name: name.into(),
+            body: body.into(),
+        }
+    }
+
+    fn no_hold(_: Kind, _: &str) -> Option<String> {
+        None
     }
 
     #[test]
@@ -364,24 +445,54 @@ mod tests {
     }
 
     #[test]
+    fn a_new_database_is_at_the_current_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
     fn apply_with_prune_removes_only_that_sources_missing_objects() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.apply("a", &[obj("Container", "x", "1"), obj("Container", "y", "1")], false)
+        s.apply(
+            "a",
+            &[obj(Kind::Container, "x", "1"), obj(Kind::Container, "y", "1")],
+            false,
+            &no_hold,
+        )
+        .unwrap();
+        s.apply("b", &[obj(Kind::Container, "z", "1")], false, &no_hold)
             .unwrap();
-        s.apply("b", &[obj("Container", "z", "1")], false).unwrap();
-        let out = s.apply("a", &[obj("Container", "x", "2")], true).unwrap();
-        assert_eq!(out.pruned, vec![("Container".to_string(), "y".to_string())]);
+        let out = s.apply("a", &[obj(Kind::Container, "x", "2")], true, &no_hold).unwrap();
+        assert_eq!(out.pruned, vec![(Kind::Container, "y".to_string())]);
         let names: Vec<String> = s.desired().unwrap().into_iter().map(|o| o.name).collect();
         assert_eq!(names, ["x", "z"]);
+    }
+
+    #[test]
+    fn a_pruned_object_with_a_hold_reason_is_kept_until_defined_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.apply("a", &[obj(Kind::Image, "img", "1")], false, &no_hold).unwrap();
+        let hold = |k: Kind, _: &str| (k == Kind::Image).then(|| "used by container/web".to_string());
+        let out = s.apply("a", &[], true, &hold).unwrap();
+        assert_eq!(out.held, vec![(Kind::Image, "img".to_string())]);
+        assert_eq!(s.desired().unwrap()[0].held.as_deref(), Some("used by container/web"));
+        s.apply("a", &[obj(Kind::Image, "img", "1")], false, &no_hold).unwrap();
+        assert_eq!(s.desired().unwrap()[0].held, None);
     }
 
     #[test]
     fn unchanged_bodies_keep_their_revision() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let r1 = s.apply("a", &[obj("Container", "x", "1")], false).unwrap().revision;
-        s.apply("a", &[obj("Container", "x", "1")], false).unwrap();
+        let r1 = s
+            .apply("a", &[obj(Kind::Container, "x", "1")], false, &no_hold)
+            .unwrap()
+            .revision;
+        s.apply("a", &[obj(Kind::Container, "x", "1")], false, &no_hold)
+            .unwrap();
         assert_eq!(s.desired().unwrap()[0].revision, r1);
     }
 
@@ -391,7 +502,7 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         s.set_source_error("f", Some("bad")).unwrap();
         assert_eq!(s.source_errors().unwrap(), vec![("f".to_string(), "bad".to_string())]);
-        s.apply("f", &[], false).unwrap();
+        s.apply("f", &[], false, &no_hold).unwrap();
         assert!(s.source_errors().unwrap().is_empty());
     }
 
@@ -399,13 +510,27 @@ mod tests {
     fn events_are_returned_oldest_first_per_object() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.event("Container", "x", "Started", "one").unwrap();
-        s.event("Container", "y", "Started", "other").unwrap();
-        s.event("Container", "x", "Exited", "two").unwrap();
-        let ev = s.events(0, Some(("Container", "x")), 10).unwrap();
+        s.event(Kind::Container, "x", "Started", "one").unwrap();
+        s.event(Kind::Container, "y", "Started", "other").unwrap();
+        s.event(Kind::Container, "x", "Exited", "two").unwrap();
+        let ev = s.events(0, Some((Kind::Container, "x")), 10).unwrap();
         assert_eq!(
             ev.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
             ["one", "two"]
         );
+    }
+
+    #[test]
+    fn a_row_of_an_unknown_kind_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO live (kind, name, spec_hash, spec, info, created_at) VALUES ('Pod', 'p', '', '', '', 0)",
+                [],
+            )
+            .unwrap();
+        let err = s.live_all().unwrap_err();
+        assert!(err.to_string().contains("unknown object kind \"Pod\""), "{err}");
     }
 }

@@ -1,0 +1,166 @@
+//! `apply` (with prune and dry run) from the API, and the same for a watched
+//! file: one code path, so both refuse or keep the same objects.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{CommandError, Result};
+use crate::manifest::{self, Kind, Object, Source};
+use crate::plan::ObjectKey;
+use crate::reconcile::records::Desired;
+use crate::reconcile::state::users_of;
+use crate::reconcile::{Engine, OutcomeKind};
+use crate::wire::{ApplyRequest, ApplyResponse};
+
+/// Containers of sources other than `source` that use the image or volume `key`.
+fn used_by_others(stored: &[Desired], source: &str, key: &ObjectKey) -> Vec<ObjectKey> {
+    users_of(stored.iter().filter(|d| d.source != source).map(|d| &d.object), key)
+}
+
+fn in_use_message(key: &ObjectKey, users: &[ObjectKey]) -> String {
+    let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+    format!("{key} is used by {}", users.join(", "))
+}
+
+/// Refuses to remove images or volumes that a container which stays uses,
+/// as Docker refuses to remove an image a container uses.
+pub(super) fn refuse_if_used(remaining: &[&Object], removing: &[ObjectKey]) -> Result<()> {
+    let in_use: Vec<String> = removing
+        .iter()
+        .filter_map(|key| {
+            let users = users_of(remaining.iter().copied(), key);
+            (!users.is_empty()).then(|| in_use_message(key, &users))
+        })
+        .collect();
+    if in_use.is_empty() {
+        return Ok(());
+    }
+    Err(CommandError::Conflict(format!(
+        "{}; delete those containers too (or first)",
+        in_use.join(", ")
+    )))
+}
+
+fn key_of(o: &Object) -> ObjectKey {
+    ObjectKey::new(o.kind(), o.name())
+}
+
+/// Validates the request's manifests, then stores them as the set
+/// `source_id` and runs a pass (or, with `dry_run`, only plans). Reports the
+/// actions on this set's objects alone.
+pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyResponse> {
+    let stored = engine.desired_all()?;
+    let replaced = |d: &Desired| req.prune && d.source == req.source_id;
+    // References may point at objects other sources already defined.
+    let exists = |kind: Kind, name: &str| {
+        stored
+            .iter()
+            .any(|d| d.object.kind() == kind && d.object.name() == name && !replaced(d))
+    };
+    let objects = match manifest::load(&req.sources, &exists) {
+        Ok(o) => o,
+        Err(errors) => {
+            return Ok(ApplyResponse {
+                errors,
+                ..Default::default()
+            })
+        }
+    };
+    let in_set: HashSet<ObjectKey> = objects.iter().map(key_of).collect();
+    let pruned: Vec<ObjectKey> = stored
+        .iter()
+        .filter(|d| replaced(d) && !in_set.contains(&d.key()))
+        .map(Desired::key)
+        .collect();
+    let remaining: Vec<&Object> = stored
+        .iter()
+        .filter(|d| !in_set.contains(&d.key()) && !pruned.contains(&d.key()))
+        .map(|d| &d.object)
+        .collect();
+    refuse_if_used(&remaining, &pruned)?;
+    let keys: Vec<String> = objects.iter().map(|o| key_of(o).to_string()).collect();
+    if req.dry_run {
+        let mut desired: Vec<Object> = remaining.into_iter().cloned().collect();
+        desired.extend(objects);
+        let plan = engine.plan_for(&desired)?;
+        return Ok(ApplyResponse {
+            actions: crate::plan::describe(&plan),
+            objects: keys,
+            ..Default::default()
+        });
+    }
+    let mark = engine.pass_mark();
+    let outcome = engine.store_set(&req.source_id, &objects, req.prune, &|_, _| None)?;
+    engine.reconcile().await?;
+    let mine: Vec<ObjectKey> = in_set.into_iter().chain(pruned).collect();
+    let outcomes = engine.outcomes_since(mark, &mine);
+    let lines = |kind: OutcomeKind| -> Vec<String> {
+        let mut v: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(|o| o.line.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    Ok(ApplyResponse {
+        errors: Vec::new(),
+        actions: lines(OutcomeKind::Done),
+        failed: lines(OutcomeKind::Failed),
+        pending: lines(OutcomeKind::Waiting),
+        revision: Some(outcome.revision),
+        objects: keys,
+    })
+}
+
+/// Stores a watched file's objects as its set. `defined` holds what the
+/// watched directory defines now, so references between its files resolve
+/// in any order. An image or volume the file no longer defines but a
+/// container of another source uses is kept (and reported) instead of
+/// deleted. Returns the file's problems, recorded as its source error with
+/// its objects kept as they were. Does not run a pass.
+pub fn apply_watched(
+    engine: &Engine,
+    source_id: &str,
+    source: &Source,
+    defined: &HashSet<(Kind, String)>,
+) -> Result<Option<String>> {
+    let stored = engine.desired_all()?;
+    let exists = |kind: Kind, name: &str| {
+        defined.contains(&(kind, name.to_string()))
+            || stored
+                .iter()
+                .any(|d| d.object.kind() == kind && d.object.name() == name)
+    };
+    match manifest::load(std::slice::from_ref(source), &exists) {
+        Ok(objects) => {
+            store_keeping_used(engine, &stored, source_id, &objects)?;
+            Ok(None)
+        }
+        Err(problems) => {
+            let text = problems.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+            engine.set_source_error(source_id, Some(&text))?;
+            Ok(Some(text))
+        }
+    }
+}
+
+/// A watched file was removed: its objects go, but for those still used.
+pub fn remove_watched(engine: &Engine, source_id: &str) -> Result<()> {
+    let stored = engine.desired_all()?;
+    store_keeping_used(engine, &stored, source_id, &[])?;
+    engine.forget_source(source_id)?;
+    Ok(())
+}
+
+fn store_keeping_used(engine: &Engine, stored: &[Desired], source_id: &str, objects: &[Object]) -> Result<()> {
+    let hold = |kind: Kind, name: &str| {
+        let key = ObjectKey::new(kind, name);
+        let users = used_by_others(stored, source_id, &key);
+        (!users.is_empty()).then(|| in_use_message(&key, &users))
+    };
+    engine
+        .store_set(source_id, objects, true, &hold)
+        .map_err(CommandError::from)?;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The control loop and one pass: observe, plan, execute. A pass runs on
+//! every wake-up, when a restart or retry comes due, and periodically.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::drivers;
+use super::executor::{Outcome, PassReport};
+use super::observe::Observe;
+use super::records::{Desired, LiveInfo};
+use super::{lock, now_millis, Engine, Result, AUTOREMOVE_LABEL};
+use crate::manifest::{Kind, Object};
+use crate::plan::{self, ObjectKey, Observed, Plan, RunState};
+
+/// Periodic safety net between event-driven passes.
+const RESYNC: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// The control loop: a pass on every wake-up, at due restarts and
+    /// retries, and periodically.
+    pub async fn run_loop(self: Arc<Self>) {
+        loop {
+            let pass_started = now_millis();
+            if let Err(e) = self.reconcile().await {
+                tracing::error!("reconcile pass failed: {e}");
+            }
+            let delay = self.next_due(pass_started).unwrap_or(RESYNC).min(RESYNC);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Time until the earliest restart or retry that was not yet due when
+    /// the last pass began (zero if it has come due since). Those that were
+    /// due then were acted on, or wait on something that wakes the loop.
+    fn next_due(&self, pass_started: i64) -> Option<Duration> {
+        let now = now_millis();
+        let restarts: Vec<i64> = match self.live_all() {
+            Ok(live) => live
+                .iter()
+                .filter_map(|l| match &l.info {
+                    LiveInfo::Container(i) => i.next_restart_at,
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!("{e}");
+                Vec::new()
+            }
+        };
+        restarts
+            .into_iter()
+            .chain(self.next_retry())
+            .filter(|at| *at > pass_started)
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
+            .min()
+    }
+
+    /// Containers labelled for autoremove that exited for good, with nobody
+    /// attached: their objects are deleted, so this pass removes them.
+    fn autoremove(&self, desired: &[Desired], observed: &Observed) -> Result<bool> {
+        let attached = lock(&self.attached).clone();
+        let done: Vec<ObjectKey> = desired
+            .iter()
+            .map(|d| &d.object)
+            .filter(|o| o.metadata.labels.get(AUTOREMOVE_LABEL).is_some_and(|v| v == "true"))
+            .filter(|o| !attached.contains(o.name()))
+            .map(|o| ObjectKey::new(o.kind(), o.name()))
+            .filter(|key| {
+                matches!(
+                    observed.objects.get(key).map(|x| &x.state),
+                    Some(RunState::Exited { restart_due: false, .. })
+                )
+            })
+            .collect();
+        for key in &done {
+            self.event(key, "AutoRemove", &format!("{key} exited; removing it (--rm)"));
+        }
+        Ok(!done.is_empty() && !self.delete_desired(&done)?.is_empty())
+    }
+
+    /// One level-triggered pass: observe, plan, execute. Returns what it did
+    /// to each object it acted on.
+    pub async fn reconcile(self: &Arc<Self>) -> Result<PassReport> {
+        let _pass = self.pass_lock.lock().await;
+        let pass = self.pass_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut desired = self.desired_all()?;
+        let mut observed = self.observe(&desired, Observe::AndRecord)?;
+        let released = self.release_held(&desired)?;
+        if self.autoremove(&desired, &observed)? || released {
+            desired = self.desired_all()?;
+            observed = self.observe(&desired, Observe::AndRecord)?;
+        }
+        let objects: Vec<Object> = desired.into_iter().map(|d| d.object).collect();
+        let plan = plan::plan(&objects, &observed);
+        let planned: HashSet<ObjectKey> = plan.graph.node_weights().map(|a| a.key.clone()).collect();
+        let wanted: HashSet<ObjectKey> = objects.iter().map(|o| ObjectKey::new(o.kind(), o.name())).collect();
+        for key in &wanted {
+            // Converged objects have nothing pending any more.
+            if !planned.contains(key) {
+                self.set_pending(key, None);
+            }
+        }
+        lock(&self.retries).retain(|k, _| wanted.contains(k) || planned.contains(k));
+        let report = self.execute(plan, pass).await;
+        lock(&self.outcomes).extend(report.outcomes.iter().map(|(k, o)| (k.clone(), o.clone())));
+        self.collect_layers();
+        self.changed();
+        Ok(report)
+    }
+
+    /// The outcomes of actions on `keys` in passes after `mark` (see
+    /// [`Engine::pass_mark`]): what one command caused, and nothing else.
+    pub fn outcomes_since(&self, mark: u64, keys: &[ObjectKey]) -> Vec<Outcome> {
+        let outcomes = lock(&self.outcomes);
+        keys.iter()
+            .filter_map(|k| outcomes.get(k))
+            .filter(|o| o.pass > mark)
+            .cloned()
+            .collect()
+    }
+
+    /// The plan a pass would make for `desired` now, without acting (dry run).
+    pub fn plan_for(self: &Arc<Self>, desired: &[Object]) -> Result<Plan> {
+        let rows: Vec<Desired> = desired
+            .iter()
+            .map(|o| Desired {
+                object: o.clone(),
+                source: String::new(),
+                held: None,
+            })
+            .collect();
+        let observed = self.observe(&rows, Observe::Only)?;
+        Ok(plan::plan(desired, &observed))
+    }
+
+    /// Live restore: adopt running containers and clear what nothing in the
+    /// store accounts for. Call once before serving.
+    pub async fn restore(self: &Arc<Self>) -> Result<()> {
+        drivers::restore(self).await
+    }
+
+    /// Creates and starts one container at once (`berth run`).
+    pub async fn run_now(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
+        drivers::run_now(self, obj).await
+    }
+
+    /// Stops and forgets one container at once (`run --rm`).
+    pub async fn remove_now(self: &Arc<Self>, name: &str) -> std::result::Result<(), super::DriverError> {
+        drivers::remove_now(self, name).await
+    }
+
+    /// Stops a container by hand, keeping it (`berth stop`).
+    pub async fn stop_by_name(self: &Arc<Self>, name: &str) {
+        drivers::stop_by_name(self, name).await
+    }
+
+    /// Whether a container was ever made (has a live record).
+    pub fn container_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.live(Kind::Container, name)?.is_some())
+    }
+}

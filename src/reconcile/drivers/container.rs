@@ -1,0 +1,408 @@
+//! Containers: started through the runtime's shim, watched through their
+//! shim's pidfd, restarted per policy with backoff, stopped with SIGTERM then
+//! SIGKILL after the grace period. Every action on one container holds its
+//! lock, so `run`, `stop` and a pass never act on it at once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::sync::broadcast;
+
+use super::{Driver, DriverResult, Observe};
+use crate::manifest::{DependencyCondition, Kind, Object, RestartPolicy, Spec};
+use crate::plan::{self, ObjectKey, RunState};
+use crate::reconcile::error::DriverError;
+use crate::reconcile::records::{self, ContainerInfo, Live, LiveInfo};
+use crate::reconcile::seams::BoxFuture;
+use crate::reconcile::{lock, now_millis, policy, translate, Engine, Result};
+use crate::runtime::{ExitRecord, Probe, RunRecord};
+
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// How long a container may take to die after SIGKILL before we say so.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+pub struct ContainerDriver;
+
+impl Driver for ContainerDriver {
+    fn observe(&self, engine: &Arc<Engine>, live: &Live, mode: Observe) -> Option<RunState> {
+        Some(observe_container(engine, live, mode))
+    }
+
+    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let held = engine.lock_for(&ObjectKey::new(Kind::Container, obj.name()));
+            let _held = held.lock().await;
+            start_container(engine, obj, hash).await
+        })
+    }
+
+    fn replace<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let held = engine.lock_for(&ObjectKey::new(Kind::Container, obj.name()));
+            let _held = held.lock().await;
+            remove_container(engine, obj.name()).await?;
+            start_container(engine, obj, hash).await
+        })
+    }
+
+    fn stop<'a>(&'a self, engine: &'a Arc<Engine>, name: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let held = engine.lock_for(&ObjectKey::new(Kind::Container, name));
+            let _held = held.lock().await;
+            stop_container(engine, name, DEFAULT_GRACE).await;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, engine: &'a Arc<Engine>, name: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let held = engine.lock_for(&ObjectKey::new(Kind::Container, name));
+            let _held = held.lock().await;
+            remove_container(engine, name).await?;
+            engine.store.live_delete(Kind::Container, name)?;
+            Ok(())
+        })
+    }
+}
+
+fn exit(code: i32, finished_at: i64) -> ExitRecord {
+    ExitRecord {
+        code,
+        signal: None,
+        oom_killed: false,
+        finished_at,
+    }
+}
+
+/// What a live container is now. With [`Observe::AndRecord`], an exit not
+/// seen before is recorded (and its restart scheduled), a running shim is
+/// adopted, and a container whose shim died is killed and cleaned up.
+fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunState {
+    let name = &live.key.name;
+    let policy = live.restart_policy();
+    let mut info = live.container_info().cloned().unwrap_or_default();
+    let now = now_millis();
+    let exit = match engine.host.containers.probe(name) {
+        Probe::Running(run) => {
+            // A shim started by a daemon that died before it answered is
+            // adopted here; watching it twice is harmless (see watch_shim).
+            if mode == Observe::AndRecord {
+                watch_shim(engine, name.clone(), run);
+            }
+            return RunState::Running;
+        }
+        Probe::Starting => return RunState::Running,
+        Probe::Exited(exit) => exit,
+        Probe::Lost { .. } if mode == Observe::Only => {
+            // What a pass would find: an exit to handle by the policy.
+            return RunState::Exited {
+                code: 255,
+                restart_due: policy::wants_restart(policy, 255),
+            };
+        }
+        Probe::Lost { init_alive, .. } => {
+            // The shim died: its container cannot be supervised any more.
+            if init_alive {
+                engine.host.containers.kill_all(name);
+            }
+            if let Err(e) = engine.host.containers.cleanup(name) {
+                tracing::warn!(container = %name, "cleanup after a lost shim: {e}");
+            }
+            engine.event(
+                &live.key,
+                "ShimLost",
+                "the container's shim died; its process was killed",
+            );
+            exit(255, now)
+        }
+        Probe::Absent => match (&info.failure, &info.last_exit) {
+            (Some(_), _) => exit(128, 0),
+            (None, Some(last)) => last.clone(),
+            // Recorded but never started (the daemon died in between).
+            (None, None) => exit(255, now),
+        },
+    };
+    let unrecorded = info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at);
+    if info.failure.is_none() && unrecorded {
+        if mode == Observe::Only {
+            // A pass would record it now and schedule the restart.
+            return RunState::Exited {
+                code: exit.code,
+                restart_due: false,
+            };
+        }
+        record_exit(engine, name, &mut info, &exit, policy);
+    }
+    RunState::Exited {
+        code: exit.code,
+        restart_due: policy::restart_due(policy, exit.code, info.next_restart_at, now),
+    }
+}
+
+fn record_exit(engine: &Engine, name: &str, info: &mut ContainerInfo, exit: &ExitRecord, restart: RestartPolicy) {
+    let key = ObjectKey::new(Kind::Container, name);
+    let decision = policy::decide_exit(
+        restart,
+        exit.code,
+        info.backoff_step,
+        info.started_at,
+        exit.finished_at,
+        now_millis(),
+    );
+    info.backoff_step = decision.backoff_step;
+    info.next_restart_at = decision.restart_at;
+    info.last_exit = Some(exit.clone());
+    info.run = None;
+    let mut msg = format!("exited with code {}", exit.code);
+    if exit.oom_killed {
+        msg.push_str(" (OOMKilled)");
+    }
+    if decision.restart_at.is_some() {
+        msg.push_str(&format!("; restarting in {} ms", decision.delay_ms));
+    }
+    engine.event(&key, if exit.oom_killed { "OOMKilled" } else { "Exited" }, &msg);
+    let text = records::encode_info(&LiveInfo::Container(info.clone()));
+    if let Err(e) = engine.store.live_set_info(Kind::Container, name, &text) {
+        tracing::warn!(container = name, "cannot record its exit: {e}");
+    }
+}
+
+/// Checks that every `dependsOn` condition holds now.
+fn dependencies_met(engine: &Engine, obj: &Object) -> DriverResult {
+    let Spec::Container(spec) = &obj.spec else {
+        return Ok(());
+    };
+    for dep in &spec.depends_on {
+        let probe = engine.host.containers.probe(&dep.name);
+        let (met, cond) = match dep.condition {
+            DependencyCondition::Started => (matches!(probe, Probe::Running(_) | Probe::Exited(_)), "started"),
+            DependencyCondition::Completed => (matches!(probe, Probe::Exited(ref e) if e.code == 0), "completed"),
+            DependencyCondition::Healthy => (false, "healthy"),
+        };
+        if !met {
+            return Err(DriverError::Waiting(format!(
+                "waiting for container/{} to be {cond}",
+                dep.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates and starts a container (or restarts it from its existing
+/// writable layer when the live record has the same spec hash). The caller
+/// holds the container's lock.
+async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> DriverResult {
+    let Spec::Container(spec) = &obj.spec else {
+        return Err(DriverError::Invalid(format!("{} is not a container", obj.name())));
+    };
+    let name = obj.name();
+    let key = ObjectKey::new(Kind::Container, name);
+    dependencies_met(engine, obj)?;
+    let image = engine
+        .live(Kind::Image, &spec.image)?
+        .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{} to be imported", spec.image)))?;
+    let (LiveInfo::Image(image_info), Spec::Image(image_spec)) = (&image.info, &image.spec) else {
+        return Err(DriverError::Invalid(format!(
+            "image/{} has no image record",
+            spec.image
+        )));
+    };
+    let volumes = engine.host.volumes.clone();
+    let cfg = translate::container_config(name, spec, image_spec, &image_info.dir, &|v| volumes.path(v))
+        .map_err(|e| DriverError::Invalid(e.to_string()))?;
+
+    let mut info = match engine.live(Kind::Container, name)? {
+        Some(rec) if rec.spec_hash == hash => {
+            let mut info = rec.container_info().cloned().unwrap_or_default();
+            info.restarts += 1;
+            info.backoff_step += 1;
+            info
+        }
+        _ => ContainerInfo::default(),
+    };
+    info.failure = None;
+    info.next_restart_at = None;
+    info.started_at = Some(now_millis());
+    info.layer = Some(image_info.dir.clone());
+    let put = |info: &ContainerInfo| {
+        let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
+        engine.store.live_put(&rec)
+    };
+    put(&info)?;
+    tracing::debug!(container = name, "start: shim spawning");
+    match engine.host.containers.start(&cfg).await {
+        Ok(run) => {
+            tracing::debug!(container = name, "start: container running");
+            info.run = Some(run);
+            put(&info)?;
+            engine.event(&key, "Started", &format!("pid {}", run.init_pid));
+            watch_shim(engine, name.to_string(), run);
+            engine.changed();
+            Ok(())
+        }
+        Err(e) => {
+            let err = DriverError::Runtime(e);
+            let message = err.status_message();
+            info.failure = Some(message.clone());
+            info.next_restart_at = Some(now_millis() + policy::backoff_delay_ms(info.backoff_step));
+            put(&info)?;
+            engine.event(&key, "Failed", &message);
+            engine.changed();
+            Err(err)
+        }
+    }
+}
+
+/// Watches a shim until it exits, then records the exit and wakes the loop.
+fn watch_shim(engine: &Arc<Engine>, name: String, run: RunRecord) {
+    if !lock(&engine.watched).insert(run.shim_pid) {
+        return;
+    }
+    let engine = engine.clone();
+    let waited = engine.host.containers.wait_shim(run);
+    tokio::spawn(async move {
+        waited.await;
+        lock(&engine.watched).remove(&run.shim_pid);
+        on_shim_exit(&engine, &name);
+    });
+}
+
+fn on_shim_exit(engine: &Engine, name: &str) {
+    if let Probe::Exited(exit) = engine.host.containers.probe(name) {
+        match engine.live(Kind::Container, name) {
+            Ok(Some(live)) => {
+                let mut info = live.container_info().cloned().unwrap_or_default();
+                if info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at) {
+                    record_exit(engine, name, &mut info, &exit, live.restart_policy());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(container = name, "cannot record its exit: {e}"),
+        }
+    }
+    let _ = engine.exits.send(name.to_string());
+    engine.changed();
+    engine.wake();
+}
+
+/// Waits until the container is no longer running, up to `timeout`.
+async fn wait_stopped(engine: &Engine, name: &str, exits: &mut broadcast::Receiver<String>, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if !matches!(engine.host.containers.probe(name), Probe::Running(_) | Probe::Starting) {
+            return true;
+        }
+        tokio::select! {
+            _ = exits.recv() => {}
+            // A shim watched by nobody (adoption pending) exits without a message.
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after the grace period.
+async fn stop_container(engine: &Engine, name: &str, grace: Duration) {
+    let mut exits = engine.exits();
+    if !matches!(engine.host.containers.probe(name), Probe::Running(_) | Probe::Starting) {
+        return;
+    }
+    let _ = engine.host.containers.signal(name, Signal::SIGTERM);
+    if wait_stopped(engine, name, &mut exits, grace).await {
+        return;
+    }
+    let _ = engine.host.containers.signal(name, Signal::SIGKILL);
+    engine.host.containers.kill_all(name);
+    if !wait_stopped(engine, name, &mut exits, KILL_WAIT).await {
+        tracing::warn!(container = name, "still running 5 s after SIGKILL");
+    }
+}
+
+fn grace_of(engine: &Engine, name: &str) -> Duration {
+    match engine.live(Kind::Container, name) {
+        Ok(Some(live)) => live
+            .container_spec()
+            .and_then(|c| c.stop_grace_period)
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_GRACE),
+        _ => DEFAULT_GRACE,
+    }
+}
+
+/// Stops and removes everything of a container but its live record.
+async fn remove_container(engine: &Engine, name: &str) -> DriverResult {
+    stop_container(engine, name, grace_of(engine, name)).await;
+    let host = engine.host.containers.clone();
+    let id = name.to_string();
+    tokio::task::spawn_blocking(move || host.remove(&id)).await??;
+    Ok(())
+}
+
+/// Stops a container by hand, keeping it (`berth stop`): it is not restarted
+/// until the next apply changes it.
+pub async fn stop_by_name(engine: &Arc<Engine>, name: &str) {
+    let held = engine.lock_for(&ObjectKey::new(Kind::Container, name));
+    let _held = held.lock().await;
+    stop_container(engine, name, grace_of(engine, name)).await;
+}
+
+/// Imperative create-and-start of one container object (`berth run`),
+/// without waiting for a pass.
+pub async fn run_now(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
+    // The container's hash must match what a pass computes with the full set.
+    let mut desired = engine.desired_objects()?;
+    if !desired
+        .iter()
+        .any(|o| o.kind() == Kind::Container && o.name() == obj.name())
+    {
+        desired.push(obj.clone());
+    }
+    let key = ObjectKey::new(Kind::Container, obj.name());
+    let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
+    let held = engine.lock_for(&key);
+    let _held = held.lock().await;
+    start_container(engine, obj, &hash).await
+}
+
+/// Stops and forgets a container at once (`run --rm`).
+pub async fn remove_now(engine: &Arc<Engine>, name: &str) -> DriverResult {
+    let key = ObjectKey::new(Kind::Container, name);
+    let held = engine.lock_for(&key);
+    let _held = held.lock().await;
+    remove_container(engine, name).await?;
+    engine.store.live_delete(Kind::Container, name)?;
+    engine.set_pending(&key, None);
+    Ok(())
+}
+
+/// Live restore: adopt running containers (watch their shims), and clear run
+/// dirs nothing in the store accounts for. Called once before serving.
+pub async fn restore(engine: &Arc<Engine>) -> Result<()> {
+    let live = engine.live_all()?;
+    let known: HashSet<&str> = live
+        .iter()
+        .filter(|r| r.key.kind == Kind::Container)
+        .map(|r| r.key.name.as_str())
+        .collect();
+    for rec in live.iter().filter(|r| r.key.kind == Kind::Container) {
+        if let Probe::Running(run) = engine.host.containers.probe(&rec.key.name) {
+            tracing::info!(container = %rec.key.name, pid = run.init_pid, "adopted running container");
+            watch_shim(engine, rec.key.name.clone(), run);
+        }
+    }
+    for id in engine.host.containers.list() {
+        if !known.contains(id.as_str()) {
+            tracing::info!(container = %id, "removing leftovers of an unknown container");
+            let host = engine.host.containers.clone();
+            match tokio::task::spawn_blocking(move || host.remove(&id)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("{e}"),
+                Err(e) => tracing::warn!("removing leftovers: {e}"),
+            }
+        }
+    }
+    Ok(())
+}

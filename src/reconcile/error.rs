@@ -1,0 +1,88 @@
+//! Errors of the reconciler: of a pass as a whole ([`ReconcileError`]) and of
+//! one driver action ([`DriverError`]).
+
+use crate::image::ImageError;
+use crate::runtime::RuntimeError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored row no longer decodes (written by an incompatible berth, or
+    /// edited by hand); it names the row so it can be fixed or deleted.
+    #[error("stored {table} row {kind}/{name} is unreadable ({field}): {source}")]
+    CorruptRow {
+        table: &'static str,
+        kind: String,
+        name: String,
+        field: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
+
+/// Why one action did not complete. [`DriverError::Waiting`] is not a
+/// failure: the action proceeds on a later pass (shown as `Pending`).
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// It waits on another object.
+    #[error("{0}")]
+    Waiting(String),
+    /// The spec cannot be carried out as written (no command, a bad user).
+    #[error("{0}")]
+    Invalid(String),
+    /// The kind or verb is not implemented yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The container runtime failed (a setup error names the step).
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+    /// The image store failed.
+    #[error("{0}")]
+    Image(#[from] ImageError),
+    /// A volume directory could not be made or removed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The state database or a stored row failed.
+    #[error(transparent)]
+    State(#[from] ReconcileError),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal: {0}")]
+    Task(String),
+    /// It failed on an earlier pass and waits out its backoff.
+    #[error("{message} (retrying in {retry_in_ms} ms)")]
+    BackingOff { message: String, retry_in_ms: i64 },
+}
+
+impl From<StoreError> for DriverError {
+    fn from(e: StoreError) -> Self {
+        DriverError::State(ReconcileError::Store(e))
+    }
+}
+
+impl From<tokio::task::JoinError> for DriverError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        DriverError::Task(e.to_string())
+    }
+}
+
+impl DriverError {
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, DriverError::Waiting(_))
+    }
+
+    /// The message shown in status: a runtime setup error without its prefix.
+    pub fn status_message(&self) -> String {
+        match self {
+            DriverError::Runtime(RuntimeError::Setup { message, .. }) => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}

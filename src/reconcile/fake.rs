@@ -1,0 +1,302 @@
+//! A recording fake of the host (tests only), as youki's `TestHelperSyscall`:
+//! every call is recorded, probes answer from a script that tests change, and
+//! failures can be injected per container or image. No root, no kernel.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::signal::Signal;
+use tokio::sync::watch;
+
+use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, VolumeHost};
+use crate::image::{self, ImageError, Layer};
+use crate::runtime::{self, ContainerConfig, ExitRecord, Probe, RunRecord, RuntimeError};
+
+/// One call the engine made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Start(String),
+    Signal(String, Signal),
+    KillAll(String),
+    Cleanup(String),
+    Remove(String),
+    Import(String),
+    RemoveLayer(String),
+    CreateVolume(String),
+    RemoveVolume(String),
+}
+
+#[derive(Default)]
+struct Script {
+    probes: HashMap<String, Probe>,
+    /// Start of these containers fails with the message.
+    start_failures: HashMap<String, String>,
+    /// Imports of these tar paths fail with the message.
+    import_failures: HashMap<String, String>,
+    /// Run dirs that exist.
+    run_dirs: HashSet<String>,
+    layers: Vec<Layer>,
+    volumes: HashSet<String>,
+    /// The exit code a container gets from SIGTERM (none: it ignores it).
+    term_exit: Option<i32>,
+}
+
+/// The fake host: containers, images and volumes in memory.
+pub struct FakeHost {
+    calls: Mutex<Vec<Call>>,
+    script: Arc<Mutex<Script>>,
+    next_pid: AtomicI32,
+    /// Bumped whenever a shim "exits", so `wait_shim` futures wake.
+    shim_exits: watch::Sender<u64>,
+}
+
+fn exit(code: i32) -> ExitRecord {
+    ExitRecord {
+        code,
+        signal: None,
+        oom_killed: false,
+        finished_at: runtime::now_millis(),
+    }
+}
+
+impl FakeHost {
+    pub fn new() -> Arc<FakeHost> {
+        let (shim_exits, _) = watch::channel(0);
+        Arc::new(FakeHost {
+            calls: Mutex::new(Vec::new()),
+            script: Arc::new(Mutex::new(Script {
+                term_exit: Some(143),
+                ..Default::default()
+            })),
+            next_pid: AtomicI32::new(1000),
+            shim_exits,
+        })
+    }
+
+    /// The host to build an engine with.
+    pub fn host(self: &Arc<Self>) -> Host {
+        Host {
+            containers: self.clone(),
+            images: self.clone(),
+            volumes: self.clone(),
+        }
+    }
+
+    fn script(&self) -> std::sync::MutexGuard<'_, Script> {
+        self.script.lock().unwrap()
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+
+    /// How many times `id` was started.
+    pub fn starts(&self, id: &str) -> usize {
+        self.calls().iter().filter(|c| **c == Call::Start(id.into())).count()
+    }
+
+    pub fn fail_start(&self, id: &str, message: &str) {
+        self.script().start_failures.insert(id.into(), message.into());
+    }
+
+    pub fn heal_start(&self, id: &str) {
+        self.script().start_failures.remove(id);
+    }
+
+    pub fn fail_import(&self, tar: &str, message: &str) {
+        self.script().import_failures.insert(tar.into(), message.into());
+    }
+
+    /// Whether containers exit on SIGTERM (143) or ignore it (need SIGKILL).
+    pub fn ignore_sigterm(&self) {
+        self.script().term_exit = None;
+    }
+
+    /// Scripts what probing `id` answers, and wakes shim watchers.
+    pub fn set_probe(&self, id: &str, probe: Probe) {
+        let mut s = self.script();
+        s.run_dirs.insert(id.into());
+        s.probes.insert(id.into(), probe);
+        drop(s);
+        self.shim_exits.send_modify(|g| *g += 1);
+    }
+
+    /// The container's init exits with `code`; its shim records it and exits.
+    pub fn exit(&self, id: &str, code: i32) {
+        self.set_probe(id, Probe::Exited(exit(code)));
+    }
+
+    /// A run dir left by a container the store does not know.
+    pub fn add_run_dir(&self, id: &str) {
+        self.script().run_dirs.insert(id.into());
+    }
+
+    pub fn run_record(&self) -> RunRecord {
+        let pid = self.next_pid.fetch_add(2, Ordering::SeqCst);
+        RunRecord {
+            shim_pid: pid,
+            shim_start: 1,
+            init_pid: pid + 1,
+            init_start: 1,
+            started_at: runtime::now_millis(),
+        }
+    }
+
+    pub fn probe_of(&self, id: &str) -> Probe {
+        self.script().probes.get(id).cloned().unwrap_or(Probe::Absent)
+    }
+}
+
+impl ContainerHost for FakeHost {
+    fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, runtime::Result<RunRecord>> {
+        Box::pin(async move {
+            self.record(Call::Start(cfg.id.clone()));
+            if let Some(message) = self.script().start_failures.get(&cfg.id).cloned() {
+                return Err(RuntimeError::Setup {
+                    id: cfg.id.clone(),
+                    message,
+                });
+            }
+            let run = self.run_record();
+            self.set_probe(&cfg.id, Probe::Running(run));
+            Ok(run)
+        })
+    }
+
+    fn probe(&self, id: &str) -> Probe {
+        self.probe_of(id)
+    }
+
+    fn signal(&self, id: &str, signal: Signal) -> runtime::Result<()> {
+        self.record(Call::Signal(id.into(), signal));
+        let code = match signal {
+            Signal::SIGKILL => Some(137),
+            Signal::SIGTERM => self.script().term_exit,
+            _ => None,
+        };
+        if let (Some(code), Probe::Running(_)) = (code, self.probe_of(id)) {
+            self.exit(id, code);
+        }
+        Ok(())
+    }
+
+    fn kill_all(&self, id: &str) {
+        self.record(Call::KillAll(id.into()));
+    }
+
+    fn cleanup(&self, id: &str) -> runtime::Result<()> {
+        self.record(Call::Cleanup(id.into()));
+        let mut s = self.script();
+        s.probes.remove(id);
+        s.run_dirs.remove(id);
+        Ok(())
+    }
+
+    fn remove(&self, id: &str) -> runtime::Result<()> {
+        self.record(Call::Remove(id.into()));
+        let mut s = self.script();
+        s.probes.remove(id);
+        s.run_dirs.remove(id);
+        Ok(())
+    }
+
+    fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.script().run_dirs.iter().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    fn log_file(&self, id: &str) -> PathBuf {
+        PathBuf::from("/nonexistent/fake-logs").join(id)
+    }
+
+    fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
+        // The shim is alive while its container's probe names it running.
+        let script = self.script.clone();
+        let mut exits = self.shim_exits.subscribe();
+        Box::pin(async move {
+            loop {
+                let alive = script
+                    .lock()
+                    .unwrap()
+                    .probes
+                    .values()
+                    .any(|p| matches!(p, Probe::Running(r) if r.shim_pid == run.shim_pid));
+                if !alive || exits.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+impl ImageHost for FakeHost {
+    fn import(&self, tar: &Path, digest: Option<&str>) -> image::Result<Layer> {
+        let tar = tar.display().to_string();
+        self.record(Call::Import(tar.clone()));
+        if let Some(message) = self.script().import_failures.get(&tar).cloned() {
+            return Err(ImageError::ReadArchive {
+                path: tar.into(),
+                source: std::io::Error::other(message),
+            });
+        }
+        let layer = Layer {
+            digest: digest
+                .map(String::from)
+                .unwrap_or_else(|| format!("sha256:{}", tar.len())),
+            dir: PathBuf::from("/fake/layers").join(tar.trim_start_matches('/')),
+            size: 0,
+        };
+        let mut s = self.script();
+        if !s.layers.contains(&layer) {
+            s.layers.push(layer.clone());
+        }
+        Ok(layer)
+    }
+
+    fn layers(&self) -> image::Result<Vec<Layer>> {
+        Ok(self.script().layers.clone())
+    }
+
+    fn remove_layer(&self, digest: &str) -> image::Result<()> {
+        self.record(Call::RemoveLayer(digest.into()));
+        self.script().layers.retain(|l| l.digest != digest);
+        Ok(())
+    }
+
+    fn layer_present(&self, dir: &Path) -> bool {
+        self.script().layers.iter().any(|l| l.dir == dir)
+    }
+}
+
+impl VolumeHost for FakeHost {
+    fn path(&self, name: &str) -> PathBuf {
+        PathBuf::from("/fake/volumes").join(name)
+    }
+
+    fn create(&self, name: &str) -> std::io::Result<PathBuf> {
+        self.record(Call::CreateVolume(name.into()));
+        self.script().volumes.insert(name.into());
+        Ok(self.path(name))
+    }
+
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.record(Call::RemoveVolume(name.into()));
+        self.script().volumes.remove(name);
+        Ok(())
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.script().volumes.contains(name)
+    }
+}

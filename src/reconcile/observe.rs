@@ -1,0 +1,55 @@
+//! Observation: what berth made, as the kernel and the run dir say it is now.
+
+use std::sync::Arc;
+
+use super::drivers::driver;
+pub use super::drivers::Observe;
+use super::records::Desired;
+use super::{Engine, Result};
+use crate::plan::{self, ObjectKey, Observed, ObservedObject, RunState};
+
+impl Engine {
+    /// The observed state of everything live. Objects someone is acting on
+    /// right now (run, stop, an action) count as running, so no pass plans
+    /// them again meanwhile.
+    pub(super) fn observe(self: &Arc<Self>, desired: &[Desired], mode: Observe) -> Result<Observed> {
+        let mut observed = Observed::default();
+        for live in self.live_all()? {
+            let state = if self.is_busy(&live.key) {
+                Some(RunState::Running)
+            } else {
+                match driver(live.key.kind) {
+                    Some(d) => d.observe(self, &live, mode),
+                    None => Some(RunState::Present),
+                }
+            };
+            if let Some(state) = state {
+                observed.objects.insert(
+                    live.key.clone(),
+                    ObservedObject {
+                        spec_hash: live.spec_hash.clone(),
+                        spec: Some(live.spec.clone()),
+                        state,
+                    },
+                );
+            }
+        }
+        // A desired object being made right now is not planned again.
+        let objects: Vec<_> = desired.iter().map(|d| d.object.clone()).collect();
+        let hashes = plan::spec_hashes(&objects);
+        for o in &objects {
+            let key = ObjectKey::new(o.kind(), o.name());
+            if !observed.objects.contains_key(&key) && self.is_busy(&key) {
+                observed.objects.insert(
+                    key.clone(),
+                    ObservedObject {
+                        spec_hash: hashes.get(&key).cloned().unwrap_or_default(),
+                        spec: Some(o.spec.clone()),
+                        state: RunState::Running,
+                    },
+                );
+            }
+        }
+        Ok(observed)
+    }
+}

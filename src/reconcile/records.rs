@@ -1,0 +1,221 @@
+//! Typed access to the store's rows: the one place that decodes them. A row
+//! that does not decode is a [`ReconcileError::CorruptRow`] naming it, never a
+//! silent default.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ReconcileError, Result};
+use crate::manifest::{ContainerSpec, Kind, Object, RestartPolicy, Spec};
+use crate::plan::ObjectKey;
+use crate::runtime::{ExitRecord, RunRecord};
+use crate::store::{LiveRecord, NewObject, StoredObject};
+
+/// What berth records about a container it made, beside its spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerInfo {
+    pub restarts: u32,
+    /// Doubles the restart delay; reset when a run lasted long enough.
+    pub backoff_step: u32,
+    pub last_exit: Option<ExitRecord>,
+    pub next_restart_at: Option<i64>,
+    /// Why the last create/start failed.
+    pub failure: Option<String>,
+    pub started_at: Option<i64>,
+    pub run: Option<RunRecord>,
+    /// Read-only image layer the container runs on (kept from GC while it lives).
+    pub layer: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub digest: String,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub path: PathBuf,
+}
+
+/// The kind-specific part of a live record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveInfo {
+    Container(ContainerInfo),
+    Image(ImageInfo),
+    Volume(VolumeInfo),
+    Network,
+}
+
+/// A desired object with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub object: Object,
+    pub source: String,
+    /// Why it is kept although its source dropped it.
+    pub held: Option<String>,
+}
+
+impl Desired {
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(self.object.kind(), self.object.name())
+    }
+}
+
+/// Something berth made, and from which spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub key: ObjectKey,
+    pub spec_hash: String,
+    pub spec: Spec,
+    pub info: LiveInfo,
+    pub created_at: i64,
+}
+
+impl Live {
+    pub fn container_spec(&self) -> Option<&ContainerSpec> {
+        match &self.spec {
+            Spec::Container(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn container_info(&self) -> Option<&ContainerInfo> {
+        match &self.info {
+            LiveInfo::Container(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    pub fn restart_policy(&self) -> RestartPolicy {
+        self.container_spec()
+            .map(|c| c.restart_policy)
+            .unwrap_or(RestartPolicy::Never)
+    }
+}
+
+fn corrupt(
+    table: &'static str,
+    kind: Kind,
+    name: &str,
+    field: &'static str,
+) -> impl FnOnce(serde_json::Error) -> ReconcileError {
+    let name = name.to_string();
+    move |source| ReconcileError::CorruptRow {
+        table,
+        kind: kind.as_str().to_ascii_lowercase(),
+        name,
+        field,
+        source,
+    }
+}
+
+pub fn decode_desired(row: StoredObject) -> Result<Desired> {
+    let object: Object = serde_json::from_str(&row.body).map_err(corrupt("objects", row.kind, &row.name, "body"))?;
+    Ok(Desired {
+        object,
+        source: row.source,
+        held: row.held,
+    })
+}
+
+pub fn decode_live(row: LiveRecord) -> Result<Live> {
+    let (kind, name) = (row.kind, row.name.as_str());
+    let spec: Spec = serde_json::from_str(&row.spec).map_err(corrupt("live", kind, name, "spec"))?;
+    let info = match kind {
+        Kind::Container => {
+            LiveInfo::Container(serde_json::from_str(&row.info).map_err(corrupt("live", kind, name, "info"))?)
+        }
+        Kind::Image => LiveInfo::Image(serde_json::from_str(&row.info).map_err(corrupt("live", kind, name, "info"))?),
+        Kind::Volume => LiveInfo::Volume(serde_json::from_str(&row.info).map_err(corrupt("live", kind, name, "info"))?),
+        Kind::Network => LiveInfo::Network,
+    };
+    Ok(Live {
+        key: ObjectKey::new(kind, row.name),
+        spec_hash: row.spec_hash,
+        spec,
+        info,
+        created_at: row.created_at,
+    })
+}
+
+fn info_json(info: &LiveInfo) -> String {
+    let value = match info {
+        LiveInfo::Container(i) => serde_json::to_value(i),
+        LiveInfo::Image(i) => serde_json::to_value(i),
+        LiveInfo::Volume(i) => serde_json::to_value(i),
+        LiveInfo::Network => Ok(serde_json::Value::Object(Default::default())),
+    };
+    // These types are plain data: serializing them cannot fail.
+    value.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into())
+}
+
+pub fn encode_live(obj: &Object, hash: &str, info: &LiveInfo, created_at: i64) -> LiveRecord {
+    LiveRecord {
+        kind: obj.kind(),
+        name: obj.name().into(),
+        spec_hash: hash.into(),
+        spec: serde_json::to_string(&obj.spec).unwrap_or_default(),
+        info: info_json(info),
+        created_at,
+    }
+}
+
+pub fn encode_info(info: &LiveInfo) -> String {
+    info_json(info)
+}
+
+pub fn encode_desired(obj: &Object) -> NewObject {
+    NewObject {
+        kind: obj.kind(),
+        name: obj.name().into(),
+        body: serde_json::to_string(obj).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_row(info: &str) -> LiveRecord {
+        LiveRecord {
+            kind: Kind::Container,
+            name: "web".into(),
+            spec_hash: "h".into(),
+            spec: serde_json::to_string(&Spec::Container(Default::default())).unwrap(),
+            info: info.into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_corrupt_live_row_is_an_error_naming_the_row_and_field() {
+        let err = decode_live(live_row("{not json")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("live row container/web"), "{msg}");
+        assert!(msg.contains("(info)"), "{msg}");
+    }
+
+    #[test]
+    fn container_info_missing_newer_fields_decodes_with_their_defaults() {
+        let live = decode_live(live_row(r#"{"restarts": 2}"#)).unwrap();
+        assert_eq!(live.container_info().unwrap().restarts, 2);
+    }
+
+    #[test]
+    fn a_corrupt_desired_body_names_the_object() {
+        let row = StoredObject {
+            kind: Kind::Image,
+            name: "busybox".into(),
+            source: "s".into(),
+            body: "[]".into(),
+            revision: 1,
+            updated_at: 0,
+            held: None,
+        };
+        let msg = decode_desired(row).unwrap_err().to_string();
+        assert!(msg.contains("objects row image/busybox"), "{msg}");
+    }
+}

@@ -1,0 +1,83 @@
+//! The seams between the engine and the host: everything the reconciler does
+//! to or learns from the kernel goes through these traits, handed to
+//! [`super::Engine::new`] in a [`Host`]. `linux.rs` implements them over the
+//! real runtime, image store and volume directories; `fake.rs` (tests only)
+//! records every call and answers from a script, so reconcile decisions are
+//! tested without root.
+//!
+//! # Terms
+//! A container is known by its id (the Container object's name). Its *shim*
+//! is the per-container supervisor process; its *init* is the container's
+//! first process. [`Probe`] is what the host says about both right now.
+//!
+//! # Guarantees the engine relies on
+//! - `start` either returns a running container or leaves nothing behind.
+//! - `remove` and volume `remove` treat "already gone" as success.
+//! - `wait_shim` resolves once the shim has exited, at once if it already has.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+
+use crate::image::{self, Layer};
+use crate::runtime::{self, ContainerConfig, Probe, RunRecord};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Containers: start, observe, signal, tear down.
+pub trait ContainerHost: Send + Sync {
+    /// Creates and starts a container; returns once its init runs.
+    fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, runtime::Result<RunRecord>>;
+    /// What the kernel and the run dir say about `id` right now.
+    fn probe(&self, id: &str) -> Probe;
+    fn signal(&self, id: &str, signal: Signal) -> runtime::Result<()>;
+    /// SIGKILLs every process in the container's cgroup.
+    fn kill_all(&self, id: &str);
+    /// Unmounts and removes the run-time state of a container whose shim is gone.
+    fn cleanup(&self, id: &str) -> runtime::Result<()>;
+    /// Removes everything of a stopped container (blocking).
+    fn remove(&self, id: &str) -> runtime::Result<()>;
+    /// Ids of every container with a run dir.
+    fn list(&self) -> Vec<String>;
+    /// The container's log file.
+    fn log_file(&self, id: &str) -> PathBuf;
+    /// Resolves once the shim of `run` has exited (and reaps it).
+    fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
+}
+
+/// Image layers: import, list, remove.
+pub trait ImageHost: Send + Sync {
+    /// Unpacks a root filesystem tar (blocking), checking `digest` when given.
+    fn import(&self, tar: &Path, digest: Option<&str>) -> image::Result<Layer>;
+    fn layers(&self) -> image::Result<Vec<Layer>>;
+    fn remove_layer(&self, digest: &str) -> image::Result<()>;
+    /// Whether an unpacked layer directory is still there.
+    fn layer_present(&self, dir: &Path) -> bool;
+}
+
+/// Named volumes: a directory each.
+pub trait VolumeHost: Send + Sync {
+    /// The directory containers mount.
+    fn path(&self, name: &str) -> PathBuf;
+    fn create(&self, name: &str) -> std::io::Result<PathBuf>;
+    /// Removes the volume and its data; a missing volume is not an error.
+    fn remove(&self, name: &str) -> std::io::Result<()>;
+    fn exists(&self, name: &str) -> bool;
+}
+
+/// What the engine is built with.
+#[derive(Clone)]
+pub struct Host {
+    pub containers: Arc<dyn ContainerHost>,
+    pub images: Arc<dyn ImageHost>,
+    pub volumes: Arc<dyn VolumeHost>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}

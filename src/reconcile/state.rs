@@ -1,0 +1,162 @@
+//! Typed operations on the desired state, for the engine commands: the store
+//! stays private to the engine, and rows are decoded in `records.rs` only.
+
+use std::path::PathBuf;
+
+use super::records::{self, Desired, Live};
+use super::{Engine, Result};
+use crate::manifest::{Kind, Object, Spec};
+use crate::plan::ObjectKey;
+use crate::runtime::{ExitRecord, Probe};
+use crate::store::ApplyOutcome;
+use crate::wire;
+
+/// The containers among `objects` that use the image or volume `key`.
+pub fn users_of<'a>(objects: impl IntoIterator<Item = &'a Object>, key: &ObjectKey) -> Vec<ObjectKey> {
+    objects
+        .into_iter()
+        .filter(|o| {
+            let Spec::Container(c) = &o.spec else { return false };
+            match key.kind {
+                Kind::Image => c.image == key.name,
+                Kind::Volume => c.volumes.iter().any(|m| m.volume.as_deref() == Some(key.name.as_str())),
+                _ => false,
+            }
+        })
+        .map(|o| ObjectKey::new(o.kind(), o.name()))
+        .collect()
+}
+
+/// What a container's process is doing, for `run` and `logs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    Running,
+    Exited(ExitRecord),
+    /// Not started, or gone without an exit record.
+    Other,
+}
+
+impl Engine {
+    /// Every desired object with its source.
+    pub fn desired_all(&self) -> Result<Vec<Desired>> {
+        self.store.desired()?.into_iter().map(records::decode_desired).collect()
+    }
+
+    /// The desired objects alone, as `plan` takes them.
+    pub fn desired_objects(&self) -> Result<Vec<Object>> {
+        Ok(self.desired_all()?.into_iter().map(|d| d.object).collect())
+    }
+
+    pub(super) fn live_all(&self) -> Result<Vec<Live>> {
+        self.store.live_all()?.into_iter().map(records::decode_live).collect()
+    }
+
+    pub(super) fn live(&self, kind: Kind, name: &str) -> Result<Option<Live>> {
+        self.store.live_get(kind, name)?.map(records::decode_live).transpose()
+    }
+
+    /// Stores `objects` as the whole set of `source` in one transaction (see
+    /// [`crate::store::Store::apply`] for `prune` and `hold`), and records a
+    /// `Kept` event for each object held back.
+    pub fn store_set(
+        &self,
+        source: &str,
+        objects: &[Object],
+        prune: bool,
+        hold: &dyn Fn(Kind, &str) -> Option<String>,
+    ) -> Result<ApplyOutcome> {
+        let rows: Vec<_> = objects.iter().map(records::encode_desired).collect();
+        let outcome = self.store.apply(source, &rows, prune, hold)?;
+        for (kind, name) in &outcome.held {
+            let why = hold(*kind, name).unwrap_or_default();
+            self.event(
+                &ObjectKey::new(*kind, name.clone()),
+                "Kept",
+                &format!("{source} no longer defines it, but {why}; deleted once nothing uses it"),
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Removes objects from the desired state; returns those that existed.
+    pub fn delete_desired(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>> {
+        let rows: Vec<(Kind, String)> = keys.iter().map(|k| (k.kind, k.name.clone())).collect();
+        Ok(self
+            .store
+            .delete_objects(&rows)?
+            .into_iter()
+            .map(|(k, n)| ObjectKey::new(k, n))
+            .collect())
+    }
+
+    /// Records (or clears) the error of a source whose last version did not load.
+    pub fn set_source_error(&self, source: &str, error: Option<&str>) -> Result<()> {
+        Ok(self.store.set_source_error(source, error)?)
+    }
+
+    pub fn source_errors(&self) -> Result<Vec<(String, String)>> {
+        Ok(self.store.source_errors()?)
+    }
+
+    /// Forgets a source that is gone (after its objects were dealt with).
+    pub fn forget_source(&self, source: &str) -> Result<()> {
+        Ok(self.store.forget_source(source)?)
+    }
+
+    /// Every source with objects or an error.
+    pub fn sources(&self) -> Result<Vec<String>> {
+        Ok(self.store.sources()?)
+    }
+
+    /// Events after `after`, optionally of one object, oldest first.
+    pub fn events(&self, after: i64, object: Option<&ObjectKey>, limit: usize) -> Result<Vec<wire::Event>> {
+        let rows = self
+            .store
+            .events(after, object.map(|k| (k.kind, k.name.as_str())), limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|e| wire::Event {
+                id: e.id,
+                time: e.time,
+                kind: e.kind,
+                name: e.name,
+                reason: e.reason,
+                message: e.message,
+            })
+            .collect())
+    }
+
+    /// Whether a container is known: made by berth, or with logs left.
+    pub fn container_known(&self, name: &str) -> Result<bool> {
+        Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.host.containers.log_file(name)
+    }
+
+    pub fn container_state(&self, name: &str) -> ContainerState {
+        match self.host.containers.probe(name) {
+            Probe::Running(_) | Probe::Starting => ContainerState::Running,
+            Probe::Exited(e) => ContainerState::Exited(e),
+            _ => ContainerState::Other,
+        }
+    }
+
+    /// Held objects that nothing uses any more are deleted (see `store_set`).
+    pub(super) fn release_held(&self, desired: &[Desired]) -> Result<bool> {
+        let released: Vec<ObjectKey> = desired
+            .iter()
+            .filter(|d| d.held.is_some())
+            .map(Desired::key)
+            .filter(|key| users_of(desired.iter().map(|d| &d.object), key).is_empty())
+            .collect();
+        if released.is_empty() {
+            return Ok(false);
+        }
+        for key in self.delete_desired(&released)? {
+            self.event(&key, "Released", "nothing uses it any more; deleting it");
+        }
+        Ok(true)
+    }
+}

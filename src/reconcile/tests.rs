@@ -1,0 +1,490 @@
+//! Reconcile decisions tested against the recording fake host: no root, no
+//! kernel. Each test builds an engine over a fresh store in a temp dir.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fake::{Call, FakeHost};
+use super::*;
+use crate::manifest::{self, Object, Source};
+use crate::plan::Verb;
+use crate::runtime::{Probe, RunRecord};
+use crate::wire::StatusKind;
+
+struct World {
+    engine: Arc<Engine>,
+    host: Arc<FakeHost>,
+    _dir: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let host = FakeHost::new();
+    let engine = Engine::new(store, host.host(), dir.path().into());
+    World {
+        engine,
+        host,
+        _dir: dir,
+    }
+}
+
+fn objects(yaml: &str) -> Vec<Object> {
+    if yaml.is_empty() {
+        return Vec::new();
+    }
+    let src = Source {
+        file: "test.yaml".into(),
+        text: yaml.into(),
+    };
+    // Other sets' objects exist in these tests' stores.
+    manifest::load(&[src], &|_, _| true).unwrap()
+}
+
+const IMAGE: &str =
+    "apiVersion: berth/v1\nkind: Image\nmetadata: {name: bb}\nspec: {import: /img/bb.tar, cmd: [sleep, '1000']}\n";
+
+fn container(name: &str, extra: &str) -> String {
+    format!("---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec: {{image: bb{extra}}}\n")
+}
+
+impl World {
+    fn apply(&self, source: &str, yaml: &str) {
+        self.engine
+            .store_set(source, &objects(yaml), true, &|_, _| None)
+            .unwrap();
+    }
+
+    async fn pass(&self) -> PassReport {
+        self.engine.reconcile().await.unwrap()
+    }
+
+    fn verbs(report: &PassReport) -> Vec<String> {
+        report
+            .outcomes
+            .values()
+            .map(|o| o.line.split(':').next().unwrap().to_string())
+            .collect()
+    }
+
+    fn status(&self, kind: &str, name: &str) -> crate::wire::ObjectView {
+        let kind = crate::manifest::Kind::parse_loose(kind).unwrap();
+        self.engine.views(Some(kind), Some(name)).unwrap().remove(0)
+    }
+
+    /// Lets spawned shim watchers run.
+    async fn settle(&self) {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pass_imports_the_image_before_it_starts_the_containers() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    let calls = w.host.calls();
+    let import = calls.iter().position(|c| matches!(c, Call::Import(_))).unwrap();
+    let start = calls.iter().position(|c| *c == Call::Start("web".into())).unwrap();
+    assert!(import < start, "{calls:?}");
+    assert_eq!(w.status("container", "web").state, StatusKind::Ready);
+}
+
+#[tokio::test]
+async fn a_converged_set_gives_an_empty_second_pass() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    w.host.clear_calls();
+    let second = w.pass().await;
+    assert!(second.outcomes.is_empty(), "{second:?}");
+    assert!(w.host.calls().is_empty(), "{:?}", w.host.calls());
+}
+
+#[tokio::test]
+async fn independent_containers_all_start_in_one_pass() {
+    let w = world();
+    w.apply(
+        "s",
+        &format!(
+            "{IMAGE}{}{}{}",
+            container("a", ""),
+            container("b", ""),
+            container("c", "")
+        ),
+    );
+    let report = w.pass().await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(w.host.starts(name), 1, "{name}");
+    }
+    assert_eq!(report.lines(OutcomeKind::Done).len(), 4);
+}
+
+#[tokio::test]
+async fn a_failed_import_leaves_its_containers_waiting_and_unstarted() {
+    let w = world();
+    w.host.fail_import("/img/bb.tar", "disk on fire");
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    let report = w.pass().await;
+    assert_eq!(report.lines(OutcomeKind::Failed).len(), 1, "{report:?}");
+    let waiting = report.lines(OutcomeKind::Waiting);
+    assert_eq!(waiting, ["start container/web: waiting for image/bb"]);
+    assert_eq!(w.host.starts("web"), 0);
+    assert!(w.status("image", "bb").status.contains("disk on fire"));
+    assert!(w
+        .status("container", "web")
+        .status
+        .starts_with("Pending: waiting for image/bb"));
+}
+
+#[tokio::test]
+async fn a_failed_import_is_not_retried_until_its_backoff_has_passed() {
+    let w = world();
+    w.host.fail_import("/img/bb.tar", "bad tar");
+    w.apply("s", IMAGE);
+    w.pass().await;
+    w.pass().await;
+    let imports = || w.host.calls().iter().filter(|c| matches!(c, Call::Import(_))).count();
+    assert_eq!(imports(), 1, "retried within its backoff");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    w.pass().await;
+    assert_eq!(imports(), 2);
+}
+
+#[tokio::test]
+async fn the_pass_after_a_half_failed_one_converges_once_the_cause_is_gone() {
+    let w = world();
+    w.host.fail_start("b", "no such file");
+    w.apply("s", &format!("{IMAGE}{}{}", container("a", ""), container("b", "")));
+    let first = w.pass().await;
+    assert_eq!(first.lines(OutcomeKind::Failed), ["start container/b: no such file"]);
+    assert_eq!(w.status("container", "a").state, StatusKind::Ready);
+    assert_eq!(w.status("container", "b").state, StatusKind::Failed);
+    w.host.heal_start("b");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    w.pass().await;
+    assert_eq!(w.status("container", "b").state, StatusKind::Ready);
+    assert_eq!(w.host.starts("a"), 1, "the good one was left alone");
+}
+
+#[tokio::test]
+async fn a_container_that_exits_under_always_is_restarted_after_its_backoff() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", ", restartPolicy: always")));
+    w.pass().await;
+    w.host.exit("web", 1);
+    w.settle().await;
+    let view = w.status("container", "web");
+    assert!(view.status.starts_with("Restarting (exited 1"), "{}", view.status);
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 1, "restarted before its backoff");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 2);
+    assert_eq!(w.status("container", "web").restarts, 1);
+}
+
+#[tokio::test]
+async fn a_clean_exit_under_on_failure_is_left_completed() {
+    let w = world();
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}", container("job", ", restartPolicy: on-failure")),
+    );
+    w.pass().await;
+    w.host.exit("job", 0);
+    w.settle().await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    w.pass().await;
+    assert_eq!(w.host.starts("job"), 1);
+    let view = w.status("container", "job");
+    assert_eq!((view.status.as_str(), view.state), ("Completed", StatusKind::Ready));
+}
+
+#[tokio::test]
+async fn a_failing_exit_under_never_shows_exited_and_is_not_restarted() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("job", ", restartPolicy: never")));
+    w.pass().await;
+    w.host.exit("job", 3);
+    w.settle().await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    w.pass().await;
+    assert_eq!(w.host.starts("job"), 1);
+    assert_eq!(w.status("container", "job").status, "Exited(3)");
+}
+
+#[tokio::test]
+async fn a_start_failure_shows_the_setup_error_and_backs_off() {
+    let w = world();
+    w.host.fail_start("web", "exec: \"nope\": not found");
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    let view = w.status("container", "web");
+    assert_eq!(view.state, StatusKind::Failed);
+    assert!(view.status.contains("exec: \"nope\": not found"), "{}", view.status);
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 1, "retried within its backoff");
+}
+
+#[tokio::test]
+async fn restore_adopts_a_running_container_without_restarting_it() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    // A new daemon over a copy of the store and the same host (the old
+    // engine's shim watchers still hold the original's lock).
+    let copy = tempfile::tempdir().unwrap();
+    for file in ["state.db", "state.db-wal"] {
+        let from = w._dir.path().join(file);
+        if from.exists() {
+            std::fs::copy(&from, copy.path().join(file)).unwrap();
+        }
+    }
+    let host = w.host.clone();
+    let engine = Engine::new(Store::open(copy.path()).unwrap(), host.host(), copy.path().into());
+    host.clear_calls();
+    engine.restore().await.unwrap();
+    engine.reconcile().await.unwrap();
+    assert!(host.calls().is_empty(), "{:?}", host.calls());
+    let view = engine.views(None, Some("web")).unwrap().remove(0);
+    assert_eq!(view.status, "Running");
+}
+
+#[tokio::test]
+async fn a_container_that_died_while_the_daemon_was_down_is_restarted_by_policy() {
+    let w = world();
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}", container("web", ", restartPolicy: on-failure")),
+    );
+    w.pass().await;
+    w.host.exit("web", 2);
+    // Nobody watched this exit; the next pass records it and schedules the restart.
+    let _ = w.pass().await;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 2);
+}
+
+#[tokio::test]
+async fn a_lost_shim_whose_init_lives_is_killed_cleaned_up_and_restarted() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    w.host.set_probe(
+        "web",
+        Probe::Lost {
+            init_alive: true,
+            record: None,
+        },
+    );
+    w.pass().await;
+    let calls = w.host.calls();
+    assert!(calls.contains(&Call::KillAll("web".into())), "{calls:?}");
+    assert!(calls.contains(&Call::Cleanup("web".into())), "{calls:?}");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 2);
+}
+
+#[tokio::test]
+async fn a_reused_init_pid_is_not_killed() {
+    // The runtime reports a pid whose start time differs as not alive: the
+    // process there now is someone else's and must be left alone.
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    w.host.set_probe(
+        "web",
+        Probe::Lost {
+            init_alive: false,
+            record: None,
+        },
+    );
+    w.pass().await;
+    let calls = w.host.calls();
+    assert!(!calls.contains(&Call::KillAll("web".into())), "{calls:?}");
+    assert!(calls.contains(&Call::Cleanup("web".into())), "{calls:?}");
+}
+
+#[tokio::test]
+async fn restore_removes_run_dirs_nothing_in_the_store_accounts_for() {
+    let w = world();
+    w.host.add_run_dir("stranger");
+    w.engine.restore().await.unwrap();
+    assert_eq!(w.host.calls(), [Call::Remove("stranger".into())]);
+}
+
+#[tokio::test]
+async fn an_exited_autoremove_container_nobody_is_attached_to_is_deleted() {
+    let w = world();
+    let yaml = format!(
+        "{IMAGE}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: once, labels: {{berth.io/autoremove: 'true'}}}}\nspec: {{image: bb, restartPolicy: never}}\n"
+    );
+    w.apply("s", &yaml);
+    w.pass().await;
+    w.host.exit("once", 0);
+    w.settle().await;
+    w.pass().await;
+    assert!(w.host.calls().contains(&Call::Remove("once".into())));
+    assert!(w.engine.views(None, Some("once")).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_attached_autoremove_container_is_left_to_its_client() {
+    let w = world();
+    let yaml = format!(
+        "{IMAGE}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: once, labels: {{berth.io/autoremove: 'true'}}}}\nspec: {{image: bb, restartPolicy: never}}\n"
+    );
+    w.apply("s", &yaml);
+    w.engine.attach("once");
+    w.pass().await;
+    w.host.exit("once", 0);
+    w.settle().await;
+    w.pass().await;
+    assert!(!w.host.calls().contains(&Call::Remove("once".into())));
+}
+
+#[tokio::test]
+async fn a_changed_spec_replaces_only_that_container() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}{}", container("a", ""), container("b", "")));
+    w.pass().await;
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}{}", container("a", ""), container("b", ", env: {X: '1'}")),
+    );
+    let report = w.pass().await;
+    assert_eq!(World::verbs(&report), ["replace container/b"]);
+    assert_eq!((w.host.starts("a"), w.host.starts("b")), (1, 2));
+}
+
+#[tokio::test]
+async fn deletes_stop_the_container_before_its_volume_is_removed() {
+    let w = world();
+    let volume = "---\napiVersion: berth/v1\nkind: Volume\nmetadata: {name: data}\n";
+    w.apply(
+        "s",
+        &format!(
+            "{IMAGE}{volume}{}",
+            container("db", ", volumes: [{volume: data, path: /data}]")
+        ),
+    );
+    w.pass().await;
+    w.host.clear_calls();
+    w.apply("s", "");
+    w.pass().await;
+    let calls = w.host.calls();
+    let stop = calls
+        .iter()
+        .position(|c| *c == Call::Signal("db".into(), nix::sys::signal::Signal::SIGTERM));
+    let rm_volume = calls.iter().position(|c| *c == Call::RemoveVolume("data".into()));
+    assert!(stop.unwrap() < rm_volume.unwrap(), "{calls:?}");
+    assert!(w.engine.views(None, None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_container_that_ignores_sigterm_is_killed_after_its_grace_period() {
+    let w = world();
+    w.host.ignore_sigterm();
+    w.apply("s", &format!("{IMAGE}{}", container("web", ", stopGracePeriod: 50ms")));
+    w.pass().await;
+    w.apply("s", IMAGE);
+    w.pass().await;
+    let calls = w.host.calls();
+    assert!(
+        calls.contains(&Call::Signal("web".into(), nix::sys::signal::Signal::SIGKILL)),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_completed_dependency_lets_its_dependant_start() {
+    let w = world();
+    let yaml = format!(
+        "{IMAGE}{}{}",
+        container("init", ", restartPolicy: never"),
+        container("app", ", dependsOn: [{name: init, condition: completed}]")
+    );
+    w.apply("s", &yaml);
+    let first = w.pass().await;
+    assert_eq!(
+        first.lines(OutcomeKind::Waiting),
+        ["start container/app: waiting for container/init to be completed"]
+    );
+    w.host.exit("init", 0);
+    w.settle().await;
+    w.pass().await;
+    assert_eq!(w.host.starts("app"), 1);
+}
+
+#[tokio::test]
+async fn an_unused_layer_is_collected_after_its_image_is_deleted() {
+    let w = world();
+    w.apply("s", IMAGE);
+    w.pass().await;
+    w.apply("s", "");
+    w.pass().await;
+    assert!(
+        w.host.calls().iter().any(|c| matches!(c, Call::RemoveLayer(_))),
+        "{:?}",
+        w.host.calls()
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_live_row_fails_the_pass_with_the_rows_name() {
+    let w = world();
+    w.apply("s", IMAGE);
+    w.pass().await;
+    w.engine
+        .store
+        .live_set_info(crate::manifest::Kind::Image, "bb", "{broken")
+        .unwrap();
+    let err = w.engine.reconcile().await.unwrap_err().to_string();
+    assert!(err.contains("live row image/bb"), "{err}");
+}
+
+#[tokio::test]
+async fn a_dry_run_plan_acts_on_nothing() {
+    let w = world();
+    let desired = objects(&format!("{IMAGE}{}", container("web", "")));
+    let plan = w.engine.plan_for(&desired).unwrap();
+    let verbs: Vec<Verb> = plan.ordered().iter().map(|a| a.verb).collect();
+    assert_eq!(verbs, [Verb::Create, Verb::Start]);
+    assert!(w.host.calls().is_empty());
+}
+
+#[tokio::test]
+async fn outcomes_since_a_mark_name_only_the_asked_objects_and_later_passes() {
+    let w = world();
+    w.apply("one", IMAGE);
+    w.pass().await;
+    let mark = w.engine.pass_mark();
+    w.apply("two", &container("web", ""));
+    w.pass().await;
+    let web = ObjectKey::new(crate::manifest::Kind::Container, "web");
+    let image = ObjectKey::new(crate::manifest::Kind::Image, "bb");
+    let lines: Vec<String> = w
+        .engine
+        .outcomes_since(mark, &[web, image])
+        .into_iter()
+        .map(|o| o.line)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("start container/web"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn the_run_record_of_a_started_container_is_kept_for_adoption() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
+    w.pass().await;
+    let live = w.engine.live(crate::manifest::Kind::Container, "web").unwrap().unwrap();
+    let run: Option<RunRecord> = live.container_info().and_then(|i| i.run);
+    assert!(matches!(w.host.probe_of("web"), Probe::Running(r) if Some(r) == run));
+}

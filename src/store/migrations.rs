@@ -1,0 +1,128 @@
+//! Ordered schema migrations, keyed by `PRAGMA user_version`. Version 0 is a
+//! database written before versioning (its tables made with `IF NOT EXISTS`,
+//! as berth 0.1 did), or an empty one. Each migration runs in its own
+//! transaction together with the version bump, so a crash leaves the database
+//! at one version or the next, never between. Every migration has a test that
+//! migrates a fixture written by the berth before it (`tests` below).
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+/// The schema this berth writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the tables of berth 0.1; a no-op on a database it wrote.
+    "CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
+        body TEXT NOT NULL, revision INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
+     CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, error TEXT, updated_at INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS revisions (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,
+        created_at INTEGER NOT NULL, summary TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS live (kind TEXT NOT NULL, name TEXT NOT NULL, spec_hash TEXT NOT NULL,
+        spec TEXT NOT NULL, info TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
+     CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
+        kind TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, name, id);",
+    // 2: an object its source dropped but another source's container still
+    // uses is kept, with the reason (watched files that are removed).
+    "ALTER TABLE objects ADD COLUMN held TEXT;",
+];
+
+/// Brings `conn` to [`SCHEMA_VERSION`].
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.into(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            // PRAGMA takes no bound parameters; `version` is our own integer.
+            tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+            tx.commit()
+        };
+        step(conn).map_err(|source| StoreError::Migration { version, source })?;
+        tracing::info!(version, "state database migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    /// A state.db written by berth 0.1 (schema version 0): the hello example
+    /// stack applied (an image, a volume, three containers), with live
+    /// records, events, revisions and a source error.
+    const FIXTURE_V0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/fixtures/state-v0.db");
+
+    fn copy_fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(FIXTURE_V0, dir.path().join("state.db")).unwrap();
+        dir
+    }
+
+    fn count(s: &Store, table: &str) -> i64 {
+        s.conn()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_0_database_migrates_to_the_current_schema_without_loss() {
+        let raw = rusqlite::Connection::open(FIXTURE_V0).unwrap();
+        let before: Vec<i64> = ["objects", "live", "events", "revisions", "sources"]
+            .iter()
+            .map(|t| {
+                raw.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                    .unwrap()
+            })
+            .collect();
+        let version: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 0);
+        assert!(before[0] >= 5 && before[1] >= 5 && before[2] > 0, "{before:?}");
+        drop(raw);
+
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let after: Vec<i64> = ["objects", "live", "events", "revisions", "sources"]
+            .iter()
+            .map(|t| count(&s, t))
+            .collect();
+        assert_eq!(before, after);
+        // Every row still decodes into its typed form.
+        let desired = s.desired().unwrap();
+        assert!(desired.iter().all(|o| o.held.is_none()));
+        assert!(desired.iter().any(|o| o.kind == crate::manifest::Kind::Container));
+        assert_eq!(s.live_all().unwrap().len() as i64, after[1]);
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let dir = copy_fixture();
+        drop(Store::open(dir.path()).unwrap());
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_berth_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        conn.execute_batch("PRAGMA user_version = 999").unwrap();
+        drop(conn);
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("schema version 999"), "{err}");
+    }
+}

@@ -1,0 +1,305 @@
+//! Wire types: the request and response bodies of the REST API, shared by
+//! `api` (server), `client` and `cli`. A low module: it knows manifests'
+//! `Source` and `Diagnostic` and nothing above it. JSON keys are camelCase,
+//! as in the manifests and as `kubectl -o json` prints them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Diagnostic, Kind, Source};
+
+/// What kind of failure an error is; the API maps each to one HTTP status
+/// (`api::status_of`), and the client maps it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorKind {
+    /// The named object, source or container does not exist.
+    NotFound,
+    /// The request contradicts the current state (in use, already exists).
+    Conflict,
+    /// The request itself is malformed or names something impossible.
+    Invalid,
+    /// The engine cannot do it right now (a container failed to start).
+    Unavailable,
+    /// A bug or a broken host: the state database, the filesystem.
+    Internal,
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error: String,
+    pub kind: ErrorKind,
+}
+
+/// `kind/name`, as kubectl spells object references (`container/web`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(kind: Kind, name: impl Into<String>) -> ObjectRef {
+        ObjectRef {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// Parses `kind/name`; the kind is case-insensitive and may be plural.
+    pub fn parse(s: &str) -> Option<ObjectRef> {
+        let (k, n) = s.split_once('/')?;
+        if n.is_empty() {
+            return None;
+        }
+        Some(ObjectRef::new(Kind::parse_loose(k)?, n))
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str().to_ascii_lowercase(), self.name)
+    }
+}
+
+/// Whether an object is where it should be, for `apply --wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum StatusKind {
+    /// Running, Completed, or present (images, volumes).
+    Ready,
+    /// On its way: pending, restarting, being replaced.
+    Progressing,
+    /// Failed, or exited for good with an error.
+    Failed,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitInfo {
+    /// Exit code, or 128 + signal number.
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    /// Unix time in milliseconds.
+    pub finished_at: i64,
+}
+
+/// One object as `get` shows it: desired and live state joined with what the
+/// kernel says right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectView {
+    pub kind: String,
+    pub name: String,
+    /// The source that defines it (a watched file, an apply set, `run`); none if only live.
+    pub source: Option<String>,
+    /// `Running`, `Exited(1)`, `Completed`, `Restarting`, `Pending: …`, `Failed: …`, `Ready`, `Deleting`.
+    pub status: String,
+    pub state: StatusKind,
+    pub restarts: u32,
+    /// When the live object was made (unix ms).
+    pub created_at: Option<i64>,
+    pub pid: Option<i32>,
+    pub image: Option<String>,
+    pub exit: Option<ExitInfo>,
+    /// The desired spec, or the live one when it is being deleted.
+    pub spec: Option<serde_json::Value>,
+    /// Where it was defined: file:line.
+    pub origin: Option<String>,
+    /// Whether the live object was made from the current desired spec.
+    pub up_to_date: bool,
+    pub detail: Option<String>,
+}
+
+/// Something that happened to an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: i64,
+    /// Unix time in milliseconds.
+    pub time: i64,
+    pub kind: String,
+    pub name: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// `describe`: the view plus recent events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Description {
+    pub view: ObjectView,
+    pub events: Vec<Event>,
+    pub source_error: Option<String>,
+}
+
+/// One line of a container's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LogLine {
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// Names the set, so `prune` removes only what this set owned (e.g. `apply:/srv/stack`).
+    pub source_id: String,
+    pub sources: Vec<Source>,
+    #[serde(default)]
+    pub prune: bool,
+    /// Plan only (`berth diff`).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    /// Manifest problems; when non-empty nothing was changed.
+    pub errors: Vec<Diagnostic>,
+    /// Planned (dry run) or done actions on this set's objects, one line each with its reason.
+    pub actions: Vec<String>,
+    /// This set's actions that failed, with the reason (the CLI exits non-zero).
+    pub failed: Vec<String>,
+    /// This set's actions that wait on another object, with what they wait for.
+    #[serde(default)]
+    pub pending: Vec<String>,
+    pub revision: Option<i64>,
+    /// The objects of the set, as `kind/name`, for `--wait`.
+    pub objects: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteRequest {
+    /// Delete what these manifests define.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Or these `kind/name` keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteResponse {
+    pub errors: Vec<Diagnostic>,
+    pub deleted: Vec<String>,
+    pub not_found: Vec<String>,
+    /// Deletes of these objects that failed, with the reason.
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WaitRequest {
+    /// `kind/name` keys; all objects when empty.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitResponse {
+    pub ready: bool,
+    /// Objects not ready yet, with their status.
+    pub waiting: Vec<String>,
+    /// Objects that failed, with their status.
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    #[serde(default)]
+    pub rm: bool,
+    #[serde(default)]
+    pub detach: bool,
+}
+
+/// One line of the `run` stream (newline-delimited JSON).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum RunEvent {
+    Started { name: String },
+    Log(LogLine),
+    Exited { code: i32, oom_killed: bool },
+    Error { message: String },
+}
+
+/// Answer of `POST /v1/stop/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StopResponse {
+    pub stopped: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    pub version: String,
+    pub root: String,
+    pub pid: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_refs_parse_loosely_as_kubectl_does() {
+        assert_eq!(
+            ObjectRef::parse("containers/web"),
+            Some(ObjectRef::new(Kind::Container, "web"))
+        );
+        assert_eq!(
+            ObjectRef::parse("Image/busybox"),
+            Some(ObjectRef::new(Kind::Image, "busybox"))
+        );
+        assert_eq!(ObjectRef::parse("web"), None);
+        assert_eq!(ObjectRef::parse("container/"), None);
+        assert_eq!(ObjectRef::parse("pod/web"), None);
+    }
+
+    #[test]
+    fn views_serialize_with_camel_case_keys_as_kubectl_prints_them() {
+        let view = ObjectView {
+            kind: "Container".into(),
+            name: "web".into(),
+            source: None,
+            status: "Running".into(),
+            state: StatusKind::Ready,
+            restarts: 0,
+            created_at: Some(1),
+            pid: None,
+            image: None,
+            exit: None,
+            spec: None,
+            origin: None,
+            up_to_date: true,
+            detail: None,
+        };
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(json.contains("\"createdAt\":1"), "{json}");
+        assert!(json.contains("\"upToDate\":true"), "{json}");
+        assert!(!json.contains('_'), "{json}");
+    }
+}
