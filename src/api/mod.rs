@@ -201,23 +201,34 @@ async fn events(State(engine): State<Arc<Engine>>, Query(q): Query<EventsQuery>)
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as
-/// fast as the client reads, so a slow client slows the producer down.
+/// fast as the client reads, so a slow client slows the producer down. Lines
+/// already waiting are sent together, up to [`FRAME_BYTES`] per body frame.
 fn ndjson_stream<T: serde::Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>) -> Response {
     let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|item| {
-            item.map(|v| {
-                // Wire types are plain data: serializing them cannot fail.
-                let mut line = serde_json::to_vec(&v).unwrap_or_default();
-                line.push(b'\n');
-                Ok::<_, Infallible>(axum::body::Bytes::from(line))
-            })
-        })
+        let mut frame: Vec<u8> = Vec::new();
+        while frame.len() < FRAME_BYTES {
+            match rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(v)) => {
+                    // Wire types are plain data: serializing them cannot fail.
+                    if serde_json::to_writer(&mut frame, &v).is_ok() {
+                        frame.push(b'\n');
+                    }
+                }
+                std::task::Poll::Ready(None) if frame.is_empty() => return std::task::Poll::Ready(None),
+                std::task::Poll::Pending if frame.is_empty() => return std::task::Poll::Pending,
+                _ => break,
+            }
+        }
+        std::task::Poll::Ready(Some(Ok::<_, Infallible>(axum::body::Bytes::from(frame))))
     });
     Response::builder()
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
+
+/// Most bytes of stream lines sent in one body frame.
+const FRAME_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -54,3 +54,6 @@ impl From<DriverError> for CommandError {
 }
 
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -76,6 +76,37 @@ pub struct Layer {
     pub size: u64,
 }
 
+/// Removes a directory tree. A layer may hold read-only directories (as
+/// images do, e.g. `0555`); root removes them regardless, but an unprivileged
+/// store cannot, so on a refusal the tree's directories are made writable
+/// (never following symlinks) and the removal is tried once more.
+fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_dirs_writable(path);
+            fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+fn make_dirs_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(dir) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            make_dirs_writable(&e.path());
+        }
+    }
+}
+
 impl ImageStore {
     /// Opens (creating if needed) the store at `root`, e.g. `<berth root>/images`:
     /// creates `blobs/sha256/`, `layers/` and `tmp/` under it.
@@ -120,7 +151,7 @@ impl ImageStore {
         }
         for path in leftovers {
             let result = if path.is_dir() {
-                fs::remove_dir_all(&path)
+                remove_tree(&path)
             } else {
                 fs::remove_file(&path)
             };
@@ -227,7 +258,7 @@ impl ImageStore {
         match fs::rename(&dir, &hidden) {
             Ok(()) => {
                 sync_dir(&self.root.join("layers"));
-                if let Err(source) = fs::remove_dir_all(&hidden) {
+                if let Err(source) = remove_tree(&hidden) {
                     failures.push(PathFailure { path: hidden, source });
                 }
             }
@@ -342,7 +373,7 @@ impl ImageStore {
             // A concurrent import of the same digest won: its layer is as
             // good as ours, and the blob we just renamed is the same bytes.
             Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                if let Err(e) = fs::remove_dir_all(tmp) {
+                if let Err(e) = remove_tree(tmp) {
                     tracing::warn!(path = %tmp.display(), error = %e, "removing a duplicate unpack failed");
                 }
             }
@@ -364,7 +395,7 @@ impl ImageStore {
     /// the removal fails. A path that is already gone is fine.
     fn discard(&self, error: ImageError, path: &Path, is_dir: bool) -> ImageError {
         let removed = if is_dir {
-            fs::remove_dir_all(path)
+            remove_tree(path)
         } else {
             fs::remove_file(path)
         };

@@ -61,6 +61,15 @@ pub enum RuntimeError {
         signal: String,
         source: nix::Error,
     },
+    /// A mount destination is a symlink in the image: mounting there would
+    /// follow it, so it is refused up front with the path.
+    #[error("container {id}: mount destination {destination} is a symlink in the image ({link} -> {target}); mount at the path it points to instead")]
+    MountOnSymlink {
+        id: String,
+        destination: String,
+        link: String,
+        target: String,
+    },
     /// Teardown left things behind; every failure is listed.
     #[error("container {id}: cleanup incomplete: {}", .errors.join("; "))]
     Cleanup { id: String, errors: Vec<String> },
@@ -202,6 +211,36 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Refuses mount destinations that pass through a symlink of the image's
+/// layers (the top-most layer holding a path decides), naming the link.
+fn check_mount_destinations(cfg: &ContainerConfig) -> Result<()> {
+    for m in &cfg.mounts {
+        let mut inside = PathBuf::from("/");
+        for part in Path::new(&m.destination).components().skip(1) {
+            inside.push(part);
+            let relative = inside.strip_prefix("/").unwrap_or(&inside);
+            let found = cfg.lower_dirs.iter().find_map(|lower| {
+                fs::symlink_metadata(lower.join(relative))
+                    .ok()
+                    .map(|meta| (lower, meta))
+            });
+            let Some((lower, meta)) = found else { break };
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(lower.join(relative))
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Err(RuntimeError::MountOnSymlink {
+                    id: cfg.id.clone(),
+                    destination: m.destination.clone(),
+                    link: inside.display().to_string(),
+                    target,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The runtime as the daemon uses it.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -241,6 +280,7 @@ impl Runtime {
 
     async fn start_inner(&self, cfg: &ContainerConfig) -> Result<Started> {
         let id = cfg.id.as_str();
+        check_mount_destinations(cfg)?;
         // A previous run's leftovers (exit record, bundle, a crashed shim's
         // mount or cgroup) go first. Cleanup removes the run dir last, so
         // without one there is nothing to clean.
@@ -499,4 +539,40 @@ pub async fn wait_pidfd(pidfd: OwnedFd) -> std::io::Result<()> {
     let afd = unsafe { tokio::io::unix::AsyncFd::register(pidfd) }.map_err(std::io::Error::from)?;
     let _ready = afd.readable().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mount_destination_through_an_image_symlink_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("var")).unwrap();
+        std::os::unix::fs::symlink("/run", dir.path().join("var/run")).unwrap();
+        let cfg = ContainerConfig {
+            id: "web".into(),
+            lower_dirs: vec![dir.path().into()],
+            mounts: vec![MountSpec {
+                destination: "/var/run/app".into(),
+                source: "/tmp".into(),
+                kind: "bind".into(),
+                options: vec![],
+            }],
+            ..Default::default()
+        };
+        let err = check_mount_destinations(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("/var/run/app is a symlink in the image (/var/run -> /run)"),
+            "{err}"
+        );
+        let ok = ContainerConfig {
+            mounts: vec![MountSpec {
+                destination: "/var/lib/data".into(),
+                ..cfg.mounts[0].clone()
+            }],
+            ..cfg
+        };
+        assert!(check_mount_destinations(&ok).is_ok());
+    }
 }

@@ -228,6 +228,7 @@ impl Drop for Env {
             }
         }
         self.kill_daemon();
+        kill_stray_daemons(self);
         force_cleanup(self);
         reap_orphans(&self.run);
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -312,6 +313,33 @@ fn live_shims(run: &Path) -> Vec<i32> {
 
 /// Last resort after a failed test: kill the cgroups' processes, unmount,
 /// remove cgroups, so one failure does not fail the leak check for all.
+/// A CLI started while this env's daemon was down starts one of its own
+/// (with explicit flags); it is not the env's child, so it is found by its
+/// command line, killed, and reported with what it logged.
+fn kill_stray_daemons(env: &Env) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let root = env.root.display().to_string();
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "daemon") && args.iter().any(|a| *a == root) {
+            eprintln!(
+                "warning: {}: a daemon the CLI started (pid {pid}) outlived the test; killing it.\n\
+                 its log:\n{}\nthe env daemon's log:\n{}",
+                env.name,
+                std::fs::read_to_string(env.root.join("daemon.log")).unwrap_or_default(),
+                env.daemon_log()
+            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+    }
+}
+
 fn force_cleanup(env: &Env) {
     let layout = berth::runtime::Layout::new(env.root.clone(), env.run.clone());
     let rt = berth::runtime::Runtime::new(layout.clone(), PathBuf::from(BERTH));
