@@ -1,7 +1,12 @@
+//! The binary's edge: `berth shim` (before anything else starts), `berth
+//! daemon`, and every other command, which the CLI runs. Only here do the
+//! daemon and the CLI meet; neither imports the other.
+
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::process::ExitCode;
 
+use berth::cli::args::{Cli, Cmd, Global};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -12,8 +17,8 @@ fn main() -> ExitCode {
         let code = berth::runtime::shim::main(std::path::Path::new(&args[2]));
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
-    let cli = berth::cli::args::Cli::parse();
-    if !matches!(cli.command, berth::cli::args::Cmd::Daemon) {
+    let Cli { global, command } = Cli::parse();
+    if !matches!(command, Cmd::Daemon) {
         // `berth get | head` should end quietly, as other Unix tools do.
         // SAFETY: setting a signal disposition before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
@@ -30,11 +35,27 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(berth::cli::main(cli)) {
+    let result = match command {
+        Cmd::Daemon => runtime.block_on(daemon(&global)),
+        Cmd::Cli(command) => runtime.block_on(berth::cli::main(&global, command)),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// `berth daemon`: serves the API on the socket until SIGTERM or Ctrl-C.
+async fn daemon(g: &Global) -> anyhow::Result<ExitCode> {
+    berth::daemon::run(berth::daemon::DaemonConfig {
+        root: g.root.clone(),
+        run: g.run_dir.clone(),
+        socket: g.socket(),
+        watch: Some(g.watch.clone()),
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -49,88 +49,133 @@ pub enum Output {
     Json,
 }
 
+/// The top-level commands. `daemon` is the binary's other half, so `main.rs`
+/// runs it; everything else is a [`CliCmd`], which `cli::main` runs.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
     Daemon,
+    #[command(flatten)]
+    Cli(CliCmd),
+}
+
+/// The commands of the CLI proper: front ends over the daemon's API, plus
+/// `validate` and `schema`, which need no daemon.
+#[derive(Debug, Subcommand)]
+pub enum CliCmd {
     /// Validate manifests, then make the host match them.
-    Apply {
-        #[command(flatten)]
-        files: Files,
-        /// Delete objects this set defined before but no longer does.
-        #[arg(long)]
-        prune: bool,
-        /// Return once everything is Running (or Completed).
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value = "120s")]
-        timeout: String,
-    },
+    Apply(ApplyArgs),
     /// Show what apply would do, and why. Exit 0: nothing; 1: changes; 2: error.
-    Diff {
-        #[command(flatten)]
-        files: Files,
-        #[arg(long)]
-        prune: bool,
-    },
+    Diff(DiffArgs),
     /// Delete what manifests define (-f), or KIND/NAME.
-    Delete {
-        #[arg(short = 'f', long = "filename")]
-        files: Vec<String>,
-        /// KIND/NAME, e.g. container/web.
-        keys: Vec<String>,
-    },
+    Delete(DeleteArgs),
     /// List objects with their status.
-    Get {
-        /// image, container, network or volume (plural too).
-        kind: Option<String>,
-        name: Option<String>,
-        #[arg(short = 'o', long = "output", value_enum)]
-        output: Option<Output>,
-    },
+    Get(GetArgs),
     /// Spec, observed state and recent events of one object.
-    Describe {
-        /// KIND/NAME, e.g. container/web.
-        key: String,
-    },
+    Describe(DescribeArgs),
     /// Print a container's output.
-    Logs {
-        name: String,
-        #[arg(short = 'f', long)]
-        follow: bool,
-        #[arg(long)]
-        tail: Option<usize>,
-        #[arg(short = 't', long)]
-        timestamps: bool,
-    },
+    Logs(LogsArgs),
     /// Check manifests without changing anything (needs no daemon).
-    Validate {
-        #[command(flatten)]
-        files: Files,
-    },
+    Validate(ValidateArgs),
     /// Run a command in a new container.
     Run(RunArgs),
     /// List containers, as `docker ps`.
-    Ps {
-        /// Show all containers, not only running ones.
-        #[arg(short = 'a', long)]
-        all: bool,
-        /// Show only the latest created container.
-        #[arg(short = 'l', long)]
-        latest: bool,
-    },
+    Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
-    Stop { names: Vec<String> },
+    Stop(StopArgs),
     /// Recent events.
     Events,
     /// Write the JSON Schema of every kind into a directory.
-    Schema {
-        #[arg(long, default_value = "schema")]
-        dir: PathBuf,
-    },
+    Schema(SchemaArgs),
     /// Print client and daemon versions.
     Version,
+}
+
+// The argument structs carry no doc comment of their own: clap would take it
+// as the command's `about` over the variant's.
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub files: Files,
+    /// Delete objects this set defined before but no longer does.
+    #[arg(long)]
+    pub prune: bool,
+    /// Return once everything is Running (or Completed).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "120s")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub files: Files,
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// KIND/NAME, e.g. container/web.
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// image, container, network or volume (plural too).
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DescribeArgs {
+    /// KIND/NAME, e.g. container/web.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    pub name: String,
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    #[arg(long)]
+    pub tail: Option<usize>,
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub files: Files,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Show only the latest created container.
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    #[arg(long, default_value = "schema")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
 //! The API client: HTTP/1 over the daemon's unix socket. Starts a daemon in
 //! the background when none answers.
 
+use std::error::Error as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,20 +14,82 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixStream;
 
+use crate::wire::{ErrorBody, ErrorKind};
+
+/// Why a request to the daemon failed. Each message is complete on its own:
+/// sources are attached for `{:#}`, never repeated in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers on the socket and no daemon could be started.
     #[error("cannot reach the berth daemon at {socket}: {message}")]
     Unreachable { socket: PathBuf, message: String },
-    /// The connection broke mid-request.
-    #[error("talking to the daemon: {0}")]
-    Http(#[from] hyper::Error),
-    /// The daemon answered with an error.
+    /// The daemon closed the connection before its answer was complete: it
+    /// crashed or was stopped in the middle of the request. `log` is the log
+    /// of a daemon this client starts, when there is one.
+    #[error("{}", went_away(socket, log.as_deref()))]
+    DaemonGone { socket: PathBuf, log: Option<PathBuf> },
+    /// HTTP failed otherwise: the daemon's answer was malformed.
+    #[error("talking to the daemon")]
+    Http(#[source] hyper::Error),
+    /// The daemon answered with an error of this kind.
     #[error("{message}")]
-    Api { status: StatusCode, message: String },
+    Api {
+        status: StatusCode,
+        kind: ErrorKind,
+        message: String,
+    },
+    /// A request body could not be encoded.
+    #[error("cannot encode the request")]
+    Encode(#[source] serde_json::Error),
     /// The daemon answered with something unreadable.
-    #[error("unreadable answer from the daemon: {0}")]
-    Decode(#[from] serde_json::Error),
+    #[error("unreadable answer from the daemon")]
+    Decode(#[source] serde_json::Error),
+}
+
+/// The one sentence for [`ClientError::DaemonGone`]: what happened, that
+/// nothing is lost (the daemon is level-triggered and reconciles at start),
+/// and where to look.
+fn went_away(socket: &Path, log: Option<&Path>) -> String {
+    let what = "went away during the request (it crashed or was stopped); \
+                its next start reconciles whatever was in flight";
+    match log {
+        Some(log) => format!("the berth daemon {what}; its log is {}", log.display()),
+        None => format!("the berth daemon at {} {what}", socket.display()),
+    }
+}
+
+/// Whether a hyper error while sending a request means the daemon went away:
+/// the connection closed or was reset before the answer's head arrived.
+fn connection_lost(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return true;
+    }
+    // Writing into a socket the daemon no longer reads: EPIPE, ECONNRESET.
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The kind of an error answer whose body is not an [`ErrorBody`] (from a
+/// layer below the handlers, or an older daemon): the inverse of the API's
+/// kind-to-status mapping.
+fn kind_of_status(status: StatusCode) -> ErrorKind {
+    match status {
+        StatusCode::NOT_FOUND => ErrorKind::NotFound,
+        StatusCode::CONFLICT => ErrorKind::Conflict,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorKind::Unavailable,
+        s if s.is_client_error() => ErrorKind::Invalid,
+        _ => ErrorKind::Internal,
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -110,10 +173,38 @@ impl Client {
         }
     }
 
+    /// What a hyper error while sending a request means.
+    fn send_error(&self, e: hyper::Error) -> ClientError {
+        if connection_lost(&e) {
+            self.gone(&e)
+        } else {
+            ClientError::Http(e)
+        }
+    }
+
+    /// What a hyper error while reading an answer's body means. The head
+    /// has arrived and the API's bodies never fail on the daemon's side (its
+    /// streams are infallible), so only a broken connection cuts one short.
+    fn body_error(&self, e: hyper::Error) -> ClientError {
+        self.gone(&e)
+    }
+
+    fn gone(&self, e: &hyper::Error) -> ClientError {
+        tracing::debug!(error = ?e, "connection to the daemon lost");
+        ClientError::DaemonGone {
+            socket: self.socket.clone(),
+            // Name the log only if there is one to read: a daemon started
+            // otherwise (systemd, a test harness) logs elsewhere.
+            log: self.spawn.as_ref().map(|s| s.log.clone()).filter(|log| log.exists()),
+        }
+    }
+
     /// Sends a request; returns the response with a streaming body.
     pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>> {
         let stream = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.send_error(e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -124,28 +215,37 @@ impl Client {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("static request parts are valid");
-        let resp = sender.send_request(req).await?;
+        let resp = sender.send_request(req).await.map_err(|e| self.send_error(e))?;
         if !resp.status().is_success() {
             let status = resp.status();
-            let bytes = resp.into_body().collect().await?.to_bytes();
-            let message = serde_json::from_slice::<crate::wire::ErrorBody>(&bytes)
-                .map(|b| b.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api { status, message });
+            let bytes = self.read_body(resp).await?;
+            let (kind, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => (b.kind, b.error),
+                Err(_) => {
+                    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+                    let message = if text.is_empty() { status.to_string() } else { text };
+                    (kind_of_status(status), message)
+                }
+            };
+            return Err(ClientError::Api { status, kind, message });
         }
         Ok(resp)
     }
 
+    async fn read_body(&self, resp: Response<Incoming>) -> Result<Bytes> {
+        let body = resp.into_body().collect().await.map_err(|e| self.body_error(e))?;
+        Ok(body.to_bytes())
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self.send(Method::GET, path, None).await?;
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok(serde_json::from_slice(&bytes)?)
+        serde_json::from_slice(&self.read_body(resp).await?).map_err(ClientError::Decode)
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let resp = self.send(Method::POST, path, Some(serde_json::to_vec(body)?)).await?;
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok(serde_json::from_slice(&bytes)?)
+        let body = serde_json::to_vec(body).map_err(ClientError::Encode)?;
+        let resp = self.send(Method::POST, path, Some(body)).await?;
+        serde_json::from_slice(&self.read_body(resp).await?).map_err(ClientError::Decode)
     }
 
     /// Calls `each` for every line of a newline-delimited JSON stream.
@@ -160,12 +260,12 @@ impl Client {
         let mut body = resp.into_body();
         let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame?;
+            let frame = frame.map_err(|e| self.body_error(e))?;
             let Some(data) = frame.data_ref() else { continue };
             buf.extend_from_slice(data);
             while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
-                each(serde_json::from_slice(&line[..line.len() - 1])?);
+                each(serde_json::from_slice(&line[..line.len() - 1]).map_err(ClientError::Decode)?);
             }
         }
         Ok(())
@@ -176,4 +276,167 @@ fn tail_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client against a scripted daemon: a unix socket that reads one
+    //! request and answers with fixed bytes, then hangs up, as a daemon that
+    //! is killed at that point would.
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    use super::*;
+    use crate::wire::LogLine;
+
+    /// Serves one connection: reads the request, writes `answer`, closes.
+    async fn daemon_answering(answer: &'static [u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("berth.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            read_request(&mut conn).await;
+            conn.write_all(answer).await.unwrap();
+            // Dropping the stream closes it, mid-answer if `answer` is partial.
+        });
+        (dir, socket)
+    }
+
+    /// Reads a request head and its `content-length` body.
+    async fn read_request(conn: &mut UnixStream) {
+        let mut req = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the client hung up first");
+            req.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let length = text[..head_end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                if req.len() >= head_end + 4 + length {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn client(socket: PathBuf) -> Client {
+        Client::new(socket, None)
+    }
+
+    fn log_line(text: &str) -> LogLine {
+        LogLine {
+            time: "t".into(),
+            stream: "stdout".into(),
+            text: text.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_dies_before_answering_went_away_said_once() {
+        let (_dir, socket) = daemon_answering(b"").await;
+        let err = client(socket.clone())
+            .get::<Vec<LogLine>>("/v1/objects")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::DaemonGone { log: None, .. }), "{err:?}");
+        let printed = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(
+            printed,
+            format!(
+                "the berth daemon at {} went away during the request (it crashed or was stopped); \
+                 its next start reconciles whatever was in flight",
+                socket.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_dies_mid_stream_went_away_after_the_lines_it_sent() {
+        let (dir, socket) = daemon_answering(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+              2c\r\n{\"time\":\"t\",\"stream\":\"stdout\",\"text\":\"one\"}\n\r\n",
+        )
+        .await;
+        let log = dir.path().join("daemon.log");
+        std::fs::write(&log, "").unwrap();
+        let spawn = DaemonSpawn {
+            args: Vec::new(),
+            log: log.clone(),
+        };
+        let mut lines = Vec::new();
+        let err = Client::new(socket, Some(spawn))
+            .stream(Method::GET, "/v1/logs/web?follow=true", None, |l: LogLine| {
+                lines.push(l)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(lines, vec![log_line("one")]);
+        assert!(
+            matches!(&err, ClientError::DaemonGone { log: Some(l), .. } if *l == log),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().ends_with(&format!("its log is {}", log.display())),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn error_answers_carry_the_daemons_kind_and_message() {
+        let (_dir, socket) = daemon_answering(
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 53\r\n\r\n\
+              {\"error\":\"container/web not found\",\"kind\":\"notFound\"}",
+        )
+        .await;
+        let err = client(socket)
+            .post::<_, serde_json::Value>("/v1/stop/web", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        let ClientError::Api { status, kind, message } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            (status, kind, message.as_str()),
+            (StatusCode::NOT_FOUND, ErrorKind::NotFound, "container/web not found")
+        );
+    }
+
+    #[tokio::test]
+    async fn error_answers_without_a_json_body_take_their_kind_from_the_status() {
+        let (_dir, socket) = daemon_answering(b"HTTP/1.1 409 Conflict\r\ncontent-length: 0\r\n\r\n").await;
+        let err = client(socket)
+            .get::<serde_json::Value>("/v1/objects")
+            .await
+            .unwrap_err();
+        let ClientError::Api { kind, message, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((kind, message.as_str()), (ErrorKind::Conflict, "409 Conflict"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_answer_is_an_http_error_not_a_departure() {
+        let (_dir, socket) = daemon_answering(b"SMTP ready\r\n\r\n").await;
+        let err = client(socket)
+            .get::<serde_json::Value>("/v1/objects")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Http(_)), "{err:?}");
+    }
+
+    #[test]
+    fn statuses_map_back_to_the_kinds_the_api_gives_them() {
+        assert_eq!(kind_of_status(StatusCode::NOT_FOUND), ErrorKind::NotFound);
+        assert_eq!(kind_of_status(StatusCode::CONFLICT), ErrorKind::Conflict);
+        assert_eq!(kind_of_status(StatusCode::BAD_REQUEST), ErrorKind::Invalid);
+        assert_eq!(kind_of_status(StatusCode::PAYLOAD_TOO_LARGE), ErrorKind::Invalid);
+        assert_eq!(kind_of_status(StatusCode::UNPROCESSABLE_ENTITY), ErrorKind::Unavailable);
+        assert_eq!(kind_of_status(StatusCode::INTERNAL_SERVER_ERROR), ErrorKind::Internal);
+    }
 }

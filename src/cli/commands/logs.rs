@@ -1,0 +1,41 @@
+//! `logs`: a container's output, from the daemon's log stream.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use hyper::Method;
+
+use crate::cli::args::{Global, LogsArgs};
+use crate::cli::client;
+use crate::wire::LogLine;
+
+pub async fn logs(g: &Global, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let mut path = format!("/v1/logs/{}?follow={}", args.name, args.follow);
+    if let Some(t) = args.tail {
+        path.push_str(&format!("&tail={t}"));
+    }
+    client(g, true)
+        .stream(Method::GET, &path, None, |line: LogLine| {
+            print_log(&line, args.timestamps)
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a log line to the stream it came from, so `berth logs web 2>/dev/null`
+/// keeps what the container wrote to stdout only. Stdout is flushed at each
+/// line: `logs -f` and `run` are read by people and scripts as they go.
+pub(crate) fn print_log(line: &LogLine, timestamps: bool) {
+    let text = if timestamps {
+        format!("{} {}\n", line.time, line.text)
+    } else {
+        format!("{}\n", line.text)
+    };
+    if line.stream == "stderr" {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,16 @@
+//! One file per command or family of commands, as kubectl and youki lay
+//! them out. A command takes the global flags and its clap args, talks to the
+//! daemon through `cli::client`, and returns its exit code; what it prints as
+//! a table, JSON or YAML goes through `cli::output`.
+
+pub mod apply;
+pub mod delete;
+pub mod events;
+pub mod get;
+pub mod logs;
+pub mod ps;
+pub mod run;
+pub mod schema;
+pub mod stop;
+pub mod validate;
+pub mod version;

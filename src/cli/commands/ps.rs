@@ -1,0 +1,56 @@
+//! `ps`: containers, as `docker ps` lists them.
+
+use std::process::ExitCode;
+
+use crate::cli::args::{Global, PsArgs};
+use crate::cli::client;
+use crate::cli::output::{self, Table};
+use crate::wire::ObjectView;
+
+pub async fn ps(g: &Global, args: PsArgs) -> anyhow::Result<ExitCode> {
+    let mut views: Vec<ObjectView> = client(g, true).get("/v1/objects?kind=container").await?;
+    if !args.all && !args.latest {
+        views.retain(|v| v.pid.is_some());
+    }
+    if args.latest {
+        views.sort_by_key(|v| v.created_at);
+        views = views.into_iter().last().into_iter().collect();
+    }
+    containers_table(&views).print();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn containers_table(views: &[ObjectView]) -> Table {
+    let mut table = Table::new(&["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS"]);
+    for v in views {
+        let status = match (&v.pid, &v.exit) {
+            (Some(_), _) => format!("Up {}", output::age(v.created_at)),
+            (None, Some(e)) => format!("Exited ({}) {} ago", e.code, output::age(Some(e.finished_at))),
+            _ => v.status.clone(),
+        };
+        table.row(vec![
+            v.name.clone(),
+            v.image.clone().unwrap_or_default(),
+            command_cell(v),
+            format!("{} ago", output::age(v.created_at)),
+            status,
+        ]);
+    }
+    table
+}
+
+/// The spec's command, quoted and cut at 20 characters as `docker ps` does.
+fn command_cell(v: &ObjectView) -> String {
+    let command = v
+        .spec
+        .as_ref()
+        .and_then(|s| s.get("spec")?.get("command"))
+        .and_then(|c| c.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    if command.chars().count() > 20 {
+        format!("\"{}…\"", command.chars().take(19).collect::<String>())
+    } else {
+        format!("\"{command}\"")
+    }
+}

@@ -1,0 +1,64 @@
+//! `run`: a command in a new container, as `docker run`.
+
+use std::process::ExitCode;
+
+use hyper::Method;
+
+use super::logs::print_log;
+use crate::cli::args::{Global, RunArgs};
+use crate::cli::client;
+use crate::client::ClientError;
+use crate::wire::{RunEvent, RunRequest};
+
+/// As `docker run`, the exit code is the container's, or 125 when berth
+/// could not run it (no such image, a name in use).
+pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let detach = args.detach;
+    let req = RunRequest {
+        name: args.name,
+        image: args.image,
+        command: args.command,
+        env: args.env,
+        memory: args.memory,
+        cpus: args.cpus,
+        rm: args.rm,
+        detach,
+    };
+    let body = serde_json::to_vec(&req)?;
+    let mut code = None;
+    let mut error = None;
+    let result = client(g, true)
+        .stream(Method::POST, "/v1/run", Some(body), |ev: RunEvent| match ev {
+            RunEvent::Started { name } => {
+                if detach {
+                    println!("{name}");
+                }
+            }
+            RunEvent::Log(line) => print_log(&line, false),
+            RunEvent::Exited { code: c, oom_killed } => {
+                if oom_killed {
+                    eprintln!("berth: container was OOM-killed");
+                }
+                code = Some(c);
+            }
+            RunEvent::Error { message } => error = Some(message),
+        })
+        .await;
+    match result {
+        Ok(()) => {}
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(125));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(e) = error {
+        eprintln!("berth: {e}");
+        return Ok(ExitCode::from(125));
+    }
+    Ok(match code {
+        Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
+        None if detach => ExitCode::SUCCESS,
+        None => ExitCode::from(125),
+    })
+}
