@@ -255,6 +255,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
         mut each: impl FnMut(T),
+        mut after_batch: impl FnMut(),
     ) -> Result<()> {
         let resp = self.send(method, path, body).await?;
         let mut body = resp.into_body();
@@ -263,10 +264,14 @@ impl Client {
             let frame = frame.map_err(|e| self.body_error(e))?;
             let Some(data) = frame.data_ref() else { continue };
             buf.extend_from_slice(data);
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                each(serde_json::from_slice(&line[..line.len() - 1]).map_err(ClientError::Decode)?);
+            // A frame holds many lines: decode them all, then drop them at once.
+            let mut start = 0;
+            while let Some(len) = buf[start..].iter().position(|&b| b == b'\n') {
+                each(serde_json::from_slice(&buf[start..start + len]).map_err(ClientError::Decode)?);
+                start += len + 1;
             }
+            buf.drain(..start);
+            after_batch();
         }
         Ok(())
     }
@@ -371,9 +376,13 @@ mod tests {
         };
         let mut lines = Vec::new();
         let err = Client::new(socket, Some(spawn))
-            .stream(Method::GET, "/v1/logs/web?follow=true", None, |l: LogLine| {
-                lines.push(l)
-            })
+            .stream(
+                Method::GET,
+                "/v1/logs/web?follow=true",
+                None,
+                |l: LogLine| lines.push(l),
+                || {},
+            )
             .await
             .unwrap_err();
         assert_eq!(lines, vec![log_line("one")]);

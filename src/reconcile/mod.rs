@@ -180,6 +180,14 @@ impl Engine {
         lock(&self.pending).get(key).cloned()
     }
 
+    /// The run of a container whose shim a watcher holds a pidfd for and has
+    /// not seen exit: it is running, without reading `/proc` (what probing
+    /// 200 containers on every pass would cost). Its exit wakes the loop.
+    fn watched_run(&self, live: &records::Live) -> Option<crate::runtime::RunRecord> {
+        let run = live.container_info()?.run?;
+        lock(&self.watched).contains(&run.shim_pid).then_some(run)
+    }
+
     fn event(&self, key: &ObjectKey, reason: &str, message: &str) {
         if let Err(e) = self.store.event(key.kind, &key.name, reason, message) {
             tracing::warn!("cannot record event for {key}: {e}");

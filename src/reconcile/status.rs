@@ -68,7 +68,13 @@ impl Engine {
                     (Spec::Container(spec), LiveInfo::Container(info)) => {
                         view.image = Some(spec.image.clone());
                         view.restarts = info.restarts;
-                        self.container_status(&mut view, info, spec.restart_policy, pending);
+                        match self.watched_run(rec) {
+                            Some(run) if info.failure.is_none() => {
+                                view.pid = Some(run.init_pid);
+                                set(&mut view, "Running", StatusKind::Ready);
+                            }
+                            _ => self.container_status(&mut view, info, spec.restart_policy, pending),
+                        }
                     }
                     (Spec::Image(_), LiveInfo::Image(info)) => {
                         view.detail = Some(info.digest.clone());

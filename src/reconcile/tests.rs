@@ -282,6 +282,8 @@ async fn a_lost_shim_whose_init_lives_is_killed_cleaned_up_and_restarted() {
             record: None,
         },
     );
+    // The shim's watcher sees it die first.
+    w.settle().await;
     w.pass().await;
     let calls = w.host.calls();
     assert!(calls.contains(&Call::KillAll("web".into())), "{calls:?}");
@@ -305,6 +307,7 @@ async fn a_reused_init_pid_is_not_killed() {
             record: None,
         },
     );
+    w.settle().await;
     w.pass().await;
     let calls = w.host.calls();
     assert!(!calls.contains(&Call::KillAll("web".into())), "{calls:?}");

@@ -317,16 +317,22 @@ fn live_shims(run: &Path) -> Vec<i32> {
 /// (with explicit flags); it is not the env's child, so it is found by its
 /// command line, killed, and reported with what it logged.
 fn kill_stray_daemons(env: &Env) {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     let root = env.root.display().to_string();
     for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "daemon") && args.iter().any(|a| *a == root) {
+        if args.iter().any(|a| a == "daemon") && args.contains(&root) {
             eprintln!(
                 "warning: {}: a daemon the CLI started (pid {pid}) outlived the test; killing it.\n\
                  its log:\n{}\nthe env daemon's log:\n{}",

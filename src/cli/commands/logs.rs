@@ -15,16 +15,21 @@ pub async fn logs(g: &Global, args: LogsArgs) -> anyhow::Result<ExitCode> {
         path.push_str(&format!("&tail={t}"));
     }
     client(g, true)
-        .stream(Method::GET, &path, None, |line: LogLine| {
-            print_log(&line, args.timestamps)
-        })
+        .stream(
+            Method::GET,
+            &path,
+            None,
+            |line: LogLine| print_log(&line, args.timestamps),
+            flush_stdout,
+        )
         .await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a log line to the stream it came from, so `berth logs web 2>/dev/null`
-/// keeps what the container wrote to stdout only. Stdout is flushed at each
-/// line: `logs -f` and `run` are read by people and scripts as they go.
+/// keeps what the container wrote to stdout only. Stdout is flushed after
+/// each batch the daemon sent ([`flush_stdout`]): `logs -f` and `run` are
+/// read as they go, without a write per line.
 pub(crate) fn print_log(line: &LogLine, timestamps: bool) {
     let text = if timestamps {
         format!("{} {}\n", line.time, line.text)
@@ -34,8 +39,10 @@ pub(crate) fn print_log(line: &LogLine, timestamps: bool) {
     if line.stream == "stderr" {
         let _ = std::io::stderr().write_all(text.as_bytes());
     } else {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
+}
+
+pub(crate) fn flush_stdout() {
+    let _ = std::io::stdout().flush();
 }

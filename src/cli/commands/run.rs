@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use hyper::Method;
 
-use super::logs::print_log;
+use super::logs::{flush_stdout, print_log};
 use crate::cli::args::{Global, RunArgs};
 use crate::cli::client;
 use crate::client::ClientError;
@@ -28,21 +28,27 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut code = None;
     let mut error = None;
     let result = client(g, true)
-        .stream(Method::POST, "/v1/run", Some(body), |ev: RunEvent| match ev {
-            RunEvent::Started { name } => {
-                if detach {
-                    println!("{name}");
+        .stream(
+            Method::POST,
+            "/v1/run",
+            Some(body),
+            |ev: RunEvent| match ev {
+                RunEvent::Started { name } => {
+                    if detach {
+                        println!("{name}");
+                    }
                 }
-            }
-            RunEvent::Log(line) => print_log(&line, false),
-            RunEvent::Exited { code: c, oom_killed } => {
-                if oom_killed {
-                    eprintln!("berth: container was OOM-killed");
+                RunEvent::Log(line) => print_log(&line, false),
+                RunEvent::Exited { code: c, oom_killed } => {
+                    if oom_killed {
+                        eprintln!("berth: container was OOM-killed");
+                    }
+                    code = Some(c);
                 }
-                code = Some(c);
-            }
-            RunEvent::Error { message } => error = Some(message),
-        })
+                RunEvent::Error { message } => error = Some(message),
+            },
+            flush_stdout,
+        )
         .await;
     match result {
         Ok(()) => {}

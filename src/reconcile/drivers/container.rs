@@ -82,6 +82,9 @@ fn exit(code: i32, finished_at: i64) -> ExitRecord {
 fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunState {
     let name = &live.key.name;
     let policy = live.restart_policy();
+    if engine.watched_run(live).is_some() {
+        return RunState::Running;
+    }
     let mut info = live.container_info().cloned().unwrap_or_default();
     let now = now_millis();
     let exit = match engine.host.containers.probe(name) {
