@@ -2,31 +2,11 @@
 //! and refuses, without root.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use super::*;
 use crate::manifest::{Kind, Source};
-use crate::reconcile::fake::FakeHost;
-use crate::reconcile::Engine;
-use crate::store::Store;
+use crate::reconcile::fake::world;
 use crate::wire::{ApplyRequest, DeleteRequest, ErrorKind};
-
-struct World {
-    engine: Arc<Engine>,
-    host: Arc<FakeHost>,
-    _dir: tempfile::TempDir,
-}
-
-fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let host = FakeHost::new();
-    let engine = Engine::new(Store::open(dir.path()).unwrap(), host.host(), dir.path().into());
-    World {
-        engine,
-        host,
-        _dir: dir,
-    }
-}
 
 fn image(name: &str, tar: &str) -> String {
     format!("---\napiVersion: berth/v1\nkind: Image\nmetadata: {{name: {name}}}\nspec: {{import: {tar}, cmd: [sleep, '9']}}\n")

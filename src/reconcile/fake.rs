@@ -300,3 +300,20 @@ impl VolumeHost for FakeHost {
         self.script().volumes.contains(name)
     }
 }
+
+/// An engine over a fresh store in a temp dir and a fake host: what every
+/// engine-level unit test starts from.
+pub struct World {
+    pub engine: Arc<super::Engine>,
+    pub host: Arc<FakeHost>,
+    /// Keeps the store's directory for the test's lifetime.
+    pub dir: tempfile::TempDir,
+}
+
+pub fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let host = FakeHost::new();
+    let store = crate::store::Store::open(dir.path()).unwrap();
+    let engine = super::Engine::new(store, host.host(), dir.path().into());
+    World { engine, host, dir }
+}

@@ -1,33 +1,14 @@
 //! Reconcile decisions tested against the recording fake host: no root, no
 //! kernel. Each test builds an engine over a fresh store in a temp dir.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::fake::{Call, FakeHost};
+use super::fake::{world, Call, World};
 use super::*;
 use crate::manifest::{self, Object, Source};
 use crate::plan::Verb;
 use crate::runtime::{Probe, RunRecord};
 use crate::wire::StatusKind;
-
-struct World {
-    engine: Arc<Engine>,
-    host: Arc<FakeHost>,
-    _dir: tempfile::TempDir,
-}
-
-fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let host = FakeHost::new();
-    let engine = Engine::new(store, host.host(), dir.path().into());
-    World {
-        engine,
-        host,
-        _dir: dir,
-    }
-}
 
 fn objects(yaml: &str) -> Vec<Object> {
     if yaml.is_empty() {
@@ -239,7 +220,7 @@ async fn restore_adopts_a_running_container_without_restarting_it() {
     // engine's shim watchers still hold the original's lock).
     let copy = tempfile::tempdir().unwrap();
     for file in ["state.db", "state.db-wal"] {
-        let from = w._dir.path().join(file);
+        let from = w.dir.path().join(file);
         if from.exists() {
             std::fs::copy(&from, copy.path().join(file)).unwrap();
         }
