@@ -143,7 +143,11 @@ fn apply_reports_its_own_objects_and_exits_non_zero_when_they_fail() {
 
     let good = env.manifest(
         "good.yaml",
-        &format!("{}{}", env.image_doc(), container("fine", "sleep 1000", "")),
+        &format!(
+            "{}{}",
+            env.image_doc(),
+            container("fine", "trap 'exit 0' TERM; sleep 1000 & wait", "")
+        ),
     );
     let out = env.berth(&["apply", "-f", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -228,7 +232,10 @@ fn a_removed_watched_file_keeps_an_image_another_sources_container_uses() {
     let images = env.watch.join("images.yaml");
     std::fs::write(&images, env.image_doc()).unwrap();
     env.wait_for("image", "busybox", 15, |v| v["status"] == "Ready");
-    let app = env.manifest("app.yaml", &container("user", "sleep 1000", ""));
+    let app = env.manifest(
+        "app.yaml",
+        &container("user", "trap 'exit 0' TERM; sleep 1000 & wait", ""),
+    );
     env.ok(&["apply", "-f", app.to_str().unwrap()]);
     env.wait_for("container", "user", 10, |v| v["status"] == "Running");
 

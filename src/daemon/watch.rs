@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::commands;
 use crate::manifest::{self, Kind, Source};
@@ -23,7 +23,10 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 pub const FILE_SOURCE_PREFIX: &str = "file:";
 
 pub async fn watch(engine: Arc<Engine>, dir: PathBuf) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Events only say "look again": they coalesce into one stored permit, so
+    // a storm of them queues nothing.
+    let changed = Arc::new(Notify::new());
+    let signal = changed.clone();
     let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Reading the directory ourselves raises open/access events; reacting
         // to those would re-read it forever.
@@ -32,7 +35,7 @@ pub async fn watch(engine: Arc<Engine>, dir: PathBuf) {
                 return;
             }
         }
-        let _ = tx.send(());
+        signal.notify_one();
     }) {
         Ok(w) => w,
         Err(e) => {
@@ -47,11 +50,12 @@ pub async fn watch(engine: Arc<Engine>, dir: PathBuf) {
     tracing::info!("watching {}", dir.display());
     let mut applied: HashMap<PathBuf, [u8; 32]> = HashMap::new();
     sync(&engine, &dir, &mut applied);
-    while rx.recv().await.is_some() {
+    loop {
+        changed.notified().await;
         // Debounce: editors write in several steps.
         loop {
             tokio::select! {
-                more = rx.recv() => if more.is_none() { return },
+                _ = changed.notified() => {}
                 _ = tokio::time::sleep(DEBOUNCE) => break,
             }
         }

@@ -16,6 +16,8 @@ use crate::plan::{self, ObjectKey, Observed, Plan, RunState};
 
 /// Periodic safety net between event-driven passes.
 const RESYNC: Duration = Duration::from_secs(10);
+/// How many passes the outcome of an action on a deleted object is kept.
+const OUTCOME_PASSES: u64 = 64;
 
 impl Engine {
     /// The control loop: a pass on every wake-up, at due restarts and
@@ -107,10 +109,21 @@ impl Engine {
         }
         lock(&self.retries).retain(|k, _| wanted.contains(k) || planned.contains(k));
         let report = self.execute(plan, pass).await;
+        self.forget_gone(&wanted, pass);
         lock(&self.outcomes).extend(report.outcomes.iter().map(|(k, o)| (k.clone(), o.clone())));
         self.collect_layers();
         self.changed();
         Ok(report)
+    }
+
+    /// Drops what memory holds about objects that are gone, so a daemon that
+    /// runs a million `run --rm` containers does not grow: their locks (when
+    /// nobody holds them), pending reasons, and outcomes older than
+    /// [`OUTCOME_PASSES`] passes (a command reads its own right after its pass).
+    fn forget_gone(&self, wanted: &HashSet<ObjectKey>, pass: u64) {
+        lock(&self.locks).retain(|k, l| wanted.contains(k) || Arc::strong_count(l) > 1);
+        lock(&self.pending).retain(|k, _| wanted.contains(k));
+        lock(&self.outcomes).retain(|k, o| wanted.contains(k) || o.pass + OUTCOME_PASSES > pass);
     }
 
     /// The outcomes of actions on `keys` in passes after `mark` (see

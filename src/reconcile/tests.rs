@@ -472,3 +472,22 @@ async fn the_run_record_of_a_started_container_is_kept_for_adoption() {
     let run: Option<RunRecord> = live.container_info().and_then(|i| i.run);
     assert!(matches!(w.host.probe_of("web"), Probe::Running(r) if Some(r) == run));
 }
+
+#[tokio::test]
+async fn memory_of_a_deleted_object_is_dropped_after_a_while() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("gone", "")));
+    w.pass().await;
+    w.apply("s", IMAGE);
+    w.pass().await;
+    let key = ObjectKey::new(crate::manifest::Kind::Container, "gone");
+    assert!(!lock(&w.engine.locks).contains_key(&key));
+    assert!(!lock(&w.engine.pending).contains_key(&key));
+    // A command still finds the outcome of its own pass...
+    assert!(lock(&w.engine.outcomes).contains_key(&key));
+    for _ in 0..64 {
+        w.pass().await;
+    }
+    // ...but not forever.
+    assert!(!lock(&w.engine.outcomes).contains_key(&key));
+}
