@@ -260,3 +260,32 @@ fn a_removed_watched_file_keeps_an_image_another_sources_container_uses() {
     let events = env.ok(&["events"]);
     assert!(events.contains("Released"), "{events}");
 }
+
+#[test]
+fn a_containers_rootfs_is_mounted_outside_the_hosts_mount_table() {
+    // Each shim mounts its overlay in a mount namespace of its own, so the
+    // host's mountinfo (parsed on every container start) does not grow.
+    let env = Env::new("mountns");
+    let image = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", image.to_str().unwrap()]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 1000 & wait",
+    ]);
+    env.wait_for("container", "quiet", 10, |v| v["status"] == "Running");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let ours: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(env.dir.to_str().unwrap()))
+        .collect();
+    assert!(ours.is_empty(), "container mounts on the host: {ours:?}");
+    let out = env.berth(&["run", "--rm", "busybox", "cat", "/www/index.html"]);
+    assert_eq!(stdout(&out), "<h1>hello from berth</h1>\n", "{}", stderr(&out));
+    env.ok(&["delete", "container/quiet"]);
+}

@@ -5,7 +5,7 @@
 //! Layout of one container `id`:
 //! ```text
 //! <run>/containers/<id>/bundle/config.json   OCI spec (kept until delete: exec re-reads it)
-//! <run>/containers/<id>/rootfs/              overlay mount point
+//! <run>/containers/<id>/rootfs/              overlay mount point (mounted in the shim's own mount namespace)
 //! <run>/containers/<id>/shim.json            what the shim is told
 //! <run>/containers/<id>/state.json           shim + init pid and start times (written by the shim)
 //! <run>/containers/<id>/exit.json            exit record (written by the shim)

@@ -98,6 +98,23 @@ struct Running {
 }
 
 fn setup(cfg: &ShimConfig) -> Result<Running, String> {
+    // The overlay is mounted in a mount namespace of the shim's own (a slave
+    // of the host's, so nothing propagates back): the host's mount table does
+    // not grow by one long overlay line per container. libcgroups and
+    // libcontainer parse /proc/self/mountinfo a dozen times per start, so
+    // with the mounts on the host every start got slower as containers were
+    // added (an apply of 200 cost 15x an apply of 20). The mount also goes
+    // away by itself once the shim and its container are gone.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("cannot make the shim's mount namespace: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the shim's mounts slaves of the host's: {e}"))?;
     let lower = cfg
         .lower_dirs
         .iter()
