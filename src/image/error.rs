@@ -1,6 +1,7 @@
-//! The image module's error type.
+//! The image module's error type, and the escaping every message built from
+//! untrusted text goes through.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io;
 use std::path::PathBuf;
 
@@ -12,6 +13,13 @@ pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 /// `path` is always the archive the caller handed in (for import errors) or the
 /// store path that failed; `entry` is the member name exactly as the archive
 /// spells it, so a refused entry can be found with `tar -tvf`.
+///
+/// Names, link targets and paths come from the archive or the manifest, and
+/// the messages end up on a terminal (`berth get`, `describe`): every message
+/// that shows them passes them through [`Escaped`], so that an entry named
+/// `\x1b[2J` cannot clear the screen. The same goes for the I/O errors of
+/// the unpack, whose text can quote the archive (the `tar` crate puts the
+/// entry's name into its header errors).
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A directory of the store itself could not be created.
@@ -23,11 +31,11 @@ pub enum ImageError {
     },
 
     /// A digest is not `sha256:` followed by 64 lower-case hex digits.
-    #[error("invalid digest {digest:?}: expected sha256: followed by 64 lower-case hex digits")]
+    #[error("invalid digest \"{}\": expected sha256: followed by 64 lower-case hex digits", Escaped(.digest))]
     InvalidDigest { digest: String },
 
     /// The archive handed to `import` could not be opened or read.
-    #[error("reading archive {path}: {source}")]
+    #[error("reading archive {}: {}", Escaped(.path.display()), Escaped(.source))]
     ReadArchive {
         path: PathBuf,
         #[source]
@@ -43,7 +51,11 @@ pub enum ImageError {
     },
 
     /// The archive's sha256 is not the one the caller expected; nothing was unpacked.
-    #[error("archive {path} has digest {actual}, expected {expected}: nothing was unpacked")]
+    #[error(
+        "archive {} has digest {actual}, expected {}: nothing was unpacked",
+        Escaped(.path.display()),
+        Escaped(.expected)
+    )]
     DigestMismatch {
         path: PathBuf,
         expected: String,
@@ -51,11 +63,14 @@ pub enum ImageError {
     },
 
     /// The archive is compressed with something other than gzip.
-    #[error("archive {path} is {format}-compressed: only plain and gzip-compressed tars can be imported")]
+    #[error(
+        "archive {} is {format}-compressed: only plain and gzip-compressed tars can be imported",
+        Escaped(.path.display())
+    )]
     UnsupportedCompression { path: PathBuf, format: &'static str },
 
     /// The tar stream itself is broken (bad checksum, truncated, bad gzip).
-    #[error("archive {path} is not a valid tar: {source}")]
+    #[error("archive {} is not a valid tar: {}", Escaped(.path.display()), Escaped(.source))]
     MalformedArchive {
         path: PathBuf,
         #[source]
@@ -63,16 +78,27 @@ pub enum ImageError {
     },
 
     /// An entry has an absolute path (`/etc/passwd`); refused, not stripped.
-    #[error("entry {entry:?} in archive {path} has an absolute path: refusing to unpack it")]
+    #[error(
+        "entry \"{}\" in archive {} has an absolute path: refusing to unpack it",
+        Escaped(.entry),
+        Escaped(.path.display())
+    )]
     AbsolutePath { path: PathBuf, entry: String },
 
     /// An entry's `..` components climb out of the layer directory.
-    #[error("entry {entry:?} in archive {path} leaves the layer directory through \"..\": refusing to unpack it")]
+    #[error(
+        "entry \"{}\" in archive {} leaves the layer directory through \"..\": refusing to unpack it",
+        Escaped(.entry),
+        Escaped(.path.display())
+    )]
     PathEscapes { path: PathBuf, entry: String },
 
     /// An entry would be written through a symlink created by an earlier entry.
     #[error(
-        "entry {entry:?} in archive {path} would be written through the symlink {component:?}: refusing to unpack it"
+        "entry \"{}\" in archive {} would be written through the symlink \"{}\": refusing to unpack it",
+        Escaped(.entry),
+        Escaped(.path.display()),
+        Escaped(.component)
     )]
     ThroughSymlink {
         path: PathBuf,
@@ -81,7 +107,12 @@ pub enum ImageError {
     },
 
     /// A parent of an entry exists in the layer but is not a directory.
-    #[error("entry {entry:?} in archive {path} lies under {component:?}, which is not a directory")]
+    #[error(
+        "entry \"{}\" in archive {} lies under \"{}\", which is not a directory",
+        Escaped(.entry),
+        Escaped(.path.display()),
+        Escaped(.component)
+    )]
     ThroughNonDirectory {
         path: PathBuf,
         entry: String,
@@ -89,7 +120,12 @@ pub enum ImageError {
     },
 
     /// A hardlink's target is absolute or climbs out of the layer directory.
-    #[error("hardlink {entry:?} in archive {path} points at {target:?}, outside the layer: refusing to unpack it")]
+    #[error(
+        "hardlink \"{}\" in archive {} points at \"{}\", outside the layer: refusing to unpack it",
+        Escaped(.entry),
+        Escaped(.path.display()),
+        Escaped(.target)
+    )]
     HardlinkEscapes {
         path: PathBuf,
         entry: String,
@@ -97,7 +133,12 @@ pub enum ImageError {
     },
 
     /// A hardlink's target is not an earlier non-directory entry of the layer.
-    #[error("hardlink {entry:?} in archive {path} points at {target:?}, which is not an earlier file of the archive")]
+    #[error(
+        "hardlink \"{}\" in archive {} points at \"{}\", which is not an earlier file of the archive",
+        Escaped(.entry),
+        Escaped(.path.display()),
+        Escaped(.target)
+    )]
     HardlinkTarget {
         path: PathBuf,
         entry: String,
@@ -106,13 +147,22 @@ pub enum ImageError {
 
     /// An entry has a type the unpacker does not handle (sparse-file
     /// continuation, AUFS hardlink dirs, a non-directory root, ...).
-    #[error("entry {entry:?} in archive {path} has unsupported type {kind}")]
+    #[error(
+        "entry \"{}\" in archive {} has unsupported type {kind}",
+        Escaped(.entry),
+        Escaped(.path.display())
+    )]
     UnsupportedEntry { path: PathBuf, entry: String, kind: String },
 
     /// A whiteout (`.wh.<name>`) names nothing that could be hidden, or the
     /// overlay whiteout it becomes could not be made (needs CAP_MKNOD, and
     /// CAP_SYS_ADMIN for opaque directories).
-    #[error("whiteout {entry:?} in archive {path} cannot be converted to an overlay whiteout: {reason}")]
+    #[error(
+        "whiteout \"{}\" in archive {} cannot be converted to an overlay whiteout: {}",
+        Escaped(.entry),
+        Escaped(.path.display()),
+        Escaped(.reason)
+    )]
     Whiteout {
         path: PathBuf,
         entry: String,
@@ -120,7 +170,12 @@ pub enum ImageError {
     },
 
     /// A file-system operation failed while unpacking one entry.
-    #[error("unpacking entry {entry:?} of archive {path}: {source}")]
+    #[error(
+        "unpacking entry \"{}\" of archive {}: {}",
+        Escaped(.entry),
+        Escaped(.path.display()),
+        Escaped(.source)
+    )]
     Unpack {
         path: PathBuf,
         entry: String,
@@ -184,5 +239,100 @@ impl fmt::Display for DisplayList<'_> {
             write!(f, "{failure}")?;
         }
         Ok(())
+    }
+}
+
+/// Shows untrusted text (an entry name, a link target, a path, an error
+/// message quoting the archive) so that it cannot drive a terminal: `T`'s
+/// output goes through [`escape_into`].
+pub(crate) struct Escaped<T>(pub(crate) T);
+
+impl<T: fmt::Display> fmt::Display for Escaped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(EscapingWriter(f), "{}", self.0)
+    }
+}
+
+/// Escapes everything written through it.
+struct EscapingWriter<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl fmt::Write for EscapingWriter<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        escape_into(self.0, text)
+    }
+}
+
+/// Writes `text` with every character that a terminal would act on instead
+/// of showing written as an escape: control characters (C0 such as ESC and
+/// CR, DEL, and the C1 range, where U+009B is a one-character CSI) as
+/// `\x1b`, and the characters that reorder or break the line (bidirectional
+/// overrides and isolates, line and paragraph separators) as `\u{202e}`.
+/// Printable text, including non-ASCII, is kept as is.
+///
+/// The output holds no such character, so escaping twice changes nothing: a
+/// message may be escaped where it is built and again where it is quoted.
+/// (A backslash is kept too, so `\x1b` typed into a name reads the same as
+/// an escaped ESC; telling them apart is not worth unreadable paths.)
+pub(crate) fn escape_into(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    let mut clean_from = 0;
+    for (i, c) in text.char_indices() {
+        if !needs_escape(c) {
+            continue;
+        }
+        out.write_str(&text[clean_from..i])?;
+        let code = u32::from(c);
+        if code <= 0xff {
+            write!(out, "\\x{code:02x}")?;
+        } else {
+            write!(out, "\\u{{{code:04x}}}")?;
+        }
+        clean_from = i + c.len_utf8();
+    }
+    out.write_str(&text[clean_from..])
+}
+
+fn needs_escape(c: char) -> bool {
+    // is_control: general category Cc, that is U+0000..=U+001F and U+007F..=U+009F.
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(text: &str) -> String {
+        Escaped(text).to_string()
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_printable_text_is_kept() {
+        assert_eq!(escaped("a\x1b[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(
+            escaped("\u{9b}2J\u{85}\x7f\r\n\t\0"),
+            "\\x9b2J\\x85\\x7f\\x0d\\x0a\\x09\\x00"
+        );
+        assert_eq!(escaped("evil\u{202e}txt.exe\u{2028}"), "evil\\u{202e}txt.exe\\u{2028}");
+        assert_eq!(
+            escaped("./usr/share/zoneinfo/Amérique/São_Paulo ✓ \\ \""),
+            "./usr/share/zoneinfo/Amérique/São_Paulo ✓ \\ \""
+        );
+    }
+
+    #[test]
+    fn escaping_twice_changes_nothing() {
+        let once = escaped("\x1b]0;title\x07\u{9b}\u{202e}");
+        assert_eq!(escaped(&once), once);
+    }
+
+    #[test]
+    fn escaped_wraps_any_display() {
+        let error = io::Error::other("bad header for \x1b[31mred");
+        assert_eq!(Escaped(&error).to_string(), "bad header for \\x1b[31mred");
+        let path = std::path::Path::new("/tmp/\x1bc.tar");
+        assert_eq!(Escaped(path.display()).to_string(), "/tmp/\\x1bc.tar");
     }
 }

@@ -648,6 +648,14 @@ mod tests {
         }
     }
 
+    /// Checks that a message shows no character a terminal would act on.
+    fn assert_shown_safely(message: &str) {
+        assert!(
+            !message.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "raw control characters in {message:?}"
+        );
+    }
+
     fn sha256(bytes: &[u8]) -> String {
         format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
     }
@@ -1087,6 +1095,90 @@ mod tests {
         fx.store.remove(&layer.digest).expect("second remove is a no-op");
         // And it can be imported again.
         assert_eq!(fx.import(&rootfs()).expect("re-import").dir, layer.dir);
+    }
+
+    #[test]
+    fn an_entry_name_with_escape_codes_is_shown_escaped() {
+        let fx = Fixture::new();
+        // ESC sequences (clear screen, set title), a C1 CSI, a bidi override.
+        let absolute = "/\x1b[2J\x1b[Hevil";
+        let climbing = "../\u{9b}2Jcaf\u{e9}\u{202e}";
+        let link_target = "/etc/\x1b]0;pwned\x07";
+
+        let err = fx.refuse(&Tar::new().file(absolute, 0o644, b"x").bytes());
+        assert!(
+            matches!(&err, ImageError::AbsolutePath { entry, .. } if entry == absolute),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(r#"entry "/\x1b[2J\x1b[Hevil" in archive"#),
+            "{err}"
+        );
+
+        let err = fx.refuse(&Tar::new().file(climbing, 0o644, b"x").bytes());
+        // Printable UTF-8 (the é) is kept as is.
+        assert!(err.to_string().contains(r#"entry "../\x9b2Jcafé\u{202e}" in"#), "{err}");
+
+        let err = fx.refuse(&Tar::new().hardlink("pw", link_target).bytes());
+        assert!(
+            err.to_string().contains(r#"points at "/etc/\x1b]0;pwned\x07""#),
+            "{err}"
+        );
+
+        for err in [
+            fx.import(&Tar::new().file(absolute, 0o644, b"x").bytes()).unwrap_err(),
+            fx.import(&Tar::new().file(climbing, 0o644, b"x").bytes()).unwrap_err(),
+            fx.import(&Tar::new().hardlink("pw", link_target).bytes()).unwrap_err(),
+        ] {
+            assert_shown_safely(&err.to_string());
+        }
+    }
+
+    #[test]
+    fn escape_codes_in_a_broken_header_are_shown_escaped() {
+        let fx = Fixture::new();
+        // The tar crate quotes the entry's name and the bad field in its
+        // error: the mode field (read by the unpacker) and the size field
+        // (read by the tar crate while iterating).
+        let name = b"\x1b[2Jinnocent";
+        for field in ["mode", "size"] {
+            let mut header = Header::new_gnu();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name);
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_mtime(MTIME);
+            header.set_size(0);
+            let old = header.as_old_mut();
+            let bad = if field == "mode" {
+                &mut old.mode[..]
+            } else {
+                &mut old.size[..]
+            };
+            bad.fill(0);
+            bad[..5].copy_from_slice(b"\x1b[31m");
+            header.set_cksum();
+            let mut bytes = header.as_bytes().to_vec();
+            bytes.extend_from_slice(&[0u8; 1024]);
+
+            let err = fx.refuse(&bytes);
+
+            let shown = err.to_string();
+            assert_shown_safely(&shown);
+            assert!(
+                shown.contains(r"\x1b[2Jinnocent") && shown.contains(r"\x1b[31m"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_path_with_escape_codes_is_shown_escaped() {
+        let fx = Fixture::new();
+        let path = fx.dir.path().join("\x1b[2J.tar");
+        let err = fx.store.import(&path, None).expect_err("missing");
+        assert!(matches!(err, ImageError::ReadArchive { .. }), "{err}");
+        assert_shown_safely(&err.to_string());
+        assert!(err.to_string().contains(r"\x1b[2J.tar"), "{err}");
     }
 
     #[test]

@@ -54,7 +54,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
-use super::error::{ImageError, Result};
+use super::error::{Escaped, ImageError, Result};
 
 /// The prefix of AUFS/OCI whiteout files.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -255,13 +255,16 @@ impl Unpacker<'_> {
             },
             WalkError::Missing(i) => self.unpack_error(
                 name,
-                io::Error::new(io::ErrorKind::NotFound, format!("{:?} does not exist", prefix(i))),
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("\"{}\" does not exist", Escaped(prefix(i))),
+                ),
             ),
             WalkError::Io(i, errno) => self.unpack_error(
                 name,
                 io::Error::new(
                     io::Error::from(errno).kind(),
-                    format!("opening {:?}: {errno}", prefix(i)),
+                    format!("opening \"{}\": {errno}", Escaped(prefix(i))),
                 ),
             ),
         }
@@ -333,7 +336,10 @@ impl Unpacker<'_> {
             copied += n as u64;
         }
         if copied != expected {
-            let message = format!("entry {name:?} ends after {copied} of its {expected} bytes");
+            let message = format!(
+                "entry \"{}\" ends after {copied} of its {expected} bytes",
+                Escaped(name)
+            );
             return Err(malformed(
                 self.source,
                 io::Error::new(io::ErrorKind::UnexpectedEof, message),
