@@ -42,6 +42,33 @@ pub enum ImageError {
         source: io::Error,
     },
 
+    /// The path to import is not a regular file (a fifo, a device, a
+    /// directory, a socket); refused before anything is read from it.
+    #[error(
+        "{} is {kind}, not a regular file: only a tar file can be imported",
+        Escaped(.path.display())
+    )]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+
+    /// The archive is larger than [`MAX_ARCHIVE_BYTES`](super::MAX_ARCHIVE_BYTES)
+    /// (the limit of one import's copy into `blobs/`); nothing was kept.
+    #[error(
+        "archive {} is larger than {}, the limit for one archive: nothing was imported",
+        Escaped(.path.display()),
+        Size(*.limit)
+    )]
+    ArchiveTooLarge { path: PathBuf, limit: u64 },
+
+    /// The archive unpacks to more than
+    /// [`MAX_UNPACKED_BYTES`](super::MAX_UNPACKED_BYTES) (a decompression
+    /// bomb, or an image too big for this store); nothing was kept.
+    #[error(
+        "archive {} unpacks to more than {}, the limit for one unpacked archive: nothing was imported",
+        Escaped(.path.display()),
+        Size(*.limit)
+    )]
+    UnpackedTooLarge { path: PathBuf, limit: u64 },
+
     /// The store's own copy of the archive (the blob) could not be written.
     #[error("writing blob {path}: {source}")]
     Ingest {
@@ -300,6 +327,21 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
+/// A byte count for messages: `8 GiB` when it is a whole number of a binary
+/// unit, else `1000 bytes`.
+struct Size(u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if self.0 >= 1 << shift && self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{} {unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{} bytes", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +376,14 @@ mod tests {
         assert_eq!(Escaped(&error).to_string(), "bad header for \\x1b[31mred");
         let path = std::path::Path::new("/tmp/\x1bc.tar");
         assert_eq!(Escaped(path.display()).to_string(), "/tmp/\\x1bc.tar");
+    }
+
+    #[test]
+    fn sizes_are_shown_in_the_largest_whole_unit() {
+        assert_eq!(Size(8 << 30).to_string(), "8 GiB");
+        assert_eq!(Size(64 << 10).to_string(), "64 KiB");
+        assert_eq!(Size(1536 << 20).to_string(), "1536 MiB");
+        assert_eq!(Size(1000).to_string(), "1000 bytes");
+        assert_eq!(Size(0).to_string(), "0 bytes");
     }
 }

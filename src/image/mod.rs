@@ -29,19 +29,36 @@
 //!   directory: see [`unpack`] for how.
 //! - `remove` renames the layer to a hidden name first, so a half-deleted
 //!   tree is never seen as a layer.
+//! - Only a regular file is imported. The path is opened without opening
+//!   what it names (`O_PATH`) and checked with `fstat` on that descriptor, so
+//!   a fifo cannot block the import and a device is never opened or read.
+//!
+//! # Limits
+//!
+//! One import copies at most [`MAX_ARCHIVE_BYTES`] (8 GiB) into `blobs/` and
+//! reads at most [`MAX_UNPACKED_BYTES`] (32 GiB) of decompressed tar stream
+//! (headers, data and padding, so also the work of decompressing). Going
+//! over either is an error
+//! naming the limit, with nothing left behind, and is caught as the bytes
+//! arrive, before more than the limit is written: a small gzip that inflates
+//! to terabytes (a decompression bomb) stops at the limit. The limits are
+//! generous for a root filesystem (large images have layers of a few GiB,
+//! and gzip shrinks them two to four times) and small enough that a mistake
+//! stops well before most disks fill.
 
 mod error;
 mod unpack;
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{renameat2, RenameFlags};
+use nix::fcntl::{renameat2, OFlag, RenameFlags};
+use nix::sys::stat::{fstat, Mode, SFlag};
 use sha2::{Digest, Sha256};
 
 pub use error::{ImageError, PathFailure, Result};
@@ -49,6 +66,22 @@ use unpack::Ownership;
 
 /// The only digest algorithm the store knows.
 const SHA256_PREFIX: &str = "sha256:";
+
+/// The most one import copies into `blobs/`: the archive as given,
+/// compressed or not. See the module's `# Limits`.
+pub const MAX_ARCHIVE_BYTES: u64 = 8 << 30;
+
+/// The most decompressed tar stream one import reads: headers, file data and
+/// padding, up to the end of the stream. See the module's `# Limits`.
+pub const MAX_UNPACKED_BYTES: u64 = 32 << 30;
+
+/// The limits one store applies to each import (the constants, except in
+/// tests, which lower them to stay small).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    archive: u64,
+    unpacked: u64,
+}
 
 /// Makes temporary names unique within this process (the pid makes them
 /// unique across processes).
@@ -59,6 +92,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct ImageStore {
     root: PathBuf,
     ownership: Ownership,
+    limits: Limits,
     /// How many archives this store has unpacked (tests check "imported once").
     #[cfg(test)]
     unpacks: AtomicU64,
@@ -126,6 +160,10 @@ impl ImageStore {
         Ok(ImageStore {
             root,
             ownership,
+            limits: Limits {
+                archive: MAX_ARCHIVE_BYTES,
+                unpacked: MAX_UNPACKED_BYTES,
+            },
             #[cfg(test)]
             unpacks: AtomicU64::new(0),
         })
@@ -173,7 +211,10 @@ impl ImageStore {
     /// # Errors
     ///
     /// [`ImageError::InvalidDigest`] for a malformed `expected`,
-    /// [`ImageError::DigestMismatch`] when it does not match, the refusal
+    /// [`ImageError::DigestMismatch`] when it does not match,
+    /// [`ImageError::NotRegularFile`] for a fifo, device, directory or socket,
+    /// [`ImageError::ArchiveTooLarge`] and [`ImageError::UnpackedTooLarge`]
+    /// past the module's limits, the refusal
     /// variants (`AbsolutePath`, `PathEscapes`, `ThroughSymlink`,
     /// `HardlinkEscapes`, …) for hostile entries, and I/O errors naming the
     /// path and entry. On any error nothing is left in `tmp/`, `blobs/` or
@@ -304,7 +345,9 @@ impl ImageStore {
     }
 
     /// Copies `tar_path` to `ingest` while hashing it; fsyncs the copy.
-    /// Returns the hex digest and the size.
+    /// Returns the hex digest and the size. Refuses anything but a regular
+    /// file, and an archive over the limit before copying any of it (or, if
+    /// it grows meanwhile, as soon as the copy reaches the limit).
     fn ingest(&self, tar_path: &Path, ingest: &Path) -> Result<(String, u64)> {
         let read_error = |source| ImageError::ReadArchive {
             path: tar_path.to_path_buf(),
@@ -314,28 +357,26 @@ impl ImageStore {
             path: ingest.to_path_buf(),
             source,
         };
-        let mut input = File::open(tar_path).map_err(read_error)?;
+        let too_large = || ImageError::ArchiveTooLarge {
+            path: tar_path.to_path_buf(),
+            limit: self.limits.archive,
+        };
+        let mut input = open_regular_file(tar_path)?;
+        if input.metadata().map_err(read_error)?.len() > self.limits.archive {
+            return Err(too_large());
+        }
         let mut output = File::options()
             .write(true)
             .create_new(true)
             .open(ingest)
             .map_err(write_error)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_error(e)),
-            };
-            hasher.update(&buf[..n]);
-            output.write_all(&buf[..n]).map_err(write_error)?;
-            size += n as u64;
-        }
+        let (hex, size) = copy_hashed(&mut input, &mut output, self.limits.archive).map_err(|e| match e {
+            CopyError::Read(e) => read_error(e),
+            CopyError::Write(e) => write_error(e),
+            CopyError::Limit => too_large(),
+        })?;
         output.sync_all().map_err(write_error)?;
-        Ok((hex::encode(hasher.finalize()), size))
+        Ok((hex, size))
     }
 
     /// Unpacks the verified copy into `tmp`, syncs, then moves the blob and
@@ -351,7 +392,7 @@ impl ImageStore {
         #[cfg(test)]
         self.unpacks.fetch_add(1, Ordering::Relaxed);
         let reader = open_decompressed(ingest, tar_path)?;
-        unpack::unpack(reader, tmp, tar_path, self.ownership)?;
+        unpack::unpack(reader, tmp, tar_path, self.ownership, self.limits.unpacked)?;
 
         let commit_error = |path: &Path| {
             let path = path.to_path_buf();
@@ -432,6 +473,91 @@ impl ImageStore {
     fn blob_path(&self, hex: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(hex)
     }
+}
+
+/// Opens the file to import for reading, refusing anything that is not a
+/// regular file.
+///
+/// The path is opened with `O_PATH` first, which opens nothing: no driver's
+/// `open` runs (a tape that rewinds, a watchdog that arms, a tty that becomes
+/// the controlling terminal) and a fifo with no writer cannot block, as plain
+/// `open` does forever. `fstat` on that descriptor then says what the path
+/// led to, and only a regular file is opened for reading, through
+/// `/proc/self/fd/<n>`, which reopens that same inode: a rename between the
+/// check and the open cannot swap in something else. See open(2) on
+/// `O_PATH` and proc(5) on `/proc/pid/fd`.
+///
+/// Symlinks are followed: the check applies to what they lead to, so
+/// `current.tar -> v3.tar` imports and a link to `/dev/zero` is refused as a
+/// character device.
+fn open_regular_file(path: &Path) -> Result<File> {
+    let read_error = |source| ImageError::ReadArchive {
+        path: path.to_path_buf(),
+        source,
+    };
+    let fd =
+        nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| read_error(e.into()))?;
+    // SAFETY: `open` just returned this descriptor and nothing else owns it.
+    let handle = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stat = fstat(handle.as_raw_fd()).map_err(|e| read_error(e.into()))?;
+    let kind = match SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => None,
+        SFlag::S_IFIFO => Some("a fifo"),
+        SFlag::S_IFCHR => Some("a character device"),
+        SFlag::S_IFBLK => Some("a block device"),
+        SFlag::S_IFDIR => Some("a directory"),
+        SFlag::S_IFSOCK => Some("a socket"),
+        _ => Some("a special file"),
+    };
+    if let Some(kind) = kind {
+        return Err(ImageError::NotRegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())).map_err(|e| {
+        read_error(io::Error::new(
+            e.kind(),
+            format!("reopening it through /proc/self/fd (is /proc mounted?): {e}"),
+        ))
+    })
+}
+
+/// Why [`copy_hashed`] stopped.
+#[derive(Debug)]
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+    /// The input is longer than the limit; nothing past the limit was written.
+    Limit,
+}
+
+/// Copies `input` to `output` while hashing it, up to `limit` bytes: a
+/// longer input stops the copy before the byte past the limit is written.
+/// Returns the hex sha256 and the size.
+fn copy_hashed(
+    input: &mut impl Read,
+    output: &mut impl Write,
+    limit: u64,
+) -> std::result::Result<(String, u64), CopyError> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        if n as u64 > limit - size {
+            return Err(CopyError::Limit);
+        }
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Checks `sha256:<64 lower-case hex>` and returns the hex part.
@@ -632,7 +758,12 @@ mod tests {
 
         /// Imports a hostile archive and checks it left no trace anywhere.
         fn refuse(&self, bytes: &[u8]) -> ImageError {
-            let err = self.import(bytes).expect_err("hostile archive must be refused");
+            self.refuse_path(&self.write("layer.tar", bytes))
+        }
+
+        /// Imports `path`, which must be refused, and checks it left no trace.
+        fn refuse_path(&self, path: &Path) -> ImageError {
+            let err = self.store.import(path, None).expect_err("must be refused");
             assert!(self.entries("layers").is_empty(), "layers/ not empty after: {err}");
             assert!(self.entries("tmp").is_empty(), "tmp/ not empty after: {err}");
             assert!(self.entries("blobs/sha256").is_empty(), "blobs/ not empty after: {err}");
@@ -646,6 +777,12 @@ mod tests {
             assert!(self.store.list().expect("list").is_empty());
             err
         }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
     }
 
     /// Checks that a message shows no character a terminal would act on.
@@ -1095,6 +1232,143 @@ mod tests {
         fx.store.remove(&layer.digest).expect("second remove is a no-op");
         // And it can be imported again.
         assert_eq!(fx.import(&rootfs()).expect("re-import").dir, layer.dir);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let fx = Fixture::new();
+        let fifo = fx.dir.path().join("rootfs.tar");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+
+        // In a thread of its own with a store of its own: if the import
+        // blocked on the fifo (no writer ever comes), the test fails after
+        // the timeout instead of hanging.
+        let (done, result) = std::sync::mpsc::channel();
+        let (root, path) = (fx.store.root.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            let _ = done.send(ImageStore::open(root).and_then(|store| store.import(&path, None)));
+        });
+        let err = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("import of a fifo blocked")
+            .expect_err("a fifo is refused");
+
+        match &err {
+            ImageError::NotRegularFile { path, kind } => assert_eq!((path, *kind), (&fifo, "a fifo")),
+            other => panic!("expected NotRegularFile, got {other}"),
+        }
+        assert!(
+            err.to_string().contains("rootfs.tar is a fifo, not a regular file"),
+            "{err}"
+        );
+        assert!(fx.entries("tmp").is_empty() && fx.entries("blobs/sha256").is_empty());
+    }
+
+    #[test]
+    fn devices_directories_and_sockets_are_refused_naming_what_they_are() {
+        let fx = Fixture::new();
+        let dir = fx.dir.path().join("a-dir");
+        fs::create_dir(&dir).unwrap();
+        let socket = fx.dir.path().join("a-socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let zero_link = fx.dir.path().join("zero.tar");
+        std::os::unix::fs::symlink("/dev/zero", &zero_link).unwrap();
+        let cases = [
+            (Path::new("/dev/zero"), "a character device"),
+            (Path::new("/dev/null"), "a character device"),
+            (zero_link.as_path(), "a character device"),
+            (dir.as_path(), "a directory"),
+            (socket.as_path(), "a socket"),
+        ];
+        for (path, expected) in cases {
+            let err = fx.refuse_path(path);
+            match &err {
+                ImageError::NotRegularFile { path: p, kind } => assert_eq!((p.as_path(), *kind), (path, expected)),
+                other => panic!("expected NotRegularFile for {}, got {other}", path.display()),
+            }
+            let shown = err.to_string();
+            assert!(shown.contains(&format!("{} is {expected}", path.display())), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_to_a_regular_file_imports_what_it_points_at() {
+        let fx = Fixture::new();
+        let bytes = rootfs();
+        fx.write("v3.tar", &bytes);
+        let current = fx.dir.path().join("current.tar");
+        std::os::unix::fs::symlink("v3.tar", &current).unwrap();
+
+        let layer = fx.store.import(&current, None).expect("import through a symlink");
+
+        assert_eq!(layer.digest, sha256(&bytes));
+    }
+
+    #[test]
+    fn an_archive_over_the_size_limit_is_refused_before_it_is_copied() {
+        let mut fx = Fixture::new();
+        fx.store.limits.archive = 4 << 10;
+        let bytes = rootfs();
+        assert!(bytes.len() > 4 << 10);
+
+        let err = fx.refuse(&bytes);
+
+        assert!(matches!(err, ImageError::ArchiveTooLarge { limit: 4096, .. }), "{err}");
+        assert!(
+            err.to_string().contains("larger than 4 KiB, the limit for one archive"),
+            "{err}"
+        );
+        assert_eq!(fx.unpacks(), 0);
+    }
+
+    #[test]
+    fn an_endless_source_is_cut_off_at_the_archive_limit() {
+        let mut copy = Vec::new();
+        let result = copy_hashed(&mut io::repeat(0), &mut copy, 100_000);
+        assert!(matches!(result, Err(CopyError::Limit)), "{result:?}");
+        assert!(copy.len() <= 100_000, "wrote {} bytes", copy.len());
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_stopped_at_the_limit_with_nothing_left_in_tmp() {
+        let mut fx = Fixture::new();
+        fx.store.limits.unpacked = 1 << 20;
+        let zeros = vec![0u8; 8 << 20];
+        let in_a_file = gzip(&Tar::new().file("big", 0o644, &zeros).bytes());
+        // Headers count too, not only file data: 4 MiB of them, no data.
+        let mut headers = Tar::new();
+        for _ in 0..8192 {
+            headers = headers.dir("d/", 0o755);
+        }
+        let headers = gzip(&headers.bytes());
+
+        for bomb in [in_a_file, headers] {
+            assert!(bomb.len() < 64 << 10, "a bomb is small: {}", bomb.len());
+            let err = fx.refuse(&bomb);
+            assert!(
+                matches!(err, ImageError::UnpackedTooLarge { limit, .. } if limit == 1 << 20),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("unpacks to more than 1 MiB, the limit for one unpacked archive"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_archive_exactly_at_the_limits_imports_and_one_byte_less_does_not() {
+        let mut fx = Fixture::new();
+        let bytes = rootfs();
+        let len = bytes.len() as u64;
+        fx.store.limits = Limits {
+            archive: len - 1,
+            unpacked: len,
+        };
+        assert!(matches!(fx.refuse(&bytes), ImageError::ArchiveTooLarge { .. }));
+        fx.store.limits.archive = len;
+        fx.import(&bytes).expect("an archive at the limits imports");
     }
 
     #[test]

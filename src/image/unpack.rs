@@ -31,6 +31,9 @@
 //! Other character and block devices are made with `mknodat` and skipped with a
 //! warning when that is not permitted (unprivileged or in a user namespace).
 //!
+//! The stream is bounded: a [`Bounded`] reader stops it past the caller's
+//! limit whatever it is made of (file data, headers, padding).
+//!
 //! Mode, owner (only when running as root, like GNU tar) and mtime are kept;
 //! extended attributes are not. Directories get their final mode and mtime at
 //! the end, deepest first, because adding children changes a directory's mtime
@@ -72,11 +75,30 @@ pub(crate) enum Ownership {
     Ignore,
 }
 
-/// Unpacks the tar stream `archive` into the empty directory `root`.
+/// Unpacks the tar stream `archive` into the empty directory `root`, reading
+/// at most `limit` bytes of it.
 ///
 /// `source` is only used in error messages (the archive the caller imported).
 /// On error the directory is left half-filled; the caller removes it.
-pub(crate) fn unpack(archive: impl Read, root: &Path, source: &Path, ownership: Ownership) -> Result<()> {
+pub(crate) fn unpack(archive: impl Read, root: &Path, source: &Path, ownership: Ownership, limit: u64) -> Result<()> {
+    let mut input = Bounded {
+        inner: archive,
+        remaining: limit,
+        exceeded: false,
+    };
+    let result = unpack_bounded(&mut input, root, source, ownership);
+    // Whatever error the limit surfaced as (a broken entry, say), the limit
+    // is the cause.
+    if input.exceeded {
+        return Err(ImageError::UnpackedTooLarge {
+            path: source.to_path_buf(),
+            limit,
+        });
+    }
+    result
+}
+
+fn unpack_bounded(archive: impl Read, root: &Path, source: &Path, ownership: Ownership) -> Result<()> {
     let root_fd = open_dir(None, root).map_err(|e| ImageError::Unpack {
         path: source.to_path_buf(),
         entry: ".".to_owned(),
@@ -96,6 +118,33 @@ pub(crate) fn unpack(archive: impl Read, root: &Path, source: &Path, ownership: 
         unpacker.entry(&mut entry)?;
     }
     unpacker.finish()
+}
+
+/// A reader that fails once more than `remaining` bytes have come through,
+/// and remembers that it did (the caller tells the limit from other errors by
+/// that flag, since the `tar` crate may wrap the error it returns).
+struct Bounded<R> {
+    inner: R,
+    remaining: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.exceeded {
+            return Err(io::Error::other("the unpack limit was reached"));
+        }
+        // Ask for one byte more than is left: a stream exactly at the limit
+        // ends (reads 0) and passes; one that goes on gets caught here.
+        let wanted = usize::try_from(self.remaining.saturating_add(1)).map_or(buf.len(), |w| w.min(buf.len()));
+        let n = self.inner.read(&mut buf[..wanted])?;
+        if n as u64 > self.remaining {
+            self.exceeded = true;
+            return Err(io::Error::other("the unpack limit was reached"));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
 }
 
 fn malformed(source: &Path, e: io::Error) -> ImageError {
