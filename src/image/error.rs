@@ -69,6 +69,11 @@ pub enum ImageError {
     )]
     UnpackedTooLarge { path: PathBuf, limit: u64 },
 
+    /// The archive has no entries (a 0-byte file, or only the end-of-archive
+    /// blocks): an empty image is refused rather than made Ready.
+    #[error("archive {} has no entries: refusing to import an empty image", Escaped(.path.display()))]
+    EmptyArchive { path: PathBuf },
+
     /// The store's own copy of the archive (the blob) could not be written.
     #[error("writing blob {path}: {source}")]
     Ingest {
@@ -96,7 +101,9 @@ pub enum ImageError {
     )]
     UnsupportedCompression { path: PathBuf, format: &'static str },
 
-    /// The tar stream itself is broken (bad checksum, truncated, bad gzip).
+    /// The tar stream itself is broken (bad header checksum, truncated, bad
+    /// gzip, a gzip CRC or length trailer that does not match, bytes after the
+    /// gzip stream that are not another gzip member).
     #[error("archive {} is not a valid tar: {}", Escaped(.path.display()), Escaped(.source))]
     MalformedArchive {
         path: PathBuf,

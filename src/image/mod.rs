@@ -32,13 +32,18 @@
 //! - Only a regular file is imported. The path is opened without opening
 //!   what it names (`O_PATH`) and checked with `fstat` on that descriptor, so
 //!   a fifo cannot block the import and a device is never opened or read.
+//! - A layer is Ready only if its whole stream checked out: after the tar's
+//!   end-of-archive block the rest of the stream is read to its end, so a
+//!   gzip's CRC32 and length trailer are verified (and bytes after the gzip
+//!   that are not another gzip member are refused). An archive without a
+//!   single entry is refused as an empty image.
 //!
 //! # Limits
 //!
 //! One import copies at most [`MAX_ARCHIVE_BYTES`] (8 GiB) into `blobs/` and
 //! reads at most [`MAX_UNPACKED_BYTES`] (32 GiB) of decompressed tar stream
-//! (headers, data and padding, so also the work of decompressing). Going
-//! over either is an error
+//! (headers, data and padding, so also the work of decompressing, and any
+//! data after the end-of-archive block). Going over either is an error
 //! naming the limit, with nothing left behind, and is caught as the bytes
 //! arrive, before more than the limit is written: a small gzip that inflates
 //! to terabytes (a decompression bomb) stops at the limit. The limits are
@@ -214,7 +219,9 @@ impl ImageStore {
     /// [`ImageError::DigestMismatch`] when it does not match,
     /// [`ImageError::NotRegularFile`] for a fifo, device, directory or socket,
     /// [`ImageError::ArchiveTooLarge`] and [`ImageError::UnpackedTooLarge`]
-    /// past the module's limits, the refusal
+    /// past the module's limits, [`ImageError::EmptyArchive`] for an archive
+    /// with no entries, [`ImageError::MalformedArchive`] for a broken tar or
+    /// gzip stream (a CRC mismatch included), the refusal
     /// variants (`AbsolutePath`, `PathEscapes`, `ThroughSymlink`,
     /// `HardlinkEscapes`, …) for hostile entries, and I/O errors naming the
     /// path and entry. On any error nothing is left in `tmp/`, `blobs/` or
@@ -1341,8 +1348,13 @@ mod tests {
             headers = headers.dir("d/", 0o755);
         }
         let headers = gzip(&headers.bytes());
+        // And zeros after the tar's end-of-archive block, read only to reach
+        // the gzip trailer.
+        let mut after_the_end = Tar::new().file("small", 0o644, b"x").bytes();
+        after_the_end.extend_from_slice(&zeros);
+        let after_the_end = gzip(&after_the_end);
 
-        for bomb in [in_a_file, headers] {
+        for bomb in [in_a_file, headers, after_the_end] {
             assert!(bomb.len() < 64 << 10, "a bomb is small: {}", bomb.len());
             let err = fx.refuse(&bomb);
             assert!(
@@ -1367,8 +1379,51 @@ mod tests {
             unpacked: len,
         };
         assert!(matches!(fx.refuse(&bytes), ImageError::ArchiveTooLarge { .. }));
-        fx.store.limits.archive = len;
+        // A plain tar: the unpacked stream is the archive itself, read to its end.
+        fx.store.limits = Limits {
+            archive: len,
+            unpacked: len - 1,
+        };
+        assert!(matches!(fx.refuse(&bytes), ImageError::UnpackedTooLarge { .. }));
+        fx.store.limits.unpacked = len;
         fx.import(&bytes).expect("an archive at the limits imports");
+    }
+
+    #[test]
+    fn a_gzip_with_a_corrupt_crc_is_refused() {
+        let fx = Fixture::new();
+        let good = gzip(&rootfs());
+        let trailer = good.len() - 8;
+        let mut bad_crc = good.clone();
+        bad_crc[trailer] ^= 0x01;
+        let mut bad_length = good.clone();
+        bad_length[trailer + 4] ^= 0x01;
+
+        for bytes in [bad_crc, bad_length] {
+            let err = fx.refuse(&bytes);
+            assert!(matches!(err, ImageError::MalformedArchive { .. }), "{err}");
+            assert!(err.to_string().contains("checksum"), "{err}");
+        }
+    }
+
+    #[test]
+    fn garbage_after_a_gzip_stream_is_refused() {
+        let fx = Fixture::new();
+        let mut bytes = gzip(&rootfs());
+        bytes.extend_from_slice(b"not another gzip member");
+        let err = fx.refuse(&bytes);
+        assert!(matches!(err, ImageError::MalformedArchive { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_empty_tar_is_refused() {
+        let fx = Fixture::new();
+        let end_of_archive_only = Tar::new().bytes();
+        for bytes in [Vec::new(), end_of_archive_only.clone(), gzip(&end_of_archive_only)] {
+            let err = fx.refuse(&bytes);
+            assert!(matches!(err, ImageError::EmptyArchive { .. }), "{err}");
+            assert!(err.to_string().contains("has no entries"), "{err}");
+        }
     }
 
     #[test]

@@ -31,8 +31,13 @@
 //! Other character and block devices are made with `mknodat` and skipped with a
 //! warning when that is not permitted (unprivileged or in a user namespace).
 //!
-//! The stream is bounded: a [`Bounded`] reader stops it past the caller's
-//! limit whatever it is made of (file data, headers, padding).
+//! The stream is bounded and read to its end. A [`Bounded`] reader stops it
+//! past the caller's limit whatever it is made of (file data, headers, a
+//! decompression bomb's zeros after the end-of-archive block). After the
+//! end-of-archive block the rest of the stream is read and discarded: the
+//! `tar` crate stops at the first zero block, so without this a gzip's CRC32
+//! and length trailer, which `flate2` checks only at the end of the stream,
+//! would never be read. An archive with no entries is refused.
 //!
 //! Mode, owner (only when running as root, like GNU tar) and mtime are kept;
 //! extended attributes are not. Directories get their final mode and mtime at
@@ -76,7 +81,7 @@ pub(crate) enum Ownership {
 }
 
 /// Unpacks the tar stream `archive` into the empty directory `root`, reading
-/// at most `limit` bytes of it.
+/// at most `limit` bytes of it, and all of it to its end.
 ///
 /// `source` is only used in error messages (the archive the caller imported).
 /// On error the directory is left half-filled; the caller removes it.
@@ -87,8 +92,8 @@ pub(crate) fn unpack(archive: impl Read, root: &Path, source: &Path, ownership: 
         exceeded: false,
     };
     let result = unpack_bounded(&mut input, root, source, ownership);
-    // Whatever error the limit surfaced as (a broken entry, say), the limit
-    // is the cause.
+    // Whatever error the limit surfaced as (a broken entry, a failed read of
+    // the trailer), the limit is the cause.
     if input.exceeded {
         return Err(ImageError::UnpackedTooLarge {
             path: source.to_path_buf(),
@@ -112,10 +117,29 @@ fn unpack_bounded(archive: impl Read, root: &Path, source: &Path, ownership: Own
         root_seen: false,
     };
     let mut archive = tar::Archive::new(archive);
+    let mut members = 0u64;
     let entries = archive.entries().map_err(|e| malformed(source, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| malformed(source, e))?;
+        if entry.header().entry_type() != EntryType::XGlobalHeader {
+            members += 1;
+        }
         unpacker.entry(&mut entry)?;
+    }
+    // The rest of the stream: the second end-of-archive block, the padding to
+    // the record size, and (compressed) the gzip trailer, which is checked
+    // only once it is read.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| {
+        malformed(
+            source,
+            io::Error::new(e.kind(), format!("reading the stream after the end of the tar: {e}")),
+        )
+    })?;
+    if members == 0 {
+        return Err(ImageError::EmptyArchive {
+            path: source.to_path_buf(),
+        });
     }
     unpacker.finish()
 }
