@@ -100,7 +100,8 @@ impl Engine {
                     },
                 );
             }
-            Err(DriverError::BackingOff { .. }) | Err(_) => {}
+            // Waiting is not a failure; containers keep their own backoff.
+            Err(_) => {}
             Ok(()) => {
                 retries.remove(&action.key);
             }
