@@ -34,12 +34,21 @@ impl Engine {
                 );
             }
         }
-        // A desired object being made right now is not planned again.
-        let objects: Vec<_> = desired.iter().map(|d| d.object.clone()).collect();
-        let hashes = plan::spec_hashes(&objects);
-        for o in &objects {
-            let key = ObjectKey::new(o.kind(), o.name());
-            if !observed.objects.contains_key(&key) && self.is_busy(&key) {
+        // A desired object being made right now is not planned again. (Its
+        // hash is computed only then: hashing every object is the plan's job.)
+        let busy: Vec<&crate::manifest::Object> = desired
+            .iter()
+            .map(|d| &d.object)
+            .filter(|o| {
+                let key = ObjectKey::new(o.kind(), o.name());
+                !observed.objects.contains_key(&key) && self.is_busy(&key)
+            })
+            .collect();
+        if !busy.is_empty() {
+            let objects: Vec<_> = desired.iter().map(|d| d.object.clone()).collect();
+            let hashes = plan::spec_hashes(&objects);
+            for o in busy {
+                let key = ObjectKey::new(o.kind(), o.name());
                 observed.objects.insert(
                     key.clone(),
                     ObservedObject {
