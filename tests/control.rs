@@ -289,3 +289,51 @@ fn a_containers_rootfs_is_mounted_outside_the_hosts_mount_table() {
     assert_eq!(stdout(&out), "<h1>hello from berth</h1>\n", "{}", stderr(&out));
     env.ok(&["delete", "container/quiet"]);
 }
+
+#[test]
+fn a_volume_is_populated_from_the_image_on_first_use_and_outlives_its_container() {
+    let env = Env::new("volumes");
+    let volume = "---\napiVersion: berth/v1\nkind: Volume\nmetadata: {name: site}\n";
+    let web = |marker: &str| {
+        container(
+            "web",
+            "echo extra > /www/extra.txt; trap 'exit 0' TERM; sleep 1000 & wait",
+            &format!("  env: {{REV: '{marker}'}}\n  volumes: [{{volume: site, path: /www}}]\n"),
+        )
+    };
+    let file = env.manifest("stack.yaml", &format!("{}{volume}{}", env.image_doc(), web("1")));
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "20s"]);
+    // The image's /www/index.html was copied into the empty volume.
+    let data = env.root.join("volumes/site/_data");
+    assert_eq!(
+        std::fs::read_to_string(data.join("index.html")).unwrap(),
+        "<h1>hello from berth</h1>\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !data.join("extra.txt").exists() {
+        assert!(Instant::now() < deadline, "the container never wrote into its volume");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(env.ok(&["describe", "volume/site"]).contains("Populated"));
+
+    // Replacing the container keeps the volume's data, and does not copy again.
+    std::fs::remove_file(data.join("index.html")).unwrap();
+    std::fs::write(&file, format!("{}{volume}{}", env.image_doc(), web("2"))).unwrap();
+    let out = env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "20s"]);
+    assert!(out.contains("replace container/web"), "{out}");
+    assert!(data.join("extra.txt").exists());
+    assert!(!data.join("index.html").exists(), "an emptied-out file came back");
+
+    // A volume in use cannot be deleted; without its container it can.
+    let refused = env.berth(&["delete", "volume/site"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("volume/site is used by container/web"),
+        "{}",
+        stderr(&refused)
+    );
+    env.ok(&["delete", "container/web"]);
+    assert!(data.join("extra.txt").exists(), "the volume outlives its container");
+    env.ok(&["delete", "volume/site"]);
+    assert!(!env.root.join("volumes/site").exists());
+}

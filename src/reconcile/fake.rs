@@ -26,6 +26,7 @@ pub enum Call {
     RemoveLayer(String),
     CreateVolume(String),
     RemoveVolume(String),
+    PopulateVolume(String, PathBuf),
 }
 
 #[derive(Default)]
@@ -298,6 +299,11 @@ impl VolumeHost for FakeHost {
 
     fn exists(&self, name: &str) -> bool {
         self.script().volumes.contains(name)
+    }
+
+    fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool> {
+        self.record(Call::PopulateVolume(name.into(), from.into()));
+        Ok(false)
     }
 }
 

@@ -87,6 +87,58 @@ impl VolumeHost for VolumeDirs {
     fn exists(&self, name: &str) -> bool {
         self.path(name).is_dir()
     }
+
+    fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool> {
+        // Marked once, beside the data: a volume the user emptied later is
+        // not filled again.
+        let marker = self.dir.join(name).join("populated");
+        let data = self.path(name);
+        if marker.exists() {
+            return Ok(false);
+        }
+        let empty = std::fs::read_dir(&data)?.next().is_none();
+        let source_is_dir = std::fs::symlink_metadata(from).is_ok_and(|m| m.is_dir());
+        let copied = empty && source_is_dir;
+        if copied {
+            copy_tree(from, &data)?;
+        }
+        std::fs::write(&marker, b"")?;
+        Ok(copied)
+    }
+}
+
+/// Copies the contents of directory `from` into directory `to`: directories,
+/// regular files and symlinks (never followed), with their modes, and their
+/// owners when running as root. Other kinds (devices, fifos, sockets) are not
+/// volume content and are skipped. `from` is an unpacked image layer, which
+/// holds nothing that points outside it by construction (`image::unpack`).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let as_root = nix::unistd::geteuid().is_root();
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&src)?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if kind.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            continue;
+        }
+        if as_root {
+            std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+        }
+        if !kind.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+    }
+    Ok(())
 }
 
 /// The host of a daemon with this runtime and image store; volumes live
@@ -99,5 +151,47 @@ pub fn host(runtime: Runtime, images: ImageStore) -> Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),
         volumes: Arc::new(volumes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_volume_is_populated_from_the_image_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("layer/www");
+        std::fs::create_dir_all(image.join("sub")).unwrap();
+        std::fs::write(image.join("index.html"), "hi").unwrap();
+        std::os::unix::fs::symlink("index.html", image.join("link")).unwrap();
+        let volumes = VolumeDirs {
+            dir: dir.path().join("volumes"),
+        };
+        volumes.create("web").unwrap();
+        assert!(volumes.populate("web", &image).unwrap());
+        let data = volumes.path("web");
+        assert_eq!(std::fs::read_to_string(data.join("index.html")).unwrap(), "hi");
+        assert!(data.join("sub").is_dir());
+        assert_eq!(std::fs::read_link(data.join("link")).unwrap(), Path::new("index.html"));
+        // Emptied by its user, it stays empty.
+        std::fs::remove_file(data.join("index.html")).unwrap();
+        assert!(!volumes.populate("web", &image).unwrap());
+        assert!(!data.join("index.html").exists());
+    }
+
+    #[test]
+    fn a_volume_that_already_holds_data_is_not_populated() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("layer/data");
+        std::fs::create_dir_all(&image).unwrap();
+        std::fs::write(image.join("seed"), "x").unwrap();
+        let volumes = VolumeDirs {
+            dir: dir.path().join("volumes"),
+        };
+        let data = volumes.create("db").unwrap();
+        std::fs::write(data.join("mine"), "y").unwrap();
+        assert!(!volumes.populate("db", &image).unwrap());
+        assert!(!data.join("seed").exists());
     }
 }

@@ -66,6 +66,10 @@ pub trait VolumeHost: Send + Sync {
     /// Removes the volume and its data; a missing volume is not an error.
     fn remove(&self, name: &str) -> std::io::Result<()>;
     fn exists(&self, name: &str) -> bool;
+    /// On a volume's first use: when it is empty and was never populated,
+    /// copies the tree at `from` (the image's content at the mount path)
+    /// into it, as Docker does. Returns whether it copied. Blocking.
+    fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool>;
 }
 
 /// What the engine is built with.

@@ -4,6 +4,7 @@
 //! lock, so `run`, `stop` and a pass never act on it at once.
 
 use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::broadcast;
 
 use super::{Driver, DriverResult, Observe};
-use crate::manifest::{DependencyCondition, Kind, Object, RestartPolicy, Spec};
+use crate::manifest::{ContainerSpec, DependencyCondition, Kind, Object, RestartPolicy, Spec};
 use crate::plan::{self, ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, ContainerInfo, Live, LiveInfo};
@@ -216,6 +217,7 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     let volumes = engine.host.volumes.clone();
     let cfg = translate::container_config(name, spec, image_spec, &image_info.dir, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
+    populate_volumes(engine, spec, &image_info.dir).await?;
 
     let mut info = match engine.live(Kind::Container, name)? {
         Some(rec) if rec.spec_hash == hash => {
@@ -257,6 +259,57 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
             Err(err)
         }
     }
+}
+
+/// The image's directory at `path` (absolute in the container), if every
+/// component of it inside the layer is a plain directory entry: no `..`, and
+/// no symlink, which could lead out of the layer.
+fn inside_layer(layer: &Path, path: &str) -> Option<PathBuf> {
+    let mut at = layer.to_path_buf();
+    for part in Path::new(path).components() {
+        match part {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => {
+                at.push(name);
+                if std::fs::symlink_metadata(&at).ok()?.file_type().is_symlink() {
+                    return None;
+                }
+            }
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(at)
+}
+
+/// Fills each named volume the container mounts from the image's content at
+/// its mount path, on the volume's first use (see `VolumeHost::populate`).
+async fn populate_volumes(engine: &Engine, spec: &ContainerSpec, layer: &Path) -> DriverResult {
+    for m in &spec.volumes {
+        let (Some(volume), Some(path)) = (&m.volume, &m.path) else {
+            continue;
+        };
+        let Some(from) = inside_layer(layer, path) else {
+            continue;
+        };
+        let host = engine.host.volumes.clone();
+        let name = volume.clone();
+        let copied = tokio::task::spawn_blocking(move || host.populate(&name, &from))
+            .await?
+            .map_err(|source| DriverError::Io {
+                action: "populate volume",
+                path: engine.host.volumes.path(volume),
+                source,
+            })?;
+        if copied {
+            let key = ObjectKey::new(Kind::Volume, volume.clone());
+            engine.event(
+                &key,
+                "Populated",
+                &format!("copied the image's {path} into it on first use"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Watches a shim until it exits, then records the exit and wakes the loop.
