@@ -99,13 +99,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
     }
     if let Err(e) = engine.run_now(&obj).await {
         // Nothing of a failed run stays behind.
-        let key = ObjectKey::new(Kind::Container, name.clone());
-        if let Err(e) = engine.delete_desired(&[key]) {
-            tracing::warn!(container = %name, "forgetting a failed run: {e}");
-        }
-        if let Err(e) = engine.remove_now(&name).await {
-            tracing::warn!(container = %name, "removing a failed run: {e}");
-        }
+        forget_and_remove(engine, &name).await;
         engine.detach(&name);
         return Err(e.into());
     }
@@ -128,13 +122,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
             _ => None,
         };
         if req.rm {
-            let key = ObjectKey::new(Kind::Container, name.clone());
-            if let Err(e) = engine.delete_desired(&[key]) {
-                tracing::warn!(container = %name, "run --rm: {e}");
-            }
-            if let Err(e) = engine.remove_now(&name).await {
-                tracing::warn!(container = %name, "run --rm cleanup: {e}");
-            }
+            forget_and_remove(&engine, &name).await;
         }
         engine.detach(&name);
         let last = match exit {
@@ -149,6 +137,17 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
         let _ = tx.send(last).await;
     });
     Ok(rx)
+}
+
+/// Deletes the run's object and removes its container at once (a failed
+/// run, or `--rm` after the exit); failures are logged, as nobody waits.
+async fn forget_and_remove(engine: &Arc<Engine>, name: &str) {
+    if let Err(e) = engine.delete_desired(&[ObjectKey::new(Kind::Container, name)]) {
+        tracing::warn!(container = %name, "forgetting run container: {e}");
+    }
+    if let Err(e) = engine.remove_now(name).await {
+        tracing::warn!(container = %name, "removing run container: {e}");
+    }
 }
 
 async fn wait_not_running(engine: &Engine, name: &str) {

@@ -251,21 +251,27 @@ async fn a_container_that_died_while_the_daemon_was_down_is_restarted_by_policy(
     assert_eq!(w.host.starts("web"), 2);
 }
 
-#[tokio::test]
-async fn a_lost_shim_whose_init_lives_is_killed_cleaned_up_and_restarted() {
+/// Container `web` runs; then its shim dies (its init alive or not), the
+/// shim's watcher sees it, and a pass runs.
+async fn running_web_whose_shim_dies(init_alive: bool) -> World {
     let w = world();
     w.apply("s", &format!("{IMAGE}{}", container("web", "")));
     w.pass().await;
     w.host.set_probe(
         "web",
         Probe::Lost {
-            init_alive: true,
+            init_alive,
             record: None,
         },
     );
-    // The shim's watcher sees it die first.
     w.settle().await;
     w.pass().await;
+    w
+}
+
+#[tokio::test]
+async fn a_lost_shim_whose_init_lives_is_killed_cleaned_up_and_restarted() {
+    let w = running_web_whose_shim_dies(true).await;
     let calls = w.host.calls();
     assert!(calls.contains(&Call::KillAll("web".into())), "{calls:?}");
     assert!(calls.contains(&Call::Cleanup("web".into())), "{calls:?}");
@@ -278,18 +284,7 @@ async fn a_lost_shim_whose_init_lives_is_killed_cleaned_up_and_restarted() {
 async fn a_reused_init_pid_is_not_killed() {
     // The runtime reports a pid whose start time differs as not alive: the
     // process there now is someone else's and must be left alone.
-    let w = world();
-    w.apply("s", &format!("{IMAGE}{}", container("web", "")));
-    w.pass().await;
-    w.host.set_probe(
-        "web",
-        Probe::Lost {
-            init_alive: false,
-            record: None,
-        },
-    );
-    w.settle().await;
-    w.pass().await;
+    let w = running_web_whose_shim_dies(false).await;
     let calls = w.host.calls();
     assert!(!calls.contains(&Call::KillAll("web".into())), "{calls:?}");
     assert!(calls.contains(&Call::Cleanup("web".into())), "{calls:?}");
