@@ -48,3 +48,70 @@ fn a_netns_on_a_bridge_gets_its_address_and_route_and_goes_without_a_trace() {
     link::delete_link(&bridge.name).unwrap();
     assert!(!link::link_exists(&bridge.name).unwrap());
 }
+
+use common::Env;
+
+fn network_doc(name: &str, spec: &str) -> String {
+    format!("---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+}
+
+/// A container running `script` under sh, with extra spec lines.
+fn sh(name: &str, extra: &str, script: &str) -> String {
+    format!(
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: busybox\n  restartPolicy: never\n{extra}  command: [\"sh\", \"-c\", {script:?}]\n"
+    )
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn exit_code(env: &Env, name: &str, secs: u64) -> (i64, String) {
+    let v = env.wait_for("container", name, secs, |v| v["exit"].is_object());
+    (v["exit"]["code"].as_i64().unwrap(), env.log_text(name))
+}
+
+#[test]
+fn containers_on_one_network_talk_by_name_and_ip_and_other_networks_cannot_reach_them() {
+    let env = Env::new("netpeers");
+    let stack = format!(
+        "{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("front", "{}"),
+        network_doc("other", "{}"),
+        sh("srv", "  networks: [front]\n", HTTPD),
+        sh(
+            "cli",
+            "  networks: [front]\n",
+            "for i in $(seq 50); do wget -q -O- http://srv/ && break; sleep 0.2; done; \
+             ip=$(grep -w srv /etc/hosts | cut -f1); wget -q -O- http://$ip/ && cat /etc/resolv.conf /etc/hostname",
+        ),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let (code, logs) = exit_code(&env, "cli", 30);
+    assert_eq!(code, 0, "{logs}");
+    assert_eq!(logs.matches("hello-from-srv").count(), 2, "{logs}");
+    assert!(logs.contains("nameserver"), "{logs}");
+    assert!(logs.trim_end().ends_with("cli"), "{logs}");
+
+    // srv's address, as cli's /etc/hosts gives it.
+    let hosts = std::fs::read_to_string(env.run.join("net/cli/hosts")).unwrap();
+    let srv_ip = hosts
+        .lines()
+        .find(|l| l.ends_with("\tsrv"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("no srv in {hosts}"))
+        .to_string();
+    let stranger = format!(
+        "{}{}",
+        env.image_doc(),
+        sh(
+            "stranger",
+            "  networks: [other]\n",
+            &format!("grep -w srv /etc/hosts && exit 3; wget -T 2 -q -O- http://{srv_ip}/ && exit 4; exit 7")
+        ),
+    );
+    let file = env.manifest("stranger.yaml", &stranger);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let (code, logs) = exit_code(&env, "stranger", 30);
+    assert_eq!(code, 7, "the other network reached srv: {logs}");
+}

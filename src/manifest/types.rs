@@ -235,13 +235,14 @@ pub struct ContainerSpec {
     /// Numeric `uid` or `uid:gid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Bridge networks to join (not supported yet).
+    /// Bridge networks to join: `eth0` on the first, `eth1` on the next…
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
-    /// `none` (the default: only `lo`) or `host` (not supported yet).
+    /// `none` (the default without `networks`: only `lo`), `host`, or
+    /// `container:NAME` (share that container's network namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// Published ports (not supported yet).
+    /// Published ports: the host's port to the container's on its first network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -270,8 +271,12 @@ pub struct NetworkSpec {
     pub subnet: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// No route out of the host: no masquerade, no forwarding beyond the bridge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,
+    /// MTU of the bridge and of containers' interfaces on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, VolumeHost};
+use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
 use crate::image::{self, ImageError, Layer};
+use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, ExitRecord, Probe, RunRecord, RuntimeError};
 
 /// One call the engine made.
@@ -27,6 +28,12 @@ pub enum Call {
     CreateVolume(String),
     RemoveVolume(String),
     PopulateVolume(String, PathBuf),
+    EnsureBridge(String),
+    DeleteLink(String),
+    CreateNetns(String),
+    Attach(String, String),
+    RemoveNetwork(String),
+    SyncNat(usize, usize),
 }
 
 #[derive(Default)]
@@ -40,6 +47,10 @@ struct Script {
     run_dirs: HashSet<String>,
     layers: Vec<Layer>,
     volumes: HashSet<String>,
+    bridges: HashSet<String>,
+    netns: HashSet<String>,
+    /// Written network files by (id, file name).
+    files: HashMap<(String, String), String>,
     /// The exit code a container gets from SIGTERM (none: it ignores it).
     term_exit: Option<i32>,
 }
@@ -51,6 +62,7 @@ pub struct FakeHost {
     next_pid: AtomicI32,
     /// Bumped whenever a shim "exits", so `wait_shim` futures wake.
     shim_exits: watch::Sender<u64>,
+    names: Networks,
 }
 
 fn exit(code: i32) -> ExitRecord {
@@ -73,6 +85,7 @@ impl FakeHost {
             })),
             next_pid: AtomicI32::new(1000),
             shim_exits,
+            names: Networks::new(Path::new("/fake/run"), "berth-fake0000"),
         })
     }
 
@@ -82,6 +95,7 @@ impl FakeHost {
             containers: self.clone(),
             images: self.clone(),
             volumes: self.clone(),
+            networks: self.clone(),
         }
     }
 
@@ -151,6 +165,16 @@ impl FakeHost {
             init_start: 1,
             started_at: runtime::now_millis(),
         }
+    }
+
+    /// A network file written for `id`.
+    pub fn file(&self, id: &str, file: &str) -> Option<String> {
+        self.script().files.get(&(id.to_string(), file.to_string())).cloned()
+    }
+
+    /// Deletes a bridge behind berth's back.
+    pub fn drop_bridge(&self, name: &str) {
+        self.script().bridges.remove(name);
     }
 
     pub fn probe_of(&self, id: &str) -> Probe {
@@ -304,6 +328,72 @@ impl VolumeHost for FakeHost {
     fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool> {
         self.record(Call::PopulateVolume(name.into(), from.into()));
         Ok(false)
+    }
+}
+
+impl NetworkHost for FakeHost {
+    fn names(&self) -> &Networks {
+        &self.names
+    }
+    fn host_routes(&self) -> network::Result<Vec<Subnet>> {
+        Ok(vec!["10.89.0.0/24".parse().unwrap()])
+    }
+    fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
+        self.record(Call::EnsureBridge(cfg.name.clone()));
+        self.script().bridges.insert(cfg.name.clone());
+        Ok(())
+    }
+    fn bridge_ok(&self, cfg: &BridgeConfig) -> bool {
+        self.script().bridges.contains(&cfg.name)
+    }
+    fn delete_link(&self, name: &str) -> network::Result<()> {
+        self.record(Call::DeleteLink(name.into()));
+        self.script().bridges.remove(name);
+        Ok(())
+    }
+    fn create_netns(&self, id: &str) -> network::Result<PathBuf> {
+        self.record(Call::CreateNetns(id.into()));
+        self.script().netns.insert(id.into());
+        Ok(self.names.netns_path(id))
+    }
+    fn netns_exists(&self, id: &str) -> bool {
+        self.script().netns.contains(id)
+    }
+    fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()> {
+        self.record(Call::Attach(id.into(), format!("{} {}", veth.ifname, veth.address)));
+        Ok(())
+    }
+    fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
+        Ok(vec!["lo".into()])
+    }
+    fn remove_container(&self, id: &str, _interfaces: usize) -> network::Result<()> {
+        self.record(Call::RemoveNetwork(id.into()));
+        let mut s = self.script();
+        s.netns.remove(id);
+        s.files.retain(|(owner, _), _| owner != id);
+        Ok(())
+    }
+    fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf> {
+        self.script().files.insert((id.into(), file.into()), text.into());
+        Ok(self.names.dir(id).join(file))
+    }
+    fn host_resolv_conf(&self) -> String {
+        "nameserver 192.0.2.53\n".into()
+    }
+    fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
+        self.record(Call::SyncNat(networks.len(), ports.len()));
+        Ok(())
+    }
+    fn nat_intact(&self, _networks: &[NatNetwork], _ports: &[PortForward]) -> bool {
+        true
+    }
+    fn check_port_free(&self, _port: u16, _proto: Proto) -> network::Result<()> {
+        Ok(())
+    }
+    fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.script().netns.iter().cloned().collect();
+        ids.sort();
+        ids
     }
 }
 

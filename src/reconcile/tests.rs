@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::fake::{world, Call, World};
+use super::seams::NetworkHost;
 use super::*;
 use crate::manifest::{self, Object, Source};
 use crate::plan::Verb;
@@ -485,4 +486,70 @@ async fn memory_of_a_deleted_object_is_dropped_after_a_while() {
     }
     // ...but not forever.
     assert!(!lock(&w.engine.outcomes).contains_key(&key));
+}
+
+const NET: &str = "---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {}\n";
+
+#[tokio::test]
+async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_them_on_delete() {
+    let w = world();
+    let stack = format!(
+        "{IMAGE}{NET}{}{}",
+        container("web", ", networks: [front], ports: [{host: 8080, container: 80}]"),
+        container("db", ", networks: [front]")
+    );
+    w.apply("s", &stack);
+    w.pass().await;
+    let calls = w.host.calls();
+    let bridge = w.host.names().bridge_name("front");
+    let made = calls
+        .iter()
+        .position(|c| *c == Call::EnsureBridge(bridge.clone()))
+        .unwrap();
+    let started = calls.iter().position(|c| *c == Call::Start("web".into())).unwrap();
+    assert!(made < started, "{calls:?}");
+    // The fake host routes 10.89.0.0/24, so the pool's next /24 is chosen.
+    let mut attached: Vec<String> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Attach(_, what) => Some(what.clone()),
+            _ => None,
+        })
+        .collect();
+    attached.sort();
+    assert_eq!(attached, ["eth0 10.89.1.2", "eth0 10.89.1.3"]);
+    assert!(calls.contains(&Call::SyncNat(1, 1)), "{calls:?}");
+    let web_hosts = w.host.file("web", "hosts").unwrap();
+    let db_ip = w.engine.store.alloc_of("front", "db").unwrap().unwrap();
+    assert!(web_hosts.contains(&format!("{db_ip}\tdb\n")), "{web_hosts}");
+    assert!(w.host.file("db", "resolv.conf").unwrap().contains("192.0.2.53"));
+
+    w.apply("s", "");
+    w.pass().await;
+    assert!(w.engine.store.alloc_all().unwrap().is_empty());
+    let calls = w.host.calls();
+    assert!(calls.contains(&Call::RemoveNetwork("web".into())), "{calls:?}");
+    assert!(calls.contains(&Call::DeleteLink(bridge)), "{calls:?}");
+    assert!(calls.contains(&Call::SyncNat(0, 0)), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
+    w.pass().await;
+    let bridge = w.host.names().bridge_name("front");
+    w.host.drop_bridge(&bridge);
+    w.host.clear_calls();
+    w.pass().await;
+    assert!(w.host.calls().contains(&Call::EnsureBridge(bridge.clone())));
+    let key = crate::plan::ObjectKey::new(crate::manifest::Kind::Network, "front");
+    let events = w.engine.events(0, Some(&key), 100).unwrap();
+    let repaired = events
+        .iter()
+        .find(|e| e.reason == "Repaired")
+        .expect("a Repaired event");
+    assert!(repaired.message.contains(&bridge), "{}", repaired.message);
+    // The container kept its address and was not restarted.
+    assert_eq!(w.host.starts("web"), 0);
 }

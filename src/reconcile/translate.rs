@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{ContainerSpec, ImageSpec};
-use crate::runtime::{ContainerConfig, Limits, MountSpec};
+use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -89,6 +89,8 @@ pub fn container_config(
             cpu_shares: res.cpu_shares,
             pids: res.pids,
         },
+        // The container driver joins berth's namespace (see drivers/container.rs).
+        netns: NetnsMode::New,
     })
 }
 
