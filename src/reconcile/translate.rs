@@ -91,6 +91,11 @@ pub fn container_config(
         },
         // The container driver joins berth's namespace (see drivers/container.rs).
         netns: NetnsMode::New,
+        no_new_privileges: spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.no_new_privileges)
+            .unwrap_or(false),
     })
 }
 
