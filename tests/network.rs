@@ -115,3 +115,80 @@ fn containers_on_one_network_talk_by_name_and_ip_and_other_networks_cannot_reach
     let (code, logs) = exit_code(&env, "stranger", 30);
     assert_eq!(code, 7, "the other network reached srv: {logs}");
 }
+
+/// A port nothing on the host listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` on 127.0.0.1:`port`, retried until it answers or `secs` pass.
+fn http_get(port: u16, secs: u64) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &([127, 0, 0, 1], port).into(),
+                std::time::Duration::from_secs(2),
+            )?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(text) if !text.is_empty() => return text,
+            other => assert!(std::time::Instant::now() < deadline, "127.0.0.1:{port}: {other:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_published_port_on_127_0_0_1_reaches_httpd_and_a_second_stack_cannot_take_it() {
+    let env = Env::new("netports");
+    let port = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("pub", "{}"),
+        sh(
+            "web",
+            &format!("  networks: [pub]\n  ports: [{{host: {port}, container: 80}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("web.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 20, |v| v["status"] == "Running");
+    let answer = http_get(port, 20);
+    assert!(answer.contains("hello-from-web"), "{answer}");
+
+    let second = format!(
+        "{}{}",
+        env.image_doc(),
+        sh(
+            "thief",
+            &format!("  networks: [pub]\n  ports: [{{host: {port}, container: 8080}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("thief.yaml", &second);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "container/thief: host port {port}/tcp is already published by container/web"
+        )),
+        "{err}"
+    );
+    // Nothing of the refused stack was applied.
+    assert!(!env.berth(&["get", "container", "thief"]).status.success());
+    assert!(http_get(port, 5).contains("hello-from-web"));
+}

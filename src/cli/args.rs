@@ -51,6 +51,8 @@ pub enum Output {
 
 /// The top-level commands. `daemon` is the binary's other half, so `main.rs`
 /// runs it; everything else is a [`CliCmd`], which `cli::main` runs.
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
@@ -200,6 +202,12 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false].
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Publish a container port on the host: HOST:CONTAINER[/udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// A network to join, or host, none or container:NAME (default: the bridge network).
+    #[arg(long)]
+    pub network: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
