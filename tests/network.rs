@@ -192,3 +192,92 @@ fn a_published_port_on_127_0_0_1_reaches_httpd_and_a_second_stack_cannot_take_it
     assert!(!env.berth(&["get", "container", "thief"]).status.success());
     assert!(http_get(port, 5).contains("hello-from-web"));
 }
+
+/// Interface names a container printed from /proc/net/dev.
+fn interfaces(logs: &str) -> Vec<String> {
+    let mut names: Vec<String> = logs
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(_, counters)| counters.split_whitespace().count() == 16)
+        .map(|(n, _)| n.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn none_host_and_container_modes_and_nothing_is_left_after_delete() {
+    let env = Env::new("netmodes");
+    let stack = format!(
+        "{}{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("m", "{internal: true}"),
+        sh("srv", "  networks: [m]\n", HTTPD),
+        sh("alone", "  network: none\n", "cat /proc/net/dev; cat /etc/hosts; ip route 2>/dev/null; true"),
+        sh("onhost", "  network: host\n", "cat /proc/net/dev"),
+        sh(
+            "joiner",
+            "  network: container:srv\n",
+            "for i in $(seq 50); do wget -q -O- http://127.0.0.1/ && break; sleep 0.2; done; cat /proc/net/dev /proc/net/route",
+        ),
+    );
+    let file = env.manifest("modes.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+
+    let (code, logs) = exit_code(&env, "alone", 30);
+    assert_eq!(code, 0, "{logs}");
+    assert_eq!(interfaces(&logs), ["lo"], "{logs}");
+    assert!(logs.contains("127.0.0.1\tlocalhost"), "{logs}");
+
+    let (code, logs) = exit_code(&env, "onhost", 30);
+    assert_eq!(code, 0, "{logs}");
+    let host_ifs = interfaces(&std::fs::read_to_string("/proc/net/dev").unwrap());
+    let seen = interfaces(&logs);
+    let shared = host_ifs.iter().filter(|i| *i != "lo" && seen.contains(i)).count();
+    assert!(shared > 0, "host {host_ifs:?} container {seen:?}");
+
+    let (code, logs) = exit_code(&env, "joiner", 30);
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("hello-from-srv"), "{logs}");
+    assert_eq!(interfaces(&logs), ["eth0", "lo"], "{logs}");
+
+    // On an internal network there is no default route (destination 0).
+    assert!(logs.contains("eth0\t"), "{logs}");
+    assert!(!logs.contains("eth0\t00000000"), "{logs}");
+
+    // Deleting everything leaves no link, namespace, rule or allocation.
+    let view: serde_json::Value = serde_json::from_str(&env.ok(&["get", "-o", "json"])).unwrap();
+    let keys: Vec<String> = view
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            format!(
+                "{}/{}",
+                v["kind"].as_str().unwrap().to_lowercase(),
+                v["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut args = vec!["delete"];
+    args.extend(keys.iter().map(String::as_str));
+    env.ok(&args);
+    let prefix = env.cgroup_prefix();
+    let nets = Networks::new(&env.run, &prefix);
+    let tag = nets.bridge_name("")[2..8].to_string();
+    let links: Vec<String> = link::link_names()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.len() > 8 && n[2..8] == tag)
+        .collect();
+    assert!(links.is_empty(), "{links:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.run.join("net").to_str().unwrap()), "{mounts}");
+    assert!(nets.list().is_empty(), "{:?}", nets.list());
+    assert_eq!(berth::network::nat::rule_count(nets.table()).unwrap(), None);
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM allocations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}

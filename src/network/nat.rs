@@ -164,6 +164,55 @@ fn nft_err(e: impl std::fmt::Display) -> NetworkError {
     NetworkError::Nft(e.to_string())
 }
 
+/// Pids of `nft` processes a thread of ours is waiting for. The daemon reaps
+/// every other exited child (shims, orphans) with `waitpid`; it must leave
+/// these to their waiter, or the waiter gets ECHILD. The lock is held from
+/// spawn until the pid is listed, so the reaper never sees one unlisted.
+pub static WAITED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn waited() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    // Only pids are pushed and removed: a panic cannot leave it half-changed.
+    WAITED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `nft -j ARGS` with `input` on stdin; returns its stdout.
+fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = {
+        let mut list = waited();
+        let child = Command::new("nft")
+            .arg("-j")
+            .args(args)
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| nft_err(format!("cannot run nft: {e}")))?;
+        list.push(child.id() as i32);
+        child
+    };
+    let pid = child.id() as i32;
+    let result = (|| {
+        let mut child = child;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(text.as_bytes()).map_err(nft_err)?;
+        }
+        child.wait_with_output().map_err(nft_err)
+    })();
+    waited().retain(|p| *p != pid);
+    let out = result?;
+    if !out.status.success() {
+        return Err(nft_err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn apply(batch: &Nftables) -> Result<(), NetworkError> {
+    let text = serde_json::to_string(batch).map_err(nft_err)?;
+    run_nft(&["-f", "-"], Some(&text)).map(drop)
+}
+
 /// Replaces berth's table with exactly these networks and ports; with
 /// neither, removes the table.
 pub fn sync(table: &str, networks: &[NatNetwork], ports: &[PortForward]) -> Result<(), NetworkError> {
@@ -171,7 +220,7 @@ pub fn sync(table: &str, networks: &[NatNetwork], ports: &[PortForward]) -> Resu
         return remove_table(table);
     }
     let batch: Nftables = serde_json::from_value(ruleset_json(table, networks, ports)).map_err(nft_err)?;
-    nftables::helper::apply_ruleset(&batch).map_err(nft_err)
+    apply(&batch)
 }
 
 /// Removes berth's table (only it); a missing table is fine.
@@ -186,21 +235,22 @@ pub fn remove_table(table: &str) -> Result<(), NetworkError> {
 /// How many rules berth's table holds now (`None`: no table), to notice a
 /// table flushed or deleted by hand.
 pub fn rule_count(table: &str) -> Result<Option<usize>, NetworkError> {
-    let args = ["list", "table", "inet", table];
-    match nftables::helper::get_current_ruleset_with_args(nftables::helper::DEFAULT_NFT, args) {
-        Ok(set) => Ok(Some(
-            set.objects
-                .iter()
-                .filter(|o| {
-                    matches!(
-                        o,
-                        nftables::schema::NfObject::ListObject(nftables::schema::NfListObject::Rule(_))
-                    )
-                })
-                .count(),
-        )),
-        Err(_) => Ok(None),
-    }
+    let Ok(text) = run_nft(&["list", "table", "inet", table], None) else {
+        // nft fails on a missing table.
+        return Ok(None);
+    };
+    let set: Nftables = serde_json::from_str(&text).map_err(nft_err)?;
+    Ok(Some(
+        set.objects
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    nftables::schema::NfObject::ListObject(nftables::schema::NfListObject::Rule(_))
+                )
+            })
+            .count(),
+    ))
 }
 
 /// How many rules [`ruleset_json`] makes, to compare with [`rule_count`].
