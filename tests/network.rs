@@ -281,3 +281,32 @@ fn none_host_and_container_modes_and_nothing_is_left_after_delete() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn run_publishes_on_the_default_bridge_and_honours_network_none() {
+    let env = Env::new("netrun");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let port = free_port();
+    let published = format!("{port}:80");
+    env.ok(&[
+        "run", "-d", "--name", "web", "-p", &published, "busybox", "sh", "-c", HTTPD,
+    ]);
+    assert!(http_get(port, 20).contains("hello-from-web"));
+    // The default network was made on first use.
+    let net = env.view("network", "bridge");
+    assert_eq!(net["status"], "Ready", "{net}");
+
+    let out = env.berth(&["run", "--rm", "--network", "none", "busybox", "cat", "/proc/net/dev"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(interfaces(&String::from_utf8_lossy(&out.stdout)), ["lo"]);
+    let out = env.berth(&["run", "--rm", "busybox", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&String::from_utf8_lossy(&out.stdout)), ["eth0", "lo"]);
+
+    let taken = env.berth(&["run", "-d", "--name", "thief", "-p", &published, "busybox", "true"]);
+    assert!(!taken.status.success());
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(err.contains("already published by container/web"), "{err}");
+    let bad = env.berth(&["run", "-p", "80", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected HOST:CONTAINER"));
+}
