@@ -310,3 +310,53 @@ fn run_publishes_on_the_default_bridge_and_honours_network_none() {
     let bad = env.berth(&["run", "-p", "80", "busybox", "true"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected HOST:CONTAINER"));
 }
+
+#[test]
+fn a_bridge_a_veth_or_nft_rules_removed_by_hand_are_repaired_on_the_next_pass() {
+    let env = Env::new("netdrift");
+    let port = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("d", "{}"),
+        sh(
+            "srv",
+            &format!("  networks: [d]\n  ports: [{{host: {port}, container: 80}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("drift.yaml", &stack);
+    let apply = || env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    apply();
+    env.wait_for("container", "srv", 20, |v| v["status"] == "Running");
+    assert!(http_get(port, 20).contains("hello-from-srv"));
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+
+    let bridge = nets.bridge_name("d");
+    link::delete_link(&bridge).unwrap();
+    apply();
+    assert!(http_get(port, 10).contains("hello-from-srv"));
+    let described = env.ok(&["describe", "network/d"]);
+    assert!(
+        described.contains(&format!("bridge {bridge} was missing")),
+        "{described}"
+    );
+
+    link::delete_link(&nets.veth_name("srv", 0)).unwrap();
+    apply();
+    assert!(http_get(port, 10).contains("hello-from-srv"));
+    let described = env.ok(&["describe", "container/srv"]);
+    assert!(described.contains("eth0 on network/d was missing"), "{described}");
+
+    let flushed = std::process::Command::new("nft")
+        .args(["flush", "table", "inet", nets.table()])
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    apply();
+    assert!(http_get(port, 10).contains("hello-from-srv"));
+    let described = env.ok(&["describe", "network/d"]);
+    assert!(described.contains("nftables rules were missing"), "{described}");
+    // Not restarted: repaired around it.
+    assert_eq!(env.view("container", "srv")["restarts"], 0);
+}

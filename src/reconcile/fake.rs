@@ -48,6 +48,8 @@ struct Script {
     layers: Vec<Layer>,
     volumes: HashSet<String>,
     bridges: HashSet<String>,
+    /// Host ends of veths, with their bridge.
+    veths: HashMap<String, String>,
     netns: HashSet<String>,
     /// Written network files by (id, file name).
     files: HashMap<(String, String), String>,
@@ -172,9 +174,13 @@ impl FakeHost {
         self.script().files.get(&(id.to_string(), file.to_string())).cloned()
     }
 
-    /// Deletes a bridge behind berth's back.
-    pub fn drop_bridge(&self, name: &str) {
-        self.script().bridges.remove(name);
+    /// Deletes a bridge or veth behind berth's back.
+    /// A deleted bridge releases its ports, as the kernel's does.
+    pub fn drop_link(&self, name: &str) {
+        let mut s = self.script();
+        s.bridges.remove(name);
+        s.veths.remove(name);
+        s.veths.retain(|_, bridge| bridge != name);
     }
 
     pub fn probe_of(&self, id: &str) -> Probe {
@@ -346,9 +352,15 @@ impl NetworkHost for FakeHost {
     fn bridge_ok(&self, cfg: &BridgeConfig) -> bool {
         self.script().bridges.contains(&cfg.name)
     }
+    fn veth_ok(&self, veth: &str, bridge: &str) -> bool {
+        let s = self.script();
+        s.bridges.contains(bridge) && s.veths.get(veth).is_some_and(|b| b == bridge)
+    }
     fn delete_link(&self, name: &str) -> network::Result<()> {
         self.record(Call::DeleteLink(name.into()));
-        self.script().bridges.remove(name);
+        let mut s = self.script();
+        s.bridges.remove(name);
+        s.veths.remove(name);
         Ok(())
     }
     fn create_netns(&self, id: &str) -> network::Result<PathBuf> {
@@ -361,6 +373,7 @@ impl NetworkHost for FakeHost {
     }
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()> {
         self.record(Call::Attach(id.into(), format!("{} {}", veth.ifname, veth.address)));
+        self.script().veths.insert(veth.host_name.clone(), veth.bridge.clone());
         Ok(())
     }
     fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {

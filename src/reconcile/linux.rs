@@ -121,6 +121,9 @@ impl NetworkHost for Networks {
     fn bridge_ok(&self, cfg: &BridgeConfig) -> bool {
         link::bridge_ok(&cfg.name, cfg.gateway, cfg.subnet.prefix).unwrap_or(false)
     }
+    fn veth_ok(&self, veth: &str, bridge: &str) -> bool {
+        link::veth_on_bridge(veth, bridge).unwrap_or(false)
+    }
     fn delete_link(&self, name: &str) -> network::Result<()> {
         link::delete_link(name)
     }

@@ -85,6 +85,8 @@ pub trait NetworkHost: Send + Sync {
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()>;
     /// Whether the bridge exists, is up and holds its gateway address.
     fn bridge_ok(&self, cfg: &BridgeConfig) -> bool;
+    /// Whether a container's host-side veth is up on its bridge.
+    fn veth_ok(&self, veth: &str, bridge: &str) -> bool;
     /// Deletes a link by name; a missing one is fine.
     fn delete_link(&self, name: &str) -> network::Result<()>;
     /// Makes container `id`'s namespace (only `lo`, up); keeps an existing one.

@@ -539,7 +539,7 @@ async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
     w.pass().await;
     let bridge = w.host.names().bridge_name("front");
-    w.host.drop_bridge(&bridge);
+    w.host.drop_link(&bridge);
     w.host.clear_calls();
     w.pass().await;
     assert!(w.host.calls().contains(&Call::EnsureBridge(bridge.clone())));
@@ -550,6 +550,24 @@ async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
         .find(|e| e.reason == "Repaired")
         .expect("a Repaired event");
     assert!(repaired.message.contains(&bridge), "{}", repaired.message);
-    // The container kept its address and was not restarted.
+    // The container kept its address, was wired again, and was not restarted.
+    assert!(w
+        .host
+        .calls()
+        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
     assert_eq!(w.host.starts("web"), 0);
+
+    // A veth deleted by hand is noticed and made again.
+    w.host.drop_link(&w.host.names().veth_name("web", 0));
+    w.host.clear_calls();
+    w.pass().await;
+    assert!(w
+        .host
+        .calls()
+        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+    let key = crate::plan::ObjectKey::new(crate::manifest::Kind::Container, "web");
+    let events = w.engine.events(0, Some(&key), 100).unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.reason == "Repaired" && e.message.contains("eth0")));
 }

@@ -107,6 +107,12 @@ impl Driver for NetworkDriver {
         if !engine.host.networks.bridge_ok(&cfg) {
             return None;
         }
+        for (container, index) in members(engine, &live.key.name) {
+            let veth = engine.host.networks.names().veth_name(&container, index);
+            if engine.host.networks.netns_exists(&container) && !engine.host.networks.veth_ok(&veth, &info.bridge) {
+                return None;
+            }
+        }
         let (networks, ports) = nat_state(engine).ok()?;
         if !engine.host.networks.nat_intact(&networks, &ports) {
             return None;
@@ -195,13 +201,16 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
         }
     };
     let cfg = bridge_config(engine, name, &info)?;
-    let repaired = match &kept {
-        Some(_) if !engine.host.networks.bridge_ok(&cfg) => {
-            Some(format!("bridge {} was missing or lost its address", cfg.name))
+    let mut repaired = Vec::new();
+    if kept.is_some() {
+        if !engine.host.networks.bridge_ok(&cfg) {
+            repaired.push(format!("bridge {} was missing or lost its address", cfg.name));
         }
-        Some(_) => Some("berth's nftables rules were missing".to_string()),
-        None => None,
-    };
+        let (networks, ports) = nat_state(engine)?;
+        if !engine.host.networks.nat_intact(&networks, &ports) {
+            repaired.push("berth's nftables rules were missing".to_string());
+        }
+    }
     let c = cfg.clone();
     blocking(engine, move |h| h.ensure_bridge(&c)).await??;
     let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
@@ -210,30 +219,39 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
         reattach_containers(engine, name, &info).await;
     }
     sync_nat(engine).await?;
-    match repaired {
-        Some(what) => engine.event(&key, "Repaired", &what),
-        None => engine.event(
+    if kept.is_none() {
+        engine.event(
             &key,
             "Created",
             &format!(
                 "bridge {} with subnet {} (gateway {})",
                 info.bridge, info.subnet, info.gateway
             ),
-        ),
+        );
+    } else if !repaired.is_empty() {
+        engine.event(&key, "Repaired", &repaired.join("; "));
     }
     Ok(())
 }
 
-/// After a bridge was made again, the veths of running containers on it are
-/// gone with it: wire them again with the addresses they hold.
+/// Containers with a namespace on `network`, with the index of their
+/// interface on it.
+fn members(engine: &Engine, network: &str) -> Vec<(String, usize)> {
+    let Ok(live) = engine.live_all() else { return Vec::new() };
+    live.iter()
+        .filter_map(|rec| {
+            let index = rec.container_spec()?.networks.iter().position(|n| n == network)?;
+            Some((rec.key.name.clone(), index))
+        })
+        .collect()
+}
+
+/// Wires again every container on the network whose veth is gone or off
+/// the bridge (a bridge made again leaves its old ports detached), with the
+/// address it holds.
 async fn reattach_containers(engine: &Arc<Engine>, network: &str, info: &NetworkInfo) {
-    let Ok(live) = engine.live_all() else { return };
-    for rec in live {
-        let Some(spec) = rec.container_spec() else { continue };
-        let Some(index) = spec.networks.iter().position(|n| n == network) else {
-            continue;
-        };
-        let name = rec.key.name.clone();
+    for (name, index) in members(engine, network) {
+        let key = ObjectKey::new(Kind::Container, name.clone());
         if !engine.host.networks.netns_exists(&name) {
             continue;
         }
@@ -243,25 +261,25 @@ async fn reattach_containers(engine: &Arc<Engine>, network: &str, info: &Network
         let Ok(veth) = veth_config(engine, &name, index, info, &ip) else {
             continue;
         };
+        if engine.host.networks.veth_ok(&veth.host_name, &veth.bridge) {
+            continue;
+        }
         let ifname = veth.ifname.clone();
-        match blocking(engine, move |h| {
-            let present = h.netns_links(&name).map(|l| l.contains(&veth.ifname)).unwrap_or(false);
-            if present {
-                Ok(false)
-            } else {
-                h.attach(&name, &veth).map(|()| true)
-            }
+        let id = name.clone();
+        // The old pair goes first: its container end holds the name eth<i>.
+        let done = blocking(engine, move |h| {
+            h.delete_link(&veth.host_name)?;
+            h.attach(&id, &veth)
         })
-        .await
-        {
-            Ok(Ok(true)) => engine.event(
-                &rec.key,
+        .await;
+        match done {
+            Ok(Ok(())) => engine.event(
+                &key,
                 "Repaired",
-                &format!("{ifname} on network/{network} was missing"),
+                &format!("{ifname} on network/{network} was missing or off its bridge; wired again with {ip}"),
             ),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::warn!(container = %rec.key.name, "re-attaching to network/{network}: {e}"),
-            Err(e) => tracing::warn!(container = %rec.key.name, "re-attaching to network/{network}: {e}"),
+            Ok(Err(e)) => tracing::warn!(container = %name, "re-attaching to network/{network}: {e}"),
+            Err(e) => tracing::warn!(container = %name, "re-attaching to network/{network}: {e}"),
         }
     }
 }
