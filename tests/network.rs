@@ -360,3 +360,65 @@ fn a_bridge_a_veth_or_nft_rules_removed_by_hand_are_repaired_on_the_next_pass() 
     // Not restarted: repaired around it.
     assert_eq!(env.view("container", "srv")["restarts"], 0);
 }
+
+#[test]
+fn a_killed_daemon_keeps_containers_reachable_and_gives_no_address_twice() {
+    let mut env = Env::new("netrestart");
+    let port = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("r", "{subnet: 10.89.251.0/29}"),
+        sh(
+            "one",
+            &format!("  networks: [r]\n  ports: [{{host: {port}, container: 80}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("one.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "one", 20, |v| v["status"] == "Running");
+    assert!(http_get(port, 20).contains("hello-from-one"));
+
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(http_get(port, 10).contains("hello-from-one"));
+    let more = format!(
+        "{}{}{}",
+        env.image_doc(),
+        sh("two", "  networks: [r]\n", "sleep 1000"),
+        sh("three", "  networks: [r]\n", "sleep 1000"),
+    );
+    let file = env.manifest("more.yaml", &more);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "three", 20, |v| v["status"] == "Running");
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT address FROM allocations WHERE network = 'r'")
+        .unwrap();
+    let mut addresses: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    addresses.sort();
+    assert_eq!(addresses, ["10.89.251.2", "10.89.251.3", "10.89.251.4"]);
+    // A /29 holds five hosts besides the gateway: a sixth container is refused by name.
+    let full = format!(
+        "{}{}{}{}",
+        env.image_doc(),
+        sh("four", "  networks: [r]\n", "sleep 1000"),
+        sh("five", "  networks: [r]\n", "sleep 1000"),
+        sh("six", "  networks: [r]\n", "sleep 1000"),
+    );
+    let file = env.manifest("full.yaml", &full);
+    env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    let settled = |v: &serde_json::Value| v["status"] != "Pending" && v["status"] != "Starting";
+    let views: Vec<serde_json::Value> = ["four", "five", "six"]
+        .iter()
+        .map(|n| env.wait_for("container", n, 20, settled))
+        .collect();
+    let refused: Vec<&serde_json::Value> = views.iter().filter(|v| v["status"] != "Running").collect();
+    assert_eq!(refused.len(), 1, "{views:?}");
+    assert!(
+        refused[0].to_string().contains("subnet 10.89.251.0/29 is full"),
+        "{}",
+        refused[0]
+    );
+}
