@@ -70,7 +70,7 @@ fn exit_code(env: &Env, name: &str, secs: u64) -> (i64, String) {
 }
 
 #[test]
-fn containers_on_one_network_talk_by_name_and_ip_and_other_networks_cannot_reach_them() {
+fn containers_on_one_network_talk_by_name_dns_and_ip_and_other_networks_cannot_reach_them() {
     let env = Env::new("netpeers");
     let stack = format!(
         "{}{}{}{}{}",
@@ -82,7 +82,8 @@ fn containers_on_one_network_talk_by_name_and_ip_and_other_networks_cannot_reach
             "cli",
             "  networks: [front]\n",
             "for i in $(seq 50); do wget -q -O- http://srv/ && break; sleep 0.2; done; \
-             ip=$(grep -w srv /etc/hosts | cut -f1); wget -q -O- http://$ip/ && cat /etc/resolv.conf /etc/hostname",
+             ip=$(grep -w srv /etc/hosts | cut -f1); wget -q -O- http://$ip/ || exit 8; \
+             nslookup srv | grep -q \"Address.*$ip\" || exit 9; cat /etc/resolv.conf /etc/hostname",
         ),
     );
     let file = env.manifest("stack.yaml", &stack);
@@ -107,7 +108,10 @@ fn containers_on_one_network_talk_by_name_and_ip_and_other_networks_cannot_reach
         sh(
             "stranger",
             "  networks: [other]\n",
-            &format!("grep -w srv /etc/hosts && exit 3; wget -T 2 -q -O- http://{srv_ip}/ && exit 4; exit 7")
+            &format!(
+                "grep -w srv /etc/hosts && exit 3; wget -T 2 -q -O- http://{srv_ip}/ && exit 4; \
+                 nslookup srv | grep -q {srv_ip} && exit 5; exit 7"
+            )
         ),
     );
     let file = env.manifest("stranger.yaml", &stranger);

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
 use crate::image::{self, ImageError, Layer};
+use crate::network::dns::Records;
 use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, ExitRecord, Probe, RunRecord, RuntimeError};
 
@@ -51,6 +52,8 @@ struct Script {
     /// Host ends of veths, with their bridge.
     veths: HashMap<String, String>,
     netns: HashSet<String>,
+    /// Records of running DNS servers by network.
+    dns: HashMap<String, Records>,
     /// Written network files by (id, file name).
     files: HashMap<(String, String), String>,
     /// The exit code a container gets from SIGTERM (none: it ignores it).
@@ -167,6 +170,14 @@ impl FakeHost {
             init_start: 1,
             started_at: runtime::now_millis(),
         }
+    }
+
+    /// The names `network`'s DNS server answers, sorted.
+    pub fn dns_names(&self, network: &str) -> Option<Vec<String>> {
+        let s = self.script();
+        let mut names: Vec<String> = s.dns.get(network)?.keys().cloned().collect();
+        names.sort();
+        Some(names)
     }
 
     /// A network file written for `id`.
@@ -407,6 +418,27 @@ impl NetworkHost for FakeHost {
         let mut ids: Vec<String> = self.script().netns.iter().cloned().collect();
         ids.sort();
         ids
+    }
+    fn dns_start(
+        &self,
+        network: &str,
+        _gateway: std::net::Ipv4Addr,
+        _internal: bool,
+        records: Records,
+    ) -> network::Result<()> {
+        self.script().dns.insert(network.into(), records);
+        Ok(())
+    }
+    fn dns_set(&self, network: &str, records: Records) {
+        if let Some(r) = self.script().dns.get_mut(network) {
+            *r = records;
+        }
+    }
+    fn dns_running(&self, network: &str) -> bool {
+        self.script().dns.contains_key(network)
+    }
+    fn dns_stop(&self, network: &str) {
+        self.script().dns.remove(network);
     }
 }
 

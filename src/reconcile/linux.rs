@@ -176,6 +176,29 @@ impl NetworkHost for Networks {
     fn list(&self) -> Vec<String> {
         Networks::list(self)
     }
+    fn dns_start(
+        &self,
+        network: &str,
+        gateway: std::net::Ipv4Addr,
+        internal: bool,
+        records: network::dns::Records,
+    ) -> network::Result<()> {
+        let upstream = if internal {
+            Vec::new()
+        } else {
+            network::dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        };
+        self.dns.start(network, gateway, upstream, records)
+    }
+    fn dns_set(&self, network: &str, records: network::dns::Records) {
+        self.dns.set_records(network, records)
+    }
+    fn dns_running(&self, network: &str) -> bool {
+        self.dns.running(network)
+    }
+    fn dns_stop(&self, network: &str) {
+        self.dns.stop(network)
+    }
 }
 
 /// Copies the contents of directory `from` into directory `to`: directories,

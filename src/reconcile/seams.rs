@@ -23,6 +23,9 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use crate::image::{self, Layer};
+use std::net::Ipv4Addr;
+
+use crate::network::dns::Records;
 use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord};
 
@@ -110,6 +113,12 @@ pub trait NetworkHost: Send + Sync {
     fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()>;
     /// Ids with a network dir.
     fn list(&self) -> Vec<String>;
+    /// Starts (or keeps) `network`'s DNS server on its gateway with these
+    /// records; internal networks forward nothing. Call within the runtime.
+    fn dns_start(&self, network: &str, gateway: Ipv4Addr, internal: bool, records: Records) -> network::Result<()>;
+    fn dns_set(&self, network: &str, records: Records);
+    fn dns_running(&self, network: &str) -> bool;
+    fn dns_stop(&self, network: &str);
 }
 
 /// What the engine is built with.

@@ -522,7 +522,9 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
     let web_hosts = w.host.file("web", "hosts").unwrap();
     let db_ip = w.engine.store.alloc_of("front", "db").unwrap().unwrap();
     assert!(web_hosts.contains(&format!("{db_ip}\tdb\n")), "{web_hosts}");
-    assert!(w.host.file("db", "resolv.conf").unwrap().contains("192.0.2.53"));
+    // Names go to the network's DNS server, which answers both.
+    assert_eq!(w.host.file("db", "resolv.conf").unwrap(), "nameserver 10.89.1.1\n");
+    assert_eq!(w.host.dns_names("front").unwrap(), ["db", "web"]);
 
     w.apply("s", "");
     w.pass().await;
@@ -531,6 +533,7 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
     assert!(calls.contains(&Call::RemoveNetwork("web".into())), "{calls:?}");
     assert!(calls.contains(&Call::DeleteLink(bridge)), "{calls:?}");
     assert!(calls.contains(&Call::SyncNat(0, 0)), "{calls:?}");
+    assert_eq!(w.host.dns_names("front"), None);
 }
 
 #[tokio::test]

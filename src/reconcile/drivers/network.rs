@@ -26,6 +26,10 @@ pub struct NetworkDriver;
 /// slower, older one must not land after a newer one.
 static NAT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Networks are made one at a time: a subnet chosen from the pool is taken
+/// only once its network is recorded, so two made at once would pick the same.
+static CREATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn parse_subnet(text: &str) -> Result<Subnet, DriverError> {
     Ok(text.parse::<Subnet>()?)
 }
@@ -104,7 +108,7 @@ impl Driver for NetworkDriver {
     fn observe(&self, engine: &Arc<Engine>, live: &Live, _mode: Observe) -> Option<RunState> {
         let info = live.network_info()?;
         let cfg = bridge_config(engine, &live.key.name, info).ok()?;
-        if !engine.host.networks.bridge_ok(&cfg) {
+        if !engine.host.networks.bridge_ok(&cfg) || !engine.host.networks.dns_running(&live.key.name) {
             return None;
         }
         for (container, index) in members(engine, &live.key.name) {
@@ -158,6 +162,7 @@ impl Driver for NetworkDriver {
                     users.join(", ")
                 )));
             }
+            engine.host.networks.dns_stop(name);
             if let Some(info) = engine.live(Kind::Network, name)?.as_ref().and_then(Live::network_info) {
                 let bridge = info.bridge.clone();
                 blocking(engine, move |h| h.delete_link(&bridge)).await??;
@@ -176,6 +181,7 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
     };
     let name = obj.name();
     let key = ObjectKey::new(Kind::Network, name);
+    let _held = CREATE_LOCK.lock().await;
     let kept = prev
         .filter(|p| p.spec_hash == hash)
         .and_then(Live::network_info)
@@ -210,9 +216,23 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
         if !engine.host.networks.nat_intact(&networks, &ports) {
             repaired.push("berth's nftables rules were missing".to_string());
         }
+        if !engine.host.networks.dns_running(name) {
+            repaired.push("its DNS server was not running".to_string());
+        }
     }
     let c = cfg.clone();
     blocking(engine, move |h| h.ensure_bridge(&c)).await??;
+    let dns = dns_records(engine, name)
+        .and_then(|records| Ok(engine.host.networks.dns_start(name, cfg.gateway, info.internal, records)?));
+    if let Err(e) = dns {
+        // A new network leaves nothing half-made: the next attempt may
+        // choose another subnet (another daemon may have taken this one).
+        if kept.is_none() {
+            let bridge = cfg.name.clone();
+            let _ = blocking(engine, move |h| h.delete_link(&bridge)).await;
+        }
+        return Err(e);
+    }
     let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
     engine.store.live_put(&rec)?;
     if kept.is_some() {
@@ -428,9 +448,21 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         let _ = engine.store.alloc_release_owner(name);
     }
     result?;
-    let resolv = engine.host.networks.host_resolv_conf();
+    let host_resolv = engine.host.networks.host_resolv_conf();
+    // On a network, names go to its DNS server (the gateway); in `none`,
+    // the host's resolvers (unreachable, as in Docker, but kept).
+    let resolv = match infos.first() {
+        Some(first) => {
+            crate::network::files::resolv_conf(&format!("nameserver {}\n{host_resolv}", first.gateway), true)
+                .lines()
+                .filter(|l| !l.starts_with("nameserver") || l.ends_with(first.gateway.as_str()))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        }
+        None => crate::network::files::resolv_conf(&host_resolv, true),
+    };
     let hosts = hosts_text(engine, name, spec)?;
-    write_files(engine, name, &hosts, &crate::network::files::resolv_conf(&resolv, true))?;
+    write_files(engine, name, &hosts, &resolv)?;
     Ok(Wired {
         netns: NetnsMode::Path(names.netns_path(name)),
         mounts: etc_mounts(names.dir(name)),
@@ -492,10 +524,31 @@ fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Strin
     Ok(crate::network::files::hosts(&own, &peers))
 }
 
+/// The names `network`'s DNS server answers: its containers' names.
+fn dns_records(engine: &Engine, network: &str) -> Result<crate::network::dns::Records, DriverError> {
+    let mut records = crate::network::dns::Records::new();
+    for (net, address, owner) in engine.store.alloc_all()? {
+        if net == network {
+            if let Ok(ip) = address.parse() {
+                records.entry(owner.to_ascii_lowercase()).or_default().push(ip);
+            }
+        }
+    }
+    Ok(records)
+}
+
 /// Rewrites /etc/hosts of every wired container on a network (in place:
 /// running containers see it at once), after one joined or left.
 pub(super) fn refresh_hosts(engine: &Engine) {
     let Ok(live) = engine.live_all() else { return };
+    for rec in &live {
+        if rec.network_info().is_some() {
+            match dns_records(engine, &rec.key.name) {
+                Ok(records) => engine.host.networks.dns_set(&rec.key.name, records),
+                Err(e) => tracing::warn!(network = %rec.key.name, "refreshing DNS records: {e}"),
+            }
+        }
+    }
     for rec in live {
         let Some(spec) = rec.container_spec() else { continue };
         if spec.networks.is_empty() || !engine.host.networks.netns_exists(&rec.key.name) {
