@@ -117,6 +117,10 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/run") => post(run),
         ("post", "/v1/stop/{name}") => post(stop),
         ("get", "/v1/events") => get(events),
+        ("post", "/v1/images/pull") => post(pull),
+        ("get", "/v1/images") => get(images),
+        ("post", "/v1/images/remove") => post(remove_image),
+        ("post", "/v1/images/tag") => post(tag),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -198,6 +202,25 @@ struct EventsQuery {
 
 async fn events(State(engine): State<Arc<Engine>>, Query(q): Query<EventsQuery>) -> ApiResult<Json<Vec<Event>>> {
     Ok(Json(commands::query::events(&engine, q.after)?))
+}
+
+async fn pull(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<PullRequest>) -> ApiResult<Response> {
+    Ok(ndjson_stream(commands::images::pull(&engine, req).await?))
+}
+
+async fn images(State(engine): State<Arc<Engine>>) -> Json<Vec<ImageListItem>> {
+    Json(commands::images::list(&engine))
+}
+
+async fn remove_image(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<RemoveImageRequest>,
+) -> ApiResult<Json<RemoveImageResponse>> {
+    Ok(Json(commands::images::remove(&engine, req).await?))
+}
+
+async fn tag(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<TagRequest>) -> ApiResult<Json<ImageListItem>> {
+    Ok(Json(commands::images::tag(&engine, req)?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{
     OciDescriptor, OciImageManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
     OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
@@ -155,7 +155,24 @@ fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
         root = s.to_string();
         source = s.source();
     }
+    let codes: &[oci_client::errors::OciError] = match &e {
+        OciDistributionError::RegistryError { envelope, .. } => &envelope.errors,
+        _ => &[],
+    };
+    let has = |wanted: &[OciErrorCode]| codes.iter().any(|c| wanted.contains(&c.code));
     let message = match &e {
+        _ if has(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) => format!(
+            "unauthorized: {registry} refused access to {} (credentials from ~/.docker/config.json, or none)",
+            reference.repository()
+        ),
+        _ if has(&[OciErrorCode::ManifestUnknown, OciErrorCode::NameUnknown]) => format!(
+            "not found: {registry} has no {}:{}",
+            reference.repository(),
+            tag_or_digest(reference)
+        ),
+        _ if has(&[OciErrorCode::BlobUnknown]) => {
+            format!("{registry} is missing a blob of {}: {root}", reference.repository())
+        }
         OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
             format!("cannot reach registry {registry}: {root}")
         }
