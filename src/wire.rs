@@ -233,16 +233,30 @@ pub struct RunRequest {
     pub rm: bool,
     #[serde(default)]
     pub detach: bool,
+    /// `--security-opt` values, as Docker spells them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum RunEvent {
-    Started { name: String },
+    Started {
+        name: String,
+    },
     Log(LogLine),
-    Exited { code: i32, oom_killed: bool },
-    Error { message: String },
+    Exited {
+        code: i32,
+        oom_killed: bool,
+    },
+    Error {
+        message: String,
+        /// The exit code `berth run` exits with (127: the command was not
+        /// found, 126: it cannot be executed); 125 when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
 }
 
 /// Answer of `POST /v1/stop/{name}`.

@@ -205,6 +205,9 @@ pub struct RunArgs {
     /// CPU limit in cores, e.g. 0.5.
     #[arg(long)]
     pub cpus: Option<String>,
+    /// Security options: no-new-privileges[=true|false].
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -52,6 +52,22 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
         cpus,
         ..Default::default()
     });
+    let mut security = None;
+    for opt in &req.security_opt {
+        let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
+        let on = match (key, value) {
+            ("no-new-privileges", "true") => true,
+            ("no-new-privileges", "false") => false,
+            _ => {
+                return Err(bad(format!(
+                    "--security-opt {opt:?}: berth knows no-new-privileges[=true|false]"
+                )))
+            }
+        };
+        security = Some(manifest::SecurityContext {
+            no_new_privileges: Some(on),
+        });
+    }
     let mut labels = BTreeMap::new();
     if req.rm {
         // Lets a pass remove it after an exit nobody is attached to (a
@@ -66,6 +82,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             env,
             resources,
             restart_policy: RestartPolicy::Never,
+            security_context: security,
             ..Default::default()
         }),
         origin: Origin {
@@ -97,13 +114,24 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
         // This command reports the exit and removes the container itself.
         engine.attach(&name);
     }
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     if let Err(e) = engine.run_now(&obj).await {
         // Nothing of a failed run stays behind.
         forget_and_remove(engine, &name).await;
         engine.detach(&name);
+        if let Some(code) = e.exit_code() {
+            // The command itself cannot run: an answer with Docker's exit
+            // code (127/126) rather than a failure of berth's (125).
+            let _ = tx
+                .send(RunEvent::Error {
+                    message: e.status_message(),
+                    exit_code: Some(code),
+                })
+                .await;
+            return Ok(rx);
+        }
         return Err(e.into());
     }
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     // The channel is empty: this cannot wait.
     let _ = tx.send(RunEvent::Started { name: name.clone() }).await;
     if req.detach {
@@ -132,6 +160,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
             },
             None => RunEvent::Error {
                 message: "container ended without an exit record".into(),
+                exit_code: None,
             },
         };
         let _ = tx.send(last).await;

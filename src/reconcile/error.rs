@@ -78,10 +78,19 @@ impl DriverError {
         matches!(self, DriverError::Waiting(_))
     }
 
+    /// Docker's exit code when the container's command cannot be run.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            DriverError::Runtime(RuntimeError::CannotExecute { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+
     /// The message shown in status: a runtime setup error without its prefix.
     pub fn status_message(&self) -> String {
         match self {
-            DriverError::Runtime(RuntimeError::Setup { message, .. }) => message.clone(),
+            DriverError::Runtime(RuntimeError::Setup { message, .. })
+            | DriverError::Runtime(RuntimeError::CannotExecute { message, .. }) => message.clone(),
             other => other.to_string(),
         }
     }

@@ -157,6 +157,11 @@ pub fn container_config(
             cpu_shares: res.cpu_shares,
             pids: res.pids,
         },
+        no_new_privileges: spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.no_new_privileges)
+            .unwrap_or(false),
     })
 }
 

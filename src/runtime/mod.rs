@@ -54,6 +54,10 @@ pub enum RuntimeError {
     /// The shim reported that the container could not be created or started.
     #[error("container {id}: {message}")]
     Setup { id: String, message: String },
+    /// The container's command cannot be run: `code` is 127 when the
+    /// executable is missing, 126 when it cannot be executed (as Docker).
+    #[error("container {id}: {message}")]
+    CannotExecute { id: String, message: String, code: i32 },
     /// Signalling the container failed.
     #[error("container {id}: cannot send {signal}: {source}")]
     Signal {
@@ -349,6 +353,7 @@ impl Runtime {
         let report: ShimReport = match read {
             Ok(n) if n > 0 => serde_json::from_str(&line).unwrap_or(ShimReport::Error {
                 error: format!("shim sent an unreadable report: {line:?}"),
+                exit_code: None,
             }),
             _ => {
                 reap_shim(shim_pid);
@@ -361,11 +366,18 @@ impl Runtime {
         };
         match report {
             ShimReport::Ready { record } => Ok(Started { record }),
-            ShimReport::Error { error } => {
+            ShimReport::Error { error, exit_code } => {
                 reap_shim(shim_pid);
-                Err(RuntimeError::Setup {
-                    id: id.into(),
-                    message: error,
+                Err(match exit_code {
+                    Some(code) => RuntimeError::CannotExecute {
+                        id: id.into(),
+                        message: error,
+                        code,
+                    },
+                    None => RuntimeError::Setup {
+                        id: id.into(),
+                        message: error,
+                    },
                 })
             }
         }
@@ -517,8 +529,33 @@ fn read_shim_pid(dir: &Path) -> Option<(i32, u64)> {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ShimReport {
-    Ready { record: RunRecord },
-    Error { error: String },
+    Ready {
+        record: RunRecord,
+    },
+    Error {
+        error: String,
+        /// 127 or 126 when the command itself cannot be run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+}
+
+/// Docker's exit code for a command that cannot be run, from libcontainer's
+/// check of the executable (made inside the container, after pivot_root, so
+/// it resolves PATH and symlinks as the container sees them): 127 when it is
+/// not found, 126 when it is not executable. Its error carries no kind, only
+/// these texts (libcontainer `workload/default.rs`), as Docker's CLI also
+/// goes by runc's message.
+pub fn cannot_execute_code(message: &str) -> Option<i32> {
+    if message.contains("not found in $PATH") {
+        Some(127)
+    } else if message.contains("does not have correct permissions")
+        || message.contains("failed to check permissions for executable")
+    {
+        Some(126)
+    } else {
+        None
+    }
 }
 
 /// A pidfd for `pid`, readable once the process exits.

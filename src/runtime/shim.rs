@@ -33,6 +33,7 @@ pub fn main(shim_json: &Path) -> i32 {
         Err(e) => {
             report(&ShimReport::Error {
                 error: format!("shim cannot read {}: {e}", shim_json.display()),
+                exit_code: None,
             });
             return 1;
         }
@@ -75,7 +76,8 @@ pub fn main(shim_json: &Path) -> i32 {
         }
         Err(error) => {
             let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
-            report(&ShimReport::Error { error });
+            let exit_code = super::cannot_execute_code(&error);
+            report(&ShimReport::Error { error, exit_code });
             1
         }
     }

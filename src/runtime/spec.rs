@@ -46,8 +46,10 @@ pub const MASKED_PATHS: [&str; 12] = [
 pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The namespace flags of clone(2) (CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC |
-/// NEWUSER | NEWPID | NEWNET | NEWTIME): Docker refuses them without SYS_ADMIN.
-const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0080;
+/// NEWUSER | NEWPID | NEWNET), Docker's mask: it refuses them without
+/// SYS_ADMIN. CLONE_NEWTIME (0x80) lies in clone(2)'s exit-signal byte and
+/// only works through clone3 and unshare, which are refused anyway.
+const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 
 /// personality(2) values Docker allows: PER_LINUX, UNAME26 variants, and the query.
 const PERSONALITY_ALLOWED: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
@@ -86,6 +88,10 @@ pub struct ContainerConfig {
     pub lower_dirs: Vec<PathBuf>,
     pub mounts: Vec<MountSpec>,
     pub limits: Limits,
+    /// Sets no_new_privs on the container's processes. Off by default, as
+    /// in Docker: setuid programs (`su`, `ping` in some images) work.
+    #[serde(default)]
+    pub no_new_privileges: bool,
 }
 
 /// Host facts the spec depends on.
@@ -166,24 +172,38 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": 0, "valueTwo": CLONE_NAMESPACE_FLAGS, "op": "SCMP_CMP_MASKED_EQ"}]}),
     ];
+    // Every socket family but the ones Docker refuses, as its three rules.
+    let [alg, vsock] = seccomp::SOCKET_FAMILIES_DENIED;
+    for (op, value) in [("SCMP_CMP_LT", alg), ("SCMP_CMP_EQ", alg + 1), ("SCMP_CMP_GT", vsock)] {
+        seccomp_syscalls.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": value, "op": op}]}));
+    }
     for value in PERSONALITY_ALLOWED {
         seccomp_syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]}));
     }
 
+    let mut process = json!({
+        "terminal": false,
+        "user": {"uid": cfg.uid, "gid": cfg.gid},
+        "args": cfg.args,
+        "env": cfg.env,
+        "cwd": cfg.cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
+    });
+    // Without no_new_privs the field is left out, not set to false:
+    // libcontainer loads the seccomp filter early, while init still holds
+    // CAP_SYS_ADMIN (as runc does), only when the field is absent; with
+    // `false` it loads it after dropping capabilities and the kernel refuses
+    // (notes/libcontainer.md §6).
+    if cfg.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     let spec = json!({
         "ociVersion": "1.0.2",
         "root": {"path": rootfs, "readonly": false},
         "hostname": cfg.hostname,
-        "process": {
-            "terminal": false,
-            "user": {"uid": cfg.uid, "gid": cfg.gid},
-            "args": cfg.args,
-            "env": cfg.env,
-            "cwd": cfg.cwd,
-            "noNewPrivileges": true,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
-        },
+        "process": process,
         "mounts": mounts,
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
@@ -233,7 +253,7 @@ mod tests {
         };
         let spec = build(&config(), "/r", "/berth-x/web", &host).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
-        assert_eq!(v["process"]["noNewPrivileges"], json!(true));
+        assert_eq!(v["process"].get("noNewPrivileges"), None);
         assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 14);
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], json!(64 << 20));
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], json!(50_000));
@@ -258,10 +278,10 @@ mod tests {
         assert_eq!(clone.len(), 1);
         assert_eq!(clone[0]["args"][0]["valueTwo"], json!(CLONE_NAMESPACE_FLAGS));
         let allowed = &rules[0]["names"];
-        for name in ["read", "execve", "wait4", "socket"] {
+        for name in ["read", "execve", "wait4", "ptrace", "process_vm_readv"] {
             assert!(allowed.as_array().unwrap().contains(&json!(name)), "{name}");
         }
-        for name in ["mount", "unshare", "setns", "ptrace", "bpf", "clone", "keyctl"] {
+        for name in ["mount", "unshare", "setns", "bpf", "clone", "keyctl"] {
             assert!(!allowed.as_array().unwrap().contains(&json!(name)), "{name}");
         }
     }
@@ -272,7 +292,7 @@ mod tests {
         let Ok(header) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h") else {
             return;
         };
-        let conditional = ["clone", "clone3", "personality"];
+        let conditional = ["clone", "clone3", "personality", "socket"];
         for name in header
             .lines()
             .filter_map(|l| l.strip_prefix("#define __NR_"))
@@ -285,5 +305,79 @@ mod tests {
                 "{name}: allowed={allowed} denied={denied}"
             );
         }
+    }
+
+    /// Differences from Docker's default profile that are deliberate, with
+    /// the reason. Empty today: berth allows and refuses what Docker does.
+    const DELIBERATE: &[(&str, &str)] = &[];
+
+    /// The generated filter as the rule lines of `seccomp_docker_x86_64.txt`.
+    fn rule_lines(spec: &Spec) -> std::collections::BTreeSet<String> {
+        let v = serde_json::to_value(spec).unwrap();
+        let mut lines = std::collections::BTreeSet::new();
+        for rule in v["linux"]["seccomp"]["syscalls"].as_array().unwrap() {
+            for name in rule["names"].as_array().unwrap() {
+                let name = name.as_str().unwrap();
+                if rule["action"] == "SCMP_ACT_ERRNO" {
+                    lines.insert(format!("{name} errno {}", rule["errnoRet"]));
+                    continue;
+                }
+                assert_eq!(rule["action"], "SCMP_ACT_ALLOW");
+                let Some(args) = rule.get("args").and_then(|a| a.as_array()) else {
+                    lines.insert(name.to_string());
+                    continue;
+                };
+                for a in args {
+                    let (index, value) = (&a["index"], a["value"].as_u64().unwrap());
+                    lines.insert(match a["op"].as_str().unwrap() {
+                        "SCMP_CMP_MASKED_EQ" => {
+                            // libcontainer compares (arg & valueTwo) == value.
+                            assert_eq!(value, 0);
+                            format!("{name} if arg{index} & {:#x} == 0", a["valueTwo"].as_u64().unwrap())
+                        }
+                        "SCMP_CMP_LT" => format!("{name} if arg{index} < {value}"),
+                        "SCMP_CMP_EQ" => format!("{name} if arg{index} == {value}"),
+                        "SCMP_CMP_GT" => format!("{name} if arg{index} > {value}"),
+                        op => panic!("{name}: operator {op} has no line form"),
+                    });
+                }
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn seccomp_matches_dockers_default_profile_but_for_written_down_choices() {
+        let docker: std::collections::BTreeSet<String> = include_str!("seccomp_docker_x86_64.txt")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        let spec = build(&config(), "/r", "/berth-x/web", &HostInfo::default()).unwrap();
+        let ours = rule_lines(&spec);
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(v["linux"]["seccomp"]["defaultErrnoRet"], json!(libc::EPERM));
+        let deliberate = |line: &String| DELIBERATE.iter().any(|(l, _)| l == line);
+        let only_docker: Vec<&String> = docker.difference(&ours).filter(|l| !deliberate(l)).collect();
+        let only_berth: Vec<&String> = ours.difference(&docker).filter(|l| !deliberate(l)).collect();
+        assert!(
+            only_docker.is_empty() && only_berth.is_empty(),
+            "seccomp differs from Docker's default profile; allowed only by Docker: {only_docker:?}; \
+             only by berth: {only_berth:?}. Match it, or write the choice down in DELIBERATE"
+        );
+        for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+            assert!(!ours.contains(name), "{name} stays refused");
+        }
+    }
+
+    #[test]
+    fn no_new_privileges_is_set_only_when_asked_for() {
+        let cfg = ContainerConfig {
+            no_new_privileges: true,
+            ..config()
+        };
+        let v = serde_json::to_value(build(&cfg, "/r", "/c", &HostInfo::default()).unwrap()).unwrap();
+        assert_eq!(v["process"]["noNewPrivileges"], json!(true));
     }
 }

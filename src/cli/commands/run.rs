@@ -10,8 +10,9 @@ use crate::cli::client;
 use crate::client::ClientError;
 use crate::wire::{RunEvent, RunRequest};
 
-/// As `docker run`, the exit code is the container's, or 125 when berth
-/// could not run it (no such image, a name in use).
+/// As `docker run`, the exit code is the container's, 127 or 126 when its
+/// command is missing or not executable, or 125 when berth could not run it
+/// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let detach = args.detach;
     // As `docker run`: a missing image is pulled first, with its progress.
@@ -30,6 +31,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         cpus: args.cpus,
         rm: args.rm,
         detach,
+        security_opt: args.security_opt,
     };
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
@@ -52,7 +54,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
                     }
                     code = Some(c);
                 }
-                RunEvent::Error { message } => error = Some(message),
+                RunEvent::Error { message, exit_code } => error = Some((message, exit_code.unwrap_or(125))),
             },
             flush_stdout,
         )
@@ -65,9 +67,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     }
-    if let Some(e) = error {
+    if let Some((e, code)) = error {
         eprintln!("berth: {e}");
-        return Ok(ExitCode::from(125));
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
