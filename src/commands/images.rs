@@ -86,14 +86,26 @@ pub fn list(engine: &Engine) -> Vec<ImageListItem> {
         .collect()
 }
 
-/// Removes a reference (the image with its last one). Refused while a
-/// container made from the image exists, unless `force`.
+/// Removes a reference (the image with its last one). Deleting the image is
+/// refused while a container made from it exists, unless `force`.
 pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<RemoveImageResponse> {
     let record = engine
         .image_host()
         .image(&req.name)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.name)))?;
-    if !req.force {
+    // Untagging one of several references deletes nothing: allowed, as Docker does.
+    let references = engine
+        .image_host()
+        .images()
+        .into_iter()
+        .find(|s| s.record.id == record.id)
+        .map(|s| s.references)
+        .unwrap_or_default();
+    let by_reference = crate::image::record::normalize(&req.name)
+        .ok()
+        .is_some_and(|r| references.contains(&r.whole()));
+    let deletes = !by_reference || references.len() <= 1;
+    if deletes && !req.force {
         let users = engine.containers_using_image(&record.id)?;
         if !users.is_empty() {
             return Err(CommandError::Conflict(format!(
