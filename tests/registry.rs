@@ -25,6 +25,11 @@ struct Registry {
 
 impl Registry {
     fn start(env: &Env) -> Registry {
+        Registry::start_with(env, "")
+    }
+
+    /// With `auth` (YAML flow text) added to its config.
+    fn start_with(env: &Env, auth: &str) -> Registry {
         let dir = env.dir.join("registry");
         std::fs::create_dir_all(dir.join("storage")).unwrap();
         // A free port: bound by the kernel, released, then given to the registry.
@@ -33,7 +38,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{auth}",
                 dir.join("storage").display()
             ),
         )
@@ -61,8 +66,16 @@ impl Registry {
 
     /// Pushes the test image as `repo_tag`.
     fn push(&self, repo_tag: &str) {
-        let out = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        self.push_as(repo_tag, None)
+    }
+
+    fn push_as(&self, repo_tag: &str, creds: Option<&str>) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(creds) = creds {
+            cmd.arg(format!("--dest-creds={creds}"));
+        }
+        let out = cmd
             .arg(format!("oci:{}:base", test_image().display()))
             .arg(format!("docker://{}", self.reference(repo_tag)))
             .output()
@@ -408,4 +421,67 @@ fn an_image_of_130_layers_mounts_and_runs() {
     let out = env.ok(&["run", "--rm", &reference]);
     assert_eq!(out.trim(), "129", "{out}");
     drop(registry);
+}
+
+/// bcrypt (cost 4) of `s3cret`, as docker-registry's htpasswd wants it.
+const HTPASSWD: &str = "shop:$2b$04$YAz0AZP4T3896EsLJW8KYOMLnPMpl1VwHD/.xNZl5F2SFrdL4EnNq\n";
+
+#[test]
+fn a_registry_that_wants_credentials_says_unauthorized_then_pulls_with_docker_config() {
+    let mut env = Env::new("reg-auth");
+    let htpasswd = env.dir.join("htpasswd");
+    std::fs::write(&htpasswd, HTPASSWD).unwrap();
+    let registry = Registry::start_with(
+        &env,
+        &format!(
+            "auth: {{htpasswd: {{realm: berth-test, path: {}}}}}\n",
+            htpasswd.display()
+        ),
+    );
+    registry.push_as("private/bb:1", Some("shop:s3cret"));
+    let reference = registry.reference("private/bb:1");
+
+    let out = env.berth(&["pull", &reference]);
+    assert!(!out.status.success());
+    let msg = stderr(&out);
+    assert!(msg.contains("unauthorized"), "{msg}");
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+    assert_eq!(snapshots(&env), 0);
+
+    // Credentials as `docker login` stores them, for the daemon that pulls.
+    let config = env.dir.join("docker");
+    std::fs::create_dir_all(&config).unwrap();
+    let auth = base64_encode(b"shop:s3cret");
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{auth}"}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    env.kill_daemon();
+    env.extra_env
+        .push(("DOCKER_CONFIG".into(), config.display().to_string()));
+    env.start_daemon();
+    env.ok(&["pull", &reference]);
+    assert_eq!(snapshots(&env), 2);
+    drop(registry);
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -176,6 +176,10 @@ fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
         OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
             format!("cannot reach registry {registry}: {root}")
         }
+        OciDistributionError::UnauthorizedError { .. } => format!(
+            "unauthorized: {registry} refused access to {} (credentials from ~/.docker/config.json, or none)",
+            reference.repository()
+        ),
         OciDistributionError::AuthenticationFailure(_) => {
             format!("unauthorized: {registry} refused the credentials (from ~/.docker/config.json, or none): {root}")
         }
