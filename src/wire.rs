@@ -413,3 +413,30 @@ pub struct TagRequest {
     pub source: String,
     pub target: String,
 }
+
+/// `POST /v1/images/push`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushRequest {
+    /// A reference or id of a local image.
+    pub source: String,
+    /// Where to push it; `source` itself when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushResponse {
+    pub reference: String,
+    /// The pushed manifest's digest.
+    pub digest: String,
+}
+
+/// `POST /v1/images/prune`: what was removed.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneResponse {
+    /// Ids of the removed images.
+    pub removed: Vec<String>,
+}

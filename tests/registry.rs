@@ -485,3 +485,65 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The manifest digest skopeo sees for `reference`.
+fn remote_digest(reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_keeps_the_digest_and_prune_removes_only_unused_dangling_images() {
+    let env = Env::new("reg-push");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    env.ok(&["pull", &reference]);
+    let pulled = remote_digest(&reference);
+
+    // Pushed elsewhere, byte for byte: skopeo sees the same manifest digest.
+    let pushed = registry.reference("copies/bb:2");
+    let out = env.ok(&["push", &reference, &pushed]);
+    assert!(out.contains(&pulled), "{out}");
+    assert_eq!(remote_digest(&pushed), pulled);
+
+    // A container keeps the first image while the tag moves to a variant.
+    env.ok(&["run", "--name", "keep", &reference, "true"]);
+    let variant = env.dir.join("variant");
+    run(Command::new("cp").arg("-a").arg(test_image()).arg(&variant));
+    run(Command::new("umoci").args([
+        "config",
+        "--image",
+        &format!("{}:base", variant.display()),
+        "--config.env",
+        "VARIANT=2",
+    ]));
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", variant.display()))
+        .arg(format!("docker://{reference}")));
+    env.ok(&["pull", &reference]);
+    let ids = |env: &Env| env.ok(&["images", "-q"]).lines().count();
+    assert_eq!(ids(&env), 2, "the old image is dangling now");
+
+    let out = env.ok(&["image", "prune"]);
+    assert!(out.contains("0 image(s) removed"), "in use by container keep: {out}");
+    env.ok(&["delete", "container/keep"]);
+    let out = env.ok(&["image", "prune"]);
+    assert!(out.contains("1 image(s) removed"), "{out}");
+    assert_eq!(ids(&env), 1);
+    assert_eq!(snapshots(&env), 2, "the layers are shared with the variant");
+    let out = env.ok(&["run", "--rm", &reference, "sh", "-c", "echo v=$VARIANT"]);
+    assert!(out.contains("v=2"), "{out}");
+    drop(registry);
+}

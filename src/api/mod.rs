@@ -121,6 +121,8 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("get", "/v1/images") => get(images),
         ("post", "/v1/images/remove") => post(remove_image),
         ("post", "/v1/images/tag") => post(tag),
+        ("post", "/v1/images/push") => post(push),
+        ("post", "/v1/images/prune") => post(prune),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -221,6 +223,17 @@ async fn remove_image(
 
 async fn tag(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<TagRequest>) -> ApiResult<Json<ImageListItem>> {
     Ok(Json(commands::images::tag(&engine, req)?))
+}
+
+async fn push(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<PushRequest>,
+) -> ApiResult<Json<PushResponse>> {
+    Ok(Json(commands::images::push(&engine, req).await?))
+}
+
+async fn prune(State(engine): State<Arc<Engine>>) -> ApiResult<Json<PruneResponse>> {
+    Ok(Json(commands::images::prune(&engine).await?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

@@ -158,6 +158,22 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<TagRequest>),
         response: Body::Json(schema::<ImageListItem>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/push",
+        summary: "push a local image to a registry",
+        params: &[],
+        request: Some(schema::<PushRequest>),
+        response: Body::Json(schema::<PushResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/prune",
+        summary: "remove images no reference names and no container uses, then unused blobs and snapshots",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<PruneResponse>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

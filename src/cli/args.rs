@@ -93,6 +93,11 @@ pub enum CliCmd {
     Rmi(RmiArgs),
     /// Make a reference name an image: SOURCE TARGET.
     Tag(TagArgs),
+    /// Push an image to a registry: SOURCE [TARGET].
+    Push(PushArgs),
+    /// Image commands: prune.
+    #[command(subcommand)]
+    Image(ImageCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -250,4 +255,21 @@ pub struct RmiArgs {
 pub struct TagArgs {
     pub source: String,
     pub target: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// A local image's reference or id.
+    pub source: String,
+    /// The reference to push to [default: SOURCE].
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImageCmd {
+    /// Remove images no reference names and no container uses, and the
+    /// layers and blobs nothing uses.
+    Prune,
+    /// List pulled images.
+    Ls(ImagesArgs),
 }

@@ -38,6 +38,9 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Images(args) => images::images(g, args).await,
         CliCmd::Rmi(args) => images::rmi(g, args).await,
         CliCmd::Tag(args) => images::tag(g, args).await,
+        CliCmd::Push(args) => images::push(g, args).await,
+        CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
+        CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),
         CliCmd::Version => Ok(version::version(g).await),
     }

@@ -11,7 +11,8 @@ use super::{CommandError, Result};
 use crate::image::{ImageError, PullEvent};
 use crate::reconcile::Engine;
 use crate::wire::{
-    ImageListItem, PullLayer, PullProgress, PullRequest, RemoveImageRequest, RemoveImageResponse, TagRequest,
+    ImageListItem, PruneResponse, PullLayer, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
+    RemoveImageResponse, TagRequest,
 };
 
 fn image_error(e: ImageError) -> CommandError {
@@ -131,4 +132,30 @@ pub fn tag(engine: &Engine, req: TagRequest) -> Result<ImageListItem> {
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.target)))
+}
+
+/// Pushes a local image to a registry.
+pub async fn push(engine: &Engine, req: PushRequest) -> Result<PushResponse> {
+    let target = req.target.clone().unwrap_or_else(|| req.source.clone());
+    let reference = crate::image::record::normalize(&target).map_err(image_error)?.whole();
+    let digest = engine
+        .image_host()
+        .push(&req.source, req.target.as_deref())
+        .await
+        .map_err(image_error)?;
+    Ok(PushResponse { reference, digest })
+}
+
+/// Removes images no reference names and no container uses, then unused
+/// blobs and snapshots.
+pub async fn prune(engine: &Arc<Engine>) -> Result<PruneResponse> {
+    let in_use = engine.images_in_use()?;
+    let images = engine.image_host();
+    let removed = tokio::task::spawn_blocking(move || images.prune(&in_use))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("pruning images: {e}")))?
+        .map_err(image_error)?;
+    Ok(PruneResponse {
+        removed: removed.into_iter().map(|r| r.id).collect(),
+    })
 }

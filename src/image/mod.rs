@@ -55,6 +55,7 @@ pub mod content;
 mod error;
 mod images;
 pub mod pull;
+mod push;
 pub mod record;
 pub mod snapshot;
 mod unpack;

@@ -88,7 +88,7 @@ pub fn is_insecure(registry: &str, listed: &[String]) -> bool {
 }
 
 /// The credentials `~/.docker/config.json` holds for `registry`, if any.
-fn auth_for(registry: &str) -> RegistryAuth {
+pub(crate) fn auth_for(registry: &str) -> RegistryAuth {
     let candidates = if registry == "docker.io" || registry == "index.docker.io" {
         vec!["https://index.docker.io/v1/".to_string(), registry.to_string()]
     } else {
@@ -136,7 +136,7 @@ fn parse_platform(reference: &str, platform: Option<&str>) -> Result<Platform> {
 }
 
 /// One line saying what went wrong talking to the registry.
-fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
+pub(crate) fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
     let whole = reference.whole();
     let registry = reference.registry();
     if let OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) =
@@ -213,27 +213,32 @@ fn tag_or_digest(reference: &Reference) -> String {
 }
 
 impl ImageStore {
+    /// A registry client: plain HTTP only for loopback and listed registries.
+    pub(crate) fn client_for(&self, registry: &str) -> Client {
+        // Installing twice is refused, harmlessly: the first one counts.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let protocol = if is_insecure(registry, &self.insecure) {
+            ClientProtocol::HttpsExcept(vec![registry.to_string()])
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            platform_resolver: None,
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        })
+    }
+
     /// Pulls `reference` (see the module doc) and returns its record; the
     /// normalized reference then names it.
     pub async fn pull(&self, reference: &str, platform: Option<&str>, progress: Progress) -> Result<ImageRecord> {
         let parsed = normalize(reference)?;
         let whole = parsed.whole();
         let platform = parse_platform(&whole, platform)?;
-        // Installing twice is refused, harmlessly: the first one counts.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let registry = parsed.registry().to_string();
-        let protocol = if is_insecure(&registry, &self.insecure) {
-            ClientProtocol::HttpsExcept(vec![registry.clone()])
-        } else {
-            ClientProtocol::Https
-        };
-        let client = Client::new(ClientConfig {
-            protocol,
-            platform_resolver: None,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            read_timeout: Some(std::time::Duration::from_secs(60)),
-            ..Default::default()
-        });
+        let client = self.client_for(&registry);
         let auth = auth_for(&registry);
 
         let (manifest, manifest_digest) = self.fetch_manifest(&client, &parsed, &auth, &platform).await?;

@@ -365,6 +365,20 @@ impl ImageHost for FakeHost {
         Ok(record)
     }
 
+    fn push<'a>(&'a self, source: &'a str, _target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>> {
+        Box::pin(async move {
+            let record = self.image(source).ok_or_else(|| ImageError::NotFound {
+                reference: source.into(),
+            })?;
+            Ok(record.manifest_digest)
+        })
+    }
+
+    fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
+        let _ = in_use;
+        Ok(Vec::new())
+    }
+
     fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)> {
         self.record(Call::RemoveImage(name.into()));
         let record = self

@@ -87,6 +87,12 @@ impl ImageHost for ImageStore {
     fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)> {
         ImageStore::remove_image(self, name)
     }
+    fn push<'a>(&'a self, source: &'a str, target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>> {
+        Box::pin(ImageStore::push(self, source, target))
+    }
+    fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
+        ImageStore::prune(self, in_use)
+    }
 }
 
 /// Volumes as directories: `<dir>/<name>/_data`, as Docker lays them out.

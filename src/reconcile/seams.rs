@@ -77,6 +77,11 @@ pub trait ImageHost: Send + Sync {
     /// Removes a reference, and the image with its last one (blocking).
     /// Returns the image and whether it was deleted.
     fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)>;
+    /// Pushes the image `source` names to `target`; returns the manifest digest.
+    fn push<'a>(&'a self, source: &'a str, target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>>;
+    /// Removes images no reference names (but those in `in_use`), then the
+    /// blobs and snapshots nothing uses (blocking).
+    fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>>;
 }
 
 /// Named volumes: a directory each.

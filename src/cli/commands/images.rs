@@ -7,10 +7,13 @@ use std::process::ExitCode;
 use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::args::{Global, ImagesArgs, PullArgs, RmiArgs, TagArgs};
+use crate::cli::args::{Global, ImagesArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
-use crate::wire::{ImageListItem, PullProgress, PullRequest, RemoveImageRequest, RemoveImageResponse, TagRequest};
+use crate::wire::{
+    ImageListItem, PruneResponse, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
+    RemoveImageResponse, TagRequest,
+};
 
 pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
     match pull_image(g, &args.reference, args.platform.clone()).await {
@@ -176,5 +179,24 @@ pub async fn tag(g: &Global, args: TagArgs) -> anyhow::Result<ExitCode> {
         target: args.target,
     };
     let _: ImageListItem = client(g, true).post("/v1/images/tag", &req).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn push(g: &Global, args: PushArgs) -> anyhow::Result<ExitCode> {
+    let req = PushRequest {
+        source: args.source,
+        target: args.target,
+    };
+    let r: PushResponse = client(g, true).post("/v1/images/push", &req).await?;
+    println!("{}: pushed {}", r.reference, r.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn prune(g: &Global) -> anyhow::Result<ExitCode> {
+    let r: PruneResponse = client(g, true).post("/v1/images/prune", &serde_json::json!({})).await?;
+    for id in &r.removed {
+        println!("Deleted: {id}");
+    }
+    println!("{} image(s) removed", r.removed.len());
     Ok(ExitCode::SUCCESS)
 }

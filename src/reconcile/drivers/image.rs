@@ -140,6 +140,19 @@ impl Engine {
         self.host.images.clone()
     }
 
+    /// Ids of the pulled images live containers and Image objects use.
+    pub fn images_in_use(&self) -> crate::reconcile::Result<std::collections::HashSet<String>> {
+        Ok(self
+            .live_all()?
+            .into_iter()
+            .filter_map(|l| match l.info {
+                LiveInfo::Container(c) => c.image_id,
+                LiveInfo::Image(i) => i.id,
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Containers berth made from the pulled image `id`.
     pub fn containers_using_image(&self, id: &str) -> crate::reconcile::Result<Vec<String>> {
         Ok(self
