@@ -21,7 +21,7 @@ use args::{CliCmd, Global};
 /// Runs one command; the exit code is the command's own (`diff` and `run`
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
-    use commands::{apply, delete, events, get, logs, ps, run, schema, stop, validate, version};
+    use commands::{apply, delete, events, get, images, logs, ps, run, schema, stop, validate, version};
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
         CliCmd::Diff(args) => Ok(apply::diff(g, args).await),
@@ -34,6 +34,13 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Ps(args) => ps::ps(g, args).await,
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Events => events::events(g).await,
+        CliCmd::Pull(args) => images::pull(g, args).await,
+        CliCmd::Images(args) => images::images(g, args).await,
+        CliCmd::Rmi(args) => images::rmi(g, args).await,
+        CliCmd::Tag(args) => images::tag(g, args).await,
+        CliCmd::Push(args) => images::push(g, args).await,
+        CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
+        CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),
         CliCmd::Version => Ok(version::version(g).await),
     }

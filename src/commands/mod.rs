@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod delete;
+pub mod images;
 pub mod logs;
 pub mod query;
 pub mod run;

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod delete;
 pub mod events;
 pub mod get;
+pub mod images;
 pub mod logs;
 pub mod ps;
 pub mod run;

@@ -222,8 +222,12 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
     }
     let c = cfg.clone();
     blocking(engine, move |h| h.ensure_bridge(&c)).await??;
-    let dns = dns_records(engine, name)
-        .and_then(|records| Ok(engine.host.networks.dns_start(name, cfg.gateway, info.internal, records)?));
+    let dns = dns_records(engine, name).and_then(|records| {
+        Ok(engine
+            .host
+            .networks
+            .dns_start(name, cfg.gateway, info.internal, records)?)
+    });
     if let Err(e) = dns {
         // A new network leaves nothing half-made: the next attempt may
         // choose another subnet (another daemon may have taken this one).
