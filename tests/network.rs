@@ -426,3 +426,43 @@ fn a_killed_daemon_keeps_containers_reachable_and_gives_no_address_twice() {
         refused[0]
     );
 }
+
+#[test]
+fn network_create_ls_inspect_and_rm_refused_while_in_use() {
+    let env = Env::new("netcli");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(
+        env.ok(&["network", "create", "n1", "--subnet", "10.89.252.0/24", "--internal"])
+            .trim(),
+        "n1"
+    );
+    let ls = env.ok(&["network", "ls"]);
+    assert!(ls.lines().any(|l| l.contains("n1")), "{ls}");
+    let inspect = env.ok(&["network", "inspect", "n1"]);
+    assert!(inspect.contains("10.89.252.0/24"), "{inspect}");
+    let bad = env.berth(&["network", "create", "n2", "--subnet", "10.89.252.1/24"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean 10.89.252.0/24"));
+
+    let out = env.ok(&["run", "--rm", "--network", "n1", "busybox", "cat", "/etc/resolv.conf"]);
+    assert_eq!(out, "nameserver 10.89.252.1\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--network",
+        "n1",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let refused = env.berth(&["network", "rm", "n1"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("network/n1 is used by container/user"), "{err}");
+    env.ok(&["delete", "container/user"]);
+    env.ok(&["network", "rm", "n1"]);
+    assert!(!env.ok(&["network", "ls"]).contains("n1"));
+}

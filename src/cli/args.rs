@@ -100,6 +100,9 @@ pub enum CliCmd {
     /// Image commands: prune.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Network commands: ls, inspect, create, rm.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -271,6 +274,36 @@ pub struct PushArgs {
     pub source: String,
     /// The reference to push to [default: SOURCE].
     pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum NetworkCmd {
+    /// List networks with their status.
+    Ls {
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Output>,
+    },
+    /// Spec, subnet, status and recent events of a network.
+    Inspect { name: String },
+    /// Make a bridge network (a Network object of its own apply set).
+    Create(NetworkCreateArgs),
+    /// Delete networks (refused while containers use them).
+    Rm { names: Vec<String> },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// e.g. 10.89.7.0/24; chosen from the pool when absent.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// No route out of the host.
+    #[arg(long)]
+    pub internal: bool,
+    #[arg(long)]
+    pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -21,7 +21,7 @@ use args::{CliCmd, Global};
 /// Runs one command; the exit code is the command's own (`diff` and `run`
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
-    use commands::{apply, delete, events, get, images, logs, ps, run, schema, stop, validate, version};
+    use commands::{apply, delete, events, get, images, logs, network, ps, run, schema, stop, validate, version};
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
         CliCmd::Diff(args) => Ok(apply::diff(g, args).await),
@@ -41,6 +41,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Push(args) => images::push(g, args).await,
         CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
+        CliCmd::Network(cmd) => network::network(g, cmd).await,
         CliCmd::Schema(args) => schema::schema(args),
         CliCmd::Version => Ok(version::version(g).await),
     }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod get;
 pub mod images;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod run;
 pub mod schema;
