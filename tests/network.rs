@@ -75,30 +75,36 @@ fn containers_on_one_network_talk_by_name_dns_and_ip_and_other_networks_cannot_r
     let stack = format!(
         "{}{}{}{}{}",
         env.image_doc(),
-        network_doc("front", "{}"),
+        network_doc("front", "{subnet: 10.89.253.0/24}"),
         network_doc("other", "{}"),
-        sh("srv", "  networks: [front]\n", HTTPD),
+        sh(
+            "srv",
+            "  networks: [{name: front, aliases: [www], ipv4Address: 10.89.253.9}]\n",
+            HTTPD
+        ),
         sh(
             "cli",
             "  networks: [front]\n",
             "for i in $(seq 50); do wget -q -O- http://srv/ && break; sleep 0.2; done; \
              ip=$(grep -w srv /etc/hosts | cut -f1); wget -q -O- http://$ip/ || exit 8; \
-             nslookup srv | grep -q \"Address.*$ip\" || exit 9; cat /etc/resolv.conf /etc/hostname",
+             nslookup srv | grep -q \"Address.*$ip\" || exit 9; \
+             wget -q -O- http://www/ || exit 10; nslookup www | grep -q 10.89.253.9 || exit 11; \
+             cat /etc/resolv.conf /etc/hostname",
         ),
     );
     let file = env.manifest("stack.yaml", &stack);
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
     let (code, logs) = exit_code(&env, "cli", 30);
     assert_eq!(code, 0, "{logs}");
-    assert_eq!(logs.matches("hello-from-srv").count(), 2, "{logs}");
-    assert!(logs.contains("nameserver"), "{logs}");
+    assert_eq!(logs.matches("hello-from-srv").count(), 3, "{logs}");
+    assert!(logs.contains("nameserver 10.89.253.1"), "{logs}");
     assert!(logs.trim_end().ends_with("cli"), "{logs}");
 
     // srv's address, as cli's /etc/hosts gives it.
     let hosts = std::fs::read_to_string(env.run.join("net/cli/hosts")).unwrap();
     let srv_ip = hosts
         .lines()
-        .find(|l| l.ends_with("\tsrv"))
+        .find(|l| l.ends_with("\tsrv www"))
         .and_then(|l| l.split('\t').next())
         .unwrap_or_else(|| panic!("no srv in {hosts}"))
         .to_string();

@@ -75,10 +75,10 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
         ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected HOST:CONTAINER[/tcp|/udp]")))?);
     }
     let (networks, network) = match req.network.as_deref() {
-        None => (vec![DEFAULT_NETWORK.to_string()], None),
+        None => (vec![DEFAULT_NETWORK.into()], None),
         Some(mode @ ("host" | "none")) => (Vec::new(), Some(mode.to_string())),
         Some(mode) if mode.starts_with("container:") => (Vec::new(), Some(mode.to_string())),
-        Some(net) => (vec![net.to_string()], None),
+        Some(net) => (vec![net.into()], None),
     };
     let mut labels = BTreeMap::new();
     if req.rm {
@@ -133,7 +133,7 @@ async fn ensure_default_network(engine: &Arc<Engine>, obj: &Object) -> Result<()
     let Spec::Container(spec) = &obj.spec else {
         return Ok(());
     };
-    if !spec.networks.iter().any(|n| n == DEFAULT_NETWORK) {
+    if !spec.networks.iter().any(|n| n.name == DEFAULT_NETWORK) {
         return Ok(());
     }
     let stored = engine.desired_objects()?;

@@ -352,8 +352,26 @@ impl<'a> Validator<'a> {
             }
         }
 
-        for (i, name) in spec.networks.iter().enumerate() {
-            self.reference(o, &format!("spec.networks[{i}]"), Kind::Network, name);
+        for (i, net) in spec.networks.iter().enumerate() {
+            self.reference(o, &format!("spec.networks[{i}]"), Kind::Network, &net.name);
+            for (j, alias) in net.aliases.iter().enumerate() {
+                if !is_dns_label(alias) {
+                    self.report(
+                        o,
+                        &format!("spec.networks[{i}].aliases[{j}]"),
+                        format!("alias `{alias}` is not a DNS label"),
+                    );
+                }
+            }
+            if let Some(ip) = &net.ipv4_address {
+                if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                    self.report(
+                        o,
+                        &format!("spec.networks[{i}].ipv4Address"),
+                        format!("`{ip}` is not an IPv4 address"),
+                    );
+                }
+            }
         }
         match spec.network.as_deref() {
             None | Some("none") | Some("host") => {}

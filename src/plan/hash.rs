@@ -59,7 +59,7 @@ pub fn spec_hashes(desired: &[Object]) -> BTreeMap<ObjectKey, String> {
 pub(crate) fn hashed_inputs(spec: &ContainerSpec) -> BTreeSet<ObjectKey> {
     let mut keys = BTreeSet::new();
     keys.insert(ObjectKey::new(Kind::Image, spec.image.as_str()));
-    keys.extend(spec.networks.iter().map(|n| ObjectKey::new(Kind::Network, n.as_str())));
+    keys.extend(spec.networks.iter().map(|n| ObjectKey::new(Kind::Network, n.name())));
     for m in &spec.volumes {
         if let Some(v) = &m.volume {
             keys.insert(ObjectKey::new(Kind::Volume, v.as_str()));

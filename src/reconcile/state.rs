@@ -20,7 +20,7 @@ pub fn users_of<'a>(objects: impl IntoIterator<Item = &'a Object>, key: &ObjectK
             match key.kind {
                 Kind::Image => c.image == key.name,
                 Kind::Volume => c.volumes.iter().any(|m| m.volume.as_deref() == Some(key.name.as_str())),
-                Kind::Network => c.networks.contains(&key.name),
+                Kind::Network => c.networks.iter().any(|n| n.name == key.name),
                 Kind::Container => c.network.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(&key.name),
             }
         })

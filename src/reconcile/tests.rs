@@ -679,3 +679,35 @@ async fn rmi_is_refused_while_a_container_uses_the_image() {
     let removed = crate::commands::images::remove(&w.engine, req(true)).await.unwrap();
     assert!(removed.deleted);
 }
+
+#[tokio::test]
+async fn a_static_address_and_aliases_reach_ipam_hosts_and_dns() {
+    let w = world();
+    let net = "---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.89.9.0/24}\n";
+    let stack = format!(
+        "{IMAGE}{net}{}{}",
+        container(
+            "web",
+            ", networks: [{name: front, aliases: [www, shop], ipv4Address: 10.89.9.50}]"
+        ),
+        container("db", ", networks: [front]")
+    );
+    w.apply("s", &stack);
+    w.pass().await;
+    assert_eq!(
+        w.engine.store.alloc_of("front", "web").unwrap().as_deref(),
+        Some("10.89.9.50")
+    );
+    assert_eq!(w.host.dns_names("front").unwrap(), ["db", "shop", "web", "www"]);
+    let hosts = w.host.file("db", "hosts").unwrap();
+    assert!(hosts.contains("10.89.9.50\tweb www shop\n"), "{hosts}");
+
+    // A second container asking the same address fails by name.
+    w.apply(
+        "t",
+        &container("thief", ", networks: [{name: front, ipv4Address: 10.89.9.50}]"),
+    );
+    let report = w.pass().await;
+    let failed = report.lines(executor::OutcomeKind::Failed).join("\n");
+    assert!(failed.contains("address 10.89.9.50: is already in use"), "{failed}");
+}

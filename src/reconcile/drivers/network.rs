@@ -72,7 +72,9 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
             });
         }
         let Some(spec) = rec.container_spec() else { continue };
-        let Some(first) = spec.networks.first() else { continue };
+        let Some(first) = spec.networks.first().map(|n| n.name()) else {
+            continue;
+        };
         let Some(ip) = engine.store.alloc_of(first, &rec.key.name)? else {
             continue;
         };
@@ -153,7 +155,10 @@ impl Driver for NetworkDriver {
             let users: Vec<String> = engine
                 .live_all()?
                 .iter()
-                .filter(|r| r.container_spec().is_some_and(|c| c.networks.iter().any(|n| n == name)))
+                .filter(|r| {
+                    r.container_spec()
+                        .is_some_and(|c| c.networks.iter().any(|n| n.name == name))
+                })
                 .map(|r| r.key.to_string())
                 .collect();
             if !users.is_empty() {
@@ -264,7 +269,7 @@ fn members(engine: &Engine, network: &str) -> Vec<(String, usize)> {
     let Ok(live) = engine.live_all() else { return Vec::new() };
     live.iter()
         .filter_map(|rec| {
-            let index = rec.container_spec()?.networks.iter().position(|n| n == network)?;
+            let index = rec.container_spec()?.networks.iter().position(|n| n.name == network)?;
             Some((rec.key.name.clone(), index))
         })
         .collect()
@@ -350,13 +355,35 @@ fn veth_config(
     })
 }
 
-/// The address `container` holds on `network`, allocated now if it holds none.
-fn address_for(engine: &Engine, network: &str, info: &NetworkInfo, container: &str) -> Result<String, DriverError> {
+/// The address `container` holds on `network`, allocated now if it holds
+/// none: `wanted` when given (a static address), else the lowest free one.
+fn address_for(
+    engine: &Engine,
+    network: &str,
+    info: &NetworkInfo,
+    container: &str,
+    wanted: Option<&str>,
+) -> Result<String, DriverError> {
     if let Some(ip) = engine.store.alloc_of(network, container)? {
         return Ok(ip);
     }
     let subnet = parse_subnet(&info.subnet)?;
     let gateway = parse_ip(&info.gateway)?;
+    if let Some(wanted) = wanted {
+        let used: BTreeSet<Ipv4Addr> = engine
+            .store
+            .alloc_used(network)?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let ip = ipam::check_static(network, subnet, gateway, &used, parse_ip(wanted)?)?.to_string();
+        if engine.store.alloc_take(network, &ip, container)? {
+            return Ok(ip);
+        }
+        return Err(DriverError::Invalid(format!(
+            "network {network}: address {ip}: is already in use"
+        )));
+    }
     // The store's primary key settles a race with another allocation.
     for _ in 0..8 {
         let used: BTreeSet<Ipv4Addr> = engine
@@ -430,7 +457,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         _ => {}
     }
     let mut infos = Vec::new();
-    for net in &spec.networks {
+    for net in spec.networks.iter().map(|n| n.name()) {
         let info = engine
             .live(Kind::Network, net)?
             .as_ref()
@@ -483,7 +510,7 @@ async fn wire_netns(
     let id = name.to_string();
     blocking(engine, move |h| h.create_netns(&id)).await??;
     for (index, (net, info)) in spec.networks.iter().zip(infos).enumerate() {
-        let ip = address_for(engine, net, info, name)?;
+        let ip = address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?;
         if !fresh {
             continue;
         }
@@ -508,16 +535,24 @@ fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Strin
     let mut own = Vec::new();
     let mut peers = Vec::new();
     let allocations = engine.store.alloc_all()?;
-    for net in &spec.networks {
+    let aliases = aliases_by_owner(engine);
+    for net in spec.networks.iter().map(|n| n.name()) {
         for (network, address, owner) in &allocations {
             if network != net {
                 continue;
             }
             let Ok(ip) = address.parse() else { continue };
+            let mut names = vec![owner.clone()];
+            names.extend(
+                aliases
+                    .get(&(network.clone(), owner.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             if owner == name {
-                own.push((ip, vec![name.to_string()]));
+                own.push((ip, names));
             } else {
-                peers.push((ip, vec![owner.clone()]));
+                peers.push((ip, names));
             }
         }
     }
@@ -531,14 +566,32 @@ fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Strin
 /// The names `network`'s DNS server answers: its containers' names.
 fn dns_records(engine: &Engine, network: &str) -> Result<crate::network::dns::Records, DriverError> {
     let mut records = crate::network::dns::Records::new();
+    let aliases = aliases_by_owner(engine);
     for (net, address, owner) in engine.store.alloc_all()? {
         if net == network {
             if let Ok(ip) = address.parse() {
-                records.entry(owner.to_ascii_lowercase()).or_default().push(ip);
+                let extra = aliases.get(&(net.clone(), owner.clone())).cloned().unwrap_or_default();
+                for name in std::iter::once(owner).chain(extra) {
+                    records.entry(name.to_ascii_lowercase()).or_default().push(ip);
+                }
             }
         }
     }
     Ok(records)
+}
+
+/// The aliases of every live container, by (network, container).
+fn aliases_by_owner(engine: &Engine) -> std::collections::HashMap<(String, String), Vec<String>> {
+    let mut out = std::collections::HashMap::new();
+    for rec in engine.live_all().unwrap_or_default() {
+        let Some(spec) = rec.container_spec() else { continue };
+        for net in &spec.networks {
+            if !net.aliases.is_empty() {
+                out.insert((net.name.clone(), rec.key.name.clone()), net.aliases.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Rewrites /etc/hosts of every wired container on a network (in place:
