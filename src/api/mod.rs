@@ -115,6 +115,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/wait") => post(wait),
         ("get", "/v1/logs/{name}") => get(logs),
         ("post", "/v1/run") => post(run),
+        ("post", "/v1/exec/{name}") => post(exec),
         ("post", "/v1/stop/{name}") => post(stop),
         ("get", "/v1/events") => get(events),
         (method, path) => panic!("documented route {method} {path} has no handler"),
@@ -186,6 +187,36 @@ async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunReque
     Ok(ndjson_stream(commands::run::run(&engine, req).await?))
 }
 
+/// `exec`: detached, a JSON answer; attached, the request must ask for an
+/// upgrade, and the upgraded connection is handed to [`commands::exec::pump`].
+async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut req: Request) -> ApiResult<Response> {
+    let upgrade = req.headers().contains_key(axum::http::header::UPGRADE);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let JsonBody(body) = JsonBody::<ExecRequest>::from_request(req, &()).await?;
+    if body.detach {
+        return Ok(Json(commands::exec::detached(&engine, &name, &body).await?).into_response());
+    }
+    if !upgrade {
+        return Err(ApiError {
+            kind: ErrorKind::Invalid,
+            message: "an attached exec needs `Connection: Upgrade` and `Upgrade: berth-stdio` (or detach)".into(),
+        });
+    }
+    let process = commands::exec::start(&engine, &name, &body)?;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io)).await,
+            Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "Upgrade")
+        .header(axum::http::header::UPGRADE, exec_frame::PROTOCOL)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
 async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<StopResponse>> {
     Ok(Json(commands::query::stop(&engine, &name).await?))
 }
@@ -238,7 +269,7 @@ mod tests {
     fn every_documented_route_has_a_handler() {
         // Building the router panics on a route without a handler.
         let _ = routes();
-        assert_eq!(openapi::ROUTES.len(), 10);
+        assert_eq!(openapi::ROUTES.len(), 11);
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub enum CliCmd {
     Validate(ValidateArgs),
     /// Run a command in a new container.
     Run(RunArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
     /// List containers, as `docker ps`.
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
@@ -202,5 +204,27 @@ pub struct RunArgs {
     pub security_opt: Vec<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and forward it.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Start it in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// uid, uid:gid or root.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    pub name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
 }

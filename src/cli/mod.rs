@@ -21,7 +21,7 @@ use args::{CliCmd, Global};
 /// Runs one command; the exit code is the command's own (`diff` and `run`
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
-    use commands::{apply, delete, events, get, logs, ps, run, schema, stop, validate, version};
+    use commands::{apply, delete, events, exec, get, logs, ps, run, schema, stop, validate, version};
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
         CliCmd::Diff(args) => Ok(apply::diff(g, args).await),
@@ -31,6 +31,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Logs(args) => logs::logs(g, args).await,
         CliCmd::Validate(args) => validate::validate(args),
         CliCmd::Run(args) => run::run(g, args).await,
+        CliCmd::Exec(args) => exec::exec(g, args).await,
         CliCmd::Ps(args) => ps::ps(g, args).await,
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Events => events::events(g).await,

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod delete;
+pub mod exec;
 pub mod logs;
 pub mod query;
 pub mod run;

@@ -46,6 +46,15 @@ impl ContainerHost for Runtime {
             runtime::reap_shim(run.shim_pid);
         })
     }
+    fn exec(
+        &self,
+        id: &str,
+        process: runtime::exec::ExecSpec,
+        attach: bool,
+        stdin: bool,
+    ) -> runtime::Result<runtime::exec::ExecProcess> {
+        Runtime::exec(self, id, process, attach, stdin)
+    }
 }
 
 impl ImageHost for ImageStore {

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod exec;
 pub mod logs;
 pub mod proc;
 pub mod sealed;
@@ -440,6 +441,11 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// The executable shims are started from.
+    pub fn shim_exe(&self) -> &Path {
+        &self.shim_exe
     }
 
     /// Kills every process in the container's cgroup (a shim-less orphan).

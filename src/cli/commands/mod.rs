@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod delete;
 pub mod events;
+pub mod exec;
 pub mod get;
 pub mod logs;
 pub mod ps;
