@@ -2,7 +2,7 @@
 //!
 //! Layers, lowest first (a module never imports one above it):
 //! `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
-//! `image`, `source_files` · `reconcile` · `commands` · the front ends `api`,
+//! `image`, `network`, `source_files` · `reconcile` · `commands` · the front ends `api`,
 //! `client`, `daemon`, `cli`, which never import each other's internals.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -14,6 +14,7 @@ pub mod commands;
 pub mod daemon;
 pub mod image;
 pub mod manifest;
+pub mod network;
 pub mod plan;
 pub mod reconcile;
 pub mod runtime;

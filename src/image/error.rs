@@ -22,6 +22,48 @@ pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 /// entry's name into its header errors).
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// A registry reference does not parse.
+    #[error("invalid image reference \"{}\": {}", Escaped(.reference), Escaped(.reason))]
+    BadReference { reference: String, reason: String },
+
+    /// The registry refused or failed a request, or could not be reached;
+    /// `message` says which in one line.
+    #[error("pulling {}: {}", Escaped(.reference), Escaped(.message))]
+    Registry { reference: String, message: String },
+
+    /// A blob's bytes do not hash to the digest that names them; the blob
+    /// was discarded and nothing was unpacked.
+    #[error(
+        "pulling {}: blob {} has digest {}: refusing it, nothing was unpacked",
+        Escaped(.reference),
+        Escaped(.expected),
+        Escaped(.actual)
+    )]
+    BlobDigestMismatch {
+        reference: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// No image with this reference or id is in the store.
+    #[error("image {} not found", Escaped(.reference))]
+    NotFound { reference: String },
+
+    /// The image's manifest, config or layers are not what they must be
+    /// (an unknown media type, a diff id that does not match, no layer for
+    /// the platform asked for).
+    #[error("image {}: {}", Escaped(.reference), Escaped(.reason))]
+    BadImage { reference: String, reason: String },
+
+    /// A file of the store (a blob, a record, the references) could not be
+    /// read or written.
+    #[error("image store {}: {source}", .path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     /// A directory of the store itself could not be created.
     #[error("creating image store directory {path}: {source}")]
     CreateDir {

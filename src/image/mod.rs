@@ -51,7 +51,12 @@
 //! and gzip shrinks them two to four times) and small enough that a mistake
 //! stops well before most disks fill.
 
+pub mod content;
 mod error;
+mod images;
+pub mod pull;
+pub mod record;
+pub mod snapshot;
 mod unpack;
 
 use std::fs::{self, File};
@@ -67,6 +72,9 @@ use nix::sys::stat::{fstat, Mode, SFlag};
 use sha2::{Digest, Sha256};
 
 pub use error::{ImageError, PathFailure, Result};
+pub use images::ImageSummary;
+pub use pull::{Progress, PullEvent};
+pub use record::{ImageConfig, ImageRecord};
 use unpack::Ownership;
 
 /// The only digest algorithm the store knows.
@@ -98,6 +106,14 @@ pub struct ImageStore {
     root: PathBuf,
     ownership: Ownership,
     limits: Limits,
+    /// Blobs of pulled images by digest.
+    pub content: content::ContentStore,
+    /// Pulled layers, unpacked, by chain ID.
+    pub snapshots: snapshot::Snapshots,
+    /// Pulled images and their references.
+    pub records: record::Records,
+    /// Registries besides loopback that may be reached over plain HTTP.
+    insecure: Vec<String>,
     /// How many archives this store has unpacked (tests check "imported once").
     #[cfg(test)]
     unpacks: AtomicU64,
@@ -154,7 +170,14 @@ impl ImageStore {
     /// as the current user otherwise (as GNU tar does).
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore> {
         let root = root.into();
-        for dir in [root.join("blobs/sha256"), root.join("layers"), root.join("tmp")] {
+        for dir in [
+            root.join("blobs/sha256"),
+            root.join("layers"),
+            root.join("tmp"),
+            root.join("snapshots"),
+            root.join("l"),
+            root.join("images"),
+        ] {
             fs::create_dir_all(&dir).map_err(|source| ImageError::CreateDir { path: dir, source })?;
         }
         let ownership = if nix::unistd::geteuid().is_root() {
@@ -163,6 +186,10 @@ impl ImageStore {
             Ownership::Ignore
         };
         Ok(ImageStore {
+            content: content::ContentStore::new(&root),
+            snapshots: snapshot::Snapshots::new(&root, ownership, MAX_UNPACKED_BYTES),
+            records: record::Records::new(&root),
+            insecure: Vec::new(),
             root,
             ownership,
             limits: Limits {
@@ -462,15 +489,7 @@ impl ImageStore {
     }
 
     fn tmp_path(&self, kind: &str, tag: &str) -> PathBuf {
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag = if tag.is_empty() {
-            String::new()
-        } else {
-            format!("{tag}-")
-        };
-        self.root
-            .join("tmp")
-            .join(format!("{kind}-{tag}{}-{n}", std::process::id()))
+        tmp_name(&self.root.join("tmp"), kind, tag)
     }
 
     fn layer_dir(&self, hex: &str) -> PathBuf {
@@ -480,6 +499,17 @@ impl ImageStore {
     fn blob_path(&self, hex: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(hex)
     }
+}
+
+/// A fresh name under `tmp`: `<kind>-<tag>-<pid>-<n>`.
+pub(crate) fn tmp_name(tmp: &Path, kind: &str, tag: &str) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tag = if tag.is_empty() {
+        String::new()
+    } else {
+        format!("{tag}-")
+    };
+    tmp.join(format!("{kind}-{tag}{}-{n}", std::process::id()))
 }
 
 /// Opens the file to import for reading, refusing anything that is not a

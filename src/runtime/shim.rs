@@ -99,6 +99,17 @@ struct Running {
     stderr: OwnedFd,
 }
 
+/// The directory every one of `dirs` is directly in, if there is one and
+/// the names alone are shorter (two or more dirs).
+fn common_parent(dirs: &[std::path::PathBuf]) -> Option<std::path::PathBuf> {
+    let first = dirs.first()?.parent()?;
+    (dirs.len() > 1
+        && dirs
+            .iter()
+            .all(|d| d.parent() == Some(first) && d.file_name().is_some()))
+    .then(|| first.to_path_buf())
+}
+
 fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     // The overlay is mounted in a mount namespace of the shim's own (a slave
     // of the host's, so nothing propagates back): the host's mount table does
@@ -117,10 +128,19 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         None::<&str>,
     )
     .map_err(|e| format!("cannot make the shim's mounts slaves of the host's: {e}"))?;
+    // The options must fit in one page. Many layers of long absolute paths
+    // do not, so when every lower dir sits in one directory (the image
+    // store's short links) the mount is made from there with bare names, as
+    // Docker's overlay2 does; the shim is single-threaded here, so changing
+    // its working directory affects nothing else.
+    let common = common_parent(&cfg.lower_dirs);
     let lower = cfg
         .lower_dirs
         .iter()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| match &common {
+            Some(_) => p.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            None => p.to_string_lossy().into_owned(),
+        })
         .collect::<Vec<_>>()
         .join(":");
     let opts = format!(
@@ -128,14 +148,27 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         cfg.upper.display(),
         cfg.work.display()
     );
-    mount(
+    let previous = std::env::current_dir().ok();
+    if let Some(dir) = &common {
+        std::env::set_current_dir(dir).map_err(|e| format!("cannot enter {}: {e}", dir.display()))?;
+    }
+    let mounted = mount(
         Some("overlay"),
         &cfg.rootfs,
         Some("overlay"),
         MsFlags::empty(),
         Some(opts.as_str()),
-    )
-    .map_err(|e| format!("cannot mount the root filesystem (overlay {opts}): {e}"))?;
+    );
+    if common.is_some() {
+        let _ = std::env::set_current_dir(previous.as_deref().unwrap_or(std::path::Path::new("/")));
+    }
+    mounted.map_err(|e| {
+        let from = common
+            .as_ref()
+            .map(|d| format!(" from {}", d.display()))
+            .unwrap_or_default();
+        format!("cannot mount the root filesystem (overlay {opts}{from}): {e}")
+    })?;
 
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: an object its source dropped but another source's container still
     // uses is kept, with the reason (watched files that are removed).
     "ALTER TABLE objects ADD COLUMN held TEXT;",
+    // 3: IPAM: one address per container per network, never given twice
+    // (the primary key), kept across daemon restarts, freed on delete.
+    "CREATE TABLE allocations (network TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (network, address), UNIQUE (network, owner));
+     CREATE INDEX allocations_by_owner ON allocations (owner);",
 ];
 
 /// Brings `conn` to [`SCHEMA_VERSION`].
@@ -106,6 +111,23 @@ mod tests {
         assert!(desired.iter().all(|o| o.held.is_none()));
         assert!(desired.iter().any(|o| o.kind == crate::manifest::Kind::Container));
         assert_eq!(s.live_all().unwrap().len() as i64, after[1]);
+    }
+
+    #[test]
+    fn a_version_0_database_gains_an_empty_allocations_table_that_refuses_duplicates() {
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(count(&s, "allocations"), 0);
+        assert!(s.alloc_take("net", "10.89.0.2", "web").unwrap());
+        assert!(!s.alloc_take("net", "10.89.0.2", "db").unwrap());
+        assert!(!s.alloc_take("net", "10.89.0.3", "web").unwrap());
+        assert!(s.alloc_take("other", "10.89.0.2", "db").unwrap());
+        assert_eq!(s.alloc_of("net", "web").unwrap().as_deref(), Some("10.89.0.2"));
+        assert_eq!(s.alloc_used("net").unwrap(), ["10.89.0.2"]);
+        s.alloc_release_owner("web").unwrap();
+        assert!(s.alloc_used("net").unwrap().is_empty());
+        s.alloc_release_network("other").unwrap();
+        assert_eq!(count(&s, "allocations"), 0);
     }
 
     #[test]

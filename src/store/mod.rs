@@ -9,6 +9,7 @@
 //! live      (kind, name) PK, spec_hash, spec JSON, info JSON, created_at
 //!                                                                      what berth made, and from what
 //! events    id PK, time, kind, name, reason, message                  history for describe/events
+//! allocations (network, address) PK, owner, created_at                IPAM: addresses given to containers
 //! ```
 //! Bodies are opaque JSON to the store; `reconcile::records` gives them
 //! meaning. The schema version is `PRAGMA user_version`; [`MIGRATIONS`] bring
@@ -368,6 +369,54 @@ impl Store {
             conn.prepare_cached("SELECT kind, name, spec_hash, spec, info, created_at FROM live ORDER BY kind, name")?;
         let rows = stmt.query_map([], live_row)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Records `address` of `network` as `owner`'s. `false` when the address
+    /// is taken or the owner already has one there (nothing is written).
+    pub fn alloc_take(&self, network: &str, address: &str, owner: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO allocations (network, address, owner, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![network, address, owner, now_millis()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The address `owner` holds on `network`.
+    pub fn alloc_of(&self, network: &str, owner: &str) -> Result<Option<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT address FROM allocations WHERE network = ?1 AND owner = ?2")?;
+        Ok(stmt.query_row(params![network, owner], |r| r.get(0)).optional()?)
+    }
+
+    /// Every address taken on `network`.
+    pub fn alloc_used(&self, network: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT address FROM allocations WHERE network = ?1 ORDER BY address")?;
+        let rows = stmt.query_map([network], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Every allocation as (network, address, owner).
+    pub fn alloc_all(&self) -> Result<Vec<(String, String, String)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT network, address, owner FROM allocations ORDER BY network, address")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Frees every address `owner` holds (its container was deleted).
+    pub fn alloc_release_owner(&self, owner: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM allocations WHERE owner = ?1", [owner])?;
+        Ok(())
+    }
+
+    /// Frees every address of a deleted network.
+    pub fn alloc_release_network(&self, network: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM allocations WHERE network = ?1", [network])?;
+        Ok(())
     }
 
     pub fn event(&self, kind: Kind, name: &str, reason: &str, message: &str) -> Result<i64> {

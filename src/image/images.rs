@@ -1,0 +1,166 @@
+//! Pulled images as a whole: finding them, their root filesystem layers,
+//! files of their root filesystem, tags, removal and collection of what no
+//! image uses any more.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use super::error::{ImageError, Result};
+use super::record::{normalize, ImageRecord};
+use super::ImageStore;
+
+/// An image with every reference naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub record: ImageRecord,
+    pub references: Vec<String>,
+}
+
+impl ImageStore {
+    /// Registries besides loopback that may be reached over plain HTTP.
+    pub fn with_insecure(mut self, registries: Vec<String>) -> ImageStore {
+        self.insecure = registries;
+        self
+    }
+
+    /// The image a reference (normalized first) or an id names.
+    pub fn image(&self, name: &str) -> Option<ImageRecord> {
+        self.records.resolve(name)
+    }
+
+    /// Every image with its references, newest first.
+    pub fn images(&self) -> Vec<ImageSummary> {
+        let refs = self.records.refs();
+        self.records
+            .all()
+            .into_iter()
+            .map(|record| ImageSummary {
+                references: refs
+                    .iter()
+                    .filter(|(_, id)| **id == record.id)
+                    .map(|(r, _)| r.clone())
+                    .collect(),
+                record,
+            })
+            .collect()
+    }
+
+    /// The overlay lower dirs of an image, top first: the short links of
+    /// its snapshots (see [`super::snapshot`]). Errors if one is missing.
+    pub fn lower_dirs(&self, record: &ImageRecord) -> Result<Vec<PathBuf>> {
+        let mut dirs = Vec::with_capacity(record.chain_ids.len());
+        for chain in record.chain_ids.iter().rev() {
+            if !self.snapshots.has(chain) {
+                return Err(ImageError::BadImage {
+                    reference: record.short_id().into(),
+                    reason: format!("its snapshot {chain} is missing: pull it again"),
+                });
+            }
+            dirs.push(self.snapshots.link(chain)?);
+        }
+        Ok(dirs)
+    }
+
+    /// A regular file of the image's root filesystem (`/etc/passwd`), as the
+    /// top-most layer that has it holds it; `None` if no layer has it, a
+    /// layer deleted it, or the way there passes a symlink (which could lead
+    /// out of the image).
+    pub fn image_file(&self, record: &ImageRecord, path: &str) -> Option<String> {
+        for dir in self.lower_dirs(record).ok()? {
+            let mut at = dir.clone();
+            let mut found = true;
+            for part in Path::new(path).components() {
+                match part {
+                    Component::RootDir | Component::CurDir => continue,
+                    Component::Normal(name) => at.push(name),
+                    _ => return None,
+                }
+                match fs::symlink_metadata(&at) {
+                    Ok(m) if m.file_type().is_symlink() => return None,
+                    // A whiteout (0/0 char device) hides what is below.
+                    Ok(m) if std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()) => return None,
+                    Ok(_) => {}
+                    Err(_) => {
+                        found = false;
+                        break;
+                    }
+                }
+            }
+            if found {
+                return fs::read_to_string(&at).ok();
+            }
+        }
+        None
+    }
+
+    /// Makes `target` name the image `source` names.
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
+        let record = self.image(source).ok_or_else(|| ImageError::NotFound {
+            reference: source.into(),
+        })?;
+        let target = normalize(target)?.whole();
+        self.records
+            .update_refs(|refs| refs.insert(target, record.id.clone()))?;
+        Ok(record)
+    }
+
+    /// Removes a reference; when it was the image's last (or `name` is the
+    /// id), the image, then every snapshot and blob no other image uses.
+    /// Returns the image and whether it was deleted (not only untagged).
+    pub fn remove_image(&self, name: &str) -> Result<(ImageRecord, bool)> {
+        let record = self
+            .image(name)
+            .ok_or_else(|| ImageError::NotFound { reference: name.into() })?;
+        let by_ref = normalize(name).ok().map(|r| r.whole());
+        let remaining = self.records.update_refs(|refs| {
+            match &by_ref {
+                Some(r) if refs.get(r) == Some(&record.id) => {
+                    refs.remove(r);
+                }
+                // By id: every reference goes.
+                _ => refs.retain(|_, id| *id != record.id),
+            }
+            refs.values().filter(|id| **id == record.id).count()
+        })?;
+        if remaining > 0 {
+            return Ok((record, false));
+        }
+        self.records.delete(&record.id)?;
+        self.collect();
+        Ok((record, true))
+    }
+
+    /// Removes snapshots and blobs of pulled images that no image record
+    /// uses. Blobs of imported layers (`layers/<hex>`) are kept.
+    pub fn collect(&self) {
+        let records = self.records.all();
+        let chains: HashSet<&String> = records.iter().flat_map(|r| r.chain_ids.iter()).collect();
+        let mut blobs: HashSet<String> = records
+            .iter()
+            .flat_map(|r| {
+                r.layers
+                    .iter()
+                    .map(|l| l.digest.clone())
+                    .chain([r.id.clone(), r.manifest_digest.clone()])
+            })
+            .collect();
+        if let Ok(layers) = self.list() {
+            blobs.extend(layers.into_iter().map(|l| l.digest));
+        }
+        for chain in self.snapshots.list() {
+            if !chains.contains(&chain) {
+                if let Err(e) = self.snapshots.remove(&chain) {
+                    tracing::warn!("removing unused snapshot {chain}: {e}");
+                }
+            }
+        }
+        for blob in self.content.list() {
+            if !blobs.contains(&blob) {
+                if let Err(e) = self.content.remove(&blob) {
+                    tracing::warn!("removing unused blob {blob}: {e}");
+                }
+            }
+        }
+    }
+}

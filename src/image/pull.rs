@@ -1,0 +1,520 @@
+//! Pulling an image from a registry with `oci-client`.
+//!
+//! 1. The reference is parsed and normalized (a bad one fails before any
+//!    request). The manifest is fetched raw (OCI and Docker v2 manifests and
+//!    indexes); an index is resolved to the manifest of the platform asked
+//!    for (`linux/amd64` unless `platform` says otherwise). Manifests are
+//!    hashed by berth: a reference by digest must match it.
+//! 2. The config blob and every layer blob not already in the content store
+//!    are streamed with `pull_blob` into the content store, hashed as they
+//!    are written and renamed into place only if the digest matches (see
+//!    [`super::content`]); layers download concurrently.
+//! 3. Only once every blob is in and verified are layers unpacked into
+//!    snapshots (each checked against the config's diff ID). Then the record
+//!    is written, then the reference: an error anywhere leaves no reference
+//!    and no snapshot of this pull.
+//!
+//! Plain HTTP is used only for registries on loopback (`localhost:*`,
+//! `127.0.0.1:*`, `[::1]:*`) and those the daemon was told are insecure, as
+//! Docker's `insecure-registries`. Credentials come from
+//! `~/.docker/config.json` (via `docker_credential`); without any the pull
+//! is anonymous, with bearer tokens fetched as the registry asks.
+
+use std::sync::Arc;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{
+    OciDescriptor, OciImageManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use super::content::{sha256_digest, AsyncIngest};
+use super::error::{ImageError, Result};
+use super::record::{normalize, ConfigBlob, ImageRecord, LayerRef};
+use super::snapshot::chain_ids;
+use super::ImageStore;
+
+/// How many layers download at once (as Docker's default of 3).
+const CONCURRENT_DOWNLOADS: usize = 3;
+
+const ACCEPTED: &[&str] = &[
+    OCI_IMAGE_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+];
+
+/// Layer media types berth unpacks (compression is then told by magic bytes).
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+];
+
+/// What a pull reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// The manifest is known: its digest and its layers (digest, size).
+    Resolved { digest: String, layers: Vec<(String, u64)> },
+    /// A layer is already in the store.
+    Present { digest: String },
+    /// Bytes of a layer downloaded so far.
+    Progress { digest: String, done: u64, total: u64 },
+    /// A layer is downloaded and verified.
+    Downloaded { digest: String },
+    /// A layer is unpacked into its snapshot.
+    Unpacked { digest: String },
+}
+
+/// Called with each [`PullEvent`].
+pub type Progress = Arc<dyn Fn(PullEvent) + Send + Sync>;
+
+/// Whether plain HTTP may be used for `registry`: loopback always, others
+/// only when listed.
+pub fn is_insecure(registry: &str, listed: &[String]) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            registry
+        }
+    });
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]") || listed.iter().any(|l| l == registry)
+}
+
+/// The credentials `~/.docker/config.json` holds for `registry`, if any.
+fn auth_for(registry: &str) -> RegistryAuth {
+    let candidates = if registry == "docker.io" || registry == "index.docker.io" {
+        vec!["https://index.docker.io/v1/".to_string(), registry.to_string()]
+    } else {
+        vec![registry.to_string(), format!("https://{registry}")]
+    };
+    for server in candidates {
+        match docker_credential::get_credential(&server) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(user, pass)) => {
+                return RegistryAuth::Basic(user, pass)
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => return RegistryAuth::Bearer(token),
+            Err(_) => continue,
+        }
+    }
+    RegistryAuth::Anonymous
+}
+
+/// `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Platform {
+    os: String,
+    arch: String,
+    variant: Option<String>,
+}
+
+fn parse_platform(reference: &str, platform: Option<&str>) -> Result<Platform> {
+    let text = platform.unwrap_or("linux/amd64");
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts[..] {
+        [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            os: os.into(),
+            arch: arch.into(),
+            variant: None,
+        }),
+        [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => Ok(Platform {
+            os: os.into(),
+            arch: arch.into(),
+            variant: Some(variant.into()),
+        }),
+        _ => Err(ImageError::BadImage {
+            reference: reference.into(),
+            reason: format!("platform `{text}` is not os/arch or os/arch/variant (e.g. linux/amd64)"),
+        }),
+    }
+}
+
+/// One line saying what went wrong talking to the registry.
+fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
+    let whole = reference.whole();
+    let registry = reference.registry();
+    if let OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) =
+        &e
+    {
+        return ImageError::BlobDigestMismatch {
+            reference: whole,
+            expected: expected.clone(),
+            actual: actual.clone(),
+        };
+    }
+    let text = e.to_string();
+    let mut root = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(s) = source {
+        root = s.to_string();
+        source = s.source();
+    }
+    let message = match &e {
+        OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
+            format!("cannot reach registry {registry}: {root}")
+        }
+        OciDistributionError::AuthenticationFailure(_) => {
+            format!("unauthorized: {registry} refused the credentials (from ~/.docker/config.json, or none): {root}")
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => {
+            format!("not found: {registry} has no manifest for {}", tag_or_digest(reference))
+        }
+        _ if text.contains("UNAUTHORIZED") || text.contains("code: 401") || text.contains("DENIED") => {
+            format!(
+                "unauthorized: {registry} refused access to {}: {root}",
+                reference.repository()
+            )
+        }
+        _ if text.contains("MANIFEST_UNKNOWN") || text.contains("NAME_UNKNOWN") || text.contains("code: 404") => {
+            format!(
+                "not found: {registry} has no {}:{}",
+                reference.repository(),
+                tag_or_digest(reference)
+            )
+        }
+        OciDistributionError::RequestError(_) => format!("request to {registry} failed: {root}"),
+        _ => root,
+    };
+    ImageError::Registry {
+        reference: whole,
+        message: message.replace('\n', " "),
+    }
+}
+
+fn tag_or_digest(reference: &Reference) -> String {
+    reference.digest().or(reference.tag()).unwrap_or("latest").to_string()
+}
+
+impl ImageStore {
+    /// Pulls `reference` (see the module doc) and returns its record; the
+    /// normalized reference then names it.
+    pub async fn pull(&self, reference: &str, platform: Option<&str>, progress: Progress) -> Result<ImageRecord> {
+        let parsed = normalize(reference)?;
+        let whole = parsed.whole();
+        let platform = parse_platform(&whole, platform)?;
+        // Installing twice is refused, harmlessly: the first one counts.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry = parsed.registry().to_string();
+        let protocol = if is_insecure(&registry, &self.insecure) {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let client = Client::new(ClientConfig {
+            protocol,
+            platform_resolver: None,
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        });
+        let auth = auth_for(&registry);
+
+        let (manifest, manifest_digest) = self.fetch_manifest(&client, &parsed, &auth, &platform).await?;
+        let bad = |reason: String| ImageError::BadImage {
+            reference: whole.clone(),
+            reason,
+        };
+        for layer in &manifest.layers {
+            if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
+                return Err(bad(format!(
+                    "layer {} has media type {}, which is not an image layer berth can unpack",
+                    layer.digest, layer.media_type
+                )));
+            }
+            if layer.size < 0 {
+                return Err(bad(format!("layer {} has a negative size", layer.digest)));
+            }
+        }
+        progress(PullEvent::Resolved {
+            digest: manifest_digest.clone(),
+            layers: manifest
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.size as u64))
+                .collect(),
+        });
+
+        // The config: small, read whole, verified by oci-client and again here.
+        let config_digest = manifest.config.digest.clone();
+        if !self.content.has(&config_digest) {
+            let mut bytes = Vec::new();
+            client
+                .pull_blob(&parsed, &manifest.config, &mut bytes)
+                .await
+                .map_err(|e| classify(&parsed, e))?;
+            self.content.put(&bytes, &config_digest, &whole)?;
+        }
+        let config_bytes = self.content.read(&config_digest)?;
+        let config: ConfigBlob = serde_json::from_slice(&config_bytes)
+            .map_err(|e| bad(format!("its config {config_digest} is not a valid image config: {e}")))?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(bad(format!(
+                "its manifest lists {} layers but its config {} diff ids",
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+
+        self.download_layers(&client, &parsed, &manifest.layers, &progress)
+            .await?;
+
+        // Every blob is here and verified: unpack, bottom first.
+        let chains = chain_ids(&config.rootfs.diff_ids);
+        let mut made = Vec::new();
+        for (i, layer) in manifest.layers.iter().enumerate() {
+            let (chain, diff) = (&chains[i], &config.rootfs.diff_ids[i]);
+            let snapshots = self.snapshots.clone();
+            let blob = self.content.path(&layer.digest)?;
+            let (chain, diff, name) = (chain.clone(), diff.clone(), whole.clone());
+            let result = tokio::task::spawn_blocking(move || snapshots.create(&chain, &blob, &diff, &name))
+                .await
+                .map_err(|e| bad(format!("unpacking was interrupted: {e}")))?;
+            match result {
+                Ok(true) => made.push(chains[i].clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    // Nothing of a failed pull stays unpacked.
+                    for chain in &made {
+                        let _ = self.snapshots.remove(chain);
+                    }
+                    return Err(e);
+                }
+            }
+            progress(PullEvent::Unpacked {
+                digest: layer.digest.clone(),
+            });
+        }
+
+        let record = ImageRecord {
+            id: config_digest,
+            manifest_digest,
+            config: config.config,
+            platform: format!("{}/{}", config.os, config.architecture),
+            layers: manifest
+                .layers
+                .iter()
+                .map(|l| LayerRef {
+                    digest: l.digest.clone(),
+                    size: l.size as u64,
+                    media_type: l.media_type.clone(),
+                })
+                .collect(),
+            chain_ids: chains,
+            created_at: now_millis(),
+        };
+        self.records.put(&record)?;
+        self.records.update_refs(|refs| refs.insert(whole, record.id.clone()))?;
+        Ok(record)
+    }
+
+    /// The image manifest for `platform`, resolving an index; and its digest.
+    async fn fetch_manifest(
+        &self,
+        client: &Client,
+        parsed: &Reference,
+        auth: &RegistryAuth,
+        platform: &Platform,
+    ) -> Result<(OciImageManifest, String)> {
+        let whole = parsed.whole();
+        let bad = |reason: String| ImageError::BadImage {
+            reference: whole.clone(),
+            reason,
+        };
+        let (bytes, _) = client
+            .pull_manifest_raw(parsed, auth, ACCEPTED)
+            .await
+            .map_err(|e| classify(parsed, e))?;
+        let mut digest = sha256_digest(&bytes);
+        if let Some(wanted) = parsed.digest() {
+            if wanted != digest {
+                return Err(ImageError::BlobDigestMismatch {
+                    reference: whole,
+                    expected: wanted.into(),
+                    actual: digest,
+                });
+            }
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("its manifest is not JSON: {e}")))?;
+        let mut body = bytes.to_vec();
+        if let Some(entries) = value.get("manifests").and_then(|m| m.as_array()) {
+            let chosen = entries.iter().find(|m| {
+                let p = &m["platform"];
+                p["os"] == platform.os.as_str()
+                    && p["architecture"] == platform.arch.as_str()
+                    && platform.variant.as_deref().is_none_or(|v| p["variant"] == v)
+            });
+            let Some(entry_digest) = chosen.and_then(|m| m["digest"].as_str()) else {
+                let offered: Vec<String> = entries
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}/{}",
+                            m["platform"]["os"].as_str().unwrap_or("?"),
+                            m["platform"]["architecture"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                return Err(bad(format!(
+                    "no manifest for {}/{} (it has {})",
+                    platform.os,
+                    platform.arch,
+                    offered.join(", ")
+                )));
+            };
+            let by_digest = parsed.clone_with_digest(entry_digest.to_string());
+            let (inner, _) = client
+                .pull_manifest_raw(&by_digest, auth, ACCEPTED)
+                .await
+                .map_err(|e| classify(parsed, e))?;
+            digest = sha256_digest(&inner);
+            if digest != entry_digest {
+                return Err(ImageError::BlobDigestMismatch {
+                    reference: whole,
+                    expected: entry_digest.into(),
+                    actual: digest,
+                });
+            }
+            body = inner.to_vec();
+        }
+        let manifest: OciImageManifest =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("its manifest is not an image manifest: {e}")))?;
+        if manifest.schema_version != 2 {
+            return Err(bad(format!(
+                "manifest schema version {} is not supported (only 2)",
+                manifest.schema_version
+            )));
+        }
+        self.content.put(&body, &digest, &whole)?;
+        Ok((manifest, digest))
+    }
+
+    /// Streams every layer not yet in the content store, a few at a time.
+    async fn download_layers(
+        &self,
+        client: &Client,
+        parsed: &Reference,
+        layers: &[OciDescriptor],
+        progress: &Progress,
+    ) -> Result<()> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut seen = std::collections::HashSet::new();
+        for layer in layers {
+            if !seen.insert(layer.digest.clone()) {
+                continue;
+            }
+            if self.content.has(&layer.digest) {
+                progress(PullEvent::Present {
+                    digest: layer.digest.clone(),
+                });
+                continue;
+            }
+            let ingest = self.content.begin()?;
+            let (client, parsed, layer, progress, permits) = (
+                client.clone(),
+                parsed.clone(),
+                layer.clone(),
+                progress.clone(),
+                permits.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let total = layer.size as u64;
+                let digest = layer.digest.clone();
+                let mut last = 0u64;
+                let report = progress.clone();
+                let mut writer = AsyncIngest {
+                    ingest,
+                    progress: move |done: u64| {
+                        // About every 256 KiB: enough for a bar, few calls.
+                        if done - last >= 256 << 10 || done == total {
+                            last = done;
+                            report(PullEvent::Progress {
+                                digest: digest.clone(),
+                                done,
+                                total,
+                            });
+                        }
+                    },
+                };
+                client
+                    .pull_blob(&parsed, &layer, &mut writer)
+                    .await
+                    .map_err(|e| classify(&parsed, e))?;
+                let ingest = writer.ingest;
+                let whole = parsed.whole();
+                tokio::task::spawn_blocking(move || ingest.commit(&layer.digest, &whole).map(|_| layer))
+                    .await
+                    .map_err(|e| ImageError::Registry {
+                        reference: parsed.whole(),
+                        message: format!("storing a layer was interrupted: {e}"),
+                    })?
+                    .map(|layer| {
+                        progress(PullEvent::Downloaded { digest: layer.digest });
+                    })
+            });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.unwrap_or_else(|e| {
+                Err(ImageError::Registry {
+                    reference: parsed.whole(),
+                    message: format!("a download task failed: {e}"),
+                })
+            });
+            if let Err(e) = result {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                    // The others are pointless now; their temp files go with them.
+                    tasks.abort_all();
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_and_listed_registries_are_insecure() {
+        assert!(is_insecure("localhost:5000", &[]));
+        assert!(is_insecure("127.0.0.1:41234", &[]));
+        assert!(is_insecure("localhost", &[]));
+        assert!(!is_insecure("registry.example:5000", &[]));
+        assert!(!is_insecure("localhost.evil.example", &[]));
+        assert!(is_insecure("registry.example:5000", &["registry.example:5000".into()]));
+        assert!(!is_insecure("docker.io", &["registry.example:5000".into()]));
+    }
+
+    #[test]
+    fn platforms_parse_and_bad_ones_say_what_is_expected() {
+        assert_eq!(parse_platform("r", None).unwrap().arch, "amd64");
+        let p = parse_platform("r", Some("linux/arm64/v8")).unwrap();
+        assert_eq!(
+            (p.os.as_str(), p.arch.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", Some("v8"))
+        );
+        let e = parse_platform("r", Some("amd64")).unwrap_err().to_string();
+        assert!(e.contains("os/arch"), "{e}");
+    }
+}

@@ -1,0 +1,386 @@
+//! Snapshots: each layer of a pulled image unpacked into a directory of its
+//! own, keyed by its chain ID, shared by every image that has the same
+//! layers below it. A container's root filesystem is an overlay of its
+//! image's snapshots (top first) and its own upper directory.
+//!
+//! # Layout
+//!
+//! ```text
+//! snapshots/<chain hex>/        the layer's tree, as an overlay lower dir
+//!                               (whiteouts as 0/0 character devices,
+//!                               opaque directories with trusted.overlay.opaque)
+//! l/<12 hex>                    -> ../snapshots/<chain hex>
+//! tmp/snap-…/                   a snapshot being unpacked
+//! ```
+//!
+//! The short links exist for the overlay's mount options, which must fit in
+//! one page (4096 bytes): 100 lower dirs of 80-byte absolute paths do not.
+//! The runtime mounts with `l/` as its working directory and the links'
+//! names alone (13 bytes a layer: room for 300 layers), as Docker's overlay2
+//! does with its `l/` directory.
+//!
+//! # Chain IDs
+//!
+//! The chain ID of the bottom layer is its diff ID (the sha256 of its
+//! uncompressed tar); above it, `chain(n) = sha256(chain(n-1) + " " +
+//! diff(n))` (OCI image spec, config.md). A layer's whiteouts mean something
+//! only over the layers below it, so the snapshot is keyed by the chain, not
+//! by the layer alone.
+//!
+//! # Guarantees
+//!
+//! A snapshot is unpacked under `tmp/` with the safe walk of [`super::unpack`]
+//! (nothing lands outside it), its uncompressed stream hashed as it is read,
+//! and renamed into `snapshots/` only if that hash is the diff ID the
+//! image's config names. So a snapshot directory is always complete and
+//! holds exactly the layer the config promised.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags};
+use sha2::{Digest, Sha256};
+
+use super::error::{ImageError, Result};
+use super::unpack::{self, Ownership};
+use super::{parse_digest, remove_tree, sync_dir, tmp_name, SHA256_PREFIX};
+
+/// How many hex digits of the chain ID the short link names keep. 48 bits:
+/// a collision needs millions of snapshots on one host.
+const LINK_LEN: usize = 12;
+
+/// The chain IDs of layers with these diff IDs, bottom first.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for diff in diff_ids {
+        let next = match out.last() {
+            None => diff.clone(),
+            Some(parent) => format!(
+                "{SHA256_PREFIX}{}",
+                hex::encode(Sha256::digest(format!("{parent} {diff}").as_bytes()))
+            ),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// The snapshots of one image store.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    dir: PathBuf,
+    links: PathBuf,
+    tmp: PathBuf,
+    ownership: Ownership,
+    limit: u64,
+}
+
+impl Snapshots {
+    pub(crate) fn new(root: &Path, ownership: Ownership, limit: u64) -> Snapshots {
+        Snapshots {
+            dir: root.join("snapshots"),
+            links: root.join("l"),
+            tmp: root.join("tmp"),
+            ownership,
+            limit,
+        }
+    }
+
+    /// The snapshot's directory.
+    pub fn dir(&self, chain_id: &str) -> Result<PathBuf> {
+        Ok(self.dir.join(parse_digest(chain_id)?))
+    }
+
+    /// The short path the runtime mounts: `l/<12 hex>`, a link to the dir.
+    pub fn link(&self, chain_id: &str) -> Result<PathBuf> {
+        Ok(self.links.join(&parse_digest(chain_id)?[..LINK_LEN]))
+    }
+
+    /// Whether the snapshot and its link are there.
+    pub fn has(&self, chain_id: &str) -> bool {
+        let (Ok(dir), Ok(link)) = (self.dir(chain_id), self.link(chain_id)) else {
+            return false;
+        };
+        fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) && fs::metadata(&link).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Every snapshot's chain ID.
+    pub fn list(&self) -> Vec<String> {
+        fs::read_dir(&self.dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(|n| format!("{SHA256_PREFIX}{n}")))
+                    .filter(|d| parse_digest(d).is_ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Unpacks the layer archive at `blob` (plain, gzip or zstd tar) into
+    /// the snapshot `chain_id`, checking its uncompressed stream hashes to
+    /// `diff_id`. Returns whether it unpacked (false: it was there already).
+    /// `reference` names the image in errors.
+    pub fn create(&self, chain_id: &str, blob: &Path, diff_id: &str, reference: &str) -> Result<bool> {
+        parse_digest(diff_id)?;
+        if self.has(chain_id) {
+            return Ok(false);
+        }
+        let dir = self.dir(chain_id)?;
+        let hex = parse_digest(chain_id)?.to_owned();
+        if !dir.is_dir() {
+            let tmp = tmp_name(&self.tmp, "snap", &hex[..12]);
+            if let Err(e) = self.unpack_into(&tmp, blob, diff_id, reference, &dir) {
+                let _ = remove_tree(&tmp);
+                return Err(e);
+            }
+        }
+        self.make_link(chain_id, &hex)?;
+        Ok(true)
+    }
+
+    fn unpack_into(&self, tmp: &Path, blob: &Path, diff_id: &str, reference: &str, dir: &Path) -> Result<()> {
+        let commit_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ImageError::Commit { path, source }
+        };
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(tmp)
+            .map_err(commit_error(tmp))?;
+        let reader = open_layer(blob)?;
+        let mut hashing = HashingReader {
+            inner: reader,
+            hasher: Sha256::new(),
+        };
+        unpack::unpack(&mut hashing, tmp, blob, self.ownership, self.limit)?;
+        let actual = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
+        if actual != diff_id {
+            return Err(ImageError::BadImage {
+                reference: reference.into(),
+                reason: format!(
+                    "layer {} unpacks to diff id {actual}, but the config says {diff_id}: nothing was kept",
+                    blob.display()
+                ),
+            });
+        }
+        let tmp_dir = File::open(tmp).map_err(commit_error(tmp))?;
+        nix::unistd::syncfs(tmp_dir.as_raw_fd()).map_err(|e| commit_error(tmp)(e.into()))?;
+        match renameat2(None, tmp, None, dir, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => sync_dir(&self.dir),
+            // Another pull of an image sharing the layer won: same content.
+            Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                let _ = remove_tree(tmp);
+            }
+            Err(e) => return Err(commit_error(dir)(e.into())),
+        }
+        Ok(())
+    }
+
+    /// Points `l/<short>` at the snapshot (replacing a stale link).
+    fn make_link(&self, chain_id: &str, hex: &str) -> Result<()> {
+        let link = self.link(chain_id)?;
+        let target = Path::new("../snapshots").join(hex);
+        if fs::read_link(&link).is_ok_and(|t| t == target) {
+            return Ok(());
+        }
+        let tmp = tmp_name(&self.tmp, "link", "");
+        let store_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ImageError::Store { path, source }
+        };
+        std::os::unix::fs::symlink(&target, &tmp).map_err(store_error(&tmp))?;
+        if let Err(e) = fs::rename(&tmp, &link) {
+            let _ = fs::remove_file(&tmp);
+            return Err(store_error(&link)(e));
+        }
+        sync_dir(&self.links);
+        Ok(())
+    }
+
+    /// Removes a snapshot and its link; a missing one is fine.
+    pub fn remove(&self, chain_id: &str) -> Result<()> {
+        let link = self.link(chain_id)?;
+        let _ = fs::remove_file(&link);
+        let dir = self.dir(chain_id)?;
+        let hidden = tmp_name(&self.tmp, "remove", "");
+        match fs::rename(&dir, &hidden) {
+            Ok(()) => remove_tree(&hidden).map_err(|source| ImageError::Store { path: hidden, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ImageError::Store { path: dir, source }),
+        }
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Opens a layer blob, decompressing gzip or zstd as its magic bytes say
+/// (a registry's media type can lie; the bytes cannot).
+fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
+    let read_error = |source| ImageError::ReadArchive {
+        path: blob.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(blob).map_err(read_error)?;
+    let mut magic = [0u8; 4];
+    let mut len = 0;
+    while len < magic.len() {
+        match file.read(&mut magic[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(e)),
+        }
+    }
+    use std::io::Seek;
+    file.seek(io::SeekFrom::Start(0)).map_err(read_error)?;
+    let reader = BufReader::with_capacity(1 << 16, file);
+    let magic = &magic[..len];
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok(Box::new(
+            zstd::stream::read::Decoder::with_buffer(reader).map_err(read_error)?,
+        ))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn tar_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_path(name).unwrap();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn digest(bytes: &[u8]) -> String {
+        format!("{SHA256_PREFIX}{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    fn snapshots() -> (tempfile::TempDir, Snapshots) {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["snapshots", "l", "tmp"] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let s = Snapshots::new(dir.path(), Ownership::Ignore, 1 << 30);
+        (dir, s)
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let a = digest(b"a");
+        let b = digest(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], digest(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+        // The same layer over another parent is another snapshot.
+        assert_ne!(chain_ids(&[b.clone(), b.clone()])[1], ids[1]);
+    }
+
+    #[test]
+    fn gzip_zstd_and_plain_layers_unpack_into_snapshots_with_links() {
+        let (dir, snaps) = snapshots();
+        let tar = tar_with(&[("etc/hello", b"hi")]);
+        let diff = digest(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        for (i, bytes) in [tar.clone(), gz, zst].into_iter().enumerate() {
+            let blob = dir.path().join(format!("blob{i}"));
+            fs::write(&blob, &bytes).unwrap();
+            let chain = digest(format!("chain{i}").as_bytes());
+            assert!(snaps.create(&chain, &blob, &diff, "t").unwrap());
+            assert!(snaps.has(&chain));
+            let link = snaps.link(&chain).unwrap();
+            assert_eq!(fs::read_to_string(link.join("etc/hello")).unwrap(), "hi");
+            assert_eq!(link.file_name().unwrap().len(), LINK_LEN);
+            // Twice: nothing to do.
+            assert!(!snaps.create(&chain, &blob, &diff, "t").unwrap());
+        }
+        assert_eq!(snaps.list().len(), 3);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_layer_whose_diff_id_does_not_match_leaves_no_snapshot() {
+        let (dir, snaps) = snapshots();
+        let tar = tar_with(&[("a", b"1")]);
+        let blob = dir.path().join("blob");
+        fs::write(&blob, &tar).unwrap();
+        let chain = digest(b"c");
+        let err = snaps.create(&chain, &blob, &digest(b"other"), "reg/x:1").unwrap_err();
+        assert!(err.to_string().contains("diff id"), "{err}");
+        assert!(!snaps.has(&chain));
+        assert!(snaps.list().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_hostile_layer_is_refused_and_nothing_is_kept() {
+        let (dir, snaps) = snapshots();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let blob = dir.path().join("blob");
+        fs::write(&blob, &tar).unwrap();
+        let chain = digest(b"c");
+        assert!(snaps.create(&chain, &blob, &digest(&tar), "t").is_err());
+        assert!(snaps.list().is_empty());
+        assert!(!dir.path().join("escape").exists());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn remove_takes_the_snapshot_and_its_link() {
+        let (dir, snaps) = snapshots();
+        let tar = tar_with(&[("a", b"1")]);
+        let blob = dir.path().join("blob");
+        fs::write(&blob, &tar).unwrap();
+        let chain = digest(b"c");
+        snaps.create(&chain, &blob, &digest(&tar), "t").unwrap();
+        snaps.remove(&chain).unwrap();
+        assert!(!snaps.has(&chain));
+        assert!(fs::symlink_metadata(snaps.link(&chain).unwrap()).is_err());
+        snaps.remove(&chain).unwrap();
+    }
+}

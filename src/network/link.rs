@@ -1,0 +1,427 @@
+//! Links, addresses and routes over rtnetlink, in process (no `ip`), and
+//! berth's named network namespaces.
+//!
+//! A netlink socket belongs to the network namespace it was opened in, so
+//! work inside a container's namespace runs on a short-lived thread of its
+//! own that joins the namespace with setns(2) and opens its socket there
+//! (as netavark does); a thread is never returned to a pool after setns.
+//! Every call here is blocking; the engine calls it from `spawn_blocking`.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::stream::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::ipam::Subnet;
+use super::NetworkError;
+
+type Result<T> = std::result::Result<T, NetworkError>;
+
+fn nl(action: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetworkError {
+    let action = action.into();
+    move |e| NetworkError::Netlink {
+        action,
+        message: match e {
+            rtnetlink::Error::NetlinkError(m) => std::io::Error::from_raw_os_error(-m.raw_code()).to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if -m.raw_code() == errno)
+}
+
+/// Runs `work` with a netlink handle on a thread of its own, in the network
+/// namespace at `netns` (the host's when `None`), and waits for it.
+pub fn with_handle<T, F, Fut>(netns: Option<&Path>, work: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce(Handle) -> Fut + Send,
+    Fut: Future<Output = Result<T>>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                if let Some(path) = netns {
+                    let file = File::open(path).map_err(|source| NetworkError::Io {
+                        action: "open network namespace",
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                    // Only this thread moves; it ends with this closure.
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| NetworkError::Io {
+                        action: "join network namespace",
+                        path: path.to_path_buf(),
+                        source: e.into(),
+                    })?;
+                }
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                    .map_err(|source| NetworkError::Io {
+                        action: "start netlink runtime",
+                        path: Default::default(),
+                        source,
+                    })?;
+                rt.block_on(async move {
+                    let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| NetworkError::Io {
+                        action: "open netlink socket",
+                        path: Default::default(),
+                        source,
+                    })?;
+                    tokio::spawn(conn);
+                    work(handle).await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(NetworkError::Netlink {
+                    action: "netlink worker".into(),
+                    message: "panicked".into(),
+                })
+            })
+    })
+}
+
+/// Makes a new network namespace and bind-mounts it at `path`, as
+/// `ip netns add` does. An existing one is kept.
+pub fn create_netns(path: &Path) -> Result<()> {
+    if is_netns(path) {
+        return Ok(());
+    }
+    let io = |action: &'static str| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| NetworkError::Io { action, path, source }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create"))?;
+    }
+    File::create(path).map_err(io("create"))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> std::io::Result<()> {
+                // unshare(CLONE_NEWNET) moves this thread only; the mount is
+                // made in the process's mount namespace, shared by all threads.
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+                nix::mount::mount(
+                    Some("/proc/thread-self/ns/net"),
+                    path,
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+                Ok(())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("netns thread panicked")))
+    })
+    .map_err(io("make network namespace at"))?;
+    // Loopback is up in every namespace berth makes, as in Docker's `none`.
+    with_handle(Some(path), |h| async move {
+        let lo = index_of(&h, "lo").await?.unwrap_or(1);
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(nl("set lo up"))
+    })
+}
+
+/// Whether `path` is a mounted network namespace.
+pub fn is_netns(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
+/// Unmounts and removes the namespace file at `path`; a missing one is fine.
+pub fn remove_netns(path: &Path) -> Result<()> {
+    if is_netns(path) {
+        nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).map_err(|e| NetworkError::Io {
+            action: "unmount network namespace",
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NetworkError::Io {
+            action: "remove",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(Some(msg.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl(format!("look up link {name}"))(e)),
+    }
+}
+
+/// Whether a link `name` exists in the host's namespace.
+pub fn link_exists(name: &str) -> Result<bool> {
+    let name = name.to_string();
+    with_handle(None, |h| async move { Ok(index_of(&h, &name).await?.is_some()) })
+}
+
+/// Every link name in the host's namespace.
+pub fn link_names() -> Result<Vec<String>> {
+    with_handle(None, |h| async move {
+        let mut out = Vec::new();
+        let mut links = h.link().get().execute();
+        while let Some(msg) = links.try_next().await.map_err(nl("list links"))? {
+            out.extend(link_name(&msg));
+        }
+        Ok(out)
+    })
+}
+
+fn link_name(msg: &LinkMessage) -> Option<String> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    })
+}
+
+/// What a bridge should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// Shown by `ip link` (and found by the leak check): says whose it is.
+    pub alias: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    pub mtu: Option<u32>,
+}
+
+/// Makes the bridge if it is missing and gives it its gateway address and
+/// MTU; brings it up. Repairs a bridge that lost its address.
+pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
+    let owned = cfg.clone();
+    with_handle(None, |h| async move {
+        let cfg = owned;
+        let name = &cfg.name;
+        let index = match index_of(&h, name).await? {
+            Some(i) => i,
+            None => {
+                let mut b = LinkBridge::new(name).append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()));
+                if let Some(mtu) = cfg.mtu {
+                    b = b.mtu(mtu);
+                }
+                h.link()
+                    .add(b.build())
+                    .execute()
+                    .await
+                    .map_err(nl(format!("create bridge {name}")))?;
+                index_of(&h, name).await?.ok_or_else(|| NetworkError::Netlink {
+                    action: format!("create bridge {name}"),
+                    message: "it is not there after creation".into(),
+                })?
+            }
+        };
+        let has = addresses(&h, index).await?;
+        if !has.contains(&(cfg.gateway, cfg.subnet.prefix)) {
+            h.address()
+                .add(index, IpAddr::V4(cfg.gateway), cfg.subnet.prefix)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl(format!("add address {} to {name}", cfg.gateway)))?;
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(nl(format!("set {name} up")))
+    })?;
+    // Published ports answer on 127.0.0.1: DNAT of locally sent packets to a
+    // container needs loopback sources routable out of the bridge.
+    let sysctl = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", cfg.name);
+    std::fs::write(&sysctl, "1").map_err(|source| NetworkError::Io {
+        action: "write",
+        path: sysctl.into(),
+        source,
+    })
+}
+
+async fn addresses(h: &Handle, index: u32) -> Result<Vec<(Ipv4Addr, u8)>> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    let mut out = Vec::new();
+    let mut addrs = h.address().get().set_link_index_filter(index).execute();
+    while let Some(msg) = addrs.try_next().await.map_err(nl("list addresses"))? {
+        for a in &msg.attributes {
+            if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                out.push((*ip, msg.header.prefix_len));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether bridge `name` exists, is up and holds its gateway address.
+pub fn bridge_ok(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<bool> {
+    let name = name.to_string();
+    with_handle(None, |h| async move {
+        let mut links = h.link().get().match_name(name.clone()).execute();
+        let msg = match links.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(false),
+            Err(e) if is_errno(&e, libc::ENODEV) => return Ok(false),
+            Err(e) => return Err(nl(format!("look up link {name}"))(e)),
+        };
+        let up = msg.header.flags.contains(rtnetlink::packet_route::link::LinkFlags::Up);
+        Ok(up && addresses(&h, msg.header.index).await?.contains(&(gateway, prefix)))
+    })
+}
+
+/// Deletes link `name` in the host's namespace; a missing one is fine.
+pub fn delete_link(name: &str) -> Result<()> {
+    let name = name.to_string();
+    with_handle(None, |h| async move {
+        if let Some(index) = index_of(&h, &name).await? {
+            match h.link().del(index).execute().await {
+                Err(e) if !is_errno(&e, libc::ENODEV) => return Err(nl(format!("delete link {name}"))(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One interface of a container on a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VethConfig {
+    /// Host end, enslaved to `bridge`.
+    pub host_name: String,
+    pub alias: String,
+    pub bridge: String,
+    /// Name inside the namespace: `eth0`, `eth1`, …
+    pub ifname: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    /// The default route goes through the first network's gateway; `None`
+    /// for further networks and internal ones.
+    pub default_gateway: Option<Ipv4Addr>,
+    pub mtu: Option<u32>,
+}
+
+/// Makes a veth pair whose container end is created straight inside the
+/// namespace at `netns` (moved by fd) under its final name, enslaves the host
+/// end to the bridge, and sets the address, MTU and default route inside.
+/// A failure removes the pair.
+pub fn attach_veth(netns: &Path, cfg: &VethConfig) -> Result<()> {
+    let result = attach_inner(netns, cfg);
+    if result.is_err() {
+        let _ = delete_link(&cfg.host_name);
+    }
+    result
+}
+
+fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
+    let ns = File::open(netns).map_err(|source| NetworkError::Io {
+        action: "open network namespace",
+        path: netns.to_path_buf(),
+        source,
+    })?;
+    let c = cfg.clone();
+    let ns_fd = ns.as_raw_fd();
+    with_handle(None, move |h| async move {
+        // A leftover of a crashed attempt would make the add fail.
+        if let Some(old) = index_of(&h, &c.host_name).await? {
+            let _ = h.link().del(old).execute().await;
+        }
+        let bridge = index_of(&h, &c.bridge).await?.ok_or_else(|| NetworkError::Netlink {
+            action: format!("attach {} to {}", c.host_name, c.bridge),
+            message: "the bridge does not exist".into(),
+        })?;
+        let mut peer = LinkUnspec::new_with_name(&c.ifname).setns_by_fd(ns_fd);
+        if let Some(mtu) = c.mtu {
+            peer = peer.mtu(mtu);
+        }
+        let mut veth = LinkVeth::new(&c.host_name, &c.ifname)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .append_extra_attribute(LinkAttribute::IfAlias(c.alias.clone()))
+            .controller(bridge)
+            .up();
+        if let Some(mtu) = c.mtu {
+            veth = veth.mtu(mtu);
+        }
+        h.link()
+            .add(veth.build())
+            .execute()
+            .await
+            .map_err(nl(format!("create veth {}", c.host_name)))
+    })?;
+    drop(ns);
+    let c = cfg.clone();
+    with_handle(Some(netns), |h| async move {
+        let index = index_of(&h, &c.ifname).await?.ok_or_else(|| NetworkError::Netlink {
+            action: format!("configure {}", c.ifname),
+            message: "it is not in the namespace".into(),
+        })?;
+        h.address()
+            .add(index, IpAddr::V4(c.address), c.prefix)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("add address {} to {}", c.address, c.ifname)))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(nl(format!("set {} up", c.ifname)))?;
+        if let Some(gw) = c.default_gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            h.route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl(format!("add default route via {gw}")))?;
+        }
+        Ok(())
+    })
+}
+
+/// IPv4 destinations routed on the host (main table), for IPAM to avoid.
+pub fn host_routes() -> Result<Vec<Subnet>> {
+    with_handle(None, |h| async move {
+        let mut out = Vec::new();
+        let query = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let mut routes = h.route().get(query).execute();
+        while let Some(msg) = routes.try_next().await.map_err(nl("list routes"))? {
+            let prefix = msg.header.destination_prefix_length;
+            for a in &msg.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a {
+                    out.push(Subnet::new(*ip, prefix));
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// IPv4 addresses of interfaces inside the namespace at `netns`, by name.
+pub fn netns_links(netns: &Path) -> Result<Vec<String>> {
+    with_handle(Some(netns), |h| async move {
+        let mut out = Vec::new();
+        let mut links = h.link().get().execute();
+        while let Some(msg) = links.try_next().await.map_err(nl("list links"))? {
+            out.extend(link_name(&msg));
+        }
+        Ok(out)
+    })
+}

@@ -1,0 +1,177 @@
+//! Container networking: berth's own network namespaces, bridges and veth
+//! pairs over rtnetlink, IPAM (pure; allocations live in the store), the
+//! files every container gets (/etc/hosts, hostname, resolv.conf), and NAT
+//! and published ports in an nftables table of berth's own. Knows nothing of
+//! images or manifests: the reconciler tells it what to make.
+//!
+//! Layout under the run dir, per container `id`:
+//! ```text
+//! <run>/net/<id>/netns         the bind-mounted network namespace
+//! <run>/net/<id>/hosts         bind-mounted at /etc/hosts (also hostname, resolv.conf)
+//! ```
+//! Kernel objects carry a tag from the root's prefix, so two daemons never
+//! collide, in names of at most 15 characters: bridges `bb<tag><net>`, host
+//! ends of veths `bv<tag><hash>`; their alias (shown by `ip link`) names
+//! the daemon's prefix and the object.
+
+pub mod files;
+pub mod ipam;
+pub mod link;
+pub mod nat;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use ipam::Subnet;
+pub use link::{BridgeConfig, VethConfig};
+pub use nat::{NatNetwork, PortForward, Proto};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// Bad input: a subnet, an address, a port.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("network {network}: subnet {subnet} is full: remove a container or use a larger subnet")]
+    SubnetFull { network: String, subnet: String },
+    #[error("network {network}: no free /{prefix} subnet in the pool {pool}: set spec.subnet")]
+    NoFreeSubnet { network: String, pool: String, prefix: u8 },
+    #[error("{action}: {message}")]
+    Netlink { action: String, message: String },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("nftables: {0}")]
+    Nft(String),
+    #[error("host port {port}/{proto} is already in use on this host: {source}; publish another port")]
+    PortInUse {
+        port: u16,
+        proto: &'static str,
+        source: std::io::Error,
+    },
+    /// Teardown left things behind; every failure is listed.
+    #[error("cleanup incomplete: {}", .0.join("; "))]
+    Cleanup(Vec<String>),
+}
+
+pub type Result<T> = std::result::Result<T, NetworkError>;
+
+fn short_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))[..6].to_string()
+}
+
+/// Names and paths of one daemon's network objects, and the operations on
+/// them. `prefix` is the runtime layout's per-root prefix.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    run: PathBuf,
+    prefix: String,
+    tag: String,
+}
+
+impl Networks {
+    pub fn new(run: &Path, prefix: &str) -> Networks {
+        Networks {
+            run: run.to_path_buf(),
+            prefix: prefix.to_string(),
+            tag: short_hash(prefix),
+        }
+    }
+
+    /// berth's nftables table of this root.
+    pub fn table(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn bridge_name(&self, network: &str) -> String {
+        format!("bb{}{}", self.tag, short_hash(network))
+    }
+
+    /// The host end of container `id`'s `index`th interface.
+    pub fn veth_name(&self, id: &str, index: usize) -> String {
+        format!("bv{}{}", self.tag, short_hash(&format!("{id}/{index}")))
+    }
+
+    pub fn alias(&self, what: &str) -> String {
+        format!("{} {what}", self.prefix)
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.run.join("net").join(id)
+    }
+
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join("netns")
+    }
+
+    /// Ids with a network dir, for orphan collection.
+    pub fn list(&self) -> Vec<String> {
+        std::fs::read_dir(self.run.join("net"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes container `id`'s veths (`interfaces` of them), namespace and
+    /// files. Keeps going and reports every failure; what is gone is done.
+    pub fn remove_container(&self, id: &str, interfaces: usize) -> Result<()> {
+        let mut errors = Vec::new();
+        // Deleting the host end deletes the pair now; waiting for the
+        // namespace to die would leave it to a kernel work queue.
+        for i in 0..interfaces {
+            if let Err(e) = link::delete_link(&self.veth_name(id, i)) {
+                errors.push(e.to_string());
+            }
+        }
+        if let Err(e) = link::remove_netns(&self.netns_path(id)) {
+            errors.push(e.to_string());
+        }
+        let dir = self.dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.push(format!("remove {}: {e}", dir.display())),
+            _ => {}
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(NetworkError::Cleanup(errors))
+        }
+    }
+
+    /// Fails when a host process already listens on `port` (nothing of berth
+    /// holds published ports: they are DNAT rules, no proxy).
+    pub fn check_port_free(&self, port: u16, proto: Proto) -> Result<()> {
+        let busy = |source| NetworkError::PortInUse {
+            port,
+            proto: proto.as_str(),
+            source,
+        };
+        match proto {
+            Proto::Tcp => std::net::TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(busy),
+            Proto::Udp => std::net::UdpSocket::bind(("0.0.0.0", port)).map(drop).map_err(busy),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_fit_in_15_characters_and_differ_per_root() {
+        let a = Networks::new(Path::new("/run/a"), "berth-11111111");
+        let b = Networks::new(Path::new("/run/b"), "berth-22222222");
+        assert!(a.bridge_name("backend").len() <= 15);
+        assert!(a.veth_name("a-very-long-container-name-indeed", 3).len() <= 15);
+        assert_ne!(a.bridge_name("backend"), b.bridge_name("backend"));
+        assert_ne!(a.veth_name("web", 0), a.veth_name("web", 1));
+        assert!(a.alias("network/backend").contains("berth-11111111"));
+        assert_eq!(a.netns_path("web"), Path::new("/run/a/net/web/netns"));
+    }
+}
