@@ -318,6 +318,23 @@ pub struct ExecExit {
     pub error: Option<String>,
 }
 
+/// Body of `POST /v1/kill/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KillRequest {
+    /// `KILL` (the default), `TERM`, `SIGHUP`, `9`…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerbResponse {
+    pub container: String,
+    pub verb: String,
+}
+
 /// Answer of `POST /v1/stop/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -117,6 +117,11 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/run") => post(run),
         ("post", "/v1/exec/{name}") => post(exec),
         ("post", "/v1/stop/{name}") => post(stop),
+        ("post", "/v1/start/{name}") => post(start),
+        ("post", "/v1/restart/{name}") => post(restart),
+        ("post", "/v1/kill/{name}") => post(kill),
+        ("post", "/v1/pause/{name}") => post(pause),
+        ("post", "/v1/unpause/{name}") => post(unpause),
         ("get", "/v1/events") => get(events),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
@@ -221,6 +226,30 @@ async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> Ap
     Ok(Json(commands::query::stop(&engine, &name).await?))
 }
 
+async fn start(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::start(&engine, &name).await?))
+}
+
+async fn restart(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::restart(&engine, &name).await?))
+}
+
+async fn kill(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<KillRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::kill(&engine, &name, &req).await?))
+}
+
+async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::pause(&engine, &name, true).await?))
+}
+
+async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::pause(&engine, &name, false).await?))
+}
+
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
     #[serde(default)]
@@ -269,7 +298,7 @@ mod tests {
     fn every_documented_route_has_a_handler() {
         // Building the router panics on a route without a handler.
         let _ = routes();
-        assert_eq!(openapi::ROUTES.len(), 11);
+        assert_eq!(openapi::ROUTES.len(), 16);
     }
 
     #[test]

@@ -85,6 +85,16 @@ pub enum CliCmd {
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
     Stop(StopArgs),
+    /// Start stopped containers again (lifts a stop by hand).
+    Start(NamesArgs),
+    /// Stop and start containers.
+    Restart(NamesArgs),
+    /// Send a signal to containers (default KILL; KILL and TERM stop them by hand).
+    Kill(KillArgs),
+    /// Freeze containers' processes (cgroup freezer) until unpause.
+    Pause(NamesArgs),
+    /// Thaw paused containers.
+    Unpause(NamesArgs),
     /// Recent events.
     Events,
     /// Write the JSON Schema of every kind into a directory.
@@ -171,6 +181,21 @@ pub struct PsArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StopArgs {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KillArgs {
+    /// KILL, TERM, HUP, a number…
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
     pub names: Vec<String>,
 }
 

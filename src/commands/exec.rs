@@ -49,6 +49,11 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
             "container {name} is not running: start it first"
         )));
     }
+    if engine.container_frozen(name) {
+        return Err(CommandError::Conflict(format!(
+            "container {name} is paused: unpause it first"
+        )));
+    }
     let process = ExecSpec {
         args: req.command.clone(),
         env: req.env.clone(),

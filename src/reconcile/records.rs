@@ -27,6 +27,17 @@ pub struct ContainerInfo {
     pub run: Option<RunRecord>,
     /// Read-only image layer the container runs on (kept from GC while it lives).
     pub layer: Option<PathBuf>,
+    /// Stopped or paused by hand (`stop`, `kill`, `pause`): reconcile leaves
+    /// it so until `start`/`unpause`, or an apply that changes its spec.
+    pub hold: Option<Hold>,
+}
+
+/// A state a person put a container in, which reconcile does not undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Hold {
+    Stopped,
+    Paused,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -135,6 +135,11 @@ impl Engine {
         self.host.containers.log_file(name)
     }
 
+    /// Whether the container's processes are frozen (paused).
+    pub fn container_frozen(&self, name: &str) -> bool {
+        self.host.containers.is_frozen(name)
+    }
+
     /// Starts a process in a running container (`berth exec`).
     pub fn exec(
         &self,
