@@ -137,13 +137,36 @@ async fn ensure_default_network(engine: &Arc<Engine>, obj: &Object) -> Result<()
         return Ok(());
     }
     let stored = engine.desired_objects()?;
-    if stored
+    if !stored
         .iter()
         .any(|o| o.kind() == Kind::Network && o.name() == DEFAULT_NETWORK)
     {
-        return Ok(());
+        let net = default_network();
+        engine.store_set("default-network", std::slice::from_ref(&net), false, &|_, _| None)?;
     }
-    let net = Object {
+    // Made by a pass; one that fails (another daemon took the subnet it
+    // chose at the same moment) is tried again at once, for a while.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let ready = engine
+            .views(Some(Kind::Network), Some(DEFAULT_NETWORK))?
+            .first()
+            .is_some_and(|v| v.state == crate::wire::StatusKind::Ready);
+        if ready {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(CommandError::Unavailable(format!(
+                "network/{DEFAULT_NETWORK} could not be made: see `berth describe network/{DEFAULT_NETWORK}`"
+            )));
+        }
+        engine.reconcile().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn default_network() -> Object {
+    Object {
         metadata: Metadata {
             name: DEFAULT_NETWORK.into(),
             labels: BTreeMap::new(),
@@ -157,10 +180,7 @@ async fn ensure_default_network(engine: &Arc<Engine>, obj: &Object) -> Result<()
             line: 0,
             column: 0,
         },
-    };
-    engine.store_set("default-network", std::slice::from_ref(&net), false, &|_, _| None)?;
-    engine.reconcile().await?;
-    Ok(())
+    }
 }
 
 /// Stores and starts the container, then streams `Started`, its output and
