@@ -472,3 +472,45 @@ fn network_create_ls_inspect_and_rm_refused_while_in_use() {
     env.ok(&["network", "rm", "n1"]);
     assert!(!env.ok(&["network", "ls"]).contains("n1"));
 }
+
+#[test]
+fn a_hundred_runs_on_a_bridge_leave_no_veth_netns_rule_or_allocation() {
+    let env = Env::new("netcycles");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let tag = nets.bridge_name("")[2..8].to_string();
+    let started = std::time::Instant::now();
+    for i in 0..100 {
+        let port = format!("{}:80", 20000 + i);
+        let out = env.berth(&["run", "--rm", "-p", &port, "busybox", "true"]);
+        assert!(out.status.success(), "run {i}: {out:?}");
+    }
+    eprintln!("100 runs on the bridge in {:?}", started.elapsed());
+    let veths: Vec<String> = link::link_names()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("bv") && n[2..8] == tag)
+        .collect();
+    assert!(veths.is_empty(), "{veths:?}");
+    assert!(nets.list().is_empty(), "{:?}", nets.list());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.run.join("net").to_str().unwrap()));
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM allocations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    // The bridge stays (the default network outlives runs); its table holds
+    // its own rules and no published port.
+    let rules = berth::network::nat::rule_count(nets.table()).unwrap().unwrap_or(0);
+    assert_eq!(rules, berth::network::nat::expected_rules(&[nat_net()], &[]), "{rules}");
+}
+
+fn nat_net() -> berth::network::NatNetwork {
+    berth::network::NatNetwork {
+        bridge: "x".into(),
+        subnet: "10.0.0.0/24".parse().unwrap(),
+        internal: false,
+    }
+}

@@ -247,6 +247,9 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
             watch_shim(engine, name.to_string(), run);
             if !spec.networks.is_empty() {
                 network::refresh_hosts(engine);
+            }
+            // NAT holds networks and published ports only.
+            if !spec.ports.is_empty() {
                 if let Err(e) = network::sync_nat(engine).await {
                     engine.event(&key, "NatFailed", &e.to_string());
                 }
@@ -483,13 +486,15 @@ async fn remove_container(engine: &Engine, name: &str) -> DriverResult {
     let host = engine.host.containers.clone();
     let id = name.to_string();
     tokio::task::spawn_blocking(move || host.remove(&id)).await??;
-    let networks = engine
+    let (networks, ports) = engine
         .live(Kind::Container, name)?
-        .and_then(|l| l.container_spec().map(|c| c.networks.len()))
-        .unwrap_or(0);
+        .and_then(|l| l.container_spec().map(|c| (c.networks.len(), !c.ports.is_empty())))
+        .unwrap_or((0, false));
     network::unwire(engine, name, networks).await?;
     if networks > 0 {
         network::refresh_hosts(engine);
+    }
+    if ports {
         network::sync_nat(engine).await?;
     }
     Ok(())
