@@ -514,3 +514,73 @@ fn nat_net() -> berth::network::NatNetwork {
         internal: false,
     }
 }
+
+/// Docker's `ip filter FORWARD` (iptables-nft), made here when the host has
+/// none: berth keeps accepts for its bridges there, marked as its own, and
+/// leaves every other rule alone. Policy accept: the test changes no traffic.
+#[test]
+fn berth_lets_its_bridges_through_a_docker_forward_chain_and_touches_nothing_else() {
+    let nft = |args: &[&str]| std::process::Command::new("nft").args(args).output().unwrap();
+    let made_here = !nft(&["list", "chain", "ip", "filter", "FORWARD"]).status.success();
+    if made_here {
+        assert!(nft(&["add", "table", "ip", "filter"]).status.success());
+        let chain = nft(&["add chain ip filter FORWARD { type filter hook forward priority 0; policy accept; }"]);
+        assert!(chain.status.success(), "{chain:?}");
+    }
+    let foreign = nft(&[
+        "add",
+        "rule",
+        "ip",
+        "filter",
+        "FORWARD",
+        "iifname",
+        "not-berth0",
+        "counter",
+        "accept",
+        "comment",
+        "\"someone else\"",
+    ]);
+    assert!(foreign.status.success(), "{foreign:?}");
+
+    let env = Env::new("netneighbour");
+    let stack = format!("{}{}", env.image_doc(), network_doc("nb", "{}"));
+    let file = env.manifest("nb.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let bridge = nets.bridge_name("nb");
+    let listing = || String::from_utf8_lossy(&nft(&["list", "chain", "ip", "filter", "FORWARD"]).stdout).into_owned();
+    let comment = format!("berth:{}", nets.table());
+    let text = listing();
+    assert!(
+        text.contains(&format!("iifname \"{bridge}\" accept comment \"{comment}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("oifname \"{bridge}\" accept comment \"{comment}\"")),
+        "{text}"
+    );
+    // Applying again replaces berth's rules, never adds more.
+    env.ok(&["network", "rm", "nb"]);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(listing().matches(&comment).count(), 2, "{}", listing());
+
+    env.ok(&["network", "rm", "nb"]);
+    let text = listing();
+    assert!(!text.contains(&comment), "{text}");
+    assert!(text.contains("someone else"), "{text}");
+
+    // Clean up what this test made, and only that.
+    let with_handles =
+        String::from_utf8_lossy(&nft(&["-a", "list", "chain", "ip", "filter", "FORWARD"]).stdout).into_owned();
+    let handle = with_handles
+        .lines()
+        .find(|l| l.contains("someone else"))
+        .and_then(|l| l.rsplit("# handle ").next())
+        .map(str::trim)
+        .map(String::from);
+    if made_here {
+        assert!(nft(&["delete", "table", "ip", "filter"]).status.success());
+    } else if let Some(h) = handle {
+        nft(&["delete", "rule", "ip", "filter", "FORWARD", "handle", &h]);
+    }
+}

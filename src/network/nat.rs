@@ -220,6 +220,80 @@ pub fn sync(table: &str, networks: &[NatNetwork], ports: &[PortForward]) -> Resu
         return remove_table(table);
     }
     let batch: Nftables = serde_json::from_value(ruleset_json(table, networks, ports)).map_err(nft_err)?;
+    apply(&batch)?;
+    neighbour_best_effort(table, networks);
+    Ok(())
+}
+
+/// The neighbour chain is another tool's: it may go between our listing and
+/// our change. berth's own table is what must hold; this only helps.
+fn neighbour_best_effort(table: &str, networks: &[NatNetwork]) {
+    if let Err(e) = sync_neighbour(table, networks) {
+        tracing::warn!("keeping berth's accepts in ip filter FORWARD: {e}");
+    }
+}
+
+/// The base chain where Docker (through iptables-nft) sets its `FORWARD`
+/// policy to drop. An accept in berth's own table does not override a drop
+/// there, so berth's bridges get accept rules of their own in it, marked
+/// with a comment naming berth's table: only those are ever deleted.
+const NEIGHBOUR: [&str; 3] = ["ip", "filter", "FORWARD"];
+
+fn neighbour_comment(table: &str) -> String {
+    format!("berth:{table}")
+}
+
+/// Handles of berth's own rules (by comment) in a listed chain.
+pub fn own_handles(listing: &Value, table: &str) -> Vec<u64> {
+    let comment = neighbour_comment(table);
+    listing["nftables"]
+        .as_array()
+        .map(|objects| {
+            objects
+                .iter()
+                .filter_map(|o| o.get("rule"))
+                .filter(|r| r["comment"].as_str() == Some(comment.as_str()))
+                .filter_map(|r| r["handle"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The batch that replaces berth's rules in the neighbour chain: delete the
+/// old ones by handle, insert accepts for the non-internal bridges. Pure.
+pub fn neighbour_batch(table: &str, old: &[u64], networks: &[NatNetwork]) -> Value {
+    let [family, t, chain] = NEIGHBOUR;
+    let mut cmds = Vec::new();
+    for handle in old {
+        // nft reads the handle only; the crate's type wants an `expr`.
+        cmds.push(
+            json!({"delete": {"rule": {"family": family, "table": t, "chain": chain, "handle": handle, "expr": []}}}),
+        );
+    }
+    for n in networks.iter().filter(|n| !n.internal) {
+        for dir in ["iifname", "oifname"] {
+            cmds.push(json!({"insert": {"rule": {"family": family, "table": t, "chain": chain,
+                "comment": neighbour_comment(table),
+                "expr": [matches("==", meta(dir), json!(n.bridge)), json!({"accept": null})]}}}));
+        }
+    }
+    json!({"nftables": cmds})
+}
+
+/// Keeps berth's accepts in the neighbour chain, when there is one.
+fn sync_neighbour(table: &str, networks: &[NatNetwork]) -> Result<(), NetworkError> {
+    let [family, t, chain] = NEIGHBOUR;
+    let Ok(text) = run_nft(&["list", "chain", family, t, chain], None) else {
+        // No such chain (no Docker): nothing to let through.
+        return Ok(());
+    };
+    let listing: Value = serde_json::from_str(&text).map_err(nft_err)?;
+    let old = own_handles(&listing, table);
+    let batch = neighbour_batch(table, &old, networks);
+    if batch["nftables"].as_array().is_none_or(|a| a.is_empty()) {
+        return Ok(());
+    }
+    let batch: Nftables = serde_json::from_value(batch).map_err(nft_err)?;
     apply(&batch)
 }
 
@@ -229,7 +303,9 @@ pub fn remove_table(table: &str) -> Result<(), NetworkError> {
     let batch: Nftables =
         serde_json::from_value(json!({"nftables": [{"add": {"table": t}}, {"delete": {"table": t}}]}))
             .map_err(nft_err)?;
-    nftables::helper::apply_ruleset(&batch).map_err(nft_err)
+    apply(&batch)?;
+    neighbour_best_effort(table, &[]);
+    Ok(())
 }
 
 /// How many rules berth's table holds now (`None`: no table), to notice a
@@ -265,6 +341,26 @@ pub fn expected_rules(networks: &[NatNetwork], ports: &[PortForward]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_berths_own_rules_in_the_neighbour_chain_are_replaced() {
+        let listing = json!({"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 5, "comment": "berth:berth-x", "expr": []}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 6, "expr": []}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 7, "comment": "berth:berth-y", "expr": []}},
+        ]});
+        assert_eq!(own_handles(&listing, "berth-x"), [5]);
+        let batch = neighbour_batch("berth-x", &[5], &nets());
+        let parsed: Nftables = serde_json::from_value(batch.clone()).unwrap();
+        // One delete, then two accepts for the one non-internal bridge.
+        assert_eq!(parsed.objects.len(), 3);
+        let text = batch.to_string();
+        assert!(text.contains(r#""handle":5"#) && !text.contains(r#""handle":6"#));
+        assert_eq!(text.matches("berth:berth-x").count(), 2);
+        assert!(!text.contains("bb2"), "internal networks get no accept: {text}");
+    }
 
     fn nets() -> Vec<NatNetwork> {
         vec![
