@@ -64,7 +64,7 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
     let mut networks = Vec::new();
     let mut ports = Vec::new();
     for rec in &live {
-        if let Some(info) = rec.network_info() {
+        if let Some(info) = rec.network_info().filter(|i| i.parent.is_none()) {
             networks.push(NatNetwork {
                 bridge: info.bridge.clone(),
                 subnet: parse_subnet(&info.subnet)?,
@@ -109,6 +109,9 @@ pub(super) async fn sync_nat(engine: &Engine) -> DriverResult {
 impl Driver for NetworkDriver {
     fn observe(&self, engine: &Arc<Engine>, live: &Live, _mode: Observe) -> Option<RunState> {
         let info = live.network_info()?;
+        if let Some(parent) = &info.parent {
+            return engine.host.networks.link_exists(parent).then_some(RunState::Present);
+        }
         let cfg = bridge_config(engine, &live.key.name, info).ok()?;
         if !engine.host.networks.bridge_ok(&cfg) || !engine.host.networks.dns_running(&live.key.name) {
             return None;
@@ -143,7 +146,9 @@ impl Driver for NetworkDriver {
                 .and_then(Live::network_info)
             {
                 let bridge = info.bridge.clone();
-                blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                if !bridge.is_empty() {
+                    blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                }
             }
             engine.store.alloc_release_network(obj.name())?;
             create_network(engine, obj, hash, None).await
@@ -170,7 +175,9 @@ impl Driver for NetworkDriver {
             engine.host.networks.dns_stop(name);
             if let Some(info) = engine.live(Kind::Network, name)?.as_ref().and_then(Live::network_info) {
                 let bridge = info.bridge.clone();
-                blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                if !bridge.is_empty() {
+                    blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                }
             }
             engine.store.alloc_release_network(name)?;
             engine.store.live_delete(Kind::Network, name)?;
@@ -202,8 +209,14 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
                 Some(gw) => parse_ip(gw)?,
                 None => subnet.default_gateway(),
             };
+            let macvlan = spec.driver.as_deref() == Some("macvlan");
             NetworkInfo {
-                bridge: engine.host.networks.names().bridge_name(name),
+                bridge: if macvlan {
+                    String::new()
+                } else {
+                    engine.host.networks.names().bridge_name(name)
+                },
+                parent: spec.parent.clone().filter(|_| macvlan),
                 subnet: subnet.to_string(),
                 gateway: gateway.to_string(),
                 internal: spec.internal,
@@ -211,6 +224,24 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
             }
         }
     };
+    if let Some(parent) = &info.parent {
+        // A macvlan network is its parent interface: nothing to make.
+        if !engine.host.networks.link_exists(parent) {
+            return Err(DriverError::Invalid(format!(
+                "network/{name}: parent interface {parent} does not exist"
+            )));
+        }
+        let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
+        engine.store.live_put(&rec)?;
+        if kept.is_none() {
+            engine.event(
+                &key,
+                "Created",
+                &format!("macvlan on {parent} with subnet {}", info.subnet),
+            );
+        }
+        return Ok(());
+    }
     let cfg = bridge_config(engine, name, &info)?;
     let mut repaired = Vec::new();
     if kept.is_some() {
@@ -482,7 +513,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     let host_resolv = engine.host.networks.host_resolv_conf();
     // On a network, names go to its DNS server (the gateway); in `none`,
     // the host's resolvers (unreachable, as in Docker, but kept).
-    let resolv = match infos.first() {
+    let resolv = match infos.first().filter(|i| i.parent.is_none()) {
         Some(first) => {
             crate::network::files::resolv_conf(&format!("nameserver {}\n{host_resolv}", first.gateway), true)
                 .lines()
@@ -514,9 +545,18 @@ async fn wire_netns(
         if !fresh {
             continue;
         }
-        let veth = veth_config(engine, name, index, info, &ip)?;
         let id = name.to_string();
-        blocking(engine, move |h| h.attach(&id, &veth)).await??;
+        match &info.parent {
+            Some(parent) => {
+                let mut cfg = veth_config(engine, name, index, info, &ip)?;
+                cfg.bridge = parent.clone();
+                blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
+            }
+            None => {
+                let veth = veth_config(engine, name, index, info, &ip)?;
+                blocking(engine, move |h| h.attach(&id, &veth)).await??;
+            }
+        }
     }
     Ok(())
 }
