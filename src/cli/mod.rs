@@ -39,6 +39,8 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Rmi(args) => images::rmi(g, args).await,
         CliCmd::Tag(args) => images::tag(g, args).await,
         CliCmd::Push(args) => images::push(g, args).await,
+        CliCmd::Save(args) => images::save(g, args).await,
+        CliCmd::Load(args) => images::load(g, args).await,
         CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),

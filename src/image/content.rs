@@ -142,6 +142,11 @@ impl Ingest {
         self.size
     }
 
+    /// `sha256:<hex>` of the bytes written so far.
+    pub fn digest(&self) -> String {
+        format!("{SHA256_PREFIX}{}", hex::encode(self.hasher.clone().finalize()))
+    }
+
     /// fsyncs the blob and moves it to `blobs/sha256/<hex>` if it hashes to
     /// `expected`; otherwise removes it and says so. Returns the size.
     pub fn commit(mut self, expected: &str, reference: &str) -> Result<u64> {

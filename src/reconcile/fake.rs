@@ -374,6 +374,14 @@ impl ImageHost for FakeHost {
         })
     }
 
+    fn save(&self, _names: &[String], _out: &Path, _oci_only: bool) -> image::Result<()> {
+        Ok(())
+    }
+
+    fn load(&self, _archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
+        Ok(Vec::new())
+    }
+
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
         let _ = in_use;
         Ok(Vec::new())

@@ -93,6 +93,12 @@ impl ImageHost for ImageStore {
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
         ImageStore::prune(self, in_use)
     }
+    fn save(&self, names: &[String], out: &Path, oci_only: bool) -> image::Result<()> {
+        ImageStore::save(self, names, out, oci_only)
+    }
+    fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
+        ImageStore::load(self, archive)
+    }
 }
 
 /// Volumes as directories: `<dir>/<name>/_data`, as Docker lays them out.

@@ -82,6 +82,12 @@ pub trait ImageHost: Send + Sync {
     /// Removes images no reference names (but those in `in_use`), then the
     /// blobs and snapshots nothing uses (blocking).
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>>;
+    /// Writes images into a tar at `out` (OCI layout, plus Docker's
+    /// manifest.json unless `oci_only`); blocking.
+    fn save(&self, names: &[String], out: &Path, oci_only: bool) -> image::Result<()>;
+    /// Loads a `docker save` or OCI archive; blocking. Returns the images
+    /// with the references they got.
+    fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>>;
 }
 
 /// Named volumes: a directory each.
