@@ -684,3 +684,24 @@ fn podman_loads_what_berth_saves_and_berth_loads_what_podman_saves() {
     assert!(env.ok(&["run", "--rm", &name]).contains("greeting=from-the-image"));
     drop(registry);
 }
+
+#[test]
+fn an_image_object_with_archive_loads_it_and_its_containers_run() {
+    let env = Env::new("reg-archive-object");
+    let file = env.dir.join("image.tar");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:base", test_image().display()))
+        .arg(format!("docker-archive:{}:example.com/from/archive:1", file.display())));
+    let stack = env.manifest(
+        "stack.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: shipped}}\nspec: {{archive: {}}}\n---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: app}}\nspec: {{image: shipped, restartPolicy: never}}\n",
+            file.display()
+        ),
+    );
+    env.ok(&["apply", "-f", stack.to_str().unwrap()]);
+    env.wait_for("container", "app", 30, |v| v["exit"]["code"] == 0);
+    assert!(env.log_text("app").contains("greeting=from-the-image"));
+    assert!(env.ok(&["images"]).contains("example.com/from/archive:1"));
+}

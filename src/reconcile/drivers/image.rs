@@ -56,9 +56,34 @@ impl Driver for ImageDriver {
                     .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
                 return Ok(());
             }
+            if let Some(archive) = &spec.archive {
+                let images = engine.host.images.clone();
+                let path = std::path::PathBuf::from(archive);
+                let loaded = tokio::task::spawn_blocking(move || images.load(&path)).await??;
+                let Some((record, _)) = loaded.into_iter().next() else {
+                    return Err(DriverError::Invalid(format!("archive {archive} holds no image")));
+                };
+                let top = engine
+                    .host
+                    .images
+                    .lower_dirs(&record)?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let info = LiveInfo::Image(ImageInfo {
+                    digest: record.manifest_digest.clone(),
+                    dir: top,
+                    id: Some(record.id.clone()),
+                });
+                engine
+                    .store
+                    .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+                engine.event(&key, "Loaded", &format!("image {} from {archive}", record.short_id()));
+                return Ok(());
+            }
             let Some(path) = spec.import.clone() else {
-                return Err(DriverError::Unsupported(
-                    "an Image needs `ref` or `import` (`archive` is not supported yet)".into(),
+                return Err(DriverError::Invalid(
+                    "an Image needs `ref`, `archive` or `import`".into(),
                 ));
             };
             let images = engine.host.images.clone();
