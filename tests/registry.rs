@@ -705,3 +705,57 @@ fn an_image_object_with_archive_loads_it_and_its_containers_run() {
     assert!(env.log_text("app").contains("greeting=from-the-image"));
     assert!(env.ok(&["images"]).contains("example.com/from/archive:1"));
 }
+
+#[test]
+fn a_daemon_killed_in_the_middle_of_a_pull_leaves_no_bad_blob_and_the_next_pull_completes() {
+    use sha2::{Digest, Sha256};
+    let mut env = Env::new("reg-kill");
+    let registry = Registry::start(&env);
+    let layout = env.dir.join("many");
+    many_layer_layout(&layout, 60);
+    let reference = registry.reference("test/many:1");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", layout.display()))
+        .arg(format!("docker://{reference}")));
+
+    let tmp = env.root.join("images/tmp");
+    let mut pull = env
+        .command()
+        .args(["pull", &reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL the daemon while a blob is being written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let writing = std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("blob-"))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pull never started writing a blob");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    env.kill_daemon();
+    let _ = pull.wait();
+    assert!(env.ok(&["images", "-q"]).trim().is_empty(), "nothing recorded");
+    // Restarted (by the CLI above), the daemon swept the half-written blobs;
+    // every blob left is exactly the bytes its name says.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    for blob in std::fs::read_dir(env.root.join("images/blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        let bytes = std::fs::read(blob.path()).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), blob.file_name().to_string_lossy());
+    }
+    env.ok(&["pull", &reference]);
+    assert_eq!(env.ok(&["run", "--rm", &reference]).trim(), "60");
+    drop(registry);
+}
