@@ -467,3 +467,12 @@ pub struct LoadRequest {
 pub struct LoadResponse {
     pub images: Vec<ImageListItem>,
 }
+
+/// `POST /v1/images/commit`: a container's changes as a new image.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    pub container: String,
+    /// The new image's reference.
+    pub reference: String,
+}

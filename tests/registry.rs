@@ -549,7 +549,11 @@ fn push_keeps_the_digest_and_prune_removes_only_unused_dangling_images() {
 }
 
 fn skopeo_inspect(transport: &str) -> serde_json::Value {
-    let out = Command::new("skopeo").arg("inspect").arg(transport).output().unwrap();
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(transport)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "skopeo inspect {transport}: {}",
@@ -757,5 +761,44 @@ fn a_daemon_killed_in_the_middle_of_a_pull_leaves_no_bad_blob_and_the_next_pull_
     }
     env.ok(&["pull", &reference]);
     assert_eq!(env.ok(&["run", "--rm", &reference]).trim(), "60");
+    drop(registry);
+}
+
+#[test]
+fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
+    let env = Env::new("reg-commit");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    env.ok(&["pull", &reference]);
+    let file = env.manifest(
+        "changer.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: changer}}\nspec:\n  image: \"{reference}\"\n  user: root\n  env: {{COMMITTED: \"yes\"}}\n  restartPolicy: never\n  command: [sh, -c, \"echo new > /root/newfile; rm /etc/added; mkdir -p /opt/d; ln /root/newfile /opt/d/link\"]\n"
+        ),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "changer", 30, |v| v["exit"]["code"] == 0);
+    let committed = registry.reference("test/committed:1");
+    env.ok(&["commit", "changer", &committed]);
+    env.ok(&["delete", "container/changer"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &committed,
+        "sh",
+        "-c",
+        "cat /root/newfile; ls /etc/added 2>&1; stat -c %h /opt/d/link; echo c=$COMMITTED; id -u",
+    ]);
+    assert!(out.contains("new"), "{out}");
+    assert!(out.contains("No such file"), "the deletion is kept: {out}");
+    assert!(out.contains("\n2\n"), "the hardlink is kept: {out}");
+    assert!(out.contains("c=yes"), "the container's env is kept: {out}");
+    assert!(out.trim().ends_with("\n0"), "and its user: {out}");
+    assert_eq!(snapshots(&env), 3, "one new layer over the two shared ones");
+    // It can be pushed and pulled back elsewhere.
+    env.ok(&["push", &committed]);
+    let inspect = skopeo_inspect(&format!("docker://{committed}"));
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     drop(registry);
 }

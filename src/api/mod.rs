@@ -125,6 +125,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/prune") => post(prune),
         ("post", "/v1/images/save") => post(save),
         ("post", "/v1/images/load") => post(load),
+        ("post", "/v1/images/commit") => post(commit),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -251,6 +252,13 @@ async fn load(
     JsonBody(req): JsonBody<LoadRequest>,
 ) -> ApiResult<Json<LoadResponse>> {
     Ok(Json(commands::images::load(&engine, req).await?))
+}
+
+async fn commit(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<CommitRequest>,
+) -> ApiResult<Json<ImageListItem>> {
+    Ok(Json(commands::images::commit(&engine, req).await?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

@@ -190,6 +190,14 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<LoadRequest>),
         response: Body::Json(schema::<LoadResponse>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/commit",
+        summary: "a container's changes (deletions included) as a new layer on a new image",
+        params: &[],
+        request: Some(schema::<CommitRequest>),
+        response: Body::Json(schema::<ImageListItem>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

@@ -95,6 +95,8 @@ pub enum CliCmd {
     Tag(TagArgs),
     /// Push an image to a registry: SOURCE [TARGET].
     Push(PushArgs),
+    /// A container's changes as a new image: CONTAINER REFERENCE.
+    Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
     Save(SaveArgs),
     /// Load images from a `docker save` or OCI archive.
@@ -295,4 +297,10 @@ pub struct LoadArgs {
     /// The tar to read (plain or gzip).
     #[arg(short = 'i', long = "input", required = true)]
     pub input: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommitArgs {
+    pub container: String,
+    pub reference: String,
 }

@@ -11,8 +11,8 @@ use super::{CommandError, Result};
 use crate::image::{ImageError, PullEvent};
 use crate::reconcile::Engine;
 use crate::wire::{
-    ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullLayer, PullProgress, PullRequest, PushRequest,
-    PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
+    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullLayer, PullProgress, PullRequest,
+    PushRequest, PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
 };
 
 fn image_error(e: ImageError) -> CommandError {
@@ -209,4 +209,14 @@ pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse
             })
             .collect(),
     })
+}
+
+/// Commits a container's changes as a new image.
+pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageListItem> {
+    crate::image::record::normalize(&req.reference).map_err(image_error)?;
+    let record = engine.commit_container(&req.container, &req.reference).await?;
+    list(engine)
+        .into_iter()
+        .find(|i| i.id == record.id)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
 }

@@ -52,6 +52,7 @@
 //! stops well before most disks fill.
 
 mod archive;
+mod commit;
 pub mod content;
 mod error;
 mod images;

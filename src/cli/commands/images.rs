@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::args::{Global, ImagesArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs};
+use crate::cli::args::{CommitArgs, Global, ImagesArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
 use crate::wire::{
-    ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullProgress, PullRequest, PushRequest, PushResponse,
-    RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
+    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullProgress, PullRequest, PushRequest,
+    PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
 };
 
 pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
@@ -230,5 +230,15 @@ pub async fn load(g: &Global, args: LoadArgs) -> anyhow::Result<ExitCode> {
             println!("Loaded image: {reference}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn commit(g: &Global, args: CommitArgs) -> anyhow::Result<ExitCode> {
+    let req = CommitRequest {
+        container: args.container,
+        reference: args.reference,
+    };
+    let image: ImageListItem = client(g, true).post("/v1/images/commit", &req).await?;
+    println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
 }
