@@ -17,6 +17,10 @@ fn main() -> ExitCode {
         let code = berth::runtime::shim::main(std::path::Path::new(&args[2]));
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
+    if args.len() == 3 && args[1] == "exec-shim" {
+        let code = berth::runtime::exec::main(&args[2].to_string_lossy());
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let Cli { global, command } = Cli::parse();
     if !matches!(command, Cmd::Daemon(_)) {
         // `berth get | head` should end quietly, as other Unix tools do.

@@ -259,6 +259,82 @@ pub enum RunEvent {
     },
 }
 
+/// Body of `POST /v1/exec/{name}`: a process in a running container. Without
+/// `detach` the request asks for an upgrade (`Upgrade: berth-stdio`) and the
+/// connection then carries stdin from the client (raw bytes; a half-close is
+/// EOF) and [`ExecFrame`]s to it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    /// KEY=VALUE, over the container's environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `uid`, `uid:gid` or `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Forward stdin.
+    #[serde(default)]
+    pub interactive: bool,
+    /// Start it and answer at once with [`ExecStarted`].
+    #[serde(default)]
+    pub detach: bool,
+}
+
+/// Answer of a detached exec.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecStarted {
+    /// Host pid of the process.
+    pub pid: i32,
+}
+
+/// The frames of an exec connection, as Docker multiplexes attach streams:
+/// an 8-byte header (stream, 0, 0, 0, length as big-endian u32), then the
+/// payload. Stream 1 is stdout, 2 stderr, 3 the end: an [`ExecExit`] in JSON.
+pub mod exec_frame {
+    /// The `Upgrade` protocol name of stdio connections.
+    pub const PROTOCOL: &str = "berth-stdio";
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    pub const EXIT: u8 = 3;
+
+    pub fn header(stream: u8, len: usize) -> [u8; 8] {
+        let n = (len as u32).to_be_bytes();
+        [stream, 0, 0, 0, n[0], n[1], n[2], n[3]]
+    }
+}
+
+/// The last frame of an exec connection.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecExit {
+    /// The process's exit code (128 + signal); 127/126 when its command is
+    /// missing or cannot be run.
+    pub exit_code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Body of `POST /v1/kill/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KillRequest {
+    /// `KILL` (the default), `TERM`, `SIGHUP`, `9`…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerbResponse {
+    pub container: String,
+    pub verb: String,
+}
+
 /// Answer of `POST /v1/stop/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -95,3 +95,140 @@ fn seccomp_allows_what_docker_allows_and_refuses_the_rest() {
         "{out:?}"
     );
 }
+
+fn run_detached(env: &Env, name: &str, cmd: &str) {
+    env.ok(&["run", "-d", "--name", name, "busybox", "sh", "-c", cmd]);
+    env.wait_for("container", name, 10, |v| v["status"] == "Running");
+}
+
+#[test]
+fn exec_runs_inside_the_container_as_its_init_does() {
+    let env = Env::new("exec");
+    with_image(&env);
+    run_detached(&env, "box", "trap 'exit 0' TERM; sleep 1000 & wait");
+    let out = env.berth(&[
+        "exec",
+        "-e",
+        "EXTRA=1",
+        "-w",
+        "/tmp",
+        "box",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; pwd; echo extra=$EXTRA host=$HOSTNAME; \
+         for f in CapEff CapBnd NoNewPrivs Seccomp; do grep \"^$f:\" /proc/1/status; grep \"^$f:\" /proc/self/status; done; \
+         cat /proc/1/cgroup; echo --; cat /proc/self/cgroup; echo err >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "the exit code passes through: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("sh -c trap"),
+        "pid 1 is the container's init: {text}"
+    );
+    assert_eq!(lines[1], "box", "same hostname: {text}");
+    assert_eq!(lines[2], "/tmp", "-w: {text}");
+    assert_eq!(lines[3], "extra=1 host=box", "-e over the container's env: {text}");
+    for pair in lines[4..12].chunks(2) {
+        assert_eq!(pair[0], pair[1], "same as the init: {text}");
+    }
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    let (init_cg, own_cg) = text.split_once("--\n").unwrap();
+    let init_cg: Vec<&str> = init_cg.lines().skip(12).collect();
+    assert!(init_cg.iter().any(|l| l.contains("/box")), "{text}");
+    assert_eq!(init_cg, own_cg.lines().collect::<Vec<_>>(), "same cgroups: {text}");
+
+    // -u: another user, the same capabilities bound.
+    let id = env.ok(&["exec", "-u", "1000:1000", "box", "id"]);
+    assert!(id.starts_with("uid=1000 gid=1000"), "{id}");
+}
+
+#[test]
+fn exec_forwards_stdin_and_streams_output_without_loss() {
+    let env = Env::new("execio");
+    with_image(&env);
+    run_detached(&env, "io", "sleep 1000");
+    let mut child = env
+        .command()
+        .args(["exec", "-i", "io", "sh", "-c", "wc -c; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..8 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        // Dropping stdin is EOF for the process.
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "8388608\ndone\n");
+
+    // 32 MiB out through a pipe that reads slowly at first: all of it arrives.
+    let child = env
+        .command()
+        .args(["exec", "io", "sh", "-c", "head -c 33554432 /dev/zero"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), 32 << 20);
+}
+
+#[test]
+fn exec_errors_are_clear_and_exec_dies_with_its_container() {
+    let env = Env::new("execerr");
+    with_image(&env);
+    let missing = env.berth(&["exec", "nosuch", "true"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("container/nosuch not found"));
+
+    run_detached(&env, "life", "trap 'exit 0' TERM; sleep 1000 & wait");
+    let no_binary = env.berth(&["exec", "life", "/no/such"]);
+    assert_eq!(no_binary.status.code(), Some(127), "{no_binary:?}");
+    assert!(String::from_utf8_lossy(&no_binary.stderr).contains("executable file not found"));
+    let not_exec = env.berth(&["exec", "life", "/etc/passwd"]);
+    assert_eq!(not_exec.status.code(), Some(126), "{not_exec:?}");
+
+    // A detached exec stays in the container's cgroup and dies with it.
+    env.ok(&["exec", "-d", "life", "sleep", "999"]);
+    let layout = berth::runtime::Layout::new(env.root.clone(), env.run.clone());
+    let procs_file = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .map(|root| format!("{root}{}/cgroup.procs", layout.cgroup_path("life")))
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("the container's cgroup");
+    let exec_pid = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let procs = std::fs::read_to_string(&procs_file).unwrap();
+            let found = procs
+                .lines()
+                .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == "sleep\0999\0"));
+            if let Some(pid) = found {
+                break pid.to_string();
+            }
+            assert!(Instant::now() < deadline, "exec'd sleep not in {procs_file}: {procs}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    env.ok(&["stop", "life"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{exec_pid}/cmdline")).is_ok_and(|c| c == "sleep\0999\0") {
+        assert!(Instant::now() < deadline, "the exec'd process outlived its container");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped = env.berth(&["exec", "life", "true"]);
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("not running"),
+        "{stopped:?}"
+    );
+}

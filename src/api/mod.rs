@@ -115,7 +115,13 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/wait") => post(wait),
         ("get", "/v1/logs/{name}") => get(logs),
         ("post", "/v1/run") => post(run),
+        ("post", "/v1/exec/{name}") => post(exec),
         ("post", "/v1/stop/{name}") => post(stop),
+        ("post", "/v1/start/{name}") => post(start),
+        ("post", "/v1/restart/{name}") => post(restart),
+        ("post", "/v1/kill/{name}") => post(kill),
+        ("post", "/v1/pause/{name}") => post(pause),
+        ("post", "/v1/unpause/{name}") => post(unpause),
         ("get", "/v1/events") => get(events),
         ("post", "/v1/images/pull") => post(pull),
         ("get", "/v1/images") => get(images),
@@ -195,8 +201,62 @@ async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunReque
     Ok(ndjson_stream(commands::run::run(&engine, req).await?))
 }
 
+/// `exec`: detached, a JSON answer; attached, the request must ask for an
+/// upgrade, and the upgraded connection is handed to [`commands::exec::pump`].
+async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut req: Request) -> ApiResult<Response> {
+    let upgrade = req.headers().contains_key(axum::http::header::UPGRADE);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let JsonBody(body) = JsonBody::<ExecRequest>::from_request(req, &()).await?;
+    if body.detach {
+        return Ok(Json(commands::exec::detached(&engine, &name, &body).await?).into_response());
+    }
+    if !upgrade {
+        return Err(ApiError {
+            kind: ErrorKind::Invalid,
+            message: "an attached exec needs `Connection: Upgrade` and `Upgrade: berth-stdio` (or detach)".into(),
+        });
+    }
+    let process = commands::exec::start(&engine, &name, &body)?;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io)).await,
+            Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "Upgrade")
+        .header(axum::http::header::UPGRADE, exec_frame::PROTOCOL)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
 async fn stop(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<StopResponse>> {
     Ok(Json(commands::query::stop(&engine, &name).await?))
+}
+
+async fn start(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::start(&engine, &name).await?))
+}
+
+async fn restart(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::restart(&engine, &name).await?))
+}
+
+async fn kill(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<KillRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::kill(&engine, &name, &req).await?))
+}
+
+async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::pause(&engine, &name, true).await?))
+}
+
+async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::pause(&engine, &name, false).await?))
 }
 
 #[derive(Debug, Deserialize)]

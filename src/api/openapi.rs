@@ -22,6 +22,9 @@ pub enum Body {
     Json(SchemaFn),
     /// Newline-delimited JSON, one item per line, streamed.
     Ndjson(SchemaFn),
+    /// `101 Switching Protocols` to a stdio stream (see `wire::exec_frame`)
+    /// ending with this JSON frame; or, without an upgrade, one JSON document.
+    Stdio { end: SchemaFn, plain: SchemaFn },
 }
 
 /// A path or query parameter: name, where (`path` or `query`), description.
@@ -111,11 +114,62 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/exec/{name}",
+        summary: "run a process in a running container; with `Upgrade: berth-stdio` the connection carries its stdio, else (detach) answers with its pid",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<ExecRequest>),
+        response: Body::Stdio {
+            end: schema::<ExecExit>,
+            plain: schema::<ExecStarted>,
+        },
+    },
+    Route {
+        method: "post",
         path: "/v1/stop/{name}",
         summary: "SIGTERM, then SIGKILL after the container's grace period",
         params: &[("name", "path", "container name")],
         request: None,
         response: Body::Json(schema::<StopResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/start/{name}",
+        summary: "start a stopped container again (lifts a stop by hand)",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/restart/{name}",
+        summary: "stop (grace period, then SIGKILL) and start a container",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/kill/{name}",
+        summary: "send a signal to a container's init (KILL and TERM stop it by hand)",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<KillRequest>),
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/pause/{name}",
+        summary: "freeze a container's processes (cgroup freezer); kept until unpause",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/unpause/{name}",
+        summary: "thaw a paused container",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<VerbResponse>),
     },
     Route {
         method: "get",
@@ -228,14 +282,21 @@ pub fn document() -> Value {
         let (media, body) = match route.response {
             Body::Json(f) => ("application/json", f(&mut generator)),
             Body::Ndjson(f) => ("application/x-ndjson", f(&mut generator)),
+            Body::Stdio { plain, .. } => ("application/json", plain(&mut generator)),
         };
-        op.insert(
-            "responses".into(),
-            json!({
-                "200": {"description": "success", "content": {media: {"schema": body}}},
-                "default": {"description": "an error", "content": {"application/json": {"schema": error}}}
-            }),
-        );
+        let mut responses = json!({
+            "200": {"description": "success", "content": {media: {"schema": body}}},
+            "default": {"description": "an error", "content": {"application/json": {"schema": error}}}
+        });
+        if let Body::Stdio { end, .. } = route.response {
+            responses["101"] = json!({
+                "description": "the connection carries stdin to the server and frames to the client: \
+                    8 bytes (stream 1 stdout, 2 stderr, 3 end; 0, 0, 0; length, big-endian u32), then the payload; \
+                    the end frame holds this JSON",
+                "content": {"application/vnd.berth.stdio": {"schema": end(&mut generator)}}
+            });
+        }
+        op.insert("responses".into(), responses);
         let item = paths.entry(route.path).or_insert_with(|| json!({}));
         item[route.method] = Value::Object(op);
     }

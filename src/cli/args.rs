@@ -79,10 +79,22 @@ pub enum CliCmd {
     Validate(ValidateArgs),
     /// Run a command in a new container.
     Run(RunArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
     /// List containers, as `docker ps`.
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
     Stop(StopArgs),
+    /// Start stopped containers again (lifts a stop by hand).
+    Start(NamesArgs),
+    /// Stop and start containers.
+    Restart(NamesArgs),
+    /// Send a signal to containers (default KILL; KILL and TERM stop them by hand).
+    Kill(KillArgs),
+    /// Freeze containers' processes (cgroup freezer) until unpause.
+    Pause(NamesArgs),
+    /// Thaw paused containers.
+    Unpause(NamesArgs),
     /// Recent events.
     Events,
     /// Pull an image from a registry.
@@ -188,6 +200,21 @@ pub struct PsArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StopArgs {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KillArgs {
+    /// KILL, TERM, HUP, a number…
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
     pub names: Vec<String>,
 }
 
@@ -303,4 +330,26 @@ pub struct LoadArgs {
 pub struct CommitArgs {
     pub container: String,
     pub reference: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and forward it.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Start it in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// uid, uid:gid or root.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    pub name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
 }

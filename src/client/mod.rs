@@ -232,6 +232,48 @@ impl Client {
         Ok(resp)
     }
 
+    /// Sends a request asking to upgrade the connection to `protocol`;
+    /// returns the upgraded byte stream. An error answer is an error, as
+    /// with [`Client::send`].
+    pub async fn upgrade(
+        &self,
+        path: &str,
+        protocol: &str,
+        body: Vec<u8>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let stream = self.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.send_error(e))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("host", "berth")
+            .header("content-type", "application/json")
+            .header("connection", "Upgrade")
+            .header("upgrade", protocol)
+            .body(Full::new(Bytes::from(body)))
+            .expect("static request parts are valid");
+        let resp = sender.send_request(req).await.map_err(|e| self.send_error(e))?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let status = resp.status();
+            let bytes = self.read_body(resp).await?;
+            let (kind, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => (b.kind, b.error),
+                Err(_) => (
+                    kind_of_status(status),
+                    format!("the daemon did not upgrade the connection ({status})"),
+                ),
+            };
+            return Err(ClientError::Api { status, kind, message });
+        }
+        let upgraded = hyper::upgrade::on(resp).await.map_err(|e| self.send_error(e))?;
+        Ok(TokioIo::new(upgraded))
+    }
+
     async fn read_body(&self, resp: Response<Incoming>) -> Result<Bytes> {
         let body = resp.into_body().collect().await.map_err(|e| self.body_error(e))?;
         Ok(body.to_bytes())

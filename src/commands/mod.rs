@@ -5,7 +5,9 @@
 
 pub mod apply;
 pub mod delete;
+pub mod exec;
 pub mod images;
+pub mod lifecycle;
 pub mod logs;
 pub mod query;
 pub mod run;

@@ -172,6 +172,29 @@ impl Engine {
         drivers::stop_by_name(self, name).await
     }
 
+    /// Starts a stopped container again, lifting a stop hold (`berth start`).
+    pub async fn start_by_name(self: &Arc<Self>, name: &str) -> std::result::Result<(), super::VerbError> {
+        drivers::start_by_name(self, name).await
+    }
+
+    /// Signals a container's init (`berth kill`).
+    pub async fn kill_by_name(
+        self: &Arc<Self>,
+        name: &str,
+        signal: nix::sys::signal::Signal,
+    ) -> std::result::Result<(), super::VerbError> {
+        drivers::kill_by_name(self, name, signal).await
+    }
+
+    /// Freezes or thaws a container (`berth pause` / `unpause`).
+    pub async fn freeze_by_name(
+        self: &Arc<Self>,
+        name: &str,
+        frozen: bool,
+    ) -> std::result::Result<(), super::VerbError> {
+        drivers::freeze_by_name(self, name, frozen).await
+    }
+
     /// Whether a container was ever made (has a live record).
     pub fn container_exists(&self, name: &str) -> Result<bool> {
         Ok(self.live(Kind::Container, name)?.is_some())

@@ -95,3 +95,20 @@ impl DriverError {
         }
     }
 }
+
+/// Why a lifecycle verb cannot act now.
+#[derive(Debug, thiserror::Error)]
+pub enum VerbError {
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {0} is paused: unpause it first")]
+    Paused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("container {0} is no longer in any manifest")]
+    NotDesired(String),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}

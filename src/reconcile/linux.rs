@@ -49,6 +49,21 @@ impl ContainerHost for Runtime {
             runtime::reap_shim(run.shim_pid);
         })
     }
+    fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
+        Runtime::freeze(self, id, frozen)
+    }
+    fn is_frozen(&self, id: &str) -> bool {
+        Runtime::is_frozen(self, id)
+    }
+    fn exec(
+        &self,
+        id: &str,
+        process: runtime::exec::ExecSpec,
+        attach: bool,
+        stdin: bool,
+    ) -> runtime::Result<runtime::exec::ExecProcess> {
+        Runtime::exec(self, id, process, attach, stdin)
+    }
 }
 
 impl ImageHost for ImageStore {

@@ -40,7 +40,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use crate::plan::ObjectKey;
 use crate::store::Store;
 
-pub use error::{DriverError, ReconcileError, Result};
+pub use error::{DriverError, ReconcileError, Result, VerbError};
 pub use executor::{Outcome, OutcomeKind, PassReport};
 pub use seams::Host;
 

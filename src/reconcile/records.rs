@@ -31,6 +31,17 @@ pub struct ContainerInfo {
     pub image_id: Option<String>,
     /// The signal that stops it (the image's StopSignal), SIGTERM if unset.
     pub stop_signal: Option<String>,
+    /// Stopped or paused by hand (`stop`, `kill`, `pause`): reconcile leaves
+    /// it so until `start`/`unpause`, or an apply that changes its spec.
+    pub hold: Option<Hold>,
+}
+
+/// A state a person put a container in, which reconcile does not undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Hold {
+    Stopped,
+    Paused,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use crate::image::{self, ImageRecord, ImageSummary, Layer};
+use crate::runtime::exec::{ExecProcess, ExecSpec};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -48,6 +49,27 @@ pub trait ContainerHost: Send + Sync {
     fn upper_dir(&self, id: &str) -> PathBuf;
     /// Resolves once the shim of `run` has exited (and reaps it).
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
+    /// Freezes or thaws every process of a running container (blocking).
+    fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
+        let _ = frozen;
+        Err(runtime::RuntimeError::Setup {
+            id: id.into(),
+            message: "pause is not available on this host".into(),
+        })
+    }
+    /// Whether the container's processes are frozen (read from the cgroup).
+    fn is_frozen(&self, id: &str) -> bool {
+        let _ = id;
+        false
+    }
+    /// Starts a process in running container `id` (see `runtime::exec`).
+    fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
+        let _ = (process, attach, stdin);
+        Err(runtime::RuntimeError::Setup {
+            id: id.into(),
+            message: "exec is not available on this host".into(),
+        })
+    }
 }
 
 /// Image layers: import, list, remove.

@@ -135,6 +135,22 @@ impl Engine {
         self.host.containers.log_file(name)
     }
 
+    /// Whether the container's processes are frozen (paused).
+    pub fn container_frozen(&self, name: &str) -> bool {
+        self.host.containers.is_frozen(name)
+    }
+
+    /// Starts a process in a running container (`berth exec`).
+    pub fn exec(
+        &self,
+        name: &str,
+        process: crate::runtime::exec::ExecSpec,
+        attach: bool,
+        stdin: bool,
+    ) -> crate::runtime::Result<crate::runtime::exec::ExecProcess> {
+        self.host.containers.exec(name, process, attach, stdin)
+    }
+
     pub fn container_state(&self, name: &str) -> ContainerState {
         match self.host.containers.probe(name) {
             Probe::Running(_) | Probe::Starting => ContainerState::Running,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::records::{ContainerInfo, Desired, Live, LiveInfo};
+use super::records::{ContainerInfo, Desired, Hold, Live, LiveInfo};
 use super::{policy, Blocked, Engine, Result};
 use crate::manifest::{Kind, RestartPolicy, Spec};
 use crate::plan::{self, ObjectKey};
@@ -71,7 +71,7 @@ impl Engine {
                         match self.watched_run(rec) {
                             Some(run) if info.failure.is_none() => {
                                 view.pid = Some(run.init_pid);
-                                set(&mut view, "Running", StatusKind::Ready);
+                                set(&mut view, running_status(info), StatusKind::Ready);
                             }
                             _ => self.container_status(&mut view, info, spec.restart_policy, pending),
                         }
@@ -115,12 +115,14 @@ impl Engine {
         match self.host.containers.probe(&view.name) {
             Probe::Running(run) => {
                 view.pid = Some(run.init_pid);
-                set(view, "Running", StatusKind::Ready);
+                set(view, running_status(info), StatusKind::Ready);
             }
             Probe::Starting => set(view, "Starting", StatusKind::Progressing),
+            Probe::Exited(exit) if info.hold == Some(Hold::Stopped) => stopped_status(view, &exit),
             Probe::Exited(exit) => exited_status(view, &exit, policy),
             Probe::Lost { .. } => set(view, "Restarting (shim lost)", StatusKind::Progressing),
             Probe::Absent => match &info.last_exit {
+                Some(exit) if info.hold == Some(Hold::Stopped) => stopped_status(view, exit),
                 Some(exit) => exited_status(view, exit, policy),
                 None => set_blocked(view, pending, "not started yet"),
             },
@@ -148,6 +150,24 @@ impl Engine {
             source_error,
         }))
     }
+}
+
+/// `Paused` while paused by hand (the override shows until `unpause`).
+fn running_status(info: &ContainerInfo) -> &'static str {
+    match info.hold {
+        Some(Hold::Paused) => "Paused",
+        _ => "Running",
+    }
+}
+
+/// Stopped by hand: the restart policy waits for `start`.
+fn stopped_status(view: &mut ObjectView, exit: &ExitRecord) {
+    set(
+        view,
+        &format!("Stopped (exited {}; start to run it again)", exit.code),
+        StatusKind::Ready,
+    );
+    view.exit = Some(exit_info(exit));
 }
 
 fn exited_status(view: &mut ObjectView, exit: &ExitRecord, restart: RestartPolicy) {

@@ -64,6 +64,20 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether the cgroup at `path` is frozen (v1 freezer, or v2 `cgroup.freeze`).
+pub fn is_frozen(path: &str) -> bool {
+    let rel = path.trim_start_matches('/');
+    if is_unified() {
+        let file = PathBuf::from(CGROUP_ROOT).join(rel).join("cgroup.freeze");
+        return fs::read_to_string(file).is_ok_and(|s| s.trim() == "1");
+    }
+    let file = PathBuf::from(CGROUP_ROOT)
+        .join("freezer")
+        .join(rel)
+        .join("freezer.state");
+    fs::read_to_string(file).is_ok_and(|s| s.trim() != "THAWED")
+}
+
 /// Whether the kernel OOM-killed a process of the cgroup at `path`.
 pub fn oom_killed(path: &str) -> bool {
     let rel = path.trim_start_matches('/');

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod exec;
 pub mod logs;
 pub mod proc;
 pub mod sealed;
@@ -440,6 +441,35 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// Freezes (`true`) or thaws every process of the container with the
+    /// cgroup freezer, through libcontainer (v1 `freezer.state`, v2
+    /// `cgroup.freeze`), which also records the state for its own checks
+    /// (an exec into a frozen container is refused there). Blocking: the v1
+    /// freezer is polled until the state settles.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let setup = |message: String| RuntimeError::Setup { id: id.into(), message };
+        let mut container = libcontainer::container::Container::load(self.layout.lc_root().join(id))
+            .map_err(|e| setup(format!("cannot load the container's state: {e}")))?;
+        let result = if frozen { container.pause() } else { container.resume() };
+        result.map_err(|e| {
+            setup(format!(
+                "cannot {} the container: {}",
+                if frozen { "pause" } else { "unpause" },
+                shim::describe_error(&e)
+            ))
+        })
+    }
+
+    /// Whether the container's processes are frozen now (read from the cgroup).
+    pub fn is_frozen(&self, id: &str) -> bool {
+        cgroup::is_frozen(&self.layout.cgroup_path(id))
+    }
+
+    /// The executable shims are started from.
+    pub fn shim_exe(&self) -> &Path {
+        &self.shim_exe
     }
 
     /// Kills every process in the container's cgroup (a shim-less orphan).

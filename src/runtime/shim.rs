@@ -308,7 +308,7 @@ fn set_lo_up(sock: i32) -> std::io::Result<()> {
 
 /// libcontainer wraps the useful message (e.g. "executable not found") in
 /// several layers; show the whole chain once.
-fn describe_error(e: &dyn std::error::Error) -> String {
+pub(crate) fn describe_error(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -6,8 +6,10 @@
 pub mod apply;
 pub mod delete;
 pub mod events;
+pub mod exec;
 pub mod get;
 pub mod images;
+pub mod lifecycle;
 pub mod logs;
 pub mod ps;
 pub mod run;

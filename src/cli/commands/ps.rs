@@ -24,6 +24,7 @@ fn containers_table(views: &[ObjectView]) -> Table {
     let mut table = Table::new(&["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS"]);
     for v in views {
         let status = match (&v.pid, &v.exit) {
+            (Some(_), _) if v.status.starts_with("Paused") => format!("Up {} (Paused)", output::age(v.created_at)),
             (Some(_), _) => format!("Up {}", output::age(v.created_at)),
             (None, Some(e)) => format!("Exited ({}) {} ago", e.code, output::age(Some(e.finished_at))),
             _ => v.status.clone(),

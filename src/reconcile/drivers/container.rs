@@ -14,8 +14,8 @@ use tokio::sync::broadcast;
 use super::{Driver, DriverResult, Observe};
 use crate::manifest::{ContainerSpec, DependencyCondition, Kind, Object, RestartPolicy, Spec};
 use crate::plan::{self, ObjectKey, RunState};
-use crate::reconcile::error::DriverError;
-use crate::reconcile::records::{self, ContainerInfo, Live, LiveInfo};
+use crate::reconcile::error::{DriverError, VerbError};
+use crate::reconcile::records::{self, ContainerInfo, Hold, Live, LiveInfo};
 use crate::reconcile::seams::BoxFuture;
 use crate::reconcile::{lock, now_millis, policy, translate, Engine, Result};
 use crate::runtime::{ExitRecord, Probe, RunRecord};
@@ -103,7 +103,7 @@ fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunSta
             // What a pass would find: an exit to handle by the policy.
             return RunState::Exited {
                 code: 255,
-                restart_due: policy::wants_restart(policy, 255),
+                restart_due: info.hold != Some(Hold::Stopped) && policy::wants_restart(policy, 255),
             };
         }
         Probe::Lost { init_alive, .. } => {
@@ -141,7 +141,8 @@ fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunSta
     }
     RunState::Exited {
         code: exit.code,
-        restart_due: policy::restart_due(policy, exit.code, info.next_restart_at, now),
+        restart_due: info.hold != Some(Hold::Stopped)
+            && policy::restart_due(policy, exit.code, info.next_restart_at, now),
     }
 }
 
@@ -156,14 +157,15 @@ fn record_exit(engine: &Engine, name: &str, info: &mut ContainerInfo, exit: &Exi
         now_millis(),
     );
     info.backoff_step = decision.backoff_step;
-    info.next_restart_at = decision.restart_at;
+    // Stopped by hand: the policy waits for `start`.
+    info.next_restart_at = decision.restart_at.filter(|_| info.hold != Some(Hold::Stopped));
     info.last_exit = Some(exit.clone());
     info.run = None;
     let mut msg = format!("exited with code {}", exit.code);
     if exit.oom_killed {
         msg.push_str(" (OOMKilled)");
     }
-    if decision.restart_at.is_some() {
+    if info.next_restart_at.is_some() {
         msg.push_str(&format!("; restarting in {} ms", decision.delay_ms));
     }
     engine.event(&key, if exit.oom_killed { "OOMKilled" } else { "Exited" }, &msg);
@@ -222,6 +224,7 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     };
     info.failure = None;
     info.next_restart_at = None;
+    info.hold = None;
     info.started_at = Some(now_millis());
     info.layer = resolved.layer.clone();
     info.image_id = resolved.image_id.clone();
@@ -412,12 +415,14 @@ async fn wait_stopped(engine: &Engine, name: &str, exits: &mut broadcast::Receiv
     }
 }
 
-/// SIGTERM, then SIGKILL after the grace period.
+/// SIGTERM, then SIGKILL after the grace period. A paused container is
+/// thawed first: a frozen process cannot act on SIGTERM.
 async fn stop_container(engine: &Engine, name: &str, grace: Duration) {
     let mut exits = engine.exits();
     if !matches!(engine.host.containers.probe(name), Probe::Running(_) | Probe::Starting) {
         return;
     }
+    thaw_if_frozen(engine, name).await;
     let _ = engine.host.containers.signal(name, stop_signal_of(engine, name));
     if wait_stopped(engine, name, &mut exits, grace).await {
         return;
@@ -473,11 +478,128 @@ async fn remove_container(engine: &Engine, name: &str) -> DriverResult {
 }
 
 /// Stops a container by hand, keeping it (`berth stop`): it is not restarted
-/// until the next apply changes it.
+/// until `start`, or an apply that changes it.
 pub async fn stop_by_name(engine: &Arc<Engine>, name: &str) {
-    let held = engine.lock_for(&ObjectKey::new(Kind::Container, name));
-    let _held = held.lock().await;
+    let lock = engine.lock_for(&ObjectKey::new(Kind::Container, name));
+    let _held = lock.lock().await;
+    // Held first, so the exit it causes is recorded without a restart.
+    set_hold(engine, name, Some(Hold::Stopped));
     stop_container(engine, name, grace_of(engine, name)).await;
+    set_hold(engine, name, Some(Hold::Stopped));
+}
+
+/// Thaws a frozen container, so that a signal to stop it acts now.
+async fn thaw_if_frozen(engine: &Engine, name: &str) {
+    if !engine.host.containers.is_frozen(name) {
+        return;
+    }
+    let host = engine.host.containers.clone();
+    let id = name.to_string();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || host.freeze(&id, false)).await {
+        tracing::warn!(container = name, "thawing before the stop: {e}");
+    }
+}
+
+/// The hold on a container, from its live record.
+fn held(engine: &Engine, name: &str) -> Option<Hold> {
+    engine
+        .live(Kind::Container, name)
+        .ok()
+        .flatten()
+        .and_then(|l| l.container_info().and_then(|i| i.hold))
+}
+
+/// Records (or clears) a hold; the caller holds the container's lock.
+fn set_hold(engine: &Engine, name: &str, hold: Option<Hold>) {
+    let Ok(Some(live)) = engine.live(Kind::Container, name) else {
+        return;
+    };
+    let mut info = live.container_info().cloned().unwrap_or_default();
+    if info.hold == hold {
+        return;
+    }
+    info.hold = hold;
+    if hold == Some(Hold::Stopped) {
+        info.next_restart_at = None;
+    }
+    let text = records::encode_info(&LiveInfo::Container(info));
+    if let Err(e) = engine.store.live_set_info(Kind::Container, name, &text) {
+        tracing::warn!(container = name, "cannot record its hold: {e}");
+    }
+    engine.changed();
+}
+
+fn running(engine: &Engine, name: &str) -> bool {
+    matches!(engine.host.containers.probe(name), Probe::Running(_) | Probe::Starting)
+}
+
+/// `berth start`: starts a stopped container again (from its writable
+/// layer) and lifts a stop hold.
+pub async fn start_by_name(engine: &Arc<Engine>, name: &str) -> std::result::Result<(), VerbError> {
+    let key = ObjectKey::new(Kind::Container, name);
+    let lock = engine.lock_for(&key);
+    let _held = lock.lock().await;
+    if running(engine, name) {
+        return Err(match held(engine, name) {
+            Some(Hold::Paused) => VerbError::Paused(name.into()),
+            _ => VerbError::AlreadyRunning(name.into()),
+        });
+    }
+    let desired = engine.desired_objects().map_err(DriverError::from)?;
+    let obj = desired
+        .iter()
+        .find(|o| o.kind() == Kind::Container && o.name() == name)
+        .cloned()
+        .ok_or_else(|| VerbError::NotDesired(name.into()))?;
+    let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
+    start_container(engine, &obj, &hash).await?;
+    Ok(())
+}
+
+/// `berth kill`: a signal to the container's init. SIGKILL and SIGTERM stop
+/// it by hand, as `docker kill` does: no restart until `start`.
+pub async fn kill_by_name(engine: &Arc<Engine>, name: &str, signal: Signal) -> std::result::Result<(), VerbError> {
+    let lock = engine.lock_for(&ObjectKey::new(Kind::Container, name));
+    let _held = lock.lock().await;
+    if !running(engine, name) {
+        return Err(VerbError::NotRunning(name.into()));
+    }
+    if matches!(signal, Signal::SIGKILL | Signal::SIGTERM) {
+        set_hold(engine, name, Some(Hold::Stopped));
+        thaw_if_frozen(engine, name).await;
+    }
+    engine.host.containers.signal(name, signal).map_err(DriverError::from)?;
+    if signal == Signal::SIGKILL {
+        // The whole container, as runc kill --all: exec'd processes too.
+        engine.host.containers.kill_all(name);
+    }
+    Ok(())
+}
+
+/// `berth pause` / `unpause`: the cgroup freezer, remembered as a hold.
+pub async fn freeze_by_name(engine: &Arc<Engine>, name: &str, frozen: bool) -> std::result::Result<(), VerbError> {
+    let lock = engine.lock_for(&ObjectKey::new(Kind::Container, name));
+    let _held = lock.lock().await;
+    if !running(engine, name) {
+        return Err(VerbError::NotRunning(name.into()));
+    }
+    let hold = held(engine, name);
+    if frozen && hold == Some(Hold::Paused) {
+        return Err(VerbError::Paused(name.into()));
+    }
+    if !frozen && hold != Some(Hold::Paused) && !engine.host.containers.is_frozen(name) {
+        return Err(VerbError::NotPaused(name.into()));
+    }
+    let host = engine.host.containers.clone();
+    let id = name.to_string();
+    tokio::task::spawn_blocking(move || host.freeze(&id, frozen))
+        .await
+        .map_err(DriverError::from)?
+        .map_err(DriverError::from)?;
+    set_hold(engine, name, frozen.then_some(Hold::Paused));
+    let key = ObjectKey::new(Kind::Container, name);
+    engine.event(&key, if frozen { "Paused" } else { "Unpaused" }, "by hand");
+    Ok(())
 }
 
 /// Imperative create-and-start of one container object (`berth run`),

@@ -1,0 +1,212 @@
+//! `exec`: a process in a running container. The exec shim (see
+//! `runtime::exec`) runs it; [`pump`] carries its stdio over a byte stream
+//! (the API's upgraded connection) as Docker multiplexes attach streams.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{CommandError, Result};
+use crate::reconcile::state::ContainerState;
+use crate::reconcile::Engine;
+use crate::runtime::exec::{ExecProcess, ExecReport, ExecSpec};
+use crate::wire::{exec_frame, ExecExit, ExecRequest, ExecStarted};
+
+/// How long output is still read after the process exited: what it wrote
+/// is in the pipe already; a background child that keeps the pipe open does
+/// not hold the exec open (as with `docker exec`).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// Checks the request and the container, then starts the exec shim.
+pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<ExecProcess> {
+    let bad = CommandError::Invalid;
+    if req.command.is_empty() {
+        return Err(bad("exec needs a command".into()));
+    }
+    for e in &req.env {
+        if !e.contains('=') {
+            return Err(bad(format!("-e {e:?}: expected KEY=VALUE")));
+        }
+    }
+    let (uid, gid) = match req.user.as_deref() {
+        None => (None, None),
+        Some(u) => {
+            let (uid, gid) = parse_user(u).ok_or_else(|| bad(format!("-u {u:?}: expected uid, uid:gid or root")))?;
+            (Some(uid), gid)
+        }
+    };
+    if let Some(dir) = &req.working_dir {
+        if !dir.starts_with('/') {
+            return Err(bad(format!("-w {dir:?}: the working directory must be absolute")));
+        }
+    }
+    if !engine.container_known(name)? {
+        return Err(CommandError::NotFound(format!("container/{name}")));
+    }
+    if engine.container_state(name) != ContainerState::Running {
+        return Err(CommandError::Conflict(format!(
+            "container {name} is not running: start it first"
+        )));
+    }
+    if engine.container_frozen(name) {
+        return Err(CommandError::Conflict(format!(
+            "container {name} is paused: unpause it first"
+        )));
+    }
+    let process = ExecSpec {
+        args: req.command.clone(),
+        env: req.env.clone(),
+        cwd: req.working_dir.clone(),
+        uid,
+        gid,
+    };
+    engine
+        .exec(name, process, !req.detach, req.interactive && !req.detach)
+        .map_err(|e| CommandError::Unavailable(e.to_string()))
+}
+
+/// `exec -d`: answers once the process runs.
+pub async fn detached(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<ExecStarted> {
+    let mut p = start(engine, name, req)?;
+    let first = p.next_report().await;
+    // The exec shim stays to reap the process; tokio reaps the shim.
+    tokio::spawn(async move {
+        let _ = p.child.wait().await;
+    });
+    match first {
+        Some(ExecReport::Started { pid }) => Ok(ExecStarted { pid }),
+        Some(ExecReport::Failed { error, .. }) => Err(CommandError::Invalid(error)),
+        _ => Err(CommandError::Unavailable(format!(
+            "exec in {name}: the exec shim ended without a report"
+        ))),
+    }
+}
+
+/// Carries one exec's stdio over `io` until the process has exited: stdin
+/// from `io` (when the process has one), output to it in frames, then the
+/// exit frame. Each write waits for the client: a slow reader slows the
+/// process down (its pipe fills) rather than losing output.
+pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(mut p: ExecProcess, io: IO) {
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let exit = match p.next_report().await {
+        Some(ExecReport::Started { .. }) => {
+            if let Some(mut stdin) = p.stdin.take() {
+                tokio::spawn(async move {
+                    // EOF from the client (a half-close) closes the process's stdin.
+                    let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+                    let _ = stdin.shutdown().await;
+                });
+            }
+            relay_output(&mut p, &mut wr).await
+        }
+        Some(ExecReport::Failed { error, exit_code }) => ExecExit {
+            exit_code,
+            error: Some(error),
+        },
+        Some(ExecReport::Exited { code }) => ExecExit {
+            exit_code: code,
+            error: None,
+        },
+        None => ExecExit {
+            exit_code: 126,
+            error: Some("the exec shim ended without a report".into()),
+        },
+    };
+    tokio::spawn(async move {
+        let _ = p.child.wait().await;
+    });
+    if let Ok(body) = serde_json::to_vec(&exit) {
+        let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
+        let _ = wr.write_all(&body).await;
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Forwards stdout and stderr until both close (or, once the process has
+/// exited, until [`DRAIN_AFTER_EXIT`] passed); returns the exit.
+async fn relay_output<W: AsyncWrite + Unpin>(p: &mut ExecProcess, wr: &mut W) -> ExecExit {
+    let mut out = p.stdout.take();
+    let mut err = p.stderr.take();
+    let mut out_buf = vec![0u8; 32 * 1024];
+    let mut err_buf = vec![0u8; 32 * 1024];
+    let mut exit: Option<ExecExit> = None;
+    let mut reports_open = true;
+    let drain = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain);
+    let mut client_gone = false;
+    loop {
+        if out.is_none() && err.is_none() && (exit.is_some() || !reports_open) {
+            break;
+        }
+        tokio::select! {
+            n = read_some(&mut out, &mut out_buf) => match n {
+                Some(n) if !client_gone => client_gone = !frame(wr, exec_frame::STDOUT, &out_buf[..n]).await,
+                Some(_) => {}
+                None => out = None,
+            },
+            n = read_some(&mut err, &mut err_buf) => match n {
+                Some(n) if !client_gone => client_gone = !frame(wr, exec_frame::STDERR, &err_buf[..n]).await,
+                Some(_) => {}
+                None => err = None,
+            },
+            r = p.next_report(), if reports_open && exit.is_none() => match r {
+                Some(ExecReport::Exited { code }) => {
+                    exit = Some(ExecExit { exit_code: code, error: None });
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+                }
+                Some(_) => {}
+                None => reports_open = false,
+            },
+            _ = &mut drain => break,
+        }
+    }
+    exit.unwrap_or(ExecExit {
+        exit_code: 255,
+        error: Some("the exec shim ended without reporting the exit".into()),
+    })
+}
+
+/// Reads from a stream that may be closed already (then never returns);
+/// None at EOF or on an error.
+async fn read_some<R: AsyncRead + Unpin>(stream: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+    match stream {
+        Some(s) => match s.read(buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes one frame; false when the client went away.
+async fn frame<W: AsyncWrite + Unpin>(wr: &mut W, stream: u8, data: &[u8]) -> bool {
+    wr.write_all(&exec_frame::header(stream, data.len())).await.is_ok()
+        && wr.write_all(data).await.is_ok()
+        && wr.flush().await.is_ok()
+}
+
+/// `uid`, `uid:gid` or `root`. Names other than root would need the
+/// container's /etc/passwd; not supported yet.
+fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {
+    if u == "root" {
+        return Some((0, Some(0)));
+    }
+    match u.split_once(':') {
+        Some((uid, gid)) => Some((uid.parse().ok()?, Some(gid.parse().ok()?))),
+        None => Some((u.parse().ok()?, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_numeric_or_root() {
+        assert_eq!(parse_user("root"), Some((0, Some(0))));
+        assert_eq!(parse_user("1000"), Some((1000, None)));
+        assert_eq!(parse_user("1000:50"), Some((1000, Some(50))));
+        assert_eq!(parse_user("nobody"), None);
+    }
+}

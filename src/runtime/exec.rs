@@ -1,0 +1,404 @@
+//! `exec`: a process in a running container, through libcontainer's tenant
+//! builder, from `berth exec-shim '<json>'`, a fresh process of the same
+//! binary: `build()` must run single-threaded (notes/libcontainer.md §2), and
+//! the daemon is not. The exec shim is the process's parent: it reaps it and
+//! reports its exit.
+//!
+//! File descriptors of the exec shim: 0, 1, 2 are the process's stdio (pipes
+//! from the daemon, or /dev/null); 3 is the report pipe, one JSON line
+//! ([`ExecReport`]) when the process runs or could not be started, and one
+//! when it has exited.
+//!
+//! libcontainer 0.7's tenant builder rebuilds the spec's `linux` section from
+//! the namespaces and cgroup path only, so the container's seccomp filter
+//! would not reach an exec'd process. The shim's [`SeccompExecutor`] loads it
+//! just before exec. Without no_new_privs that needs CAP_SYS_ADMIN, so the
+//! process is given it for setup and drops it from every set right after the
+//! filter is in (as runc loads the filter before dropping capabilities).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::oci_spec::runtime::{LinuxSeccomp, Spec};
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sys::wait::{waitpid, WaitStatus};
+use serde::{Deserialize, Serialize};
+
+use super::cannot_execute_code;
+
+/// The report fd of the exec shim.
+pub const REPORT_FD: i32 = 3;
+
+/// What the exec shim is told (its one argument, JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecConfig {
+    pub id: String,
+    pub lc_root: PathBuf,
+    /// The container's bundle: its config.json holds the seccomp filter.
+    pub bundle: PathBuf,
+    #[serde(flatten)]
+    pub process: ExecSpec,
+}
+
+/// The process to run in the container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    /// `KEY=VALUE` over the container's environment.
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// One line on the report fd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ExecReport {
+    /// The process runs (host pid).
+    Started { pid: i32 },
+    /// It could not be started; `exit_code` is 127/126 for a command that is
+    /// missing or not executable, else 126 as Docker answers a failed exec.
+    Failed { error: String, exit_code: i32 },
+    /// It exited: its code, or 128 + the signal.
+    Exited { code: i32 },
+}
+
+/// Entry point of `berth exec-shim`. Returns the process exit code.
+pub fn main(config_json: &str) -> i32 {
+    // SAFETY: fd 3 was placed by the daemon for us and nothing else owns it.
+    let mut report_fd = unsafe { File::from_raw_fd(REPORT_FD) };
+    // The exec'd process must not inherit it.
+    let _ = nix::fcntl::fcntl(REPORT_FD, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    let mut report = |r: &ExecReport| {
+        if let Ok(mut line) = serde_json::to_string(r) {
+            line.push('\n');
+            let _ = report_fd.write_all(line.as_bytes());
+        }
+    };
+    // SAFETY: PR_SET_NAME reads a nul-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-exec".as_ptr()) };
+    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"] {
+        std::env::remove_var(var);
+    }
+    let cfg: ExecConfig = match serde_json::from_str(config_json) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&ExecReport::Failed {
+                error: format!("exec shim: bad config: {e}"),
+                exit_code: 126,
+            });
+            return 1;
+        }
+    };
+    match start(&cfg) {
+        Ok(pid) => {
+            report(&ExecReport::Started { pid: pid.as_raw() });
+            let code = loop {
+                match waitpid(pid, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break 255,
+                }
+            };
+            report(&ExecReport::Exited { code });
+            0
+        }
+        Err(error) => {
+            let command = cfg.process.args.first().cloned().unwrap_or_default();
+            // Docker's words for the two common cases; the whole chain else.
+            let (error, exit_code) = match cannot_execute_code(&error) {
+                Some(127) => (format!("exec: {command:?}: executable file not found in $PATH"), 127),
+                Some(code) => (format!("exec: {command:?}: permission denied"), code),
+                None => (format!("exec failed: {error}"), 126),
+            };
+            report(&ExecReport::Failed { error, exit_code });
+            1
+        }
+    }
+}
+
+/// Moves one of our stdio fds to a higher number (libcontainer dup2's the
+/// fd it is given onto 0/1/2 and then closes it, which for fd 1 itself would
+/// close stdout) and leaves /dev/null in its place, so that the pipe closes
+/// when the process (not this shim) is done with it.
+fn take_stdio(fd: i32) -> Result<OwnedFd, String> {
+    let moved =
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup {fd}: {e}"))?;
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))?;
+    nix::unistd::dup2(null.as_raw_fd(), fd).map_err(|e| format!("dup2 {fd}: {e}"))?;
+    // SAFETY: fcntl just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
+fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
+    let spec = Spec::load(cfg.bundle.join("config.json"))
+        .map_err(|e| format!("cannot read the container's spec in {}: {e}", cfg.bundle.display()))?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let process = exec_process(&spec, &cfg.process, seccomp.is_some())?;
+    // The tenant builder takes the process whole from a file (its own
+    // defaults would turn no_new_privs on for every exec).
+    let process_json = cfg.bundle.join(format!("exec-{}.json", std::process::id()));
+    std::fs::write(&process_json, process.json.to_string())
+        .map_err(|e| format!("write {}: {e}", process_json.display()))?;
+    let built = build(cfg, &process_json, seccomp, process.lent);
+    let _ = std::fs::remove_file(&process_json);
+    built
+}
+
+fn build(
+    cfg: &ExecConfig,
+    process_json: &std::path::Path,
+    seccomp: Option<LinuxSeccomp>,
+    lent: Vec<String>,
+) -> Result<nix::unistd::Pid, String> {
+    let stdin = take_stdio(0)?;
+    let stdout = take_stdio(1)?;
+    let stderr = take_stdio(2)?;
+    ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_executor(SeccompExecutor { seccomp, drop: lent })
+        .with_root_path(&cfg.lc_root)
+        .map_err(|e| format!("runtime root {}: {e}", cfg.lc_root.display()))?
+        .validate_id()
+        .map_err(|e| format!("invalid container id {:?}: {e}", cfg.id))?
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr)
+        .as_tenant()
+        .with_process(Some(process_json))
+        .with_detach(false)
+        .build()
+        .map_err(|e| super::shim::describe_error(&e))
+}
+
+/// The exec'd process: the container's (capabilities, rlimits,
+/// no_new_privs, user) with the command, environment overrides, working
+/// directory and user asked for.
+struct ExecProcessSpec {
+    json: serde_json::Value,
+    /// Capabilities lent for setup, dropped by [`SeccompExecutor`].
+    lent: Vec<String>,
+}
+
+fn exec_process(spec: &Spec, req: &ExecSpec, has_seccomp: bool) -> Result<ExecProcessSpec, String> {
+    let mut p = serde_json::to_value(spec.process().as_ref().ok_or("the container's spec has no process")?)
+        .map_err(|e| e.to_string())?;
+    p["args"] = serde_json::json!(req.args);
+    p["terminal"] = serde_json::json!(false);
+    let overrides: Vec<&str> = req
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    let mut env: Vec<String> = p["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str())
+        .filter(|e| !overrides.contains(&e.split_once('=').map(|(k, _)| k).unwrap_or(e)))
+        .map(str::to_string)
+        .collect();
+    env.extend(req.env.iter().cloned());
+    p["env"] = serde_json::json!(env);
+    if let Some(cwd) = &req.cwd {
+        p["cwd"] = serde_json::json!(cwd);
+    }
+    if let Some(uid) = req.uid {
+        p["user"]["uid"] = serde_json::json!(uid);
+    }
+    if let Some(gid) = req.gid {
+        p["user"]["gid"] = serde_json::json!(gid);
+    }
+    // Loading the filter needs CAP_SYS_ADMIN (without no_new_privs) and
+    // dropping from the bounding set CAP_SETPCAP; lend what the container
+    // lacks, for setup only.
+    let mut lent = Vec::new();
+    if has_seccomp {
+        let bounding: Vec<String> = p["capabilities"]["bounding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect();
+        for cap in ["CAP_SYS_ADMIN", "CAP_SETPCAP"] {
+            if !bounding.iter().any(|c| c == cap) {
+                lent.push(cap.to_string());
+            }
+        }
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(list) = p["capabilities"][set].as_array_mut() {
+                list.extend(lent.iter().map(|c| serde_json::json!(c)));
+            }
+        }
+    }
+    Ok(ExecProcessSpec { json: p, lent })
+}
+
+/// libcontainer's default executor, after loading the container's seccomp
+/// filter and dropping the capabilities lent for it.
+#[derive(Clone)]
+struct SeccompExecutor {
+    seccomp: Option<LinuxSeccomp>,
+    drop: Vec<String>,
+}
+
+impl Executor for SeccompExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(seccomp) = &self.seccomp {
+            libcontainer::seccomp::initialize_seccomp(seccomp)
+                .map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?;
+        }
+        let drop: Vec<caps::Capability> = self.drop.iter().filter_map(|c| c.parse().ok()).collect();
+        // CAP_SETPCAP last from the bounding set: dropping needs it.
+        let mut ordered = drop.clone();
+        ordered.sort_by_key(|c| *c == caps::Capability::CAP_SETPCAP);
+        for cap in &ordered {
+            caps::drop(None, caps::CapSet::Bounding, *cap)
+                .map_err(|e| ExecutorError::Other(format!("cannot drop {cap} from the bounding set: {e}")))?;
+        }
+        for set in [
+            caps::CapSet::Ambient,
+            caps::CapSet::Inheritable,
+            caps::CapSet::Effective,
+            caps::CapSet::Permitted,
+        ] {
+            for cap in &drop {
+                caps::drop(None, set, *cap)
+                    .map_err(|e| ExecutorError::Other(format!("cannot drop {cap} ({set:?}): {e}")))?;
+            }
+        }
+        // Fail closed: never exec with a lent capability left anywhere.
+        for set in [caps::CapSet::Bounding, caps::CapSet::Effective, caps::CapSet::Permitted] {
+            for cap in &drop {
+                if caps::has_cap(None, set, *cap).unwrap_or(true) {
+                    return Err(ExecutorError::Other(format!("{cap} is still in the {set:?} set")));
+                }
+            }
+        }
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+/// A started exec shim, as the daemon holds it.
+#[derive(Debug)]
+pub struct ExecProcess {
+    /// The process's stdin (None unless asked for).
+    pub stdin: Option<tokio::process::ChildStdin>,
+    /// Its stdout and stderr (None when detached).
+    pub stdout: Option<tokio::process::ChildStdout>,
+    pub stderr: Option<tokio::process::ChildStderr>,
+    /// The exec shim's report lines.
+    pub reports: tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::pipe::Receiver>>,
+    /// The exec shim (tokio reaps it once dropped).
+    pub child: tokio::process::Child,
+}
+
+impl ExecProcess {
+    /// The next report, or None when the exec shim ended without one.
+    pub async fn next_report(&mut self) -> Option<ExecReport> {
+        loop {
+            match self.reports.next_line().await {
+                Ok(Some(line)) => {
+                    if let Ok(r) = serde_json::from_str(&line) {
+                        return Some(r);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl super::Runtime {
+    /// Starts `berth exec-shim` for a process in container `id`. With
+    /// `attach` its stdout and stderr are pipes (else /dev/null), with
+    /// `stdin` its stdin is one. The caller reads the first report to learn
+    /// whether it runs.
+    pub fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> super::Result<ExecProcess> {
+        use std::process::Stdio;
+        let cfg = ExecConfig {
+            id: id.to_string(),
+            lc_root: self.layout.lc_root(),
+            bundle: self.layout.bundle(id),
+            process,
+        };
+        let json = serde_json::to_string(&cfg).map_err(|e| super::RuntimeError::Spec {
+            id: id.into(),
+            message: e.to_string(),
+        })?;
+        let spawn_err = |source| super::RuntimeError::SpawnShim { id: id.into(), source };
+        let (report_r, report_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(std::io::Error::from(e)))?;
+        let stdio = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+        let mut cmd = tokio::process::Command::new(self.shim_exe());
+        cmd.arg0("berth-exec")
+            .arg("exec-shim")
+            .arg(json)
+            .stdin(stdio(stdin))
+            .stdout(stdio(attach))
+            .stderr(stdio(attach))
+            .kill_on_drop(false);
+        let raw = report_w.as_raw_fd();
+        // SAFETY: the closure runs between fork and exec and only calls
+        // dup2/fcntl, which are async-signal-safe; it touches no memory of
+        // the parent's other threads.
+        unsafe {
+            cmd.pre_exec(move || {
+                if raw == REPORT_FD {
+                    let flags = libc::fcntl(raw, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(raw, REPORT_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        drop(report_w);
+        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(spawn_err)?;
+        use tokio::io::AsyncBufReadExt;
+        Ok(ExecProcess {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            reports: tokio::io::BufReader::new(receiver).lines(),
+            child,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_one_json_line_each() {
+        let started = serde_json::to_string(&ExecReport::Started { pid: 7 }).unwrap();
+        assert_eq!(started, r#"{"started":{"pid":7}}"#);
+        let failed: ExecReport = serde_json::from_str(r#"{"failed":{"error":"x","exitCode":127}}"#).unwrap();
+        assert_eq!(
+            failed,
+            ExecReport::Failed {
+                error: "x".into(),
+                exit_code: 127
+            }
+        );
+    }
+}
