@@ -335,6 +335,79 @@ pub struct VerbResponse {
     pub verb: String,
 }
 
+/// Body of `POST /v1/stats`: the named containers, or every running one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsRequest {
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// One reading of a running container's counters; CPU % is the difference
+/// of two readings (`cpuNs` over `systemNs`, times `onlineCpus`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStats {
+    pub name: String,
+    /// CPU time of the container's processes, ns.
+    pub cpu_ns: u64,
+    /// CPU time of the whole host, ns.
+    pub system_ns: u64,
+    pub online_cpus: u32,
+    /// In use, without reclaimable page cache.
+    pub memory_bytes: u64,
+    /// The limit, or the host's memory.
+    pub memory_limit_bytes: u64,
+    pub pids: u64,
+    pub block_read_bytes: u64,
+    pub block_write_bytes: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+}
+
+/// Answer of `GET /v1/top/{name}`: the container's processes.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopResponse {
+    pub processes: Vec<TopProcess>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopProcess {
+    /// Host pid.
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    pub command: String,
+}
+
+/// Answer of `GET /v1/inspect/{name}`: one container, in full.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerInspect {
+    pub name: String,
+    pub image: Option<String>,
+    /// As `get` shows it.
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    /// Host pid of the init, while it runs.
+    pub pid: Option<i32>,
+    pub exit: Option<ExitInfo>,
+    pub restarts: u32,
+    pub created_at: Option<i64>,
+    pub source: Option<String>,
+    pub log_path: String,
+    /// The container's spec as berth was given it.
+    pub config: Option<serde_json::Value>,
+    /// What the runtime runs: the OCI spec's process, hostname, mounts,
+    /// namespaces and cgroup path (while the container has a bundle).
+    pub runtime: Option<serde_json::Value>,
+}
+
 /// Answer of `POST /v1/stop/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

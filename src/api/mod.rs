@@ -122,6 +122,9 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/kill/{name}") => post(kill),
         ("post", "/v1/pause/{name}") => post(pause),
         ("post", "/v1/unpause/{name}") => post(unpause),
+        ("post", "/v1/stats") => post(stats),
+        ("get", "/v1/top/{name}") => get(top),
+        ("get", "/v1/inspect/{name}") => get(inspect),
         ("get", "/v1/events") => get(events),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
@@ -250,6 +253,21 @@ async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) ->
     Ok(Json(commands::lifecycle::pause(&engine, &name, false).await?))
 }
 
+async fn stats(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<StatsRequest>,
+) -> ApiResult<Json<Vec<ContainerStats>>> {
+    Ok(Json(commands::inspect::stats(&engine, &req)?))
+}
+
+async fn top(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<TopResponse>> {
+    Ok(Json(commands::inspect::top(&engine, &name)?))
+}
+
+async fn inspect(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<ContainerInspect>> {
+    Ok(Json(commands::inspect::inspect(&engine, &name)?))
+}
+
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
     #[serde(default)]
@@ -298,7 +316,7 @@ mod tests {
     fn every_documented_route_has_a_handler() {
         // Building the router panics on a route without a handler.
         let _ = routes();
-        assert_eq!(openapi::ROUTES.len(), 16);
+        assert_eq!(openapi::ROUTES.len(), 19);
     }
 
     #[test]

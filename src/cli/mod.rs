@@ -21,7 +21,9 @@ use args::{CliCmd, Global};
 /// Runs one command; the exit code is the command's own (`diff` and `run`
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
-    use commands::{apply, delete, events, exec, get, lifecycle, logs, ps, run, schema, stop, validate, version};
+    use commands::{
+        apply, delete, events, exec, get, inspect, lifecycle, logs, ps, run, schema, stop, validate, version,
+    };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
         CliCmd::Diff(args) => Ok(apply::diff(g, args).await),
@@ -36,6 +38,9 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Start(args) => Ok(lifecycle::verb(g, "start", &args.names, serde_json::json!({})).await),
         CliCmd::Restart(args) => Ok(lifecycle::verb(g, "restart", &args.names, serde_json::json!({})).await),
+        CliCmd::Stats(args) => inspect::stats(g, args).await,
+        CliCmd::Top(args) => inspect::top(g, args).await,
+        CliCmd::Inspect(args) => inspect::inspect(g, args).await,
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, serde_json::json!({})).await),
