@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use berth::cli::args::{Cli, Cmd, Global};
+use berth::cli::args::{Cli, Cmd, DaemonArgs, Global};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let Cli { global, command } = Cli::parse();
-    if !matches!(command, Cmd::Daemon) {
+    if !matches!(command, Cmd::Daemon(_)) {
         // `berth get | head` should end quietly, as other Unix tools do.
         // SAFETY: setting a signal disposition before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match command {
-        Cmd::Daemon => runtime.block_on(daemon(&global)),
+        Cmd::Daemon(args) => runtime.block_on(daemon(&global, args)),
         Cmd::Cli(command) => runtime.block_on(berth::cli::main(&global, command)),
     };
     match result {
@@ -53,12 +53,13 @@ fn main() -> ExitCode {
 }
 
 /// `berth daemon`: serves the API on the socket until SIGTERM or Ctrl-C.
-async fn daemon(g: &Global) -> anyhow::Result<ExitCode> {
+async fn daemon(g: &Global, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     berth::daemon::run(berth::daemon::DaemonConfig {
         root: g.root.clone(),
         run: g.run_dir.clone(),
         socket: g.socket(),
         watch: Some(g.watch.clone()),
+        insecure_registries: args.insecure_registries,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -466,3 +466,126 @@ mod tests {
         assert!(!json.contains('_'), "{json}");
     }
 }
+
+/// `POST /v1/images/pull`: pull a registry reference.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    pub reference: String,
+    /// `os/arch[/variant]`; default `linux/amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// One line of a pull's progress stream; the last is `done` or `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum PullProgress {
+    /// The manifest is resolved: its digest and layers (digest, size).
+    Resolved {
+        digest: String,
+        layers: Vec<PullLayer>,
+    },
+    /// A layer was already in the store.
+    Present {
+        digest: String,
+    },
+    /// Bytes of a layer so far.
+    Downloading {
+        digest: String,
+        done: u64,
+        total: u64,
+    },
+    Downloaded {
+        digest: String,
+    },
+    Unpacked {
+        digest: String,
+    },
+    /// The image is in the store under the normalized reference.
+    Done {
+        reference: String,
+        id: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullLayer {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// One pulled image, as `berth images` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageListItem {
+    /// Normalized references naming it (none: dangling).
+    pub references: Vec<String>,
+    /// `sha256:` digest of its config.
+    pub id: String,
+    pub manifest_digest: String,
+    /// Compressed size of its layers.
+    pub size: u64,
+    pub layers: usize,
+    pub platform: String,
+    /// Unix millis when it was pulled.
+    pub created_at: i64,
+}
+
+/// `POST /v1/images/remove`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveImageRequest {
+    /// A reference or an id (12+ hex digits).
+    pub name: String,
+    /// Remove it even while containers use it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveImageResponse {
+    pub id: String,
+    /// Deleted, not only untagged.
+    pub deleted: bool,
+}
+
+/// `POST /v1/images/tag`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagRequest {
+    pub source: String,
+    pub target: String,
+}
+
+/// `POST /v1/images/push`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushRequest {
+    /// A reference or id of a local image.
+    pub source: String,
+    /// Where to push it; `source` itself when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushResponse {
+    pub reference: String,
+    /// The pushed manifest's digest.
+    pub digest: String,
+}
+
+/// `POST /v1/images/prune`: what was removed.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneResponse {
+    /// Ids of the removed images.
+    pub removed: Vec<String>,
+}

@@ -203,6 +203,55 @@ pub const ROUTES: &[Route] = &[
         request: None,
         response: Body::Json(schema::<Vec<Event>>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/pull",
+        summary: "pull an image from its registry; streams progress, the last line is done or error",
+        params: &[],
+        request: Some(schema::<PullRequest>),
+        response: Body::Ndjson(schema::<PullProgress>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/images",
+        summary: "pulled images with their references",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<Vec<ImageListItem>>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/remove",
+        summary:
+            "remove a reference, and the image with its last one (refused while a container uses it, unless force)",
+        params: &[],
+        request: Some(schema::<RemoveImageRequest>),
+        response: Body::Json(schema::<RemoveImageResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/tag",
+        summary: "make a reference name an image",
+        params: &[],
+        request: Some(schema::<TagRequest>),
+        response: Body::Json(schema::<ImageListItem>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/push",
+        summary: "push a local image to a registry",
+        params: &[],
+        request: Some(schema::<PushRequest>),
+        response: Body::Json(schema::<PushResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/prune",
+        summary: "remove images no reference names and no container uses, then unused blobs and snapshots",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<PruneResponse>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

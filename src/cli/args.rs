@@ -54,7 +54,7 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
-    Daemon,
+    Daemon(DaemonArgs),
     #[command(flatten)]
     Cli(CliCmd),
 }
@@ -103,6 +103,19 @@ pub enum CliCmd {
     Inspect(NameArgs),
     /// Recent events.
     Events,
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// List pulled images.
+    Images(ImagesArgs),
+    /// Remove images (refused while a container uses one, unless --force).
+    Rmi(RmiArgs),
+    /// Make a reference name an image: SOURCE TARGET.
+    Tag(TagArgs),
+    /// Push an image to a registry: SOURCE [TARGET].
+    Push(PushArgs),
+    /// Image commands: prune.
+    #[command(subcommand)]
+    Image(ImageCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -272,4 +285,60 @@ pub struct ExecArgs {
     pub name: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DaemonArgs {
+    /// A registry (`host:port`) to reach over plain HTTP, as Docker's
+    /// insecure-registries; loopback registries always are. Repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// registry/repository:tag or registry/repository@sha256:…
+    pub reference: String,
+    /// os/arch[/variant] of a multi-platform image [default: linux/amd64].
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesArgs {
+    /// Only image ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RmiArgs {
+    /// Remove even while containers use it.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// A local image's reference or id.
+    pub source: String,
+    /// The reference to push to [default: SOURCE].
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImageCmd {
+    /// Remove images no reference names and no container uses, and the
+    /// layers and blobs nothing uses.
+    Prune,
+    /// List pulled images.
+    Ls(ImagesArgs),
 }

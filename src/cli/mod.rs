@@ -22,7 +22,7 @@ use args::{CliCmd, Global};
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
     use commands::{
-        apply, delete, events, exec, get, inspect, lifecycle, logs, ps, run, schema, stop, validate, version,
+        apply, delete, events, exec, get, images, inspect, lifecycle, logs, ps, run, schema, stop, validate, version,
     };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
@@ -45,6 +45,13 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, serde_json::json!({})).await),
         CliCmd::Events => events::events(g).await,
+        CliCmd::Pull(args) => images::pull(g, args).await,
+        CliCmd::Images(args) => images::images(g, args).await,
+        CliCmd::Rmi(args) => images::rmi(g, args).await,
+        CliCmd::Tag(args) => images::tag(g, args).await,
+        CliCmd::Push(args) => images::push(g, args).await,
+        CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
+        CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),
         CliCmd::Version => Ok(version::version(g).await),
     }

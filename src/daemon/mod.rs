@@ -48,6 +48,8 @@ pub struct DaemonConfig {
     pub run: PathBuf,
     pub socket: PathBuf,
     pub watch: Option<PathBuf>,
+    /// Registries besides loopback that pulls may reach over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
@@ -62,7 +64,9 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let sealed = SealedExe::new().context("cannot make a sealed copy of the berth binary for the shims")?;
     let layout = Layout::new(cfg.root.clone(), cfg.run.clone());
     let runtime = Runtime::new(layout, sealed.path());
-    let images = ImageStore::open(cfg.root.join("images")).context("open the image store")?;
+    let images = ImageStore::open(cfg.root.join("images"))
+        .context("open the image store")?
+        .with_insecure(cfg.insecure_registries.clone());
     // We hold the root's lock: nothing else can be importing.
     for failure in images.sweep() {
         tracing::warn!("cannot remove image store leftover {failure}");

@@ -131,6 +131,22 @@ impl ImageStore {
         Ok((record, true))
     }
 
+    /// Removes images no reference names, except those in `in_use` (ids),
+    /// then every snapshot and blob no remaining image uses. Returns the
+    /// removed images.
+    pub fn prune(&self, in_use: &HashSet<String>) -> Result<Vec<ImageRecord>> {
+        let named: HashSet<String> = self.records.refs().into_values().collect();
+        let mut removed = Vec::new();
+        for record in self.records.all() {
+            if !named.contains(&record.id) && !in_use.contains(&record.id) {
+                self.records.delete(&record.id)?;
+                removed.push(record);
+            }
+        }
+        self.collect();
+        Ok(removed)
+    }
+
     /// Removes snapshots and blobs of pulled images that no image record
     /// uses. Blobs of imported layers (`layers/<hex>`) are kept.
     pub fn collect(&self) {

@@ -55,6 +55,7 @@ pub mod content;
 mod error;
 mod images;
 pub mod pull;
+mod push;
 pub mod record;
 pub mod snapshot;
 mod unpack;
@@ -1246,6 +1247,61 @@ mod tests {
         };
         assert_eq!(n, 1, "{}", io::Error::last_os_error());
         assert_eq!(value[0], b'y');
+    }
+
+    fn getxattr(path: &Path, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+        let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut value = [0u8; 64];
+        // SAFETY: both strings are NUL-terminated and `value` has value.len() writable bytes.
+        let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+        (n >= 0).then(|| value[..n as usize].to_vec())
+    }
+
+    #[test]
+    fn user_xattrs_are_kept_and_overlay_ones_from_the_archive_are_dropped() {
+        let pax = |records: &[(&str, &str)]| {
+            let mut data = Vec::new();
+            for (k, v) in records {
+                let body = format!(" {k}={v}\n");
+                // The length counts itself: find the fixed point.
+                let mut len = body.len() + 1;
+                while format!("{len}{body}").len() != len {
+                    len += 1;
+                }
+                data.extend(format!("{len}{body}").into_bytes());
+            }
+            data
+        };
+        let mut tar = Tar::new();
+        let records = pax(&[
+            ("SCHILY.xattr.user.note", "kept"),
+            ("SCHILY.xattr.trusted.overlay.opaque", "y"),
+        ]);
+        tar.raw("PaxHeaders/f", EntryType::XHeader, 0o644, "", &records);
+        tar.raw("f", EntryType::Regular, 0o644, "", b"x");
+        tar.raw("PaxHeaders/d", EntryType::XHeader, 0o644, "", &records);
+        tar.raw("d/", EntryType::Directory, 0o755, "", b"");
+        let fx = Fixture::new();
+        let layer = fx.import(&tar.bytes()).expect("import");
+        for entry in ["f", "d"] {
+            let path = layer.dir.join(entry);
+            assert_eq!(
+                getxattr(&path, c"trusted.overlay.opaque"),
+                None,
+                "{entry}: never from an archive"
+            );
+            // tmpfs before 6.6 and some filesystems refuse user xattrs: then it is skipped.
+            let probe = fx.dir.path().join("probe");
+            fs::write(&probe, b"").unwrap();
+            // SAFETY: NUL-terminated strings; the value is 1 readable byte.
+            let supported = unsafe {
+                let p = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).unwrap();
+                libc::lsetxattr(p.as_ptr(), c"user.t".as_ptr(), b"1".as_ptr().cast(), 1, 0) == 0
+            };
+            if supported {
+                assert_eq!(getxattr(&path, c"user.note").as_deref(), Some(&b"kept"[..]), "{entry}");
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{
     OciDescriptor, OciImageManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
     OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
@@ -88,7 +88,7 @@ pub fn is_insecure(registry: &str, listed: &[String]) -> bool {
 }
 
 /// The credentials `~/.docker/config.json` holds for `registry`, if any.
-fn auth_for(registry: &str) -> RegistryAuth {
+pub(crate) fn auth_for(registry: &str) -> RegistryAuth {
     let candidates = if registry == "docker.io" || registry == "index.docker.io" {
         vec!["https://index.docker.io/v1/".to_string(), registry.to_string()]
     } else {
@@ -136,7 +136,7 @@ fn parse_platform(reference: &str, platform: Option<&str>) -> Result<Platform> {
 }
 
 /// One line saying what went wrong talking to the registry.
-fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
+pub(crate) fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
     let whole = reference.whole();
     let registry = reference.registry();
     if let OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) =
@@ -155,10 +155,31 @@ fn classify(reference: &Reference, e: OciDistributionError) -> ImageError {
         root = s.to_string();
         source = s.source();
     }
+    let codes: &[oci_client::errors::OciError] = match &e {
+        OciDistributionError::RegistryError { envelope, .. } => &envelope.errors,
+        _ => &[],
+    };
+    let has = |wanted: &[OciErrorCode]| codes.iter().any(|c| wanted.contains(&c.code));
     let message = match &e {
+        _ if has(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) => format!(
+            "unauthorized: {registry} refused access to {} (credentials from ~/.docker/config.json, or none)",
+            reference.repository()
+        ),
+        _ if has(&[OciErrorCode::ManifestUnknown, OciErrorCode::NameUnknown]) => format!(
+            "not found: {registry} has no {}:{}",
+            reference.repository(),
+            tag_or_digest(reference)
+        ),
+        _ if has(&[OciErrorCode::BlobUnknown]) => {
+            format!("{registry} is missing a blob of {}: {root}", reference.repository())
+        }
         OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
             format!("cannot reach registry {registry}: {root}")
         }
+        OciDistributionError::UnauthorizedError { .. } => format!(
+            "unauthorized: {registry} refused access to {} (credentials from ~/.docker/config.json, or none)",
+            reference.repository()
+        ),
         OciDistributionError::AuthenticationFailure(_) => {
             format!("unauthorized: {registry} refused the credentials (from ~/.docker/config.json, or none): {root}")
         }
@@ -192,27 +213,32 @@ fn tag_or_digest(reference: &Reference) -> String {
 }
 
 impl ImageStore {
+    /// A registry client: plain HTTP only for loopback and listed registries.
+    pub(crate) fn client_for(&self, registry: &str) -> Client {
+        // Installing twice is refused, harmlessly: the first one counts.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let protocol = if is_insecure(registry, &self.insecure) {
+            ClientProtocol::HttpsExcept(vec![registry.to_string()])
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            platform_resolver: None,
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        })
+    }
+
     /// Pulls `reference` (see the module doc) and returns its record; the
     /// normalized reference then names it.
     pub async fn pull(&self, reference: &str, platform: Option<&str>, progress: Progress) -> Result<ImageRecord> {
         let parsed = normalize(reference)?;
         let whole = parsed.whole();
         let platform = parse_platform(&whole, platform)?;
-        // Installing twice is refused, harmlessly: the first one counts.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let registry = parsed.registry().to_string();
-        let protocol = if is_insecure(&registry, &self.insecure) {
-            ClientProtocol::HttpsExcept(vec![registry.clone()])
-        } else {
-            ClientProtocol::Https
-        };
-        let client = Client::new(ClientConfig {
-            protocol,
-            platform_resolver: None,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            read_timeout: Some(std::time::Duration::from_secs(60)),
-            ..Default::default()
-        });
+        let client = self.client_for(&registry);
         let auth = auth_for(&registry);
 
         let (manifest, manifest_digest) = self.fetch_manifest(&client, &parsed, &auth, &platform).await?;

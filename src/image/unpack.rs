@@ -39,8 +39,9 @@
 //! and length trailer, which `flate2` checks only at the end of the stream,
 //! would never be read. An archive with no entries is refused.
 //!
-//! Mode, owner (only when running as root, like GNU tar) and mtime are kept;
-//! extended attributes are not. Directories get their final mode and mtime at
+//! Mode, owner (only when running as root, like GNU tar) and mtime are kept,
+//! and on files and directories the extended attributes of `KEPT_XATTRS`
+//! (PAX `SCHILY.xattr.*`); others, `trusted.overlay.*` above all, are dropped. Directories get their final mode and mtime at
 //! the end, deepest first, because adding children changes a directory's mtime
 //! and a read-only directory would refuse them.
 
@@ -211,7 +212,16 @@ struct Meta {
     uid: u64,
     gid: u64,
     mtime: TimeSpec,
+    /// PAX `SCHILY.xattr.<name>` records that may be kept (see [`KEPT_XATTRS`]).
+    xattrs: Vec<(std::ffi::CString, Vec<u8>)>,
 }
+
+/// Extended attributes kept from an archive: `user.*` and file capabilities
+/// (`security.capability`, as `ping` images carry). Everything else is
+/// dropped: `trusted.overlay.*` would change what the overlay shows (an
+/// image must not forge redirects or opaque dirs; those come only from
+/// whiteouts), and other `trusted.*`/`security.*` names belong to the host.
+const KEPT_XATTRS: &[&[u8]] = &[b"user.", b"security.capability"];
 
 impl Unpacker<'_> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
@@ -293,17 +303,33 @@ impl Unpacker<'_> {
         let gid = header.gid().map_err(bad)?;
         let secs = i64::try_from(header.mtime().map_err(bad)?).unwrap_or(i64::MAX);
         let mut mtime = TimeSpec::new(secs, 0);
+        let mut xattrs = Vec::new();
         if let Some(extensions) = entry.pax_extensions().map_err(bad)? {
             for extension in extensions {
                 let extension = extension.map_err(bad)?;
-                if extension.key_bytes() == b"mtime" {
+                let key = extension.key_bytes();
+                if key == b"mtime" {
                     if let Some(parsed) = parse_pax_time(extension.value_bytes()) {
                         mtime = parsed;
+                    }
+                } else if let Some(attr) = key.strip_prefix(b"SCHILY.xattr.") {
+                    if KEPT_XATTRS.iter().any(|kept| attr.starts_with(kept)) {
+                        if let Ok(c) = std::ffi::CString::new(attr) {
+                            xattrs.push((c, extension.value_bytes().to_vec()));
+                        }
+                    } else {
+                        tracing::debug!(entry = %Escaped(name), attr = %Escaped(String::from_utf8_lossy(attr)), "extended attribute dropped");
                     }
                 }
             }
         }
-        Ok(Meta { mode, uid, gid, mtime })
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        })
     }
 
     /// Opens the directory `components` below the root, one component at a
@@ -357,6 +383,7 @@ impl Unpacker<'_> {
         }
         let dir = open_dir(Some(parent), last).map_err(io)?;
         self.chown_fd(dir.as_fd(), meta, name)?;
+        self.set_xattrs(dir.as_fd(), meta, name)?;
         self.dirs.push(DirMeta {
             components: components.to_vec(),
             mode: meta.mode,
@@ -388,6 +415,8 @@ impl Unpacker<'_> {
         // chown before chmod: chown clears the set-user-ID and set-group-ID bits.
         self.chown_fd(file.as_fd(), meta, name)?;
         fchmod(file.as_raw_fd(), Mode::from_bits_truncate(meta.mode)).map_err(io)?;
+        // After chown, which clears security.capability.
+        self.set_xattrs(file.as_fd(), meta, name)?;
         futimens(file.as_raw_fd(), &meta.mtime, &meta.mtime).map_err(io)?;
         Ok(())
     }
@@ -610,6 +639,29 @@ impl Unpacker<'_> {
         )
         .map_err(|e| refuse(format!("creating the 0/0 character device: {e}")))?;
         self.chown_at(parent, hidden, meta, name)
+    }
+
+    /// Sets the kept extended attributes on an open file or directory. Where
+    /// the filesystem or privileges do not allow one (`EPERM`, `ENOTSUP`), it
+    /// is skipped with a warning, as device nodes are.
+    fn set_xattrs(&self, fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<()> {
+        for (attr, value) in &meta.xattrs {
+            // SAFETY: `attr` is NUL-terminated; `value` points to value.len()
+            // readable bytes; fsetxattr only reads both.
+            let rc = unsafe { libc::fsetxattr(fd.as_raw_fd(), attr.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EPERM | libc::ENOTSUP | libc::EACCES) => tracing::warn!(
+                        entry = %Escaped(name),
+                        attr = %Escaped(attr.to_string_lossy()),
+                        "cannot set extended attribute here ({e}); skipped"
+                    ),
+                    _ => return Err(self.unpack_error(name, e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn chown_fd(&self, fd: BorrowedFd<'_>, meta: &Meta, name: &str) -> Result<()> {

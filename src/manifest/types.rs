@@ -120,18 +120,39 @@ pub struct ImageSpec {
     /// Expected `sha256:<hex>` of the import tar; checked before unpacking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// Registry reference to pull (not supported yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Registry reference to pull: `registry/repo:tag` or `registry/repo@sha256:…`
+    /// (`busybox` alone means `docker.io/library/busybox:latest`).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// When `ref` is pulled: `IfNotPresent` (the default), `Always`, `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    /// `os/arch[/variant]` to pull from a multi-platform image (default `linux/amd64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// docker-archive or OCI layout to load (not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<String>,
-    /// Default command of containers made from this image.
+    /// Default command of containers made from this image (replaces a
+    /// pulled image's `Cmd`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmd: Vec<String>,
-    /// Default environment of containers made from this image.
+    /// Default environment of containers made from this image (over a
+    /// pulled image's `Env`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+}
+
+/// When an Image's `ref` is pulled from its registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PullPolicy {
+    /// Pull only when no image has this reference locally.
+    #[default]
+    IfNotPresent,
+    /// Pull every time the Image is created or replaced.
+    Always,
+    /// Never pull: the image must be there already.
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -223,16 +244,21 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContainerSpec {
-    /// Name of an Image object (or a registry reference, not supported yet).
+    /// Name of an Image object, or a registry reference (pulled when missing).
     pub image: String,
-    /// The command to run; defaults to the image's `cmd`.
+    /// Replaces the image's `Entrypoint` (and then drops its `Cmd`, as
+    /// Docker's `--entrypoint` does); `[]` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// The command to run (after the entrypoint); defaults to the image's `cmd`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    /// Numeric `uid` or `uid:gid`.
+    /// `user`, `uid`, `user:group` or `uid:gid`; names are looked up in the
+    /// image's `/etc/passwd` and `/etc/group`. Defaults to the image's `User`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Bridge networks to join (not supported yet).

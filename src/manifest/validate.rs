@@ -143,7 +143,7 @@ impl<'a> Validator<'a> {
     fn image(&mut self, o: &Object, spec: &ImageSpec) {
         let sources: Vec<&str> = [
             ("import", spec.import.is_some()),
-            ("reference", spec.reference.is_some()),
+            ("ref", spec.reference.is_some()),
             ("archive", spec.archive.is_some()),
         ]
         .into_iter()
@@ -157,32 +157,55 @@ impl<'a> Validator<'a> {
                 format!("an Image takes exactly one source, got {}", listed.join(" and ")),
             );
         }
-        if spec.reference.is_some() {
+        if let Some(reference) = &spec.reference {
+            if let Err(why) = check_reference(reference) {
+                self.report(
+                    o,
+                    "spec.ref",
+                    format!("`{reference}` is not a registry reference: {why}"),
+                );
+            }
+        } else if spec.pull_policy.is_some() || spec.platform.is_some() {
+            let field = if spec.pull_policy.is_some() {
+                "spec.pullPolicy"
+            } else {
+                "spec.platform"
+            };
             self.report(
                 o,
-                "spec.reference",
-                "pulling from a registry (`reference`) is not supported yet: use `import` with a root filesystem tar",
+                field,
+                "`pullPolicy` and `platform` apply only to an Image with `ref`",
             );
+        }
+        if let Some(platform) = &spec.platform {
+            let parts: Vec<&str> = platform.split('/').collect();
+            if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+                self.report(
+                    o,
+                    "spec.platform",
+                    format!("platform `{platform}` is not os/arch or os/arch/variant (e.g. linux/amd64)"),
+                );
+            }
         }
         if spec.archive.is_some() {
             self.report(
                 o,
                 "spec.archive",
-                "loading image archives (`archive`) is not supported yet: use `import` with a root filesystem tar",
+                "loading image archives (`archive`) is not supported yet: use `ref` or `import`",
             );
         }
         match &spec.import {
-            None => self.report(
+            None if spec.reference.is_none() && spec.archive.is_none() => self.report(
                 o,
                 "spec",
-                "an Image needs `import`: the absolute path of a root filesystem tar on the daemon's host",
+                "an Image needs a source: `ref` (a registry reference to pull) or `import` (the absolute path of a root filesystem tar on the daemon's host)",
             ),
             Some(path) if !is_absolute(path) => self.report(
                 o,
                 "spec.import",
                 format!("`import` must be an absolute path, got `{path}`"),
             ),
-            Some(_) => {}
+            _ => {}
         }
         if let Some(digest) = &spec.digest {
             if !is_sha256_digest(digest) {
@@ -243,22 +266,25 @@ impl<'a> Validator<'a> {
         if image.is_empty() {
             self.report(o, "spec.image", "`image` must name an Image");
         } else if !self.resolves(Kind::Image, image) {
-            if image.contains(['/', ':', '.']) {
-                self.report(
-                    o,
-                    "spec.image",
-                    format!(
-                        "`{image}` looks like a registry reference; registry references are not supported yet: \
-                         name an Image object with `import`"
-                    ),
-                );
+            if image.contains(['/', ':', '.', '@']) {
+                if let Err(why) = check_reference(image) {
+                    self.report(o, "spec.image", format!("`{image}` is not a registry reference: {why}"));
+                }
             } else {
                 self.reference(o, "spec.image", Kind::Image, image);
             }
         }
+        if let Some(entrypoint) = &spec.entrypoint {
+            self.command(o, "spec.entrypoint", entrypoint);
+        }
 
         self.command(o, "spec.command", &spec.command);
-        if spec.command.is_empty() && self.image_in_set(image).is_some_and(|i| i.cmd.is_empty()) {
+        if spec.command.is_empty()
+            && spec.entrypoint.as_ref().is_none_or(|e| e.is_empty())
+            && self
+                .image_in_set(image)
+                .is_some_and(|i| i.cmd.is_empty() && i.reference.is_none())
+        {
             // The runtime would only find out at start (reconcile's translate).
             // Images known only to the daemon are not seen here, so not checked.
             self.report(
@@ -278,15 +304,12 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(user) = &spec.user {
-            if !is_numeric_user(user) {
-                let message = if user.is_empty() {
-                    "`user` must not be empty: use a numeric `uid` or `uid:gid`".to_owned()
-                } else {
-                    format!(
-                        "user `{user}`: user and group names are not supported yet: use a numeric `uid` or `uid:gid`"
-                    )
-                };
-                self.report(o, "spec.user", message);
+            if !is_valid_user(user) {
+                self.report(
+                    o,
+                    "spec.user",
+                    format!("user `{user}` is not `user`, `uid`, `user:group` or `uid:gid`"),
+                );
             }
         }
 
@@ -695,13 +718,30 @@ fn is_sha256_digest(digest: &str) -> bool {
 }
 
 /// `1000` or `1000:1000`.
-fn is_numeric_user(user: &str) -> bool {
-    let numeric =
-        |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|c| c.is_ascii_digit()) && s.parse::<u32>().is_ok();
+/// `name`, `uid`, `name:group`, `uid:gid` (names as passwd allows them:
+/// letters, digits, `_`, `-`, `.`, not starting with `-`).
+fn is_valid_user(user: &str) -> bool {
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && !s.starts_with('-')
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+            && (s.parse::<u32>().is_ok() || !s.bytes().all(|c| c.is_ascii_digit()))
+    };
     match user.split_once(':') {
-        Some((uid, gid)) => numeric(uid) && numeric(gid),
-        None => numeric(user),
+        Some((uid, gid)) => part(uid) && part(gid),
+        None => part(user),
     }
+}
+
+/// Whether `reference` parses as a registry reference; why not otherwise.
+fn check_reference(reference: &str) -> Result<(), String> {
+    let parsed = oci_client::Reference::try_from(reference).map_err(|e| e.to_string())?;
+    if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("repository names must be lower-case".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -798,10 +838,22 @@ mod tests {
     }
 
     #[test]
-    fn registry_references_are_not_supported_yet() {
-        let d = check("apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: docker.io/library/busybox:1.36}\n");
-        let e = find(&d, "registry references are not supported yet");
+    fn registry_references_are_accepted_and_bad_ones_named() {
+        let d = check("apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: docker.io/library/busybox:1.36, command: [sh]}\n");
+        assert!(d.is_empty(), "{}", render(&d));
+        let d = check("apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: \"localhost:5000/Shop:1\", command: [sh]}\n");
+        let e = find(&d, "is not a registry reference: invalid reference format");
         assert_eq!((e.line, e.field.as_str()), (4, "spec.image"));
+        let d = check("apiVersion: berth/v1\nkind: Image\nmetadata: {name: img}\nspec: {ref: \"localhost:5000/x:1\", pullPolicy: Always, platform: linux/arm64}\n");
+        assert!(d.is_empty(), "{}", render(&d));
+        let d =
+            check("apiVersion: berth/v1\nkind: Image\nmetadata: {name: img}\nspec: {ref: \"x:\", platform: amd64}\n");
+        find(&d, "`x:` is not a registry reference");
+        find(&d, "platform `amd64` is not os/arch");
+        let d = check(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {name: img}\nspec: {import: /x.tar, pullPolicy: Never}\n",
+        );
+        find(&d, "apply only to an Image with `ref`");
     }
 
     #[test]
@@ -877,22 +929,29 @@ mod tests {
     }
 
     #[test]
-    fn users_must_be_numeric() {
-        for ok in ["1000", "\"0:0\"", "\"65534:100\""] {
+    fn users_are_names_or_numbers() {
+        for ok in [
+            "1000",
+            "\"0:0\"",
+            "\"65534:100\"",
+            "nobody",
+            "\"app:staff\"",
+            "www-data",
+        ] {
             let d = check(&container("web", &format!("  user: {ok}\n")));
             assert!(d.is_empty(), "{ok}: {}", render(&d));
         }
-        let d = check(&container("web", "  user: nobody\n"));
-        let e = find(&d, "user `nobody`: user and group names are not supported yet");
-        assert_eq!((e.line, e.field.as_str()), (6, "spec.user"));
-        let d = check(&container("web", "  user: \"1000:staff\"\n"));
-        find(&d, "not supported yet: use a numeric `uid` or `uid:gid`");
+        for bad in ["\"\"", "\"a b\"", "\"1000:\"", "\"-x\"", "99999999999"] {
+            let d = check(&container("web", &format!("  user: {bad}\n")));
+            let e = find(&d, "is not `user`, `uid`, `user:group` or `uid:gid`");
+            assert_eq!((e.line, e.field.as_str()), (6, "spec.user"), "{bad}");
+        }
     }
 
     #[test]
     fn fields_berth_does_not_honour_yet_are_rejected() {
         let text = format!(
-            "{}---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: backend}}\nspec: {{driver: bridge}}\n---\napiVersion: berth/v1\nkind: Image\nmetadata: {{name: pulled}}\nspec: {{reference: busybox, archive: /x.tar}}\n",
+            "{}---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: backend}}\nspec: {{driver: bridge}}\n---\napiVersion: berth/v1\nkind: Image\nmetadata: {{name: pulled}}\nspec: {{ref: busybox, archive: /x.tar}}\n",
             container(
                 "web",
                 "  networks: [backend]\n  network: host\n  ports: [{host: 80, container: 80}]\n  healthcheck: {exec: [true]}\n  dependsOn: [{name: db, condition: healthy}]\n---\n",
@@ -911,11 +970,6 @@ mod tests {
             ),
             ("Network objects are not supported yet", 19, "kind"),
             (
-                "pulling from a registry (`reference`) is not supported yet",
-                26,
-                "spec.reference",
-            ),
-            (
                 "loading image archives (`archive`) is not supported yet",
                 26,
                 "spec.archive",
@@ -924,8 +978,7 @@ mod tests {
             let e = find(&d, needle);
             assert_eq!((e.line, e.field.as_str()), (line, field), "{needle}");
         }
-        find(&d, "an Image takes exactly one source, got `reference` and `archive`");
-        find(&d, "an Image needs `import`");
+        find(&d, "an Image takes exactly one source, got `ref` and `archive`");
         let d = check(&container("web", "  network: bridge\n"));
         find(&d, "unknown network mode `bridge`: expected `none`");
     }
@@ -938,7 +991,7 @@ mod tests {
         let e = find(&d, "digest `sha256:ABC` is malformed");
         assert_eq!((e.line, e.field.as_str()), (6, "spec.digest"));
         let d = check("apiVersion: berth/v1\nkind: Image\nmetadata: {name: img}\nspec: {}\n");
-        find(&d, "an Image needs `import`");
+        find(&d, "an Image needs a source");
     }
 
     #[test]
@@ -1015,7 +1068,7 @@ mod tests {
     #[test]
     fn all_problems_are_reported_at_once_in_source_order() {
         let text = [
-            container("Web", "  user: root\n  dependsOn: [{name: ghost}]\n"),
+            container("Web", "  user: \"r t\"\n  dependsOn: [{name: ghost}]\n"),
             container("db", "  resources: {pids: 0}\n  volumes: [{tmpfs: /t, path: /t}]\n"),
         ]
         .join("---\n");
@@ -1028,11 +1081,11 @@ mod tests {
     fn without_positions_problems_are_located_at_the_object_origin() {
         let sources = [Source {
             file: "m.yaml".into(),
-            text: format!("{}{COMMON}", container("web", "  user: nobody\n")),
+            text: format!("{}{COMMON}", container("web", "  user: \"no body\"\n")),
         }];
         let objects = crate::manifest::parse(&sources).unwrap();
         let d = validate(&objects, &|_, _| false);
-        let e = find(&d, "user `nobody`");
+        let e = find(&d, "user `no body`");
         assert_eq!(
             (e.file.as_str(), e.line, e.column, e.field.as_str()),
             ("m.yaml", 1, 1, "spec.user")
@@ -1040,8 +1093,8 @@ mod tests {
 
         // `load` keeps positions, and reports parse problems before validating.
         let d = load(&sources, &|_, _| false).unwrap_err();
-        assert_eq!(find(&d, "user `nobody`").line, 6);
-        assert_eq!(d[0].snippet, "  user: nobody");
+        assert_eq!(find(&d, "user `no body`").line, 6);
+        assert_eq!(d[0].snippet, "  user: \"no body\"");
         let bad = [Source {
             file: "m.yaml".into(),
             text: "apiVersion: berth/v1\nkind: Volume\nmetadata: {name: Bad}\nspec: {drivr: x}\n".into(),

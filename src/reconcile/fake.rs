@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, VolumeHost};
-use crate::image::{self, ImageError, Layer};
+use crate::image::{self, ImageConfig, ImageError, ImageRecord, ImageSummary, Layer};
 use crate::runtime::{self, ContainerConfig, ExitRecord, Probe, RunRecord, RuntimeError};
 
 /// One call the engine made.
@@ -27,6 +27,8 @@ pub enum Call {
     CreateVolume(String),
     RemoveVolume(String),
     PopulateVolume(String, PathBuf),
+    Pull(String),
+    RemoveImage(String),
 }
 
 #[derive(Default)]
@@ -40,6 +42,12 @@ struct Script {
     run_dirs: HashSet<String>,
     layers: Vec<Layer>,
     volumes: HashSet<String>,
+    /// What a pull of a reference finds in the "registry".
+    registry: HashMap<String, ImageRecord>,
+    /// Pulled images by reference.
+    pulled: HashMap<String, ImageRecord>,
+    /// The config each container was last started with.
+    configs: HashMap<String, ContainerConfig>,
     /// The exit code a container gets from SIGTERM (none: it ignores it).
     term_exit: Option<i32>,
 }
@@ -114,6 +122,26 @@ impl FakeHost {
         self.script().start_failures.remove(id);
     }
 
+    /// The config `id` was last started with.
+    pub fn config_of(&self, id: &str) -> Option<ContainerConfig> {
+        self.script().configs.get(id).cloned()
+    }
+
+    /// Makes `reference` pullable, with this config.
+    pub fn offer_image(&self, reference: &str, config: ImageConfig) -> ImageRecord {
+        let record = ImageRecord {
+            id: format!("sha256:{:0>64}", reference.len()),
+            manifest_digest: format!("sha256:{:0>64}", reference.len() + 1),
+            config,
+            platform: "linux/amd64".into(),
+            layers: vec![],
+            chain_ids: vec![format!("sha256:{:0>64}", 7)],
+            created_at: 0,
+        };
+        self.script().registry.insert(reference.into(), record.clone());
+        record
+    }
+
     pub fn fail_import(&self, tar: &str, message: &str) {
         self.script().import_failures.insert(tar.into(), message.into());
     }
@@ -162,6 +190,7 @@ impl ContainerHost for FakeHost {
     fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, runtime::Result<RunRecord>> {
         Box::pin(async move {
             self.record(Call::Start(cfg.id.clone()));
+            self.script().configs.insert(cfg.id.clone(), cfg.clone());
             if let Some(message) = self.script().start_failures.get(&cfg.id).cloned() {
                 return Err(RuntimeError::Setup {
                     id: cfg.id.clone(),
@@ -277,6 +306,88 @@ impl ImageHost for FakeHost {
 
     fn layer_present(&self, dir: &Path) -> bool {
         self.script().layers.iter().any(|l| l.dir == dir)
+    }
+
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        _platform: Option<&'a str>,
+        _progress: image::Progress,
+    ) -> BoxFuture<'a, image::Result<ImageRecord>> {
+        Box::pin(async move {
+            self.record(Call::Pull(reference.into()));
+            let mut s = self.script();
+            let record = s.registry.get(reference).cloned().ok_or_else(|| ImageError::Registry {
+                reference: reference.into(),
+                message: "not found".into(),
+            })?;
+            s.pulled.insert(reference.into(), record.clone());
+            Ok(record)
+        })
+    }
+
+    fn image(&self, name: &str) -> Option<ImageRecord> {
+        let s = self.script();
+        s.pulled
+            .get(name)
+            .cloned()
+            .or_else(|| s.pulled.values().find(|r| r.id == name).cloned())
+    }
+
+    fn images(&self) -> Vec<ImageSummary> {
+        self.script()
+            .pulled
+            .iter()
+            .map(|(r, record)| ImageSummary {
+                record: record.clone(),
+                references: vec![r.clone()],
+            })
+            .collect()
+    }
+
+    fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>> {
+        Ok(record
+            .chain_ids
+            .iter()
+            .map(|c| PathBuf::from("/fake/l").join(c))
+            .collect())
+    }
+
+    fn image_file(&self, _record: &ImageRecord, _path: &str) -> Option<String> {
+        None
+    }
+
+    fn tag(&self, source: &str, target: &str) -> image::Result<ImageRecord> {
+        let record = self.image(source).ok_or_else(|| ImageError::NotFound {
+            reference: source.into(),
+        })?;
+        self.script().pulled.insert(target.into(), record.clone());
+        Ok(record)
+    }
+
+    fn push<'a>(&'a self, source: &'a str, _target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>> {
+        Box::pin(async move {
+            let record = self.image(source).ok_or_else(|| ImageError::NotFound {
+                reference: source.into(),
+            })?;
+            Ok(record.manifest_digest)
+        })
+    }
+
+    fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
+        let _ = in_use;
+        Ok(Vec::new())
+    }
+
+    fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)> {
+        self.record(Call::RemoveImage(name.into()));
+        let record = self
+            .image(name)
+            .ok_or_else(|| ImageError::NotFound { reference: name.into() })?;
+        let mut s = self.script();
+        s.pulled.remove(name);
+        let left = s.pulled.values().any(|r| r.id == record.id);
+        Ok((record, !left))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, VolumeHost};
-use crate::image::{self, ImageStore, Layer};
+use crate::image::{self, ImageRecord, ImageStore, ImageSummary, Layer};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord, Runtime};
 
 impl ContainerHost for Runtime {
@@ -84,6 +84,38 @@ impl ImageHost for ImageStore {
     }
     fn layer_present(&self, dir: &Path) -> bool {
         dir.is_dir()
+    }
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a str>,
+        progress: image::Progress,
+    ) -> BoxFuture<'a, image::Result<ImageRecord>> {
+        Box::pin(ImageStore::pull(self, reference, platform, progress))
+    }
+    fn image(&self, name: &str) -> Option<ImageRecord> {
+        ImageStore::image(self, name)
+    }
+    fn images(&self) -> Vec<ImageSummary> {
+        ImageStore::images(self)
+    }
+    fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>> {
+        ImageStore::lower_dirs(self, record)
+    }
+    fn image_file(&self, record: &ImageRecord, path: &str) -> Option<String> {
+        ImageStore::image_file(self, record, path)
+    }
+    fn tag(&self, source: &str, target: &str) -> image::Result<ImageRecord> {
+        ImageStore::tag(self, source, target)
+    }
+    fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)> {
+        ImageStore::remove_image(self, name)
+    }
+    fn push<'a>(&'a self, source: &'a str, target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>> {
+        Box::pin(ImageStore::push(self, source, target))
+    }
+    fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
+        ImageStore::prune(self, in_use)
     }
 }
 

@@ -27,6 +27,10 @@ pub struct ContainerInfo {
     pub run: Option<RunRecord>,
     /// Read-only image layer the container runs on (kept from GC while it lives).
     pub layer: Option<PathBuf>,
+    /// The pulled image it runs on (`rmi` refuses it while this lives).
+    pub image_id: Option<String>,
+    /// The signal that stops it (the image's StopSignal), SIGTERM if unset.
+    pub stop_signal: Option<String>,
     /// Stopped or paused by hand (`stop`, `kill`, `pause`): reconcile leaves
     /// it so until `start`/`unpause`, or an apply that changes its spec.
     pub hold: Option<Hold>,
@@ -44,6 +48,9 @@ pub enum Hold {
 pub struct ImageInfo {
     pub digest: String,
     pub dir: PathBuf,
+    /// A pulled image's id (its config digest); none for an import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
-use crate::image::{self, Layer};
+use crate::image::{self, ImageRecord, ImageSummary, Layer};
 use crate::runtime::exec::{ExecProcess, ExecSpec};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord};
 
@@ -93,6 +93,32 @@ pub trait ImageHost: Send + Sync {
     fn remove_layer(&self, digest: &str) -> image::Result<()>;
     /// Whether an unpacked layer directory is still there.
     fn layer_present(&self, dir: &Path) -> bool;
+    /// Pulls a registry reference (`platform` default `linux/amd64`); the
+    /// reference then names the image. Nothing is unpacked on error.
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a str>,
+        progress: image::Progress,
+    ) -> BoxFuture<'a, image::Result<ImageRecord>>;
+    /// A pulled image by reference or id.
+    fn image(&self, name: &str) -> Option<ImageRecord>;
+    /// Every pulled image with its references.
+    fn images(&self) -> Vec<ImageSummary>;
+    /// The image's overlay lower dirs, top first.
+    fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>>;
+    /// A regular file of the image's root filesystem (`/etc/passwd`).
+    fn image_file(&self, record: &ImageRecord, path: &str) -> Option<String>;
+    /// Makes `target` name what `source` names.
+    fn tag(&self, source: &str, target: &str) -> image::Result<ImageRecord>;
+    /// Removes a reference, and the image with its last one (blocking).
+    /// Returns the image and whether it was deleted.
+    fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)>;
+    /// Pushes the image `source` names to `target`; returns the manifest digest.
+    fn push<'a>(&'a self, source: &'a str, target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>>;
+    /// Removes images no reference names (but those in `in_use`), then the
+    /// blobs and snapshots nothing uses (blocking).
+    fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>>;
 }
 
 /// Named volumes: a directory each.

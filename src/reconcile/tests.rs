@@ -486,3 +486,108 @@ async fn memory_of_a_deleted_object_is_dropped_after_a_while() {
     // ...but not forever.
     assert!(!lock(&w.engine.outcomes).contains_key(&key));
 }
+
+const REF: &str = "localhost:5000/shop/web:1";
+
+fn offer(w: &World) {
+    w.host.offer_image(
+        REF,
+        crate::image::ImageConfig {
+            cmd: vec!["serve".into()],
+            env: vec!["MODE=image".into()],
+            working_dir: Some("/srv".into()),
+            stop_signal: Some("SIGQUIT".into()),
+            ..Default::default()
+        },
+    );
+}
+
+fn pulls(w: &World) -> usize {
+    w.host.calls().iter().filter(|c| matches!(c, Call::Pull(_))).count()
+}
+
+#[tokio::test]
+async fn a_container_naming_a_registry_reference_pulls_it_once_and_runs_its_config() {
+    let w = world();
+    offer(&w);
+    w.apply(
+        "s",
+        &format!("apiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec: {{image: \"{REF}\"}}\n"),
+    );
+    w.pass().await;
+    assert_eq!(pulls(&w), 1);
+    let cfg = w.host.config_of("web").expect("started");
+    assert_eq!(cfg.args, ["serve"]);
+    assert_eq!(cfg.cwd, "/srv");
+    assert!(cfg.env.contains(&"MODE=image".to_string()));
+    assert_eq!(cfg.lower_dirs.len(), 1);
+    assert_eq!(w.status("container", "web").state, StatusKind::Ready);
+    // Present now: a restart does not pull again.
+    w.host.exit("web", 1);
+    w.pass().await;
+    assert_eq!(pulls(&w), 1);
+}
+
+#[tokio::test]
+async fn an_image_object_with_ref_follows_its_pull_policy() {
+    let w = world();
+    let image = |policy: &str| {
+        format!("apiVersion: berth/v1\nkind: Image\nmetadata: {{name: web}}\nspec: {{ref: \"{REF}\", pullPolicy: {policy}}}\n")
+    };
+    w.apply("s", &image("Never"));
+    let report = w.pass().await;
+    let failed = report.lines(executor::OutcomeKind::Failed).join("\n");
+    assert!(
+        failed.contains("not present locally and pullPolicy is Never"),
+        "{failed}"
+    );
+    assert_eq!(pulls(&w), 0);
+
+    // Not in the registry either: the pull fails, is reported, and retried later.
+    w.apply("s", &image("IfNotPresent"));
+    let report = w.pass().await;
+    let failed = report.lines(executor::OutcomeKind::Failed).join("\n");
+    assert!(failed.contains("not found"), "{failed}");
+    assert_eq!(pulls(&w), 1);
+
+    offer(&w);
+    w.apply("s", &image("Always"));
+    w.pass().await;
+    assert_eq!(pulls(&w), 2);
+    assert_eq!(w.status("image", "web").state, StatusKind::Ready);
+    w.apply(
+        "s",
+        &format!(
+            "{}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: app}}\nspec: {{image: web, command: [run]}}\n",
+            image("Always")
+        ),
+    );
+    w.pass().await;
+    let cfg = w.host.config_of("app").expect("started");
+    assert_eq!(cfg.args, ["run"], "the manifest's command replaces the image's Cmd");
+    assert!(cfg.env.contains(&"MODE=image".to_string()));
+}
+
+#[tokio::test]
+async fn rmi_is_refused_while_a_container_uses_the_image() {
+    let w = world();
+    offer(&w);
+    w.apply(
+        "s",
+        &format!("apiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec: {{image: \"{REF}\"}}\n"),
+    );
+    w.pass().await;
+    let req = |force| crate::wire::RemoveImageRequest {
+        name: REF.into(),
+        force,
+    };
+    let err = crate::commands::images::remove(&w.engine, req(false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("image {REF} is used by container web: delete it first, or use --force")
+    );
+    let removed = crate::commands::images::remove(&w.engine, req(true)).await.unwrap();
+    assert!(removed.deleted);
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::image::ImageConfig;
 use crate::manifest::{ContainerSpec, ImageSpec};
 use crate::runtime::{ContainerConfig, Limits, MountSpec};
 
@@ -15,35 +16,98 @@ pub enum TranslateError {
     /// Neither the container nor its image names a command.
     #[error("no command: set spec.command, or cmd on the image")]
     NoCommand,
-    /// `spec.user` is not `uid` or `uid:gid`.
-    #[error("spec.user {0:?} is not uid or uid:gid")]
-    BadUser(String),
+    /// The user (the container's, else the image's) cannot be resolved.
+    #[error("user {0:?}: {1}")]
+    BadUser(String, String),
+}
+
+/// What a container takes from its image, whether imported (the Image
+/// object's `cmd` and `env`) or pulled (its config, under the Image object's
+/// `cmd` and `env` when it has any).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageView {
+    /// Overlay lower dirs, top first.
+    pub lower_dirs: Vec<PathBuf>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=value`, in order (later wins).
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub stop_signal: Option<String>,
+    /// The image's `/etc/passwd` and `/etc/group`, to resolve user names.
+    pub passwd: Option<String>,
+    pub group: Option<String>,
+}
+
+impl ImageView {
+    /// An imported image: one layer, the Image object's `cmd` and `env`.
+    pub fn imported(layer: &Path, image: &ImageSpec) -> ImageView {
+        ImageView {
+            lower_dirs: vec![layer.to_path_buf()],
+            cmd: image.cmd.clone(),
+            env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A pulled image; an Image object's `cmd` replaces the config's `Cmd`
+    /// and its `env` goes over the config's `Env`.
+    pub fn pulled(lower_dirs: Vec<PathBuf>, config: &ImageConfig, image: Option<&ImageSpec>) -> ImageView {
+        let mut view = ImageView {
+            lower_dirs,
+            entrypoint: config.entrypoint.clone(),
+            cmd: config.cmd.clone(),
+            env: config.env.clone(),
+            working_dir: config.working_dir.clone().filter(|d| !d.is_empty()),
+            user: config.user.clone().filter(|u| !u.is_empty()),
+            stop_signal: config.stop_signal.clone(),
+            ..Default::default()
+        };
+        if let Some(spec) = image {
+            if !spec.cmd.is_empty() {
+                view.cmd = spec.cmd.clone();
+            }
+            view.env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        view
+    }
 }
 
 /// `volume_dir(name)` gives the host directory of a named volume.
+///
+/// As Docker: the process is the entrypoint (the container's, else the
+/// image's) followed by the container's `command`, else the image's `Cmd`,
+/// which an overridden entrypoint drops. Env: defaults, then the image's,
+/// then the container's. Working dir and user: the container's, else the
+/// image's; user names are resolved in the image's passwd and group.
 pub fn container_config(
     name: &str,
     spec: &ContainerSpec,
-    image: &ImageSpec,
-    layer: &Path,
+    image: &ImageView,
     volume_dir: &dyn Fn(&str) -> PathBuf,
 ) -> Result<ContainerConfig, TranslateError> {
-    let args = if spec.command.is_empty() {
-        image.cmd.clone()
-    } else {
-        spec.command.clone()
-    };
+    let mut args = spec.entrypoint.clone().unwrap_or_else(|| image.entrypoint.clone());
+    if !spec.command.is_empty() {
+        args.extend(spec.command.iter().cloned());
+    } else if spec.entrypoint.is_none() {
+        args.extend(image.cmd.iter().cloned());
+    }
     if args.is_empty() {
         return Err(TranslateError::NoCommand);
     }
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), DEFAULT_PATH.into());
     env.insert("HOSTNAME".into(), name.into());
-    env.extend(image.env.clone());
+    for pair in &image.env {
+        let (k, v) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+        env.insert(k.to_string(), v.to_string());
+    }
     env.extend(spec.env.clone());
-    let (uid, gid) = match spec.user.as_deref() {
+    let (uid, gid) = match spec.user.as_deref().or(image.user.as_deref()) {
         None => (0, 0),
-        Some(u) => parse_user(u).ok_or_else(|| TranslateError::BadUser(u.to_string()))?,
+        Some(u) => crate::image::record::resolve_user(u, image.passwd.as_deref(), image.group.as_deref())
+            .map_err(|why| TranslateError::BadUser(u.to_string(), why))?,
     };
     let mut mounts = Vec::new();
     for m in &spec.volumes {
@@ -78,10 +142,14 @@ pub fn container_config(
         hostname: name.to_string(),
         args,
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        cwd: spec.working_dir.clone().unwrap_or_else(|| "/".into()),
+        cwd: spec
+            .working_dir
+            .clone()
+            .or_else(|| image.working_dir.clone())
+            .unwrap_or_else(|| "/".into()),
         uid,
         gid,
-        lower_dirs: vec![layer.to_path_buf()],
+        lower_dirs: image.lower_dirs.clone(),
         mounts,
         limits: Limits {
             memory_bytes: res.memory.map(|m| m.0),
@@ -105,16 +173,6 @@ fn bind(source: PathBuf, dest: &str, read_only: bool) -> MountSpec {
         source: source.to_string_lossy().into_owned(),
         kind: "bind".into(),
         options,
-    }
-}
-
-fn parse_user(u: &str) -> Option<(u32, u32)> {
-    match u.split_once(':') {
-        Some((uid, gid)) => Some((uid.parse().ok()?, gid.parse().ok()?)),
-        None => {
-            let uid = u.parse().ok()?;
-            Some((uid, uid))
-        }
     }
 }
 
@@ -149,10 +207,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let cfg = container_config("web", &spec, &ImageSpec::default(), Path::new("/l"), &|v| {
-            PathBuf::from(format!("/v/{v}"))
-        })
-        .unwrap();
+        let image = ImageView::imported(Path::new("/l"), &ImageSpec::default());
+        let cfg = container_config("web", &spec, &image, &|v| PathBuf::from(format!("/v/{v}"))).unwrap();
         assert_eq!(cfg.args, ["sh"]);
         assert!(cfg.env.contains(&"A=1".to_string()));
         assert!(cfg.env.contains(&"HOSTNAME=web".to_string()));
@@ -172,11 +228,101 @@ mod tests {
             image: "bb".into(),
             ..Default::default()
         };
-        let cfg = container_config("web", &spec, &image, Path::new("/l"), &|_| PathBuf::new()).unwrap();
+        let view = ImageView::imported(Path::new("/l"), &image);
+        let cfg = container_config("web", &spec, &view, &|_| PathBuf::new()).unwrap();
         assert_eq!(cfg.args, ["httpd"]);
-        let none = container_config("web", &spec, &ImageSpec::default(), Path::new("/l"), &|_| {
-            PathBuf::new()
-        });
+        let none = container_config(
+            "web",
+            &spec,
+            &ImageView::imported(Path::new("/l"), &ImageSpec::default()),
+            &|_| PathBuf::new(),
+        );
         assert_eq!(none.unwrap_err(), TranslateError::NoCommand);
+    }
+
+    fn pulled() -> ImageView {
+        let config = ImageConfig {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["serve".into(), "--port=80".into()],
+            env: vec!["PATH=/opt/bin:/bin".into(), "MODE=image".into(), "KEEP=1".into()],
+            working_dir: Some("/srv".into()),
+            user: Some("app".into()),
+            ..Default::default()
+        };
+        let mut view = ImageView::pulled(vec!["/l/b".into(), "/l/a".into()], &config, None);
+        view.passwd = Some("root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n".into());
+        view.group = Some("root:x:0:\nstaff:x:50:\n".into());
+        view
+    }
+
+    fn spec(f: impl FnOnce(&mut ContainerSpec)) -> ContainerSpec {
+        let mut spec = ContainerSpec {
+            image: "localhost:5000/x:1".into(),
+            ..Default::default()
+        };
+        f(&mut spec);
+        spec
+    }
+
+    #[test]
+    fn a_pulled_images_config_is_the_default() {
+        let cfg = container_config("web", &spec(|_| {}), &pulled(), &|_| PathBuf::new()).unwrap();
+        assert_eq!(cfg.args, ["/entry", "serve", "--port=80"]);
+        assert!(cfg.env.contains(&"PATH=/opt/bin:/bin".to_string()), "{:?}", cfg.env);
+        assert!(cfg.env.contains(&"MODE=image".to_string()));
+        assert_eq!(cfg.cwd, "/srv");
+        assert_eq!((cfg.uid, cfg.gid), (1000, 1001));
+        assert_eq!(cfg.lower_dirs, [PathBuf::from("/l/b"), PathBuf::from("/l/a")]);
+    }
+
+    #[test]
+    fn the_manifest_overrides_the_image_as_docker_does() {
+        let s = spec(|s| {
+            s.command = vec!["other".into()];
+            s.env = [("MODE".to_string(), "manifest".to_string())].into();
+            s.working_dir = Some("/tmp".into());
+            s.user = Some("app:staff".into());
+        });
+        let cfg = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap();
+        // `command` replaces Cmd; the entrypoint stays.
+        assert_eq!(cfg.args, ["/entry", "other"]);
+        assert!(cfg.env.contains(&"MODE=manifest".to_string()));
+        assert!(cfg.env.contains(&"KEEP=1".to_string()));
+        assert_eq!(cfg.cwd, "/tmp");
+        assert_eq!((cfg.uid, cfg.gid), (1000, 50));
+
+        // An entrypoint of its own drops the image's Cmd.
+        let s = spec(|s| s.entrypoint = Some(vec!["/bin/sh".into()]));
+        let cfg = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap();
+        assert_eq!(cfg.args, ["/bin/sh"]);
+        // An empty one clears it: the command alone runs.
+        let s = spec(|s| {
+            s.entrypoint = Some(vec![]);
+            s.command = vec!["true".into()];
+        });
+        let cfg = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap();
+        assert_eq!(cfg.args, ["true"]);
+
+        // An Image object's cmd and env go over the config's.
+        let image = ImageSpec {
+            cmd: vec!["sub".into()],
+            env: [("MODE".to_string(), "object".to_string())].into(),
+            ..Default::default()
+        };
+        let mut view = ImageView::pulled(vec![], &ImageConfig::default(), Some(&image));
+        view.env.insert(0, "MODE=config".into());
+        let cfg = container_config("web", &spec(|_| {}), &view, &|_| PathBuf::new()).unwrap();
+        assert_eq!(cfg.args, ["sub"]);
+        assert!(cfg.env.contains(&"MODE=object".to_string()));
+    }
+
+    #[test]
+    fn an_unknown_user_name_is_a_clear_error() {
+        let s = spec(|s| s.user = Some("nobody".into()));
+        let err = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "user \"nobody\": user `nobody` is not in the image's /etc/passwd"
+        );
     }
 }

@@ -43,6 +43,9 @@ pub struct Env {
     pub socket: PathBuf,
     pub watch: PathBuf,
     pub daemon: Option<Child>,
+    /// More environment for every berth this env runs (a test sets it, then
+    /// restarts the daemon, e.g. `DOCKER_CONFIG`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -61,6 +64,7 @@ impl Env {
             watch: dir.join("watch"),
             dir,
             daemon: None,
+            extra_env: Vec::new(),
         };
         env.start_daemon();
         env
@@ -73,6 +77,9 @@ impl Env {
             .env("BERTH_SOCKET", &self.socket)
             .env("BERTH_WATCH", &self.watch)
             .env("BERTH_LOG", "info");
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
         c
     }
 

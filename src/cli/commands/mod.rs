@@ -8,6 +8,7 @@ pub mod delete;
 pub mod events;
 pub mod exec;
 pub mod get;
+pub mod images;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;

@@ -15,6 +15,13 @@ use crate::wire::{RunEvent, RunRequest};
 /// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let detach = args.detach;
+    // As `docker run`: a missing image is pulled first, with its progress.
+    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
+        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(125));
+        }
+    }
     let req = RunRequest {
         name: args.name,
         image: args.image,

@@ -207,19 +207,11 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     let name = obj.name();
     let key = ObjectKey::new(Kind::Container, name);
     dependencies_met(engine, obj)?;
-    let image = engine
-        .live(Kind::Image, &spec.image)?
-        .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{} to be imported", spec.image)))?;
-    let (LiveInfo::Image(image_info), Spec::Image(image_spec)) = (&image.info, &image.spec) else {
-        return Err(DriverError::Invalid(format!(
-            "image/{} has no image record",
-            spec.image
-        )));
-    };
+    let resolved = resolve_image(engine, &key, &spec.image).await?;
     let volumes = engine.host.volumes.clone();
-    let cfg = translate::container_config(name, spec, image_spec, &image_info.dir, &|v| volumes.path(v))
+    let cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
-    populate_volumes(engine, spec, &image_info.dir).await?;
+    populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
 
     let mut info = match engine.live(Kind::Container, name)? {
         Some(rec) if rec.spec_hash == hash => {
@@ -234,7 +226,9 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     info.next_restart_at = None;
     info.hold = None;
     info.started_at = Some(now_millis());
-    info.layer = Some(image_info.dir.clone());
+    info.layer = resolved.layer.clone();
+    info.image_id = resolved.image_id.clone();
+    info.stop_signal = resolved.view.stop_signal.clone();
     let put = |info: &ContainerInfo| {
         let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
         engine.store.live_put(&rec)
@@ -264,6 +258,58 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     }
 }
 
+/// A container's image, whichever way it was named.
+struct ResolvedImage {
+    view: translate::ImageView,
+    /// An imported image's layer (kept from layer GC while the container lives).
+    layer: Option<PathBuf>,
+    /// A pulled image's id.
+    image_id: Option<String>,
+}
+
+/// Finds the container's image: an Image object (imported or pulled), or a
+/// registry reference named directly, pulled if missing (`IfNotPresent`).
+async fn resolve_image(engine: &Arc<Engine>, key: &ObjectKey, name: &str) -> Result<ResolvedImage, DriverError> {
+    let pulled = |record: &crate::image::ImageRecord, spec: Option<&crate::manifest::ImageSpec>| {
+        let lowers = engine.host.images.lower_dirs(record)?;
+        let mut view = translate::ImageView::pulled(lowers, &record.config, spec);
+        view.passwd = engine.host.images.image_file(record, "/etc/passwd");
+        view.group = engine.host.images.image_file(record, "/etc/group");
+        Ok::<_, DriverError>(ResolvedImage {
+            view,
+            layer: None,
+            image_id: Some(record.id.clone()),
+        })
+    };
+    if let Some(image) = engine.live(Kind::Image, name)? {
+        let (LiveInfo::Image(info), Spec::Image(image_spec)) = (&image.info, &image.spec) else {
+            return Err(DriverError::Invalid(format!("image/{name} has no image record")));
+        };
+        if let Some(id) = &info.id {
+            let record = engine
+                .host
+                .images
+                .image(id)
+                .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{name} to be pulled again")))?;
+            return pulled(&record, Some(image_spec));
+        }
+        let mut view = translate::ImageView::imported(&info.dir, image_spec);
+        view.passwd = std::fs::read_to_string(info.dir.join("etc/passwd")).ok();
+        view.group = std::fs::read_to_string(info.dir.join("etc/group")).ok();
+        return Ok(ResolvedImage {
+            view,
+            layer: Some(info.dir.clone()),
+            image_id: None,
+        });
+    }
+    if crate::image::record::looks_like_reference(name) {
+        let record =
+            super::image::ensure_image(engine, key, name, None, crate::manifest::PullPolicy::IfNotPresent).await?;
+        return pulled(&record, None);
+    }
+    Err(DriverError::Waiting(format!("waiting for image/{name} to be imported")))
+}
+
 /// The image's directory at `path` (absolute in the container), if every
 /// component of it inside the layer is a plain directory entry: no `..`, and
 /// no symlink, which could lead out of the layer.
@@ -286,12 +332,18 @@ fn inside_layer(layer: &Path, path: &str) -> Option<PathBuf> {
 
 /// Fills each named volume the container mounts from the image's content at
 /// its mount path, on the volume's first use (see `VolumeHost::populate`).
-async fn populate_volumes(engine: &Engine, spec: &ContainerSpec, layer: &Path) -> DriverResult {
+/// The top-most layer that has `path` decides (an approximation of the
+/// merged view that ignores whiteouts of lower content).
+async fn populate_volumes(engine: &Engine, spec: &ContainerSpec, layers: &[PathBuf]) -> DriverResult {
     for m in &spec.volumes {
         let (Some(volume), Some(path)) = (&m.volume, &m.path) else {
             continue;
         };
-        let Some(from) = inside_layer(layer, path) else {
+        let Some(from) = layers
+            .iter()
+            .filter_map(|layer| inside_layer(layer, path))
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+        else {
             continue;
         };
         let host = engine.host.volumes.clone();
@@ -371,7 +423,7 @@ async fn stop_container(engine: &Engine, name: &str, grace: Duration) {
         return;
     }
     thaw_if_frozen(engine, name).await;
-    let _ = engine.host.containers.signal(name, Signal::SIGTERM);
+    let _ = engine.host.containers.signal(name, stop_signal_of(engine, name));
     if wait_stopped(engine, name, &mut exits, grace).await {
         return;
     }
@@ -380,6 +432,29 @@ async fn stop_container(engine: &Engine, name: &str, grace: Duration) {
     if !wait_stopped(engine, name, &mut exits, KILL_WAIT).await {
         tracing::warn!(container = name, "still running 5 s after SIGKILL");
     }
+}
+
+/// The signal that asks a container to stop: its image's StopSignal
+/// (`SIGQUIT`, `QUIT` or a number), else SIGTERM.
+fn stop_signal_of(engine: &Engine, name: &str) -> Signal {
+    let wanted = match engine.live(Kind::Container, name) {
+        Ok(Some(live)) => live.container_info().and_then(|i| i.stop_signal.clone()),
+        _ => None,
+    };
+    wanted.and_then(|s| parse_signal(&s)).unwrap_or(Signal::SIGTERM)
+}
+
+fn parse_signal(text: &str) -> Option<Signal> {
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
 }
 
 fn grace_of(engine: &Engine, name: &str) -> Duration {

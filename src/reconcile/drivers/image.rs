@@ -1,11 +1,14 @@
-//! Images: a root filesystem tar imported into the layer store. Deleting an
-//! image only forgets it: its layer is collected once no image or container
-//! uses it (`gc.rs`).
+//! Images: a root filesystem tar imported into the layer store, or a
+//! registry reference pulled into the content store and its snapshots.
+//! Deleting an Image object only forgets it: an imported layer is collected
+//! once no image or container uses it (`gc.rs`); a pulled image stays until
+//! `rmi`, as Docker's do.
 
 use std::sync::Arc;
 
 use super::{Driver, DriverResult, Observe};
-use crate::manifest::{Kind, Object, Spec};
+use crate::image::ImageRecord;
+use crate::manifest::{Kind, Object, PullPolicy, Spec};
 use crate::plan::{ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, ImageInfo, Live, LiveInfo};
@@ -17,6 +20,11 @@ pub struct ImageDriver;
 impl Driver for ImageDriver {
     fn observe(&self, engine: &Arc<Engine>, live: &Live, _mode: Observe) -> Option<RunState> {
         match &live.info {
+            LiveInfo::Image(ImageInfo { id: Some(id), .. }) => {
+                let record = engine.host.images.image(id)?;
+                engine.host.images.lower_dirs(&record).ok()?;
+                Some(RunState::Present)
+            }
             LiveInfo::Image(info) if engine.host.images.layer_present(&info.dir) => Some(RunState::Present),
             _ => None,
         }
@@ -27,9 +35,30 @@ impl Driver for ImageDriver {
             let Spec::Image(spec) = &obj.spec else {
                 return Err(DriverError::Invalid(format!("{} is not an image", obj.name())));
             };
+            let key = ObjectKey::new(Kind::Image, obj.name());
+            if let Some(reference) = &spec.reference {
+                let policy = spec.pull_policy.unwrap_or_default();
+                let record = ensure_image(engine, &key, reference, spec.platform.as_deref(), policy).await?;
+                let top = engine
+                    .host
+                    .images
+                    .lower_dirs(&record)?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let info = LiveInfo::Image(ImageInfo {
+                    digest: record.manifest_digest.clone(),
+                    dir: top,
+                    id: Some(record.id.clone()),
+                });
+                engine
+                    .store
+                    .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+                return Ok(());
+            }
             let Some(path) = spec.import.clone() else {
                 return Err(DriverError::Unsupported(
-                    "only images with spec.import are supported yet".into(),
+                    "an Image needs `ref` or `import` (`archive` is not supported yet)".into(),
                 ));
             };
             let images = engine.host.images.clone();
@@ -40,6 +69,7 @@ impl Driver for ImageDriver {
             let info = LiveInfo::Image(ImageInfo {
                 digest: layer.digest.clone(),
                 dir: layer.dir.clone(),
+                id: None,
             });
             engine
                 .store
@@ -58,5 +88,78 @@ impl Driver for ImageDriver {
             engine.store.live_delete(Kind::Image, name)?;
             Ok(())
         })
+    }
+}
+
+/// The image `reference` names, pulled as `policy` says: `IfNotPresent`
+/// pulls only when no local image has the reference, `Always` pulls, `Never`
+/// refuses a missing one. `key` gets the Pulling/Pulled events.
+pub(crate) async fn ensure_image(
+    engine: &Arc<Engine>,
+    key: &ObjectKey,
+    reference: &str,
+    platform: Option<&str>,
+    policy: PullPolicy,
+) -> Result<ImageRecord, DriverError> {
+    if policy != PullPolicy::Always {
+        if let Some(record) = engine.host.images.image(reference) {
+            return Ok(record);
+        }
+    }
+    if policy == PullPolicy::Never {
+        return Err(DriverError::Invalid(format!(
+            "image {reference} is not present locally and pullPolicy is Never"
+        )));
+    }
+    engine.event(key, "Pulling", &format!("pulling {reference}"));
+    let progress: crate::image::Progress = Arc::new(|event| tracing::debug!(?event, "pull"));
+    match engine.host.images.pull(reference, platform, progress).await {
+        Ok(record) => {
+            engine.event(
+                key,
+                "Pulled",
+                &format!(
+                    "{reference}: image {} ({} layers, {} bytes)",
+                    record.short_id(),
+                    record.layers.len(),
+                    record.size()
+                ),
+            );
+            Ok(record)
+        }
+        Err(e) => {
+            engine.event(key, "PullFailed", &e.to_string());
+            Err(e.into())
+        }
+    }
+}
+
+impl Engine {
+    /// The image store, for the image commands (pull, list, rmi, tag).
+    pub fn image_host(&self) -> Arc<dyn crate::reconcile::seams::ImageHost> {
+        self.host.images.clone()
+    }
+
+    /// Ids of the pulled images live containers and Image objects use.
+    pub fn images_in_use(&self) -> crate::reconcile::Result<std::collections::HashSet<String>> {
+        Ok(self
+            .live_all()?
+            .into_iter()
+            .filter_map(|l| match l.info {
+                LiveInfo::Container(c) => c.image_id,
+                LiveInfo::Image(i) => i.id,
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Containers berth made from the pulled image `id`.
+    pub fn containers_using_image(&self, id: &str) -> crate::reconcile::Result<Vec<String>> {
+        Ok(self
+            .live_all()?
+            .into_iter()
+            .filter(|l| matches!(&l.info, LiveInfo::Container(c) if c.image_id.as_deref() == Some(id)))
+            .map(|l| l.key.name)
+            .collect())
     }
 }

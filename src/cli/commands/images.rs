@@ -1,0 +1,202 @@
+//! `pull`, `images`, `rmi`, `tag`: as Docker's.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use hyper::Method;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::cli::args::{Global, ImagesArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
+use crate::cli::client;
+use crate::cli::output::{self, Table};
+use crate::wire::{
+    ImageListItem, PruneResponse, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
+    RemoveImageResponse, TagRequest,
+};
+
+pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
+    match pull_image(g, &args.reference, args.platform.clone()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(message) => {
+            eprintln!("berth: {message}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// Pulls with progress: a bar per layer on a terminal, plain lines
+/// otherwise. `Err` is the one-line reason.
+pub async fn pull_image(g: &Global, reference: &str, platform: Option<String>) -> Result<(), String> {
+    let body = serde_json::to_vec(&PullRequest {
+        reference: reference.to_string(),
+        platform,
+    })
+    .map_err(|e| e.to_string())?;
+    let terminal = std::io::stderr().is_terminal();
+    let bars = MultiProgress::new();
+    let mut by_layer: HashMap<String, ProgressBar> = HashMap::new();
+    let style = ProgressStyle::with_template("{prefix}: {msg:12} [{bar:30}] {bytes}/{total_bytes}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut outcome: Option<Result<(), String>> = None;
+    let result = client(g, true)
+        .stream(
+            Method::POST,
+            "/v1/images/pull",
+            Some(body),
+            |line: PullProgress| match line {
+                PullProgress::Resolved { digest, layers } => {
+                    eprintln!("{reference}: resolved to {digest}, {} layers", layers.len());
+                    if terminal {
+                        for layer in layers {
+                            let bar = bars.add(ProgressBar::new(layer.size));
+                            bar.set_style(style.clone());
+                            bar.set_prefix(short(&layer.digest).to_string());
+                            bar.set_message("waiting");
+                            by_layer.insert(layer.digest, bar);
+                        }
+                    }
+                }
+                PullProgress::Present { digest } => match by_layer.get(&digest) {
+                    Some(bar) => bar.finish_with_message("already present"),
+                    None => eprintln!("{}: already present", short(&digest)),
+                },
+                PullProgress::Downloading { digest, done, .. } => {
+                    if let Some(bar) = by_layer.get(&digest) {
+                        bar.set_message("downloading");
+                        bar.set_position(done);
+                    }
+                }
+                PullProgress::Downloaded { digest } => match by_layer.get(&digest) {
+                    Some(bar) => {
+                        bar.set_position(bar.length().unwrap_or(0));
+                        bar.set_message("verified");
+                    }
+                    None => eprintln!("{}: downloaded and verified", short(&digest)),
+                },
+                PullProgress::Unpacked { digest } => match by_layer.get(&digest) {
+                    Some(bar) => bar.finish_with_message("unpacked"),
+                    None => eprintln!("{}: unpacked", short(&digest)),
+                },
+                PullProgress::Done { reference, id } => {
+                    println!("{reference}: pulled image {}", short(&id));
+                    outcome = Some(Ok(()));
+                }
+                PullProgress::Error { message } => outcome = Some(Err(message)),
+            },
+            || {},
+        )
+        .await;
+    for bar in by_layer.values() {
+        if !bar.is_finished() {
+            bar.abandon();
+        }
+    }
+    result.map_err(|e| e.to_string())?;
+    outcome.unwrap_or_else(|| Err("the daemon ended the pull without saying how it went".into()))
+}
+
+/// Whether an image this reference names is pulled already.
+pub async fn is_pulled(g: &Global, reference: &str) -> bool {
+    let Ok(normal) = crate::image::record::normalize(reference) else {
+        return false;
+    };
+    let images: Vec<ImageListItem> = client(g, true).get("/v1/images").await.unwrap_or_default();
+    images.iter().any(|i| i.references.contains(&normal.whole()))
+}
+
+pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let images: Vec<ImageListItem> = client(g, true).get("/v1/images").await?;
+    if args.quiet {
+        for i in &images {
+            println!("{}", short(&i.id));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["REFERENCE", "IMAGE ID", "SIZE", "LAYERS", "CREATED"]);
+    for i in &images {
+        let refs = if i.references.is_empty() {
+            vec!["<none>".to_string()]
+        } else {
+            i.references.clone()
+        };
+        for r in refs {
+            table.row(vec![
+                r,
+                short(&i.id).to_string(),
+                human_size(i.size),
+                i.layers.to_string(),
+                format!("{} ago", output::age(Some(i.created_at))),
+            ]);
+        }
+    }
+    table.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2}GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1}MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1}kB", b / 1e3)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+pub async fn rmi(g: &Global, args: RmiArgs) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    let c = client(g, true);
+    for name in &args.names {
+        let req = RemoveImageRequest {
+            name: name.clone(),
+            force: args.force,
+        };
+        match c.post::<_, RemoveImageResponse>("/v1/images/remove", &req).await {
+            Ok(r) if r.deleted => println!("Deleted: {}", r.id),
+            Ok(_) => println!("Untagged: {name}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub async fn tag(g: &Global, args: TagArgs) -> anyhow::Result<ExitCode> {
+    let req = TagRequest {
+        source: args.source,
+        target: args.target,
+    };
+    let _: ImageListItem = client(g, true).post("/v1/images/tag", &req).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn push(g: &Global, args: PushArgs) -> anyhow::Result<ExitCode> {
+    let req = PushRequest {
+        source: args.source,
+        target: args.target,
+    };
+    let r: PushResponse = client(g, true).post("/v1/images/push", &req).await?;
+    println!("{}: pushed {}", r.reference, r.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn prune(g: &Global) -> anyhow::Result<ExitCode> {
+    let r: PruneResponse = client(g, true).post("/v1/images/prune", &serde_json::json!({})).await?;
+    for id in &r.removed {
+        println!("Deleted: {id}");
+    }
+    println!("{} image(s) removed", r.removed.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,161 @@
+//! Image commands: pull (streamed progress), list, remove, tag. Pulled
+//! images live in the image store, not as objects: these act on it through
+//! the engine's image seam.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::logs::STREAM_BUFFER;
+use super::{CommandError, Result};
+use crate::image::{ImageError, PullEvent};
+use crate::reconcile::Engine;
+use crate::wire::{
+    ImageListItem, PruneResponse, PullLayer, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
+    RemoveImageResponse, TagRequest,
+};
+
+fn image_error(e: ImageError) -> CommandError {
+    match e {
+        ImageError::NotFound { .. } => CommandError::NotFound(e.to_string().trim_end_matches(" not found").into()),
+        ImageError::BadReference { .. } => CommandError::Invalid(e.to_string()),
+        other => CommandError::Unavailable(other.to_string()),
+    }
+}
+
+fn progress_line(event: PullEvent) -> PullProgress {
+    match event {
+        PullEvent::Resolved { digest, layers } => PullProgress::Resolved {
+            digest,
+            layers: layers
+                .into_iter()
+                .map(|(digest, size)| PullLayer { digest, size })
+                .collect(),
+        },
+        PullEvent::Present { digest } => PullProgress::Present { digest },
+        PullEvent::Progress { digest, done, total } => PullProgress::Downloading { digest, done, total },
+        PullEvent::Downloaded { digest } => PullProgress::Downloaded { digest },
+        PullEvent::Unpacked { digest } => PullProgress::Unpacked { digest },
+    }
+}
+
+/// Pulls in the background, streaming progress; the last line is `done` or
+/// `error`. A bad reference is refused before the stream starts.
+pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiver<PullProgress>> {
+    let reference = crate::image::record::normalize(&req.reference)
+        .map_err(image_error)?
+        .whole();
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        // Progress comes from inside the pull, which must not wait on a slow
+        // reader: lines it cannot queue are dropped (the final one is not).
+        let sender = tx.clone();
+        let progress: crate::image::Progress = Arc::new(move |event| {
+            let _ = sender.try_send(progress_line(event));
+        });
+        let last = match engine
+            .image_host()
+            .pull(&reference, req.platform.as_deref(), progress)
+            .await
+        {
+            Ok(record) => PullProgress::Done {
+                reference: reference.clone(),
+                id: record.id,
+            },
+            Err(e) => PullProgress::Error { message: e.to_string() },
+        };
+        let _ = tx.send(last).await;
+    });
+    Ok(rx)
+}
+
+pub fn list(engine: &Engine) -> Vec<ImageListItem> {
+    engine
+        .image_host()
+        .images()
+        .into_iter()
+        .map(|s| ImageListItem {
+            references: s.references,
+            id: s.record.id.clone(),
+            manifest_digest: s.record.manifest_digest.clone(),
+            size: s.record.size(),
+            layers: s.record.layers.len(),
+            platform: s.record.platform.clone(),
+            created_at: s.record.created_at,
+        })
+        .collect()
+}
+
+/// Removes a reference (the image with its last one). Deleting the image is
+/// refused while a container made from it exists, unless `force`.
+pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<RemoveImageResponse> {
+    let record = engine
+        .image_host()
+        .image(&req.name)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.name)))?;
+    // Untagging one of several references deletes nothing: allowed, as Docker does.
+    let references = engine
+        .image_host()
+        .images()
+        .into_iter()
+        .find(|s| s.record.id == record.id)
+        .map(|s| s.references)
+        .unwrap_or_default();
+    let by_reference = crate::image::record::normalize(&req.name)
+        .ok()
+        .is_some_and(|r| references.contains(&r.whole()));
+    let deletes = !by_reference || references.len() <= 1;
+    if deletes && !req.force {
+        let users = engine.containers_using_image(&record.id)?;
+        if !users.is_empty() {
+            return Err(CommandError::Conflict(format!(
+                "image {} is used by container {}: delete {} first, or use --force",
+                req.name,
+                users.join(", "),
+                if users.len() == 1 { "it" } else { "them" }
+            )));
+        }
+    }
+    let images = engine.image_host().clone();
+    let name = req.name.clone();
+    let (record, deleted) = tokio::task::spawn_blocking(move || images.remove_image(&name))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("removing the image: {e}")))?
+        .map_err(image_error)?;
+    Ok(RemoveImageResponse { id: record.id, deleted })
+}
+
+pub fn tag(engine: &Engine, req: TagRequest) -> Result<ImageListItem> {
+    let record = engine.image_host().tag(&req.source, &req.target).map_err(image_error)?;
+    list(engine)
+        .into_iter()
+        .find(|i| i.id == record.id)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.target)))
+}
+
+/// Pushes a local image to a registry.
+pub async fn push(engine: &Engine, req: PushRequest) -> Result<PushResponse> {
+    let target = req.target.clone().unwrap_or_else(|| req.source.clone());
+    let reference = crate::image::record::normalize(&target).map_err(image_error)?.whole();
+    let digest = engine
+        .image_host()
+        .push(&req.source, req.target.as_deref())
+        .await
+        .map_err(image_error)?;
+    Ok(PushResponse { reference, digest })
+}
+
+/// Removes images no reference names and no container uses, then unused
+/// blobs and snapshots.
+pub async fn prune(engine: &Arc<Engine>) -> Result<PruneResponse> {
+    let in_use = engine.images_in_use()?;
+    let images = engine.image_host();
+    let removed = tokio::task::spawn_blocking(move || images.prune(&in_use))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("pruning images: {e}")))?
+        .map_err(image_error)?;
+    Ok(PruneResponse {
+        removed: removed.into_iter().map(|r| r.id).collect(),
+    })
+}

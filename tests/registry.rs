@@ -1,0 +1,549 @@
+//! Images from a real registry: Debian's `docker-registry` on a loopback
+//! port of its own per test, a two-layer image made with umoci from the
+//! static busybox (the second layer deletes a file, adds one, adds a user)
+//! and pushed with skopeo; then `berth pull`, `run` and manifests naming the
+//! reference, and the errors: unknown tag, unreachable registry, bad
+//! reference, a blob whose bytes do not match its digest. Run as root.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{busybox_tar, Env};
+
+/// A `docker-registry` serving from a temp dir on a free loopback port;
+/// killed and its storage removed on drop.
+struct Registry {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Registry {
+    fn start(env: &Env) -> Registry {
+        Registry::start_with(env, "")
+    }
+
+    /// With `auth` (YAML flow text) added to its config.
+    fn start_with(env: &Env, auth: &str) -> Registry {
+        let dir = env.dir.join("registry");
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        // A free port: bound by the kernel, released, then given to the registry.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{auth}",
+                dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry (scripts/install-deps.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Registry { child, dir, port }
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("127.0.0.1:{}/{repo_tag}", self.port)
+    }
+
+    /// Pushes the test image as `repo_tag`.
+    fn push(&self, repo_tag: &str) {
+        self.push_as(repo_tag, None)
+    }
+
+    fn push_as(&self, repo_tag: &str, creds: Option<&str>) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(creds) = creds {
+            cmd.arg(format!("--dest-creds={creds}"));
+        }
+        let out = cmd
+            .arg(format!("oci:{}:base", test_image().display()))
+            .arg(format!("docker://{}", self.reference(repo_tag)))
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The registry's file holding blob `digest`.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run a tool");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An OCI layout with the image `base`, made once per test binary: layer 1
+/// is the busybox root filesystem; layer 2 deletes /www/index.html (a
+/// whiteout), adds /etc/added and the user `app` (1000:1000). Its config
+/// sets Cmd, Env, WorkingDir and User.
+fn test_image() -> &'static Path {
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("registry-image");
+        let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("registry-image-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        let layout = work.join("oci");
+        let image = format!("{}:base", layout.display());
+        let bundle = work.join("bundle");
+        run(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+        run(Command::new("umoci").args(["new", "--image", &image]));
+        run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
+        run(Command::new("tar")
+            .arg("-xf")
+            .arg(busybox_tar())
+            .arg("-C")
+            .arg(bundle.join("rootfs")));
+        run(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
+        std::fs::remove_dir_all(&bundle).unwrap();
+        run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
+        let rootfs = bundle.join("rootfs");
+        std::fs::remove_file(rootfs.join("www/index.html")).unwrap();
+        std::fs::write(rootfs.join("etc/added"), "added in layer 2\n").unwrap();
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            format!("{passwd}app:x:1000:1000::/home/app:/bin/sh\n"),
+        )
+        .unwrap();
+        let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
+        std::fs::write(rootfs.join("etc/group"), format!("{group}app:x:1000:\n")).unwrap();
+        run(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
+        run(Command::new("umoci").args([
+            "config",
+            "--image",
+            &image,
+            "--config.cmd",
+            "sh",
+            "--config.cmd",
+            "-c",
+            "--config.cmd",
+            "echo greeting=$GREETING; echo cwd=$(pwd); echo uid=$(id -u) gid=$(id -g)",
+            "--config.env",
+            "GREETING=from-the-image",
+            "--config.workingdir",
+            "/etc",
+            "--config.user",
+            "app",
+        ]));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::rename(&layout, &out).unwrap();
+        std::fs::remove_dir_all(&work).unwrap();
+        out
+    })
+}
+
+/// Snapshots in the env's image store.
+fn snapshots(env: &Env) -> usize {
+    std::fs::read_dir(env.root.join("images/snapshots"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_pulled_two_layer_image_runs_with_its_config_and_its_whiteout() {
+    let env = Env::new("reg-pull");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+
+    let out = env.ok(&["pull", &reference]);
+    assert!(out.contains("pulled image"), "{out}");
+    assert_eq!(snapshots(&env), 2, "one snapshot per layer");
+    let images = env.ok(&["images"]);
+    assert!(images.contains(&reference), "{images}");
+    // Pulling again downloads nothing.
+    let again = env.berth(&["pull", &reference]);
+    assert!(
+        stderr(&again).matches("already present").count() == 2,
+        "{}",
+        stderr(&again)
+    );
+
+    // The image's Cmd, Env, WorkingDir and User take effect.
+    let out = env.ok(&["run", "--rm", &reference]);
+    assert!(out.contains("greeting=from-the-image"), "{out}");
+    assert!(out.contains("cwd=/etc"), "{out}");
+    assert!(out.contains("uid=1000 gid=1000"), "{out}");
+    // The second layer's whiteout hides the first layer's file; its own file is there.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=overridden",
+        &reference,
+        "sh",
+        "-c",
+        "ls /www; cat /etc/added; echo g=$GREETING",
+    ]);
+    assert!(!out.contains("index.html"), "{out}");
+    assert!(out.contains("added in layer 2"), "{out}");
+    assert!(out.contains("g=overridden"), "{out}");
+
+    // A manifest naming the reference directly, overriding the user and workdir.
+    let file = env.manifest(
+        "direct.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: direct}}\nspec:\n  image: \"{reference}\"\n  user: root\n  workingDir: /www\n  restartPolicy: never\n"
+        ),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "direct", 30, |v| v["exit"]["code"] == 0);
+    let log = env.log_text("direct");
+    assert!(log.contains("cwd=/www") && log.contains("uid=0 gid=0"), "{log}");
+
+    // rmi is refused while the container exists, then works.
+    let refused = env.berth(&["rmi", &reference]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("is used by container direct"),
+        "{}",
+        stderr(&refused)
+    );
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    env.ok(&["rmi", &reference]);
+    assert_eq!(snapshots(&env), 0, "an image's snapshots go with it");
+    drop(registry);
+}
+
+#[test]
+fn an_image_object_with_ref_pulls_and_the_tag_and_untag_commands_work() {
+    let env = Env::new("reg-object");
+    let registry = Registry::start(&env);
+    registry.push("shop/web:1.4");
+    let reference = registry.reference("shop/web:1.4");
+    let file = env.manifest(
+        "stack.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: web}}\nspec: {{ref: \"{reference}\", pullPolicy: IfNotPresent}}\n---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: app}}\nspec:\n  image: web\n  command: [sh, -c, \"echo cmd-replaced $GREETING\"]\n  restartPolicy: never\n"
+        ),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "app", 30, |v| v["exit"]["code"] == 0);
+    assert!(env.log_text("app").contains("cmd-replaced from-the-image"));
+
+    let other = registry.reference("shop/web:latest");
+    env.ok(&["tag", &reference, &other]);
+    assert!(env.ok(&["images"]).contains(&other));
+    let out = env.ok(&["rmi", &other]);
+    assert!(out.contains("Untagged"), "{out}");
+    assert_eq!(snapshots(&env), 2, "still named by the first reference");
+    drop(registry);
+}
+
+#[test]
+fn pull_errors_are_one_clear_line_and_unpack_nothing() {
+    let env = Env::new("reg-errors");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+
+    let out = env.berth(&["pull", &registry.reference("test/bb:nope")]);
+    assert!(!out.status.success());
+    let msg = stderr(&out);
+    assert!(msg.contains("not found") && msg.contains("test/bb:nope"), "{msg}");
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+
+    // A closed loopback port.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = env.berth(&["pull", &format!("127.0.0.1:{closed}/test/bb:1")]);
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("cannot reach registry") && msg.contains("refused"),
+        "{msg}"
+    );
+
+    let out = env.berth(&["pull", "127.0.0.1:5000/Bad Name"]);
+    assert!(stderr(&out).contains("invalid image reference"), "{}", stderr(&out));
+
+    // A run of a missing image fails as docker run does, with 125.
+    let out = env.berth(&["run", "--rm", &registry.reference("test/bb:nope")]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+
+    assert_eq!(snapshots(&env), 0);
+    assert!(env.ok(&["images"]).lines().count() <= 1, "no image recorded");
+    drop(registry);
+}
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_nothing_is_unpacked() {
+    let env = Env::new("reg-corrupt");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    // The image's layers, from the manifest skopeo sees.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = inspect["Layers"][1].as_str().unwrap().to_string();
+    // Same length, other bytes: the registry serves it as the blob.
+    let file = registry.blob_file(&layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let out = env.berth(&["pull", &reference]);
+    assert!(!out.status.success());
+    let msg = stderr(&out);
+    assert!(msg.contains(&layer) && msg.contains("nothing was unpacked"), "{msg}");
+    assert_eq!(snapshots(&env), 0, "nothing unpacked");
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    assert!(
+        !env.root.join("images/blobs/sha256").join(hex).exists(),
+        "the bad blob is not kept"
+    );
+    assert_eq!(
+        std::fs::read_dir(env.root.join("images/tmp")).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
+    drop(registry);
+}
+
+/// Writes an OCI layout at `dir` holding `base` (the busybox rootfs) plus
+/// `extra` tiny layers, each adding `/layers/<n>`; tagged `base`.
+fn many_layer_layout(dir: &Path, extra: usize) {
+    use sha2::{Digest, Sha256};
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let mut layers = vec![std::fs::read(busybox_tar()).unwrap()];
+    for n in 0..extra {
+        let mut b = tar::Builder::new(Vec::new());
+        let data = format!("{n}\n");
+        let mut h = tar::Header::new_ustar();
+        h.set_path(format!("layers/{n}")).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, data.as_bytes()).unwrap();
+        layers.push(b.into_inner().unwrap());
+    }
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in &layers {
+        let (digest, size) = put(layer);
+        diff_ids.push(digest.clone());
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size}));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sh", "-c", "ls /layers | wc -l"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let (config_digest, config_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": descriptors});
+    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+                       "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "base"}}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+#[test]
+fn an_image_of_130_layers_mounts_and_runs() {
+    let env = Env::new("reg-layers");
+    let registry = Registry::start(&env);
+    let layout = env.dir.join("many");
+    many_layer_layout(&layout, 129);
+    let reference = registry.reference("test/many:1");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", layout.display()))
+        .arg(format!("docker://{reference}")));
+    env.ok(&["pull", &reference]);
+    assert_eq!(snapshots(&env), 130);
+    // 130 absolute snapshot paths (~80 bytes each) would not fit in the
+    // overlay's one-page mount options; the short links do.
+    let out = env.ok(&["run", "--rm", &reference]);
+    assert_eq!(out.trim(), "129", "{out}");
+    drop(registry);
+}
+
+/// bcrypt (cost 4) of `s3cret`, as docker-registry's htpasswd wants it.
+const HTPASSWD: &str = "shop:$2b$04$YAz0AZP4T3896EsLJW8KYOMLnPMpl1VwHD/.xNZl5F2SFrdL4EnNq\n";
+
+#[test]
+fn a_registry_that_wants_credentials_says_unauthorized_then_pulls_with_docker_config() {
+    let mut env = Env::new("reg-auth");
+    let htpasswd = env.dir.join("htpasswd");
+    std::fs::write(&htpasswd, HTPASSWD).unwrap();
+    let registry = Registry::start_with(
+        &env,
+        &format!(
+            "auth: {{htpasswd: {{realm: berth-test, path: {}}}}}\n",
+            htpasswd.display()
+        ),
+    );
+    registry.push_as("private/bb:1", Some("shop:s3cret"));
+    let reference = registry.reference("private/bb:1");
+
+    let out = env.berth(&["pull", &reference]);
+    assert!(!out.status.success());
+    let msg = stderr(&out);
+    assert!(msg.contains("unauthorized"), "{msg}");
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+    assert_eq!(snapshots(&env), 0);
+
+    // Credentials as `docker login` stores them, for the daemon that pulls.
+    let config = env.dir.join("docker");
+    std::fs::create_dir_all(&config).unwrap();
+    let auth = base64_encode(b"shop:s3cret");
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{auth}"}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    env.kill_daemon();
+    env.extra_env
+        .push(("DOCKER_CONFIG".into(), config.display().to_string()));
+    env.start_daemon();
+    env.ok(&["pull", &reference]);
+    assert_eq!(snapshots(&env), 2);
+    drop(registry);
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The manifest digest skopeo sees for `reference`.
+fn remote_digest(reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_keeps_the_digest_and_prune_removes_only_unused_dangling_images() {
+    let env = Env::new("reg-push");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    env.ok(&["pull", &reference]);
+    let pulled = remote_digest(&reference);
+
+    // Pushed elsewhere, byte for byte: skopeo sees the same manifest digest.
+    let pushed = registry.reference("copies/bb:2");
+    let out = env.ok(&["push", &reference, &pushed]);
+    assert!(out.contains(&pulled), "{out}");
+    assert_eq!(remote_digest(&pushed), pulled);
+
+    // A container keeps the first image while the tag moves to a variant.
+    env.ok(&["run", "--name", "keep", &reference, "true"]);
+    let variant = env.dir.join("variant");
+    run(Command::new("cp").arg("-a").arg(test_image()).arg(&variant));
+    run(Command::new("umoci").args([
+        "config",
+        "--image",
+        &format!("{}:base", variant.display()),
+        "--config.env",
+        "VARIANT=2",
+    ]));
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", variant.display()))
+        .arg(format!("docker://{reference}")));
+    env.ok(&["pull", &reference]);
+    let ids = |env: &Env| env.ok(&["images", "-q"]).lines().count();
+    assert_eq!(ids(&env), 2, "the old image is dangling now");
+
+    let out = env.ok(&["image", "prune"]);
+    assert!(out.contains("0 image(s) removed"), "in use by container keep: {out}");
+    env.ok(&["delete", "container/keep"]);
+    let out = env.ok(&["image", "prune"]);
+    assert!(out.contains("1 image(s) removed"), "{out}");
+    assert_eq!(ids(&env), 1);
+    assert_eq!(snapshots(&env), 2, "the layers are shared with the variant");
+    let out = env.ok(&["run", "--rm", &reference, "sh", "-c", "echo v=$VARIANT"]);
+    assert!(out.contains("v=2"), "{out}");
+    drop(registry);
+}
