@@ -111,6 +111,32 @@ pub struct ObjectView {
     /// Whether the live object was made from the current desired spec.
     pub up_to_date: bool,
     pub detail: Option<String>,
+    /// A running container's healthcheck state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthView>,
+}
+
+/// A container's health: `starting`, `healthy` or `unhealthy`, with the
+/// last checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<HealthLog>,
+}
+
+/// One health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthLog {
+    /// Unix ms.
+    pub start: i64,
+    pub end: i64,
+    /// -1 when it could not run or timed out.
+    pub exit_code: i32,
+    /// The first 4 KiB of its stdout and stderr.
+    pub output: String,
 }
 
 /// Something that happened to an object.
@@ -459,6 +485,7 @@ mod tests {
             origin: None,
             up_to_date: true,
             detail: None,
+            health: None,
         };
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.contains("\"createdAt\":1"), "{json}");
