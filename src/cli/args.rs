@@ -265,28 +265,6 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct ExecArgs {
-    /// Keep stdin open and forward it.
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-    /// Start it in the background.
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// KEY=VALUE
-    #[arg(short = 'e', long = "env")]
-    pub env: Vec<String>,
-    /// uid, uid:gid or root.
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// Working directory inside the container.
-    #[arg(short = 'w', long)]
-    pub workdir: Option<String>,
-    pub name: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-    pub command: Vec<String>,
-}
-
 #[derive(Debug, Clone, Default, Args)]
 pub struct DaemonArgs {
     /// A registry (`host:port`) to reach over plain HTTP, as Docker's
@@ -341,4 +319,26 @@ pub enum ImageCmd {
     Prune,
     /// List pulled images.
     Ls(ImagesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and forward it.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Start it in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// uid, uid:gid or root.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    pub name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
 }
