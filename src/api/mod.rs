@@ -122,6 +122,9 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/kill/{name}") => post(kill),
         ("post", "/v1/pause/{name}") => post(pause),
         ("post", "/v1/unpause/{name}") => post(unpause),
+        ("post", "/v1/stats") => post(stats),
+        ("get", "/v1/top/{name}") => get(top),
+        ("get", "/v1/inspect/{name}") => get(inspect),
         ("get", "/v1/events") => get(events),
         ("post", "/v1/images/pull") => post(pull),
         ("get", "/v1/images") => get(images),
@@ -129,6 +132,9 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/tag") => post(tag),
         ("post", "/v1/images/push") => post(push),
         ("post", "/v1/images/prune") => post(prune),
+        ("post", "/v1/images/save") => post(save),
+        ("post", "/v1/images/load") => post(load),
+        ("post", "/v1/images/commit") => post(commit),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -256,6 +262,21 @@ async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) ->
     Ok(Json(commands::lifecycle::pause(&engine, &name, false).await?))
 }
 
+async fn stats(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<StatsRequest>,
+) -> ApiResult<Json<Vec<ContainerStats>>> {
+    Ok(Json(commands::inspect::stats(&engine, &req)?))
+}
+
+async fn top(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<TopResponse>> {
+    Ok(Json(commands::inspect::top(&engine, &name)?))
+}
+
+async fn inspect(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<ContainerInspect>> {
+    Ok(Json(commands::inspect::inspect(&engine, &name)?))
+}
+
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
     #[serde(default)]
@@ -294,6 +315,28 @@ async fn push(
 
 async fn prune(State(engine): State<Arc<Engine>>) -> ApiResult<Json<PruneResponse>> {
     Ok(Json(commands::images::prune(&engine).await?))
+}
+
+async fn save(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<SaveRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    commands::images::save(&engine, req).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn load(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<LoadRequest>,
+) -> ApiResult<Json<LoadResponse>> {
+    Ok(Json(commands::images::load(&engine, req).await?))
+}
+
+async fn commit(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<CommitRequest>,
+) -> ApiResult<Json<ImageListItem>> {
+    Ok(Json(commands::images::commit(&engine, req).await?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

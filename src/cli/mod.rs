@@ -22,7 +22,8 @@ use args::{CliCmd, Global};
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
     use commands::{
-        apply, delete, events, exec, get, images, lifecycle, logs, network, ps, run, schema, stop, validate, version,
+        apply, delete, events, exec, get, images, inspect, lifecycle, logs, network, ps, run, schema, stop, validate,
+        version,
     };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
@@ -38,6 +39,9 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Start(args) => Ok(lifecycle::verb(g, "start", &args.names, serde_json::json!({})).await),
         CliCmd::Restart(args) => Ok(lifecycle::verb(g, "restart", &args.names, serde_json::json!({})).await),
+        CliCmd::Stats(args) => inspect::stats(g, args).await,
+        CliCmd::Top(args) => inspect::top(g, args).await,
+        CliCmd::Inspect(args) => inspect::inspect(g, args).await,
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, serde_json::json!({})).await),
@@ -47,6 +51,9 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Rmi(args) => images::rmi(g, args).await,
         CliCmd::Tag(args) => images::tag(g, args).await,
         CliCmd::Push(args) => images::push(g, args).await,
+        CliCmd::Save(args) => images::save(g, args).await,
+        CliCmd::Commit(args) => images::commit(g, args).await,
+        CliCmd::Load(args) => images::load(g, args).await,
         CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
         CliCmd::Network(cmd) => network::network(g, cmd).await,

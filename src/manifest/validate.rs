@@ -112,6 +112,14 @@ impl<'a> Validator<'a> {
         self.defined.contains(&(kind, name)) || (self.exists)(kind, name)
     }
 
+    /// Whether the Container `name` is in the set without a healthcheck.
+    fn defined_without_healthcheck(&self, name: &str) -> bool {
+        self.objects.iter().any(|x| match &x.spec {
+            Spec::Container(c) => x.name() == name && c.healthcheck.is_none(),
+            _ => false,
+        })
+    }
+
     /// The spec of the Image `name` in the set (the first, if defined twice).
     fn image_in_set(&self, name: &str) -> Option<&'a ImageSpec> {
         self.objects.iter().find_map(|x| match &x.spec {
@@ -183,18 +191,20 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        if spec.archive.is_some() {
-            self.report(
-                o,
-                "spec.archive",
-                "loading image archives (`archive`) is not supported yet: use `ref` or `import`",
-            );
+        if let Some(path) = &spec.archive {
+            if !is_absolute(path) {
+                self.report(
+                    o,
+                    "spec.archive",
+                    format!("`archive` must be an absolute path, got `{path}`"),
+                );
+            }
         }
         match &spec.import {
             None if spec.reference.is_none() && spec.archive.is_none() => self.report(
                 o,
                 "spec",
-                "an Image needs a source: `ref` (a registry reference to pull) or `import` (the absolute path of a root filesystem tar on the daemon's host)",
+                "an Image needs a source: `ref` (a registry reference to pull), `archive` (a docker save or OCI archive) or `import` (a root filesystem tar), paths absolute on the daemon's host",
             ),
             Some(path) if !is_absolute(path) => self.report(
                 o,
@@ -333,10 +343,11 @@ impl<'a> Validator<'a> {
             && spec.entrypoint.as_ref().is_none_or(|e| e.is_empty())
             && self
                 .image_in_set(image)
-                .is_some_and(|i| i.cmd.is_empty() && i.reference.is_none())
+                .is_some_and(|i| i.cmd.is_empty() && i.import.is_some())
         {
             // The runtime would only find out at start (reconcile's translate).
-            // Images known only to the daemon are not seen here, so not checked.
+            // Images known only to the daemon are not seen here, so not checked;
+            // nor are pulled or loaded ones, whose config may hold a Cmd.
             self.report(
                 o,
                 "spec.command",
@@ -462,8 +473,19 @@ impl<'a> Validator<'a> {
         if let Some(resources) = &spec.resources {
             self.resources(o, resources);
         }
-        if spec.healthcheck.is_some() {
-            self.report(o, "spec.healthcheck", "healthchecks are not supported yet");
+        if let Some(h) = &spec.healthcheck {
+            if h.exec.is_empty() {
+                self.report(o, "spec.healthcheck.exec", "a healthcheck needs a command");
+            }
+            for (field, d) in [("interval", h.interval), ("timeout", h.timeout)] {
+                if d.is_some_and(|d| d.0.is_zero()) {
+                    self.report(
+                        o,
+                        &format!("spec.healthcheck.{field}"),
+                        format!("`{field}` must be more than 0s"),
+                    );
+                }
+            }
         }
 
         let mut seen: HashSet<&str> = HashSet::new();
@@ -480,11 +502,14 @@ impl<'a> Validator<'a> {
                     format!("`{}` is listed twice in `dependsOn`", dep.name),
                 );
             }
-            if dep.condition == DependencyCondition::Healthy {
+            if dep.condition == DependencyCondition::Healthy && self.defined_without_healthcheck(&dep.name) {
                 self.report(
                     o,
                     &format!("{at}.condition"),
-                    "`condition: healthy` is not supported yet (no healthchecks): use `started` or `completed`",
+                    format!(
+                        "`condition: healthy` needs a healthcheck on container `{}`, which has none",
+                        dep.name
+                    ),
                 );
             }
         }
@@ -1056,22 +1081,17 @@ mod tests {
             "{}---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: backend}}\nspec: {{driver: bridge}}\n---\napiVersion: berth/v1\nkind: Image\nmetadata: {{name: pulled}}\nspec: {{ref: busybox, archive: /x.tar}}\n",
             container(
                 "web",
-                "  networks: [backend]\n  network: host\n  ports: [{host: 80, container: 80}]\n  healthcheck: {exec: [true]}\n  dependsOn: [{name: db, condition: healthy}]\n---\n",
+                "  networks: [backend]\n  network: host\n  ports: [{host: 80, container: 80}]\n  healthcheck: {exec: []}\n  dependsOn: [{name: db, condition: healthy}]\n---\n",
             ) + &container("db", ""),
         );
         let d = check(&text);
         for (needle, line, field) in [
             ("`network` and `networks` exclude each other", 7, "spec.network"),
-            ("healthchecks are not supported yet", 9, "spec.healthcheck"),
+            ("a healthcheck needs a command", 9, "spec.healthcheck.exec"),
             (
-                "`condition: healthy` is not supported yet",
+                "`condition: healthy` needs a healthcheck on container `db`",
                 10,
                 "spec.dependsOn[0].condition",
-            ),
-            (
-                "loading image archives (`archive`) is not supported yet",
-                26,
-                "spec.archive",
             ),
         ] {
             let e = find(&d, needle);

@@ -36,6 +36,9 @@ impl ContainerHost for Runtime {
     fn log_file(&self, id: &str) -> PathBuf {
         self.layout.log_file(id)
     }
+    fn upper_dir(&self, id: &str) -> PathBuf {
+        self.layout.data_dir(id).join("upper")
+    }
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             if let Ok(fd) = runtime::pidfd_open(run.shim_pid) {
@@ -52,6 +55,15 @@ impl ContainerHost for Runtime {
     }
     fn is_frozen(&self, id: &str) -> bool {
         Runtime::is_frozen(self, id)
+    }
+    fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
+        Some(Runtime::stats(self, id, init_pid))
+    }
+    fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
+        Runtime::processes(self, id)
+    }
+    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+        Runtime::oci_spec(self, id)
     }
     fn exec(
         &self,
@@ -108,6 +120,21 @@ impl ImageHost for ImageStore {
     }
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
         ImageStore::prune(self, in_use)
+    }
+    fn save(&self, names: &[String], out: &Path, oci_only: bool) -> image::Result<()> {
+        ImageStore::save(self, names, out, oci_only)
+    }
+    fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
+        ImageStore::load(self, archive)
+    }
+    fn commit(
+        &self,
+        base: &ImageRecord,
+        upper: &Path,
+        config: image::ImageConfig,
+        reference: &str,
+    ) -> image::Result<ImageRecord> {
+        ImageStore::commit(self, base, upper, config, reference)
     }
 }
 
