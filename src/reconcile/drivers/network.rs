@@ -188,12 +188,53 @@ impl Driver for NetworkDriver {
 
 /// Makes (or, with `prev`, repairs) the bridge and records the network.
 async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Option<&Live>) -> DriverResult {
+    let _held = CREATE_LOCK.lock().await;
+    // Another daemon on this host may take the subnet chosen from the pool
+    // at the same moment (its DNS server then holds the gateway address):
+    // choose again around it, a few times.
+    let mut avoid = Vec::new();
+    loop {
+        match create_once(engine, obj, hash, prev, &avoid).await {
+            Err(Retry::Taken(subnet)) if avoid.len() < 8 => avoid.push(subnet),
+            Err(Retry::Taken(subnet)) => {
+                return Err(DriverError::Invalid(format!(
+                    "network/{}: subnets taken as they were chosen, last {subnet}; retrying later",
+                    obj.name()
+                )))
+            }
+            Err(Retry::Failed(e)) => return Err(e),
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+enum Retry {
+    /// The auto-chosen subnet turned out taken.
+    Taken(Subnet),
+    Failed(DriverError),
+}
+
+impl<E: Into<DriverError>> From<E> for Retry {
+    fn from(e: E) -> Retry {
+        Retry::Failed(e.into())
+    }
+}
+
+async fn create_once(
+    engine: &Arc<Engine>,
+    obj: &Object,
+    hash: &str,
+    prev: Option<&Live>,
+    avoid: &[Subnet],
+) -> Result<(), Retry> {
     let Spec::Network(spec) = &obj.spec else {
-        return Err(DriverError::Invalid(format!("{} is not a network", obj.name())));
+        return Err(Retry::Failed(DriverError::Invalid(format!(
+            "{} is not a network",
+            obj.name()
+        ))));
     };
     let name = obj.name();
     let key = ObjectKey::new(Kind::Network, name);
-    let _held = CREATE_LOCK.lock().await;
     let kept = prev
         .filter(|p| p.spec_hash == hash)
         .and_then(Live::network_info)
@@ -203,7 +244,7 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
         None => {
             let subnet = match &spec.subnet {
                 Some(text) => parse_subnet(text)?,
-                None => choose_subnet(engine, name).await?,
+                None => choose_subnet(engine, name, avoid).await?,
             };
             let gateway = match &spec.gateway {
                 Some(gw) => parse_ip(gw)?,
@@ -227,9 +268,9 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
     if let Some(parent) = &info.parent {
         // A macvlan network is its parent interface: nothing to make.
         if !engine.host.networks.link_exists(parent) {
-            return Err(DriverError::Invalid(format!(
+            return Err(Retry::Failed(DriverError::Invalid(format!(
                 "network/{name}: parent interface {parent} does not exist"
-            )));
+            ))));
         }
         let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
         engine.store.live_put(&rec)?;
@@ -265,13 +306,17 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
             .dns_start(name, cfg.gateway, info.internal, records)?)
     });
     if let Err(e) = dns {
-        // A new network leaves nothing half-made: the next attempt may
-        // choose another subnet (another daemon may have taken this one).
+        // A new network leaves nothing half-made.
         if kept.is_none() {
             let bridge = cfg.name.clone();
             let _ = blocking(engine, move |h| h.delete_link(&bridge)).await;
+            let in_use = matches!(&e, DriverError::Network(crate::network::NetworkError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse);
+            if in_use && spec.subnet.is_none() {
+                return Err(Retry::Taken(cfg.subnet));
+            }
         }
-        return Err(e);
+        return Err(Retry::Failed(e));
     }
     let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
     engine.store.live_put(&rec)?;
@@ -346,8 +391,9 @@ async fn reattach_containers(engine: &Arc<Engine>, network: &str, info: &Network
 
 /// A free subnet from the pool, around the host's routes and the subnets
 /// of this daemon's other networks.
-async fn choose_subnet(engine: &Engine, name: &str) -> Result<Subnet, DriverError> {
+async fn choose_subnet(engine: &Engine, name: &str, avoid: &[Subnet]) -> Result<Subnet, DriverError> {
     let mut taken = blocking(engine, |h| h.host_routes()).await??;
+    taken.extend_from_slice(avoid);
     for rec in engine.live_all()? {
         if let Some(info) = rec.network_info() {
             taken.push(parse_subnet(&info.subnet)?);
