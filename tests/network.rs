@@ -632,8 +632,9 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
         sh(
             "cli",
             "  networks: [lan]\n",
-            "for i in $(seq 20); do ping -c1 -W1 10.89.254.10 >/dev/null && break; done; \
-             ping -c1 -W1 10.89.254.10 && ping -c1 -W1 srv && cat /proc/net/dev",
+            "for target in 10.89.254.10 srv; do ok=; for i in $(seq 20); do \
+             ping -c1 -W1 $target > /tmp/ping && ok=1 && break; done; [ -n \"$ok\" ] || exit 1; \
+             cat /tmp/ping; done; cat /proc/net/dev",
         ),
     );
     let file = env.manifest("lan.yaml", &stack);
