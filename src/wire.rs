@@ -262,6 +262,13 @@ pub struct RunRequest {
     /// `--security-opt` values, as Docker spells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// `-p HOST:CONTAINER[/udp]` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
+    /// `--network`: a network's name, `host`, `none` or `container:NAME`;
+    /// the default bridge network when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).

@@ -51,6 +51,8 @@ pub enum Output {
 
 /// The top-level commands. `daemon` is the binary's other half, so `main.rs`
 /// runs it; everything else is a [`CliCmd`], which `cli::main` runs.
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
@@ -122,6 +124,9 @@ pub enum CliCmd {
     /// Image commands: prune.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Network commands: ls, inspect, create, rm.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -266,6 +271,12 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false].
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Publish a container port on the host: HOST:CONTAINER[/udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// A network to join, or host, none or container:NAME (default: the bridge network).
+    #[arg(long)]
+    pub network: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -316,6 +327,36 @@ pub struct PushArgs {
     pub source: String,
     /// The reference to push to [default: SOURCE].
     pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum NetworkCmd {
+    /// List networks with their status.
+    Ls {
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Output>,
+    },
+    /// Spec, subnet, status and recent events of a network.
+    Inspect { name: String },
+    /// Make a bridge network (a Network object of its own apply set).
+    Create(NetworkCreateArgs),
+    /// Delete networks (refused while containers use them).
+    Rm { names: Vec<String> },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// e.g. 10.89.7.0/24; chosen from the pool when absent.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// No route out of the host.
+    #[arg(long)]
+    pub internal: bool,
+    #[arg(long)]
+    pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

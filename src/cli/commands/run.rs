@@ -32,6 +32,8 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         rm: args.rm,
         detach,
         security_opt: args.security_opt,
+        publish: args.publish,
+        network: args.network,
     };
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
