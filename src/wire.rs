@@ -552,3 +552,42 @@ pub struct CommitRequest {
     /// The new image's reference.
     pub reference: String,
 }
+
+/// `POST /v1/images/inspect`: one image in full.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDetail {
+    pub references: Vec<String>,
+    pub id: String,
+    pub manifest_digest: String,
+    pub platform: String,
+    pub size: u64,
+    pub created_at: i64,
+    /// The config's `config` object (Cmd, Env, Entrypoint, …) as stored.
+    pub config: serde_json::Value,
+    pub layers: Vec<PullLayer>,
+    /// Chain IDs of its snapshots, bottom first.
+    pub chain_ids: Vec<String>,
+    pub history: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub empty_layer: bool,
+}
+
+/// `POST /v1/images/inspect`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectImageRequest {
+    /// A reference or an id.
+    pub name: String,
+}

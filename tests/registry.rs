@@ -796,6 +796,14 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     assert!(out.contains("c=yes"), "the container's env is kept: {out}");
     assert!(out.trim().ends_with("\n0"), "and its user: {out}");
     assert_eq!(snapshots(&env), 3, "one new layer over the two shared ones");
+    let history = env.ok(&["history", &committed]);
+    assert!(
+        history.lines().nth(1).unwrap_or("").contains("berth commit"),
+        "{history}"
+    );
+    let detail: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", &committed])).unwrap();
+    assert_eq!(detail["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(detail["config"]["User"], "root");
     // It can be pushed and pulled back elsewhere.
     env.ok(&["push", &committed]);
     let inspect = skopeo_inspect(&format!("docker://{committed}"));

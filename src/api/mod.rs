@@ -132,6 +132,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/save") => post(save),
         ("post", "/v1/images/load") => post(load),
         ("post", "/v1/images/commit") => post(commit),
+        ("post", "/v1/images/inspect") => post(inspect_image),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -319,6 +320,13 @@ async fn commit(
     JsonBody(req): JsonBody<CommitRequest>,
 ) -> ApiResult<Json<ImageListItem>> {
     Ok(Json(commands::images::commit(&engine, req).await?))
+}
+
+async fn inspect_image(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<InspectImageRequest>,
+) -> ApiResult<Json<ImageDetail>> {
+    Ok(Json(commands::images::inspect(&engine, req)?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

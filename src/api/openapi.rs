@@ -252,6 +252,14 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<CommitRequest>),
         response: Body::Json(schema::<ImageListItem>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/inspect",
+        summary: "one image in full: references, config, layers, chain IDs, history",
+        params: &[],
+        request: Some(schema::<InspectImageRequest>),
+        response: Body::Json(schema::<ImageDetail>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

@@ -107,6 +107,8 @@ pub enum CliCmd {
     Tag(TagArgs),
     /// Push an image to a registry: SOURCE [TARGET].
     Push(PushArgs),
+    /// The history of an image's layers.
+    History(NameArg),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
@@ -305,6 +307,16 @@ pub enum ImageCmd {
     Prune,
     /// List pulled images.
     Ls(ImagesArgs),
+    /// An image in full, as JSON.
+    Inspect(NameArg),
+    /// The history of an image's layers.
+    History(NameArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// A reference or an id.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]

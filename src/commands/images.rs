@@ -11,8 +11,9 @@ use super::{CommandError, Result};
 use crate::image::{ImageError, PullEvent};
 use crate::reconcile::Engine;
 use crate::wire::{
-    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullLayer, PullProgress, PullRequest,
-    PushRequest, PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
+    CommitRequest, HistoryItem, ImageDetail, ImageListItem, InspectImageRequest, LoadRequest, LoadResponse,
+    PruneResponse, PullLayer, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
+    RemoveImageResponse, SaveRequest, TagRequest,
 };
 
 fn image_error(e: ImageError) -> CommandError {
@@ -219,4 +220,55 @@ pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageLis
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
+}
+
+/// One image in full: record, config and history.
+pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail> {
+    let host = engine.image_host();
+    let record = host
+        .image(&req.name)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.name)))?;
+    let blob: serde_json::Value = host
+        .config_blob(&record)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let history = blob["history"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|h| HistoryItem {
+                    created: h["created"].as_str().map(str::to_owned),
+                    created_by: h["created_by"].as_str().map(str::to_owned),
+                    comment: h["comment"].as_str().map(str::to_owned),
+                    empty_layer: h["empty_layer"].as_bool().unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let references = host
+        .images()
+        .into_iter()
+        .find(|s| s.record.id == record.id)
+        .map(|s| s.references)
+        .unwrap_or_default();
+    Ok(ImageDetail {
+        references,
+        id: record.id.clone(),
+        manifest_digest: record.manifest_digest.clone(),
+        platform: record.platform.clone(),
+        size: record.size(),
+        created_at: record.created_at,
+        config: blob["config"].clone(),
+        layers: record
+            .layers
+            .iter()
+            .map(|l| PullLayer {
+                digest: l.digest.clone(),
+                size: l.size,
+            })
+            .collect(),
+        chain_ids: record.chain_ids.clone(),
+        history,
+    })
 }

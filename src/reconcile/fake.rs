@@ -386,6 +386,10 @@ impl ImageHost for FakeHost {
         Ok(Vec::new())
     }
 
+    fn config_blob(&self, _record: &ImageRecord) -> Option<Vec<u8>> {
+        None
+    }
+
     fn commit(
         &self,
         base: &ImageRecord,

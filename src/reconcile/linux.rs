@@ -117,6 +117,9 @@ impl ImageHost for ImageStore {
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
         ImageStore::load(self, archive)
     }
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>> {
+        self.content.read(&record.id).ok()
+    }
     fn commit(
         &self,
         base: &ImageRecord,

@@ -112,6 +112,8 @@ pub trait ImageHost: Send + Sync {
     /// Loads a `docker save` or OCI archive; blocking. Returns the images
     /// with the references they got.
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>>;
+    /// The image's config blob as stored (verified).
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>>;
     /// A new image: `base` plus the tree `upper` as a layer, with `config`,
     /// named `reference` (blocking).
     fn commit(

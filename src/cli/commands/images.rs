@@ -7,12 +7,15 @@ use std::process::ExitCode;
 use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::args::{CommitArgs, Global, ImagesArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs};
+use crate::cli::args::{
+    CommitArgs, Global, ImagesArgs, LoadArgs, NameArg, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
+};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
 use crate::wire::{
-    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullProgress, PullRequest, PushRequest,
-    PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
+    CommitRequest, ImageDetail, ImageListItem, InspectImageRequest, LoadRequest, LoadResponse, PruneResponse,
+    PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest,
+    TagRequest,
 };
 
 pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
@@ -240,5 +243,39 @@ pub async fn commit(g: &Global, args: CommitArgs) -> anyhow::Result<ExitCode> {
     };
     let image: ImageListItem = client(g, true).post("/v1/images/commit", &req).await?;
     println!("{}", image.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn detail(g: &Global, name: String) -> anyhow::Result<ImageDetail> {
+    Ok(client(g, true)
+        .post("/v1/images/inspect", &InspectImageRequest { name })
+        .await?)
+}
+
+pub async fn inspect(g: &Global, args: NameArg) -> anyhow::Result<ExitCode> {
+    let detail = detail(g, args.name).await?;
+    println!("{}", serde_json::to_string_pretty(&detail)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(g: &Global, args: NameArg) -> anyhow::Result<ExitCode> {
+    let detail = detail(g, args.name).await?;
+    let mut table = Table::new(&["CREATED", "CREATED BY", "LAYER"]);
+    // Newest first, as `docker history`; layers pair with non-empty entries.
+    let mut layers = detail.layers.iter().map(|l| short(&l.digest).to_string());
+    let mut rows = Vec::new();
+    for h in &detail.history {
+        let layer = if h.empty_layer {
+            "-".to_string()
+        } else {
+            layers.next().unwrap_or_else(|| "-".into())
+        };
+        let by: String = h.created_by.clone().unwrap_or_default().chars().take(60).collect();
+        rows.push(vec![h.created.clone().unwrap_or_default(), by, layer]);
+    }
+    for row in rows.into_iter().rev() {
+        table.row(row);
+    }
+    table.print();
     Ok(ExitCode::SUCCESS)
 }
