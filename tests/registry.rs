@@ -466,6 +466,23 @@ fn a_registry_that_wants_credentials_says_unauthorized_then_pulls_with_docker_co
     env.start_daemon();
     env.ok(&["pull", &reference]);
     assert_eq!(snapshots(&env), 2);
+
+    // logout forgets them; a wrong password does not log in; login does.
+    let host = format!("127.0.0.1:{}", registry.port);
+    assert!(env.ok(&["logout", &host]).contains("Removed"));
+    env.ok(&["rmi", &reference]);
+    assert!(stderr(&env.berth(&["pull", &reference])).contains("unauthorized"));
+    let out = env.berth(&["login", "-u", "shop", "-p", "wrong", &host]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("login to") && stderr(&out).contains("refused"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["login", "-u", "shop", "-p", "s3cret", &host]);
+    let stored = std::fs::read_to_string(config.join("config.json")).unwrap();
+    assert!(stored.contains(&auth), "{stored}");
+    env.ok(&["pull", &reference]);
     drop(registry);
 }
 

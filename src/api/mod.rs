@@ -133,6 +133,8 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/load") => post(load),
         ("post", "/v1/images/commit") => post(commit),
         ("post", "/v1/images/inspect") => post(inspect_image),
+        ("post", "/v1/login") => post(login),
+        ("post", "/v1/logout") => post(logout),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -327,6 +329,21 @@ async fn inspect_image(
     JsonBody(req): JsonBody<InspectImageRequest>,
 ) -> ApiResult<Json<ImageDetail>> {
     Ok(Json(commands::images::inspect(&engine, req)?))
+}
+
+async fn login(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    commands::images::login(&engine, req).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn logout(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<LogoutRequest>,
+) -> ApiResult<Json<LogoutResponse>> {
+    Ok(Json(commands::images::logout(&engine, req)?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

@@ -260,6 +260,22 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<InspectImageRequest>),
         response: Body::Json(schema::<ImageDetail>),
     },
+    Route {
+        method: "post",
+        path: "/v1/login",
+        summary: "check credentials against a registry and keep them (in the daemon's docker config.json)",
+        params: &[],
+        request: Some(schema::<LoginRequest>),
+        response: Body::Json(schema::<serde_json::Value>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/logout",
+        summary: "forget a registry's credentials",
+        params: &[],
+        request: Some(schema::<LogoutRequest>),
+        response: Body::Json(schema::<LogoutResponse>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

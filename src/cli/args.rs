@@ -109,6 +109,10 @@ pub enum CliCmd {
     Push(PushArgs),
     /// The history of an image's layers.
     History(NameArg),
+    /// Check and keep credentials for a registry (pulls and pushes use them).
+    Login(LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(LogoutArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
@@ -364,4 +368,23 @@ pub struct ExecArgs {
     pub name: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// The password (visible in `ps`: prefer --password-stdin).
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// `host[:port]`.
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    pub registry: String,
 }

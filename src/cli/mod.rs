@@ -49,6 +49,8 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Push(args) => images::push(g, args).await,
         CliCmd::Save(args) => images::save(g, args).await,
         CliCmd::Commit(args) => images::commit(g, args).await,
+        CliCmd::Login(args) => images::login(g, args).await,
+        CliCmd::Logout(args) => images::logout(g, args).await,
         CliCmd::Load(args) => images::load(g, args).await,
         CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,

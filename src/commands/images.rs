@@ -10,11 +10,7 @@ use super::logs::STREAM_BUFFER;
 use super::{CommandError, Result};
 use crate::image::{ImageError, PullEvent};
 use crate::reconcile::Engine;
-use crate::wire::{
-    CommitRequest, HistoryItem, ImageDetail, ImageListItem, InspectImageRequest, LoadRequest, LoadResponse,
-    PruneResponse, PullLayer, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
-    RemoveImageResponse, SaveRequest, TagRequest,
-};
+use crate::wire::*;
 
 fn image_error(e: ImageError) -> CommandError {
     match e {
@@ -271,4 +267,47 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         chain_ids: record.chain_ids.clone(),
         history,
     })
+}
+
+/// A registry's `host[:port]`, or why not.
+fn registry_name(registry: &str) -> Result<String> {
+    let name = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let ok = !name.is_empty()
+        && !name.contains('/')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(CommandError::Invalid(format!(
+            "{registry:?} is not a registry host[:port]"
+        )))
+    }
+}
+
+pub async fn login(engine: &Engine, req: LoginRequest) -> Result<()> {
+    let registry = registry_name(&req.registry)?;
+    if req.username.is_empty() || req.password.is_empty() {
+        return Err(CommandError::Invalid("a username and a password are needed".into()));
+    }
+    engine
+        .image_host()
+        .login(&registry, &req.username, &req.password)
+        .await
+        .map_err(|e| match e {
+            ImageError::Registry { message, .. } if message.starts_with("unauthorized") => {
+                CommandError::Invalid(format!("login to {registry} refused: {message}"))
+            }
+            other => image_error(other),
+        })
+}
+
+pub fn logout(engine: &Engine, req: LogoutRequest) -> Result<LogoutResponse> {
+    let registry = registry_name(&req.registry)?;
+    let removed = engine.image_host().logout(&registry).map_err(image_error)?;
+    Ok(LogoutResponse { removed })
 }

@@ -56,6 +56,7 @@ mod commit;
 pub mod content;
 mod error;
 mod images;
+mod login;
 pub mod pull;
 mod push;
 pub mod record;

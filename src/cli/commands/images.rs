@@ -8,15 +8,12 @@ use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::{
-    CommitArgs, Global, ImagesArgs, LoadArgs, NameArg, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
+    CommitArgs, Global, ImagesArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs, PushArgs, RmiArgs, SaveArgs,
+    TagArgs,
 };
 use crate::cli::client;
 use crate::cli::output::{self, Table};
-use crate::wire::{
-    CommitRequest, ImageDetail, ImageListItem, InspectImageRequest, LoadRequest, LoadResponse, PruneResponse,
-    PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest,
-    TagRequest,
-};
+use crate::wire::*;
 
 pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
     match pull_image(g, &args.reference, args.platform.clone()).await {
@@ -277,5 +274,38 @@ pub async fn history(g: &Global, args: NameArg) -> anyhow::Result<ExitCode> {
         table.row(row);
     }
     table.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn login(g: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        _ => anyhow::bail!("give the password with -p or --password-stdin (one of them)"),
+    };
+    let req = LoginRequest {
+        registry: args.registry.clone(),
+        username: args.username,
+        password,
+    };
+    let _: serde_json::Value = client(g, true).post("/v1/login", &req).await?;
+    println!("Login Succeeded: {}", args.registry);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logout(g: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let req = LogoutRequest {
+        registry: args.registry.clone(),
+    };
+    let r: LogoutResponse = client(g, true).post("/v1/logout", &req).await?;
+    if r.removed {
+        println!("Removed login credentials for {}", args.registry);
+    } else {
+        println!("Not logged in to {}", args.registry);
+    }
     Ok(ExitCode::SUCCESS)
 }
