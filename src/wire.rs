@@ -457,6 +457,9 @@ pub struct ImageListItem {
     pub manifest_digest: String,
     /// Compressed size of its layers.
     pub size: u64,
+    /// Of `size`, the layers other images have too.
+    #[serde(default)]
+    pub shared_size: u64,
     pub layers: usize,
     pub platform: String,
     /// Unix millis when it was pulled.

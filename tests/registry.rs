@@ -813,6 +813,15 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     assert!(out.contains("c=yes"), "the container's env is kept: {out}");
     assert!(out.trim().ends_with("\n0"), "and its user: {out}");
     assert_eq!(snapshots(&env), 3, "one new layer over the two shared ones");
+    let listed: Vec<serde_json::Value> = {
+        let out = env.ok(&["images"]);
+        assert!(out.contains("SHARED"), "{out}");
+        out.lines()
+            .skip(1)
+            .map(|l| serde_json::Value::String(l.to_string()))
+            .collect()
+    };
+    assert_eq!(listed.len(), 2, "{listed:?}");
     let history = env.ok(&["history", &committed]);
     assert!(
         history.lines().nth(1).unwrap_or("").contains("berth commit"),

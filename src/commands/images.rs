@@ -68,15 +68,29 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
 }
 
 pub fn list(engine: &Engine) -> Vec<ImageListItem> {
-    engine
-        .image_host()
-        .images()
-        .into_iter()
+    let images = engine.image_host().images();
+    // How many images use each layer blob.
+    let mut users: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in &images {
+        let distinct: std::collections::HashSet<&str> = s.record.layers.iter().map(|l| l.digest.as_str()).collect();
+        for digest in distinct {
+            *users.entry(digest).or_default() += 1;
+        }
+    }
+    images
+        .iter()
         .map(|s| ImageListItem {
-            references: s.references,
+            references: s.references.clone(),
             id: s.record.id.clone(),
             manifest_digest: s.record.manifest_digest.clone(),
             size: s.record.size(),
+            shared_size: s
+                .record
+                .layers
+                .iter()
+                .filter(|l| users.get(l.digest.as_str()).is_some_and(|n| *n > 1))
+                .map(|l| l.size)
+                .sum(),
             layers: s.record.layers.len(),
             platform: s.record.platform.clone(),
             created_at: s.record.created_at,
@@ -200,6 +214,7 @@ pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse
                 id: record.id.clone(),
                 manifest_digest: record.manifest_digest.clone(),
                 size: record.size(),
+                shared_size: 0,
                 layers: record.layers.len(),
                 platform: record.platform.clone(),
                 created_at: record.created_at,

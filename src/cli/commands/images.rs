@@ -119,7 +119,7 @@ pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new(&["REFERENCE", "IMAGE ID", "SIZE", "LAYERS", "CREATED"]);
+    let mut table = Table::new(&["REFERENCE", "IMAGE ID", "SIZE", "SHARED", "LAYERS", "CREATED"]);
     for i in &images {
         let refs = if i.references.is_empty() {
             vec!["<none>".to_string()]
@@ -131,6 +131,7 @@ pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 r,
                 short(&i.id).to_string(),
                 human_size(i.size),
+                human_size(i.shared_size),
                 i.layers.to_string(),
                 format!("{} ago", output::age(Some(i.created_at))),
             ]);
