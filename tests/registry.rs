@@ -769,6 +769,7 @@ fn a_daemon_killed_in_the_middle_of_a_pull_leaves_no_bad_blob_and_the_next_pull_
     // Restarted (by the CLI above), the daemon swept the half-written blobs;
     // every blob left is exactly the bytes its name says.
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(snapshots(&env), 0, "snapshots of the unfinished pull are swept");
     for blob in std::fs::read_dir(env.root.join("images/blobs/sha256"))
         .unwrap()
         .flatten()
