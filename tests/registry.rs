@@ -265,7 +265,11 @@ fn an_image_object_with_ref_pulls_and_the_tag_and_untag_commands_work() {
             "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: web}}\nspec: {{ref: \"{reference}\", pullPolicy: IfNotPresent}}\n---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: app}}\nspec:\n  image: web\n  command: [sh, -c, \"echo cmd-replaced $GREETING\"]\n  restartPolicy: never\n"
         ),
     );
-    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let out = env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("{reference}: pulled image")),
+        "apply shows its pulls: {out}"
+    );
     env.wait_for("container", "app", 30, |v| v["exit"]["code"] == 0);
     assert!(env.log_text("app").contains("cmd-replaced from-the-image"));
 
