@@ -358,14 +358,6 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_nothing_is_unpacked
 /// Writes an OCI layout at `dir` holding `base` (the busybox rootfs) plus
 /// `extra` tiny layers, each adding `/layers/<n>`; tagged `base`.
 fn many_layer_layout(dir: &Path, extra: usize) {
-    use sha2::{Digest, Sha256};
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let hex = hex::encode(Sha256::digest(bytes));
-        std::fs::write(blobs.join(&hex), bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
     let mut layers = vec![std::fs::read(busybox_tar()).unwrap()];
     for n in 0..extra {
         let mut b = tar::Builder::new(Vec::new());
@@ -381,9 +373,23 @@ fn many_layer_layout(dir: &Path, extra: usize) {
         b.append(&h, data.as_bytes()).unwrap();
         layers.push(b.into_inner().unwrap());
     }
+    layout_of(dir, &layers, &["sh", "-c", "ls /layers | wc -l"]);
+}
+
+/// Writes an OCI layout at `dir` with one image, tagged `base`, of these
+/// uncompressed layer tars.
+fn layout_of(dir: &Path, layers: &[Vec<u8>], cmd: &[&str]) {
+    use sha2::{Digest, Sha256};
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for layer in &layers {
+    for layer in layers {
         let (digest, size) = put(layer);
         diff_ids.push(digest.clone());
         descriptors.push(serde_json::json!({
@@ -391,7 +397,7 @@ fn many_layer_layout(dir: &Path, extra: usize) {
     }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["sh", "-c", "ls /layers | wc -l"]},
+        "config": {"Cmd": cmd},
         "rootfs": {"type": "layers", "diff_ids": diff_ids}});
     let (config_digest, config_size) = put(config.to_string().as_bytes());
     let manifest = serde_json::json!({
@@ -405,6 +411,83 @@ fn many_layer_layout(dir: &Path, extra: usize) {
                        "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "base"}}]});
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// A tar of raw entries: (name, kind, link target, data); names are written
+/// byte for byte (the tar crate's set_path refuses `..`).
+fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn hostile_layers_from_a_registry_are_refused_naming_the_entry_and_write_nothing_outside() {
+    use tar::EntryType::{Link, Regular, Symlink};
+    let env = Env::new("reg-hostile");
+    let registry = Registry::start(&env);
+    let base = std::fs::read(busybox_tar()).unwrap();
+    let outside = env.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let target = outside.display().to_string();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            raw_tar(&[("../../../escape", Regular, "", b"x")]),
+            "../../../escape",
+        ),
+        (
+            "absolute",
+            raw_tar(&[("/etc/escape", Regular, "", b"x")]),
+            "/etc/escape",
+        ),
+        (
+            "symlink-parent",
+            raw_tar(&[("out", Symlink, &target, b""), ("out/escape", Regular, "", b"x")]),
+            "out/escape",
+        ),
+        ("hardlink-out", raw_tar(&[("h", Link, "/etc/shadow", b"")]), "h"),
+        (
+            "whiteout-out",
+            raw_tar(&[("../.wh.escape", Regular, "", b"")]),
+            "escape",
+        ),
+    ];
+    for (tag, layer, entry) in cases {
+        let layout = env.dir.join(format!("layout-{tag}"));
+        layout_of(&layout, &[base.clone(), layer], &["true"]);
+        let reference = registry.reference(&format!("hostile/{tag}:1"));
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:base", layout.display()))
+            .arg(format!("docker://{reference}")));
+        let out = env.berth(&["pull", &reference]);
+        assert!(!out.status.success(), "{tag}");
+        let msg = stderr(&out);
+        assert!(msg.contains(entry), "{tag}: the error names the entry: {msg}");
+        assert_eq!(snapshots(&env), 0, "{tag}: nothing stays unpacked");
+        assert!(!env.ok(&["images"]).contains("hostile"), "{tag}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert!(!Path::new("/etc/escape").exists());
+    assert!(!env.root.join("escape").exists() && !env.dir.join("escape").exists());
+    drop(registry);
 }
 
 #[test]
