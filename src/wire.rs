@@ -627,3 +627,12 @@ pub struct LogoutResponse {
     /// Whether credentials were stored for it.
     pub removed: bool,
 }
+
+/// `POST /v1/export`: a container's filesystem as a tar on the daemon's host.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequest {
+    pub container: String,
+    /// Absolute path of the tar to write.
+    pub path: String,
+}

@@ -886,6 +886,21 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     env.wait_for("container", "changer", 30, |v| v["exit"]["code"] == 0);
     let committed = registry.reference("test/committed:1");
     env.ok(&["commit", "changer", &committed]);
+    // export shows the container's filesystem as the overlay does.
+    let exported = env.dir.join("export.tar");
+    env.ok(&["export", "-o", exported.to_str().unwrap(), "changer"]);
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&exported).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"root/newfile".to_string()), "{names:?}");
+    assert!(names.contains(&"bin/busybox".to_string()));
+    assert!(!names.contains(&"etc/added".to_string()), "deleted in the container");
+    assert!(
+        !names.contains(&"www/index.html".to_string()),
+        "deleted in the image's layer 2"
+    );
     env.ok(&["delete", "container/changer"]);
     let out = env.ok(&[
         "run",

@@ -135,6 +135,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/inspect") => post(inspect_image),
         ("post", "/v1/login") => post(login),
         ("post", "/v1/logout") => post(logout),
+        ("post", "/v1/export") => post(export),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -344,6 +345,14 @@ async fn logout(
     JsonBody(req): JsonBody<LogoutRequest>,
 ) -> ApiResult<Json<LogoutResponse>> {
     Ok(Json(commands::images::logout(&engine, req)?))
+}
+
+async fn export(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<ExportRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    commands::images::export(&engine, req).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

@@ -276,6 +276,14 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<LogoutRequest>),
         response: Body::Json(schema::<LogoutResponse>),
     },
+    Route {
+        method: "post",
+        path: "/v1/export",
+        summary: "write a container's filesystem (its changes over its image) as a tar on the daemon's host",
+        params: &[],
+        request: Some(schema::<ExportRequest>),
+        response: Body::Json(schema::<serde_json::Value>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

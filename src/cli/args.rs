@@ -113,6 +113,8 @@ pub enum CliCmd {
     Login(LoginArgs),
     /// Forget a registry's credentials.
     Logout(LogoutArgs),
+    /// A container's filesystem as a tar: CONTAINER -o FILE.
+    Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
@@ -387,4 +389,11 @@ pub struct LoginArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LogoutArgs {
     pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(short = 'o', long = "output", required = true)]
+    pub output: PathBuf,
+    pub container: String,
 }

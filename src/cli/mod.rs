@@ -49,6 +49,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Push(args) => images::push(g, args).await,
         CliCmd::Save(args) => images::save(g, args).await,
         CliCmd::Commit(args) => images::commit(g, args).await,
+        CliCmd::Export(args) => images::export(g, args).await,
         CliCmd::Login(args) => images::login(g, args).await,
         CliCmd::Logout(args) => images::logout(g, args).await,
         CliCmd::Load(args) => images::load(g, args).await,

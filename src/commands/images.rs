@@ -326,3 +326,9 @@ pub fn logout(engine: &Engine, req: LogoutRequest) -> Result<LogoutResponse> {
     let removed = engine.image_host().logout(&registry).map_err(image_error)?;
     Ok(LogoutResponse { removed })
 }
+
+/// Writes a container's filesystem as a tar on the daemon's host.
+pub async fn export(engine: &Arc<Engine>, req: ExportRequest) -> Result<()> {
+    let out = absolute(&req.path)?;
+    Ok(engine.export_container(&req.container, out).await?)
+}

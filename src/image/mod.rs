@@ -55,6 +55,7 @@ mod archive;
 mod commit;
 pub mod content;
 mod error;
+pub mod export;
 mod images;
 mod login;
 pub mod pull;

@@ -8,8 +8,8 @@ use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::{
-    CommitArgs, Global, ImagesArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs, PushArgs, RmiArgs, SaveArgs,
-    TagArgs,
+    CommitArgs, ExportArgs, Global, ImagesArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs, PushArgs, RmiArgs,
+    SaveArgs, TagArgs,
 };
 use crate::cli::client;
 use crate::cli::output::{self, Table};
@@ -308,5 +308,14 @@ pub async fn logout(g: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("Not logged in to {}", args.registry);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn export(g: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let req = ExportRequest {
+        container: args.container,
+        path: absolute(&args.output)?,
+    };
+    let _: serde_json::Value = client(g, true).post("/v1/export", &req).await?;
     Ok(ExitCode::SUCCESS)
 }
