@@ -115,6 +115,14 @@ pub enum CliCmd {
     Tag(TagArgs),
     /// Push an image to a registry: SOURCE [TARGET].
     Push(PushArgs),
+    /// The history of an image's layers.
+    History(NameArg),
+    /// Check and keep credentials for a registry (pulls and pushes use them).
+    Login(LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(LogoutArgs),
+    /// A container's filesystem as a tar: CONTAINER -o FILE.
+    Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
@@ -366,6 +374,16 @@ pub enum ImageCmd {
     Prune,
     /// List pulled images.
     Ls(ImagesArgs),
+    /// An image in full, as JSON.
+    Inspect(NameArg),
+    /// The history of an image's layers.
+    History(NameArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// A reference or an id.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -413,4 +431,30 @@ pub struct ExecArgs {
     pub name: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// The password (visible in `ps`: prefer --password-stdin).
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// `host[:port]`.
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(short = 'o', long = "output", required = true)]
+    pub output: PathBuf,
+    pub container: String,
 }

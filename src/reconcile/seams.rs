@@ -131,6 +131,13 @@ pub trait ImageHost: Send + Sync {
     /// Loads a `docker save` or OCI archive; blocking. Returns the images
     /// with the references they got.
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>>;
+    /// Checks credentials against a registry and stores them for pulls and pushes.
+    fn login<'a>(&'a self, registry: &'a str, username: &'a str, password: &'a str)
+        -> BoxFuture<'a, image::Result<()>>;
+    /// Forgets a registry's credentials; whether there were any.
+    fn logout(&self, registry: &str) -> image::Result<bool>;
+    /// The image's config blob as stored (verified).
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>>;
     /// A new image: `base` plus the tree `upper` as a layer, with `config`,
     /// named `reference` (blocking).
     fn commit(
