@@ -187,6 +187,8 @@ struct LogsQuery {
     #[serde(default)]
     follow: bool,
     tail: Option<usize>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 async fn logs(
@@ -194,7 +196,10 @@ async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
-    Ok(ndjson_stream(commands::logs::logs(&engine, &name, q.tail, q.follow)?))
+    let range = commands::logs::TimeRange::parse(q.since.as_deref(), q.until.as_deref())?;
+    Ok(ndjson_stream(commands::logs::logs(
+        &engine, &name, q.tail, q.follow, range,
+    )?))
 }
 
 async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunRequest>) -> ApiResult<Response> {

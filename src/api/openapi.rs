@@ -99,7 +99,9 @@ pub const ROUTES: &[Route] = &[
         params: &[
             ("name", "path", "container name"),
             ("follow", "query", "keep streaming while the container runs"),
-            ("tail", "query", "only the last N lines"),
+            ("tail", "query", "only the last N lines (of the current file)"),
+            ("since", "query", "only lines at or after: RFC 3339, unix seconds, or a duration before now (10m)"),
+            ("until", "query", "only lines at or before, as since"),
         ],
         request: None,
         response: Body::Ndjson(schema::<LogLine>),

@@ -180,6 +180,12 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Only lines since: an RFC 3339 time, unix seconds, or a duration before now (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines until, as --since.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
