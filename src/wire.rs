@@ -616,3 +616,39 @@ pub struct PruneResponse {
     /// Ids of the removed images.
     pub removed: Vec<String>,
 }
+
+/// `POST /v1/images/save`: write images into a tar on the daemon's host.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaveRequest {
+    /// References or ids.
+    pub names: Vec<String>,
+    /// Absolute path of the tar to write.
+    pub path: String,
+    /// `docker` (an OCI layout plus Docker's manifest.json, the default) or `oci`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// `POST /v1/images/load`: load a `docker save` or OCI archive on the daemon's host.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadRequest {
+    /// Absolute path of the tar (plain or gzip).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadResponse {
+    pub images: Vec<ImageListItem>,
+}
+
+/// `POST /v1/images/commit`: a container's changes as a new image.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    pub container: String,
+    /// The new image's reference.
+    pub reference: String,
+}

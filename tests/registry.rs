@@ -547,3 +547,258 @@ fn push_keeps_the_digest_and_prune_removes_only_unused_dangling_images() {
     assert!(out.contains("v=2"), "{out}");
     drop(registry);
 }
+
+fn skopeo_inspect(transport: &str) -> serde_json::Value {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(transport)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {transport}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn save_and_load_round_trip_through_docker_and_oci_archives() {
+    let env = Env::new("reg-archive");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    env.ok(&["pull", &reference]);
+
+    // berth save: skopeo reads it as a docker-archive and as an OCI archive.
+    let saved = env.dir.join("saved.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), &reference]);
+    let docker = skopeo_inspect(&format!("docker-archive:{}", saved.display()));
+    let oci = skopeo_inspect(&format!("oci-archive:{}", saved.display()));
+    assert_eq!(docker["Env"], oci["Env"]);
+    assert!(
+        docker["Env"].to_string().contains("GREETING=from-the-image"),
+        "{docker}"
+    );
+    assert_eq!(
+        oci["Digest"].as_str().unwrap(),
+        remote_digest(&reference),
+        "the manifest is kept byte for byte"
+    );
+
+    // Loaded back into an empty store, it runs.
+    env.ok(&["rmi", &reference]);
+    assert_eq!(snapshots(&env), 0);
+    let out = env.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {reference}")), "{out}");
+    assert!(env.ok(&["run", "--rm", &reference]).contains("greeting=from-the-image"));
+    let digest = |env: &Env| env.ok(&["push", &reference, &registry.reference("again/bb:1")]);
+    assert!(
+        digest(&env).contains(&remote_digest(&reference)),
+        "the loaded manifest is the original"
+    );
+
+    // Archives skopeo makes, in both formats (a docker-archive as `docker
+    // save` writes it: <id>/layer.tar, uncompressed).
+    for (transport, name) in [
+        ("docker-archive", "example.com/sk/docker:1"),
+        ("oci-archive", "example.com/sk/oci:2"),
+    ] {
+        let file = env.dir.join(format!("{transport}.tar"));
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:base", test_image().display()))
+            .arg(format!("{transport}:{}:{name}", file.display())));
+        let out = env.ok(&["load", "-i", file.to_str().unwrap()]);
+        assert!(out.contains(name), "{transport}: {out}");
+        let out = env.ok(&["run", "--rm", name, "sh", "-c", "cat /etc/added; ls /www"]);
+        assert_eq!(out.trim(), "added in layer 2", "{transport}: {out}");
+    }
+
+    // A blob whose bytes do not hash to its name is refused, nothing recorded.
+    let tampered = env.dir.join("tampered.tar");
+    {
+        let mut input = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+        let mut output = tar::Builder::new(std::fs::File::create(&tampered).unwrap());
+        let mut first_layer = true;
+        for entry in input.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            if name.starts_with("blobs/") && data.len() > 100_000 && first_layer {
+                first_layer = false;
+                let middle = data.len() / 2;
+                data[middle] ^= 0xff;
+            }
+            let mut header = entry.header().clone();
+            output.append_data(&mut header, &name, &data[..]).unwrap();
+        }
+        output.finish().unwrap();
+    }
+    env.ok(&["rmi", &reference]);
+    let before = env.ok(&["images", "-q"]);
+    let out = env.berth(&["load", "-i", tampered.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refusing it"), "{}", stderr(&out));
+    assert_eq!(env.ok(&["images", "-q"]), before, "nothing recorded");
+    drop(registry);
+}
+
+#[test]
+fn podman_loads_what_berth_saves_and_berth_loads_what_podman_saves() {
+    let env = Env::new("reg-podman");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    env.ok(&["pull", &reference]);
+    // A name of this test's own in podman's store, removed at the end.
+    let name = format!("localhost/berth-test-{}:1", std::process::id());
+    env.ok(&["tag", &reference, &name]);
+    let saved = env.dir.join("for-podman.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), &name]);
+    let podman = |args: &[&str]| Command::new("podman").args(args).output().expect("run podman");
+    let out = podman(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "podman load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = podman(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        env.dir.join("from-podman.tar").to_str().unwrap(),
+        &name,
+    ]);
+    let inspect = podman(&["image", "inspect", "--format", "{{.Config.WorkingDir}}", &name]);
+    let _ = podman(&["rmi", &name]);
+    assert!(
+        out.status.success(),
+        "podman save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "/etc");
+
+    env.ok(&["rmi", &name]);
+    env.ok(&["rmi", &reference]);
+    let out = env.ok(&["load", "-i", env.dir.join("from-podman.tar").to_str().unwrap()]);
+    assert!(out.contains(&name), "{out}");
+    assert!(env.ok(&["run", "--rm", &name]).contains("greeting=from-the-image"));
+    drop(registry);
+}
+
+#[test]
+fn an_image_object_with_archive_loads_it_and_its_containers_run() {
+    let env = Env::new("reg-archive-object");
+    let file = env.dir.join("image.tar");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:base", test_image().display()))
+        .arg(format!("docker-archive:{}:example.com/from/archive:1", file.display())));
+    let stack = env.manifest(
+        "stack.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: shipped}}\nspec: {{archive: {}}}\n---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: app}}\nspec: {{image: shipped, restartPolicy: never}}\n",
+            file.display()
+        ),
+    );
+    env.ok(&["apply", "-f", stack.to_str().unwrap()]);
+    env.wait_for("container", "app", 30, |v| v["exit"]["code"] == 0);
+    assert!(env.log_text("app").contains("greeting=from-the-image"));
+    assert!(env.ok(&["images"]).contains("example.com/from/archive:1"));
+}
+
+#[test]
+fn a_daemon_killed_in_the_middle_of_a_pull_leaves_no_bad_blob_and_the_next_pull_completes() {
+    use sha2::{Digest, Sha256};
+    let mut env = Env::new("reg-kill");
+    let registry = Registry::start(&env);
+    let layout = env.dir.join("many");
+    many_layer_layout(&layout, 60);
+    let reference = registry.reference("test/many:1");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", layout.display()))
+        .arg(format!("docker://{reference}")));
+
+    let tmp = env.root.join("images/tmp");
+    let mut pull = env
+        .command()
+        .args(["pull", &reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL the daemon while a blob is being written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let writing = std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("blob-"))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pull never started writing a blob");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    env.kill_daemon();
+    let _ = pull.wait();
+    assert!(env.ok(&["images", "-q"]).trim().is_empty(), "nothing recorded");
+    // Restarted (by the CLI above), the daemon swept the half-written blobs;
+    // every blob left is exactly the bytes its name says.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    for blob in std::fs::read_dir(env.root.join("images/blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        let bytes = std::fs::read(blob.path()).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), blob.file_name().to_string_lossy());
+    }
+    env.ok(&["pull", &reference]);
+    assert_eq!(env.ok(&["run", "--rm", &reference]).trim(), "60");
+    drop(registry);
+}
+
+#[test]
+fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
+    let env = Env::new("reg-commit");
+    let registry = Registry::start(&env);
+    registry.push("test/bb:1");
+    let reference = registry.reference("test/bb:1");
+    env.ok(&["pull", &reference]);
+    let file = env.manifest(
+        "changer.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: changer}}\nspec:\n  image: \"{reference}\"\n  user: root\n  env: {{COMMITTED: \"yes\"}}\n  restartPolicy: never\n  command: [sh, -c, \"echo new > /root/newfile; rm /etc/added; mkdir -p /opt/d; ln /root/newfile /opt/d/link\"]\n"
+        ),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "changer", 30, |v| v["exit"]["code"] == 0);
+    let committed = registry.reference("test/committed:1");
+    env.ok(&["commit", "changer", &committed]);
+    env.ok(&["delete", "container/changer"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &committed,
+        "sh",
+        "-c",
+        "cat /root/newfile; ls /etc/added 2>&1; stat -c %h /opt/d/link; echo c=$COMMITTED; id -u",
+    ]);
+    assert!(out.contains("new"), "{out}");
+    assert!(out.contains("No such file"), "the deletion is kept: {out}");
+    assert!(out.contains("\n2\n"), "the hardlink is kept: {out}");
+    assert!(out.contains("c=yes"), "the container's env is kept: {out}");
+    assert!(out.trim().ends_with("\n0"), "and its user: {out}");
+    assert_eq!(snapshots(&env), 3, "one new layer over the two shared ones");
+    // It can be pushed and pulled back elsewhere.
+    env.ok(&["push", &committed]);
+    let inspect = skopeo_inspect(&format!("docker://{committed}"));
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
+    drop(registry);
+}

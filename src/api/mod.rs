@@ -132,6 +132,9 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/tag") => post(tag),
         ("post", "/v1/images/push") => post(push),
         ("post", "/v1/images/prune") => post(prune),
+        ("post", "/v1/images/save") => post(save),
+        ("post", "/v1/images/load") => post(load),
+        ("post", "/v1/images/commit") => post(commit),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -317,6 +320,28 @@ async fn push(
 
 async fn prune(State(engine): State<Arc<Engine>>) -> ApiResult<Json<PruneResponse>> {
     Ok(Json(commands::images::prune(&engine).await?))
+}
+
+async fn save(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<SaveRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    commands::images::save(&engine, req).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn load(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<LoadRequest>,
+) -> ApiResult<Json<LoadResponse>> {
+    Ok(Json(commands::images::load(&engine, req).await?))
+}
+
+async fn commit(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<CommitRequest>,
+) -> ApiResult<Json<ImageListItem>> {
+    Ok(Json(commands::images::commit(&engine, req).await?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

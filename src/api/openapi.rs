@@ -254,6 +254,30 @@ pub const ROUTES: &[Route] = &[
         request: None,
         response: Body::Json(schema::<PruneResponse>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/save",
+        summary: "write images into a tar on the daemon's host (OCI layout plus Docker's manifest.json, or OCI only)",
+        params: &[],
+        request: Some(schema::<SaveRequest>),
+        response: Body::Json(schema::<serde_json::Value>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/load",
+        summary: "load a docker save or OCI archive from the daemon's host",
+        params: &[],
+        request: Some(schema::<LoadRequest>),
+        response: Body::Json(schema::<LoadResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/commit",
+        summary: "a container's changes (deletions included) as a new layer on a new image",
+        params: &[],
+        request: Some(schema::<CommitRequest>),
+        response: Body::Json(schema::<ImageListItem>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

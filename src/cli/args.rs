@@ -113,6 +113,12 @@ pub enum CliCmd {
     Tag(TagArgs),
     /// Push an image to a registry: SOURCE [TARGET].
     Push(PushArgs),
+    /// A container's changes as a new image: CONTAINER REFERENCE.
+    Commit(CommitArgs),
+    /// Write images into a tar (docker-archive, or --format oci).
+    Save(SaveArgs),
+    /// Load images from a `docker save` or OCI archive.
+    Load(LoadArgs),
     /// Image commands: prune.
     #[command(subcommand)]
     Image(ImageCmd),
@@ -325,6 +331,31 @@ pub enum ImageCmd {
     Prune,
     /// List pulled images.
     Ls(ImagesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SaveArgs {
+    /// The tar to write.
+    #[arg(short = 'o', long = "output", required = true)]
+    pub output: PathBuf,
+    /// `docker` (OCI layout plus Docker's manifest.json) or `oci`.
+    #[arg(long, default_value = "docker")]
+    pub format: String,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// The tar to read (plain or gzip).
+    #[arg(short = 'i', long = "input", required = true)]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommitArgs {
+    pub container: String,
+    pub reference: String,
 }
 
 #[derive(Debug, Clone, Args)]

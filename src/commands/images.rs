@@ -11,8 +11,8 @@ use super::{CommandError, Result};
 use crate::image::{ImageError, PullEvent};
 use crate::reconcile::Engine;
 use crate::wire::{
-    ImageListItem, PruneResponse, PullLayer, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
-    RemoveImageResponse, TagRequest,
+    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullLayer, PullProgress, PullRequest,
+    PushRequest, PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
 };
 
 fn image_error(e: ImageError) -> CommandError {
@@ -158,4 +158,65 @@ pub async fn prune(engine: &Arc<Engine>) -> Result<PruneResponse> {
     Ok(PruneResponse {
         removed: removed.into_iter().map(|r| r.id).collect(),
     })
+}
+
+fn absolute(path: &str) -> Result<std::path::PathBuf> {
+    let p = std::path::PathBuf::from(path);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(CommandError::Invalid(format!("{path}: the path must be absolute")))
+    }
+}
+
+/// Writes images into a tar on the daemon's host.
+pub async fn save(engine: &Arc<Engine>, req: SaveRequest) -> Result<()> {
+    let out = absolute(&req.path)?;
+    let oci_only = match req.format.as_deref() {
+        None | Some("docker") | Some("docker-archive") => false,
+        Some("oci") | Some("oci-archive") => true,
+        Some(other) => return Err(CommandError::Invalid(format!("format {other}: expected docker or oci"))),
+    };
+    if req.names.is_empty() {
+        return Err(CommandError::Invalid("name at least one image to save".into()));
+    }
+    let images = engine.image_host();
+    tokio::task::spawn_blocking(move || images.save(&req.names, &out, oci_only))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("saving images: {e}")))?
+        .map_err(image_error)
+}
+
+/// Loads a `docker save` or OCI archive from the daemon's host.
+pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse> {
+    let path = absolute(&req.path)?;
+    let images = engine.image_host();
+    let loaded = tokio::task::spawn_blocking(move || images.load(&path))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("loading images: {e}")))?
+        .map_err(image_error)?;
+    Ok(LoadResponse {
+        images: loaded
+            .into_iter()
+            .map(|(record, references)| ImageListItem {
+                references,
+                id: record.id.clone(),
+                manifest_digest: record.manifest_digest.clone(),
+                size: record.size(),
+                layers: record.layers.len(),
+                platform: record.platform.clone(),
+                created_at: record.created_at,
+            })
+            .collect(),
+    })
+}
+
+/// Commits a container's changes as a new image.
+pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageListItem> {
+    crate::image::record::normalize(&req.reference).map_err(image_error)?;
+    let record = engine.commit_container(&req.container, &req.reference).await?;
+    list(engine)
+        .into_iter()
+        .find(|i| i.id == record.id)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
 }

@@ -142,6 +142,11 @@ impl Ingest {
         self.size
     }
 
+    /// `sha256:<hex>` of the bytes written so far.
+    pub fn digest(&self) -> String {
+        format!("{SHA256_PREFIX}{}", hex::encode(self.hasher.clone().finalize()))
+    }
+
     /// fsyncs the blob and moves it to `blobs/sha256/<hex>` if it hashes to
     /// `expected`; otherwise removes it and says so. Returns the size.
     pub fn commit(mut self, expected: &str, reference: &str) -> Result<u64> {
@@ -196,14 +201,24 @@ impl Drop for Ingest {
 /// An [`Ingest`] as a tokio writer, for `oci_client::Client::pull_blob`.
 /// Writes go to the local disk in small chunks; doing them inline is cheaper
 /// than a thread hop per chunk. `progress` is called with the bytes so far.
+/// More than `limit` bytes (the size the manifest declared) is an error at
+/// once: a registry streaming without end must not fill the disk before the
+/// digest check at the end could refuse it.
 pub struct AsyncIngest<F: FnMut(u64) + Unpin> {
     pub ingest: Ingest,
     pub progress: F,
+    pub limit: u64,
 }
 
 impl<F: FnMut(u64) + Unpin> tokio::io::AsyncWrite for AsyncIngest<F> {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.ingest.size + buf.len() as u64 > this.limit {
+            return Poll::Ready(Err(io::Error::other(format!(
+                "the registry sent more than the {} bytes the manifest declares",
+                this.limit
+            ))));
+        }
         let result = this.ingest.write(buf);
         if result.is_ok() {
             (this.progress)(this.ingest.size);
@@ -278,5 +293,23 @@ mod tests {
         drop(ingest);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert!(store.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_async_ingest_refuses_bytes_past_the_declared_size() {
+        use tokio::io::AsyncWriteExt;
+        let (dir, store) = store();
+        let mut seen = 0;
+        let mut writer = AsyncIngest {
+            ingest: store.begin().unwrap(),
+            progress: |n| seen = n,
+            limit: 5,
+        };
+        writer.write_all(b"12345").await.unwrap();
+        let err = writer.write_all(b"6").await.unwrap_err();
+        assert!(err.to_string().contains("more than the 5 bytes"), "{err}");
+        drop(writer);
+        assert_eq!(seen, 5);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 }

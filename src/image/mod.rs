@@ -51,6 +51,8 @@
 //! and gzip shrinks them two to four times) and small enough that a mistake
 //! stops well before most disks fill.
 
+mod archive;
+mod commit;
 pub mod content;
 mod error;
 mod images;

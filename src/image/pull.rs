@@ -37,6 +37,9 @@ use super::record::{normalize, ConfigBlob, ImageRecord, LayerRef};
 use super::snapshot::chain_ids;
 use super::ImageStore;
 
+/// The largest image config accepted (real ones are a few KiB).
+const MAX_CONFIG_BYTES: i64 = 16 << 20;
+
 /// How many layers download at once (as Docker's default of 3).
 const CONCURRENT_DOWNLOADS: usize = 3;
 
@@ -253,8 +256,13 @@ impl ImageStore {
                     layer.digest, layer.media_type
                 )));
             }
-            if layer.size < 0 {
-                return Err(bad(format!("layer {} has a negative size", layer.digest)));
+            if !(0..=super::MAX_ARCHIVE_BYTES as i64).contains(&layer.size) {
+                return Err(bad(format!(
+                    "layer {} is said to be {} bytes; one layer may have at most {}",
+                    layer.digest,
+                    layer.size,
+                    super::MAX_ARCHIVE_BYTES
+                )));
             }
         }
         progress(PullEvent::Resolved {
@@ -268,13 +276,23 @@ impl ImageStore {
 
         // The config: small, read whole, verified by oci-client and again here.
         let config_digest = manifest.config.digest.clone();
+        if !(0..=MAX_CONFIG_BYTES).contains(&manifest.config.size) {
+            return Err(bad(format!(
+                "its config is said to be {} bytes; at most {MAX_CONFIG_BYTES} are accepted",
+                manifest.config.size
+            )));
+        }
         if !self.content.has(&config_digest) {
-            let mut bytes = Vec::new();
+            let mut writer = AsyncIngest {
+                ingest: self.content.begin()?,
+                progress: |_| {},
+                limit: manifest.config.size as u64,
+            };
             client
-                .pull_blob(&parsed, &manifest.config, &mut bytes)
+                .pull_blob(&parsed, &manifest.config, &mut writer)
                 .await
                 .map_err(|e| classify(&parsed, e))?;
-            self.content.put(&bytes, &config_digest, &whole)?;
+            writer.ingest.commit(&config_digest, &whole)?;
         }
         let config_bytes = self.content.read(&config_digest)?;
         let config: ConfigBlob = serde_json::from_slice(&config_bytes)
@@ -458,6 +476,7 @@ impl ImageStore {
                 let report = progress.clone();
                 let mut writer = AsyncIngest {
                     ingest,
+                    limit: total,
                     progress: move |done: u64| {
                         // About every 256 KiB: enough for a bar, few calls.
                         if done - last >= 256 << 10 || done == total {

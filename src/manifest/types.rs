@@ -130,7 +130,8 @@ pub struct ImageSpec {
     /// `os/arch[/variant]` to pull from a multi-platform image (default `linux/amd64`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
-    /// docker-archive or OCI layout to load (not supported yet).
+    /// Absolute path of an archive to load: `docker save` output or an OCI
+    /// archive (the first image in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<String>,
     /// Default command of containers made from this image (replaces a

@@ -195,18 +195,20 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        if spec.archive.is_some() {
-            self.report(
-                o,
-                "spec.archive",
-                "loading image archives (`archive`) is not supported yet: use `ref` or `import`",
-            );
+        if let Some(path) = &spec.archive {
+            if !is_absolute(path) {
+                self.report(
+                    o,
+                    "spec.archive",
+                    format!("`archive` must be an absolute path, got `{path}`"),
+                );
+            }
         }
         match &spec.import {
             None if spec.reference.is_none() && spec.archive.is_none() => self.report(
                 o,
                 "spec",
-                "an Image needs a source: `ref` (a registry reference to pull) or `import` (the absolute path of a root filesystem tar on the daemon's host)",
+                "an Image needs a source: `ref` (a registry reference to pull), `archive` (a docker save or OCI archive) or `import` (a root filesystem tar), paths absolute on the daemon's host",
             ),
             Some(path) if !is_absolute(path) => self.report(
                 o,
@@ -291,10 +293,11 @@ impl<'a> Validator<'a> {
             && spec.entrypoint.as_ref().is_none_or(|e| e.is_empty())
             && self
                 .image_in_set(image)
-                .is_some_and(|i| i.cmd.is_empty() && i.reference.is_none())
+                .is_some_and(|i| i.cmd.is_empty() && i.import.is_some())
         {
             // The runtime would only find out at start (reconcile's translate).
-            // Images known only to the daemon are not seen here, so not checked.
+            // Images known only to the daemon are not seen here, so not checked;
+            // nor are pulled or loaded ones, whose config may hold a Cmd.
             self.report(
                 o,
                 "spec.command",
@@ -999,11 +1002,6 @@ mod tests {
                 "spec.dependsOn[0].condition",
             ),
             ("Network objects are not supported yet", 19, "kind"),
-            (
-                "loading image archives (`archive`) is not supported yet",
-                26,
-                "spec.archive",
-            ),
         ] {
             let e = find(&d, needle);
             assert_eq!((e.line, e.field.as_str()), (line, field), "{needle}");

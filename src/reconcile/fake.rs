@@ -250,6 +250,10 @@ impl ContainerHost for FakeHost {
         PathBuf::from("/nonexistent/fake-logs").join(id)
     }
 
+    fn upper_dir(&self, id: &str) -> PathBuf {
+        PathBuf::from("/nonexistent/fake-upper").join(id)
+    }
+
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         // The shim is alive while its container's probe names it running.
         let script = self.script.clone();
@@ -372,6 +376,28 @@ impl ImageHost for FakeHost {
             })?;
             Ok(record.manifest_digest)
         })
+    }
+
+    fn save(&self, _names: &[String], _out: &Path, _oci_only: bool) -> image::Result<()> {
+        Ok(())
+    }
+
+    fn load(&self, _archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
+        Ok(Vec::new())
+    }
+
+    fn commit(
+        &self,
+        base: &ImageRecord,
+        _upper: &Path,
+        config: ImageConfig,
+        reference: &str,
+    ) -> image::Result<ImageRecord> {
+        let mut record = base.clone();
+        record.config = config;
+        record.id = format!("sha256:{:0>64}", reference.len() + 2);
+        self.script().pulled.insert(reference.into(), record.clone());
+        Ok(record)
     }
 
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {

@@ -35,6 +35,9 @@ impl ContainerHost for Runtime {
     fn log_file(&self, id: &str) -> PathBuf {
         self.layout.log_file(id)
     }
+    fn upper_dir(&self, id: &str) -> PathBuf {
+        self.layout.data_dir(id).join("upper")
+    }
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             if let Ok(fd) = runtime::pidfd_open(run.shim_pid) {
@@ -116,6 +119,21 @@ impl ImageHost for ImageStore {
     }
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
         ImageStore::prune(self, in_use)
+    }
+    fn save(&self, names: &[String], out: &Path, oci_only: bool) -> image::Result<()> {
+        ImageStore::save(self, names, out, oci_only)
+    }
+    fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
+        ImageStore::load(self, archive)
+    }
+    fn commit(
+        &self,
+        base: &ImageRecord,
+        upper: &Path,
+        config: image::ImageConfig,
+        reference: &str,
+    ) -> image::Result<ImageRecord> {
+        ImageStore::commit(self, base, upper, config, reference)
     }
 }
 

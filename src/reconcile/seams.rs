@@ -45,6 +45,8 @@ pub trait ContainerHost: Send + Sync {
     fn list(&self) -> Vec<String>;
     /// The container's log file.
     fn log_file(&self, id: &str) -> PathBuf;
+    /// The container's writable layer (its overlay upper dir).
+    fn upper_dir(&self, id: &str) -> PathBuf;
     /// Resolves once the shim of `run` has exited (and reaps it).
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
     /// Freezes or thaws every process of a running container (blocking).
@@ -119,6 +121,21 @@ pub trait ImageHost: Send + Sync {
     /// Removes images no reference names (but those in `in_use`), then the
     /// blobs and snapshots nothing uses (blocking).
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>>;
+    /// Writes images into a tar at `out` (OCI layout, plus Docker's
+    /// manifest.json unless `oci_only`); blocking.
+    fn save(&self, names: &[String], out: &Path, oci_only: bool) -> image::Result<()>;
+    /// Loads a `docker save` or OCI archive; blocking. Returns the images
+    /// with the references they got.
+    fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>>;
+    /// A new image: `base` plus the tree `upper` as a layer, with `config`,
+    /// named `reference` (blocking).
+    fn commit(
+        &self,
+        base: &ImageRecord,
+        upper: &Path,
+        config: image::ImageConfig,
+        reference: &str,
+    ) -> image::Result<ImageRecord>;
 }
 
 /// Named volumes: a directory each.

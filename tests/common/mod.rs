@@ -262,6 +262,10 @@ fn become_subreaper() {
 
 /// Reaps zombies re-parented to this process, except `berth` processes: those
 /// are the tests' own children, which other threads wait for.
+/// Programs tests run as their own children and wait for: never reaped here
+/// (comm names, at most 15 bytes).
+const OWN_CHILDREN: &[&str] = &["berth", "skopeo", "umoci", "podman", "docker-registry", "tar", "cp"];
+
 fn reap_orphan_zombies() {
     let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -281,7 +285,7 @@ fn reap_orphan_zombies() {
         let mut rest = stat[close + 2..].split(' ');
         let state = rest.next().unwrap_or("");
         let ppid: i32 = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == me && state == "Z" && comm != "berth" {
+        if ppid == me && state == "Z" && !OWN_CHILDREN.contains(&comm) {
             let _ = nix::sys::wait::waitpid(
                 nix::unistd::Pid::from_raw(pid),
                 Some(nix::sys::wait::WaitPidFlag::WNOHANG),

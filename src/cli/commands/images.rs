@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::args::{Global, ImagesArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
+use crate::cli::args::{CommitArgs, Global, ImagesArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
 use crate::wire::{
-    ImageListItem, PruneResponse, PullProgress, PullRequest, PushRequest, PushResponse, RemoveImageRequest,
-    RemoveImageResponse, TagRequest,
+    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullProgress, PullRequest, PushRequest,
+    PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
 };
 
 pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
@@ -198,5 +198,47 @@ pub async fn prune(g: &Global) -> anyhow::Result<ExitCode> {
         println!("Deleted: {id}");
     }
     println!("{} image(s) removed", r.removed.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The path as the daemon must see it: absolute (the daemon's working
+/// directory is not this shell's).
+fn absolute(path: &std::path::Path) -> anyhow::Result<String> {
+    Ok(std::path::absolute(path)?.display().to_string())
+}
+
+pub async fn save(g: &Global, args: SaveArgs) -> anyhow::Result<ExitCode> {
+    let req = SaveRequest {
+        names: args.names,
+        path: absolute(&args.output)?,
+        format: Some(args.format),
+    };
+    let _: serde_json::Value = client(g, true).post("/v1/images/save", &req).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn load(g: &Global, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let req = LoadRequest {
+        path: absolute(&args.input)?,
+    };
+    let r: LoadResponse = client(g, true).post("/v1/images/load", &req).await?;
+    for image in &r.images {
+        if image.references.is_empty() {
+            println!("Loaded image ID: {}", image.id);
+        }
+        for reference in &image.references {
+            println!("Loaded image: {reference}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn commit(g: &Global, args: CommitArgs) -> anyhow::Result<ExitCode> {
+    let req = CommitRequest {
+        container: args.container,
+        reference: args.reference,
+    };
+    let image: ImageListItem = client(g, true).post("/v1/images/commit", &req).await?;
+    println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -56,9 +56,34 @@ impl Driver for ImageDriver {
                     .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
                 return Ok(());
             }
+            if let Some(archive) = &spec.archive {
+                let images = engine.host.images.clone();
+                let path = std::path::PathBuf::from(archive);
+                let loaded = tokio::task::spawn_blocking(move || images.load(&path)).await??;
+                let Some((record, _)) = loaded.into_iter().next() else {
+                    return Err(DriverError::Invalid(format!("archive {archive} holds no image")));
+                };
+                let top = engine
+                    .host
+                    .images
+                    .lower_dirs(&record)?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let info = LiveInfo::Image(ImageInfo {
+                    digest: record.manifest_digest.clone(),
+                    dir: top,
+                    id: Some(record.id.clone()),
+                });
+                engine
+                    .store
+                    .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+                engine.event(&key, "Loaded", &format!("image {} from {archive}", record.short_id()));
+                return Ok(());
+            }
             let Some(path) = spec.import.clone() else {
-                return Err(DriverError::Unsupported(
-                    "an Image needs `ref` or `import` (`archive` is not supported yet)".into(),
+                return Err(DriverError::Invalid(
+                    "an Image needs `ref`, `archive` or `import`".into(),
                 ));
             };
             let images = engine.host.images.clone();
@@ -151,6 +176,59 @@ impl Engine {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Commits container `name`'s writable layer onto its image as a new
+    /// image named `reference`; its config is the image's with the
+    /// container's command, env, working dir and user over it, as `docker
+    /// commit` keeps a container's settings.
+    pub async fn commit_container(&self, name: &str, reference: &str) -> std::result::Result<ImageRecord, DriverError> {
+        let live = self
+            .live(Kind::Container, name)?
+            .ok_or_else(|| DriverError::Invalid(format!("container/{name} does not exist")))?;
+        let (Some(info), Some(spec)) = (live.container_info(), live.container_spec()) else {
+            return Err(DriverError::Invalid(format!(
+                "container/{name} has no container record"
+            )));
+        };
+        let id = info.image_id.clone().ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "container/{name} runs on an imported root filesystem; commit needs a pulled or loaded image"
+            ))
+        })?;
+        let base = self
+            .host
+            .images
+            .image(&id)
+            .ok_or_else(|| DriverError::Invalid(format!("the image of container/{name} is gone")))?;
+        let mut config = base.config.clone();
+        if let Some(entrypoint) = &spec.entrypoint {
+            config.entrypoint = entrypoint.clone();
+        }
+        if !spec.command.is_empty() {
+            config.cmd = spec.command.clone();
+        }
+        for (k, v) in &spec.env {
+            config
+                .env
+                .retain(|e| e.split_once('=').map_or(e.as_str(), |(key, _)| key) != k);
+            config.env.push(format!("{k}={v}"));
+        }
+        if let Some(dir) = &spec.working_dir {
+            config.working_dir = Some(dir.clone());
+        }
+        if let Some(user) = &spec.user {
+            config.user = Some(user.clone());
+        }
+        let upper = self.host.containers.upper_dir(name);
+        if !upper.is_dir() {
+            return Err(DriverError::Invalid(format!(
+                "container/{name} has no writable layer (never started?)"
+            )));
+        }
+        let images = self.host.images.clone();
+        let reference = reference.to_string();
+        Ok(tokio::task::spawn_blocking(move || images.commit(&base, &upper, config, &reference)).await??)
     }
 
     /// Containers berth made from the pulled image `id`.

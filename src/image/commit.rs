@@ -1,0 +1,231 @@
+//! Commit: a container's writable layer (its overlay upper dir) as a new
+//! layer on top of its image, making a new image.
+//!
+//! The upper dir is written as an OCI layer: overlay whiteouts (0/0
+//! character devices) become `.wh.<name>` entries and opaque directories
+//! (`trusted.overlay.opaque=y`) get `.wh..wh..opq`; files, directories,
+//! symlinks and hardlinks keep their modes, owners and mtimes; sockets are
+//! left out, as Docker does. The tar is gzip-compressed straight into the
+//! content store, hashed twice on the way (compressed: the blob digest;
+//! uncompressed: the diff ID), then unpacked into its snapshot through the
+//! same safe walk as a pulled layer, which checks the diff ID again.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::content::sha256_digest;
+use super::error::{ImageError, Result};
+use super::record::{normalize, ImageConfig, ImageRecord, LayerRef};
+use super::snapshot::chain_ids;
+use super::{ImageStore, SHA256_PREFIX};
+
+const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Hashes what passes through to `inner`.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn is_opaque(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 4];
+    // SAFETY: both strings are NUL-terminated; `value` has value.len() writable bytes.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    n == 1 && value[0] == b'y'
+}
+
+fn header_for(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_uid(u64::from(meta.uid()));
+    h.set_gid(u64::from(meta.gid()));
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_size(size);
+    h
+}
+
+/// Writes the tree under `dir` (relative names under `prefix`) as OCI layer entries.
+fn write_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    dir: &Path,
+    prefix: &str,
+    links: &mut HashMap<(u64, u64), String>,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        let meta = fs::symlink_metadata(&path)?;
+        let kind = meta.file_type();
+        if kind.is_char_device() && meta.rdev() == 0 {
+            // An overlay whiteout: the name was deleted.
+            let wh = match name.rsplit_once('/') {
+                Some((parent, base)) => format!("{parent}/.wh.{base}"),
+                None => format!(".wh.{name}"),
+            };
+            let mut h = header_for(&meta, tar::EntryType::Regular, 0);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, wh, io::empty())?;
+        } else if kind.is_dir() {
+            let mut h = header_for(&meta, tar::EntryType::Directory, 0);
+            tar.append_data(&mut h, format!("{name}/"), io::empty())?;
+            if is_opaque(&path) {
+                let mut h = header_for(&meta, tar::EntryType::Regular, 0);
+                h.set_mode(0o644);
+                tar.append_data(&mut h, format!("{name}/.wh..wh..opq"), io::empty())?;
+            }
+            write_tree(tar, &path, &format!("{name}/"), links)?;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(&path)?;
+            let mut h = header_for(&meta, tar::EntryType::Symlink, 0);
+            tar.append_link(&mut h, &name, &target)?;
+        } else if kind.is_file() {
+            if meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    let mut h = header_for(&meta, tar::EntryType::Link, 0);
+                    tar.append_link(&mut h, &name, first)?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), name.clone());
+            }
+            let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
+            tar.append_data(&mut h, &name, fs::File::open(&path)?)?;
+        } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+            let entry_type = if kind.is_fifo() {
+                tar::EntryType::Fifo
+            } else if kind.is_char_device() {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            };
+            let mut h = header_for(&meta, entry_type, 0);
+            let rdev = meta.rdev();
+            h.set_device_major(libc::major(rdev))?;
+            h.set_device_minor(libc::minor(rdev))?;
+            tar.append_data(&mut h, &name, io::empty())?;
+        }
+        // Sockets are not image content.
+    }
+    Ok(())
+}
+
+impl ImageStore {
+    /// Makes a new image of `base` plus the container's upper dir `upper`,
+    /// with `config` as its config, named `reference`. Blocking.
+    pub fn commit(
+        &self,
+        base: &ImageRecord,
+        upper: &Path,
+        config: ImageConfig,
+        reference: &str,
+    ) -> Result<ImageRecord> {
+        let reference = normalize(reference)?.whole();
+        let store_error = |source| ImageError::Store {
+            path: upper.to_path_buf(),
+            source,
+        };
+        // The layer: tar -> hash (diff id) -> gzip -> content store (digest).
+        let ingest = self.content.begin()?;
+        let gzip = flate2::write::GzEncoder::new(ingest, flate2::Compression::fast());
+        let mut tar = tar::Builder::new(Hashing {
+            inner: gzip,
+            hasher: Sha256::new(),
+        });
+        tar.mode(tar::HeaderMode::Complete);
+        write_tree(&mut tar, upper, "", &mut HashMap::new()).map_err(store_error)?;
+        let hashing = tar.into_inner().map_err(store_error)?;
+        let diff_id = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
+        let ingest = hashing.inner.finish().map_err(store_error)?;
+        let layer_digest = ingest.digest();
+        let layer_size = ingest.commit(&layer_digest, &reference)?;
+
+        // The config: the base's, with the new diff id and this config.
+        let mut config_json: serde_json::Value =
+            serde_json::from_slice(&self.content.read(&base.id)?).map_err(|e| ImageError::BadImage {
+                reference: base.short_id().into(),
+                reason: format!("its config is not JSON: {e}"),
+            })?;
+        let mut diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        diff_ids.push(diff_id.clone());
+        config_json["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+        config_json["config"] = serde_json::to_value(&config).unwrap_or_default();
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        config_json["created"] = now.clone().into();
+        if let Some(history) = config_json["history"].as_array_mut() {
+            history.push(serde_json::json!({"created": now, "created_by": "berth commit"}));
+        }
+        let config_bytes = config_json.to_string().into_bytes();
+        let config_digest = sha256_digest(&config_bytes);
+        self.content.put(&config_bytes, &config_digest, &reference)?;
+
+        let mut layers = base.layers.clone();
+        layers.push(LayerRef {
+            digest: layer_digest.clone(),
+            size: layer_size,
+            media_type: GZIP_LAYER.into(),
+        });
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
+                       "size": config_bytes.len()},
+            "layers": layers.iter().map(|l| serde_json::json!({
+                "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
+        let manifest_bytes = manifest.to_string().into_bytes();
+        let manifest_digest = sha256_digest(&manifest_bytes);
+        self.content.put(&manifest_bytes, &manifest_digest, &reference)?;
+
+        let chains = chain_ids(&diff_ids);
+        let top = chains.last().cloned().unwrap_or_default();
+        self.snapshots
+            .create(&top, &self.content.path(&layer_digest)?, &diff_id, &reference)?;
+        let record = ImageRecord {
+            id: config_digest,
+            manifest_digest,
+            config,
+            platform: base.platform.clone(),
+            layers,
+            chain_ids: chains,
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        };
+        self.records.put(&record)?;
+        self.records
+            .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
+        Ok(record)
+    }
+}
