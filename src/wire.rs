@@ -307,6 +307,15 @@ pub struct ExecRequest {
     /// Start it and answer at once with [`ExecStarted`].
     #[serde(default)]
     pub detach: bool,
+    /// Give it a pty. The client's side of the connection is then framed
+    /// too: stream 0 is input, [`exec_frame::RESIZE`] a new window size.
+    #[serde(default)]
+    pub tty: bool,
+    /// The pty's first size (rows, columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u16>,
 }
 
 /// Answer of a detached exec.
@@ -326,6 +335,10 @@ pub mod exec_frame {
     pub const STDOUT: u8 = 1;
     pub const STDERR: u8 = 2;
     pub const EXIT: u8 = 3;
+    /// Client to server, with a tty: input bytes.
+    pub const STDIN: u8 = 0;
+    /// Client to server, with a tty: rows and columns, big-endian u16 each.
+    pub const RESIZE: u8 = 4;
 
     pub fn header(stream: u8, len: usize) -> [u8; 8] {
         let n = (len as u32).to_be_bytes();

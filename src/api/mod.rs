@@ -225,9 +225,10 @@ async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut r
         });
     }
     let process = commands::exec::start(&engine, &name, &body)?;
+    let size = body.rows.zip(body.columns);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io)).await,
+            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size).await,
             Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
         }
     });

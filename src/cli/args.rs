@@ -363,6 +363,9 @@ pub struct ExecArgs {
     /// Keep stdin open and forward it.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give it a pty (with -i: the terminal in raw mode, resizes follow).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Start it in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,
