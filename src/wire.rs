@@ -447,6 +447,24 @@ pub struct ContainerInspect {
     pub runtime: Option<serde_json::Value>,
 }
 
+/// Body of `POST /v1/cp/{name}`: a copy between a running container and the
+/// host. Both paths are absolute; the host path is the daemon's (same host).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyRequest {
+    /// Host to container when true, container to host otherwise.
+    pub into_container: bool,
+    pub container_path: String,
+    pub host_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyResponse {
+    /// Bytes of file content copied.
+    pub bytes: u64,
+}
+
 /// Answer of `POST /v1/stop/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -286,3 +286,58 @@ fn a_log_rotates_at_max_size_and_logs_follow_goes_on_across_rotations() {
     let bad = env.berth(&["logs", "--since", "yesterday", "chatty"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"), "{bad:?}");
 }
+
+#[test]
+fn cp_copies_both_ways_and_no_symlink_leads_out_of_the_container() {
+    let env = Env::new("cp");
+    // A host directory the container's symlinks point at, by host path.
+    let host_dir = env.dir.join("hostdir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("secret"), "HOST-SECRET").unwrap();
+    let hd = host_dir.display().to_string();
+    apply(
+        &env,
+        &container(
+            "box",
+            &format!(
+                "mkdir -p /data/sub; echo inside > /data/f; echo deep > /data/sub/g; ln -s {hd} /data/abs; ln -s ../../../../../../..{hd} /data/rel; echo ready; sleep 1000 & wait"
+            ),
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.log_text("box").contains("ready") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = env.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.display().to_string();
+    env.ok(&["cp", "box:/data/f", &format!("{o}/f")]);
+    assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), "inside\n");
+    env.ok(&["cp", "box:/data", &o]);
+    assert_eq!(std::fs::read_to_string(out.join("data/sub/g")).unwrap(), "deep\n");
+    // Symlinks come out as symlinks, not as what they point at.
+    assert!(std::fs::symlink_metadata(out.join("data/abs"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    for link in ["abs", "rel"] {
+        // Reading through a symlink to a host path finds the container's own
+        // (missing) path, never the host's file.
+        let leak = env.berth(&["cp", &format!("box:/data/{link}/secret"), &format!("{o}/leak-{link}")]);
+        assert!(!leak.status.success(), "cp followed /data/{link} out of the container");
+        assert!(!out.join(format!("leak-{link}")).exists());
+        // Writing through one cannot plant a file on the host either.
+        let plant = env.berth(&["cp", &format!("{o}/f"), &format!("box:/data/{link}/planted")]);
+        assert!(!plant.status.success(), "cp wrote through /data/{link}");
+        assert!(!host_dir.join("planted").exists());
+    }
+    // Into the container: a file and a tree.
+    std::fs::create_dir_all(out.join("tree/inner")).unwrap();
+    std::fs::write(out.join("tree/inner/h"), "from-host").unwrap();
+    env.ok(&["cp", &format!("{o}/tree"), "box:/data"]);
+    assert_eq!(env.ok(&["exec", "box", "cat", "/data/tree/inner/h"]), "from-host");
+    let missing = env.berth(&["cp", "nosuch:/x", &o]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}

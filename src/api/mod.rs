@@ -124,6 +124,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/unpause/{name}") => post(unpause),
         ("post", "/v1/stats") => post(stats),
         ("get", "/v1/top/{name}") => get(top),
+        ("post", "/v1/cp/{name}") => post(copy),
         ("get", "/v1/inspect/{name}") => get(inspect),
         ("get", "/v1/events") => get(events),
         ("post", "/v1/images/pull") => post(pull),
@@ -273,6 +274,14 @@ async fn stats(
     JsonBody(req): JsonBody<StatsRequest>,
 ) -> ApiResult<Json<Vec<ContainerStats>>> {
     Ok(Json(commands::inspect::stats(&engine, &req)?))
+}
+
+async fn copy(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<CopyRequest>,
+) -> ApiResult<Json<CopyResponse>> {
+    Ok(Json(commands::inspect::copy(&engine, &name, req).await?))
 }
 
 async fn top(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<TopResponse>> {

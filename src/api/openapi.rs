@@ -182,6 +182,14 @@ pub const ROUTES: &[Route] = &[
         response: Body::Json(schema::<Vec<ContainerStats>>),
     },
     Route {
+        method: "post",
+        path: "/v1/cp/{name}",
+        summary: "copy between a running container and the host (no path can leave the container's root)",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<CopyRequest>),
+        response: Body::Json(schema::<CopyResponse>),
+    },
+    Route {
         method: "get",
         path: "/v1/top/{name}",
         summary: "a running container's processes",

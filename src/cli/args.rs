@@ -99,6 +99,8 @@ pub enum CliCmd {
     Stats(StatsArgs),
     /// A container's processes.
     Top(NameArgs),
+    /// Copy files between a running container and the host (NAME:PATH on one side).
+    Cp(CpArgs),
     /// One container in full, as JSON.
     Inspect(NameArgs),
     /// Recent events.
@@ -219,6 +221,12 @@ pub struct StopArgs {
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CpArgs {
+    pub source: String,
+    pub destination: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod copy;
 pub mod exec;
 pub mod logs;
 pub mod proc;
