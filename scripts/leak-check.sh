@@ -11,7 +11,7 @@ mounts=$(grep -E '/tmp/berth-test-|berth-shim' /proc/self/mountinfo || true)
 cgroups=$(find /sys/fs/cgroup -maxdepth 2 -type d -name 'berth-*' 2>/dev/null || true)
 [ -n "$cgroups" ] && report "cgroups:"$'\n'"$cgroups"
 
-procs=$(ps -eo pid,args | grep -E 'berth-shim|/tmp/berth-test-' | grep -v grep || true)
+procs=$(ps -eo pid,args | grep -E 'berth-shim|berth-exec|/tmp/berth-test-' | grep -v grep || true)
 [ -n "$procs" ] && report "processes:"$'\n'"$procs"
 
 dirs=$(ls -d /tmp/berth-test-* 2>/dev/null || true)

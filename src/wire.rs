@@ -262,6 +262,18 @@ pub struct RunRequest {
     /// `--security-opt` values, as Docker spells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// `--health-cmd`: a shell command (run with `/bin/sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_cmd: Option<String>,
+    /// `--health-interval`, `--health-timeout`, `--health-start-period`: durations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_start_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_retries: Option<u32>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).

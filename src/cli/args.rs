@@ -280,6 +280,21 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false].
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Health check command, run with /bin/sh -c.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// A health check running longer is killed and fails.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time after the start during which failures do not count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
