@@ -52,6 +52,8 @@ pub enum Output {
 /// The top-level commands. `daemon` is the binary's other half, so `main.rs`
 /// runs it; everything else is a [`CliCmd`], which `cli::main` runs.
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
     Daemon(DaemonArgs),
