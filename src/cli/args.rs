@@ -101,6 +101,8 @@ pub enum CliCmd {
     Stats(StatsArgs),
     /// A container's processes.
     Top(NameArgs),
+    /// Copy files between a running container and the host (NAME:PATH on one side).
+    Cp(CpArgs),
     /// One container in full, as JSON.
     Inspect(NameArgs),
     /// Recent events.
@@ -199,6 +201,12 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Only lines since: an RFC 3339 time, unix seconds, or a duration before now (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines until, as --since.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -226,6 +234,12 @@ pub struct StopArgs {
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CpArgs {
+    pub source: String,
+    pub destination: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -285,6 +299,21 @@ pub struct RunArgs {
     /// A network to join, or host, none or container:NAME (default: the bridge network).
     #[arg(long)]
     pub network: Option<String>,
+    /// Health check command, run with /bin/sh -c.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// A health check running longer is killed and fails.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time after the start during which failures do not count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -416,6 +445,9 @@ pub struct ExecArgs {
     /// Keep stdin open and forward it.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give it a pty (with -i: the terminal in raw mode, resizes follow).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Start it in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,

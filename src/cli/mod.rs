@@ -41,6 +41,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Restart(args) => Ok(lifecycle::verb(g, "restart", &args.names, serde_json::json!({})).await),
         CliCmd::Stats(args) => inspect::stats(g, args).await,
         CliCmd::Top(args) => inspect::top(g, args).await,
+        CliCmd::Cp(args) => inspect::cp(g, args).await,
         CliCmd::Inspect(args) => inspect::inspect(g, args).await,
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
