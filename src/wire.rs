@@ -269,6 +269,18 @@ pub struct RunRequest {
     /// the default bridge network when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// `--health-cmd`: a shell command (run with `/bin/sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_cmd: Option<String>,
+    /// `--health-interval`, `--health-timeout`, `--health-start-period`: durations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_start_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_retries: Option<u32>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -314,6 +326,15 @@ pub struct ExecRequest {
     /// Start it and answer at once with [`ExecStarted`].
     #[serde(default)]
     pub detach: bool,
+    /// Give it a pty. The client's side of the connection is then framed
+    /// too: stream 0 is input, [`exec_frame::RESIZE`] a new window size.
+    #[serde(default)]
+    pub tty: bool,
+    /// The pty's first size (rows, columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u16>,
 }
 
 /// Answer of a detached exec.
@@ -333,6 +354,10 @@ pub mod exec_frame {
     pub const STDOUT: u8 = 1;
     pub const STDERR: u8 = 2;
     pub const EXIT: u8 = 3;
+    /// Client to server, with a tty: input bytes.
+    pub const STDIN: u8 = 0;
+    /// Client to server, with a tty: rows and columns, big-endian u16 each.
+    pub const RESIZE: u8 = 4;
 
     pub fn header(stream: u8, len: usize) -> [u8; 8] {
         let n = (len as u32).to_be_bytes();
@@ -439,6 +464,24 @@ pub struct ContainerInspect {
     /// What the runtime runs: the OCI spec's process, hostname, mounts,
     /// namespaces and cgroup path (while the container has a bundle).
     pub runtime: Option<serde_json::Value>,
+}
+
+/// Body of `POST /v1/cp/{name}`: a copy between a running container and the
+/// host. Both paths are absolute; the host path is the daemon's (same host).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyRequest {
+    /// Host to container when true, container to host otherwise.
+    pub into_container: bool,
+    pub container_path: String,
+    pub host_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyResponse {
+    /// Bytes of file content copied.
+    pub bytes: u64,
 }
 
 /// Answer of `POST /v1/stop/{name}`.
@@ -564,6 +607,9 @@ pub struct ImageListItem {
     pub manifest_digest: String,
     /// Compressed size of its layers.
     pub size: u64,
+    /// Of `size`, the layers other images have too.
+    #[serde(default)]
+    pub shared_size: u64,
     pub layers: usize,
     pub platform: String,
     /// Unix millis when it was pulled.
@@ -658,4 +704,85 @@ pub struct CommitRequest {
     pub container: String,
     /// The new image's reference.
     pub reference: String,
+}
+
+/// `POST /v1/images/inspect`: one image in full.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDetail {
+    pub references: Vec<String>,
+    pub id: String,
+    pub manifest_digest: String,
+    pub platform: String,
+    pub size: u64,
+    pub created_at: i64,
+    /// The config's `config` object (Cmd, Env, Entrypoint, …) as stored.
+    pub config: serde_json::Value,
+    pub layers: Vec<PullLayer>,
+    /// Chain IDs of its snapshots, bottom first.
+    pub chain_ids: Vec<String>,
+    pub history: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub empty_layer: bool,
+}
+
+/// `POST /v1/images/inspect`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectImageRequest {
+    /// A reference or an id.
+    pub name: String,
+}
+
+/// `POST /v1/login`: check credentials and keep them for the registry.
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// `host[:port]`.
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/logout`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutRequest {
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutResponse {
+    /// Whether credentials were stored for it.
+    pub removed: bool,
+}
+
+/// `POST /v1/export`: a container's filesystem as a tar on the daemon's host.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequest {
+    pub container: String,
+    /// Absolute path of the tar to write.
+    pub path: String,
 }

@@ -101,6 +101,8 @@ pub enum CliCmd {
     Stats(StatsArgs),
     /// A container's processes.
     Top(NameArgs),
+    /// Copy files between a running container and the host (NAME:PATH on one side).
+    Cp(CpArgs),
     /// One container in full, as JSON.
     Inspect(NameArgs),
     /// Recent events.
@@ -115,6 +117,14 @@ pub enum CliCmd {
     Tag(TagArgs),
     /// Push an image to a registry: SOURCE [TARGET].
     Push(PushArgs),
+    /// The history of an image's layers.
+    History(NameArg),
+    /// Check and keep credentials for a registry (pulls and pushes use them).
+    Login(LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(LogoutArgs),
+    /// A container's filesystem as a tar: CONTAINER -o FILE.
+    Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
@@ -191,6 +201,12 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Only lines since: an RFC 3339 time, unix seconds, or a duration before now (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines until, as --since.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,6 +234,12 @@ pub struct StopArgs {
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CpArgs {
+    pub source: String,
+    pub destination: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -277,6 +299,21 @@ pub struct RunArgs {
     /// A network to join, or host, none or container:NAME (default: the bridge network).
     #[arg(long)]
     pub network: Option<String>,
+    /// Health check command, run with /bin/sh -c.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// A health check running longer is killed and fails.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time after the start during which failures do not count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -366,6 +403,16 @@ pub enum ImageCmd {
     Prune,
     /// List pulled images.
     Ls(ImagesArgs),
+    /// An image in full, as JSON.
+    Inspect(NameArg),
+    /// The history of an image's layers.
+    History(NameArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// A reference or an id.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -398,6 +445,9 @@ pub struct ExecArgs {
     /// Keep stdin open and forward it.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give it a pty (with -i: the terminal in raw mode, resizes follow).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Start it in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -413,4 +463,30 @@ pub struct ExecArgs {
     pub name: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// The password (visible in `ps`: prefer --password-stdin).
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// `host[:port]`.
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(short = 'o', long = "output", required = true)]
+    pub output: PathBuf,
+    pub container: String,
 }

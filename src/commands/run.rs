@@ -80,6 +80,25 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
         Some(mode) if mode.starts_with("container:") => (Vec::new(), Some(mode.to_string())),
         Some(net) => (vec![net.into()], None),
     };
+    let duration = |flag: &str, v: &Option<String>| -> Result<Option<manifest::Duration>> {
+        v.as_deref()
+            .map(|d| {
+                d.parse()
+                    .map_err(|e: manifest::quantity::QuantityError| bad(format!("{flag}: {}", e.0)))
+            })
+            .transpose()
+    };
+    let healthcheck = match &req.health_cmd {
+        Some(cmd) => Some(manifest::Healthcheck {
+            exec: vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
+            interval: duration("--health-interval", &req.health_interval)?,
+            timeout: duration("--health-timeout", &req.health_timeout)?,
+            retries: req.health_retries,
+            start_period: duration("--health-start-period", &req.health_start_period)?,
+            on_unhealthy: None,
+        }),
+        None => None,
+    };
     let mut labels = BTreeMap::new();
     if req.rm {
         // Lets a pass remove it after an exit nobody is attached to (a
@@ -98,6 +117,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             networks,
             network,
             ports,
+            healthcheck,
             ..Default::default()
         }),
         origin: Origin {

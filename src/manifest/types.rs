@@ -317,6 +317,22 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Log rotation (default: one file, unbounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogSpec>,
+}
+
+/// Log rotation, as Docker's json-file `max-size` and `max-file`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogSpec {
+    /// Rotate the log when it reaches this size, e.g. `10Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Memory>,
+    /// Files kept in all, the current one included (default 1: a full log
+    /// starts over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u32>,
 }
 
 /// Process security settings beyond Docker's defaults.

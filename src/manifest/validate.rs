@@ -473,6 +473,14 @@ impl<'a> Validator<'a> {
         if let Some(resources) = &spec.resources {
             self.resources(o, resources);
         }
+        if let Some(logs) = &spec.logs {
+            if logs.max_size.is_some_and(|m| m.0 < 4096) {
+                self.report(o, "spec.logs.maxSize", "`maxSize` must be at least 4Ki");
+            }
+            if logs.max_files == Some(0) {
+                self.report(o, "spec.logs.maxFiles", "`maxFiles` must be at least 1");
+            }
+        }
         if let Some(h) = &spec.healthcheck {
             if h.exec.is_empty() {
                 self.report(o, "spec.healthcheck.exec", "a healthcheck needs a command");

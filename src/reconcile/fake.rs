@@ -427,6 +427,23 @@ impl ImageHost for FakeHost {
         Ok(Vec::new())
     }
 
+    fn login<'a>(
+        &'a self,
+        _registry: &'a str,
+        _username: &'a str,
+        _password: &'a str,
+    ) -> BoxFuture<'a, image::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn logout(&self, _registry: &str) -> image::Result<bool> {
+        Ok(false)
+    }
+
+    fn config_blob(&self, _record: &ImageRecord) -> Option<Vec<u8>> {
+        None
+    }
+
     fn commit(
         &self,
         base: &ImageRecord,

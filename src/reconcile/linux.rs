@@ -127,6 +127,20 @@ impl ImageHost for ImageStore {
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
         ImageStore::load(self, archive)
     }
+    fn login<'a>(
+        &'a self,
+        registry: &'a str,
+        username: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, image::Result<()>> {
+        Box::pin(ImageStore::login(self, registry, username, password))
+    }
+    fn logout(&self, registry: &str) -> image::Result<bool> {
+        ImageStore::logout(self, registry)
+    }
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>> {
+        self.content.read(&record.id).ok()
+    }
     fn commit(
         &self,
         base: &ImageRecord,

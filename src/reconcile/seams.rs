@@ -61,6 +61,21 @@ pub trait ContainerHost: Send + Sync {
             message: "pause is not available on this host".into(),
         })
     }
+    /// Copies between a running container (init `init_pid`) and the host:
+    /// into the container when `into_container` (see `runtime::copy`).
+    fn copy(
+        &self,
+        init_pid: i32,
+        into_container: bool,
+        container_path: &Path,
+        host_path: &Path,
+    ) -> std::io::Result<u64> {
+        if into_container {
+            runtime::copy::copy_in(init_pid, host_path, container_path)
+        } else {
+            runtime::copy::copy_out(init_pid, container_path, host_path)
+        }
+    }
     /// The counters of a running container whose init is `init_pid`.
     fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
         let _ = (id, init_pid);
@@ -131,6 +146,13 @@ pub trait ImageHost: Send + Sync {
     /// Loads a `docker save` or OCI archive; blocking. Returns the images
     /// with the references they got.
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>>;
+    /// Checks credentials against a registry and stores them for pulls and pushes.
+    fn login<'a>(&'a self, registry: &'a str, username: &'a str, password: &'a str)
+        -> BoxFuture<'a, image::Result<()>>;
+    /// Forgets a registry's credentials; whether there were any.
+    fn logout(&self, registry: &str) -> image::Result<bool>;
+    /// The image's config blob as stored (verified).
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>>;
     /// A new image: `base` plus the tree `upper` as a layer, with `config`,
     /// named `reference` (blocking).
     fn commit(

@@ -144,6 +144,27 @@ impl Engine {
         }
     }
 
+    /// The init pid of a running container.
+    pub fn running_init(&self, name: &str) -> Option<i32> {
+        match self.host.containers.probe(name) {
+            Probe::Running(run) => Some(run.init_pid),
+            _ => None,
+        }
+    }
+
+    /// Copies between a running container and the host (blocking).
+    pub fn copy(
+        &self,
+        init_pid: i32,
+        into_container: bool,
+        container_path: &std::path::Path,
+        host_path: &std::path::Path,
+    ) -> std::io::Result<u64> {
+        self.host
+            .containers
+            .copy(init_pid, into_container, container_path, host_path)
+    }
+
     /// The processes of a container.
     pub fn container_processes(&self, name: &str) -> Vec<crate::runtime::stats::ProcessInfo> {
         self.host.containers.processes(name)

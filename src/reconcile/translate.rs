@@ -164,6 +164,8 @@ pub fn container_config(
             .as_ref()
             .and_then(|s| s.no_new_privileges)
             .unwrap_or(false),
+        log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
+        log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
     })
 }
 

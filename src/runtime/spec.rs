@@ -106,6 +106,11 @@ pub struct ContainerConfig {
     /// in Docker: setuid programs (`su`, `ping` in some images) work.
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// Rotate the log at this size, keeping `log_max_files` files in all.
+    #[serde(default)]
+    pub log_max_bytes: Option<u64>,
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
 }
 
 /// Host facts the spec depends on.
