@@ -571,6 +571,9 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     };
     let hosts = hosts_text(engine, name, spec)?;
     write_files(engine, name, &hosts, &resolv)?;
+    // Peers learn the new address before the container runs, so a peer
+    // that reaches it by name finds it in /etc/hosts as well as in DNS.
+    refresh_hosts(engine);
     Ok(Wired {
         netns: NetnsMode::Path(names.netns_path(name)),
         mounts: etc_mounts(names.dir(name)),
