@@ -310,8 +310,13 @@ async fn pull(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<PullReq
     Ok(ndjson_stream(commands::images::pull(&engine, req).await?))
 }
 
-async fn images(State(engine): State<Arc<Engine>>) -> Json<Vec<ImageListItem>> {
-    Json(commands::images::list(&engine))
+#[derive(Debug, Deserialize)]
+struct ImagesQuery {
+    reference: Option<String>,
+}
+
+async fn images(State(engine): State<Arc<Engine>>, Query(q): Query<ImagesQuery>) -> Json<Vec<ImageListItem>> {
+    Json(commands::images::list(&engine, q.reference.as_deref()))
 }
 
 async fn remove_image(

@@ -225,7 +225,11 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/v1/images",
         summary: "pulled images with their references",
-        params: &[],
+        params: &[(
+            "reference",
+            "query",
+            "only the image this reference or id names (an empty list when none)",
+        )],
         request: None,
         response: Body::Json(schema::<Vec<ImageListItem>>),
     },
