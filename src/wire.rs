@@ -111,6 +111,32 @@ pub struct ObjectView {
     /// Whether the live object was made from the current desired spec.
     pub up_to_date: bool,
     pub detail: Option<String>,
+    /// A running container's healthcheck state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthView>,
+}
+
+/// A container's health: `starting`, `healthy` or `unhealthy`, with the
+/// last checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<HealthLog>,
+}
+
+/// One health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthLog {
+    /// Unix ms.
+    pub start: i64,
+    pub end: i64,
+    /// -1 when it could not run or timed out.
+    pub exit_code: i32,
+    /// The first 4 KiB of its stdout and stderr.
+    pub output: String,
 }
 
 /// Something that happened to an object.
@@ -335,6 +361,79 @@ pub struct VerbResponse {
     pub verb: String,
 }
 
+/// Body of `POST /v1/stats`: the named containers, or every running one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsRequest {
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// One reading of a running container's counters; CPU % is the difference
+/// of two readings (`cpuNs` over `systemNs`, times `onlineCpus`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStats {
+    pub name: String,
+    /// CPU time of the container's processes, ns.
+    pub cpu_ns: u64,
+    /// CPU time of the whole host, ns.
+    pub system_ns: u64,
+    pub online_cpus: u32,
+    /// In use, without reclaimable page cache.
+    pub memory_bytes: u64,
+    /// The limit, or the host's memory.
+    pub memory_limit_bytes: u64,
+    pub pids: u64,
+    pub block_read_bytes: u64,
+    pub block_write_bytes: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+}
+
+/// Answer of `GET /v1/top/{name}`: the container's processes.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopResponse {
+    pub processes: Vec<TopProcess>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopProcess {
+    /// Host pid.
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    pub command: String,
+}
+
+/// Answer of `GET /v1/inspect/{name}`: one container, in full.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerInspect {
+    pub name: String,
+    pub image: Option<String>,
+    /// As `get` shows it.
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    /// Host pid of the init, while it runs.
+    pub pid: Option<i32>,
+    pub exit: Option<ExitInfo>,
+    pub restarts: u32,
+    pub created_at: Option<i64>,
+    pub source: Option<String>,
+    pub log_path: String,
+    /// The container's spec as berth was given it.
+    pub config: Option<serde_json::Value>,
+    /// What the runtime runs: the OCI spec's process, hostname, mounts,
+    /// namespaces and cgroup path (while the container has a bundle).
+    pub runtime: Option<serde_json::Value>,
+}
+
 /// Answer of `POST /v1/stop/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -386,6 +485,7 @@ mod tests {
             origin: None,
             up_to_date: true,
             detail: None,
+            health: None,
         };
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.contains("\"createdAt\":1"), "{json}");

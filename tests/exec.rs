@@ -58,6 +58,9 @@ fn no_new_privileges_is_off_by_default_and_works_with_seccomp_either_way() {
     // The capability set is the same either way (the filter was loaded
     // before the capabilities were dropped, not instead of dropping them).
     assert_eq!(status_field(&on, "CapEff"), status_field(&default, "CapEff"));
+    // Docker's ping_group_range: ping works without setuid.
+    let range = env.ok(&["run", "--rm", "busybox", "cat", "/proc/sys/net/ipv4/ping_group_range"]);
+    assert_eq!(range.split_whitespace().collect::<Vec<_>>(), ["0", "2147483647"]);
 
     // The manifest field, explicitly false, with seccomp: libcontainer alone
     // fails this combination.

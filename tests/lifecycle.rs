@@ -140,3 +140,85 @@ fn stop_and_kill_are_kept_until_start_and_restart_makes_a_new_process() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("container/nosuch not found"));
     assert_eq!(env.berth(&["unpause", "hup"]).status.code(), Some(1), "not paused");
 }
+
+#[test]
+fn stats_top_and_inspect_read_the_containers_cgroup_and_processes() {
+    let env = Env::new("stats");
+    apply(
+        &env,
+        &format!(
+            "{}  resources: {{memory: 64Mi}}\n{}",
+            container(
+                "mem",
+                "dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; echo filled; sleep 1000 & wait"
+            ),
+            container("busy", "while :; do :; done")
+        ),
+    );
+    let v = env.wait_for("container", "mem", 10, |v| v["status"] == "Running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.log_text("mem").contains("filled") {
+        assert!(Instant::now() < deadline, "dd did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = env.ok(&["stats", "--no-stream", "mem", "busy"]);
+    let row = |name: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{out}"));
+        line.split("   ")
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    let mem = row("mem");
+    let (usage, limit) = mem[2].split_once(" / ").unwrap();
+    assert_eq!(limit, "64.00MiB", "{out}");
+    let shown_mib: f64 = usage
+        .trim_end_matches("MiB")
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}"));
+    // The cgroup's own file, read now (the workload is idle, so it is stable).
+    let layout = berth::runtime::Layout::new(env.root.clone(), env.run.clone());
+    let rel = layout.cgroup_path("mem");
+    let file = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"]
+        .iter()
+        .map(|root| {
+            let v1 = format!("{root}{rel}/memory.usage_in_bytes");
+            if std::path::Path::new(&v1).exists() {
+                v1
+            } else {
+                format!("{root}{rel}/memory.current")
+            }
+        })
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    let kernel_mib = std::fs::read_to_string(&file).unwrap().trim().parse::<f64>().unwrap() / 1048576.0;
+    assert!(
+        (shown_mib - kernel_mib).abs() <= kernel_mib * 0.1 && shown_mib >= 24.0,
+        "stats shows {shown_mib} MiB, {file} says {kernel_mib} MiB: {out}"
+    );
+    assert_eq!(mem[6], "2", "sh and sleep: {out}");
+    let busy_cpu: f64 = row("busy")[1].trim_end_matches('%').parse().unwrap();
+    assert!(busy_cpu > 20.0, "a busy loop uses CPU: {out}");
+
+    let top = env.ok(&["top", "mem"]);
+    assert!(top.lines().any(|l| l.ends_with("sleep 1000")), "{top}");
+    assert!(top.lines().next().unwrap().starts_with("PID"), "{top}");
+
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "mem"])).unwrap();
+    assert_eq!(inspect["pid"], v["pid"], "{inspect}");
+    assert_eq!(inspect["running"], true);
+    assert_eq!(inspect["paused"], false);
+    assert_eq!(inspect["image"], "busybox");
+    assert_eq!(inspect["runtime"]["hostname"], "mem");
+    assert!(inspect["runtime"]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/dev/shm"));
+    assert!(inspect["logPath"].as_str().unwrap().ends_with("container.log"));
+    let stopped = env.berth(&["stats", "--no-stream", "nosuch"]);
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("not found"));
+}

@@ -122,6 +122,9 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/kill/{name}") => post(kill),
         ("post", "/v1/pause/{name}") => post(pause),
         ("post", "/v1/unpause/{name}") => post(unpause),
+        ("post", "/v1/stats") => post(stats),
+        ("get", "/v1/top/{name}") => get(top),
+        ("get", "/v1/inspect/{name}") => get(inspect),
         ("get", "/v1/events") => get(events),
         ("post", "/v1/images/pull") => post(pull),
         ("get", "/v1/images") => get(images),
@@ -261,6 +264,21 @@ async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> A
 
 async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
     Ok(Json(commands::lifecycle::pause(&engine, &name, false).await?))
+}
+
+async fn stats(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<StatsRequest>,
+) -> ApiResult<Json<Vec<ContainerStats>>> {
+    Ok(Json(commands::inspect::stats(&engine, &req)?))
+}
+
+async fn top(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<TopResponse>> {
+    Ok(Json(commands::inspect::top(&engine, &name)?))
+}
+
+async fn inspect(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<ContainerInspect>> {
+    Ok(Json(commands::inspect::inspect(&engine, &name)?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -95,6 +95,12 @@ pub enum CliCmd {
     Pause(NamesArgs),
     /// Thaw paused containers.
     Unpause(NamesArgs),
+    /// Live CPU, memory, network, block IO and pids of containers.
+    Stats(StatsArgs),
+    /// A container's processes.
+    Top(NameArgs),
+    /// One container in full, as JSON.
+    Inspect(NameArgs),
     /// Recent events.
     Events,
     /// Pull an image from a registry.
@@ -214,6 +220,20 @@ pub struct StopArgs {
 #[derive(Debug, Clone, Args)]
 pub struct NamesArgs {
     #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NameArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Print one reading and exit.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Containers (default: every running one).
     pub names: Vec<String>,
 }
 

@@ -22,7 +22,7 @@ use args::{CliCmd, Global};
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
     use commands::{
-        apply, delete, events, exec, get, images, lifecycle, logs, ps, run, schema, stop, validate, version,
+        apply, delete, events, exec, get, images, inspect, lifecycle, logs, ps, run, schema, stop, validate, version,
     };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
@@ -38,6 +38,9 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Start(args) => Ok(lifecycle::verb(g, "start", &args.names, serde_json::json!({})).await),
         CliCmd::Restart(args) => Ok(lifecycle::verb(g, "restart", &args.names, serde_json::json!({})).await),
+        CliCmd::Stats(args) => inspect::stats(g, args).await,
+        CliCmd::Top(args) => inspect::top(g, args).await,
+        CliCmd::Inspect(args) => inspect::inspect(g, args).await,
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, serde_json::json!({})).await),

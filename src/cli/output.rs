@@ -49,6 +49,27 @@ impl Table {
     pub fn print(&self) {
         print!("{}", self.render());
     }
+
+    /// The table as text (for a screen that is redrawn).
+    pub fn text(&self) -> String {
+        self.render()
+    }
+}
+
+/// Bytes as `docker stats` shows them: 1024-based with B, KiB, MiB, GiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", UNITS[unit])
+    }
 }
 
 /// Prints a list as `-o` asks: the wire type itself as JSON or YAML, or else

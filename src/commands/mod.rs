@@ -7,6 +7,7 @@ pub mod apply;
 pub mod delete;
 pub mod exec;
 pub mod images;
+pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod query;

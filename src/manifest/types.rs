@@ -171,7 +171,7 @@ pub enum DependencyCondition {
     /// The dependency's process has been started.
     #[default]
     Started,
-    /// The dependency's healthcheck passes (not supported yet).
+    /// The dependency's healthcheck passes.
     Healthy,
     /// The dependency ran to completion with exit code 0.
     Completed,
@@ -232,14 +232,42 @@ pub struct VolumeMount {
     pub size: Option<Memory>,
 }
 
+/// A command run in the container to tell whether it works, as Docker's
+/// HEALTHCHECK: `starting` until it first passes, `unhealthy` after
+/// `retries` failures in a row (failures within `startPeriod` do not count).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Healthcheck {
+    /// The command (exec form); exit 0 is healthy.
     pub exec: Vec<String>,
+    /// Time between checks (default `30s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
+    /// A check that runs longer is killed and counts as failed (default `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Failures in a row that make it unhealthy (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// Time after a start during which failures do not count (default `0s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+    /// What to do once unhealthy (default `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_unhealthy: Option<OnUnhealthy>,
+}
+
+/// What berth does with an unhealthy container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnUnhealthy {
+    /// Only report it.
+    #[default]
+    None,
+    /// Stop it and start it again (with the restart backoff).
+    Restart,
+    /// Stop it (kept stopped until `berth start`).
+    Stop,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -277,7 +305,6 @@ pub struct ContainerSpec {
     pub resources: Option<Resources>,
     #[serde(default)]
     pub restart_policy: RestartPolicy,
-    /// Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -116,6 +116,14 @@ impl<'a> Validator<'a> {
         self.defined.contains(&(kind, name)) || (self.exists)(kind, name)
     }
 
+    /// Whether the Container `name` is in the set without a healthcheck.
+    fn defined_without_healthcheck(&self, name: &str) -> bool {
+        self.objects.iter().any(|x| match &x.spec {
+            Spec::Container(c) => x.name() == name && c.healthcheck.is_none(),
+            _ => false,
+        })
+    }
+
     /// The spec of the Image `name` in the set (the first, if defined twice).
     fn image_in_set(&self, name: &str) -> Option<&'a ImageSpec> {
         self.objects.iter().find_map(|x| match &x.spec {
@@ -382,8 +390,19 @@ impl<'a> Validator<'a> {
         if let Some(resources) = &spec.resources {
             self.resources(o, resources);
         }
-        if spec.healthcheck.is_some() {
-            self.report(o, "spec.healthcheck", "healthchecks are not supported yet");
+        if let Some(h) = &spec.healthcheck {
+            if h.exec.is_empty() {
+                self.report(o, "spec.healthcheck.exec", "a healthcheck needs a command");
+            }
+            for (field, d) in [("interval", h.interval), ("timeout", h.timeout)] {
+                if d.is_some_and(|d| d.0.is_zero()) {
+                    self.report(
+                        o,
+                        &format!("spec.healthcheck.{field}"),
+                        format!("`{field}` must be more than 0s"),
+                    );
+                }
+            }
         }
 
         let mut seen: HashSet<&str> = HashSet::new();
@@ -400,11 +419,14 @@ impl<'a> Validator<'a> {
                     format!("`{}` is listed twice in `dependsOn`", dep.name),
                 );
             }
-            if dep.condition == DependencyCondition::Healthy {
+            if dep.condition == DependencyCondition::Healthy && self.defined_without_healthcheck(&dep.name) {
                 self.report(
                     o,
                     &format!("{at}.condition"),
-                    "`condition: healthy` is not supported yet (no healthchecks): use `started` or `completed`",
+                    format!(
+                        "`condition: healthy` needs a healthcheck on container `{}`, which has none",
+                        dep.name
+                    ),
                 );
             }
         }
@@ -957,7 +979,7 @@ mod tests {
             "{}---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: backend}}\nspec: {{driver: bridge}}\n---\napiVersion: berth/v1\nkind: Image\nmetadata: {{name: pulled}}\nspec: {{ref: busybox, archive: /x.tar}}\n",
             container(
                 "web",
-                "  networks: [backend]\n  network: host\n  ports: [{host: 80, container: 80}]\n  healthcheck: {exec: [true]}\n  dependsOn: [{name: db, condition: healthy}]\n---\n",
+                "  networks: [backend]\n  network: host\n  ports: [{host: 80, container: 80}]\n  healthcheck: {exec: []}\n  dependsOn: [{name: db, condition: healthy}]\n---\n",
             ) + &container("db", ""),
         );
         let d = check(&text);
@@ -965,9 +987,9 @@ mod tests {
             ("joining networks (`networks`) is not supported yet", 6, "spec.networks"),
             ("`network: host` is not supported yet", 7, "spec.network"),
             ("publishing ports (`ports`) is not supported yet", 8, "spec.ports"),
-            ("healthchecks are not supported yet", 9, "spec.healthcheck"),
+            ("a healthcheck needs a command", 9, "spec.healthcheck.exec"),
             (
-                "`condition: healthy` is not supported yet",
+                "`condition: healthy` needs a healthcheck on container `db`",
                 10,
                 "spec.dependsOn[0].condition",
             ),

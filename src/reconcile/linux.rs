@@ -55,6 +55,15 @@ impl ContainerHost for Runtime {
     fn is_frozen(&self, id: &str) -> bool {
         Runtime::is_frozen(self, id)
     }
+    fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
+        Some(Runtime::stats(self, id, init_pid))
+    }
+    fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
+        Runtime::processes(self, id)
+    }
+    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+        Runtime::oci_spec(self, id)
+    }
     fn exec(
         &self,
         id: &str,

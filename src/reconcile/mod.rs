@@ -19,6 +19,7 @@ mod executor;
 #[cfg(test)]
 pub(crate) mod fake;
 mod gc;
+pub mod health;
 pub mod linux;
 mod observe;
 pub mod policy;
@@ -71,6 +72,8 @@ pub struct Engine {
     /// Containers a client is attached to (`run` in the foreground), which
     /// handles their exit and removal itself.
     attached: Mutex<HashSet<String>>,
+    /// Health-check states and the runs with a monitor.
+    health: Mutex<health::Monitors>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -128,6 +131,7 @@ impl Engine {
             retries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
             attached: Mutex::new(HashSet::new()),
+            health: Mutex::new(health::Monitors::default()),
         })
     }
 

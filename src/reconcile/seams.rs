@@ -57,6 +57,21 @@ pub trait ContainerHost: Send + Sync {
             message: "pause is not available on this host".into(),
         })
     }
+    /// The counters of a running container whose init is `init_pid`.
+    fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
+        let _ = (id, init_pid);
+        None
+    }
+    /// The processes of a container.
+    fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
+        let _ = id;
+        Vec::new()
+    }
+    /// The OCI spec a container runs with.
+    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+        let _ = id;
+        None
+    }
     /// Whether the container's processes are frozen (read from the cgroup).
     fn is_frozen(&self, id: &str) -> bool {
         let _ = id;

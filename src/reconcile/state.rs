@@ -135,6 +135,24 @@ impl Engine {
         self.host.containers.log_file(name)
     }
 
+    /// Counters of a running container (None when it does not run).
+    pub fn container_stats(&self, name: &str) -> Option<crate::runtime::stats::Sample> {
+        match self.host.containers.probe(name) {
+            Probe::Running(run) => self.host.containers.stats(name, run.init_pid),
+            _ => None,
+        }
+    }
+
+    /// The processes of a container.
+    pub fn container_processes(&self, name: &str) -> Vec<crate::runtime::stats::ProcessInfo> {
+        self.host.containers.processes(name)
+    }
+
+    /// The OCI spec a container runs with, while its bundle exists.
+    pub fn container_oci_spec(&self, name: &str) -> Option<serde_json::Value> {
+        self.host.containers.oci_spec(name)
+    }
+
     /// Whether the container's processes are frozen (paused).
     pub fn container_frozen(&self, name: &str) -> bool {
         self.host.containers.is_frozen(name)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::health::HealthStatus;
 use super::records::{ContainerInfo, Desired, Hold, Live, LiveInfo};
 use super::{policy, Blocked, Engine, Result};
 use crate::manifest::{Kind, RestartPolicy, Spec};
@@ -58,6 +59,7 @@ impl Engine {
                 origin: d.map(|d| format!("{}:{}", d.object.origin.file, d.object.origin.line)),
                 up_to_date,
                 detail: None,
+                health: None,
             };
             let pending = self.pending_reason(key);
             match (d, rec) {
@@ -75,6 +77,7 @@ impl Engine {
                             }
                             _ => self.container_status(&mut view, info, spec.restart_policy, pending),
                         }
+                        self.health_status(&mut view);
                     }
                     (Spec::Image(_), LiveInfo::Image(info)) => {
                         view.detail = Some(info.digest.clone());
@@ -127,6 +130,23 @@ impl Engine {
                 None => set_blocked(view, pending, "not started yet"),
             },
         }
+    }
+
+    /// A running container with a healthcheck: `Running (healthy)`, ready
+    /// only once healthy (so `--wait` waits for it), failed when unhealthy.
+    fn health_status(&self, view: &mut ObjectView) {
+        let Some(state) = view.pid.and_then(|pid| self.health(&view.name, pid)) else {
+            return;
+        };
+        if view.status == "Running" {
+            let kind = match state.status {
+                HealthStatus::Starting => StatusKind::Progressing,
+                HealthStatus::Healthy => StatusKind::Ready,
+                HealthStatus::Unhealthy => StatusKind::Failed,
+            };
+            set(view, &format!("Running ({})", state.status.as_str()), kind);
+        }
+        view.health = Some(super::health::view(&state));
     }
 
     /// `describe`: the view, recent events and the source's error; `None`

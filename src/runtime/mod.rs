@@ -22,6 +22,7 @@ pub mod sealed;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
+pub mod stats;
 
 use std::fs;
 use std::io::Write;
@@ -465,6 +466,21 @@ impl Runtime {
     /// Whether the container's processes are frozen now (read from the cgroup).
     pub fn is_frozen(&self, id: &str) -> bool {
         cgroup::is_frozen(&self.layout.cgroup_path(id))
+    }
+
+    /// The container's counters (see `stats::sample`).
+    pub fn stats(&self, id: &str, init_pid: i32) -> stats::Sample {
+        stats::sample(&self.layout.cgroup_path(id), init_pid)
+    }
+
+    /// The container's processes.
+    pub fn processes(&self, id: &str) -> Vec<stats::ProcessInfo> {
+        stats::processes(&self.layout.cgroup_path(id))
+    }
+
+    /// The OCI spec the container runs with (its bundle's config.json).
+    pub fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+        read_json(&self.layout.bundle(id).join("config.json"))
     }
 
     /// The executable shims are started from.

@@ -199,7 +199,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
     if cfg.no_new_privileges {
         process["noNewPrivileges"] = json!(true);
     }
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "root": {"path": rootfs, "readonly": false},
         "hostname": cfg.hostname,
@@ -219,6 +219,14 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
             }
         }
     });
+    // Docker's default in a network namespace of the container's own:
+    // unprivileged ICMP sockets, so `ping` works without setuid.
+    let own_netns = spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|ns| ns.iter().any(|n| n["type"] == "network"));
+    if own_netns {
+        spec["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 2147483647"});
+    }
     serde_json::from_value(spec).map_err(|e| RuntimeError::Spec {
         id: cfg.id.clone(),
         message: e.to_string(),

@@ -103,6 +103,17 @@ fn print_description(d: &Description) {
             );
         }
     }
+    if let Some(h) = &v.health {
+        println!("Health:     {} (failing streak {})", h.status, h.failing_streak);
+        for check in &h.log {
+            println!(
+                "  {} exit {}: {}",
+                output::time(check.start),
+                check.exit_code,
+                check.output.trim_end().replace('\n', "\n    ")
+            );
+        }
+    }
     if let Some(detail) = &v.detail {
         println!("Detail:     {detail}");
     }

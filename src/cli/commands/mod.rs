@@ -9,6 +9,7 @@ pub mod events;
 pub mod exec;
 pub mod get;
 pub mod images;
+pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod ps;

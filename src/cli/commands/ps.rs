@@ -25,7 +25,10 @@ fn containers_table(views: &[ObjectView]) -> Table {
     for v in views {
         let status = match (&v.pid, &v.exit) {
             (Some(_), _) if v.status.starts_with("Paused") => format!("Up {} (Paused)", output::age(v.created_at)),
-            (Some(_), _) => format!("Up {}", output::age(v.created_at)),
+            (Some(_), _) => match &v.health {
+                Some(h) => format!("Up {} ({})", output::age(v.created_at), h.status),
+                None => format!("Up {}", output::age(v.created_at)),
+            },
             (None, Some(e)) => format!("Exited ({}) {} ago", e.code, output::age(Some(e.finished_at))),
             _ => v.status.clone(),
         };

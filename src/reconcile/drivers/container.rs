@@ -185,7 +185,7 @@ fn dependencies_met(engine: &Engine, obj: &Object) -> DriverResult {
         let (met, cond) = match dep.condition {
             DependencyCondition::Started => (matches!(probe, Probe::Running(_) | Probe::Exited(_)), "started"),
             DependencyCondition::Completed => (matches!(probe, Probe::Exited(ref e) if e.code == 0), "completed"),
-            DependencyCondition::Healthy => (false, "healthy"),
+            DependencyCondition::Healthy => (engine.is_healthy(&dep.name), "healthy"),
         };
         if !met {
             return Err(DriverError::Waiting(format!(
@@ -372,6 +372,7 @@ fn watch_shim(engine: &Arc<Engine>, name: String, run: RunRecord) {
     if !lock(&engine.watched).insert(run.shim_pid) {
         return;
     }
+    crate::reconcile::health::monitor(engine, &name, run);
     let engine = engine.clone();
     let waited = engine.host.containers.wait_shim(run);
     tokio::spawn(async move {
@@ -554,6 +555,32 @@ pub async fn start_by_name(engine: &Arc<Engine>, name: &str) -> std::result::Res
     let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
     start_container(engine, &obj, &hash).await?;
     Ok(())
+}
+
+/// `onUnhealthy: restart`: stops the container and starts it again after
+/// the restart backoff (which grows while restarts keep coming quickly).
+pub async fn restart_unhealthy(engine: &Arc<Engine>, name: &str) -> DriverResult {
+    let key = ObjectKey::new(Kind::Container, name);
+    let lock = engine.lock_for(&key);
+    let _held = lock.lock().await;
+    // Held while it is down, so that the restart policy does not race us.
+    set_hold(engine, name, Some(Hold::Stopped));
+    stop_container(engine, name, grace_of(engine, name)).await;
+    let step = engine
+        .live(Kind::Container, name)?
+        .and_then(|l| l.container_info().map(|i| i.backoff_step))
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(policy::backoff_delay_ms(step) as u64)).await;
+    let desired = engine.desired_objects()?;
+    let Some(obj) = desired
+        .iter()
+        .find(|o| o.kind() == Kind::Container && o.name() == name)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
+    start_container(engine, &obj, &hash).await
 }
 
 /// `berth kill`: a signal to the container's init. SIGKILL and SIGTERM stop

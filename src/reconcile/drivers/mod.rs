@@ -62,4 +62,6 @@ pub fn driver(kind: Kind) -> Option<&'static dyn Driver> {
     }
 }
 
-pub(super) use container::{freeze_by_name, kill_by_name, remove_now, restore, run_now, start_by_name, stop_by_name};
+pub(super) use container::{
+    freeze_by_name, kill_by_name, remove_now, restart_unhealthy, restore, run_now, start_by_name, stop_by_name,
+};

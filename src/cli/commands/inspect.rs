@@ -1,0 +1,139 @@
+//! `stats`, `top`, `inspect`: seeing inside containers.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::args::{Global, NameArgs, StatsArgs};
+use crate::cli::client;
+use crate::cli::output::{self, Table};
+use crate::wire::{ContainerInspect, ContainerStats, StatsRequest, TopResponse};
+
+/// How far apart the two readings of one refresh are, as `docker stats`.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// CPU % between two readings, as `docker stats` computes it: the
+/// container's share of all CPU time, times the number of CPUs.
+pub fn cpu_percent(before: &ContainerStats, now: &ContainerStats) -> f64 {
+    let cpu = now.cpu_ns.saturating_sub(before.cpu_ns) as f64;
+    let system = now.system_ns.saturating_sub(before.system_ns) as f64;
+    if system <= 0.0 {
+        return 0.0;
+    }
+    cpu / system * now.online_cpus.max(1) as f64 * 100.0
+}
+
+fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Table {
+    let mut t = Table::new(&[
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ]);
+    for s in now {
+        let cpu = before.get(&s.name).map(|b| cpu_percent(b, s)).unwrap_or(0.0);
+        let mem_pct = if s.memory_limit_bytes > 0 {
+            s.memory_bytes as f64 / s.memory_limit_bytes as f64 * 100.0
+        } else {
+            0.0
+        };
+        t.row(vec![
+            s.name.clone(),
+            format!("{cpu:.2}%"),
+            format!(
+                "{} / {}",
+                output::bytes(s.memory_bytes),
+                output::bytes(s.memory_limit_bytes)
+            ),
+            format!("{mem_pct:.2}%"),
+            format!("{} / {}", output::bytes(s.net_rx_bytes), output::bytes(s.net_tx_bytes)),
+            format!(
+                "{} / {}",
+                output::bytes(s.block_read_bytes),
+                output::bytes(s.block_write_bytes)
+            ),
+            s.pids.to_string(),
+        ]);
+    }
+    t
+}
+
+/// Two readings a second apart, then (unless --no-stream) a redraw every
+/// second until interrupted.
+pub async fn stats(g: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let c = client(g, true);
+    let req = StatsRequest { names: args.names };
+    let mut before: HashMap<String, ContainerStats> = c
+        .post::<_, Vec<ContainerStats>>("/v1/stats", &req)
+        .await?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        let now: Vec<ContainerStats> = c.post("/v1/stats", &req).await?;
+        let text = table(&before, &now).text();
+        if args.no_stream {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Clear the screen and home the cursor, as docker stats redraws.
+        let mut out = std::io::stdout().lock();
+        write!(out, "\x1b[2J\x1b[H{text}")?;
+        out.flush()?;
+        before = now.into_iter().map(|s| (s.name.clone(), s)).collect();
+    }
+}
+
+pub async fn top(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
+    let top: TopResponse = client(g, true).get(&format!("/v1/top/{}", args.name)).await?;
+    let mut t = Table::new(&["PID", "PPID", "UID", "TIME", "RSS", "CMD"]);
+    for p in top.processes {
+        let secs = p.cpu_seconds as u64;
+        t.row(vec![
+            p.pid.to_string(),
+            p.ppid.to_string(),
+            p.uid.to_string(),
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+            output::bytes(p.rss_bytes),
+            p.command,
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn inspect(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
+    let v: ContainerInspect = client(g, true).get(&format!("/v1/inspect/{}", args.name)).await?;
+    println!("{}", output::json(&v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_the_share_of_host_time_times_cpus() {
+        let a = ContainerStats {
+            cpu_ns: 0,
+            system_ns: 0,
+            online_cpus: 2,
+            ..Default::default()
+        };
+        let b = ContainerStats {
+            cpu_ns: 500_000_000,
+            system_ns: 2_000_000_000,
+            online_cpus: 2,
+            ..Default::default()
+        };
+        // Half a CPU-second over one wall second on 2 CPUs: 50 %.
+        assert!((cpu_percent(&a, &b) - 50.0).abs() < 1e-9);
+        assert_eq!(output::bytes(512), "512B");
+        assert_eq!(output::bytes(3 << 20), "3.00MiB");
+    }
+}

@@ -1,0 +1,106 @@
+//! Seeing inside containers: `stats`, `top`, `inspect`. Read-only.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{CommandError, Result};
+use crate::manifest::Kind;
+use crate::reconcile::Engine;
+use crate::wire::{ContainerInspect, ContainerStats, StatsRequest, TopProcess, TopResponse};
+
+/// One reading per named container (all running ones when none is named);
+/// a named container that is not running is an error.
+pub fn stats(engine: &Arc<Engine>, req: &StatsRequest) -> Result<Vec<ContainerStats>> {
+    let names: Vec<String> = if req.names.is_empty() {
+        engine
+            .views(Some(Kind::Container), None)?
+            .into_iter()
+            .filter(|v| v.pid.is_some())
+            .map(|v| v.name)
+            .collect()
+    } else {
+        req.names.clone()
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if !engine.container_exists(&name)? {
+            return Err(CommandError::NotFound(format!("container/{name}")));
+        }
+        let Some(s) = engine.container_stats(&name) else {
+            if req.names.is_empty() {
+                continue; // it stopped meanwhile
+            }
+            return Err(CommandError::Conflict(format!("container {name} is not running")));
+        };
+        out.push(ContainerStats {
+            name,
+            cpu_ns: s.cpu_ns,
+            system_ns: s.system_ns,
+            online_cpus: s.online_cpus,
+            memory_bytes: s.memory_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            pids: s.pids,
+            block_read_bytes: s.block_read_bytes,
+            block_write_bytes: s.block_write_bytes,
+            net_rx_bytes: s.net_rx_bytes,
+            net_tx_bytes: s.net_tx_bytes,
+        });
+    }
+    Ok(out)
+}
+
+pub fn top(engine: &Arc<Engine>, name: &str) -> Result<TopResponse> {
+    if !engine.container_exists(name)? {
+        return Err(CommandError::NotFound(format!("container/{name}")));
+    }
+    if engine.container_stats(name).is_none() {
+        return Err(CommandError::Conflict(format!("container {name} is not running")));
+    }
+    let processes = engine
+        .container_processes(name)
+        .into_iter()
+        .map(|p| TopProcess {
+            pid: p.pid,
+            ppid: p.ppid,
+            uid: p.uid,
+            cpu_seconds: p.cpu_seconds,
+            rss_bytes: p.rss_bytes,
+            command: p.command,
+        })
+        .collect();
+    Ok(TopResponse { processes })
+}
+
+pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
+    let view = engine
+        .views(Some(Kind::Container), Some(name))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CommandError::NotFound(format!("container/{name}")))?;
+    let runtime = engine.container_oci_spec(name).map(|spec| {
+        json!({
+            "process": spec["process"],
+            "hostname": spec["hostname"],
+            "mounts": spec["mounts"],
+            "namespaces": spec["linux"]["namespaces"],
+            "cgroupsPath": spec["linux"]["cgroupsPath"],
+            "resources": spec["linux"]["resources"],
+        })
+    });
+    Ok(ContainerInspect {
+        running: view.pid.is_some(),
+        paused: view.status == "Paused",
+        name: view.name,
+        image: view.image,
+        status: view.status,
+        pid: view.pid,
+        exit: view.exit,
+        restarts: view.restarts,
+        created_at: view.created_at,
+        source: view.source,
+        log_path: engine.log_file(name).display().to_string(),
+        config: view.spec,
+        runtime,
+    })
+}

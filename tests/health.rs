@@ -1,0 +1,99 @@
+//! Health checks against real containers: status in get/ps/describe,
+//! `dependsOn: {condition: healthy}`, onUnhealthy restart and stop, and a
+//! check that hangs is killed at its timeout. Run as root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Env;
+
+fn container(name: &str, command: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: busybox\n  command: [\"sh\", \"-c\", {command:?}]\n  stopGracePeriod: 1s\n{extra}"
+    )
+}
+
+#[test]
+fn a_healthy_dependency_gates_its_dependant_and_status_shows_health() {
+    let env = Env::new("healthdep");
+    // db becomes healthy once /tmp/ready exists (after ~2 s); web waits for it.
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        container(
+            "db",
+            "sleep 2; touch /tmp/ready; echo ready; sleep 1000",
+            "  healthcheck: {exec: [\"sh\", \"-c\", \"echo probing; test -e /tmp/ready\"], interval: 500ms, retries: 100}\n"
+        ),
+        container(
+            "web",
+            "echo web-started; sleep 1000",
+            "  dependsOn: [{name: db, condition: healthy}]\n"
+        ),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    let started = Instant::now();
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    // While db is starting, web waits.
+    let v = env.wait_for("container", "db", 10, |v| v["status"] == "Running (starting)");
+    assert_eq!(v["health"]["status"], "starting", "{v}");
+    let web = env.view("container", "web");
+    assert!(web["status"].as_str().unwrap().contains("healthy"), "web waits: {web}");
+    // Then db passes, and web starts.
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let db = env.view("container", "db");
+    assert_eq!(db["status"], "Running (healthy)", "{db}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "web waited for the check");
+    env.wait_for("container", "web", 10, |v| v["status"] == "Running");
+    let log = db["health"]["log"].as_array().unwrap();
+    assert_eq!(log.last().unwrap()["exitCode"], 0, "{db}");
+    assert!(log.last().unwrap()["output"].as_str().unwrap().contains("probing"));
+    assert!(env.ok(&["ps"]).contains("(healthy)"));
+    let describe = env.ok(&["describe", "container/db"]);
+    assert!(describe.contains("Health:     healthy"), "{describe}");
+}
+
+#[test]
+fn an_unhealthy_container_is_restarted_or_stopped_and_a_hung_check_is_killed() {
+    let env = Env::new("unhealthy");
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        // Healthy at first, then the file goes away: unhealthy, restarted.
+        container(
+            "flaky",
+            "touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 1000",
+            "  healthcheck: {exec: [\"test\", \"-e\", \"/tmp/ok\"], interval: 300ms, retries: 2, onUnhealthy: restart}\n"
+        ),
+        // The check hangs: killed at its timeout, counted as failed; stopped.
+        container(
+            "hung",
+            "sleep 1000",
+            "  restartPolicy: always\n  healthcheck: {exec: [\"sleep\", \"1000\"], interval: 200ms, timeout: 300ms, retries: 2, onUnhealthy: stop}\n"
+        ),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let first = env.wait_for("container", "flaky", 10, |v| v["status"] == "Running (healthy)")["pid"].clone();
+    let v = env.wait_for("container", "flaky", 20, |v| {
+        v["restarts"].as_u64().unwrap_or(0) >= 1 && v["pid"].is_number() && v["pid"] != first
+    });
+    assert!(v["status"].as_str().unwrap().starts_with("Running"), "{v}");
+    let events = env.ok(&["events"]);
+    assert!(events.contains("unhealthy (onUnhealthy: restart)"), "{events}");
+
+    let hung = env.wait_for("container", "hung", 20, |v| {
+        v["status"].as_str().unwrap().starts_with("Stopped")
+    });
+    assert!(hung["pid"].is_null(), "{hung}");
+    // Stopped by the check, it stays stopped despite restartPolicy always.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(env.view("container", "hung")["status"]
+        .as_str()
+        .unwrap()
+        .starts_with("Stopped"));
+    // Only timeouts can have failed it: the check itself never ends.
+    let events = env.ok(&["events"]);
+    assert!(events.contains("unhealthy (onUnhealthy: stop)"), "{events}");
+}
