@@ -60,8 +60,7 @@ impl ContentStore {
         let bytes = fs::read(&path).map_err(|source| ImageError::Store { path, source })?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
-            return Err(ImageError::BlobDigestMismatch {
-                reference: "the local store".into(),
+            return Err(ImageError::CorruptBlob {
                 expected: digest.into(),
                 actual,
             });
