@@ -127,9 +127,12 @@ pub enum CliCmd {
     Save(SaveArgs),
     /// Load images from a `docker save` or OCI archive.
     Load(LoadArgs),
-    /// Image commands: prune.
+    /// Image commands: ls, inspect, history, prune.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Volume commands: ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -416,4 +419,22 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "output", required = true)]
     pub output: PathBuf,
     pub container: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum VolumeCmd {
+    /// List volumes.
+    Ls,
+    /// A volume's spec, state and events.
+    Inspect(NameArg),
+    /// Delete volumes and their data (refused while a container uses one).
+    Rm(VolumeRmArgs),
+    /// Delete every volume no container uses.
+    Prune,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeRmArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }

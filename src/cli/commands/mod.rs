@@ -18,3 +18,4 @@ pub mod schema;
 pub mod stop;
 pub mod validate;
 pub mod version;
+pub mod volumes;
