@@ -239,6 +239,16 @@ fn a_pulled_two_layer_image_runs_with_its_config_and_its_whiteout() {
     let log = env.log_text("direct");
     assert!(log.contains("cwd=/www") && log.contains("uid=0 gid=0"), "{log}");
 
+    // system df counts the image as in use.
+    let df = env.ok(&["system", "df"]);
+    let images: Vec<&str> = df
+        .lines()
+        .find(|l| l.starts_with("Images"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(images[1..3], ["1", "1"], "{df}");
+
     // rmi is refused while the container exists, then works.
     let refused = env.berth(&["rmi", &reference]);
     assert!(!refused.status.success());

@@ -308,6 +308,14 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<ExportRequest>),
         response: Body::Json(schema::<serde_json::Value>),
     },
+    Route {
+        method: "get",
+        path: "/v1/system/df",
+        summary: "disk use of images, containers' writable layers and volumes",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<DiskUsage>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

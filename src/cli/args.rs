@@ -133,6 +133,9 @@ pub enum CliCmd {
     /// Volume commands: ls, inspect, rm, prune.
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// System commands: df.
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -437,4 +440,10 @@ pub enum VolumeCmd {
 pub struct VolumeRmArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SystemCmd {
+    /// Disk use of images, containers and volumes.
+    Df,
 }

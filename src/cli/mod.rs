@@ -58,6 +58,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Load(args) => images::load(g, args).await,
         CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
         CliCmd::Volume(cmd) => commands::volumes::volume(g, cmd).await,
+        CliCmd::System(args::SystemCmd::Df) => images::system_df(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
         CliCmd::Image(args::ImageCmd::Inspect(args)) => images::inspect(g, args).await,
         CliCmd::Image(args::ImageCmd::History(args)) | CliCmd::History(args) => images::history(g, args).await,

@@ -332,3 +332,8 @@ pub async fn export(engine: &Arc<Engine>, req: ExportRequest) -> Result<()> {
     let out = absolute(&req.path)?;
     Ok(engine.export_container(&req.container, out).await?)
 }
+
+/// Disk use by kind, as `docker system df`.
+pub async fn disk_usage(engine: &Engine) -> Result<DiskUsage> {
+    Ok(engine.disk_usage().await?)
+}

@@ -319,3 +319,23 @@ pub async fn export(g: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let _: serde_json::Value = client(g, true).post("/v1/export", &req).await?;
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn system_df(g: &Global) -> anyhow::Result<ExitCode> {
+    let df: DiskUsage = client(g, true).get("/v1/system/df").await?;
+    let mut table = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for (kind, line) in [
+        ("Images", &df.images),
+        ("Containers", &df.containers),
+        ("Local Volumes", &df.volumes),
+    ] {
+        table.row(vec![
+            kind.to_string(),
+            line.total.to_string(),
+            line.active.to_string(),
+            human_size(line.size),
+            human_size(line.reclaimable),
+        ]);
+    }
+    table.print();
+    Ok(ExitCode::SUCCESS)
+}
