@@ -757,3 +757,16 @@ pub struct UsageLine {
     /// Bytes that `image prune`, deleting stopped containers, `volume prune` would free.
     pub reclaimable: u64,
 }
+
+/// `POST /v1/images/import`: a root filesystem tar on the daemon's host as a
+/// one-layer image.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportImageRequest {
+    /// Absolute path of the tar (plain, gzip or zstd).
+    pub path: String,
+    pub reference: String,
+    /// The image's Cmd.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+}

@@ -949,3 +949,25 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     drop(registry);
 }
+
+#[test]
+fn import_makes_an_image_of_a_root_filesystem_tar_plain_or_zstd() {
+    let env = Env::new("reg-import");
+    let plain = busybox_tar().display().to_string();
+    env.ok(&["import", &plain, "localhost/imported:1", "sh", "-c", "echo imported-ok"]);
+    assert!(env.ok(&["run", "--rm", "localhost/imported:1"]).contains("imported-ok"));
+    assert!(env.ok(&["history", "localhost/imported:1"]).contains("berth import"));
+
+    let zst = env.dir.join("rootfs.tar.zst");
+    let bytes = zstd::encode_all(&std::fs::read(busybox_tar()).unwrap()[..], 3).unwrap();
+    std::fs::write(&zst, bytes).unwrap();
+    env.ok(&["import", zst.to_str().unwrap(), "localhost/imported:zst"]);
+    let out = env.ok(&["run", "--rm", "localhost/imported:zst", "cat", "/etc/passwd"]);
+    assert!(out.contains("root:x:0:0"), "{out}");
+    // The same root filesystem: one snapshot, shared.
+    assert_eq!(snapshots(&env), 1);
+
+    let out = env.berth(&["import", "/dev/zero", "localhost/nope:1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+}

@@ -316,6 +316,14 @@ pub const ROUTES: &[Route] = &[
         request: None,
         response: Body::Json(schema::<DiskUsage>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/import",
+        summary: "a root filesystem tar on the daemon's host as a one-layer image",
+        params: &[],
+        request: Some(schema::<ImportImageRequest>),
+        response: Body::Json(schema::<ImageListItem>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

@@ -119,6 +119,8 @@ pub enum CliCmd {
     Login(LoginArgs),
     /// Forget a registry's credentials.
     Logout(LogoutArgs),
+    /// A root filesystem tar as an image: FILE REFERENCE [CMD...].
+    Import(ImportArgs),
     /// A container's filesystem as a tar: CONTAINER -o FILE.
     Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
@@ -446,4 +448,14 @@ pub struct VolumeRmArgs {
 pub enum SystemCmd {
     /// Disk use of images, containers and volumes.
     Df,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The tar (plain, gzip or zstd).
+    pub file: PathBuf,
+    pub reference: String,
+    /// The image's default command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
 }

@@ -53,6 +53,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Save(args) => images::save(g, args).await,
         CliCmd::Commit(args) => images::commit(g, args).await,
         CliCmd::Export(args) => images::export(g, args).await,
+        CliCmd::Import(args) => images::import(g, args).await,
         CliCmd::Login(args) => images::login(g, args).await,
         CliCmd::Logout(args) => images::logout(g, args).await,
         CliCmd::Load(args) => images::load(g, args).await,

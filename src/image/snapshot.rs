@@ -230,7 +230,7 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Opens a layer blob, decompressing gzip or zstd as its magic bytes say
 /// (a registry's media type can lie; the bytes cannot).
-fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
+pub(crate) fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
     let read_error = |source| ImageError::ReadArchive {
         path: blob.to_path_buf(),
         source,

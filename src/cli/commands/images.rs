@@ -8,8 +8,8 @@ use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::{
-    CommitArgs, ExportArgs, Global, ImagesArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs, PushArgs, RmiArgs,
-    SaveArgs, TagArgs,
+    CommitArgs, ExportArgs, Global, ImagesArgs, ImportArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs,
+    PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::cli::client;
 use crate::cli::output::{self, Table};
@@ -337,5 +337,16 @@ pub async fn system_df(g: &Global) -> anyhow::Result<ExitCode> {
         ]);
     }
     table.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn import(g: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let req = ImportImageRequest {
+        path: absolute(&args.file)?,
+        reference: args.reference,
+        cmd: args.cmd,
+    };
+    let image: ImageListItem = client(g, true).post("/v1/images/import", &req).await?;
+    println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
 }
