@@ -262,6 +262,25 @@ pub struct RunRequest {
     /// `--security-opt` values, as Docker spells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// `-p HOST:CONTAINER[/udp]` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
+    /// `--network`: a network's name, `host`, `none` or `container:NAME`;
+    /// the default bridge network when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `--health-cmd`: a shell command (run with `/bin/sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_cmd: Option<String>,
+    /// `--health-interval`, `--health-timeout`, `--health-start-period`: durations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_start_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_retries: Option<u32>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -307,6 +326,15 @@ pub struct ExecRequest {
     /// Start it and answer at once with [`ExecStarted`].
     #[serde(default)]
     pub detach: bool,
+    /// Give it a pty. The client's side of the connection is then framed
+    /// too: stream 0 is input, [`exec_frame::RESIZE`] a new window size.
+    #[serde(default)]
+    pub tty: bool,
+    /// The pty's first size (rows, columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u16>,
 }
 
 /// Answer of a detached exec.
@@ -326,6 +354,10 @@ pub mod exec_frame {
     pub const STDOUT: u8 = 1;
     pub const STDERR: u8 = 2;
     pub const EXIT: u8 = 3;
+    /// Client to server, with a tty: input bytes.
+    pub const STDIN: u8 = 0;
+    /// Client to server, with a tty: rows and columns, big-endian u16 each.
+    pub const RESIZE: u8 = 4;
 
     pub fn header(stream: u8, len: usize) -> [u8; 8] {
         let n = (len as u32).to_be_bytes();
@@ -432,6 +464,24 @@ pub struct ContainerInspect {
     /// What the runtime runs: the OCI spec's process, hostname, mounts,
     /// namespaces and cgroup path (while the container has a bundle).
     pub runtime: Option<serde_json::Value>,
+}
+
+/// Body of `POST /v1/cp/{name}`: a copy between a running container and the
+/// host. Both paths are absolute; the host path is the daemon's (same host).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyRequest {
+    /// Host to container when true, container to host otherwise.
+    pub into_container: bool,
+    pub container_path: String,
+    pub host_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyResponse {
+    /// Bytes of file content copied.
+    pub bytes: u64,
 }
 
 /// Answer of `POST /v1/stop/{name}`.

@@ -97,3 +97,43 @@ fn an_unhealthy_container_is_restarted_or_stopped_and_a_hung_check_is_killed() {
     let events = env.ok(&["events"]);
     assert!(events.contains("unhealthy (onUnhealthy: stop)"), "{events}");
 }
+
+#[test]
+fn run_health_flags_make_a_healthcheck() {
+    let env = Env::new("healthrun");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "probed",
+        "--health-cmd",
+        "test -e /tmp/up && echo fine",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 1; touch /tmp/up; sleep 1000 & wait",
+    ]);
+    let v = env.wait_for("container", "probed", 10, |v| v["status"] == "Running (healthy)");
+    let log = v["health"]["log"].as_array().unwrap();
+    assert_eq!(log.last().unwrap()["output"], "fine\n", "{v}");
+    // Failures before it passed counted (no start period): it went unhealthy first.
+    let events = env.ok(&["events"]);
+    assert!(events.contains("starting -> unhealthy"), "{events}");
+    let bad = env.berth(&[
+        "run",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "soon",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--health-interval"));
+}

@@ -222,3 +222,122 @@ fn stats_top_and_inspect_read_the_containers_cgroup_and_processes() {
     let stopped = env.berth(&["stats", "--no-stream", "nosuch"]);
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("not found"));
 }
+
+#[test]
+fn a_log_rotates_at_max_size_and_logs_follow_goes_on_across_rotations() {
+    let env = Env::new("logrotate");
+    apply(
+        &env,
+        &format!(
+            "{}  logs: {{maxSize: 4Ki, maxFiles: 3}}\n",
+            container(
+                "chatty",
+                "i=0; while [ $i -lt 400 ]; do echo line-$i-padding-padding-padding; i=$((i+1)); sleep 0.005; done; echo done; sleep 1000"
+            )
+        ),
+    );
+    let follower = env
+        .command()
+        .args(["logs", "-f", "chatty"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = env.root.join("containers/chatty/container.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(" done") {
+        assert!(Instant::now() < deadline, "the container did not finish writing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follower.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let out = follower.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.split('-').next()?.parse().ok())
+        .collect();
+    assert!(text.contains("done"), "{text}");
+    assert_eq!(*numbers.last().unwrap(), 399);
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "logs -f lost or repeated lines across rotations: {numbers:?}"
+    );
+    // Far more than the three files hold: it followed through rotations.
+    assert!(numbers.len() > 250, "{} lines", numbers.len());
+    for n in 1..=2 {
+        let rotated = std::fs::metadata(format!("{}.{n}", log.display())).unwrap();
+        assert!(rotated.len() <= 4096);
+    }
+    assert!(!std::path::Path::new(&format!("{}.3", log.display())).exists());
+    assert!(std::fs::metadata(&log).unwrap().len() <= 4096);
+    // logs reads the rotated files first, then the current one, in order.
+    let all = env.log_text("chatty");
+    let kept: Vec<u32> = all
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.split('-').next()?.parse().ok())
+        .collect();
+    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1) && kept.last() == Some(&399));
+
+    assert_eq!(env.ok(&["logs", "--since", "1h", "chatty"]), all);
+    assert_eq!(env.ok(&["logs", "--until", "2000-01-01T00:00:00Z", "chatty"]), "");
+    let bad = env.berth(&["logs", "--since", "yesterday", "chatty"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"), "{bad:?}");
+}
+
+#[test]
+fn cp_copies_both_ways_and_no_symlink_leads_out_of_the_container() {
+    let env = Env::new("cp");
+    // A host directory the container's symlinks point at, by host path.
+    let host_dir = env.dir.join("hostdir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("secret"), "HOST-SECRET").unwrap();
+    let hd = host_dir.display().to_string();
+    apply(
+        &env,
+        &container(
+            "box",
+            &format!(
+                "mkdir -p /data/sub; echo inside > /data/f; echo deep > /data/sub/g; ln -s {hd} /data/abs; ln -s ../../../../../../..{hd} /data/rel; echo ready; sleep 1000 & wait"
+            ),
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.log_text("box").contains("ready") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = env.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.display().to_string();
+    env.ok(&["cp", "box:/data/f", &format!("{o}/f")]);
+    assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), "inside\n");
+    env.ok(&["cp", "box:/data", &o]);
+    assert_eq!(std::fs::read_to_string(out.join("data/sub/g")).unwrap(), "deep\n");
+    // Symlinks come out as symlinks, not as what they point at.
+    assert!(std::fs::symlink_metadata(out.join("data/abs"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    for link in ["abs", "rel"] {
+        // Reading through a symlink to a host path finds the container's own
+        // (missing) path, never the host's file.
+        let leak = env.berth(&["cp", &format!("box:/data/{link}/secret"), &format!("{o}/leak-{link}")]);
+        assert!(!leak.status.success(), "cp followed /data/{link} out of the container");
+        assert!(!out.join(format!("leak-{link}")).exists());
+        // Writing through one cannot plant a file on the host either.
+        let plant = env.berth(&["cp", &format!("{o}/f"), &format!("box:/data/{link}/planted")]);
+        assert!(!plant.status.success(), "cp wrote through /data/{link}");
+        assert!(!host_dir.join("planted").exists());
+    }
+    // Into the container: a file and a tree.
+    std::fs::create_dir_all(out.join("tree/inner")).unwrap();
+    std::fs::write(out.join("tree/inner/h"), "from-host").unwrap();
+    env.ok(&["cp", &format!("{o}/tree"), "box:/data"]);
+    assert_eq!(env.ok(&["exec", "box", "cat", "/data/tree/inner/h"]), "from-host");
+    let missing = env.berth(&["cp", "nosuch:/x", &o]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}

@@ -124,6 +124,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/unpause/{name}") => post(unpause),
         ("post", "/v1/stats") => post(stats),
         ("get", "/v1/top/{name}") => get(top),
+        ("post", "/v1/cp/{name}") => post(copy),
         ("get", "/v1/inspect/{name}") => get(inspect),
         ("get", "/v1/events") => get(events),
         ("post", "/v1/images/pull") => post(pull),
@@ -196,6 +197,8 @@ struct LogsQuery {
     #[serde(default)]
     follow: bool,
     tail: Option<usize>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 async fn logs(
@@ -203,7 +206,10 @@ async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
-    Ok(ndjson_stream(commands::logs::logs(&engine, &name, q.tail, q.follow)?))
+    let range = commands::logs::TimeRange::parse(q.since.as_deref(), q.until.as_deref())?;
+    Ok(ndjson_stream(commands::logs::logs(
+        &engine, &name, q.tail, q.follow, range,
+    )?))
 }
 
 async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunRequest>) -> ApiResult<Response> {
@@ -226,9 +232,10 @@ async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut r
         });
     }
     let process = commands::exec::start(&engine, &name, &body)?;
+    let size = body.rows.zip(body.columns);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io)).await,
+            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size).await,
             Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
         }
     });
@@ -273,6 +280,14 @@ async fn stats(
     JsonBody(req): JsonBody<StatsRequest>,
 ) -> ApiResult<Json<Vec<ContainerStats>>> {
     Ok(Json(commands::inspect::stats(&engine, &req)?))
+}
+
+async fn copy(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<CopyRequest>,
+) -> ApiResult<Json<CopyResponse>> {
+    Ok(Json(commands::inspect::copy(&engine, &name, req).await?))
 }
 
 async fn top(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<TopResponse>> {

@@ -99,7 +99,9 @@ pub const ROUTES: &[Route] = &[
         params: &[
             ("name", "path", "container name"),
             ("follow", "query", "keep streaming while the container runs"),
-            ("tail", "query", "only the last N lines"),
+            ("tail", "query", "only the last N lines (of the current file)"),
+            ("since", "query", "only lines at or after: RFC 3339, unix seconds, or a duration before now (10m)"),
+            ("until", "query", "only lines at or before, as since"),
         ],
         request: None,
         response: Body::Ndjson(schema::<LogLine>),
@@ -178,6 +180,14 @@ pub const ROUTES: &[Route] = &[
         params: &[],
         request: Some(schema::<StatsRequest>),
         response: Body::Json(schema::<Vec<ContainerStats>>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/cp/{name}",
+        summary: "copy between a running container and the host (no path can leave the container's root)",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<CopyRequest>),
+        response: Body::Json(schema::<CopyResponse>),
     },
     Route {
         method: "get",

@@ -51,6 +51,8 @@ pub enum Output {
 
 /// The top-level commands. `daemon` is the binary's other half, so `main.rs`
 /// runs it; everything else is a [`CliCmd`], which `cli::main` runs.
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
@@ -99,6 +101,8 @@ pub enum CliCmd {
     Stats(StatsArgs),
     /// A container's processes.
     Top(NameArgs),
+    /// Copy files between a running container and the host (NAME:PATH on one side).
+    Cp(CpArgs),
     /// One container in full, as JSON.
     Inspect(NameArgs),
     /// Recent events.
@@ -138,6 +142,9 @@ pub enum CliCmd {
     /// System commands: df.
     #[command(subcommand)]
     System(SystemCmd),
+    /// Network commands: ls, inspect, create, rm.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -202,6 +209,12 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Only lines since: an RFC 3339 time, unix seconds, or a duration before now (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines until, as --since.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -229,6 +242,12 @@ pub struct StopArgs {
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CpArgs {
+    pub source: String,
+    pub destination: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -282,6 +301,27 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false].
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Publish a container port on the host: HOST:CONTAINER[/udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// A network to join, or host, none or container:NAME (default: the bridge network).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Health check command, run with /bin/sh -c.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// A health check running longer is killed and fails.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time after the start during which failures do not count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -335,6 +375,36 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum NetworkCmd {
+    /// List networks with their status.
+    Ls {
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Output>,
+    },
+    /// Spec, subnet, status and recent events of a network.
+    Inspect { name: String },
+    /// Make a bridge network (a Network object of its own apply set).
+    Create(NetworkCreateArgs),
+    /// Delete networks (refused while containers use them).
+    Rm { names: Vec<String> },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// e.g. 10.89.7.0/24; chosen from the pool when absent.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// No route out of the host.
+    #[arg(long)]
+    pub internal: bool,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum ImageCmd {
     /// Remove images no reference names and no container uses, and the
     /// layers and blobs nothing uses.
@@ -383,6 +453,9 @@ pub struct ExecArgs {
     /// Keep stdin open and forward it.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give it a pty (with -i: the terminal in raw mode, resizes follow).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Start it in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,

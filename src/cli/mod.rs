@@ -22,7 +22,8 @@ use args::{CliCmd, Global};
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
     use commands::{
-        apply, delete, events, exec, get, images, inspect, lifecycle, logs, ps, run, schema, stop, validate, version,
+        apply, delete, events, exec, get, images, inspect, lifecycle, logs, network, ps, run, schema, stop, validate,
+        version,
     };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
@@ -40,6 +41,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Restart(args) => Ok(lifecycle::verb(g, "restart", &args.names, serde_json::json!({})).await),
         CliCmd::Stats(args) => inspect::stats(g, args).await,
         CliCmd::Top(args) => inspect::top(g, args).await,
+        CliCmd::Cp(args) => inspect::cp(g, args).await,
         CliCmd::Inspect(args) => inspect::inspect(g, args).await,
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
@@ -61,6 +63,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Volume(cmd) => commands::volumes::volume(g, cmd).await,
         CliCmd::System(args::SystemCmd::Df) => images::system_df(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
+        CliCmd::Network(cmd) => network::network(g, cmd).await,
         CliCmd::Image(args::ImageCmd::Inspect(args)) => images::inspect(g, args).await,
         CliCmd::Image(args::ImageCmd::History(args)) | CliCmd::History(args) => images::history(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),

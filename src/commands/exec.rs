@@ -2,6 +2,7 @@
 //! `runtime::exec`) runs it; [`pump`] carries its stdio over a byte stream
 //! (the API's upgraded connection) as Docker multiplexes attach streams.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,7 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
         cwd: req.working_dir.clone(),
         uid,
         gid,
+        tty: req.tty && !req.detach,
     };
     engine
         .exec(name, process, !req.detach, req.interactive && !req.detach)
@@ -87,9 +89,16 @@ pub async fn detached(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Re
 /// from `io` (when the process has one), output to it in frames, then the
 /// exit frame. Each write waits for the client: a slow reader slows the
 /// process down (its pipe fills) rather than losing output.
-pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(mut p: ExecProcess, io: IO) {
+pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(mut p: ExecProcess, io: IO, size: Option<(u16, u16)>) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let exit = match p.next_report().await {
+        Some(ExecReport::Started { .. }) if p.pty_socket.is_some() => match take_pty(&mut p, size).await {
+            Ok(master) => relay_pty(&mut p, master, rd, &mut wr).await,
+            Err(e) => ExecExit {
+                exit_code: 126,
+                error: Some(format!("exec: no pty: {e}")),
+            },
+        },
         Some(ExecReport::Started { .. }) => {
             if let Some(mut stdin) = p.stdin.take() {
                 tokio::spawn(async move {
@@ -121,6 +130,119 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(mut p: ExecProces
         let _ = wr.write_all(&body).await;
     }
     let _ = wr.shutdown().await;
+}
+
+/// Receives the pty master from the exec shim and sets its first size.
+async fn take_pty(p: &mut ExecProcess, size: Option<(u16, u16)>) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    let socket = p
+        .pty_socket
+        .take()
+        .ok_or_else(|| std::io::Error::other("no pty socket"))?;
+    let master = tokio::task::spawn_blocking(move || crate::runtime::exec::receive_fd(&socket)).await??;
+    if let Some((rows, columns)) = size {
+        resize(&master, rows, columns);
+    }
+    let flags = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and the
+    // same for the AsyncFd's whole life.
+    unsafe { tokio::io::unix::AsyncFd::register(master) }.map_err(std::io::Error::from)
+}
+
+fn resize(master: &OwnedFd, rows: u16, columns: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize we own from a pty master we own.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+/// With a tty: pty output to the client as stdout frames; the client's
+/// frames to the pty (input) or to its size, until the pty closes.
+async fn relay_pty<R, W>(
+    p: &mut ExecProcess,
+    master: tokio::io::unix::AsyncFd<OwnedFd>,
+    mut rd: R,
+    wr: &mut W,
+) -> ExecExit
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
+    let master = std::sync::Arc::new(master);
+    let input = master.clone();
+    let from_client = tokio::spawn(async move {
+        let mut header = [0u8; 8];
+        let mut payload = Vec::new();
+        loop {
+            if rd.read_exact(&mut header).await.is_err() {
+                return;
+            }
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            payload.resize(len.min(1 << 20), 0);
+            if rd.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            match header[0] {
+                exec_frame::STDIN => {
+                    let mut rest = &payload[..];
+                    while !rest.is_empty() {
+                        let Ok(mut guard) = input.writable().await else { return };
+                        match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), rest).map_err(std::io::Error::from)) {
+                            Ok(Ok(n)) => rest = &rest[n..],
+                            Ok(Err(_)) => return,
+                            Err(_would_block) => continue,
+                        }
+                    }
+                }
+                exec_frame::RESIZE if payload.len() == 4 => {
+                    let rows = u16::from_be_bytes([payload[0], payload[1]]);
+                    let columns = u16::from_be_bytes([payload[2], payload[3]]);
+                    resize(input.get_ref(), rows, columns);
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut client_gone = false;
+    loop {
+        let Ok(mut guard) = master.readable().await else { break };
+        match guard.try_io(|fd| nix::unistd::read(fd.get_ref().as_raw_fd(), &mut buf).map_err(std::io::Error::from)) {
+            // EIO: the last holder of the pty's other side is gone.
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                if !client_gone {
+                    client_gone = !frame(wr, exec_frame::STDOUT, &buf[..n]).await;
+                }
+            }
+            Err(_would_block) => continue,
+        }
+    }
+    from_client.abort();
+    loop {
+        match p.next_report().await {
+            Some(ExecReport::Exited { code }) => {
+                return ExecExit {
+                    exit_code: code,
+                    error: None,
+                }
+            }
+            Some(_) => continue,
+            None => {
+                return ExecExit {
+                    exit_code: 255,
+                    error: Some("the exec shim ended without reporting the exit".into()),
+                }
+            }
+        }
+    }
 }
 
 /// Forwards stdout and stderr until both close (or, once the process has

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{CommandError, Result};
 use crate::manifest::Kind;
 use crate::reconcile::Engine;
-use crate::wire::{ContainerInspect, ContainerStats, StatsRequest, TopProcess, TopResponse};
+use crate::wire::{ContainerInspect, ContainerStats, CopyRequest, CopyResponse, StatsRequest, TopProcess, TopResponse};
 
 /// One reading per named container (all running ones when none is named);
 /// a named container that is not running is an error.
@@ -103,4 +103,35 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
         config: view.spec,
         runtime,
     })
+}
+
+/// `cp`: both paths absolute; the container must run (its files are reached
+/// through its init; see `runtime::copy` for why nothing can escape it).
+pub async fn copy(engine: &Arc<Engine>, name: &str, req: CopyRequest) -> Result<CopyResponse> {
+    for (what, p) in [("container", &req.container_path), ("host", &req.host_path)] {
+        if !p.starts_with('/') {
+            return Err(CommandError::Invalid(format!(
+                "cp: the {what} path {p:?} must be absolute"
+            )));
+        }
+    }
+    if !engine.container_exists(name)? {
+        return Err(CommandError::NotFound(format!("container/{name}")));
+    }
+    let pid = engine
+        .running_init(name)
+        .ok_or_else(|| CommandError::Conflict(format!("container {name} is not running: cp needs it running")))?;
+    let engine = engine.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        engine.copy(
+            pid,
+            req.into_container,
+            std::path::Path::new(&req.container_path),
+            std::path::Path::new(&req.host_path),
+        )
+    })
+    .await
+    .map_err(|e| CommandError::Unavailable(e.to_string()))?
+    .map_err(|e| CommandError::Invalid(format!("cp: {e}")))?;
+    Ok(CopyResponse { bytes })
 }

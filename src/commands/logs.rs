@@ -28,9 +28,59 @@ fn to_wire(l: logs::LogLine) -> LogLine {
     }
 }
 
-/// Streams the last `tail` lines (all when `None`) of a container's log,
-/// then with `follow` new lines until it stops running.
-pub fn logs(engine: &Arc<Engine>, name: &str, tail: Option<usize>, follow: bool) -> Result<mpsc::Receiver<LogLine>> {
+/// Which lines by time: `since` and `until` as unix nanoseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeRange {
+    pub since: Option<i128>,
+    pub until: Option<i128>,
+}
+
+impl TimeRange {
+    /// From `--since`/`--until` as Docker takes them: an RFC 3339 time, unix
+    /// seconds, or a duration before now (`10m`, `1h30m`).
+    pub fn parse(since: Option<&str>, until: Option<&str>) -> Result<TimeRange> {
+        Ok(TimeRange {
+            since: since.map(|s| parse_time("--since", s)).transpose()?,
+            until: until.map(|s| parse_time("--until", s)).transpose()?,
+        })
+    }
+
+    fn keeps(&self, line: &LogLine) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Ok(t) = time::OffsetDateTime::parse(&line.time, &time::format_description::well_known::Rfc3339) else {
+            return true;
+        };
+        let t = t.unix_timestamp_nanos();
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
+    }
+}
+
+fn parse_time(flag: &str, s: &str) -> Result<i128> {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp_nanos());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i128);
+    }
+    if let Ok(d) = s.parse::<crate::manifest::Duration>() {
+        return Ok(time::OffsetDateTime::now_utc().unix_timestamp_nanos() - d.0.as_nanos() as i128);
+    }
+    Err(CommandError::Invalid(format!(
+        "{flag} {s:?}: expected an RFC 3339 time, unix seconds, or a duration such as 10m"
+    )))
+}
+
+/// Streams the last `tail` lines (all when `None`, rotated files first) of a
+/// container's log in `range`, then with `follow` new lines until it stops.
+pub fn logs(
+    engine: &Arc<Engine>,
+    name: &str,
+    tail: Option<usize>,
+    follow: bool,
+    range: TimeRange,
+) -> Result<mpsc::Receiver<LogLine>> {
     if !engine.container_known(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }
@@ -38,7 +88,7 @@ pub fn logs(engine: &Arc<Engine>, name: &str, tail: Option<usize>, follow: bool)
     let engine = engine.clone();
     let name = name.to_string();
     tokio::spawn(async move {
-        if let Err(e) = follow_logs(&engine, &name, tail, follow, &tx, |l| l).await {
+        if let Err(e) = follow_range(&engine, &name, tail, follow, range, &tx, |l| l).await {
             tracing::warn!(container = %name, "reading its log: {e}");
         }
     });
@@ -55,22 +105,83 @@ pub async fn follow_logs<T>(
     tx: &mpsc::Sender<T>,
     wrap: impl Fn(LogLine) -> T,
 ) -> std::io::Result<bool> {
+    follow_range(engine, name, tail, follow, TimeRange::default(), tx, wrap).await
+}
+
+/// Sends every line of one open file from `offset` on; false when the
+/// receiver went away.
+async fn send_file<T>(
+    file: &std::fs::File,
+    offset: &mut u64,
+    range: TimeRange,
+    tx: &mpsc::Sender<T>,
+    wrap: &impl Fn(LogLine) -> T,
+) -> std::io::Result<bool> {
+    loop {
+        let (lines, next) = logs::read_chunk_of(file, *offset, CHUNK_BYTES)?;
+        if lines.is_empty() {
+            return Ok(true);
+        }
+        *offset = next;
+        for l in lines {
+            let l = to_wire(l);
+            if range.keeps(&l) && tx.send(wrap(l)).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// [`follow_logs`] for lines in `range`. A followed log survives rotation:
+/// the reader keeps the file it has open (renamed to `.1` by the shim),
+/// reads it to its end once the path names a new file, then goes on there.
+async fn follow_range<T>(
+    engine: &Engine,
+    name: &str,
+    tail: Option<usize>,
+    follow: bool,
+    range: TimeRange,
+    tx: &mpsc::Sender<T>,
+    wrap: impl Fn(LogLine) -> T,
+) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
     let path = engine.log_file(name);
     let mut exits = engine.exits();
+    if tail.is_none() {
+        for old in logs::rotated_files(&path) {
+            if let Ok(f) = std::fs::File::open(&old) {
+                if !send_file(&f, &mut 0, range, tx, &wrap).await? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
     let mut offset = logs::tail_offset(&path, tail)?;
+    let mut file = std::fs::File::open(&path).ok();
     loop {
         // Checked before reading: lines written before an exit are all read.
         let running = follow && engine.container_state(name) == ContainerState::Running;
-        loop {
-            let (lines, next) = logs::read_chunk(&path, offset, CHUNK_BYTES)?;
-            if lines.is_empty() {
-                break;
+        if file.is_none() {
+            file = std::fs::File::open(&path).ok();
+            offset = 0;
+        }
+        if let Some(f) = &file {
+            if !send_file(f, &mut offset, range, tx, &wrap).await? {
+                return Ok(false);
             }
-            offset = next;
-            for l in lines {
-                if tx.send(wrap(to_wire(l))).await.is_err() {
+            let rotated = match (f.metadata(), std::fs::metadata(&path)) {
+                (Ok(open), Ok(now)) => open.ino() != now.ino() || open.dev() != now.dev(),
+                (Ok(_), Err(_)) => true,
+                _ => false,
+            };
+            if rotated {
+                // The shim no longer writes the old file: what it holds past
+                // our last read is complete now.
+                if !send_file(f, &mut offset, range, tx, &wrap).await? {
                     return Ok(false);
                 }
+                file = None;
+                continue;
             }
         }
         if !running {

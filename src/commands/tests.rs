@@ -214,7 +214,9 @@ async fn named_lookups_of_missing_objects_are_not_found() {
         query::list(&w.engine, Some("container"), Some("ghost"))
             .unwrap_err()
             .kind(),
-        logs::logs(&w.engine, "ghost", None, false).unwrap_err().kind(),
+        logs::logs(&w.engine, "ghost", None, false, Default::default())
+            .unwrap_err()
+            .kind(),
         query::stop(&w.engine, "ghost").await.unwrap_err().kind(),
     ];
     assert_eq!(kinds, [ErrorKind::NotFound; 4]);

@@ -20,7 +20,8 @@ pub fn users_of<'a>(objects: impl IntoIterator<Item = &'a Object>, key: &ObjectK
             match key.kind {
                 Kind::Image => c.image == key.name,
                 Kind::Volume => c.volumes.iter().any(|m| m.volume.as_deref() == Some(key.name.as_str())),
-                _ => false,
+                Kind::Network => c.networks.iter().any(|n| n.name == key.name),
+                Kind::Container => c.network.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(&key.name),
             }
         })
         .map(|o| ObjectKey::new(o.kind(), o.name()))
@@ -141,6 +142,27 @@ impl Engine {
             Probe::Running(run) => self.host.containers.stats(name, run.init_pid),
             _ => None,
         }
+    }
+
+    /// The init pid of a running container.
+    pub fn running_init(&self, name: &str) -> Option<i32> {
+        match self.host.containers.probe(name) {
+            Probe::Running(run) => Some(run.init_pid),
+            _ => None,
+        }
+    }
+
+    /// Copies between a running container and the host (blocking).
+    pub fn copy(
+        &self,
+        init_pid: i32,
+        into_container: bool,
+        container_path: &std::path::Path,
+        host_path: &std::path::Path,
+    ) -> std::io::Result<u64> {
+        self.host
+            .containers
+            .copy(init_pid, into_container, container_path, host_path)
     }
 
     /// The processes of a container.

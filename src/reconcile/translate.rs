@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::image::ImageConfig;
 use crate::manifest::{ContainerSpec, ImageSpec};
-use crate::runtime::{ContainerConfig, Limits, MountSpec};
+use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -157,11 +157,15 @@ pub fn container_config(
             cpu_shares: res.cpu_shares,
             pids: res.pids,
         },
+        // The container driver joins berth's namespace (see drivers/container.rs).
+        netns: NetnsMode::New,
         no_new_privileges: spec
             .security_context
             .as_ref()
             .and_then(|s| s.no_new_privileges)
             .unwrap_or(false),
+        log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
+        log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
     })
 }
 

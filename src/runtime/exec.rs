@@ -54,7 +54,13 @@ pub struct ExecSpec {
     pub cwd: Option<String>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// A pty: its master goes to the daemon over fd [`PTY_FD`].
+    #[serde(default)]
+    pub tty: bool,
 }
+
+/// The exec shim's socket that carries the pty master to the daemon.
+pub const PTY_FD: i32 = 4;
 
 /// One line on the report fd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +80,9 @@ pub fn main(config_json: &str) -> i32 {
     // SAFETY: fd 3 was placed by the daemon for us and nothing else owns it.
     let mut report_fd = unsafe { File::from_raw_fd(REPORT_FD) };
     // The exec'd process must not inherit it.
-    let _ = nix::fcntl::fcntl(REPORT_FD, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    for fd in [REPORT_FD, PTY_FD] {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    }
     let mut report = |r: &ExecReport| {
         if let Ok(mut line) = serde_json::to_string(r) {
             line.push('\n');
@@ -151,14 +159,98 @@ fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
     let process_json = cfg.bundle.join(format!("exec-{}.json", std::process::id()));
     std::fs::write(&process_json, process.json.to_string())
         .map_err(|e| format!("write {}: {e}", process_json.display()))?;
-    let built = build(cfg, &process_json, seccomp, process.lent);
+    let console = cfg
+        .process
+        .tty
+        .then(|| cfg.bundle.join(format!("exec-{}.console", std::process::id())));
+    let listener = match &console {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            Some(
+                std::os::unix::net::UnixListener::bind(path)
+                    .map_err(|e| format!("console socket {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let built = build(cfg, &process_json, console.as_deref(), seccomp, process.lent);
     let _ = std::fs::remove_file(&process_json);
-    built
+    if let Some(path) = &console {
+        let _ = std::fs::remove_file(path);
+    }
+    let pid = built?;
+    if let Some(listener) = listener {
+        // The process sent its pty master before it exec'd; it waits in the backlog.
+        let master = receive_master(&listener)?;
+        send_fd(PTY_FD, master.as_raw_fd())?;
+    }
+    Ok(pid)
+}
+
+/// Accepts libcontainer's connection on the console socket and takes the
+/// pty master it sends (SCM_RIGHTS).
+fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let (conn, _) = listener.accept().map_err(|e| format!("console socket: {e}"))?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| format!("console socket: {e}"))?;
+    for cmsg in msg.cmsgs().map_err(|e| format!("console socket: {e}"))? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err("the container sent no pty".into())
+}
+
+/// Sends `fd` over the unix socket at `socket` (SCM_RIGHTS).
+fn send_fd(socket: i32, fd: i32) -> Result<(), String> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(b"pty")];
+    let fds = [fd];
+    sendmsg::<()>(
+        socket,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| format!("send the pty to the daemon: {e}"))
+}
+
+/// The daemon's side of [`send_fd`]: blocks until the fd arrives.
+pub fn receive_fd(socket: &OwnedFd) -> std::io::Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 16];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(std::io::Error::other("the exec shim sent no pty"))
 }
 
 fn build(
     cfg: &ExecConfig,
     process_json: &std::path::Path,
+    console: Option<&std::path::Path>,
     seccomp: Option<LinuxSeccomp>,
     lent: Vec<String>,
 ) -> Result<nix::unistd::Pid, String> {
@@ -174,9 +266,12 @@ fn build(
         .with_stdin(stdin)
         .with_stdout(stdout)
         .with_stderr(stderr)
+        .with_console_socket(console)
         .as_tenant()
         .with_process(Some(process_json))
-        .with_detach(false)
+        // libcontainer gives a pty only to a "detached" process with a
+        // console socket; the exec shim still waits for it.
+        .with_detach(console.is_some())
         .build()
         .map_err(|e| super::shim::describe_error(&e))
 }
@@ -194,7 +289,7 @@ fn exec_process(spec: &Spec, req: &ExecSpec, has_seccomp: bool) -> Result<ExecPr
     let mut p = serde_json::to_value(spec.process().as_ref().ok_or("the container's spec has no process")?)
         .map_err(|e| e.to_string())?;
     p["args"] = serde_json::json!(req.args);
-    p["terminal"] = serde_json::json!(false);
+    p["terminal"] = serde_json::json!(req.tty);
     let overrides: Vec<&str> = req
         .env
         .iter()
@@ -306,6 +401,8 @@ pub struct ExecProcess {
     pub reports: tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::pipe::Receiver>>,
     /// The exec shim (tokio reaps it once dropped).
     pub child: tokio::process::Child,
+    /// With a tty: where the pty master arrives (see [`receive_fd`]).
+    pub pty_socket: Option<OwnedFd>,
 }
 
 impl ExecProcess {
@@ -331,6 +428,7 @@ impl super::Runtime {
     /// whether it runs.
     pub fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> super::Result<ExecProcess> {
         use std::process::Stdio;
+        let tty = process.tty;
         let cfg = ExecConfig {
             id: id.to_string(),
             lc_root: self.layout.lc_root(),
@@ -344,6 +442,22 @@ impl super::Runtime {
         let spawn_err = |source| super::RuntimeError::SpawnShim { id: id.into(), source };
         let (report_r, report_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(std::io::Error::from(e)))?;
+        let pty_pair = if tty {
+            let (ours, theirs) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| spawn_err(std::io::Error::from(e)))?;
+            Some((ours, theirs))
+        } else {
+            None
+        };
+        let pty_raw = pty_pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+        // With a pty the process's stdio is the pty (libcontainer ignores the
+        // fds it is given), so the shim's own stay closed.
+        let (attach, stdin) = if tty { (false, false) } else { (attach, stdin) };
         let stdio = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
         let mut cmd = tokio::process::Command::new(self.shim_exe());
         cmd.arg0("berth-exec")
@@ -359,19 +473,26 @@ impl super::Runtime {
         // the parent's other threads.
         unsafe {
             cmd.pre_exec(move || {
-                if raw == REPORT_FD {
-                    let flags = libc::fcntl(raw, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                for (from, to) in [(Some(raw), REPORT_FD), (pty_raw, PTY_FD)] {
+                    let Some(from) = from else { continue };
+                    if from == to {
+                        let flags = libc::fcntl(from, libc::F_GETFD);
+                        if flags < 0 || libc::fcntl(from, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(from, to) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                } else if libc::dup2(raw, REPORT_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
         let mut child = cmd.spawn().map_err(spawn_err)?;
         drop(report_w);
+        let pty_socket = pty_pair.map(|(ours, theirs)| {
+            drop(theirs);
+            ours
+        });
         let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(spawn_err)?;
         use tokio::io::AsyncBufReadExt;
         Ok(ExecProcess {
@@ -380,6 +501,7 @@ impl super::Runtime {
             stderr: child.stderr.take(),
             reports: tokio::io::BufReader::new(receiver).lines(),
             child,
+            pty_socket,
         })
     }
 }

@@ -68,6 +68,94 @@ impl LineSplitter {
     }
 }
 
+/// The log file's writer, in the shim: appends lines and, with a size
+/// limit, rotates `container.log` to `container.log.1` … `.N-1` (N =
+/// `max_files` files in all, the oldest dropped), as Docker's json-file
+/// driver does with max-size and max-file.
+#[derive(Debug)]
+pub struct LogWriter {
+    path: std::path::PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_bytes: Option<u64>,
+    max_files: u32,
+}
+
+impl LogWriter {
+    pub fn open(path: &Path, max_bytes: Option<u64>, max_files: u32) -> LogWriter {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok();
+        let size = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        LogWriter {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes,
+            max_files: max_files.max(1),
+        }
+    }
+
+    /// Appends `text` (whole lines); rotates first when it would pass the limit.
+    pub fn write(&mut self, text: &[u8]) {
+        use std::io::Write;
+        if let Some(max) = self.max_bytes {
+            if self.size > 0 && self.size + text.len() as u64 > max {
+                self.rotate();
+            }
+        }
+        if let Some(f) = self.file.as_mut() {
+            if f.write_all(text).is_ok() {
+                self.size += text.len() as u64;
+            }
+        }
+    }
+
+    fn rotate(&mut self) {
+        let numbered = |n: u32| rotated_path(&self.path, n);
+        // Renames keep readers that hold the file open (logs -f) reading the
+        // whole of it; they then move to the new file.
+        let _ = std::fs::remove_file(numbered(self.max_files - 1));
+        for n in (1..self.max_files - 1).rev() {
+            let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        }
+        if self.max_files > 1 {
+            let _ = std::fs::rename(&self.path, numbered(1));
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .ok();
+        self.size = 0;
+    }
+}
+
+/// `container.log.N`.
+pub fn rotated_path(path: &Path, n: u32) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    std::path::PathBuf::from(name)
+}
+
+/// The rotated files of a log that exist, oldest first.
+pub fn rotated_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for n in 1.. {
+        let p = rotated_path(path, n);
+        if !p.exists() {
+            break;
+        }
+        out.push(p);
+    }
+    out.reverse();
+    out
+}
+
 /// Reads the log from `offset` to its current end; returns the complete
 /// lines and the offset after the last one.
 pub fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<LogLine>, u64)> {
@@ -82,6 +170,12 @@ pub fn read_chunk(path: &Path, offset: u64, max_bytes: u64) -> io::Result<(Vec<L
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
         Err(e) => return Err(e),
     };
+    read_chunk_of(&f, offset, max_bytes)
+}
+
+/// As [`read_chunk`], from a file already open (one that may have been
+/// rotated away from its path meanwhile).
+pub fn read_chunk_of(f: &File, offset: u64, max_bytes: u64) -> io::Result<(Vec<LogLine>, u64)> {
     let mut f = io::BufReader::new(f);
     f.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
@@ -158,6 +252,29 @@ mod tests {
         let lines = s.push(&vec![b'x'; MAX_LINE * 2 + 3]);
         assert_eq!(lines.len(), 2);
         assert_eq!(s.finish().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_writer_rotates_at_its_size_and_keeps_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("container.log");
+        let mut w = LogWriter::open(&p, Some(100), 3);
+        for i in 0..30 {
+            w.write(format!("t stdout line-{i:02}\n").as_bytes());
+        }
+        let files = rotated_files(&p);
+        assert_eq!(files, vec![rotated_path(&p, 2), rotated_path(&p, 1)]);
+        for f in files.iter().chain([&p]) {
+            assert!(std::fs::metadata(f).unwrap().len() <= 100);
+        }
+        let (lines, _) = read_from(&p, 0).unwrap();
+        assert_eq!(lines.last().unwrap().text, "line-29");
+        let (older, _) = read_from(&files[0], 0).unwrap();
+        let (newer, _) = read_from(&files[1], 0).unwrap();
+        // Oldest first, contiguous with the current file.
+        let next = |l: &LogLine| l.text[5..].parse::<u32>().unwrap();
+        assert_eq!(next(older.last().unwrap()) + 1, next(&newer[0]));
+        assert_eq!(next(newer.last().unwrap()) + 1, next(&lines[0]));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod copy;
 pub mod exec;
 pub mod logs;
 pub mod proc;
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub use spec::{ContainerConfig, HostInfo, Limits, MountSpec};
+pub use spec::{ContainerConfig, HostInfo, Limits, MountSpec, NetnsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -153,6 +154,11 @@ pub struct ShimConfig {
     pub state_file: PathBuf,
     pub exit_file: PathBuf,
     pub cgroup_path: String,
+    /// Rotate the log at this size (bytes), keeping this many files.
+    #[serde(default)]
+    pub log_max_bytes: Option<u64>,
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
 }
 
 /// Written by the shim once the container runs.
@@ -324,6 +330,8 @@ impl Runtime {
             state_file: l.state_file(id),
             exit_file: l.exit_file(id),
             cgroup_path: l.cgroup_path(id),
+            log_max_bytes: cfg.log_max_bytes,
+            log_max_files: cfg.log_max_files,
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {

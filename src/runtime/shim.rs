@@ -8,7 +8,7 @@
 //! the init exits it writes `exit.json` and exits; the daemon watches the
 //! shim's pidfd.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -20,7 +20,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::logs::{timestamp_now, LineSplitter};
+use super::logs::{timestamp_now, LineSplitter, LogWriter};
 use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport};
 
 /// Entry point of `berth shim`. Returns the process exit code.
@@ -323,7 +323,7 @@ pub(crate) fn describe_error(e: &dyn std::error::Error) -> String {
 }
 
 fn supervise(cfg: &ShimConfig, running: Running) {
-    let mut log = OpenOptions::new().create(true).append(true).open(&cfg.log).ok();
+    let mut log = LogWriter::open(&cfg.log, cfg.log_max_bytes, cfg.log_max_files.unwrap_or(1));
     let mut splitters = [LineSplitter::default(), LineSplitter::default()];
     let mut open = [true, true];
     let mut status = None;
@@ -413,11 +413,10 @@ fn reap(pid: i32) -> WaitStatus {
     }
 }
 
-fn write_lines(log: &mut Option<File>, stream: usize, lines: Vec<String>) {
+fn write_lines(log: &mut LogWriter, stream: usize, lines: Vec<String>) {
     if lines.is_empty() {
         return;
     }
-    let Some(file) = log.as_mut() else { return };
     let name = if stream == 0 { "stdout" } else { "stderr" };
     let ts = timestamp_now();
     let mut out = String::new();
@@ -429,5 +428,5 @@ fn write_lines(log: &mut Option<File>, stream: usize, lines: Vec<String>) {
         out.push_str(&line);
         out.push('\n');
     }
-    let _ = file.write_all(out.as_bytes());
+    log.write(out.as_bytes());
 }

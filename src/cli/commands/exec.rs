@@ -15,6 +15,7 @@ use crate::wire::{exec_frame, ExecExit, ExecRequest, ExecStarted};
 /// Docker's codes: the process's exit code; 126/127 when its command cannot
 /// run; 1 when the daemon refused (no such container, not running).
 pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let size = if args.tty { window_size() } else { None };
     let req = ExecRequest {
         command: args.command,
         env: args.env,
@@ -22,6 +23,9 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
         working_dir: args.workdir,
         interactive: args.interactive,
         detach: args.detach,
+        tty: args.tty,
+        rows: size.map(|s| s.0),
+        columns: size.map(|s| s.1),
     };
     let path = format!("/v1/exec/{}", args.name);
     let c = client(g, true);
@@ -45,7 +49,59 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let (mut rd, mut wr) = tokio::io::split(io);
-    if req.interactive {
+    // Raw mode for the exec's life (restored when this guard drops), so keys
+    // reach the process as typed and the pty does the echoing.
+    let _raw = if req.tty && req.interactive {
+        RawMode::enter()
+    } else {
+        None
+    };
+    if req.tty {
+        // Every write goes through one task: input frames and resizes.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        if req.interactive {
+            let input = tx.clone();
+            std::thread::spawn(move || {
+                let mut stdin = std::io::stdin().lock();
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match stdin.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut f = exec_frame::header(exec_frame::STDIN, n).to_vec();
+                            f.extend_from_slice(&buf[..n]);
+                            if input.blocking_send(f).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        if let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) {
+            let resizes = tx.clone();
+            tokio::spawn(async move {
+                while winch.recv().await.is_some() {
+                    if let Some((rows, columns)) = window_size() {
+                        let mut f = exec_frame::header(exec_frame::RESIZE, 4).to_vec();
+                        f.extend_from_slice(&rows.to_be_bytes());
+                        f.extend_from_slice(&columns.to_be_bytes());
+                        if resizes.send(f).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                if wr.write_all(&f).await.is_err() {
+                    return;
+                }
+            }
+        });
+    } else if req.interactive {
         // A plain thread reads the terminal: a blocked read(0) must not keep
         // the process (or the runtime's shutdown) waiting once the exec ends.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
@@ -109,5 +165,35 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
             }
             _ => {}
         }
+    }
+}
+
+/// The terminal's size on stdout (rows, columns), if it is one.
+fn window_size() -> Option<(u16, u16)> {
+    // SAFETY: a zeroed winsize is valid; TIOCGWINSZ fills it or fails.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes into the winsize we own.
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// The terminal in raw mode, restored on drop.
+struct RawMode(nix::sys::termios::Termios);
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &self.0);
     }
 }

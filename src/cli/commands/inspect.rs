@@ -5,10 +5,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::args::{Global, NameArgs, StatsArgs};
+use crate::cli::args::{CpArgs, Global, NameArgs, StatsArgs};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
-use crate::wire::{ContainerInspect, ContainerStats, StatsRequest, TopResponse};
+use crate::wire::{ContainerInspect, ContainerStats, CopyRequest, CopyResponse, StatsRequest, TopResponse};
 
 /// How far apart the two readings of one refresh are, as `docker stats`.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -111,6 +111,38 @@ pub async fn inspect(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
     let v: ContainerInspect = client(g, true).get(&format!("/v1/inspect/{}", args.name)).await?;
     println!("{}", output::json(&v)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cp NAME:PATH HOSTPATH` or `cp HOSTPATH NAME:PATH`.
+pub async fn cp(g: &Global, args: CpArgs) -> anyhow::Result<ExitCode> {
+    fn in_container(s: &str) -> Option<(&str, &str)> {
+        s.split_once(':').filter(|(n, _)| !n.is_empty() && !n.contains('/'))
+    }
+    let (name, req) = match (in_container(&args.source), in_container(&args.destination)) {
+        (Some((name, inside)), None) => (
+            name.to_string(),
+            CopyRequest {
+                into_container: false,
+                container_path: inside.to_string(),
+                host_path: absolute(&args.destination)?,
+            },
+        ),
+        (None, Some((name, inside))) => (
+            name.to_string(),
+            CopyRequest {
+                into_container: true,
+                container_path: inside.to_string(),
+                host_path: absolute(&args.source)?,
+            },
+        ),
+        _ => anyhow::bail!("cp: exactly one of the two paths must be CONTAINER:PATH"),
+    };
+    let _: CopyResponse = client(g, true).post(&format!("/v1/cp/{name}"), &req).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(p: &str) -> anyhow::Result<String> {
+    Ok(std::path::absolute(p)?.display().to_string())
 }
 
 #[cfg(test)]

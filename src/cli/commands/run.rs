@@ -32,6 +32,13 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         rm: args.rm,
         detach,
         security_opt: args.security_opt,
+        publish: args.publish,
+        network: args.network,
+        health_cmd: args.health_cmd,
+        health_interval: args.health_interval,
+        health_timeout: args.health_timeout,
+        health_start_period: args.health_start_period,
+        health_retries: args.health_retries,
     };
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
