@@ -140,6 +140,8 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/login") => post(login),
         ("post", "/v1/logout") => post(logout),
         ("post", "/v1/export") => post(export),
+        ("get", "/v1/system/df") => get(disk_usage),
+        ("post", "/v1/images/import") => post(import_image),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -391,6 +393,17 @@ async fn export(
 ) -> ApiResult<Json<serde_json::Value>> {
     commands::images::export(&engine, req).await?;
     Ok(Json(serde_json::json!({})))
+}
+
+async fn disk_usage(State(engine): State<Arc<Engine>>) -> ApiResult<Json<DiskUsage>> {
+    Ok(Json(commands::images::disk_usage(&engine).await?))
+}
+
+async fn import_image(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<ImportImageRequest>,
+) -> ApiResult<Json<ImageListItem>> {
+    Ok(Json(commands::images::import(&engine, req).await?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

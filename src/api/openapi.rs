@@ -322,6 +322,22 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<ExportRequest>),
         response: Body::Json(schema::<serde_json::Value>),
     },
+    Route {
+        method: "get",
+        path: "/v1/system/df",
+        summary: "disk use of images, containers' writable layers and volumes",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<DiskUsage>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/import",
+        summary: "a root filesystem tar on the daemon's host as a one-layer image",
+        params: &[],
+        request: Some(schema::<ImportImageRequest>),
+        response: Body::Json(schema::<ImageListItem>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

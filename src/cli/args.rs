@@ -123,6 +123,8 @@ pub enum CliCmd {
     Login(LoginArgs),
     /// Forget a registry's credentials.
     Logout(LogoutArgs),
+    /// A root filesystem tar as an image: FILE REFERENCE [CMD...].
+    Import(ImportArgs),
     /// A container's filesystem as a tar: CONTAINER -o FILE.
     Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
@@ -131,9 +133,15 @@ pub enum CliCmd {
     Save(SaveArgs),
     /// Load images from a `docker save` or OCI archive.
     Load(LoadArgs),
-    /// Image commands: prune.
+    /// Image commands: ls, inspect, history, prune.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Volume commands: ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// System commands: df.
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Network commands: ls, inspect, create, rm.
     #[command(subcommand)]
     Network(NetworkCmd),
@@ -489,4 +497,38 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "output", required = true)]
     pub output: PathBuf,
     pub container: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum VolumeCmd {
+    /// List volumes.
+    Ls,
+    /// A volume's spec, state and events.
+    Inspect(NameArg),
+    /// Delete volumes and their data (refused while a container uses one).
+    Rm(VolumeRmArgs),
+    /// Delete every volume no container uses.
+    Prune,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeRmArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SystemCmd {
+    /// Disk use of images, containers and volumes.
+    Df,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The tar (plain, gzip or zstd).
+    pub file: PathBuf,
+    pub reference: String,
+    /// The image's default command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
 }

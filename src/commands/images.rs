@@ -340,3 +340,27 @@ pub async fn export(engine: &Arc<Engine>, req: ExportRequest) -> Result<()> {
     let out = absolute(&req.path)?;
     Ok(engine.export_container(&req.container, out).await?)
 }
+
+/// Disk use by kind, as `docker system df`.
+pub async fn disk_usage(engine: &Engine) -> Result<DiskUsage> {
+    Ok(engine.disk_usage().await?)
+}
+
+/// A root filesystem tar as a one-layer image.
+pub async fn import(engine: &Arc<Engine>, req: ImportImageRequest) -> Result<ImageListItem> {
+    let path = absolute(&req.path)?;
+    crate::image::record::normalize(&req.reference).map_err(image_error)?;
+    let images = engine.image_host();
+    let (reference, cmd) = (req.reference.clone(), req.cmd.clone());
+    let record = tokio::task::spawn_blocking(move || images.import_image(&path, &reference, cmd))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("importing: {e}")))?
+        .map_err(|e| match e {
+            ImageError::NotFound { .. } => CommandError::Unavailable(e.to_string()),
+            other => CommandError::Invalid(other.to_string()),
+        })?;
+    list(engine)
+        .into_iter()
+        .find(|i| i.id == record.id)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
+}
