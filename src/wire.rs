@@ -262,6 +262,13 @@ pub struct RunRequest {
     /// `--security-opt` values, as Docker spells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// `-p HOST:CONTAINER[/udp]` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
+    /// `--network`: a network's name, `host`, `none` or `container:NAME`;
+    /// the default bridge network when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// `--health-cmd`: a shell command (run with `/bin/sh -c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_cmd: Option<String>,
@@ -600,6 +607,9 @@ pub struct ImageListItem {
     pub manifest_digest: String,
     /// Compressed size of its layers.
     pub size: u64,
+    /// Of `size`, the layers other images have too.
+    #[serde(default)]
+    pub shared_size: u64,
     pub layers: usize,
     pub platform: String,
     /// Unix millis when it was pulled.
@@ -694,4 +704,85 @@ pub struct CommitRequest {
     pub container: String,
     /// The new image's reference.
     pub reference: String,
+}
+
+/// `POST /v1/images/inspect`: one image in full.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDetail {
+    pub references: Vec<String>,
+    pub id: String,
+    pub manifest_digest: String,
+    pub platform: String,
+    pub size: u64,
+    pub created_at: i64,
+    /// The config's `config` object (Cmd, Env, Entrypoint, …) as stored.
+    pub config: serde_json::Value,
+    pub layers: Vec<PullLayer>,
+    /// Chain IDs of its snapshots, bottom first.
+    pub chain_ids: Vec<String>,
+    pub history: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub empty_layer: bool,
+}
+
+/// `POST /v1/images/inspect`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectImageRequest {
+    /// A reference or an id.
+    pub name: String,
+}
+
+/// `POST /v1/login`: check credentials and keep them for the registry.
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// `host[:port]`.
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/logout`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutRequest {
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutResponse {
+    /// Whether credentials were stored for it.
+    pub removed: bool,
+}
+
+/// `POST /v1/export`: a container's filesystem as a tar on the daemon's host.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequest {
+    pub container: String,
+    /// Absolute path of the tar to write.
+    pub path: String,
 }

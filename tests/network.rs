@@ -48,3 +48,539 @@ fn a_netns_on_a_bridge_gets_its_address_and_route_and_goes_without_a_trace() {
     link::delete_link(&bridge.name).unwrap();
     assert!(!link::link_exists(&bridge.name).unwrap());
 }
+
+use common::Env;
+
+fn network_doc(name: &str, spec: &str) -> String {
+    format!("---\napiVersion: berth/v1\nkind: Network\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+}
+
+/// A container running `script` under sh, with extra spec lines.
+fn sh(name: &str, extra: &str, script: &str) -> String {
+    format!(
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: busybox\n  restartPolicy: never\n{extra}  command: [\"sh\", \"-c\", {script:?}]\n"
+    )
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn exit_code(env: &Env, name: &str, secs: u64) -> (i64, String) {
+    let v = env.wait_for("container", name, secs, |v| v["exit"].is_object());
+    (v["exit"]["code"].as_i64().unwrap(), env.log_text(name))
+}
+
+#[test]
+fn containers_on_one_network_talk_by_name_dns_and_ip_and_other_networks_cannot_reach_them() {
+    let env = Env::new("netpeers");
+    let stack = format!(
+        "{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("front", "{subnet: 10.89.253.0/24}"),
+        network_doc("other", "{}"),
+        sh(
+            "srv",
+            "  networks: [{name: front, aliases: [www], ipv4Address: 10.89.253.9}]\n",
+            HTTPD
+        ),
+        sh(
+            "cli",
+            "  networks: [front]\n",
+            "for i in $(seq 50); do wget -q -O- http://srv/ && break; sleep 0.2; done; \
+             ip=$(grep -w srv /etc/hosts | cut -f1); wget -q -O- http://$ip/ || exit 8; \
+             nslookup srv | grep -q \"Address.*$ip\" || exit 9; \
+             wget -q -O- http://www/ || exit 10; nslookup www | grep -q 10.89.253.9 || exit 11; \
+             cat /etc/resolv.conf /etc/hostname",
+        ),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let (code, logs) = exit_code(&env, "cli", 30);
+    assert_eq!(code, 0, "{logs}");
+    assert_eq!(logs.matches("hello-from-srv").count(), 3, "{logs}");
+    assert!(logs.contains("nameserver 10.89.253.1"), "{logs}");
+    assert!(logs.trim_end().ends_with("cli"), "{logs}");
+
+    // srv's address, as cli's /etc/hosts gives it.
+    let hosts = std::fs::read_to_string(env.run.join("net/cli/hosts")).unwrap();
+    let srv_ip = hosts
+        .lines()
+        .find(|l| l.ends_with("\tsrv www"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("no srv in {hosts}"))
+        .to_string();
+    let stranger = format!(
+        "{}{}",
+        env.image_doc(),
+        sh(
+            "stranger",
+            "  networks: [other]\n",
+            &format!(
+                "grep -w srv /etc/hosts && exit 3; wget -T 2 -q -O- http://{srv_ip}/ && exit 4; \
+                 nslookup srv | grep -q {srv_ip} && exit 5; exit 7"
+            )
+        ),
+    );
+    let file = env.manifest("stranger.yaml", &stranger);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let (code, logs) = exit_code(&env, "stranger", 30);
+    assert_eq!(code, 7, "the other network reached srv: {logs}");
+}
+
+/// A port nothing on the host listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` on 127.0.0.1:`port`, retried until it answers or `secs` pass.
+fn http_get(port: u16, secs: u64) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &([127, 0, 0, 1], port).into(),
+                std::time::Duration::from_secs(2),
+            )?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(text) if !text.is_empty() => return text,
+            other => assert!(std::time::Instant::now() < deadline, "127.0.0.1:{port}: {other:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_published_port_on_127_0_0_1_reaches_httpd_and_a_second_stack_cannot_take_it() {
+    let env = Env::new("netports");
+    let port = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("pub", "{}"),
+        sh(
+            "web",
+            &format!("  networks: [pub]\n  ports: [{{host: {port}, container: 80}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("web.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 20, |v| v["status"] == "Running");
+    let answer = http_get(port, 20);
+    assert!(answer.contains("hello-from-web"), "{answer}");
+
+    let second = format!(
+        "{}{}",
+        env.image_doc(),
+        sh(
+            "thief",
+            &format!("  networks: [pub]\n  ports: [{{host: {port}, container: 8080}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("thief.yaml", &second);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "container/thief: host port {port}/tcp is already published by container/web"
+        )),
+        "{err}"
+    );
+    // Nothing of the refused stack was applied.
+    assert!(!env.berth(&["get", "container", "thief"]).status.success());
+    assert!(http_get(port, 5).contains("hello-from-web"));
+}
+
+/// Interface names a container printed from /proc/net/dev.
+fn interfaces(logs: &str) -> Vec<String> {
+    let mut names: Vec<String> = logs
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(_, counters)| counters.split_whitespace().count() == 16)
+        .map(|(n, _)| n.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn none_host_and_container_modes_and_nothing_is_left_after_delete() {
+    let env = Env::new("netmodes");
+    let stack = format!(
+        "{}{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("m", "{internal: true}"),
+        sh("srv", "  networks: [m]\n", HTTPD),
+        sh("alone", "  network: none\n", "cat /proc/net/dev; cat /etc/hosts; ip route 2>/dev/null; true"),
+        sh("onhost", "  network: host\n", "cat /proc/net/dev"),
+        sh(
+            "joiner",
+            "  network: container:srv\n",
+            "for i in $(seq 50); do wget -q -O- http://127.0.0.1/ && break; sleep 0.2; done; cat /proc/net/dev /proc/net/route",
+        ),
+    );
+    let file = env.manifest("modes.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+
+    let (code, logs) = exit_code(&env, "alone", 30);
+    assert_eq!(code, 0, "{logs}");
+    assert_eq!(interfaces(&logs), ["lo"], "{logs}");
+    assert!(logs.contains("127.0.0.1\tlocalhost"), "{logs}");
+
+    let (code, logs) = exit_code(&env, "onhost", 30);
+    assert_eq!(code, 0, "{logs}");
+    let host_ifs = interfaces(&std::fs::read_to_string("/proc/net/dev").unwrap());
+    let seen = interfaces(&logs);
+    let shared = host_ifs.iter().filter(|i| *i != "lo" && seen.contains(i)).count();
+    assert!(shared > 0, "host {host_ifs:?} container {seen:?}");
+
+    let (code, logs) = exit_code(&env, "joiner", 30);
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("hello-from-srv"), "{logs}");
+    assert_eq!(interfaces(&logs), ["eth0", "lo"], "{logs}");
+
+    // On an internal network there is no default route (destination 0).
+    assert!(logs.contains("eth0\t"), "{logs}");
+    assert!(!logs.contains("eth0\t00000000"), "{logs}");
+
+    // Deleting everything leaves no link, namespace, rule or allocation.
+    let view: serde_json::Value = serde_json::from_str(&env.ok(&["get", "-o", "json"])).unwrap();
+    let keys: Vec<String> = view
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            format!(
+                "{}/{}",
+                v["kind"].as_str().unwrap().to_lowercase(),
+                v["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut args = vec!["delete"];
+    args.extend(keys.iter().map(String::as_str));
+    env.ok(&args);
+    let prefix = env.cgroup_prefix();
+    let nets = Networks::new(&env.run, &prefix);
+    let tag = nets.bridge_name("")[2..8].to_string();
+    let links: Vec<String> = link::link_names()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.len() > 8 && n[2..8] == tag)
+        .collect();
+    assert!(links.is_empty(), "{links:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.run.join("net").to_str().unwrap()), "{mounts}");
+    assert!(nets.list().is_empty(), "{:?}", nets.list());
+    assert_eq!(berth::network::nat::rule_count(nets.table()).unwrap(), None);
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM allocations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn run_publishes_on_the_default_bridge_and_honours_network_none() {
+    let env = Env::new("netrun");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let port = free_port();
+    let published = format!("{port}:80");
+    env.ok(&[
+        "run", "-d", "--name", "web", "-p", &published, "busybox", "sh", "-c", HTTPD,
+    ]);
+    assert!(http_get(port, 20).contains("hello-from-web"));
+    // The default network was made on first use.
+    let net = env.view("network", "bridge");
+    assert_eq!(net["status"], "Ready", "{net}");
+
+    let out = env.berth(&["run", "--rm", "--network", "none", "busybox", "cat", "/proc/net/dev"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(interfaces(&String::from_utf8_lossy(&out.stdout)), ["lo"]);
+    let out = env.berth(&["run", "--rm", "busybox", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&String::from_utf8_lossy(&out.stdout)), ["eth0", "lo"]);
+
+    let taken = env.berth(&["run", "-d", "--name", "thief", "-p", &published, "busybox", "true"]);
+    assert!(!taken.status.success());
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(err.contains("already published by container/web"), "{err}");
+    let bad = env.berth(&["run", "-p", "80", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected HOST:CONTAINER"));
+}
+
+#[test]
+fn a_bridge_a_veth_or_nft_rules_removed_by_hand_are_repaired_on_the_next_pass() {
+    let env = Env::new("netdrift");
+    let port = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("d", "{}"),
+        sh(
+            "srv",
+            &format!("  networks: [d]\n  ports: [{{host: {port}, container: 80}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("drift.yaml", &stack);
+    let apply = || env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    apply();
+    env.wait_for("container", "srv", 20, |v| v["status"] == "Running");
+    assert!(http_get(port, 20).contains("hello-from-srv"));
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+
+    let bridge = nets.bridge_name("d");
+    link::delete_link(&bridge).unwrap();
+    apply();
+    assert!(http_get(port, 10).contains("hello-from-srv"));
+    let described = env.ok(&["describe", "network/d"]);
+    assert!(
+        described.contains(&format!("bridge {bridge} was missing")),
+        "{described}"
+    );
+
+    link::delete_link(&nets.veth_name("srv", 0)).unwrap();
+    apply();
+    assert!(http_get(port, 10).contains("hello-from-srv"));
+    let described = env.ok(&["describe", "container/srv"]);
+    assert!(described.contains("eth0 on network/d was missing"), "{described}");
+
+    let flushed = std::process::Command::new("nft")
+        .args(["flush", "table", "inet", nets.table()])
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    apply();
+    assert!(http_get(port, 10).contains("hello-from-srv"));
+    let described = env.ok(&["describe", "network/d"]);
+    assert!(described.contains("nftables rules were missing"), "{described}");
+    // Not restarted: repaired around it.
+    assert_eq!(env.view("container", "srv")["restarts"], 0);
+}
+
+#[test]
+fn a_killed_daemon_keeps_containers_reachable_and_gives_no_address_twice() {
+    let mut env = Env::new("netrestart");
+    let port = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("r", "{subnet: 10.89.251.0/29}"),
+        sh(
+            "one",
+            &format!("  networks: [r]\n  ports: [{{host: {port}, container: 80}}]\n"),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("one.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "one", 20, |v| v["status"] == "Running");
+    assert!(http_get(port, 20).contains("hello-from-one"));
+
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(http_get(port, 10).contains("hello-from-one"));
+    let more = format!(
+        "{}{}{}",
+        env.image_doc(),
+        sh("two", "  networks: [r]\n", "sleep 1000"),
+        sh("three", "  networks: [r]\n", "sleep 1000"),
+    );
+    let file = env.manifest("more.yaml", &more);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "three", 20, |v| v["status"] == "Running");
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT address FROM allocations WHERE network = 'r'")
+        .unwrap();
+    let mut addresses: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    addresses.sort();
+    assert_eq!(addresses, ["10.89.251.2", "10.89.251.3", "10.89.251.4"]);
+    // A /29 holds five hosts besides the gateway: a sixth container is refused by name.
+    let full = format!(
+        "{}{}{}{}",
+        env.image_doc(),
+        sh("four", "  networks: [r]\n", "sleep 1000"),
+        sh("five", "  networks: [r]\n", "sleep 1000"),
+        sh("six", "  networks: [r]\n", "sleep 1000"),
+    );
+    let file = env.manifest("full.yaml", &full);
+    env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    let settled = |v: &serde_json::Value| v["status"] != "Pending" && v["status"] != "Starting";
+    let views: Vec<serde_json::Value> = ["four", "five", "six"]
+        .iter()
+        .map(|n| env.wait_for("container", n, 20, settled))
+        .collect();
+    let refused: Vec<&serde_json::Value> = views.iter().filter(|v| v["status"] != "Running").collect();
+    assert_eq!(refused.len(), 1, "{views:?}");
+    assert!(
+        refused[0].to_string().contains("subnet 10.89.251.0/29 is full"),
+        "{}",
+        refused[0]
+    );
+}
+
+#[test]
+fn network_create_ls_inspect_and_rm_refused_while_in_use() {
+    let env = Env::new("netcli");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(
+        env.ok(&["network", "create", "n1", "--subnet", "10.89.252.0/24", "--internal"])
+            .trim(),
+        "n1"
+    );
+    let ls = env.ok(&["network", "ls"]);
+    assert!(ls.lines().any(|l| l.contains("n1")), "{ls}");
+    let inspect = env.ok(&["network", "inspect", "n1"]);
+    assert!(inspect.contains("10.89.252.0/24"), "{inspect}");
+    let bad = env.berth(&["network", "create", "n2", "--subnet", "10.89.252.1/24"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean 10.89.252.0/24"));
+
+    let out = env.ok(&["run", "--rm", "--network", "n1", "busybox", "cat", "/etc/resolv.conf"]);
+    assert_eq!(out, "nameserver 10.89.252.1\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--network",
+        "n1",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let refused = env.berth(&["network", "rm", "n1"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("network/n1 is used by container/user"), "{err}");
+    env.ok(&["delete", "container/user"]);
+    env.ok(&["network", "rm", "n1"]);
+    assert!(!env.ok(&["network", "ls"]).contains("n1"));
+}
+
+#[test]
+fn a_hundred_runs_on_a_bridge_leave_no_veth_netns_rule_or_allocation() {
+    let env = Env::new("netcycles");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let tag = nets.bridge_name("")[2..8].to_string();
+    let started = std::time::Instant::now();
+    for i in 0..100 {
+        let port = format!("{}:80", 20000 + i);
+        let out = env.berth(&["run", "--rm", "-p", &port, "busybox", "true"]);
+        assert!(out.status.success(), "run {i}: {out:?}");
+    }
+    eprintln!("100 runs on the bridge in {:?}", started.elapsed());
+    let veths: Vec<String> = link::link_names()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("bv") && n[2..8] == tag)
+        .collect();
+    assert!(veths.is_empty(), "{veths:?}");
+    assert!(nets.list().is_empty(), "{:?}", nets.list());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(env.run.join("net").to_str().unwrap()));
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM allocations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    // The bridge stays (the default network outlives runs); its table holds
+    // its own rules and no published port.
+    let rules = berth::network::nat::rule_count(nets.table()).unwrap().unwrap_or(0);
+    assert_eq!(rules, berth::network::nat::expected_rules(&[nat_net()], &[]), "{rules}");
+}
+
+fn nat_net() -> berth::network::NatNetwork {
+    berth::network::NatNetwork {
+        bridge: "x".into(),
+        subnet: "10.0.0.0/24".parse().unwrap(),
+        internal: false,
+    }
+}
+
+/// Docker's `ip filter FORWARD` (iptables-nft), made here when the host has
+/// none: berth keeps accepts for its bridges there, marked as its own, and
+/// leaves every other rule alone. Policy accept: the test changes no traffic.
+#[test]
+fn berth_lets_its_bridges_through_a_docker_forward_chain_and_touches_nothing_else() {
+    let nft = |args: &[&str]| std::process::Command::new("nft").args(args).output().unwrap();
+    let made_here = !nft(&["list", "chain", "ip", "filter", "FORWARD"]).status.success();
+    if made_here {
+        assert!(nft(&["add", "table", "ip", "filter"]).status.success());
+        let chain = nft(&["add chain ip filter FORWARD { type filter hook forward priority 0; policy accept; }"]);
+        assert!(chain.status.success(), "{chain:?}");
+    }
+    let foreign = nft(&[
+        "add",
+        "rule",
+        "ip",
+        "filter",
+        "FORWARD",
+        "iifname",
+        "not-berth0",
+        "counter",
+        "accept",
+        "comment",
+        "\"someone else\"",
+    ]);
+    assert!(foreign.status.success(), "{foreign:?}");
+
+    let env = Env::new("netneighbour");
+    let stack = format!("{}{}", env.image_doc(), network_doc("nb", "{}"));
+    let file = env.manifest("nb.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let bridge = nets.bridge_name("nb");
+    let listing = || String::from_utf8_lossy(&nft(&["list", "chain", "ip", "filter", "FORWARD"]).stdout).into_owned();
+    let comment = format!("berth:{}", nets.table());
+    let text = listing();
+    assert!(
+        text.contains(&format!("iifname \"{bridge}\" accept comment \"{comment}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("oifname \"{bridge}\" accept comment \"{comment}\"")),
+        "{text}"
+    );
+    // Applying again replaces berth's rules, never adds more.
+    env.ok(&["network", "rm", "nb"]);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(listing().matches(&comment).count(), 2, "{}", listing());
+
+    env.ok(&["network", "rm", "nb"]);
+    let text = listing();
+    assert!(!text.contains(&comment), "{text}");
+    assert!(text.contains("someone else"), "{text}");
+
+    // Clean up what this test made, and only that.
+    let with_handles =
+        String::from_utf8_lossy(&nft(&["-a", "list", "chain", "ip", "filter", "FORWARD"]).stdout).into_owned();
+    let handle = with_handles
+        .lines()
+        .find(|l| l.contains("someone else"))
+        .and_then(|l| l.rsplit("# handle ").next())
+        .map(str::trim)
+        .map(String::from);
+    if made_here {
+        assert!(nft(&["delete", "table", "ip", "filter"]).status.success());
+    } else if let Some(h) = handle {
+        nft(&["delete", "rule", "ip", "filter", "FORWARD", "handle", &h]);
+    }
+}

@@ -265,7 +265,11 @@ fn an_image_object_with_ref_pulls_and_the_tag_and_untag_commands_work() {
             "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: web}}\nspec: {{ref: \"{reference}\", pullPolicy: IfNotPresent}}\n---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: app}}\nspec:\n  image: web\n  command: [sh, -c, \"echo cmd-replaced $GREETING\"]\n  restartPolicy: never\n"
         ),
     );
-    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let out = env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("{reference}: pulled image")),
+        "apply shows its pulls: {out}"
+    );
     env.wait_for("container", "app", 30, |v| v["exit"]["code"] == 0);
     assert!(env.log_text("app").contains("cmd-replaced from-the-image"));
 
@@ -354,14 +358,6 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_nothing_is_unpacked
 /// Writes an OCI layout at `dir` holding `base` (the busybox rootfs) plus
 /// `extra` tiny layers, each adding `/layers/<n>`; tagged `base`.
 fn many_layer_layout(dir: &Path, extra: usize) {
-    use sha2::{Digest, Sha256};
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let hex = hex::encode(Sha256::digest(bytes));
-        std::fs::write(blobs.join(&hex), bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
     let mut layers = vec![std::fs::read(busybox_tar()).unwrap()];
     for n in 0..extra {
         let mut b = tar::Builder::new(Vec::new());
@@ -377,9 +373,23 @@ fn many_layer_layout(dir: &Path, extra: usize) {
         b.append(&h, data.as_bytes()).unwrap();
         layers.push(b.into_inner().unwrap());
     }
+    layout_of(dir, &layers, &["sh", "-c", "ls /layers | wc -l"]);
+}
+
+/// Writes an OCI layout at `dir` with one image, tagged `base`, of these
+/// uncompressed layer tars.
+fn layout_of(dir: &Path, layers: &[Vec<u8>], cmd: &[&str]) {
+    use sha2::{Digest, Sha256};
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for layer in &layers {
+    for layer in layers {
         let (digest, size) = put(layer);
         diff_ids.push(digest.clone());
         descriptors.push(serde_json::json!({
@@ -387,7 +397,7 @@ fn many_layer_layout(dir: &Path, extra: usize) {
     }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["sh", "-c", "ls /layers | wc -l"]},
+        "config": {"Cmd": cmd},
         "rootfs": {"type": "layers", "diff_ids": diff_ids}});
     let (config_digest, config_size) = put(config.to_string().as_bytes());
     let manifest = serde_json::json!({
@@ -401,6 +411,83 @@ fn many_layer_layout(dir: &Path, extra: usize) {
                        "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": "base"}}]});
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// A tar of raw entries: (name, kind, link target, data); names are written
+/// byte for byte (the tar crate's set_path refuses `..`).
+fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn hostile_layers_from_a_registry_are_refused_naming_the_entry_and_write_nothing_outside() {
+    use tar::EntryType::{Link, Regular, Symlink};
+    let env = Env::new("reg-hostile");
+    let registry = Registry::start(&env);
+    let base = std::fs::read(busybox_tar()).unwrap();
+    let outside = env.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let target = outside.display().to_string();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            raw_tar(&[("../../../escape", Regular, "", b"x")]),
+            "../../../escape",
+        ),
+        (
+            "absolute",
+            raw_tar(&[("/etc/escape", Regular, "", b"x")]),
+            "/etc/escape",
+        ),
+        (
+            "symlink-parent",
+            raw_tar(&[("out", Symlink, &target, b""), ("out/escape", Regular, "", b"x")]),
+            "out/escape",
+        ),
+        ("hardlink-out", raw_tar(&[("h", Link, "/etc/shadow", b"")]), "h"),
+        (
+            "whiteout-out",
+            raw_tar(&[("../.wh.escape", Regular, "", b"")]),
+            "escape",
+        ),
+    ];
+    for (tag, layer, entry) in cases {
+        let layout = env.dir.join(format!("layout-{tag}"));
+        layout_of(&layout, &[base.clone(), layer], &["true"]);
+        let reference = registry.reference(&format!("hostile/{tag}:1"));
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:base", layout.display()))
+            .arg(format!("docker://{reference}")));
+        let out = env.berth(&["pull", &reference]);
+        assert!(!out.status.success(), "{tag}");
+        let msg = stderr(&out);
+        assert!(msg.contains(entry), "{tag}: the error names the entry: {msg}");
+        assert_eq!(snapshots(&env), 0, "{tag}: nothing stays unpacked");
+        assert!(!env.ok(&["images"]).contains("hostile"), "{tag}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert!(!Path::new("/etc/escape").exists());
+    assert!(!env.root.join("escape").exists() && !env.dir.join("escape").exists());
+    drop(registry);
 }
 
 #[test]
@@ -466,6 +553,23 @@ fn a_registry_that_wants_credentials_says_unauthorized_then_pulls_with_docker_co
     env.start_daemon();
     env.ok(&["pull", &reference]);
     assert_eq!(snapshots(&env), 2);
+
+    // logout forgets them; a wrong password does not log in; login does.
+    let host = format!("127.0.0.1:{}", registry.port);
+    assert!(env.ok(&["logout", &host]).contains("Removed"));
+    env.ok(&["rmi", &reference]);
+    assert!(stderr(&env.berth(&["pull", &reference])).contains("unauthorized"));
+    let out = env.berth(&["login", "-u", "shop", "-p", "wrong", &host]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("login to") && stderr(&out).contains("refused"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["login", "-u", "shop", "-p", "s3cret", &host]);
+    let stored = std::fs::read_to_string(config.join("config.json")).unwrap();
+    assert!(stored.contains(&auth), "{stored}");
+    env.ok(&["pull", &reference]);
     drop(registry);
 }
 
@@ -752,6 +856,7 @@ fn a_daemon_killed_in_the_middle_of_a_pull_leaves_no_bad_blob_and_the_next_pull_
     // Restarted (by the CLI above), the daemon swept the half-written blobs;
     // every blob left is exactly the bytes its name says.
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(snapshots(&env), 0, "snapshots of the unfinished pull are swept");
     for blob in std::fs::read_dir(env.root.join("images/blobs/sha256"))
         .unwrap()
         .flatten()
@@ -781,6 +886,21 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     env.wait_for("container", "changer", 30, |v| v["exit"]["code"] == 0);
     let committed = registry.reference("test/committed:1");
     env.ok(&["commit", "changer", &committed]);
+    // export shows the container's filesystem as the overlay does.
+    let exported = env.dir.join("export.tar");
+    env.ok(&["export", "-o", exported.to_str().unwrap(), "changer"]);
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&exported).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"root/newfile".to_string()), "{names:?}");
+    assert!(names.contains(&"bin/busybox".to_string()));
+    assert!(!names.contains(&"etc/added".to_string()), "deleted in the container");
+    assert!(
+        !names.contains(&"www/index.html".to_string()),
+        "deleted in the image's layer 2"
+    );
     env.ok(&["delete", "container/changer"]);
     let out = env.ok(&[
         "run",
@@ -796,6 +916,23 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     assert!(out.contains("c=yes"), "the container's env is kept: {out}");
     assert!(out.trim().ends_with("\n0"), "and its user: {out}");
     assert_eq!(snapshots(&env), 3, "one new layer over the two shared ones");
+    let listed: Vec<serde_json::Value> = {
+        let out = env.ok(&["images"]);
+        assert!(out.contains("SHARED"), "{out}");
+        out.lines()
+            .skip(1)
+            .map(|l| serde_json::Value::String(l.to_string()))
+            .collect()
+    };
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let history = env.ok(&["history", &committed]);
+    assert!(
+        history.lines().nth(1).unwrap_or("").contains("berth commit"),
+        "{history}"
+    );
+    let detail: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", &committed])).unwrap();
+    assert_eq!(detail["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(detail["config"]["User"], "root");
     // It can be pushed and pulled back elsewhere.
     env.ok(&["push", &committed]);
     let inspect = skopeo_inspect(&format!("docker://{committed}"));

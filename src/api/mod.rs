@@ -136,6 +136,10 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/save") => post(save),
         ("post", "/v1/images/load") => post(load),
         ("post", "/v1/images/commit") => post(commit),
+        ("post", "/v1/images/inspect") => post(inspect_image),
+        ("post", "/v1/login") => post(login),
+        ("post", "/v1/logout") => post(logout),
+        ("post", "/v1/export") => post(export),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -352,6 +356,36 @@ async fn commit(
     JsonBody(req): JsonBody<CommitRequest>,
 ) -> ApiResult<Json<ImageListItem>> {
     Ok(Json(commands::images::commit(&engine, req).await?))
+}
+
+async fn inspect_image(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<InspectImageRequest>,
+) -> ApiResult<Json<ImageDetail>> {
+    Ok(Json(commands::images::inspect(&engine, req)?))
+}
+
+async fn login(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    commands::images::login(&engine, req).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn logout(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<LogoutRequest>,
+) -> ApiResult<Json<LogoutResponse>> {
+    Ok(Json(commands::images::logout(&engine, req)?))
+}
+
+async fn export(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<ExportRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    commands::images::export(&engine, req).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

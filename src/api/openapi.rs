@@ -286,6 +286,38 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<CommitRequest>),
         response: Body::Json(schema::<ImageListItem>),
     },
+    Route {
+        method: "post",
+        path: "/v1/images/inspect",
+        summary: "one image in full: references, config, layers, chain IDs, history",
+        params: &[],
+        request: Some(schema::<InspectImageRequest>),
+        response: Body::Json(schema::<ImageDetail>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/login",
+        summary: "check credentials against a registry and keep them (in the daemon's docker config.json)",
+        params: &[],
+        request: Some(schema::<LoginRequest>),
+        response: Body::Json(schema::<serde_json::Value>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/logout",
+        summary: "forget a registry's credentials",
+        params: &[],
+        request: Some(schema::<LogoutRequest>),
+        response: Body::Json(schema::<LogoutResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/export",
+        summary: "write a container's filesystem (its changes over its image) as a tar on the daemon's host",
+        params: &[],
+        request: Some(schema::<ExportRequest>),
+        response: Body::Json(schema::<serde_json::Value>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

@@ -51,9 +51,9 @@ pub enum Output {
 
 /// The top-level commands. `daemon` is the binary's other half, so `main.rs`
 /// runs it; everything else is a [`CliCmd`], which `cli::main` runs.
-#[derive(Debug, Subcommand)]
-// Parsed once per process; boxing the big variant would buy nothing.
+// Parsed once per process: the size of the larger variant costs nothing.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon in the foreground.
     Daemon(DaemonArgs),
@@ -117,6 +117,14 @@ pub enum CliCmd {
     Tag(TagArgs),
     /// Push an image to a registry: SOURCE [TARGET].
     Push(PushArgs),
+    /// The history of an image's layers.
+    History(NameArg),
+    /// Check and keep credentials for a registry (pulls and pushes use them).
+    Login(LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(LogoutArgs),
+    /// A container's filesystem as a tar: CONTAINER -o FILE.
+    Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
     /// Write images into a tar (docker-archive, or --format oci).
@@ -126,6 +134,9 @@ pub enum CliCmd {
     /// Image commands: prune.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Network commands: ls, inspect, create, rm.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -282,6 +293,12 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false].
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Publish a container port on the host: HOST:CONTAINER[/udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// A network to join, or host, none or container:NAME (default: the bridge network).
+    #[arg(long)]
+    pub network: Option<String>,
     /// Health check command, run with /bin/sh -c.
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -350,12 +367,52 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum NetworkCmd {
+    /// List networks with their status.
+    Ls {
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Output>,
+    },
+    /// Spec, subnet, status and recent events of a network.
+    Inspect { name: String },
+    /// Make a bridge network (a Network object of its own apply set).
+    Create(NetworkCreateArgs),
+    /// Delete networks (refused while containers use them).
+    Rm { names: Vec<String> },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// e.g. 10.89.7.0/24; chosen from the pool when absent.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// No route out of the host.
+    #[arg(long)]
+    pub internal: bool,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum ImageCmd {
     /// Remove images no reference names and no container uses, and the
     /// layers and blobs nothing uses.
     Prune,
     /// List pulled images.
     Ls(ImagesArgs),
+    /// An image in full, as JSON.
+    Inspect(NameArg),
+    /// The history of an image's layers.
+    History(NameArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// A reference or an id.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -406,4 +463,30 @@ pub struct ExecArgs {
     pub name: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// The password (visible in `ps`: prefer --password-stdin).
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// `host[:port]`.
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[arg(short = 'o', long = "output", required = true)]
+    pub output: PathBuf,
+    pub container: String,
 }

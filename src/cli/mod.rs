@@ -22,7 +22,8 @@ use args::{CliCmd, Global};
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
     use commands::{
-        apply, delete, events, exec, get, images, inspect, lifecycle, logs, ps, run, schema, stop, validate, version,
+        apply, delete, events, exec, get, images, inspect, lifecycle, logs, network, ps, run, schema, stop, validate,
+        version,
     };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
@@ -53,9 +54,15 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Push(args) => images::push(g, args).await,
         CliCmd::Save(args) => images::save(g, args).await,
         CliCmd::Commit(args) => images::commit(g, args).await,
+        CliCmd::Export(args) => images::export(g, args).await,
+        CliCmd::Login(args) => images::login(g, args).await,
+        CliCmd::Logout(args) => images::logout(g, args).await,
         CliCmd::Load(args) => images::load(g, args).await,
         CliCmd::Image(args::ImageCmd::Prune) => images::prune(g).await,
         CliCmd::Image(args::ImageCmd::Ls(args)) => images::images(g, args).await,
+        CliCmd::Network(cmd) => network::network(g, cmd).await,
+        CliCmd::Image(args::ImageCmd::Inspect(args)) => images::inspect(g, args).await,
+        CliCmd::Image(args::ImageCmd::History(args)) | CliCmd::History(args) => images::history(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),
         CliCmd::Version => Ok(version::version(g).await),
     }

@@ -41,6 +41,51 @@ pub(super) fn refuse_if_used(remaining: &[&Object], removing: &[ObjectKey]) -> R
     )))
 }
 
+/// Refuses containers in `new` that publish a host port (and protocol) a
+/// container that stays, or another one in `new`, already publishes: the
+/// second stack asking for a port gets the error at apply time, not a
+/// container that silently does not answer.
+pub(super) fn refuse_port_clash(staying: &[&Object], new: &[Object]) -> Result<()> {
+    let ports = |o: &Object| -> Vec<(u16, String)> {
+        match &o.spec {
+            manifest::Spec::Container(c) => c
+                .ports
+                .iter()
+                .map(|p| (p.host, p.protocol.clone().unwrap_or_else(|| "tcp".into())))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let new_names: HashSet<(Kind, &str)> = new.iter().map(|o| (o.kind(), o.name())).collect();
+    let mut taken: Vec<((u16, String), String)> = staying
+        .iter()
+        .filter(|o| !new_names.contains(&(o.kind(), o.name())))
+        .flat_map(|o| ports(o).into_iter().map(|p| (p, format!("container/{}", o.name()))))
+        .collect();
+    let mut clashes = Vec::new();
+    for o in new {
+        for port in ports(o) {
+            if let Some((_, owner)) = taken.iter().find(|(p, _)| *p == port) {
+                clashes.push(format!(
+                    "container/{}: host port {}/{} is already published by {owner}",
+                    o.name(),
+                    port.0,
+                    port.1
+                ));
+            }
+        }
+        taken.extend(ports(o).into_iter().map(|p| (p, format!("container/{}", o.name()))));
+    }
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Conflict(format!(
+            "{}; publish another host port",
+            clashes.join("; ")
+        )))
+    }
+}
+
 fn key_of(o: &Object) -> ObjectKey {
     ObjectKey::new(o.kind(), o.name())
 }
@@ -78,6 +123,7 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
         .map(|d| &d.object)
         .collect();
     refuse_if_used(&remaining, &pruned)?;
+    refuse_port_clash(&remaining, &objects)?;
     let keys: Vec<String> = objects.iter().map(|o| key_of(o).to_string()).collect();
     if req.dry_run {
         let mut desired: Vec<Object> = remaining.into_iter().cloned().collect();

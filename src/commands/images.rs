@@ -10,10 +10,7 @@ use super::logs::STREAM_BUFFER;
 use super::{CommandError, Result};
 use crate::image::{ImageError, PullEvent};
 use crate::reconcile::Engine;
-use crate::wire::{
-    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullLayer, PullProgress, PullRequest,
-    PushRequest, PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
-};
+use crate::wire::*;
 
 fn image_error(e: ImageError) -> CommandError {
     match e {
@@ -71,15 +68,29 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
 }
 
 pub fn list(engine: &Engine) -> Vec<ImageListItem> {
-    engine
-        .image_host()
-        .images()
-        .into_iter()
+    let images = engine.image_host().images();
+    // How many images use each layer blob.
+    let mut users: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in &images {
+        let distinct: std::collections::HashSet<&str> = s.record.layers.iter().map(|l| l.digest.as_str()).collect();
+        for digest in distinct {
+            *users.entry(digest).or_default() += 1;
+        }
+    }
+    images
+        .iter()
         .map(|s| ImageListItem {
-            references: s.references,
+            references: s.references.clone(),
             id: s.record.id.clone(),
             manifest_digest: s.record.manifest_digest.clone(),
             size: s.record.size(),
+            shared_size: s
+                .record
+                .layers
+                .iter()
+                .filter(|l| users.get(l.digest.as_str()).is_some_and(|n| *n > 1))
+                .map(|l| l.size)
+                .sum(),
             layers: s.record.layers.len(),
             platform: s.record.platform.clone(),
             created_at: s.record.created_at,
@@ -203,6 +214,7 @@ pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse
                 id: record.id.clone(),
                 manifest_digest: record.manifest_digest.clone(),
                 size: record.size(),
+                shared_size: 0,
                 layers: record.layers.len(),
                 platform: record.platform.clone(),
                 created_at: record.created_at,
@@ -219,4 +231,104 @@ pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageLis
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
+}
+
+/// One image in full: record, config and history.
+pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail> {
+    let host = engine.image_host();
+    let record = host
+        .image(&req.name)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.name)))?;
+    let blob: serde_json::Value = host
+        .config_blob(&record)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let history = blob["history"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|h| HistoryItem {
+                    created: h["created"].as_str().map(str::to_owned),
+                    created_by: h["created_by"].as_str().map(str::to_owned),
+                    comment: h["comment"].as_str().map(str::to_owned),
+                    empty_layer: h["empty_layer"].as_bool().unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let references = host
+        .images()
+        .into_iter()
+        .find(|s| s.record.id == record.id)
+        .map(|s| s.references)
+        .unwrap_or_default();
+    Ok(ImageDetail {
+        references,
+        id: record.id.clone(),
+        manifest_digest: record.manifest_digest.clone(),
+        platform: record.platform.clone(),
+        size: record.size(),
+        created_at: record.created_at,
+        config: blob["config"].clone(),
+        layers: record
+            .layers
+            .iter()
+            .map(|l| PullLayer {
+                digest: l.digest.clone(),
+                size: l.size,
+            })
+            .collect(),
+        chain_ids: record.chain_ids.clone(),
+        history,
+    })
+}
+
+/// A registry's `host[:port]`, or why not.
+fn registry_name(registry: &str) -> Result<String> {
+    let name = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let ok = !name.is_empty()
+        && !name.contains('/')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(CommandError::Invalid(format!(
+            "{registry:?} is not a registry host[:port]"
+        )))
+    }
+}
+
+pub async fn login(engine: &Engine, req: LoginRequest) -> Result<()> {
+    let registry = registry_name(&req.registry)?;
+    if req.username.is_empty() || req.password.is_empty() {
+        return Err(CommandError::Invalid("a username and a password are needed".into()));
+    }
+    engine
+        .image_host()
+        .login(&registry, &req.username, &req.password)
+        .await
+        .map_err(|e| match e {
+            ImageError::Registry { message, .. } if message.starts_with("unauthorized") => {
+                CommandError::Invalid(format!("login to {registry} refused: {message}"))
+            }
+            other => image_error(other),
+        })
+}
+
+pub fn logout(engine: &Engine, req: LogoutRequest) -> Result<LogoutResponse> {
+    let registry = registry_name(&req.registry)?;
+    let removed = engine.image_host().logout(&registry).map_err(image_error)?;
+    Ok(LogoutResponse { removed })
+}
+
+/// Writes a container's filesystem as a tar on the daemon's host.
+pub async fn export(engine: &Arc<Engine>, req: ExportRequest) -> Result<()> {
+    let out = absolute(&req.path)?;
+    Ok(engine.export_container(&req.container, out).await?)
 }

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 
 use super::logs::{follow_logs, STREAM_BUFFER};
 use super::{CommandError, Result};
-use crate::manifest::{self, ContainerSpec, Kind, Metadata, Object, Origin, Resources, RestartPolicy, Spec};
+use crate::manifest::{
+    self, ContainerSpec, Kind, Metadata, Object, Origin, PortMapping, Resources, RestartPolicy, Spec,
+};
 use crate::plan::ObjectKey;
 use crate::reconcile::state::ContainerState;
 use crate::reconcile::{Engine, AUTOREMOVE_LABEL};
@@ -87,6 +89,16 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
         }),
         None => None,
     };
+    let mut ports = Vec::new();
+    for p in &req.publish {
+        ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected HOST:CONTAINER[/tcp|/udp]")))?);
+    }
+    let (networks, network) = match req.network.as_deref() {
+        None => (vec![DEFAULT_NETWORK.into()], None),
+        Some(mode @ ("host" | "none")) => (Vec::new(), Some(mode.to_string())),
+        Some(mode) if mode.starts_with("container:") => (Vec::new(), Some(mode.to_string())),
+        Some(net) => (vec![net.into()], None),
+    };
     let mut labels = BTreeMap::new();
     if req.rm {
         // Lets a pass remove it after an exit nobody is attached to (a
@@ -103,6 +115,9 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             restart_policy: RestartPolicy::Never,
             security_context: security,
             healthcheck,
+            networks,
+            network,
+            ports,
             ..Default::default()
         }),
         origin: Origin {
@@ -111,6 +126,81 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             column: 0,
         },
     })
+}
+
+/// The network `berth run` joins when told none, made on first use (as
+/// Docker's `bridge`).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+fn parse_publish(text: &str) -> Option<PortMapping> {
+    let (ports, protocol) = match text.rsplit_once('/') {
+        Some((ports, proto @ ("tcp" | "udp"))) => (ports, Some(proto.to_string())),
+        Some(_) => return None,
+        None => (text, None),
+    };
+    let (host, container) = ports.split_once(':')?;
+    Some(PortMapping {
+        host: host.parse().ok()?,
+        container: container.parse().ok()?,
+        protocol,
+    })
+}
+
+/// Makes the default network (desired, with a source of its own) when a run
+/// needs it and it is not defined, and runs a pass so it exists before the
+/// container is started.
+async fn ensure_default_network(engine: &Arc<Engine>, obj: &Object) -> Result<()> {
+    let Spec::Container(spec) = &obj.spec else {
+        return Ok(());
+    };
+    if !spec.networks.iter().any(|n| n.name == DEFAULT_NETWORK) {
+        return Ok(());
+    }
+    let stored = engine.desired_objects()?;
+    if !stored
+        .iter()
+        .any(|o| o.kind() == Kind::Network && o.name() == DEFAULT_NETWORK)
+    {
+        let net = default_network();
+        engine.store_set("default-network", std::slice::from_ref(&net), false, &|_, _| None)?;
+    }
+    // Made by a pass; one that fails (another daemon took the subnet it
+    // chose at the same moment) is tried again at once, for a while.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let ready = engine
+            .views(Some(Kind::Network), Some(DEFAULT_NETWORK))?
+            .first()
+            .is_some_and(|v| v.state == crate::wire::StatusKind::Ready);
+        if ready {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(CommandError::Unavailable(format!(
+                "network/{DEFAULT_NETWORK} could not be made: see `berth describe network/{DEFAULT_NETWORK}`"
+            )));
+        }
+        engine.reconcile().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn default_network() -> Object {
+    Object {
+        metadata: Metadata {
+            name: DEFAULT_NETWORK.into(),
+            labels: BTreeMap::new(),
+        },
+        spec: Spec::Network(manifest::NetworkSpec {
+            driver: Some("bridge".into()),
+            ..Default::default()
+        }),
+        origin: Origin {
+            file: "<run>".into(),
+            line: 0,
+            column: 0,
+        },
+    }
 }
 
 /// Stores and starts the container, then streams `Started`, its output and
@@ -123,6 +213,10 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
     if stored.iter().any(|o| o.kind() == Kind::Container && o.name() == name) {
         return Err(CommandError::Conflict(format!("container/{name} already exists")));
     }
+    ensure_default_network(engine, &obj).await?;
+    let stored = engine.desired_objects()?;
+    let others: Vec<&Object> = stored.iter().collect();
+    super::apply::refuse_port_clash(&others, std::slice::from_ref(&obj))?;
     let exists = |kind: Kind, n: &str| stored.iter().any(|o| o.kind() == kind && o.name() == n);
     let problems = manifest::validate(std::slice::from_ref(&obj), &exists);
     if !problems.is_empty() {

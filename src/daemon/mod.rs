@@ -23,12 +23,40 @@ async fn reap_children() {
         return;
     };
     while sigchld.recv().await.is_some() {
-        while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
+        // Not waitpid(-1): it would also take the exit of an `nft` a network
+        // call is waiting for (see network::nat::WAITED).
+        let waited = crate::network::nat::WAITED.lock().unwrap_or_else(|p| p.into_inner());
+        for pid in zombie_children() {
+            if !waited.contains(&pid) {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
             }
         }
     }
+}
+
+/// Exited, unreaped children of this process, from /proc.
+fn zombie_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the parenthesized command name: state, then ppid.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            fields.next() == Some("Z") && fields.next() == Some(me.as_str())
+        })
+        .collect()
 }
 
 /// Gives freed heap back to the kernel once things settle after a change, so

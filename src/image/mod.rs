@@ -55,7 +55,9 @@ mod archive;
 mod commit;
 pub mod content;
 mod error;
+pub mod export;
 mod images;
+mod login;
 pub mod pull;
 mod push;
 pub mod record;
@@ -205,7 +207,9 @@ impl ImageStore {
     }
 
     /// Removes what a crash can leave: ingest copies and half-unpacked trees
-    /// under `tmp/`, and layers renamed for removal but not yet removed.
+    /// under `tmp/`, layers renamed for removal but not yet removed, and
+    /// snapshots of a pull that never got its record (verified blobs stay,
+    /// so the next pull of that image downloads only what is missing).
     /// Call only while holding the root's lock (the daemon does, at start):
     /// another process's import in flight would be swept too. Returns what
     /// could not be removed.
@@ -221,6 +225,15 @@ impl ImageStore {
                     .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
                     .map(|e| e.path()),
             );
+        }
+        let used: std::collections::HashSet<String> =
+            self.records.all().into_iter().flat_map(|r| r.chain_ids).collect();
+        for chain in self.snapshots.list() {
+            if !used.contains(&chain) {
+                if let Err(e) = self.snapshots.remove(&chain) {
+                    failures.push(format!("snapshot {chain}: {e}"));
+                }
+            }
         }
         for path in leftovers {
             let result = if path.is_dir() {

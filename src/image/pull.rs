@@ -305,35 +305,20 @@ impl ImageStore {
             )));
         }
 
-        self.download_layers(&client, &parsed, &manifest.layers, &progress)
-            .await?;
-
-        // Every blob is here and verified: unpack, bottom first.
+        // Each layer unpacks as soon as its blob is in and verified, while
+        // others download; a failure anywhere removes what this pull unpacked.
         let chains = chain_ids(&config.rootfs.diff_ids);
-        let mut made = Vec::new();
-        for (i, layer) in manifest.layers.iter().enumerate() {
-            let (chain, diff) = (&chains[i], &config.rootfs.diff_ids[i]);
-            let snapshots = self.snapshots.clone();
-            let blob = self.content.path(&layer.digest)?;
-            let (chain, diff, name) = (chain.clone(), diff.clone(), whole.clone());
-            let result = tokio::task::spawn_blocking(move || snapshots.create(&chain, &blob, &diff, &name))
-                .await
-                .map_err(|e| bad(format!("unpacking was interrupted: {e}")))?;
-            match result {
-                Ok(true) => made.push(chains[i].clone()),
-                Ok(false) => {}
-                Err(e) => {
-                    // Nothing of a failed pull stays unpacked.
-                    for chain in &made {
-                        let _ = self.snapshots.remove(chain);
-                    }
-                    return Err(e);
-                }
-            }
-            progress(PullEvent::Unpacked {
-                digest: layer.digest.clone(),
-            });
-        }
+        let jobs: Vec<LayerJob> = manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerJob {
+                descriptor: l.clone(),
+                chain: chains[i].clone(),
+                diff_id: config.rootfs.diff_ids[i].clone(),
+            })
+            .collect();
+        self.fetch_and_unpack(&client, &parsed, jobs, &progress).await?;
 
         let record = ImageRecord {
             id: config_digest,
@@ -439,94 +424,179 @@ impl ImageStore {
         Ok((manifest, digest))
     }
 
-    /// Streams every layer not yet in the content store, a few at a time.
-    async fn download_layers(
+    /// Streams every layer blob not yet in the content store, a few at a
+    /// time, and unpacks each layer into its snapshot once its blob is in.
+    /// On error, the snapshots this call made are removed again.
+    async fn fetch_and_unpack(
         &self,
         client: &Client,
         parsed: &Reference,
-        layers: &[OciDescriptor],
+        jobs: Vec<LayerJob>,
         progress: &Progress,
     ) -> Result<()> {
-        let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut seen = std::collections::HashSet::new();
-        for layer in layers {
-            if !seen.insert(layer.digest.clone()) {
-                continue;
+        let downloads = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
+        // gzip is CPU-bound: no more unpacks at once than there are cores.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let unpacks = Arc::new(tokio::sync::Semaphore::new(cores.clamp(1, 4)));
+        // One task per distinct blob; it unpacks every layer using that blob.
+        let mut by_blob: Vec<(OciDescriptor, Vec<LayerJob>)> = Vec::new();
+        for job in jobs {
+            match by_blob.iter_mut().find(|(d, _)| d.digest == job.descriptor.digest) {
+                Some((_, list)) => list.push(job),
+                None => by_blob.push((job.descriptor.clone(), vec![job])),
             }
-            if self.content.has(&layer.digest) {
+        }
+        // Set on the first error: downloads stop (dropping a download removes
+        // its temp file) and no further unpack starts. An unpack already
+        // running is let finish, so what it made is known and removed.
+        let (cancel, cancelled) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (layer, jobs) in by_blob {
+            let present = self.content.has(&layer.digest);
+            if present {
                 progress(PullEvent::Present {
                     digest: layer.digest.clone(),
                 });
-                continue;
             }
-            let ingest = self.content.begin()?;
-            let (client, parsed, layer, progress, permits) = (
+            let ingest = if present { None } else { Some(self.content.begin()?) };
+            let (client, parsed, progress, downloads, unpacks) = (
                 client.clone(),
                 parsed.clone(),
-                layer.clone(),
                 progress.clone(),
-                permits.clone(),
+                downloads.clone(),
+                unpacks.clone(),
             );
+            let snapshots = self.snapshots.clone();
+            let blob = self.content.path(&layer.digest)?;
+            let mut cancelled = cancelled.clone();
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let total = layer.size as u64;
-                let digest = layer.digest.clone();
-                let mut last = 0u64;
-                let report = progress.clone();
-                let mut writer = AsyncIngest {
-                    ingest,
-                    limit: total,
-                    progress: move |done: u64| {
-                        // About every 256 KiB: enough for a bar, few calls.
-                        if done - last >= 256 << 10 || done == total {
-                            last = done;
-                            report(PullEvent::Progress {
-                                digest: digest.clone(),
-                                done,
-                                total,
-                            });
-                        }
-                    },
-                };
-                client
-                    .pull_blob(&parsed, &layer, &mut writer)
-                    .await
-                    .map_err(|e| classify(&parsed, e))?;
-                let ingest = writer.ingest;
                 let whole = parsed.whole();
-                tokio::task::spawn_blocking(move || ingest.commit(&layer.digest, &whole).map(|_| layer))
-                    .await
-                    .map_err(|e| ImageError::Registry {
-                        reference: parsed.whole(),
-                        message: format!("storing a layer was interrupted: {e}"),
-                    })?
-                    .map(|layer| {
-                        progress(PullEvent::Downloaded { digest: layer.digest });
-                    })
+                let mut made: Vec<String> = Vec::new();
+                let result: Result<()> = async {
+                    let stopped = || ImageError::Registry {
+                        reference: whole.clone(),
+                        message: "stopped: another layer failed".into(),
+                    };
+                    if let Some(ingest) = ingest {
+                        let fetch = async {
+                            let _permit = downloads.acquire_owned().await;
+                            download(&client, &parsed, &layer, ingest, &progress).await
+                        };
+                        tokio::select! {
+                            done = fetch => done?,
+                            _ = cancelled.wait_for(|c| *c) => return Err(stopped()),
+                        }
+                    }
+                    for job in jobs {
+                        let _permit = unpacks.clone().acquire_owned().await;
+                        if *cancelled.borrow() {
+                            return Err(stopped());
+                        }
+                        let (snapshots, blob, name) = (snapshots.clone(), blob.clone(), whole.clone());
+                        let (chain, diff) = (job.chain.clone(), job.diff_id.clone());
+                        let created =
+                            tokio::task::spawn_blocking(move || snapshots.create(&chain, &blob, &diff, &name))
+                                .await
+                                .map_err(|e| ImageError::BadImage {
+                                    reference: whole.clone(),
+                                    reason: format!("unpacking was interrupted: {e}"),
+                                })??;
+                        if created {
+                            made.push(job.chain);
+                        }
+                        progress(PullEvent::Unpacked {
+                            digest: layer.digest.clone(),
+                        });
+                    }
+                    Ok(())
+                }
+                .await;
+                (result, made)
             });
         }
+        let mut made = Vec::new();
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
-            let result = joined.unwrap_or_else(|e| {
-                Err(ImageError::Registry {
-                    reference: parsed.whole(),
-                    message: format!("a download task failed: {e}"),
-                })
+            let (result, chains) = joined.unwrap_or_else(|e| {
+                (
+                    Err(ImageError::Registry {
+                        reference: parsed.whole(),
+                        message: format!("a layer task failed: {e}"),
+                    }),
+                    Vec::new(),
+                )
             });
+            made.extend(chains);
             if let Err(e) = result {
                 if first_error.is_none() {
                     first_error = Some(e);
-                    // The others are pointless now; their temp files go with them.
-                    tasks.abort_all();
+                    let _ = cancel.send(true);
                 }
             }
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(e) => {
+                // Nothing of a failed pull stays unpacked.
+                for chain in &made {
+                    let _ = self.snapshots.remove(chain);
+                }
+                Err(e)
+            }
             None => Ok(()),
         }
     }
+}
+
+/// One layer of the image: its blob, and the snapshot it unpacks into.
+struct LayerJob {
+    descriptor: OciDescriptor,
+    chain: String,
+    diff_id: String,
+}
+
+/// Streams one blob into `ingest`, verified, and commits it.
+async fn download(
+    client: &Client,
+    parsed: &Reference,
+    layer: &OciDescriptor,
+    ingest: super::content::Ingest,
+    progress: &Progress,
+) -> Result<()> {
+    let total = layer.size as u64;
+    let digest = layer.digest.clone();
+    let mut last = 0u64;
+    let report = progress.clone();
+    let mut writer = AsyncIngest {
+        ingest,
+        limit: total,
+        progress: move |done: u64| {
+            // About every 256 KiB: enough for a bar, few calls.
+            if done - last >= 256 << 10 || done == total {
+                last = done;
+                report(PullEvent::Progress {
+                    digest: digest.clone(),
+                    done,
+                    total,
+                });
+            }
+        },
+    };
+    client
+        .pull_blob(parsed, layer, &mut writer)
+        .await
+        .map_err(|e| classify(parsed, e))?;
+    let ingest = writer.ingest;
+    let (whole, expected) = (parsed.whole(), layer.digest.clone());
+    tokio::task::spawn_blocking(move || ingest.commit(&expected, &whole))
+        .await
+        .map_err(|e| ImageError::Registry {
+            reference: parsed.whole(),
+            message: format!("storing a layer was interrupted: {e}"),
+        })??;
+    progress(PullEvent::Downloaded {
+        digest: layer.digest.clone(),
+    });
+    Ok(())
 }
 
 fn now_millis() -> i64 {

@@ -401,4 +401,24 @@ mod tests {
             "expected a manifest: a mapping with `apiVersion`, `kind`, `metadata` and `spec`, found sequence",
         );
     }
+
+    #[test]
+    fn networks_take_a_name_or_the_long_form_and_unknown_fields_are_named() {
+        let text = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: bb\n  networks:\n    - front\n    - {name: back, aliases: [api], ipv4Address: 10.89.3.7}\n";
+        let objects = parse(&[source("n.yaml", text)]).unwrap_or_else(|d| panic!("{}", render(&d)));
+        let Spec::Container(c) = &objects[0].spec else {
+            panic!("not a container")
+        };
+        assert_eq!(c.networks[0], "front");
+        assert_eq!(c.networks[1].name, "back");
+        assert_eq!(c.networks[1].aliases, ["api"]);
+        assert_eq!(c.networks[1].ipv4_address.as_deref(), Some("10.89.3.7"));
+        // Both forms serialize back as they were written.
+        let json = serde_json::to_value(&c.networks).unwrap();
+        assert_eq!(json[0], "front");
+        assert_eq!(json[1]["ipv4Address"], "10.89.3.7");
+        let bad = text.replace("aliases: [api]", "alias: [api]");
+        let d = parse(&[source("n.yaml", &bad)]).unwrap_err();
+        assert!(render(&d).contains("alias"), "{}", render(&d));
+    }
 }

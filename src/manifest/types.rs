@@ -290,13 +290,16 @@ pub struct ContainerSpec {
     /// image's `/etc/passwd` and `/etc/group`. Defaults to the image's `User`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Bridge networks to join (not supported yet).
+    /// Bridge networks to join: `eth0` on the first, `eth1` on the next…
+    /// Each is a name, or `{name, aliases, ipv4Address}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<String>,
-    /// `none` (the default: only `lo`) or `host` (not supported yet).
+    #[schemars(with = "Vec<NetworkAttachmentSchema>")]
+    pub networks: Vec<NetworkAttachment>,
+    /// `none` (the default without `networks`: only `lo`), `host`, or
+    /// `container:NAME` (share that container's network namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// Published ports (not supported yet).
+    /// Published ports: the host's port to the container's on its first network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -342,6 +345,108 @@ pub struct SecurityContext {
     pub no_new_privileges: Option<bool>,
 }
 
+/// One network a container joins, with the names it answers to there
+/// beside its own and, optionally, a fixed address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<String>,
+}
+
+impl NetworkAttachment {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<&str> for NetworkAttachment {
+    fn from(name: &str) -> Self {
+        NetworkAttachment {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+impl From<String> for NetworkAttachment {
+    fn from(name: String) -> Self {
+        NetworkAttachment {
+            name,
+            ..Default::default()
+        }
+    }
+}
+
+impl PartialEq<&str> for NetworkAttachment {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other && self.aliases.is_empty() && self.ipv4_address.is_none()
+    }
+}
+
+/// The long form of [`NetworkAttachment`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkAttachmentLong {
+    pub name: String,
+    /// More names the container answers to on this network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// A fixed address in the network's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+/// What the schema says a network attachment is: a name or the long form.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum NetworkAttachmentSchema {
+    Name(String),
+    Long(NetworkAttachmentLong),
+}
+
+impl Serialize for NetworkAttachment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The short form when it says everything: specs (and their hashes)
+        // of plain `networks: [a]` stay as they were.
+        if self.aliases.is_empty() && self.ipv4_address.is_none() {
+            s.serialize_str(&self.name)
+        } else {
+            NetworkAttachmentLong {
+                name: self.name.clone(),
+                aliases: self.aliases.clone(),
+                ipv4_address: self.ipv4_address.clone(),
+            }
+            .serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkAttachment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NetworkAttachment;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a network name, or {name, aliases, ipv4Address}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NetworkAttachment, E> {
+                Ok(v.into())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<NetworkAttachment, A::Error> {
+                let long = NetworkAttachmentLong::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(NetworkAttachment {
+                    name: long.name,
+                    aliases: long.aliases,
+                    ipv4_address: long.ipv4_address,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkSpec {
@@ -352,8 +457,12 @@ pub struct NetworkSpec {
     pub subnet: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// No route out of the host: no masquerade, no forwarding beyond the bridge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,
+    /// MTU of the bridge and of containers' interfaces on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

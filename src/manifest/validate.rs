@@ -13,7 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::positions::Positions;
 use super::suggest::did_you_mean;
 use super::types::{
-    ContainerSpec, DependencyCondition, ImageSpec, Kind, Object, Resources, Spec, VolumeMount, VolumeSpec,
+    ContainerSpec, DependencyCondition, ImageSpec, Kind, NetworkSpec, Object, Resources, Spec, VolumeMount, VolumeSpec,
 };
 use super::{printable, Diagnostic};
 
@@ -79,11 +79,7 @@ impl<'a> Validator<'a> {
         match &o.spec {
             Spec::Image(spec) => self.image(o, spec),
             Spec::Container(spec) => self.container(o, spec),
-            Spec::Network(_) => self.report(
-                o,
-                "kind",
-                "Network objects are not supported yet: containers run with `network: none`",
-            ),
+            Spec::Network(spec) => self.network(o, spec),
             Spec::Volume(spec) => self.volume(o, spec),
         }
     }
@@ -230,6 +226,49 @@ impl<'a> Validator<'a> {
         self.env(o, "spec.env", &spec.env);
     }
 
+    fn network(&mut self, o: &Object, spec: &NetworkSpec) {
+        match spec.driver.as_deref() {
+            None | Some("bridge") => {}
+            Some("macvlan") => self.report(
+                o,
+                "spec.driver",
+                "the `macvlan` driver is not supported yet: use `bridge`",
+            ),
+            Some(other) => self.report(
+                o,
+                "spec.driver",
+                format!("unknown network driver `{other}`: expected `bridge`"),
+            ),
+        }
+        let subnet = spec.subnet.as_deref().map(|text| (text, parse_subnet(text)));
+        if let Some((text, Err(why))) = &subnet {
+            self.report(o, "spec.subnet", format!("subnet `{text}`: {why}"));
+        }
+        if let Some(gw) = &spec.gateway {
+            match (gw.parse::<std::net::Ipv4Addr>(), &subnet) {
+                (Err(_), _) => self.report(o, "spec.gateway", format!("gateway `{gw}` is not an IPv4 address")),
+                (Ok(_), None) => self.report(o, "spec.gateway", "a gateway needs a `subnet` to be in"),
+                (Ok(ip), Some((text, Ok((net, prefix))))) => {
+                    let mask = u32::MAX << (32 - u32::from(*prefix));
+                    let host = u32::from(ip) & !mask;
+                    if u32::from(ip) & mask != *net || host == 0 || host == !mask {
+                        self.report(
+                            o,
+                            "spec.gateway",
+                            format!("gateway {gw} is not a host address of subnet {text}"),
+                        );
+                    }
+                }
+                (Ok(_), Some((_, Err(_)))) => {}
+            }
+        }
+        if let Some(mtu) = spec.mtu {
+            if !(576..=65535).contains(&mtu) {
+                self.report(o, "spec.mtu", format!("mtu {mtu} is out of range: use 576 to 65535"));
+            }
+        }
+    }
+
     fn volume(&mut self, o: &Object, spec: &VolumeSpec) {
         if let Some(driver) = &spec.driver {
             if driver != "local" {
@@ -324,35 +363,68 @@ impl<'a> Validator<'a> {
             }
         }
 
-        if !spec.networks.is_empty() {
-            self.report(
-                o,
-                "spec.networks",
-                "joining networks (`networks`) is not supported yet: containers run with `network: none`",
-            );
-            for (i, name) in spec.networks.iter().enumerate() {
-                self.reference(o, &format!("spec.networks[{i}]"), Kind::Network, name);
+        for (i, net) in spec.networks.iter().enumerate() {
+            self.reference(o, &format!("spec.networks[{i}]"), Kind::Network, &net.name);
+            for (j, alias) in net.aliases.iter().enumerate() {
+                if !is_dns_label(alias) {
+                    self.report(
+                        o,
+                        &format!("spec.networks[{i}].aliases[{j}]"),
+                        format!("alias `{alias}` is not a DNS label"),
+                    );
+                }
+            }
+            if let Some(ip) = &net.ipv4_address {
+                if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                    self.report(
+                        o,
+                        &format!("spec.networks[{i}].ipv4Address"),
+                        format!("`{ip}` is not an IPv4 address"),
+                    );
+                }
             }
         }
         match spec.network.as_deref() {
-            None | Some("none") => {}
-            Some("host") => self.report(
-                o,
-                "spec.network",
-                "`network: host` is not supported yet: only `none` is",
-            ),
-            Some(other) => self.report(
-                o,
-                "spec.network",
-                format!("unknown network mode `{other}`: expected `none` (`host` is not supported yet)"),
-            ),
+            None | Some("none") | Some("host") => {}
+            Some(other) => match other.strip_prefix("container:") {
+                Some(peer) if peer == o.name() => {
+                    self.report(o, "spec.network", "a container cannot share its own network namespace")
+                }
+                Some(peer) => self.reference(o, "spec.network", Kind::Container, peer),
+                None => self.report(
+                    o,
+                    "spec.network",
+                    format!("unknown network mode `{other}`: expected `none`, `host` or `container:NAME`"),
+                ),
+            },
         }
-        if !spec.ports.is_empty() {
+        if spec.network.is_some() && !spec.networks.is_empty() {
+            self.report(
+                o,
+                "spec.network",
+                "`network` and `networks` exclude each other: a mode, or the networks to join",
+            );
+        }
+        if !spec.ports.is_empty() && spec.networks.is_empty() {
             self.report(
                 o,
                 "spec.ports",
-                "publishing ports (`ports`) is not supported yet: it needs networks",
+                "publishing ports needs a bridge network: add `networks: [NAME]`",
             );
+        }
+        let mut published: HashMap<(u16, &str), usize> = HashMap::new();
+        for (i, port) in spec.ports.iter().enumerate() {
+            let proto = port.protocol.as_deref().unwrap_or("tcp");
+            if let Some(first) = published.insert((port.host, proto), i) {
+                self.report(
+                    o,
+                    &format!("spec.ports[{i}].host"),
+                    format!(
+                        "host port {}/{proto} is already published by spec.ports[{first}]",
+                        port.host
+                    ),
+                );
+            }
         }
         for (i, port) in spec.ports.iter().enumerate() {
             if port.host == 0 {
@@ -768,6 +840,25 @@ fn is_valid_user(user: &str) -> bool {
     }
 }
 
+/// `a.b.c.d/n` as (network address, prefix), with room for a gateway and a host.
+fn parse_subnet(text: &str) -> Result<(u32, u8), String> {
+    let (addr, prefix) = text.split_once('/').ok_or("expected ADDRESS/PREFIX, as 10.89.0.0/24")?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| "not an IPv4 address".to_string())?;
+    let prefix: u8 = prefix.parse().map_err(|_| "the prefix is not a number".to_string())?;
+    if !(1..=30).contains(&prefix) {
+        return Err("the prefix must be 1 to 30 (room for a gateway and a host)".into());
+    }
+    let mask = u32::MAX << (32 - u32::from(prefix));
+    let net = u32::from(addr) & mask;
+    if net != u32::from(addr) {
+        return Err(format!(
+            "host bits are set; did you mean {}/{prefix}?",
+            std::net::Ipv4Addr::from(net)
+        ));
+    }
+    Ok((net, prefix))
+}
+
 /// Whether `reference` parses as a registry reference; why not otherwise.
 fn check_reference(reference: &str) -> Result<(), String> {
     let parsed = oci_client::Reference::try_from(reference).map_err(|e| e.to_string())?;
@@ -992,23 +1083,55 @@ mod tests {
         );
         let d = check(&text);
         for (needle, line, field) in [
-            ("joining networks (`networks`) is not supported yet", 6, "spec.networks"),
-            ("`network: host` is not supported yet", 7, "spec.network"),
-            ("publishing ports (`ports`) is not supported yet", 8, "spec.ports"),
+            ("`network` and `networks` exclude each other", 7, "spec.network"),
             ("a healthcheck needs a command", 9, "spec.healthcheck.exec"),
             (
                 "`condition: healthy` needs a healthcheck on container `db`",
                 10,
                 "spec.dependsOn[0].condition",
             ),
-            ("Network objects are not supported yet", 19, "kind"),
         ] {
             let e = find(&d, needle);
             assert_eq!((e.line, e.field.as_str()), (line, field), "{needle}");
         }
         find(&d, "an Image takes exactly one source, got `ref` and `archive`");
         let d = check(&container("web", "  network: bridge\n"));
-        find(&d, "unknown network mode `bridge`: expected `none`");
+        find(
+            &d,
+            "unknown network mode `bridge`: expected `none`, `host` or `container:NAME`",
+        );
+        let d = check(&container(
+            "web",
+            "  network: container:web\n  ports: [{host: 80, container: 80}]\n",
+        ));
+        find(&d, "a container cannot share its own network namespace");
+        find(&d, "publishing ports needs a bridge network");
+    }
+
+    #[test]
+    fn network_specs_are_checked_field_by_field() {
+        let net = |spec: &str| format!("apiVersion: berth/v1\nkind: Network\nmetadata: {{name: n}}\nspec: {spec}\n");
+        assert!(check(&net(
+            "{subnet: 10.89.0.0/24, gateway: 10.89.0.1, internal: true, mtu: 1400}"
+        ))
+        .is_empty());
+        for (spec, needle) in [
+            (
+                "{subnet: 10.89.0.1/24}",
+                "host bits are set; did you mean 10.89.0.0/24?",
+            ),
+            ("{subnet: 10.89.0.0/31}", "the prefix must be 1 to 30"),
+            (
+                "{subnet: 10.89.0.0/24, gateway: 10.90.0.1}",
+                "not a host address of subnet 10.89.0.0/24",
+            ),
+            ("{gateway: 10.90.0.1}", "a gateway needs a `subnet`"),
+            ("{driver: macvlan}", "the `macvlan` driver is not supported yet"),
+            ("{mtu: 10}", "mtu 10 is out of range"),
+        ] {
+            let d = check(&net(spec));
+            find(&d, needle);
+        }
     }
 
     #[test]

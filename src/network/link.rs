@@ -284,6 +284,29 @@ pub fn bridge_ok(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<bool> {
     })
 }
 
+/// Whether the host end `veth` exists, is up and is a port of `bridge`.
+pub fn veth_on_bridge(veth: &str, bridge: &str) -> Result<bool> {
+    let (veth, bridge) = (veth.to_string(), bridge.to_string());
+    with_handle(None, |h| async move {
+        let Some(bridge_index) = index_of(&h, &bridge).await? else {
+            return Ok(false);
+        };
+        let mut links = h.link().get().match_name(veth.clone()).execute();
+        let msg = match links.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(false),
+            Err(e) if is_errno(&e, libc::ENODEV) => return Ok(false),
+            Err(e) => return Err(nl(format!("look up link {veth}"))(e)),
+        };
+        let up = msg.header.flags.contains(rtnetlink::packet_route::link::LinkFlags::Up);
+        let on_bridge = msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(i) if *i == bridge_index));
+        Ok(up && on_bridge)
+    })
+}
+
 /// Deletes link `name` in the host's namespace; a missing one is fine.
 pub fn delete_link(name: &str) -> Result<()> {
     let name = name.to_string();

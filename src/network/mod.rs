@@ -9,11 +9,13 @@
 //! <run>/net/<id>/netns         the bind-mounted network namespace
 //! <run>/net/<id>/hosts         bind-mounted at /etc/hosts (also hostname, resolv.conf)
 //! ```
+//! Each network has an embedded DNS server on its gateway address (`dns.rs`).
 //! Kernel objects carry a tag from the root's prefix, so two daemons never
 //! collide, in names of at most 15 characters: bridges `bb<tag><net>`, host
 //! ends of veths `bv<tag><hash>`; their alias (shown by `ip link`) names
 //! the daemon's prefix and the object.
 
+pub mod dns;
 pub mod files;
 pub mod ipam;
 pub mod link;
@@ -70,6 +72,8 @@ pub struct Networks {
     run: PathBuf,
     prefix: String,
     tag: String,
+    /// The embedded DNS servers, one per network.
+    pub dns: std::sync::Arc<dns::Dns>,
 }
 
 impl Networks {
@@ -78,6 +82,7 @@ impl Networks {
             run: run.to_path_buf(),
             prefix: prefix.to_string(),
             tag: short_hash(prefix),
+            dns: Default::default(),
         }
     }
 

@@ -164,6 +164,55 @@ fn nft_err(e: impl std::fmt::Display) -> NetworkError {
     NetworkError::Nft(e.to_string())
 }
 
+/// Pids of `nft` processes a thread of ours is waiting for. The daemon reaps
+/// every other exited child (shims, orphans) with `waitpid`; it must leave
+/// these to their waiter, or the waiter gets ECHILD. The lock is held from
+/// spawn until the pid is listed, so the reaper never sees one unlisted.
+pub static WAITED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn waited() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    // Only pids are pushed and removed: a panic cannot leave it half-changed.
+    WAITED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `nft -j ARGS` with `input` on stdin; returns its stdout.
+fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = {
+        let mut list = waited();
+        let child = Command::new("nft")
+            .arg("-j")
+            .args(args)
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| nft_err(format!("cannot run nft: {e}")))?;
+        list.push(child.id() as i32);
+        child
+    };
+    let pid = child.id() as i32;
+    let result = (|| {
+        let mut child = child;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(text.as_bytes()).map_err(nft_err)?;
+        }
+        child.wait_with_output().map_err(nft_err)
+    })();
+    waited().retain(|p| *p != pid);
+    let out = result?;
+    if !out.status.success() {
+        return Err(nft_err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn apply(batch: &Nftables) -> Result<(), NetworkError> {
+    let text = serde_json::to_string(batch).map_err(nft_err)?;
+    run_nft(&["-f", "-"], Some(&text)).map(drop)
+}
+
 /// Replaces berth's table with exactly these networks and ports; with
 /// neither, removes the table.
 pub fn sync(table: &str, networks: &[NatNetwork], ports: &[PortForward]) -> Result<(), NetworkError> {
@@ -171,7 +220,81 @@ pub fn sync(table: &str, networks: &[NatNetwork], ports: &[PortForward]) -> Resu
         return remove_table(table);
     }
     let batch: Nftables = serde_json::from_value(ruleset_json(table, networks, ports)).map_err(nft_err)?;
-    nftables::helper::apply_ruleset(&batch).map_err(nft_err)
+    apply(&batch)?;
+    neighbour_best_effort(table, networks);
+    Ok(())
+}
+
+/// The neighbour chain is another tool's: it may go between our listing and
+/// our change. berth's own table is what must hold; this only helps.
+fn neighbour_best_effort(table: &str, networks: &[NatNetwork]) {
+    if let Err(e) = sync_neighbour(table, networks) {
+        tracing::warn!("keeping berth's accepts in ip filter FORWARD: {e}");
+    }
+}
+
+/// The base chain where Docker (through iptables-nft) sets its `FORWARD`
+/// policy to drop. An accept in berth's own table does not override a drop
+/// there, so berth's bridges get accept rules of their own in it, marked
+/// with a comment naming berth's table: only those are ever deleted.
+const NEIGHBOUR: [&str; 3] = ["ip", "filter", "FORWARD"];
+
+fn neighbour_comment(table: &str) -> String {
+    format!("berth:{table}")
+}
+
+/// Handles of berth's own rules (by comment) in a listed chain.
+pub fn own_handles(listing: &Value, table: &str) -> Vec<u64> {
+    let comment = neighbour_comment(table);
+    listing["nftables"]
+        .as_array()
+        .map(|objects| {
+            objects
+                .iter()
+                .filter_map(|o| o.get("rule"))
+                .filter(|r| r["comment"].as_str() == Some(comment.as_str()))
+                .filter_map(|r| r["handle"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The batch that replaces berth's rules in the neighbour chain: delete the
+/// old ones by handle, insert accepts for the non-internal bridges. Pure.
+pub fn neighbour_batch(table: &str, old: &[u64], networks: &[NatNetwork]) -> Value {
+    let [family, t, chain] = NEIGHBOUR;
+    let mut cmds = Vec::new();
+    for handle in old {
+        // nft reads the handle only; the crate's type wants an `expr`.
+        cmds.push(
+            json!({"delete": {"rule": {"family": family, "table": t, "chain": chain, "handle": handle, "expr": []}}}),
+        );
+    }
+    for n in networks.iter().filter(|n| !n.internal) {
+        for dir in ["iifname", "oifname"] {
+            cmds.push(json!({"insert": {"rule": {"family": family, "table": t, "chain": chain,
+                "comment": neighbour_comment(table),
+                "expr": [matches("==", meta(dir), json!(n.bridge)), json!({"accept": null})]}}}));
+        }
+    }
+    json!({"nftables": cmds})
+}
+
+/// Keeps berth's accepts in the neighbour chain, when there is one.
+fn sync_neighbour(table: &str, networks: &[NatNetwork]) -> Result<(), NetworkError> {
+    let [family, t, chain] = NEIGHBOUR;
+    let Ok(text) = run_nft(&["list", "chain", family, t, chain], None) else {
+        // No such chain (no Docker): nothing to let through.
+        return Ok(());
+    };
+    let listing: Value = serde_json::from_str(&text).map_err(nft_err)?;
+    let old = own_handles(&listing, table);
+    let batch = neighbour_batch(table, &old, networks);
+    if batch["nftables"].as_array().is_none_or(|a| a.is_empty()) {
+        return Ok(());
+    }
+    let batch: Nftables = serde_json::from_value(batch).map_err(nft_err)?;
+    apply(&batch)
 }
 
 /// Removes berth's table (only it); a missing table is fine.
@@ -180,27 +303,30 @@ pub fn remove_table(table: &str) -> Result<(), NetworkError> {
     let batch: Nftables =
         serde_json::from_value(json!({"nftables": [{"add": {"table": t}}, {"delete": {"table": t}}]}))
             .map_err(nft_err)?;
-    nftables::helper::apply_ruleset(&batch).map_err(nft_err)
+    apply(&batch)?;
+    neighbour_best_effort(table, &[]);
+    Ok(())
 }
 
 /// How many rules berth's table holds now (`None`: no table), to notice a
 /// table flushed or deleted by hand.
 pub fn rule_count(table: &str) -> Result<Option<usize>, NetworkError> {
-    let args = ["list", "table", "inet", table];
-    match nftables::helper::get_current_ruleset_with_args(nftables::helper::DEFAULT_NFT, args) {
-        Ok(set) => Ok(Some(
-            set.objects
-                .iter()
-                .filter(|o| {
-                    matches!(
-                        o,
-                        nftables::schema::NfObject::ListObject(nftables::schema::NfListObject::Rule(_))
-                    )
-                })
-                .count(),
-        )),
-        Err(_) => Ok(None),
-    }
+    let Ok(text) = run_nft(&["list", "table", "inet", table], None) else {
+        // nft fails on a missing table.
+        return Ok(None);
+    };
+    let set: Nftables = serde_json::from_str(&text).map_err(nft_err)?;
+    Ok(Some(
+        set.objects
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    nftables::schema::NfObject::ListObject(nftables::schema::NfListObject::Rule(_))
+                )
+            })
+            .count(),
+    ))
 }
 
 /// How many rules [`ruleset_json`] makes, to compare with [`rule_count`].
@@ -215,6 +341,26 @@ pub fn expected_rules(networks: &[NatNetwork], ports: &[PortForward]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_berths_own_rules_in_the_neighbour_chain_are_replaced() {
+        let listing = json!({"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 5, "comment": "berth:berth-x", "expr": []}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 6, "expr": []}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 7, "comment": "berth:berth-y", "expr": []}},
+        ]});
+        assert_eq!(own_handles(&listing, "berth-x"), [5]);
+        let batch = neighbour_batch("berth-x", &[5], &nets());
+        let parsed: Nftables = serde_json::from_value(batch.clone()).unwrap();
+        // One delete, then two accepts for the one non-internal bridge.
+        assert_eq!(parsed.objects.len(), 3);
+        let text = batch.to_string();
+        assert!(text.contains(r#""handle":5"#) && !text.contains(r#""handle":6"#));
+        assert_eq!(text.matches("berth:berth-x").count(), 2);
+        assert!(!text.contains("bb2"), "internal networks get no accept: {text}");
+    }
 
     fn nets() -> Vec<NatNetwork> {
         vec![

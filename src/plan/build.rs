@@ -418,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_network_is_replaced_without_replacing_its_containers() {
+    fn a_changed_network_is_replaced_and_so_are_its_containers() {
         let observed = converged(&shop());
         let mut desired = shop();
         desired[2] = obj(
@@ -432,7 +432,10 @@ mod tests {
         let plan = plan(&desired, &observed);
         assert_eq!(
             describe(&plan),
-            ["replace network/backend: spec.subnet: (unset) -> 10.88.0.0/24"]
+            [
+                "replace network/backend: spec.subnet: (unset) -> 10.88.0.0/24",
+                "replace container/web: network/backend changed"
+            ]
         );
     }
 

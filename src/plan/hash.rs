@@ -19,9 +19,9 @@ use crate::manifest::{ContainerSpec, Kind, Object, Spec};
 ///
 /// A container's hash covers its own spec and the hashes of the Image it runs
 /// and the Volumes it mounts (those that are in `desired`), so a changed image
-/// or volume spec replaces the containers that use it. Networks and `dependsOn`
-/// containers are not covered: changing them reorders or recreates those
-/// objects, not the container.
+/// volume or network spec replaces the containers that use it (a network made
+/// again has a new bridge, maybe a new subnet). `dependsOn` containers are not
+/// covered: changing them reorders or recreates those objects, not the container.
 ///
 /// Keys are assumed unique (`manifest::validate` rejects duplicates); if one
 /// repeats, the later object wins, as a later document would on apply.
@@ -55,10 +55,11 @@ pub fn spec_hashes(desired: &[Object]) -> BTreeMap<ObjectKey, String> {
 }
 
 /// Objects whose content is baked into a container made from them, and so
-/// into its hash: its image and the named volumes it mounts.
+/// into its hash: its image, the named volumes it mounts and the networks it joins.
 pub(crate) fn hashed_inputs(spec: &ContainerSpec) -> BTreeSet<ObjectKey> {
     let mut keys = BTreeSet::new();
     keys.insert(ObjectKey::new(Kind::Image, spec.image.as_str()));
+    keys.extend(spec.networks.iter().map(|n| ObjectKey::new(Kind::Network, n.name())));
     for m in &spec.volumes {
         if let Some(v) = &m.volume {
             keys.insert(ObjectKey::new(Kind::Volume, v.as_str()));
@@ -72,7 +73,10 @@ pub(crate) fn hashed_inputs(spec: &ContainerSpec) -> BTreeSet<ObjectKey> {
 /// (`network: host | none` is a mode, not a Network object.)
 pub(crate) fn prerequisites(spec: &ContainerSpec) -> BTreeSet<ObjectKey> {
     let mut keys = hashed_inputs(spec);
-    keys.extend(spec.networks.iter().map(|n| ObjectKey::new(Kind::Network, n.as_str())));
+    // `container:NAME` joins NAME's namespace, which must exist first.
+    if let Some(peer) = spec.network.as_deref().and_then(|m| m.strip_prefix("container:")) {
+        keys.insert(ObjectKey::new(Kind::Container, peer));
+    }
     keys.extend(
         spec.depends_on
             .iter()
@@ -241,14 +245,14 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_network_does_not_change_the_hash_of_containers_joining_it() {
+    fn a_changed_network_changes_the_hash_of_containers_joining_it() {
         let before = spec_hashes(&stack("/a.tar", None, "10.0.0.0/24"));
         let after = spec_hashes(&stack("/a.tar", None, "10.1.0.0/24"));
         assert_ne!(
             hash_of(&before, Kind::Network, "backend"),
             hash_of(&after, Kind::Network, "backend")
         );
-        assert_eq!(
+        assert_ne!(
             hash_of(&before, Kind::Container, "web"),
             hash_of(&after, Kind::Container, "web")
         );

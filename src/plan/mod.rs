@@ -269,7 +269,7 @@ mod tests {
                     .collect(),
                 networks: (0..d.networks.len())
                     .filter(|&j| bit(nets, j))
-                    .map(|j| format!("net{j}"))
+                    .map(|j| format!("net{j}").into())
                     .collect(),
                 // Only on containers with a smaller index: acyclic.
                 depends_on: (0..i)
@@ -391,7 +391,7 @@ mod tests {
                     } else {
                         format!("o{}", b / 2 % 6)
                     })],
-                    networks: vec![format!("o{}", c % 6), format!("net{}", c / 8 % 3)],
+                    networks: vec![format!("o{}", c % 6).into(), format!("net{}", c / 8 % 3).into()],
                     // Orphans only depend on orphans with a smaller index, or
                     // on desired containers: acyclic.
                     depends_on: (0..j)
@@ -426,7 +426,7 @@ mod tests {
                 .filter_map(|m| m.volume.as_deref())
                 .map(|v| ObjectKey::new(Kind::Volume, v)),
         );
-        keys.extend(c.networks.iter().map(|n| ObjectKey::new(Kind::Network, n.as_str())));
+        keys.extend(c.networks.iter().map(|n| ObjectKey::new(Kind::Network, n.name())));
         keys.extend(
             c.depends_on
                 .iter()

@@ -50,6 +50,9 @@ pub enum DriverError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// Bridges, namespaces, addresses or NAT failed.
+    #[error("{0}")]
+    Network(#[from] crate::network::NetworkError),
     /// The state database or a stored row failed.
     #[error(transparent)]
     State(#[from] ReconcileError),

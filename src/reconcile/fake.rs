@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, VolumeHost};
+use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
 use crate::image::{self, ImageConfig, ImageError, ImageRecord, ImageSummary, Layer};
+use crate::network::dns::Records;
+use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, ExitRecord, Probe, RunRecord, RuntimeError};
 
 /// One call the engine made.
@@ -27,6 +29,12 @@ pub enum Call {
     CreateVolume(String),
     RemoveVolume(String),
     PopulateVolume(String, PathBuf),
+    EnsureBridge(String),
+    DeleteLink(String),
+    CreateNetns(String),
+    Attach(String, String),
+    RemoveNetwork(String),
+    SyncNat(usize, usize),
     Pull(String),
     RemoveImage(String),
 }
@@ -42,6 +50,14 @@ struct Script {
     run_dirs: HashSet<String>,
     layers: Vec<Layer>,
     volumes: HashSet<String>,
+    bridges: HashSet<String>,
+    /// Host ends of veths, with their bridge.
+    veths: HashMap<String, String>,
+    netns: HashSet<String>,
+    /// Records of running DNS servers by network.
+    dns: HashMap<String, Records>,
+    /// Written network files by (id, file name).
+    files: HashMap<(String, String), String>,
     /// What a pull of a reference finds in the "registry".
     registry: HashMap<String, ImageRecord>,
     /// Pulled images by reference.
@@ -59,6 +75,7 @@ pub struct FakeHost {
     next_pid: AtomicI32,
     /// Bumped whenever a shim "exits", so `wait_shim` futures wake.
     shim_exits: watch::Sender<u64>,
+    names: Networks,
 }
 
 fn exit(code: i32) -> ExitRecord {
@@ -81,6 +98,7 @@ impl FakeHost {
             })),
             next_pid: AtomicI32::new(1000),
             shim_exits,
+            names: Networks::new(Path::new("/fake/run"), "berth-fake0000"),
         })
     }
 
@@ -90,6 +108,7 @@ impl FakeHost {
             containers: self.clone(),
             images: self.clone(),
             volumes: self.clone(),
+            networks: self.clone(),
         }
     }
 
@@ -179,6 +198,28 @@ impl FakeHost {
             init_start: 1,
             started_at: runtime::now_millis(),
         }
+    }
+
+    /// The names `network`'s DNS server answers, sorted.
+    pub fn dns_names(&self, network: &str) -> Option<Vec<String>> {
+        let s = self.script();
+        let mut names: Vec<String> = s.dns.get(network)?.keys().cloned().collect();
+        names.sort();
+        Some(names)
+    }
+
+    /// A network file written for `id`.
+    pub fn file(&self, id: &str, file: &str) -> Option<String> {
+        self.script().files.get(&(id.to_string(), file.to_string())).cloned()
+    }
+
+    /// Deletes a bridge or veth behind berth's back.
+    /// A deleted bridge releases its ports, as the kernel's does.
+    pub fn drop_link(&self, name: &str) {
+        let mut s = self.script();
+        s.bridges.remove(name);
+        s.veths.remove(name);
+        s.veths.retain(|_, bridge| bridge != name);
     }
 
     pub fn probe_of(&self, id: &str) -> Probe {
@@ -386,6 +427,23 @@ impl ImageHost for FakeHost {
         Ok(Vec::new())
     }
 
+    fn login<'a>(
+        &'a self,
+        _registry: &'a str,
+        _username: &'a str,
+        _password: &'a str,
+    ) -> BoxFuture<'a, image::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn logout(&self, _registry: &str) -> image::Result<bool> {
+        Ok(false)
+    }
+
+    fn config_blob(&self, _record: &ImageRecord) -> Option<Vec<u8>> {
+        None
+    }
+
     fn commit(
         &self,
         base: &ImageRecord,
@@ -441,6 +499,100 @@ impl VolumeHost for FakeHost {
     fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool> {
         self.record(Call::PopulateVolume(name.into(), from.into()));
         Ok(false)
+    }
+}
+
+impl NetworkHost for FakeHost {
+    fn names(&self) -> &Networks {
+        &self.names
+    }
+    fn host_routes(&self) -> network::Result<Vec<Subnet>> {
+        Ok(vec!["10.89.0.0/24".parse().unwrap()])
+    }
+    fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
+        self.record(Call::EnsureBridge(cfg.name.clone()));
+        self.script().bridges.insert(cfg.name.clone());
+        Ok(())
+    }
+    fn bridge_ok(&self, cfg: &BridgeConfig) -> bool {
+        self.script().bridges.contains(&cfg.name)
+    }
+    fn veth_ok(&self, veth: &str, bridge: &str) -> bool {
+        let s = self.script();
+        s.bridges.contains(bridge) && s.veths.get(veth).is_some_and(|b| b == bridge)
+    }
+    fn delete_link(&self, name: &str) -> network::Result<()> {
+        self.record(Call::DeleteLink(name.into()));
+        let mut s = self.script();
+        s.bridges.remove(name);
+        s.veths.remove(name);
+        Ok(())
+    }
+    fn create_netns(&self, id: &str) -> network::Result<PathBuf> {
+        self.record(Call::CreateNetns(id.into()));
+        self.script().netns.insert(id.into());
+        Ok(self.names.netns_path(id))
+    }
+    fn netns_exists(&self, id: &str) -> bool {
+        self.script().netns.contains(id)
+    }
+    fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()> {
+        self.record(Call::Attach(id.into(), format!("{} {}", veth.ifname, veth.address)));
+        self.script().veths.insert(veth.host_name.clone(), veth.bridge.clone());
+        Ok(())
+    }
+    fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
+        Ok(vec!["lo".into()])
+    }
+    fn remove_container(&self, id: &str, _interfaces: usize) -> network::Result<()> {
+        self.record(Call::RemoveNetwork(id.into()));
+        let mut s = self.script();
+        s.netns.remove(id);
+        s.files.retain(|(owner, _), _| owner != id);
+        Ok(())
+    }
+    fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf> {
+        self.script().files.insert((id.into(), file.into()), text.into());
+        Ok(self.names.dir(id).join(file))
+    }
+    fn host_resolv_conf(&self) -> String {
+        "nameserver 192.0.2.53\n".into()
+    }
+    fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
+        self.record(Call::SyncNat(networks.len(), ports.len()));
+        Ok(())
+    }
+    fn nat_intact(&self, _networks: &[NatNetwork], _ports: &[PortForward]) -> bool {
+        true
+    }
+    fn check_port_free(&self, _port: u16, _proto: Proto) -> network::Result<()> {
+        Ok(())
+    }
+    fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.script().netns.iter().cloned().collect();
+        ids.sort();
+        ids
+    }
+    fn dns_start(
+        &self,
+        network: &str,
+        _gateway: std::net::Ipv4Addr,
+        _internal: bool,
+        records: Records,
+    ) -> network::Result<()> {
+        self.script().dns.insert(network.into(), records);
+        Ok(())
+    }
+    fn dns_set(&self, network: &str, records: Records) {
+        if let Some(r) = self.script().dns.get_mut(network) {
+            *r = records;
+        }
+    }
+    fn dns_running(&self, network: &str) -> bool {
+        self.script().dns.contains_key(network)
+    }
+    fn dns_stop(&self, network: &str) {
+        self.script().dns.remove(network);
     }
 }
 

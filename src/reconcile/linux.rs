@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
-use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, VolumeHost};
+use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
 use crate::image::{self, ImageRecord, ImageStore, ImageSummary, Layer};
+use crate::network::{self, link, nat, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord, Runtime};
 
 impl ContainerHost for Runtime {
@@ -126,6 +127,20 @@ impl ImageHost for ImageStore {
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>> {
         ImageStore::load(self, archive)
     }
+    fn login<'a>(
+        &'a self,
+        registry: &'a str,
+        username: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, image::Result<()>> {
+        Box::pin(ImageStore::login(self, registry, username, password))
+    }
+    fn logout(&self, registry: &str) -> image::Result<bool> {
+        ImageStore::logout(self, registry)
+    }
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>> {
+        self.content.read(&record.id).ok()
+    }
     fn commit(
         &self,
         base: &ImageRecord,
@@ -181,6 +196,99 @@ impl VolumeHost for VolumeDirs {
     }
 }
 
+impl NetworkHost for Networks {
+    fn names(&self) -> &Networks {
+        self
+    }
+    fn host_routes(&self) -> network::Result<Vec<Subnet>> {
+        link::host_routes()
+    }
+    fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
+        link::ensure_bridge(cfg)
+    }
+    fn bridge_ok(&self, cfg: &BridgeConfig) -> bool {
+        link::bridge_ok(&cfg.name, cfg.gateway, cfg.subnet.prefix).unwrap_or(false)
+    }
+    fn veth_ok(&self, veth: &str, bridge: &str) -> bool {
+        link::veth_on_bridge(veth, bridge).unwrap_or(false)
+    }
+    fn delete_link(&self, name: &str) -> network::Result<()> {
+        link::delete_link(name)
+    }
+    fn create_netns(&self, id: &str) -> network::Result<PathBuf> {
+        let path = self.netns_path(id);
+        link::create_netns(&path)?;
+        Ok(path)
+    }
+    fn netns_exists(&self, id: &str) -> bool {
+        link::is_netns(&self.netns_path(id))
+    }
+    fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()> {
+        link::attach_veth(&self.netns_path(id), veth)
+    }
+    fn netns_links(&self, id: &str) -> network::Result<Vec<String>> {
+        link::netns_links(&self.netns_path(id))
+    }
+    fn remove_container(&self, id: &str, interfaces: usize) -> network::Result<()> {
+        Networks::remove_container(self, id, interfaces)
+    }
+    fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf> {
+        let dir = self.dir(id);
+        let path = dir.join(file);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| network::files::write_in_place(&path, text))
+            .map_err(|source| network::NetworkError::Io {
+                action: "write",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(path)
+    }
+    fn host_resolv_conf(&self) -> String {
+        network::files::host_resolv_conf()
+    }
+    fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
+        nat::sync(self.table(), networks, ports)
+    }
+    fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool {
+        let want = nat::expected_rules(networks, ports);
+        match nat::rule_count(self.table()) {
+            Ok(Some(n)) => n == want,
+            Ok(None) => networks.is_empty() && ports.is_empty(),
+            Err(_) => false,
+        }
+    }
+    fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()> {
+        Networks::check_port_free(self, port, proto)
+    }
+    fn list(&self) -> Vec<String> {
+        Networks::list(self)
+    }
+    fn dns_start(
+        &self,
+        network: &str,
+        gateway: std::net::Ipv4Addr,
+        internal: bool,
+        records: network::dns::Records,
+    ) -> network::Result<()> {
+        let upstream = if internal {
+            Vec::new()
+        } else {
+            network::dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        };
+        self.dns.start(network, gateway, upstream, records)
+    }
+    fn dns_set(&self, network: &str, records: network::dns::Records) {
+        self.dns.set_records(network, records)
+    }
+    fn dns_running(&self, network: &str) -> bool {
+        self.dns.running(network)
+    }
+    fn dns_stop(&self, network: &str) {
+        self.dns.stop(network)
+    }
+}
+
 /// Copies the contents of directory `from` into directory `to`: directories,
 /// regular files and symlinks (never followed), with their modes, and their
 /// owners when running as root. Other kinds (devices, fifos, sockets) are not
@@ -221,10 +329,12 @@ pub fn host(runtime: Runtime, images: ImageStore) -> Host {
     let volumes = VolumeDirs {
         dir: runtime.layout.root.join("volumes"),
     };
+    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix);
     Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),
         volumes: Arc::new(volumes),
+        networks: Arc::new(networks),
     }
 }
 

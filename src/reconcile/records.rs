@@ -58,13 +58,25 @@ pub struct VolumeInfo {
     pub path: PathBuf,
 }
 
+/// A bridge network as made: the subnet chosen once is kept for its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
 /// The kind-specific part of a live record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveInfo {
     Container(ContainerInfo),
     Image(ImageInfo),
     Volume(VolumeInfo),
-    Network,
+    Network(NetworkInfo),
 }
 
 /// A desired object with where it came from.
@@ -103,6 +115,13 @@ impl Live {
     pub fn container_info(&self) -> Option<&ContainerInfo> {
         match &self.info {
             LiveInfo::Container(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    pub fn network_info(&self) -> Option<&NetworkInfo> {
+        match &self.info {
+            LiveInfo::Network(i) => Some(i),
             _ => None,
         }
     }
@@ -148,7 +167,9 @@ pub fn decode_live(row: LiveRecord) -> Result<Live> {
         }
         Kind::Image => LiveInfo::Image(serde_json::from_str(&row.info).map_err(corrupt("live", kind, name, "info"))?),
         Kind::Volume => LiveInfo::Volume(serde_json::from_str(&row.info).map_err(corrupt("live", kind, name, "info"))?),
-        Kind::Network => LiveInfo::Network,
+        Kind::Network => {
+            LiveInfo::Network(serde_json::from_str(&row.info).map_err(corrupt("live", kind, name, "info"))?)
+        }
     };
     Ok(Live {
         key: ObjectKey::new(kind, row.name),
@@ -164,7 +185,7 @@ fn info_json(info: &LiveInfo) -> String {
         LiveInfo::Container(i) => serde_json::to_value(i),
         LiveInfo::Image(i) => serde_json::to_value(i),
         LiveInfo::Volume(i) => serde_json::to_value(i),
-        LiveInfo::Network => Ok(serde_json::Value::Object(Default::default())),
+        LiveInfo::Network(i) => serde_json::to_value(i),
     };
     // These types are plain data: serializing them cannot fail.
     value.map(|v| v.to_string()).unwrap_or_else(|_| "{}".into())

@@ -22,7 +22,11 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
+use std::net::Ipv4Addr;
+
 use crate::image::{self, ImageRecord, ImageSummary, Layer};
+use crate::network::dns::Records;
+use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::exec::{ExecProcess, ExecSpec};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord};
 
@@ -142,6 +146,13 @@ pub trait ImageHost: Send + Sync {
     /// Loads a `docker save` or OCI archive; blocking. Returns the images
     /// with the references they got.
     fn load(&self, archive: &Path) -> image::Result<Vec<(ImageRecord, Vec<String>)>>;
+    /// Checks credentials against a registry and stores them for pulls and pushes.
+    fn login<'a>(&'a self, registry: &'a str, username: &'a str, password: &'a str)
+        -> BoxFuture<'a, image::Result<()>>;
+    /// Forgets a registry's credentials; whether there were any.
+    fn logout(&self, registry: &str) -> image::Result<bool>;
+    /// The image's config blob as stored (verified).
+    fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>>;
     /// A new image: `base` plus the tree `upper` as a layer, with `config`,
     /// named `reference` (blocking).
     fn commit(
@@ -167,12 +178,58 @@ pub trait VolumeHost: Send + Sync {
     fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool>;
 }
 
+/// Networks: bridges, berth's network namespaces and veths, the files a
+/// container gets, and the NAT table. Every call blocks (netlink, nft):
+/// the engine makes them from `spawn_blocking`.
+pub trait NetworkHost: Send + Sync {
+    /// Names and paths of this daemon's network objects.
+    fn names(&self) -> &Networks;
+    /// IPv4 destinations routed on the host, for IPAM to avoid.
+    fn host_routes(&self) -> network::Result<Vec<Subnet>>;
+    /// Makes or repairs a bridge (idempotent).
+    fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()>;
+    /// Whether the bridge exists, is up and holds its gateway address.
+    fn bridge_ok(&self, cfg: &BridgeConfig) -> bool;
+    /// Whether a container's host-side veth is up on its bridge.
+    fn veth_ok(&self, veth: &str, bridge: &str) -> bool;
+    /// Deletes a link by name; a missing one is fine.
+    fn delete_link(&self, name: &str) -> network::Result<()>;
+    /// Makes container `id`'s namespace (only `lo`, up); keeps an existing one.
+    fn create_netns(&self, id: &str) -> network::Result<PathBuf>;
+    fn netns_exists(&self, id: &str) -> bool;
+    /// Wires one interface of `id`'s namespace to a bridge.
+    fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()>;
+    /// Interface names inside `id`'s namespace.
+    fn netns_links(&self, id: &str) -> network::Result<Vec<String>>;
+    /// Removes `id`'s veths, namespace and files; what is gone is done.
+    fn remove_container(&self, id: &str, interfaces: usize) -> network::Result<()>;
+    /// Writes one of `id`'s files (in place: it may be mounted) and returns its path.
+    fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf>;
+    /// The host's resolver configuration.
+    fn host_resolv_conf(&self) -> String;
+    /// Replaces berth's nftables table with these networks and ports.
+    fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()>;
+    /// Whether berth's table holds exactly the rules these would make.
+    fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool;
+    /// Fails when a host process holds the port.
+    fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()>;
+    /// Ids with a network dir.
+    fn list(&self) -> Vec<String>;
+    /// Starts (or keeps) `network`'s DNS server on its gateway with these
+    /// records; internal networks forward nothing. Call within the runtime.
+    fn dns_start(&self, network: &str, gateway: Ipv4Addr, internal: bool, records: Records) -> network::Result<()>;
+    fn dns_set(&self, network: &str, records: Records);
+    fn dns_running(&self, network: &str) -> bool;
+    fn dns_stop(&self, network: &str);
+}
+
 /// What the engine is built with.
 #[derive(Clone)]
 pub struct Host {
     pub containers: Arc<dyn ContainerHost>,
     pub images: Arc<dyn ImageHost>,
     pub volumes: Arc<dyn VolumeHost>,
+    pub networks: Arc<dyn NetworkHost>,
 }
 
 impl std::fmt::Debug for Host {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::fake::{world, Call, World};
+use super::seams::NetworkHost;
 use super::*;
 use crate::manifest::{self, Object, Source};
 use crate::plan::Verb;
@@ -487,6 +488,93 @@ async fn memory_of_a_deleted_object_is_dropped_after_a_while() {
     assert!(!lock(&w.engine.outcomes).contains_key(&key));
 }
 
+const NET: &str = "---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {}\n";
+
+#[tokio::test]
+async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_them_on_delete() {
+    let w = world();
+    let stack = format!(
+        "{IMAGE}{NET}{}{}",
+        container("web", ", networks: [front], ports: [{host: 8080, container: 80}]"),
+        container("db", ", networks: [front]")
+    );
+    w.apply("s", &stack);
+    w.pass().await;
+    let calls = w.host.calls();
+    let bridge = w.host.names().bridge_name("front");
+    let made = calls
+        .iter()
+        .position(|c| *c == Call::EnsureBridge(bridge.clone()))
+        .unwrap();
+    let started = calls.iter().position(|c| *c == Call::Start("web".into())).unwrap();
+    assert!(made < started, "{calls:?}");
+    // The fake host routes 10.89.0.0/24, so the pool's next /24 is chosen.
+    let mut attached: Vec<String> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Attach(_, what) => Some(what.clone()),
+            _ => None,
+        })
+        .collect();
+    attached.sort();
+    assert_eq!(attached, ["eth0 10.89.1.2", "eth0 10.89.1.3"]);
+    assert!(calls.contains(&Call::SyncNat(1, 1)), "{calls:?}");
+    let web_hosts = w.host.file("web", "hosts").unwrap();
+    let db_ip = w.engine.store.alloc_of("front", "db").unwrap().unwrap();
+    assert!(web_hosts.contains(&format!("{db_ip}\tdb\n")), "{web_hosts}");
+    // Names go to the network's DNS server, which answers both.
+    assert_eq!(w.host.file("db", "resolv.conf").unwrap(), "nameserver 10.89.1.1\n");
+    assert_eq!(w.host.dns_names("front").unwrap(), ["db", "web"]);
+
+    w.apply("s", "");
+    w.pass().await;
+    assert!(w.engine.store.alloc_all().unwrap().is_empty());
+    let calls = w.host.calls();
+    assert!(calls.contains(&Call::RemoveNetwork("web".into())), "{calls:?}");
+    assert!(calls.contains(&Call::DeleteLink(bridge)), "{calls:?}");
+    assert!(calls.contains(&Call::SyncNat(0, 0)), "{calls:?}");
+    assert_eq!(w.host.dns_names("front"), None);
+}
+
+#[tokio::test]
+async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
+    w.pass().await;
+    let bridge = w.host.names().bridge_name("front");
+    w.host.drop_link(&bridge);
+    w.host.clear_calls();
+    w.pass().await;
+    assert!(w.host.calls().contains(&Call::EnsureBridge(bridge.clone())));
+    let key = crate::plan::ObjectKey::new(crate::manifest::Kind::Network, "front");
+    let events = w.engine.events(0, Some(&key), 100).unwrap();
+    let repaired = events
+        .iter()
+        .find(|e| e.reason == "Repaired")
+        .expect("a Repaired event");
+    assert!(repaired.message.contains(&bridge), "{}", repaired.message);
+    // The container kept its address, was wired again, and was not restarted.
+    assert!(w
+        .host
+        .calls()
+        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+    assert_eq!(w.host.starts("web"), 0);
+
+    // A veth deleted by hand is noticed and made again.
+    w.host.drop_link(&w.host.names().veth_name("web", 0));
+    w.host.clear_calls();
+    w.pass().await;
+    assert!(w
+        .host
+        .calls()
+        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+    let key = crate::plan::ObjectKey::new(crate::manifest::Kind::Container, "web");
+    let events = w.engine.events(0, Some(&key), 100).unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.reason == "Repaired" && e.message.contains("eth0")));
+}
+
 const REF: &str = "localhost:5000/shop/web:1";
 
 fn offer(w: &World) {
@@ -590,4 +678,36 @@ async fn rmi_is_refused_while_a_container_uses_the_image() {
     );
     let removed = crate::commands::images::remove(&w.engine, req(true)).await.unwrap();
     assert!(removed.deleted);
+}
+
+#[tokio::test]
+async fn a_static_address_and_aliases_reach_ipam_hosts_and_dns() {
+    let w = world();
+    let net = "---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.89.9.0/24}\n";
+    let stack = format!(
+        "{IMAGE}{net}{}{}",
+        container(
+            "web",
+            ", networks: [{name: front, aliases: [www, shop], ipv4Address: 10.89.9.50}]"
+        ),
+        container("db", ", networks: [front]")
+    );
+    w.apply("s", &stack);
+    w.pass().await;
+    assert_eq!(
+        w.engine.store.alloc_of("front", "web").unwrap().as_deref(),
+        Some("10.89.9.50")
+    );
+    assert_eq!(w.host.dns_names("front").unwrap(), ["db", "shop", "web", "www"]);
+    let hosts = w.host.file("db", "hosts").unwrap();
+    assert!(hosts.contains("10.89.9.50\tweb www shop\n"), "{hosts}");
+
+    // A second container asking the same address fails by name.
+    w.apply(
+        "t",
+        &container("thief", ", networks: [{name: front, ipv4Address: 10.89.9.50}]"),
+    );
+    let report = w.pass().await;
+    let failed = report.lines(executor::OutcomeKind::Failed).join("\n");
+    assert!(failed.contains("address 10.89.9.50: is already in use"), "{failed}");
 }

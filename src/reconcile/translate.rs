@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::image::ImageConfig;
 use crate::manifest::{ContainerSpec, ImageSpec};
-use crate::runtime::{ContainerConfig, Limits, MountSpec};
+use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -157,6 +157,8 @@ pub fn container_config(
             cpu_shares: res.cpu_shares,
             pids: res.pids,
         },
+        // The container driver joins berth's namespace (see drivers/container.rs).
+        netns: NetnsMode::New,
         no_new_privileges: spec
             .security_context
             .as_ref()

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub use spec::{ContainerConfig, HostInfo, Limits, MountSpec};
+pub use spec::{ContainerConfig, HostInfo, Limits, MountSpec, NetnsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

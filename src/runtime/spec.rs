@@ -73,6 +73,18 @@ pub struct Limits {
     pub pids: Option<u32>,
 }
 
+/// The container's network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum NetnsMode {
+    /// A fresh namespace made by libcontainer, with only `lo`.
+    #[default]
+    New,
+    /// The host's own network.
+    Host,
+    /// Join the namespace mounted at this path (berth's, made beforehand).
+    Path(PathBuf),
+}
+
 /// Everything the runtime needs to make one container. It knows nothing of
 /// manifests: the reconciler translates a manifest into this.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -88,6 +100,8 @@ pub struct ContainerConfig {
     pub lower_dirs: Vec<PathBuf>,
     pub mounts: Vec<MountSpec>,
     pub limits: Limits,
+    #[serde(default)]
+    pub netns: NetnsMode,
     /// Sets no_new_privs on the container's processes. Off by default, as
     /// in Docker: setuid programs (`su`, `ping` in some images) work.
     #[serde(default)]
@@ -188,6 +202,17 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
             "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]}));
     }
 
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "uts"}),
+        json!({"type": "ipc"}),
+    ];
+    match &cfg.netns {
+        NetnsMode::New => namespaces.push(json!({"type": "network"})),
+        NetnsMode::Host => {}
+        NetnsMode::Path(path) => namespaces.push(json!({"type": "network", "path": path})),
+    }
     let mut process = json!({
         "terminal": false,
         "user": {"uid": cfg.uid, "gid": cfg.gid},
@@ -211,7 +236,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         "process": process,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
+            "namespaces": namespaces,
             "cgroupsPath": cgroup_path,
             "resources": Value::Object(resources),
             "maskedPaths": MASKED_PATHS,
@@ -278,6 +303,30 @@ mod tests {
             .unwrap()
             .contains(&json!("/proc/keys")));
         assert_eq!(v["hostname"], json!("web"));
+    }
+
+    #[test]
+    fn the_network_namespace_is_new_joined_by_path_or_the_hosts() {
+        let ns = |cfg: &ContainerConfig| {
+            let v = serde_json::to_value(build(cfg, "/r", "/c", &HostInfo::default()).unwrap()).unwrap();
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["type"] == "network")
+                .cloned()
+        };
+        assert_eq!(ns(&config()), Some(json!({"type": "network"})));
+        let joined = ContainerConfig {
+            netns: NetnsMode::Path("/run/berth/net/web/netns".into()),
+            ..config()
+        };
+        assert_eq!(ns(&joined).unwrap()["path"], json!("/run/berth/net/web/netns"));
+        let host = ContainerConfig {
+            netns: NetnsMode::Host,
+            ..config()
+        };
+        assert_eq!(ns(&host), None);
     }
 
     #[test]

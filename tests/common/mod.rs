@@ -365,6 +365,19 @@ fn force_cleanup(env: &Env) {
         let _ = rt.remove(&id);
     }
     berth::runtime::cgroup::remove_parent(&format!("/{}", layout.prefix));
+    // Network objects of this env only: its bridges and veths (named with its
+    // tag) and its nftables table.
+    let nets = berth::network::Networks::new(&env.run, &layout.prefix);
+    for id in nets.list() {
+        let _ = nets.remove_container(&id, 4);
+    }
+    let tag = &nets.bridge_name("")[2..8];
+    for name in berth::network::link::link_names().unwrap_or_default() {
+        if name.len() > 8 && (name.starts_with("bb") || name.starts_with("bv")) && &name[2..8] == tag {
+            let _ = berth::network::link::delete_link(&name);
+        }
+    }
+    let _ = berth::network::nat::remove_table(nets.table());
     if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
         for line in mounts.lines() {
             if let Some(mp) = line.split(' ').nth(4) {

@@ -16,6 +16,7 @@ pub async fn apply(g: &Global, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let timeout = parse_duration(&args.timeout)?;
     let req = apply_request(&args.files.files, args.prune, false)?;
     let c = client(g, true);
+    pull_first(g, &req).await;
     let resp: ApplyResponse = c.post("/v1/apply", &req).await?;
     if !resp.errors.is_empty() {
         print_diagnostics(&resp.errors);
@@ -58,6 +59,41 @@ pub async fn apply(g: &Global, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls, with progress, the registry images the manifests name that are not
+/// here yet (Images with `ref` and a pull policy other than Never, and
+/// Containers naming a reference), as `docker compose up` pulls first. The
+/// apply then finds them present. Anything that goes wrong here is left for
+/// the apply to report, in its own words.
+async fn pull_first(g: &Global, req: &ApplyRequest) {
+    let Ok(objects) = manifest::parse(&req.sources) else {
+        return;
+    };
+    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+    for o in &objects {
+        let reference = match &o.spec {
+            manifest::Spec::Image(i) if i.pull_policy != Some(manifest::PullPolicy::Never) => {
+                i.reference.clone().map(|r| (r, i.platform.clone()))
+            }
+            manifest::Spec::Container(c) if crate::image::record::looks_like_reference(&c.image) => {
+                Some((c.image.clone(), None))
+            }
+            _ => None,
+        };
+        if let Some(r) = reference {
+            if !wanted.contains(&r) {
+                wanted.push(r);
+            }
+        }
+    }
+    for (reference, platform) in wanted {
+        if !super::images::is_pulled(g, &reference).await {
+            if let Err(message) = super::images::pull_image(g, &reference, platform).await {
+                eprintln!("pull {reference}: {message}");
+            }
+        }
+    }
 }
 
 /// Prints what apply would do. As `kubectl diff`, the exit code says how it

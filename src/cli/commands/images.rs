@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::cli::args::{CommitArgs, Global, ImagesArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs};
+use crate::cli::args::{
+    CommitArgs, ExportArgs, Global, ImagesArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs, PushArgs, RmiArgs,
+    SaveArgs, TagArgs,
+};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
-use crate::wire::{
-    CommitRequest, ImageListItem, LoadRequest, LoadResponse, PruneResponse, PullProgress, PullRequest, PushRequest,
-    PushResponse, RemoveImageRequest, RemoveImageResponse, SaveRequest, TagRequest,
-};
+use crate::wire::*;
 
 pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
     match pull_image(g, &args.reference, args.platform.clone()).await {
@@ -119,7 +119,7 @@ pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new(&["REFERENCE", "IMAGE ID", "SIZE", "LAYERS", "CREATED"]);
+    let mut table = Table::new(&["REFERENCE", "IMAGE ID", "SIZE", "SHARED", "LAYERS", "CREATED"]);
     for i in &images {
         let refs = if i.references.is_empty() {
             vec!["<none>".to_string()]
@@ -131,6 +131,7 @@ pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 r,
                 short(&i.id).to_string(),
                 human_size(i.size),
+                human_size(i.shared_size),
                 i.layers.to_string(),
                 format!("{} ago", output::age(Some(i.created_at))),
             ]);
@@ -240,5 +241,81 @@ pub async fn commit(g: &Global, args: CommitArgs) -> anyhow::Result<ExitCode> {
     };
     let image: ImageListItem = client(g, true).post("/v1/images/commit", &req).await?;
     println!("{}", image.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn detail(g: &Global, name: String) -> anyhow::Result<ImageDetail> {
+    Ok(client(g, true)
+        .post("/v1/images/inspect", &InspectImageRequest { name })
+        .await?)
+}
+
+pub async fn inspect(g: &Global, args: NameArg) -> anyhow::Result<ExitCode> {
+    let detail = detail(g, args.name).await?;
+    println!("{}", serde_json::to_string_pretty(&detail)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(g: &Global, args: NameArg) -> anyhow::Result<ExitCode> {
+    let detail = detail(g, args.name).await?;
+    let mut table = Table::new(&["CREATED", "CREATED BY", "LAYER"]);
+    // Newest first, as `docker history`; layers pair with non-empty entries.
+    let mut layers = detail.layers.iter().map(|l| short(&l.digest).to_string());
+    let mut rows = Vec::new();
+    for h in &detail.history {
+        let layer = if h.empty_layer {
+            "-".to_string()
+        } else {
+            layers.next().unwrap_or_else(|| "-".into())
+        };
+        let by: String = h.created_by.clone().unwrap_or_default().chars().take(60).collect();
+        rows.push(vec![h.created.clone().unwrap_or_default(), by, layer]);
+    }
+    for row in rows.into_iter().rev() {
+        table.row(row);
+    }
+    table.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn login(g: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        _ => anyhow::bail!("give the password with -p or --password-stdin (one of them)"),
+    };
+    let req = LoginRequest {
+        registry: args.registry.clone(),
+        username: args.username,
+        password,
+    };
+    let _: serde_json::Value = client(g, true).post("/v1/login", &req).await?;
+    println!("Login Succeeded: {}", args.registry);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logout(g: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let req = LogoutRequest {
+        registry: args.registry.clone(),
+    };
+    let r: LogoutResponse = client(g, true).post("/v1/logout", &req).await?;
+    if r.removed {
+        println!("Removed login credentials for {}", args.registry);
+    } else {
+        println!("Not logged in to {}", args.registry);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn export(g: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let req = ExportRequest {
+        container: args.container,
+        path: absolute(&args.output)?,
+    };
+    let _: serde_json::Value = client(g, true).post("/v1/export", &req).await?;
     Ok(ExitCode::SUCCESS)
 }

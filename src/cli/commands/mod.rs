@@ -12,6 +12,7 @@ pub mod images;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod run;
 pub mod schema;

@@ -32,6 +32,8 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         rm: args.rm,
         detach,
         security_opt: args.security_opt,
+        publish: args.publish,
+        network: args.network,
         health_cmd: args.health_cmd,
         health_interval: args.health_interval,
         health_timeout: args.health_timeout,

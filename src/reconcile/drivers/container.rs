@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::sync::broadcast;
 
-use super::{Driver, DriverResult, Observe};
+use super::{network, Driver, DriverResult, Observe};
 use crate::manifest::{ContainerSpec, DependencyCondition, Kind, Object, RestartPolicy, Spec};
 use crate::plan::{self, ObjectKey, RunState};
 use crate::reconcile::error::{DriverError, VerbError};
@@ -209,9 +209,12 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     dependencies_met(engine, obj)?;
     let resolved = resolve_image(engine, &key, &spec.image).await?;
     let volumes = engine.host.volumes.clone();
-    let cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
+    let mut cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
+    let wired = network::wire(engine, name, spec).await?;
+    cfg.netns = wired.netns;
+    cfg.mounts.extend(wired.mounts);
 
     let mut info = match engine.live(Kind::Container, name)? {
         Some(rec) if rec.spec_hash == hash => {
@@ -242,6 +245,15 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
             put(&info)?;
             engine.event(&key, "Started", &format!("pid {}", run.init_pid));
             watch_shim(engine, name.to_string(), run);
+            if !spec.networks.is_empty() {
+                network::refresh_hosts(engine);
+            }
+            // NAT holds networks and published ports only.
+            if !spec.ports.is_empty() {
+                if let Err(e) = network::sync_nat(engine).await {
+                    engine.event(&key, "NatFailed", &e.to_string());
+                }
+            }
             engine.changed();
             Ok(())
         }
@@ -475,6 +487,17 @@ async fn remove_container(engine: &Engine, name: &str) -> DriverResult {
     let host = engine.host.containers.clone();
     let id = name.to_string();
     tokio::task::spawn_blocking(move || host.remove(&id)).await??;
+    let (networks, ports) = engine
+        .live(Kind::Container, name)?
+        .and_then(|l| l.container_spec().map(|c| (c.networks.len(), !c.ports.is_empty())))
+        .unwrap_or((0, false));
+    network::unwire(engine, name, networks).await?;
+    if networks > 0 {
+        network::refresh_hosts(engine);
+    }
+    if ports {
+        network::sync_nat(engine).await?;
+    }
     Ok(())
 }
 
@@ -671,6 +694,16 @@ pub async fn restore(engine: &Arc<Engine>) -> Result<()> {
         if let Probe::Running(run) = engine.host.containers.probe(&rec.key.name) {
             tracing::info!(container = %rec.key.name, pid = run.init_pid, "adopted running container");
             watch_shim(engine, rec.key.name.clone(), run);
+        }
+    }
+    for id in engine.host.networks.list() {
+        if !known.contains(id.as_str()) {
+            tracing::info!(container = %id, "removing network leftovers of an unknown container");
+            // How many interfaces it had is not known: its namespace going
+            // takes the rest with it.
+            if let Err(e) = network::unwire(engine, &id, 4).await {
+                tracing::warn!("{e}");
+            }
         }
     }
     for id in engine.host.containers.list() {

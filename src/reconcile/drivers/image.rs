@@ -231,6 +231,48 @@ impl Engine {
         Ok(tokio::task::spawn_blocking(move || images.commit(&base, &upper, config, &reference)).await??)
     }
 
+    /// Writes container `name`'s filesystem (its writable layer over its
+    /// image, as the overlay shows it) as a tar at `out`.
+    pub async fn export_container(&self, name: &str, out: std::path::PathBuf) -> std::result::Result<(), DriverError> {
+        let live = self
+            .live(Kind::Container, name)?
+            .ok_or_else(|| DriverError::Invalid(format!("container/{name} does not exist")))?;
+        let info = live
+            .container_info()
+            .cloned()
+            .ok_or_else(|| DriverError::Invalid(format!("container/{name} has no container record")))?;
+        let mut layers = vec![self.host.containers.upper_dir(name)];
+        match (&info.image_id, &info.layer) {
+            (Some(id), _) => {
+                let record = self
+                    .host
+                    .images
+                    .image(id)
+                    .ok_or_else(|| DriverError::Invalid(format!("the image of container/{name} is gone")))?;
+                layers.extend(self.host.images.lower_dirs(&record)?);
+            }
+            (None, Some(layer)) => layers.push(layer.clone()),
+            (None, None) => {
+                return Err(DriverError::Invalid(format!("container/{name} was never started")));
+            }
+        }
+        tokio::task::spawn_blocking(move || {
+            let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
+            let written = std::fs::File::create(&tmp)
+                .and_then(|f| crate::image::export::export(&layers, std::io::BufWriter::new(f)))
+                .and_then(|()| std::fs::rename(&tmp, &out));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written.map_err(|source| DriverError::Io {
+                action: "export to",
+                path: out,
+                source,
+            })
+        })
+        .await?
+    }
+
     /// Containers berth made from the pulled image `id`.
     pub fn containers_using_image(&self, id: &str) -> crate::reconcile::Result<Vec<String>> {
         Ok(self

@@ -4,6 +4,7 @@
 
 mod container;
 mod image;
+mod network;
 mod volume;
 
 use std::sync::Arc;
@@ -52,13 +53,13 @@ pub trait Driver: Send + Sync {
     fn delete<'a>(&'a self, engine: &'a Arc<Engine>, name: &'a str) -> BoxFuture<'a, DriverResult>;
 }
 
-/// The driver of a kind; networks have none yet.
+/// The driver of a kind.
 pub fn driver(kind: Kind) -> Option<&'static dyn Driver> {
     match kind {
         Kind::Container => Some(&container::ContainerDriver),
         Kind::Image => Some(&image::ImageDriver),
         Kind::Volume => Some(&volume::VolumeDriver),
-        Kind::Network => None,
+        Kind::Network => Some(&network::NetworkDriver),
     }
 }
 

@@ -1,0 +1,631 @@
+//! Networks: a bridge each, with a subnet chosen once and kept; and what a
+//! container needs of them (its namespace, veths, addresses from IPAM, its
+//! /etc files, NAT for its published ports). Observation reads the kernel:
+//! a bridge deleted or stripped by hand, or berth's nftables table flushed,
+//! makes the network "gone", and the next pass makes it again with an event
+//! naming what was repaired.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Driver, DriverResult, Observe};
+use crate::manifest::{ContainerSpec, Kind, Object, Spec};
+use crate::network::{ipam, BridgeConfig, NatNetwork, PortForward, Proto, Subnet, VethConfig};
+use crate::plan::{ObjectKey, RunState};
+use crate::reconcile::error::DriverError;
+use crate::reconcile::records::{self, Live, LiveInfo, NetworkInfo};
+use crate::reconcile::seams::BoxFuture;
+use crate::reconcile::{now_millis, Engine};
+use crate::runtime::{MountSpec, NetnsMode};
+
+pub struct NetworkDriver;
+
+/// One NAT sync at a time: each rebuilds the table from the store, so a
+/// slower, older one must not land after a newer one.
+static NAT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Networks are made one at a time: a subnet chosen from the pool is taken
+/// only once its network is recorded, so two made at once would pick the same.
+static CREATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn parse_subnet(text: &str) -> Result<Subnet, DriverError> {
+    Ok(text.parse::<Subnet>()?)
+}
+
+fn parse_ip(text: &str) -> Result<Ipv4Addr, DriverError> {
+    text.parse()
+        .map_err(|_| DriverError::Invalid(format!("{text:?} is not an IPv4 address")))
+}
+
+fn bridge_config(engine: &Engine, name: &str, info: &NetworkInfo) -> Result<BridgeConfig, DriverError> {
+    Ok(BridgeConfig {
+        name: info.bridge.clone(),
+        alias: engine.host.networks.names().alias(&format!("network/{name}")),
+        subnet: parse_subnet(&info.subnet)?,
+        gateway: parse_ip(&info.gateway)?,
+        mtu: info.mtu,
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    engine: &Engine,
+    work: impl FnOnce(&dyn crate::reconcile::seams::NetworkHost) -> T + Send + 'static,
+) -> Result<T, DriverError> {
+    let host = engine.host.networks.clone();
+    Ok(tokio::task::spawn_blocking(move || work(host.as_ref())).await?)
+}
+
+/// What NAT must hold now: every live network, and the published ports of
+/// every container holding an address on its first network.
+fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), DriverError> {
+    let live = engine.live_all()?;
+    let mut networks = Vec::new();
+    let mut ports = Vec::new();
+    for rec in &live {
+        if let Some(info) = rec.network_info() {
+            networks.push(NatNetwork {
+                bridge: info.bridge.clone(),
+                subnet: parse_subnet(&info.subnet)?,
+                internal: info.internal,
+            });
+        }
+        let Some(spec) = rec.container_spec() else { continue };
+        let Some(first) = spec.networks.first().map(|n| n.name()) else {
+            continue;
+        };
+        let Some(ip) = engine.store.alloc_of(first, &rec.key.name)? else {
+            continue;
+        };
+        for p in &spec.ports {
+            ports.push(PortForward {
+                proto: proto_of(p.protocol.as_deref()),
+                host_port: p.host,
+                container_ip: parse_ip(&ip)?,
+                container_port: p.container,
+            });
+        }
+    }
+    Ok((networks, ports))
+}
+
+fn proto_of(text: Option<&str>) -> Proto {
+    if text == Some("udp") {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    }
+}
+
+/// Rebuilds berth's nftables table from the store.
+pub(super) async fn sync_nat(engine: &Engine) -> DriverResult {
+    let _held = NAT_LOCK.lock().await;
+    let (networks, ports) = nat_state(engine)?;
+    blocking(engine, move |h| h.sync_nat(&networks, &ports)).await??;
+    Ok(())
+}
+
+impl Driver for NetworkDriver {
+    fn observe(&self, engine: &Arc<Engine>, live: &Live, _mode: Observe) -> Option<RunState> {
+        let info = live.network_info()?;
+        let cfg = bridge_config(engine, &live.key.name, info).ok()?;
+        if !engine.host.networks.bridge_ok(&cfg) || !engine.host.networks.dns_running(&live.key.name) {
+            return None;
+        }
+        for (container, index) in members(engine, &live.key.name) {
+            let veth = engine.host.networks.names().veth_name(&container, index);
+            if engine.host.networks.netns_exists(&container) && !engine.host.networks.veth_ok(&veth, &info.bridge) {
+                return None;
+            }
+        }
+        let (networks, ports) = nat_state(engine).ok()?;
+        if !engine.host.networks.nat_intact(&networks, &ports) {
+            return None;
+        }
+        Some(RunState::Present)
+    }
+
+    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let prev = engine.live(Kind::Network, obj.name())?;
+            create_network(engine, obj, hash, prev.as_ref()).await
+        })
+    }
+
+    fn replace<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            // Its containers are replaced after it (their hash covers it):
+            // they let go of the old bridge and their old addresses then.
+            if let Some(info) = engine
+                .live(Kind::Network, obj.name())?
+                .as_ref()
+                .and_then(Live::network_info)
+            {
+                let bridge = info.bridge.clone();
+                blocking(engine, move |h| h.delete_link(&bridge)).await??;
+            }
+            engine.store.alloc_release_network(obj.name())?;
+            create_network(engine, obj, hash, None).await
+        })
+    }
+
+    fn delete<'a>(&'a self, engine: &'a Arc<Engine>, name: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let users: Vec<String> = engine
+                .live_all()?
+                .iter()
+                .filter(|r| {
+                    r.container_spec()
+                        .is_some_and(|c| c.networks.iter().any(|n| n.name == name))
+                })
+                .map(|r| r.key.to_string())
+                .collect();
+            if !users.is_empty() {
+                return Err(DriverError::Waiting(format!(
+                    "network/{name} is in use by {}",
+                    users.join(", ")
+                )));
+            }
+            engine.host.networks.dns_stop(name);
+            if let Some(info) = engine.live(Kind::Network, name)?.as_ref().and_then(Live::network_info) {
+                let bridge = info.bridge.clone();
+                blocking(engine, move |h| h.delete_link(&bridge)).await??;
+            }
+            engine.store.alloc_release_network(name)?;
+            engine.store.live_delete(Kind::Network, name)?;
+            sync_nat(engine).await
+        })
+    }
+}
+
+/// Makes (or, with `prev`, repairs) the bridge and records the network.
+async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Option<&Live>) -> DriverResult {
+    let Spec::Network(spec) = &obj.spec else {
+        return Err(DriverError::Invalid(format!("{} is not a network", obj.name())));
+    };
+    let name = obj.name();
+    let key = ObjectKey::new(Kind::Network, name);
+    let _held = CREATE_LOCK.lock().await;
+    let kept = prev
+        .filter(|p| p.spec_hash == hash)
+        .and_then(Live::network_info)
+        .cloned();
+    let info = match kept.clone() {
+        Some(info) => info,
+        None => {
+            let subnet = match &spec.subnet {
+                Some(text) => parse_subnet(text)?,
+                None => choose_subnet(engine, name).await?,
+            };
+            let gateway = match &spec.gateway {
+                Some(gw) => parse_ip(gw)?,
+                None => subnet.default_gateway(),
+            };
+            NetworkInfo {
+                bridge: engine.host.networks.names().bridge_name(name),
+                subnet: subnet.to_string(),
+                gateway: gateway.to_string(),
+                internal: spec.internal,
+                mtu: spec.mtu,
+            }
+        }
+    };
+    let cfg = bridge_config(engine, name, &info)?;
+    let mut repaired = Vec::new();
+    if kept.is_some() {
+        if !engine.host.networks.bridge_ok(&cfg) {
+            repaired.push(format!("bridge {} was missing or lost its address", cfg.name));
+        }
+        let (networks, ports) = nat_state(engine)?;
+        if !engine.host.networks.nat_intact(&networks, &ports) {
+            repaired.push("berth's nftables rules were missing".to_string());
+        }
+        if !engine.host.networks.dns_running(name) {
+            repaired.push("its DNS server was not running".to_string());
+        }
+    }
+    let c = cfg.clone();
+    blocking(engine, move |h| h.ensure_bridge(&c)).await??;
+    let dns = dns_records(engine, name).and_then(|records| {
+        Ok(engine
+            .host
+            .networks
+            .dns_start(name, cfg.gateway, info.internal, records)?)
+    });
+    if let Err(e) = dns {
+        // A new network leaves nothing half-made: the next attempt may
+        // choose another subnet (another daemon may have taken this one).
+        if kept.is_none() {
+            let bridge = cfg.name.clone();
+            let _ = blocking(engine, move |h| h.delete_link(&bridge)).await;
+        }
+        return Err(e);
+    }
+    let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
+    engine.store.live_put(&rec)?;
+    if kept.is_some() {
+        reattach_containers(engine, name, &info).await;
+    }
+    sync_nat(engine).await?;
+    if kept.is_none() {
+        engine.event(
+            &key,
+            "Created",
+            &format!(
+                "bridge {} with subnet {} (gateway {})",
+                info.bridge, info.subnet, info.gateway
+            ),
+        );
+    } else if !repaired.is_empty() {
+        engine.event(&key, "Repaired", &repaired.join("; "));
+    }
+    Ok(())
+}
+
+/// Containers with a namespace on `network`, with the index of their
+/// interface on it.
+fn members(engine: &Engine, network: &str) -> Vec<(String, usize)> {
+    let Ok(live) = engine.live_all() else { return Vec::new() };
+    live.iter()
+        .filter_map(|rec| {
+            let index = rec.container_spec()?.networks.iter().position(|n| n.name == network)?;
+            Some((rec.key.name.clone(), index))
+        })
+        .collect()
+}
+
+/// Wires again every container on the network whose veth is gone or off
+/// the bridge (a bridge made again leaves its old ports detached), with the
+/// address it holds.
+async fn reattach_containers(engine: &Arc<Engine>, network: &str, info: &NetworkInfo) {
+    for (name, index) in members(engine, network) {
+        let key = ObjectKey::new(Kind::Container, name.clone());
+        if !engine.host.networks.netns_exists(&name) {
+            continue;
+        }
+        let Ok(Some(ip)) = engine.store.alloc_of(network, &name) else {
+            continue;
+        };
+        let Ok(veth) = veth_config(engine, &name, index, info, &ip) else {
+            continue;
+        };
+        if engine.host.networks.veth_ok(&veth.host_name, &veth.bridge) {
+            continue;
+        }
+        let ifname = veth.ifname.clone();
+        let id = name.clone();
+        // The old pair goes first: its container end holds the name eth<i>.
+        let done = blocking(engine, move |h| {
+            h.delete_link(&veth.host_name)?;
+            h.attach(&id, &veth)
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => engine.event(
+                &key,
+                "Repaired",
+                &format!("{ifname} on network/{network} was missing or off its bridge; wired again with {ip}"),
+            ),
+            Ok(Err(e)) => tracing::warn!(container = %name, "re-attaching to network/{network}: {e}"),
+            Err(e) => tracing::warn!(container = %name, "re-attaching to network/{network}: {e}"),
+        }
+    }
+}
+
+/// A free subnet from the pool, around the host's routes and the subnets
+/// of this daemon's other networks.
+async fn choose_subnet(engine: &Engine, name: &str) -> Result<Subnet, DriverError> {
+    let mut taken = blocking(engine, |h| h.host_routes()).await??;
+    for rec in engine.live_all()? {
+        if let Some(info) = rec.network_info() {
+            taken.push(parse_subnet(&info.subnet)?);
+        }
+    }
+    let pool: Subnet = ipam::DEFAULT_POOL.parse()?;
+    ipam::choose_subnet(pool, ipam::DEFAULT_POOL_PREFIX, &taken).ok_or_else(|| {
+        DriverError::Network(crate::network::NetworkError::NoFreeSubnet {
+            network: name.to_string(),
+            pool: ipam::DEFAULT_POOL.into(),
+            prefix: ipam::DEFAULT_POOL_PREFIX,
+        })
+    })
+}
+
+fn veth_config(
+    engine: &Engine,
+    container: &str,
+    index: usize,
+    info: &NetworkInfo,
+    ip: &str,
+) -> Result<VethConfig, DriverError> {
+    let names = engine.host.networks.names();
+    let subnet = parse_subnet(&info.subnet)?;
+    Ok(VethConfig {
+        host_name: names.veth_name(container, index),
+        alias: names.alias(&format!("container/{container} eth{index}")),
+        bridge: info.bridge.clone(),
+        ifname: format!("eth{index}"),
+        address: parse_ip(ip)?,
+        prefix: subnet.prefix,
+        default_gateway: (index == 0 && !info.internal)
+            .then(|| parse_ip(&info.gateway))
+            .transpose()?,
+        mtu: info.mtu,
+    })
+}
+
+/// The address `container` holds on `network`, allocated now if it holds
+/// none: `wanted` when given (a static address), else the lowest free one.
+fn address_for(
+    engine: &Engine,
+    network: &str,
+    info: &NetworkInfo,
+    container: &str,
+    wanted: Option<&str>,
+) -> Result<String, DriverError> {
+    if let Some(ip) = engine.store.alloc_of(network, container)? {
+        return Ok(ip);
+    }
+    let subnet = parse_subnet(&info.subnet)?;
+    let gateway = parse_ip(&info.gateway)?;
+    if let Some(wanted) = wanted {
+        let used: BTreeSet<Ipv4Addr> = engine
+            .store
+            .alloc_used(network)?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let ip = ipam::check_static(network, subnet, gateway, &used, parse_ip(wanted)?)?.to_string();
+        if engine.store.alloc_take(network, &ip, container)? {
+            return Ok(ip);
+        }
+        return Err(DriverError::Invalid(format!(
+            "network {network}: address {ip}: is already in use"
+        )));
+    }
+    // The store's primary key settles a race with another allocation.
+    for _ in 0..8 {
+        let used: BTreeSet<Ipv4Addr> = engine
+            .store
+            .alloc_used(network)?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let ip = ipam::allocate(network, subnet, gateway, &used)?.to_string();
+        if engine.store.alloc_take(network, &ip, container)? {
+            return Ok(ip);
+        }
+    }
+    Err(DriverError::Waiting(format!(
+        "network/{network}: allocation raced; retrying"
+    )))
+}
+
+/// How a container is wired: the namespace it joins and its /etc mounts.
+pub(super) struct Wired {
+    pub netns: NetnsMode,
+    pub mounts: Vec<MountSpec>,
+}
+
+fn etc_mounts(dir: PathBuf) -> Vec<MountSpec> {
+    ["hosts", "hostname", "resolv.conf"]
+        .into_iter()
+        .map(|file| MountSpec {
+            destination: format!("/etc/{file}"),
+            source: dir.join(file).to_string_lossy().into_owned(),
+            kind: "bind".into(),
+            options: vec!["rbind".into(), "nosuid".into(), "nodev".into(), "rw".into()],
+        })
+        .collect()
+}
+
+/// Gives container `name` its network before it starts: berth's namespace
+/// (made now, or kept from an earlier run of the same container) with a veth
+/// and an address per network, or the host's or another container's; and
+/// its /etc/hosts, /etc/hostname and /etc/resolv.conf. A failure leaves no
+/// half-wired namespace behind.
+pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Wired, DriverError> {
+    let names = engine.host.networks.names().clone();
+    match spec.network.as_deref() {
+        Some("host") => {
+            let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let resolv = engine.host.networks.host_resolv_conf();
+            write_files(
+                engine,
+                name,
+                &hosts,
+                &crate::network::files::resolv_conf(&resolv, false),
+            )?;
+            return Ok(Wired {
+                netns: NetnsMode::Host,
+                mounts: etc_mounts(names.dir(name)),
+            });
+        }
+        Some(mode) if mode.starts_with("container:") => {
+            let peer = &mode["container:".len()..];
+            if !engine.host.networks.netns_exists(peer) {
+                return Err(DriverError::Waiting(format!(
+                    "waiting for container/{peer} to have its network namespace"
+                )));
+            }
+            return Ok(Wired {
+                netns: NetnsMode::Path(names.netns_path(peer)),
+                mounts: etc_mounts(names.dir(peer)),
+            });
+        }
+        _ => {}
+    }
+    let mut infos = Vec::new();
+    for net in spec.networks.iter().map(|n| n.name()) {
+        let info = engine
+            .live(Kind::Network, net)?
+            .as_ref()
+            .and_then(Live::network_info)
+            .cloned()
+            .ok_or_else(|| DriverError::Waiting(format!("waiting for network/{net} to be created")))?;
+        infos.push(info);
+    }
+    for p in &spec.ports {
+        let proto = proto_of(p.protocol.as_deref());
+        let port = p.host;
+        blocking(engine, move |h| h.check_port_free(port, proto)).await??;
+    }
+    let fresh = !engine.host.networks.netns_exists(name);
+    let result = wire_netns(engine, name, spec, &infos, fresh).await;
+    if result.is_err() && fresh {
+        let (id, n) = (name.to_string(), spec.networks.len());
+        let _ = blocking(engine, move |h| h.remove_container(&id, n)).await;
+        let _ = engine.store.alloc_release_owner(name);
+    }
+    result?;
+    let host_resolv = engine.host.networks.host_resolv_conf();
+    // On a network, names go to its DNS server (the gateway); in `none`,
+    // the host's resolvers (unreachable, as in Docker, but kept).
+    let resolv = match infos.first() {
+        Some(first) => {
+            crate::network::files::resolv_conf(&format!("nameserver {}\n{host_resolv}", first.gateway), true)
+                .lines()
+                .filter(|l| !l.starts_with("nameserver") || l.ends_with(first.gateway.as_str()))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        }
+        None => crate::network::files::resolv_conf(&host_resolv, true),
+    };
+    let hosts = hosts_text(engine, name, spec)?;
+    write_files(engine, name, &hosts, &resolv)?;
+    Ok(Wired {
+        netns: NetnsMode::Path(names.netns_path(name)),
+        mounts: etc_mounts(names.dir(name)),
+    })
+}
+
+async fn wire_netns(
+    engine: &Engine,
+    name: &str,
+    spec: &ContainerSpec,
+    infos: &[NetworkInfo],
+    fresh: bool,
+) -> DriverResult {
+    let id = name.to_string();
+    blocking(engine, move |h| h.create_netns(&id)).await??;
+    for (index, (net, info)) in spec.networks.iter().zip(infos).enumerate() {
+        let ip = address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?;
+        if !fresh {
+            continue;
+        }
+        let veth = veth_config(engine, name, index, info, &ip)?;
+        let id = name.to_string();
+        blocking(engine, move |h| h.attach(&id, &veth)).await??;
+    }
+    Ok(())
+}
+
+fn write_files(engine: &Engine, name: &str, hosts: &str, resolv: &str) -> DriverResult {
+    let h = &engine.host.networks;
+    h.write_file(name, "hosts", hosts)?;
+    h.write_file(name, "hostname", &format!("{name}\n"))?;
+    h.write_file(name, "resolv.conf", resolv)?;
+    Ok(())
+}
+
+/// /etc/hosts of `name`: itself on each of its networks, then every other
+/// container holding an address on one of them.
+fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<String, DriverError> {
+    let mut own = Vec::new();
+    let mut peers = Vec::new();
+    let allocations = engine.store.alloc_all()?;
+    let aliases = aliases_by_owner(engine);
+    for net in spec.networks.iter().map(|n| n.name()) {
+        for (network, address, owner) in &allocations {
+            if network != net {
+                continue;
+            }
+            let Ok(ip) = address.parse() else { continue };
+            let mut names = vec![owner.clone()];
+            names.extend(
+                aliases
+                    .get(&(network.clone(), owner.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            if owner == name {
+                own.push((ip, names));
+            } else {
+                peers.push((ip, names));
+            }
+        }
+    }
+    if own.is_empty() {
+        // `none`: the name still resolves, to the loopback.
+        own.push((Ipv4Addr::new(127, 0, 1, 1), vec![name.to_string()]));
+    }
+    Ok(crate::network::files::hosts(&own, &peers))
+}
+
+/// The names `network`'s DNS server answers: its containers' names.
+fn dns_records(engine: &Engine, network: &str) -> Result<crate::network::dns::Records, DriverError> {
+    let mut records = crate::network::dns::Records::new();
+    let aliases = aliases_by_owner(engine);
+    for (net, address, owner) in engine.store.alloc_all()? {
+        if net == network {
+            if let Ok(ip) = address.parse() {
+                let extra = aliases.get(&(net.clone(), owner.clone())).cloned().unwrap_or_default();
+                for name in std::iter::once(owner).chain(extra) {
+                    records.entry(name.to_ascii_lowercase()).or_default().push(ip);
+                }
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// The aliases of every live container, by (network, container).
+fn aliases_by_owner(engine: &Engine) -> std::collections::HashMap<(String, String), Vec<String>> {
+    let mut out = std::collections::HashMap::new();
+    for rec in engine.live_all().unwrap_or_default() {
+        let Some(spec) = rec.container_spec() else { continue };
+        for net in &spec.networks {
+            if !net.aliases.is_empty() {
+                out.insert((net.name.clone(), rec.key.name.clone()), net.aliases.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Rewrites /etc/hosts of every wired container on a network (in place:
+/// running containers see it at once), after one joined or left.
+pub(super) fn refresh_hosts(engine: &Engine) {
+    let Ok(live) = engine.live_all() else { return };
+    for rec in &live {
+        if rec.network_info().is_some() {
+            match dns_records(engine, &rec.key.name) {
+                Ok(records) => engine.host.networks.dns_set(&rec.key.name, records),
+                Err(e) => tracing::warn!(network = %rec.key.name, "refreshing DNS records: {e}"),
+            }
+        }
+    }
+    for rec in live {
+        let Some(spec) = rec.container_spec() else { continue };
+        if spec.networks.is_empty() || !engine.host.networks.netns_exists(&rec.key.name) {
+            continue;
+        }
+        match hosts_text(engine, &rec.key.name, spec) {
+            Ok(text) => {
+                if let Err(e) = engine.host.networks.write_file(&rec.key.name, "hosts", &text) {
+                    tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}"),
+        }
+    }
+}
+
+/// Removes what `wire` made for `name` and frees its addresses.
+pub(super) async fn unwire(engine: &Engine, name: &str, interfaces: usize) -> DriverResult {
+    let id = name.to_string();
+    blocking(engine, move |h| h.remove_container(&id, interfaces)).await??;
+    engine.store.alloc_release_owner(name)?;
+    Ok(())
+}
