@@ -87,6 +87,8 @@ pub enum CliCmd {
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
     Stop(StopArgs),
+    /// Delete containers (a running one only with -f), as `docker rm`.
+    Rm(RmContainersArgs),
     /// Start stopped containers again (lifts a stop by hand).
     Start(NamesArgs),
     /// Stop and start containers.
@@ -227,6 +229,15 @@ pub struct PsArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StopArgs {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RmContainersArgs {
+    /// Stop a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
     pub names: Vec<String>,
 }
 
