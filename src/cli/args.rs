@@ -336,6 +336,13 @@ pub struct DaemonArgs {
     /// insecure-registries; loopback registries always are. Repeatable.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Rotate every container's log at this size (e.g. 100Mi) unless its
+    /// manifest says otherwise (`logs.maxSize`).
+    #[arg(long = "log-max-size")]
+    pub log_max_size: Option<String>,
+    /// Log files kept per container, the current one included (`logs.maxFiles`).
+    #[arg(long = "log-max-files")]
+    pub log_max_files: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]
