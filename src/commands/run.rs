@@ -70,6 +70,16 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             no_new_privileges: Some(on),
         });
     }
+    let mut ports = Vec::new();
+    for p in &req.publish {
+        ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected HOST:CONTAINER[/tcp|/udp]")))?);
+    }
+    let (networks, network) = match req.network.as_deref() {
+        None => (vec![DEFAULT_NETWORK.into()], None),
+        Some(mode @ ("host" | "none")) => (Vec::new(), Some(mode.to_string())),
+        Some(mode) if mode.starts_with("container:") => (Vec::new(), Some(mode.to_string())),
+        Some(net) => (vec![net.into()], None),
+    };
     let duration = |flag: &str, v: &Option<String>| -> Result<Option<manifest::Duration>> {
         v.as_deref()
             .map(|d| {
@@ -89,16 +99,6 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
         }),
         None => None,
     };
-    let mut ports = Vec::new();
-    for p in &req.publish {
-        ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected HOST:CONTAINER[/tcp|/udp]")))?);
-    }
-    let (networks, network) = match req.network.as_deref() {
-        None => (vec![DEFAULT_NETWORK.into()], None),
-        Some(mode @ ("host" | "none")) => (Vec::new(), Some(mode.to_string())),
-        Some(mode) if mode.starts_with("container:") => (Vec::new(), Some(mode.to_string())),
-        Some(net) => (vec![net.into()], None),
-    };
     let mut labels = BTreeMap::new();
     if req.rm {
         // Lets a pass remove it after an exit nobody is attached to (a
@@ -114,10 +114,10 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             resources,
             restart_policy: RestartPolicy::Never,
             security_context: security,
-            healthcheck,
             networks,
             network,
             ports,
+            healthcheck,
             ..Default::default()
         }),
         origin: Origin {
