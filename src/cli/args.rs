@@ -87,6 +87,8 @@ pub enum CliCmd {
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
     Stop(StopArgs),
+    /// Delete containers (a running one only with -f), as `docker rm`.
+    Rm(RmContainersArgs),
     /// Start stopped containers again (lifts a stop by hand).
     Start(NamesArgs),
     /// Stop and start containers.
@@ -239,6 +241,15 @@ pub struct StopArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct RmContainersArgs {
+    /// Stop a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
@@ -333,6 +344,13 @@ pub struct DaemonArgs {
     /// insecure-registries; loopback registries always are. Repeatable.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Rotate every container's log at this size (e.g. 100Mi) unless its
+    /// manifest says otherwise (`logs.maxSize`).
+    #[arg(long = "log-max-size")]
+    pub log_max_size: Option<String>,
+    /// Log files kept per container, the current one included (`logs.maxFiles`).
+    #[arg(long = "log-max-files")]
+    pub log_max_files: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -37,6 +37,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Exec(args) => exec::exec(g, args).await,
         CliCmd::Ps(args) => ps::ps(g, args).await,
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
+        CliCmd::Rm(args) => lifecycle::rm(g, args.force, &args.names).await,
         CliCmd::Start(args) => Ok(lifecycle::verb(g, "start", &args.names, serde_json::json!({})).await),
         CliCmd::Restart(args) => Ok(lifecycle::verb(g, "restart", &args.names, serde_json::json!({})).await),
         CliCmd::Stats(args) => inspect::stats(g, args).await,

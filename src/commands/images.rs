@@ -359,7 +359,7 @@ pub async fn import(engine: &Arc<Engine>, req: ImportImageRequest) -> Result<Ima
             ImageError::NotFound { .. } => CommandError::Unavailable(e.to_string()),
             other => CommandError::Invalid(other.to_string()),
         })?;
-    list(engine)
+    list(engine, None)
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
