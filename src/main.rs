@@ -60,6 +60,8 @@ async fn daemon(g: &Global, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         socket: g.socket(),
         watch: Some(g.watch.clone()),
         insecure_registries: args.insecure_registries,
+        log_max_size: args.log_max_size,
+        log_max_files: args.log_max_files,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

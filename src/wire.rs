@@ -786,3 +786,37 @@ pub struct ExportRequest {
     /// Absolute path of the tar to write.
     pub path: String,
 }
+
+/// `GET /v1/system/df`: disk use by kind, as `docker system df`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskUsage {
+    pub images: UsageLine,
+    pub containers: UsageLine,
+    pub volumes: UsageLine,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageLine {
+    pub total: usize,
+    /// Images a container uses; running containers; volumes a container mounts.
+    pub active: usize,
+    /// Bytes: distinct layer blobs for images; writable layers; volume data.
+    pub size: u64,
+    /// Bytes that `image prune`, deleting stopped containers, `volume prune` would free.
+    pub reclaimable: u64,
+}
+
+/// `POST /v1/images/import`: a root filesystem tar on the daemon's host as a
+/// one-layer image.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportImageRequest {
+    /// Absolute path of the tar (plain, gzip or zstd).
+    pub path: String,
+    pub reference: String,
+    /// The image's Cmd.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+}

@@ -724,3 +724,28 @@ fn a_failed_import_fails_wait_at_once_and_its_dependants_wait() {
     let dependant = env.view("container", "dependant");
     assert_eq!(dependant["status"], "Pending: waiting for image/busybox");
 }
+
+#[test]
+fn volume_ls_rm_and_prune_spare_what_containers_use() {
+    let env = Env::new("volcmds");
+    let stack = format!(
+        "{}---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: data}}\nspec: {{}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: spare}}\nspec: {{}}\n{}",
+        env.image_doc(),
+        container("user", "sleep 1000", "  volumes: [{volume: data, path: /data}]\n")
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let ls = env.ok(&["volume", "ls"]);
+    assert!(ls.contains("data") && ls.contains("spare"), "{ls}");
+    let refused = env.berth(&["volume", "rm", "data"]);
+    assert!(!refused.status.success());
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(msg.contains("user"), "names the container: {msg}");
+    let out = env.ok(&["volume", "prune"]);
+    assert!(out.contains("1 volume(s) removed"), "{out}");
+    let ls = env.ok(&["volume", "ls"]);
+    assert!(ls.contains("data") && !ls.contains("spare"), "{ls}");
+    env.ok(&["delete", "container/user"]);
+    env.ok(&["volume", "rm", "data"]);
+    assert!(!env.ok(&["volume", "ls"]).contains("data"));
+}

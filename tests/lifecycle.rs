@@ -139,6 +139,18 @@ fn stop_and_kill_are_kept_until_start_and_restart_makes_a_new_process() {
     let missing = env.berth(&["pause", "nosuch"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("container/nosuch not found"));
     assert_eq!(env.berth(&["unpause", "hup"]).status.code(), Some(1), "not paused");
+
+    // rm: a running container only with -f; a stopped one as is.
+    let running = env.berth(&["rm", "hup"]);
+    assert_eq!(running.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&running.stderr).contains("is running"),
+        "{running:?}"
+    );
+    assert_eq!(env.ok(&["rm", "svc"]), "svc\n");
+    assert_eq!(env.ok(&["rm", "-f", "hup"]), "hup\n");
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(!ps.contains("svc") && !ps.contains("hup"), "{ps}");
 }
 
 #[test]

@@ -239,6 +239,16 @@ fn a_pulled_two_layer_image_runs_with_its_config_and_its_whiteout() {
     let log = env.log_text("direct");
     assert!(log.contains("cwd=/www") && log.contains("uid=0 gid=0"), "{log}");
 
+    // system df counts the image as in use.
+    let df = env.ok(&["system", "df"]);
+    let images: Vec<&str> = df
+        .lines()
+        .find(|l| l.starts_with("Images"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(images[1..3], ["1", "1"], "{df}");
+
     // rmi is refused while the container exists, then works.
     let refused = env.berth(&["rmi", &reference]);
     assert!(!refused.status.success());
@@ -938,4 +948,26 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     let inspect = skopeo_inspect(&format!("docker://{committed}"));
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     drop(registry);
+}
+
+#[test]
+fn import_makes_an_image_of_a_root_filesystem_tar_plain_or_zstd() {
+    let env = Env::new("reg-import");
+    let plain = busybox_tar().display().to_string();
+    env.ok(&["import", &plain, "localhost/imported:1", "sh", "-c", "echo imported-ok"]);
+    assert!(env.ok(&["run", "--rm", "localhost/imported:1"]).contains("imported-ok"));
+    assert!(env.ok(&["history", "localhost/imported:1"]).contains("berth import"));
+
+    let zst = env.dir.join("rootfs.tar.zst");
+    let bytes = zstd::encode_all(&std::fs::read(busybox_tar()).unwrap()[..], 3).unwrap();
+    std::fs::write(&zst, bytes).unwrap();
+    env.ok(&["import", zst.to_str().unwrap(), "localhost/imported:zst"]);
+    let out = env.ok(&["run", "--rm", "localhost/imported:zst", "cat", "/etc/passwd"]);
+    assert!(out.contains("root:x:0:0"), "{out}");
+    // The same root filesystem: one snapshot, shared.
+    assert_eq!(snapshots(&env), 1);
+
+    let out = env.berth(&["import", "/dev/zero", "localhost/nope:1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
 }

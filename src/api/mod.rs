@@ -140,6 +140,8 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/login") => post(login),
         ("post", "/v1/logout") => post(logout),
         ("post", "/v1/export") => post(export),
+        ("get", "/v1/system/df") => get(disk_usage),
+        ("post", "/v1/images/import") => post(import_image),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -310,8 +312,13 @@ async fn pull(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<PullReq
     Ok(ndjson_stream(commands::images::pull(&engine, req).await?))
 }
 
-async fn images(State(engine): State<Arc<Engine>>) -> Json<Vec<ImageListItem>> {
-    Json(commands::images::list(&engine))
+#[derive(Debug, Deserialize)]
+struct ImagesQuery {
+    reference: Option<String>,
+}
+
+async fn images(State(engine): State<Arc<Engine>>, Query(q): Query<ImagesQuery>) -> Json<Vec<ImageListItem>> {
+    Json(commands::images::list(&engine, q.reference.as_deref()))
 }
 
 async fn remove_image(
@@ -386,6 +393,17 @@ async fn export(
 ) -> ApiResult<Json<serde_json::Value>> {
     commands::images::export(&engine, req).await?;
     Ok(Json(serde_json::json!({})))
+}
+
+async fn disk_usage(State(engine): State<Arc<Engine>>) -> ApiResult<Json<DiskUsage>> {
+    Ok(Json(commands::images::disk_usage(&engine).await?))
+}
+
+async fn import_image(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<ImportImageRequest>,
+) -> ApiResult<Json<ImageListItem>> {
+    Ok(Json(commands::images::import(&engine, req).await?))
 }
 
 /// Newline-delimited JSON from a bounded channel: the body is polled only as

@@ -225,7 +225,11 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/v1/images",
         summary: "pulled images with their references",
-        params: &[],
+        params: &[(
+            "reference",
+            "query",
+            "only the image this reference or id names (an empty list when none)",
+        )],
         request: None,
         response: Body::Json(schema::<Vec<ImageListItem>>),
     },
@@ -317,6 +321,22 @@ pub const ROUTES: &[Route] = &[
         params: &[],
         request: Some(schema::<ExportRequest>),
         response: Body::Json(schema::<serde_json::Value>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/system/df",
+        summary: "disk use of images, containers' writable layers and volumes",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<DiskUsage>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/images/import",
+        summary: "a root filesystem tar on the daemon's host as a one-layer image",
+        params: &[],
+        request: Some(schema::<ImportImageRequest>),
+        response: Body::Json(schema::<ImageListItem>),
     },
 ];
 

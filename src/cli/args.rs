@@ -87,6 +87,8 @@ pub enum CliCmd {
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
     Stop(StopArgs),
+    /// Delete containers (a running one only with -f), as `docker rm`.
+    Rm(RmContainersArgs),
     /// Start stopped containers again (lifts a stop by hand).
     Start(NamesArgs),
     /// Stop and start containers.
@@ -123,6 +125,8 @@ pub enum CliCmd {
     Login(LoginArgs),
     /// Forget a registry's credentials.
     Logout(LogoutArgs),
+    /// A root filesystem tar as an image: FILE REFERENCE [CMD...].
+    Import(ImportArgs),
     /// A container's filesystem as a tar: CONTAINER -o FILE.
     Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
@@ -131,9 +135,15 @@ pub enum CliCmd {
     Save(SaveArgs),
     /// Load images from a `docker save` or OCI archive.
     Load(LoadArgs),
-    /// Image commands: prune.
+    /// Image commands: ls, inspect, history, prune.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Volume commands: ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// System commands: df.
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Network commands: ls, inspect, create, rm.
     #[command(subcommand)]
     Network(NetworkCmd),
@@ -227,6 +237,15 @@ pub struct PsArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StopArgs {
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RmContainersArgs {
+    /// Stop a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
     pub names: Vec<String>,
 }
 
@@ -325,6 +344,13 @@ pub struct DaemonArgs {
     /// insecure-registries; loopback registries always are. Repeatable.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Rotate every container's log at this size (e.g. 100Mi) unless its
+    /// manifest says otherwise (`logs.maxSize`).
+    #[arg(long = "log-max-size")]
+    pub log_max_size: Option<String>,
+    /// Log files kept per container, the current one included (`logs.maxFiles`).
+    #[arg(long = "log-max-files")]
+    pub log_max_files: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -489,4 +515,38 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "output", required = true)]
     pub output: PathBuf,
     pub container: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum VolumeCmd {
+    /// List volumes.
+    Ls,
+    /// A volume's spec, state and events.
+    Inspect(NameArg),
+    /// Delete volumes and their data (refused while a container uses one).
+    Rm(VolumeRmArgs),
+    /// Delete every volume no container uses.
+    Prune,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeRmArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SystemCmd {
+    /// Disk use of images, containers and volumes.
+    Df,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The tar (plain, gzip or zstd).
+    pub file: PathBuf,
+    pub reference: String,
+    /// The image's default command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
 }

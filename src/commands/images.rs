@@ -67,8 +67,16 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
     Ok(rx)
 }
 
-pub fn list(engine: &Engine) -> Vec<ImageListItem> {
-    let images = engine.image_host().images();
+/// Every pulled image, or with `reference` only the one it names (none
+/// when it names none): the CLI asks this way so that it need not parse
+/// references itself (the reference grammar's regex costs a fresh process
+/// tens of milliseconds).
+pub fn list(engine: &Engine, reference: Option<&str>) -> Vec<ImageListItem> {
+    let mut images = engine.image_host().images();
+    if let Some(reference) = reference {
+        let id = engine.image_host().image(reference).map(|r| r.id);
+        images.retain(|s| Some(&s.record.id) == id.as_ref());
+    }
     // How many images use each layer blob.
     let mut users: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for s in &images {
@@ -139,7 +147,7 @@ pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<Rem
 
 pub fn tag(engine: &Engine, req: TagRequest) -> Result<ImageListItem> {
     let record = engine.image_host().tag(&req.source, &req.target).map_err(image_error)?;
-    list(engine)
+    list(engine, None)
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.target)))
@@ -227,7 +235,7 @@ pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse
 pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageListItem> {
     crate::image::record::normalize(&req.reference).map_err(image_error)?;
     let record = engine.commit_container(&req.container, &req.reference).await?;
-    list(engine)
+    list(engine, None)
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
@@ -331,4 +339,28 @@ pub fn logout(engine: &Engine, req: LogoutRequest) -> Result<LogoutResponse> {
 pub async fn export(engine: &Arc<Engine>, req: ExportRequest) -> Result<()> {
     let out = absolute(&req.path)?;
     Ok(engine.export_container(&req.container, out).await?)
+}
+
+/// Disk use by kind, as `docker system df`.
+pub async fn disk_usage(engine: &Engine) -> Result<DiskUsage> {
+    Ok(engine.disk_usage().await?)
+}
+
+/// A root filesystem tar as a one-layer image.
+pub async fn import(engine: &Arc<Engine>, req: ImportImageRequest) -> Result<ImageListItem> {
+    let path = absolute(&req.path)?;
+    crate::image::record::normalize(&req.reference).map_err(image_error)?;
+    let images = engine.image_host();
+    let (reference, cmd) = (req.reference.clone(), req.cmd.clone());
+    let record = tokio::task::spawn_blocking(move || images.import_image(&path, &reference, cmd))
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("importing: {e}")))?
+        .map_err(|e| match e {
+            ImageError::NotFound { .. } => CommandError::Unavailable(e.to_string()),
+            other => CommandError::Invalid(other.to_string()),
+        })?;
+    list(engine, None)
+        .into_iter()
+        .find(|i| i.id == record.id)
+        .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
 }

@@ -78,6 +78,9 @@ pub struct DaemonConfig {
     pub watch: Option<PathBuf>,
     /// Registries besides loopback that pulls may reach over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Log rotation for containers whose manifest sets none (`100Mi`, 3).
+    pub log_max_size: Option<String>,
+    pub log_max_files: Option<u32>,
 }
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
@@ -91,7 +94,16 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     // The shim binary is executed from a sealed copy: see runtime::sealed.
     let sealed = SealedExe::new().context("cannot make a sealed copy of the berth binary for the shims")?;
     let layout = Layout::new(cfg.root.clone(), cfg.run.clone());
-    let runtime = Runtime::new(layout, sealed.path());
+    let log_max_bytes = cfg
+        .log_max_size
+        .as_deref()
+        .map(|s| s.parse::<crate::manifest::Memory>().map(|m| m.0))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--log-max-size: {}", e.0))?;
+    if cfg.log_max_files == Some(0) {
+        anyhow::bail!("--log-max-files must be at least 1");
+    }
+    let runtime = Runtime::new(layout, sealed.path()).with_log_defaults(log_max_bytes, cfg.log_max_files);
     let images = ImageStore::open(cfg.root.join("images"))
         .context("open the image store")?
         .with_insecure(cfg.insecure_registries.clone());

@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
+
+use sha2::Digest as _;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -354,5 +356,86 @@ impl ImageStore {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
         })
+    }
+}
+
+impl ImageStore {
+    /// `import`: a root filesystem tar (plain, gzip or zstd) as a one-layer
+    /// image named `reference`, with an empty config but for `cmd`. The tar
+    /// is copied into the content store (bounded, regular files only), its
+    /// diff id computed from the store's copy, and unpacked like a pulled
+    /// layer. Blocking.
+    pub fn import_image(&self, tar_path: &Path, reference: &str, cmd: Vec<String>) -> Result<ImageRecord> {
+        let reference = normalize(reference)?.whole();
+        let mut input = open_regular_file(tar_path)?;
+        let mut ingest = self.content.begin()?;
+        let read_error = |source| ImageError::ReadArchive {
+            path: tar_path.to_path_buf(),
+            source,
+        };
+        let copied = io::copy(&mut (&mut input).take(MAX_ARCHIVE_BYTES + 1), &mut ingest).map_err(read_error)?;
+        if copied > MAX_ARCHIVE_BYTES {
+            return Err(ImageError::ArchiveTooLarge {
+                path: tar_path.to_path_buf(),
+                limit: MAX_ARCHIVE_BYTES,
+            });
+        }
+        let digest = ingest.digest();
+        let size = ingest.commit(&digest, &reference)?;
+        let blob = self.content.path(&digest)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut reader = super::snapshot::open_layer(&blob)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| ImageError::MalformedArchive {
+                path: tar_path.to_path_buf(),
+                source: e,
+            })?;
+            if n == 0 {
+                break;
+            }
+            sha2::Digest::update(&mut hasher, &buf[..n]);
+        }
+        let diff_id = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)));
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "created": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            "config": {"Cmd": if cmd.is_empty() { serde_json::Value::Null } else { cmd.into() }},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": format!("berth import {}", tar_path.display())}]});
+        let config_bytes = config.to_string().into_bytes();
+        let config_digest = sha256_digest(&config_bytes);
+        self.content.put(&config_bytes, &config_digest, &reference)?;
+        let media_type = if std::fs::File::open(&blob)
+            .and_then(|mut f| {
+                let mut magic = [0u8; 2];
+                f.read_exact(&mut magic).map(|()| magic)
+            })
+            .is_ok_and(|m| m == [0x1f, 0x8b])
+        {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        } else {
+            OCI_LAYER
+        };
+        let layers = vec![LayerRef {
+            digest,
+            size,
+            media_type: media_type.into(),
+        }];
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
+            "layers": layers.iter().map(|l| serde_json::json!({
+                "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
+        let manifest_bytes = manifest.to_string().into_bytes();
+        let manifest_digest = sha256_digest(&manifest_bytes);
+        self.content.put(&manifest_bytes, &manifest_digest, &reference)?;
+        let record = self.unpack_image(tar_path, manifest_digest, config_digest, layers)?;
+        self.records.put(&record)?;
+        self.records
+            .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
+        Ok(record)
     }
 }

@@ -60,8 +60,7 @@ impl ContentStore {
         let bytes = fs::read(&path).map_err(|source| ImageError::Store { path, source })?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
-            return Err(ImageError::BlobDigestMismatch {
-                reference: "the local store".into(),
+            return Err(ImageError::CorruptBlob {
                 expected: digest.into(),
                 actual,
             });
@@ -262,10 +261,7 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         // Corrupted on disk afterwards: reading it says so.
         fs::write(store.path(&digest).unwrap(), b"hellx").unwrap();
-        assert!(matches!(
-            store.read(&digest),
-            Err(ImageError::BlobDigestMismatch { .. })
-        ));
+        assert!(matches!(store.read(&digest), Err(ImageError::CorruptBlob { .. })));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum ImageError {
         actual: String,
     },
 
+    /// A stored blob no longer hashes to its name (changed on disk).
+    #[error("blob {expected} in the image store now has digest {actual}: it changed on disk; remove the image and pull it again")]
+    CorruptBlob { expected: String, actual: String },
+
     /// No image with this reference or id is in the store.
     #[error("image {} not found", Escaped(.reference))]
     NotFound { reference: String },

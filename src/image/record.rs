@@ -186,7 +186,16 @@ impl Records {
         Ok(())
     }
 
+    /// Writes a record, after a syncfs of the store's filesystem: the blobs
+    /// and snapshots it names are durable before anything names them (so
+    /// snapshots need no sync of their own; see `snapshot`).
     pub fn put(&self, record: &ImageRecord) -> Result<()> {
+        let sync_error = |source: std::io::Error| ImageError::Store {
+            path: self.dir.clone(),
+            source,
+        };
+        let dir = fs::File::open(&self.dir).map_err(sync_error)?;
+        nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)).map_err(|e| sync_error(e.into()))?;
         let bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
         self.write_atomic(&self.record_path(&record.id)?, &bytes)
     }

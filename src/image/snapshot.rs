@@ -33,11 +33,11 @@
 //! (nothing lands outside it), its uncompressed stream hashed as it is read,
 //! and renamed into `snapshots/` only if that hash is the diff ID the
 //! image's config names. So a snapshot directory is always complete and
-//! holds exactly the layer the config promised.
+//! holds exactly the layer the config promised. It is made durable by the
+//! syncfs that precedes the record naming it (see `record::Records::put`).
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -167,10 +167,12 @@ impl Snapshots {
                 ),
             });
         }
-        let tmp_dir = File::open(tmp).map_err(commit_error(tmp))?;
-        nix::unistd::syncfs(tmp_dir.as_raw_fd()).map_err(|e| commit_error(tmp)(e.into()))?;
+        // Not synced here: the image record that will name this snapshot is
+        // written only after one syncfs of the whole store (`Records::put`),
+        // one flush per image instead of one per layer. A crash before that
+        // record leaves the snapshot unnamed, and the daemon's start sweeps it.
         match renameat2(None, tmp, None, dir, RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => sync_dir(&self.dir),
+            Ok(()) => {}
             // Another pull of an image sharing the layer won: same content.
             Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
                 let _ = remove_tree(tmp);
@@ -230,7 +232,7 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Opens a layer blob, decompressing gzip or zstd as its magic bytes say
 /// (a registry's media type can lie; the bytes cannot).
-fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
+pub(crate) fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
     let read_error = |source| ImageError::ReadArchive {
         path: blob.to_path_buf(),
         source,

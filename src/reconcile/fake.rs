@@ -440,6 +440,12 @@ impl ImageHost for FakeHost {
         Ok(false)
     }
 
+    fn import_image(&self, _tar: &Path, reference: &str, _cmd: Vec<String>) -> image::Result<ImageRecord> {
+        Err(ImageError::NotFound {
+            reference: reference.into(),
+        })
+    }
+
     fn config_blob(&self, _record: &ImageRecord) -> Option<Vec<u8>> {
         None
     }

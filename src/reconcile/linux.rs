@@ -138,6 +138,9 @@ impl ImageHost for ImageStore {
     fn logout(&self, registry: &str) -> image::Result<bool> {
         ImageStore::logout(self, registry)
     }
+    fn import_image(&self, tar: &Path, reference: &str, cmd: Vec<String>) -> image::Result<ImageRecord> {
+        ImageStore::import_image(self, tar, reference, cmd)
+    }
     fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>> {
         self.content.read(&record.id).ok()
     }

@@ -151,6 +151,8 @@ pub trait ImageHost: Send + Sync {
         -> BoxFuture<'a, image::Result<()>>;
     /// Forgets a registry's credentials; whether there were any.
     fn logout(&self, registry: &str) -> image::Result<bool>;
+    /// A root filesystem tar as a one-layer image named `reference` (blocking).
+    fn import_image(&self, tar: &Path, reference: &str, cmd: Vec<String>) -> image::Result<ImageRecord>;
     /// The image's config blob as stored (verified).
     fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>>;
     /// A new image: `base` plus the tree `upper` as a layer, with `config`,

@@ -170,6 +170,29 @@ async fn a_container_that_exits_under_always_is_restarted_after_its_backoff() {
 }
 
 #[tokio::test]
+async fn a_container_stopped_by_hand_stays_stopped_under_always_until_started() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("web", ", restartPolicy: always")));
+    w.pass().await;
+    w.engine.stop_by_name("web").await;
+    w.settle().await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    w.pass().await;
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 1, "a pass restarted a container stopped by hand");
+    let view = w.status("container", "web");
+    assert!(view.status.starts_with("Stopped (exited"), "{}", view.status);
+    assert_eq!(view.state, StatusKind::Ready);
+    w.engine.start_by_name("web").await.unwrap();
+    assert_eq!(w.host.starts("web"), 2);
+    assert_eq!(w.status("container", "web").status, "Running");
+    // The hold is gone: the policy applies again.
+    w.host.exit("web", 1);
+    w.settle().await;
+    assert!(w.status("container", "web").status.starts_with("Restarting"));
+}
+
+#[tokio::test]
 async fn a_clean_exit_under_on_failure_is_left_completed() {
     let w = world();
     w.apply(

@@ -51,7 +51,9 @@ pub fn host_info() -> HostInfo {
     HostInfo { v1_cgroup_mounts }
 }
 
-/// Directories of `path` in every hierarchy libcontainer manages here.
+/// Directories of `path` in every hierarchy a container has one in: those
+/// libcontainer manages, and on a hybrid host also the named v1 ones
+/// (`name=systemd`) and the v2 one beside them (see [`join_unmanaged`]).
 fn dirs_of(path: &str) -> Vec<PathBuf> {
     let rel = path.trim_start_matches('/');
     if is_unified() {
@@ -59,9 +61,53 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
     }
     hierarchies()
         .into_iter()
-        .filter(|(_, v2)| !v2)
         .map(|(mp, _)| PathBuf::from(mp).join(rel))
         .collect()
+}
+
+/// On a hybrid host, the hierarchies libcontainer's v1 manager leaves alone:
+/// named ones (`name=systemd`) and the cgroup2 mount beside the v1 ones.
+fn unmanaged_hierarchies() -> Vec<PathBuf> {
+    if is_unified() {
+        return Vec::new();
+    }
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = left.split(' ').nth(4).map(super::proc::unescape).unwrap_or_default();
+        let mut fields = right.split(' ');
+        let fstype = fields.next().unwrap_or("");
+        let options = fields.nth(1).unwrap_or("");
+        if !mount_point.starts_with(CGROUP_ROOT) {
+            continue;
+        }
+        let named = fstype == "cgroup" && options.split(',').any(|o| o.starts_with("name="));
+        if named || fstype == "cgroup2" {
+            out.push(PathBuf::from(mount_point));
+        }
+    }
+    out
+}
+
+/// Moves `pid` into the container's cgroup `path` of the hierarchies
+/// libcontainer does not manage, so that the container's
+/// `/proc/self/cgroup` shows its own cgroup there too, as with runc (and not
+/// the host's root). Returns what failed; a container runs without it.
+pub fn join_unmanaged(path: &str, pid: i32) -> Vec<String> {
+    let rel = path.trim_start_matches('/');
+    let mut errors = Vec::new();
+    for mp in unmanaged_hierarchies() {
+        let dir = mp.join(rel);
+        if let Err(e) = fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join("cgroup.procs"), pid.to_string())) {
+            errors.push(format!("join {}: {e}", dir.display()));
+        }
+    }
+    errors
 }
 
 /// Whether the cgroup at `path` is frozen (v1 freezer, or v2 `cgroup.freeze`).

@@ -41,6 +41,10 @@ pub struct ExecConfig {
     pub lc_root: PathBuf,
     /// The container's bundle: its config.json holds the seccomp filter.
     pub bundle: PathBuf,
+    /// The container's cgroup path: the exec shim joins the hierarchies
+    /// libcontainer's tenant does not (see `cgroup::join_unmanaged`).
+    #[serde(default)]
+    pub cgroup_path: String,
     #[serde(flatten)]
     pub process: ExecSpec,
 }
@@ -257,6 +261,10 @@ fn build(
     let stdin = take_stdio(0)?;
     let stdout = take_stdio(1)?;
     let stderr = take_stdio(2)?;
+    if !cfg.cgroup_path.is_empty() {
+        // The exec'd process is cloned from this shim: it inherits these.
+        let _ = super::cgroup::join_unmanaged(&cfg.cgroup_path, std::process::id() as i32);
+    }
     ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_executor(SeccompExecutor { seccomp, drop: lent })
         .with_root_path(&cfg.lc_root)
@@ -433,6 +441,7 @@ impl super::Runtime {
             id: id.to_string(),
             lc_root: self.layout.lc_root(),
             bundle: self.layout.bundle(id),
+            cgroup_path: self.layout.cgroup_path(id),
             process,
         };
         let json = serde_json::to_string(&cfg).map_err(|e| super::RuntimeError::Spec {

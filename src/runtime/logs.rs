@@ -98,18 +98,35 @@ impl LogWriter {
         }
     }
 
-    /// Appends `text` (whole lines); rotates first when it would pass the limit.
-    pub fn write(&mut self, text: &[u8]) {
+    /// Appends `text` (whole lines): as many lines as fit under the limit
+    /// go to the current file, then it rotates and the rest goes on in the
+    /// next one (a batch from a chatty container can span several files).
+    pub fn write(&mut self, mut text: &[u8]) {
         use std::io::Write;
-        if let Some(max) = self.max_bytes {
-            if self.size > 0 && self.size + text.len() as u64 > max {
-                self.rotate();
+        while !text.is_empty() {
+            let take = match self.max_bytes {
+                None => text.len(),
+                Some(max) => {
+                    let room = max.saturating_sub(self.size) as usize;
+                    if text.len() <= room {
+                        text.len()
+                    } else if let Some(end) = text[..room].iter().rposition(|&b| b == b'\n') {
+                        end + 1
+                    } else if self.size > 0 {
+                        self.rotate();
+                        continue;
+                    } else {
+                        // One line longer than the limit fills a file alone.
+                        text.iter().position(|&b| b == b'\n').map_or(text.len(), |p| p + 1)
+                    }
+                }
+            };
+            if let Some(f) = self.file.as_mut() {
+                if f.write_all(&text[..take]).is_ok() {
+                    self.size += take as u64;
+                }
             }
-        }
-        if let Some(f) = self.file.as_mut() {
-            if f.write_all(text).is_ok() {
-                self.size += text.len() as u64;
-            }
+            text = &text[take..];
         }
     }
 
@@ -275,6 +292,20 @@ mod tests {
         let next = |l: &LogLine| l.text[5..].parse::<u32>().unwrap();
         assert_eq!(next(older.last().unwrap()) + 1, next(&newer[0]));
         assert_eq!(next(newer.last().unwrap()) + 1, next(&lines[0]));
+    }
+
+    #[test]
+    fn one_big_batch_is_spread_over_the_files_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("container.log");
+        let mut w = LogWriter::open(&p, Some(100), 2);
+        let batch: String = (0..30).map(|i| format!("t stdout line-{i:02}\n")).collect();
+        w.write(batch.as_bytes());
+        assert!(std::fs::metadata(&p).unwrap().len() <= 100);
+        assert!(std::fs::metadata(rotated_path(&p, 1)).unwrap().len() <= 100);
+        assert!(!rotated_path(&p, 2).exists());
+        let (lines, _) = read_from(&p, 0).unwrap();
+        assert_eq!(lines.last().unwrap().text, "line-29");
     }
 
     #[test]

@@ -260,6 +260,8 @@ pub struct Runtime {
     /// The executable the shim is started from (a sealed memfd when available).
     shim_exe: PathBuf,
     host: HostInfo,
+    /// Log rotation of containers whose config sets none (daemon flags).
+    log_defaults: (Option<u64>, Option<u32>),
 }
 
 /// A started container: its shim and init.
@@ -274,6 +276,22 @@ impl Runtime {
             layout,
             shim_exe,
             host: cgroup::host_info(),
+            log_defaults: (None, None),
+        }
+    }
+
+    /// Log rotation for containers whose config sets none.
+    pub fn with_log_defaults(mut self, max_bytes: Option<u64>, max_files: Option<u32>) -> Runtime {
+        self.log_defaults = (max_bytes, max_files);
+        self
+    }
+
+    /// The log rotation a container gets: its own, else the daemon's.
+    fn log_rotation(&self, cfg: &ContainerConfig) -> (Option<u64>, Option<u32>) {
+        if cfg.log_max_bytes.is_some() {
+            (cfg.log_max_bytes, cfg.log_max_files)
+        } else {
+            (self.log_defaults.0, cfg.log_max_files.or(self.log_defaults.1))
         }
     }
 
@@ -330,8 +348,8 @@ impl Runtime {
             state_file: l.state_file(id),
             exit_file: l.exit_file(id),
             cgroup_path: l.cgroup_path(id),
-            log_max_bytes: cfg.log_max_bytes,
-            log_max_files: cfg.log_max_files,
+            log_max_bytes: self.log_rotation(cfg).0,
+            log_max_files: self.log_rotation(cfg).1,
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {
@@ -635,6 +653,23 @@ pub async fn wait_pidfd(pidfd: OwnedFd) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_rotates_its_log_as_it_says_else_as_the_daemon_does() {
+        let rt =
+            Runtime::new(Layout::new("/r".into(), "/run".into()), "/b".into()).with_log_defaults(Some(100), Some(3));
+        let own = ContainerConfig {
+            log_max_bytes: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(rt.log_rotation(&own), (Some(10), None));
+        assert_eq!(rt.log_rotation(&ContainerConfig::default()), (Some(100), Some(3)));
+        let files_only = ContainerConfig {
+            log_max_files: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(rt.log_rotation(&files_only), (Some(100), Some(5)));
+    }
 
     #[test]
     fn a_mount_destination_through_an_image_symlink_is_refused_by_name() {

@@ -189,6 +189,12 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         .map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
     tracing::debug!("container built");
     if let Some(pid) = container.pid() {
+        // Before start: everything the init forks is then in them too.
+        for e in cgroup::join_unmanaged(&cfg.cgroup_path, pid.as_raw()) {
+            eprintln!("berth-shim: {e}");
+        }
+    }
+    if let Some(pid) = container.pid() {
         if let Err(e) = bring_up_loopback(pid.as_raw()) {
             let _ = container.delete(true);
             return Err(format!("cannot bring up lo in the container's network namespace: {e}"));

@@ -8,8 +8,8 @@ use hyper::Method;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::args::{
-    CommitArgs, ExportArgs, Global, ImagesArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs, PushArgs, RmiArgs,
-    SaveArgs, TagArgs,
+    CommitArgs, ExportArgs, Global, ImagesArgs, ImportArgs, LoadArgs, LoginArgs, LogoutArgs, NameArg, PullArgs,
+    PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::cli::client;
 use crate::cli::output::{self, Table};
@@ -103,12 +103,12 @@ pub async fn pull_image(g: &Global, reference: &str, platform: Option<String>) -
 }
 
 /// Whether an image this reference names is pulled already.
+/// Whether the daemon has the image `reference` names. The daemon resolves
+/// it: parsing a reference here would cost every `run` tens of milliseconds.
 pub async fn is_pulled(g: &Global, reference: &str) -> bool {
-    let Ok(normal) = crate::image::record::normalize(reference) else {
-        return false;
-    };
-    let images: Vec<ImageListItem> = client(g, true).get("/v1/images").await.unwrap_or_default();
-    images.iter().any(|i| i.references.contains(&normal.whole()))
+    let path = format!("/v1/images?reference={}", super::logs::query_escape(reference));
+    let images: Vec<ImageListItem> = client(g, true).get(&path).await.unwrap_or_default();
+    !images.is_empty()
 }
 
 pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
@@ -317,5 +317,36 @@ pub async fn export(g: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
         path: absolute(&args.output)?,
     };
     let _: serde_json::Value = client(g, true).post("/v1/export", &req).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn system_df(g: &Global) -> anyhow::Result<ExitCode> {
+    let df: DiskUsage = client(g, true).get("/v1/system/df").await?;
+    let mut table = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for (kind, line) in [
+        ("Images", &df.images),
+        ("Containers", &df.containers),
+        ("Local Volumes", &df.volumes),
+    ] {
+        table.row(vec![
+            kind.to_string(),
+            line.total.to_string(),
+            line.active.to_string(),
+            human_size(line.size),
+            human_size(line.reclaimable),
+        ]);
+    }
+    table.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn import(g: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let req = ImportImageRequest {
+        path: absolute(&args.file)?,
+        reference: args.reference,
+        cmd: args.cmd,
+    };
+    let image: ImageListItem = client(g, true).post("/v1/images/import", &req).await?;
+    println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
 }

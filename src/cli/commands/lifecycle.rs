@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::cli::args::Global;
 use crate::cli::client;
-use crate::wire::{KillRequest, VerbResponse};
+use crate::wire::{DeleteRequest, DeleteResponse, KillRequest, ObjectView, VerbResponse};
 
 /// Posts `/v1/{verb}/{name}` for each name; prints each name done.
 pub async fn verb(g: &Global, verb: &str, names: &[String], body: serde_json::Value) -> ExitCode {
@@ -31,4 +31,47 @@ pub async fn verb(g: &Global, verb: &str, names: &[String], body: serde_json::Va
 pub async fn kill(g: &Global, signal: Option<String>, names: &[String]) -> ExitCode {
     let body = serde_json::to_value(KillRequest { signal }).unwrap_or_default();
     verb(g, "kill", names, body).await
+}
+
+/// `rm [-f] NAME...`: deletes containers, as `docker rm`: a running one only
+/// with `-f` (it is stopped first, as `delete` does).
+pub async fn rm(g: &Global, force: bool, names: &[String]) -> anyhow::Result<ExitCode> {
+    let c = client(g, true);
+    let mut failed = false;
+    let mut keys = Vec::new();
+    for n in names {
+        match c
+            .get::<Vec<ObjectView>>(&format!("/v1/objects?kind=container&name={n}"))
+            .await
+        {
+            Ok(views) if views.first().is_some_and(|v| v.pid.is_some()) && !force => {
+                eprintln!("error: container {n} is running: stop it first, or rm -f");
+                failed = true;
+            }
+            Ok(_) => keys.push(format!("container/{n}")),
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::from(e));
+                failed = true;
+            }
+        }
+    }
+    if !keys.is_empty() {
+        let resp: DeleteResponse = c
+            .post(
+                "/v1/delete",
+                &DeleteRequest {
+                    sources: Vec::new(),
+                    keys,
+                },
+            )
+            .await?;
+        for d in &resp.deleted {
+            println!("{}", d.trim_start_matches("container/"));
+        }
+        for f in resp.failed.iter().chain(&resp.not_found) {
+            eprintln!("error: {f}");
+            failed = true;
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -50,7 +50,7 @@ pub(crate) fn print_log(line: &LogLine, timestamps: bool) {
 
 /// Percent-encodes everything but unreserved characters (a `+` in an RFC
 /// 3339 offset would otherwise read as a space).
-fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

@@ -19,3 +19,4 @@ pub mod schema;
 pub mod stop;
 pub mod validate;
 pub mod version;
+pub mod volumes;

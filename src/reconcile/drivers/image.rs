@@ -273,6 +273,76 @@ impl Engine {
         .await?
     }
 
+    /// Disk use of images, containers' writable layers and volumes.
+    pub async fn disk_usage(&self) -> crate::reconcile::Result<crate::wire::DiskUsage> {
+        use crate::wire::{DiskUsage, UsageLine};
+        let live = self.live_all()?;
+        let in_use = self.images_in_use()?;
+        let images = self.host.images.images();
+        let mut sizes: std::collections::HashMap<String, (u64, bool)> = std::collections::HashMap::new();
+        for s in &images {
+            let active = in_use.contains(&s.record.id);
+            for l in &s.record.layers {
+                let entry = sizes.entry(l.digest.clone()).or_insert((l.size, false));
+                entry.1 |= active;
+            }
+        }
+        let image_line = UsageLine {
+            total: images.len(),
+            active: images.iter().filter(|s| in_use.contains(&s.record.id)).count(),
+            size: sizes.values().map(|(n, _)| n).sum(),
+            reclaimable: sizes.values().filter(|(_, used)| !used).map(|(n, _)| n).sum(),
+        };
+        let mut containers = Vec::new();
+        let mut mounted = std::collections::HashSet::new();
+        let mut volumes = Vec::new();
+        for l in &live {
+            match &l.info {
+                LiveInfo::Container(_) => {
+                    let running = matches!(
+                        self.host.containers.probe(&l.key.name),
+                        crate::runtime::Probe::Running(_) | crate::runtime::Probe::Starting
+                    );
+                    containers.push((self.host.containers.upper_dir(&l.key.name), running));
+                    if let Some(spec) = l.container_spec() {
+                        mounted.extend(spec.volumes.iter().filter_map(|m| m.volume.clone()));
+                    }
+                }
+                LiveInfo::Volume(v) => volumes.push((l.key.name.clone(), v.path.clone())),
+                _ => {}
+            }
+        }
+        Ok(tokio::task::spawn_blocking(move || {
+            let sized: Vec<(u64, bool)> = containers
+                .iter()
+                .map(|(dir, running)| (dir_size(dir), *running))
+                .collect();
+            let container_line = UsageLine {
+                total: sized.len(),
+                active: sized.iter().filter(|(_, r)| *r).count(),
+                size: sized.iter().map(|(n, _)| n).sum(),
+                reclaimable: sized.iter().filter(|(_, r)| !r).map(|(n, _)| n).sum(),
+            };
+            let vsized: Vec<(u64, bool)> = volumes
+                .iter()
+                .map(|(name, path)| (dir_size(path), mounted.contains(name)))
+                .collect();
+            let volume_line = UsageLine {
+                total: vsized.len(),
+                active: vsized.iter().filter(|(_, m)| *m).count(),
+                size: vsized.iter().map(|(n, _)| n).sum(),
+                reclaimable: vsized.iter().filter(|(_, m)| !m).map(|(n, _)| n).sum(),
+            };
+            DiskUsage {
+                images: image_line,
+                containers: container_line,
+                volumes: volume_line,
+            }
+        })
+        .await
+        .unwrap_or_default())
+    }
+
     /// Containers berth made from the pulled image `id`.
     pub fn containers_using_image(&self, id: &str) -> crate::reconcile::Result<Vec<String>> {
         Ok(self
@@ -282,4 +352,18 @@ impl Engine {
             .map(|l| l.key.name)
             .collect())
     }
+}
+
+/// Bytes of the regular files under `dir` (never following symlinks); 0 if
+/// it is missing. Hardlinked files count once per name, as `du --count-links`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.path().symlink_metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
 }
