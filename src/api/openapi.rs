@@ -127,6 +127,17 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/attach/{name}",
+        summary: "with `Upgrade: berth-stdio`, the connection carries the stdio of a running container with a tty; ctrl-p ctrl-q detaches",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<AttachRequest>),
+        response: Body::Stdio {
+            end: schema::<ExecExit>,
+            plain: schema::<ExecExit>,
+        },
+    },
+    Route {
+        method: "post",
         path: "/v1/stop/{name}",
         summary: "SIGTERM, then SIGKILL after the container's grace period",
         params: &[("name", "path", "container name")],

@@ -118,6 +118,8 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             network,
             ports,
             healthcheck,
+            tty: req.tty,
+            stdin: req.interactive,
             ..Default::default()
         }),
         origin: Origin {

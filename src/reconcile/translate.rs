@@ -166,6 +166,7 @@ pub fn container_config(
             .unwrap_or(false),
         log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
         log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
+        tty: spec.tty,
     })
 }
 

@@ -14,7 +14,14 @@ use crate::wire::{RunEvent, RunRequest};
 /// command is missing or not executable, or 125 when berth could not run it
 /// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let detach = args.detach;
+    if args.interactive && !args.tty {
+        eprintln!("berth: run -i needs -t for now (stdin is relayed through the container's pty)");
+        return Ok(ExitCode::from(125));
+    }
+    // With a tty the container is started detached, then attached to (its
+    // pty lives in the shim); `-d -t` leaves it running with its pty.
+    let attach_tty = args.tty && !args.detach;
+    let detach = args.detach || args.tty;
     // As `docker run`: a missing image is pulled first, with its progress.
     if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
         if let Err(message) = super::images::pull_image(g, &args.image, None).await {
@@ -39,7 +46,11 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         health_timeout: args.health_timeout,
         health_start_period: args.health_start_period,
         health_retries: args.health_retries,
+        tty: args.tty,
+        interactive: args.interactive,
     };
+    let interactive = args.interactive;
+    let mut started = None;
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
     let mut error = None;
@@ -50,7 +61,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(body),
             |ev: RunEvent| match ev {
                 RunEvent::Started { name } => {
-                    if detach {
+                    if attach_tty {
+                        started = Some(name);
+                    } else if detach {
                         println!("{name}");
                     }
                 }
@@ -77,6 +90,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some((e, code)) = error {
         eprintln!("berth: {e}");
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    if let Some(name) = started {
+        return super::exec::attach(g, &name, true, interactive).await;
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
