@@ -105,7 +105,7 @@ fn exit_of(child: &mut Child, term: &Terminal) -> Option<i32> {
 
 #[test]
 fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
-    let env = Env::new("attachtty");
+    let mut env = Env::new("attachtty");
     let file = env.manifest("image.yaml", &env.image_doc());
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
 
@@ -127,6 +127,12 @@ fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
     assert_eq!(exit_of(&mut run, &term), Some(0));
     let v = env.wait_for("container", "box", 5, |v| v["status"] == "Running");
     assert_eq!(v["status"], "Running");
+    // The pty is the shim's, not the daemon's: it survives a daemon restart.
+    env.kill_daemon();
+    env.start_daemon();
+    env.wait_for("container", "box", 10, |v| v["status"] == "Running");
+    // What the pty showed is in the container's log too.
+    assert!(env.log_text("box").contains("/dev/pts/"), "{}", env.log_text("box"));
 
     let (mut term, slave) = Terminal::new(24, 80);
     let mut attach = spawn_on(&env, slave, &["attach", "box"]);
