@@ -232,6 +232,10 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     info.layer = resolved.layer.clone();
     info.image_id = resolved.image_id.clone();
     info.stop_signal = resolved.view.stop_signal.clone();
+    info.image_healthcheck = match &spec.healthcheck {
+        Some(_) => None,
+        None => resolved.view.healthcheck.clone(),
+    };
     let put = |info: &ContainerInfo| {
         let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
         engine.store.live_put(&rec)
