@@ -155,3 +155,39 @@ fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn create_makes_a_container_that_only_start_starts() {
+    let env = Env::new("create");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let out = env.ok(&[
+        "create",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made-then-started",
+    ]);
+    assert_eq!(out.trim(), "later");
+    // Passes leave it alone: it is made, not started.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(env.view("container", "later")["status"], "Created");
+    assert!(!env.log_text("later").contains("made-then-started"));
+    let again = env.berth(&["create", "--name", "later", "busybox", "true"]);
+    assert_eq!(again.status.code(), Some(125));
+
+    env.ok(&["start", "later"]);
+    env.wait_for("container", "later", 10, |v| {
+        v["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Exited") || s.starts_with("Completed"))
+    });
+    assert!(env.log_text("later").contains("made-then-started"));
+
+    // A created container that never ran is removed as any other.
+    env.ok(&["create", "--name", "never", "busybox", "true"]);
+    env.ok(&["rm", "never"]);
+    assert!(!env.berth(&["get", "container", "never"]).status.success());
+}

@@ -115,6 +115,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/wait") => post(wait),
         ("get", "/v1/logs/{name}") => get(logs),
         ("post", "/v1/run") => post(run),
+        ("post", "/v1/create") => post(create),
         ("post", "/v1/exec/{name}") => post(exec),
         ("post", "/v1/attach/{name}") => post(attach),
         ("post", "/v1/stop/{name}") => post(stop),
@@ -215,6 +216,13 @@ async fn logs(
 
 async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunRequest>) -> ApiResult<Response> {
     Ok(ndjson_stream(commands::run::run(&engine, req).await?))
+}
+
+async fn create(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<RunRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::run::create(&engine, req).await?))
 }
 
 /// `exec`: detached, a JSON answer; attached, the request must ask for an

@@ -81,6 +81,8 @@ pub enum CliCmd {
     Validate(ValidateArgs),
     /// Run a command in a new container.
     Run(RunArgs),
+    /// Create a container without starting it (`start` starts it).
+    Create(RunArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
     /// Attach to a running container's pty (ctrl-p ctrl-q detaches).

@@ -34,6 +34,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Logs(args) => logs::logs(g, args).await,
         CliCmd::Validate(args) => validate::validate(args),
         CliCmd::Run(args) => run::run(g, args).await,
+        CliCmd::Create(args) => run::create(g, args).await,
         CliCmd::Exec(args) => exec::exec(g, args).await,
         CliCmd::Attach(args) => exec::attach(g, &args.name, true, true).await,
         CliCmd::Ps(args) => ps::ps(g, args).await,

@@ -10,6 +10,54 @@ use crate::cli::client;
 use crate::client::ClientError;
 use crate::wire::{RunEvent, RunRequest};
 
+/// `create`, as `docker create`: prints the name; `start` starts it.
+pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
+        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(125));
+        }
+    }
+    let req = request(args);
+    match client(g, true)
+        .post::<_, crate::wire::VerbResponse>("/v1/create", &req)
+        .await
+    {
+        Ok(r) => {
+            println!("{}", r.container);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("berth: {message}");
+            Ok(ExitCode::from(125))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn request(args: RunArgs) -> RunRequest {
+    RunRequest {
+        name: args.name,
+        image: args.image,
+        command: args.command,
+        env: args.env,
+        memory: args.memory,
+        cpus: args.cpus,
+        rm: args.rm,
+        detach: true,
+        security_opt: args.security_opt,
+        publish: args.publish,
+        network: args.network,
+        health_cmd: args.health_cmd,
+        health_interval: args.health_interval,
+        health_timeout: args.health_timeout,
+        health_start_period: args.health_start_period,
+        health_retries: args.health_retries,
+        tty: args.tty,
+        interactive: args.interactive,
+    }
+}
+
 /// As `docker run`, the exit code is the container's, 127 or 126 when its
 /// command is missing or not executable, or 125 when berth could not run it
 /// (no such image, a name in use).
