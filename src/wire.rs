@@ -281,6 +281,12 @@ pub struct RunRequest {
     pub health_start_period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_retries: Option<u32>,
+    /// A pty for the init (`-t`); attach to it with `/v1/attach/{name}`.
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep its stdin open (`-i`).
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -331,6 +337,19 @@ pub struct ExecRequest {
     #[serde(default)]
     pub tty: bool,
     /// The pty's first size (rows, columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u16>,
+}
+
+/// `POST /v1/attach/{name}` (with `Upgrade: berth-stdio`): the stdio of a
+/// container with a tty, framed as an exec with a tty. ctrl-p ctrl-q
+/// detaches (exit code 0); else the end frame has the container's exit code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachRequest {
+    /// The pty's size now (rows, columns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

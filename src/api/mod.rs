@@ -115,7 +115,9 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/wait") => post(wait),
         ("get", "/v1/logs/{name}") => get(logs),
         ("post", "/v1/run") => post(run),
+        ("post", "/v1/create") => post(create),
         ("post", "/v1/exec/{name}") => post(exec),
+        ("post", "/v1/attach/{name}") => post(attach),
         ("post", "/v1/stop/{name}") => post(stop),
         ("post", "/v1/start/{name}") => post(start),
         ("post", "/v1/restart/{name}") => post(restart),
@@ -216,6 +218,13 @@ async fn run(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<RunReque
     Ok(ndjson_stream(commands::run::run(&engine, req).await?))
 }
 
+async fn create(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<RunRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::run::create(&engine, req).await?))
+}
+
 /// `exec`: detached, a JSON answer; attached, the request must ask for an
 /// upgrade, and the upgraded connection is handed to [`commands::exec::pump`].
 async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut req: Request) -> ApiResult<Response> {
@@ -237,6 +246,33 @@ async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut r
         match on_upgrade.await {
             Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size).await,
             Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "Upgrade")
+        .header(axum::http::header::UPGRADE, exec_frame::PROTOCOL)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// `attach`: the upgraded connection is handed to [`commands::attach::pump`].
+async fn attach(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut req: Request) -> ApiResult<Response> {
+    let upgrade = req.headers().contains_key(axum::http::header::UPGRADE);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let JsonBody(body) = JsonBody::<AttachRequest>::from_request(req, &()).await?;
+    if !upgrade {
+        return Err(ApiError {
+            kind: ErrorKind::Invalid,
+            message: "attach needs `Connection: Upgrade` and `Upgrade: berth-stdio`".into(),
+        });
+    }
+    let attached = commands::attach::connect(&engine, &name).await?;
+    let size = body.rows.zip(body.columns);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => commands::attach::pump(engine, name, attached, hyper_util::rt::TokioIo::new(io), size).await,
+            Err(e) => tracing::warn!(container = %name, "attach: upgrade failed: {e}"),
         }
     });
     Ok(Response::builder()

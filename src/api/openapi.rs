@@ -116,6 +116,14 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/create",
+        summary: "create a container without starting it (`start` starts it)",
+        params: &[],
+        request: Some(schema::<RunRequest>),
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
         path: "/v1/exec/{name}",
         summary: "run a process in a running container; with `Upgrade: berth-stdio` the connection carries its stdio, else (detach) answers with its pid",
         params: &[("name", "path", "container name")],
@@ -123,6 +131,17 @@ pub const ROUTES: &[Route] = &[
         response: Body::Stdio {
             end: schema::<ExecExit>,
             plain: schema::<ExecStarted>,
+        },
+    },
+    Route {
+        method: "post",
+        path: "/v1/attach/{name}",
+        summary: "with `Upgrade: berth-stdio`, the connection carries the stdio of a running container with a tty; ctrl-p ctrl-q detaches",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<AttachRequest>),
+        response: Body::Stdio {
+            end: schema::<ExecExit>,
+            plain: schema::<ExecExit>,
         },
     },
     Route {

@@ -81,8 +81,12 @@ pub enum CliCmd {
     Validate(ValidateArgs),
     /// Run a command in a new container.
     Run(RunArgs),
+    /// Create a container without starting it (`start` starts it).
+    Create(RunArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Attach to a running container's pty (ctrl-p ctrl-q detaches).
+    Attach(AttachArgs),
     /// List containers, as `docker ps`.
     Ps(PsArgs),
     /// Stop a container (SIGTERM, then SIGKILL after its grace period).
@@ -295,6 +299,12 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Keep stdin open and forward it (with -t).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a pty (with -i: the terminal in raw mode).
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Run in the background and print the name.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -464,6 +474,11 @@ pub struct LoadArgs {
 pub struct CommitArgs {
     pub container: String,
     pub reference: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -85,6 +85,101 @@ pub async fn detached(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Re
     }
 }
 
+/// Relays a tty's bytes: `io` (a pty master, or a shim's attach socket)
+/// to the client as stdout frames, the client's stdin frames to `io`, and
+/// resize frames to `size_fd` (else `io`), until `io` closes or, with
+/// `detach_keys`, the client types ctrl-p ctrl-q (then true).
+pub(crate) async fn relay_tty<R, W>(
+    io: tokio::io::unix::AsyncFd<OwnedFd>,
+    size_fd: Option<OwnedFd>,
+    mut rd: R,
+    wr: &mut W,
+    detach_keys: bool,
+) -> bool
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
+    let io = Arc::new(io);
+    let input = io.clone();
+    let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
+    let from_client = tokio::spawn(async move {
+        let mut header = [0u8; 8];
+        let mut payload = Vec::new();
+        // The last byte typed was ctrl-p (Docker's detach sequence, ctrl-p ctrl-q).
+        let mut after_ctrl_p = false;
+        loop {
+            if rd.read_exact(&mut header).await.is_err() {
+                return;
+            }
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            payload.resize(len.min(1 << 20), 0);
+            if rd.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            match header[0] {
+                exec_frame::STDIN => {
+                    if detach_keys {
+                        for b in &payload {
+                            if after_ctrl_p && *b == 0x11 {
+                                let _ = detached_tx.send(());
+                                return;
+                            }
+                            after_ctrl_p = *b == 0x10;
+                        }
+                    }
+                    let mut rest = &payload[..];
+                    while !rest.is_empty() {
+                        let Ok(mut guard) = input.writable().await else { return };
+                        match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), rest).map_err(std::io::Error::from)) {
+                            Ok(Ok(n)) => rest = &rest[n..],
+                            Ok(Err(_)) => return,
+                            Err(_would_block) => continue,
+                        }
+                    }
+                }
+                exec_frame::RESIZE if payload.len() == 4 => {
+                    let rows = u16::from_be_bytes([payload[0], payload[1]]);
+                    let columns = u16::from_be_bytes([payload[2], payload[3]]);
+                    resize(size_fd.as_ref().unwrap_or(input.get_ref()), rows, columns);
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut client_gone = false;
+    let mut detached = false;
+    // The client's side ended without detaching: only the tty is watched.
+    let mut keys_done = false;
+    loop {
+        let guard = tokio::select! {
+            g = io.readable() => g,
+            r = &mut detached_rx, if !keys_done => {
+                keys_done = true;
+                if r.is_ok() {
+                    detached = true;
+                    break;
+                }
+                continue;
+            }
+        };
+        let Ok(mut guard) = guard else { break };
+        match guard.try_io(|fd| nix::unistd::read(fd.get_ref().as_raw_fd(), &mut buf).map_err(std::io::Error::from)) {
+            // EIO: the last holder of the pty's other side is gone.
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                if !client_gone {
+                    client_gone = !frame(wr, exec_frame::STDOUT, &buf[..n]).await;
+                }
+            }
+            Err(_would_block) => continue,
+        }
+    }
+    from_client.abort();
+    detached
+}
+
 /// Carries one exec's stdio over `io` until the process has exited: stdin
 /// from `io` (when the process has one), output to it in frames, then the
 /// exit frame. Each write waits for the client: a slow reader slows the
@@ -152,7 +247,7 @@ async fn take_pty(p: &mut ExecProcess, size: Option<(u16, u16)>) -> std::io::Res
     unsafe { tokio::io::unix::AsyncFd::register(master) }.map_err(std::io::Error::from)
 }
 
-fn resize(master: &OwnedFd, rows: u16, columns: u16) {
+pub(crate) fn resize(master: &OwnedFd, rows: u16, columns: u16) {
     let ws = libc::winsize {
         ws_row: rows,
         ws_col: columns,
@@ -165,67 +260,12 @@ fn resize(master: &OwnedFd, rows: u16, columns: u16) {
 
 /// With a tty: pty output to the client as stdout frames; the client's
 /// frames to the pty (input) or to its size, until the pty closes.
-async fn relay_pty<R, W>(
-    p: &mut ExecProcess,
-    master: tokio::io::unix::AsyncFd<OwnedFd>,
-    mut rd: R,
-    wr: &mut W,
-) -> ExecExit
+async fn relay_pty<R, W>(p: &mut ExecProcess, master: tokio::io::unix::AsyncFd<OwnedFd>, rd: R, wr: &mut W) -> ExecExit
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
-    let master = std::sync::Arc::new(master);
-    let input = master.clone();
-    let from_client = tokio::spawn(async move {
-        let mut header = [0u8; 8];
-        let mut payload = Vec::new();
-        loop {
-            if rd.read_exact(&mut header).await.is_err() {
-                return;
-            }
-            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            payload.resize(len.min(1 << 20), 0);
-            if rd.read_exact(&mut payload).await.is_err() {
-                return;
-            }
-            match header[0] {
-                exec_frame::STDIN => {
-                    let mut rest = &payload[..];
-                    while !rest.is_empty() {
-                        let Ok(mut guard) = input.writable().await else { return };
-                        match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), rest).map_err(std::io::Error::from)) {
-                            Ok(Ok(n)) => rest = &rest[n..],
-                            Ok(Err(_)) => return,
-                            Err(_would_block) => continue,
-                        }
-                    }
-                }
-                exec_frame::RESIZE if payload.len() == 4 => {
-                    let rows = u16::from_be_bytes([payload[0], payload[1]]);
-                    let columns = u16::from_be_bytes([payload[2], payload[3]]);
-                    resize(input.get_ref(), rows, columns);
-                }
-                _ => {}
-            }
-        }
-    });
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut client_gone = false;
-    loop {
-        let Ok(mut guard) = master.readable().await else { break };
-        match guard.try_io(|fd| nix::unistd::read(fd.get_ref().as_raw_fd(), &mut buf).map_err(std::io::Error::from)) {
-            // EIO: the last holder of the pty's other side is gone.
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => {
-                if !client_gone {
-                    client_gone = !frame(wr, exec_frame::STDOUT, &buf[..n]).await;
-                }
-            }
-            Err(_would_block) => continue,
-        }
-    }
-    from_client.abort();
+    relay_tty(master, None, rd, wr, false).await;
     loop {
         match p.next_report().await {
             Some(ExecReport::Exited { code }) => {

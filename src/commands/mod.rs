@@ -4,6 +4,7 @@
 //! reports on its own objects only.
 
 pub mod apply;
+pub mod attach;
 pub mod delete;
 pub mod exec;
 pub mod images;

@@ -118,6 +118,8 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             network,
             ports,
             healthcheck,
+            tty: req.tty,
+            stdin: req.interactive,
             ..Default::default()
         }),
         origin: Origin {
@@ -201,6 +203,34 @@ fn default_network() -> Object {
             column: 0,
         },
     }
+}
+
+/// `create`: stores the container and records it made but held stopped,
+/// as `docker create`; `start` starts it.
+pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire::VerbResponse> {
+    let obj = run_object(&req)?;
+    let name = obj.name().to_string();
+    let stored = engine.desired_objects()?;
+    if stored.iter().any(|o| o.kind() == Kind::Container && o.name() == name) {
+        return Err(CommandError::Conflict(format!("container/{name} already exists")));
+    }
+    ensure_default_network(engine, &obj).await?;
+    let stored = engine.desired_objects()?;
+    let others: Vec<&Object> = stored.iter().collect();
+    super::apply::refuse_port_clash(&others, std::slice::from_ref(&obj))?;
+    let exists = |kind: Kind, n: &str| stored.iter().any(|o| o.kind() == kind && o.name() == n);
+    let problems = manifest::validate(std::slice::from_ref(&obj), &exists);
+    if !problems.is_empty() {
+        let msg: Vec<String> = problems.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
+        return Err(CommandError::Invalid(msg.join("; ")));
+    }
+    // Held before it is desired, so that no pass starts it in between.
+    engine.create_held(&obj).await?;
+    engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
+    Ok(crate::wire::VerbResponse {
+        container: name,
+        verb: "create".into(),
+    })
 }
 
 /// Stores and starts the container, then streams `Started`, its output and

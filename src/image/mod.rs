@@ -79,7 +79,7 @@ use sha2::{Digest, Sha256};
 pub use error::{ImageError, PathFailure, Result};
 pub use images::ImageSummary;
 pub use pull::{Progress, PullEvent};
-pub use record::{ImageConfig, ImageRecord};
+pub use record::{ImageConfig, ImageHealthcheck, ImageRecord};
 use unpack::Ownership;
 
 /// The only digest algorithm the store knows.

@@ -48,6 +48,23 @@ pub struct ImageConfig {
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
     #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, serde_json::Value>,
+    /// The image's HEALTHCHECK, used when a container has none of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<ImageHealthcheck>,
+}
+
+/// Docker's `Healthcheck` in an image config: `Test` is `["NONE"]`,
+/// `["CMD", arg…]` or `["CMD-SHELL", command]`; times in nanoseconds (0 =
+/// the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ImageHealthcheck {
+    #[serde(deserialize_with = "null_default")]
+    pub test: Vec<String>,
+    pub interval: u64,
+    pub timeout: u64,
+    pub start_period: u64,
+    pub retries: u32,
 }
 
 /// JSON `null` as the type's default (Docker writes `"Cmd": null`).

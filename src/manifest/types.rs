@@ -310,6 +310,13 @@ pub struct ContainerSpec {
     pub restart_policy: RestartPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// The init gets a pty, held by the shim (`berth attach`, `run -t`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Keep the init's stdin open for `berth attach` (`run -i`); with `tty`
+    /// it is the pty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Dependency>,
     /// Time between SIGTERM and SIGKILL on stop (default `10s`).

@@ -162,6 +162,11 @@ impl Engine {
         drivers::run_now(self, obj).await
     }
 
+    /// Records one container as made, held stopped until `start` (`berth create`).
+    pub async fn create_held(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
+        drivers::create_held(self, obj).await
+    }
+
     /// Stops and forgets one container at once (`run --rm`).
     pub async fn remove_now(self: &Arc<Self>, name: &str) -> std::result::Result<(), super::DriverError> {
         drivers::remove_now(self, name).await

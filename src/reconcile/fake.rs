@@ -295,6 +295,10 @@ impl ContainerHost for FakeHost {
         PathBuf::from("/nonexistent/fake-upper").join(id)
     }
 
+    fn attach_socket(&self, id: &str) -> PathBuf {
+        PathBuf::from("/nonexistent/fake-attach").join(id)
+    }
+
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         // The shim is alive while its container's probe names it running.
         let script = self.script.clone();

@@ -119,7 +119,8 @@ pub fn monitor(engine: &Arc<Engine>, name: &str, run: RunRecord) {
     let Ok(Some(live)) = engine.live(Kind::Container, name) else {
         return;
     };
-    let Some(check) = live.container_spec().and_then(|c| c.healthcheck.clone()) else {
+    let own = live.container_spec().and_then(|c| c.healthcheck.clone());
+    let Some(check) = own.or_else(|| live.container_info().and_then(|i| i.image_healthcheck.clone())) else {
         return;
     };
     {

@@ -39,6 +39,9 @@ impl ContainerHost for Runtime {
     fn upper_dir(&self, id: &str) -> PathBuf {
         self.layout.data_dir(id).join("upper")
     }
+    fn attach_socket(&self, id: &str) -> PathBuf {
+        self.layout.attach_socket(id)
+    }
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             if let Ok(fd) = runtime::pidfd_open(run.shim_pid) {

@@ -31,6 +31,9 @@ pub struct ContainerInfo {
     pub image_id: Option<String>,
     /// The signal that stops it (the image's StopSignal), SIGTERM if unset.
     pub stop_signal: Option<String>,
+    /// The image's HEALTHCHECK, when the spec has no `healthcheck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_healthcheck: Option<crate::manifest::Healthcheck>,
     /// Stopped or paused by hand (`stop`, `kill`, `pause`): reconcile leaves
     /// it so until `start`/`unpause`, or an apply that changes its spec.
     pub hold: Option<Hold>,

@@ -51,6 +51,8 @@ pub trait ContainerHost: Send + Sync {
     fn log_file(&self, id: &str) -> PathBuf;
     /// The container's writable layer (its overlay upper dir).
     fn upper_dir(&self, id: &str) -> PathBuf;
+    /// Where the shim of a container with a tty relays its pty.
+    fn attach_socket(&self, id: &str) -> PathBuf;
     /// Resolves once the shim of `run` has exited (and reaps it).
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
     /// Freezes or thaws every process of a running container (blocking).

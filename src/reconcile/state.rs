@@ -191,6 +191,11 @@ impl Engine {
         self.host.containers.exec(name, process, attach, stdin)
     }
 
+    /// Where the shim of a container with a tty relays its pty.
+    pub fn attach_socket(&self, name: &str) -> PathBuf {
+        self.host.containers.attach_socket(name)
+    }
+
     pub fn container_state(&self, name: &str) -> ContainerState {
         match self.host.containers.probe(name) {
             Probe::Running(_) | Probe::Starting => ContainerState::Running,

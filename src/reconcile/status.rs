@@ -127,6 +127,7 @@ impl Engine {
             Probe::Absent => match &info.last_exit {
                 Some(exit) if info.hold == Some(Hold::Stopped) => stopped_status(view, exit),
                 Some(exit) => exited_status(view, exit, policy),
+                None if info.hold == Some(Hold::Stopped) => set(view, "Created", StatusKind::Ready),
                 None => set_blocked(view, pending, "not started yet"),
             },
         }

@@ -734,3 +734,50 @@ async fn a_static_address_and_aliases_reach_ipam_hosts_and_dns() {
     let failed = report.lines(executor::OutcomeKind::Failed).join("\n");
     assert!(failed.contains("address 10.89.9.50: is already in use"), "{failed}");
 }
+
+#[tokio::test]
+async fn an_images_healthcheck_is_used_when_the_container_has_none() {
+    let w = world();
+    let check = crate::image::ImageHealthcheck {
+        test: vec!["CMD-SHELL".into(), "test -f /ready".into()],
+        interval: 2_000_000_000,
+        retries: 5,
+        ..Default::default()
+    };
+    w.host.offer_image(
+        REF,
+        crate::image::ImageConfig {
+            cmd: vec!["serve".into()],
+            healthcheck: Some(check),
+            ..Default::default()
+        },
+    );
+    w.apply(
+        "s",
+        &format!(
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec: {{image: \"{REF}\"}}\n---\n\
+             apiVersion: berth/v1\nkind: Container\nmetadata: {{name: own}}\n\
+             spec: {{image: \"{REF}\", healthcheck: {{exec: [\"true\"]}}}}\n"
+        ),
+    );
+    w.pass().await;
+    let info = |name: &str| {
+        w.engine
+            .live(crate::manifest::Kind::Container, name)
+            .unwrap()
+            .unwrap()
+            .container_info()
+            .cloned()
+            .unwrap()
+    };
+    let from_image = info("web").image_healthcheck.expect("the image's healthcheck");
+    assert_eq!(from_image.exec, ["/bin/sh", "-c", "test -f /ready"]);
+    assert_eq!(
+        from_image.interval.map(|d| d.0),
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(from_image.retries, Some(5));
+    assert_eq!(from_image.timeout, None);
+    // The container's own wins.
+    assert_eq!(info("own").image_healthcheck, None);
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::image::ImageConfig;
-use crate::manifest::{ContainerSpec, ImageSpec};
+use crate::manifest::{ContainerSpec, Duration, Healthcheck, ImageSpec};
 use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -38,6 +38,30 @@ pub struct ImageView {
     /// The image's `/etc/passwd` and `/etc/group`, to resolve user names.
     pub passwd: Option<String>,
     pub group: Option<String>,
+    /// The image's HEALTHCHECK, for a container without its own.
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// Docker's image HEALTHCHECK as a manifest `healthcheck`: `NONE` (or an
+/// empty test) is none, `CMD-SHELL` runs through `/bin/sh -c`, zero times
+/// keep berth's defaults (which are Docker's).
+pub fn image_healthcheck(h: &crate::image::ImageHealthcheck) -> Option<Healthcheck> {
+    let exec = match h.test.split_first() {
+        Some((kind, args)) if kind == "CMD" && !args.is_empty() => args.to_vec(),
+        Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {
+            vec!["/bin/sh".into(), "-c".into(), args.join(" ")]
+        }
+        _ => return None,
+    };
+    let time = |ns: u64| (ns > 0).then(|| Duration(std::time::Duration::from_nanos(ns)));
+    Some(Healthcheck {
+        exec,
+        interval: time(h.interval),
+        timeout: time(h.timeout),
+        retries: (h.retries > 0).then_some(h.retries),
+        start_period: time(h.start_period),
+        on_unhealthy: None,
+    })
 }
 
 impl ImageView {
@@ -62,6 +86,7 @@ impl ImageView {
             working_dir: config.working_dir.clone().filter(|d| !d.is_empty()),
             user: config.user.clone().filter(|u| !u.is_empty()),
             stop_signal: config.stop_signal.clone(),
+            healthcheck: config.healthcheck.as_ref().and_then(image_healthcheck),
             ..Default::default()
         };
         if let Some(spec) = image {
@@ -166,6 +191,7 @@ pub fn container_config(
             .unwrap_or(false),
         log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
         log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
+        tty: spec.tty,
     })
 }
 
@@ -328,5 +354,29 @@ mod tests {
             err.to_string(),
             "user \"nobody\": user `nobody` is not in the image's /etc/passwd"
         );
+    }
+}
+
+#[cfg(test)]
+mod image_healthcheck_tests {
+    use super::*;
+
+    #[test]
+    fn docker_healthchecks_become_manifest_ones() {
+        let blob: crate::image::ImageConfig = serde_json::from_str(
+            r#"{"Healthcheck":{"Test":["CMD","curl","-f","http://localhost/"],"Interval":30000000000,"Timeout":0,"Retries":0}}"#,
+        )
+        .unwrap();
+        let h = image_healthcheck(blob.healthcheck.as_ref().unwrap()).unwrap();
+        assert_eq!(h.exec, ["curl", "-f", "http://localhost/"]);
+        assert_eq!(h.interval.map(|d| d.0), Some(std::time::Duration::from_secs(30)));
+        assert_eq!(h.timeout, None);
+        assert_eq!(h.retries, None);
+        let none = crate::image::ImageHealthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
+        assert_eq!(image_healthcheck(&none), None);
+        assert_eq!(image_healthcheck(&Default::default()), None);
     }
 }

@@ -193,7 +193,7 @@ fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
 
 /// Accepts libcontainer's connection on the console socket and takes the
 /// pty master it sends (SCM_RIGHTS).
-fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
+pub(crate) fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let (conn, _) = listener.accept().map_err(|e| format!("console socket: {e}"))?;
     let mut buf = [0u8; 4096];
@@ -213,7 +213,7 @@ fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd
 }
 
 /// Sends `fd` over the unix socket at `socket` (SCM_RIGHTS).
-fn send_fd(socket: i32, fd: i32) -> Result<(), String> {
+pub(crate) fn send_fd(socket: i32, fd: i32) -> Result<(), String> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let iov = [std::io::IoSlice::new(b"pty")];
     let fds = [fd];

@@ -125,6 +125,10 @@ impl Layout {
     pub fn exit_file(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("exit.json")
     }
+    /// Where a container's shim relays its pty (see `shim::ATTACH_SOCKET`).
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join(shim::ATTACH_SOCKET)
+    }
     pub fn lc_root(&self) -> PathBuf {
         self.run.join("lc")
     }
@@ -159,6 +163,10 @@ pub struct ShimConfig {
     pub log_max_bytes: Option<u64>,
     #[serde(default)]
     pub log_max_files: Option<u32>,
+    /// The init gets a pty; the shim relays it to whoever connects to
+    /// `attach.sock` in the run dir.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Written by the shim once the container runs.
@@ -350,6 +358,7 @@ impl Runtime {
             cgroup_path: l.cgroup_path(id),
             log_max_bytes: self.log_rotation(cfg).0,
             log_max_files: self.log_rotation(cfg).1,
+            tty: cfg.tty,
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {

@@ -23,6 +23,11 @@ use nix::unistd::Pid;
 use super::logs::{timestamp_now, LineSplitter, LogWriter};
 use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport};
 
+/// The socket in the run dir where a container with a tty is attached: on
+/// each connection the shim sends the pty master (SCM_RIGHTS, for resizes)
+/// and then relays the pty's bytes both ways until either side closes.
+pub const ATTACH_SOCKET: &str = "attach.sock";
+
 /// Entry point of `berth shim`. Returns the process exit code.
 pub fn main(shim_json: &Path) -> i32 {
     let cfg: ShimConfig = match std::fs::read(shim_json)
@@ -97,6 +102,8 @@ struct Running {
     init_pidfd: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    /// With a tty: the pty master, and the listener `berth attach` connects to.
+    pty: Option<(OwnedFd, std::os::unix::net::UnixListener)>,
 }
 
 /// The directory every one of `dirs` is directly in, if there is one and
@@ -173,6 +180,18 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let stdin = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    let run_dir = cfg.state_file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let console = cfg.tty.then(|| run_dir.join("console.sock"));
+    let console_listener = match &console {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            Some(
+                std::os::unix::net::UnixListener::bind(path)
+                    .map_err(|e| format!("console socket {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
 
     let mut container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .validate_id()
@@ -182,6 +201,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         .with_stdin(stdin)
         .with_stdout(out_w)
         .with_stderr(err_w)
+        .with_console_socket(console.as_deref())
         .as_init(&cfg.bundle)
         .with_systemd(false)
         .with_detach(true)
@@ -206,6 +226,25 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     }
     tracing::debug!("container started");
     let pid = container.pid().ok_or("container has no pid after start")?.as_raw();
+    let pty = match console_listener {
+        Some(listener) => {
+            // The init sent its pty master before it exec'd; it waits in the backlog.
+            let master = super::exec::receive_master(&listener);
+            if let Some(path) = &console {
+                let _ = std::fs::remove_file(path);
+            }
+            let master = master?;
+            let path = run_dir.join(ATTACH_SOCKET);
+            let _ = std::fs::remove_file(&path);
+            let attach = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| format!("attach socket {}: {e}", path.display()))?;
+            attach
+                .set_nonblocking(true)
+                .map_err(|e| format!("attach socket: {e}"))?;
+            Some((master, attach))
+        }
+        None => None,
+    };
     let init_pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
     let me = std::process::id() as i32;
     let record = RunRecord {
@@ -223,6 +262,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         init_pidfd,
         stdout: out_r,
         stderr: err_r,
+        pty,
     })
 }
 
@@ -334,8 +374,10 @@ fn supervise(cfg: &ShimConfig, running: Running) {
     let mut open = [true, true];
     let mut status = None;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut pty_open = running.pty.is_some();
+    let mut client: Option<std::os::unix::net::UnixStream> = None;
     loop {
-        if status.is_some() && !open[0] && !open[1] {
+        if status.is_some() && !open[0] && !open[1] && !pty_open {
             break;
         }
         let streams = [running.stdout.as_fd(), running.stderr.as_fd()];
@@ -343,8 +385,16 @@ fn supervise(cfg: &ShimConfig, running: Running) {
             PollFd::new(streams[0], PollFlags::POLLIN),
             PollFd::new(streams[1], PollFlags::POLLIN),
         ];
-        if status.is_none() {
-            fds.push(PollFd::new(running.init_pidfd.as_fd(), PollFlags::POLLIN));
+        // Fixed slots (2: init, 3: pty, 4: listener, 5: client), POLLIN
+        // only where they are live.
+        let live = |on: bool| if on { PollFlags::POLLIN } else { PollFlags::empty() };
+        fds.push(PollFd::new(running.init_pidfd.as_fd(), live(status.is_none())));
+        if let Some((master, listener)) = &running.pty {
+            fds.push(PollFd::new(master.as_fd(), live(pty_open)));
+            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+            if let Some(c) = &client {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            }
         }
         // After the init exited, its pid namespace is gone, so the pipes
         // close at once; the timeout only guards against a leaked writer.
@@ -359,7 +409,8 @@ fn supervise(cfg: &ShimConfig, running: Running) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        drop(fds);
         for i in 0..2 {
             if !open[i] || !ready[i] {
                 continue;
@@ -372,7 +423,45 @@ fn supervise(cfg: &ShimConfig, running: Running) {
         if status.is_none() && ready.get(2).copied().unwrap_or(false) {
             status = Some(reap(running.record.init_pid));
         }
+        if let Some((master, listener)) = &running.pty {
+            if pty_open && ready.get(3).copied().unwrap_or(false) {
+                match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                    // EIO: the last holder of the pty's other side is gone.
+                    Ok(0) | Err(_) => pty_open = false,
+                    Ok(n) => {
+                        write_lines(&mut log, 0, splitters[0].push(&buf[..n]));
+                        if let Some(c) = &mut client {
+                            if c.write_all(&buf[..n]).is_err() {
+                                client = None;
+                            }
+                        }
+                    }
+                }
+            }
+            if ready.get(4).copied().unwrap_or(false) {
+                if let Ok((c, _)) = listener.accept() {
+                    // One attached client at a time: the newest wins.
+                    let _ = c.set_nonblocking(false);
+                    if super::exec::send_fd(c.as_raw_fd(), master.as_raw_fd()).is_ok() {
+                        client = Some(c);
+                    }
+                }
+            } else if ready.get(5).copied().unwrap_or(false) {
+                if let Some(c) = &client {
+                    match nix::unistd::read(c.as_raw_fd(), &mut buf) {
+                        Ok(0) | Err(_) => client = None,
+                        Ok(n) => {
+                            if write_all_fd(master.as_fd(), &buf[..n]).is_err() {
+                                client = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
+    // The attached client sees EOF once the shim is done.
+    drop(client);
     for (i, splitter) in splitters.iter_mut().enumerate() {
         if let Some(rest) = splitter.finish() {
             write_lines(&mut log, i, vec![rest]);
@@ -407,6 +496,17 @@ fn supervise(cfg: &ShimConfig, running: Running) {
         let _ = write_atomic(&cfg.exit_file, &bytes);
     }
     tracing::debug!("exit recorded");
+}
+
+fn write_all_fd(fd: std::os::fd::BorrowedFd, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn reap(pid: i32) -> WaitStatus {

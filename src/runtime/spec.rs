@@ -111,6 +111,9 @@ pub struct ContainerConfig {
     pub log_max_bytes: Option<u64>,
     #[serde(default)]
     pub log_max_files: Option<u32>,
+    /// The init's stdio is a pty whose master the shim holds.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Host facts the spec depends on.
@@ -214,7 +217,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         NetnsMode::Path(path) => namespaces.push(json!({"type": "network", "path": path})),
     }
     let mut process = json!({
-        "terminal": false,
+        "terminal": cfg.tty,
         "user": {"uid": cfg.uid, "gid": cfg.gid},
         "args": cfg.args,
         "env": cfg.env,

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::cli::args::{ExecArgs, Global};
 use crate::cli::client;
 use crate::client::ClientError;
-use crate::wire::{exec_frame, ExecExit, ExecRequest, ExecStarted};
+use crate::wire::{exec_frame, AttachRequest, ExecExit, ExecRequest, ExecStarted};
 
 /// Docker's codes: the process's exit code; 126/127 when its command cannot
 /// run; 1 when the daemon refused (no such container, not running).
@@ -47,6 +47,42 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
+    };
+    session(io, req.tty, req.interactive).await
+}
+
+/// `attach` (and `run -t`): the container's pty, as an `exec -t`; exits
+/// with the container's code, or 0 after ctrl-p ctrl-q.
+pub async fn attach(g: &Global, name: &str, tty: bool, interactive: bool) -> anyhow::Result<ExitCode> {
+    let size = window_size();
+    let req = AttachRequest {
+        rows: size.map(|s| s.0),
+        columns: size.map(|s| s.1),
+    };
+    let body = serde_json::to_vec(&req)?;
+    let io = match client(g, true)
+        .upgrade(&format!("/v1/attach/{name}"), exec_frame::PROTOCOL, body)
+        .await
+    {
+        Ok(io) => io,
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    session(io, tty, interactive).await
+}
+
+/// The client's side of a framed stdio connection, until its end frame.
+async fn session<IO>(io: IO, tty: bool, interactive: bool) -> anyhow::Result<ExitCode>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let req = ExecRequest {
+        tty,
+        interactive,
+        ..Default::default()
     };
     let (mut rd, mut wr) = tokio::io::split(io);
     // Raw mode for the exec's life (restored when this guard drops), so keys

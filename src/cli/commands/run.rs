@@ -10,11 +10,66 @@ use crate::cli::client;
 use crate::client::ClientError;
 use crate::wire::{RunEvent, RunRequest};
 
+/// `create`, as `docker create`: prints the name; `start` starts it.
+pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
+        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(125));
+        }
+    }
+    let req = request(args);
+    match client(g, true)
+        .post::<_, crate::wire::VerbResponse>("/v1/create", &req)
+        .await
+    {
+        Ok(r) => {
+            println!("{}", r.container);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("berth: {message}");
+            Ok(ExitCode::from(125))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn request(args: RunArgs) -> RunRequest {
+    RunRequest {
+        name: args.name,
+        image: args.image,
+        command: args.command,
+        env: args.env,
+        memory: args.memory,
+        cpus: args.cpus,
+        rm: args.rm,
+        detach: true,
+        security_opt: args.security_opt,
+        publish: args.publish,
+        network: args.network,
+        health_cmd: args.health_cmd,
+        health_interval: args.health_interval,
+        health_timeout: args.health_timeout,
+        health_start_period: args.health_start_period,
+        health_retries: args.health_retries,
+        tty: args.tty,
+        interactive: args.interactive,
+    }
+}
+
 /// As `docker run`, the exit code is the container's, 127 or 126 when its
 /// command is missing or not executable, or 125 when berth could not run it
 /// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let detach = args.detach;
+    if args.interactive && !args.tty {
+        eprintln!("berth: run -i needs -t for now (stdin is relayed through the container's pty)");
+        return Ok(ExitCode::from(125));
+    }
+    // With a tty the container is started detached, then attached to (its
+    // pty lives in the shim); `-d -t` leaves it running with its pty.
+    let attach_tty = args.tty && !args.detach;
+    let detach = args.detach || args.tty;
     // As `docker run`: a missing image is pulled first, with its progress.
     if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
         if let Err(message) = super::images::pull_image(g, &args.image, None).await {
@@ -39,7 +94,11 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         health_timeout: args.health_timeout,
         health_start_period: args.health_start_period,
         health_retries: args.health_retries,
+        tty: args.tty,
+        interactive: args.interactive,
     };
+    let interactive = args.interactive;
+    let mut started = None;
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
     let mut error = None;
@@ -50,7 +109,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(body),
             |ev: RunEvent| match ev {
                 RunEvent::Started { name } => {
-                    if detach {
+                    if attach_tty {
+                        started = Some(name);
+                    } else if detach {
                         println!("{name}");
                     }
                 }
@@ -77,6 +138,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some((e, code)) = error {
         eprintln!("berth: {e}");
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    if let Some(name) = started {
+        return super::exec::attach(g, &name, true, interactive).await;
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),

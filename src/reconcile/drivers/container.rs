@@ -124,6 +124,13 @@ fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunSta
         Probe::Absent => match (&info.failure, &info.last_exit) {
             (Some(_), _) => exit(128, 0),
             (None, Some(last)) => last.clone(),
+            // Made by `create` and not started yet: nothing to record.
+            (None, None) if info.hold == Some(Hold::Stopped) => {
+                return RunState::Exited {
+                    code: 0,
+                    restart_due: false,
+                }
+            }
             // Recorded but never started (the daemon died in between).
             (None, None) => exit(255, now),
         },
@@ -219,7 +226,10 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     let mut info = match engine.live(Kind::Container, name)? {
         Some(rec) if rec.spec_hash == hash => {
             let mut info = rec.container_info().cloned().unwrap_or_default();
-            info.restarts += 1;
+            // A first start after `create` is not a restart.
+            if info.last_exit.is_some() || info.run.is_some() {
+                info.restarts += 1;
+            }
             info.backoff_step += 1;
             info
         }
@@ -232,6 +242,10 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     info.layer = resolved.layer.clone();
     info.image_id = resolved.image_id.clone();
     info.stop_signal = resolved.view.stop_signal.clone();
+    info.image_healthcheck = match &spec.healthcheck {
+        Some(_) => None,
+        None => resolved.view.healthcheck.clone(),
+    };
     let put = |info: &ContainerInfo| {
         let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
         engine.store.live_put(&rec)
@@ -668,6 +682,30 @@ pub async fn run_now(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
     start_container(engine, obj, &hash).await
+}
+
+/// Records a container as made but held stopped (`berth create`): passes
+/// leave it until `start` lifts the hold.
+pub async fn create_held(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
+    // The hash must match what a pass computes with the full set.
+    let mut desired = engine.desired_objects()?;
+    if !desired
+        .iter()
+        .any(|o| o.kind() == Kind::Container && o.name() == obj.name())
+    {
+        desired.push(obj.clone());
+    }
+    let key = ObjectKey::new(Kind::Container, obj.name());
+    let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
+    let held = engine.lock_for(&key);
+    let _held = held.lock().await;
+    let info = ContainerInfo {
+        hold: Some(Hold::Stopped),
+        ..Default::default()
+    };
+    let rec = records::encode_live(obj, &hash, &LiveInfo::Container(info), now_millis());
+    engine.store.live_put(&rec)?;
+    Ok(())
 }
 
 /// Stops and forgets a container at once (`run --rm`).
