@@ -463,6 +463,9 @@ pub struct NetworkSpec {
     /// MTU of the bridge and of containers' interfaces on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// macvlan: the host interface containers' macvlans hang off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -228,16 +228,27 @@ impl<'a> Validator<'a> {
 
     fn network(&mut self, o: &Object, spec: &NetworkSpec) {
         match spec.driver.as_deref() {
-            None | Some("bridge") => {}
-            Some("macvlan") => self.report(
-                o,
-                "spec.driver",
-                "the `macvlan` driver is not supported yet: use `bridge`",
-            ),
+            None | Some("bridge") => {
+                if spec.parent.is_some() {
+                    self.report(o, "spec.parent", "`parent` is for `driver: macvlan`");
+                }
+            }
+            Some("macvlan") => {
+                match spec.parent.as_deref() {
+                    None => self.report(o, "spec.parent", "a macvlan network needs `parent`: a host interface"),
+                    Some(p) if p.is_empty() || p.len() > 15 || p.contains(['/', ' ']) => {
+                        self.report(o, "spec.parent", format!("`{p}` is not an interface name"))
+                    }
+                    Some(_) => {}
+                }
+                if spec.subnet.is_none() {
+                    self.report(o, "spec.subnet", "a macvlan network needs `subnet` (the parent's LAN)");
+                }
+            }
             Some(other) => self.report(
                 o,
                 "spec.driver",
-                format!("unknown network driver `{other}`: expected `bridge`"),
+                format!("unknown network driver `{other}`: expected `bridge` or `macvlan`"),
             ),
         }
         let subnet = spec.subnet.as_deref().map(|text| (text, parse_subnet(text)));
@@ -1126,7 +1137,9 @@ mod tests {
                 "not a host address of subnet 10.89.0.0/24",
             ),
             ("{gateway: 10.90.0.1}", "a gateway needs a `subnet`"),
-            ("{driver: macvlan}", "the `macvlan` driver is not supported yet"),
+            ("{driver: macvlan}", "a macvlan network needs `parent`"),
+            ("{driver: macvlan, parent: eth0}", "a macvlan network needs `subnet`"),
+            ("{parent: eth0}", "`parent` is for `driver: macvlan`"),
             ("{mtu: 10}", "mtu 10 is out of range"),
         ] {
             let d = check(&net(spec));

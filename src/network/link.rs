@@ -16,7 +16,7 @@ use std::path::Path;
 use futures_util::stream::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkMacVlan, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::ipam::Subnet;
 use super::NetworkError;
@@ -350,6 +350,38 @@ pub fn attach_veth(netns: &Path, cfg: &VethConfig) -> Result<()> {
     result
 }
 
+/// Makes a macvlan (bridge mode) on the parent `cfg.bridge`, created
+/// straight inside the namespace at `netns` as `cfg.ifname`, and configures
+/// it as [`attach_veth`] does. Nothing of it is left in the host's namespace:
+/// it goes with the namespace.
+pub fn attach_macvlan(netns: &Path, cfg: &VethConfig) -> Result<()> {
+    let ns = File::open(netns).map_err(|source| NetworkError::Io {
+        action: "open network namespace",
+        path: netns.to_path_buf(),
+        source,
+    })?;
+    let c = cfg.clone();
+    let ns_fd = ns.as_raw_fd();
+    with_handle(None, move |h| async move {
+        let parent = index_of(&h, &c.bridge).await?.ok_or_else(|| NetworkError::Netlink {
+            action: format!("make macvlan {} on {}", c.ifname, c.bridge),
+            message: "the parent interface does not exist".into(),
+        })?;
+        let mut link =
+            LinkMacVlan::new(&c.ifname, parent, rtnetlink::packet_route::link::MacVlanMode::Bridge).setns_by_fd(ns_fd);
+        if let Some(mtu) = c.mtu {
+            link = link.mtu(mtu);
+        }
+        h.link()
+            .add(link.build())
+            .execute()
+            .await
+            .map_err(nl(format!("make macvlan {} on {}", c.ifname, c.bridge)))
+    })?;
+    drop(ns);
+    configure_inside(netns, cfg)
+}
+
 fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
     let ns = File::open(netns).map_err(|source| NetworkError::Io {
         action: "open network namespace",
@@ -386,6 +418,11 @@ fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
             .map_err(nl(format!("create veth {}", c.host_name)))
     })?;
     drop(ns);
+    configure_inside(netns, cfg)
+}
+
+/// Address, up and default route of `cfg.ifname` inside the namespace.
+fn configure_inside(netns: &Path, cfg: &VethConfig) -> Result<()> {
     let c = cfg.clone();
     with_handle(Some(netns), |h| async move {
         let index = index_of(&h, &c.ifname).await?.ok_or_else(|| NetworkError::Netlink {

@@ -547,6 +547,16 @@ impl NetworkHost for FakeHost {
         self.script().veths.insert(veth.host_name.clone(), veth.bridge.clone());
         Ok(())
     }
+    fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
+        self.record(Call::Attach(
+            id.into(),
+            format!("{} {} macvlan", cfg.ifname, cfg.address),
+        ));
+        Ok(())
+    }
+    fn link_exists(&self, name: &str) -> bool {
+        name == "eth0" || self.script().bridges.contains(name)
+    }
     fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
         Ok(vec!["lo".into()])
     }

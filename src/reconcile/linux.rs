@@ -229,6 +229,12 @@ impl NetworkHost for Networks {
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()> {
         link::attach_veth(&self.netns_path(id), veth)
     }
+    fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
+        link::attach_macvlan(&self.netns_path(id), cfg)
+    }
+    fn link_exists(&self, name: &str) -> bool {
+        link::link_exists(name).unwrap_or(false)
+    }
     fn netns_links(&self, id: &str) -> network::Result<Vec<String>> {
         link::netns_links(&self.netns_path(id))
     }

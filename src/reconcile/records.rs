@@ -68,6 +68,9 @@ pub struct NetworkInfo {
     pub internal: bool,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// A macvlan network's parent interface (it has no bridge then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// The kind-specific part of a live record.

@@ -201,6 +201,10 @@ pub trait NetworkHost: Send + Sync {
     fn netns_exists(&self, id: &str) -> bool;
     /// Wires one interface of `id`'s namespace to a bridge.
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()>;
+    /// Gives `id`'s namespace a macvlan on the parent named by `cfg.bridge`.
+    fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()>;
+    /// Whether a host interface exists.
+    fn link_exists(&self, name: &str) -> bool;
     /// Interface names inside `id`'s namespace.
     fn netns_links(&self, id: &str) -> network::Result<Vec<String>>;
     /// Removes `id`'s veths, namespace and files; what is gone is done.

@@ -264,7 +264,17 @@ fn become_subreaper() {
 /// are the tests' own children, which other threads wait for.
 /// Programs tests run as their own children and wait for: never reaped here
 /// (comm names, at most 15 bytes).
-const OWN_CHILDREN: &[&str] = &["berth", "skopeo", "umoci", "podman", "docker-registry", "tar", "cp"];
+const OWN_CHILDREN: &[&str] = &[
+    "berth",
+    "skopeo",
+    "umoci",
+    "podman",
+    "docker-registry",
+    "tar",
+    "cp",
+    "nft",
+    "ip",
+];
 
 fn reap_orphan_zombies() {
     let me = std::process::id() as i32;

@@ -64,7 +64,7 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
     let mut networks = Vec::new();
     let mut ports = Vec::new();
     for rec in &live {
-        if let Some(info) = rec.network_info() {
+        if let Some(info) = rec.network_info().filter(|i| i.parent.is_none()) {
             networks.push(NatNetwork {
                 bridge: info.bridge.clone(),
                 subnet: parse_subnet(&info.subnet)?,
@@ -109,6 +109,9 @@ pub(super) async fn sync_nat(engine: &Engine) -> DriverResult {
 impl Driver for NetworkDriver {
     fn observe(&self, engine: &Arc<Engine>, live: &Live, _mode: Observe) -> Option<RunState> {
         let info = live.network_info()?;
+        if let Some(parent) = &info.parent {
+            return engine.host.networks.link_exists(parent).then_some(RunState::Present);
+        }
         let cfg = bridge_config(engine, &live.key.name, info).ok()?;
         if !engine.host.networks.bridge_ok(&cfg) || !engine.host.networks.dns_running(&live.key.name) {
             return None;
@@ -143,7 +146,9 @@ impl Driver for NetworkDriver {
                 .and_then(Live::network_info)
             {
                 let bridge = info.bridge.clone();
-                blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                if !bridge.is_empty() {
+                    blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                }
             }
             engine.store.alloc_release_network(obj.name())?;
             create_network(engine, obj, hash, None).await
@@ -170,7 +175,9 @@ impl Driver for NetworkDriver {
             engine.host.networks.dns_stop(name);
             if let Some(info) = engine.live(Kind::Network, name)?.as_ref().and_then(Live::network_info) {
                 let bridge = info.bridge.clone();
-                blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                if !bridge.is_empty() {
+                    blocking(engine, move |h| h.delete_link(&bridge)).await??;
+                }
             }
             engine.store.alloc_release_network(name)?;
             engine.store.live_delete(Kind::Network, name)?;
@@ -181,12 +188,53 @@ impl Driver for NetworkDriver {
 
 /// Makes (or, with `prev`, repairs) the bridge and records the network.
 async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Option<&Live>) -> DriverResult {
+    let _held = CREATE_LOCK.lock().await;
+    // Another daemon on this host may take the subnet chosen from the pool
+    // at the same moment (its DNS server then holds the gateway address):
+    // choose again around it, a few times.
+    let mut avoid = Vec::new();
+    loop {
+        match create_once(engine, obj, hash, prev, &avoid).await {
+            Err(Retry::Taken(subnet)) if avoid.len() < 8 => avoid.push(subnet),
+            Err(Retry::Taken(subnet)) => {
+                return Err(DriverError::Invalid(format!(
+                    "network/{}: subnets taken as they were chosen, last {subnet}; retrying later",
+                    obj.name()
+                )))
+            }
+            Err(Retry::Failed(e)) => return Err(e),
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+enum Retry {
+    /// The auto-chosen subnet turned out taken.
+    Taken(Subnet),
+    Failed(DriverError),
+}
+
+impl<E: Into<DriverError>> From<E> for Retry {
+    fn from(e: E) -> Retry {
+        Retry::Failed(e.into())
+    }
+}
+
+async fn create_once(
+    engine: &Arc<Engine>,
+    obj: &Object,
+    hash: &str,
+    prev: Option<&Live>,
+    avoid: &[Subnet],
+) -> Result<(), Retry> {
     let Spec::Network(spec) = &obj.spec else {
-        return Err(DriverError::Invalid(format!("{} is not a network", obj.name())));
+        return Err(Retry::Failed(DriverError::Invalid(format!(
+            "{} is not a network",
+            obj.name()
+        ))));
     };
     let name = obj.name();
     let key = ObjectKey::new(Kind::Network, name);
-    let _held = CREATE_LOCK.lock().await;
     let kept = prev
         .filter(|p| p.spec_hash == hash)
         .and_then(Live::network_info)
@@ -196,14 +244,20 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
         None => {
             let subnet = match &spec.subnet {
                 Some(text) => parse_subnet(text)?,
-                None => choose_subnet(engine, name).await?,
+                None => choose_subnet(engine, name, avoid).await?,
             };
             let gateway = match &spec.gateway {
                 Some(gw) => parse_ip(gw)?,
                 None => subnet.default_gateway(),
             };
+            let macvlan = spec.driver.as_deref() == Some("macvlan");
             NetworkInfo {
-                bridge: engine.host.networks.names().bridge_name(name),
+                bridge: if macvlan {
+                    String::new()
+                } else {
+                    engine.host.networks.names().bridge_name(name)
+                },
+                parent: spec.parent.clone().filter(|_| macvlan),
                 subnet: subnet.to_string(),
                 gateway: gateway.to_string(),
                 internal: spec.internal,
@@ -211,6 +265,24 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
             }
         }
     };
+    if let Some(parent) = &info.parent {
+        // A macvlan network is its parent interface: nothing to make.
+        if !engine.host.networks.link_exists(parent) {
+            return Err(Retry::Failed(DriverError::Invalid(format!(
+                "network/{name}: parent interface {parent} does not exist"
+            ))));
+        }
+        let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
+        engine.store.live_put(&rec)?;
+        if kept.is_none() {
+            engine.event(
+                &key,
+                "Created",
+                &format!("macvlan on {parent} with subnet {}", info.subnet),
+            );
+        }
+        return Ok(());
+    }
     let cfg = bridge_config(engine, name, &info)?;
     let mut repaired = Vec::new();
     if kept.is_some() {
@@ -234,13 +306,17 @@ async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Op
             .dns_start(name, cfg.gateway, info.internal, records)?)
     });
     if let Err(e) = dns {
-        // A new network leaves nothing half-made: the next attempt may
-        // choose another subnet (another daemon may have taken this one).
+        // A new network leaves nothing half-made.
         if kept.is_none() {
             let bridge = cfg.name.clone();
             let _ = blocking(engine, move |h| h.delete_link(&bridge)).await;
+            let in_use = matches!(&e, DriverError::Network(crate::network::NetworkError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse);
+            if in_use && spec.subnet.is_none() {
+                return Err(Retry::Taken(cfg.subnet));
+            }
         }
-        return Err(e);
+        return Err(Retry::Failed(e));
     }
     let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
     engine.store.live_put(&rec)?;
@@ -315,8 +391,9 @@ async fn reattach_containers(engine: &Arc<Engine>, network: &str, info: &Network
 
 /// A free subnet from the pool, around the host's routes and the subnets
 /// of this daemon's other networks.
-async fn choose_subnet(engine: &Engine, name: &str) -> Result<Subnet, DriverError> {
+async fn choose_subnet(engine: &Engine, name: &str, avoid: &[Subnet]) -> Result<Subnet, DriverError> {
     let mut taken = blocking(engine, |h| h.host_routes()).await??;
+    taken.extend_from_slice(avoid);
     for rec in engine.live_all()? {
         if let Some(info) = rec.network_info() {
             taken.push(parse_subnet(&info.subnet)?);
@@ -482,7 +559,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     let host_resolv = engine.host.networks.host_resolv_conf();
     // On a network, names go to its DNS server (the gateway); in `none`,
     // the host's resolvers (unreachable, as in Docker, but kept).
-    let resolv = match infos.first() {
+    let resolv = match infos.first().filter(|i| i.parent.is_none()) {
         Some(first) => {
             crate::network::files::resolv_conf(&format!("nameserver {}\n{host_resolv}", first.gateway), true)
                 .lines()
@@ -494,6 +571,9 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     };
     let hosts = hosts_text(engine, name, spec)?;
     write_files(engine, name, &hosts, &resolv)?;
+    // Peers learn the new address before the container runs, so a peer
+    // that reaches it by name finds it in /etc/hosts as well as in DNS.
+    refresh_hosts(engine);
     Ok(Wired {
         netns: NetnsMode::Path(names.netns_path(name)),
         mounts: etc_mounts(names.dir(name)),
@@ -514,9 +594,18 @@ async fn wire_netns(
         if !fresh {
             continue;
         }
-        let veth = veth_config(engine, name, index, info, &ip)?;
         let id = name.to_string();
-        blocking(engine, move |h| h.attach(&id, &veth)).await??;
+        match &info.parent {
+            Some(parent) => {
+                let mut cfg = veth_config(engine, name, index, info, &ip)?;
+                cfg.bridge = parent.clone();
+                blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
+            }
+            None => {
+                let veth = veth_config(engine, name, index, info, &ip)?;
+                blocking(engine, move |h| h.attach(&id, &veth)).await??;
+            }
+        }
     }
     Ok(())
 }
