@@ -167,6 +167,38 @@ fn make_dirs_writable(dir: &Path) {
     }
 }
 
+// FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (linux/fs.h: _IOR/_IOW('f', 1|2, long);
+// the kernel reads and writes an int through the pointer).
+nix::ioctl_read!(fs_get_flags, b'f', 1, libc::c_long);
+nix::ioctl_write_ptr!(fs_set_flags, b'f', 2, libc::c_long);
+/// FS_TOPDIR_FL: "top of directory hierarchy" (chattr +T).
+const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
+
+/// Marks `dir` as the top of a directory hierarchy (chattr +T), so ext4
+/// places each directory made in it (a snapshot being unpacked) in a block
+/// group of its own choosing, spread as for directories under `/`, instead
+/// of the parent's group. Why: ext4 without a journal will not reuse an
+/// inode freed less than a minute ago, and each new inode's search starts
+/// at the start of its group, so unpacking a layer into the group where
+/// `image prune` (or a pull that failed) just freed thousands of inodes
+/// scans all of them for every file created: measured 8.6-9.8 s against
+/// 1.4-2.7 s for a cold pull of the 7-layer Debian bench image right after
+/// a prune. Best effort: other filesystems lack the flag and lose nothing.
+fn mark_top_dir(dir: &Path) {
+    let Ok(file) = fs::File::open(dir) else { return };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut flags: libc::c_long = 0;
+    // SAFETY: `fd` is an open directory for the duration of the call, and
+    // `flags` is a valid, writable c_long (wider than the int the kernel writes).
+    if unsafe { fs_get_flags(fd, &mut flags) }.is_err() || flags & FS_TOPDIR_FL != 0 {
+        return;
+    }
+    flags &= 0xffff_ffff;
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: as above; `flags` is only read by the kernel.
+    let _ = unsafe { fs_set_flags(fd, &flags) };
+}
+
 impl ImageStore {
     /// Opens (creating if needed) the store at `root`, e.g. `<berth root>/images`:
     /// creates `blobs/sha256/`, `layers/` and `tmp/` under it.
@@ -185,6 +217,7 @@ impl ImageStore {
         ] {
             fs::create_dir_all(&dir).map_err(|source| ImageError::CreateDir { path: dir, source })?;
         }
+        mark_top_dir(&root.join("tmp"));
         let ownership = if nix::unistd::geteuid().is_root() {
             Ownership::Preserve
         } else {
