@@ -64,19 +64,41 @@ pub fn host_resolv_conf() -> String {
     etc
 }
 
-/// Writes `text` to `path` in place, creating it when missing.
+/// Writes `text` to `path` in place (a rename would detach the container's
+/// bind mount), creating it when missing. An unchanged file is not touched,
+/// and the file is never truncated before the new text is in: a process
+/// reading its /etc/hosts while a peer comes or goes must not see it empty
+/// (it did, as a failed lookup, with truncate-then-write).
 pub fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
-        .truncate(true)
+        .truncate(false)
         .open(path)?;
-    f.write_all(text.as_bytes())
+    f.write_all(text.as_bytes())?;
+    f.set_len(text.len() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewrite_in_place_keeps_the_inode_and_leaves_no_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        write_in_place(&path, "127.0.0.1\tlocalhost\n10.89.0.3\tdb database\n").unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+        write_in_place(&path, "127.0.0.1\tlocalhost\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "127.0.0.1\tlocalhost\n");
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()),
+            inode
+        );
+    }
 
     #[test]
     fn hosts_lists_localhost_itself_and_peers() {
