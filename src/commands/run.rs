@@ -205,10 +205,11 @@ fn default_network() -> Object {
     }
 }
 
-/// `create`: stores the container and records it made but held stopped,
-/// as `docker create`; `start` starts it.
-pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire::VerbResponse> {
-    let obj = run_object(&req)?;
+/// The container `req` asks for, checked as `run` and `create` both need:
+/// the name is free, the default network exists when it is used, no host
+/// port clashes, and the object validates against what is stored.
+async fn checked_object(engine: &Arc<Engine>, req: &RunRequest) -> Result<Object> {
+    let obj = run_object(req)?;
     let name = obj.name().to_string();
     let stored = engine.desired_objects()?;
     if stored.iter().any(|o| o.kind() == Kind::Container && o.name() == name) {
@@ -224,6 +225,14 @@ pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire
         let msg: Vec<String> = problems.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
         return Err(CommandError::Invalid(msg.join("; ")));
     }
+    Ok(obj)
+}
+
+/// `create`: stores the container and records it made but held stopped,
+/// as `docker create`; `start` starts it.
+pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire::VerbResponse> {
+    let obj = checked_object(engine, &req).await?;
+    let name = obj.name().to_string();
     // Held before it is desired, so that no pass starts it in between.
     engine.create_held(&obj).await?;
     engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
@@ -237,22 +246,8 @@ pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire
 /// `Exited`. The stream waits for a slow reader; if the reader goes away the
 /// container still runs to its end, and `rm` still removes it.
 pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver<RunEvent>> {
-    let obj = run_object(&req)?;
+    let obj = checked_object(engine, &req).await?;
     let name = obj.name().to_string();
-    let stored = engine.desired_objects()?;
-    if stored.iter().any(|o| o.kind() == Kind::Container && o.name() == name) {
-        return Err(CommandError::Conflict(format!("container/{name} already exists")));
-    }
-    ensure_default_network(engine, &obj).await?;
-    let stored = engine.desired_objects()?;
-    let others: Vec<&Object> = stored.iter().collect();
-    super::apply::refuse_port_clash(&others, std::slice::from_ref(&obj))?;
-    let exists = |kind: Kind, n: &str| stored.iter().any(|o| o.kind() == kind && o.name() == n);
-    let problems = manifest::validate(std::slice::from_ref(&obj), &exists);
-    if !problems.is_empty() {
-        let msg: Vec<String> = problems.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
-        return Err(CommandError::Invalid(msg.join("; ")));
-    }
     engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
     if !req.detach {
         // This command reports the exit and removes the container itself.

@@ -43,7 +43,9 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-fn is_opaque(path: &Path) -> bool {
+/// Whether an overlay upper dir marks `path` opaque (it hides every lower
+/// entry of that directory). Shared with `export`.
+pub(super) fn is_opaque(path: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -60,7 +62,8 @@ fn is_opaque(path: &Path) -> bool {
     n == 1 && value[0] == b'y'
 }
 
-fn header_for(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
+/// A tar header with `meta`'s mode, owner and mtime. Shared with `export`.
+pub(super) fn header_for(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(meta.mode() & 0o7777);

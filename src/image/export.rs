@@ -11,38 +11,12 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use super::commit::{header_for, is_opaque};
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
-}
-
-fn is_opaque(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut value = [0u8; 4];
-    // SAFETY: both strings are NUL-terminated; `value` has value.len() writable bytes.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    n == 1 && value[0] == b'y'
-}
-
-fn header(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(meta.mode() & 0o7777);
-    h.set_uid(u64::from(meta.uid()));
-    h.set_gid(u64::from(meta.gid()));
-    h.set_mtime(meta.mtime().max(0) as u64);
-    h.set_size(size);
-    h
 }
 
 /// Writes the merged tree of `layers` (top first; each the same directory
@@ -70,7 +44,7 @@ fn merge<W: Write>(tar: &mut tar::Builder<W>, layers: &[PathBuf], prefix: &str) 
         let archived = format!("{prefix}{}", name.to_string_lossy());
         let kind = meta.file_type();
         if kind.is_dir() {
-            let mut h = header(&meta, tar::EntryType::Directory, 0);
+            let mut h = header_for(&meta, tar::EntryType::Directory, 0);
             tar.append_data(&mut h, format!("{archived}/"), io::empty())?;
             // The same directory lower down shows through, until a layer
             // has something else there or this one is opaque.
@@ -91,10 +65,10 @@ fn merge<W: Write>(tar: &mut tar::Builder<W>, layers: &[PathBuf], prefix: &str) 
             }
             merge(tar, &below, &format!("{archived}/"))?;
         } else if kind.is_symlink() {
-            let mut h = header(&meta, tar::EntryType::Symlink, 0);
+            let mut h = header_for(&meta, tar::EntryType::Symlink, 0);
             tar.append_link(&mut h, &archived, fs::read_link(&path)?)?;
         } else if kind.is_file() {
-            let mut h = header(&meta, tar::EntryType::Regular, meta.len());
+            let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
             tar.append_data(&mut h, &archived, fs::File::open(&path)?)?;
         } else if kind.is_fifo() || kind.is_char_device() || kind.is_block_device() {
             let entry_type = if kind.is_fifo() {
@@ -104,7 +78,7 @@ fn merge<W: Write>(tar: &mut tar::Builder<W>, layers: &[PathBuf], prefix: &str) 
             } else {
                 tar::EntryType::Block
             };
-            let mut h = header(&meta, entry_type, 0);
+            let mut h = header_for(&meta, entry_type, 0);
             h.set_device_major(libc::major(meta.rdev()))?;
             h.set_device_minor(libc::minor(meta.rdev()))?;
             tar.append_data(&mut h, &archived, io::empty())?;

@@ -39,21 +39,7 @@ impl Driver for ImageDriver {
             if let Some(reference) = &spec.reference {
                 let policy = spec.pull_policy.unwrap_or_default();
                 let record = ensure_image(engine, &key, reference, spec.platform.as_deref(), policy).await?;
-                let top = engine
-                    .host
-                    .images
-                    .lower_dirs(&record)?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
-                let info = LiveInfo::Image(ImageInfo {
-                    digest: record.manifest_digest.clone(),
-                    dir: top,
-                    id: Some(record.id.clone()),
-                });
-                engine
-                    .store
-                    .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+                put_image_live(engine, obj, hash, &record)?;
                 return Ok(());
             }
             if let Some(archive) = &spec.archive {
@@ -63,21 +49,7 @@ impl Driver for ImageDriver {
                 let Some((record, _)) = loaded.into_iter().next() else {
                     return Err(DriverError::Invalid(format!("archive {archive} holds no image")));
                 };
-                let top = engine
-                    .host
-                    .images
-                    .lower_dirs(&record)?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
-                let info = LiveInfo::Image(ImageInfo {
-                    digest: record.manifest_digest.clone(),
-                    dir: top,
-                    id: Some(record.id.clone()),
-                });
-                engine
-                    .store
-                    .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+                put_image_live(engine, obj, hash, &record)?;
                 engine.event(&key, "Loaded", &format!("image {} from {archive}", record.short_id()));
                 return Ok(());
             }
@@ -114,6 +86,27 @@ impl Driver for ImageDriver {
             Ok(())
         })
     }
+}
+
+/// Records a pulled or loaded image as `obj`'s live state: its record's id,
+/// manifest digest and top snapshot.
+fn put_image_live(engine: &Engine, obj: &Object, hash: &str, record: &ImageRecord) -> DriverResult {
+    let top = engine
+        .host
+        .images
+        .lower_dirs(record)?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let info = LiveInfo::Image(ImageInfo {
+        digest: record.manifest_digest.clone(),
+        dir: top,
+        id: Some(record.id.clone()),
+    });
+    engine
+        .store
+        .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+    Ok(())
 }
 
 /// The image `reference` names, pulled as `policy` says: `IfNotPresent`
