@@ -404,6 +404,14 @@ pub struct KillRequest {
     pub signal: Option<String>,
 }
 
+/// Body of `POST /v1/rename/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameRequest {
+    /// The container's new name.
+    pub name: String,
+}
+
 /// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

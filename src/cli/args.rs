@@ -103,6 +103,8 @@ pub enum CliCmd {
     Pause(NamesArgs),
     /// Thaw paused containers.
     Unpause(NamesArgs),
+    /// Rename a container made by run or create: OLD NEW.
+    Rename(RenameArgs),
     /// Live CPU, memory, network, block IO and pids of containers.
     Stats(StatsArgs),
     /// A container's processes.
@@ -257,6 +259,12 @@ pub struct RmContainersArgs {
 pub struct NamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenameArgs {
+    pub old: String,
+    pub new: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -177,6 +177,11 @@ impl Engine {
         drivers::stop_by_name(self, name).await
     }
 
+    /// Renames an imperative container (`berth rename`).
+    pub async fn rename(self: &Arc<Self>, old: &str, new: &str) -> std::result::Result<(), super::VerbError> {
+        drivers::rename(self, old, new).await
+    }
+
     /// Starts a stopped container again, lifting a stop hold (`berth start`).
     pub async fn start_by_name(self: &Arc<Self>, name: &str) -> std::result::Result<(), super::VerbError> {
         drivers::start_by_name(self, name).await

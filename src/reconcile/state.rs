@@ -221,3 +221,51 @@ impl Engine {
         Ok(true)
     }
 }
+
+impl Engine {
+    /// Gives container `name` a runtime id of its own before anything of it
+    /// is made, when a renamed container still runs under the id `name`.
+    pub(super) fn ensure_id(&self, name: &str) -> Result<()> {
+        if !self.ids.needs_own_id(name) {
+            return Ok(());
+        }
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id();
+        let id = format!("{name}-{salt:08x}");
+        self.store.container_id_set(name, &id)?;
+        self.ids.set(name, &id);
+        Ok(())
+    }
+
+    /// Forgets a removed container's runtime id (its name is free again).
+    pub(super) fn forget_id(&self, name: &str) -> Result<()> {
+        self.store.container_id_forget(name)?;
+        self.ids.forget(name);
+        Ok(())
+    }
+
+    /// The runtime id of container `name` (its name, unless renamed).
+    pub fn runtime_id(&self, name: &str) -> String {
+        self.ids.id_of(name)
+    }
+
+    /// Moves what the engine keeps in memory about a renamed container.
+    pub(super) fn rekey(&self, old: &ObjectKey, new: &ObjectKey) {
+        if let Some(v) = super::lock(&self.pending).remove(old) {
+            super::lock(&self.pending).insert(new.clone(), v);
+        }
+        if let Some(v) = super::lock(&self.outcomes).remove(old) {
+            super::lock(&self.outcomes).insert(new.clone(), v);
+        }
+        if let Some(v) = super::lock(&self.retries).remove(old) {
+            super::lock(&self.retries).insert(new.clone(), v);
+        }
+        let mut attached = super::lock(&self.attached);
+        if attached.remove(&old.name) {
+            attached.insert(new.name.clone());
+        }
+    }
+}
