@@ -307,7 +307,7 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// Keep stdin open and forward it (with -t).
+    /// Keep stdin open and forward it (EOF closes the container's stdin).
     #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Give the container a pty (with -i: the terminal in raw mode).

@@ -159,7 +159,13 @@ impl Engine {
 
     /// Creates and starts one container at once (`berth run`).
     pub async fn run_now(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
-        drivers::run_now(self, obj).await
+        drivers::run_now(self, obj, false).await
+    }
+
+    /// As [`Engine::run_now`], but the init starts only once a client
+    /// attached (`run -t`/`-i` in the foreground: create, attach, start).
+    pub async fn run_now_attached(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
+        drivers::run_now(self, obj, true).await
     }
 
     /// Records one container as made, held stopped until `start` (`berth create`).

@@ -132,6 +132,12 @@ impl Engine {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
     }
 
+    /// Whether the container runs with a tty, and with an open stdin.
+    pub fn container_stdio(&self, name: &str) -> Option<(bool, bool)> {
+        let live = self.live(Kind::Container, name).ok()??;
+        live.container_spec().map(|c| (c.tty, c.stdin))
+    }
+
     pub fn log_file(&self, name: &str) -> PathBuf {
         self.host.containers.log_file(name)
     }

@@ -209,6 +209,12 @@ fn dependencies_met(engine: &Engine, obj: &Object) -> DriverResult {
 /// writable layer when the live record has the same spec hash). The caller
 /// holds the container's lock.
 async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> DriverResult {
+    start_with(engine, obj, hash, false).await
+}
+
+/// [`start_container`]; with `wait_attach`, the init waits for the first
+/// attached client before it execs (see `ShimConfig::wait_attach`).
+async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, wait_attach: bool) -> DriverResult {
     let Spec::Container(spec) = &obj.spec else {
         return Err(DriverError::Invalid(format!("{} is not a container", obj.name())));
     };
@@ -219,6 +225,7 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     let volumes = engine.host.volumes.clone();
     let mut cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
+    cfg.wait_attach = wait_attach;
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
     cfg.netns = wired.netns;
@@ -672,7 +679,7 @@ pub async fn freeze_by_name(engine: &Arc<Engine>, name: &str, frozen: bool) -> s
 
 /// Imperative create-and-start of one container object (`berth run`),
 /// without waiting for a pass.
-pub async fn run_now(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
+pub async fn run_now(engine: &Arc<Engine>, obj: &Object, wait_attach: bool) -> DriverResult {
     // The container's hash must match what a pass computes with the full set.
     let mut desired = engine.desired_objects()?;
     if !desired
@@ -685,7 +692,7 @@ pub async fn run_now(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
     let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
-    start_container(engine, obj, &hash).await
+    start_with(engine, obj, &hash, wait_attach).await
 }
 
 /// Records a container as made but held stopped (`berth create`): passes
