@@ -345,6 +345,10 @@ pub struct ExecRequest {
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u16>,
+    /// With a tty: the keys that detach, as Docker's `--detach-keys`
+    /// (`ctrl-p,ctrl-q`, the default; `ctrl-<a-z@[\\]^_>` or one character each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// `POST /v1/attach/{name}` (with `Upgrade: berth-stdio`): the stdio of a
@@ -360,6 +364,9 @@ pub struct AttachRequest {
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u16>,
+    /// The keys that detach (see [`ExecRequest::detach_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// Answer of a detached exec.
