@@ -291,6 +291,9 @@ pub struct RunRequest {
     /// starts once it did, and its exit waits for it (`--rm` too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
+    /// The keys the attach will detach with: checked before the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).

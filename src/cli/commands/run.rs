@@ -56,6 +56,7 @@ fn request(args: RunArgs) -> RunRequest {
         tty: args.tty,
         interactive: args.interactive,
         attach: false,
+        detach_keys: None,
     }
 }
 
@@ -97,6 +98,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         tty: args.tty,
         interactive: args.interactive,
         attach: attach_tty,
+        detach_keys: args.detach_keys.clone(),
     };
     let interactive = args.interactive;
     let mut started = None;
