@@ -291,6 +291,10 @@ pub struct RunRequest {
     /// starts once it did, and its exit waits for it (`--rm` too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
+    /// `USER[:GROUP]` or `uid[:gid]` the init runs as (names from the
+    /// image's /etc/passwd and /etc/group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The keys the attach will detach with: checked before the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_keys: Option<String>,
@@ -328,7 +332,8 @@ pub struct ExecRequest {
     /// KEY=VALUE, over the container's environment.
     #[serde(default)]
     pub env: Vec<String>,
-    /// `uid`, `uid:gid` or `root`.
+    /// `USER`, `USER:GROUP`, `uid` or `uid:gid`; names are looked up in
+    /// the container's /etc/passwd and /etc/group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -316,6 +316,9 @@ pub struct RunArgs {
     /// The keys that detach from its pty (default ctrl-p,ctrl-q).
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// USER[:GROUP] or uid[:gid] to run as (names from the image's /etc/passwd, /etc/group).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// Run in the background and print the name.
     #[arg(short = 'd', long)]
     pub detach: bool,

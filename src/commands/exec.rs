@@ -30,13 +30,11 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
             return Err(bad(format!("-e {e:?}: expected KEY=VALUE")));
         }
     }
-    let (uid, gid) = match req.user.as_deref() {
-        None => (None, None),
-        Some(u) => {
-            let (uid, gid) = parse_user(u).ok_or_else(|| bad(format!("-u {u:?}: expected uid, uid:gid or root")))?;
-            (Some(uid), gid)
+    if let Some(u) = req.user.as_deref() {
+        if u.is_empty() || u.split(':').count() > 2 || u.split(':').any(str::is_empty) {
+            return Err(bad(format!("-u {u:?}: expected USER, USER:GROUP, uid or uid:gid")));
         }
-    };
+    }
     if let Some(dir) = &req.working_dir {
         if !dir.starts_with('/') {
             return Err(bad(format!("-w {dir:?}: the working directory must be absolute")));
@@ -55,6 +53,19 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
             "container {name} is paused: unpause it first"
         )));
     }
+    let (uid, gid) = match req.user.as_deref() {
+        None => (None, None),
+        Some(u) => {
+            // Names are the container's now (its /etc may have changed
+            // since the image), read inside its root by the image code's
+            // resolver, as the image config's User is.
+            let passwd = engine.container_file(name, "/etc/passwd");
+            let group = engine.container_file(name, "/etc/group");
+            let (uid, gid) = crate::image::record::resolve_user(u, passwd.as_deref(), group.as_deref())
+                .map_err(|why| bad(format!("-u {u}: {}", why.replace("the image's", "the container's"))))?;
+            (Some(uid), Some(gid))
+        }
+    };
     let process = ExecSpec {
         args: req.command.clone(),
         env: req.env.clone(),
@@ -453,18 +464,6 @@ async fn frame<W: AsyncWrite + Unpin>(wr: &mut W, stream: u8, data: &[u8]) -> bo
         && wr.flush().await.is_ok()
 }
 
-/// `uid`, `uid:gid` or `root`. Names other than root would need the
-/// container's /etc/passwd; not supported yet.
-fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {
-    if u == "root" {
-        return Some((0, Some(0)));
-    }
-    match u.split_once(':') {
-        Some((uid, gid)) => Some((uid.parse().ok()?, Some(gid.parse().ok()?))),
-        None => Some((u.parse().ok()?, None)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,13 +490,5 @@ mod tests {
             let err = DetachKeys::parse(Some(bad)).unwrap_err().to_string();
             assert!(err.contains("--detach-keys"), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn users_are_numeric_or_root() {
-        assert_eq!(parse_user("root"), Some((0, Some(0))));
-        assert_eq!(parse_user("1000"), Some((1000, None)));
-        assert_eq!(parse_user("1000:50"), Some((1000, Some(50))));
-        assert_eq!(parse_user("nobody"), None);
     }
 }

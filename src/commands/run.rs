@@ -120,6 +120,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             healthcheck,
             tty: req.tty,
             stdin: req.interactive,
+            user: req.user.clone(),
             ..Default::default()
         }),
         origin: Origin {

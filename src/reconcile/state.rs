@@ -132,6 +132,13 @@ impl Engine {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
     }
 
+    /// A regular file of a running container (`/etc/passwd`), read inside
+    /// its root; None when it is not running or has no such file.
+    pub fn container_file(&self, name: &str, path: &str) -> Option<String> {
+        let pid = self.running_init(name)?;
+        self.host.containers.read_file(pid, std::path::Path::new(path)).ok()
+    }
+
     /// Whether the container runs with a tty, and with an open stdin.
     pub fn container_stdio(&self, name: &str) -> Option<(bool, bool)> {
         let live = self.live(Kind::Container, name).ok()??;

@@ -57,6 +57,7 @@ fn request(args: RunArgs) -> RunRequest {
         interactive: args.interactive,
         attach: false,
         detach_keys: None,
+        user: args.user,
     }
 }
 
@@ -99,6 +100,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         interactive: args.interactive,
         attach: attach_tty,
         detach_keys: args.detach_keys.clone(),
+        user: args.user,
     };
     let interactive = args.interactive;
     let mut started = None;
