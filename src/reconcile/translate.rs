@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::image::ImageConfig;
+use crate::manifest::types::{parse_mode, Propagation};
 use crate::manifest::{ContainerSpec, Duration, Healthcheck, ImageSpec};
 use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
 
@@ -221,13 +222,15 @@ pub fn container_config(
                 m.read_only,
             ));
         } else if let Some(host) = &m.host_path {
-            mounts.push(bind(
-                PathBuf::from(host),
-                m.path.as_deref().unwrap_or_default(),
-                m.read_only,
-            ));
+            let mut mount = bind(PathBuf::from(host), m.path.as_deref().unwrap_or_default(), m.read_only);
+            mount
+                .options
+                .push(m.propagation.unwrap_or(Propagation::Rprivate).as_str().to_string());
+            mounts.push(mount);
         } else if let Some(dest) = &m.tmpfs {
-            let mut options = vec!["nosuid".to_string(), "nodev".to_string(), "mode=1777".to_string()];
+            // Validated; a bad one (an unvalidated spec) keeps the default.
+            let mode = m.mode.as_deref().and_then(parse_mode).unwrap_or(0o1777);
+            let mut options = vec!["nosuid".to_string(), "nodev".to_string(), format!("mode={mode:o}")];
             if let Some(size) = m.size {
                 options.push(format!("size={}", size.0));
             }
@@ -462,6 +465,39 @@ mod tests {
         let data = cfg.mounts.iter().find(|m| m.destination == "/data").unwrap();
         assert_eq!(data.source, format!("/v/{}", anon[0].id));
         assert!(data.options.contains(&"rw".to_string()));
+    }
+
+    #[test]
+    fn bind_propagation_and_tmpfs_mode_become_mount_options() {
+        let s = spec(|s| {
+            s.volumes = vec![
+                VolumeMount {
+                    host_path: Some("/srv".into()),
+                    path: Some("/a".into()),
+                    propagation: Some(Propagation::Rslave),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    host_path: Some("/srv".into()),
+                    path: Some("/b".into()),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    tmpfs: Some("/t".into()),
+                    mode: Some("0700".into()),
+                    ..Default::default()
+                },
+            ]
+        });
+        let cfg = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap();
+        assert!(cfg.mounts[0].options.contains(&"rslave".to_string()));
+        // Docker's default for binds.
+        assert!(cfg.mounts[1].options.contains(&"rprivate".to_string()));
+        assert!(
+            cfg.mounts[2].options.contains(&"mode=700".to_string()),
+            "{:?}",
+            cfg.mounts[2]
+        );
     }
 
     #[test]
