@@ -148,7 +148,7 @@ pub enum CliCmd {
     /// System commands: df.
     #[command(subcommand)]
     System(SystemCmd),
-    /// Network commands: ls, inspect, create, rm.
+    /// Network commands: ls, inspect, create, rm, connect, disconnect.
     #[command(subcommand)]
     Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
@@ -415,6 +415,31 @@ pub enum NetworkCmd {
     Create(NetworkCreateArgs),
     /// Delete networks (refused while containers use them).
     Rm { names: Vec<String> },
+    /// Join a running container (made by run or create) to a network.
+    Connect(NetworkConnectArgs),
+    /// Take a container (made by run or create) off a network.
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkConnectArgs {
+    /// Another name it answers to on the network (repeatable).
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// A fixed IPv4 address in the network's subnet.
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Go on when removing its interface fails.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Args)]

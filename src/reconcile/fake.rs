@@ -33,6 +33,7 @@ pub enum Call {
     DeleteLink(String),
     CreateNetns(String),
     Attach(String, String),
+    Detach(String, String),
     RemoveNetwork(String),
     SyncNat(usize, usize),
     Pull(String),
@@ -556,6 +557,11 @@ impl NetworkHost for FakeHost {
             id.into(),
             format!("{} {} macvlan", cfg.ifname, cfg.address),
         ));
+        Ok(())
+    }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        self.record(Call::Detach(id.into(), ifname.into()));
+        self.script().veths.remove(host_name);
         Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {

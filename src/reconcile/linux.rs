@@ -235,6 +235,14 @@ impl NetworkHost for Networks {
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
         link::attach_macvlan(&self.netns_path(id), cfg)
     }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        link::delete_link(host_name)?;
+        let netns = self.netns_path(id);
+        if link::is_netns(&netns) {
+            link::delete_link_in(&netns, ifname)?;
+        }
+        Ok(())
+    }
     fn link_exists(&self, name: &str) -> bool {
         link::link_exists(name).unwrap_or(false)
     }

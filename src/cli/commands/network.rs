@@ -1,4 +1,4 @@
-//! `network ls|inspect|create|rm`: Docker's network commands over the same
+//! `network ls|inspect|create|rm|connect|disconnect`: Docker's network commands over the same
 //! objects as manifests. `create` applies one Network object as a set of its
 //! own (`network:NAME`), so `rm` or a later `create` touches nothing else.
 
@@ -8,7 +8,7 @@ use crate::cli::args::{DeleteArgs, DescribeArgs, GetArgs, Global, NetworkCmd, Ne
 use crate::cli::commands::{delete, get};
 use crate::cli::{client, print_diagnostics};
 use crate::manifest::Source;
-use crate::wire::{ApplyRequest, ApplyResponse};
+use crate::wire::{ApplyRequest, ApplyResponse, NetworkConnectRequest, NetworkDisconnectRequest, VerbResponse};
 
 pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -33,6 +33,23 @@ pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             .await
         }
         NetworkCmd::Create(args) => create(g, args).await,
+        NetworkCmd::Connect(args) => {
+            let req = NetworkConnectRequest {
+                network: args.network,
+                container: args.container,
+                aliases: args.aliases,
+                ipv4_address: args.ip,
+            };
+            change(g, "connect", &req).await
+        }
+        NetworkCmd::Disconnect(args) => {
+            let req = NetworkDisconnectRequest {
+                network: args.network,
+                container: args.container,
+                force: args.force,
+            };
+            change(g, "disconnect", &req).await
+        }
         NetworkCmd::Rm { names } => {
             delete::delete(
                 g,
@@ -44,6 +61,13 @@ pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             .await
         }
     }
+}
+
+/// `connect` / `disconnect`: one request, the container's name on success.
+async fn change<B: serde::Serialize>(g: &Global, verb: &str, req: &B) -> anyhow::Result<ExitCode> {
+    let resp: VerbResponse = client(g, true).post(&format!("/v1/networks/{verb}"), req).await?;
+    println!("{}", resp.container);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The manifest `create` stands for; every value is quoted as JSON, so a
