@@ -797,3 +797,65 @@ fn network_connect_and_disconnect_change_a_running_containers_networks() {
         "container/third",
     ]);
 }
+
+#[test]
+fn ip_range_bounds_addresses_and_the_default_address_pool_is_the_daemons_flag() {
+    let mut env = Env::new("netpool");
+    env.kill_daemon();
+    env.extra_env.push((
+        "BERTH_DEFAULT_ADDRESS_POOL".into(),
+        "base=10.79.0.0/24,size=28 base=10.79.1.0/24,size=26".into(),
+    ));
+    env.start_daemon();
+    let stack = format!(
+        "{}{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("fixed", "{subnet: 10.79.0.0/28}"),
+        network_doc("auto", "{}"),
+        network_doc("ranged", "{subnet: 10.79.2.0/24, ipRange: 10.79.2.64/31}"),
+        sh("r1", "  networks: [ranged]\n", "sleep 1000"),
+        sh("r2", "  networks: [ranged]\n", "sleep 1000"),
+    );
+    let file = env.manifest("pool.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "r2", 20, |v| v["status"] == "Running");
+    // The first /28 of the first pool is taken (by `fixed`): the next one.
+    let inspect = env.ok(&["network", "inspect", "auto"]);
+    assert!(inspect.contains("10.79.0.16/28"), "{inspect}");
+    let mut got: Vec<String> = allocations(&env, "r1")
+        .into_iter()
+        .chain(allocations(&env, "r2"))
+        .map(|(_, a)| a)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["10.79.2.64", "10.79.2.65"]);
+    // The range is full; a static address outside it is still fine.
+    let more = format!(
+        "{}{}",
+        sh("r3", "  networks: [ranged]\n", "sleep 1000"),
+        sh(
+            "r4",
+            "  networks: [{name: ranged, ipv4Address: 10.79.2.9}]\n",
+            "sleep 1000"
+        ),
+    );
+    let file = env.manifest("more.yaml", &format!("{}{more}", env.image_doc()));
+    env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "r4", 20, |v| v["status"] == "Running");
+    let r3 = env.wait_for("container", "r3", 20, |v| v.to_string().contains("is full"));
+    assert!(r3.to_string().contains("subnet 10.79.2.64/31 is full"), "{r3}");
+
+    let bad = env.manifest(
+        "bad.yaml",
+        &network_doc("worse", "{subnet: 10.79.3.0/24, ipRange: 10.79.4.0/28}"),
+    );
+    let out = env.berth(&["apply", "-f", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:5") && err.contains("spec.ipRange"), "{err}");
+    assert!(
+        err.contains("ipRange 10.79.4.0/28 is not inside subnet 10.79.3.0/24"),
+        "{err}"
+    );
+    env.ok(&["delete", "container/r1", "container/r2", "container/r3", "container/r4"]);
+}

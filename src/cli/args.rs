@@ -361,6 +361,15 @@ pub struct DaemonArgs {
     /// Log files kept per container, the current one included (`logs.maxFiles`).
     #[arg(long = "log-max-files")]
     pub log_max_files: Option<u32>,
+    /// Where networks without a subnet get one, as Docker's flag:
+    /// `base=10.77.0.0/16,size=24` (repeatable, tried in order; in the
+    /// environment, space-separated).
+    #[arg(
+        long = "default-address-pool",
+        env = "BERTH_DEFAULT_ADDRESS_POOL",
+        value_delimiter = ' '
+    )]
+    pub default_address_pools: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -450,6 +459,9 @@ pub struct NetworkCreateArgs {
     pub subnet: Option<String>,
     #[arg(long)]
     pub gateway: Option<String>,
+    /// Give containers addresses only within this part of the subnet.
+    #[arg(long = "ip-range")]
+    pub ip_range: Option<String>,
     /// No route out of the host.
     #[arg(long)]
     pub internal: bool,

@@ -518,7 +518,7 @@ impl NetworkHost for FakeHost {
         &self.names
     }
     fn host_routes(&self) -> network::Result<Vec<Subnet>> {
-        Ok(vec!["10.89.0.0/24".parse().unwrap()])
+        Ok(vec!["10.77.0.0/24".parse().unwrap()])
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
         self.record(Call::EnsureBridge(cfg.name.clone()));

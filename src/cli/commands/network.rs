@@ -81,6 +81,9 @@ fn manifest(args: &NetworkCreateArgs) -> String {
     if let Some(gateway) = &args.gateway {
         spec.push(format!("gateway: {}", q(gateway)));
     }
+    if let Some(range) = &args.ip_range {
+        spec.push(format!("ipRange: {}", q(range)));
+    }
     if args.internal {
         spec.push("internal: true".into());
     }
@@ -129,6 +132,7 @@ mod tests {
             name: "front".into(),
             subnet: Some("10.89.7.0/24".into()),
             gateway: None,
+            ip_range: Some("10.89.7.128/25".into()),
             internal: true,
             mtu: Some(1400),
         };
@@ -138,6 +142,7 @@ mod tests {
             panic!("not a network");
         };
         assert_eq!(spec.subnet.as_deref(), Some("10.89.7.0/24"));
+        assert_eq!(spec.ip_range.as_deref(), Some("10.89.7.128/25"));
         assert!(spec.internal);
         assert_eq!(spec.mtu, Some(1400));
     }

@@ -258,6 +258,7 @@ async fn create_once(
                     engine.host.networks.names().bridge_name(name)
                 },
                 parent: spec.parent.clone().filter(|_| macvlan),
+                ip_range: spec.ip_range.clone(),
                 subnet: subnet.to_string(),
                 gateway: gateway.to_string(),
                 internal: spec.internal,
@@ -399,12 +400,19 @@ async fn choose_subnet(engine: &Engine, name: &str, avoid: &[Subnet]) -> Result<
             taken.push(parse_subnet(&info.subnet)?);
         }
     }
-    let pool: Subnet = ipam::DEFAULT_POOL.parse()?;
-    ipam::choose_subnet(pool, ipam::DEFAULT_POOL_PREFIX, &taken).ok_or_else(|| {
+    // And those other networks ask for, made or not yet.
+    for obj in engine.desired_objects()? {
+        if let Spec::Network(spec) = &obj.spec {
+            if let Some(subnet) = spec.subnet.as_deref().and_then(|s| s.parse().ok()) {
+                taken.push(subnet);
+            }
+        }
+    }
+    let pools = engine.host.networks.names().pools();
+    ipam::choose_from_pools(pools, &taken).ok_or_else(|| {
         DriverError::Network(crate::network::NetworkError::NoFreeSubnet {
             network: name.to_string(),
-            pool: ipam::DEFAULT_POOL.into(),
-            prefix: ipam::DEFAULT_POOL_PREFIX,
+            pools: pools.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" "),
         })
     })
 }
@@ -461,6 +469,7 @@ pub(super) fn address_for(
             "network {network}: address {ip}: is already in use"
         )));
     }
+    let range = info.ip_range.as_deref().map(ipam::parse_range).transpose()?;
     // The store's primary key settles a race with another allocation.
     for _ in 0..8 {
         let used: BTreeSet<Ipv4Addr> = engine
@@ -469,7 +478,7 @@ pub(super) fn address_for(
             .iter()
             .filter_map(|a| a.parse().ok())
             .collect();
-        let ip = ipam::allocate(network, subnet, gateway, &used)?.to_string();
+        let ip = ipam::allocate_in(network, subnet, range, gateway, &used)?.to_string();
         if engine.store.alloc_take(network, &ip, container)? {
             return Ok(ip);
         }
