@@ -404,6 +404,32 @@ pub struct KillRequest {
     pub signal: Option<String>,
 }
 
+/// Body of `POST /v1/networks/connect`: a container made by `run` or
+/// `create` joins a network while it runs (`berth network connect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConnectRequest {
+    pub network: String,
+    pub container: String,
+    /// More names it answers to on that network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// A fixed IPv4 address in the network's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+/// Body of `POST /v1/networks/disconnect` (`berth network disconnect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkDisconnectRequest {
+    pub network: String,
+    pub container: String,
+    /// Go on when removing its interface fails.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -247,7 +247,17 @@ impl NetworkHost for Networks {
         self
     }
     fn host_routes(&self) -> network::Result<Vec<Subnet>> {
-        link::host_routes()
+        let mut taken = link::host_routes()?;
+        // podman's networks, routed only while their containers run.
+        let documents: Vec<String> = std::fs::read_dir("/etc/containers/networks")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        taken.extend(network::ipam::podman_subnets(&documents));
+        Ok(taken)
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
         link::ensure_bridge(cfg)
@@ -274,6 +284,14 @@ impl NetworkHost for Networks {
     }
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
         link::attach_macvlan(&self.netns_path(id), cfg)
+    }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        link::delete_link(host_name)?;
+        let netns = self.netns_path(id);
+        if link::is_netns(&netns) {
+            link::delete_link_in(&netns, ifname)?;
+        }
+        Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {
         link::link_exists(name).unwrap_or(false)
@@ -343,11 +361,11 @@ impl NetworkHost for Networks {
 
 /// The host of a daemon with this runtime and image store; volumes live
 /// under `<root>/volumes`.
-pub fn host(runtime: Runtime, images: ImageStore) -> Host {
+pub fn host(runtime: Runtime, images: ImageStore, pools: Vec<network::Pool>) -> Host {
     let volumes = VolumeDirs {
         dir: runtime.layout.root.join("volumes"),
     };
-    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix);
+    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix).with_pools(pools);
     Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),

@@ -80,6 +80,9 @@ pub struct NetworkInfo {
     /// A macvlan network's parent interface (it has no bridge then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Where in `subnet` addresses are given (`ipRange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
 }
 
 /// The kind-specific part of a live record.

@@ -223,6 +223,9 @@ pub trait NetworkHost: Send + Sync {
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()>;
     /// Gives `id`'s namespace a macvlan on the parent named by `cfg.bridge`.
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()>;
+    /// Removes one interface of `id`'s namespace: the host end `host_name`
+    /// (a veth) and `ifname` inside; missing ones are fine.
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()>;
     /// Whether a host interface exists.
     fn link_exists(&self, name: &str) -> bool;
     /// Interface names inside `id`'s namespace.

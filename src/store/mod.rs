@@ -412,6 +412,15 @@ impl Store {
         Ok(())
     }
 
+    /// Frees the address `owner` holds on `network` (it left the network).
+    pub fn alloc_release(&self, network: &str, owner: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM allocations WHERE network = ?1 AND owner = ?2",
+            params![network, owner],
+        )?;
+        Ok(())
+    }
+
     /// Frees every address of a deleted network.
     pub fn alloc_release_network(&self, network: &str) -> Result<()> {
         self.conn()
