@@ -287,6 +287,10 @@ pub struct RunRequest {
     /// Keep its stdin open (`-i`).
     #[serde(default)]
     pub interactive: bool,
+    /// The client attaches next (`run -t`/`-i` without `-d`): the init
+    /// starts once it did, and its exit waits for it (`--rm` too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attach: bool,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -344,8 +348,10 @@ pub struct ExecRequest {
 }
 
 /// `POST /v1/attach/{name}` (with `Upgrade: berth-stdio`): the stdio of a
-/// container with a tty, framed as an exec with a tty. ctrl-p ctrl-q
-/// detaches (exit code 0); else the end frame has the container's exit code.
+/// container with a tty, framed as an exec with a tty (ctrl-p ctrl-q
+/// detaches, exit code 0), or of one with an open stdin and no tty, as an
+/// `exec -i`: raw stdin up (a half-close is its EOF), stdout and stderr in
+/// frames. The end frame has the container's exit code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachRequest {
@@ -428,6 +434,14 @@ pub struct NetworkDisconnectRequest {
     /// Go on when removing its interface fails.
     #[serde(default)]
     pub force: bool,
+}
+
+/// Body of `POST /v1/rename/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameRequest {
+    /// The container's new name.
+    pub name: String,
 }
 
 /// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
