@@ -123,6 +123,8 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/restart/{name}") => post(restart),
         ("post", "/v1/kill/{name}") => post(kill),
         ("post", "/v1/pause/{name}") => post(pause),
+        ("post", "/v1/networks/connect") => post(network_connect),
+        ("post", "/v1/networks/disconnect") => post(network_disconnect),
         ("post", "/v1/unpause/{name}") => post(unpause),
         ("post", "/v1/rename/{name}") => post(rename),
         ("post", "/v1/stats") => post(stats),
@@ -306,6 +308,20 @@ async fn kill(
     JsonBody(req): JsonBody<KillRequest>,
 ) -> ApiResult<Json<VerbResponse>> {
     Ok(Json(commands::lifecycle::kill(&engine, &name, &req).await?))
+}
+
+async fn network_connect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<NetworkConnectRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::network::connect(&engine, &req).await?))
+}
+
+async fn network_disconnect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<NetworkDisconnectRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::network::disconnect(&engine, &req).await?))
 }
 
 async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {

@@ -178,6 +178,22 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/networks/connect",
+        summary: "join a running container (made by run or create) to a network",
+        params: &[],
+        request: Some(schema::<NetworkConnectRequest>),
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/networks/disconnect",
+        summary: "take a container (made by run or create) off a network",
+        params: &[],
+        request: Some(schema::<NetworkDisconnectRequest>),
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
         path: "/v1/pause/{name}",
         summary: "freeze a container's processes (cgroup freezer); kept until unpause",
         params: &[("name", "path", "container name")],

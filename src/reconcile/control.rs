@@ -178,6 +178,18 @@ impl Engine {
         drivers::remove_now(self, name).await
     }
 
+    /// Changes a running container's networks in place to those `obj`
+    /// lists (`berth network connect|disconnect`); `obj` is stored as
+    /// `source`'s.
+    pub async fn set_networks(
+        self: &Arc<Self>,
+        source: &str,
+        obj: &Object,
+        force: bool,
+    ) -> std::result::Result<(), super::DriverError> {
+        drivers::set_networks(self, source, obj, force).await
+    }
+
     /// Stops a container by hand, keeping it (`berth stop`).
     pub async fn stop_by_name(self: &Arc<Self>, name: &str) {
         drivers::stop_by_name(self, name).await

@@ -224,6 +224,9 @@ impl NetworkHost for Named<dyn NetworkHost> {
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
         self.inner.attach_macvlan(&self.id(id), cfg)
     }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        self.inner.detach(&self.id(id), host_name, ifname)
+    }
     fn link_exists(&self, name: &str) -> bool {
         self.inner.link_exists(name)
     }

@@ -19,6 +19,7 @@ pub mod copy;
 pub mod exec;
 pub mod logs;
 pub mod proc;
+pub mod propagation;
 pub mod sealed;
 pub mod seccomp;
 pub mod shim;

@@ -290,6 +290,17 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
             return Err(format!("cannot bring up lo in the container's network namespace: {e}"));
         }
     }
+    if let Some(pid) = container.pid() {
+        // libcontainer drops bind propagation options (see propagation.rs).
+        let spec = std::fs::read(cfg.bundle.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Err(e) = super::propagation::apply(pid.as_raw(), &super::propagation::wanted(&spec)) {
+            let _ = container.delete(true);
+            return Err(format!("cannot set mount propagation: {e}"));
+        }
+    }
     let pid = container.pid().ok_or("container has no pid after create")?.as_raw();
     let pty = match console_listener {
         Some(listener) => {

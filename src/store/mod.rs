@@ -412,6 +412,15 @@ impl Store {
         Ok(())
     }
 
+    /// Frees the address `owner` holds on `network` (it left the network).
+    pub fn alloc_release(&self, network: &str, owner: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM allocations WHERE network = ?1 AND owner = ?2",
+            params![network, owner],
+        )?;
+        Ok(())
+    }
+
     /// Containers whose runtime id is not their name, as (name, id).
     pub fn container_ids(&self) -> Result<Vec<(String, String)>> {
         let conn = self.conn();

@@ -4,7 +4,7 @@
 //! lock, so `run`, `stop` and a pass never act on it at once.
 
 use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,9 @@ impl Driver for ContainerDriver {
             let held = engine.lock_for(&ObjectKey::new(Kind::Container, name));
             let _held = held.lock().await;
             remove_container(engine, name).await?;
+            // Before the live record goes: a failure is retried by a later
+            // pass, which finds the record still there.
+            remove_anonymous_volumes(engine, name).await?;
             engine.store.live_delete(Kind::Container, name)?;
             engine.forget_id(name)?;
             Ok(())
@@ -254,12 +257,24 @@ async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, wait_attach:
         Some(_) => None,
         None => resolved.view.healthcheck.clone(),
     };
+    info.labels = translate::labels(&resolved.view, &obj.metadata.labels);
+    info.exposed_ports = resolved.view.exposed_ports.clone();
     let put = |info: &ContainerInfo| {
         let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
         engine.store.live_put(&rec)
     };
     engine.ensure_id(name)?;
     put(&info)?;
+    // Made only once the live record exists, so the delete that removes
+    // them always runs (see ContainerDriver::delete).
+    if let Err(err) = make_anonymous_volumes(engine, name, spec, &resolved.view).await {
+        info.failure = Some(err.status_message());
+        info.next_restart_at = Some(now_millis() + policy::backoff_delay_ms(info.backoff_step));
+        put(&info)?;
+        engine.event(&key, "Failed", &err.status_message());
+        engine.changed();
+        return Err(err);
+    }
     tracing::debug!(container = name, "start: shim spawning");
     match engine.host.containers.start(&cfg).await {
         Ok(run) => {
@@ -329,8 +344,9 @@ async fn resolve_image(engine: &Arc<Engine>, key: &ObjectKey, name: &str) -> Res
             return pulled(&record, Some(image_spec));
         }
         let mut view = translate::ImageView::imported(&info.dir, image_spec);
-        view.passwd = std::fs::read_to_string(info.dir.join("etc/passwd")).ok();
-        view.group = std::fs::read_to_string(info.dir.join("etc/group")).ok();
+        let layer = [info.dir.clone()];
+        view.passwd = crate::image::merged::read_file(&layer, "/etc/passwd");
+        view.group = crate::image::merged::read_file(&layer, "/etc/group");
         return Ok(ResolvedImage {
             view,
             layer: Some(info.dir.clone()),
@@ -345,61 +361,100 @@ async fn resolve_image(engine: &Arc<Engine>, key: &ObjectKey, name: &str) -> Res
     Err(DriverError::Waiting(format!("waiting for image/{name} to be imported")))
 }
 
-/// The image's directory at `path` (absolute in the container), if every
-/// component of it inside the layer is a plain directory entry: no `..`, and
-/// no symlink, which could lead out of the layer.
-fn inside_layer(layer: &Path, path: &str) -> Option<PathBuf> {
-    let mut at = layer.to_path_buf();
-    for part in Path::new(path).components() {
-        match part {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => {
-                at.push(name);
-                if std::fs::symlink_metadata(&at).ok()?.file_type().is_symlink() {
-                    return None;
-                }
-            }
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(at)
-}
-
 /// Fills each named volume the container mounts from the image's content at
 /// its mount path, on the volume's first use (see `VolumeHost::populate`).
-/// The top-most layer that has `path` decides (an approximation of the
-/// merged view that ignores whiteouts of lower content).
+/// The content is the image's merged view at `path` (see `image::merged`).
 async fn populate_volumes(engine: &Engine, spec: &ContainerSpec, layers: &[PathBuf]) -> DriverResult {
     for m in &spec.volumes {
-        let (Some(volume), Some(path)) = (&m.volume, &m.path) else {
-            continue;
-        };
-        let Some(from) = layers
-            .iter()
-            .filter_map(|layer| inside_layer(layer, path))
-            .find(|p| std::fs::symlink_metadata(p).is_ok())
-        else {
-            continue;
-        };
-        let host = engine.host.volumes.clone();
-        let name = volume.clone();
-        let copied = tokio::task::spawn_blocking(move || host.populate(&name, &from))
-            .await?
-            .map_err(|source| DriverError::Io {
-                action: "populate volume",
-                path: engine.host.volumes.path(volume),
-                source,
-            })?;
-        if copied {
-            let key = ObjectKey::new(Kind::Volume, volume.clone());
-            engine.event(
-                &key,
-                "Populated",
-                &format!("copied the image's {path} into it on first use"),
-            );
+        if let (Some(volume), Some(path)) = (&m.volume, &m.path) {
+            populate_one(engine, volume, path, layers).await?;
         }
     }
     Ok(())
+}
+
+/// Fills volume `volume` from the image's content at `path` on its first
+/// use (see `VolumeHost::populate`).
+async fn populate_one(engine: &Engine, volume: &str, path: &str, layers: &[PathBuf]) -> DriverResult {
+    let from = crate::image::merged::lookup(layers, path);
+    if from.is_empty() {
+        return Ok(());
+    }
+    let host = engine.host.volumes.clone();
+    let name = volume.to_string();
+    let copied = tokio::task::spawn_blocking(move || host.populate(&name, &from))
+        .await?
+        .map_err(|source| DriverError::Io {
+            action: "populate volume",
+            path: engine.host.volumes.path(volume),
+            source,
+        })?;
+    if copied {
+        let key = ObjectKey::new(Kind::Volume, volume.to_string());
+        engine.event(
+            &key,
+            "Populated",
+            &format!("copied the image's {path} into it on first use"),
+        );
+    }
+    Ok(())
+}
+
+/// Makes the anonymous volumes of the image's `Volumes` the container's
+/// mounts leave uncovered (translate put them in its mounts), filled from
+/// the image on first use like named volumes. They are kept across restarts
+/// and replaces of the container (as Compose keeps them on recreate) and
+/// removed with it (see [`remove_anonymous_volumes`]).
+async fn make_anonymous_volumes(
+    engine: &Engine,
+    name: &str,
+    spec: &ContainerSpec,
+    view: &translate::ImageView,
+) -> DriverResult {
+    for anon in translate::anonymous_volumes(name, spec, view) {
+        let host = engine.host.volumes.clone();
+        let (id, container, path) = (anon.id.clone(), name.to_string(), anon.path.clone());
+        tokio::task::spawn_blocking(move || host.create_anonymous(&id, &container, &path))
+            .await?
+            .map_err(|source| DriverError::Io {
+                action: "create anonymous volume",
+                path: engine.host.volumes.path(&anon.id),
+                source,
+            })?;
+        populate_one(engine, &anon.id, &anon.path, &view.lower_dirs).await?;
+    }
+    Ok(())
+}
+
+/// Removes the anonymous volumes of container `name`, and any whose
+/// container has no live record left (a daemon that died between the two).
+/// Every one is tried; the first error is returned.
+async fn remove_anonymous_volumes(engine: &Engine, name: &str) -> DriverResult {
+    let mut first = None;
+    for anon in engine.host.volumes.anonymous() {
+        let orphan = anon.container != name && matches!(engine.live(Kind::Container, &anon.container), Ok(None));
+        if anon.container != name && !orphan {
+            continue;
+        }
+        let host = engine.host.volumes.clone();
+        let id = anon.id.clone();
+        let removed = tokio::task::spawn_blocking(move || host.remove(&id)).await?;
+        match removed {
+            Ok(()) => engine.event(
+                &ObjectKey::new(Kind::Container, anon.container.clone()),
+                "VolumeRemoved",
+                &format!("removed anonymous volume {} ({})", anon.id, anon.path),
+            ),
+            Err(source) => {
+                first.get_or_insert(DriverError::Io {
+                    action: "remove anonymous volume",
+                    path: engine.host.volumes.path(&anon.id),
+                    source,
+                });
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Watches a shim until it exits, then records the exit and wakes the loop.
@@ -726,6 +781,7 @@ pub async fn remove_now(engine: &Arc<Engine>, name: &str) -> DriverResult {
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
     remove_container(engine, name).await?;
+    remove_anonymous_volumes(engine, name).await?;
     engine.store.live_delete(Kind::Container, name)?;
     engine.forget_id(name)?;
     engine.set_pending(&key, None);
