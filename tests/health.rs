@@ -137,3 +137,47 @@ fn run_health_flags_make_a_healthcheck() {
     assert_eq!(bad.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--health-interval"));
 }
+
+#[test]
+fn health_survives_a_daemon_restart_for_the_same_run() {
+    let mut env = Env::new("healthkept");
+    // Healthy at first, then failing (once /tmp/fail exists): a streak.
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container(
+            "db",
+            "sleep 1000",
+            "  healthcheck: {exec: [\"sh\", \"-c\", \"echo check-$$; test ! -e /tmp/fail\"], interval: 2s, retries: 100}\n"
+        ),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "db", 15, |v| v["status"] == "Running (healthy)");
+    env.ok(&["exec", "db", "touch", "/tmp/fail"]);
+    let before = env.wait_for("container", "db", 15, |v| v["health"]["failingStreak"] == 1);
+    assert_eq!(before["health"]["status"], "healthy", "{before}");
+
+    env.kill_daemon();
+    env.start_daemon();
+    // Before its next check (2 s on), the adopted run shows what it had.
+    let after = env.view("container", "db");
+    assert_eq!(after["pid"], before["pid"], "the same run, adopted");
+    assert_eq!(after["health"]["status"], "healthy", "{after}");
+    assert_eq!(after["health"]["failingStreak"], 1, "{after}");
+    assert_eq!(
+        after["health"]["log"], before["health"]["log"],
+        "the last results are kept"
+    );
+    // And the checks go on from there.
+    env.wait_for("container", "db", 15, |v| v["health"]["failingStreak"] == 2);
+
+    // A new run starts over.
+    env.ok(&["restart", "db"]);
+    let fresh = env.wait_for("container", "db", 15, |v| {
+        v["status"] == "Running (starting)" || v["status"] == "Running (healthy)"
+    });
+    assert_ne!(fresh["pid"], before["pid"]);
+    assert_eq!(fresh["health"]["failingStreak"], 0, "{fresh}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}

@@ -253,8 +253,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Forgets a removed container's runtime id (its name is free again).
+    /// Forgets a removed container's runtime id (its name is free again)
+    /// and its recorded health.
     pub(super) fn forget_id(&self, name: &str) -> Result<()> {
+        self.store.health_delete(name)?;
         self.store.container_id_forget(name)?;
         self.ids.forget(name);
         Ok(())
