@@ -857,5 +857,15 @@ fn ip_range_bounds_addresses_and_the_default_address_pool_is_the_daemons_flag() 
         err.contains("ipRange 10.79.4.0/28 is not inside subnet 10.79.3.0/24"),
         "{err}"
     );
+    // Dual stack is in the data model, and refused until IPv6 is done.
+    let v6 = env.manifest(
+        "v6.yaml",
+        "apiVersion: berth/v1\nkind: Network\nmetadata: {name: v6}\nspec:\n  subnet: 10.79.5.0/24\n  subnet6: fd00:79::/64\n",
+    );
+    let out = env.berth(&["apply", "-f", v6.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("v6.yaml:6") && err.contains("spec.subnet6"), "{err}");
+    assert!(err.contains("IPv6 is not supported yet"), "{err}");
     env.ok(&["delete", "container/r1", "container/r2", "container/r3", "container/r4"]);
 }
