@@ -869,3 +869,179 @@ fn ip_range_bounds_addresses_and_the_default_address_pool_is_the_daemons_flag() 
     assert!(err.contains("IPv6 is not supported yet"), "{err}");
     env.ok(&["delete", "container/r1", "container/r2", "container/r3", "container/r4"]);
 }
+
+/// A UDP echo server for the container (busybox's `nc` has no `-u`):
+/// answers each datagram on port 9000 with `echo:` and the datagram.
+const UDP_ECHO_C: &str = r#"
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+int main(void) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(9000);
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("bind"); return 1; }
+    puts("listening"); fflush(stdout);
+    char b[512];
+    for (;;) {
+        struct sockaddr_in p; socklen_t l = sizeof p;
+        int n = recvfrom(s, b + 5, sizeof b - 5, 0, (struct sockaddr *)&p, &l);
+        if (n < 0) continue;
+        memcpy(b, "echo:", 5);
+        sendto(s, b, n + 5, 0, (struct sockaddr *)&p, l);
+    }
+}
+"#;
+
+#[test]
+fn a_published_udp_port_on_127_0_0_1_reaches_the_container_and_answers() {
+    let env = Env::new("netudp");
+    let bin = env.dir.join("udp");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("echo.c"), UDP_ECHO_C).unwrap();
+    let cc = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(bin.join("udpecho"))
+        .arg(bin.join("echo.c"))
+        .status()
+        .unwrap();
+    assert!(cc.success(), "cc -static failed");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("u", "{subnet: 10.79.8.0/24}"),
+        sh(
+            "echo",
+            &format!(
+                "  networks: [u]\n  volumes: [{{hostPath: {}, path: /opt/udp, readOnly: true}}]\n  ports: [{{host: {port}, container: 9000, protocol: udp}}]\n",
+                bin.display()
+            ),
+            "exec /opt/udp/udpecho"
+        ),
+    );
+    let file = env.manifest("udp.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "echo", 20, |v| v["status"] == "Running");
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut answer = None;
+    for i in 0..20 {
+        client.send(format!("ping{i}").as_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(n) = client.recv(&mut buf) {
+            answer = Some((i, String::from_utf8_lossy(&buf[..n]).into_owned()));
+            break;
+        }
+    }
+    let (i, text) = answer.unwrap_or_else(|| panic!("no UDP answer: {}", env.log_text("echo")));
+    assert_eq!(text, format!("echo:ping{i}"));
+    // A second stack cannot take the same UDP port.
+    let thief = format!(
+        "{}{}",
+        env.image_doc(),
+        sh(
+            "thief",
+            &format!("  networks: [u]\n  ports: [{{host: {port}, container: 53, protocol: udp}}]\n"),
+            "sleep 1"
+        ),
+    );
+    let file = env.manifest("thief.yaml", &thief);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already published by container/echo"), "{err}");
+    env.ok(&["delete", "container/echo", "network/u"]);
+}
+
+/// A DNS server on 127.0.0.1 for the test: `outside.example.test` is
+/// 127.0.0.77, every other name NXDOMAIN. Returns its address.
+fn tiny_dns() -> std::net::SocketAddr {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{rdata::A, RData, Record};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(q) = req.queries().first().cloned() else {
+                continue;
+            };
+            let mut resp = Message::new();
+            resp.set_id(req.id())
+                .set_message_type(MessageType::Response)
+                .set_recursion_desired(true)
+                .set_recursion_available(true)
+                .add_query(q.clone());
+            if q.name().to_ascii().trim_end_matches('.') == "outside.example.test" {
+                resp.add_answer(Record::from_rdata(q.name().clone(), 5, RData::A(A::new(127, 0, 0, 77))));
+            } else {
+                resp.set_response_code(ResponseCode::NXDomain);
+            }
+            let _ = socket.send_to(&resp.to_vec().unwrap(), peer);
+        }
+    });
+    addr
+}
+
+#[test]
+fn other_names_go_to_the_upstream_and_a_replaced_containers_address_answers_at_once() {
+    let mut env = Env::new("netdns");
+    let upstream = tiny_dns();
+    env.kill_daemon();
+    env.extra_env.push(("BERTH_DNS_UPSTREAM".into(), upstream.to_string()));
+    env.start_daemon();
+    let stack = |srv_ip: &str| {
+        format!(
+            "{}{}{}{}",
+            env.image_doc(),
+            network_doc("d", "{subnet: 10.79.9.0/24}"),
+            sh(
+                "srv",
+                &format!("  networks: [{{name: d, ipv4Address: {srv_ip}}}]\n"),
+                "sleep 1000"
+            ),
+            sh("cli", "  networks: [d]\n", "sleep 1000"),
+        )
+    };
+    let file = env.manifest("dns.yaml", &stack("10.79.9.9"));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "cli", 20, |v| v["status"] == "Running");
+    env.wait_for("container", "srv", 20, |v| v["status"] == "Running");
+    let out = env.ok(&["exec", "cli", "nslookup", "outside.example.test"]);
+    assert!(out.contains("127.0.0.77"), "{out}");
+    let out = env.berth(&["exec", "cli", "nslookup", "nowhere.example.test"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("127.0.0.77"));
+    let out = env.ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(out.contains("10.79.9.9"), "{out}");
+
+    // srv replaced with a new address: the next lookup gives it.
+    std::fs::write(&file, stack("10.79.9.19")).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // cli's /etc/hosts is rewritten right after the DNS records.
+    let cli_hosts = env.run.join("net/cli/hosts");
+    while !std::fs::read_to_string(&cli_hosts)
+        .unwrap_or_default()
+        .contains("10.79.9.19\tsrv")
+    {
+        assert!(std::time::Instant::now() < deadline, "srv was not replaced");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = env.ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(out.contains("10.79.9.19") && !out.contains("10.79.9.9\n"), "{out}");
+    env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
+}

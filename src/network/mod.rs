@@ -76,6 +76,9 @@ pub struct Networks {
     pub dns: std::sync::Arc<dns::Dns>,
     /// Where subnets of networks that name none come from.
     pools: Vec<Pool>,
+    /// Where embedded DNS servers forward names not their own; the host's
+    /// /etc/resolv.conf when `None`.
+    dns_upstream: Option<Vec<std::net::SocketAddr>>,
 }
 
 impl Networks {
@@ -86,6 +89,23 @@ impl Networks {
             tag: short_hash(prefix),
             dns: Default::default(),
             pools: Pool::default_pools(),
+            dns_upstream: None,
+        }
+    }
+
+    /// The daemon's `--dns-upstream` resolvers (none: the host's).
+    pub fn with_dns_upstream(mut self, upstream: Vec<std::net::SocketAddr>) -> Networks {
+        if !upstream.is_empty() {
+            self.dns_upstream = Some(upstream);
+        }
+        self
+    }
+
+    /// Where names not of a network are forwarded.
+    pub fn dns_upstream(&self) -> Vec<std::net::SocketAddr> {
+        match &self.dns_upstream {
+            Some(up) => up.clone(),
+            None => dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         }
     }
 
