@@ -126,6 +126,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/networks/connect") => post(network_connect),
         ("post", "/v1/networks/disconnect") => post(network_disconnect),
         ("post", "/v1/unpause/{name}") => post(unpause),
+        ("post", "/v1/rename/{name}") => post(rename),
         ("post", "/v1/stats") => post(stats),
         ("get", "/v1/top/{name}") => get(top),
         ("post", "/v1/cp/{name}") => post(copy),
@@ -321,6 +322,14 @@ async fn network_disconnect(
 
 async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
     Ok(Json(commands::lifecycle::pause(&engine, &name, true).await?))
+}
+
+async fn rename(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<crate::wire::RenameRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::rename(&engine, &name, &req.name).await?))
 }
 
 async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {

@@ -202,6 +202,14 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/rename/{name}",
+        summary: "rename an imperative container, running or not (its runtime id stays)",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<crate::wire::RenameRequest>),
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
         path: "/v1/unpause/{name}",
         summary: "thaw a paused container",
         params: &[("name", "path", "container name")],

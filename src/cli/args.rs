@@ -103,6 +103,8 @@ pub enum CliCmd {
     Pause(NamesArgs),
     /// Thaw paused containers.
     Unpause(NamesArgs),
+    /// Rename a container made by run or create: OLD NEW.
+    Rename(RenameArgs),
     /// Live CPU, memory, network, block IO and pids of containers.
     Stats(StatsArgs),
     /// A container's processes.
@@ -260,6 +262,12 @@ pub struct NamesArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct RenameArgs {
+    pub old: String,
+    pub new: String,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CpArgs {
     pub source: String,
     pub destination: String,
@@ -299,7 +307,7 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// Keep stdin open and forward it (with -t).
+    /// Keep stdin open and forward it (EOF closes the container's stdin).
     #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Give the container a pty (with -i: the terminal in raw mode).

@@ -619,6 +619,24 @@ impl<'a> Validator<'a> {
                 Some(_) => {}
             }
         }
+        if let Some(mode) = &m.mode {
+            if m.tmpfs.is_none() {
+                self.report(o, &format!("{at}.mode"), "`mode` applies only to `tmpfs` mounts");
+            } else if crate::manifest::types::parse_mode(mode).is_none() {
+                self.report(
+                    o,
+                    &format!("{at}.mode"),
+                    format!("`mode` must be octal permission bits such as \"1777\" or \"0700\", got `{mode}`"),
+                );
+            }
+        }
+        if m.propagation.is_some() && m.host_path.is_none() {
+            self.report(
+                o,
+                &format!("{at}.propagation"),
+                "`propagation` applies only to `hostPath` bind mounts",
+            );
+        }
         match m.size {
             Some(_) if m.tmpfs.is_none() => {
                 self.report(o, &format!("{at}.size"), "`size` applies only to `tmpfs` mounts")
@@ -1094,6 +1112,26 @@ mod tests {
         find(&d, "`path` is not used with `tmpfs`");
         let e = find(&d, "`size` applies only to `tmpfs` mounts");
         assert_eq!((e.line, e.field.as_str()), (12, "spec.volumes[5].size"));
+    }
+
+    #[test]
+    fn tmpfs_modes_are_octal_and_propagation_is_for_binds() {
+        let d = check(&container(
+            "web",
+            "  volumes:\n    - {tmpfs: /a, mode: \"0700\"}\n    - {tmpfs: /b, mode: \"rwx\"}\n    - {tmpfs: /c, mode: \"17777\"}\n    - {volume: data, path: /d, mode: \"0755\"}\n    - {volume: data, path: /e, propagation: rslave}\n    - {hostPath: /srv, path: /f, propagation: rshared}\n",
+        ));
+        let e = find(&d, "got `rwx`");
+        assert_eq!((e.line, e.field.as_str()), (8, "spec.volumes[1].mode"));
+        assert!(e.message.contains("octal permission bits"), "{}", e.message);
+        let e = find(&d, "got `17777`");
+        assert_eq!((e.line, e.field.as_str()), (9, "spec.volumes[2].mode"));
+        let e = find(&d, "`mode` applies only to `tmpfs` mounts");
+        assert_eq!((e.line, e.field.as_str()), (10, "spec.volumes[3].mode"));
+        let e = find(&d, "`propagation` applies only to `hostPath` bind mounts");
+        assert_eq!((e.line, e.field.as_str()), (11, "spec.volumes[4].propagation"));
+        assert_eq!(d.len(), 4, "{}", render(&d));
+        assert_eq!(crate::manifest::types::parse_mode("1777"), Some(0o1777));
+        assert_eq!(crate::manifest::types::parse_mode("8"), None);
     }
 
     #[test]

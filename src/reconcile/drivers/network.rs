@@ -117,7 +117,11 @@ impl Driver for NetworkDriver {
             return None;
         }
         for (container, index) in members(engine, &live.key.name) {
-            let veth = engine.host.networks.names().veth_name(&container, index);
+            let veth = engine
+                .host
+                .networks
+                .names()
+                .veth_name(&engine.runtime_id(&container), index);
             if engine.host.networks.netns_exists(&container) && !engine.host.networks.veth_ok(&veth, &info.bridge) {
                 return None;
             }
@@ -427,6 +431,8 @@ pub(super) fn veth_config(
 ) -> Result<VethConfig, DriverError> {
     let names = engine.host.networks.names();
     let subnet = parse_subnet(&info.subnet)?;
+    // Kernel objects are named by the runtime id, which `rename` keeps.
+    let container = &engine.runtime_id(container);
     Ok(VethConfig {
         host_name: names.veth_name(container, index),
         alias: names.alias(&format!("container/{container} eth{index}")),
@@ -526,7 +532,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
             )?;
             return Ok(Wired {
                 netns: NetnsMode::Host,
-                mounts: etc_mounts(names.dir(name)),
+                mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
             });
         }
         Some(mode) if mode.starts_with("container:") => {
@@ -537,8 +543,8 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
                 )));
             }
             return Ok(Wired {
-                netns: NetnsMode::Path(names.netns_path(peer)),
-                mounts: etc_mounts(names.dir(peer)),
+                netns: NetnsMode::Path(names.netns_path(&engine.runtime_id(peer))),
+                mounts: etc_mounts(names.dir(&engine.runtime_id(peer))),
             });
         }
         _ => {}
@@ -585,8 +591,8 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
     refresh_hosts(engine);
     Ok(Wired {
-        netns: NetnsMode::Path(names.netns_path(name)),
-        mounts: etc_mounts(names.dir(name)),
+        netns: NetnsMode::Path(names.netns_path(&engine.runtime_id(name))),
+        mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
     })
 }
 
