@@ -1045,3 +1045,50 @@ fn other_names_go_to_the_upstream_and_a_replaced_containers_address_answers_at_o
     assert!(out.contains("10.79.9.19") && !out.contains("10.79.9.9\n"), "{out}");
     env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
 }
+
+#[test]
+fn a_host_port_another_process_holds_is_refused_at_apply_with_its_line() {
+    let env = Env::new("netportheld");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let free = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("h", "{subnet: 10.79.10.0/24}"),
+        format!(
+            "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec:\n  image: busybox\n  networks: [h]\n  command: [sleep, '1000']\n  ports:\n    - {{host: {free}, container: 80}}\n    - {{host: {tcp_port}, container: 81}}\n    - {{host: {udp_port}, container: 53, protocol: udp}}\n"
+        ),
+    );
+    let file = env.manifest("held.yaml", &stack);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<usize> = stack
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&format!("host: {tcp_port},")) || l.contains(&format!("host: {udp_port},")))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        err.contains(&format!("held.yaml:{}", lines[0]))
+            && err.contains(&format!("host port {tcp_port}/tcp is already in use")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("held.yaml:{}", lines[1]))
+            && err.contains(&format!("host port {udp_port}/udp is already in use")),
+        "{err}"
+    );
+    assert!(!err.contains(&format!("host port {free}/")), "{err}");
+    // Nothing of the apply was made.
+    let all = env.ok(&["get", "-o", "json"]);
+    assert!(!all.contains("\"web\"") && !all.contains("\"h\""), "{all}");
+    drop((tcp, udp));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 20, |v| v["status"] == "Running");
+    env.ok(&["delete", "container/web", "network/h"]);
+}
