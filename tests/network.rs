@@ -1054,13 +1054,13 @@ fn a_host_port_another_process_holds_is_refused_at_apply_with_its_line() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port();
     let free = free_port();
+    let web = format!(
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec:\n  image: busybox\n  networks: [h]\n  command: [sleep, '1000']\n  ports:\n    - {{host: {free}, container: 80}}\n    - {{host: {tcp_port}, container: 81}}\n    - {{host: {udp_port}, container: 53, protocol: udp}}\n"
+    );
     let stack = format!(
-        "{}{}{}",
+        "{}{}{web}",
         env.image_doc(),
         network_doc("h", "{subnet: 10.79.10.0/24}"),
-        format!(
-            "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec:\n  image: busybox\n  networks: [h]\n  command: [sleep, '1000']\n  ports:\n    - {{host: {free}, container: 80}}\n    - {{host: {tcp_port}, container: 81}}\n    - {{host: {udp_port}, container: 53, protocol: udp}}\n"
-        ),
     );
     let file = env.manifest("held.yaml", &stack);
     let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
