@@ -595,28 +595,38 @@ fn berth_lets_its_bridges_through_a_docker_forward_chain_and_touches_nothing_els
     }
 }
 
-/// Reachability by ICMP: TCP between two macvlans on a veth parent fails
-/// here (checksum offload on the veth, not berth's doing: ping passes), and
-/// this kernel has no `dummy` driver for a parent without offloads.
+/// The parent is a `dummy` link, as the issue asks, where the kernel has
+/// the driver; this one has none built in and no modules (`ip link add …
+/// type dummy` says "Unknown device type"), so there it is a veth end, up
+/// with its peer (else it has no carrier, nor do the macvlans).
 #[test]
 fn macvlan_containers_on_a_host_parent_reach_each_other() {
     let env = Env::new("netmacvlan");
-    // The parent: a veth end, made by the test as a host interface would be
-    // there already.
     let parent = format!("bmv{}", std::process::id() % 100_000);
     let peer = format!("{parent}p");
-    let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
-    assert!(ip(&["link", "add", &parent, "type", "veth", "peer", "name", &peer]));
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
     struct Gone(String);
     impl Drop for Gone {
         fn drop(&mut self) {
             let _ = link::delete_link(&self.0);
         }
     }
+    let dummy = ip(&["link", "add", &parent, "type", "dummy"]);
+    if !dummy {
+        assert!(ip(&["link", "add", &parent, "type", "veth", "peer", "name", &peer]));
+    }
     let _parent_goes = Gone(parent.clone());
     assert!(ip(&["link", "set", &parent, "up"]));
-    // Its peer up too, or the parent has no carrier and nor do the macvlans.
-    assert!(ip(&["link", "set", &peer, "up"]));
+    if !dummy {
+        assert!(ip(&["link", "set", &peer, "up"]));
+    }
     let stack = format!(
         "{}{}{}{}",
         env.image_doc(),
@@ -624,17 +634,14 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
             "lan",
             &format!("{{driver: macvlan, parent: {parent}, subnet: 10.89.254.0/24}}")
         ),
-        sh(
-            "srv",
-            "  networks: [{name: lan, ipv4Address: 10.89.254.10}]\n",
-            "sleep 1000"
-        ),
+        sh("srv", "  networks: [{name: lan, ipv4Address: 10.89.254.10}]\n", HTTPD),
         sh(
             "cli",
             "  networks: [lan]\n",
             "for target in 10.89.254.10 srv; do ok=; for i in $(seq 20); do \
              ping -c1 -W1 $target > /tmp/ping && ok=1 && break; done; [ -n \"$ok\" ] || exit 1; \
-             cat /tmp/ping; done; cat /proc/net/dev",
+             cat /tmp/ping; done; \
+             for i in $(seq 20); do wget -q -O- http://srv/ && break; sleep 0.2; done; cat /proc/net/dev",
         ),
     );
     let file = env.manifest("lan.yaml", &stack);
@@ -642,6 +649,8 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
     let (code, logs) = exit_code(&env, "cli", 60);
     assert_eq!(code, 0, "{logs}");
     assert_eq!(logs.matches("1 packets received").count(), 2, "{logs}");
+    // TCP too.
+    assert!(logs.contains("hello-from-srv"), "{logs}");
     assert_eq!(interfaces(&logs), ["eth0", "lo"], "{logs}");
     let net = env.view("network", "lan");
     assert_eq!(net["status"], "Ready", "{net}");
