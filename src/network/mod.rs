@@ -79,7 +79,15 @@ pub struct Networks {
     /// Where embedded DNS servers forward names not their own; the host's
     /// /etc/resolv.conf when `None`.
     dns_upstream: Option<Vec<std::net::SocketAddr>>,
+    /// The last count of berth's nft rules and when it was read (see
+    /// [`Networks::rule_count`]).
+    rules_seen: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Option<usize>)>>>,
 }
+
+/// How long a listing of berth's nft table answers for: every network's
+/// drift check in one pass shares one `nft list table` rather than running
+/// one each.
+const RULES_FRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Networks {
     pub fn new(run: &Path, prefix: &str) -> Networks {
@@ -90,7 +98,27 @@ impl Networks {
             dns: Default::default(),
             pools: Pool::default_pools(),
             dns_upstream: None,
+            rules_seen: Default::default(),
         }
+    }
+
+    /// How many rules berth's table holds (`None`: no table), listed at most
+    /// once per [`RULES_FRESH`]; a sync forgets the count.
+    pub fn rule_count(&self) -> Result<Option<usize>> {
+        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, count)) = *seen {
+            if at.elapsed() < RULES_FRESH {
+                return Ok(count);
+            }
+        }
+        let count = nat::rule_count(self.table())?;
+        *seen = Some((std::time::Instant::now(), count));
+        Ok(count)
+    }
+
+    /// Forgets the last count (berth just changed the table).
+    pub fn forget_rule_count(&self) {
+        *self.rules_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The daemon's `--dns-upstream` resolvers (none: the host's).

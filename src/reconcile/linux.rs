@@ -318,11 +318,13 @@ impl NetworkHost for Networks {
         network::files::host_resolv_conf()
     }
     fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
-        nat::sync(self.table(), networks, ports)
+        let synced = nat::sync(self.table(), networks, ports);
+        self.forget_rule_count();
+        synced
     }
     fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool {
         let want = nat::expected_rules(networks, ports);
-        match nat::rule_count(self.table()) {
+        match self.rule_count() {
             Ok(Some(n)) => n == want,
             Ok(None) => networks.is_empty() && ports.is_empty(),
             Err(_) => false,
