@@ -81,8 +81,11 @@ pub struct Networks {
     dns_upstream: Option<Vec<std::net::SocketAddr>>,
     /// The last count of berth's nft rules and when it was read (see
     /// [`Networks::rule_count`]).
-    rules_seen: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Option<usize>)>>>,
+    rules_seen: std::sync::Arc<std::sync::Mutex<Option<RulesSeen>>>,
 }
+
+/// When berth's nft rules were counted, and the count (`None`: no table).
+type RulesSeen = (std::time::Instant, Option<usize>);
 
 /// How long a listing of berth's nft table answers for: every network's
 /// drift check in one pass shares one `nft list table` rather than running
