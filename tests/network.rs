@@ -647,3 +647,25 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
     assert_eq!(net["status"], "Ready", "{net}");
     env.ok(&["delete", "container/cli", "container/srv", "network/lan"]);
 }
+
+/// The reconciler skips listing berth's table (an `nft` process) while the
+/// kernel's ruleset generation has not moved: it must move with every change.
+#[test]
+fn the_ruleset_generation_moves_with_every_nftables_change() {
+    common::require_root();
+    use berth::network::nat;
+    let table = format!("berth-gentest{}", std::process::id());
+    let before = nat::ruleset_generation().expect("the kernel answers NFT_MSG_GETGEN");
+    let net = berth::network::NatNetwork {
+        bridge: "bbgentest0".into(),
+        subnet: "10.89.251.0/24".parse().unwrap(),
+        internal: true,
+    };
+    nat::sync(&table, &[net], &[]).unwrap();
+    let made = nat::ruleset_generation().unwrap();
+    nat::remove_table(&table).unwrap();
+    let removed = nat::ruleset_generation().unwrap();
+    assert!(made > before, "{before} -> {made}");
+    assert!(removed > made, "{made} -> {removed}");
+    assert_eq!(nat::rule_count(&table).unwrap(), None);
+}

@@ -74,6 +74,9 @@ pub struct Networks {
     tag: String,
     /// The embedded DNS servers, one per network.
     pub dns: std::sync::Arc<dns::Dns>,
+    /// The nftables ruleset generation at which berth's table last held the
+    /// rule count given beside it (see [`Networks::nat_verified`]).
+    nat_checked: std::sync::Arc<std::sync::Mutex<Option<(u32, usize)>>>,
 }
 
 impl Networks {
@@ -83,7 +86,24 @@ impl Networks {
             prefix: prefix.to_string(),
             tag: short_hash(prefix),
             dns: Default::default(),
+            nat_checked: Default::default(),
         }
+    }
+
+    /// Whether berth's table was found holding `rules` rules at ruleset
+    /// generation `generation`: nothing in any table has changed since, so
+    /// it still does, and listing it again (an `nft` process on every
+    /// reconcile pass) can be skipped.
+    pub fn nat_verified(&self, generation: Option<u32>, rules: usize) -> bool {
+        let checked = *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner());
+        generation.is_some() && checked == generation.map(|g| (g, rules))
+    }
+
+    /// Records that the table held `rules` rules at `generation`, read
+    /// before the table was listed (a change in between bumps it, so the
+    /// next check lists again).
+    pub fn set_nat_verified(&self, generation: Option<u32>, rules: usize) {
+        *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner()) = generation.map(|g| (g, rules));
     }
 
     /// berth's nftables table of this root.
