@@ -384,6 +384,11 @@ pub struct DaemonArgs {
         value_delimiter = ' '
     )]
     pub default_address_pools: Vec<String>,
+    /// `IP[:PORT]` of a resolver the networks' DNS servers forward other
+    /// names to, instead of the host's /etc/resolv.conf (repeatable; in
+    /// the environment, space-separated).
+    #[arg(long = "dns-upstream", env = "BERTH_DNS_UPSTREAM", value_delimiter = ' ')]
+    pub dns_upstream: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -264,6 +264,13 @@ impl<'a> Validator<'a> {
                 (Ok(_), Some((_, Err(_)))) => {}
             }
         }
+        if spec.subnet6.is_some() {
+            self.report(
+                o,
+                "spec.subnet6",
+                "IPv6 is not supported yet: remove `subnet6` (the network gets IPv4 only)",
+            );
+        }
         if let Some(range) = &spec.ip_range {
             match (parse_range(range), &subnet) {
                 (Err(why), _) => self.report(o, "spec.ipRange", format!("ipRange `{range}`: {why}")),
@@ -1200,10 +1207,17 @@ mod tests {
                 "{subnet: 10.89.0.0/24, ipRange: 10.89.0.3/28}",
                 "did you mean 10.89.0.0/28?",
             ),
+            (
+                "{subnet: 10.89.0.0/24, subnet6: 'fd00:1::/64'}",
+                "IPv6 is not supported yet",
+            ),
         ] {
             let d = check(&net(spec));
             find(&d, needle);
         }
+        let d = check(&net("\n  subnet: 10.89.0.0/24\n  subnet6: fd00:1::/64"));
+        let e = find(&d, "IPv6 is not supported yet");
+        assert_eq!((e.line, e.field.as_str()), (6, "spec.subnet6"));
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct NetworkInfo {
     /// Where in `subnet` addresses are given (`ipRange`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    /// The IPv6 subnet of a dual-stack network (none until IPv6 is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
 }
 
 /// The kind-specific part of a live record.

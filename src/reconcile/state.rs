@@ -127,6 +127,20 @@ impl Engine {
             .collect())
     }
 
+    /// Fails, saying why, when a process on the host holds `port` (berth's
+    /// own published ports hold no socket: they are DNAT rules).
+    pub fn host_port_free(&self, port: u16, udp: bool) -> std::result::Result<(), String> {
+        let proto = if udp {
+            crate::network::Proto::Udp
+        } else {
+            crate::network::Proto::Tcp
+        };
+        self.host
+            .networks
+            .check_port_free(port, proto)
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether a container is known: made by berth, or with logs left.
     pub fn container_known(&self, name: &str) -> Result<bool> {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())

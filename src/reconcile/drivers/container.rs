@@ -595,12 +595,22 @@ async fn remove_container(engine: &Engine, name: &str) -> DriverResult {
     stop_container(engine, name, grace_of(engine, name)).await;
     let host = engine.host.containers.clone();
     let id = name.to_string();
-    tokio::task::spawn_blocking(move || host.remove(&id)).await??;
     let (networks, ports) = engine
         .live(Kind::Container, name)?
         .and_then(|l| l.container_spec().map(|c| (c.networks.len(), !c.ports.is_empty())))
         .unwrap_or((0, false));
-    network::unwire(engine, name, networks).await?;
+    // The container's files, mounts and cgroups, and its network (veths,
+    // namespace, addresses), have nothing to wait for in each other once the
+    // init is gone: remove them at the same time. Deleting a veth alone
+    // waits for an RCU barrier in the kernel (~5-20 ms here), which the
+    // runtime's part no longer queues behind. Both always run; the first
+    // failure is reported.
+    let (removed, unwired) = tokio::join!(
+        tokio::task::spawn_blocking(move || host.remove(&id)),
+        network::unwire(engine, name, networks)
+    );
+    removed??;
+    unwired?;
     if networks > 0 {
         network::refresh_hosts(engine);
     }
