@@ -374,7 +374,7 @@ fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
         .as_i64()
         .unwrap();
     env.wait_for("container", "peer", 10, |v| v["status"] == "Running");
-    env.ok(&["rename", "old", "new"]);
+    assert_eq!(env.ok(&["rename", "old", "new"]), "", "silent, as docker rename");
 
     // The same process, now under the new name; the old name names nothing.
     let v = env.view("container", "new");
