@@ -421,6 +421,28 @@ fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
         "{refused:?}"
     );
 
+    // A client following a container (a foreground run) stays with it
+    // through a rename: its output and exit code still come.
+    let fg = env
+        .command()
+        .args([
+            "run",
+            "--name",
+            "fg",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 2; echo after; exit 5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_for("container", "fg", 10, |v| v["status"] == "Running");
+    env.ok(&["rename", "fg", "fg2"]);
+    let out = fg.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after\n");
+
     // After a daemon crash it is still the renamed container, adopted.
     env.kill_daemon();
     env.start_daemon();
@@ -437,7 +459,7 @@ fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
         Some(other),
         "the other one runs on"
     );
-    env.ok(&["rm", "-f", "new", "old", "peer"]);
+    env.ok(&["rm", "-f", "new", "old", "peer", "fg2"]);
     env.ok(&["delete", "-f", manifest.to_str().unwrap()]);
 }
 

@@ -204,6 +204,8 @@ async fn follow_range<T>(
 ) -> std::io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let path = engine.log_file(name);
+    // Followed by runtime id: a `rename` meanwhile does not end the follow.
+    let id = engine.runtime_id(name);
     let mut exits = engine.exits();
     if tail.is_none() {
         for old in logs::rotated_files(&path) {
@@ -218,7 +220,7 @@ async fn follow_range<T>(
     let mut file = std::fs::File::open(&path).ok();
     loop {
         // Checked before reading: lines written before an exit are all read.
-        let running = follow && engine.container_state(name) == ContainerState::Running;
+        let running = follow && engine.container_state(&engine.name_of_id(&id)) == ContainerState::Running;
         if file.is_none() {
             file = std::fs::File::open(&path).ok();
             offset = 0;
