@@ -43,7 +43,10 @@ async fn ensure_image(g: &Global, image: &mut String) -> Result<(), ExitCode> {
         let path = format!("/v1/objects/image/{image}");
         match client(g, true).get::<serde_json::Value>(&path).await {
             Ok(_) => return Ok(()),
-            Err(ClientError::Api { kind, .. }) if kind == crate::wire::ErrorKind::NotFound => {
+            Err(ClientError::Api {
+                kind: crate::wire::ErrorKind::NotFound,
+                ..
+            }) => {
                 image.push_str(":latest");
             }
             // The run request reports an unreachable daemon itself.
