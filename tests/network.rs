@@ -1101,3 +1101,25 @@ fn a_host_port_another_process_holds_is_refused_at_apply_with_its_line() {
     env.wait_for("container", "web", 20, |v| v["status"] == "Running");
     env.ok(&["delete", "container/web", "network/h"]);
 }
+
+/// The reconciler skips listing berth's table (an `nft` process) while the
+/// kernel's ruleset generation has not moved: it must move with every change.
+#[test]
+fn the_ruleset_generation_moves_with_every_nftables_change() {
+    common::require_root();
+    use berth::network::nat;
+    let table = format!("berth-gentest{}", std::process::id());
+    let before = nat::ruleset_generation().expect("the kernel answers NFT_MSG_GETGEN");
+    let net = berth::network::NatNetwork {
+        bridge: "bbgentest0".into(),
+        subnet: "10.89.251.0/24".parse().unwrap(),
+        internal: true,
+    };
+    nat::sync(&table, &[net], &[]).unwrap();
+    let made = nat::ruleset_generation().unwrap();
+    nat::remove_table(&table).unwrap();
+    let removed = nat::ruleset_generation().unwrap();
+    assert!(made > before, "{before} -> {made}");
+    assert!(removed > made, "{made} -> {removed}");
+    assert_eq!(nat::rule_count(&table).unwrap(), None);
+}

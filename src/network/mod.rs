@@ -79,18 +79,10 @@ pub struct Networks {
     /// Where embedded DNS servers forward names not their own; the host's
     /// /etc/resolv.conf when `None`.
     dns_upstream: Option<Vec<std::net::SocketAddr>>,
-    /// The last count of berth's nft rules and when it was read (see
-    /// [`Networks::rule_count`]).
-    rules_seen: std::sync::Arc<std::sync::Mutex<Option<RulesSeen>>>,
+    /// The nftables ruleset generation at which berth's table last held the
+    /// rule count given beside it (see [`Networks::nat_verified`]).
+    nat_checked: std::sync::Arc<std::sync::Mutex<Option<(u32, usize)>>>,
 }
-
-/// When berth's nft rules were counted, and the count (`None`: no table).
-type RulesSeen = (std::time::Instant, Option<usize>);
-
-/// How long a listing of berth's nft table answers for: every network's
-/// drift check in one pass shares one `nft list table` rather than running
-/// one each.
-const RULES_FRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Networks {
     pub fn new(run: &Path, prefix: &str) -> Networks {
@@ -101,27 +93,24 @@ impl Networks {
             dns: Default::default(),
             pools: Pool::default_pools(),
             dns_upstream: None,
-            rules_seen: Default::default(),
+            nat_checked: Default::default(),
         }
     }
 
-    /// How many rules berth's table holds (`None`: no table), listed at most
-    /// once per [`RULES_FRESH`]; a sync forgets the count.
-    pub fn rule_count(&self) -> Result<Option<usize>> {
-        let mut seen = self.rules_seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, count)) = *seen {
-            if at.elapsed() < RULES_FRESH {
-                return Ok(count);
-            }
-        }
-        let count = nat::rule_count(self.table())?;
-        *seen = Some((std::time::Instant::now(), count));
-        Ok(count)
+    /// Whether berth's table was found holding `rules` rules at ruleset
+    /// generation `generation`: nothing in any table has changed since, so
+    /// it still does, and listing it again (an `nft` process on every
+    /// reconcile pass) can be skipped.
+    pub fn nat_verified(&self, generation: Option<u32>, rules: usize) -> bool {
+        let checked = *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner());
+        generation.is_some() && checked == generation.map(|g| (g, rules))
     }
 
-    /// Forgets the last count (berth just changed the table).
-    pub fn forget_rule_count(&self) {
-        *self.rules_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    /// Records that the table held `rules` rules at `generation`, read
+    /// before the table was listed (a change in between bumps it, so the
+    /// next check lists again).
+    pub fn set_nat_verified(&self, generation: Option<u32>, rules: usize) {
+        *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner()) = generation.map(|g| (g, rules));
     }
 
     /// The daemon's `--dns-upstream` resolvers (none: the host's).
@@ -193,15 +182,20 @@ impl Networks {
     /// files. Keeps going and reports every failure; what is gone is done.
     pub fn remove_container(&self, id: &str, interfaces: usize) -> Result<()> {
         let mut errors = Vec::new();
+        // The namespace goes first: the network driver repairs a container
+        // whose namespace is there but whose veth is not, and with the veth
+        // deleted first every removal looked like that for the ~20 ms the
+        // deletion takes (a spurious "Repaired" with a veth made again and
+        // three nft runs on each `run --rm` on a bridge).
+        if let Err(e) = link::remove_netns(&self.netns_path(id)) {
+            errors.push(e.to_string());
+        }
         // Deleting the host end deletes the pair now; waiting for the
         // namespace to die would leave it to a kernel work queue.
         for i in 0..interfaces {
             if let Err(e) = link::delete_link(&self.veth_name(id, i)) {
                 errors.push(e.to_string());
             }
-        }
-        if let Err(e) = link::remove_netns(&self.netns_path(id)) {
-            errors.push(e.to_string());
         }
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {

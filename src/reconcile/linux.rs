@@ -318,17 +318,22 @@ impl NetworkHost for Networks {
         network::files::host_resolv_conf()
     }
     fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
-        let synced = nat::sync(self.table(), networks, ports);
-        self.forget_rule_count();
-        synced
+        nat::sync(self.table(), networks, ports)
     }
     fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool {
         let want = nat::expected_rules(networks, ports);
-        match self.rule_count() {
+        // Read before listing: a change after it bumps it past what is recorded.
+        let generation = nat::ruleset_generation();
+        if self.nat_verified(generation, want) {
+            return true;
+        }
+        let intact = match nat::rule_count(self.table()) {
             Ok(Some(n)) => n == want,
             Ok(None) => networks.is_empty() && ports.is_empty(),
             Err(_) => false,
-        }
+        };
+        self.set_nat_verified(generation.filter(|_| intact), want);
+        intact
     }
     fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()> {
         Networks::check_port_free(self, port, proto)

@@ -146,6 +146,13 @@ impl Engine {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
     }
 
+    /// A regular file of a running container (`/etc/passwd`), read inside
+    /// its root; None when it is not running or has no such file.
+    pub fn container_file(&self, name: &str, path: &str) -> Option<String> {
+        let pid = self.running_init(name)?;
+        self.host.containers.read_file(pid, std::path::Path::new(path)).ok()
+    }
+
     /// Whether the container runs with a tty, and with an open stdin.
     pub fn container_stdio(&self, name: &str) -> Option<(bool, bool)> {
         let live = self.live(Kind::Container, name).ok()??;
@@ -260,8 +267,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Forgets a removed container's runtime id (its name is free again).
+    /// Forgets a removed container's runtime id (its name is free again)
+    /// and its recorded health.
     pub(super) fn forget_id(&self, name: &str) -> Result<()> {
+        self.store.health_delete(name)?;
         self.store.container_id_forget(name)?;
         self.ids.forget(name);
         Ok(())

@@ -226,12 +226,19 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename.
+/// Writes `bytes` to `path` atomically: temp file, then rename, so a reader
+/// (or a daemon after a crash of the shim or of itself) sees the old or the
+/// new record, never a torn one. No fsync: these are the run dir's records
+/// (a shim's pid and start times, an exit status), which describe processes
+/// that a power loss or kernel crash ends anyway, so making them durable
+/// buys nothing, while an fsync on a run dir that is not a tmpfs waits for
+/// a journal commit of the whole file system: measured 3 ms idle and up to
+/// 128 ms while other builds wrote, on every container start and exit.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    drop(f);
     fs::rename(&tmp, path)
 }
 

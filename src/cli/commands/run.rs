@@ -56,6 +56,8 @@ fn request(args: RunArgs) -> RunRequest {
         tty: args.tty,
         interactive: args.interactive,
         attach: false,
+        detach_keys: None,
+        user: args.user,
     }
 }
 
@@ -69,6 +71,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let attach_tty = (args.tty || args.interactive) && !args.detach;
     let detach = args.detach || args.tty || args.interactive;
     let tty = args.tty;
+    let detach_keys = args.detach_keys.clone();
     // As `docker run`: a missing image is pulled first, with its progress.
     if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
         if let Err(message) = super::images::pull_image(g, &args.image, None).await {
@@ -96,6 +99,8 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         tty: args.tty,
         interactive: args.interactive,
         attach: attach_tty,
+        detach_keys: args.detach_keys.clone(),
+        user: args.user,
     };
     let interactive = args.interactive;
     let mut started = None;
@@ -140,7 +145,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     if let Some(name) = started {
-        return super::exec::attach(g, &name, tty, interactive).await;
+        return super::exec::attach(g, &name, tty, interactive, detach_keys).await;
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
