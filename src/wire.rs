@@ -287,6 +287,10 @@ pub struct RunRequest {
     /// Keep its stdin open (`-i`).
     #[serde(default)]
     pub interactive: bool,
+    /// The client attaches next (`run -t`/`-i` without `-d`): the init
+    /// starts once it did, and its exit waits for it (`--rm` too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attach: bool,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -344,8 +348,10 @@ pub struct ExecRequest {
 }
 
 /// `POST /v1/attach/{name}` (with `Upgrade: berth-stdio`): the stdio of a
-/// container with a tty, framed as an exec with a tty. ctrl-p ctrl-q
-/// detaches (exit code 0); else the end frame has the container's exit code.
+/// container with a tty, framed as an exec with a tty (ctrl-p ctrl-q
+/// detaches, exit code 0), or of one with an open stdin and no tty, as an
+/// `exec -i`: raw stdin up (a half-close is its EOF), stdout and stderr in
+/// frames. The end frame has the container's exit code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachRequest {
@@ -402,6 +408,40 @@ pub struct KillRequest {
     /// `KILL` (the default), `TERM`, `SIGHUP`, `9`…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+}
+
+/// Body of `POST /v1/networks/connect`: a container made by `run` or
+/// `create` joins a network while it runs (`berth network connect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConnectRequest {
+    pub network: String,
+    pub container: String,
+    /// More names it answers to on that network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// A fixed IPv4 address in the network's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+/// Body of `POST /v1/networks/disconnect` (`berth network disconnect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkDisconnectRequest {
+    pub network: String,
+    pub container: String,
+    /// Go on when removing its interface fails.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Body of `POST /v1/rename/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameRequest {
+    /// The container's new name.
+    pub name: String,
 }
 
 /// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
@@ -483,6 +523,23 @@ pub struct ContainerInspect {
     /// What the runtime runs: the OCI spec's process, hostname, mounts,
     /// namespaces and cgroup path (while the container has a bundle).
     pub runtime: Option<serde_json::Value>,
+    /// Its labels: the image's, under the manifest's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The image's `ExposedPorts` (`80/tcp`); published only by `ports`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
+    /// Anonymous volumes made for the image's `Volumes`: `{name, path}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<AnonymousVolume>,
+}
+
+/// An anonymous volume of a container (see [`ContainerInspect`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnonymousVolume {
+    pub name: String,
+    pub path: String,
 }
 
 /// Body of `POST /v1/cp/{name}`: a copy between a running container and the

@@ -749,3 +749,78 @@ fn volume_ls_rm_and_prune_spare_what_containers_use() {
     env.ok(&["volume", "rm", "data"]);
     assert!(!env.ok(&["volume", "ls"]).contains("data"));
 }
+
+/// mount(2), in-process (the harness reaps children, so a `mount` child's
+/// status could be lost).
+fn host_mount(
+    source: Option<&str>,
+    target: &std::path::Path,
+    fstype: Option<&str>,
+    flags: nix::mount::MsFlags,
+    data: Option<&str>,
+) {
+    nix::mount::mount(source, target, fstype, flags, data).unwrap_or_else(|e| panic!("mount {target:?}: {e}"));
+}
+
+/// Unmounts on drop, so a failing test leaves no mount behind.
+struct Unmount(Vec<std::path::PathBuf>);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn tmpfs_mode_and_bind_propagation_take_effect() {
+    let env = Env::new("mntopts");
+    // A shared host mount: what is mounted under it later reaches its
+    // `rslave` bind, and not its `rprivate` (the default) one.
+    let host_dir = env.dir.join("prop");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let dir = host_dir.to_str().unwrap();
+    let mut mounted = Unmount(vec![host_dir.clone()]);
+    use nix::mount::MsFlags;
+    host_mount(Some(dir), &host_dir, None, MsFlags::MS_BIND, None);
+    host_mount(None, &host_dir, None, MsFlags::MS_SHARED, None);
+    std::fs::create_dir_all(host_dir.join("sub")).unwrap();
+    let extra = format!(
+        "  restartPolicy: never\n  network: none\n  volumes:\n    - {{tmpfs: /secret, mode: \"0700\", size: 1Mi}}\n    - {{tmpfs: /scratch}}\n    - {{hostPath: {dir}, path: /slave, propagation: rslave}}\n    - {{hostPath: {dir}, path: /private}}\n"
+    );
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container(
+            "opts",
+            "stat -c '%n %a' /secret /scratch; while [ ! -e /slave/sub/marker ]; do sleep 0.1; done; echo slave sees it; ls /private/sub; echo private listed; sleep 1000",
+            &extra
+        )
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "opts", 15, running);
+    // Mounted on the host once the container runs.
+    let sub = host_dir.join("sub");
+    host_mount(Some("tmpfs"), &sub, Some("tmpfs"), MsFlags::empty(), Some("size=1m"));
+    mounted.0.push(sub.clone());
+    std::fs::write(sub.join("marker"), "x").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = env.log_text("opts");
+        if log.contains("private listed") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(log.contains("/secret 700"), "{log}");
+    assert!(log.contains("/scratch 1777"), "{log}");
+    assert!(
+        log.contains("slave sees it"),
+        "an rslave bind gets the host's new mount: {log}"
+    );
+    assert!(!log.contains("marker"), "an rprivate bind does not: {log}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    drop(mounted);
+}

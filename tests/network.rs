@@ -648,6 +648,218 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
     env.ok(&["delete", "container/cli", "container/srv", "network/lan"]);
 }
 
+/// The addresses `owner` holds, by network, as the store records them.
+fn allocations(env: &Env, owner: &str) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT network, address FROM allocations WHERE owner = ?1 ORDER BY network")
+        .unwrap();
+    stmt.query_map([owner], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// `GET /` from inside `container` to `host`:80 once (busybox `nc`: its
+/// `wget -T` dies of SIGSEGV under exec here).
+fn get_once(env: &Env, container: &str, host: &str) -> Option<String> {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {host} 80");
+    let out = env.berth(&["exec", container, "sh", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && text.contains("200 OK")).then_some(text)
+}
+
+/// [`get_once`], retried for a few seconds.
+fn fetch_from(env: &Env, container: &str, host: &str) -> Option<String> {
+    for _ in 0..25 {
+        if let Some(text) = get_once(env, container, host) {
+            return Some(text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    None
+}
+
+#[test]
+fn network_connect_and_disconnect_change_a_running_containers_networks() {
+    let mut env = Env::new("netconnect");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&["network", "create", "n1", "--subnet", "10.89.246.0/24"]);
+    env.ok(&["network", "create", "n2", "--subnet", "10.89.247.0/24"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "n2",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let idle = "trap 'exit 0' TERM; sleep 1000 & wait";
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "n1",
+        "busybox",
+        "sh",
+        "-c",
+        idle,
+    ]);
+    let reach = |env: &Env| get_once(env, "cli", "srv").is_some();
+    assert!(!reach(&env), "cli reached srv before it was connected");
+
+    env.ok(&["network", "connect", "--alias", "front", "n2", "cli"]);
+    assert!(fetch_from(&env, "cli", "srv")
+        .unwrap_or_default()
+        .contains("hello-from-srv"));
+    let held = allocations(&env, "cli");
+    assert_eq!(held.len(), 2, "{held:?}");
+    let n2_ip = held.iter().find(|(n, _)| n == "n2").unwrap().1.clone();
+    assert_eq!(n2_ip, "10.89.247.3");
+    let dev = env.ok(&["exec", "cli", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&dev), ["eth0", "eth1", "lo"]);
+    // Its name and alias on n2, in the DNS and in the peer's /etc/hosts.
+    let lookup = env.ok(&["exec", "srv", "nslookup", "front"]);
+    assert!(lookup.contains(&n2_ip), "{lookup}");
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{n2_ip}\tcli front")), "{hosts}");
+    let again = env.berth(&["network", "connect", "n2", "cli"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already on network/n2"));
+
+    // Kept over a restart of the container and of the daemon.
+    env.ok(&["restart", "cli"]);
+    assert!(fetch_from(&env, "cli", "srv").is_some());
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(fetch_from(&env, "cli", "srv").is_some());
+    assert_eq!(allocations(&env, "cli"), held);
+
+    env.ok(&["network", "disconnect", "n2", "cli"]);
+    assert!(!reach(&env), "cli still reached srv after disconnect");
+    let dev = env.ok(&["exec", "cli", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&dev), ["eth0", "lo"]);
+    assert_eq!(
+        allocations(&env, "cli"),
+        [("n1".to_string(), "10.89.246.2".to_string())]
+    );
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("cli"), "{hosts}");
+    // Its address on n2 is free again: the next container gets it.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "third",
+        "--network",
+        "n2",
+        "busybox",
+        "sh",
+        "-c",
+        idle,
+    ]);
+    assert_eq!(allocations(&env, "third"), [("n2".to_string(), n2_ip.clone())]);
+
+    // Leaving its first network: n2 becomes eth0, with the default route.
+    env.ok(&["network", "connect", "--ip", "10.89.247.9", "n2", "cli"]);
+    env.ok(&["network", "disconnect", "n1", "cli"]);
+    let dev = env.ok(&["exec", "cli", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&dev), ["eth0", "lo"]);
+    let route = env.ok(&["exec", "cli", "ip", "route"]);
+    assert!(route.contains("default via 10.89.247.1 dev eth0"), "{route}");
+    assert!(fetch_from(&env, "cli", "srv").is_some());
+    assert_eq!(
+        allocations(&env, "cli"),
+        [("n2".to_string(), "10.89.247.9".to_string())]
+    );
+
+    // A manifest's container is changed in its manifest.
+    let decl = env.manifest("decl.yaml", &sh("decl", "  networks: [n1]\n", idle));
+    env.ok(&["apply", "-f", decl.to_str().unwrap()]);
+    env.wait_for("container", "decl", 20, |v| v["status"] == "Running");
+    let refused = env.berth(&["network", "connect", "n2", "decl"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("decl.yaml") && err.contains("spec.networks"), "{err}");
+    let missing = env.berth(&["network", "connect", "n9", "cli"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("network/n9 not found"));
+    env.ok(&[
+        "delete",
+        "container/decl",
+        "container/cli",
+        "container/srv",
+        "container/third",
+    ]);
+}
+
+#[test]
+fn ip_range_bounds_addresses_and_the_default_address_pool_is_the_daemons_flag() {
+    let mut env = Env::new("netpool");
+    env.kill_daemon();
+    env.extra_env.push((
+        "BERTH_DEFAULT_ADDRESS_POOL".into(),
+        "base=10.79.0.0/24,size=28 base=10.79.1.0/24,size=26".into(),
+    ));
+    env.start_daemon();
+    let stack = format!(
+        "{}{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("fixed", "{subnet: 10.79.0.0/28}"),
+        network_doc("auto", "{}"),
+        network_doc("ranged", "{subnet: 10.79.2.0/24, ipRange: 10.79.2.64/31}"),
+        sh("r1", "  networks: [ranged]\n", "sleep 1000"),
+        sh("r2", "  networks: [ranged]\n", "sleep 1000"),
+    );
+    let file = env.manifest("pool.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "r2", 20, |v| v["status"] == "Running");
+    // The first /28 of the first pool is taken (by `fixed`): the next one.
+    let inspect = env.ok(&["network", "inspect", "auto"]);
+    assert!(inspect.contains("10.79.0.16/28"), "{inspect}");
+    let mut got: Vec<String> = allocations(&env, "r1")
+        .into_iter()
+        .chain(allocations(&env, "r2"))
+        .map(|(_, a)| a)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["10.79.2.64", "10.79.2.65"]);
+    // The range is full; a static address outside it is still fine.
+    let more = format!(
+        "{}{}",
+        sh("r3", "  networks: [ranged]\n", "sleep 1000"),
+        sh(
+            "r4",
+            "  networks: [{name: ranged, ipv4Address: 10.79.2.9}]\n",
+            "sleep 1000"
+        ),
+    );
+    let file = env.manifest("more.yaml", &format!("{}{more}", env.image_doc()));
+    env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "r4", 20, |v| v["status"] == "Running");
+    let r3 = env.wait_for("container", "r3", 20, |v| v.to_string().contains("is full"));
+    assert!(r3.to_string().contains("subnet 10.79.2.64/31 is full"), "{r3}");
+
+    let bad = env.manifest(
+        "bad.yaml",
+        &network_doc("worse", "{subnet: 10.79.3.0/24, ipRange: 10.79.4.0/28}"),
+    );
+    let out = env.berth(&["apply", "-f", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:5") && err.contains("spec.ipRange"), "{err}");
+    assert!(
+        err.contains("ipRange 10.79.4.0/28 is not inside subnet 10.79.3.0/24"),
+        "{err}"
+    );
+    env.ok(&["delete", "container/r1", "container/r2", "container/r3", "container/r4"]);
+}
+
 /// The reconciler skips listing berth's table (an `nft` process) while the
 /// kernel's ruleset generation has not moved: it must move with every change.
 #[test]

@@ -389,6 +389,11 @@ fn many_layer_layout(dir: &Path, extra: usize) {
 /// Writes an OCI layout at `dir` with one image, tagged `base`, of these
 /// uncompressed layer tars.
 fn layout_of(dir: &Path, layers: &[Vec<u8>], cmd: &[&str]) {
+    layout_with(dir, layers, serde_json::json!({"Cmd": cmd}));
+}
+
+/// As [`layout_of`], with this image config `config` object.
+fn layout_with(dir: &Path, layers: &[Vec<u8>], image_config: serde_json::Value) {
     use sha2::{Digest, Sha256};
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
@@ -407,7 +412,7 @@ fn layout_of(dir: &Path, layers: &[Vec<u8>], cmd: &[&str]) {
     }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": cmd},
+        "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids}});
     let (config_digest, config_size) = put(config.to_string().as_bytes());
     let manifest = serde_json::json!({
@@ -970,4 +975,157 @@ fn import_makes_an_image_of_a_root_filesystem_tar_plain_or_zstd() {
     let out = env.berth(&["import", "/dev/zero", "localhost/nope:1"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+}
+
+/// Pushes the OCI layout at `layout` (tag `base`) as `reference`.
+fn push_layout(layout: &Path, reference: &str) {
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", layout.display()))
+        .arg(format!("docker://{reference}")));
+}
+
+/// Busybox, then a layer with the user `app` and /data/{a,gone,sub/x}, then
+/// one (with no /etc/passwd) adding /data/b, deleting /data/gone and making
+/// /data/sub opaque with /data/sub/y. Its config declares /data a volume,
+/// labels and an exposed port.
+fn volume_image(env: &Env, registry: &Registry) -> String {
+    use tar::EntryType::{Directory, Regular};
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    let l2 = raw_tar(&[
+        ("etc/passwd", Regular, "", passwd),
+        ("etc/group", Regular, "", b"root:x:0:\napp:x:1000:\n"),
+        ("data/", Directory, "", b""),
+        ("data/a", Regular, "", b"a from layer 2\n"),
+        ("data/gone", Regular, "", b"deleted by layer 3\n"),
+        ("data/sub/", Directory, "", b""),
+        ("data/sub/x", Regular, "", b"hidden by the opaque dir\n"),
+    ]);
+    let mut l3 = raw_tar(&[
+        ("data/b", Regular, "", b"b from layer 3\n"),
+        ("data/.wh.gone", Regular, "", b""),
+        ("data/sub/.wh..wh..opq", Regular, "", b""),
+        ("data/sub/y", Regular, "", b"y from layer 3\n"),
+        ("etc/l3", Regular, "", b"3\n"),
+    ]);
+    // /data owned by `app`, which the volume takes over: `app` may write it.
+    let mut owned = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path("data/").unwrap();
+    h.set_entry_type(Directory);
+    h.set_mode(0o755);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    h.set_size(0);
+    h.set_cksum();
+    owned.append(&h, std::io::empty()).unwrap();
+    let mut owned = owned.into_inner().unwrap();
+    // Its entry first, then l3's (whose end-of-archive blocks end both).
+    owned.truncate(512);
+    owned.append(&mut l3);
+    let l3 = owned;
+    let layout = env.dir.join("volume-layout");
+    layout_with(
+        &layout,
+        &[std::fs::read(busybox_tar()).unwrap(), l2, l3],
+        serde_json::json!({
+            "Cmd": ["sh", "-c", "id -u; ls -R /data | tr '\\n' ' '; echo; echo run >> /data/runs; echo runs=$(wc -l < /data/runs)"],
+            "User": "app",
+            "Volumes": {"/data": {}},
+            "Labels": {"org.example.from": "image", "tier": "image"},
+            "ExposedPorts": {"8080/tcp": {}}
+        }),
+    );
+    let reference = registry.reference("test/vol:1");
+    push_layout(&layout, &reference);
+    reference
+}
+
+/// Anonymous volume directories in the env's root.
+fn anonymous_volumes(env: &Env) -> Vec<String> {
+    std::fs::read_dir(env.root.join("volumes"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("anonymous.json").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_images_volumes_labels_and_ports_take_effect_and_its_anonymous_volumes_go_with_the_container() {
+    let env = Env::new("reg-imgvol");
+    let registry = Registry::start(&env);
+    let reference = volume_image(&env, &registry);
+    env.ok(&["pull", &reference]);
+
+    let doc = |mode: &str| {
+        format!(
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: vol, labels: {{tier: manifest}}}}\nspec:\n  image: \"{reference}\"\n  restartPolicy: never\n  network: none\n  env: {{MODE: {mode}}}\n"
+        )
+    };
+    let file = env.manifest("vol.yaml", &doc("one"));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "vol", 30, |v| v["exit"]["code"] == 0);
+    let log = env.log_text("vol");
+    // The user is resolved in the lower layer's /etc/passwd.
+    assert!(log.starts_with("1000\n"), "{log}");
+    assert!(log.contains("runs=1"), "{log}");
+    // Filled from the merged view: layer 3's whiteout and opaque dir hide
+    // layer 2's /data/gone and /data/sub/x.
+    assert!(
+        log.contains(" a ") && log.contains(" b "),
+        "filled from the image: {log}"
+    );
+    assert!(log.contains("/data/sub: y"), "{log}");
+    assert!(!log.contains("gone") && !log.contains(" x "), "{log}");
+    let anon = anonymous_volumes(&env);
+    assert_eq!(anon.len(), 1, "{anon:?}");
+    assert_eq!(anon[0].len(), 64);
+
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "vol"])).unwrap();
+    assert_eq!(inspect["labels"]["tier"], "manifest", "{inspect}");
+    assert_eq!(inspect["labels"]["org.example.from"], "image", "{inspect}");
+    assert_eq!(inspect["exposedPorts"][0], "8080/tcp", "{inspect}");
+    assert_eq!(inspect["anonymousVolumes"][0]["path"], "/data", "{inspect}");
+    assert_eq!(inspect["anonymousVolumes"][0]["name"], anon[0].as_str(), "{inspect}");
+    let mounts = inspect["runtime"]["mounts"].as_array().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["destination"] == "/data" && m["source"].as_str().unwrap().contains(anon[0].as_str())),
+        "{inspect}"
+    );
+    let ls = env.ok(&["volume", "ls"]);
+    assert!(ls.contains(&anon[0]), "{ls}");
+
+    // A replace keeps the anonymous volume and its data.
+    let file = env.manifest("vol.yaml", &doc("two"));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "vol", 30, |v| {
+        v["exit"]["code"] == 0 && v["upToDate"] == true
+    });
+    let log = env.log_text("vol");
+    assert!(log.contains("runs=2"), "kept across the replace: {log}");
+    assert_eq!(anonymous_volumes(&env), anon);
+
+    // Deleting the container removes it.
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    assert!(anonymous_volumes(&env).is_empty(), "removed with its container");
+    assert!(!env.root.join("volumes").join(&anon[0]).exists());
+
+    // `run --rm` leaves none behind either; a mount at the path covers it.
+    let out = env.ok(&["run", "--rm", "--network", "none", &reference]);
+    assert!(out.contains("runs=1"), "{out}");
+    assert!(anonymous_volumes(&env).is_empty(), "run --rm removes it");
+    let covered = format!(
+        "apiVersion: berth/v1\nkind: Container\nmetadata: {{name: cov}}\nspec:\n  image: \"{reference}\"\n  restartPolicy: never\n  network: none\n  volumes: [{{tmpfs: /data}}]\n"
+    );
+    let file = env.manifest("cov.yaml", &covered);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "cov", 30, |v| v["exit"]["code"] == 0);
+    assert!(anonymous_volumes(&env).is_empty(), "a tmpfs at /data covers it");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    drop(registry);
 }

@@ -123,7 +123,10 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/restart/{name}") => post(restart),
         ("post", "/v1/kill/{name}") => post(kill),
         ("post", "/v1/pause/{name}") => post(pause),
+        ("post", "/v1/networks/connect") => post(network_connect),
+        ("post", "/v1/networks/disconnect") => post(network_disconnect),
         ("post", "/v1/unpause/{name}") => post(unpause),
+        ("post", "/v1/rename/{name}") => post(rename),
         ("post", "/v1/stats") => post(stats),
         ("get", "/v1/top/{name}") => get(top),
         ("post", "/v1/cp/{name}") => post(copy),
@@ -303,8 +306,30 @@ async fn kill(
     Ok(Json(commands::lifecycle::kill(&engine, &name, &req).await?))
 }
 
+async fn network_connect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<NetworkConnectRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::network::connect(&engine, &req).await?))
+}
+
+async fn network_disconnect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<NetworkDisconnectRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::network::disconnect(&engine, &req).await?))
+}
+
 async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
     Ok(Json(commands::lifecycle::pause(&engine, &name, true).await?))
+}
+
+async fn rename(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<crate::wire::RenameRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::rename(&engine, &name, &req.name).await?))
 }
 
 async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {

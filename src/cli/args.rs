@@ -103,6 +103,8 @@ pub enum CliCmd {
     Pause(NamesArgs),
     /// Thaw paused containers.
     Unpause(NamesArgs),
+    /// Rename a container made by run or create: OLD NEW.
+    Rename(RenameArgs),
     /// Live CPU, memory, network, block IO and pids of containers.
     Stats(StatsArgs),
     /// A container's processes.
@@ -148,7 +150,7 @@ pub enum CliCmd {
     /// System commands: df.
     #[command(subcommand)]
     System(SystemCmd),
-    /// Network commands: ls, inspect, create, rm.
+    /// Network commands: ls, inspect, create, rm, connect, disconnect.
     #[command(subcommand)]
     Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
@@ -260,6 +262,12 @@ pub struct NamesArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct RenameArgs {
+    pub old: String,
+    pub new: String,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CpArgs {
     pub source: String,
     pub destination: String,
@@ -299,7 +307,7 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// Keep stdin open and forward it (with -t).
+    /// Keep stdin open and forward it (EOF closes the container's stdin).
     #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Give the container a pty (with -i: the terminal in raw mode).
@@ -361,6 +369,15 @@ pub struct DaemonArgs {
     /// Log files kept per container, the current one included (`logs.maxFiles`).
     #[arg(long = "log-max-files")]
     pub log_max_files: Option<u32>,
+    /// Where networks without a subnet get one, as Docker's flag:
+    /// `base=10.77.0.0/16,size=24` (repeatable, tried in order; in the
+    /// environment, space-separated).
+    #[arg(
+        long = "default-address-pool",
+        env = "BERTH_DEFAULT_ADDRESS_POOL",
+        value_delimiter = ' '
+    )]
+    pub default_address_pools: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -415,6 +432,31 @@ pub enum NetworkCmd {
     Create(NetworkCreateArgs),
     /// Delete networks (refused while containers use them).
     Rm { names: Vec<String> },
+    /// Join a running container (made by run or create) to a network.
+    Connect(NetworkConnectArgs),
+    /// Take a container (made by run or create) off a network.
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkConnectArgs {
+    /// Another name it answers to on the network (repeatable).
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// A fixed IPv4 address in the network's subnet.
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Go on when removing its interface fails.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -425,6 +467,9 @@ pub struct NetworkCreateArgs {
     pub subnet: Option<String>,
     #[arg(long)]
     pub gateway: Option<String>,
+    /// Give containers addresses only within this part of the subnet.
+    #[arg(long = "ip-range")]
+    pub ip_range: Option<String>,
     /// No route out of the host.
     #[arg(long)]
     pub internal: bool,

@@ -88,7 +88,17 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
             "resources": spec["linux"]["resources"],
         })
     });
+    let (labels, exposed_ports, anonymous) = engine.container_image_facts(name);
     Ok(ContainerInspect {
+        labels,
+        exposed_ports,
+        anonymous_volumes: anonymous
+            .into_iter()
+            .map(|a| crate::wire::AnonymousVolume {
+                name: a.id,
+                path: a.path,
+            })
+            .collect(),
         running: view.pid.is_some(),
         paused: view.status == "Paused",
         name: view.name,

@@ -3,8 +3,7 @@
 //! image uses any more.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use super::error::{ImageError, Result};
 use super::record::{normalize, ImageRecord};
@@ -67,31 +66,7 @@ impl ImageStore {
     /// layer deleted it, or the way there passes a symlink (which could lead
     /// out of the image).
     pub fn image_file(&self, record: &ImageRecord, path: &str) -> Option<String> {
-        for dir in self.lower_dirs(record).ok()? {
-            let mut at = dir.clone();
-            let mut found = true;
-            for part in Path::new(path).components() {
-                match part {
-                    Component::RootDir | Component::CurDir => continue,
-                    Component::Normal(name) => at.push(name),
-                    _ => return None,
-                }
-                match fs::symlink_metadata(&at) {
-                    Ok(m) if m.file_type().is_symlink() => return None,
-                    // A whiteout (0/0 char device) hides what is below.
-                    Ok(m) if std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()) => return None,
-                    Ok(_) => {}
-                    Err(_) => {
-                        found = false;
-                        break;
-                    }
-                }
-            }
-            if found {
-                return fs::read_to_string(&at).ok();
-            }
-        }
-        None
+        super::merged::read_file(&self.lower_dirs(record).ok()?, path)
     }
 
     /// Makes `target` name the image `source` names.

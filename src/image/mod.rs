@@ -58,6 +58,7 @@ mod error;
 pub mod export;
 mod images;
 mod login;
+pub mod merged;
 pub mod pull;
 mod push;
 pub mod record;

@@ -230,6 +230,49 @@ pub struct VolumeMount {
     /// Size of a tmpfs mount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Memory>,
+    /// Permission bits of a tmpfs mount's root, in octal (`"1777"`, the
+    /// default, or `"0700"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Mount propagation of a `hostPath` bind (Docker's `bind-propagation`;
+    /// default `rprivate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<Propagation>,
+}
+
+/// How mount events propagate between a bind mount and its source, as
+/// `mount(8)` and Docker name it; the `r` forms apply to submounts too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    Private,
+    Rprivate,
+    Shared,
+    Rshared,
+    Slave,
+    Rslave,
+}
+
+impl Propagation {
+    /// The OCI mount option.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagation::Private => "private",
+            Propagation::Rprivate => "rprivate",
+            Propagation::Shared => "shared",
+            Propagation::Rshared => "rshared",
+            Propagation::Slave => "slave",
+            Propagation::Rslave => "rslave",
+        }
+    }
+}
+
+/// A tmpfs `mode`: octal digits of permission bits up to `7777`.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o7777)
 }
 
 /// A command run in the container to tell whether it works, as Docker's
@@ -464,6 +507,10 @@ pub struct NetworkSpec {
     pub subnet: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Containers get addresses only within this part of `subnet` (static
+    /// `ipv4Address`es may be anywhere in `subnet`), e.g. `10.89.7.128/25`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
     /// No route out of the host: no masquerade, no forwarding beyond the bridge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,

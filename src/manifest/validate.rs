@@ -273,6 +273,23 @@ impl<'a> Validator<'a> {
                 (Ok(_), Some((_, Err(_)))) => {}
             }
         }
+        if let Some(range) = &spec.ip_range {
+            match (parse_range(range), &subnet) {
+                (Err(why), _) => self.report(o, "spec.ipRange", format!("ipRange `{range}`: {why}")),
+                (Ok(_), None) => self.report(o, "spec.ipRange", "an ipRange needs a `subnet` to be in"),
+                (Ok((first, prefix)), Some((text, Ok((net, net_prefix))))) => {
+                    let mask = u32::MAX << (32 - u32::from(*net_prefix));
+                    if prefix < *net_prefix || first & mask != *net {
+                        self.report(
+                            o,
+                            "spec.ipRange",
+                            format!("ipRange {range} is not inside subnet {text}"),
+                        );
+                    }
+                }
+                (Ok(_), Some((_, Err(_)))) => {}
+            }
+        }
         if let Some(mtu) = spec.mtu {
             if !(576..=65535).contains(&mtu) {
                 self.report(o, "spec.mtu", format!("mtu {mtu} is out of range: use 576 to 65535"));
@@ -595,6 +612,24 @@ impl<'a> Validator<'a> {
                 Some(_) => {}
             }
         }
+        if let Some(mode) = &m.mode {
+            if m.tmpfs.is_none() {
+                self.report(o, &format!("{at}.mode"), "`mode` applies only to `tmpfs` mounts");
+            } else if crate::manifest::types::parse_mode(mode).is_none() {
+                self.report(
+                    o,
+                    &format!("{at}.mode"),
+                    format!("`mode` must be octal permission bits such as \"1777\" or \"0700\", got `{mode}`"),
+                );
+            }
+        }
+        if m.propagation.is_some() && m.host_path.is_none() {
+            self.report(
+                o,
+                &format!("{at}.propagation"),
+                "`propagation` applies only to `hostPath` bind mounts",
+            );
+        }
         match m.size {
             Some(_) if m.tmpfs.is_none() => {
                 self.report(o, &format!("{at}.size"), "`size` applies only to `tmpfs` mounts")
@@ -853,11 +888,20 @@ fn is_valid_user(user: &str) -> bool {
 
 /// `a.b.c.d/n` as (network address, prefix), with room for a gateway and a host.
 fn parse_subnet(text: &str) -> Result<(u32, u8), String> {
+    let (net, prefix) = parse_range(text)?;
+    if !(1..=30).contains(&prefix) {
+        return Err("the prefix must be 1 to 30 (room for a gateway and a host)".into());
+    }
+    Ok((net, prefix))
+}
+
+/// `a.b.c.d/n` as (network address, prefix), any prefix up to 32.
+fn parse_range(text: &str) -> Result<(u32, u8), String> {
     let (addr, prefix) = text.split_once('/').ok_or("expected ADDRESS/PREFIX, as 10.89.0.0/24")?;
     let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| "not an IPv4 address".to_string())?;
     let prefix: u8 = prefix.parse().map_err(|_| "the prefix is not a number".to_string())?;
-    if !(1..=30).contains(&prefix) {
-        return Err("the prefix must be 1 to 30 (room for a gateway and a host)".into());
+    if prefix > 32 {
+        return Err("the prefix must be 32 or less".into());
     }
     let mask = u32::MAX << (32 - u32::from(prefix));
     let net = u32::from(addr) & mask;
@@ -1064,6 +1108,26 @@ mod tests {
     }
 
     #[test]
+    fn tmpfs_modes_are_octal_and_propagation_is_for_binds() {
+        let d = check(&container(
+            "web",
+            "  volumes:\n    - {tmpfs: /a, mode: \"0700\"}\n    - {tmpfs: /b, mode: \"rwx\"}\n    - {tmpfs: /c, mode: \"17777\"}\n    - {volume: data, path: /d, mode: \"0755\"}\n    - {volume: data, path: /e, propagation: rslave}\n    - {hostPath: /srv, path: /f, propagation: rshared}\n",
+        ));
+        let e = find(&d, "got `rwx`");
+        assert_eq!((e.line, e.field.as_str()), (8, "spec.volumes[1].mode"));
+        assert!(e.message.contains("octal permission bits"), "{}", e.message);
+        let e = find(&d, "got `17777`");
+        assert_eq!((e.line, e.field.as_str()), (9, "spec.volumes[2].mode"));
+        let e = find(&d, "`mode` applies only to `tmpfs` mounts");
+        assert_eq!((e.line, e.field.as_str()), (10, "spec.volumes[3].mode"));
+        let e = find(&d, "`propagation` applies only to `hostPath` bind mounts");
+        assert_eq!((e.line, e.field.as_str()), (11, "spec.volumes[4].propagation"));
+        assert_eq!(d.len(), 4, "{}", render(&d));
+        assert_eq!(crate::manifest::types::parse_mode("1777"), Some(0o1777));
+        assert_eq!(crate::manifest::types::parse_mode("8"), None);
+    }
+
+    #[test]
     fn users_are_names_or_numbers() {
         for ok in [
             "1000",
@@ -1123,7 +1187,7 @@ mod tests {
     fn network_specs_are_checked_field_by_field() {
         let net = |spec: &str| format!("apiVersion: berth/v1\nkind: Network\nmetadata: {{name: n}}\nspec: {spec}\n");
         assert!(check(&net(
-            "{subnet: 10.89.0.0/24, gateway: 10.89.0.1, internal: true, mtu: 1400}"
+            "{subnet: 10.89.0.0/24, gateway: 10.89.0.1, ipRange: 10.89.0.128/25, internal: true, mtu: 1400}"
         ))
         .is_empty());
         for (spec, needle) in [
@@ -1141,6 +1205,19 @@ mod tests {
             ("{driver: macvlan, parent: eth0}", "a macvlan network needs `subnet`"),
             ("{parent: eth0}", "`parent` is for `driver: macvlan`"),
             ("{mtu: 10}", "mtu 10 is out of range"),
+            ("{ipRange: 10.89.0.0/28}", "an ipRange needs a `subnet`"),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 10.89.1.0/28}",
+                "ipRange 10.89.1.0/28 is not inside subnet 10.89.0.0/24",
+            ),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 10.89.0.0/16}",
+                "ipRange 10.89.0.0/16 is not inside subnet 10.89.0.0/24",
+            ),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 10.89.0.3/28}",
+                "did you mean 10.89.0.0/28?",
+            ),
         ] {
             let d = check(&net(spec));
             find(&d, needle);

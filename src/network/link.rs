@@ -399,6 +399,21 @@ pub fn delete_link(name: &str) -> Result<()> {
     })
 }
 
+/// Deletes interface `name` inside the namespace at `netns` (a veth end
+/// takes its peer with it); a missing one is fine.
+pub fn delete_link_in(netns: &Path, name: &str) -> Result<()> {
+    let name = name.to_string();
+    with_handle(Some(netns), |h| async move {
+        if let Some(index) = index_of(&h, &name).await? {
+            match h.link().del(index).execute().await {
+                Err(e) if !is_errno(&e, libc::ENODEV) => return Err(nl(format!("delete link {name}"))(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
 /// One interface of a container on a bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethConfig {

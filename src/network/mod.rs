@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use ipam::Subnet;
+pub use ipam::{Pool, Subnet};
 pub use link::{BridgeConfig, VethConfig};
 pub use nat::{NatNetwork, PortForward, Proto};
 
@@ -36,8 +36,8 @@ pub enum NetworkError {
     Invalid(String),
     #[error("network {network}: subnet {subnet} is full: remove a container or use a larger subnet")]
     SubnetFull { network: String, subnet: String },
-    #[error("network {network}: no free /{prefix} subnet in the pool {pool}: set spec.subnet")]
-    NoFreeSubnet { network: String, pool: String, prefix: u8 },
+    #[error("network {network}: no free subnet in the address pools ({pools}): set spec.subnet, or give the daemon more with --default-address-pool")]
+    NoFreeSubnet { network: String, pools: String },
     #[error("{action}: {message}")]
     Netlink { action: String, message: String },
     #[error("{action} {path}: {source}")]
@@ -77,6 +77,8 @@ pub struct Networks {
     /// The nftables ruleset generation at which berth's table last held the
     /// rule count given beside it (see [`Networks::nat_verified`]).
     nat_checked: std::sync::Arc<std::sync::Mutex<Option<(u32, usize)>>>,
+    /// Where subnets of networks that name none come from.
+    pools: Vec<Pool>,
 }
 
 impl Networks {
@@ -87,6 +89,7 @@ impl Networks {
             tag: short_hash(prefix),
             dns: Default::default(),
             nat_checked: Default::default(),
+            pools: Pool::default_pools(),
         }
     }
 
@@ -104,6 +107,18 @@ impl Networks {
     /// next check lists again).
     pub fn set_nat_verified(&self, generation: Option<u32>, rules: usize) {
         *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner()) = generation.map(|g| (g, rules));
+    }
+
+    /// The daemon's `--default-address-pool`s, in order (none: the default).
+    pub fn with_pools(mut self, pools: Vec<Pool>) -> Networks {
+        if !pools.is_empty() {
+            self.pools = pools;
+        }
+        self
+    }
+
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
     }
 
     /// berth's nftables table of this root.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
+use super::seams::{AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
 use crate::image::{self, ImageConfig, ImageError, ImageRecord, ImageSummary, Layer};
 use crate::network::dns::Records;
 use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
@@ -33,6 +33,7 @@ pub enum Call {
     DeleteLink(String),
     CreateNetns(String),
     Attach(String, String),
+    Detach(String, String),
     RemoveNetwork(String),
     SyncNat(usize, usize),
     Pull(String),
@@ -50,6 +51,7 @@ struct Script {
     run_dirs: HashSet<String>,
     layers: Vec<Layer>,
     volumes: HashSet<String>,
+    anonymous: Vec<AnonymousVolumeInfo>,
     bridges: HashSet<String>,
     /// Host ends of veths, with their bridge.
     veths: HashMap<String, String>,
@@ -506,9 +508,35 @@ impl VolumeHost for FakeHost {
         self.script().volumes.contains(name)
     }
 
-    fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool> {
-        self.record(Call::PopulateVolume(name.into(), from.into()));
+    fn populate(&self, name: &str, from: &[PathBuf]) -> std::io::Result<bool> {
+        self.record(Call::PopulateVolume(
+            name.into(),
+            from.first().cloned().unwrap_or_default(),
+        ));
         Ok(false)
+    }
+
+    fn create_anonymous(&self, id: &str, container: &str, path: &str) -> std::io::Result<PathBuf> {
+        self.create(id)?;
+        let mut script = self.script();
+        if !script.anonymous.iter().any(|a| a.id == id) {
+            script.anonymous.push(AnonymousVolumeInfo {
+                id: id.into(),
+                container: container.into(),
+                path: path.into(),
+            });
+        }
+        Ok(self.path(id))
+    }
+
+    fn anonymous(&self) -> Vec<AnonymousVolumeInfo> {
+        let script = self.script();
+        script
+            .anonymous
+            .iter()
+            .filter(|a| script.volumes.contains(&a.id))
+            .cloned()
+            .collect()
     }
 }
 
@@ -517,7 +545,7 @@ impl NetworkHost for FakeHost {
         &self.names
     }
     fn host_routes(&self) -> network::Result<Vec<Subnet>> {
-        Ok(vec!["10.89.0.0/24".parse().unwrap()])
+        Ok(vec!["10.77.0.0/24".parse().unwrap()])
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
         self.record(Call::EnsureBridge(cfg.name.clone()));
@@ -556,6 +584,11 @@ impl NetworkHost for FakeHost {
             id.into(),
             format!("{} {} macvlan", cfg.ifname, cfg.address),
         ));
+        Ok(())
+    }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        self.record(Call::Detach(id.into(), ifname.into()));
+        self.script().veths.remove(host_name);
         Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {

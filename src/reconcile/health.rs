@@ -52,7 +52,8 @@ pub struct HealthState {
     pub log: VecDeque<HealthLog>,
 }
 
-/// What the engine keeps: states by container, and the inits with a monitor.
+/// What the engine keeps: states by container runtime id (which `rename`
+/// does not change), and the inits with a monitor.
 #[derive(Debug, Default)]
 pub struct Monitors {
     states: HashMap<String, HealthState>,
@@ -88,7 +89,7 @@ impl Engine {
     pub fn health(&self, name: &str, init_pid: i32) -> Option<HealthState> {
         lock(&self.health)
             .states
-            .get(name)
+            .get(&self.ids.id_of(name))
             .filter(|s| s.init_pid == init_pid)
             .cloned()
     }
@@ -129,7 +130,7 @@ pub fn monitor(engine: &Arc<Engine>, name: &str, run: RunRecord) {
             return;
         }
         m.states.insert(
-            name.to_string(),
+            engine.ids.id_of(name),
             HealthState {
                 init_pid: run.init_pid,
                 status: HealthStatus::Starting,
@@ -140,9 +141,9 @@ pub fn monitor(engine: &Arc<Engine>, name: &str, run: RunRecord) {
     }
     engine.changed();
     let engine = engine.clone();
-    let name = name.to_string();
+    let id = engine.ids.id_of(name);
     tokio::spawn(async move {
-        run_checks(&engine, &name, run, &check).await;
+        run_checks(&engine, &id, run, &check).await;
         lock(&engine.health).running.remove(&run.init_pid);
     });
 }
@@ -151,14 +152,17 @@ fn same_run(engine: &Engine, name: &str, run: &RunRecord) -> bool {
     matches!(engine.host.containers.probe(name), Probe::Running(r) if r.init_pid == run.init_pid && r.init_start == run.init_start)
 }
 
-async fn run_checks(engine: &Arc<Engine>, name: &str, run: RunRecord, check: &Healthcheck) {
+/// Checks the run of the container with runtime id `id` until it ends; its
+/// name is looked up on each round, as `rename` may change it.
+async fn run_checks(engine: &Arc<Engine>, id: &str, run: RunRecord, check: &Healthcheck) {
     let interval = check.interval.map(|d| d.0).unwrap_or(DEFAULT_INTERVAL);
     let timeout = check.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);
     let start_period = check.start_period.map(|d| d.0).unwrap_or_default();
     let retries = check.retries.unwrap_or(DEFAULT_RETRIES);
-    let key = ObjectKey::new(Kind::Container, name);
     loop {
         tokio::time::sleep(interval).await;
+        let name = &engine.ids.name_of(id);
+        let key = ObjectKey::new(Kind::Container, name.as_str());
         if !same_run(engine, name, &run) {
             return;
         }
@@ -171,7 +175,7 @@ async fn run_checks(engine: &Arc<Engine>, name: &str, run: RunRecord, check: &He
         let in_start_period = (started - run.started_at) < start_period.as_millis() as i64;
         let (before, after) = {
             let mut m = lock(&engine.health);
-            let Some(state) = m.states.get_mut(name).filter(|s| s.init_pid == run.init_pid) else {
+            let Some(state) = m.states.get_mut(id).filter(|s| s.init_pid == run.init_pid) else {
                 return;
             };
             let before = state.status;

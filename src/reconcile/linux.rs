@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
-use super::seams::{BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
+use super::seams::{AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
 use crate::image::{self, ImageRecord, ImageStore, ImageSummary, Layer};
 use crate::network::{self, link, nat, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord, Runtime};
@@ -183,7 +183,7 @@ impl VolumeHost for VolumeDirs {
         self.path(name).is_dir()
     }
 
-    fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool> {
+    fn populate(&self, name: &str, from: &[PathBuf]) -> std::io::Result<bool> {
         // Marked once, beside the data: a volume the user emptied later is
         // not filled again.
         let marker = self.dir.join(name).join("populated");
@@ -192,22 +192,72 @@ impl VolumeHost for VolumeDirs {
             return Ok(false);
         }
         let empty = std::fs::read_dir(&data)?.next().is_none();
-        let source_is_dir = std::fs::symlink_metadata(from).is_ok_and(|m| m.is_dir());
+        let source_is_dir = from
+            .first()
+            .is_some_and(|top| std::fs::symlink_metadata(top).is_ok_and(|m| m.is_dir()));
         let copied = empty && source_is_dir;
         if copied {
-            copy_tree(from, &data)?;
+            image::merged::copy_merged(from, &data)?;
         }
         std::fs::write(&marker, b"")?;
         Ok(copied)
     }
+
+    fn create_anonymous(&self, id: &str, container: &str, path: &str) -> std::io::Result<PathBuf> {
+        let data = self.create(id)?;
+        let owner = AnonymousVolumeInfo {
+            id: id.to_string(),
+            container: container.to_string(),
+            path: path.to_string(),
+        };
+        let record = self.dir.join(id).join(ANONYMOUS_RECORD);
+        if !record.exists() {
+            // Written whole before it is seen: a torn record would hide the
+            // volume from the delete that must remove it.
+            let tmp = self.dir.join(id).join(".anonymous.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&owner)?)?;
+            std::fs::rename(&tmp, &record)?;
+        }
+        Ok(data)
+    }
+
+    fn anonymous(&self) -> Vec<AnonymousVolumeInfo> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<AnonymousVolumeInfo> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let text = std::fs::read(e.path().join(ANONYMOUS_RECORD)).ok()?;
+                let mut info: AnonymousVolumeInfo = serde_json::from_slice(&text).ok()?;
+                info.id = e.file_name().to_str()?.to_string();
+                Some(info)
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
 }
+
+/// The file beside an anonymous volume's `_data` that names its container.
+const ANONYMOUS_RECORD: &str = "anonymous.json";
 
 impl NetworkHost for Networks {
     fn names(&self) -> &Networks {
         self
     }
     fn host_routes(&self) -> network::Result<Vec<Subnet>> {
-        link::host_routes()
+        let mut taken = link::host_routes()?;
+        // podman's networks, routed only while their containers run.
+        let documents: Vec<String> = std::fs::read_dir("/etc/containers/networks")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        taken.extend(network::ipam::podman_subnets(&documents));
+        Ok(taken)
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
         link::ensure_bridge(cfg)
@@ -234,6 +284,14 @@ impl NetworkHost for Networks {
     }
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
         link::attach_macvlan(&self.netns_path(id), cfg)
+    }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        link::delete_link(host_name)?;
+        let netns = self.netns_path(id);
+        if link::is_netns(&netns) {
+            link::delete_link_in(&netns, ifname)?;
+        }
+        Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {
         link::link_exists(name).unwrap_or(false)
@@ -308,47 +366,13 @@ impl NetworkHost for Networks {
     }
 }
 
-/// Copies the contents of directory `from` into directory `to`: directories,
-/// regular files and symlinks (never followed), with their modes, and their
-/// owners when running as root. Other kinds (devices, fifos, sockets) are not
-/// volume content and are skipped. `from` is an unpacked image layer, which
-/// holds nothing that points outside it by construction (`image::unpack`).
-pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let as_root = nix::unistd::geteuid().is_root();
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&src)?;
-        let kind = meta.file_type();
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if kind.is_dir() {
-            std::fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
-        } else if kind.is_file() {
-            std::fs::copy(&src, &dst)?;
-        } else {
-            continue;
-        }
-        if as_root {
-            std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
-        }
-        if !kind.is_symlink() {
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        }
-    }
-    Ok(())
-}
-
 /// The host of a daemon with this runtime and image store; volumes live
 /// under `<root>/volumes`.
-pub fn host(runtime: Runtime, images: ImageStore) -> Host {
+pub fn host(runtime: Runtime, images: ImageStore, pools: Vec<network::Pool>) -> Host {
     let volumes = VolumeDirs {
         dir: runtime.layout.root.join("volumes"),
     };
-    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix);
+    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix).with_pools(pools);
     Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),
@@ -372,14 +396,14 @@ mod tests {
             dir: dir.path().join("volumes"),
         };
         volumes.create("web").unwrap();
-        assert!(volumes.populate("web", &image).unwrap());
+        assert!(volumes.populate("web", std::slice::from_ref(&image)).unwrap());
         let data = volumes.path("web");
         assert_eq!(std::fs::read_to_string(data.join("index.html")).unwrap(), "hi");
         assert!(data.join("sub").is_dir());
         assert_eq!(std::fs::read_link(data.join("link")).unwrap(), Path::new("index.html"));
         // Emptied by its user, it stays empty.
         std::fs::remove_file(data.join("index.html")).unwrap();
-        assert!(!volumes.populate("web", &image).unwrap());
+        assert!(!volumes.populate("web", std::slice::from_ref(&image)).unwrap());
         assert!(!data.join("index.html").exists());
     }
 
@@ -394,7 +418,7 @@ mod tests {
         };
         let data = volumes.create("db").unwrap();
         std::fs::write(data.join("mine"), "y").unwrap();
-        assert!(!volumes.populate("db", &image).unwrap());
+        assert!(!volumes.populate("db", std::slice::from_ref(&image)).unwrap());
         assert!(!data.join("seed").exists());
     }
 }

@@ -37,6 +37,12 @@ pub struct ContainerInfo {
     /// Stopped or paused by hand (`stop`, `kill`, `pause`): reconcile leaves
     /// it so until `start`/`unpause`, or an apply that changes its spec.
     pub hold: Option<Hold>,
+    /// The image's labels under the manifest's (inspect shows them).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The image's `ExposedPorts` (`80/tcp`), for inspect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
 }
 
 /// A state a person put a container in, which reconcile does not undo.
@@ -74,9 +80,15 @@ pub struct NetworkInfo {
     /// A macvlan network's parent interface (it has no bridge then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Where in `subnet` addresses are given (`ipRange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
 }
 
 /// The kind-specific part of a live record.
+// Decoded one row at a time, never kept in bulk: boxing the container's
+// variant would only add an allocation and noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveInfo {
     Container(ContainerInfo),

@@ -177,9 +177,27 @@ pub trait VolumeHost: Send + Sync {
     fn remove(&self, name: &str) -> std::io::Result<()>;
     fn exists(&self, name: &str) -> bool;
     /// On a volume's first use: when it is empty and was never populated,
-    /// copies the tree at `from` (the image's content at the mount path)
-    /// into it, as Docker does. Returns whether it copied. Blocking.
-    fn populate(&self, name: &str, from: &Path) -> std::io::Result<bool>;
+    /// copies the image's directory at the mount path into it, as Docker
+    /// does: `from` are the layers' directories that make it up, top first
+    /// (see `image::merged::lookup`). Returns whether it copied. Blocking.
+    fn populate(&self, name: &str, from: &[PathBuf]) -> std::io::Result<bool>;
+    /// Makes (or keeps) anonymous volume `id` for `path` of `container`,
+    /// recording its owner beside its data. Blocking.
+    fn create_anonymous(&self, id: &str, container: &str, path: &str) -> std::io::Result<PathBuf>;
+    /// Every anonymous volume there is.
+    fn anonymous(&self) -> Vec<AnonymousVolumeInfo>;
+}
+
+/// An anonymous volume as its directory records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AnonymousVolumeInfo {
+    /// Its name (64 hex digits).
+    #[serde(default)]
+    pub id: String,
+    /// The container it was made for (removed with it).
+    pub container: String,
+    /// Where that container mounts it.
+    pub path: String,
 }
 
 /// Networks: bridges, berth's network namespaces and veths, the files a
@@ -205,6 +223,9 @@ pub trait NetworkHost: Send + Sync {
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()>;
     /// Gives `id`'s namespace a macvlan on the parent named by `cfg.bridge`.
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()>;
+    /// Removes one interface of `id`'s namespace: the host end `host_name`
+    /// (a veth) and `ifname` inside; missing ones are fine.
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()>;
     /// Whether a host interface exists.
     fn link_exists(&self, name: &str) -> bool;
     /// Interface names inside `id`'s namespace.

@@ -132,6 +132,12 @@ impl Engine {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
     }
 
+    /// Whether the container runs with a tty, and with an open stdin.
+    pub fn container_stdio(&self, name: &str) -> Option<(bool, bool)> {
+        let live = self.live(Kind::Container, name).ok()??;
+        live.container_spec().map(|c| (c.tty, c.stdin))
+    }
+
     pub fn log_file(&self, name: &str) -> PathBuf {
         self.host.containers.log_file(name)
     }
@@ -219,5 +225,53 @@ impl Engine {
             self.event(&key, "Released", "nothing uses it any more; deleting it");
         }
         Ok(true)
+    }
+}
+
+impl Engine {
+    /// Gives container `name` a runtime id of its own before anything of it
+    /// is made, when a renamed container still runs under the id `name`.
+    pub(super) fn ensure_id(&self, name: &str) -> Result<()> {
+        if !self.ids.needs_own_id(name) {
+            return Ok(());
+        }
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id();
+        let id = format!("{name}-{salt:08x}");
+        self.store.container_id_set(name, &id)?;
+        self.ids.set(name, &id);
+        Ok(())
+    }
+
+    /// Forgets a removed container's runtime id (its name is free again).
+    pub(super) fn forget_id(&self, name: &str) -> Result<()> {
+        self.store.container_id_forget(name)?;
+        self.ids.forget(name);
+        Ok(())
+    }
+
+    /// The runtime id of container `name` (its name, unless renamed).
+    pub fn runtime_id(&self, name: &str) -> String {
+        self.ids.id_of(name)
+    }
+
+    /// Moves what the engine keeps in memory about a renamed container.
+    pub(super) fn rekey(&self, old: &ObjectKey, new: &ObjectKey) {
+        if let Some(v) = super::lock(&self.pending).remove(old) {
+            super::lock(&self.pending).insert(new.clone(), v);
+        }
+        if let Some(v) = super::lock(&self.outcomes).remove(old) {
+            super::lock(&self.outcomes).insert(new.clone(), v);
+        }
+        if let Some(v) = super::lock(&self.retries).remove(old) {
+            super::lock(&self.retries).insert(new.clone(), v);
+        }
+        let mut attached = super::lock(&self.attached);
+        if attached.remove(&old.name) {
+            attached.insert(new.name.clone());
+        }
     }
 }

@@ -100,7 +100,68 @@ impl Engine {
             }
             out.push(view);
         }
+        if kind.is_none_or(|k| k == Kind::Volume) {
+            out.extend(self.anonymous_volume_views(name));
+        }
         Ok(out)
+    }
+
+    /// What container `name` took from its image, for inspect: its labels
+    /// (the image's under the manifest's) and the image's exposed ports, as
+    /// of its last start, and its anonymous volumes.
+    pub fn container_image_facts(
+        &self,
+        name: &str,
+    ) -> (
+        BTreeMap<String, String>,
+        Vec<String>,
+        Vec<crate::reconcile::seams::AnonymousVolumeInfo>,
+    ) {
+        let info = self
+            .live(Kind::Container, name)
+            .ok()
+            .flatten()
+            .and_then(|l| l.container_info().cloned())
+            .unwrap_or_default();
+        let anonymous = self
+            .host
+            .volumes
+            .anonymous()
+            .into_iter()
+            .filter(|a| a.container == name)
+            .collect();
+        (info.labels, info.exposed_ports, anonymous)
+    }
+
+    /// Anonymous volumes (made for an image's `Volumes`), which no source
+    /// defines: their container's lifetime is theirs.
+    fn anonymous_volume_views(&self, name: Option<&str>) -> Vec<ObjectView> {
+        self.host
+            .volumes
+            .anonymous()
+            .into_iter()
+            .filter(|a| name.is_none_or(|n| n == a.id))
+            .map(|a| ObjectView {
+                kind: Kind::Volume.as_str().into(),
+                name: a.id,
+                source: None,
+                status: "Ready".into(),
+                state: StatusKind::Ready,
+                restarts: 0,
+                created_at: None,
+                pid: None,
+                image: None,
+                exit: None,
+                spec: None,
+                origin: None,
+                up_to_date: true,
+                detail: Some(format!(
+                    "anonymous: {} of container/{}, removed with it",
+                    a.path, a.container
+                )),
+                health: None,
+            })
+            .collect()
     }
 
     fn container_status(

@@ -531,7 +531,7 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
         .unwrap();
     let started = calls.iter().position(|c| *c == Call::Start("web".into())).unwrap();
     assert!(made < started, "{calls:?}");
-    // The fake host routes 10.89.0.0/24, so the pool's next /24 is chosen.
+    // The fake host routes 10.77.0.0/24, so the pool's next /24 is chosen.
     let mut attached: Vec<String> = calls
         .iter()
         .filter_map(|c| match c {
@@ -540,13 +540,13 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
         })
         .collect();
     attached.sort();
-    assert_eq!(attached, ["eth0 10.89.1.2", "eth0 10.89.1.3"]);
+    assert_eq!(attached, ["eth0 10.77.1.2", "eth0 10.77.1.3"]);
     assert!(calls.contains(&Call::SyncNat(1, 1)), "{calls:?}");
     let web_hosts = w.host.file("web", "hosts").unwrap();
     let db_ip = w.engine.store.alloc_of("front", "db").unwrap().unwrap();
     assert!(web_hosts.contains(&format!("{db_ip}\tdb\n")), "{web_hosts}");
     // Names go to the network's DNS server, which answers both.
-    assert_eq!(w.host.file("db", "resolv.conf").unwrap(), "nameserver 10.89.1.1\n");
+    assert_eq!(w.host.file("db", "resolv.conf").unwrap(), "nameserver 10.77.1.1\n");
     assert_eq!(w.host.dns_names("front").unwrap(), ["db", "web"]);
 
     w.apply("s", "");
@@ -580,7 +580,7 @@ async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     assert!(w
         .host
         .calls()
-        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+        .contains(&Call::Attach("web".into(), "eth0 10.77.1.2".into())));
     assert_eq!(w.host.starts("web"), 0);
 
     // A veth deleted by hand is noticed and made again.
@@ -590,7 +590,7 @@ async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     assert!(w
         .host
         .calls()
-        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+        .contains(&Call::Attach("web".into(), "eth0 10.77.1.2".into())));
     let key = crate::plan::ObjectKey::new(crate::manifest::Kind::Container, "web");
     let events = w.engine.events(0, Some(&key), 100).unwrap();
     assert!(events

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::image::ImageConfig;
+use crate::manifest::types::{parse_mode, Propagation};
 use crate::manifest::{ContainerSpec, Duration, Healthcheck, ImageSpec};
 use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
 
@@ -40,6 +41,13 @@ pub struct ImageView {
     pub group: Option<String>,
     /// The image's HEALTHCHECK, for a container without its own.
     pub healthcheck: Option<Healthcheck>,
+    /// The config's `Volumes`: paths that get an anonymous volume unless a
+    /// mount of the container covers them.
+    pub volumes: Vec<String>,
+    /// The config's `ExposedPorts` (`80/tcp`), for inspect.
+    pub exposed_ports: Vec<String>,
+    /// The config's `Labels`: the container's defaults.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Docker's image HEALTHCHECK as a manifest `healthcheck`: `NONE` (or an
@@ -87,6 +95,9 @@ impl ImageView {
             user: config.user.clone().filter(|u| !u.is_empty()),
             stop_signal: config.stop_signal.clone(),
             healthcheck: config.healthcheck.as_ref().and_then(image_healthcheck),
+            volumes: config.volumes.keys().cloned().collect(),
+            exposed_ports: config.exposed_ports.keys().cloned().collect(),
+            labels: config.labels.clone(),
             ..Default::default()
         };
         if let Some(spec) = image {
@@ -99,13 +110,81 @@ impl ImageView {
     }
 }
 
+/// An anonymous volume: one path of the image's `Volumes` that no mount of
+/// the container covers, as Docker makes one for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousVolume {
+    /// Its name: 64 hex digits, as Docker's; never a named volume's, which
+    /// are DNS labels of at most 63 characters.
+    pub id: String,
+    /// The path inside the container (normalized).
+    pub path: String,
+}
+
+/// `path` without `.` parts, repeated and trailing slashes; `None` when it is
+/// not absolute or has a `..`.
+fn normalize_path(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// The image's volumes that the container's own mounts leave uncovered (a
+/// mount at exactly the same path covers one, as in Docker), each with the
+/// anonymous volume's name: a hash of the container's name and the path, so
+/// a restart or replace of the container finds the same volume again.
+/// Paths that are not absolute or hold `..` are skipped, as `/` is.
+pub fn anonymous_volumes(name: &str, spec: &ContainerSpec, image: &ImageView) -> Vec<AnonymousVolume> {
+    use sha2::{Digest, Sha256};
+    let covered: Vec<String> = spec
+        .volumes
+        .iter()
+        .filter_map(|m| m.tmpfs.as_deref().or(m.path.as_deref()))
+        .filter_map(normalize_path)
+        .collect();
+    let mut out: Vec<AnonymousVolume> = Vec::new();
+    for raw in &image.volumes {
+        let Some(path) = normalize_path(raw).filter(|p| p != "/") else {
+            continue;
+        };
+        if covered.contains(&path) || out.iter().any(|a| a.path == path) {
+            continue;
+        }
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(path.as_bytes());
+        let id: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        out.push(AnonymousVolume { id, path });
+    }
+    out
+}
+
+/// The container's labels: the image's, under the manifest's.
+pub fn labels(image: &ImageView, own: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels = image.labels.clone();
+    labels.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels
+}
+
 /// `volume_dir(name)` gives the host directory of a named volume.
 ///
 /// As Docker: the process is the entrypoint (the container's, else the
 /// image's) followed by the container's `command`, else the image's `Cmd`,
 /// which an overridden entrypoint drops. Env: defaults, then the image's,
 /// then the container's. Working dir and user: the container's, else the
-/// image's; user names are resolved in the image's passwd and group.
+/// image's; user names are resolved in the image's passwd and group. Each
+/// path of the image's `Volumes` no mount covers gets its anonymous volume
+/// (see [`anonymous_volumes`]).
 pub fn container_config(
     name: &str,
     spec: &ContainerSpec,
@@ -143,13 +222,15 @@ pub fn container_config(
                 m.read_only,
             ));
         } else if let Some(host) = &m.host_path {
-            mounts.push(bind(
-                PathBuf::from(host),
-                m.path.as_deref().unwrap_or_default(),
-                m.read_only,
-            ));
+            let mut mount = bind(PathBuf::from(host), m.path.as_deref().unwrap_or_default(), m.read_only);
+            mount
+                .options
+                .push(m.propagation.unwrap_or(Propagation::Rprivate).as_str().to_string());
+            mounts.push(mount);
         } else if let Some(dest) = &m.tmpfs {
-            let mut options = vec!["nosuid".to_string(), "nodev".to_string(), "mode=1777".to_string()];
+            // Validated; a bad one (an unvalidated spec) keeps the default.
+            let mode = m.mode.as_deref().and_then(parse_mode).unwrap_or(0o1777);
+            let mut options = vec!["nosuid".to_string(), "nodev".to_string(), format!("mode={mode:o}")];
             if let Some(size) = m.size {
                 options.push(format!("size={}", size.0));
             }
@@ -160,6 +241,9 @@ pub fn container_config(
                 options,
             });
         }
+    }
+    for anon in anonymous_volumes(name, spec, image) {
+        mounts.push(bind(volume_dir(&anon.id), &anon.path, false));
     }
     let res = spec.resources.clone().unwrap_or_default();
     Ok(ContainerConfig {
@@ -192,6 +276,8 @@ pub fn container_config(
         log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
         log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
         tty: spec.tty,
+        stdin: spec.stdin,
+        wait_attach: false,
     })
 }
 
@@ -344,6 +430,94 @@ mod tests {
         let cfg = container_config("web", &spec(|_| {}), &view, &|_| PathBuf::new()).unwrap();
         assert_eq!(cfg.args, ["sub"]);
         assert!(cfg.env.contains(&"MODE=object".to_string()));
+    }
+
+    #[test]
+    fn uncovered_image_volumes_get_anonymous_ones_kept_by_name_and_path() {
+        let config = ImageConfig {
+            cmd: vec!["true".into()],
+            volumes: ["/data/", "/logs", "/cache", "rel", "/", "/x/../y"]
+                .into_iter()
+                .map(|p| (p.to_string(), serde_json::Value::Null))
+                .collect(),
+            ..Default::default()
+        };
+        let view = ImageView::pulled(vec![], &config, None);
+        let s = spec(|s| {
+            s.volumes = vec![
+                VolumeMount {
+                    volume: Some("logs".into()),
+                    path: Some("/logs/".into()),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    tmpfs: Some("/cache".into()),
+                    ..Default::default()
+                },
+            ]
+        });
+        let anon = anonymous_volumes("web", &s, &view);
+        assert_eq!(anon.len(), 1, "{anon:?}");
+        assert_eq!(anon[0].path, "/data");
+        assert_eq!(anon[0].id.len(), 64);
+        // The same container and path find the same volume; another does not.
+        assert_eq!(anonymous_volumes("web", &s, &view), anon);
+        assert_ne!(anonymous_volumes("db", &s, &view)[0].id, anon[0].id);
+        let cfg = container_config("web", &s, &view, &|v| PathBuf::from(format!("/v/{v}"))).unwrap();
+        let data = cfg.mounts.iter().find(|m| m.destination == "/data").unwrap();
+        assert_eq!(data.source, format!("/v/{}", anon[0].id));
+        assert!(data.options.contains(&"rw".to_string()));
+    }
+
+    #[test]
+    fn bind_propagation_and_tmpfs_mode_become_mount_options() {
+        let s = spec(|s| {
+            s.volumes = vec![
+                VolumeMount {
+                    host_path: Some("/srv".into()),
+                    path: Some("/a".into()),
+                    propagation: Some(Propagation::Rslave),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    host_path: Some("/srv".into()),
+                    path: Some("/b".into()),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    tmpfs: Some("/t".into()),
+                    mode: Some("0700".into()),
+                    ..Default::default()
+                },
+            ]
+        });
+        let cfg = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap();
+        assert!(cfg.mounts[0].options.contains(&"rslave".to_string()));
+        // Docker's default for binds.
+        assert!(cfg.mounts[1].options.contains(&"rprivate".to_string()));
+        assert!(
+            cfg.mounts[2].options.contains(&"mode=700".to_string()),
+            "{:?}",
+            cfg.mounts[2]
+        );
+    }
+
+    #[test]
+    fn the_images_labels_are_defaults_under_the_manifests() {
+        let config = ImageConfig {
+            labels: [("a", "image"), ("b", "image")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            exposed_ports: [("80/tcp".to_string(), serde_json::json!({}))].into(),
+            ..Default::default()
+        };
+        let view = ImageView::pulled(vec![], &config, None);
+        let own = [("b".to_string(), "manifest".to_string())].into();
+        let merged = labels(&view, &own);
+        assert_eq!(merged["a"], "image");
+        assert_eq!(merged["b"], "manifest");
+        assert_eq!(view.exposed_ports, ["80/tcp"]);
     }
 
     #[test]

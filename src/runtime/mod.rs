@@ -19,6 +19,7 @@ pub mod copy;
 pub mod exec;
 pub mod logs;
 pub mod proc;
+pub mod propagation;
 pub mod sealed;
 pub mod seccomp;
 pub mod shim;
@@ -167,6 +168,14 @@ pub struct ShimConfig {
     /// `attach.sock` in the run dir.
     #[serde(default)]
     pub tty: bool,
+    /// Without a tty: a stdin pipe, fed from whoever connects to
+    /// `attach.sock`, and stdout/stderr framed to them (see `shim`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Report ready once created, and start the init only after the first
+    /// client attached (or a while passed): `run -t`/`-i` in the foreground.
+    #[serde(default)]
+    pub wait_attach: bool,
 }
 
 /// Written by the shim once the container runs.
@@ -366,6 +375,8 @@ impl Runtime {
             log_max_bytes: self.log_rotation(cfg).0,
             log_max_files: self.log_rotation(cfg).1,
             tty: cfg.tty,
+            stdin: cfg.stdin,
+            wait_attach: cfg.wait_attach && (cfg.tty || cfg.stdin),
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {

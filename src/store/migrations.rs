@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE allocations (network TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL,
         created_at INTEGER NOT NULL, PRIMARY KEY (network, address), UNIQUE (network, owner));
      CREATE INDEX allocations_by_owner ON allocations (owner);",
+    // 4: a container's runtime id (run dir, cgroup, log, netns) where it is
+    // not its name: after `rename`, and for a new container that takes a
+    // name a renamed one still runs under. No row: the id is the name.
+    "CREATE TABLE container_ids (name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE);",
 ];
 
 /// Brings `conn` to [`SCHEMA_VERSION`].
@@ -128,6 +132,31 @@ mod tests {
         assert!(s.alloc_used("net").unwrap().is_empty());
         s.alloc_release_network("other").unwrap();
         assert_eq!(count(&s, "allocations"), 0);
+    }
+
+    #[test]
+    fn a_version_0_database_gains_container_ids_and_a_rename_moves_every_name_keyed_row() {
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.container_ids().unwrap().is_empty());
+        let web = s
+            .desired()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == crate::manifest::Kind::Container)
+            .unwrap();
+        assert!(s.alloc_take("net", "10.89.0.2", &web.name).unwrap());
+        let body = web.body.replace(&web.name, "renamed");
+        s.rename_container(&web.name, "renamed", &body, &web.name).unwrap();
+        let desired = s.desired().unwrap();
+        assert!(!desired.iter().any(|o| o.name == web.name && o.kind == web.kind));
+        assert!(desired.iter().any(|o| o.name == "renamed" && o.body == body));
+        assert_eq!(s.alloc_of("net", "renamed").unwrap().as_deref(), Some("10.89.0.2"));
+        assert_eq!(s.container_ids().unwrap(), [("renamed".to_string(), web.name.clone())]);
+        // The id stays taken: nothing else may be given it.
+        assert!(s.container_id_set("other", &web.name).is_err());
+        s.container_id_forget("renamed").unwrap();
+        assert!(s.container_ids().unwrap().is_empty());
     }
 
     #[test]

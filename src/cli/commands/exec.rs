@@ -51,10 +51,28 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
     session(io, req.tty, req.interactive).await
 }
 
-/// `attach` (and `run -t`): the container's pty, as an `exec -t`; exits
-/// with the container's code, or 0 after ctrl-p ctrl-q.
+/// `attach NAME`: as the container was made, with a tty or with an open stdin.
+pub async fn attach_by_name(g: &Global, name: &str) -> anyhow::Result<ExitCode> {
+    let tty = match client(g, true)
+        .get::<serde_json::Value>(&format!("/v1/inspect/{name}"))
+        .await
+    {
+        // `config` is the spec as stored: {"kind": "Container", "spec": {…}}.
+        Ok(v) => v["config"]["spec"]["tty"].as_bool().unwrap_or(false),
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    attach(g, name, tty, true).await
+}
+
+/// `attach` (and `run -t`/`-i`): the container's pty, as an `exec -t`, or
+/// its stdin and output, as an `exec -i`; exits with the container's code,
+/// or 0 after ctrl-p ctrl-q.
 pub async fn attach(g: &Global, name: &str, tty: bool, interactive: bool) -> anyhow::Result<ExitCode> {
-    let size = window_size();
+    let size = if tty { window_size() } else { None };
     let req = AttachRequest {
         rows: size.map(|s| s.0),
         columns: size.map(|s| s.1),

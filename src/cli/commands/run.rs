@@ -55,6 +55,7 @@ fn request(args: RunArgs) -> RunRequest {
         health_retries: args.health_retries,
         tty: args.tty,
         interactive: args.interactive,
+        attach: false,
     }
 }
 
@@ -62,14 +63,12 @@ fn request(args: RunArgs) -> RunRequest {
 /// command is missing or not executable, or 125 when berth could not run it
 /// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.interactive && !args.tty {
-        eprintln!("berth: run -i needs -t for now (stdin is relayed through the container's pty)");
-        return Ok(ExitCode::from(125));
-    }
-    // With a tty the container is started detached, then attached to (its
-    // pty lives in the shim); `-d -t` leaves it running with its pty.
-    let attach_tty = args.tty && !args.detach;
-    let detach = args.detach || args.tty;
+    // With a tty or an open stdin the container is started detached, then
+    // attached to (its pty or stdin pipe lives in the shim, which keeps the
+    // output made before the attach for it); `-d -t` leaves it running.
+    let attach_tty = (args.tty || args.interactive) && !args.detach;
+    let detach = args.detach || args.tty || args.interactive;
+    let tty = args.tty;
     // As `docker run`: a missing image is pulled first, with its progress.
     if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
         if let Err(message) = super::images::pull_image(g, &args.image, None).await {
@@ -96,6 +95,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         health_retries: args.health_retries,
         tty: args.tty,
         interactive: args.interactive,
+        attach: attach_tty,
     };
     let interactive = args.interactive;
     let mut started = None;
@@ -140,7 +140,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     if let Some(name) = started {
-        return super::exec::attach(g, &name, true, interactive).await;
+        return super::exec::attach(g, &name, tty, interactive).await;
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),

@@ -56,7 +56,8 @@ pub async fn volume(g: &Global, cmd: VolumeCmd) -> anyhow::Result<ExitCode> {
             let used = used(containers.iter().filter_map(|c| c.spec.as_ref()));
             let unused: Vec<String> = volumes
                 .iter()
-                .filter(|v| !used.contains(&v.name))
+                // Anonymous volumes (no spec) go with their container.
+                .filter(|v| v.spec.is_some() && !used.contains(&v.name))
                 .map(|v| format!("volume/{}", v.name))
                 .collect();
             if unused.is_empty() {

@@ -4,7 +4,7 @@
 //! lock, so `run`, `stop` and a pass never act on it at once.
 
 use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +62,11 @@ impl Driver for ContainerDriver {
             let held = engine.lock_for(&ObjectKey::new(Kind::Container, name));
             let _held = held.lock().await;
             remove_container(engine, name).await?;
+            // Before the live record goes: a failure is retried by a later
+            // pass, which finds the record still there.
+            remove_anonymous_volumes(engine, name).await?;
             engine.store.live_delete(Kind::Container, name)?;
+            engine.forget_id(name)?;
             Ok(())
         })
     }
@@ -208,6 +212,12 @@ fn dependencies_met(engine: &Engine, obj: &Object) -> DriverResult {
 /// writable layer when the live record has the same spec hash). The caller
 /// holds the container's lock.
 async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> DriverResult {
+    start_with(engine, obj, hash, false).await
+}
+
+/// [`start_container`]; with `wait_attach`, the init waits for the first
+/// attached client before it execs (see `ShimConfig::wait_attach`).
+async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, wait_attach: bool) -> DriverResult {
     let Spec::Container(spec) = &obj.spec else {
         return Err(DriverError::Invalid(format!("{} is not a container", obj.name())));
     };
@@ -218,6 +228,7 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
     let volumes = engine.host.volumes.clone();
     let mut cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
+    cfg.wait_attach = wait_attach;
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
     cfg.netns = wired.netns;
@@ -246,11 +257,24 @@ async fn start_container(engine: &Arc<Engine>, obj: &Object, hash: &str) -> Driv
         Some(_) => None,
         None => resolved.view.healthcheck.clone(),
     };
+    info.labels = translate::labels(&resolved.view, &obj.metadata.labels);
+    info.exposed_ports = resolved.view.exposed_ports.clone();
     let put = |info: &ContainerInfo| {
         let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
         engine.store.live_put(&rec)
     };
+    engine.ensure_id(name)?;
     put(&info)?;
+    // Made only once the live record exists, so the delete that removes
+    // them always runs (see ContainerDriver::delete).
+    if let Err(err) = make_anonymous_volumes(engine, name, spec, &resolved.view).await {
+        info.failure = Some(err.status_message());
+        info.next_restart_at = Some(now_millis() + policy::backoff_delay_ms(info.backoff_step));
+        put(&info)?;
+        engine.event(&key, "Failed", &err.status_message());
+        engine.changed();
+        return Err(err);
+    }
     tracing::debug!(container = name, "start: shim spawning");
     match engine.host.containers.start(&cfg).await {
         Ok(run) => {
@@ -320,8 +344,9 @@ async fn resolve_image(engine: &Arc<Engine>, key: &ObjectKey, name: &str) -> Res
             return pulled(&record, Some(image_spec));
         }
         let mut view = translate::ImageView::imported(&info.dir, image_spec);
-        view.passwd = std::fs::read_to_string(info.dir.join("etc/passwd")).ok();
-        view.group = std::fs::read_to_string(info.dir.join("etc/group")).ok();
+        let layer = [info.dir.clone()];
+        view.passwd = crate::image::merged::read_file(&layer, "/etc/passwd");
+        view.group = crate::image::merged::read_file(&layer, "/etc/group");
         return Ok(ResolvedImage {
             view,
             layer: Some(info.dir.clone()),
@@ -336,61 +361,100 @@ async fn resolve_image(engine: &Arc<Engine>, key: &ObjectKey, name: &str) -> Res
     Err(DriverError::Waiting(format!("waiting for image/{name} to be imported")))
 }
 
-/// The image's directory at `path` (absolute in the container), if every
-/// component of it inside the layer is a plain directory entry: no `..`, and
-/// no symlink, which could lead out of the layer.
-fn inside_layer(layer: &Path, path: &str) -> Option<PathBuf> {
-    let mut at = layer.to_path_buf();
-    for part in Path::new(path).components() {
-        match part {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => {
-                at.push(name);
-                if std::fs::symlink_metadata(&at).ok()?.file_type().is_symlink() {
-                    return None;
-                }
-            }
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(at)
-}
-
 /// Fills each named volume the container mounts from the image's content at
 /// its mount path, on the volume's first use (see `VolumeHost::populate`).
-/// The top-most layer that has `path` decides (an approximation of the
-/// merged view that ignores whiteouts of lower content).
+/// The content is the image's merged view at `path` (see `image::merged`).
 async fn populate_volumes(engine: &Engine, spec: &ContainerSpec, layers: &[PathBuf]) -> DriverResult {
     for m in &spec.volumes {
-        let (Some(volume), Some(path)) = (&m.volume, &m.path) else {
-            continue;
-        };
-        let Some(from) = layers
-            .iter()
-            .filter_map(|layer| inside_layer(layer, path))
-            .find(|p| std::fs::symlink_metadata(p).is_ok())
-        else {
-            continue;
-        };
-        let host = engine.host.volumes.clone();
-        let name = volume.clone();
-        let copied = tokio::task::spawn_blocking(move || host.populate(&name, &from))
-            .await?
-            .map_err(|source| DriverError::Io {
-                action: "populate volume",
-                path: engine.host.volumes.path(volume),
-                source,
-            })?;
-        if copied {
-            let key = ObjectKey::new(Kind::Volume, volume.clone());
-            engine.event(
-                &key,
-                "Populated",
-                &format!("copied the image's {path} into it on first use"),
-            );
+        if let (Some(volume), Some(path)) = (&m.volume, &m.path) {
+            populate_one(engine, volume, path, layers).await?;
         }
     }
     Ok(())
+}
+
+/// Fills volume `volume` from the image's content at `path` on its first
+/// use (see `VolumeHost::populate`).
+async fn populate_one(engine: &Engine, volume: &str, path: &str, layers: &[PathBuf]) -> DriverResult {
+    let from = crate::image::merged::lookup(layers, path);
+    if from.is_empty() {
+        return Ok(());
+    }
+    let host = engine.host.volumes.clone();
+    let name = volume.to_string();
+    let copied = tokio::task::spawn_blocking(move || host.populate(&name, &from))
+        .await?
+        .map_err(|source| DriverError::Io {
+            action: "populate volume",
+            path: engine.host.volumes.path(volume),
+            source,
+        })?;
+    if copied {
+        let key = ObjectKey::new(Kind::Volume, volume.to_string());
+        engine.event(
+            &key,
+            "Populated",
+            &format!("copied the image's {path} into it on first use"),
+        );
+    }
+    Ok(())
+}
+
+/// Makes the anonymous volumes of the image's `Volumes` the container's
+/// mounts leave uncovered (translate put them in its mounts), filled from
+/// the image on first use like named volumes. They are kept across restarts
+/// and replaces of the container (as Compose keeps them on recreate) and
+/// removed with it (see [`remove_anonymous_volumes`]).
+async fn make_anonymous_volumes(
+    engine: &Engine,
+    name: &str,
+    spec: &ContainerSpec,
+    view: &translate::ImageView,
+) -> DriverResult {
+    for anon in translate::anonymous_volumes(name, spec, view) {
+        let host = engine.host.volumes.clone();
+        let (id, container, path) = (anon.id.clone(), name.to_string(), anon.path.clone());
+        tokio::task::spawn_blocking(move || host.create_anonymous(&id, &container, &path))
+            .await?
+            .map_err(|source| DriverError::Io {
+                action: "create anonymous volume",
+                path: engine.host.volumes.path(&anon.id),
+                source,
+            })?;
+        populate_one(engine, &anon.id, &anon.path, &view.lower_dirs).await?;
+    }
+    Ok(())
+}
+
+/// Removes the anonymous volumes of container `name`, and any whose
+/// container has no live record left (a daemon that died between the two).
+/// Every one is tried; the first error is returned.
+async fn remove_anonymous_volumes(engine: &Engine, name: &str) -> DriverResult {
+    let mut first = None;
+    for anon in engine.host.volumes.anonymous() {
+        let orphan = anon.container != name && matches!(engine.live(Kind::Container, &anon.container), Ok(None));
+        if anon.container != name && !orphan {
+            continue;
+        }
+        let host = engine.host.volumes.clone();
+        let id = anon.id.clone();
+        let removed = tokio::task::spawn_blocking(move || host.remove(&id)).await?;
+        match removed {
+            Ok(()) => engine.event(
+                &ObjectKey::new(Kind::Container, anon.container.clone()),
+                "VolumeRemoved",
+                &format!("removed anonymous volume {} ({})", anon.id, anon.path),
+            ),
+            Err(source) => {
+                first.get_or_insert(DriverError::Io {
+                    action: "remove anonymous volume",
+                    path: engine.host.volumes.path(&anon.id),
+                    source,
+                });
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Watches a shim until it exits, then records the exit and wakes the loop.
@@ -399,12 +463,14 @@ fn watch_shim(engine: &Arc<Engine>, name: String, run: RunRecord) {
         return;
     }
     crate::reconcile::health::monitor(engine, &name, run);
+    // The name may change while it runs (`rename`); its runtime id does not.
+    let id = engine.ids.id_of(&name);
     let engine = engine.clone();
     let waited = engine.host.containers.wait_shim(run);
     tokio::spawn(async move {
         waited.await;
         lock(&engine.watched).remove(&run.shim_pid);
-        on_shim_exit(&engine, &name);
+        on_shim_exit(&engine, &engine.ids.name_of(&id));
     });
 }
 
@@ -678,7 +744,7 @@ pub async fn freeze_by_name(engine: &Arc<Engine>, name: &str, frozen: bool) -> s
 
 /// Imperative create-and-start of one container object (`berth run`),
 /// without waiting for a pass.
-pub async fn run_now(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
+pub async fn run_now(engine: &Arc<Engine>, obj: &Object, wait_attach: bool) -> DriverResult {
     // The container's hash must match what a pass computes with the full set.
     let mut desired = engine.desired_objects()?;
     if !desired
@@ -691,7 +757,7 @@ pub async fn run_now(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
     let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
-    start_container(engine, obj, &hash).await
+    start_with(engine, obj, &hash, wait_attach).await
 }
 
 /// Records a container as made but held stopped (`berth create`): passes
@@ -714,6 +780,7 @@ pub async fn create_held(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
         ..Default::default()
     };
     let rec = records::encode_live(obj, &hash, &LiveInfo::Container(info), now_millis());
+    engine.ensure_id(obj.name())?;
     engine.store.live_put(&rec)?;
     Ok(())
 }
@@ -724,7 +791,9 @@ pub async fn remove_now(engine: &Arc<Engine>, name: &str) -> DriverResult {
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
     remove_container(engine, name).await?;
+    remove_anonymous_volumes(engine, name).await?;
     engine.store.live_delete(Kind::Container, name)?;
+    engine.forget_id(name)?;
     engine.set_pending(&key, None);
     Ok(())
 }
@@ -765,5 +834,87 @@ pub async fn restore(engine: &Arc<Engine>) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `berth rename`: gives an imperative container a new name, running or not.
+/// Only the name moves (in one store transaction); the runtime id stays (see
+/// `reconcile::ids`), then DNS records and peers' /etc/hosts follow.
+pub async fn rename(engine: &Arc<Engine>, old: &str, new: &str) -> std::result::Result<(), VerbError> {
+    let invalid = |m: String| VerbError::Driver(DriverError::Invalid(m));
+    if !crate::manifest::is_dns_label(new) {
+        return Err(invalid(format!(
+            "`{new}` is not a valid container name: use 1 to 63 lower-case letters, digits and `-`"
+        )));
+    }
+    if old == new {
+        return Err(VerbError::Conflict(format!("container {old} is already named {new}")));
+    }
+    // No pass and no other verb on either name while the rows move.
+    let _pass = engine.pass_lock.lock().await;
+    let (a, b) = (
+        ObjectKey::new(Kind::Container, old),
+        ObjectKey::new(Kind::Container, new),
+    );
+    let (first, second) = if a < b { (&a, &b) } else { (&b, &a) };
+    let (l1, l2) = (engine.lock_for(first), engine.lock_for(second));
+    let (_g1, _g2) = (l1.lock().await, l2.lock().await);
+
+    let desired = engine.desired_all().map_err(DriverError::from)?;
+    let Some(found) = desired.iter().find(|d| d.key() == a) else {
+        return Err(VerbError::NotFound(old.into()));
+    };
+    if !found.source.starts_with("run:") {
+        return Err(VerbError::Conflict(format!(
+            "container {old} comes from {}: its name is the manifest's, rename it there",
+            found.source
+        )));
+    }
+    let taken =
+        desired.iter().any(|d| d.key() == b) || engine.live(Kind::Container, new).map_err(DriverError::from)?.is_some();
+    if taken {
+        return Err(VerbError::Conflict(format!(
+            "the name {new} is already in use by a container"
+        )));
+    }
+    let users: Vec<String> = desired
+        .iter()
+        .filter_map(|d| {
+            let Spec::Container(c) = &d.object.spec else {
+                return None;
+            };
+            let shares = c.network.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(old);
+            let depends = c.depends_on.iter().any(|dep| dep.name == old);
+            (shares || depends).then(|| d.object.name().to_string())
+        })
+        .collect();
+    if !users.is_empty() {
+        return Err(VerbError::Conflict(format!(
+            "container {old} is named by {}: rename would break them",
+            users.join(", ")
+        )));
+    }
+    let mut obj = found.object.clone();
+    obj.metadata.name = new.to_string();
+    let body = serde_json::to_string(&obj).map_err(|e| invalid(e.to_string()))?;
+    // A container with nothing made yet has no id to keep.
+    let id = match engine.live(Kind::Container, old).map_err(DriverError::from)? {
+        Some(_) => engine.ids.id_of(old),
+        None => new.to_string(),
+    };
+    engine
+        .store
+        .rename_container(old, new, &body, &id)
+        .map_err(DriverError::from)?;
+    engine.ids.forget(old);
+    engine.ids.set(new, &id);
+    engine.rekey(&a, &b);
+    engine.event(&b, "Renamed", &format!("renamed from {old}"));
+    if let Spec::Container(c) = &obj.spec {
+        if !c.networks.is_empty() {
+            network::refresh_hosts(engine);
+        }
+    }
+    engine.changed();
     Ok(())
 }
