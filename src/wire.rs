@@ -291,6 +291,13 @@ pub struct RunRequest {
     /// starts once it did, and its exit waits for it (`--rm` too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
+    /// `USER[:GROUP]` or `uid[:gid]` the init runs as (names from the
+    /// image's /etc/passwd and /etc/group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The keys the attach will detach with: checked before the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -325,7 +332,8 @@ pub struct ExecRequest {
     /// KEY=VALUE, over the container's environment.
     #[serde(default)]
     pub env: Vec<String>,
-    /// `uid`, `uid:gid` or `root`.
+    /// `USER`, `USER:GROUP`, `uid` or `uid:gid`; names are looked up in
+    /// the container's /etc/passwd and /etc/group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,6 +353,10 @@ pub struct ExecRequest {
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u16>,
+    /// With a tty: the keys that detach, as Docker's `--detach-keys`
+    /// (`ctrl-p,ctrl-q`, the default; `ctrl-<a-z@[\\]^_>` or one character each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// `POST /v1/attach/{name}` (with `Upgrade: berth-stdio`): the stdio of a
@@ -360,6 +372,9 @@ pub struct AttachRequest {
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u16>,
+    /// The keys that detach (see [`ExecRequest::detach_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// Answer of a detached exec.

@@ -114,6 +114,13 @@ fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
     // Create, attach, start: the shell's first prompt reaches the terminal
     // without anything typed.
     term.expect("/ # ");
+    // A ctrl-p not followed by ctrl-q reaches the container, with the key
+    // after it (the pty echoes it raw; cat -v shows it as ^P).
+    term.type_line("cat -v");
+    term.type_bytes(b"\x10a\r");
+    term.expect("^Pa");
+    term.type_bytes(b"\x04");
+    term.expect("/ # ");
     term.type_line("tty");
     term.expect("/dev/pts/");
     term.type_line("stty size");
@@ -134,15 +141,36 @@ fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
     // What the pty showed is in the container's log too.
     assert!(env.log_text("box").contains("/dev/pts/"), "{}", env.log_text("box"));
 
+    // Other detach keys, as Docker's --detach-keys.
+    let (mut term, slave) = Terminal::new(24, 80);
+    let mut attach = spawn_on(&env, slave, &["attach", "--detach-keys", "ctrl-x", "box"]);
+    term.type_line("echo other''keys");
+    term.expect("otherkeys");
+    term.type_bytes(b"\x18");
+    assert_eq!(exit_of(&mut attach, &term), Some(0));
+    assert_eq!(env.view("container", "box")["status"], "Running");
+
     let (mut term, slave) = Terminal::new(24, 80);
     let mut attach = spawn_on(&env, slave, &["attach", "box"]);
     term.type_line("echo back''again");
     term.expect("backagain");
     term.type_line("stty size");
     term.expect("24 80");
-    term.type_line("exit 3");
-    assert_eq!(exit_of(&mut attach, &term), Some(3));
-    env.wait_for("container", "box", 10, |v| v["status"] != "Running");
+    // The ctrl-p of ctrl-p ctrl-q is held back, not sent: with the pty in
+    // raw mode, dd gets each key as typed.
+    term.type_line("stty raw -echo; dd bs=1 of=/tmp/typed 2>/dev/null; exit 3");
+    std::thread::sleep(Duration::from_millis(500));
+    term.type_bytes(b"x");
+    std::thread::sleep(Duration::from_millis(200));
+    // Typed apart, as a person does: two input frames.
+    term.type_bytes(b"\x10");
+    std::thread::sleep(Duration::from_millis(300));
+    term.type_bytes(b"\x11");
+    assert_eq!(exit_of(&mut attach, &term), Some(0));
+    assert_eq!(env.ok(&["exec", "box", "cat", "/tmp/typed"]), "x");
+    env.ok(&["exec", "box", "killall", "dd"]);
+    let v = env.wait_for("container", "box", 10, |v| v["status"] != "Running");
+    assert_eq!(v["exit"]["code"], 3, "{v}");
 
     // A command that is done at once still shows its output, exit code
     // and --rm.

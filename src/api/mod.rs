@@ -243,11 +243,15 @@ async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut r
             message: "an attached exec needs `Connection: Upgrade` and `Upgrade: berth-stdio` (or detach)".into(),
         });
     }
+    let keys = body
+        .tty
+        .then(|| commands::exec::DetachKeys::parse(body.detach_keys.as_deref()))
+        .transpose()?;
     let process = commands::exec::start(&engine, &name, &body)?;
     let size = body.rows.zip(body.columns);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size).await,
+            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size, keys).await,
             Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
         }
     });
@@ -270,7 +274,7 @@ async fn attach(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut
             message: "attach needs `Connection: Upgrade` and `Upgrade: berth-stdio`".into(),
         });
     }
-    let attached = commands::attach::connect(&engine, &name).await?;
+    let attached = commands::attach::connect(&engine, &name, body.detach_keys.as_deref()).await?;
     let size = body.rows.zip(body.columns);
     tokio::spawn(async move {
         match on_upgrade.await {

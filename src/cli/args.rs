@@ -313,6 +313,12 @@ pub struct RunArgs {
     /// Give the container a pty (with -i: the terminal in raw mode).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// The keys that detach from its pty (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// USER[:GROUP] or uid[:gid] to run as (names from the image's /etc/passwd, /etc/group).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// Run in the background and print the name.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -378,6 +384,11 @@ pub struct DaemonArgs {
         value_delimiter = ' '
     )]
     pub default_address_pools: Vec<String>,
+    /// `IP[:PORT]` of a resolver the networks' DNS servers forward other
+    /// names to, instead of the host's /etc/resolv.conf (repeatable; in
+    /// the environment, space-separated).
+    #[arg(long = "dns-upstream", env = "BERTH_DNS_UPSTREAM", value_delimiter = ' ')]
+    pub dns_upstream: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -523,6 +534,9 @@ pub struct CommitArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AttachArgs {
+    /// The keys that detach (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     pub name: String,
 }
 
@@ -534,6 +548,9 @@ pub struct ExecArgs {
     /// Give it a pty (with -i: the terminal in raw mode, resizes follow).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// The keys that detach from its pty (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Start it in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,

@@ -36,7 +36,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Run(args) => run::run(g, args).await,
         CliCmd::Create(args) => run::create(g, args).await,
         CliCmd::Exec(args) => exec::exec(g, args).await,
-        CliCmd::Attach(args) => exec::attach_by_name(g, &args.name).await,
+        CliCmd::Attach(args) => exec::attach_by_name(g, &args.name, args.detach_keys).await,
         CliCmd::Ps(args) => ps::ps(g, args).await,
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Rm(args) => lifecycle::rm(g, args.force, &args.names).await,

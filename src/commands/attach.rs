@@ -20,10 +20,12 @@ use crate::wire::{exec_frame, ExecExit};
 pub struct Attached {
     stream: OwnedFd,
     master: Option<OwnedFd>,
+    keys: super::exec::DetachKeys,
 }
 
 /// Checks the container and connects to its shim.
-pub async fn connect(engine: &Arc<Engine>, name: &str) -> Result<Attached> {
+pub async fn connect(engine: &Arc<Engine>, name: &str, detach_keys: Option<&str>) -> Result<Attached> {
+    let keys = super::exec::DetachKeys::parse(detach_keys)?;
     if !engine.container_known(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }
@@ -50,7 +52,7 @@ pub async fn connect(engine: &Arc<Engine>, name: &str) -> Result<Attached> {
         } else {
             None
         };
-        Ok(Attached { stream, master })
+        Ok(Attached { stream, master, keys })
     })
     .await
     .map_err(|e| CommandError::Unavailable(e.to_string()))?
@@ -76,7 +78,10 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
     }
     let exit = match async_fd(a.stream) {
         Ok(stream) => {
-            if super::exec::relay_tty(stream, Some(master), rd, &mut wr, true).await {
+            if super::exec::relay_tty(stream, Some(master), rd, &mut wr, Some(a.keys))
+                .await
+                .is_some()
+            {
                 ExecExit {
                     exit_code: 0,
                     error: None,

@@ -120,6 +120,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             healthcheck,
             tty: req.tty,
             stdin: req.interactive,
+            user: req.user.clone(),
             ..Default::default()
         }),
         origin: Origin {
@@ -209,6 +210,7 @@ fn default_network() -> Object {
 /// the name is free, the default network exists when it is used, no host
 /// port clashes, and the object validates against what is stored.
 async fn checked_object(engine: &Arc<Engine>, req: &RunRequest) -> Result<Object> {
+    super::exec::DetachKeys::parse(req.detach_keys.as_deref())?;
     let obj = run_object(req)?;
     let name = obj.name().to_string();
     let stored = engine.desired_objects()?;

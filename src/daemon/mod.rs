@@ -83,6 +83,9 @@ pub struct DaemonConfig {
     pub log_max_files: Option<u32>,
     /// `base=CIDR,size=N`: where networks without a subnet get theirs.
     pub default_address_pools: Vec<String>,
+    /// `IP[:PORT]`: where embedded DNS forwards other names (default: the
+    /// host's /etc/resolv.conf).
+    pub dns_upstream: Vec<String>,
 }
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
@@ -119,7 +122,13 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         .map(|p| p.parse::<crate::network::Pool>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--default-address-pool: {e}"))?;
-    let host = crate::reconcile::linux::host(runtime, images, pools);
+    let upstream = cfg
+        .dns_upstream
+        .iter()
+        .map(|u| crate::network::dns::parse_upstream(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--dns-upstream: {e}"))?;
+    let host = crate::reconcile::linux::host(runtime, images, pools, upstream);
     let engine = Engine::new(store, host, cfg.root.clone());
     engine.restore().await.context("restore running containers")?;
 

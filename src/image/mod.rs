@@ -1103,6 +1103,43 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_replaced_by_a_later_entry_is_not_written_through_its_old_descriptor() {
+        // The unpacker keeps the last walk's directories open; an entry that
+        // replaces one (a symlink over an empty dir) must drop it, or the
+        // next entry would land in the unlinked directory unseen.
+        let fx = Fixture::new();
+        let target = fx.outside.path().to_str().unwrap().to_owned();
+        let err = fx.refuse(
+            &Tar::new()
+                .dir("d/", 0o755)
+                .symlink("d", &target)
+                .file("d/evil", 0o644, b"x")
+                .bytes(),
+        );
+        match err {
+            ImageError::ThroughSymlink { entry, component, .. } => {
+                assert_eq!((entry.as_str(), component.as_str()), ("d/evil", "d"))
+            }
+            other => panic!("expected ThroughSymlink, got {other}"),
+        }
+        assert!(fs::read_dir(fx.outside.path()).unwrap().next().is_none());
+        // A file over an empty directory: the next entry below it is refused.
+        let err = fx.refuse(
+            &Tar::new()
+                .dir("e/", 0o755)
+                .file("e", 0o644, b"now a file")
+                .file("e/x", 0o644, b"x")
+                .bytes(),
+        );
+        match err {
+            ImageError::ThroughNonDirectory { entry, component, .. } => {
+                assert_eq!((entry.as_str(), component.as_str()), ("e/x", "e"))
+            }
+            other => panic!("expected ThroughNonDirectory, got {other}"),
+        }
+    }
+
+    #[test]
     fn writing_through_a_symlink_to_dot_dot_is_refused() {
         let fx = Fixture::new();
         let cases = [

@@ -29,6 +29,7 @@ use oci_client::manifest::{
     OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
 };
 use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
 use oci_client::{Client, Reference};
 
 use super::content::{sha256_digest, AsyncIngest};
@@ -39,6 +40,13 @@ use super::ImageStore;
 
 /// The largest image config accepted (real ones are a few KiB).
 const MAX_CONFIG_BYTES: i64 = 16 << 20;
+
+/// The largest manifest or index accepted, as containerd's limit (real ones
+/// are a few KiB; a 100-layer manifest about 20 KiB).
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// How much of an error answer is read, to find the registry's error code.
+const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// How many layers download at once (as Docker's default of 3).
 const CONCURRENT_DOWNLOADS: usize = 3;
@@ -355,10 +363,8 @@ impl ImageStore {
             reference: whole.clone(),
             reason,
         };
-        let (bytes, _) = client
-            .pull_manifest_raw(parsed, auth, ACCEPTED)
-            .await
-            .map_err(|e| classify(parsed, e))?;
+        let insecure = is_insecure(parsed.registry(), &self.insecure);
+        let bytes = get_manifest(client, parsed, auth, insecure).await?;
         let mut digest = sha256_digest(&bytes);
         if let Some(wanted) = parsed.digest() {
             if wanted != digest {
@@ -398,10 +404,7 @@ impl ImageStore {
                 )));
             };
             let by_digest = parsed.clone_with_digest(entry_digest.to_string());
-            let (inner, _) = client
-                .pull_manifest_raw(&by_digest, auth, ACCEPTED)
-                .await
-                .map_err(|e| classify(parsed, e))?;
+            let inner = get_manifest(client, &by_digest, auth, insecure).await?;
             digest = sha256_digest(&inner);
             if digest != entry_digest {
                 return Err(ImageError::BlobDigestMismatch {
@@ -547,6 +550,119 @@ impl ImageStore {
     }
 }
 
+/// GETs the manifest (or index) `parsed` names, reading at most
+/// [`MAX_MANIFEST_BYTES`] of it: oci-client's `pull_manifest_raw` reads a
+/// whole body into memory however large. oci-client still does the auth
+/// handshake (its bearer token is used here; basic credentials are sent as
+/// they are); errors read the registry's code from at most 64 KiB and say
+/// what `classify` says for the same codes.
+async fn get_manifest(client: &Client, parsed: &Reference, auth: &RegistryAuth, insecure: bool) -> Result<Vec<u8>> {
+    let whole = parsed.whole();
+    let registry = parsed.registry().to_string();
+    let failed = |message: String| ImageError::Registry {
+        reference: whole.clone(),
+        message: message.replace('\n', " "),
+    };
+    let root = |e: &dyn std::error::Error| {
+        let mut root = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            root = s.to_string();
+            source = s.source();
+        }
+        root
+    };
+    let token = client
+        .auth(parsed, auth, RegistryOperation::Pull)
+        .await
+        .map_err(|e| classify(parsed, e))?;
+    let url = format!(
+        "{}://{}/v2/{}/manifests/{}",
+        if insecure { "http" } else { "https" },
+        parsed.resolve_registry(),
+        parsed.repository(),
+        tag_or_digest(parsed)
+    );
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| failed(format!("cannot make an HTTP client: {}", root(&e))))?;
+    let mut request = http.get(&url).header(reqwest::header::ACCEPT, ACCEPTED.join(", "));
+    request = match (&token, auth) {
+        (Some(token), _) => request.bearer_auth(token),
+        (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+        _ => request,
+    };
+    let mut response = request.send().await.map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            failed(format!("cannot reach registry {registry}: {}", root(&e)))
+        } else {
+            failed(format!("request to {registry} failed: {}", root(&e)))
+        }
+    })?;
+    let status = response.status();
+    let limit = if status.is_success() {
+        MAX_MANIFEST_BYTES
+    } else {
+        MAX_ERROR_BYTES
+    };
+    let too_large = || ImageError::BadImage {
+        reference: whole.clone(),
+        reason: format!(
+            "its manifest is larger than {} MiB, the most berth reads (as containerd)",
+            MAX_MANIFEST_BYTES >> 20
+        ),
+    };
+    if status.is_success() && response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| failed(format!("reading the manifest from {registry}: {}", root(&e))))?
+    {
+        if body.len() + chunk.len() > limit {
+            if status.is_success() {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if status.is_success() {
+        return Ok(body);
+    }
+    let codes: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["errors"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["code"].as_str().map(str::to_owned))
+        .collect();
+    let has = |wanted: &[&str]| codes.iter().any(|c| wanted.contains(&c.as_str()));
+    let message = if has(&["UNAUTHORIZED", "DENIED"]) || status.as_u16() == 401 || status.as_u16() == 403 {
+        format!(
+            "unauthorized: {registry} refused access to {} (credentials from ~/.docker/config.json, or none)",
+            parsed.repository()
+        )
+    } else if has(&["MANIFEST_UNKNOWN", "NAME_UNKNOWN"]) || status.as_u16() == 404 {
+        format!(
+            "not found: {registry} has no {}:{}",
+            parsed.repository(),
+            tag_or_digest(parsed)
+        )
+    } else {
+        format!(
+            "{registry} answered {status} for the manifest of {}",
+            parsed.repository()
+        )
+    };
+    Err(failed(message))
+}
+
 /// One layer of the image: its blob, and the snapshot it unpacks into.
 struct LayerJob {
     descriptor: OciDescriptor,
@@ -631,5 +747,114 @@ mod tests {
         );
         let e = parse_platform("r", Some("amd64")).unwrap_err().to_string();
         assert!(e.contains("os/arch"), "{e}");
+    }
+
+    /// A registry on loopback that answers `/v2/` with 200 and every
+    /// manifest with `status` and `body` (with a length header when
+    /// `length`); returns its address and the bytes it managed to send.
+    async fn fake_registry(
+        status: &'static str,
+        body: Vec<u8>,
+        length: bool,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (body, counter) = (body.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let mut req = vec![0u8; 4096];
+                    let n = sock.read(&mut req).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&req[..n]).to_string();
+                    if head.starts_with("GET /v2/ ") {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let len = if length {
+                        format!("content-length: {}\r\n", body.len())
+                    } else {
+                        String::new()
+                    };
+                    let header = format!("HTTP/1.1 {status}\r\n{len}connection: close\r\n\r\n");
+                    let _ = sock.write_all(header.as_bytes()).await;
+                    for chunk in body.chunks(64 << 10) {
+                        if sock.write_all(chunk).await.is_err() {
+                            return;
+                        }
+                        counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (addr, sent)
+    }
+
+    fn client() -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client::new(ClientConfig {
+            protocol: ClientProtocol::Http,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_manifest_over_4_mib_is_refused_without_reading_it_all() {
+        // Without a length: read up to the cap, then refused.
+        let (addr, sent) = fake_registry("200 OK", vec![b' '; 64 << 20], false).await;
+        let parsed: Reference = format!("{addr}/big/image:1").parse().unwrap();
+        let err = get_manifest(&client(), &parsed, &RegistryAuth::Anonymous, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("its manifest is larger than 4 MiB"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        // The server could not push all 64 MiB into a reader that stopped.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(sent.load(std::sync::atomic::Ordering::SeqCst) < 32 << 20);
+
+        // With a length that says so: refused before the body.
+        let (addr, _) = fake_registry("200 OK", vec![b' '; (4 << 20) + 1], true).await;
+        let parsed: Reference = format!("{addr}/big/image:1").parse().unwrap();
+        let err = get_manifest(&client(), &parsed, &RegistryAuth::Anonymous, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 4 MiB"), "{err}");
+
+        // A small one is read whole.
+        let (addr, _) = fake_registry("200 OK", b"{}".to_vec(), true).await;
+        let parsed: Reference = format!("{addr}/small/image:1").parse().unwrap();
+        let body = get_manifest(&client(), &parsed, &RegistryAuth::Anonymous, true)
+            .await
+            .unwrap();
+        assert_eq!(body, b"{}");
+    }
+
+    #[tokio::test]
+    async fn manifest_errors_say_what_the_registry_code_means() {
+        let unknown = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#.to_vec();
+        let (addr, _) = fake_registry("404 Not Found", unknown, true).await;
+        let parsed: Reference = format!("{addr}/a/b:nope").parse().unwrap();
+        let err = get_manifest(&client(), &parsed, &RegistryAuth::Anonymous, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not found") && err.contains("a/b:nope"), "{err}");
+        // A huge error body is not read whole either.
+        let (addr, _) = fake_registry("500 Internal Server Error", vec![b'x'; 16 << 20], false).await;
+        let parsed: Reference = format!("{addr}/a/b:1").parse().unwrap();
+        let err = get_manifest(&client(), &parsed, &RegistryAuth::Anonymous, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("answered 500"), "{err}");
     }
 }

@@ -112,6 +112,7 @@ fn unpack_bounded(archive: impl Read, root: &Path, source: &Path, ownership: Own
     })?;
     let mut unpacker = Unpacker {
         root: root_fd,
+        open: Vec::new(),
         source,
         ownership,
         dirs: Vec::new(),
@@ -188,6 +189,15 @@ struct DirMeta {
 
 struct Unpacker<'a> {
     root: OwnedFd,
+    /// The directories of the last walk from the root, outermost first,
+    /// each opened with `O_NOFOLLOW` from the one before: the next entry
+    /// (tars list a directory's entries together) reuses the longest common
+    /// prefix instead of opening every component from the root again.
+    /// Always a chain from the root: after an entry's walk it is exactly the
+    /// entry's parents (plus the entry itself once a directory entry made
+    /// it), and an entry only ever unlinks its own last component, so no
+    /// descriptor here can name a directory a later entry removed.
+    open: Vec<(OsString, OwnedFd)>,
     source: &'a Path,
     ownership: Ownership,
     dirs: Vec<DirMeta>,
@@ -270,15 +280,20 @@ impl Unpacker<'_> {
             return Ok(());
         };
 
-        let parent = self.walk(parents, true, &name)?;
-        let parent = parent.as_fd();
+        let is_whiteout = last.as_bytes().starts_with(WHITEOUT_PREFIX);
+        self.walk_open(parents, true, &name)?;
+        let parent = self.open.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
 
-        if last.as_bytes().starts_with(WHITEOUT_PREFIX) {
+        if is_whiteout {
             return self.whiteout(parent, last, &name, &meta);
         }
 
         if is_dir {
-            return self.directory(parent, last, &components, &name, &meta);
+            let (dir, fd) = self.directory(parent, last, &components, &name, &meta)?;
+            self.dirs.push(dir);
+            // Its entries most likely come next.
+            self.open.push((last.clone(), fd));
+            return Ok(());
         }
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -332,11 +347,25 @@ impl Unpacker<'_> {
         })
     }
 
-    /// Opens the directory `components` below the root, one component at a
-    /// time, never following a symlink. Missing directories are created when
-    /// `create` is set (archives often omit parent entries).
-    fn walk(&self, components: &[OsString], create: bool, name: &str) -> Result<OwnedFd> {
-        walk(self.root.as_fd(), components, create).map_err(|e| self.walk_error(e, components, name))
+    /// Makes the open directories (`self.open`) the chain to `components`
+    /// below the root: the longest prefix already open is kept, the rest is
+    /// opened one component at a time, never following a symlink. Missing
+    /// directories are created when `create` is set (archives often omit
+    /// parent entries).
+    fn walk_open(&mut self, components: &[OsString], create: bool, name: &str) -> Result<()> {
+        let common = self
+            .open
+            .iter()
+            .zip(components)
+            .take_while(|((open, _), wanted)| open == *wanted)
+            .count();
+        self.open.truncate(common);
+        for (i, component) in components.iter().enumerate().skip(common) {
+            let parent = self.open.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
+            let fd = step(parent, component, create, i).map_err(|e| self.walk_error(e, components, name))?;
+            self.open.push((component.clone(), fd));
+        }
+        Ok(())
     }
 
     fn walk_error(&self, e: WalkError, components: &[OsString], name: &str) -> ImageError {
@@ -369,14 +398,16 @@ impl Unpacker<'_> {
         }
     }
 
+    /// Makes (or keeps) the directory; returns what `finish` applies to it
+    /// and its descriptor.
     fn directory(
-        &mut self,
+        &self,
         parent: BorrowedFd<'_>,
         last: &OsStr,
         components: &[OsString],
         name: &str,
         meta: &Meta,
-    ) -> Result<()> {
+    ) -> Result<(DirMeta, OwnedFd)> {
         let io = |e: Errno| self.unpack_error(name, e.into());
         if !clear_slot(parent, last, true).map_err(io)? {
             mkdirat(Some(parent.as_raw_fd()), last, Mode::from_bits_truncate(0o755)).map_err(io)?;
@@ -384,12 +415,12 @@ impl Unpacker<'_> {
         let dir = open_dir(Some(parent), last).map_err(io)?;
         self.chown_fd(dir.as_fd(), meta, name)?;
         self.set_xattrs(dir.as_fd(), meta, name)?;
-        self.dirs.push(DirMeta {
+        let applied = DirMeta {
             components: components.to_vec(),
             mode: meta.mode,
             mtime: meta.mtime,
-        });
-        Ok(())
+        };
+        Ok((applied, dir))
     }
 
     fn regular<R: Read>(
@@ -700,26 +731,47 @@ impl Unpacker<'_> {
         Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
     }
 
+    /// The directory `components` (not created), through the open ones; its
+    /// raw descriptor stays owned by `self.open` (or is the root's).
+    fn reopen(&mut self, components: &[OsString]) -> std::result::Result<i32, WalkError> {
+        let common = self
+            .open
+            .iter()
+            .zip(components)
+            .take_while(|((open, _), wanted)| open == *wanted)
+            .count();
+        self.open.truncate(common);
+        for (i, component) in components.iter().enumerate().skip(common) {
+            let parent = self.open.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
+            let fd = step(parent, component, false, i)?;
+            self.open.push((component.clone(), fd));
+        }
+        Ok(self.open.last().map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
+    }
+
     /// Applies directory modes and mtimes, deepest first, then the root's.
     fn finish(mut self) -> Result<()> {
-        // Stable sort: for the same directory listed twice, the later entry
-        // is applied last and wins, as with any other entry.
-        self.dirs.sort_by_key(|d| std::cmp::Reverse(d.components.len()));
-        for dir in &self.dirs {
+        // Reverse path order puts every directory before its parent (a
+        // prefix sorts first) and keeps a subtree together, so the walks
+        // reuse the open directories. Stable: for the same directory listed
+        // twice, the later entry is applied last and wins, as with any other.
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by(|a, b| b.components.cmp(&a.components));
+        for dir in &dirs {
             let name = if dir.components.is_empty() {
                 ".".to_owned()
             } else {
                 join(&dir.components)
             };
-            let fd = match walk(self.root.as_fd(), &dir.components, false) {
+            let fd = match self.reopen(&dir.components) {
                 Ok(fd) => fd,
                 // A later entry replaced the directory; nothing to apply.
                 Err(WalkError::Symlink(_) | WalkError::NotDir(_) | WalkError::Missing(_)) => continue,
                 Err(e) => return Err(self.walk_error(e, &dir.components, &name)),
             };
             let io = |e: Errno| self.unpack_error(&name, e.into());
-            fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(dir.mode)).map_err(io)?;
-            futimens(fd.as_raw_fd(), &dir.mtime, &dir.mtime).map_err(io)?;
+            fchmod(fd, Mode::from_bits_truncate(dir.mode)).map_err(io)?;
+            futimens(fd, &dir.mtime, &dir.mtime).map_err(io)?;
         }
         if !self.root_seen {
             fchmod(self.root.as_raw_fd(), Mode::from_bits_truncate(0o755))
@@ -801,40 +853,41 @@ fn walk(root: BorrowedFd<'_>, components: &[OsString], create: bool) -> std::res
         .try_clone_to_owned()
         .map_err(|e| WalkError::Io(0, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
     for (i, component) in components.iter().enumerate() {
-        let component = component.as_os_str();
-        let next = match open_dir(Some(current.as_fd()), component) {
-            Err(Errno::ENOENT) if create => {
-                match mkdirat(Some(current.as_raw_fd()), component, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(WalkError::Io(i, e)),
-                }
-                let fd = open_dir(Some(current.as_fd()), component);
-                if let Ok(fd) = &fd {
-                    // mkdirat's mode is filtered by the umask.
-                    fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755)).map_err(|e| WalkError::Io(i, e))?;
-                }
-                fd
-            }
-            other => other,
-        };
-        current = match next {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Err(WalkError::Missing(i)),
-            Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                return Err(
-                    match fstatat(Some(current.as_raw_fd()), component, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                        Ok(stat) if (stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK.bits() => {
-                            WalkError::Symlink(i)
-                        }
-                        Ok(_) => WalkError::NotDir(i),
-                        Err(e) => WalkError::Io(i, e),
-                    },
-                )
-            }
-            Err(e) => return Err(WalkError::Io(i, e)),
-        };
+        current = step(current.as_fd(), component, create, i)?;
     }
     Ok(current)
+}
+
+/// Opens directory `component` (component `i` of a walk) in `current`,
+/// never following a symlink; made first when missing and `create` is set.
+fn step(current: BorrowedFd<'_>, component: &OsStr, create: bool, i: usize) -> std::result::Result<OwnedFd, WalkError> {
+    let next = match open_dir(Some(current), component) {
+        Err(Errno::ENOENT) if create => {
+            match mkdirat(Some(current.as_raw_fd()), component, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(WalkError::Io(i, e)),
+            }
+            let fd = open_dir(Some(current), component);
+            if let Ok(fd) = &fd {
+                // mkdirat's mode is filtered by the umask.
+                fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755)).map_err(|e| WalkError::Io(i, e))?;
+            }
+            fd
+        }
+        other => other,
+    };
+    match next {
+        Ok(fd) => Ok(fd),
+        Err(Errno::ENOENT) => Err(WalkError::Missing(i)),
+        Err(Errno::ELOOP | Errno::ENOTDIR) => Err(
+            match fstatat(Some(current.as_raw_fd()), component, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(stat) if (stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK.bits() => WalkError::Symlink(i),
+                Ok(_) => WalkError::NotDir(i),
+                Err(e) => WalkError::Io(i, e),
+            },
+        ),
+        Err(e) => Err(WalkError::Io(i, e)),
+    }
 }
 
 /// Makes room for a new entry named `name` in `parent`: a non-directory there

@@ -12,9 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::positions::Positions;
 use super::suggest::did_you_mean;
-use super::types::{
-    ContainerSpec, DependencyCondition, ImageSpec, Kind, NetworkSpec, Object, Resources, Spec, VolumeMount, VolumeSpec,
-};
+use super::types::{ContainerSpec, ImageSpec, Kind, NetworkSpec, Object, Resources, Spec, VolumeMount, VolumeSpec};
 use super::{printable, Diagnostic};
 
 /// Docker's minimum memory limit.
@@ -113,13 +111,6 @@ impl<'a> Validator<'a> {
     }
 
     /// Whether the Container `name` is in the set without a healthcheck.
-    fn defined_without_healthcheck(&self, name: &str) -> bool {
-        self.objects.iter().any(|x| match &x.spec {
-            Spec::Container(c) => x.name() == name && c.healthcheck.is_none(),
-            _ => false,
-        })
-    }
-
     /// The spec of the Image `name` in the set (the first, if defined twice).
     fn image_in_set(&self, name: &str) -> Option<&'a ImageSpec> {
         self.objects.iter().find_map(|x| match &x.spec {
@@ -272,6 +263,13 @@ impl<'a> Validator<'a> {
                 }
                 (Ok(_), Some((_, Err(_)))) => {}
             }
+        }
+        if spec.subnet6.is_some() {
+            self.report(
+                o,
+                "spec.subnet6",
+                "IPv6 is not supported yet: remove `subnet6` (the network gets IPv4 only)",
+            );
         }
         if let Some(range) = &spec.ip_range {
             match (parse_range(range), &subnet) {
@@ -527,16 +525,10 @@ impl<'a> Validator<'a> {
                     format!("`{}` is listed twice in `dependsOn`", dep.name),
                 );
             }
-            if dep.condition == DependencyCondition::Healthy && self.defined_without_healthcheck(&dep.name) {
-                self.report(
-                    o,
-                    &format!("{at}.condition"),
-                    format!(
-                        "`condition: healthy` needs a healthcheck on container `{}`, which has none",
-                        dep.name
-                    ),
-                );
-            }
+            // `condition: healthy` on a container without a `healthcheck`
+            // is fine here: its image may have a HEALTHCHECK, which only
+            // the start finds out (validation does no I/O). A dependency
+            // with neither is reported by reconcile, on the dependant.
         }
     }
 
@@ -1160,16 +1152,13 @@ mod tests {
         for (needle, line, field) in [
             ("`network` and `networks` exclude each other", 7, "spec.network"),
             ("a healthcheck needs a command", 9, "spec.healthcheck.exec"),
-            (
-                "`condition: healthy` needs a healthcheck on container `db`",
-                10,
-                "spec.dependsOn[0].condition",
-            ),
         ] {
             let e = find(&d, needle);
             assert_eq!((e.line, e.field.as_str()), (line, field), "{needle}");
         }
         find(&d, "an Image takes exactly one source, got `ref` and `archive`");
+        // The image may have a HEALTHCHECK: only reconcile can tell.
+        assert!(!d.iter().any(|e| e.field.starts_with("spec.dependsOn")), "{d:?}");
         let d = check(&container("web", "  network: bridge\n"));
         find(
             &d,
@@ -1218,10 +1207,17 @@ mod tests {
                 "{subnet: 10.89.0.0/24, ipRange: 10.89.0.3/28}",
                 "did you mean 10.89.0.0/28?",
             ),
+            (
+                "{subnet: 10.89.0.0/24, subnet6: 'fd00:1::/64'}",
+                "IPv6 is not supported yet",
+            ),
         ] {
             let d = check(&net(spec));
             find(&d, needle);
         }
+        let d = check(&net("\n  subnet: 10.89.0.0/24\n  subnet6: fd00:1::/64"));
+        let e = find(&d, "IPv6 is not supported yet");
+        assert_eq!((e.line, e.field.as_str()), (6, "spec.subnet6"));
     }
 
     #[test]

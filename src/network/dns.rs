@@ -114,6 +114,13 @@ impl Dns {
     }
 }
 
+/// A resolver as `--dns-upstream` takes it: `IP` (port 53) or `IP:PORT`.
+pub fn parse_upstream(text: &str) -> Result<SocketAddr, NetworkError> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| NetworkError::Invalid(format!("DNS upstream `{text}`: expected IP or IP:PORT")))
+}
+
 /// Upstream resolvers from resolv.conf text (the host's, read in the host's
 /// namespace, so loopback resolvers are reachable).
 pub fn upstream_of(resolv_conf: &str) -> Vec<SocketAddr> {
@@ -286,6 +293,19 @@ mod tests {
         assert!(matches!(answer(&db, &records, Some(client.into())), Answer::Reply(_)));
         let stranger = Some(Ipv4Addr::new(10, 89, 0, 4).into());
         assert_eq!(answer(&db, &records, stranger), Answer::Forward);
+    }
+
+    #[test]
+    fn an_upstream_flag_is_an_ip_with_an_optional_port() {
+        assert_eq!(parse_upstream("127.0.0.9").unwrap(), "127.0.0.9:53".parse().unwrap());
+        assert_eq!(
+            parse_upstream("127.0.0.9:5353").unwrap(),
+            "127.0.0.9:5353".parse().unwrap()
+        );
+        assert!(parse_upstream("dns.example")
+            .unwrap_err()
+            .to_string()
+            .contains("expected IP or IP:PORT"));
     }
 
     #[test]

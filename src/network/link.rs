@@ -282,6 +282,13 @@ pub struct BridgeConfig {
     pub mtu: Option<u32>,
 }
 
+/// A stable, locally administered unicast MAC for bridge `name`.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(name.as_bytes());
+    [0x02, h[0], h[1], h[2], h[3], h[4]]
+}
+
 /// Makes the bridge if it is missing and gives it its gateway address and
 /// MTU; brings it up. Repairs a bridge that lost its address.
 pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
@@ -292,7 +299,14 @@ pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
         let index = match index_of(&h, name).await? {
             Some(i) => i,
             None => {
-                let mut b = LinkBridge::new(name).append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()));
+                // A MAC of its own: a bridge without one takes its lowest
+                // port's, so a container replaced on it would change the
+                // gateway's MAC under its peers' ARP caches (and cut them
+                // off, DNS too, until those entries expire).
+                let mac = bridge_mac(name);
+                let mut b = LinkBridge::new(name)
+                    .append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()))
+                    .append_extra_attribute(LinkAttribute::Address(mac.to_vec()));
                 if let Some(mtu) = cfg.mtu {
                     b = b.mtu(mtu);
                 }

@@ -74,11 +74,14 @@ pub struct Networks {
     tag: String,
     /// The embedded DNS servers, one per network.
     pub dns: std::sync::Arc<dns::Dns>,
+    /// Where subnets of networks that name none come from.
+    pools: Vec<Pool>,
+    /// Where embedded DNS servers forward names not their own; the host's
+    /// /etc/resolv.conf when `None`.
+    dns_upstream: Option<Vec<std::net::SocketAddr>>,
     /// The nftables ruleset generation at which berth's table last held the
     /// rule count given beside it (see [`Networks::nat_verified`]).
     nat_checked: std::sync::Arc<std::sync::Mutex<Option<(u32, usize)>>>,
-    /// Where subnets of networks that name none come from.
-    pools: Vec<Pool>,
 }
 
 impl Networks {
@@ -88,8 +91,9 @@ impl Networks {
             prefix: prefix.to_string(),
             tag: short_hash(prefix),
             dns: Default::default(),
-            nat_checked: Default::default(),
             pools: Pool::default_pools(),
+            dns_upstream: None,
+            nat_checked: Default::default(),
         }
     }
 
@@ -107,6 +111,22 @@ impl Networks {
     /// next check lists again).
     pub fn set_nat_verified(&self, generation: Option<u32>, rules: usize) {
         *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner()) = generation.map(|g| (g, rules));
+    }
+
+    /// The daemon's `--dns-upstream` resolvers (none: the host's).
+    pub fn with_dns_upstream(mut self, upstream: Vec<std::net::SocketAddr>) -> Networks {
+        if !upstream.is_empty() {
+            self.dns_upstream = Some(upstream);
+        }
+        self
+    }
+
+    /// Where names not of a network are forwarded.
+    pub fn dns_upstream(&self) -> Vec<std::net::SocketAddr> {
+        match &self.dns_upstream {
+            Some(up) => up.clone(),
+            None => dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+        }
     }
 
     /// The daemon's `--default-address-pool`s, in order (none: the default).

@@ -1,9 +1,11 @@
 //! Health checks: one monitor task per running container that has a
 //! `healthcheck`, running the check through the exec path one at a time
 //! (a check that outlives its timeout is killed, so checks never pile up).
-//! The state is kept in memory: after a daemon restart an adopted container
-//! is `starting` again until its next check. The transitions are pure
-//! ([`next`]); acting on `unhealthy` goes through the container driver.
+//! The state is kept in memory and written to the store after each check,
+//! so an adopted container keeps its status, streak and last results across
+//! a daemon restart (for the same run: init pid and start time). The
+//! transitions are pure ([`next`]); acting on `unhealthy` goes through the
+//! container driver.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -47,6 +49,8 @@ impl HealthStatus {
 #[derive(Debug, Clone)]
 pub struct HealthState {
     pub init_pid: i32,
+    /// The init's start time, which with its pid names the run.
+    pub init_start: u64,
     pub status: HealthStatus,
     pub failing_streak: u32,
     pub log: VecDeque<HealthLog>,
@@ -124,21 +128,34 @@ pub fn monitor(engine: &Arc<Engine>, name: &str, run: RunRecord) {
     let Some(check) = own.or_else(|| live.container_info().and_then(|i| i.image_healthcheck.clone())) else {
         return;
     };
+    // The same run's health from before a daemon restart, if recorded.
+    let stored = match engine.store.health_get(name) {
+        Ok(Some(row)) => super::records::decode_health(name, row)
+            .map_err(|e| tracing::warn!(container = name, "{e}"))
+            .ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(container = name, "reading its health: {e}");
+            None
+        }
+    };
+    let state = stored
+        .filter(|s| s.init_pid == run.init_pid && s.init_start == run.init_start)
+        .unwrap_or(HealthState {
+            init_pid: run.init_pid,
+            init_start: run.init_start,
+            status: HealthStatus::Starting,
+            failing_streak: 0,
+            log: VecDeque::new(),
+        });
     {
         let mut m = lock(&engine.health);
         if !m.running.insert(run.init_pid) {
             return;
         }
-        m.states.insert(
-            engine.ids.id_of(name),
-            HealthState {
-                init_pid: run.init_pid,
-                status: HealthStatus::Starting,
-                failing_streak: 0,
-                log: VecDeque::new(),
-            },
-        );
+        m.states.insert(engine.ids.id_of(name), state.clone());
     }
+    save(engine, name, &state);
     engine.changed();
     let engine = engine.clone();
     let id = engine.ids.id_of(name);
@@ -146,6 +163,12 @@ pub fn monitor(engine: &Arc<Engine>, name: &str, run: RunRecord) {
         run_checks(&engine, &id, run, &check).await;
         lock(&engine.health).running.remove(&run.init_pid);
     });
+}
+
+fn save(engine: &Engine, name: &str, state: &HealthState) {
+    if let Err(e) = engine.store.health_put(name, &super::records::encode_health(state)) {
+        tracing::warn!(container = name, "recording its health: {e}");
+    }
 }
 
 fn same_run(engine: &Engine, name: &str, run: &RunRecord) -> bool {
@@ -173,7 +196,7 @@ async fn run_checks(engine: &Arc<Engine>, id: &str, run: RunRecord, check: &Heal
         let started = now_millis();
         let (exit_code, output) = probe_once(engine, name, &check.exec, timeout).await;
         let in_start_period = (started - run.started_at) < start_period.as_millis() as i64;
-        let (before, after) = {
+        let (before, after, saved) = {
             let mut m = lock(&engine.health);
             let Some(state) = m.states.get_mut(id).filter(|s| s.init_pid == run.init_pid) else {
                 return;
@@ -197,8 +220,9 @@ async fn run_checks(engine: &Arc<Engine>, id: &str, run: RunRecord, check: &Heal
             while state.log.len() > LOG_LENGTH {
                 state.log.pop_front();
             }
-            (before, status)
+            (before, status, state.clone())
         };
+        save(engine, name, &saved);
         engine.changed();
         if before == after {
             continue;

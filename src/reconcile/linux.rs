@@ -348,11 +348,7 @@ impl NetworkHost for Networks {
         internal: bool,
         records: network::dns::Records,
     ) -> network::Result<()> {
-        let upstream = if internal {
-            Vec::new()
-        } else {
-            network::dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
-        };
+        let upstream = if internal { Vec::new() } else { self.dns_upstream() };
         self.dns.start(network, gateway, upstream, records)
     }
     fn dns_set(&self, network: &str, records: network::dns::Records) {
@@ -368,11 +364,18 @@ impl NetworkHost for Networks {
 
 /// The host of a daemon with this runtime and image store; volumes live
 /// under `<root>/volumes`.
-pub fn host(runtime: Runtime, images: ImageStore, pools: Vec<network::Pool>) -> Host {
+pub fn host(
+    runtime: Runtime,
+    images: ImageStore,
+    pools: Vec<network::Pool>,
+    dns_upstream: Vec<std::net::SocketAddr>,
+) -> Host {
     let volumes = VolumeDirs {
         dir: runtime.layout.root.join("volumes"),
     };
-    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix).with_pools(pools);
+    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix)
+        .with_pools(pools)
+        .with_dns_upstream(dns_upstream);
     Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),

@@ -78,6 +78,11 @@ pub trait ContainerHost: Send + Sync {
             runtime::copy::copy_out(init_pid, container_path, host_path)
         }
     }
+    /// A regular file of a running container (init `init_pid`), resolved
+    /// inside its root (see `runtime::copy::read_file`).
+    fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String> {
+        runtime::copy::read_file(init_pid, path, 4 << 20)
+    }
     /// The counters of a running container whose init is `init_pid`.
     fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
         let _ = (id, init_pid);

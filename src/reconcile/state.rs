@@ -127,9 +127,30 @@ impl Engine {
             .collect())
     }
 
+    /// Fails, saying why, when a process on the host holds `port` (berth's
+    /// own published ports hold no socket: they are DNAT rules).
+    pub fn host_port_free(&self, port: u16, udp: bool) -> std::result::Result<(), String> {
+        let proto = if udp {
+            crate::network::Proto::Udp
+        } else {
+            crate::network::Proto::Tcp
+        };
+        self.host
+            .networks
+            .check_port_free(port, proto)
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether a container is known: made by berth, or with logs left.
     pub fn container_known(&self, name: &str) -> Result<bool> {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
+    }
+
+    /// A regular file of a running container (`/etc/passwd`), read inside
+    /// its root; None when it is not running or has no such file.
+    pub fn container_file(&self, name: &str, path: &str) -> Option<String> {
+        let pid = self.running_init(name)?;
+        self.host.containers.read_file(pid, std::path::Path::new(path)).ok()
     }
 
     /// Whether the container runs with a tty, and with an open stdin.
@@ -246,8 +267,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Forgets a removed container's runtime id (its name is free again).
+    /// Forgets a removed container's runtime id (its name is free again)
+    /// and its recorded health.
     pub(super) fn forget_id(&self, name: &str) -> Result<()> {
+        self.store.health_delete(name)?;
         self.store.container_id_forget(name)?;
         self.ids.forget(name);
         Ok(())

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[&str] = &[
     // not its name: after `rename`, and for a new container that takes a
     // name a renamed one still runs under. No row: the id is the name.
     "CREATE TABLE container_ids (name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE);",
+    // 5: the health of each container's current run (which init it is of,
+    // status, failing streak, last results as JSON), so that an adopted
+    // container keeps it across a daemon restart.
+    "CREATE TABLE health (name TEXT PRIMARY KEY, init_pid INTEGER NOT NULL, init_start INTEGER NOT NULL,
+        status TEXT NOT NULL, failing_streak INTEGER NOT NULL, log TEXT NOT NULL, updated_at INTEGER NOT NULL);",
 ];
 
 /// Brings `conn` to [`SCHEMA_VERSION`].
@@ -157,6 +162,41 @@ mod tests {
         assert!(s.container_id_set("other", &web.name).is_err());
         s.container_id_forget("renamed").unwrap();
         assert!(s.container_ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_0_database_gains_a_health_table_that_follows_renames_and_deletes() {
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(count(&s, "health"), 0);
+        let web = s
+            .desired()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == crate::manifest::Kind::Container)
+            .unwrap();
+        let row = HealthRecord {
+            init_pid: 42,
+            init_start: 7,
+            status: "healthy".into(),
+            failing_streak: 1,
+            log: "[]".into(),
+        };
+        s.health_put(&web.name, &row).unwrap();
+        s.health_put(
+            &web.name,
+            &HealthRecord {
+                failing_streak: 2,
+                ..row.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.health_get(&web.name).unwrap().unwrap().failing_streak, 2);
+        s.rename_container(&web.name, "renamed", &web.body, &web.name).unwrap();
+        assert!(s.health_get(&web.name).unwrap().is_none());
+        assert_eq!(s.health_get("renamed").unwrap().unwrap().init_pid, 42);
+        s.health_delete("renamed").unwrap();
+        assert_eq!(count(&s, "health"), 0);
     }
 
     #[test]

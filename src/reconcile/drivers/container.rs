@@ -196,7 +196,24 @@ fn dependencies_met(engine: &Engine, obj: &Object) -> DriverResult {
         let (met, cond) = match dep.condition {
             DependencyCondition::Started => (matches!(probe, Probe::Running(_) | Probe::Exited(_)), "started"),
             DependencyCondition::Completed => (matches!(probe, Probe::Exited(ref e) if e.code == 0), "completed"),
-            DependencyCondition::Healthy => (engine.is_healthy(&dep.name), "healthy"),
+            DependencyCondition::Healthy => {
+                if matches!(probe, Probe::Running(_)) && !has_healthcheck(engine, &dep.name) {
+                    let msg = format!(
+                        "container/{} waits for container/{} to be healthy, but {} has no healthcheck \
+                         (neither in its manifest nor in its image): give it one, or depend on it with \
+                         `condition: started`",
+                        obj.name(),
+                        dep.name,
+                        dep.name
+                    );
+                    let key = ObjectKey::new(Kind::Container, obj.name());
+                    if engine.pending_reason(&key) != Some(crate::reconcile::Blocked::Waiting(msg.clone())) {
+                        engine.event(&key, "NoHealthcheck", &msg);
+                    }
+                    return Err(DriverError::Waiting(msg));
+                }
+                (engine.is_healthy(&dep.name), "healthy")
+            }
         };
         if !met {
             return Err(DriverError::Waiting(format!(
@@ -206,6 +223,18 @@ fn dependencies_met(engine: &Engine, obj: &Object) -> DriverResult {
         }
     }
     Ok(())
+}
+
+/// Whether a made container has a healthcheck: its own, or its image's.
+fn has_healthcheck(engine: &Engine, name: &str) -> bool {
+    match engine.live(Kind::Container, name) {
+        Ok(Some(live)) => {
+            live.container_spec().is_some_and(|c| c.healthcheck.is_some())
+                || live.container_info().is_some_and(|i| i.image_healthcheck.is_some())
+        }
+        // Not made yet: nothing is known.
+        _ => true,
+    }
 }
 
 /// Creates and starts a container (or restarts it from its existing

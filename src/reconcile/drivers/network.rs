@@ -263,6 +263,7 @@ async fn create_once(
                 },
                 parent: spec.parent.clone().filter(|_| macvlan),
                 ip_range: spec.ip_range.clone(),
+                subnet6: spec.subnet6.clone(),
                 subnet: subnet.to_string(),
                 gateway: gateway.to_string(),
                 internal: spec.internal,
