@@ -212,8 +212,13 @@ fn stats_top_and_inspect_read_the_containers_cgroup_and_processes() {
         "stats shows {shown_mib} MiB, {file} says {kernel_mib} MiB: {out}"
     );
     assert_eq!(mem[6], "2", "sh and sleep: {out}");
-    let busy_cpu: f64 = row("busy")[1].trim_end_matches('%').parse().unwrap();
-    assert!(busy_cpu > 20.0, "a busy loop uses CPU: {out}");
+    let cpu = |name: &str| -> f64 { row(name)[1].trim_end_matches('%').parse().unwrap() };
+    // A busy loop shows clearly more than a sleeping shell; not a fixed
+    // share, which a loaded 2-core machine does not give it (18.9% once).
+    assert!(
+        cpu("busy") > 5.0 && cpu("busy") > 4.0 * cpu("mem"),
+        "a busy loop uses CPU: {out}"
+    );
 
     let top = env.ok(&["top", "mem"]);
     assert!(top.lines().any(|l| l.ends_with("sleep 1000")), "{top}");

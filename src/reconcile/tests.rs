@@ -781,3 +781,48 @@ async fn an_images_healthcheck_is_used_when_the_container_has_none() {
     // The container's own wins.
     assert_eq!(info("own").image_healthcheck, None);
 }
+
+#[tokio::test]
+async fn network_connect_and_disconnect_rewire_in_place_and_no_pass_replaces_the_container() {
+    let w = world();
+    let nets = "---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.60.1.0/24}\n---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: back}\nspec: {subnet: 10.60.2.0/24}\n";
+    w.apply(
+        "s",
+        &format!("{IMAGE}{nets}{}", container("web", ", networks: [front]")),
+    );
+    w.pass().await;
+    let web = |networks: &str| objects(&container("web", &format!(", networks: {networks}"))).remove(0);
+    w.host.clear_calls();
+
+    w.engine
+        .set_networks("s", &web("[front, {name: back, aliases: [api]}]"), false)
+        .await
+        .unwrap();
+    assert_eq!(w.host.calls(), [Call::Attach("web".into(), "eth1 10.60.2.2".into())]);
+    // back's own names, and for web (whose first network is front) front's
+    // names on front's server, scoped to web's address there.
+    assert_eq!(w.host.dns_names("back").unwrap(), ["10.60.2.2/web", "api", "web"]);
+    assert_eq!(
+        w.host.dns_names("front").unwrap(),
+        ["10.60.1.2/api", "10.60.1.2/web", "web"]
+    );
+    w.host.clear_calls();
+    let next = w.pass().await;
+    assert!(next.outcomes.is_empty(), "a pass acted after connect: {next:?}");
+
+    // Leaving eth0's network: eth1 goes too and comes back as eth0.
+    w.engine.set_networks("s", &web("[back]"), false).await.unwrap();
+    assert_eq!(
+        w.host.calls(),
+        [
+            Call::Detach("web".into(), "eth0".into()),
+            Call::Detach("web".into(), "eth1".into()),
+            Call::Attach("web".into(), "eth0 10.60.2.2".into()),
+        ]
+    );
+    assert_eq!(w.engine.store.alloc_of("front", "web").unwrap(), None);
+    assert_eq!(w.host.dns_names("front").unwrap(), Vec::<String>::new());
+    w.host.clear_calls();
+    let next = w.pass().await;
+    assert!(next.outcomes.is_empty(), "a pass acted after disconnect: {next:?}");
+}

@@ -12,11 +12,9 @@ use crate::wire::{RunEvent, RunRequest};
 
 /// `create`, as `docker create`: prints the name; `start` starts it.
 pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
-        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
-            eprintln!("berth: {message}");
-            return Ok(ExitCode::from(125));
-        }
+    let mut args = args;
+    if let Err(code) = ensure_image(g, &mut args.image).await {
+        return Ok(code);
     }
     let req = request(args);
     match client(g, true)
@@ -33,6 +31,35 @@ pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// As `docker run`: `image` names an Image object if one is defined;
+/// otherwise it is a registry reference, a bare name meaning `NAME:latest`
+/// (`busybox` is docker.io/library/busybox:latest, as an `import` or `pull`
+/// of `busybox` records it). A reference not in the store is pulled first,
+/// with its progress. Err is the exit code after the error is printed.
+async fn ensure_image(g: &Global, image: &mut String) -> Result<(), ExitCode> {
+    if !crate::image::record::looks_like_reference(image) {
+        let path = format!("/v1/objects/image/{image}");
+        match client(g, true).get::<serde_json::Value>(&path).await {
+            Ok(_) => return Ok(()),
+            Err(ClientError::Api {
+                kind: crate::wire::ErrorKind::NotFound,
+                ..
+            }) => {
+                image.push_str(":latest");
+            }
+            // The run request reports an unreachable daemon itself.
+            Err(_) => return Ok(()),
+        }
+    }
+    if !super::images::is_pulled(g, image).await {
+        if let Err(message) = super::images::pull_image(g, image, None).await {
+            eprintln!("berth: {message}");
+            return Err(ExitCode::from(125));
+        }
+    }
+    Ok(())
 }
 
 fn request(args: RunArgs) -> RunRequest {
@@ -72,12 +99,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let detach = args.detach || args.tty || args.interactive;
     let tty = args.tty;
     let detach_keys = args.detach_keys.clone();
-    // As `docker run`: a missing image is pulled first, with its progress.
-    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
-        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
-            eprintln!("berth: {message}");
-            return Ok(ExitCode::from(125));
-        }
+    let mut args = args;
+    if let Err(code) = ensure_image(g, &mut args.image).await {
+        return Ok(code);
     }
     let req = RunRequest {
         name: args.name,
