@@ -139,48 +139,64 @@ fn file_id(f: &std::fs::File) -> FileId {
     f.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// The rotated files of the log at `path`, open, oldest first. The shim
-/// renames `.N` to `.N+1` from the top while a reader lists them, so a
-/// listing can meet a gap or see a file twice: it is taken only once every
-/// path still names the file opened from it and nothing follows the last.
-fn rotated_open(path: &std::path::Path) -> Vec<(FileId, std::fs::File)> {
+/// The rotated files of the log at `path`, open, oldest first, and whether
+/// the listing is consistent. The shim renames `.N` to `.N+1` from the top
+/// while a reader lists them, so a listing can meet a gap or see a file
+/// twice: it is consistent once every path still names the file opened
+/// from it and nothing follows the last.
+fn rotated_open(path: &std::path::Path) -> (Vec<(FileId, std::fs::File)>, bool) {
     let mut opened = Vec::new();
-    for _ in 0..100 {
-        opened.clear();
-        for n in 1.. {
-            match std::fs::File::open(logs::rotated_path(path, n)) {
-                Ok(f) => opened.push((file_id(&f), f)),
-                Err(_) => break,
-            }
+    for n in 1.. {
+        match std::fs::File::open(logs::rotated_path(path, n)) {
+            Ok(f) => opened.push((file_id(&f), f)),
+            Err(_) => break,
         }
-        let still = |n: usize, id: &FileId| {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(logs::rotated_path(path, n as u32))
-                .ok()
-                .map(|m| (m.dev(), m.ino()))
-                == *id
-        };
-        let stable = opened.iter().enumerate().all(|(i, (id, _))| still(i + 1, id))
-            && !logs::rotated_path(path, opened.len() as u32 + 1).exists();
-        if stable {
-            break;
-        }
-        // A rotation is under way; it takes microseconds.
-        std::thread::sleep(Duration::from_millis(1));
     }
+    let still = |n: usize, id: &FileId| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(logs::rotated_path(path, n as u32))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+            == *id
+    };
+    let stable = opened.iter().enumerate().all(|(i, (id, _))| still(i + 1, id))
+        && !logs::rotated_path(path, opened.len() as u32 + 1).exists();
     opened.reverse();
-    opened
+    (opened, stable)
 }
+
+/// How long a follower waits for a consistent listing of rotated files
+/// (the shim rotating without pause, a burst on a loaded host) before it
+/// takes what it sees.
+const LISTING_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The rotated files of the log at `path` that are newer than `done` (read
 /// to its end) and older than `current` (the file at `path` now), oldest
 /// first and already open, so that a rotation meanwhile cannot take them
 /// away. Files are told apart by inode: the shim renames, never copies.
-/// When `done` is gone (rotated past the kept files), every kept one is newer.
-fn files_between(path: &std::path::Path, done: &std::fs::File, current: Option<&std::fs::File>) -> Vec<std::fs::File> {
+/// `done` is normally among them; when it is not in a consistent listing
+/// after a while, it was rotated past the kept files: all kept are newer.
+async fn files_between(
+    path: &std::path::Path,
+    done: &std::fs::File,
+    current: Option<&std::fs::File>,
+) -> Vec<std::fs::File> {
     let done = file_id(done);
     let current = current.and_then(file_id);
-    let opened = rotated_open(path);
+    let deadline = tokio::time::Instant::now() + LISTING_PATIENCE;
+    let mut pause = Duration::from_millis(1);
+    let opened = loop {
+        let (listing, stable) = rotated_open(path);
+        let found = stable && listing.iter().any(|(i, _)| *i == done);
+        // Past the deadline: the best there is.
+        if found || tokio::time::Instant::now() > deadline {
+            break listing;
+        }
+        // A rotation is under way; it takes microseconds, unless the
+        // shim rotates again and again.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
     let start = opened.iter().position(|(i, _)| *i == done).map_or(0, |at| at + 1);
     opened
         .into_iter()
@@ -244,7 +260,7 @@ async fn follow_range<T>(
                 // read: the files between ours and the current one are read
                 // whole, in order, before the current one.
                 let current = std::fs::File::open(&path).ok();
-                for between in files_between(&path, f, current.as_ref()) {
+                for between in files_between(&path, f, current.as_ref()).await {
                     if !send_file(&between, &mut 0, range, tx, &wrap).await? {
                         return Ok(false);
                     }
