@@ -62,6 +62,8 @@ async fn daemon(g: &Global, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         insecure_registries: args.insecure_registries,
         log_max_size: args.log_max_size,
         log_max_files: args.log_max_files,
+        default_address_pools: args.default_address_pools,
+        dns_upstream: args.dns_upstream,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

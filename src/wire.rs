@@ -287,6 +287,17 @@ pub struct RunRequest {
     /// Keep its stdin open (`-i`).
     #[serde(default)]
     pub interactive: bool,
+    /// The client attaches next (`run -t`/`-i` without `-d`): the init
+    /// starts once it did, and its exit waits for it (`--rm` too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attach: bool,
+    /// `USER[:GROUP]` or `uid[:gid]` the init runs as (names from the
+    /// image's /etc/passwd and /etc/group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The keys the attach will detach with: checked before the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -321,7 +332,8 @@ pub struct ExecRequest {
     /// KEY=VALUE, over the container's environment.
     #[serde(default)]
     pub env: Vec<String>,
-    /// `uid`, `uid:gid` or `root`.
+    /// `USER`, `USER:GROUP`, `uid` or `uid:gid`; names are looked up in
+    /// the container's /etc/passwd and /etc/group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,11 +353,17 @@ pub struct ExecRequest {
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u16>,
+    /// With a tty: the keys that detach, as Docker's `--detach-keys`
+    /// (`ctrl-p,ctrl-q`, the default; `ctrl-<a-z@[\\]^_>` or one character each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// `POST /v1/attach/{name}` (with `Upgrade: berth-stdio`): the stdio of a
-/// container with a tty, framed as an exec with a tty. ctrl-p ctrl-q
-/// detaches (exit code 0); else the end frame has the container's exit code.
+/// container with a tty, framed as an exec with a tty (ctrl-p ctrl-q
+/// detaches, exit code 0), or of one with an open stdin and no tty, as an
+/// `exec -i`: raw stdin up (a half-close is its EOF), stdout and stderr in
+/// frames. The end frame has the container's exit code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachRequest {
@@ -354,6 +372,9 @@ pub struct AttachRequest {
     pub rows: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u16>,
+    /// The keys that detach (see [`ExecRequest::detach_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detach_keys: Option<String>,
 }
 
 /// Answer of a detached exec.
@@ -402,6 +423,40 @@ pub struct KillRequest {
     /// `KILL` (the default), `TERM`, `SIGHUP`, `9`…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+}
+
+/// Body of `POST /v1/networks/connect`: a container made by `run` or
+/// `create` joins a network while it runs (`berth network connect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConnectRequest {
+    pub network: String,
+    pub container: String,
+    /// More names it answers to on that network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// A fixed IPv4 address in the network's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+/// Body of `POST /v1/networks/disconnect` (`berth network disconnect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkDisconnectRequest {
+    pub network: String,
+    pub container: String,
+    /// Go on when removing its interface fails.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Body of `POST /v1/rename/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenameRequest {
+    /// The container's new name.
+    pub name: String,
 }
 
 /// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).

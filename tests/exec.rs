@@ -336,3 +336,60 @@ fn exec_ti_gives_a_real_pty_that_follows_resizes() {
     };
     assert_eq!(status.code(), Some(3));
 }
+
+#[test]
+fn user_names_resolve_in_the_containers_passwd_and_group_and_never_outside_it() {
+    let env = Env::new("users");
+    with_image(&env);
+    // Users made at run time: the container's files, not the image's.
+    run_detached(
+        &env,
+        "box",
+        "echo 'app:x:1234:2345::/:/bin/sh' >> /etc/passwd; echo 'grp:x:3456:' >> /etc/group; \
+         trap 'exit 0' TERM; sleep 1000 & wait",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !env.ok(&["exec", "box", "cat", "/etc/group"]).contains("grp") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = |user: &str| env.ok(&["exec", "-u", user, "box", "sh", "-c", "echo $(id -u):$(id -g)"]);
+    assert_eq!(id("app"), "1234:2345\n", "the primary group from passwd");
+    assert_eq!(id("app:grp"), "1234:3456\n");
+    assert_eq!(id("1234"), "1234:2345\n", "a listed uid gets its primary group");
+    assert_eq!(id("4321:99"), "4321:99\n", "numbers are taken as they are");
+    assert_eq!(id("root"), "0:0\n");
+    let unknown = env.berth(&["exec", "-u", "nosuch", "box", "true"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        msg.contains("user `nosuch` is not in the container's /etc/passwd"),
+        "{msg}"
+    );
+    let bad_group = env.berth(&["exec", "-u", "app:nogroup", "box", "true"]);
+    assert!(
+        String::from_utf8_lossy(&bad_group.stderr).contains("group `nogroup`"),
+        "{bad_group:?}"
+    );
+
+    // A passwd that is a symlink out of the container resolves inside it:
+    // the host file it names is never read.
+    let host_file = env.dir.join("host-passwd");
+    std::fs::write(&host_file, "escapee:x:4242:4242::/:/bin/sh\n").unwrap();
+    let link = format!("ln -sf /../../../../..{} /etc/passwd", host_file.display());
+    env.ok(&["exec", "box", "sh", "-c", &link]);
+    let escaped = env.berth(&["exec", "-u", "escapee", "box", "id", "-u"]);
+    assert_eq!(escaped.status.code(), Some(1), "{escaped:?}");
+    assert!(String::from_utf8_lossy(&escaped.stderr).contains("not in the container's /etc/passwd"));
+
+    // run -u: names from the image's files; unknown ones are refused at once.
+    assert_eq!(env.ok(&["run", "--rm", "-u", "root", "busybox", "id", "-u"]), "0\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "-u", "1000:1000", "busybox", "id", "-g"]),
+        "1000\n"
+    );
+    let out = env.berth(&["run", "--rm", "-u", "nosuch", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"), "{out:?}");
+    env.ok(&["rm", "-f", "box"]);
+}

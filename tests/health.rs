@@ -137,3 +137,127 @@ fn run_health_flags_make_a_healthcheck() {
     assert_eq!(bad.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--health-interval"));
 }
+
+#[test]
+fn health_survives_a_daemon_restart_for_the_same_run() {
+    let mut env = Env::new("healthkept");
+    // Healthy at first, then failing (once /tmp/fail exists): a streak.
+    let stack = format!(
+        "{}{}",
+        env.image_doc(),
+        container(
+            "db",
+            "sleep 1000",
+            "  healthcheck: {exec: [\"sh\", \"-c\", \"echo check-$$; test ! -e /tmp/fail\"], interval: 2s, retries: 100}\n"
+        ),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "db", 15, |v| v["status"] == "Running (healthy)");
+    env.ok(&["exec", "db", "touch", "/tmp/fail"]);
+    let before = env.wait_for("container", "db", 15, |v| v["health"]["failingStreak"] == 1);
+    assert_eq!(before["health"]["status"], "healthy", "{before}");
+
+    env.kill_daemon();
+    env.start_daemon();
+    // Before its next check (2 s on), the adopted run shows what it had.
+    let after = env.view("container", "db");
+    assert_eq!(after["pid"], before["pid"], "the same run, adopted");
+    assert_eq!(after["health"]["status"], "healthy", "{after}");
+    assert_eq!(after["health"]["failingStreak"], 1, "{after}");
+    assert_eq!(
+        after["health"]["log"], before["health"]["log"],
+        "the last results are kept"
+    );
+    // And the checks go on from there.
+    env.wait_for("container", "db", 15, |v| v["health"]["failingStreak"] == 2);
+
+    // A new run starts over.
+    env.ok(&["restart", "db"]);
+    let fresh = env.wait_for("container", "db", 15, |v| {
+        v["status"] == "Running (starting)" || v["status"] == "Running (healthy)"
+    });
+    assert_ne!(fresh["pid"], before["pid"]);
+    assert_eq!(fresh["health"]["failingStreak"], 0, "{fresh}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}
+
+/// A docker-archive of the busybox test image whose config has a
+/// HEALTHCHECK (passing once /tmp/ok exists), named `reference`.
+fn archive_with_healthcheck(env: &Env, reference: &str) -> std::path::PathBuf {
+    use sha2::Digest;
+    let layer = std::fs::read(common::busybox_tar()).unwrap();
+    let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(&layer));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Cmd": ["sleep", "1000"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 300_000_000u64, "Retries": 100},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    })
+    .to_string();
+    let config_name = format!("{:x}.json", sha2::Sha256::digest(config.as_bytes()));
+    let manifest =
+        serde_json::json!([{"Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar"]}]).to_string();
+    let path = env.dir.join("hc.tar");
+    let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for (name, bytes) in [
+        (config_name.as_str(), config.as_bytes()),
+        ("layer.tar", &layer[..]),
+        ("manifest.json", manifest.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, bytes).unwrap();
+    }
+    tar.finish().unwrap();
+    path
+}
+
+#[test]
+fn condition_healthy_takes_the_images_healthcheck_and_names_a_dependency_without_any() {
+    let env = Env::new("imagehealth");
+    let reference = "example.com/berth/hc:1";
+    let archive = archive_with_healthcheck(&env, reference);
+    env.ok(&["load", "-i", archive.to_str().unwrap()]);
+    // db's only healthcheck is its image's; plain has none at all.
+    let stack = format!(
+        "{}{}{}{}{}",
+        env.image_doc(),
+        format_args!(
+            "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: db}}\nspec: {{image: \"{reference}\", stopGracePeriod: 1s}}\n"
+        ),
+        container("web", "sleep 1000", "  dependsOn: [{name: db, condition: healthy}]\n"),
+        container("plain", "sleep 1000", ""),
+        container("waiter", "sleep 1000", "  dependsOn: [{name: plain, condition: healthy}]\n"),
+    );
+    let file = env.manifest("stack.yaml", &stack);
+    // Accepted: validation cannot see the image's HEALTHCHECK.
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "db", 10, |v| v["status"] == "Running (starting)");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_ne!(
+        env.view("container", "web")["status"],
+        "Running",
+        "web waits for db's check"
+    );
+    env.ok(&["exec", "db", "touch", "/tmp/ok"]);
+    env.wait_for("container", "db", 10, |v| v["status"] == "Running (healthy)");
+    env.wait_for("container", "web", 10, |v| v["status"] == "Running");
+
+    // waiter says what it waits for, naming both, instead of waiting silently.
+    let v = env.wait_for("container", "waiter", 10, |v| {
+        v["status"].as_str().unwrap_or("").contains("no healthcheck")
+    });
+    let status = v["status"].as_str().unwrap();
+    assert!(
+        status.contains("container/waiter") && status.contains("container/plain"),
+        "{status}"
+    );
+    assert!(env.ok(&["events"]).contains("NoHealthcheck"));
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}

@@ -353,3 +353,90 @@ fn cp_copies_both_ways_and_no_symlink_leads_out_of_the_container() {
     let missing = env.berth(&["cp", "nosuch:/x", &o]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
+
+#[test]
+fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
+    let mut env = Env::new("rename");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&["run", "-d", "--name", "peer", "busybox", "sleep", "1000"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "old",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before-rename; trap 'exit 0' TERM; sleep 1000 & wait",
+    ]);
+    let pid = env.wait_for("container", "old", 10, |v| v["status"] == "Running")["pid"]
+        .as_i64()
+        .unwrap();
+    env.wait_for("container", "peer", 10, |v| v["status"] == "Running");
+    env.ok(&["rename", "old", "new"]);
+
+    // The same process, now under the new name; the old name names nothing.
+    let v = env.view("container", "new");
+    assert_eq!(v["pid"].as_i64(), Some(pid), "{v}");
+    assert_eq!(
+        env.ok(&["exec", "new", "cat", "/proc/1/cmdline"]).split('\0').next(),
+        Some("sh")
+    );
+    assert!(env.ok(&["logs", "new"]).contains("before-rename"));
+    let gone = env.berth(&["exec", "old", "true"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"), "{gone:?}");
+    // Peers find it by its new name only: in /etc/hosts and in DNS.
+    let hosts = env.ok(&["exec", "peer", "cat", "/etc/hosts"]);
+    assert!(hosts.split_whitespace().any(|w| w == "new"), "{hosts}");
+    assert!(!hosts.split_whitespace().any(|w| w == "old"), "{hosts}");
+    let found = env.ok(&["exec", "peer", "nslookup", "new"]);
+    assert!(found.contains("Address"), "{found}");
+    assert!(env.berth(&["exec", "peer", "nslookup", "old"]).status.code() != Some(0));
+
+    // The old name is free: a new container takes it, beside the renamed one.
+    env.ok(&["run", "-d", "--name", "old", "busybox", "sleep", "999"]);
+    let other = env.wait_for("container", "old", 10, |v| v["status"] == "Running")["pid"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(other, pid);
+    assert!(env
+        .ok(&["exec", "old", "cat", "/proc/1/cmdline"])
+        .starts_with("sleep\0999"));
+    // Taken names and manifest containers are refused, by name.
+    let taken = env.berth(&["rename", "peer", "new"]);
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("already in use"),
+        "{taken:?}"
+    );
+    let manifest = env.manifest(
+        "svc.yaml",
+        "apiVersion: berth/v1\nkind: Container\nmetadata: {name: svc}\nspec: {image: busybox, command: [sleep, '1000'], stopGracePeriod: 1s}\n",
+    );
+    env.ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let refused = env.berth(&["rename", "svc", "other"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("manifest"),
+        "{refused:?}"
+    );
+
+    // After a daemon crash it is still the renamed container, adopted.
+    env.kill_daemon();
+    env.start_daemon();
+    let v = env.wait_for("container", "new", 10, |v| v["status"] == "Running");
+    assert_eq!(v["pid"].as_i64(), Some(pid), "{v}");
+    assert_eq!(env.view("container", "old")["pid"].as_i64(), Some(other));
+    assert!(env.ok(&["exec", "new", "cat", "/proc/1/cmdline"]).starts_with("sh\0"));
+    env.ok(&["stop", "new"]);
+    env.wait_for("container", "new", 10, |v| {
+        v["status"].as_str().unwrap().starts_with("Stopped")
+    });
+    assert_eq!(
+        env.view("container", "old")["pid"].as_i64(),
+        Some(other),
+        "the other one runs on"
+    );
+    env.ok(&["rm", "-f", "new", "old", "peer"]);
+    env.ok(&["delete", "-f", manifest.to_str().unwrap()]);
+}

@@ -595,28 +595,38 @@ fn berth_lets_its_bridges_through_a_docker_forward_chain_and_touches_nothing_els
     }
 }
 
-/// Reachability by ICMP: TCP between two macvlans on a veth parent fails
-/// here (checksum offload on the veth, not berth's doing: ping passes), and
-/// this kernel has no `dummy` driver for a parent without offloads.
+/// The parent is a `dummy` link, as the issue asks, where the kernel has
+/// the driver; this one has none built in and no modules (`ip link add …
+/// type dummy` says "Unknown device type"), so there it is a veth end, up
+/// with its peer (else it has no carrier, nor do the macvlans).
 #[test]
 fn macvlan_containers_on_a_host_parent_reach_each_other() {
     let env = Env::new("netmacvlan");
-    // The parent: a veth end, made by the test as a host interface would be
-    // there already.
     let parent = format!("bmv{}", std::process::id() % 100_000);
     let peer = format!("{parent}p");
-    let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().unwrap().success();
-    assert!(ip(&["link", "add", &parent, "type", "veth", "peer", "name", &peer]));
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
     struct Gone(String);
     impl Drop for Gone {
         fn drop(&mut self) {
             let _ = link::delete_link(&self.0);
         }
     }
+    let dummy = ip(&["link", "add", &parent, "type", "dummy"]);
+    if !dummy {
+        assert!(ip(&["link", "add", &parent, "type", "veth", "peer", "name", &peer]));
+    }
     let _parent_goes = Gone(parent.clone());
     assert!(ip(&["link", "set", &parent, "up"]));
-    // Its peer up too, or the parent has no carrier and nor do the macvlans.
-    assert!(ip(&["link", "set", &peer, "up"]));
+    if !dummy {
+        assert!(ip(&["link", "set", &peer, "up"]));
+    }
     let stack = format!(
         "{}{}{}{}",
         env.image_doc(),
@@ -624,17 +634,14 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
             "lan",
             &format!("{{driver: macvlan, parent: {parent}, subnet: 10.89.254.0/24}}")
         ),
-        sh(
-            "srv",
-            "  networks: [{name: lan, ipv4Address: 10.89.254.10}]\n",
-            "sleep 1000"
-        ),
+        sh("srv", "  networks: [{name: lan, ipv4Address: 10.89.254.10}]\n", HTTPD),
         sh(
             "cli",
             "  networks: [lan]\n",
             "for target in 10.89.254.10 srv; do ok=; for i in $(seq 20); do \
              ping -c1 -W1 $target > /tmp/ping && ok=1 && break; done; [ -n \"$ok\" ] || exit 1; \
-             cat /tmp/ping; done; cat /proc/net/dev",
+             cat /tmp/ping; done; \
+             for i in $(seq 20); do wget -q -O- http://srv/ && break; sleep 0.2; done; cat /proc/net/dev",
         ),
     );
     let file = env.manifest("lan.yaml", &stack);
@@ -642,8 +649,477 @@ fn macvlan_containers_on_a_host_parent_reach_each_other() {
     let (code, logs) = exit_code(&env, "cli", 60);
     assert_eq!(code, 0, "{logs}");
     assert_eq!(logs.matches("1 packets received").count(), 2, "{logs}");
+    // TCP too.
+    assert!(logs.contains("hello-from-srv"), "{logs}");
     assert_eq!(interfaces(&logs), ["eth0", "lo"], "{logs}");
     let net = env.view("network", "lan");
     assert_eq!(net["status"], "Ready", "{net}");
     env.ok(&["delete", "container/cli", "container/srv", "network/lan"]);
+}
+
+/// The addresses `owner` holds, by network, as the store records them.
+fn allocations(env: &Env, owner: &str) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT network, address FROM allocations WHERE owner = ?1 ORDER BY network")
+        .unwrap();
+    stmt.query_map([owner], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// `GET /` from inside `container` to `host`:80 once (busybox `nc`: its
+/// `wget -T` dies of SIGSEGV under exec here).
+fn get_once(env: &Env, container: &str, host: &str) -> Option<String> {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {host} 80");
+    let out = env.berth(&["exec", container, "sh", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && text.contains("200 OK")).then_some(text)
+}
+
+/// [`get_once`], retried for a few seconds.
+fn fetch_from(env: &Env, container: &str, host: &str) -> Option<String> {
+    for _ in 0..25 {
+        if let Some(text) = get_once(env, container, host) {
+            return Some(text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    None
+}
+
+#[test]
+fn network_connect_and_disconnect_change_a_running_containers_networks() {
+    let mut env = Env::new("netconnect");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&["network", "create", "n1", "--subnet", "10.89.246.0/24"]);
+    env.ok(&["network", "create", "n2", "--subnet", "10.89.247.0/24"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "n2",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let idle = "trap 'exit 0' TERM; sleep 1000 & wait";
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "n1",
+        "busybox",
+        "sh",
+        "-c",
+        idle,
+    ]);
+    let reach = |env: &Env| get_once(env, "cli", "srv").is_some();
+    assert!(!reach(&env), "cli reached srv before it was connected");
+
+    env.ok(&["network", "connect", "--alias", "front", "n2", "cli"]);
+    assert!(fetch_from(&env, "cli", "srv")
+        .unwrap_or_default()
+        .contains("hello-from-srv"));
+    let held = allocations(&env, "cli");
+    assert_eq!(held.len(), 2, "{held:?}");
+    let n2_ip = held.iter().find(|(n, _)| n == "n2").unwrap().1.clone();
+    assert_eq!(n2_ip, "10.89.247.3");
+    let dev = env.ok(&["exec", "cli", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&dev), ["eth0", "eth1", "lo"]);
+    // Its name and alias on n2, in the DNS and in the peer's /etc/hosts.
+    let lookup = env.ok(&["exec", "srv", "nslookup", "front"]);
+    assert!(lookup.contains(&n2_ip), "{lookup}");
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{n2_ip}\tcli front")), "{hosts}");
+    let again = env.berth(&["network", "connect", "n2", "cli"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already on network/n2"));
+
+    // Kept over a restart of the container and of the daemon.
+    env.ok(&["restart", "cli"]);
+    assert!(fetch_from(&env, "cli", "srv").is_some());
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(fetch_from(&env, "cli", "srv").is_some());
+    assert_eq!(allocations(&env, "cli"), held);
+
+    env.ok(&["network", "disconnect", "n2", "cli"]);
+    assert!(!reach(&env), "cli still reached srv after disconnect");
+    let dev = env.ok(&["exec", "cli", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&dev), ["eth0", "lo"]);
+    assert_eq!(
+        allocations(&env, "cli"),
+        [("n1".to_string(), "10.89.246.2".to_string())]
+    );
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("cli"), "{hosts}");
+    // Its address on n2 is free again: the next container gets it.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "third",
+        "--network",
+        "n2",
+        "busybox",
+        "sh",
+        "-c",
+        idle,
+    ]);
+    assert_eq!(allocations(&env, "third"), [("n2".to_string(), n2_ip.clone())]);
+
+    // Leaving its first network: n2 becomes eth0, with the default route.
+    env.ok(&["network", "connect", "--ip", "10.89.247.9", "n2", "cli"]);
+    env.ok(&["network", "disconnect", "n1", "cli"]);
+    let dev = env.ok(&["exec", "cli", "cat", "/proc/net/dev"]);
+    assert_eq!(interfaces(&dev), ["eth0", "lo"]);
+    let route = env.ok(&["exec", "cli", "ip", "route"]);
+    assert!(route.contains("default via 10.89.247.1 dev eth0"), "{route}");
+    assert!(fetch_from(&env, "cli", "srv").is_some());
+    assert_eq!(
+        allocations(&env, "cli"),
+        [("n2".to_string(), "10.89.247.9".to_string())]
+    );
+
+    // A manifest's container is changed in its manifest.
+    let decl = env.manifest("decl.yaml", &sh("decl", "  networks: [n1]\n", idle));
+    env.ok(&["apply", "-f", decl.to_str().unwrap()]);
+    env.wait_for("container", "decl", 20, |v| v["status"] == "Running");
+    let refused = env.berth(&["network", "connect", "n2", "decl"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("decl.yaml") && err.contains("spec.networks"), "{err}");
+    let missing = env.berth(&["network", "connect", "n9", "cli"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("network/n9 not found"));
+    env.ok(&[
+        "delete",
+        "container/decl",
+        "container/cli",
+        "container/srv",
+        "container/third",
+    ]);
+}
+
+#[test]
+fn ip_range_bounds_addresses_and_the_default_address_pool_is_the_daemons_flag() {
+    let mut env = Env::new("netpool");
+    env.kill_daemon();
+    env.extra_env.push((
+        "BERTH_DEFAULT_ADDRESS_POOL".into(),
+        "base=10.79.0.0/24,size=28 base=10.79.1.0/24,size=26".into(),
+    ));
+    env.start_daemon();
+    let stack = format!(
+        "{}{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("fixed", "{subnet: 10.79.0.0/28}"),
+        network_doc("auto", "{}"),
+        network_doc("ranged", "{subnet: 10.79.2.0/24, ipRange: 10.79.2.64/31}"),
+        sh("r1", "  networks: [ranged]\n", "sleep 1000"),
+        sh("r2", "  networks: [ranged]\n", "sleep 1000"),
+    );
+    let file = env.manifest("pool.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "r2", 20, |v| v["status"] == "Running");
+    // The first /28 of the first pool is taken (by `fixed`): the next one.
+    let inspect = env.ok(&["network", "inspect", "auto"]);
+    assert!(inspect.contains("10.79.0.16/28"), "{inspect}");
+    let mut got: Vec<String> = allocations(&env, "r1")
+        .into_iter()
+        .chain(allocations(&env, "r2"))
+        .map(|(_, a)| a)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["10.79.2.64", "10.79.2.65"]);
+    // The range is full; a static address outside it is still fine.
+    let more = format!(
+        "{}{}",
+        sh("r3", "  networks: [ranged]\n", "sleep 1000"),
+        sh(
+            "r4",
+            "  networks: [{name: ranged, ipv4Address: 10.79.2.9}]\n",
+            "sleep 1000"
+        ),
+    );
+    let file = env.manifest("more.yaml", &format!("{}{more}", env.image_doc()));
+    env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "r4", 20, |v| v["status"] == "Running");
+    let r3 = env.wait_for("container", "r3", 20, |v| v.to_string().contains("is full"));
+    assert!(r3.to_string().contains("subnet 10.79.2.64/31 is full"), "{r3}");
+
+    let bad = env.manifest(
+        "bad.yaml",
+        &network_doc("worse", "{subnet: 10.79.3.0/24, ipRange: 10.79.4.0/28}"),
+    );
+    let out = env.berth(&["apply", "-f", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:5") && err.contains("spec.ipRange"), "{err}");
+    assert!(
+        err.contains("ipRange 10.79.4.0/28 is not inside subnet 10.79.3.0/24"),
+        "{err}"
+    );
+    // Dual stack is in the data model, and refused until IPv6 is done.
+    let v6 = env.manifest(
+        "v6.yaml",
+        "apiVersion: berth/v1\nkind: Network\nmetadata: {name: v6}\nspec:\n  subnet: 10.79.5.0/24\n  subnet6: fd00:79::/64\n",
+    );
+    let out = env.berth(&["apply", "-f", v6.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("v6.yaml:6") && err.contains("spec.subnet6"), "{err}");
+    assert!(err.contains("IPv6 is not supported yet"), "{err}");
+    env.ok(&["delete", "container/r1", "container/r2", "container/r3", "container/r4"]);
+}
+
+/// A UDP echo server for the container (busybox's `nc` has no `-u`):
+/// answers each datagram on port 9000 with `echo:` and the datagram.
+const UDP_ECHO_C: &str = r#"
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+int main(void) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(9000);
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("bind"); return 1; }
+    puts("listening"); fflush(stdout);
+    char b[512];
+    for (;;) {
+        struct sockaddr_in p; socklen_t l = sizeof p;
+        int n = recvfrom(s, b + 5, sizeof b - 5, 0, (struct sockaddr *)&p, &l);
+        if (n < 0) continue;
+        memcpy(b, "echo:", 5);
+        sendto(s, b, n + 5, 0, (struct sockaddr *)&p, l);
+    }
+}
+"#;
+
+#[test]
+fn a_published_udp_port_on_127_0_0_1_reaches_the_container_and_answers() {
+    let env = Env::new("netudp");
+    let bin = env.dir.join("udp");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("echo.c"), UDP_ECHO_C).unwrap();
+    let cc = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(bin.join("udpecho"))
+        .arg(bin.join("echo.c"))
+        .status()
+        .unwrap();
+    assert!(cc.success(), "cc -static failed");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("u", "{subnet: 10.79.8.0/24}"),
+        sh(
+            "echo",
+            &format!(
+                "  networks: [u]\n  volumes: [{{hostPath: {}, path: /opt/udp, readOnly: true}}]\n  ports: [{{host: {port}, container: 9000, protocol: udp}}]\n",
+                bin.display()
+            ),
+            "exec /opt/udp/udpecho"
+        ),
+    );
+    let file = env.manifest("udp.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "echo", 20, |v| v["status"] == "Running");
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut answer = None;
+    for i in 0..20 {
+        client.send(format!("ping{i}").as_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(n) = client.recv(&mut buf) {
+            answer = Some((i, String::from_utf8_lossy(&buf[..n]).into_owned()));
+            break;
+        }
+    }
+    let (i, text) = answer.unwrap_or_else(|| panic!("no UDP answer: {}", env.log_text("echo")));
+    assert_eq!(text, format!("echo:ping{i}"));
+    // A second stack cannot take the same UDP port.
+    let thief = format!(
+        "{}{}",
+        env.image_doc(),
+        sh(
+            "thief",
+            &format!("  networks: [u]\n  ports: [{{host: {port}, container: 53, protocol: udp}}]\n"),
+            "sleep 1"
+        ),
+    );
+    let file = env.manifest("thief.yaml", &thief);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already published by container/echo"), "{err}");
+    env.ok(&["delete", "container/echo", "network/u"]);
+}
+
+/// A DNS server on 127.0.0.1 for the test: `outside.example.test` is
+/// 127.0.0.77, every other name NXDOMAIN. Returns its address.
+fn tiny_dns() -> std::net::SocketAddr {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{rdata::A, RData, Record};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(q) = req.queries().first().cloned() else {
+                continue;
+            };
+            let mut resp = Message::new();
+            resp.set_id(req.id())
+                .set_message_type(MessageType::Response)
+                .set_recursion_desired(true)
+                .set_recursion_available(true)
+                .add_query(q.clone());
+            if q.name().to_ascii().trim_end_matches('.') == "outside.example.test" {
+                resp.add_answer(Record::from_rdata(q.name().clone(), 5, RData::A(A::new(127, 0, 0, 77))));
+            } else {
+                resp.set_response_code(ResponseCode::NXDomain);
+            }
+            let _ = socket.send_to(&resp.to_vec().unwrap(), peer);
+        }
+    });
+    addr
+}
+
+#[test]
+fn other_names_go_to_the_upstream_and_a_replaced_containers_address_answers_at_once() {
+    let mut env = Env::new("netdns");
+    let upstream = tiny_dns();
+    env.kill_daemon();
+    env.extra_env.push(("BERTH_DNS_UPSTREAM".into(), upstream.to_string()));
+    env.start_daemon();
+    let stack = |srv_ip: &str| {
+        format!(
+            "{}{}{}{}",
+            env.image_doc(),
+            network_doc("d", "{subnet: 10.79.9.0/24}"),
+            sh(
+                "srv",
+                &format!("  networks: [{{name: d, ipv4Address: {srv_ip}}}]\n"),
+                "sleep 1000"
+            ),
+            sh("cli", "  networks: [d]\n", "sleep 1000"),
+        )
+    };
+    let file = env.manifest("dns.yaml", &stack("10.79.9.9"));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "cli", 20, |v| v["status"] == "Running");
+    env.wait_for("container", "srv", 20, |v| v["status"] == "Running");
+    let out = env.ok(&["exec", "cli", "nslookup", "outside.example.test"]);
+    assert!(out.contains("127.0.0.77"), "{out}");
+    let out = env.berth(&["exec", "cli", "nslookup", "nowhere.example.test"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("127.0.0.77"));
+    let out = env.ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(out.contains("10.79.9.9"), "{out}");
+
+    // srv replaced with a new address: the next lookup gives it.
+    std::fs::write(&file, stack("10.79.9.19")).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // cli's /etc/hosts is rewritten right after the DNS records.
+    let cli_hosts = env.run.join("net/cli/hosts");
+    while !std::fs::read_to_string(&cli_hosts)
+        .unwrap_or_default()
+        .contains("10.79.9.19\tsrv")
+    {
+        assert!(std::time::Instant::now() < deadline, "srv was not replaced");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = env.ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(out.contains("10.79.9.19") && !out.contains("10.79.9.9\n"), "{out}");
+    env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
+}
+
+#[test]
+fn a_host_port_another_process_holds_is_refused_at_apply_with_its_line() {
+    let env = Env::new("netportheld");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let free = free_port();
+    let web = format!(
+        "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec:\n  image: busybox\n  networks: [h]\n  command: [sleep, '1000']\n  ports:\n    - {{host: {free}, container: 80}}\n    - {{host: {tcp_port}, container: 81}}\n    - {{host: {udp_port}, container: 53, protocol: udp}}\n"
+    );
+    let stack = format!(
+        "{}{}{web}",
+        env.image_doc(),
+        network_doc("h", "{subnet: 10.79.10.0/24}"),
+    );
+    let file = env.manifest("held.yaml", &stack);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<usize> = stack
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&format!("host: {tcp_port},")) || l.contains(&format!("host: {udp_port},")))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        err.contains(&format!("held.yaml:{}", lines[0]))
+            && err.contains(&format!("host port {tcp_port}/tcp is already in use")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("held.yaml:{}", lines[1]))
+            && err.contains(&format!("host port {udp_port}/udp is already in use")),
+        "{err}"
+    );
+    assert!(!err.contains(&format!("host port {free}/")), "{err}");
+    // Nothing of the apply was made.
+    let all = env.ok(&["get", "-o", "json"]);
+    assert!(!all.contains("\"web\"") && !all.contains("\"h\""), "{all}");
+    drop((tcp, udp));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 20, |v| v["status"] == "Running");
+    env.ok(&["delete", "container/web", "network/h"]);
+}
+
+/// The reconciler skips listing berth's table (an `nft` process) while the
+/// kernel's ruleset generation has not moved: it must move with every change.
+#[test]
+fn the_ruleset_generation_moves_with_every_nftables_change() {
+    common::require_root();
+    use berth::network::nat;
+    let table = format!("berth-gentest{}", std::process::id());
+    let before = nat::ruleset_generation().expect("the kernel answers NFT_MSG_GETGEN");
+    let net = berth::network::NatNetwork {
+        bridge: "bbgentest0".into(),
+        subnet: "10.89.251.0/24".parse().unwrap(),
+        internal: true,
+    };
+    nat::sync(&table, &[net], &[]).unwrap();
+    let made = nat::ruleset_generation().unwrap();
+    nat::remove_table(&table).unwrap();
+    let removed = nat::ruleset_generation().unwrap();
+    assert!(made > before, "{before} -> {made}");
+    assert!(removed > made, "{made} -> {removed}");
+    assert_eq!(nat::rule_count(&table).unwrap(), None);
 }

@@ -955,6 +955,31 @@ fn commit_makes_a_new_image_of_a_containers_changes_deletions_included() {
     drop(registry);
 }
 
+/// As `docker run busybox`: a bare name that is no Image object is
+/// `NAME:latest` in the store; one that is an Image object stays that.
+#[test]
+fn run_takes_a_bare_name_as_docker_does() {
+    let env = Env::new("reg-barename");
+    let tar = busybox_tar().display().to_string();
+    env.ok(&["import", &tar, "bare", "sh", "-c", "echo from-the-store"]);
+    assert!(env.ok(&["run", "--rm", "bare"]).contains("from-the-store"));
+    env.ok(&["run", "-d", "--name", "kept", "bare", "sleep", "100"]);
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains("bare:latest"), "{ps}");
+    env.ok(&["rm", "-f", "kept"]);
+    // An Image object of that name wins over the store's reference.
+    let file = env.manifest(
+        "image.yaml",
+        &env.image_doc().replace("{name: busybox}", "{name: bare}"),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait"]);
+    env.ok(&["run", "-d", "--name", "obj", "bare", "sleep", "100"]);
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains(" bare ") && !ps.contains("bare:latest"), "{ps}");
+    env.ok(&["rm", "-f", "obj"]);
+    env.ok(&["delete", "image/bare"]);
+}
+
 #[test]
 fn import_makes_an_image_of_a_root_filesystem_tar_plain_or_zstd() {
     let env = Env::new("reg-import");

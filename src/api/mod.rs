@@ -123,7 +123,10 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/restart/{name}") => post(restart),
         ("post", "/v1/kill/{name}") => post(kill),
         ("post", "/v1/pause/{name}") => post(pause),
+        ("post", "/v1/networks/connect") => post(network_connect),
+        ("post", "/v1/networks/disconnect") => post(network_disconnect),
         ("post", "/v1/unpause/{name}") => post(unpause),
+        ("post", "/v1/rename/{name}") => post(rename),
         ("post", "/v1/stats") => post(stats),
         ("get", "/v1/top/{name}") => get(top),
         ("post", "/v1/cp/{name}") => post(copy),
@@ -240,11 +243,15 @@ async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut r
             message: "an attached exec needs `Connection: Upgrade` and `Upgrade: berth-stdio` (or detach)".into(),
         });
     }
+    let keys = body
+        .tty
+        .then(|| commands::exec::DetachKeys::parse(body.detach_keys.as_deref()))
+        .transpose()?;
     let process = commands::exec::start(&engine, &name, &body)?;
     let size = body.rows.zip(body.columns);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size).await,
+            Ok(io) => commands::exec::pump(process, hyper_util::rt::TokioIo::new(io), size, keys).await,
             Err(e) => tracing::warn!(container = %name, "exec: upgrade failed: {e}"),
         }
     });
@@ -267,7 +274,7 @@ async fn attach(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut
             message: "attach needs `Connection: Upgrade` and `Upgrade: berth-stdio`".into(),
         });
     }
-    let attached = commands::attach::connect(&engine, &name).await?;
+    let attached = commands::attach::connect(&engine, &name, body.detach_keys.as_deref()).await?;
     let size = body.rows.zip(body.columns);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -303,8 +310,30 @@ async fn kill(
     Ok(Json(commands::lifecycle::kill(&engine, &name, &req).await?))
 }
 
+async fn network_connect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<NetworkConnectRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::network::connect(&engine, &req).await?))
+}
+
+async fn network_disconnect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<NetworkDisconnectRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::network::disconnect(&engine, &req).await?))
+}
+
 async fn pause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {
     Ok(Json(commands::lifecycle::pause(&engine, &name, true).await?))
+}
+
+async fn rename(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<crate::wire::RenameRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::lifecycle::rename(&engine, &name, &req.name).await?))
 }
 
 async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {

@@ -103,6 +103,8 @@ pub enum CliCmd {
     Pause(NamesArgs),
     /// Thaw paused containers.
     Unpause(NamesArgs),
+    /// Rename a container made by run or create: OLD NEW.
+    Rename(RenameArgs),
     /// Live CPU, memory, network, block IO and pids of containers.
     Stats(StatsArgs),
     /// A container's processes.
@@ -148,7 +150,7 @@ pub enum CliCmd {
     /// System commands: df.
     #[command(subcommand)]
     System(SystemCmd),
-    /// Network commands: ls, inspect, create, rm.
+    /// Network commands: ls, inspect, create, rm, connect, disconnect.
     #[command(subcommand)]
     Network(NetworkCmd),
     /// Write the JSON Schema of every kind into a directory.
@@ -260,6 +262,12 @@ pub struct NamesArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct RenameArgs {
+    pub old: String,
+    pub new: String,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CpArgs {
     pub source: String,
     pub destination: String,
@@ -299,12 +307,18 @@ pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// Keep stdin open and forward it (with -t).
+    /// Keep stdin open and forward it (EOF closes the container's stdin).
     #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Give the container a pty (with -i: the terminal in raw mode).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// The keys that detach from its pty (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// USER[:GROUP] or uid[:gid] to run as (names from the image's /etc/passwd, /etc/group).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// Run in the background and print the name.
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -361,6 +375,20 @@ pub struct DaemonArgs {
     /// Log files kept per container, the current one included (`logs.maxFiles`).
     #[arg(long = "log-max-files")]
     pub log_max_files: Option<u32>,
+    /// Where networks without a subnet get one, as Docker's flag:
+    /// `base=10.77.0.0/16,size=24` (repeatable, tried in order; in the
+    /// environment, space-separated).
+    #[arg(
+        long = "default-address-pool",
+        env = "BERTH_DEFAULT_ADDRESS_POOL",
+        value_delimiter = ' '
+    )]
+    pub default_address_pools: Vec<String>,
+    /// `IP[:PORT]` of a resolver the networks' DNS servers forward other
+    /// names to, instead of the host's /etc/resolv.conf (repeatable; in
+    /// the environment, space-separated).
+    #[arg(long = "dns-upstream", env = "BERTH_DNS_UPSTREAM", value_delimiter = ' ')]
+    pub dns_upstream: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -415,6 +443,31 @@ pub enum NetworkCmd {
     Create(NetworkCreateArgs),
     /// Delete networks (refused while containers use them).
     Rm { names: Vec<String> },
+    /// Join a running container (made by run or create) to a network.
+    Connect(NetworkConnectArgs),
+    /// Take a container (made by run or create) off a network.
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkConnectArgs {
+    /// Another name it answers to on the network (repeatable).
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// A fixed IPv4 address in the network's subnet.
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Go on when removing its interface fails.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -425,6 +478,9 @@ pub struct NetworkCreateArgs {
     pub subnet: Option<String>,
     #[arg(long)]
     pub gateway: Option<String>,
+    /// Give containers addresses only within this part of the subnet.
+    #[arg(long = "ip-range")]
+    pub ip_range: Option<String>,
     /// No route out of the host.
     #[arg(long)]
     pub internal: bool,
@@ -478,6 +534,9 @@ pub struct CommitArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AttachArgs {
+    /// The keys that detach (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     pub name: String,
 }
 
@@ -489,6 +548,9 @@ pub struct ExecArgs {
     /// Give it a pty (with -i: the terminal in raw mode, resizes follow).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// The keys that detach from its pty (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Start it in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,

@@ -36,7 +36,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Run(args) => run::run(g, args).await,
         CliCmd::Create(args) => run::create(g, args).await,
         CliCmd::Exec(args) => exec::exec(g, args).await,
-        CliCmd::Attach(args) => exec::attach(g, &args.name, true, true).await,
+        CliCmd::Attach(args) => exec::attach_by_name(g, &args.name, args.detach_keys).await,
         CliCmd::Ps(args) => ps::ps(g, args).await,
         CliCmd::Stop(args) => Ok(stop::stop(g, args).await),
         CliCmd::Rm(args) => lifecycle::rm(g, args.force, &args.names).await,
@@ -49,6 +49,10 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, serde_json::json!({})).await),
+        CliCmd::Rename(args) => {
+            let body = serde_json::json!({ "name": args.new });
+            Ok(lifecycle::verb(g, "rename", std::slice::from_ref(&args.old), body).await)
+        }
         CliCmd::Events => events::events(g).await,
         CliCmd::Pull(args) => images::pull(g, args).await,
         CliCmd::Images(args) => images::images(g, args).await,

@@ -86,6 +86,38 @@ pub(super) fn refuse_port_clash(staying: &[&Object], new: &[Object]) -> Result<(
     }
 }
 
+/// Published host ports a process outside berth holds now, each at its
+/// place in the manifest: refused before anything is made, rather than a
+/// container that fails to start.
+fn ports_held_on_host(
+    engine: &Engine,
+    objects: &[Object],
+    positions: &manifest::Positions,
+) -> Vec<manifest::Diagnostic> {
+    let mut held = Vec::new();
+    for o in objects {
+        let manifest::Spec::Container(c) = &o.spec else {
+            continue;
+        };
+        for (i, p) in c.ports.iter().enumerate() {
+            let udp = p.protocol.as_deref() == Some("udp");
+            if let Err(why) = engine.host_port_free(p.host, udp) {
+                let field = format!("spec.ports[{i}].host");
+                let (line, column) = positions.locate(&o.origin, &field);
+                held.push(manifest::Diagnostic {
+                    file: o.origin.file.clone(),
+                    line,
+                    column,
+                    field,
+                    message: format!("container/{}: {why}", o.name()),
+                    snippet: positions.snippet(&o.origin.file, line),
+                });
+            }
+        }
+    }
+    held
+}
+
 fn key_of(o: &Object) -> ObjectKey {
     ObjectKey::new(o.kind(), o.name())
 }
@@ -102,8 +134,8 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
             .iter()
             .any(|d| d.object.kind() == kind && d.object.name() == name && !replaced(d))
     };
-    let objects = match manifest::load(&req.sources, &exists) {
-        Ok(o) => o,
+    let (objects, positions) = match manifest::parse_with_positions(&req.sources) {
+        Ok(parsed) => parsed,
         Err(errors) => {
             return Ok(ApplyResponse {
                 errors,
@@ -111,6 +143,16 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
             })
         }
     };
+    let mut errors = manifest::validate_with_positions(&objects, &positions, &exists);
+    if errors.is_empty() {
+        errors = ports_held_on_host(engine, &objects, &positions);
+    }
+    if !errors.is_empty() {
+        return Ok(ApplyResponse {
+            errors,
+            ..Default::default()
+        });
+    }
     let in_set: HashSet<ObjectKey> = objects.iter().map(key_of).collect();
     let pruned: Vec<ObjectKey> = stored
         .iter()

@@ -1,6 +1,8 @@
-//! `attach`: the stdio of a running container with a tty, through its shim's
-//! attach socket (see `runtime::shim::ATTACH_SOCKET`); the same framing as
-//! an attached exec, with Docker's detach keys (ctrl-p ctrl-q).
+//! `attach`: the stdio of a running container with a tty or an open stdin,
+//! through its shim's attach socket (see `runtime::shim::ATTACH_SOCKET`);
+//! the same framing as an attached exec: with a tty, Docker's detach keys
+//! (ctrl-p ctrl-q); without one, stdin raw and stdout/stderr kept apart in
+//! frames, and the client's half-close is EOF on the container's stdin.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -13,14 +15,17 @@ use crate::reconcile::state::ContainerState;
 use crate::reconcile::Engine;
 use crate::wire::{exec_frame, ExecExit};
 
-/// A connection to a shim's pty: the byte stream and the pty master (for resizes).
+/// A connection to a shim: the byte stream, and with a tty the pty master
+/// (for resizes).
 pub struct Attached {
     stream: OwnedFd,
-    master: OwnedFd,
+    master: Option<OwnedFd>,
+    keys: super::exec::DetachKeys,
 }
 
 /// Checks the container and connects to its shim.
-pub async fn connect(engine: &Arc<Engine>, name: &str) -> Result<Attached> {
+pub async fn connect(engine: &Arc<Engine>, name: &str, detach_keys: Option<&str>) -> Result<Attached> {
+    let keys = super::exec::DetachKeys::parse(detach_keys)?;
     if !engine.container_known(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }
@@ -30,9 +35,10 @@ pub async fn connect(engine: &Arc<Engine>, name: &str) -> Result<Attached> {
         )));
     }
     let path = engine.attach_socket(name);
+    let tty = engine.container_stdio(name).is_some_and(|(tty, _)| tty);
     if !path.exists() {
         return Err(CommandError::Invalid(format!(
-            "container {name} has no tty: attach needs `tty: true` (run -t)"
+            "container {name} has neither a tty nor an open stdin: attach needs `tty: true` or `stdin: true` (run -t or -i)"
         )));
     }
     let unavailable = |e: std::io::Error| CommandError::Unavailable(format!("attach to {name}: {e}"));
@@ -41,8 +47,12 @@ pub async fn connect(engine: &Arc<Engine>, name: &str) -> Result<Attached> {
         // The shim sends the master as soon as it accepts; never hang on a stuck one.
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         let stream = OwnedFd::from(stream);
-        let master = crate::runtime::exec::receive_fd(&stream)?;
-        Ok(Attached { stream, master })
+        let master = if tty {
+            Some(crate::runtime::exec::receive_fd(&stream)?)
+        } else {
+            None
+        };
+        Ok(Attached { stream, master, keys })
     })
     .await
     .map_err(|e| CommandError::Unavailable(e.to_string()))?
@@ -59,18 +69,80 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
     size: Option<(u16, u16)>,
 ) {
     let (rd, mut wr) = tokio::io::split(io);
+    let Some(master) = a.master else {
+        pump_piped(engine.clone(), name.clone(), a.stream, rd, wr).await;
+        return released(&engine, &name);
+    };
     if let Some((rows, columns)) = size {
-        super::exec::resize(&a.master, rows, columns);
+        super::exec::resize(&master, rows, columns);
     }
     let exit = match async_fd(a.stream) {
         Ok(stream) => {
-            if super::exec::relay_tty(stream, Some(a.master), rd, &mut wr, true).await {
+            if super::exec::relay_tty(stream, Some(master), rd, &mut wr, Some(a.keys))
+                .await
+                .is_some()
+            {
                 ExecExit {
                     exit_code: 0,
                     error: None,
                 }
             } else {
                 exit_of(&engine, &name).await
+            }
+        }
+        Err(e) => ExecExit {
+            exit_code: 1,
+            error: Some(format!("attach to {name}: {e}")),
+        },
+    };
+    if let Ok(body) = serde_json::to_vec(&exit) {
+        let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
+        let _ = wr.write_all(&body).await;
+    }
+    let _ = wr.shutdown().await;
+    released(&engine, &name);
+}
+
+/// The client has the exit (or left): a `run --rm` it attached for may go.
+fn released(engine: &Engine, name: &str) {
+    if !matches!(engine.container_state(name), ContainerState::Running) {
+        engine.detach(name);
+        engine.wake();
+    }
+}
+
+/// Without a tty: the shim frames the output itself, so its bytes go to the
+/// client as they are; the client's raw input goes to the shim, and its
+/// half-close is passed on (EOF on the container's stdin). Ends with the
+/// exit frame once the shim closes (the container exited).
+async fn pump_piped<R, W>(engine: Arc<Engine>, name: String, stream: OwnedFd, mut rd: R, mut wr: W)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
+    let std_stream = std::os::unix::net::UnixStream::from(stream);
+    let shim = std_stream
+        .set_read_timeout(None)
+        .and_then(|_| std_stream.set_nonblocking(true))
+        .and_then(|_| tokio::net::UnixStream::from_std(std_stream));
+    let exit = match shim {
+        Ok(shim) => {
+            let (mut from_shim, mut to_shim) = shim.into_split();
+            let input = tokio::spawn(async move {
+                if tokio::io::copy(&mut rd, &mut to_shim).await.is_ok() {
+                    // The client's EOF: the shim closes the container's stdin.
+                    let _ = to_shim.shutdown().await;
+                    // Kept open until the output is done: dropping the
+                    // write half would not close more than the shutdown did.
+                    std::future::pending::<()>().await;
+                }
+            });
+            let copied = tokio::io::copy(&mut from_shim, &mut wr).await;
+            input.abort();
+            match copied {
+                Ok(_) => exit_of(&engine, &name).await,
+                // The client went away; the container runs on.
+                Err(_) => return,
             }
         }
         Err(e) => ExecExit {

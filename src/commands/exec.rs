@@ -30,13 +30,11 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
             return Err(bad(format!("-e {e:?}: expected KEY=VALUE")));
         }
     }
-    let (uid, gid) = match req.user.as_deref() {
-        None => (None, None),
-        Some(u) => {
-            let (uid, gid) = parse_user(u).ok_or_else(|| bad(format!("-u {u:?}: expected uid, uid:gid or root")))?;
-            (Some(uid), gid)
+    if let Some(u) = req.user.as_deref() {
+        if u.is_empty() || u.split(':').count() > 2 || u.split(':').any(str::is_empty) {
+            return Err(bad(format!("-u {u:?}: expected USER, USER:GROUP, uid or uid:gid")));
         }
-    };
+    }
     if let Some(dir) = &req.working_dir {
         if !dir.starts_with('/') {
             return Err(bad(format!("-w {dir:?}: the working directory must be absolute")));
@@ -55,6 +53,19 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
             "container {name} is paused: unpause it first"
         )));
     }
+    let (uid, gid) = match req.user.as_deref() {
+        None => (None, None),
+        Some(u) => {
+            // Names are the container's now (its /etc may have changed
+            // since the image), read inside its root by the image code's
+            // resolver, as the image config's User is.
+            let passwd = engine.container_file(name, "/etc/passwd");
+            let group = engine.container_file(name, "/etc/group");
+            let (uid, gid) = crate::image::record::resolve_user(u, passwd.as_deref(), group.as_deref())
+                .map_err(|why| bad(format!("-u {u}: {}", why.replace("the image's", "the container's"))))?;
+            (Some(uid), Some(gid))
+        }
+    };
     let process = ExecSpec {
         args: req.command.clone(),
         env: req.env.clone(),
@@ -85,17 +96,81 @@ pub async fn detached(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Re
     }
 }
 
+/// Docker's detach keys over typed input: a typed prefix of the sequence is
+/// held back until the next key decides; the whole sequence detaches, any
+/// other key sends what was held and itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys {
+    keys: Vec<u8>,
+    held: usize,
+}
+
+impl DetachKeys {
+    /// `ctrl-p,ctrl-q` (Docker's default) when `spec` is none or empty.
+    pub fn parse(spec: Option<&str>) -> Result<DetachKeys> {
+        let spec = spec.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
+        let bad = |part: &str| {
+            CommandError::Invalid(format!(
+                "--detach-keys {spec:?}: {part:?} is not a key: use one character or ctrl-<a-z, @, [, \\, ], ^, _>, comma-separated"
+            ))
+        };
+        let mut keys = Vec::new();
+        for part in spec.split(',') {
+            let key = match part.strip_prefix("ctrl-") {
+                Some(k) if k.len() == 1 => match k.as_bytes()[0] {
+                    c @ b'a'..=b'z' => c - b'a' + 1,
+                    b'@' => 0,
+                    c @ (b'[' | b'\\' | b']' | b'^' | b'_') => c - b'@',
+                    _ => return Err(bad(part)),
+                },
+                Some(_) => return Err(bad(part)),
+                None if part.len() == 1 => part.as_bytes()[0],
+                None => return Err(bad(part)),
+            };
+            keys.push(key);
+        }
+        Ok(DetachKeys { keys, held: 0 })
+    }
+
+    /// Takes typed bytes; returns those to pass on, and whether the
+    /// sequence is complete (what follows it is dropped).
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if b == self.keys[self.held] {
+                self.held += 1;
+                if self.held == self.keys.len() {
+                    self.held = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.held]);
+            self.held = 0;
+            if b == self.keys[0] {
+                if self.keys.len() == 1 {
+                    return (out, true);
+                }
+                self.held = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
 /// Relays a tty's bytes: `io` (a pty master, or a shim's attach socket)
 /// to the client as stdout frames, the client's stdin frames to `io`, and
 /// resize frames to `size_fd` (else `io`), until `io` closes or, with
-/// `detach_keys`, the client types ctrl-p ctrl-q (then true).
+/// `detach_keys`, the client types them (then `io` is handed back).
 pub(crate) async fn relay_tty<R, W>(
     io: tokio::io::unix::AsyncFd<OwnedFd>,
     size_fd: Option<OwnedFd>,
     mut rd: R,
     wr: &mut W,
-    detach_keys: bool,
-) -> bool
+    mut detach_keys: Option<DetachKeys>,
+) -> Option<Arc<tokio::io::unix::AsyncFd<OwnedFd>>>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
@@ -106,8 +181,6 @@ where
     let from_client = tokio::spawn(async move {
         let mut header = [0u8; 8];
         let mut payload = Vec::new();
-        // The last byte typed was ctrl-p (Docker's detach sequence, ctrl-p ctrl-q).
-        let mut after_ctrl_p = false;
         loop {
             if rd.read_exact(&mut header).await.is_err() {
                 return;
@@ -119,23 +192,21 @@ where
             }
             match header[0] {
                 exec_frame::STDIN => {
-                    if detach_keys {
-                        for b in &payload {
-                            if after_ctrl_p && *b == 0x11 {
+                    let typed = match &mut detach_keys {
+                        Some(keys) => {
+                            let (pass, detach) = keys.feed(&payload);
+                            if detach {
+                                // What came before the sequence still goes in.
+                                write_all_async(&input, &pass).await;
                                 let _ = detached_tx.send(());
                                 return;
                             }
-                            after_ctrl_p = *b == 0x10;
+                            pass
                         }
-                    }
-                    let mut rest = &payload[..];
-                    while !rest.is_empty() {
-                        let Ok(mut guard) = input.writable().await else { return };
-                        match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), rest).map_err(std::io::Error::from)) {
-                            Ok(Ok(n)) => rest = &rest[n..],
-                            Ok(Err(_)) => return,
-                            Err(_would_block) => continue,
-                        }
+                        None => std::mem::take(&mut payload),
+                    };
+                    if !write_all_async(&input, &typed).await {
+                        return;
                     }
                 }
                 exec_frame::RESIZE if payload.len() == 4 => {
@@ -177,18 +248,38 @@ where
         }
     }
     from_client.abort();
-    detached
+    detached.then_some(io)
+}
+
+/// Writes all of `data` to a non-blocking fd; false when it failed.
+async fn write_all_async(fd: &tokio::io::unix::AsyncFd<OwnedFd>, mut rest: &[u8]) -> bool {
+    while !rest.is_empty() {
+        let Ok(mut guard) = fd.writable().await else {
+            return false;
+        };
+        match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), rest).map_err(std::io::Error::from)) {
+            Ok(Ok(n)) => rest = &rest[n..],
+            Ok(Err(_)) => return false,
+            Err(_would_block) => continue,
+        }
+    }
+    true
 }
 
 /// Carries one exec's stdio over `io` until the process has exited: stdin
 /// from `io` (when the process has one), output to it in frames, then the
 /// exit frame. Each write waits for the client: a slow reader slows the
 /// process down (its pipe fills) rather than losing output.
-pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(mut p: ExecProcess, io: IO, size: Option<(u16, u16)>) {
+pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
+    mut p: ExecProcess,
+    io: IO,
+    size: Option<(u16, u16)>,
+    keys: Option<DetachKeys>,
+) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let exit = match p.next_report().await {
         Some(ExecReport::Started { .. }) if p.pty_socket.is_some() => match take_pty(&mut p, size).await {
-            Ok(master) => relay_pty(&mut p, master, rd, &mut wr).await,
+            Ok(master) => relay_pty(&mut p, master, rd, &mut wr, keys).await,
             Err(e) => ExecExit {
                 exit_code: 126,
                 error: Some(format!("exec: no pty: {e}")),
@@ -260,12 +351,37 @@ pub(crate) fn resize(master: &OwnedFd, rows: u16, columns: u16) {
 
 /// With a tty: pty output to the client as stdout frames; the client's
 /// frames to the pty (input) or to its size, until the pty closes.
-async fn relay_pty<R, W>(p: &mut ExecProcess, master: tokio::io::unix::AsyncFd<OwnedFd>, rd: R, wr: &mut W) -> ExecExit
+async fn relay_pty<R, W>(
+    p: &mut ExecProcess,
+    master: tokio::io::unix::AsyncFd<OwnedFd>,
+    rd: R,
+    wr: &mut W,
+    keys: Option<DetachKeys>,
+) -> ExecExit
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
-    relay_tty(master, None, rd, wr, false).await;
+    if let Some(master) = relay_tty(master, None, rd, wr, keys).await {
+        // Detached: the process runs on. Its pty is kept open (its close
+        // would hang it up) and read, so that its output never blocks it.
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let Ok(mut guard) = master.readable().await else { return };
+                match guard
+                    .try_io(|fd| nix::unistd::read(fd.get_ref().as_raw_fd(), &mut buf).map_err(std::io::Error::from))
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(_)) | Err(_) => continue,
+                }
+            }
+        });
+        return ExecExit {
+            exit_code: 0,
+            error: None,
+        };
+    }
     loop {
         match p.next_report().await {
             Some(ExecReport::Exited { code }) => {
@@ -348,27 +464,31 @@ async fn frame<W: AsyncWrite + Unpin>(wr: &mut W, stream: u8, data: &[u8]) -> bo
         && wr.flush().await.is_ok()
 }
 
-/// `uid`, `uid:gid` or `root`. Names other than root would need the
-/// container's /etc/passwd; not supported yet.
-fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {
-    if u == "root" {
-        return Some((0, Some(0)));
-    }
-    match u.split_once(':') {
-        Some((uid, gid)) => Some((uid.parse().ok()?, Some(gid.parse().ok()?))),
-        None => Some((u.parse().ok()?, None)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn users_are_numeric_or_root() {
-        assert_eq!(parse_user("root"), Some((0, Some(0))));
-        assert_eq!(parse_user("1000"), Some((1000, None)));
-        assert_eq!(parse_user("1000:50"), Some((1000, Some(50))));
-        assert_eq!(parse_user("nobody"), None);
+    fn a_held_ctrl_p_goes_on_with_any_key_but_ctrl_q_which_detaches() {
+        let mut k = DetachKeys::parse(None).unwrap();
+        assert_eq!(k.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(k.feed(b"x"), (b"\x10x".to_vec(), false));
+        assert_eq!(k.feed(b"\x10\x10"), (b"\x10".to_vec(), false));
+        assert_eq!(k.feed(b"\x11rest"), (Vec::new(), true));
+        assert_eq!(k.feed(b"z\x10\x11"), (b"z".to_vec(), true));
+    }
+
+    #[test]
+    fn detach_keys_parse_as_docker_takes_them() {
+        let mut k = DetachKeys::parse(Some("ctrl-a,d")).unwrap();
+        assert_eq!(k.feed(b"d\x01"), (b"d".to_vec(), false));
+        assert_eq!(k.feed(b"d"), (Vec::new(), true));
+        let mut one = DetachKeys::parse(Some("ctrl-\\")).unwrap();
+        assert_eq!(one.feed(b"a\x1cb"), (b"a".to_vec(), true));
+        assert_eq!(DetachKeys::parse(Some("ctrl-@")).unwrap().keys, [0]);
+        for bad in ["ctrl-", "ctrl-1", "ab", "ctrl-p,,ctrl-q"] {
+            let err = DetachKeys::parse(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("--detach-keys"), "{bad}: {err}");
+        }
     }
 }

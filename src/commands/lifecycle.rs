@@ -16,6 +16,7 @@ impl From<VerbError> for CommandError {
     fn from(e: VerbError) -> Self {
         match e {
             VerbError::Driver(d) => d.into(),
+            VerbError::NotFound(what) => CommandError::NotFound(what),
             other => CommandError::Conflict(other.to_string()),
         }
     }
@@ -61,6 +62,12 @@ pub async fn pause(engine: &Arc<Engine>, name: &str, frozen: bool) -> Result<Ver
     known(engine, name)?;
     engine.freeze_by_name(name, frozen).await?;
     Ok(done(name, if frozen { "pause" } else { "unpause" }))
+}
+
+/// `rename OLD NEW`: an imperative container, running or not.
+pub async fn rename(engine: &Arc<Engine>, old: &str, new: &str) -> Result<VerbResponse> {
+    engine.rename(old, new).await?;
+    Ok(done(new, "rename"))
 }
 
 /// `KILL`, `SIGKILL`, `kill` or `9`, as `docker kill -s` takes them.

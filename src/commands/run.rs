@@ -120,6 +120,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             healthcheck,
             tty: req.tty,
             stdin: req.interactive,
+            user: req.user.clone(),
             ..Default::default()
         }),
         origin: Origin {
@@ -209,6 +210,7 @@ fn default_network() -> Object {
 /// the name is free, the default network exists when it is used, no host
 /// port clashes, and the object validates against what is stored.
 async fn checked_object(engine: &Arc<Engine>, req: &RunRequest) -> Result<Object> {
+    super::exec::DetachKeys::parse(req.detach_keys.as_deref())?;
     let obj = run_object(req)?;
     let name = obj.name().to_string();
     let stored = engine.desired_objects()?;
@@ -249,12 +251,19 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
     let obj = checked_object(engine, &req).await?;
     let name = obj.name().to_string();
     engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
-    if !req.detach {
-        // This command reports the exit and removes the container itself.
+    let attach_next = req.attach && (req.tty || req.interactive);
+    if !req.detach || attach_next {
+        // This command (or the attach that follows) reports the exit; --rm
+        // waits for it.
         engine.attach(&name);
     }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    if let Err(e) = engine.run_now(&obj).await {
+    let started = if attach_next {
+        engine.run_now_attached(&obj).await
+    } else {
+        engine.run_now(&obj).await
+    };
+    if let Err(e) = started {
         // Nothing of a failed run stays behind.
         forget_and_remove(engine, &name).await;
         engine.detach(&name);
@@ -273,6 +282,18 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
     }
     // The channel is empty: this cannot wait.
     let _ = tx.send(RunEvent::Started { name: name.clone() }).await;
+    if attach_next {
+        // Should the client never attach (or never see the end), the
+        // container is left to the passes (and --rm) a while after its exit.
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            wait_not_running(&engine, &name).await;
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            engine.detach(&name);
+            engine.wake();
+        });
+        return Ok(rx);
+    }
     if req.detach {
         return Ok(rx);
     }

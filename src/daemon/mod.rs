@@ -81,6 +81,11 @@ pub struct DaemonConfig {
     /// Log rotation for containers whose manifest sets none (`100Mi`, 3).
     pub log_max_size: Option<String>,
     pub log_max_files: Option<u32>,
+    /// `base=CIDR,size=N`: where networks without a subnet get theirs.
+    pub default_address_pools: Vec<String>,
+    /// `IP[:PORT]`: where embedded DNS forwards other names (default: the
+    /// host's /etc/resolv.conf).
+    pub dns_upstream: Vec<String>,
 }
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
@@ -111,7 +116,20 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     for failure in images.sweep() {
         tracing::warn!("cannot remove image store leftover {failure}");
     }
-    let engine = Engine::new(store, crate::reconcile::linux::host(runtime, images), cfg.root.clone());
+    let pools = cfg
+        .default_address_pools
+        .iter()
+        .map(|p| p.parse::<crate::network::Pool>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--default-address-pool: {e}"))?;
+    let upstream = cfg
+        .dns_upstream
+        .iter()
+        .map(|u| crate::network::dns::parse_upstream(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--dns-upstream: {e}"))?;
+    let host = crate::reconcile::linux::host(runtime, images, pools, upstream);
+    let engine = Engine::new(store, host, cfg.root.clone());
     engine.restore().await.context("restore running containers")?;
 
     if let Some(parent) = cfg.socket.parent() {

@@ -507,6 +507,14 @@ pub struct NetworkSpec {
     pub subnet: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Containers get addresses only within this part of `subnet` (static
+    /// `ipv4Address`es may be anywhere in `subnet`), e.g. `10.89.7.128/25`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// An IPv6 subnet beside `subnet` (dual stack). Reserved: refused until
+    /// berth does IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
     /// No route out of the host: no masquerade, no forwarding beyond the bridge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,

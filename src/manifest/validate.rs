@@ -12,9 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::positions::Positions;
 use super::suggest::did_you_mean;
-use super::types::{
-    ContainerSpec, DependencyCondition, ImageSpec, Kind, NetworkSpec, Object, Resources, Spec, VolumeMount, VolumeSpec,
-};
+use super::types::{ContainerSpec, ImageSpec, Kind, NetworkSpec, Object, Resources, Spec, VolumeMount, VolumeSpec};
 use super::{printable, Diagnostic};
 
 /// Docker's minimum memory limit.
@@ -113,13 +111,6 @@ impl<'a> Validator<'a> {
     }
 
     /// Whether the Container `name` is in the set without a healthcheck.
-    fn defined_without_healthcheck(&self, name: &str) -> bool {
-        self.objects.iter().any(|x| match &x.spec {
-            Spec::Container(c) => x.name() == name && c.healthcheck.is_none(),
-            _ => false,
-        })
-    }
-
     /// The spec of the Image `name` in the set (the first, if defined twice).
     fn image_in_set(&self, name: &str) -> Option<&'a ImageSpec> {
         self.objects.iter().find_map(|x| match &x.spec {
@@ -267,6 +258,30 @@ impl<'a> Validator<'a> {
                             o,
                             "spec.gateway",
                             format!("gateway {gw} is not a host address of subnet {text}"),
+                        );
+                    }
+                }
+                (Ok(_), Some((_, Err(_)))) => {}
+            }
+        }
+        if spec.subnet6.is_some() {
+            self.report(
+                o,
+                "spec.subnet6",
+                "IPv6 is not supported yet: remove `subnet6` (the network gets IPv4 only)",
+            );
+        }
+        if let Some(range) = &spec.ip_range {
+            match (parse_range(range), &subnet) {
+                (Err(why), _) => self.report(o, "spec.ipRange", format!("ipRange `{range}`: {why}")),
+                (Ok(_), None) => self.report(o, "spec.ipRange", "an ipRange needs a `subnet` to be in"),
+                (Ok((first, prefix)), Some((text, Ok((net, net_prefix))))) => {
+                    let mask = u32::MAX << (32 - u32::from(*net_prefix));
+                    if prefix < *net_prefix || first & mask != *net {
+                        self.report(
+                            o,
+                            "spec.ipRange",
+                            format!("ipRange {range} is not inside subnet {text}"),
                         );
                     }
                 }
@@ -510,16 +525,10 @@ impl<'a> Validator<'a> {
                     format!("`{}` is listed twice in `dependsOn`", dep.name),
                 );
             }
-            if dep.condition == DependencyCondition::Healthy && self.defined_without_healthcheck(&dep.name) {
-                self.report(
-                    o,
-                    &format!("{at}.condition"),
-                    format!(
-                        "`condition: healthy` needs a healthcheck on container `{}`, which has none",
-                        dep.name
-                    ),
-                );
-            }
+            // `condition: healthy` on a container without a `healthcheck`
+            // is fine here: its image may have a HEALTHCHECK, which only
+            // the start finds out (validation does no I/O). A dependency
+            // with neither is reported by reconcile, on the dependant.
         }
     }
 
@@ -871,11 +880,20 @@ fn is_valid_user(user: &str) -> bool {
 
 /// `a.b.c.d/n` as (network address, prefix), with room for a gateway and a host.
 fn parse_subnet(text: &str) -> Result<(u32, u8), String> {
+    let (net, prefix) = parse_range(text)?;
+    if !(1..=30).contains(&prefix) {
+        return Err("the prefix must be 1 to 30 (room for a gateway and a host)".into());
+    }
+    Ok((net, prefix))
+}
+
+/// `a.b.c.d/n` as (network address, prefix), any prefix up to 32.
+fn parse_range(text: &str) -> Result<(u32, u8), String> {
     let (addr, prefix) = text.split_once('/').ok_or("expected ADDRESS/PREFIX, as 10.89.0.0/24")?;
     let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| "not an IPv4 address".to_string())?;
     let prefix: u8 = prefix.parse().map_err(|_| "the prefix is not a number".to_string())?;
-    if !(1..=30).contains(&prefix) {
-        return Err("the prefix must be 1 to 30 (room for a gateway and a host)".into());
+    if prefix > 32 {
+        return Err("the prefix must be 32 or less".into());
     }
     let mask = u32::MAX << (32 - u32::from(prefix));
     let net = u32::from(addr) & mask;
@@ -1134,16 +1152,13 @@ mod tests {
         for (needle, line, field) in [
             ("`network` and `networks` exclude each other", 7, "spec.network"),
             ("a healthcheck needs a command", 9, "spec.healthcheck.exec"),
-            (
-                "`condition: healthy` needs a healthcheck on container `db`",
-                10,
-                "spec.dependsOn[0].condition",
-            ),
         ] {
             let e = find(&d, needle);
             assert_eq!((e.line, e.field.as_str()), (line, field), "{needle}");
         }
         find(&d, "an Image takes exactly one source, got `ref` and `archive`");
+        // The image may have a HEALTHCHECK: only reconcile can tell.
+        assert!(!d.iter().any(|e| e.field.starts_with("spec.dependsOn")), "{d:?}");
         let d = check(&container("web", "  network: bridge\n"));
         find(
             &d,
@@ -1161,7 +1176,7 @@ mod tests {
     fn network_specs_are_checked_field_by_field() {
         let net = |spec: &str| format!("apiVersion: berth/v1\nkind: Network\nmetadata: {{name: n}}\nspec: {spec}\n");
         assert!(check(&net(
-            "{subnet: 10.89.0.0/24, gateway: 10.89.0.1, internal: true, mtu: 1400}"
+            "{subnet: 10.89.0.0/24, gateway: 10.89.0.1, ipRange: 10.89.0.128/25, internal: true, mtu: 1400}"
         ))
         .is_empty());
         for (spec, needle) in [
@@ -1179,10 +1194,30 @@ mod tests {
             ("{driver: macvlan, parent: eth0}", "a macvlan network needs `subnet`"),
             ("{parent: eth0}", "`parent` is for `driver: macvlan`"),
             ("{mtu: 10}", "mtu 10 is out of range"),
+            ("{ipRange: 10.89.0.0/28}", "an ipRange needs a `subnet`"),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 10.89.1.0/28}",
+                "ipRange 10.89.1.0/28 is not inside subnet 10.89.0.0/24",
+            ),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 10.89.0.0/16}",
+                "ipRange 10.89.0.0/16 is not inside subnet 10.89.0.0/24",
+            ),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 10.89.0.3/28}",
+                "did you mean 10.89.0.0/28?",
+            ),
+            (
+                "{subnet: 10.89.0.0/24, subnet6: 'fd00:1::/64'}",
+                "IPv6 is not supported yet",
+            ),
         ] {
             let d = check(&net(spec));
             find(&d, needle);
         }
+        let d = check(&net("\n  subnet: 10.89.0.0/24\n  subnet6: fd00:1::/64"));
+        let e = find(&d, "IPv6 is not supported yet");
+        assert_eq!((e.line, e.field.as_str()), (6, "spec.subnet6"));
     }
 
     #[test]

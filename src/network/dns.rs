@@ -18,8 +18,15 @@ use tokio::net::UdpSocket;
 
 use super::NetworkError;
 
-/// Name → addresses on one network.
+/// Name → addresses on one network. A key made by [`scoped`] answers only
+/// the one client it names: a container on several networks asks the
+/// server of its first one, which knows its other networks' names for it.
 pub type Records = HashMap<String, Vec<Ipv4Addr>>;
+
+/// The key of a name that answers only queries from `client`.
+pub fn scoped(client: Ipv4Addr, name: &str) -> String {
+    format!("{client}/{name}")
+}
 
 const TTL: u32 = 5;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
@@ -107,6 +114,13 @@ impl Dns {
     }
 }
 
+/// A resolver as `--dns-upstream` takes it: `IP` (port 53) or `IP:PORT`.
+pub fn parse_upstream(text: &str) -> Result<SocketAddr, NetworkError> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| NetworkError::Invalid(format!("DNS upstream `{text}`: expected IP or IP:PORT")))
+}
+
 /// Upstream resolvers from resolv.conf text (the host's, read in the host's
 /// namespace, so loopback resolvers are reachable).
 pub fn upstream_of(resolv_conf: &str) -> Vec<SocketAddr> {
@@ -127,7 +141,7 @@ async fn serve(socket: Arc<UdpSocket>, records: Arc<RwLock<Records>>, upstream: 
         let query = buf[..n].to_vec();
         let local = {
             let records = records.read().unwrap_or_else(|p| p.into_inner());
-            answer(&query, &records)
+            answer(&query, &records, Some(peer.ip()))
         };
         match local {
             Answer::Reply(bytes) => {
@@ -164,7 +178,7 @@ pub enum Answer {
 
 /// The network's own names, matched case-insensitively, with or without
 /// the trailing dot; anything else is forwarded. Pure.
-pub fn answer(query: &[u8], records: &Records) -> Answer {
+pub fn answer(query: &[u8], records: &Records, client: Option<std::net::IpAddr>) -> Answer {
     let Ok(req) = Message::from_vec(query) else {
         return Answer::Drop;
     };
@@ -172,7 +186,11 @@ pub fn answer(query: &[u8], records: &Records) -> Answer {
         return Answer::Drop;
     };
     let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
-    let Some(addresses) = records.get(&name) else {
+    let scoped_to_client = || match client {
+        Some(std::net::IpAddr::V4(ip)) => records.get(&scoped(ip, &name)),
+        _ => None,
+    };
+    let Some(addresses) = records.get(&name).or_else(scoped_to_client) else {
         return Answer::Forward;
     };
     let mut resp = Message::new();
@@ -248,7 +266,7 @@ mod tests {
     #[test]
     fn the_networks_names_answer_and_others_are_forwarded() {
         let records: Records = [("web".to_string(), vec![Ipv4Addr::new(10, 89, 0, 2)])].into();
-        let Answer::Reply(bytes) = answer(&query("WEB.", RecordType::A), &records) else {
+        let Answer::Reply(bytes) = answer(&query("WEB.", RecordType::A), &records, None) else {
             panic!("web must answer locally");
         };
         let m = Message::from_vec(&bytes).unwrap();
@@ -257,12 +275,37 @@ mod tests {
         assert_eq!(m.answers().len(), 1);
         assert_eq!(m.answers()[0].data(), &RData::A(A(Ipv4Addr::new(10, 89, 0, 2))));
         // Known name, no IPv6: an empty answer, not a forward.
-        let Answer::Reply(bytes) = answer(&query("web", RecordType::AAAA), &records) else {
+        let Answer::Reply(bytes) = answer(&query("web", RecordType::AAAA), &records, None) else {
             panic!("AAAA of a known name answers locally");
         };
         assert!(Message::from_vec(&bytes).unwrap().answers().is_empty());
-        assert_eq!(answer(&query("example.org.", RecordType::A), &records), Answer::Forward);
-        assert_eq!(answer(b"junk", &records), Answer::Drop);
+        assert_eq!(
+            answer(&query("example.org.", RecordType::A), &records, None),
+            Answer::Forward
+        );
+        assert_eq!(answer(b"junk", &records, None), Answer::Drop);
+
+        // A name of another network answers only the client it is scoped to.
+        let mut records = records;
+        let client = Ipv4Addr::new(10, 89, 0, 3);
+        records.insert(scoped(client, "db"), vec![Ipv4Addr::new(10, 90, 0, 5)]);
+        let db = query("db", RecordType::A);
+        assert!(matches!(answer(&db, &records, Some(client.into())), Answer::Reply(_)));
+        let stranger = Some(Ipv4Addr::new(10, 89, 0, 4).into());
+        assert_eq!(answer(&db, &records, stranger), Answer::Forward);
+    }
+
+    #[test]
+    fn an_upstream_flag_is_an_ip_with_an_optional_port() {
+        assert_eq!(parse_upstream("127.0.0.9").unwrap(), "127.0.0.9:53".parse().unwrap());
+        assert_eq!(
+            parse_upstream("127.0.0.9:5353").unwrap(),
+            "127.0.0.9:5353".parse().unwrap()
+        );
+        assert!(parse_upstream("dns.example")
+            .unwrap_err()
+            .to_string()
+            .contains("expected IP or IP:PORT"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 
 use futures_util::stream::TryStreamExt;
@@ -90,6 +90,62 @@ where
     })
 }
 
+/// Runs `work` with two netlink handles on one thread of its own: one in
+/// the host's namespace (opened first) and one in the namespace at `netns`
+/// (opened after the thread joined it), and waits for it. Making a link and
+/// configuring it inside then costs one thread and one runtime, not two.
+pub fn with_host_and_netns_handles<T, F, Fut>(netns: &Path, work: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce(Handle, Handle) -> Fut + Send,
+    Fut: Future<Output = Result<T>>,
+{
+    let open_err = |source| NetworkError::Io {
+        action: "open netlink socket",
+        path: Default::default(),
+        source,
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                    .map_err(|source| NetworkError::Io {
+                        action: "start netlink runtime",
+                        path: Default::default(),
+                        source,
+                    })?;
+                // A netlink socket stays in the namespace it was opened in.
+                let (host_conn, host, _) = rt.block_on(async { rtnetlink::new_connection() }).map_err(open_err)?;
+                let file = File::open(netns).map_err(|source| NetworkError::Io {
+                    action: "open network namespace",
+                    path: netns.to_path_buf(),
+                    source,
+                })?;
+                // Only this thread moves; it ends with this closure.
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| NetworkError::Io {
+                    action: "join network namespace",
+                    path: netns.to_path_buf(),
+                    source: e.into(),
+                })?;
+                let (inside_conn, inside, _) = rt.block_on(async { rtnetlink::new_connection() }).map_err(open_err)?;
+                rt.block_on(async move {
+                    tokio::spawn(host_conn);
+                    tokio::spawn(inside_conn);
+                    work(host, inside).await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(NetworkError::Netlink {
+                    action: "netlink worker".into(),
+                    message: "panicked".into(),
+                })
+            })
+    })
+}
+
 /// Makes a new network namespace and bind-mounts it at `path`, as
 /// `ip netns add` does. An existing one is kept.
 pub fn create_netns(path: &Path) -> Result<()> {
@@ -117,21 +173,43 @@ pub fn create_netns(path: &Path) -> Result<()> {
                     nix::mount::MsFlags::MS_BIND,
                     None::<&str>,
                 )?;
-                Ok(())
+                // Loopback is up in every namespace berth makes, as in
+                // Docker's `none`. This thread is in the new namespace
+                // already: one ioctl here, not another thread with a
+                // netlink runtime of its own.
+                set_lo_up()
             })
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("netns thread panicked")))
     })
-    .map_err(io("make network namespace at"))?;
-    // Loopback is up in every namespace berth makes, as in Docker's `none`.
-    with_handle(Some(path), |h| async move {
-        let lo = index_of(&h, "lo").await?.unwrap_or(1);
-        h.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(nl("set lo up"))
-    })
+    .map_err(io("make network namespace at"))
+}
+
+/// Sets `lo` up in the calling thread's network namespace.
+fn set_lo_up() -> std::io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    // SAFETY: a zeroed ifreq is a valid value; the name is "lo" plus its nul.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own, on a socket we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Whether `path` is a mounted network namespace.
@@ -204,6 +282,13 @@ pub struct BridgeConfig {
     pub mtu: Option<u32>,
 }
 
+/// A stable, locally administered unicast MAC for bridge `name`.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(name.as_bytes());
+    [0x02, h[0], h[1], h[2], h[3], h[4]]
+}
+
 /// Makes the bridge if it is missing and gives it its gateway address and
 /// MTU; brings it up. Repairs a bridge that lost its address.
 pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
@@ -214,7 +299,14 @@ pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
         let index = match index_of(&h, name).await? {
             Some(i) => i,
             None => {
-                let mut b = LinkBridge::new(name).append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()));
+                // A MAC of its own: a bridge without one takes its lowest
+                // port's, so a container replaced on it would change the
+                // gateway's MAC under its peers' ARP caches (and cut them
+                // off, DNS too, until those entries expire).
+                let mac = bridge_mac(name);
+                let mut b = LinkBridge::new(name)
+                    .append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()))
+                    .append_extra_attribute(LinkAttribute::Address(mac.to_vec()));
                 if let Some(mtu) = cfg.mtu {
                     b = b.mtu(mtu);
                 }
@@ -321,6 +413,21 @@ pub fn delete_link(name: &str) -> Result<()> {
     })
 }
 
+/// Deletes interface `name` inside the namespace at `netns` (a veth end
+/// takes its peer with it); a missing one is fine.
+pub fn delete_link_in(netns: &Path, name: &str) -> Result<()> {
+    let name = name.to_string();
+    with_handle(Some(netns), |h| async move {
+        if let Some(index) = index_of(&h, &name).await? {
+            match h.link().del(index).execute().await {
+                Err(e) if !is_errno(&e, libc::ENODEV) => return Err(nl(format!("delete link {name}"))(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
 /// One interface of a container on a bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethConfig {
@@ -362,7 +469,7 @@ pub fn attach_macvlan(netns: &Path, cfg: &VethConfig) -> Result<()> {
     })?;
     let c = cfg.clone();
     let ns_fd = ns.as_raw_fd();
-    with_handle(None, move |h| async move {
+    with_host_and_netns_handles(netns, move |h, inside| async move {
         let parent = index_of(&h, &c.bridge).await?.ok_or_else(|| NetworkError::Netlink {
             action: format!("make macvlan {} on {}", c.ifname, c.bridge),
             message: "the parent interface does not exist".into(),
@@ -376,10 +483,9 @@ pub fn attach_macvlan(netns: &Path, cfg: &VethConfig) -> Result<()> {
             .add(link.build())
             .execute()
             .await
-            .map_err(nl(format!("make macvlan {} on {}", c.ifname, c.bridge)))
-    })?;
-    drop(ns);
-    configure_inside(netns, cfg)
+            .map_err(nl(format!("make macvlan {} on {}", c.ifname, c.bridge)))?;
+        configure_inside(&inside, &c).await
+    })
 }
 
 fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
@@ -390,7 +496,7 @@ fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
     })?;
     let c = cfg.clone();
     let ns_fd = ns.as_raw_fd();
-    with_handle(None, move |h| async move {
+    with_host_and_netns_handles(netns, move |h, inside| async move {
         // A leftover of a crashed attempt would make the add fail.
         if let Some(old) = index_of(&h, &c.host_name).await? {
             let _ = h.link().del(old).execute().await;
@@ -415,45 +521,42 @@ fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
             .add(veth.build())
             .execute()
             .await
-            .map_err(nl(format!("create veth {}", c.host_name)))
-    })?;
-    drop(ns);
-    configure_inside(netns, cfg)
+            .map_err(nl(format!("create veth {}", c.host_name)))?;
+        configure_inside(&inside, &c).await
+    })
 }
 
-/// Address, up and default route of `cfg.ifname` inside the namespace.
-fn configure_inside(netns: &Path, cfg: &VethConfig) -> Result<()> {
-    let c = cfg.clone();
-    with_handle(Some(netns), |h| async move {
-        let index = index_of(&h, &c.ifname).await?.ok_or_else(|| NetworkError::Netlink {
-            action: format!("configure {}", c.ifname),
-            message: "it is not in the namespace".into(),
-        })?;
-        h.address()
-            .add(index, IpAddr::V4(c.address), c.prefix)
+/// Address, up and default route of `c.ifname`, through a handle opened
+/// inside the namespace.
+async fn configure_inside(h: &Handle, c: &VethConfig) -> Result<()> {
+    let index = index_of(h, &c.ifname).await?.ok_or_else(|| NetworkError::Netlink {
+        action: format!("configure {}", c.ifname),
+        message: "it is not in the namespace".into(),
+    })?;
+    h.address()
+        .add(index, IpAddr::V4(c.address), c.prefix)
+        .replace()
+        .execute()
+        .await
+        .map_err(nl(format!("add address {} to {}", c.address, c.ifname)))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(nl(format!("set {} up", c.ifname)))?;
+    if let Some(gw) = c.default_gateway {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .output_interface(index)
+            .build();
+        h.route()
+            .add(route)
             .replace()
             .execute()
             .await
-            .map_err(nl(format!("add address {} to {}", c.address, c.ifname)))?;
-        h.link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(nl(format!("set {} up", c.ifname)))?;
-        if let Some(gw) = c.default_gateway {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
-            h.route()
-                .add(route)
-                .replace()
-                .execute()
-                .await
-                .map_err(nl(format!("add default route via {gw}")))?;
-        }
-        Ok(())
-    })
+            .map_err(nl(format!("add default route via {gw}")))?;
+    }
+    Ok(())
 }
 
 /// IPv4 destinations routed on the host (main table), for IPAM to avoid.

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use ipam::Subnet;
+pub use ipam::{Pool, Subnet};
 pub use link::{BridgeConfig, VethConfig};
 pub use nat::{NatNetwork, PortForward, Proto};
 
@@ -36,8 +36,8 @@ pub enum NetworkError {
     Invalid(String),
     #[error("network {network}: subnet {subnet} is full: remove a container or use a larger subnet")]
     SubnetFull { network: String, subnet: String },
-    #[error("network {network}: no free /{prefix} subnet in the pool {pool}: set spec.subnet")]
-    NoFreeSubnet { network: String, pool: String, prefix: u8 },
+    #[error("network {network}: no free subnet in the address pools ({pools}): set spec.subnet, or give the daemon more with --default-address-pool")]
+    NoFreeSubnet { network: String, pools: String },
     #[error("{action}: {message}")]
     Netlink { action: String, message: String },
     #[error("{action} {path}: {source}")]
@@ -74,6 +74,14 @@ pub struct Networks {
     tag: String,
     /// The embedded DNS servers, one per network.
     pub dns: std::sync::Arc<dns::Dns>,
+    /// Where subnets of networks that name none come from.
+    pools: Vec<Pool>,
+    /// Where embedded DNS servers forward names not their own; the host's
+    /// /etc/resolv.conf when `None`.
+    dns_upstream: Option<Vec<std::net::SocketAddr>>,
+    /// The nftables ruleset generation at which berth's table last held the
+    /// rule count given beside it (see [`Networks::nat_verified`]).
+    nat_checked: std::sync::Arc<std::sync::Mutex<Option<(u32, usize)>>>,
 }
 
 impl Networks {
@@ -83,7 +91,54 @@ impl Networks {
             prefix: prefix.to_string(),
             tag: short_hash(prefix),
             dns: Default::default(),
+            pools: Pool::default_pools(),
+            dns_upstream: None,
+            nat_checked: Default::default(),
         }
+    }
+
+    /// Whether berth's table was found holding `rules` rules at ruleset
+    /// generation `generation`: nothing in any table has changed since, so
+    /// it still does, and listing it again (an `nft` process on every
+    /// reconcile pass) can be skipped.
+    pub fn nat_verified(&self, generation: Option<u32>, rules: usize) -> bool {
+        let checked = *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner());
+        generation.is_some() && checked == generation.map(|g| (g, rules))
+    }
+
+    /// Records that the table held `rules` rules at `generation`, read
+    /// before the table was listed (a change in between bumps it, so the
+    /// next check lists again).
+    pub fn set_nat_verified(&self, generation: Option<u32>, rules: usize) {
+        *self.nat_checked.lock().unwrap_or_else(|p| p.into_inner()) = generation.map(|g| (g, rules));
+    }
+
+    /// The daemon's `--dns-upstream` resolvers (none: the host's).
+    pub fn with_dns_upstream(mut self, upstream: Vec<std::net::SocketAddr>) -> Networks {
+        if !upstream.is_empty() {
+            self.dns_upstream = Some(upstream);
+        }
+        self
+    }
+
+    /// Where names not of a network are forwarded.
+    pub fn dns_upstream(&self) -> Vec<std::net::SocketAddr> {
+        match &self.dns_upstream {
+            Some(up) => up.clone(),
+            None => dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+        }
+    }
+
+    /// The daemon's `--default-address-pool`s, in order (none: the default).
+    pub fn with_pools(mut self, pools: Vec<Pool>) -> Networks {
+        if !pools.is_empty() {
+            self.pools = pools;
+        }
+        self
+    }
+
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
     }
 
     /// berth's nftables table of this root.
@@ -127,15 +182,20 @@ impl Networks {
     /// files. Keeps going and reports every failure; what is gone is done.
     pub fn remove_container(&self, id: &str, interfaces: usize) -> Result<()> {
         let mut errors = Vec::new();
+        // The namespace goes first: the network driver repairs a container
+        // whose namespace is there but whose veth is not, and with the veth
+        // deleted first every removal looked like that for the ~20 ms the
+        // deletion takes (a spurious "Repaired" with a veth made again and
+        // three nft runs on each `run --rm` on a bridge).
+        if let Err(e) = link::remove_netns(&self.netns_path(id)) {
+            errors.push(e.to_string());
+        }
         // Deleting the host end deletes the pair now; waiting for the
         // namespace to die would leave it to a kernel work queue.
         for i in 0..interfaces {
             if let Err(e) = link::delete_link(&self.veth_name(id, i)) {
                 errors.push(e.to_string());
             }
-        }
-        if let Err(e) = link::remove_netns(&self.netns_path(id)) {
-            errors.push(e.to_string());
         }
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {

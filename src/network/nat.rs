@@ -308,6 +308,77 @@ pub fn remove_table(table: &str) -> Result<(), NetworkError> {
     Ok(())
 }
 
+/// The kernel's nftables ruleset generation: a counter that every change to
+/// any table bumps (`NFT_MSG_GETGEN` over nfnetlink). Reading it is one
+/// netlink round trip in process, where listing the table runs `nft`;
+/// `None` when it cannot be read.
+pub fn ruleset_generation() -> Option<u32> {
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    const NFT_MSG_GETGEN: u16 = 16;
+    const NFT_MSG_NEWGEN: u16 = 15;
+    const NFTA_GEN_ID: u16 = 1;
+    const NLMSG_HDRLEN: usize = 16;
+    const NFGENMSG_LEN: usize = 4;
+    // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // nlmsghdr (len, type, flags, seq, pid) + nfgenmsg (family, version, res_id).
+    let mut req = Vec::with_capacity(NLMSG_HDRLEN + NFGENMSG_LEN);
+    req.extend_from_slice(&((NLMSG_HDRLEN + NFGENMSG_LEN) as u32).to_ne_bytes());
+    req.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN).to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes());
+    req.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+    // SAFETY: send(2) reads `req.len()` bytes of a buffer we own.
+    if unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) } != req.len() as isize {
+        return None;
+    }
+    let mut buf = [0u8; 512];
+    // SAFETY: recv(2) writes at most `buf.len()` bytes into a buffer we own.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let reply = buf.get(..usize::try_from(n).ok()?)?;
+    parse_generation(reply, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN, NFTA_GEN_ID)
+}
+
+/// NFTA_GEN_ID of a `NFT_MSG_NEWGEN` reply. Pure.
+fn parse_generation(reply: &[u8], newgen: u16, gen_id: u16) -> Option<u32> {
+    let u16_at = |at: usize| reply.get(at..at + 2).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+    let msg_len = reply
+        .get(..4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize)?;
+    if u16_at(4)? != newgen || msg_len > reply.len() {
+        return None;
+    }
+    // Attributes (nlattr: len, type, value padded to 4) after the 16-byte
+    // header and the 4-byte nfgenmsg.
+    let mut at = 20;
+    while at + 4 <= msg_len {
+        let len = u16_at(at)? as usize;
+        if len < 4 {
+            return None;
+        }
+        if u16_at(at + 2)? & 0x3fff == gen_id && len >= 8 {
+            let v = reply.get(at + 4..at + 8)?;
+            // Netfilter attributes are big-endian.
+            return Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
 /// How many rules berth's table holds now (`None`: no table), to notice a
 /// table flushed or deleted by hand.
 pub fn rule_count(table: &str) -> Result<Option<usize>, NetworkError> {
@@ -407,5 +478,28 @@ mod tests {
             .unwrap()
             .iter()
             .all(|c| c.to_string().contains("berth-x")));
+    }
+
+    #[test]
+    fn the_ruleset_generation_is_read_from_a_newgen_reply() {
+        // nlmsghdr(len 36, type 0x0a0f) + nfgenmsg + NFTA_GEN_ID (be 0x01020304)
+        // + NFTA_GEN_PROC_PID, as the kernel sends it.
+        let mut m = Vec::new();
+        m.extend_from_slice(&36u32.to_ne_bytes());
+        m.extend_from_slice(&0x0a0fu16.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(&8u16.to_ne_bytes());
+        m.extend_from_slice(&1u16.to_ne_bytes());
+        m.extend_from_slice(&[1, 2, 3, 4]);
+        m.extend_from_slice(&8u16.to_ne_bytes());
+        m.extend_from_slice(&2u16.to_ne_bytes());
+        m.extend_from_slice(&[0, 0, 0, 9]);
+        assert_eq!(parse_generation(&m, 0x0a0f, 1), Some(0x0102_0304));
+        // An error reply (NLMSG_ERROR) or a cut one gives nothing.
+        let mut err = m.clone();
+        err[4..6].copy_from_slice(&2u16.to_ne_bytes());
+        assert_eq!(parse_generation(&err, 0x0a0f, 1), None);
+        assert_eq!(parse_generation(&m[..22], 0x0a0f, 1), None);
     }
 }

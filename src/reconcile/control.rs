@@ -159,7 +159,13 @@ impl Engine {
 
     /// Creates and starts one container at once (`berth run`).
     pub async fn run_now(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
-        drivers::run_now(self, obj).await
+        drivers::run_now(self, obj, false).await
+    }
+
+    /// As [`Engine::run_now`], but the init starts only once a client
+    /// attached (`run -t`/`-i` in the foreground: create, attach, start).
+    pub async fn run_now_attached(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
+        drivers::run_now(self, obj, true).await
     }
 
     /// Records one container as made, held stopped until `start` (`berth create`).
@@ -172,9 +178,26 @@ impl Engine {
         drivers::remove_now(self, name).await
     }
 
+    /// Changes a running container's networks in place to those `obj`
+    /// lists (`berth network connect|disconnect`); `obj` is stored as
+    /// `source`'s.
+    pub async fn set_networks(
+        self: &Arc<Self>,
+        source: &str,
+        obj: &Object,
+        force: bool,
+    ) -> std::result::Result<(), super::DriverError> {
+        drivers::set_networks(self, source, obj, force).await
+    }
+
     /// Stops a container by hand, keeping it (`berth stop`).
     pub async fn stop_by_name(self: &Arc<Self>, name: &str) {
         drivers::stop_by_name(self, name).await
+    }
+
+    /// Renames an imperative container (`berth rename`).
+    pub async fn rename(self: &Arc<Self>, old: &str, new: &str) -> std::result::Result<(), super::VerbError> {
+        drivers::rename(self, old, new).await
     }
 
     /// Starts a stopped container again, lifting a stop hold (`berth start`).

@@ -112,6 +112,10 @@ pub enum VerbError {
     NotPaused(String),
     #[error("container {0} is no longer in any manifest")]
     NotDesired(String),
+    #[error("container/{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Driver(#[from] DriverError),
 }

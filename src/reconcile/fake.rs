@@ -33,6 +33,7 @@ pub enum Call {
     DeleteLink(String),
     CreateNetns(String),
     Attach(String, String),
+    Detach(String, String),
     RemoveNetwork(String),
     SyncNat(usize, usize),
     Pull(String),
@@ -544,7 +545,7 @@ impl NetworkHost for FakeHost {
         &self.names
     }
     fn host_routes(&self) -> network::Result<Vec<Subnet>> {
-        Ok(vec!["10.89.0.0/24".parse().unwrap()])
+        Ok(vec!["10.77.0.0/24".parse().unwrap()])
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
         self.record(Call::EnsureBridge(cfg.name.clone()));
@@ -583,6 +584,11 @@ impl NetworkHost for FakeHost {
             id.into(),
             format!("{} {} macvlan", cfg.ifname, cfg.address),
         ));
+        Ok(())
+    }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        self.record(Call::Detach(id.into(), ifname.into()));
+        self.script().veths.remove(host_name);
         Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {

@@ -1,9 +1,11 @@
 //! Health checks: one monitor task per running container that has a
 //! `healthcheck`, running the check through the exec path one at a time
 //! (a check that outlives its timeout is killed, so checks never pile up).
-//! The state is kept in memory: after a daemon restart an adopted container
-//! is `starting` again until its next check. The transitions are pure
-//! ([`next`]); acting on `unhealthy` goes through the container driver.
+//! The state is kept in memory and written to the store after each check,
+//! so an adopted container keeps its status, streak and last results across
+//! a daemon restart (for the same run: init pid and start time). The
+//! transitions are pure ([`next`]); acting on `unhealthy` goes through the
+//! container driver.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -47,12 +49,15 @@ impl HealthStatus {
 #[derive(Debug, Clone)]
 pub struct HealthState {
     pub init_pid: i32,
+    /// The init's start time, which with its pid names the run.
+    pub init_start: u64,
     pub status: HealthStatus,
     pub failing_streak: u32,
     pub log: VecDeque<HealthLog>,
 }
 
-/// What the engine keeps: states by container, and the inits with a monitor.
+/// What the engine keeps: states by container runtime id (which `rename`
+/// does not change), and the inits with a monitor.
 #[derive(Debug, Default)]
 pub struct Monitors {
     states: HashMap<String, HealthState>,
@@ -88,7 +93,7 @@ impl Engine {
     pub fn health(&self, name: &str, init_pid: i32) -> Option<HealthState> {
         lock(&self.health)
             .states
-            .get(name)
+            .get(&self.ids.id_of(name))
             .filter(|s| s.init_pid == init_pid)
             .cloned()
     }
@@ -123,42 +128,64 @@ pub fn monitor(engine: &Arc<Engine>, name: &str, run: RunRecord) {
     let Some(check) = own.or_else(|| live.container_info().and_then(|i| i.image_healthcheck.clone())) else {
         return;
     };
+    // The same run's health from before a daemon restart, if recorded.
+    let stored = match engine.store.health_get(name) {
+        Ok(Some(row)) => super::records::decode_health(name, row)
+            .map_err(|e| tracing::warn!(container = name, "{e}"))
+            .ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(container = name, "reading its health: {e}");
+            None
+        }
+    };
+    let state = stored
+        .filter(|s| s.init_pid == run.init_pid && s.init_start == run.init_start)
+        .unwrap_or(HealthState {
+            init_pid: run.init_pid,
+            init_start: run.init_start,
+            status: HealthStatus::Starting,
+            failing_streak: 0,
+            log: VecDeque::new(),
+        });
     {
         let mut m = lock(&engine.health);
         if !m.running.insert(run.init_pid) {
             return;
         }
-        m.states.insert(
-            name.to_string(),
-            HealthState {
-                init_pid: run.init_pid,
-                status: HealthStatus::Starting,
-                failing_streak: 0,
-                log: VecDeque::new(),
-            },
-        );
+        m.states.insert(engine.ids.id_of(name), state.clone());
     }
+    save(engine, name, &state);
     engine.changed();
     let engine = engine.clone();
-    let name = name.to_string();
+    let id = engine.ids.id_of(name);
     tokio::spawn(async move {
-        run_checks(&engine, &name, run, &check).await;
+        run_checks(&engine, &id, run, &check).await;
         lock(&engine.health).running.remove(&run.init_pid);
     });
+}
+
+fn save(engine: &Engine, name: &str, state: &HealthState) {
+    if let Err(e) = engine.store.health_put(name, &super::records::encode_health(state)) {
+        tracing::warn!(container = name, "recording its health: {e}");
+    }
 }
 
 fn same_run(engine: &Engine, name: &str, run: &RunRecord) -> bool {
     matches!(engine.host.containers.probe(name), Probe::Running(r) if r.init_pid == run.init_pid && r.init_start == run.init_start)
 }
 
-async fn run_checks(engine: &Arc<Engine>, name: &str, run: RunRecord, check: &Healthcheck) {
+/// Checks the run of the container with runtime id `id` until it ends; its
+/// name is looked up on each round, as `rename` may change it.
+async fn run_checks(engine: &Arc<Engine>, id: &str, run: RunRecord, check: &Healthcheck) {
     let interval = check.interval.map(|d| d.0).unwrap_or(DEFAULT_INTERVAL);
     let timeout = check.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);
     let start_period = check.start_period.map(|d| d.0).unwrap_or_default();
     let retries = check.retries.unwrap_or(DEFAULT_RETRIES);
-    let key = ObjectKey::new(Kind::Container, name);
     loop {
         tokio::time::sleep(interval).await;
+        let name = &engine.ids.name_of(id);
+        let key = ObjectKey::new(Kind::Container, name.as_str());
         if !same_run(engine, name, &run) {
             return;
         }
@@ -169,9 +196,9 @@ async fn run_checks(engine: &Arc<Engine>, name: &str, run: RunRecord, check: &He
         let started = now_millis();
         let (exit_code, output) = probe_once(engine, name, &check.exec, timeout).await;
         let in_start_period = (started - run.started_at) < start_period.as_millis() as i64;
-        let (before, after) = {
+        let (before, after, saved) = {
             let mut m = lock(&engine.health);
-            let Some(state) = m.states.get_mut(name).filter(|s| s.init_pid == run.init_pid) else {
+            let Some(state) = m.states.get_mut(id).filter(|s| s.init_pid == run.init_pid) else {
                 return;
             };
             let before = state.status;
@@ -193,8 +220,9 @@ async fn run_checks(engine: &Arc<Engine>, name: &str, run: RunRecord, check: &He
             while state.log.len() > LOG_LENGTH {
                 state.log.pop_front();
             }
-            (before, status)
+            (before, status, state.clone())
         };
+        save(engine, name, &saved);
         engine.changed();
         if before == after {
             continue;

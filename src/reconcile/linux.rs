@@ -247,7 +247,17 @@ impl NetworkHost for Networks {
         self
     }
     fn host_routes(&self) -> network::Result<Vec<Subnet>> {
-        link::host_routes()
+        let mut taken = link::host_routes()?;
+        // podman's networks, routed only while their containers run.
+        let documents: Vec<String> = std::fs::read_dir("/etc/containers/networks")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        taken.extend(network::ipam::podman_subnets(&documents));
+        Ok(taken)
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
         link::ensure_bridge(cfg)
@@ -274,6 +284,14 @@ impl NetworkHost for Networks {
     }
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
         link::attach_macvlan(&self.netns_path(id), cfg)
+    }
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
+        link::delete_link(host_name)?;
+        let netns = self.netns_path(id);
+        if link::is_netns(&netns) {
+            link::delete_link_in(&netns, ifname)?;
+        }
+        Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {
         link::link_exists(name).unwrap_or(false)
@@ -304,11 +322,18 @@ impl NetworkHost for Networks {
     }
     fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool {
         let want = nat::expected_rules(networks, ports);
-        match nat::rule_count(self.table()) {
+        // Read before listing: a change after it bumps it past what is recorded.
+        let generation = nat::ruleset_generation();
+        if self.nat_verified(generation, want) {
+            return true;
+        }
+        let intact = match nat::rule_count(self.table()) {
             Ok(Some(n)) => n == want,
             Ok(None) => networks.is_empty() && ports.is_empty(),
             Err(_) => false,
-        }
+        };
+        self.set_nat_verified(generation.filter(|_| intact), want);
+        intact
     }
     fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()> {
         Networks::check_port_free(self, port, proto)
@@ -323,11 +348,7 @@ impl NetworkHost for Networks {
         internal: bool,
         records: network::dns::Records,
     ) -> network::Result<()> {
-        let upstream = if internal {
-            Vec::new()
-        } else {
-            network::dns::upstream_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
-        };
+        let upstream = if internal { Vec::new() } else { self.dns_upstream() };
         self.dns.start(network, gateway, upstream, records)
     }
     fn dns_set(&self, network: &str, records: network::dns::Records) {
@@ -343,11 +364,18 @@ impl NetworkHost for Networks {
 
 /// The host of a daemon with this runtime and image store; volumes live
 /// under `<root>/volumes`.
-pub fn host(runtime: Runtime, images: ImageStore) -> Host {
+pub fn host(
+    runtime: Runtime,
+    images: ImageStore,
+    pools: Vec<network::Pool>,
+    dns_upstream: Vec<std::net::SocketAddr>,
+) -> Host {
     let volumes = VolumeDirs {
         dir: runtime.layout.root.join("volumes"),
     };
-    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix);
+    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix)
+        .with_pools(pools)
+        .with_dns_upstream(dns_upstream);
     Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),

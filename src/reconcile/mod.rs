@@ -20,6 +20,7 @@ mod executor;
 pub(crate) mod fake;
 mod gc;
 pub mod health;
+pub mod ids;
 pub mod linux;
 mod observe;
 pub mod policy;
@@ -74,6 +75,8 @@ pub struct Engine {
     attached: Mutex<HashSet<String>>,
     /// Health-check states and the runs with a monitor.
     health: Mutex<health::Monitors>,
+    /// Runtime ids of renamed containers (see `ids.rs`).
+    ids: ids::Ids,
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,9 +119,15 @@ impl Engine {
     pub fn new(store: Store, host: Host, root: PathBuf) -> Arc<Engine> {
         let (exits, _) = broadcast::channel(256);
         let (generation, _) = watch::channel(0);
+        let ids = ids::Ids::load(store.container_ids().unwrap_or_else(|e| {
+            tracing::error!("cannot read container ids: {e}");
+            Vec::new()
+        }));
+        let host = ids::wrap(host, &ids);
         Arc::new(Engine {
             store,
             host,
+            ids,
             root,
             wake: Notify::new(),
             exits,

@@ -80,6 +80,12 @@ pub struct NetworkInfo {
     /// A macvlan network's parent interface (it has no bridge then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Where in `subnet` addresses are given (`ipRange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// The IPv6 subnet of a dual-stack network (none until IPv6 is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
 }
 
 /// The kind-specific part of a live record.
@@ -219,6 +225,38 @@ pub fn encode_live(obj: &Object, hash: &str, info: &LiveInfo, created_at: i64) -
 
 pub fn encode_info(info: &LiveInfo) -> String {
     info_json(info)
+}
+
+/// A stored health record as the engine keeps it (see `health.rs`).
+pub fn decode_health(name: &str, row: crate::store::HealthRecord) -> Result<super::health::HealthState> {
+    use super::health::{HealthState, HealthStatus};
+    let status = match row.status.as_str() {
+        "starting" => HealthStatus::Starting,
+        "healthy" => HealthStatus::Healthy,
+        "unhealthy" => HealthStatus::Unhealthy,
+        other => {
+            let err = serde::de::Error::custom(format!("unknown health status {other:?}"));
+            return Err(corrupt("health", Kind::Container, name, "status")(err));
+        }
+    };
+    let log = serde_json::from_str(&row.log).map_err(corrupt("health", Kind::Container, name, "log"))?;
+    Ok(HealthState {
+        init_pid: row.init_pid,
+        init_start: row.init_start,
+        status,
+        failing_streak: row.failing_streak,
+        log,
+    })
+}
+
+pub fn encode_health(state: &super::health::HealthState) -> crate::store::HealthRecord {
+    crate::store::HealthRecord {
+        init_pid: state.init_pid,
+        init_start: state.init_start,
+        status: state.status.as_str().into(),
+        failing_streak: state.failing_streak,
+        log: serde_json::to_string(&state.log).unwrap_or_else(|_| "[]".into()),
+    }
 }
 
 pub fn encode_desired(obj: &Object) -> NewObject {

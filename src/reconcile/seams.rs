@@ -78,6 +78,11 @@ pub trait ContainerHost: Send + Sync {
             runtime::copy::copy_out(init_pid, container_path, host_path)
         }
     }
+    /// A regular file of a running container (init `init_pid`), resolved
+    /// inside its root (see `runtime::copy::read_file`).
+    fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String> {
+        runtime::copy::read_file(init_pid, path, 4 << 20)
+    }
     /// The counters of a running container whose init is `init_pid`.
     fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
         let _ = (id, init_pid);
@@ -223,6 +228,9 @@ pub trait NetworkHost: Send + Sync {
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()>;
     /// Gives `id`'s namespace a macvlan on the parent named by `cfg.bridge`.
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()>;
+    /// Removes one interface of `id`'s namespace: the host end `host_name`
+    /// (a veth) and `ifname` inside; missing ones are fine.
+    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()>;
     /// Whether a host interface exists.
     fn link_exists(&self, name: &str) -> bool;
     /// Interface names inside `id`'s namespace.

@@ -127,9 +127,36 @@ impl Engine {
             .collect())
     }
 
+    /// Fails, saying why, when a process on the host holds `port` (berth's
+    /// own published ports hold no socket: they are DNAT rules).
+    pub fn host_port_free(&self, port: u16, udp: bool) -> std::result::Result<(), String> {
+        let proto = if udp {
+            crate::network::Proto::Udp
+        } else {
+            crate::network::Proto::Tcp
+        };
+        self.host
+            .networks
+            .check_port_free(port, proto)
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether a container is known: made by berth, or with logs left.
     pub fn container_known(&self, name: &str) -> Result<bool> {
         Ok(self.store.live_get(Kind::Container, name)?.is_some() || self.log_file(name).exists())
+    }
+
+    /// A regular file of a running container (`/etc/passwd`), read inside
+    /// its root; None when it is not running or has no such file.
+    pub fn container_file(&self, name: &str, path: &str) -> Option<String> {
+        let pid = self.running_init(name)?;
+        self.host.containers.read_file(pid, std::path::Path::new(path)).ok()
+    }
+
+    /// Whether the container runs with a tty, and with an open stdin.
+    pub fn container_stdio(&self, name: &str) -> Option<(bool, bool)> {
+        let live = self.live(Kind::Container, name).ok()??;
+        live.container_spec().map(|c| (c.tty, c.stdin))
     }
 
     pub fn log_file(&self, name: &str) -> PathBuf {
@@ -219,5 +246,55 @@ impl Engine {
             self.event(&key, "Released", "nothing uses it any more; deleting it");
         }
         Ok(true)
+    }
+}
+
+impl Engine {
+    /// Gives container `name` a runtime id of its own before anything of it
+    /// is made, when a renamed container still runs under the id `name`.
+    pub(super) fn ensure_id(&self, name: &str) -> Result<()> {
+        if !self.ids.needs_own_id(name) {
+            return Ok(());
+        }
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id();
+        let id = format!("{name}-{salt:08x}");
+        self.store.container_id_set(name, &id)?;
+        self.ids.set(name, &id);
+        Ok(())
+    }
+
+    /// Forgets a removed container's runtime id (its name is free again)
+    /// and its recorded health.
+    pub(super) fn forget_id(&self, name: &str) -> Result<()> {
+        self.store.health_delete(name)?;
+        self.store.container_id_forget(name)?;
+        self.ids.forget(name);
+        Ok(())
+    }
+
+    /// The runtime id of container `name` (its name, unless renamed).
+    pub fn runtime_id(&self, name: &str) -> String {
+        self.ids.id_of(name)
+    }
+
+    /// Moves what the engine keeps in memory about a renamed container.
+    pub(super) fn rekey(&self, old: &ObjectKey, new: &ObjectKey) {
+        if let Some(v) = super::lock(&self.pending).remove(old) {
+            super::lock(&self.pending).insert(new.clone(), v);
+        }
+        if let Some(v) = super::lock(&self.outcomes).remove(old) {
+            super::lock(&self.outcomes).insert(new.clone(), v);
+        }
+        if let Some(v) = super::lock(&self.retries).remove(old) {
+            super::lock(&self.retries).insert(new.clone(), v);
+        }
+        let mut attached = super::lock(&self.attached);
+        if attached.remove(&old.name) {
+            attached.insert(new.name.clone());
+        }
     }
 }

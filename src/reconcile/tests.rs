@@ -531,7 +531,7 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
         .unwrap();
     let started = calls.iter().position(|c| *c == Call::Start("web".into())).unwrap();
     assert!(made < started, "{calls:?}");
-    // The fake host routes 10.89.0.0/24, so the pool's next /24 is chosen.
+    // The fake host routes 10.77.0.0/24, so the pool's next /24 is chosen.
     let mut attached: Vec<String> = calls
         .iter()
         .filter_map(|c| match c {
@@ -540,13 +540,13 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
         })
         .collect();
     attached.sort();
-    assert_eq!(attached, ["eth0 10.89.1.2", "eth0 10.89.1.3"]);
+    assert_eq!(attached, ["eth0 10.77.1.2", "eth0 10.77.1.3"]);
     assert!(calls.contains(&Call::SyncNat(1, 1)), "{calls:?}");
     let web_hosts = w.host.file("web", "hosts").unwrap();
     let db_ip = w.engine.store.alloc_of("front", "db").unwrap().unwrap();
     assert!(web_hosts.contains(&format!("{db_ip}\tdb\n")), "{web_hosts}");
     // Names go to the network's DNS server, which answers both.
-    assert_eq!(w.host.file("db", "resolv.conf").unwrap(), "nameserver 10.89.1.1\n");
+    assert_eq!(w.host.file("db", "resolv.conf").unwrap(), "nameserver 10.77.1.1\n");
     assert_eq!(w.host.dns_names("front").unwrap(), ["db", "web"]);
 
     w.apply("s", "");
@@ -580,7 +580,7 @@ async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     assert!(w
         .host
         .calls()
-        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+        .contains(&Call::Attach("web".into(), "eth0 10.77.1.2".into())));
     assert_eq!(w.host.starts("web"), 0);
 
     // A veth deleted by hand is noticed and made again.
@@ -590,7 +590,7 @@ async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     assert!(w
         .host
         .calls()
-        .contains(&Call::Attach("web".into(), "eth0 10.89.1.2".into())));
+        .contains(&Call::Attach("web".into(), "eth0 10.77.1.2".into())));
     let key = crate::plan::ObjectKey::new(crate::manifest::Kind::Container, "web");
     let events = w.engine.events(0, Some(&key), 100).unwrap();
     assert!(events
@@ -780,4 +780,49 @@ async fn an_images_healthcheck_is_used_when_the_container_has_none() {
     assert_eq!(from_image.timeout, None);
     // The container's own wins.
     assert_eq!(info("own").image_healthcheck, None);
+}
+
+#[tokio::test]
+async fn network_connect_and_disconnect_rewire_in_place_and_no_pass_replaces_the_container() {
+    let w = world();
+    let nets = "---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: front}\nspec: {subnet: 10.60.1.0/24}\n---\napiVersion: berth/v1\nkind: Network\nmetadata: {name: back}\nspec: {subnet: 10.60.2.0/24}\n";
+    w.apply(
+        "s",
+        &format!("{IMAGE}{nets}{}", container("web", ", networks: [front]")),
+    );
+    w.pass().await;
+    let web = |networks: &str| objects(&container("web", &format!(", networks: {networks}"))).remove(0);
+    w.host.clear_calls();
+
+    w.engine
+        .set_networks("s", &web("[front, {name: back, aliases: [api]}]"), false)
+        .await
+        .unwrap();
+    assert_eq!(w.host.calls(), [Call::Attach("web".into(), "eth1 10.60.2.2".into())]);
+    // back's own names, and for web (whose first network is front) front's
+    // names on front's server, scoped to web's address there.
+    assert_eq!(w.host.dns_names("back").unwrap(), ["10.60.2.2/web", "api", "web"]);
+    assert_eq!(
+        w.host.dns_names("front").unwrap(),
+        ["10.60.1.2/api", "10.60.1.2/web", "web"]
+    );
+    w.host.clear_calls();
+    let next = w.pass().await;
+    assert!(next.outcomes.is_empty(), "a pass acted after connect: {next:?}");
+
+    // Leaving eth0's network: eth1 goes too and comes back as eth0.
+    w.engine.set_networks("s", &web("[back]"), false).await.unwrap();
+    assert_eq!(
+        w.host.calls(),
+        [
+            Call::Detach("web".into(), "eth0".into()),
+            Call::Detach("web".into(), "eth1".into()),
+            Call::Attach("web".into(), "eth0 10.60.2.2".into()),
+        ]
+    );
+    assert_eq!(w.engine.store.alloc_of("front", "web").unwrap(), None);
+    assert_eq!(w.host.dns_names("front").unwrap(), Vec::<String>::new());
+    w.host.clear_calls();
+    let next = w.pass().await;
+    assert!(next.outcomes.is_empty(), "a pass acted after disconnect: {next:?}");
 }

@@ -276,6 +276,8 @@ pub fn container_config(
         log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
         log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
         tty: spec.tty,
+        stdin: spec.stdin,
+        wait_attach: false,
     })
 }
 

@@ -45,6 +45,26 @@ fn open_in_root(root: &OwnedFd, path: &Path, flags: i32, resolve: u64) -> io::Re
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The text of a regular file in a running container (`/etc/passwd`), read
+/// as `cp` reads: resolved inside the container's root, so no symlink or
+/// `..` leads out of it. At most `limit` bytes.
+pub fn read_file(init_pid: i32, inside: &Path, limit: u64) -> io::Result<String> {
+    use std::io::Read;
+    let root = root_of(init_pid)?;
+    let fd = open_in_root(&root, inside, libc::O_RDONLY | libc::O_NONBLOCK, libc::RESOLVE_IN_ROOT)
+        .map_err(context("open", inside))?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", inside.display()),
+        ));
+    }
+    let mut text = String::new();
+    file.take(limit).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 fn root_of(init_pid: i32) -> io::Result<OwnedFd> {
     let f = File::open(format!("/proc/{init_pid}/root"))?;
     Ok(OwnedFd::from(f))

@@ -168,6 +168,14 @@ pub struct ShimConfig {
     /// `attach.sock` in the run dir.
     #[serde(default)]
     pub tty: bool,
+    /// Without a tty: a stdin pipe, fed from whoever connects to
+    /// `attach.sock`, and stdout/stderr framed to them (see `shim`).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Report ready once created, and start the init only after the first
+    /// client attached (or a while passed): `run -t`/`-i` in the foreground.
+    #[serde(default)]
+    pub wait_attach: bool,
 }
 
 /// Written by the shim once the container runs.
@@ -218,12 +226,19 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename.
+/// Writes `bytes` to `path` atomically: temp file, then rename, so a reader
+/// (or a daemon after a crash of the shim or of itself) sees the old or the
+/// new record, never a torn one. No fsync: these are the run dir's records
+/// (a shim's pid and start times, an exit status), which describe processes
+/// that a power loss or kernel crash ends anyway, so making them durable
+/// buys nothing, while an fsync on a run dir that is not a tmpfs waits for
+/// a journal commit of the whole file system: measured 3 ms idle and up to
+/// 128 ms while other builds wrote, on every container start and exit.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    drop(f);
     fs::rename(&tmp, path)
 }
 
@@ -360,6 +375,8 @@ impl Runtime {
             log_max_bytes: self.log_rotation(cfg).0,
             log_max_files: self.log_rotation(cfg).1,
             tty: cfg.tty,
+            stdin: cfg.stdin,
+            wait_attach: cfg.wait_attach && (cfg.tty || cfg.stdin),
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {

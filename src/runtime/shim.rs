@@ -23,10 +23,19 @@ use nix::unistd::Pid;
 use super::logs::{timestamp_now, LineSplitter, LogWriter};
 use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport};
 
-/// The socket in the run dir where a container with a tty is attached: on
-/// each connection the shim sends the pty master (SCM_RIGHTS, for resizes)
-/// and then relays the pty's bytes both ways until either side closes.
+/// The socket in the run dir where a container with a tty or an open stdin
+/// is attached. With a tty, on each connection the shim sends the pty master
+/// (SCM_RIGHTS, for resizes) and then relays the pty's bytes both ways until
+/// either side closes. Without one (`stdin`), it sends stdout and stderr
+/// apart in `wire::exec_frame` frames and feeds the raw bytes it reads into
+/// the container's stdin; the client's EOF (a half-close) closes that stdin.
+/// Output made before the first client connects is replayed to it (up to
+/// [`EARLY_OUTPUT`]), so the first prompt of `run -t`, which attaches just
+/// after the start, reaches the terminal and not only the log.
 pub const ATTACH_SOCKET: &str = "attach.sock";
+
+/// Output kept for the first attached client.
+const EARLY_OUTPUT: usize = 64 * 1024;
 
 /// Entry point of `berth shim`. Returns the process exit code.
 pub fn main(shim_json: &Path) -> i32 {
@@ -70,7 +79,9 @@ pub fn main(shim_json: &Path) -> i32 {
     }
     match setup(&cfg) {
         Ok(running) => {
-            report(&ShimReport::Ready { record: running.record });
+            if !running.reported {
+                report(&ShimReport::Ready { record: running.record });
+            }
             // The daemon has its answer; nothing more goes to that pipe.
             if let Ok(null) = File::open("/dev/null") {
                 let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
@@ -82,6 +93,20 @@ pub fn main(shim_json: &Path) -> i32 {
         Err(error) => {
             let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
             let exit_code = super::cannot_execute_code(&error);
+            if cfg.wait_attach {
+                // Ready may have been reported (a start that failed after
+                // the attach): the exit record is what the daemon reads.
+                eprintln!("berth-shim: {error}");
+                let exit = ExitRecord {
+                    code: exit_code.unwrap_or(255),
+                    signal: None,
+                    oom_killed: false,
+                    finished_at: now_millis(),
+                };
+                if let Ok(bytes) = serde_json::to_vec(&exit) {
+                    let _ = write_atomic(&cfg.exit_file, &bytes);
+                }
+            }
             report(&ShimReport::Error { error, exit_code });
             1
         }
@@ -104,6 +129,38 @@ struct Running {
     stderr: OwnedFd,
     /// With a tty: the pty master, and the listener `berth attach` connects to.
     pty: Option<(OwnedFd, std::os::unix::net::UnixListener)>,
+    /// With an open stdin and no tty: its pipe's write end, and the listener.
+    piped: Option<(OwnedFd, std::os::unix::net::UnixListener)>,
+    /// The client that attached before the start (`wait_attach`).
+    first_client: Option<std::os::unix::net::UnixStream>,
+    /// Ready was reported before the start.
+    reported: bool,
+}
+
+/// How long a created container waits for its client before it starts anyway.
+const ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The first client on `listener`, waited for up to [`ATTACH_WAIT`].
+fn wait_for_client(listener: &std::os::unix::net::UnixListener) -> Option<std::os::unix::net::UnixStream> {
+    let deadline = std::time::Instant::now() + ATTACH_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            eprintln!("berth-shim: no client attached within {ATTACH_WAIT:?}; starting anyway");
+            return None;
+        }
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+        if let Ok((c, _)) = listener.accept() {
+            return Some(c);
+        }
+    }
 }
 
 /// The directory every one of `dirs` is directly in, if there is one and
@@ -179,8 +236,21 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
 
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let stdin = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
     let run_dir = cfg.state_file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if cfg.stdin && !cfg.tty {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        // Written from the poll loop: a container that does not read must
+        // not stop the shim from draining its output.
+        nix::fcntl::fcntl(
+            w.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| format!("stdin pipe: {e}"))?;
+        (r, Some(w))
+    } else {
+        let null = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        (null.into(), None)
+    };
     let console = cfg.tty.then(|| run_dir.join("console.sock"));
     let console_listener = match &console {
         Some(path) => {
@@ -231,12 +301,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
             return Err(format!("cannot set mount propagation: {e}"));
         }
     }
-    if let Err(e) = container.start() {
-        let _ = container.delete(true);
-        return Err(format!("cannot start container: {}", describe_error(&e)));
-    }
-    tracing::debug!("container started");
-    let pid = container.pid().ok_or("container has no pid after start")?.as_raw();
+    let pid = container.pid().ok_or("container has no pid after create")?.as_raw();
     let pty = match console_listener {
         Some(listener) => {
             // The init sent its pty master before it exec'd; it waits in the backlog.
@@ -256,6 +321,19 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         }
         None => None,
     };
+    let piped = match stdin_w {
+        Some(w) => {
+            let path = run_dir.join(ATTACH_SOCKET);
+            let _ = std::fs::remove_file(&path);
+            let attach = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| format!("attach socket {}: {e}", path.display()))?;
+            attach
+                .set_nonblocking(true)
+                .map_err(|e| format!("attach socket: {e}"))?;
+            Some((w, attach))
+        }
+        None => None,
+    };
     let init_pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
     let me = std::process::id() as i32;
     let record = RunRecord {
@@ -267,6 +345,21 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
     write_atomic(&cfg.state_file, &bytes).map_err(|e| format!("write {}: {e}", cfg.state_file.display()))?;
+    // Create, attach, start (as Docker's `run -t`/`-i`): the daemon has its
+    // answer now, its client attaches, and only then does the init exec, so
+    // its first output (a shell's prompt) reaches the client.
+    let mut first_client = None;
+    let reported = cfg.wait_attach;
+    if cfg.wait_attach {
+        report(&ShimReport::Ready { record });
+        let listener = pty.as_ref().or(piped.as_ref()).map(|(_, l)| l);
+        first_client = listener.and_then(wait_for_client);
+    }
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(format!("cannot start container: {}", describe_error(&e)));
+    }
+    tracing::debug!("container started");
     Ok(Running {
         state_dir: container.root.clone(),
         record,
@@ -274,6 +367,9 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         stdout: out_r,
         stderr: err_r,
         pty,
+        piped,
+        first_client,
+        reported,
     })
 }
 
@@ -379,34 +475,70 @@ pub(crate) fn describe_error(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn supervise(cfg: &ShimConfig, running: Running) {
+fn supervise(cfg: &ShimConfig, mut running: Running) {
     let mut log = LogWriter::open(&cfg.log, cfg.log_max_bytes, cfg.log_max_files.unwrap_or(1));
     let mut splitters = [LineSplitter::default(), LineSplitter::default()];
     let mut open = [true, true];
     let mut status = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pty_open = running.pty.is_some();
+    let (stdin_pipe, piped_listener) = running.piped.take().unzip();
+    let piped = piped_listener.is_some();
+    let master = running.pty.as_ref().map(|(m, _)| m);
+    let listener = running.pty.as_ref().map(|(_, l)| l).or(piped_listener.as_ref());
     let mut client: Option<std::os::unix::net::UnixStream> = None;
+    // Whether the attached client may still send input.
+    let mut client_input = false;
+    let mut first = running.first_client.take();
+    // The container's stdin (piped mode), and input read but not yet written.
+    let mut stdin_w: Option<OwnedFd> = stdin_pipe;
+    let mut pending: Vec<u8> = Vec::new();
+    // Output before the first client attached; None once one did.
+    let mut early: Option<Vec<u8>> = listener.map(|_| Vec::new());
+    if let Some(c) = first.take() {
+        let _ = c.set_nonblocking(false);
+        let sent = match master {
+            Some(m) => super::exec::send_fd(c.as_raw_fd(), m.as_raw_fd()).is_ok(),
+            None => true,
+        };
+        if sent {
+            early = None;
+            client_input = master.is_some() || stdin_w.is_some();
+            client = Some(c);
+        }
+    }
     loop {
         if status.is_some() && !open[0] && !open[1] && !pty_open {
             break;
         }
         let streams = [running.stdout.as_fd(), running.stderr.as_fd()];
-        let mut fds = vec![
-            PollFd::new(streams[0], PollFlags::POLLIN),
-            PollFd::new(streams[1], PollFlags::POLLIN),
-        ];
-        // Fixed slots (2: init, 3: pty, 4: listener, 5: client), POLLIN
-        // only where they are live.
         let live = |on: bool| if on { PollFlags::POLLIN } else { PollFlags::empty() };
-        fds.push(PollFd::new(running.init_pidfd.as_fd(), live(status.is_none())));
-        if let Some((master, listener)) = &running.pty {
-            fds.push(PollFd::new(master.as_fd(), live(pty_open)));
-            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-            if let Some(c) = &client {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-            }
-        }
+        let mut fds = vec![
+            PollFd::new(streams[0], live(open[0])),
+            PollFd::new(streams[1], live(open[1])),
+            PollFd::new(running.init_pidfd.as_fd(), live(status.is_none())),
+        ];
+        let master_at = slot(
+            &mut fds,
+            master.filter(|_| pty_open).map(|m| m.as_fd()),
+            PollFlags::POLLIN,
+        );
+        let listener_at = slot(&mut fds, listener.map(|l| l.as_fd()), PollFlags::POLLIN);
+        // Input is read only once what came before is in the pipe: a
+        // container that does not read slows its client down.
+        let client_at = slot(
+            &mut fds,
+            client
+                .as_ref()
+                .filter(|_| client_input && pending.is_empty())
+                .map(|c| c.as_fd()),
+            PollFlags::POLLIN,
+        );
+        let stdin_at = slot(
+            &mut fds,
+            stdin_w.as_ref().filter(|_| !pending.is_empty()).map(|w| w.as_fd()),
+            PollFlags::POLLOUT,
+        );
         // After the init exited, its pid namespace is gone, so the pipes
         // close at once; the timeout only guards against a leaked writer.
         let timeout = if status.is_some() {
@@ -422,52 +554,90 @@ fn supervise(cfg: &ShimConfig, running: Running) {
         }
         let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
         drop(fds);
+        let is_ready = |at: Option<usize>| at.is_some_and(|i| ready[i]);
         for i in 0..2 {
             if !open[i] || !ready[i] {
                 continue;
             }
             match nix::unistd::read(streams[i].as_raw_fd(), &mut buf) {
                 Ok(0) | Err(_) => open[i] = false,
-                Ok(n) => write_lines(&mut log, i, splitters[i].push(&buf[..n])),
+                Ok(n) => {
+                    write_lines(&mut log, i, splitters[i].push(&buf[..n]));
+                    if piped {
+                        let mut framed = crate::wire::exec_frame::header(i as u8 + 1, n).to_vec();
+                        framed.extend_from_slice(&buf[..n]);
+                        to_client(&mut client, &mut early, &framed);
+                    }
+                }
             }
         }
-        if status.is_none() && ready.get(2).copied().unwrap_or(false) {
+        if status.is_none() && ready[2] {
             status = Some(reap(running.record.init_pid));
         }
-        if let Some((master, listener)) = &running.pty {
-            if pty_open && ready.get(3).copied().unwrap_or(false) {
-                match nix::unistd::read(master.as_raw_fd(), &mut buf) {
-                    // EIO: the last holder of the pty's other side is gone.
-                    Ok(0) | Err(_) => pty_open = false,
+        if let (Some(m), true) = (master, is_ready(master_at)) {
+            match nix::unistd::read(m.as_raw_fd(), &mut buf) {
+                // EIO: the last holder of the pty's other side is gone.
+                Ok(0) | Err(_) => pty_open = false,
+                Ok(n) => {
+                    write_lines(&mut log, 0, splitters[0].push(&buf[..n]));
+                    to_client(&mut client, &mut early, &buf[..n]);
+                }
+            }
+        }
+        if is_ready(stdin_at) {
+            if let Some(w) = &stdin_w {
+                match nix::unistd::write(w, &pending) {
                     Ok(n) => {
-                        write_lines(&mut log, 0, splitters[0].push(&buf[..n]));
-                        if let Some(c) = &mut client {
-                            if c.write_all(&buf[..n]).is_err() {
-                                client = None;
-                            }
-                        }
+                        pending.drain(..n);
+                    }
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                    // EPIPE: the container closed its stdin.
+                    Err(_) => {
+                        stdin_w = None;
+                        pending.clear();
                     }
                 }
             }
-            if ready.get(4).copied().unwrap_or(false) {
-                if let Ok((c, _)) = listener.accept() {
-                    // One attached client at a time: the newest wins.
-                    let _ = c.set_nonblocking(false);
-                    if super::exec::send_fd(c.as_raw_fd(), master.as_raw_fd()).is_ok() {
-                        client = Some(c);
-                    }
+            if pending.is_empty() && !client_input {
+                // The client's EOF, now that all it sent is in the pipe.
+                stdin_w = None;
+            }
+        }
+        if let (Some(l), true) = (listener, is_ready(listener_at)) {
+            if let Ok((mut c, _)) = l.accept() {
+                // One attached client at a time: the newest wins.
+                let _ = c.set_nonblocking(false);
+                let sent = match master {
+                    Some(m) => super::exec::send_fd(c.as_raw_fd(), m.as_raw_fd()).is_ok(),
+                    None => true,
+                };
+                let replayed = match early.take() {
+                    Some(out) => c.write_all(&out).is_ok(),
+                    None => true,
+                };
+                if sent && replayed {
+                    // Input goes on from the newest client while stdin is open.
+                    client_input = master.is_some() || stdin_w.is_some();
+                    pending.clear();
+                    client = Some(c);
                 }
-            } else if ready.get(5).copied().unwrap_or(false) {
-                if let Some(c) = &client {
-                    match nix::unistd::read(c.as_raw_fd(), &mut buf) {
-                        Ok(0) | Err(_) => client = None,
-                        Ok(n) => {
-                            if write_all_fd(master.as_fd(), &buf[..n]).is_err() {
-                                client = None;
-                            }
+            }
+        } else if let (Some(c), true) = (&client, is_ready(client_at)) {
+            match nix::unistd::read(c.as_raw_fd(), &mut buf) {
+                Ok(0) if piped => {
+                    // A half-close: EOF to the container; output still flows.
+                    client_input = false;
+                    stdin_w = None;
+                }
+                Ok(0) | Err(_) => client = None,
+                Ok(n) => match master {
+                    Some(m) => {
+                        if write_all_fd(m.as_fd(), &buf[..n]).is_err() {
+                            client = None;
                         }
                     }
-                }
+                    None => pending.extend_from_slice(&buf[..n]),
+                },
             }
         }
     }
@@ -507,6 +677,28 @@ fn supervise(cfg: &ShimConfig, running: Running) {
         let _ = write_atomic(&cfg.exit_file, &bytes);
     }
     tracing::debug!("exit recorded");
+}
+
+/// Adds `fd` to the poll set, if there is one; its slot.
+fn slot<'a>(fds: &mut Vec<PollFd<'a>>, fd: Option<std::os::fd::BorrowedFd<'a>>, flags: PollFlags) -> Option<usize> {
+    fd.map(|fd| {
+        fds.push(PollFd::new(fd, flags));
+        fds.len() - 1
+    })
+}
+
+/// Output for the attached client; kept for the first one while none is.
+fn to_client(client: &mut Option<std::os::unix::net::UnixStream>, early: &mut Option<Vec<u8>>, data: &[u8]) {
+    if let Some(c) = client {
+        if c.write_all(data).is_err() {
+            *client = None;
+        }
+    } else if let Some(kept) = early {
+        // Whole chunks only: a frame is never cut.
+        if kept.len() + data.len() <= EARLY_OUTPUT {
+            kept.extend_from_slice(data);
+        }
+    }
 }
 
 fn write_all_fd(fd: std::os::fd::BorrowedFd, mut data: &[u8]) -> nix::Result<()> {

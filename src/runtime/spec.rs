@@ -114,6 +114,13 @@ pub struct ContainerConfig {
     /// The init's stdio is a pty whose master the shim holds.
     #[serde(default)]
     pub tty: bool,
+    /// Without a tty: the init's stdin is a pipe the shim feeds from the
+    /// attached client (`-i`), closed at the client's EOF.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Start the init only once a client attached (see `ShimConfig`).
+    #[serde(default)]
+    pub wait_attach: bool,
 }
 
 /// Host facts the spec depends on.

@@ -35,6 +35,15 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE allocations (network TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL,
         created_at INTEGER NOT NULL, PRIMARY KEY (network, address), UNIQUE (network, owner));
      CREATE INDEX allocations_by_owner ON allocations (owner);",
+    // 4: a container's runtime id (run dir, cgroup, log, netns) where it is
+    // not its name: after `rename`, and for a new container that takes a
+    // name a renamed one still runs under. No row: the id is the name.
+    "CREATE TABLE container_ids (name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE);",
+    // 5: the health of each container's current run (which init it is of,
+    // status, failing streak, last results as JSON), so that an adopted
+    // container keeps it across a daemon restart.
+    "CREATE TABLE health (name TEXT PRIMARY KEY, init_pid INTEGER NOT NULL, init_start INTEGER NOT NULL,
+        status TEXT NOT NULL, failing_streak INTEGER NOT NULL, log TEXT NOT NULL, updated_at INTEGER NOT NULL);",
 ];
 
 /// Brings `conn` to [`SCHEMA_VERSION`].
@@ -128,6 +137,66 @@ mod tests {
         assert!(s.alloc_used("net").unwrap().is_empty());
         s.alloc_release_network("other").unwrap();
         assert_eq!(count(&s, "allocations"), 0);
+    }
+
+    #[test]
+    fn a_version_0_database_gains_container_ids_and_a_rename_moves_every_name_keyed_row() {
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.container_ids().unwrap().is_empty());
+        let web = s
+            .desired()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == crate::manifest::Kind::Container)
+            .unwrap();
+        assert!(s.alloc_take("net", "10.89.0.2", &web.name).unwrap());
+        let body = web.body.replace(&web.name, "renamed");
+        s.rename_container(&web.name, "renamed", &body, &web.name).unwrap();
+        let desired = s.desired().unwrap();
+        assert!(!desired.iter().any(|o| o.name == web.name && o.kind == web.kind));
+        assert!(desired.iter().any(|o| o.name == "renamed" && o.body == body));
+        assert_eq!(s.alloc_of("net", "renamed").unwrap().as_deref(), Some("10.89.0.2"));
+        assert_eq!(s.container_ids().unwrap(), [("renamed".to_string(), web.name.clone())]);
+        // The id stays taken: nothing else may be given it.
+        assert!(s.container_id_set("other", &web.name).is_err());
+        s.container_id_forget("renamed").unwrap();
+        assert!(s.container_ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_0_database_gains_a_health_table_that_follows_renames_and_deletes() {
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(count(&s, "health"), 0);
+        let web = s
+            .desired()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == crate::manifest::Kind::Container)
+            .unwrap();
+        let row = HealthRecord {
+            init_pid: 42,
+            init_start: 7,
+            status: "healthy".into(),
+            failing_streak: 1,
+            log: "[]".into(),
+        };
+        s.health_put(&web.name, &row).unwrap();
+        s.health_put(
+            &web.name,
+            &HealthRecord {
+                failing_streak: 2,
+                ..row.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.health_get(&web.name).unwrap().unwrap().failing_streak, 2);
+        s.rename_container(&web.name, "renamed", &web.body, &web.name).unwrap();
+        assert!(s.health_get(&web.name).unwrap().is_none());
+        assert_eq!(s.health_get("renamed").unwrap().unwrap().init_pid, 42);
+        s.health_delete("renamed").unwrap();
+        assert_eq!(count(&s, "health"), 0);
     }
 
     #[test]

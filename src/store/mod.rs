@@ -83,6 +83,17 @@ pub struct LiveRecord {
     pub created_at: i64,
 }
 
+/// The health of a container's run (see `reconcile::health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRecord {
+    pub init_pid: i32,
+    pub init_start: u64,
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last results, JSON.
+    pub log: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
     pub id: i64,
@@ -409,6 +420,115 @@ impl Store {
     pub fn alloc_release_owner(&self, owner: &str) -> Result<()> {
         self.conn()
             .execute("DELETE FROM allocations WHERE owner = ?1", [owner])?;
+        Ok(())
+    }
+
+    /// Frees the address `owner` holds on `network` (it left the network).
+    pub fn alloc_release(&self, network: &str, owner: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM allocations WHERE network = ?1 AND owner = ?2",
+            params![network, owner],
+        )?;
+        Ok(())
+    }
+
+    /// Containers whose runtime id is not their name, as (name, id).
+    pub fn container_ids(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name, id FROM container_ids ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Records container `name`'s runtime id (an id in use is refused).
+    pub fn container_id_set(&self, name: &str, id: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO container_ids (name, id) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET id = excluded.id",
+            params![name, id],
+        )?;
+        Ok(())
+    }
+
+    pub fn container_id_forget(&self, name: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM container_ids WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    /// Renames container `old` to `new` in one transaction: its desired
+    /// object (as `body`, and a `run:OLD` source with it), its live record,
+    /// its addresses, and its runtime id `id`, which stays what it was.
+    /// Events keep the name they were recorded under.
+    pub fn rename_container(&self, old: &str, new: &str, body: &str, id: &str) -> Result<()> {
+        let kind = Kind::Container.as_str();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (old_source, new_source) = (format!("run:{old}"), format!("run:{new}"));
+        tx.execute(
+            "UPDATE objects SET name = ?3, body = ?4,
+               source = CASE WHEN source = ?5 THEN ?6 ELSE source END
+             WHERE kind = ?1 AND name = ?2",
+            params![kind, old, new, body, old_source, new_source],
+        )?;
+        tx.execute(
+            "UPDATE sources SET source = ?2 WHERE source = ?1",
+            params![old_source, new_source],
+        )?;
+        tx.execute(
+            "UPDATE live SET name = ?3 WHERE kind = ?1 AND name = ?2",
+            params![kind, old, new],
+        )?;
+        tx.execute("UPDATE allocations SET owner = ?2 WHERE owner = ?1", params![old, new])?;
+        tx.execute("UPDATE health SET name = ?2 WHERE name = ?1", params![old, new])?;
+        tx.execute("DELETE FROM container_ids WHERE name = ?1", [old])?;
+        if id != new {
+            tx.execute("INSERT INTO container_ids (name, id) VALUES (?1, ?2)", params![new, id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the health of container `name`'s run.
+    pub fn health_put(&self, name: &str, h: &HealthRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO health (name, init_pid, init_start, status, failing_streak, log, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name) DO UPDATE SET init_pid = excluded.init_pid, init_start = excluded.init_start,
+               status = excluded.status, failing_streak = excluded.failing_streak, log = excluded.log,
+               updated_at = excluded.updated_at",
+            params![
+                name,
+                h.init_pid,
+                h.init_start as i64,
+                h.status,
+                h.failing_streak,
+                h.log,
+                now_millis()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn health_get(&self, name: &str) -> Result<Option<HealthRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT init_pid, init_start, status, failing_streak, log FROM health WHERE name = ?1")?;
+        Ok(stmt
+            .query_row([name], |r| {
+                Ok(HealthRecord {
+                    init_pid: r.get(0)?,
+                    init_start: r.get::<_, i64>(1)? as u64,
+                    status: r.get(2)?,
+                    failing_streak: r.get(3)?,
+                    log: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn health_delete(&self, name: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM health WHERE name = ?1", [name])?;
         Ok(())
     }
 

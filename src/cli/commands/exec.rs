@@ -26,6 +26,7 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
         tty: args.tty,
         rows: size.map(|s| s.0),
         columns: size.map(|s| s.1),
+        detach_keys: args.detach_keys,
     };
     let path = format!("/v1/exec/{}", args.name);
     let c = client(g, true);
@@ -51,13 +52,38 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
     session(io, req.tty, req.interactive).await
 }
 
-/// `attach` (and `run -t`): the container's pty, as an `exec -t`; exits
-/// with the container's code, or 0 after ctrl-p ctrl-q.
-pub async fn attach(g: &Global, name: &str, tty: bool, interactive: bool) -> anyhow::Result<ExitCode> {
-    let size = window_size();
+/// `attach NAME`: as the container was made, with a tty or with an open stdin.
+pub async fn attach_by_name(g: &Global, name: &str, detach_keys: Option<String>) -> anyhow::Result<ExitCode> {
+    let tty = match client(g, true)
+        .get::<serde_json::Value>(&format!("/v1/inspect/{name}"))
+        .await
+    {
+        // `config` is the spec as stored: {"kind": "Container", "spec": {…}}.
+        Ok(v) => v["config"]["spec"]["tty"].as_bool().unwrap_or(false),
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("berth: {message}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    attach(g, name, tty, true, detach_keys).await
+}
+
+/// `attach` (and `run -t`/`-i`): the container's pty, as an `exec -t`, or
+/// its stdin and output, as an `exec -i`; exits with the container's code,
+/// or 0 after ctrl-p ctrl-q.
+pub async fn attach(
+    g: &Global,
+    name: &str,
+    tty: bool,
+    interactive: bool,
+    detach_keys: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let size = if tty { window_size() } else { None };
     let req = AttachRequest {
         rows: size.map(|s| s.0),
         columns: size.map(|s| s.1),
+        detach_keys,
     };
     let body = serde_json::to_vec(&req)?;
     let io = match client(g, true)

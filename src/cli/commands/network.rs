@@ -1,4 +1,4 @@
-//! `network ls|inspect|create|rm`: Docker's network commands over the same
+//! `network ls|inspect|create|rm|connect|disconnect`: Docker's network commands over the same
 //! objects as manifests. `create` applies one Network object as a set of its
 //! own (`network:NAME`), so `rm` or a later `create` touches nothing else.
 
@@ -8,7 +8,7 @@ use crate::cli::args::{DeleteArgs, DescribeArgs, GetArgs, Global, NetworkCmd, Ne
 use crate::cli::commands::{delete, get};
 use crate::cli::{client, print_diagnostics};
 use crate::manifest::Source;
-use crate::wire::{ApplyRequest, ApplyResponse};
+use crate::wire::{ApplyRequest, ApplyResponse, NetworkConnectRequest, NetworkDisconnectRequest, VerbResponse};
 
 pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -33,6 +33,23 @@ pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             .await
         }
         NetworkCmd::Create(args) => create(g, args).await,
+        NetworkCmd::Connect(args) => {
+            let req = NetworkConnectRequest {
+                network: args.network,
+                container: args.container,
+                aliases: args.aliases,
+                ipv4_address: args.ip,
+            };
+            change(g, "connect", &req).await
+        }
+        NetworkCmd::Disconnect(args) => {
+            let req = NetworkDisconnectRequest {
+                network: args.network,
+                container: args.container,
+                force: args.force,
+            };
+            change(g, "disconnect", &req).await
+        }
         NetworkCmd::Rm { names } => {
             delete::delete(
                 g,
@@ -46,6 +63,13 @@ pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `connect` / `disconnect`: one request, the container's name on success.
+async fn change<B: serde::Serialize>(g: &Global, verb: &str, req: &B) -> anyhow::Result<ExitCode> {
+    let resp: VerbResponse = client(g, true).post(&format!("/v1/networks/{verb}"), req).await?;
+    println!("{}", resp.container);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The manifest `create` stands for; every value is quoted as JSON, so a
 /// flag cannot inject YAML.
 fn manifest(args: &NetworkCreateArgs) -> String {
@@ -56,6 +80,9 @@ fn manifest(args: &NetworkCreateArgs) -> String {
     }
     if let Some(gateway) = &args.gateway {
         spec.push(format!("gateway: {}", q(gateway)));
+    }
+    if let Some(range) = &args.ip_range {
+        spec.push(format!("ipRange: {}", q(range)));
     }
     if args.internal {
         spec.push("internal: true".into());
@@ -105,6 +132,7 @@ mod tests {
             name: "front".into(),
             subnet: Some("10.89.7.0/24".into()),
             gateway: None,
+            ip_range: Some("10.89.7.128/25".into()),
             internal: true,
             mtu: Some(1400),
         };
@@ -114,6 +142,7 @@ mod tests {
             panic!("not a network");
         };
         assert_eq!(spec.subnet.as_deref(), Some("10.89.7.0/24"));
+        assert_eq!(spec.ip_range.as_deref(), Some("10.89.7.128/25"));
         assert!(spec.internal);
         assert_eq!(spec.mtu, Some(1400));
     }

@@ -12,11 +12,9 @@ use crate::wire::{RunEvent, RunRequest};
 
 /// `create`, as `docker create`: prints the name; `start` starts it.
 pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
-        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
-            eprintln!("berth: {message}");
-            return Ok(ExitCode::from(125));
-        }
+    let mut args = args;
+    if let Err(code) = ensure_image(g, &mut args.image).await {
+        return Ok(code);
     }
     let req = request(args);
     match client(g, true)
@@ -33,6 +31,35 @@ pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// As `docker run`: `image` names an Image object if one is defined;
+/// otherwise it is a registry reference, a bare name meaning `NAME:latest`
+/// (`busybox` is docker.io/library/busybox:latest, as an `import` or `pull`
+/// of `busybox` records it). A reference not in the store is pulled first,
+/// with its progress. Err is the exit code after the error is printed.
+async fn ensure_image(g: &Global, image: &mut String) -> Result<(), ExitCode> {
+    if !crate::image::record::looks_like_reference(image) {
+        let path = format!("/v1/objects/image/{image}");
+        match client(g, true).get::<serde_json::Value>(&path).await {
+            Ok(_) => return Ok(()),
+            Err(ClientError::Api {
+                kind: crate::wire::ErrorKind::NotFound,
+                ..
+            }) => {
+                image.push_str(":latest");
+            }
+            // The run request reports an unreachable daemon itself.
+            Err(_) => return Ok(()),
+        }
+    }
+    if !super::images::is_pulled(g, image).await {
+        if let Err(message) = super::images::pull_image(g, image, None).await {
+            eprintln!("berth: {message}");
+            return Err(ExitCode::from(125));
+        }
+    }
+    Ok(())
 }
 
 fn request(args: RunArgs) -> RunRequest {
@@ -55,6 +82,9 @@ fn request(args: RunArgs) -> RunRequest {
         health_retries: args.health_retries,
         tty: args.tty,
         interactive: args.interactive,
+        attach: false,
+        detach_keys: None,
+        user: args.user,
     }
 }
 
@@ -62,20 +92,16 @@ fn request(args: RunArgs) -> RunRequest {
 /// command is missing or not executable, or 125 when berth could not run it
 /// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.interactive && !args.tty {
-        eprintln!("berth: run -i needs -t for now (stdin is relayed through the container's pty)");
-        return Ok(ExitCode::from(125));
-    }
-    // With a tty the container is started detached, then attached to (its
-    // pty lives in the shim); `-d -t` leaves it running with its pty.
-    let attach_tty = args.tty && !args.detach;
-    let detach = args.detach || args.tty;
-    // As `docker run`: a missing image is pulled first, with its progress.
-    if crate::image::record::looks_like_reference(&args.image) && !super::images::is_pulled(g, &args.image).await {
-        if let Err(message) = super::images::pull_image(g, &args.image, None).await {
-            eprintln!("berth: {message}");
-            return Ok(ExitCode::from(125));
-        }
+    // With a tty or an open stdin the container is started detached, then
+    // attached to (its pty or stdin pipe lives in the shim, which keeps the
+    // output made before the attach for it); `-d -t` leaves it running.
+    let attach_tty = (args.tty || args.interactive) && !args.detach;
+    let detach = args.detach || args.tty || args.interactive;
+    let tty = args.tty;
+    let detach_keys = args.detach_keys.clone();
+    let mut args = args;
+    if let Err(code) = ensure_image(g, &mut args.image).await {
+        return Ok(code);
     }
     let req = RunRequest {
         name: args.name,
@@ -96,6 +122,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         health_retries: args.health_retries,
         tty: args.tty,
         interactive: args.interactive,
+        attach: attach_tty,
+        detach_keys: args.detach_keys.clone(),
+        user: args.user,
     };
     let interactive = args.interactive;
     let mut started = None;
@@ -140,7 +169,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     if let Some(name) = started {
-        return super::exec::attach(g, &name, true, interactive).await;
+        return super::exec::attach(g, &name, tty, interactive, detach_keys).await;
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),

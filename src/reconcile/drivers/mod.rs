@@ -2,6 +2,7 @@
 //! them for the plan's actions; observation asks them what is really there.
 //! A new kind is a new file here and a line in [`driver`].
 
+mod connect;
 mod container;
 mod image;
 mod network;
@@ -63,7 +64,8 @@ pub fn driver(kind: Kind) -> Option<&'static dyn Driver> {
     }
 }
 
+pub(super) use connect::set_networks;
 pub(super) use container::{
-    create_held, freeze_by_name, kill_by_name, remove_now, restart_unhealthy, restore, run_now, start_by_name,
+    create_held, freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, run_now, start_by_name,
     stop_by_name,
 };

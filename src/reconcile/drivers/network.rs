@@ -49,7 +49,7 @@ fn bridge_config(engine: &Engine, name: &str, info: &NetworkInfo) -> Result<Brid
     })
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     engine: &Engine,
     work: impl FnOnce(&dyn crate::reconcile::seams::NetworkHost) -> T + Send + 'static,
 ) -> Result<T, DriverError> {
@@ -117,7 +117,11 @@ impl Driver for NetworkDriver {
             return None;
         }
         for (container, index) in members(engine, &live.key.name) {
-            let veth = engine.host.networks.names().veth_name(&container, index);
+            let veth = engine
+                .host
+                .networks
+                .names()
+                .veth_name(&engine.runtime_id(&container), index);
             if engine.host.networks.netns_exists(&container) && !engine.host.networks.veth_ok(&veth, &info.bridge) {
                 return None;
             }
@@ -258,6 +262,8 @@ async fn create_once(
                     engine.host.networks.names().bridge_name(name)
                 },
                 parent: spec.parent.clone().filter(|_| macvlan),
+                ip_range: spec.ip_range.clone(),
+                subnet6: spec.subnet6.clone(),
                 subnet: subnet.to_string(),
                 gateway: gateway.to_string(),
                 internal: spec.internal,
@@ -399,17 +405,24 @@ async fn choose_subnet(engine: &Engine, name: &str, avoid: &[Subnet]) -> Result<
             taken.push(parse_subnet(&info.subnet)?);
         }
     }
-    let pool: Subnet = ipam::DEFAULT_POOL.parse()?;
-    ipam::choose_subnet(pool, ipam::DEFAULT_POOL_PREFIX, &taken).ok_or_else(|| {
+    // And those other networks ask for, made or not yet.
+    for obj in engine.desired_objects()? {
+        if let Spec::Network(spec) = &obj.spec {
+            if let Some(subnet) = spec.subnet.as_deref().and_then(|s| s.parse().ok()) {
+                taken.push(subnet);
+            }
+        }
+    }
+    let pools = engine.host.networks.names().pools();
+    ipam::choose_from_pools(pools, &taken).ok_or_else(|| {
         DriverError::Network(crate::network::NetworkError::NoFreeSubnet {
             network: name.to_string(),
-            pool: ipam::DEFAULT_POOL.into(),
-            prefix: ipam::DEFAULT_POOL_PREFIX,
+            pools: pools.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" "),
         })
     })
 }
 
-fn veth_config(
+pub(super) fn veth_config(
     engine: &Engine,
     container: &str,
     index: usize,
@@ -418,6 +431,8 @@ fn veth_config(
 ) -> Result<VethConfig, DriverError> {
     let names = engine.host.networks.names();
     let subnet = parse_subnet(&info.subnet)?;
+    // Kernel objects are named by the runtime id, which `rename` keeps.
+    let container = &engine.runtime_id(container);
     Ok(VethConfig {
         host_name: names.veth_name(container, index),
         alias: names.alias(&format!("container/{container} eth{index}")),
@@ -434,7 +449,7 @@ fn veth_config(
 
 /// The address `container` holds on `network`, allocated now if it holds
 /// none: `wanted` when given (a static address), else the lowest free one.
-fn address_for(
+pub(super) fn address_for(
     engine: &Engine,
     network: &str,
     info: &NetworkInfo,
@@ -461,6 +476,7 @@ fn address_for(
             "network {network}: address {ip}: is already in use"
         )));
     }
+    let range = info.ip_range.as_deref().map(ipam::parse_range).transpose()?;
     // The store's primary key settles a race with another allocation.
     for _ in 0..8 {
         let used: BTreeSet<Ipv4Addr> = engine
@@ -469,7 +485,7 @@ fn address_for(
             .iter()
             .filter_map(|a| a.parse().ok())
             .collect();
-        let ip = ipam::allocate(network, subnet, gateway, &used)?.to_string();
+        let ip = ipam::allocate_in(network, subnet, range, gateway, &used)?.to_string();
         if engine.store.alloc_take(network, &ip, container)? {
             return Ok(ip);
         }
@@ -516,7 +532,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
             )?;
             return Ok(Wired {
                 netns: NetnsMode::Host,
-                mounts: etc_mounts(names.dir(name)),
+                mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
             });
         }
         Some(mode) if mode.starts_with("container:") => {
@@ -527,8 +543,8 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
                 )));
             }
             return Ok(Wired {
-                netns: NetnsMode::Path(names.netns_path(peer)),
-                mounts: etc_mounts(names.dir(peer)),
+                netns: NetnsMode::Path(names.netns_path(&engine.runtime_id(peer))),
+                mounts: etc_mounts(names.dir(&engine.runtime_id(peer))),
             });
         }
         _ => {}
@@ -575,8 +591,8 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
     refresh_hosts(engine);
     Ok(Wired {
-        netns: NetnsMode::Path(names.netns_path(name)),
-        mounts: etc_mounts(names.dir(name)),
+        netns: NetnsMode::Path(names.netns_path(&engine.runtime_id(name))),
+        mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
     })
 }
 
@@ -652,16 +668,39 @@ fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Strin
     Ok(crate::network::files::hosts(&own, &peers))
 }
 
-/// The names `network`'s DNS server answers: its containers' names.
+/// The names `network`'s DNS server answers: its containers' names; and,
+/// for each of its containers that is on other networks too, the names
+/// there, scoped to that container (it asks this server only).
 fn dns_records(engine: &Engine, network: &str) -> Result<crate::network::dns::Records, DriverError> {
+    use crate::network::dns::scoped;
     let mut records = crate::network::dns::Records::new();
     let aliases = aliases_by_owner(engine);
-    for (net, address, owner) in engine.store.alloc_all()? {
-        if net == network {
-            if let Ok(ip) = address.parse() {
-                let extra = aliases.get(&(net.clone(), owner.clone())).cloned().unwrap_or_default();
-                for name in std::iter::once(owner).chain(extra) {
-                    records.entry(name.to_ascii_lowercase()).or_default().push(ip);
+    let allocations = engine.store.alloc_all()?;
+    let names_of = |net: &str, owner: &str| {
+        let extra = aliases
+            .get(&(net.to_string(), owner.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        std::iter::once(owner.to_string())
+            .chain(extra)
+            .map(|n| n.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+    };
+    for (net, address, owner) in &allocations {
+        if net != network {
+            continue;
+        }
+        let Ok(client) = address.parse::<Ipv4Addr>() else {
+            continue;
+        };
+        for name in names_of(net, owner) {
+            records.entry(name).or_default().push(client);
+        }
+        for (other, _, _) in allocations.iter().filter(|(n, _, o)| o == owner && n != network) {
+            for (_, peer_address, peer) in allocations.iter().filter(|(n, _, _)| n == other) {
+                let Ok(ip) = peer_address.parse() else { continue };
+                for name in names_of(other, peer) {
+                    records.entry(scoped(client, &name)).or_default().push(ip);
                 }
             }
         }

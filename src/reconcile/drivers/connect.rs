@@ -1,0 +1,171 @@
+//! `network connect` / `disconnect`: a container's networks changed in
+//! place, while it runs. The new list is stored as its desired spec and its
+//! live record together (with the hash a pass computes for it, so no pass
+//! replaces it), and its namespace is rewired to match: interfaces of
+//! networks it left go, and since `eth<i>` is the `i`th network of the
+//! list, the interfaces after the first change are made again under their
+//! new index with the addresses they hold.
+
+use std::sync::Arc;
+
+use super::network::{address_for, blocking, refresh_hosts, sync_nat, veth_config};
+use super::DriverResult;
+use crate::manifest::{Kind, Object, Spec};
+use crate::plan::{self, ObjectKey};
+use crate::reconcile::error::DriverError;
+use crate::reconcile::records::{self, Live, NetworkInfo};
+use crate::reconcile::Engine;
+
+/// Gives the container `obj` names (already desired from `source`) the
+/// networks `obj` lists, keeping what it holds on those it stays on. With
+/// `force`, failures to remove kernel objects do not stop it.
+pub async fn set_networks(engine: &Arc<Engine>, source: &str, obj: &Object, force: bool) -> DriverResult {
+    let Spec::Container(new_spec) = &obj.spec else {
+        return Err(DriverError::Invalid(format!("{} is not a container", obj.name())));
+    };
+    let name = obj.name();
+    let key = ObjectKey::new(Kind::Container, name);
+    // No pass plans between the store writes and the rewiring.
+    let _pass = engine.pass_lock.lock().await;
+    let held = engine.lock_for(&key);
+    let _held = held.lock().await;
+    let old_row = engine
+        .store
+        .live_get(Kind::Container, name)?
+        .ok_or_else(|| DriverError::Invalid(format!("container/{name} was never started")))?;
+    let old = records::decode_live(old_row)?;
+    let old_spec = old
+        .container_spec()
+        .cloned()
+        .ok_or_else(|| DriverError::Invalid(format!("container/{name} has no container spec")))?;
+    let old_nets: Vec<&str> = old_spec.networks.iter().map(|n| n.name()).collect();
+    let new_nets: Vec<&str> = new_spec.networks.iter().map(|n| n.name()).collect();
+    // Interfaces from here on are made again; those before stay as they are.
+    let first_change = old_nets
+        .iter()
+        .zip(&new_nets)
+        .position(|(a, b)| a != b)
+        .unwrap_or(old_nets.len().min(new_nets.len()));
+    let mut infos = Vec::new();
+    for net in &new_nets[first_change..] {
+        let info = engine
+            .live(Kind::Network, net)?
+            .as_ref()
+            .and_then(Live::network_info)
+            .cloned()
+            .ok_or_else(|| DriverError::Invalid(format!("network/{net} is not made yet")))?;
+        infos.push(info);
+    }
+    let wired = engine.host.networks.netns_exists(name);
+    let left: Vec<&str> = old_nets.iter().copied().filter(|n| !new_nets.contains(n)).collect();
+    let joined: Vec<&str> = new_nets.iter().copied().filter(|n| !old_nets.contains(n)).collect();
+
+    // Addresses first: a full subnet or a taken static address refuses
+    // the change before anything else moves.
+    let mut addresses = Vec::new();
+    for (i, info) in infos.iter().enumerate() {
+        let att = &new_spec.networks[first_change + i];
+        match address_for(engine, &att.name, info, name, att.ipv4_address.as_deref()) {
+            Ok(ip) => addresses.push(ip),
+            Err(e) => {
+                for net in &joined {
+                    let _ = engine.store.alloc_release(net, name);
+                }
+                return Err(e);
+            }
+        }
+    }
+    if wired {
+        if let Err(e) = rewire(engine, name, first_change, old_nets.len(), &infos, &addresses, force).await {
+            // Back as it was: the old interfaces with their addresses.
+            for net in &joined {
+                let _ = engine.store.alloc_release(net, name);
+            }
+            let mut old_infos = Vec::new();
+            let mut old_addresses = Vec::new();
+            for net in &old_nets[first_change..] {
+                let info = engine
+                    .live(Kind::Network, net)?
+                    .as_ref()
+                    .and_then(Live::network_info)
+                    .cloned();
+                let ip = engine.store.alloc_of(net, name)?;
+                if let (Some(info), Some(ip)) = (info, ip) {
+                    old_infos.push(info);
+                    old_addresses.push(ip);
+                }
+            }
+            let _ = rewire(
+                engine,
+                name,
+                first_change,
+                new_nets.len(),
+                &old_infos,
+                &old_addresses,
+                true,
+            )
+            .await;
+            return Err(e);
+        }
+    }
+    for net in &left {
+        engine.store.alloc_release(net, name)?;
+    }
+    engine.store_set(source, std::slice::from_ref(obj), false, &|_, _| None)?;
+    let hash = plan::spec_hashes(&engine.desired_objects()?)
+        .get(&key)
+        .cloned()
+        .unwrap_or_default();
+    engine
+        .store
+        .live_put(&records::encode_live(obj, &hash, &old.info, old.created_at))?;
+    refresh_hosts(engine);
+    if !new_spec.ports.is_empty() || !old_spec.ports.is_empty() {
+        sync_nat(engine).await?;
+    }
+    for net in &joined {
+        let ip = engine.store.alloc_of(net, name)?.unwrap_or_default();
+        engine.event(&key, "Connected", &format!("to network/{net} with {ip}"));
+    }
+    for net in &left {
+        engine.event(&key, "Disconnected", &format!("from network/{net}"));
+    }
+    engine.changed();
+    Ok(())
+}
+
+/// Removes `name`'s interfaces `from..old_count` and makes one per `infos`
+/// from index `from` on, with `addresses`.
+async fn rewire(
+    engine: &Engine,
+    name: &str,
+    from: usize,
+    old_count: usize,
+    infos: &[NetworkInfo],
+    addresses: &[String],
+    force: bool,
+) -> DriverResult {
+    let names = engine.host.networks.names().clone();
+    for index in from..old_count {
+        let (id, host) = (name.to_string(), names.veth_name(name, index));
+        let ifname = format!("eth{index}");
+        match blocking(engine, move |h| h.detach(&id, &host, &ifname)).await? {
+            Err(e) if !force => return Err(e.into()),
+            Err(e) => tracing::warn!(container = name, "disconnecting eth{index}: {e}"),
+            Ok(()) => {}
+        }
+    }
+    for (i, (info, ip)) in infos.iter().zip(addresses).enumerate() {
+        let index = from + i;
+        let mut cfg = veth_config(engine, name, index, info, ip)?;
+        let id = name.to_string();
+        match &info.parent {
+            Some(parent) => {
+                cfg.bridge = parent.clone();
+                blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
+            }
+            None => blocking(engine, move |h| h.attach(&id, &cfg)).await??,
+        }
+    }
+    Ok(())
+}
