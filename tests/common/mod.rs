@@ -276,6 +276,8 @@ const OWN_CHILDREN: &[&str] = &[
     "cp",
     "nft",
     "ip",
+    "cc",
+    "busybox-rootfs.",
 ];
 
 fn reap_orphan_zombies() {
