@@ -97,11 +97,7 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
             error: Some(format!("attach to {name}: {e}")),
         },
     };
-    if let Ok(body) = serde_json::to_vec(&exit) {
-        let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
-        let _ = wr.write_all(&body).await;
-    }
-    let _ = wr.shutdown().await;
+    send_exit(&mut wr, &exit).await;
     released(&engine, &id);
 }
 
@@ -153,7 +149,12 @@ where
             error: Some(format!("attach to {name}: {e}")),
         },
     };
-    if let Ok(body) = serde_json::to_vec(&exit) {
+    send_exit(&mut wr, &exit).await;
+}
+
+/// The last frame of an attach: the exit, then the end of the stream.
+async fn send_exit<W: AsyncWrite + Unpin>(wr: &mut W, exit: &ExecExit) {
+    if let Ok(body) = serde_json::to_vec(exit) {
         let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
         let _ = wr.write_all(&body).await;
     }
