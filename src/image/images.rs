@@ -9,6 +9,64 @@ use super::error::{ImageError, Result};
 use super::record::{normalize, ImageRecord};
 use super::ImageStore;
 
+/// Blobs and snapshots that pulls in progress use before any record names
+/// them (a blob found present and so not downloaded again, one just
+/// written, a snapshot just unpacked). Collection (`rmi`, `image prune`)
+/// keeps them: it decides and deletes each candidate under the lock a pull
+/// pins under, and re-reads the records when a pin was released since it
+/// read them (a pull that finished meanwhile wrote its record first).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Pins(std::sync::Arc<std::sync::Mutex<PinState>>);
+
+#[derive(Debug, Default)]
+struct PinState {
+    counts: std::collections::HashMap<String, usize>,
+    /// Bumped by every release.
+    released: u64,
+}
+
+/// Holds pins until dropped.
+#[derive(Debug)]
+pub(crate) struct PinGuard {
+    pins: Pins,
+    keys: Vec<String>,
+}
+
+impl Pins {
+    fn state(&self) -> std::sync::MutexGuard<'_, PinState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Pins digests or chain IDs; before the caller looks at whether they
+    /// are present, so a collection cannot remove them after the look.
+    pub(crate) fn pin(&self, keys: impl IntoIterator<Item = String>) -> PinGuard {
+        let keys: Vec<String> = keys.into_iter().collect();
+        let mut state = self.state();
+        for k in &keys {
+            *state.counts.entry(k.clone()).or_default() += 1;
+        }
+        PinGuard {
+            pins: self.clone(),
+            keys,
+        }
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let mut state = self.pins.state();
+        for k in &self.keys {
+            if let Some(n) = state.counts.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    state.counts.remove(k);
+                }
+            }
+        }
+        state.released += 1;
+    }
+}
+
 /// An image with every reference naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
@@ -125,33 +183,54 @@ impl ImageStore {
     /// Removes snapshots and blobs of pulled images that no image record
     /// uses. Blobs of imported layers (`layers/<hex>`) are kept.
     pub fn collect(&self) {
-        let records = self.records.all();
-        let chains: HashSet<&String> = records.iter().flat_map(|r| r.chain_ids.iter()).collect();
-        let mut blobs: HashSet<String> = records
-            .iter()
-            .flat_map(|r| {
-                r.layers
-                    .iter()
-                    .map(|l| l.digest.clone())
-                    .chain([r.id.clone(), r.manifest_digest.clone()])
-            })
-            .collect();
-        if let Ok(layers) = self.list() {
-            blobs.extend(layers.into_iter().map(|l| l.digest));
-        }
-        for chain in self.snapshots.list() {
-            if !chains.contains(&chain) {
-                if let Err(e) = self.snapshots.remove(&chain) {
-                    tracing::warn!("removing unused snapshot {chain}: {e}");
+        let used = |store: &ImageStore| -> (HashSet<String>, HashSet<String>) {
+            let records = store.records.all();
+            let chains: HashSet<String> = records.iter().flat_map(|r| r.chain_ids.iter().cloned()).collect();
+            let mut blobs: HashSet<String> = records
+                .iter()
+                .flat_map(|r| {
+                    r.layers
+                        .iter()
+                        .map(|l| l.digest.clone())
+                        .chain([r.id.clone(), r.manifest_digest.clone()])
+                })
+                .collect();
+            if let Ok(layers) = store.list() {
+                blobs.extend(layers.into_iter().map(|l| l.digest));
+            }
+            (chains, blobs)
+        };
+        let mut seen = self.pins.state().released;
+        let (mut chains, mut blobs) = used(self);
+        // Decided and removed under the pins' lock (see Pins).
+        let mut unused = |key: &String, snapshot: bool, remove: &dyn Fn() -> Result<()>| {
+            let state = self.pins.state();
+            if state.counts.contains_key(key) {
+                return;
+            }
+            if state.released != seen {
+                seen = state.released;
+                (chains, blobs) = used(self);
+            }
+            let kept = if snapshot {
+                chains.contains(key)
+            } else {
+                blobs.contains(key)
+            };
+            if !kept {
+                if let Err(e) = remove() {
+                    tracing::warn!(
+                        "removing unused {} {key}: {e}",
+                        if snapshot { "snapshot" } else { "blob" }
+                    );
                 }
             }
+        };
+        for chain in self.snapshots.list() {
+            unused(&chain, true, &|| self.snapshots.remove(&chain));
         }
         for blob in self.content.list() {
-            if !blobs.contains(&blob) {
-                if let Err(e) = self.content.remove(&blob) {
-                    tracing::warn!("removing unused blob {blob}: {e}");
-                }
-            }
+            unused(&blob, false, &|| self.content.remove(&blob));
         }
     }
 }

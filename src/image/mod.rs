@@ -120,6 +120,8 @@ pub struct ImageStore {
     pub records: record::Records,
     /// Registries besides loopback that may be reached over plain HTTP.
     insecure: Vec<String>,
+    /// Blobs and snapshots pulls in progress use (see [`images::Pins`]).
+    pins: images::Pins,
     /// How many archives this store has unpacked (tests check "imported once").
     #[cfg(test)]
     unpacks: AtomicU64,
@@ -229,6 +231,7 @@ impl ImageStore {
             snapshots: snapshot::Snapshots::new(&root, ownership, MAX_UNPACKED_BYTES),
             records: record::Records::new(&root),
             insecure: Vec::new(),
+            pins: images::Pins::default(),
             root,
             ownership,
             limits: Limits {
@@ -1137,6 +1140,22 @@ mod tests {
             }
             other => panic!("expected ThroughNonDirectory, got {other}"),
         }
+    }
+
+    #[test]
+    fn collection_keeps_what_a_pull_in_progress_pinned() {
+        let fx = Fixture::new();
+        let bytes = b"a blob a pull is using";
+        let digest = content::sha256_digest(bytes);
+        // A pull pins before it looks whether the blob is there.
+        let pin = fx.store.pins.pin([digest.clone()]);
+        fx.store.content.put(bytes, &digest, "x").unwrap();
+        // An rmi or prune meanwhile: no record names it, yet it stays.
+        fx.store.collect();
+        assert!(fx.store.content.has(&digest), "a pinned blob is kept");
+        drop(pin);
+        fx.store.collect();
+        assert!(!fx.store.content.has(&digest), "unpinned and unused: collected");
     }
 
     #[test]

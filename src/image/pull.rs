@@ -252,7 +252,16 @@ impl ImageStore {
         let client = self.client_for(&registry);
         let auth = auth_for(&registry);
 
-        let (manifest, manifest_digest) = self.fetch_manifest(&client, &parsed, &auth, &platform).await?;
+        let (manifest, manifest_digest, _manifest_pin) =
+            self.fetch_manifest(&client, &parsed, &auth, &platform).await?;
+        // Kept from collection (rmi, prune) until the record names them.
+        let _blob_pins = self.pins.pin(
+            manifest
+                .layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .chain([manifest.config.digest.clone()]),
+        );
         let bad = |reason: String| ImageError::BadImage {
             reference: whole.clone(),
             reason,
@@ -316,6 +325,7 @@ impl ImageStore {
         // Each layer unpacks as soon as its blob is in and verified, while
         // others download; a failure anywhere removes what this pull unpacked.
         let chains = chain_ids(&config.rootfs.diff_ids);
+        let _snapshot_pins = self.pins.pin(chains.iter().cloned());
         let jobs: Vec<LayerJob> = manifest
             .layers
             .iter()
@@ -357,7 +367,7 @@ impl ImageStore {
         parsed: &Reference,
         auth: &RegistryAuth,
         platform: &Platform,
-    ) -> Result<(OciImageManifest, String)> {
+    ) -> Result<(OciImageManifest, String, super::images::PinGuard)> {
         let whole = parsed.whole();
         let bad = |reason: String| ImageError::BadImage {
             reference: whole.clone(),
@@ -423,8 +433,9 @@ impl ImageStore {
                 manifest.schema_version
             )));
         }
+        let pin = self.pins.pin([digest.clone()]);
         self.content.put(&body, &digest, &whole)?;
-        Ok((manifest, digest))
+        Ok((manifest, digest, pin))
     }
 
     /// Streams every layer blob not yet in the content store, a few at a
