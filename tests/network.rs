@@ -472,6 +472,32 @@ fn network_create_ls_inspect_and_rm_refused_while_in_use() {
     assert!(!env.ok(&["network", "ls"]).contains("n1"));
 }
 
+/// A veth whose namespace something still held when the container went
+/// stays until berth deletes it after a grace period; a daemon SIGKILLed
+/// inside that period leaves it, and the next start removes it.
+#[test]
+fn a_veth_left_by_a_killed_daemon_is_removed_at_the_next_start() {
+    let mut env = Env::new("netstray");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let tag = nets.bridge_name("")[2..8].to_string();
+    let ours = |n: &str| n.starts_with("bv") && n[2..8] == tag;
+    env.ok(&["run", "-d", "--name", "held", "busybox", "sleep", "1000"]);
+    // An open fd keeps the namespace, and so its veth, after berth lets go.
+    let holder = std::fs::File::open(nets.netns_path("held")).unwrap();
+    env.ok(&["rm", "-f", "held"]);
+    env.kill_daemon();
+    let left: Vec<String> = link::link_names().unwrap().into_iter().filter(|n| ours(n)).collect();
+    assert_eq!(left.len(), 1, "the held namespace's veth: {left:?}");
+    // Still held: only berth can remove it now.
+    env.start_daemon();
+    env.ok(&["ps", "-a"]);
+    let left = links_left(ours);
+    assert!(left.is_empty(), "{left:?}\n{}", env.daemon_log());
+    drop(holder);
+}
+
 #[test]
 fn a_hundred_runs_on_a_bridge_leave_no_veth_netns_rule_or_allocation() {
     let env = Env::new("netcycles");

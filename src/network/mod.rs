@@ -150,6 +150,19 @@ impl Networks {
         format!("bb{}{}", self.tag, short_hash(network))
     }
 
+    /// Host links named as this root's veths (see [`Networks::veth_name`]).
+    pub fn host_veths(&self) -> Vec<String> {
+        let prefix = format!("bv{}", self.tag);
+        std::fs::read_dir("/sys/class/net")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The host end of container `id`'s `index`th interface.
     pub fn veth_name(&self, id: &str, index: usize) -> String {
         format!("bv{}{}", self.tag, short_hash(&format!("{id}/{index}")))

@@ -594,6 +594,9 @@ impl NetworkHost for FakeHost {
     fn link_exists(&self, name: &str) -> bool {
         name == "eth0" || self.script().bridges.contains(name)
     }
+    fn host_veths(&self) -> Vec<String> {
+        Vec::new()
+    }
     fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
         Ok(vec!["lo".into()])
     }

@@ -233,6 +233,9 @@ impl NetworkHost for Named<dyn NetworkHost> {
     fn link_exists(&self, name: &str) -> bool {
         self.inner.link_exists(name)
     }
+    fn host_veths(&self) -> Vec<String> {
+        self.inner.host_veths()
+    }
     fn netns_links(&self, id: &str) -> network::Result<Vec<String>> {
         self.inner.netns_links(&self.id(id))
     }

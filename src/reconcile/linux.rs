@@ -296,6 +296,9 @@ impl NetworkHost for Networks {
     fn link_exists(&self, name: &str) -> bool {
         link::link_exists(name).unwrap_or(false)
     }
+    fn host_veths(&self) -> Vec<String> {
+        Networks::host_veths(self)
+    }
     fn netns_links(&self, id: &str) -> network::Result<Vec<String>> {
         link::netns_links(&self.netns_path(id))
     }

@@ -233,6 +233,8 @@ pub trait NetworkHost: Send + Sync {
     fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()>;
     /// Whether a host interface exists.
     fn link_exists(&self, name: &str) -> bool;
+    /// Host links named as this root's veths, whoever's they are.
+    fn host_veths(&self) -> Vec<String>;
     /// Interface names inside `id`'s namespace.
     fn netns_links(&self, id: &str) -> network::Result<Vec<String>>;
     /// Removes `id`'s veths, namespace and files; what is gone is done.

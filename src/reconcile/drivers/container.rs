@@ -827,6 +827,9 @@ pub async fn remove_now(engine: &Arc<Engine>, name: &str) -> DriverResult {
     Ok(())
 }
 
+/// More interfaces than a container has (one per network it is on).
+const MAX_INTERFACES: usize = 64;
+
 /// Live restore: adopt running containers (watch their shims), and clear run
 /// dirs nothing in the store accounts for. Called once before serving.
 pub async fn restore(engine: &Arc<Engine>) -> Result<()> {
@@ -848,6 +851,25 @@ pub async fn restore(engine: &Arc<Engine>) -> Result<()> {
             // How many interfaces it had is not known: its namespace going
             // takes the rest with it.
             if let Err(e) = network::unwire(engine, &id, 4).await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    // A veth the kernel had not destroyed with its namespace when the
+    // daemon stopped (see `Networks::remove_container`): no container of
+    // this root has that name for one of its interfaces.
+    let names = engine.host.networks.names();
+    let ours: HashSet<String> = known
+        .iter()
+        .flat_map(|name| {
+            let id = engine.runtime_id(name);
+            (0..MAX_INTERFACES).map(move |i| names.veth_name(&id, i))
+        })
+        .collect();
+    for link in engine.host.networks.host_veths() {
+        if !ours.contains(&link) {
+            tracing::info!(link = %link, "removing a veth no container has");
+            if let Err(e) = engine.host.networks.delete_link(&link) {
                 tracing::warn!("{e}");
             }
         }
