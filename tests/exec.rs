@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::pty::{exit_of, spawn_on, Terminal};
 use common::Env;
 
 fn with_image(env: &Env) {
@@ -238,84 +239,13 @@ fn exec_errors_are_clear_and_exec_dies_with_its_container() {
     );
 }
 
-/// A pty the test drives as a person at a terminal would.
-struct Terminal {
-    master: std::fs::File,
-    seen: String,
-}
-
-impl Terminal {
-    fn resize(&self, rows: u16, cols: u16) {
-        use std::os::fd::AsRawFd;
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads the winsize we own.
-        unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    }
-
-    fn type_line(&mut self, line: &str) {
-        use std::io::Write;
-        self.master.write_all(format!("{line}\r").as_bytes()).unwrap();
-    }
-
-    /// Reads until `needle` shows up (after what was seen before).
-    fn expect(&mut self, needle: &str) {
-        use std::io::Read;
-        use std::os::fd::AsRawFd;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !self.seen.contains(needle) {
-            assert!(Instant::now() < deadline, "waited for {needle:?}; saw {:?}", self.seen);
-            let mut fds = [libc::pollfd {
-                fd: self.master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            // SAFETY: poll on one fd we own.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 100) } <= 0 {
-                continue;
-            }
-            match self.master.read(&mut buf) {
-                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => break,
-            }
-        }
-        let at = self.seen.find(needle).unwrap() + needle.len();
-        self.seen.drain(..at);
-    }
-}
-
 #[test]
 fn exec_ti_gives_a_real_pty_that_follows_resizes() {
     let env = Env::new("exectty");
     with_image(&env);
     run_detached(&env, "term", "trap 'exit 0' TERM; sleep 1000 & wait");
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let mut term = Terminal {
-        master: std::fs::File::from(pty.master),
-        seen: String::new(),
-    };
-    term.resize(30, 100);
-    let slave = std::fs::File::from(pty.slave);
-    let mut cmd = env.command();
-    cmd.args(["exec", "-ti", "term", "sh"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave);
-    // SAFETY: setsid and TIOCSCTTY between fork and exec touch no memory.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let (mut term, slave) = Terminal::new(30, 100);
+    let mut child = spawn_on(&env, slave, &["exec", "-ti", "term", "sh"]);
     term.expect("# ");
     term.type_line("tty");
     term.expect("/dev/pts/");
@@ -326,15 +256,7 @@ fn exec_ti_gives_a_real_pty_that_follows_resizes() {
     term.type_line("stty size");
     term.expect("50 120");
     term.type_line("exit 3");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "exec -ti did not end: {:?}", term.seen);
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(exit_of(&mut child, &term), Some(3));
 }
 
 #[test]

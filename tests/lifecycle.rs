@@ -379,7 +379,7 @@ fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
         .as_i64()
         .unwrap();
     env.wait_for("container", "peer", 10, |v| v["status"] == "Running");
-    env.ok(&["rename", "old", "new"]);
+    assert_eq!(env.ok(&["rename", "old", "new"]), "", "silent, as docker rename");
 
     // The same process, now under the new name; the old name names nothing.
     let v = env.view("container", "new");
@@ -426,6 +426,28 @@ fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
         "{refused:?}"
     );
 
+    // A client following a container (a foreground run) stays with it
+    // through a rename: its output and exit code still come.
+    let fg = env
+        .command()
+        .args([
+            "run",
+            "--name",
+            "fg",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 2; echo after; exit 5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_for("container", "fg", 10, |v| v["status"] == "Running");
+    env.ok(&["rename", "fg", "fg2"]);
+    let out = fg.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after\n");
+
     // After a daemon crash it is still the renamed container, adopted.
     env.kill_daemon();
     env.start_daemon();
@@ -442,6 +464,61 @@ fn rename_moves_a_running_container_to_a_new_name_and_frees_the_old_one() {
         Some(other),
         "the other one runs on"
     );
-    env.ok(&["rm", "-f", "new", "old", "peer"]);
+    env.ok(&["rm", "-f", "new", "old", "peer", "fg2"]);
     env.ok(&["delete", "-f", manifest.to_str().unwrap()]);
+}
+
+#[test]
+fn logs_follow_that_falls_many_rotations_behind_reads_every_file_between() {
+    let env = Env::new("logburst");
+    // A burst far faster than the follower polls: many rotations between
+    // two of its reads; maxFiles keeps them all, so nothing may be missing.
+    apply(
+        &env,
+        &format!(
+            "{}  logs: {{maxSize: 4Ki, maxFiles: 60}}\n",
+            container(
+                "burst",
+                "sleep 2; i=0; while [ $i -lt 2000 ]; do echo line-$i-padding-padding-padding; i=$((i+1)); done; echo done; sleep 1000"
+            )
+        ),
+    );
+    let mut follower = env
+        .command()
+        .args(["logs", "-f", "burst"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read as it comes: 2000 lines are more than a pipe holds.
+    let mut stdout = follower.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        text
+    });
+    let log = env.root.join("containers/burst/container.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(" done") {
+        assert!(Instant::now() < deadline, "the container did not finish writing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::path::Path::new(&format!("{}.10", log.display())).exists(),
+        "it rotated many times"
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follower.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    follower.wait().unwrap();
+    let text = reader.join().unwrap();
+    let numbers: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.split('-').next()?.parse().ok())
+        .collect();
+    let missing: Vec<u32> = (0..2000).filter(|n| !numbers.contains(n)).collect();
+    assert_eq!(numbers.len(), 2000, "lines lost or repeated; missing {missing:?}");
+    assert!(numbers.iter().enumerate().all(|(i, n)| *n == i as u32), "out of order");
+    assert!(text.contains("done"));
 }

@@ -49,10 +49,7 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Kill(args) => Ok(lifecycle::kill(g, args.signal, &args.names).await),
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, serde_json::json!({})).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, serde_json::json!({})).await),
-        CliCmd::Rename(args) => {
-            let body = serde_json::json!({ "name": args.new });
-            Ok(lifecycle::verb(g, "rename", std::slice::from_ref(&args.old), body).await)
-        }
+        CliCmd::Rename(args) => Ok(lifecycle::rename(g, &args.old, &args.new).await),
         CliCmd::Events => events::events(g).await,
         CliCmd::Pull(args) => images::pull(g, args).await,
         CliCmd::Images(args) => images::images(g, args).await,

@@ -69,9 +69,11 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
     size: Option<(u16, u16)>,
 ) {
     let (rd, mut wr) = tokio::io::split(io);
+    // The container is followed by its runtime id, which `rename` keeps.
+    let id = engine.runtime_id(&name);
     let Some(master) = a.master else {
-        pump_piped(engine.clone(), name.clone(), a.stream, rd, wr).await;
-        return released(&engine, &name);
+        pump_piped(engine.clone(), name.clone(), id.clone(), a.stream, rd, wr).await;
+        return released(&engine, &id);
     };
     if let Some((rows, columns)) = size {
         super::exec::resize(&master, rows, columns);
@@ -87,7 +89,7 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
                     error: None,
                 }
             } else {
-                exit_of(&engine, &name).await
+                exit_of(&engine, &id).await
             }
         }
         Err(e) => ExecExit {
@@ -95,16 +97,13 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
             error: Some(format!("attach to {name}: {e}")),
         },
     };
-    if let Ok(body) = serde_json::to_vec(&exit) {
-        let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
-        let _ = wr.write_all(&body).await;
-    }
-    let _ = wr.shutdown().await;
-    released(&engine, &name);
+    send_exit(&mut wr, &exit).await;
+    released(&engine, &id);
 }
 
 /// The client has the exit (or left): a `run --rm` it attached for may go.
-fn released(engine: &Engine, name: &str) {
+fn released(engine: &Engine, id: &str) {
+    let name = &engine.name_of_id(id);
     if !matches!(engine.container_state(name), ContainerState::Running) {
         engine.detach(name);
         engine.wake();
@@ -115,7 +114,7 @@ fn released(engine: &Engine, name: &str) {
 /// client as they are; the client's raw input goes to the shim, and its
 /// half-close is passed on (EOF on the container's stdin). Ends with the
 /// exit frame once the shim closes (the container exited).
-async fn pump_piped<R, W>(engine: Arc<Engine>, name: String, stream: OwnedFd, mut rd: R, mut wr: W)
+async fn pump_piped<R, W>(engine: Arc<Engine>, name: String, id: String, stream: OwnedFd, mut rd: R, mut wr: W)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
@@ -140,7 +139,7 @@ where
             let copied = tokio::io::copy(&mut from_shim, &mut wr).await;
             input.abort();
             match copied {
-                Ok(_) => exit_of(&engine, &name).await,
+                Ok(_) => exit_of(&engine, &id).await,
                 // The client went away; the container runs on.
                 Err(_) => return,
             }
@@ -150,7 +149,12 @@ where
             error: Some(format!("attach to {name}: {e}")),
         },
     };
-    if let Ok(body) = serde_json::to_vec(&exit) {
+    send_exit(&mut wr, &exit).await;
+}
+
+/// The last frame of an attach: the exit, then the end of the stream.
+async fn send_exit<W: AsyncWrite + Unpin>(wr: &mut W, exit: &ExecExit) {
+    if let Ok(body) = serde_json::to_vec(exit) {
         let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
         let _ = wr.write_all(&body).await;
     }
@@ -170,7 +174,9 @@ fn async_fd(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
 
 /// The shim closed the stream: the init has exited, and its exit record
 /// follows at once (the shim writes it just before it exits).
-async fn exit_of(engine: &Engine, name: &str) -> ExecExit {
+/// `id` is the container's runtime id: it may be renamed meanwhile.
+async fn exit_of(engine: &Engine, id: &str) -> ExecExit {
+    let name = &engine.name_of_id(id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let ContainerState::Exited(e) = engine.container_state(name) {

@@ -286,10 +286,11 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
         // Should the client never attach (or never see the end), the
         // container is left to the passes (and --rm) a while after its exit.
         let engine = engine.clone();
+        let id = engine.runtime_id(&name);
         tokio::spawn(async move {
             wait_not_running(&engine, &name).await;
             tokio::time::sleep(Duration::from_secs(15)).await;
-            engine.detach(&name);
+            engine.detach(&engine.name_of_id(&id));
             engine.wake();
         });
         return Ok(rx);
@@ -298,8 +299,11 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
         return Ok(rx);
     }
     let engine = engine.clone();
+    // The container by its runtime id: it may be renamed while it runs.
+    let id = engine.runtime_id(&name);
     tokio::spawn(async move {
         let followed = follow_logs(&engine, &name, None, true, &tx, RunEvent::Log).await;
+        let name = engine.name_of_id(&id);
         if !matches!(followed, Ok(true)) {
             // The client went away (or the log broke): the container still
             // runs to its end before --rm may remove it.
@@ -341,7 +345,9 @@ async fn forget_and_remove(engine: &Arc<Engine>, name: &str) {
 
 async fn wait_not_running(engine: &Engine, name: &str) {
     let mut exits = engine.exits();
-    while engine.container_state(name) == ContainerState::Running {
+    // By runtime id, so a rename meanwhile does not end the wait.
+    let id = engine.runtime_id(name);
+    while engine.container_state(&engine.name_of_id(&id)) == ContainerState::Running {
         tokio::select! {
             _ = exits.recv() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}

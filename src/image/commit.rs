@@ -44,7 +44,7 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// Whether an overlay upper dir marks `path` opaque (it hides every lower
-/// entry of that directory). Shared with `export`.
+/// entry of that directory). Shared with `export` and `merged`.
 pub(super) fn is_opaque(path: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;

@@ -9,35 +9,16 @@
 //! on the way to a path are not followed (they could lead out of the layer):
 //! such a path shows nothing, as before.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use super::commit::is_opaque;
 
 /// Whether `meta` is an overlay whiteout (a 0/0 character device).
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
-}
-
-/// Whether directory `dir` is marked opaque (it hides the layers below).
-fn is_opaque(dir: &Path) -> bool {
-    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut value = [0u8; 2];
-    // SAFETY: both C strings are NUL-terminated and live for the call;
-    // `value` is a writable buffer of the length passed.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    n == 1 && value[0] == b'y'
 }
 
 /// The entries at `path` (absolute in the container) that the merged view
@@ -167,6 +148,8 @@ fn merge_into(from: &Path, to: &Path, as_root: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
 
     fn write(root: &Path, path: &str, text: &str) {
         let p = root.join(path);

@@ -413,6 +413,41 @@ pub fn delete_link(name: &str) -> Result<()> {
     })
 }
 
+/// The host index of link `name`, if there is one (one ioctl, no netlink).
+pub fn host_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `name` is a nul-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Whether host link `index` still exists and is still called `name`.
+pub fn index_is(index: u32, name: &str) -> bool {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname writes at most.
+    let found = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    if found.is_null() {
+        return false;
+    }
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    &buf[..len] == name.as_bytes()
+}
+
+/// Deletes host link `index` if it is still called `name` (a name can be
+/// reused by a newer link, which must stay); a missing one is fine.
+pub fn delete_index_if_named(index: u32, name: &str) -> Result<()> {
+    if !index_is(index, name) {
+        return Ok(());
+    }
+    let name = name.to_string();
+    with_handle(None, |h| async move {
+        match h.link().del(index).execute().await {
+            Err(e) if !is_errno(&e, libc::ENODEV) => Err(nl(format!("delete link {name}"))(e)),
+            _ => Ok(()),
+        }
+    })
+}
+
 /// Deletes interface `name` inside the namespace at `netns` (a veth end
 /// takes its peer with it); a missing one is fine.
 pub fn delete_link_in(netns: &Path, name: &str) -> Result<()> {

@@ -182,21 +182,24 @@ impl Networks {
     /// files. Keeps going and reports every failure; what is gone is done.
     pub fn remove_container(&self, id: &str, interfaces: usize) -> Result<()> {
         let mut errors = Vec::new();
+        // The host ends as they are now: after the namespace goes, a link
+        // of the same name may be a newer container's.
+        let veths: Vec<(String, u32)> = (0..interfaces)
+            .map(|i| self.veth_name(id, i))
+            .filter_map(|name| link::host_index(&name).map(|index| (name, index)))
+            .collect();
         // The namespace goes first: the network driver repairs a container
-        // whose namespace is there but whose veth is not, and with the veth
-        // deleted first every removal looked like that for the ~20 ms the
-        // deletion takes (a spurious "Repaired" with a veth made again and
-        // three nft runs on each `run --rm` on a bridge).
+        // whose namespace is there but whose veth is not.
         if let Err(e) = link::remove_netns(&self.netns_path(id)) {
             errors.push(e.to_string());
         }
-        // Deleting the host end deletes the pair now; waiting for the
-        // namespace to die would leave it to a kernel work queue.
-        for i in 0..interfaces {
-            if let Err(e) = link::delete_link(&self.veth_name(id, i)) {
-                errors.push(e.to_string());
-            }
-        }
+        // With the bind mount gone and no process in it, the kernel destroys
+        // the namespace on its own (cleanup_net work queue) and each veth
+        // with it, both ends. Deleting a veth here instead waited 5-20 ms
+        // in the kernel (synchronize_net) on every `run --rm`. Only what is
+        // still there once that had time (a namespace something still holds,
+        // a veth whose peer was moved out) is deleted, off this path.
+        reap_veths_later(veths);
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.push(format!("remove {}: {e}", dir.display())),
@@ -220,6 +223,46 @@ impl Networks {
         match proto {
             Proto::Tcp => std::net::TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(busy),
             Proto::Udp => std::net::UdpSocket::bind(("0.0.0.0", port)).map(drop).map_err(busy),
+        }
+    }
+}
+
+/// How long the kernel is given to destroy a released namespace's veths
+/// before they are deleted one by one.
+const VETH_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Watches host veths whose namespace was released, and deletes those
+/// still there after [`VETH_GRACE`]. Runs on a thread of its own; when one
+/// cannot be started, they are deleted now.
+fn reap_veths_later(veths: Vec<(String, u32)>) {
+    if veths.is_empty() {
+        return;
+    }
+    let reap = move || {
+        let deadline = std::time::Instant::now() + VETH_GRACE;
+        let mut left = veths;
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            left.retain(|(name, index)| link::index_is(*index, name));
+        }
+        for (name, index) in left {
+            if let Err(e) = link::delete_index_if_named(index, &name) {
+                tracing::warn!("veth {name} outlived its namespace and cannot be deleted: {e}");
+            }
+        }
+    };
+    let pending = std::sync::Arc::new(std::sync::Mutex::new(Some(reap)));
+    let run_here = pending.clone();
+    let spawned = std::thread::Builder::new()
+        .name("berth-veth-reap".into())
+        .spawn(move || {
+            if let Some(reap) = pending.lock().ok().and_then(|mut r| r.take()) {
+                reap();
+            }
+        });
+    if spawned.is_err() {
+        if let Some(reap) = run_here.lock().ok().and_then(|mut r| r.take()) {
+            reap();
         }
     }
 }

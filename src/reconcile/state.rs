@@ -281,6 +281,12 @@ impl Engine {
         self.ids.id_of(name)
     }
 
+    /// The name of the container with runtime id `id` now: what a client
+    /// that stays with one container across a `rename` looks it up by.
+    pub fn name_of_id(&self, id: &str) -> String {
+        self.ids.name_of(id)
+    }
+
     /// Moves what the engine keeps in memory about a renamed container.
     pub(super) fn rekey(&self, old: &ObjectKey, new: &ObjectKey) {
         if let Some(v) = super::lock(&self.pending).remove(old) {

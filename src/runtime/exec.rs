@@ -15,6 +15,12 @@
 //! just before exec. Without no_new_privs that needs CAP_SYS_ADMIN, so the
 //! process is given it for setup and drops it from every set right after the
 //! filter is in (as runc loads the filter before dropping capabilities).
+//!
+//! Building the filter with libseccomp costs ~1 ms, so it is compiled once
+//! per container: the first exec stores the BPF program in the bundle
+//! ([`FILTER_FILE`]), keyed by a hash of the filter's spec and the libseccomp
+//! version, and every exec loads that program with `seccomp(2)` (a stored
+//! program whose key does not match is rebuilt, never loaded).
 
 use std::fs::File;
 use std::io::Write;
@@ -156,7 +162,10 @@ fn take_stdio(fd: i32) -> Result<OwnedFd, String> {
 fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
     let spec = Spec::load(cfg.bundle.join("config.json"))
         .map_err(|e| format!("cannot read the container's spec in {}: {e}", cfg.bundle.display()))?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(container_filter(&cfg.bundle, s)?),
+        None => None,
+    };
     let process = exec_process(&spec, &cfg.process, seccomp.is_some())?;
     // The tenant builder takes the process whole from a file (its own
     // defaults would turn no_new_privs on for every exec).
@@ -255,7 +264,7 @@ fn build(
     cfg: &ExecConfig,
     process_json: &std::path::Path,
     console: Option<&std::path::Path>,
-    seccomp: Option<LinuxSeccomp>,
+    seccomp: Option<Filter>,
     lent: Vec<String>,
 ) -> Result<nix::unistd::Pid, String> {
     let stdin = take_stdio(0)?;
@@ -352,15 +361,21 @@ fn exec_process(spec: &Spec, req: &ExecSpec, has_seccomp: bool) -> Result<ExecPr
 /// filter and dropping the capabilities lent for it.
 #[derive(Clone)]
 struct SeccompExecutor {
-    seccomp: Option<LinuxSeccomp>,
+    seccomp: Option<Filter>,
     drop: Vec<String>,
 }
 
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        if let Some(seccomp) = &self.seccomp {
-            libcontainer::seccomp::initialize_seccomp(seccomp)
-                .map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?;
+        match &self.seccomp {
+            Some(Filter::Program(program)) => program
+                .load()
+                .map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?,
+            Some(Filter::Spec(seccomp)) => {
+                libcontainer::seccomp::initialize_seccomp(seccomp)
+                    .map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?;
+            }
+            None => {}
         }
         let drop: Vec<caps::Capability> = self.drop.iter().filter_map(|c| c.parse().ok()).collect();
         // CAP_SETPCAP last from the bounding set: dropping needs it.
@@ -395,6 +410,253 @@ impl Executor for SeccompExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
     }
+}
+
+/// The container's seccomp filter as the exec'd process loads it.
+#[derive(Clone)]
+enum Filter {
+    /// Compiled (stored in the bundle, or just built).
+    Program(Program),
+    /// What a plain program cannot express (a notify listener): built by
+    /// libcontainer in the process, as before.
+    Spec(LinuxSeccomp),
+}
+
+/// The compiled filter in the bundle: one header line
+/// (`berth-bpf-1 <key> <flags>`), then the `sock_filter` array as
+/// libseccomp exports it (native endian).
+pub const FILTER_FILE: &str = "seccomp.bpf";
+const FILTER_MAGIC: &str = "berth-bpf-1";
+
+/// A BPF program and the `seccomp(2)` flags to load it with.
+#[derive(Clone)]
+struct Program {
+    flags: libc::c_ulong,
+    code: Vec<libc::sock_filter>,
+}
+
+impl Program {
+    fn from_bytes(flags: libc::c_ulong, bytes: &[u8]) -> Result<Program, String> {
+        const SIZE: usize = std::mem::size_of::<libc::sock_filter>();
+        if bytes.is_empty() || !bytes.len().is_multiple_of(SIZE) || bytes.len() / SIZE > libc::BPF_MAXINSNS as usize {
+            return Err(format!("a BPF program of {} bytes", bytes.len()));
+        }
+        let code = bytes
+            .chunks_exact(SIZE)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Program { flags, code })
+    }
+
+    /// Installs the program on the calling thread (the exec'd process, just
+    /// before exec), as libseccomp's `seccomp_load` does with the same flags.
+    fn load(&self) -> Result<(), String> {
+        let prog = libc::sock_fprog {
+            len: self.code.len() as libc::c_ushort,
+            filter: self.code.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `self.code`, which outlives the call; the
+        // kernel copies the program and validates it.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The filter an exec'd process gets: the stored program when its key
+/// matches `seccomp`, else one compiled now (and stored for the next exec).
+fn container_filter(bundle: &std::path::Path, seccomp: &LinuxSeccomp) -> Result<Filter, String> {
+    let Some(flags) = plain_flags(seccomp) else {
+        return Ok(Filter::Spec(seccomp.clone()));
+    };
+    let key = filter_key(seccomp)?;
+    let path = bundle.join(FILTER_FILE);
+    if let Some(program) = read_stored(&path, &key) {
+        return Ok(Filter::Program(program));
+    }
+    let bytes = compile_filter(seccomp).map_err(|e| format!("cannot build the container's seccomp filter: {e}"))?;
+    let program =
+        Program::from_bytes(flags, &bytes).map_err(|e| format!("cannot build the container's seccomp filter: {e}"))?;
+    // Best effort: an exec that cannot store it still runs with it.
+    let tmp = bundle.join(format!("{FILTER_FILE}.{}", std::process::id()));
+    let mut contents = format!("{FILTER_MAGIC} {key} {flags}\n").into_bytes();
+    contents.extend_from_slice(&bytes);
+    if std::fs::write(&tmp, &contents)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(Filter::Program(program))
+}
+
+fn read_stored(path: &std::path::Path, key: &str) -> Option<Program> {
+    let contents = std::fs::read(path).ok()?;
+    let newline = contents.iter().position(|b| *b == b'\n')?;
+    let header = std::str::from_utf8(&contents[..newline]).ok()?;
+    let mut words = header.split(' ');
+    if words.next()? != FILTER_MAGIC || words.next()? != key {
+        return None;
+    }
+    let flags = words.next()?.parse().ok()?;
+    Program::from_bytes(flags, &contents[newline + 1..]).ok()
+}
+
+/// What the stored program was built from: the filter's spec and the
+/// libseccomp that compiled it (another version may compile differently).
+fn filter_key(seccomp: &LinuxSeccomp) -> Result<String, String> {
+    use sha2::Digest;
+    let spec = serde_json::to_vec(seccomp).map_err(|e| e.to_string())?;
+    let version = libseccomp::ScmpVersion::current().map_err(|e| e.to_string())?;
+    let mut hash = sha2::Sha256::new();
+    hash.update(format!(
+        "{FILTER_MAGIC} libseccomp {}.{}.{}\n",
+        version.major, version.minor, version.micro
+    ));
+    hash.update(&spec);
+    Ok(hex::encode(hash.finalize()))
+}
+
+/// The `seccomp(2)` flags for a filter a plain program can carry, or None
+/// (a notify action needs the listener fd libseccomp's load returns).
+fn plain_flags(seccomp: &LinuxSeccomp) -> Option<libc::c_ulong> {
+    use libcontainer::oci_spec::runtime::LinuxSeccompFilterFlag as F;
+    if libcontainer::seccomp::is_notify(seccomp) {
+        return None;
+    }
+    let mut flags = 0;
+    for flag in seccomp.flags().iter().flatten() {
+        flags |= match flag {
+            F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            F::SeccompFilterFlagWaitKillableRecv => return None,
+        };
+    }
+    Some(flags)
+}
+
+/// The filter as libcontainer's `initialize_seccomp` builds it (same
+/// translation of actions, architectures and argument rules), exported as
+/// BPF instead of loaded.
+fn compile_filter(seccomp: &LinuxSeccomp) -> Result<Vec<u8>, String> {
+    use libcontainer::oci_spec::runtime::{Arch, LinuxSeccompAction as A, LinuxSeccompOperator as O};
+    use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+    let action = |action: A, errno: Option<u32>| -> Result<ScmpAction, String> {
+        let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+        Ok(match action {
+            A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
+            A::ScmpActTrap => ScmpAction::Trap,
+            A::ScmpActErrno => ScmpAction::Errno(errno),
+            A::ScmpActTrace => ScmpAction::Trace(errno.try_into().map_err(|_| format!("trace errno {errno}"))?),
+            A::ScmpActAllow => ScmpAction::Allow,
+            A::ScmpActKillProcess => ScmpAction::KillProcess,
+            A::ScmpActNotify => ScmpAction::Notify,
+            A::ScmpActLog => ScmpAction::Log,
+        })
+    };
+    let arch = |arch: Arch| match arch {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        Arch::ScmpArchParisc => ScmpArch::Parisc,
+        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+        Arch::ScmpArchM68k => ScmpArch::M68k,
+        Arch::ScmpArchSh => ScmpArch::Sh,
+        Arch::ScmpArchSheb => ScmpArch::Sheb,
+    };
+    let op = |op: O, b: Option<u64>| match op {
+        O::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        O::ScmpCmpLt => ScmpCompareOp::Less,
+        O::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        O::ScmpCmpEq => ScmpCompareOp::Equal,
+        O::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        O::ScmpCmpGt => ScmpCompareOp::Greater,
+        O::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(b.unwrap_or(0)),
+    };
+    let default = action(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(|e| e.to_string())?;
+    for a in seccomp.architectures().iter().flatten() {
+        ctx.add_arch(arch(*a)).map_err(|e| format!("architecture {a:?}: {e}"))?;
+    }
+    for rule in seccomp.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret())?;
+        if act == default {
+            continue;
+        }
+        for name in rule.names() {
+            // A name this libseccomp does not know is skipped, as
+            // libcontainer skips it.
+            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            match rule.args() {
+                Some(args) => {
+                    let cmps: Vec<ScmpArgCompare> = args
+                        .iter()
+                        .map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value()))
+                        .collect();
+                    let mut seen = std::collections::HashSet::new();
+                    let duplicate = args.iter().any(|a| !seen.insert(a.index()));
+                    if duplicate {
+                        for cmp in &cmps {
+                            ctx.add_rule_conditional(act, sc, std::slice::from_ref(cmp))
+                                .map_err(|e| format!("rule for {name}: {e}"))?;
+                        }
+                    } else {
+                        ctx.add_rule_conditional(act, sc, &cmps)
+                            .map_err(|e| format!("rule for {name}: {e}"))?;
+                    }
+                }
+                None => {
+                    ctx.add_rule(act, sc).map_err(|e| format!("rule for {name}: {e}"))?;
+                }
+            }
+        }
+    }
+    let mut out = tempfile_in_memory()?;
+    ctx.export_bpf(&out).map_err(|e| format!("export: {e}"))?;
+    use std::io::{Read, Seek};
+    let mut bytes = Vec::new();
+    out.seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| out.read_to_end(&mut bytes))
+        .map_err(|e| format!("export: {e}"))?;
+    Ok(bytes)
+}
+
+/// An anonymous file for libseccomp's fd-based export.
+fn tempfile_in_memory() -> Result<File, String> {
+    let fd = nix::sys::memfd::memfd_create(c"berth-bpf", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .map_err(|e| format!("memfd: {e}"))?;
+    Ok(File::from(fd))
 }
 
 /// A started exec shim, as the daemon holds it.
@@ -518,6 +780,47 @@ impl super::Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn filter(allowed: &[&str]) -> LinuxSeccomp {
+        serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+                {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 38, "op": "SCMP_CMP_NE"}, {"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_filter_is_compiled_once_and_a_stale_one_is_never_used() {
+        let dir = std::env::temp_dir().join(format!("berth-bpf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = filter(&["read", "write"]);
+        let Filter::Program(first) = container_filter(&dir, &a).unwrap() else {
+            panic!("not compiled")
+        };
+        let stored = std::fs::read(dir.join(FILTER_FILE)).unwrap();
+        let key = filter_key(&a).unwrap();
+        let again = read_stored(&dir.join(FILTER_FILE), &key).expect("the stored program");
+        assert_eq!(again.code.len(), first.code.len());
+        assert!(first.code.len() > 5);
+        // Another filter has another key: the stored program is not used
+        // for it, and is replaced.
+        let b = filter(&["read"]);
+        assert!(read_stored(&dir.join(FILTER_FILE), &filter_key(&b).unwrap()).is_none());
+        let Filter::Program(second) = container_filter(&dir, &b).unwrap() else {
+            panic!("not compiled")
+        };
+        assert_ne!(std::fs::read(dir.join(FILTER_FILE)).unwrap(), stored);
+        assert!(second.code.len() < first.code.len());
+        // A damaged file is compiled again, not loaded.
+        std::fs::write(dir.join(FILTER_FILE), format!("{FILTER_MAGIC} {key} 0\nxyz")).unwrap();
+        assert!(read_stored(&dir.join(FILTER_FILE), &key).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reports_are_one_json_line_each() {

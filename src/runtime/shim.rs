@@ -174,6 +174,19 @@ fn common_parent(dirs: &[std::path::PathBuf]) -> Option<std::path::PathBuf> {
     .then(|| first.to_path_buf())
 }
 
+/// The socket the daemon connects to for `attach` (a pty's or a stdin
+/// pipe's relay), non-blocking for the shim's poll loop.
+fn bind_attach_socket(run_dir: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    let path = run_dir.join(ATTACH_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let attach =
+        std::os::unix::net::UnixListener::bind(&path).map_err(|e| format!("attach socket {}: {e}", path.display()))?;
+    attach
+        .set_nonblocking(true)
+        .map_err(|e| format!("attach socket: {e}"))?;
+    Ok(attach)
+}
+
 fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     // The overlay is mounted in a mount namespace of the shim's own (a slave
     // of the host's, so nothing propagates back): the host's mount table does
@@ -310,26 +323,14 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
                 let _ = std::fs::remove_file(path);
             }
             let master = master?;
-            let path = run_dir.join(ATTACH_SOCKET);
-            let _ = std::fs::remove_file(&path);
-            let attach = std::os::unix::net::UnixListener::bind(&path)
-                .map_err(|e| format!("attach socket {}: {e}", path.display()))?;
-            attach
-                .set_nonblocking(true)
-                .map_err(|e| format!("attach socket: {e}"))?;
+            let attach = bind_attach_socket(&run_dir)?;
             Some((master, attach))
         }
         None => None,
     };
     let piped = match stdin_w {
         Some(w) => {
-            let path = run_dir.join(ATTACH_SOCKET);
-            let _ = std::fs::remove_file(&path);
-            let attach = std::os::unix::net::UnixListener::bind(&path)
-                .map_err(|e| format!("attach socket {}: {e}", path.display()))?;
-            attach
-                .set_nonblocking(true)
-                .map_err(|e| format!("attach socket: {e}"))?;
+            let attach = bind_attach_socket(&run_dir)?;
             Some((w, attach))
         }
         None => None,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -274,6 +276,8 @@ const OWN_CHILDREN: &[&str] = &[
     "cp",
     "nft",
     "ip",
+    "cc",
+    "busybox-rootfs.",
 ];
 
 fn reap_orphan_zombies() {

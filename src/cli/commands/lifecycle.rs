@@ -28,6 +28,21 @@ pub async fn verb(g: &Global, verb: &str, names: &[String], body: serde_json::Va
     }
 }
 
+/// `rename OLD NEW`: silent on success, as `docker rename`.
+pub async fn rename(g: &Global, old: &str, new: &str) -> ExitCode {
+    let body = crate::wire::RenameRequest { name: new.into() };
+    match client(g, true)
+        .post::<_, VerbResponse>(&format!("/v1/rename/{old}"), &body)
+        .await
+    {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            ExitCode::from(1)
+        }
+    }
+}
+
 pub async fn kill(g: &Global, signal: Option<String>, names: &[String]) -> ExitCode {
     let body = serde_json::to_value(KillRequest { signal }).unwrap_or_default();
     verb(g, "kill", names, body).await
