@@ -6,13 +6,18 @@
 //!    for (`linux/amd64` unless `platform` says otherwise). Manifests are
 //!    hashed by berth: a reference by digest must match it.
 //! 2. The config blob and every layer blob not already in the content store
-//!    are streamed with `pull_blob` into the content store, hashed as they
-//!    are written and renamed into place only if the digest matches (see
-//!    [`super::content`]); layers download concurrently.
-//! 3. Only once every blob is in and verified are layers unpacked into
-//!    snapshots (each checked against the config's diff ID). Then the record
-//!    is written, then the reference: an error anywhere leaves no reference
-//!    and no snapshot of this pull.
+//!    are streamed with `pull_blob_stream` into the content store, hashed as
+//!    they are written and renamed into place only if the digest matches
+//!    (see [`super::content`]); layers download concurrently.
+//! 3. A layer whose blob is downloading is unpacked in the same pass: the
+//!    chunks written to the store also go, through a bounded channel (a slow
+//!    unpack holds the download back), to a decompress + unpack into a
+//!    temporary snapshot, itself hashed against the config's diff ID. It is
+//!    renamed into place only once both the blob's digest and the diff ID
+//!    verify; otherwise it is removed. Blobs already in the store, and the
+//!    other layers of a blob used twice, unpack from the stored file. Then
+//!    the record is written, then the reference: an error anywhere leaves no
+//!    reference and no snapshot of this pull.
 //!
 //! Plain HTTP is used only for registries on loopback (`localhost:*`,
 //! `127.0.0.1:*`, `[::1]:*`) and those the daemon was told are insecure, as
@@ -322,8 +327,8 @@ impl ImageStore {
             )));
         }
 
-        // Each layer unpacks as soon as its blob is in and verified, while
-        // others download; a failure anywhere removes what this pull unpacked.
+        // Each layer unpacks as it downloads (or from its file), while others
+        // download; a failure anywhere removes what this pull unpacked.
         let chains = chain_ids(&config.rootfs.diff_ids);
         let _snapshot_pins = self.pins.pin(chains.iter().cloned());
         let jobs: Vec<LayerJob> = manifest
@@ -439,7 +444,8 @@ impl ImageStore {
     }
 
     /// Streams every layer blob not yet in the content store, a few at a
-    /// time, and unpacks each layer into its snapshot once its blob is in.
+    /// time, unpacking each layer into its snapshot as it downloads (kept
+    /// only once its blob verifies), or from its file once the blob is in.
     /// On error, the snapshots this call made are removed again.
     async fn fetch_and_unpack(
         &self,
@@ -491,16 +497,73 @@ impl ImageStore {
                         reference: whole.clone(),
                         message: "stopped: another layer failed".into(),
                     };
+                    let mut jobs = jobs.into_iter().peekable();
                     if let Some(ingest) = ingest {
-                        let fetch = async {
-                            let _permit = downloads.acquire_owned().await;
-                            download(&client, &parsed, &layer, ingest, &progress).await
-                        };
-                        tokio::select! {
-                            done = fetch => done?,
+                        let _download_permit = tokio::select! {
+                            permit = downloads.acquire_owned() => permit,
                             _ = cancelled.wait_for(|c| *c) => return Err(stopped()),
+                        };
+                        // One pass when an unpack slot is free: the bytes are
+                        // unpacked as they are hashed and written, and the
+                        // snapshot is kept only once the blob verifies too.
+                        // (Else it unpacks from the file below, as a blob
+                        // already in the store does.)
+                        let first = jobs.peek().filter(|j| !snapshots.has(&j.chain));
+                        let streaming = first.map(|j| (j.chain.clone(), j.diff_id.clone()));
+                        let permit = streaming
+                            .as_ref()
+                            .and_then(|_| unpacks.clone().try_acquire_owned().ok());
+                        if let (Some((chain, diff)), Some(_unpack_permit)) = (streaming, permit) {
+                            let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHUNKS);
+                            let (snaps, source, name, key) =
+                                (snapshots.clone(), blob.clone(), whole.clone(), chain.clone());
+                            let unpack = tokio::task::spawn_blocking(move || {
+                                snaps.unpack_reader(&key, ChannelReader::new(rx), &source, &diff, &name)
+                            });
+                            let fetch = download(&client, &parsed, &layer, ingest, &progress, Some(tx));
+                            let fetched = tokio::select! {
+                                done = fetch => done,
+                                _ = cancelled.wait_for(|c| *c) => Err(stopped()),
+                            };
+                            // The download is over (its sender dropped): the
+                            // unpack ends soon, and is waited for so that its
+                            // temporary dir is gone before this pull returns.
+                            let unpacked = unpack.await.map_err(|e| ImageError::BadImage {
+                                reference: whole.clone(),
+                                reason: format!("unpacking was interrupted: {e}"),
+                            });
+                            let unpacked = match (fetched, unpacked) {
+                                (Ok(()), Ok(Ok(unpacked))) => unpacked,
+                                // The blob's error first: a corrupt blob also fails to unpack.
+                                (Err(e), unpacked) => {
+                                    if let Ok(Ok(unpacked)) = unpacked {
+                                        let _ = tokio::task::spawn_blocking(move || drop(unpacked)).await;
+                                    }
+                                    return Err(e);
+                                }
+                                (Ok(()), Ok(Err(e)) | Err(e)) => return Err(e),
+                            };
+                            tokio::task::spawn_blocking(move || unpacked.commit())
+                                .await
+                                .map_err(|e| ImageError::BadImage {
+                                    reference: whole.clone(),
+                                    reason: format!("unpacking was interrupted: {e}"),
+                                })??;
+                            made.push(chain);
+                            progress(PullEvent::Unpacked {
+                                digest: layer.digest.clone(),
+                            });
+                            jobs.next();
+                        } else {
+                            let fetch = download(&client, &parsed, &layer, ingest, &progress, None);
+                            tokio::select! {
+                                done = fetch => done?,
+                                _ = cancelled.wait_for(|c| *c) => return Err(stopped()),
+                            }
                         }
                     }
+                    // The other layers of this blob (or all, when it was in
+                    // the store or unpack slots were busy) unpack from its file.
                     for job in jobs {
                         let _permit = unpacks.clone().acquire_owned().await;
                         if *cancelled.borrow() {
@@ -681,14 +744,25 @@ struct LayerJob {
     diff_id: String,
 }
 
-/// Streams one blob into `ingest`, verified, and commits it.
+/// How many chunks of a download may wait for its unpack (each as the
+/// registry's connection delivered it, some KiB): a slower unpack holds the
+/// download back rather than having it buffered.
+const STREAM_CHUNKS: usize = 64;
+
+/// Streams one blob into `ingest`, verified, and commits it; with `unpack`,
+/// every chunk is also sent there as it is written, then an empty chunk
+/// once the whole blob is in (an unpack that stops reading is no error: the
+/// blob is still stored whole).
 async fn download(
     client: &Client,
     parsed: &Reference,
     layer: &OciDescriptor,
     ingest: super::content::Ingest,
     progress: &Progress,
+    mut unpack: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
 ) -> Result<()> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
     let total = layer.size as u64;
     let digest = layer.digest.clone();
     let mut last = 0u64;
@@ -708,10 +782,37 @@ async fn download(
             }
         },
     };
-    client
-        .pull_blob(parsed, layer, &mut writer)
+    let failed = |e: std::io::Error| ImageError::Registry {
+        reference: parsed.whole(),
+        message: format!("reading layer {} from {}: {e}", layer.digest, parsed.registry()).replace('\n', " "),
+    };
+    let mut stream = client
+        .pull_blob_stream(parsed, layer)
         .await
         .map_err(|e| classify(parsed, e))?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            // oci-client's own check at the end; the commit below says it
+            // the same way for every blob.
+            Err(e)
+                if e.get_ref()
+                    .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>()) =>
+            {
+                break
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        writer.write_all(&chunk).await.map_err(failed)?;
+        if let Some(tx) = &unpack {
+            if tx.send(chunk).await.is_err() {
+                unpack = None;
+            }
+        }
+    }
     let ingest = writer.ingest;
     let (whole, expected) = (parsed.whole(), layer.digest.clone());
     tokio::task::spawn_blocking(move || ingest.commit(&expected, &whole))
@@ -720,10 +821,50 @@ async fn download(
             reference: parsed.whole(),
             message: format!("storing a layer was interrupted: {e}"),
         })??;
+    if let Some(tx) = unpack {
+        let _ = tx.send(bytes::Bytes::new()).await;
+    }
     progress(PullEvent::Downloaded {
         digest: layer.digest.clone(),
     });
     Ok(())
+}
+
+/// The reading end of a download for a blocking unpack: its chunks in
+/// order, the end once the download says the blob is whole, and an error if
+/// the download stopped first (so a cut stream never unpacks as complete).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+    ended: bool,
+}
+
+impl ChannelReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            chunk: bytes::Bytes::new(),
+            ended: false,
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(chunk) if chunk.is_empty() => self.ended = true,
+                Some(chunk) => self.chunk = chunk,
+                None => return Err(std::io::Error::other("the download stopped before the layer's end")),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 fn now_millis() -> i64 {
@@ -814,6 +955,41 @@ mod tests {
             protocol: ClientProtocol::Http,
             ..Default::default()
         })
+    }
+
+    #[tokio::test]
+    async fn a_download_reader_ends_only_when_told_and_holds_a_bounded_number_of_chunks() {
+        use std::io::Read;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tx.send(bytes::Bytes::from_static(b"ab")).await.unwrap();
+        tx.send(bytes::Bytes::from_static(b"cd")).await.unwrap();
+        // Full: the sender waits for the reader (backpressure, no buffering).
+        assert!(tx.try_send(bytes::Bytes::from_static(b"e")).is_err());
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut reader = ChannelReader::new(rx);
+            let mut out = Vec::new();
+            let result = reader.read_to_end(&mut out);
+            (out, result.map_err(|e| e.to_string()))
+        });
+        tx.send(bytes::Bytes::from_static(b"e")).await.unwrap();
+        tx.send(bytes::Bytes::new()).await.unwrap();
+        let (out, result) = reader.await.unwrap();
+        assert_eq!((out.as_slice(), result), (&b"abcde"[..], Ok(5)));
+
+        // A download that stops without saying the blob is whole: an error,
+        // never a short layer.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tx.send(bytes::Bytes::from_static(b"ab")).await.unwrap();
+        drop(tx);
+        let (out, result) = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let result = ChannelReader::new(rx).read_to_end(&mut out);
+            (out, result.map_err(|e| e.to_string()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(out, b"ab");
+        assert!(result.unwrap_err().contains("stopped before"));
     }
 
     #[tokio::test]

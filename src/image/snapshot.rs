@@ -129,57 +129,61 @@ impl Snapshots {
         if self.has(chain_id) {
             return Ok(false);
         }
-        let dir = self.dir(chain_id)?;
-        let hex = parse_digest(chain_id)?.to_owned();
-        if !dir.is_dir() {
-            let tmp = tmp_name(&self.tmp, "snap", &hex[..12]);
-            if let Err(e) = self.unpack_into(&tmp, blob, diff_id, reference, &dir) {
-                let _ = remove_tree(&tmp);
-                return Err(e);
-            }
+        if !self.dir(chain_id)?.is_dir() {
+            let unpacked = self.unpack_reader(chain_id, open_layer(blob)?, blob, diff_id, reference)?;
+            return unpacked.commit().map(|()| true);
         }
-        self.make_link(chain_id, &hex)?;
+        self.make_link(chain_id, parse_digest(chain_id)?)?;
         Ok(true)
     }
 
-    fn unpack_into(&self, tmp: &Path, blob: &Path, diff_id: &str, reference: &str, dir: &Path) -> Result<()> {
-        let commit_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ImageError::Commit { path, source }
+    /// As [`Snapshots::create`], from a layer archive being read (e.g. as it
+    /// downloads; `source` names it in errors), but the snapshot is only
+    /// unpacked and checked against `diff_id` under `tmp/`: it is renamed
+    /// into place by [`Unpacked::commit`], once the caller knows the archive
+    /// itself is the one it asked for, and removed if it is dropped instead.
+    pub fn unpack_reader(
+        &self,
+        chain_id: &str,
+        layer: impl Read,
+        source: &Path,
+        diff_id: &str,
+        reference: &str,
+    ) -> Result<Unpacked> {
+        parse_digest(diff_id)?;
+        let hex = parse_digest(chain_id)?.to_owned();
+        let unpacked = Unpacked {
+            snapshots: self.clone(),
+            chain_id: chain_id.to_owned(),
+            tmp: Some(tmp_name(&self.tmp, "snap", &hex[..12])),
         };
+        let tmp = unpacked.tmp.as_deref().unwrap_or(Path::new(""));
         fs::DirBuilder::new()
             .mode(0o755)
             .create(tmp)
-            .map_err(commit_error(tmp))?;
-        let reader = open_layer(blob)?;
+            .map_err(|source| ImageError::Commit {
+                path: tmp.to_path_buf(),
+                source,
+            })?;
         let mut hashing = HashingReader {
-            inner: reader,
+            inner: decompress(layer).map_err(|e| ImageError::ReadArchive {
+                path: source.to_path_buf(),
+                source: e,
+            })?,
             hasher: Sha256::new(),
         };
-        unpack::unpack(&mut hashing, tmp, blob, self.ownership, self.limit)?;
+        unpack::unpack(&mut hashing, tmp, source, self.ownership, self.limit)?;
         let actual = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
         if actual != diff_id {
             return Err(ImageError::BadImage {
                 reference: reference.into(),
                 reason: format!(
                     "layer {} unpacks to diff id {actual}, but the config says {diff_id}: nothing was kept",
-                    blob.display()
+                    source.display()
                 ),
             });
         }
-        // Not synced here: the image record that will name this snapshot is
-        // written only after one syncfs of the whole store (`Records::put`),
-        // one flush per image instead of one per layer. A crash before that
-        // record leaves the snapshot unnamed, and the daemon's start sweeps it.
-        match renameat2(None, tmp, None, dir, RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => {}
-            // Another pull of an image sharing the layer won: same content.
-            Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                let _ = remove_tree(tmp);
-            }
-            Err(e) => return Err(commit_error(dir)(e.into())),
-        }
-        Ok(())
+        Ok(unpacked)
     }
 
     /// Points `l/<short>` at the snapshot (replacing a stale link).
@@ -217,6 +221,52 @@ impl Snapshots {
     }
 }
 
+/// A layer unpacked and checked under `tmp/`, not yet a snapshot: see
+/// [`Snapshots::unpack_reader`]. Dropped uncommitted, it is removed.
+#[derive(Debug)]
+pub struct Unpacked {
+    snapshots: Snapshots,
+    chain_id: String,
+    tmp: Option<PathBuf>,
+}
+
+impl Unpacked {
+    /// Renames it into place as its snapshot, with its short link.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        let dir = self.snapshots.dir(&self.chain_id)?;
+        // Not synced here: the image record that will name this snapshot is
+        // written only after one syncfs of the whole store (`Records::put`),
+        // one flush per image instead of one per layer. A crash before that
+        // record leaves the snapshot unnamed, and the daemon's start sweeps it.
+        match renameat2(None, &tmp, None, &dir, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => {}
+            // Another pull of an image sharing the layer won: same content.
+            Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                let _ = remove_tree(&tmp);
+            }
+            Err(e) => {
+                let _ = remove_tree(&tmp);
+                return Err(ImageError::Commit {
+                    path: dir,
+                    source: e.into(),
+                });
+            }
+        }
+        self.snapshots.make_link(&self.chain_id, parse_digest(&self.chain_id)?)
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = remove_tree(&tmp);
+        }
+    }
+}
+
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
@@ -237,27 +287,29 @@ pub(crate) fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
         path: blob.to_path_buf(),
         source,
     };
-    let mut file = File::open(blob).map_err(read_error)?;
+    let file = File::open(blob).map_err(read_error)?;
+    decompress(BufReader::with_capacity(1 << 16, file)).map_err(read_error)
+}
+
+/// `layer` decompressed as its first bytes say: gzip, zstd, or plain.
+fn decompress<'a>(mut layer: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut magic = [0u8; 4];
     let mut len = 0;
     while len < magic.len() {
-        match file.read(&mut magic[len..]) {
+        match layer.read(&mut magic[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_error(e)),
+            Err(e) => return Err(e),
         }
     }
-    use std::io::Seek;
-    file.seek(io::SeekFrom::Start(0)).map_err(read_error)?;
-    let reader = BufReader::with_capacity(1 << 16, file);
+    let head = magic[..len].to_vec();
+    let reader = io::Cursor::new(head).chain(layer);
     let magic = &magic[..len];
     if magic.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(
-            zstd::stream::read::Decoder::with_buffer(reader).map_err(read_error)?,
-        ))
+        Ok(Box::new(zstd::stream::read::Decoder::new(reader)?))
     } else {
         Ok(Box::new(reader))
     }
@@ -333,6 +385,69 @@ mod tests {
         }
         assert_eq!(snaps.list().len(), 3);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A reader handing out one byte at a time, as a slow download does.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            match buf.first_mut() {
+                Some(b) => *b = *first,
+                None => return Ok(0),
+            }
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_layer_read_as_it_arrives_is_a_snapshot_only_once_committed() {
+        let (dir, snaps) = snapshots();
+        let tar = tar_with(&[("etc/hello", b"hi")]);
+        let diff = digest(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let tmp_count = || fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        for (i, bytes) in [tar.clone(), gz, zst].into_iter().enumerate() {
+            let chain = digest(format!("chain{i}").as_bytes());
+            // Compression is told from the first bytes even when they come
+            // one at a time.
+            let unpacked = snaps
+                .unpack_reader(&chain, Trickle(&bytes), Path::new("blob"), &diff, "t")
+                .unwrap();
+            assert!(!snaps.has(&chain), "not a snapshot before its commit");
+            assert_eq!(tmp_count(), 1);
+            if i == 0 {
+                // Dropped (its blob did not verify): nothing is left.
+                drop(unpacked);
+                assert!(!snaps.has(&chain));
+                assert_eq!(tmp_count(), 0);
+                continue;
+            }
+            unpacked.commit().unwrap();
+            assert!(snaps.has(&chain));
+            let link = snaps.link(&chain).unwrap();
+            assert_eq!(fs::read_to_string(link.join("etc/hello")).unwrap(), "hi");
+            assert_eq!(tmp_count(), 0);
+        }
+        // A stream cut short, or of other content, is refused and leaves nothing.
+        let chain = digest(b"cut");
+        let cut = &tar[..tar.len() / 2];
+        assert!(snaps.unpack_reader(&chain, cut, Path::new("blob"), &diff, "t").is_err());
+        let other = tar_with(&[("etc/hello", b"ho")]);
+        let err = snaps
+            .unpack_reader(&chain, &other[..], Path::new("blob"), &diff, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nothing was kept"), "{err}");
+        assert!(!snaps.has(&chain));
+        assert_eq!(tmp_count(), 0);
     }
 
     #[test]
