@@ -262,7 +262,7 @@ pub struct RunRequest {
     /// `--security-opt` values, as Docker spells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
-    /// `-p HOST:CONTAINER[/udp]` values.
+    /// `-p [IP:]HOST:CONTAINER[/udp]` values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
     /// `--network`: a network's name, `host`, `none` or `container:NAME`;

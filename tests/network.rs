@@ -140,14 +140,16 @@ fn free_port() -> u16 {
 
 /// `GET /` on 127.0.0.1:`port`, retried until it answers or `secs` pass.
 fn http_get(port: u16, secs: u64) -> String {
+    http_get_at([127, 0, 0, 1], port, secs)
+}
+
+/// `GET /` on `ip`:`port`, retried until it answers or `secs` pass.
+fn http_get_at(ip: [u8; 4], port: u16, secs: u64) -> String {
     use std::io::{Read, Write};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let attempt = (|| -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect_timeout(
-                &([127, 0, 0, 1], port).into(),
-                std::time::Duration::from_secs(2),
-            )?;
+            let mut s = std::net::TcpStream::connect_timeout(&(ip, port).into(), std::time::Duration::from_secs(2))?;
             s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
             s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
             let mut out = String::new();
@@ -156,7 +158,11 @@ fn http_get(port: u16, secs: u64) -> String {
         })();
         match attempt {
             Ok(text) if !text.is_empty() => return text,
-            other => assert!(std::time::Instant::now() < deadline, "127.0.0.1:{port}: {other:?}"),
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "{}:{port}: {other:?}",
+                std::net::Ipv4Addr::from(ip)
+            ),
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -204,6 +210,78 @@ fn a_published_port_on_127_0_0_1_reaches_httpd_and_a_second_stack_cannot_take_it
     // Nothing of the refused stack was applied.
     assert!(!env.berth(&["get", "container", "thief"]).status.success());
     assert!(http_get(port, 5).contains("hello-from-web"));
+}
+
+#[test]
+fn a_port_published_on_one_loopback_address_leaves_the_others_to_other_containers() {
+    let env = Env::new("nethostip");
+    let port = free_port();
+    let published = |name: &str, ip: &str| {
+        sh(
+            name,
+            &format!("  networks: [hip]\n  ports: [{{hostIp: {ip}, host: {port}, container: 80}}]\n"),
+            HTTPD,
+        )
+    };
+    let first = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("hip", "{}"),
+        published("one", "127.0.0.1")
+    );
+    let file = env.manifest("one.yaml", &first);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "one", 20, |v| v["status"] == "Running");
+    assert!(http_get_at([127, 0, 0, 1], port, 20).contains("hello-from-one"));
+    // Only that address: another loopback address on the port is not forwarded.
+    assert!(std::net::TcpStream::connect(("127.0.0.3", port)).is_err());
+
+    // The same port on 127.0.0.2 is another publication, for another container.
+    let second = format!("{}{}", env.image_doc(), published("two", "127.0.0.2"));
+    let file = env.manifest("two.yaml", &second);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "two", 20, |v| v["status"] == "Running");
+    assert!(http_get_at([127, 0, 0, 2], port, 20).contains("hello-from-two"));
+    assert!(http_get_at([127, 0, 0, 1], port, 5).contains("hello-from-one"));
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains(&format!("127.0.0.2:{port}->80/tcp")), "{ps}");
+
+    // The same address and port is refused, and nothing of it is applied.
+    let thief = format!("{}{}", env.image_doc(), published("thief", "127.0.0.1"));
+    let file = env.manifest("thief.yaml", &thief);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "container/thief: host port 127.0.0.1:{port}/tcp is already published by container/one"
+        )),
+        "{err}"
+    );
+    assert!(!env.berth(&["get", "container", "thief"]).status.success());
+    // As is `run -p IP:HOST:CONTAINER` on a taken address, and on every
+    // address (which would take 127.0.0.1 and 127.0.0.2 too).
+    for p in [format!("127.0.0.2:{port}:80"), format!("{port}:80")] {
+        let out = env.berth(&["run", "-d", "--name", "thief", "-p", &p, "busybox", "true"]);
+        assert!(!out.status.success(), "-p {p}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is already published by container/"), "-p {p}: {err}");
+    }
+    // A free address by `run` works.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "three",
+        "-p",
+        &format!("127.0.0.3:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    assert!(http_get_at([127, 0, 0, 3], port, 20).contains("hello-from-three"));
+    assert!(http_get_at([127, 0, 0, 2], port, 5).contains("hello-from-two"));
 }
 
 /// Interface names a container printed from /proc/net/dev.
@@ -317,7 +395,7 @@ fn run_publishes_on_the_default_bridge_and_honours_network_none() {
     let err = String::from_utf8_lossy(&taken.stderr);
     assert!(err.contains("already published by container/web"), "{err}");
     let bad = env.berth(&["run", "-p", "80", "busybox", "true"]);
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected HOST:CONTAINER"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected [IP:]HOST:CONTAINER"));
 }
 
 #[test]

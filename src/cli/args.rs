@@ -336,7 +336,7 @@ pub struct RunArgs {
     /// Security options: no-new-privileges[=true|false].
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
-    /// Publish a container port on the host: HOST:CONTAINER[/udp].
+    /// Publish a container port on the host: [IP:]HOST:CONTAINER[/udp] (IP: an IPv4 address, all by default).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// A network to join, or host, none or container:NAME (default: the bridge network).

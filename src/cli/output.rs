@@ -72,6 +72,27 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A container's published ports as `docker ps` shows them
+/// (`127.0.0.1:8080->80/tcp, 53->53/udp`), from the spec in its view; `-`
+/// for none.
+pub fn ports_cell(spec: Option<&serde_json::Value>) -> String {
+    let ports: Vec<crate::manifest::PortMapping> = spec
+        .and_then(|s| s.get("spec")?.get("ports"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+        .unwrap_or_default();
+    if ports.is_empty() {
+        return "-".into();
+    }
+    ports
+        .iter()
+        .map(|p| {
+            let ip = p.host_ip.as_deref().map(|ip| format!("{ip}:")).unwrap_or_default();
+            format!("{ip}{}->{}/{}", p.host, p.container, p.proto())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Prints a list as `-o` asks: the wire type itself as JSON or YAML, or else
 /// the table that `table` makes (`wide` for `-o wide`), or `empty` when
 /// there is nothing to list.
@@ -139,6 +160,17 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_show_the_host_address_when_there_is_one() {
+        let spec = serde_json::json!({"spec": {"ports": [
+            {"hostIp": "127.0.0.1", "host": 8080, "container": 80},
+            {"host": 5353, "container": 53, "protocol": "udp"},
+        ]}});
+        assert_eq!(ports_cell(Some(&spec)), "127.0.0.1:8080->80/tcp, 5353->53/udp");
+        assert_eq!(ports_cell(Some(&serde_json::json!({"spec": {}}))), "-");
+        assert_eq!(ports_cell(None), "-");
+    }
 
     #[test]
     fn tables_align_columns_three_spaces_apart_without_trailing_blanks() {

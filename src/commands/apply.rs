@@ -46,18 +46,16 @@ pub(super) fn refuse_if_used(remaining: &[&Object], removing: &[ObjectKey]) -> R
 /// second stack asking for a port gets the error at apply time, not a
 /// container that silently does not answer.
 pub(super) fn refuse_port_clash(staying: &[&Object], new: &[Object]) -> Result<()> {
-    let ports = |o: &Object| -> Vec<(u16, String)> {
+    let ports = |o: &Object| -> Vec<manifest::PortMapping> {
         match &o.spec {
-            manifest::Spec::Container(c) => c
-                .ports
-                .iter()
-                .map(|p| (p.host, p.protocol.clone().unwrap_or_else(|| "tcp".into())))
-                .collect(),
+            manifest::Spec::Container(c) => c.ports.clone(),
             _ => Vec::new(),
         }
     };
     let new_names: HashSet<(Kind, &str)> = new.iter().map(|o| (o.kind(), o.name())).collect();
-    let mut taken: Vec<((u16, String), String)> = staying
+    // Two publications clash on the same port and protocol unless both name
+    // an address and the addresses differ.
+    let mut taken: Vec<(manifest::PortMapping, String)> = staying
         .iter()
         .filter(|o| !new_names.contains(&(o.kind(), o.name())))
         .flat_map(|o| ports(o).into_iter().map(|p| (p, format!("container/{}", o.name()))))
@@ -65,12 +63,11 @@ pub(super) fn refuse_port_clash(staying: &[&Object], new: &[Object]) -> Result<(
     let mut clashes = Vec::new();
     for o in new {
         for port in ports(o) {
-            if let Some((_, owner)) = taken.iter().find(|(p, _)| *p == port) {
+            if let Some((_, owner)) = taken.iter().find(|(p, _)| p.clashes_with(&port)) {
                 clashes.push(format!(
-                    "container/{}: host port {}/{} is already published by {owner}",
+                    "container/{}: host port {} is already published by {owner}",
                     o.name(),
-                    port.0,
-                    port.1
+                    port.host_label()
                 ));
             }
         }
@@ -101,7 +98,7 @@ fn ports_held_on_host(
         };
         for (i, p) in c.ports.iter().enumerate() {
             let udp = p.protocol.as_deref() == Some("udp");
-            if let Err(why) = engine.host_port_free(p.host, udp) {
+            if let Err(why) = engine.host_port_free(p.host_addr(), p.host, udp) {
                 let field = format!("spec.ports[{i}].host");
                 let (line, column) = positions.locate(&o.origin, &field);
                 held.push(manifest::Diagnostic {

@@ -72,7 +72,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
     }
     let mut ports = Vec::new();
     for p in &req.publish {
-        ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected HOST:CONTAINER[/tcp|/udp]")))?);
+        ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected [IP:]HOST:CONTAINER[/tcp|/udp]")))?);
     }
     let (networks, network) = match req.network.as_deref() {
         None => (vec![DEFAULT_NETWORK.into()], None),
@@ -141,8 +141,18 @@ fn parse_publish(text: &str) -> Option<PortMapping> {
         Some(_) => return None,
         None => (text, None),
     };
+    // Docker's forms: HOST:CONTAINER and IP:HOST:CONTAINER (IPv4 only).
+    let (host_ip, ports) = match ports.split(':').count() {
+        3 => {
+            let (ip, rest) = ports.split_once(':')?;
+            let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+            (Some(ip.to_string()), rest)
+        }
+        _ => (None, ports),
+    };
     let (host, container) = ports.split_once(':')?;
     Some(PortMapping {
+        host_ip,
         host: host.parse().ok()?,
         container: container.parse().ok()?,
         protocol,
@@ -351,6 +361,25 @@ async fn wait_not_running(engine: &Engine, name: &str) {
         tokio::select! {
             _ = exits.recv() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_publish;
+
+    #[test]
+    fn publish_takes_docker_forms_with_an_optional_ipv4_address() {
+        let p = parse_publish("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(
+            (p.host_ip.as_deref(), p.host, p.container, p.protocol.as_deref()),
+            (Some("127.0.0.1"), 8080, 80, Some("udp"))
+        );
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!((p.host_ip, p.host, p.container, p.protocol), (None, 8080, 80, None));
+        for bad in ["80", "localhost:8080:80", "::1:8080:80", "1.2.3.4:8080", "8080:80/sctp"] {
+            assert!(parse_publish(bad).is_none(), "{bad}");
         }
     }
 }

@@ -205,10 +205,48 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortMapping {
+    /// The host IPv4 address the port is published on (Docker's `-p
+    /// IP:HOST:CONTAINER`); every local address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
     pub host: u16,
     pub container: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+}
+
+impl PortMapping {
+    /// `tcp` unless told `udp`.
+    pub fn proto(&self) -> &str {
+        self.protocol.as_deref().unwrap_or("tcp")
+    }
+
+    /// The host address, None for every address (and for text validation
+    /// refuses, so nothing unvalidated narrows a publication).
+    pub fn host_addr(&self) -> Option<std::net::Ipv4Addr> {
+        self.host_ip.as_deref().and_then(|t| t.parse().ok())
+    }
+
+    /// Whether both cannot be published at once: the same port and
+    /// protocol, unless both name an address and the addresses differ (the
+    /// kernel tells 127.0.0.1:80 and 127.0.0.2:80 apart, but an
+    /// every-address publication takes the port on all of them).
+    pub fn clashes_with(&self, other: &PortMapping) -> bool {
+        self.host == other.host
+            && self.proto() == other.proto()
+            && match (self.host_addr(), other.host_addr()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// `[IP:]PORT/PROTO`, as errors name a publication.
+    pub fn host_label(&self) -> String {
+        match self.host_addr() {
+            Some(ip) => format!("{ip}:{}/{}", self.host, self.proto()),
+            None => format!("{}/{}", self.host, self.proto()),
+        }
+    }
 }
 
 /// One mount: exactly one of `volume`, `hostPath` or `tmpfs` is set.

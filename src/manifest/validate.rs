@@ -12,7 +12,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::positions::Positions;
 use super::suggest::did_you_mean;
-use super::types::{ContainerSpec, ImageSpec, Kind, NetworkSpec, Object, Resources, Spec, VolumeMount, VolumeSpec};
+use super::types::{
+    ContainerSpec, ImageSpec, Kind, NetworkSpec, Object, PortMapping, Resources, Spec, VolumeMount, VolumeSpec,
+};
 use super::{printable, Diagnostic};
 
 /// Docker's minimum memory limit.
@@ -438,18 +440,25 @@ impl<'a> Validator<'a> {
                 "publishing ports needs a bridge network: add `networks: [NAME]`",
             );
         }
-        let mut published: HashMap<(u16, &str), usize> = HashMap::new();
         for (i, port) in spec.ports.iter().enumerate() {
-            let proto = port.protocol.as_deref().unwrap_or("tcp");
-            if let Some(first) = published.insert((port.host, proto), i) {
+            if let Some(first) = spec.ports[..i].iter().position(|p| p.clashes_with(port)) {
                 self.report(
                     o,
                     &format!("spec.ports[{i}].host"),
                     format!(
-                        "host port {}/{proto} is already published by spec.ports[{first}]",
-                        port.host
+                        "host port {} is already published by spec.ports[{first}]",
+                        port.host_label()
                     ),
                 );
+            }
+            if let Some(text) = &port.host_ip {
+                if text.parse::<std::net::Ipv4Addr>().is_err() {
+                    self.report(
+                        o,
+                        &format!("spec.ports[{i}].hostIp"),
+                        format!("`{text}` is not an IPv4 address (as 127.0.0.1)"),
+                    );
+                }
             }
         }
         for (i, port) in spec.ports.iter().enumerate() {
@@ -740,29 +749,23 @@ impl<'a> Validator<'a> {
 
     /// Two published ports on the same host port and protocol.
     fn ports(&mut self) {
-        let mut taken: HashMap<(u16, &str), (&Object, usize)> = HashMap::new();
+        let mut taken: Vec<(&PortMapping, &Object)> = Vec::new();
         let mut clashes = Vec::new();
         for o in self.objects {
             let Spec::Container(spec) = &o.spec else { continue };
             for (i, port) in spec.ports.iter().enumerate() {
-                let proto = port.protocol.as_deref().unwrap_or("tcp");
-                match taken.get(&(port.host, proto)) {
-                    None => {
-                        taken.insert((port.host, proto), (o, i));
-                    }
-                    Some(&(first, _)) => clashes.push((o, i, first, port.host, proto)),
+                match taken.iter().find(|(p, _)| p.clashes_with(port)) {
+                    None => taken.push((port, o)),
+                    Some(&(_, first)) => clashes.push((o, i, first, port.host_label())),
                 }
             }
         }
-        for (o, i, first, host, proto) in clashes {
+        for (o, i, first, label) in clashes {
             let message = if std::ptr::eq(o, first) {
-                format!(
-                    "host port {host}/{proto} is published twice by Container `{}`",
-                    o.name()
-                )
+                format!("host port {label} is published twice by Container `{}`", o.name())
             } else {
                 format!(
-                    "host port {host}/{proto} is published by both Container `{}` ({}:{}) and Container `{}`",
+                    "host port {label} is published by both Container `{}` ({}:{}) and Container `{}`",
                     first.name(),
                     first.origin.file,
                     first.origin.line,
@@ -1069,6 +1072,32 @@ mod tests {
             "{}",
             render(&d)
         );
+    }
+
+    #[test]
+    fn a_host_ip_is_an_ipv4_address_and_only_the_same_address_clashes() {
+        let text = [
+            container("a", "  ports: [{hostIp: 127.0.0.1, host: 8080, container: 80}]\n"),
+            container("b", "  ports: [{hostIp: 127.0.0.2, host: 8080, container: 80}]\n"),
+            container("c", "  ports: [{hostIp: 127.0.0.1, host: 8080, container: 81}]\n"),
+            container(
+                "d",
+                "  ports: [{host: 8080, container: 80}, {hostIp: ::1, host: 9090, container: 80}]\n",
+            ),
+        ]
+        .join("---\n");
+        let d = check(&text);
+        let e = find(
+            &d,
+            "host port 127.0.0.1:8080/tcp is published by both Container `a` (m.yaml:1) and Container `c`",
+        );
+        assert_eq!(e.field, "spec.ports[0].host");
+        // Every address clashes with any one address.
+        find(&d, "host port 8080/tcp is published by both Container `a`");
+        let e = find(&d, "`::1` is not an IPv4 address");
+        assert_eq!((e.line, e.field.as_str()), (27, "spec.ports[1].hostIp"));
+        // 127.0.0.2 is another address: `b` clashes with no one.
+        assert!(!d.iter().any(|d| d.message.contains("Container `b`")), "{}", render(&d));
     }
 
     #[test]

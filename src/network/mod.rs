@@ -21,6 +21,7 @@ pub mod ipam;
 pub mod link;
 pub mod nat;
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -48,12 +49,9 @@ pub enum NetworkError {
     },
     #[error("nftables: {0}")]
     Nft(String),
-    #[error("host port {port}/{proto} is already in use on this host: {source}; publish another port")]
-    PortInUse {
-        port: u16,
-        proto: &'static str,
-        source: std::io::Error,
-    },
+    /// `what` is `[IP:]PORT/PROTO`.
+    #[error("host port {what} is already in use on this host: {source}; publish another port")]
+    PortInUse { what: String, source: std::io::Error },
     /// Teardown left things behind; every failure is listed.
     #[error("cleanup incomplete: {}", .0.join("; "))]
     Cleanup(Vec<String>),
@@ -225,17 +223,21 @@ impl Networks {
         }
     }
 
-    /// Fails when a host process already listens on `port` (nothing of berth
-    /// holds published ports: they are DNAT rules, no proxy).
-    pub fn check_port_free(&self, port: u16, proto: Proto) -> Result<()> {
+    /// Fails when a host process already listens on `port` at `ip` (every
+    /// address when None; nothing of berth holds published ports: they are
+    /// DNAT rules, no proxy).
+    pub fn check_port_free(&self, ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Result<()> {
         let busy = |source| NetworkError::PortInUse {
-            port,
-            proto: proto.as_str(),
+            what: match ip {
+                Some(ip) => format!("{ip}:{port}/{}", proto.as_str()),
+                None => format!("{port}/{}", proto.as_str()),
+            },
             source,
         };
+        let at = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
         match proto {
-            Proto::Tcp => std::net::TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(busy),
-            Proto::Udp => std::net::UdpSocket::bind(("0.0.0.0", port)).map(drop).map_err(busy),
+            Proto::Tcp => std::net::TcpListener::bind(at).map(drop).map_err(busy),
+            Proto::Udp => std::net::UdpSocket::bind(at).map(drop).map_err(busy),
         }
     }
 }

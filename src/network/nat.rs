@@ -40,6 +40,9 @@ impl Proto {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortForward {
     pub proto: Proto,
+    /// The one host address the port is published on; every local address
+    /// when None.
+    pub host_ip: Option<Ipv4Addr>,
     pub host_port: u16,
     pub container_ip: Ipv4Addr,
     pub container_port: u16,
@@ -79,16 +82,22 @@ pub fn ruleset_json(table: &str, networks: &[NatNetwork], ports: &[PortForward])
     let rule = |chain: &str, expr: Vec<Value>| json!({"add": {"rule": {"family": "inet", "table": table, "chain": chain, "expr": expr}}});
 
     for p in ports {
-        // Packets to any local address (127.0.0.1 too) on the host port.
+        // Packets to any local address (127.0.0.1 too) on the host port, or
+        // to the one address it is published on. Both chains: output is
+        // where the host's own connections (to 127.0.0.1) are seen.
+        let daddr = match p.host_ip {
+            Some(addr) => matches("==", ip("daddr"), json!(addr.to_string())),
+            None => matches(
+                "==",
+                json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                json!("local"),
+            ),
+        };
         for chain in ["prerouting", "output"] {
             cmds.push(rule(
                 chain,
                 vec![
-                    matches(
-                        "==",
-                        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
-                        json!("local"),
-                    ),
+                    daddr.clone(),
                     matches(
                         "==",
                         json!({"payload": {"protocol": p.proto.as_str(), "field": "dport"}}),
@@ -452,6 +461,7 @@ mod tests {
     fn the_ruleset_parses_as_nftables_json_and_has_what_each_network_needs() {
         let ports = [PortForward {
             proto: Proto::Udp,
+            host_ip: None,
             host_port: 5353,
             container_ip: "10.89.0.2".parse().unwrap(),
             container_port: 53,
@@ -478,6 +488,50 @@ mod tests {
             .unwrap()
             .iter()
             .all(|c| c.to_string().contains("berth-x")));
+    }
+
+    #[test]
+    fn a_port_on_one_host_address_matches_that_address_not_every_local_one() {
+        let forward = |host_ip: Option<&str>, container_ip: &str| PortForward {
+            proto: Proto::Tcp,
+            host_ip: host_ip.map(|a| a.parse().unwrap()),
+            host_port: 8080,
+            container_ip: container_ip.parse().unwrap(),
+            container_port: 80,
+        };
+        let ports = [
+            forward(Some("127.0.0.1"), "10.89.0.2"),
+            forward(Some("127.0.0.2"), "10.89.0.3"),
+        ];
+        let v = ruleset_json("berth-x", &nets(), &ports);
+        let _: Nftables = serde_json::from_value(v.clone()).unwrap();
+        let dnat: Vec<&Value> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.to_string().contains("dnat"))
+            .collect();
+        // Prerouting and output for each address, none by `fib daddr type local`.
+        assert_eq!(dnat.len(), 4);
+        for (cmd, (chain, addr, to)) in dnat.iter().zip([
+            ("prerouting", "127.0.0.1", "10.89.0.2"),
+            ("output", "127.0.0.1", "10.89.0.2"),
+            ("prerouting", "127.0.0.2", "10.89.0.3"),
+            ("output", "127.0.0.2", "10.89.0.3"),
+        ]) {
+            let rule = &cmd["add"]["rule"];
+            assert_eq!(rule["chain"], chain);
+            assert_eq!(
+                rule["expr"][0],
+                json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": addr}})
+            );
+            assert_eq!(rule["expr"][2]["dnat"]["addr"], to);
+        }
+        assert!(!v.to_string().contains("fib"), "{v}");
+        assert_eq!(expected_rules(&nets(), &ports), 4 + 3 + 2 + 2 + 2);
+        // Without an address, every local one.
+        let v = ruleset_json("berth-x", &nets(), &[forward(None, "10.89.0.2")]);
+        assert_eq!(v.to_string().matches(r#""fib""#).count(), 2);
     }
 
     #[test]

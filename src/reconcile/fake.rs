@@ -621,7 +621,7 @@ impl NetworkHost for FakeHost {
     fn nat_intact(&self, _networks: &[NatNetwork], _ports: &[PortForward]) -> bool {
         true
     }
-    fn check_port_free(&self, _port: u16, _proto: Proto) -> network::Result<()> {
+    fn check_port_free(&self, _ip: Option<std::net::Ipv4Addr>, _port: u16, _proto: Proto) -> network::Result<()> {
         Ok(())
     }
     fn list(&self) -> Vec<String> {

@@ -254,8 +254,8 @@ impl NetworkHost for Named<dyn NetworkHost> {
     fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool {
         self.inner.nat_intact(networks, ports)
     }
-    fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()> {
-        self.inner.check_port_free(port, proto)
+    fn check_port_free(&self, ip: Option<std::net::Ipv4Addr>, port: u16, proto: Proto) -> network::Result<()> {
+        self.inner.check_port_free(ip, port, proto)
     }
     fn list(&self) -> Vec<String> {
         self.inner.list().into_iter().map(|id| self.ids.name_of(&id)).collect()

@@ -338,8 +338,8 @@ impl NetworkHost for Networks {
         self.set_nat_verified(generation.filter(|_| intact), want);
         intact
     }
-    fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()> {
-        Networks::check_port_free(self, port, proto)
+    fn check_port_free(&self, ip: Option<std::net::Ipv4Addr>, port: u16, proto: Proto) -> network::Result<()> {
+        Networks::check_port_free(self, ip, port, proto)
     }
     fn list(&self) -> Vec<String> {
         Networks::list(self)

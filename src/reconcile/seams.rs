@@ -248,7 +248,7 @@ pub trait NetworkHost: Send + Sync {
     /// Whether berth's table holds exactly the rules these would make.
     fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool;
     /// Fails when a host process holds the port.
-    fn check_port_free(&self, port: u16, proto: Proto) -> network::Result<()>;
+    fn check_port_free(&self, ip: Option<std::net::Ipv4Addr>, port: u16, proto: Proto) -> network::Result<()>;
     /// Ids with a network dir.
     fn list(&self) -> Vec<String>;
     /// Starts (or keeps) `network`'s DNS server on its gateway with these

@@ -129,7 +129,12 @@ impl Engine {
 
     /// Fails, saying why, when a process on the host holds `port` (berth's
     /// own published ports hold no socket: they are DNAT rules).
-    pub fn host_port_free(&self, port: u16, udp: bool) -> std::result::Result<(), String> {
+    pub fn host_port_free(
+        &self,
+        ip: Option<std::net::Ipv4Addr>,
+        port: u16,
+        udp: bool,
+    ) -> std::result::Result<(), String> {
         let proto = if udp {
             crate::network::Proto::Udp
         } else {
@@ -137,7 +142,7 @@ impl Engine {
         };
         self.host
             .networks
-            .check_port_free(port, proto)
+            .check_port_free(ip, port, proto)
             .map_err(|e| e.to_string())
     }
 

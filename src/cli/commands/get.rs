@@ -39,7 +39,7 @@ pub async fn get(g: &Global, args: GetArgs) -> anyhow::Result<ExitCode> {
 fn objects_table(views: &[ObjectView], wide: bool, qualify: bool) -> Table {
     let mut header = vec!["NAME", "STATUS", "RESTARTS", "AGE"];
     if wide {
-        header.extend(["IMAGE", "PID", "SOURCE"]);
+        header.extend(["IMAGE", "PID", "PORTS", "SOURCE"]);
     }
     let mut table = Table::new(&header);
     for v in views {
@@ -57,6 +57,7 @@ fn objects_table(views: &[ObjectView], wide: bool, qualify: bool) -> Table {
         if wide {
             row.push(v.image.clone().unwrap_or_else(|| "-".into()));
             row.push(v.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
+            row.push(output::ports_cell(v.spec.as_ref()));
             row.push(v.source.clone().unwrap_or_else(|| "-".into()));
         }
         table.row(row);

@@ -21,7 +21,7 @@ pub async fn ps(g: &Global, args: PsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn containers_table(views: &[ObjectView]) -> Table {
-    let mut table = Table::new(&["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS"]);
+    let mut table = Table::new(&["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"]);
     for v in views {
         let status = match (&v.pid, &v.exit) {
             (Some(_), _) if v.status.starts_with("Paused") => format!("Up {} (Paused)", output::age(v.created_at)),
@@ -38,6 +38,7 @@ fn containers_table(views: &[ObjectView]) -> Table {
             command_cell(v),
             format!("{} ago", output::age(v.created_at)),
             status,
+            output::ports_cell(v.spec.as_ref()),
         ]);
     }
     table

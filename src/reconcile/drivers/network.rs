@@ -81,6 +81,7 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
         for p in &spec.ports {
             ports.push(PortForward {
                 proto: proto_of(p.protocol.as_deref()),
+                host_ip: p.host_addr(),
                 host_port: p.host,
                 container_ip: parse_ip(&ip)?,
                 container_port: p.container,
@@ -561,8 +562,8 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     }
     for p in &spec.ports {
         let proto = proto_of(p.protocol.as_deref());
-        let port = p.host;
-        blocking(engine, move |h| h.check_port_free(port, proto)).await??;
+        let (ip, port) = (p.host_addr(), p.host);
+        blocking(engine, move |h| h.check_port_free(ip, port, proto)).await??;
     }
     let fresh = !engine.host.networks.netns_exists(name);
     let result = wire_netns(engine, name, spec, &infos, fresh).await;
