@@ -304,9 +304,7 @@ pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
                 // gateway's MAC under its peers' ARP caches (and cut them
                 // off, DNS too, until those entries expire).
                 let mac = bridge_mac(name);
-                let mut b = LinkBridge::new(name)
-                    .append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()))
-                    .append_extra_attribute(LinkAttribute::Address(mac.to_vec()));
+                let mut b = LinkBridge::new(name).append_extra_attribute(LinkAttribute::Address(mac.to_vec()));
                 if let Some(mtu) = cfg.mtu {
                     b = b.mtu(mtu);
                 }
@@ -330,8 +328,15 @@ pub fn ensure_bridge(cfg: &BridgeConfig) -> Result<()> {
                 .await
                 .map_err(nl(format!("add address {} to {name}", cfg.gateway)))?;
         }
+        // The kernel ignores IFLA_IFALIAS in a link's creation; set here,
+        // it marks the bridge as berth's (`ip -o link` shows it).
         h.link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .up()
+                    .append_extra_attribute(LinkAttribute::IfAlias(cfg.alias.clone()))
+                    .build(),
+            )
             .execute()
             .await
             .map_err(nl(format!("set {name} up")))
@@ -546,7 +551,6 @@ fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
         }
         let mut veth = LinkVeth::new(&c.host_name, &c.ifname)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
-            .append_extra_attribute(LinkAttribute::IfAlias(c.alias.clone()))
             .controller(bridge)
             .up();
         if let Some(mtu) = c.mtu {
@@ -557,6 +561,16 @@ fn attach_inner(netns: &Path, cfg: &VethConfig) -> Result<()> {
             .execute()
             .await
             .map_err(nl(format!("create veth {}", c.host_name)))?;
+        // Ignored in the creation (see `ensure_bridge`).
+        h.link()
+            .set(
+                LinkUnspec::new_with_name(&c.host_name)
+                    .append_extra_attribute(LinkAttribute::IfAlias(c.alias.clone()))
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl(format!("name veth {} as berth's", c.host_name)))?;
         configure_inside(&inside, &c).await
     })
 }
