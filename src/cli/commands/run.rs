@@ -103,30 +103,14 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Err(code) = ensure_image(g, &mut args.image).await {
         return Ok(code);
     }
-    let req = RunRequest {
-        name: args.name,
-        image: args.image,
-        command: args.command,
-        env: args.env,
-        memory: args.memory,
-        cpus: args.cpus,
-        rm: args.rm,
-        detach,
-        security_opt: args.security_opt,
-        publish: args.publish,
-        network: args.network,
-        health_cmd: args.health_cmd,
-        health_interval: args.health_interval,
-        health_timeout: args.health_timeout,
-        health_start_period: args.health_start_period,
-        health_retries: args.health_retries,
-        tty: args.tty,
-        interactive: args.interactive,
-        attach: attach_tty,
-        detach_keys: args.detach_keys.clone(),
-        user: args.user,
-    };
     let interactive = args.interactive;
+    // As `create`'s request, but started (detached when attached to) here.
+    let req = RunRequest {
+        detach,
+        attach: attach_tty,
+        detach_keys: detach_keys.clone(),
+        ..request(args)
+    };
     let mut started = None;
     let body = serde_json::to_vec(&req)?;
     let mut code = None;

@@ -774,25 +774,15 @@ pub async fn freeze_by_name(engine: &Arc<Engine>, name: &str, frozen: bool) -> s
 /// Imperative create-and-start of one container object (`berth run`),
 /// without waiting for a pass.
 pub async fn run_now(engine: &Arc<Engine>, obj: &Object, wait_attach: bool) -> DriverResult {
-    // The container's hash must match what a pass computes with the full set.
-    let mut desired = engine.desired_objects()?;
-    if !desired
-        .iter()
-        .any(|o| o.kind() == Kind::Container && o.name() == obj.name())
-    {
-        desired.push(obj.clone());
-    }
-    let key = ObjectKey::new(Kind::Container, obj.name());
-    let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
+    let (key, hash) = key_and_hash(engine, obj)?;
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
     start_with(engine, obj, &hash, wait_attach).await
 }
 
-/// Records a container as made but held stopped (`berth create`): passes
-/// leave it until `start` lifts the hold.
-pub async fn create_held(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
-    // The hash must match what a pass computes with the full set.
+/// The key of imperative container `obj` and its spec hash as a pass
+/// computes it, with the full desired set (`obj` added if not yet in it).
+fn key_and_hash(engine: &Engine, obj: &Object) -> Result<(ObjectKey, String)> {
     let mut desired = engine.desired_objects()?;
     if !desired
         .iter()
@@ -802,6 +792,13 @@ pub async fn create_held(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
     }
     let key = ObjectKey::new(Kind::Container, obj.name());
     let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
+    Ok((key, hash))
+}
+
+/// Records a container as made but held stopped (`berth create`): passes
+/// leave it until `start` lifts the hold.
+pub async fn create_held(engine: &Arc<Engine>, obj: &Object) -> DriverResult {
+    let (key, hash) = key_and_hash(engine, obj)?;
     let held = engine.lock_for(&key);
     let _held = held.lock().await;
     let info = ContainerInfo {
