@@ -353,6 +353,13 @@ impl Unpacker<'_> {
     /// directories are created when `create` is set (archives often omit
     /// parent entries).
     fn walk_open(&mut self, components: &[OsString], create: bool, name: &str) -> Result<()> {
+        self.descend(components, create)
+            .map_err(|e| self.walk_error(e, components, name))
+    }
+
+    /// Keeps the longest open prefix of `components` and opens the rest one
+    /// component at a time with `step` (never following a symlink).
+    fn descend(&mut self, components: &[OsString], create: bool) -> std::result::Result<(), WalkError> {
         let common = self
             .open
             .iter()
@@ -362,7 +369,7 @@ impl Unpacker<'_> {
         self.open.truncate(common);
         for (i, component) in components.iter().enumerate().skip(common) {
             let parent = self.open.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
-            let fd = step(parent, component, create, i).map_err(|e| self.walk_error(e, components, name))?;
+            let fd = step(parent, component, create, i)?;
             self.open.push((component.clone(), fd));
         }
         Ok(())
@@ -734,18 +741,7 @@ impl Unpacker<'_> {
     /// The directory `components` (not created), through the open ones; its
     /// raw descriptor stays owned by `self.open` (or is the root's).
     fn reopen(&mut self, components: &[OsString]) -> std::result::Result<i32, WalkError> {
-        let common = self
-            .open
-            .iter()
-            .zip(components)
-            .take_while(|((open, _), wanted)| open == *wanted)
-            .count();
-        self.open.truncate(common);
-        for (i, component) in components.iter().enumerate().skip(common) {
-            let parent = self.open.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
-            let fd = step(parent, component, false, i)?;
-            self.open.push((component.clone(), fd));
-        }
+        self.descend(components, false)?;
         Ok(self.open.last().map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
     }
 
