@@ -10,7 +10,7 @@ use berth::cli::args::{Cli, Cmd, DaemonArgs, Global};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // The shim must stay single-threaded until libcontainer's build() is done,
+    // The shims and the exec zygote must stay single-threaded until libcontainer's build() is done,
     // so it is dispatched before clap, tracing or tokio start anything.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == "shim" {
@@ -19,6 +19,10 @@ fn main() -> ExitCode {
     }
     if args.len() == 3 && args[1] == "exec-shim" {
         let code = berth::runtime::exec::main(&args[2].to_string_lossy());
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    if args.len() == 2 && args[1] == "exec-zygote" {
+        let code = berth::runtime::zygote::main();
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let Cli { global, command } = Cli::parse();

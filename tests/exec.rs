@@ -100,6 +100,31 @@ fn seccomp_allows_what_docker_allows_and_refuses_the_rest() {
     );
 }
 
+#[test]
+fn commands_start_with_every_signal_at_its_default_as_in_docker() {
+    let env = Env::new("signals");
+    with_image(&env);
+    // The test harness, the daemon and the shims all ignore SIGPIPE (Rust's
+    // runtime does); none of it may reach the container's command.
+    let probe = "grep -E '^Sig(Ign|Blk):' /proc/self/status; yes | head -1";
+    let run = env.berth(&["run", "--rm", "busybox", "sh", "-c", probe]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(status_field(&out, "SigIgn"), "0000000000000000", "{out}");
+    assert_eq!(status_field(&out, "SigBlk"), "0000000000000000", "{out}");
+    // `yes` ends on SIGPIPE, quietly, instead of failing with EPIPE.
+    assert!(out.ends_with("\ny\n"), "{out}");
+    assert_eq!(String::from_utf8_lossy(&run.stderr), "", "{run:?}");
+
+    run_detached(&env, "box", "trap 'exit 0' TERM; sleep 1000 & wait");
+    let exec = env.berth(&["exec", "box", "sh", "-c", probe]);
+    assert_eq!(exec.status.code(), Some(0), "{exec:?}");
+    let out = String::from_utf8_lossy(&exec.stdout);
+    assert_eq!(status_field(&out, "SigIgn"), "0000000000000000", "{out}");
+    assert_eq!(status_field(&out, "SigBlk"), "0000000000000000", "{out}");
+    assert_eq!(String::from_utf8_lossy(&exec.stderr), "", "{exec:?}");
+}
+
 fn run_detached(env: &Env, name: &str, cmd: &str) {
     env.ok(&["run", "-d", "--name", name, "busybox", "sh", "-c", cmd]);
     env.wait_for("container", name, 10, |v| v["status"] == "Running");

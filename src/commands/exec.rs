@@ -83,10 +83,7 @@ pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<Exec
 pub async fn detached(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<ExecStarted> {
     let mut p = start(engine, name, req)?;
     let first = p.next_report().await;
-    // The exec shim stays to reap the process; tokio reaps the shim.
-    tokio::spawn(async move {
-        let _ = p.child.wait().await;
-    });
+    // The exec shim stays to reap the process; the zygote reaps the shim.
     match first {
         Some(ExecReport::Started { pid }) => Ok(ExecStarted { pid }),
         Some(ExecReport::Failed { error, .. }) => Err(CommandError::Invalid(error)),
@@ -308,9 +305,6 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
             error: Some("the exec shim ended without a report".into()),
         },
     };
-    tokio::spawn(async move {
-        let _ = p.child.wait().await;
-    });
     if let Ok(body) = serde_json::to_vec(&exit) {
         let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
         let _ = wr.write_all(&body).await;

@@ -302,11 +302,7 @@ async fn probe_once(engine: &Engine, name: &str, exec: &[String], timeout: Durat
             )
         }
     };
-    // The exec shim reaps the (killed) process, then exits; tokio reaps it.
-    let mut child = p.child;
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-    });
+    // The exec shim reaps the (killed) process, then exits; the zygote reaps it.
     result
 }
 

@@ -9,33 +9,72 @@ use super::spec::HostInfo;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
+/// The host's cgroup mounts, read from mountinfo once per process: they are
+/// set up at boot and do not change under a running daemon, and reading
+/// mountinfo was a third of the daemon's work per exec (see [`warm`]).
+struct Mounts {
+    /// Mount points of every cgroup hierarchy (v1 ones and a v2 one).
+    all: Vec<(String, bool)>,
+    /// On a hybrid host, those libcontainer's v1 manager leaves alone:
+    /// named ones (`name=systemd`) and the cgroup2 mount beside the v1 ones.
+    unmanaged: Vec<PathBuf>,
+    /// cgroup2 mounted at /sys/fs/cgroup itself.
+    unified: bool,
+}
+
+fn mounts() -> &'static Mounts {
+    static MOUNTS: std::sync::OnceLock<Mounts> = std::sync::OnceLock::new();
+    MOUNTS.get_or_init(|| {
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut all = Vec::new();
+        let mut unmanaged = Vec::new();
+        for line in info.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mount_point = left.split(' ').nth(4).map(super::proc::unescape).unwrap_or_default();
+            if !mount_point.starts_with(CGROUP_ROOT) {
+                continue;
+            }
+            let mut fields = right.split(' ');
+            let fstype = fields.next().unwrap_or("");
+            let options = fields.nth(1).unwrap_or("");
+            let v2 = match fstype {
+                "cgroup" => false,
+                "cgroup2" => true,
+                _ => continue,
+            };
+            if v2 || options.split(',').any(|o| o.starts_with("name=")) {
+                unmanaged.push(PathBuf::from(&mount_point));
+            }
+            all.push((mount_point, v2));
+        }
+        let unified = all.iter().any(|(mp, v2)| *v2 && mp == CGROUP_ROOT);
+        if unified {
+            unmanaged.clear();
+        }
+        Mounts {
+            all,
+            unmanaged,
+            unified,
+        }
+    })
+}
+
+/// Reads the cgroup mounts now, so that processes forked from this one
+/// (the exec zygote's shims) find them read.
+pub fn warm() {
+    mounts();
+}
+
 /// Mount points of every cgroup hierarchy on the host (v1 ones and a v2 one).
 fn hierarchies() -> Vec<(String, bool)> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = left.split(' ').nth(4).map(super::proc::unescape).unwrap_or_default();
-        let fstype = right.split(' ').next().unwrap_or("");
-        if !mount_point.starts_with(CGROUP_ROOT) {
-            continue;
-        }
-        match fstype {
-            "cgroup" => out.push((mount_point, false)),
-            "cgroup2" => out.push((mount_point, true)),
-            _ => {}
-        }
-    }
-    out
+    mounts().all.clone()
 }
 
 /// Whether the host is unified (cgroup2 mounted at /sys/fs/cgroup itself).
 pub fn is_unified() -> bool {
-    hierarchies().iter().any(|(mp, v2)| *v2 && mp == CGROUP_ROOT)
+    mounts().unified
 }
 
 pub fn host_info() -> HostInfo {
@@ -65,33 +104,10 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// On a hybrid host, the hierarchies libcontainer's v1 manager leaves alone:
-/// named ones (`name=systemd`) and the cgroup2 mount beside the v1 ones.
+/// On a hybrid host, the hierarchies libcontainer's v1 manager leaves alone
+/// (see [`join_unmanaged`]).
 fn unmanaged_hierarchies() -> Vec<PathBuf> {
-    if is_unified() {
-        return Vec::new();
-    }
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = left.split(' ').nth(4).map(super::proc::unescape).unwrap_or_default();
-        let mut fields = right.split(' ');
-        let fstype = fields.next().unwrap_or("");
-        let options = fields.nth(1).unwrap_or("");
-        if !mount_point.starts_with(CGROUP_ROOT) {
-            continue;
-        }
-        let named = fstype == "cgroup" && options.split(',').any(|o| o.starts_with("name="));
-        if named || fstype == "cgroup2" {
-            out.push(PathBuf::from(mount_point));
-        }
-    }
-    out
+    mounts().unmanaged.clone()
 }
 
 /// Moves `pid` into the container's cgroup `path` of the hierarchies

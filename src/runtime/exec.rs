@@ -1,11 +1,11 @@
 //! `exec`: a process in a running container, through libcontainer's tenant
 //! builder, from `berth exec-shim '<json>'`, a fresh process of the same
 //! binary: `build()` must run single-threaded (notes/libcontainer.md §2), and
-//! the daemon is not. The exec shim is the process's parent: it reaps it and
-//! reports its exit.
+//! the daemon is not. The exec zygote (`runtime::zygote`) forks it. The exec
+//! shim is the process's parent: it reaps it and reports its exit.
 //!
 //! File descriptors of the exec shim: 0, 1, 2 are the process's stdio (pipes
-//! from the daemon, or /dev/null); 3 is the report pipe, one JSON line
+//! to the daemon, or /dev/null); 3 is the report pipe, one JSON line
 //! ([`ExecReport`]) when the process runs or could not be started, and one
 //! when it has exited.
 //!
@@ -168,10 +168,13 @@ fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
     };
     let process = exec_process(&spec, &cfg.process, seccomp.is_some())?;
     // The tenant builder takes the process whole from a file (its own
-    // defaults would turn no_new_privs on for every exec).
-    let process_json = cfg.bundle.join(format!("exec-{}.json", std::process::id()));
-    std::fs::write(&process_json, process.json.to_string())
-        .map_err(|e| format!("write {}: {e}", process_json.display()))?;
+    // defaults would turn no_new_privs on for every exec): an anonymous one,
+    // which never touches the disk and needs no removal.
+    let mut process_file = memfd(c"berth-process")?;
+    process_file
+        .write_all(process.json.to_string().as_bytes())
+        .map_err(|e| format!("write the process spec: {e}"))?;
+    let process_json = PathBuf::from(format!("/proc/self/fd/{}", process_file.as_raw_fd()));
     let console = cfg
         .process
         .tty
@@ -187,7 +190,7 @@ fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
         None => None,
     };
     let built = build(cfg, &process_json, console.as_deref(), seccomp, process.lent);
-    let _ = std::fs::remove_file(&process_json);
+    drop(process_file);
     if let Some(path) = &console {
         let _ = std::fs::remove_file(path);
     }
@@ -357,8 +360,8 @@ fn exec_process(spec: &Spec, req: &ExecSpec, has_seccomp: bool) -> Result<ExecPr
     Ok(ExecProcessSpec { json: p, lent })
 }
 
-/// libcontainer's default executor, after loading the container's seccomp
-/// filter and dropping the capabilities lent for it.
+/// [`super::workload::DefaultSignals`], after loading the container's
+/// seccomp filter and dropping the capabilities lent for it.
 #[derive(Clone)]
 struct SeccompExecutor {
     seccomp: Option<Filter>,
@@ -404,7 +407,7 @@ impl Executor for SeccompExecutor {
                 }
             }
         }
-        DefaultExecutor {}.exec(spec)
+        super::workload::DefaultSignals.exec(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
@@ -642,7 +645,7 @@ fn compile_filter(seccomp: &LinuxSeccomp) -> Result<Vec<u8>, String> {
             }
         }
     }
-    let mut out = tempfile_in_memory()?;
+    let mut out = memfd(c"berth-bpf")?;
     ctx.export_bpf(&out).map_err(|e| format!("export: {e}"))?;
     use std::io::{Read, Seek};
     let mut bytes = Vec::new();
@@ -652,25 +655,24 @@ fn compile_filter(seccomp: &LinuxSeccomp) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// An anonymous file for libseccomp's fd-based export.
-fn tempfile_in_memory() -> Result<File, String> {
-    let fd = nix::sys::memfd::memfd_create(c"berth-bpf", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+/// An anonymous file in memory (closed on exec).
+fn memfd(name: &std::ffi::CStr) -> Result<File, String> {
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
         .map_err(|e| format!("memfd: {e}"))?;
     Ok(File::from(fd))
 }
 
-/// A started exec shim, as the daemon holds it.
+/// A started exec shim, as the daemon holds it. The zygote is the shim's
+/// parent and reaps it; the report pipe tells its end.
 #[derive(Debug)]
 pub struct ExecProcess {
     /// The process's stdin (None unless asked for).
-    pub stdin: Option<tokio::process::ChildStdin>,
+    pub stdin: Option<tokio::net::unix::pipe::Sender>,
     /// Its stdout and stderr (None when detached).
-    pub stdout: Option<tokio::process::ChildStdout>,
-    pub stderr: Option<tokio::process::ChildStderr>,
+    pub stdout: Option<tokio::net::unix::pipe::Receiver>,
+    pub stderr: Option<tokio::net::unix::pipe::Receiver>,
     /// The exec shim's report lines.
     pub reports: tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::pipe::Receiver>>,
-    /// The exec shim (tokio reaps it once dropped).
-    pub child: tokio::process::Child,
     /// With a tty: where the pty master arrives (see [`receive_fd`]).
     pub pty_socket: Option<OwnedFd>,
 }
@@ -691,13 +693,44 @@ impl ExecProcess {
     }
 }
 
+/// One end of a pipe for the exec shim (`theirs`) and, when the daemon talks
+/// to it, the other end (`ours`); /dev/null else.
+struct Stdio {
+    ours: Option<OwnedFd>,
+    theirs: OwnedFd,
+}
+
+impl Stdio {
+    /// `shim_reads`: the shim's end is the read end (stdin).
+    fn new(piped: bool, shim_reads: bool) -> std::io::Result<Stdio> {
+        if !piped {
+            let null = File::options().read(true).write(true).open("/dev/null")?;
+            return Ok(Stdio {
+                ours: None,
+                theirs: null.into(),
+            });
+        }
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(if shim_reads {
+            Stdio {
+                ours: Some(w),
+                theirs: r,
+            }
+        } else {
+            Stdio {
+                ours: Some(r),
+                theirs: w,
+            }
+        })
+    }
+}
+
 impl super::Runtime {
-    /// Starts `berth exec-shim` for a process in container `id`. With
-    /// `attach` its stdout and stderr are pipes (else /dev/null), with
-    /// `stdin` its stdin is one. The caller reads the first report to learn
-    /// whether it runs.
+    /// Starts an exec shim (forked by the zygote) for a process in container
+    /// `id`. With `attach` its stdout and stderr are pipes (else /dev/null),
+    /// with `stdin` its stdin is one. The caller reads the first report to
+    /// learn whether it runs.
     pub fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> super::Result<ExecProcess> {
-        use std::process::Stdio;
         let tty = process.tty;
         let cfg = ExecConfig {
             id: id.to_string(),
@@ -711,69 +744,74 @@ impl super::Runtime {
             message: e.to_string(),
         })?;
         let spawn_err = |source| super::RuntimeError::SpawnShim { id: id.into(), source };
+        // With a pty the process's stdio is the pty (libcontainer ignores the
+        // fds it is given), so the shim's own stay /dev/null.
+        let (attach, stdin) = if tty { (false, false) } else { (attach, stdin) };
+        let input = Stdio::new(stdin, true).map_err(spawn_err)?;
+        let output = Stdio::new(attach, false).map_err(spawn_err)?;
+        let errors = Stdio::new(attach, false).map_err(spawn_err)?;
         let (report_r, report_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(std::io::Error::from(e)))?;
         let pty_pair = if tty {
-            let (ours, theirs) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            Some(
+                nix::sys::socket::socketpair(
+                    nix::sys::socket::AddressFamily::Unix,
+                    nix::sys::socket::SockType::Stream,
+                    None,
+                    nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                )
+                .map_err(|e| spawn_err(std::io::Error::from(e)))?,
             )
-            .map_err(|e| spawn_err(std::io::Error::from(e)))?;
-            Some((ours, theirs))
         } else {
             None
         };
-        let pty_raw = pty_pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-        // With a pty the process's stdio is the pty (libcontainer ignores the
-        // fds it is given), so the shim's own stay closed.
-        let (attach, stdin) = if tty { (false, false) } else { (attach, stdin) };
-        let stdio = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-        let mut cmd = tokio::process::Command::new(self.shim_exe());
-        cmd.arg0("berth-exec")
-            .arg("exec-shim")
-            .arg(json)
-            .stdin(stdio(stdin))
-            .stdout(stdio(attach))
-            .stderr(stdio(attach))
-            .kill_on_drop(false);
-        let raw = report_w.as_raw_fd();
-        // SAFETY: the closure runs between fork and exec and only calls
-        // dup2/fcntl, which are async-signal-safe; it touches no memory of
-        // the parent's other threads.
-        unsafe {
-            cmd.pre_exec(move || {
-                for (from, to) in [(Some(raw), REPORT_FD), (pty_raw, PTY_FD)] {
-                    let Some(from) = from else { continue };
-                    if from == to {
-                        let flags = libc::fcntl(from, libc::F_GETFD);
-                        if flags < 0 || libc::fcntl(from, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    } else if libc::dup2(from, to) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(spawn_err)?;
-        drop(report_w);
-        let pty_socket = pty_pair.map(|(ours, theirs)| {
-            drop(theirs);
-            ours
-        });
-        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(spawn_err)?;
+        let mut fds = vec![
+            input.theirs.as_raw_fd(),
+            output.theirs.as_raw_fd(),
+            errors.theirs.as_raw_fd(),
+            report_w.as_raw_fd(),
+        ];
+        fds.extend(pty_pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd()));
+        self.fork_exec_shim(json.as_bytes(), &fds).map_err(spawn_err)?;
+        // The shim holds its ends now; ours must close for EOFs to come.
+        drop((input.theirs, output.theirs, errors.theirs, report_w));
+        let pty_socket = pty_pair.map(|(ours, _theirs)| ours);
+        let receiver = |fd: Option<OwnedFd>| {
+            fd.map(tokio::net::unix::pipe::Receiver::from_owned_fd)
+                .transpose()
+                .map_err(spawn_err)
+        };
+        let reports = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(spawn_err)?;
         use tokio::io::AsyncBufReadExt;
         Ok(ExecProcess {
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take(),
-            stderr: child.stderr.take(),
-            reports: tokio::io::BufReader::new(receiver).lines(),
-            child,
+            stdin: input
+                .ours
+                .map(tokio::net::unix::pipe::Sender::from_owned_fd)
+                .transpose()
+                .map_err(spawn_err)?,
+            stdout: receiver(output.ours)?,
+            stderr: receiver(errors.ours)?,
+            reports: tokio::io::BufReader::new(reports).lines(),
             pty_socket,
         })
+    }
+
+    /// Hands one exec shim's request to the zygote, starting it first when
+    /// there is none yet or the last one is gone.
+    fn fork_exec_shim(&self, request: &[u8], fds: &[i32]) -> std::io::Result<()> {
+        let mut zygote = self.zygote.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(z) = zygote.as_ref() {
+            match z.fork_shim(request, fds) {
+                Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
+                    tracing::warn!("the exec zygote is gone ({e}); starting another");
+                }
+                done => return done,
+            }
+        }
+        let z = super::zygote::Zygote::spawn(self.shim_exe())?;
+        let done = z.fork_shim(request, fds);
+        *zygote = Some(z);
+        done
     }
 }
 

@@ -25,6 +25,8 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;
+pub mod workload;
+pub mod zygote;
 
 use std::fs;
 use std::io::Write;
@@ -286,6 +288,8 @@ pub struct Runtime {
     host: HostInfo,
     /// Log rotation of containers whose config sets none (daemon flags).
     log_defaults: (Option<u64>, Option<u32>),
+    /// Forks the exec shims; started on the first exec.
+    zygote: std::sync::Arc<std::sync::Mutex<Option<zygote::Zygote>>>,
 }
 
 /// A started container: its shim and init.
@@ -301,6 +305,7 @@ impl Runtime {
             shim_exe,
             host: cgroup::host_info(),
             log_defaults: (None, None),
+            zygote: Default::default(),
         }
     }
 

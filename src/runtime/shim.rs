@@ -277,6 +277,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     };
 
     let mut container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_executor(super::workload::DefaultSignals)
         .validate_id()
         .map_err(|e| format!("invalid container id {:?}: {e}", cfg.id))?
         .with_root_path(&cfg.lc_root)
