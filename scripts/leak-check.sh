@@ -16,7 +16,7 @@ netns=$(awk '$0 ~ / - nsfs / && $5 ~ /berth/ {print $5}' /proc/self/mountinfo ||
 cgroups=$(find /sys/fs/cgroup -maxdepth 2 -type d -name 'berth-*' 2>/dev/null || true)
 [ -n "$cgroups" ] && report "cgroups:"$'\n'"$cgroups"
 
-procs=$(ps -eo pid,args | grep -E 'berth-shim|berth-exec|/tmp/berth-test-' | grep -v grep || true)
+procs=$(ps -eo pid,args | grep -E 'berth-shim|berth-exec|berth-zygote|/tmp/berth-test-' | grep -v grep || true)
 [ -n "$procs" ] && report "processes:"$'\n'"$procs"
 
 dirs=$(ls -d /tmp/berth-test-* 2>/dev/null || true)
