@@ -16,7 +16,7 @@ use berth::cli::args::{Cli, Cmd};
 use clap::Parser;
 
 /// What `berthd` runs: the daemon and the processes it starts from itself.
-const DAEMON_COMMANDS: &[&str] = &["daemon", "shim", "exec-shim", "exec-zygote"];
+const DAEMON_COMMANDS: &[&str] = &["daemon", "shim", "exec-zygote"];
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -116,7 +116,7 @@ fn commands_start_with_every_signal_at_its_default_as_in_docker() {
     assert!(out.ends_with("\ny\n"), "{out}");
     assert_eq!(String::from_utf8_lossy(&run.stderr), "", "{run:?}");
 
-    run_detached(&env, "box", "trap 'exit 0' TERM; sleep 1000 & wait");
+    run_detached(&env, "box", STOPS_ON_TERM);
     let exec = env.berth(&["exec", "box", "sh", "-c", probe]);
     assert_eq!(exec.status.code(), Some(0), "{exec:?}");
     let out = String::from_utf8_lossy(&exec.stdout);
@@ -124,6 +124,9 @@ fn commands_start_with_every_signal_at_its_default_as_in_docker() {
     assert_eq!(status_field(&out, "SigBlk"), "0000000000000000", "{out}");
     assert_eq!(String::from_utf8_lossy(&exec.stderr), "", "{exec:?}");
 }
+
+/// A container command that ends at once on `stop`.
+const STOPS_ON_TERM: &str = "trap 'exit 0' TERM; sleep 1000 & wait";
 
 fn run_detached(env: &Env, name: &str, cmd: &str) {
     env.ok(&["run", "-d", "--name", name, "busybox", "sh", "-c", cmd]);
@@ -134,7 +137,7 @@ fn run_detached(env: &Env, name: &str, cmd: &str) {
 fn exec_runs_inside_the_container_as_its_init_does() {
     let env = Env::new("exec");
     with_image(&env);
-    run_detached(&env, "box", "trap 'exit 0' TERM; sleep 1000 & wait");
+    run_detached(&env, "box", STOPS_ON_TERM);
     let out = env.berth(&[
         "exec",
         "-e",
@@ -221,7 +224,7 @@ fn exec_errors_are_clear_and_exec_dies_with_its_container() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("container/nosuch not found"));
 
-    run_detached(&env, "life", "trap 'exit 0' TERM; sleep 1000 & wait");
+    run_detached(&env, "life", STOPS_ON_TERM);
     let no_binary = env.berth(&["exec", "life", "/no/such"]);
     assert_eq!(no_binary.status.code(), Some(127), "{no_binary:?}");
     assert!(String::from_utf8_lossy(&no_binary.stderr).contains("executable file not found"));
@@ -264,11 +267,72 @@ fn exec_errors_are_clear_and_exec_dies_with_its_container() {
     );
 }
 
+/// The exec zygote of the daemon `daemon` (its child named berth-zygote).
+fn zygote_of(daemon: u32) -> Option<i32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let ppid: u32 = rest.split(' ').nth(1)?.parse().ok()?;
+        (name == "berth-zygote" && ppid == daemon && !rest.starts_with('Z')).then_some(pid)
+    })
+}
+
+#[test]
+fn exec_sees_a_replaced_container_and_outlives_its_zygote() {
+    let env = Env::new("execzygote");
+    with_image(&env);
+    let daemon = env.daemon.as_ref().unwrap().id();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "X=1",
+        "busybox",
+        "sh",
+        "-c",
+        STOPS_ON_TERM,
+    ]);
+    assert_eq!(env.ok(&["exec", "box", "sh", "-c", "echo $X"]), "1\n");
+    // The zygote keeps what it read of the container's spec; a new
+    // container of the same name is a new spec.
+    env.ok(&["rm", "-f", "box"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "X=2",
+        "busybox",
+        "sh",
+        "-c",
+        STOPS_ON_TERM,
+    ]);
+    assert_eq!(env.ok(&["exec", "box", "sh", "-c", "echo $X"]), "2\n");
+
+    // A lost zygote is replaced on the next exec.
+    let zygote = zygote_of(daemon).expect("the daemon's exec zygote");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(zygote), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while zygote_of(daemon) == Some(zygote) {
+        assert!(Instant::now() < deadline, "the zygote did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = env.berth(&["exec", "box", "sh", "-c", "echo again; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "again\n");
+    let next = zygote_of(daemon).expect("a new exec zygote");
+    assert_ne!(next, zygote);
+}
+
 #[test]
 fn exec_ti_gives_a_real_pty_that_follows_resizes() {
     let env = Env::new("exectty");
     with_image(&env);
-    run_detached(&env, "term", "trap 'exit 0' TERM; sleep 1000 & wait");
+    run_detached(&env, "term", STOPS_ON_TERM);
     let (mut term, slave) = Terminal::new(30, 100);
     let mut child = spawn_on(&env, slave, &["exec", "-ti", "term", "sh"]);
     term.expect("# ");

@@ -1,5 +1,5 @@
 //! `berthd`: the daemon and the processes it starts from its own executable
-//! (`shim`, `exec-shim`, `exec-zygote`, dispatched before anything else
+//! (`shim`, `exec-zygote`, dispatched before anything else
 //! starts). `berth daemon` execs it; it also runs every CLI command, so that
 //! one binary is enough where the CLI's start-up time does not matter. Only
 //! here and in `berth`'s main do the daemon and the CLI meet; neither
@@ -18,10 +18,6 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == "shim" {
         let code = berth::runtime::shim::main(std::path::Path::new(&args[2]));
-        return ExitCode::from(code.clamp(0, 255) as u8);
-    }
-    if args.len() == 3 && args[1] == "exec-shim" {
-        let code = berth::runtime::exec::main(&args[2].to_string_lossy());
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     if args.len() == 2 && args[1] == "exec-zygote" {

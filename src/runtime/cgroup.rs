@@ -3,7 +3,7 @@
 //! per-daemon parent (libcontainer removes only the leaf).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::spec::HostInfo;
 
@@ -62,9 +62,14 @@ fn mounts() -> &'static Mounts {
 }
 
 /// Reads the cgroup mounts now, so that processes forked from this one
-/// (the exec zygote's shims) find them read.
+/// (the exec zygote's shims) find them read: berth's, and those of
+/// libcontainer's v1 cgroup manager, which keeps them once read
+/// (vendor/libcgroups/BERTH-PATCH.md) and is built by every exec's
+/// intermediate process.
 pub fn warm() {
-    mounts();
+    if !mounts().unified {
+        let _ = libcgroups::v1::manager::Manager::new(Path::new("/berth-warm"));
+    }
 }
 
 /// Mount points of every cgroup hierarchy on the host (v1 ones and a v2 one).

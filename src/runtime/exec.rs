@@ -1,8 +1,8 @@
 //! `exec`: a process in a running container, through libcontainer's tenant
-//! builder, from `berth exec-shim '<json>'`, a fresh process of the same
-//! binary: `build()` must run single-threaded (notes/libcontainer.md §2), and
-//! the daemon is not. The exec zygote (`runtime::zygote`) forks it. The exec
-//! shim is the process's parent: it reaps it and reports its exit.
+//! builder, from an exec shim that the exec zygote (`runtime::zygote`) forks:
+//! `build()` must run single-threaded (notes/libcontainer.md §2), and the
+//! daemon is not. The exec shim is the process's parent: it reaps it and
+//! reports its exit.
 //!
 //! File descriptors of the exec shim: 0, 1, 2 are the process's stdio (pipes
 //! to the daemon, or /dev/null); 3 is the report pipe, one JSON line
@@ -85,9 +85,10 @@ pub enum ExecReport {
     Exited { code: i32 },
 }
 
-/// Entry point of `berth exec-shim`. Returns the process exit code.
-pub fn main(config_json: &str) -> i32 {
-    // SAFETY: fd 3 was placed by the daemon for us and nothing else owns it.
+/// The exec shim, in a child the zygote forked for `cfg`, with what the
+/// zygote prepared for its container. Returns the shim's exit code.
+pub fn main(cfg: &ExecConfig, prepared: Result<std::sync::Arc<Prepared>, String>) -> i32 {
+    // SAFETY: fd 3 was placed by the zygote for us and nothing else owns it.
     let mut report_fd = unsafe { File::from_raw_fd(REPORT_FD) };
     // The exec'd process must not inherit it.
     for fd in [REPORT_FD, PTY_FD] {
@@ -101,20 +102,7 @@ pub fn main(config_json: &str) -> i32 {
     };
     // SAFETY: PR_SET_NAME reads a nul-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-exec".as_ptr()) };
-    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"] {
-        std::env::remove_var(var);
-    }
-    let cfg: ExecConfig = match serde_json::from_str(config_json) {
-        Ok(c) => c,
-        Err(e) => {
-            report(&ExecReport::Failed {
-                error: format!("exec shim: bad config: {e}"),
-                exit_code: 126,
-            });
-            return 1;
-        }
-    };
-    match start(&cfg) {
+    match prepared.and_then(|p| start(cfg, &p)) {
         Ok(pid) => {
             report(&ExecReport::Started { pid: pid.as_raw() });
             let code = loop {
@@ -142,6 +130,27 @@ pub fn main(config_json: &str) -> i32 {
     }
 }
 
+/// What every exec into one container starts from, read from its bundle:
+/// the container's process and its seccomp filter. The zygote keeps it per
+/// bundle (see `zygote::Prepared`), so that an exec's shim parses neither.
+pub struct Prepared {
+    process: serde_json::Value,
+    seccomp: Option<Filter>,
+}
+
+/// Reads the container's spec in `bundle` for [`main`].
+pub fn prepare(bundle: &std::path::Path) -> Result<Prepared, String> {
+    let spec = Spec::load(bundle.join("config.json"))
+        .map_err(|e| format!("cannot read the container's spec in {}: {e}", bundle.display()))?;
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(container_filter(bundle, s)?),
+        None => None,
+    };
+    let process = serde_json::to_value(spec.process().as_ref().ok_or("the container's spec has no process")?)
+        .map_err(|e| e.to_string())?;
+    Ok(Prepared { process, seccomp })
+}
+
 /// Moves one of our stdio fds to a higher number (libcontainer dup2's the
 /// fd it is given onto 0/1/2 and then closes it, which for fd 1 itself would
 /// close stdout) and leaves /dev/null in its place, so that the pipe closes
@@ -159,14 +168,9 @@ fn take_stdio(fd: i32) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
-fn start(cfg: &ExecConfig) -> Result<nix::unistd::Pid, String> {
-    let spec = Spec::load(cfg.bundle.join("config.json"))
-        .map_err(|e| format!("cannot read the container's spec in {}: {e}", cfg.bundle.display()))?;
-    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(container_filter(&cfg.bundle, s)?),
-        None => None,
-    };
-    let process = exec_process(&spec, &cfg.process, seccomp.is_some())?;
+fn start(cfg: &ExecConfig, prepared: &Prepared) -> Result<nix::unistd::Pid, String> {
+    let seccomp = prepared.seccomp.clone();
+    let process = exec_process(prepared.process.clone(), &cfg.process, seccomp.is_some());
     // The tenant builder takes the process whole from a file (its own
     // defaults would turn no_new_privs on for every exec): an anonymous one,
     // which never touches the disk and needs no removal.
@@ -305,9 +309,7 @@ struct ExecProcessSpec {
     lent: Vec<String>,
 }
 
-fn exec_process(spec: &Spec, req: &ExecSpec, has_seccomp: bool) -> Result<ExecProcessSpec, String> {
-    let mut p = serde_json::to_value(spec.process().as_ref().ok_or("the container's spec has no process")?)
-        .map_err(|e| e.to_string())?;
+fn exec_process(mut p: serde_json::Value, req: &ExecSpec, has_seccomp: bool) -> ExecProcessSpec {
     p["args"] = serde_json::json!(req.args);
     p["terminal"] = serde_json::json!(req.tty);
     let overrides: Vec<&str> = req
@@ -357,7 +359,7 @@ fn exec_process(spec: &Spec, req: &ExecSpec, has_seccomp: bool) -> Result<ExecPr
             }
         }
     }
-    Ok(ExecProcessSpec { json: p, lent })
+    ExecProcessSpec { json: p, lent }
 }
 
 /// [`super::workload::DefaultSignals`], after loading the container's

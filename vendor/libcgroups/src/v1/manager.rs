@@ -123,12 +123,27 @@ impl Manager {
         let mount_point = util::find_subsystem_mount_point(mount_points, subsystem)?;
 
         if own_cgroups.is_none() {
-            let cgroups = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-                ProcfsBase::ProcSelf,
-                "cgroup",
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )?)?;
-            *own_cgroups = Some(cgroups.into_iter().collect());
+            // berth patch: with a cgroup path, only the hierarchies' lists of
+            // controllers are used, and those are the same for every process
+            // of the host: read once per process and kept (see
+            // `util::list_subsystem_mount_points`).
+            static HIERARCHIES: std::sync::OnceLock<Vec<procfs::ProcessCGroup>> =
+                std::sync::OnceLock::new();
+            let known = HIERARCHIES.get().filter(|_| !cgroup_path.as_os_str().is_empty());
+            *own_cgroups = Some(match known {
+                Some(known) => known.clone(),
+                None => {
+                    let cgroups: Vec<_> = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+                        ProcfsBase::ProcSelf,
+                        "cgroup",
+                        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                    )?)?
+                    .into_iter()
+                    .collect();
+                    let _ = HIERARCHIES.set(cgroups.clone());
+                    cgroups
+                }
+            });
         }
         let cgroup = own_cgroups
             .as_ref()

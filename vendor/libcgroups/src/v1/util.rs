@@ -24,7 +24,20 @@ pub enum V1MountPointError {
 
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
+///
+/// berth patch: read from mountinfo once per process and kept (the cgroup
+/// mounts are set up at boot); a process that forks (berth's exec zygote)
+/// reads them once for all its children.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
+    static MOUNT_POINTS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    if let Some(known) = MOUNT_POINTS.get() {
+        return Ok(known.clone());
+    }
+    let read = read_subsystem_mount_points()?;
+    Ok(MOUNT_POINTS.get_or_init(|| read).clone())
+}
+
+fn read_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
     let reader = BufReader::new(ProcfsHandle::new()?.open(
         ProcfsBase::ProcSelf,
         "mountinfo",
