@@ -216,3 +216,43 @@ fn i_without_t_streams_stdin_in_and_keeps_stdout_and_stderr_apart() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err:y\n");
     env.ok(&["rm", "-f", "box", "reader"]);
 }
+
+#[test]
+fn an_attached_run_without_a_tty_passes_signals_on_to_the_container() {
+    use std::io::BufRead;
+    let env = Env::new("sigproxy");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let script = "trap 'echo got INT; exit 3' INT; echo ready; while true; do sleep 0.1; done";
+    // Attached as `run` is by default, and with `-i` (attach with stdin).
+    for (name, extra) in [("plain", None), ("interactive", Some("-i"))] {
+        let mut args = vec!["run", "--rm", "--name", name];
+        args.extend(extra);
+        args.extend(["busybox", "sh", "-c", script]);
+        let mut cli = env
+            .command()
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(cli.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n", "{name}");
+        // Ctrl-C at the CLI: the container's trap answers, and its exit
+        // code is the CLI's.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(cli.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "got INT\n", "{name}");
+        let status = cli.wait().unwrap();
+        assert_eq!(status.code(), Some(3), "{name}");
+    }
+    assert!(!env.ok(&["ps", "-a"]).contains("plain"), "--rm removed it");
+}

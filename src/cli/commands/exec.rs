@@ -97,7 +97,15 @@ pub async fn attach(
         }
         Err(e) => return Err(e.into()),
     };
-    session(io, tty, interactive).await
+    if tty {
+        return session(io, tty, interactive).await;
+    }
+    // Without a tty, signals to the CLI go to the container (sig-proxy).
+    let target = super::sigproxy::Target::new(std::sync::Mutex::new(Some(name.to_string())));
+    tokio::select! {
+        code = session(io, tty, interactive) => code,
+        never = super::sigproxy::forward(g, target) => match never {},
+    }
 }
 
 /// The client's side of a framed stdio connection, until its end frame.

@@ -16,6 +16,7 @@ pub mod network;
 pub mod ps;
 pub mod run;
 pub mod schema;
+pub mod sigproxy;
 pub mod stop;
 pub mod validate;
 pub mod version;

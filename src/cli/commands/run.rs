@@ -115,31 +115,42 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
     let mut error = None;
-    let result = client(g, true)
-        .stream(
-            Method::POST,
-            "/v1/run",
-            Some(body),
-            |ev: RunEvent| match ev {
-                RunEvent::Started { name } => {
-                    if attach_tty {
-                        started = Some(name);
-                    } else if detach {
-                        println!("{name}");
-                    }
+    // Attached without a tty: signals to the CLI go to the container.
+    let proxied = super::sigproxy::Target::default();
+    let api = client(g, true);
+    let stream = api.stream(
+        Method::POST,
+        "/v1/run",
+        Some(body),
+        |ev: RunEvent| match ev {
+            RunEvent::Started { name } => {
+                if attach_tty {
+                    started = Some(name);
+                } else if detach {
+                    println!("{name}");
+                } else {
+                    *proxied.lock().unwrap_or_else(|p| p.into_inner()) = Some(name);
                 }
-                RunEvent::Log(line) => print_log(&line, false),
-                RunEvent::Exited { code: c, oom_killed } => {
-                    if oom_killed {
-                        eprintln!("berth: container was OOM-killed");
-                    }
-                    code = Some(c);
+            }
+            RunEvent::Log(line) => print_log(&line, false),
+            RunEvent::Exited { code: c, oom_killed } => {
+                if oom_killed {
+                    eprintln!("berth: container was OOM-killed");
                 }
-                RunEvent::Error { message, exit_code } => error = Some((message, exit_code.unwrap_or(125))),
-            },
-            flush_stdout,
-        )
-        .await;
+                code = Some(c);
+            }
+            RunEvent::Error { message, exit_code } => error = Some((message, exit_code.unwrap_or(125))),
+        },
+        flush_stdout,
+    );
+    let result = if detach {
+        stream.await
+    } else {
+        tokio::select! {
+            result = stream => result,
+            never = super::sigproxy::forward(g, proxied.clone()) => match never {},
+        }
+    };
     match result {
         Ok(()) => {}
         Err(ClientError::Api { message, .. }) => {
