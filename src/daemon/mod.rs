@@ -26,15 +26,44 @@ async fn reap_children() {
         // Not waitpid(-1): it would also take the exit of an `nft` a network
         // call is waiting for (see network::nat::WAITED).
         let waited = crate::network::nat::WAITED.lock().unwrap_or_else(|p| p.into_inner());
-        for pid in zombie_children() {
-            if !waited.contains(&pid) {
-                let _ = nix::sys::wait::waitpid(
-                    nix::unistd::Pid::from_raw(pid),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                );
+        // Bounded: a child that cannot be reaped must not spin the loop.
+        for _ in 0..4096 {
+            match exited_child() {
+                Some(pid) if !waited.contains(&pid) => {
+                    let _ = nix::sys::wait::waitpid(
+                        nix::unistd::Pid::from_raw(pid),
+                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                    );
+                }
+                // The kernel names one exited child at a time; past one
+                // that someone waits for, only /proc shows the others.
+                Some(_) => {
+                    for pid in zombie_children() {
+                        if !waited.contains(&pid) {
+                            let _ = nix::sys::wait::waitpid(
+                                nix::unistd::Pid::from_raw(pid),
+                                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                            );
+                        }
+                    }
+                    break;
+                }
+                None => break,
             }
         }
     }
+}
+
+/// An exited, unreaped child, left unreaped (`WNOWAIT`): cheaper than
+/// reading every process's stat in /proc, which each shim's exit did.
+fn exited_child() -> Option<i32> {
+    // SAFETY: siginfo_t is plain data; waitid fills it or leaves it zeroed.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid siginfo_t out-pointer; WNOHANG never blocks.
+    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    // SAFETY: si_pid is set by waitid for WEXITED (0 when none has exited).
+    let pid = unsafe { info.si_pid() };
+    (r == 0 && pid > 0).then_some(pid)
 }
 
 /// Exited, unreaped children of this process, from /proc.
