@@ -25,30 +25,13 @@ fn main() -> ExitCode {
     }
     let Cli { global, command } = Cli::parse();
     let Cmd::Cli(command) = command else {
-        unreachable!("`daemon` is handed to berthd above");
+        // `berth --root R daemon`: global flags before the command.
+        return exec_berthd(&args[1..]);
     };
     // `berth get | head` should end quietly, as other Unix tools do.
     // SAFETY: setting a signal disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(berth::cli::main(&global, command)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("berth: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    berth::cli::block_on(berth::cli::main(&global, command))
 }
 
 /// Replaces this process with `berthd` from the same directory, same args.

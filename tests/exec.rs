@@ -283,34 +283,27 @@ fn exec_sees_a_replaced_container_and_outlives_its_zygote() {
     let env = Env::new("execzygote");
     with_image(&env);
     let daemon = env.daemon.as_ref().unwrap().id();
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "box",
-        "-e",
-        "X=1",
-        "busybox",
-        "sh",
-        "-c",
-        STOPS_ON_TERM,
-    ]);
+    let run_box = |x: &str| {
+        let env_var = format!("X={x}");
+        env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "-e",
+            &env_var,
+            "busybox",
+            "sh",
+            "-c",
+            STOPS_ON_TERM,
+        ]);
+    };
+    run_box("1");
     assert_eq!(env.ok(&["exec", "box", "sh", "-c", "echo $X"]), "1\n");
     // The zygote keeps what it read of the container's spec; a new
     // container of the same name is a new spec.
     env.ok(&["rm", "-f", "box"]);
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "box",
-        "-e",
-        "X=2",
-        "busybox",
-        "sh",
-        "-c",
-        STOPS_ON_TERM,
-    ]);
+    run_box("2");
     assert_eq!(env.ok(&["exec", "box", "sh", "-c", "echo $X"]), "2\n");
 
     // A lost zygote is replaced on the next exec.

@@ -30,28 +30,9 @@ fn main() -> ExitCode {
         // SAFETY: setting a signal disposition before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = match command {
-        Cmd::Daemon(args) => runtime.block_on(daemon(&global, args)),
-        Cmd::Cli(command) => runtime.block_on(berth::cli::main(&global, command)),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("berth: {e:#}");
-            ExitCode::from(1)
-        }
+    match command {
+        Cmd::Daemon(args) => berth::cli::block_on(daemon(&global, args)),
+        Cmd::Cli(command) => berth::cli::block_on(berth::cli::main(&global, command)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! under `commands/`, the clap structs apart in `args`, and everything that
 //! prints tables, JSON or YAML in `output`. Every command but `validate` and
 //! `schema` talks to the daemon's API only, through `client`. `berth daemon`
-//! is not the CLI's: `main.rs` runs it.
+//! is not the CLI's: `berthd` runs it.
 
 pub mod args;
 pub mod commands;
@@ -72,6 +72,34 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Image(args::ImageCmd::History(args)) | CliCmd::History(args) => images::history(g, args).await,
         CliCmd::Schema(args) => schema::schema(args),
         CliCmd::Version => Ok(version::version(g).await),
+    }
+}
+
+/// The async edge both binaries share: logs to stderr (filtered by
+/// `BERTH_LOG`, default `info`), one single-threaded tokio runtime, and an
+/// error as `berth: …` with exit code 1.
+pub fn block_on<F>(work: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
