@@ -809,7 +809,7 @@ impl super::Runtime {
         if let Some(z) = zygote.as_ref() {
             match z.fork_shim(request, fds) {
                 Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
-                    tracing::warn!("the exec zygote is gone ({e}); starting another");
+                    tracing::warn!("the exec zygote is gone or stuck ({e}); starting another");
                 }
                 done => return done,
             }

@@ -10,13 +10,14 @@
 //! single-threaded, which libcontainer's build() needs (notes/libcontainer.md §2).
 //!
 //! Protocol, over a `SOCK_SEQPACKET` socketpair (fd [`SOCKET_FD`] in the
-//! zygote): each message is one exec shim's config (`exec::ExecConfig`, JSON) with its fds
-//! attached (`SCM_RIGHTS`) in slot order: stdin, stdout, stderr, the report
-//! pipe, and the pty socket when there is one. There is no answer: the shim
-//! reports on its report pipe, and a request that cannot be served (a failed
-//! fork, a config that does not parse) closes its fds, which the daemon reads as a shim that ended without
-//! a report. The zygote exits when the daemon's end closes, so it never
-//! outlives the daemon; the shims it forked do, as containers do.
+//! zygote): each message is one exec shim's config (`exec::ExecConfig`,
+//! JSON) with its fds attached (`SCM_RIGHTS`) in slot order: stdin, stdout,
+//! stderr, the report pipe, and the pty socket when there is one. There is
+//! no answer: the shim reports on its report pipe, and a request that cannot
+//! be served (a failed fork, a config that does not parse) closes its fds,
+//! which the daemon reads as a shim that ended without a report. The zygote
+//! exits when the daemon's end closes, so it never outlives the daemon; the
+//! shims it forked do, as containers do.
 
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
@@ -183,7 +184,11 @@ impl Zygote {
         )?;
         // A request is one message, so the buffer must hold the largest.
         let size = (2 * MAX_REQUEST) as libc::c_int;
-        // SAFETY: setsockopt with a c_int value on a socket we own.
+        // A zygote that stopped reading must not stall the daemon's thread:
+        // a send that waits this long fails, and another zygote is started.
+        let patience = libc::timeval { tv_sec: 2, tv_usec: 0 };
+        // SAFETY: setsockopt with a c_int and a timeval, each with its own
+        // size, on a socket we own.
         unsafe {
             libc::setsockopt(
                 ours.as_raw_fd(),
@@ -191,8 +196,15 @@ impl Zygote {
                 libc::SO_SNDBUFFORCE,
                 (&size as *const libc::c_int).cast(),
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+            );
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&patience as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
         let raw = theirs.as_raw_fd();
         let mut cmd = std::process::Command::new(exe);
         cmd.arg0("berth-zygote")
