@@ -212,9 +212,22 @@ impl Networks {
         // a veth whose peer was moved out) is deleted, off this path.
         reap_veths_later(veths);
         let dir = self.dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.push(format!("remove {}: {e}", dir.display())),
-            _ => {}
+        // The refresh of peers' /etc/hosts may write a file into the dir
+        // while it is being removed (seen once in CI: "Directory not
+        // empty"); a few more tries take what it added.
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    errors.push(format!("remove {}: {e}", dir.display()));
+                    break;
+                }
+                _ => break,
+            }
         }
         if errors.is_empty() {
             Ok(())
