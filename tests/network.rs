@@ -197,19 +197,23 @@ fn a_published_port_on_127_0_0_1_reaches_httpd_and_a_second_stack_cannot_take_it
             HTTPD
         ),
     );
-    let file = env.manifest("thief.yaml", &second);
+    refused_whole(
+        &env,
+        &second,
+        &format!("container/thief: host port {port}/tcp is already published by container/web"),
+    );
+    assert!(http_get(port, 5).contains("hello-from-web"));
+}
+
+/// Applies `stack` (with a container `thief`) and expects it refused with
+/// `error`, and nothing of it applied.
+fn refused_whole(env: &Env, stack: &str, error: &str) {
+    let file = env.manifest("thief.yaml", stack);
     let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        err.contains(&format!(
-            "container/thief: host port {port}/tcp is already published by container/web"
-        )),
-        "{err}"
-    );
-    // Nothing of the refused stack was applied.
+    assert!(err.contains(error), "{err}");
     assert!(!env.berth(&["get", "container", "thief"]).status.success());
-    assert!(http_get(port, 5).contains("hello-from-web"));
 }
 
 #[test]
@@ -248,17 +252,11 @@ fn a_port_published_on_one_loopback_address_leaves_the_others_to_other_container
 
     // The same address and port is refused, and nothing of it is applied.
     let thief = format!("{}{}", env.image_doc(), published("thief", "127.0.0.1"));
-    let file = env.manifest("thief.yaml", &thief);
-    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains(&format!(
-            "container/thief: host port 127.0.0.1:{port}/tcp is already published by container/one"
-        )),
-        "{err}"
+    refused_whole(
+        &env,
+        &thief,
+        &format!("container/thief: host port 127.0.0.1:{port}/tcp is already published by container/one"),
     );
-    assert!(!env.berth(&["get", "container", "thief"]).status.success());
     // As is `run -p IP:HOST:CONTAINER` on a taken address, and on every
     // address (which would take 127.0.0.1 and 127.0.0.2 too).
     for p in [format!("127.0.0.2:{port}:80"), format!("{port}:80")] {

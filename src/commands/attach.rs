@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::{CommandError, Result};
 use crate::reconcile::state::ContainerState;
 use crate::reconcile::Engine;
-use crate::wire::{exec_frame, ExecExit};
+use crate::wire::ExecExit;
 
 /// A connection to a shim: the byte stream, and with a tty the pty master
 /// (for resizes).
@@ -97,7 +97,7 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
             error: Some(format!("attach to {name}: {e}")),
         },
     };
-    send_exit(&mut wr, &exit).await;
+    super::exec::send_exit(&mut wr, &exit).await;
     released(&engine, &id);
 }
 
@@ -149,16 +149,7 @@ where
             error: Some(format!("attach to {name}: {e}")),
         },
     };
-    send_exit(&mut wr, &exit).await;
-}
-
-/// The last frame of an attach: the exit, then the end of the stream.
-async fn send_exit<W: AsyncWrite + Unpin>(wr: &mut W, exit: &ExecExit) {
-    if let Ok(body) = serde_json::to_vec(exit) {
-        let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
-        let _ = wr.write_all(&body).await;
-    }
-    let _ = wr.shutdown().await;
+    super::exec::send_exit(&mut wr, &exit).await;
 }
 
 fn async_fd(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {

@@ -305,7 +305,12 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
             error: Some("the exec shim ended without a report".into()),
         },
     };
-    if let Ok(body) = serde_json::to_vec(&exit) {
+    send_exit(&mut wr, &exit).await;
+}
+
+/// The last frame of an exec or attach: the exit, then the end of the stream.
+pub(super) async fn send_exit<W: AsyncWrite + Unpin>(wr: &mut W, exit: &ExecExit) {
+    if let Ok(body) = serde_json::to_vec(exit) {
         let _ = wr.write_all(&exec_frame::header(exec_frame::EXIT, body.len())).await;
         let _ = wr.write_all(&body).await;
     }

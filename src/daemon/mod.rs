@@ -26,26 +26,22 @@ async fn reap_children() {
         // Not waitpid(-1): it would also take the exit of an `nft` a network
         // call is waiting for (see network::nat::WAITED).
         let waited = crate::network::nat::WAITED.lock().unwrap_or_else(|p| p.into_inner());
+        let reap = |pid: i32| {
+            if !waited.contains(&pid) {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+            }
+        };
         // Bounded: a child that cannot be reaped must not spin the loop.
         for _ in 0..4096 {
             match exited_child() {
-                Some(pid) if !waited.contains(&pid) => {
-                    let _ = nix::sys::wait::waitpid(
-                        nix::unistd::Pid::from_raw(pid),
-                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                    );
-                }
+                Some(pid) if !waited.contains(&pid) => reap(pid),
                 // The kernel names one exited child at a time; past one
                 // that someone waits for, only /proc shows the others.
                 Some(_) => {
-                    for pid in zombie_children() {
-                        if !waited.contains(&pid) {
-                            let _ = nix::sys::wait::waitpid(
-                                nix::unistd::Pid::from_raw(pid),
-                                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                            );
-                        }
-                    }
+                    zombie_children().into_iter().for_each(reap);
                     break;
                 }
                 None => break,

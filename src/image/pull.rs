@@ -497,6 +497,11 @@ impl ImageStore {
                         reference: whole.clone(),
                         message: "stopped: another layer failed".into(),
                     };
+                    // A blocking unpack task that panicked or was cancelled.
+                    let interrupted = |e: tokio::task::JoinError| ImageError::BadImage {
+                        reference: whole.clone(),
+                        reason: format!("unpacking was interrupted: {e}"),
+                    };
                     let mut jobs = jobs.into_iter().peekable();
                     if let Some(ingest) = ingest {
                         let _download_permit = tokio::select! {
@@ -528,10 +533,7 @@ impl ImageStore {
                             // The download is over (its sender dropped): the
                             // unpack ends soon, and is waited for so that its
                             // temporary dir is gone before this pull returns.
-                            let unpacked = unpack.await.map_err(|e| ImageError::BadImage {
-                                reference: whole.clone(),
-                                reason: format!("unpacking was interrupted: {e}"),
-                            });
+                            let unpacked = unpack.await.map_err(interrupted);
                             let unpacked = match (fetched, unpacked) {
                                 (Ok(()), Ok(Ok(unpacked))) => unpacked,
                                 // The blob's error first: a corrupt blob also fails to unpack.
@@ -545,10 +547,7 @@ impl ImageStore {
                             };
                             tokio::task::spawn_blocking(move || unpacked.commit())
                                 .await
-                                .map_err(|e| ImageError::BadImage {
-                                    reference: whole.clone(),
-                                    reason: format!("unpacking was interrupted: {e}"),
-                                })??;
+                                .map_err(interrupted)??;
                             made.push(chain);
                             progress(PullEvent::Unpacked {
                                 digest: layer.digest.clone(),
@@ -574,10 +573,7 @@ impl ImageStore {
                         let created =
                             tokio::task::spawn_blocking(move || snapshots.create(&chain, &blob, &diff, &name))
                                 .await
-                                .map_err(|e| ImageError::BadImage {
-                                    reference: whole.clone(),
-                                    reason: format!("unpacking was interrupted: {e}"),
-                                })??;
+                                .map_err(interrupted)??;
                         if created {
                             made.push(job.chain);
                         }

@@ -362,16 +362,22 @@ mod tests {
         assert_ne!(chain_ids(&[b.clone(), b.clone()])[1], ids[1]);
     }
 
-    #[test]
-    fn gzip_zstd_and_plain_layers_unpack_into_snapshots_with_links() {
-        let (dir, snaps) = snapshots();
+    /// A layer holding `etc/hello`: its diff ID, and its bytes plain,
+    /// gzipped and zstd-compressed.
+    fn hello_layer_three_ways() -> (String, [Vec<u8>; 3]) {
         let tar = tar_with(&[("etc/hello", b"hi")]);
-        let diff = digest(&tar);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         let gz = gz.finish().unwrap();
         let zst = zstd::encode_all(&tar[..], 3).unwrap();
-        for (i, bytes) in [tar.clone(), gz, zst].into_iter().enumerate() {
+        (digest(&tar), [tar, gz, zst])
+    }
+
+    #[test]
+    fn gzip_zstd_and_plain_layers_unpack_into_snapshots_with_links() {
+        let (dir, snaps) = snapshots();
+        let (diff, encodings) = hello_layer_three_ways();
+        for (i, bytes) in encodings.into_iter().enumerate() {
             let blob = dir.path().join(format!("blob{i}"));
             fs::write(&blob, &bytes).unwrap();
             let chain = digest(format!("chain{i}").as_bytes());
@@ -407,14 +413,10 @@ mod tests {
     #[test]
     fn a_layer_read_as_it_arrives_is_a_snapshot_only_once_committed() {
         let (dir, snaps) = snapshots();
-        let tar = tar_with(&[("etc/hello", b"hi")]);
-        let diff = digest(&tar);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).unwrap();
-        let gz = gz.finish().unwrap();
-        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let (diff, encodings) = hello_layer_three_ways();
+        let tar = encodings[0].clone();
         let tmp_count = || fs::read_dir(dir.path().join("tmp")).unwrap().count();
-        for (i, bytes) in [tar.clone(), gz, zst].into_iter().enumerate() {
+        for (i, bytes) in encodings.into_iter().enumerate() {
             let chain = digest(format!("chain{i}").as_bytes());
             // Compression is told from the first bytes even when they come
             // one at a time.

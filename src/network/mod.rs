@@ -266,31 +266,26 @@ fn reap_veths_later(veths: Vec<(String, u32)>) {
     if veths.is_empty() {
         return;
     }
-    let reap = move || {
-        let deadline = std::time::Instant::now() + VETH_GRACE;
-        let mut left = veths;
-        while !left.is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            left.retain(|(name, index)| link::index_is(*index, name));
-        }
-        for (name, index) in left {
-            if let Err(e) = link::delete_index_if_named(index, &name) {
-                tracing::warn!("veth {name} outlived its namespace and cannot be deleted: {e}");
-            }
-        }
-    };
-    let pending = std::sync::Arc::new(std::sync::Mutex::new(Some(reap)));
-    let run_here = pending.clone();
+    let for_thread = veths.clone();
     let spawned = std::thread::Builder::new()
         .name("berth-veth-reap".into())
-        .spawn(move || {
-            if let Some(reap) = pending.lock().ok().and_then(|mut r| r.take()) {
-                reap();
-            }
-        });
+        .spawn(move || reap_veths(for_thread));
     if spawned.is_err() {
-        if let Some(reap) = run_here.lock().ok().and_then(|mut r| r.take()) {
-            reap();
+        reap_veths(veths);
+    }
+}
+
+/// Waits up to [`VETH_GRACE`] for `veths` to go with their namespace, then
+/// deletes those still there.
+fn reap_veths(mut left: Vec<(String, u32)>) {
+    let deadline = std::time::Instant::now() + VETH_GRACE;
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left.retain(|(name, index)| link::index_is(*index, name));
+    }
+    for (name, index) in left {
+        if let Err(e) = link::delete_index_if_named(index, &name) {
+            tracing::warn!("veth {name} outlived its namespace and cannot be deleted: {e}");
         }
     }
 }

@@ -72,11 +72,6 @@ pub fn warm() {
     }
 }
 
-/// Mount points of every cgroup hierarchy on the host (v1 ones and a v2 one).
-fn hierarchies() -> Vec<(String, bool)> {
-    mounts().all.clone()
-}
-
 /// Whether the host is unified (cgroup2 mounted at /sys/fs/cgroup itself).
 pub fn is_unified() -> bool {
     mounts().unified
@@ -86,10 +81,11 @@ pub fn host_info() -> HostInfo {
     let v1_cgroup_mounts = if is_unified() {
         Vec::new()
     } else {
-        hierarchies()
-            .into_iter()
+        mounts()
+            .all
+            .iter()
             .filter(|(_, v2)| !v2)
-            .map(|(mp, _)| mp)
+            .map(|(mp, _)| mp.clone())
             .collect()
     };
     HostInfo { v1_cgroup_mounts }
@@ -103,16 +99,7 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
     if is_unified() {
         return vec![PathBuf::from(CGROUP_ROOT).join(rel)];
     }
-    hierarchies()
-        .into_iter()
-        .map(|(mp, _)| PathBuf::from(mp).join(rel))
-        .collect()
-}
-
-/// On a hybrid host, the hierarchies libcontainer's v1 manager leaves alone
-/// (see [`join_unmanaged`]).
-fn unmanaged_hierarchies() -> Vec<PathBuf> {
-    mounts().unmanaged.clone()
+    mounts().all.iter().map(|(mp, _)| PathBuf::from(mp).join(rel)).collect()
 }
 
 /// Moves `pid` into the container's cgroup `path` of the hierarchies
@@ -122,7 +109,7 @@ fn unmanaged_hierarchies() -> Vec<PathBuf> {
 pub fn join_unmanaged(path: &str, pid: i32) -> Vec<String> {
     let rel = path.trim_start_matches('/');
     let mut errors = Vec::new();
-    for mp in unmanaged_hierarchies() {
+    for mp in &mounts().unmanaged {
         let dir = mp.join(rel);
         if let Err(e) = fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join("cgroup.procs"), pid.to_string())) {
             errors.push(format!("join {}: {e}", dir.display()));

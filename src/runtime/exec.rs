@@ -372,16 +372,14 @@ struct SeccompExecutor {
 
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        match &self.seccomp {
-            Some(Filter::Program(program)) => program
-                .load()
-                .map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?,
-            Some(Filter::Spec(seccomp)) => {
-                libcontainer::seccomp::initialize_seccomp(seccomp)
-                    .map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?;
-            }
-            None => {}
-        }
+        let loaded = match &self.seccomp {
+            Some(Filter::Program(program)) => program.load(),
+            Some(Filter::Spec(seccomp)) => libcontainer::seccomp::initialize_seccomp(seccomp)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        loaded.map_err(|e| ExecutorError::Other(format!("cannot load the container's seccomp filter: {e}")))?;
         let drop: Vec<caps::Capability> = self.drop.iter().filter_map(|c| c.parse().ok()).collect();
         // CAP_SETPCAP last from the bounding set: dropping needs it.
         let mut ordered = drop.clone();
@@ -493,9 +491,9 @@ fn container_filter(bundle: &std::path::Path, seccomp: &LinuxSeccomp) -> Result<
     if let Some(program) = read_stored(&path, &key) {
         return Ok(Filter::Program(program));
     }
-    let bytes = compile_filter(seccomp).map_err(|e| format!("cannot build the container's seccomp filter: {e}"))?;
-    let program =
-        Program::from_bytes(flags, &bytes).map_err(|e| format!("cannot build the container's seccomp filter: {e}"))?;
+    let (bytes, program) = compile_filter(seccomp)
+        .and_then(|bytes| Program::from_bytes(flags, &bytes).map(|program| (bytes, program)))
+        .map_err(|e| format!("cannot build the container's seccomp filter: {e}"))?;
     // Best effort: an exec that cannot store it still runs with it.
     let tmp = bundle.join(format!("{FILTER_FILE}.{}", std::process::id()));
     let mut contents = format!("{FILTER_MAGIC} {key} {flags}\n").into_bytes();

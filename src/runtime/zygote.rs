@@ -182,29 +182,13 @@ impl Zygote {
             None,
             nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         )?;
+        use nix::sys::socket::{setsockopt, sockopt};
         // A request is one message, so the buffer must hold the largest.
-        let size = (2 * MAX_REQUEST) as libc::c_int;
+        // Best effort: without it, requests stay within the default size.
+        let _ = setsockopt(&ours, sockopt::SndBufForce, &(2 * MAX_REQUEST));
         // A zygote that stopped reading must not stall the daemon's thread:
         // a send that waits this long fails, and another zygote is started.
-        let patience = libc::timeval { tv_sec: 2, tv_usec: 0 };
-        // SAFETY: setsockopt with a c_int and a timeval, each with its own
-        // size, on a socket we own.
-        unsafe {
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUFFORCE,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDTIMEO,
-                (&patience as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
-        }
+        let _ = setsockopt(&ours, sockopt::SendTimeout, &nix::sys::time::TimeVal::new(2, 0));
         let raw = theirs.as_raw_fd();
         let mut cmd = std::process::Command::new(exe);
         cmd.arg0("berth-zygote")
