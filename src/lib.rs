@@ -2,7 +2,7 @@
 //!
 //! Layers, lowest first (a module never imports one above it):
 //! `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
-//! `image`, `network`, `source_files` · `reconcile` · `commands` · the front ends `api`,
+//! `image`, `network`, `source_files`, `settings` · `reconcile` · `commands` · the front ends `api`,
 //! `client`, `daemon`, `cli`, which never import each other's internals.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -18,6 +18,7 @@ pub mod network;
 pub mod plan;
 pub mod reconcile;
 pub mod runtime;
+pub mod settings;
 pub mod source_files;
 pub mod store;
 pub mod wire;

@@ -103,19 +103,47 @@ where
     }
 }
 
-/// The API client for these global flags. With `autostart`, a daemon with
-/// the same flags is started in the background when none answers, logging
-/// to `<root>/daemon.log`.
+/// The API client for these global flags. With `autostart`, a daemon is
+/// started in the background when none answers, logging to
+/// `<root>/daemon.log`: with the settings the last daemon of this root
+/// recorded (the operator's flags), or, on a root no daemon ever ran on,
+/// with these global flags.
 pub fn client(g: &Global, autostart: bool) -> Client {
     let spawn = autostart.then(|| {
-        let mut args = vec!["daemon".to_string()];
-        args.extend(["--root".into(), g.root.display().to_string()]);
-        args.extend(["--run-dir".into(), g.run_dir.display().to_string()]);
-        args.extend(["--socket".into(), g.socket().display().to_string()]);
-        args.extend(["--watch".into(), g.watch.display().to_string()]);
-        DaemonSpawn {
-            args,
-            log: g.root.join("daemon.log"),
+        let log = g.root.join("daemon.log");
+        match crate::settings::read(&g.root) {
+            Ok(Some(recorded)) if recorded.socket == g.socket() => DaemonSpawn {
+                args: recorded.args,
+                log,
+                env_remove: vec!["BERTH_DEFAULT_ADDRESS_POOL", "BERTH_DNS_UPSTREAM"],
+                refusal: None,
+            },
+            Ok(Some(recorded)) => DaemonSpawn {
+                refusal: Some(format!(
+                    "the daemon of {} serves {} (recorded in {}); pass --socket {} or start `berth daemon` yourself",
+                    g.root.display(),
+                    recorded.socket.display(),
+                    crate::settings::path(&g.root).display(),
+                    recorded.socket.display()
+                )),
+                ..DaemonSpawn::default()
+            },
+            Ok(None) => {
+                let mut args = vec!["daemon".to_string()];
+                args.extend(["--root".into(), g.root.display().to_string()]);
+                args.extend(["--run-dir".into(), g.run_dir.display().to_string()]);
+                args.extend(["--socket".into(), g.socket().display().to_string()]);
+                args.extend(["--watch".into(), g.watch.display().to_string()]);
+                DaemonSpawn {
+                    args,
+                    log,
+                    ..DaemonSpawn::default()
+                }
+            }
+            Err(e) => DaemonSpawn {
+                refusal: Some(e.to_string()),
+                ..DaemonSpawn::default()
+            },
         }
     });
     Client::new(g.socket(), spawn)

@@ -95,10 +95,17 @@ fn kind_of_status(status: StatusCode) -> ErrorKind {
 pub type Result<T> = std::result::Result<T, ClientError>;
 
 /// How to start a daemon when none answers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DaemonSpawn {
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// Variables the daemon must not inherit: its settings are all in
+    /// `args` (recorded by the operator's daemon), so the caller's
+    /// environment cannot change them.
+    pub env_remove: Vec<&'static str>,
+    /// Why no daemon may be started after all (the recorded settings are
+    /// unreadable or serve another socket): the error to answer with.
+    pub refusal: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,13 +123,24 @@ impl Client {
         match UnixStream::connect(&self.socket).await {
             Ok(s) => Ok(s),
             Err(first) => {
-                let Some(spawn) = &self.spawn else {
-                    return Err(ClientError::Unreachable {
-                        socket: self.socket.clone(),
-                        message: first.to_string(),
-                    });
+                let unreachable = |message: String| ClientError::Unreachable {
+                    socket: self.socket.clone(),
+                    message,
                 };
-                self.start_daemon(spawn).await
+                // Only "nobody listens here" means no daemon: anything else
+                // (permission denied, say) is the operator's to see, and a
+                // second daemon would only fail on the root's lock.
+                let no_daemon = matches!(
+                    first.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                );
+                match &self.spawn {
+                    Some(spawn) if no_daemon => match &spawn.refusal {
+                        Some(why) => Err(unreachable(format!("{first}; not starting one: {why}"))),
+                        None => self.start_daemon(spawn).await,
+                    },
+                    _ => Err(unreachable(first.to_string())),
+                }
             }
         }
     }
@@ -143,7 +161,11 @@ impl Client {
         let exe = std::env::current_exe().map_err(|e| unreachable(e.to_string()))?;
         let mut child = {
             use std::os::unix::process::CommandExt;
-            Command::new(exe)
+            let mut command = Command::new(exe);
+            spawn.env_remove.iter().for_each(|var| {
+                command.env_remove(var);
+            });
+            command
                 .args(&spawn.args)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|e| unreachable(e.to_string()))?)
@@ -413,8 +435,8 @@ mod tests {
         let log = dir.path().join("daemon.log");
         std::fs::write(&log, "").unwrap();
         let spawn = DaemonSpawn {
-            args: Vec::new(),
             log: log.clone(),
+            ..DaemonSpawn::default()
         };
         let mut lines = Vec::new();
         let err = Client::new(socket, Some(spawn))

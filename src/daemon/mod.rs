@@ -12,6 +12,7 @@ use crate::image::ImageStore;
 use crate::reconcile::Engine;
 use crate::runtime::sealed::SealedExe;
 use crate::runtime::{Layout, Runtime};
+use crate::settings::DaemonSettings;
 use crate::store::Store;
 
 /// Reaps every exited child: shims (their exits are seen through pidfds, which
@@ -113,13 +114,80 @@ pub struct DaemonConfig {
     pub dns_upstream: Vec<String>,
 }
 
+impl DaemonConfig {
+    /// These settings as `berthd` arguments, every one explicit: what a
+    /// daemon started later by the CLI must run with (see [`crate::settings`]).
+    pub fn to_settings(&self) -> DaemonSettings {
+        let mut args = vec!["daemon".to_string()];
+        let mut flag = |name: &str, value: String| args.extend([name.to_string(), value]);
+        flag("--root", self.root.display().to_string());
+        flag("--run-dir", self.run.display().to_string());
+        flag("--socket", self.socket.display().to_string());
+        if let Some(watch) = &self.watch {
+            flag("--watch", watch.display().to_string());
+        }
+        self.insecure_registries
+            .iter()
+            .for_each(|r| flag("--insecure-registry", r.clone()));
+        if let Some(size) = &self.log_max_size {
+            flag("--log-max-size", size.clone());
+        }
+        if let Some(files) = self.log_max_files {
+            flag("--log-max-files", files.to_string());
+        }
+        self.default_address_pools
+            .iter()
+            .for_each(|p| flag("--default-address-pool", p.clone()));
+        self.dns_upstream.iter().for_each(|u| flag("--dns-upstream", u.clone()));
+        DaemonSettings {
+            args,
+            socket: self.socket.clone(),
+        }
+    }
+}
+
+/// The listening socket systemd passed (socket activation, `berth.socket`):
+/// fd 3 when `LISTEN_PID` is this process and `LISTEN_FDS` is at least 1,
+/// as sd_listen_fds(3) defines it.
+fn activated_listener() -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::fd::FromRawFd;
+    let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if !ours || fds < 1 {
+        return Ok(None);
+    }
+    const SD_LISTEN_FDS_START: i32 = 3;
+    let is_socket =
+        nix::sys::stat::fstat(SD_LISTEN_FDS_START).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+    if !is_socket {
+        anyhow::bail!("LISTEN_FDS is set for this process but fd 3 is not a socket");
+    }
+    // SAFETY: systemd hands this process fd 3 open and owned by it (checked
+    // above through LISTEN_PID); nothing else in the daemon has taken it.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
+    // The children (shims, nft) must not see these: they are the daemon's.
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // SAFETY: called before the daemon starts any thread that reads the environment.
+        unsafe { std::env::remove_var(var) };
+    }
+    listener.set_nonblocking(true).context("socket passed by systemd")?;
+    Ok(Some(listener))
+}
+
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     // A glibc arena per blocking-pool thread keeps memory the daemon used
     // once (an image import, a burst of deletes) resident for good; two
     // arenas are plenty for a mostly single-threaded daemon.
     // SAFETY: mallopt only tunes the allocator; called before other threads exist.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    let activated = activated_listener()?;
     let store = Store::open(&cfg.root)?;
+    // We hold the root's lock: this daemon's settings are the ones to
+    // restart with (a CLI that starts a daemon itself reads them).
+    crate::settings::write(&cfg.root, &cfg.to_settings())?;
     std::fs::create_dir_all(&cfg.run).with_context(|| format!("create run dir {}", cfg.run.display()))?;
     // The shim binary is executed from a sealed copy: see runtime::sealed.
     let sealed = SealedExe::new().context("cannot make a sealed copy of the berth binary for the shims")?;
@@ -160,11 +228,19 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if let Some(parent) = cfg.socket.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
-    // We hold the root's lock, so a socket file left here is stale.
-    let _ = std::fs::remove_file(&cfg.socket);
-    let listener =
-        tokio::net::UnixListener::bind(&cfg.socket).with_context(|| format!("listen on {}", cfg.socket.display()))?;
-    std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o660))?;
+    let owns_socket = activated.is_none();
+    let listener = match activated {
+        // systemd made the socket (berth.socket sets its mode and owner) and keeps it.
+        Some(l) => tokio::net::UnixListener::from_std(l).context("socket passed by systemd")?,
+        None => {
+            // We hold the root's lock, so a socket file left here is stale.
+            let _ = std::fs::remove_file(&cfg.socket);
+            let l = tokio::net::UnixListener::bind(&cfg.socket)
+                .with_context(|| format!("listen on {}", cfg.socket.display()))?;
+            std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o660))?;
+            l
+        }
+    };
     tracing::info!(root = %cfg.root.display(), socket = %cfg.socket.display(), "berth daemon ready");
 
     // A container whose shim died is re-parented to us rather than to PID 1,
@@ -193,7 +269,9 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down; containers keep running");
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    let _ = std::fs::remove_file(&cfg.socket);
+    if owns_socket {
+        let _ = std::fs::remove_file(&cfg.socket);
+    }
     drop(sealed);
     Ok(())
 }
