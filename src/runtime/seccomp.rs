@@ -7,8 +7,8 @@
 //! container start. Syscalls of other ABIs hit libseccomp's bad-arch action.
 
 /// Syscalls every container may make: Docker's unconditional allow-list for
-/// x86_64 and its default capabilities (`seccomp_docker_x86_64.txt` holds
-/// Docker's list; a test compares the two). Names newer than the host's
+/// x86_64 and its default capabilities (a test in `spec` compares the
+/// filter with Docker's own default profile, rule by rule). Names newer than the host's
 /// libseccomp (2.5.4 on Debian 12: `fchmodat2`, `futex_wait`, `mseal`, …) are
 /// skipped by libcontainer when the filter is built, so they get the default
 /// EPERM there until libseccomp knows them, as with any runtime linking it.
