@@ -206,6 +206,15 @@ impl<'a> Validator<'a> {
             ),
             _ => {}
         }
+        if spec.digest.is_some() && spec.import.is_none() {
+            // A pulled image is pinned by `ref: repo@sha256:…`; an archive
+            // names its own digests.
+            self.report(
+                o,
+                "spec.digest",
+                "`digest` checks an `import` tar: pin a registry image with `ref: REPO@sha256:…`",
+            );
+        }
         if let Some(digest) = &spec.digest {
             if !is_sha256_digest(digest) {
                 self.report(
@@ -438,6 +447,22 @@ impl<'a> Validator<'a> {
                 o,
                 "spec.ports",
                 "publishing ports needs a bridge network: add `networks: [NAME]`",
+            );
+        }
+        // Published ports are DNAT'd to the container's bridge address; on
+        // macvlan networks alone there is none (the container has its own
+        // address on the parent's LAN: reach it there).
+        let macvlan = |name: &str| {
+            self.objects.iter().any(|other| {
+                other.name() == name
+                    && matches!(&other.spec, Spec::Network(n) if n.driver.as_deref() == Some("macvlan"))
+            })
+        };
+        if !spec.ports.is_empty() && !spec.networks.is_empty() && spec.networks.iter().all(|n| macvlan(&n.name)) {
+            self.report(
+                o,
+                "spec.ports",
+                "publishing ports needs a bridge network: on a macvlan network the container has its own address on the parent's LAN; reach it there, or add a bridge network",
             );
         }
         for (i, port) in spec.ports.iter().enumerate() {
@@ -1199,6 +1224,28 @@ mod tests {
         ));
         find(&d, "a container cannot share its own network namespace");
         find(&d, "publishing ports needs a bridge network");
+        let d = check(&format!(
+            "apiVersion: berth/v1\nkind: Network\nmetadata: {{name: lan}}\nspec: {{driver: macvlan, parent: eth0, subnet: 192.168.77.0/24}}\n---\n{}",
+            container("web", "  networks: [lan]\n  ports: [{host: 80, container: 80}]\n")
+        ));
+        let e = find(&d, "on a macvlan network the container has its own address");
+        assert_eq!(e.field, "spec.ports");
+    }
+
+    #[test]
+    fn a_digest_is_refused_beside_a_ref_or_an_archive() {
+        let hex = "a".repeat(64);
+        for source in ["ref: busybox", "archive: /x.tar"] {
+            let d = check(&format!(
+                "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: img}}\nspec:\n  {source}\n  digest: sha256:{hex}\n"
+            ));
+            let e = find(&d, "`digest` checks an `import` tar");
+            assert_eq!((e.line, e.field.as_str()), (6, "spec.digest"));
+        }
+        let d = check(&format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: img}}\nspec:\n  import: /x.tar\n  digest: sha256:{hex}\n"
+        ));
+        assert!(d.is_empty(), "{d:?}");
     }
 
     #[test]

@@ -231,6 +231,9 @@ pub fn container_config(
             // Validated; a bad one (an unvalidated spec) keeps the default.
             let mode = m.mode.as_deref().and_then(parse_mode).unwrap_or(0o1777);
             let mut options = vec!["nosuid".to_string(), "nodev".to_string(), format!("mode={mode:o}")];
+            if m.read_only {
+                options.push("ro".to_string());
+            }
             if let Some(size) = m.size {
                 options.push(format!("size={}", size.0));
             }
@@ -489,6 +492,11 @@ mod tests {
                     mode: Some("0700".into()),
                     ..Default::default()
                 },
+                VolumeMount {
+                    tmpfs: Some("/ro".into()),
+                    read_only: true,
+                    ..Default::default()
+                },
             ]
         });
         let cfg = container_config("web", &s, &pulled(), &|_| PathBuf::new()).unwrap();
@@ -500,6 +508,9 @@ mod tests {
             "{:?}",
             cfg.mounts[2]
         );
+        assert!(!cfg.mounts[2].options.contains(&"ro".to_string()));
+        // A read-only tmpfs is mounted read-only, not quietly writable.
+        assert!(cfg.mounts[3].options.contains(&"ro".to_string()), "{:?}", cfg.mounts[3]);
     }
 
     #[test]
