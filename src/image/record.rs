@@ -144,11 +144,17 @@ pub fn normalize(reference: &str) -> Result<oci_client::Reference> {
     if reference.trim() != reference || reference.is_empty() {
         return Err(bad("it is empty or has spaces around it".into()));
     }
-    let parsed = oci_client::Reference::try_from(reference).map_err(|e| bad(e.to_string()))?;
-    if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+    // Not oci_client's parser: see manifest::reference.
+    let parsed = crate::manifest::parse_reference(reference).map_err(|e| bad(e.to_string()))?;
+    if parsed.repository.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(bad("repository names must be lower-case".into()));
     }
-    Ok(parsed)
+    let (registry, repository) = (parsed.registry, parsed.repository);
+    Ok(match (parsed.tag, parsed.digest) {
+        (Some(tag), Some(digest)) => oci_client::Reference::with_tag_and_digest(registry, repository, tag, digest),
+        (None, Some(digest)) => oci_client::Reference::with_digest(registry, repository, digest),
+        (tag, None) => oci_client::Reference::with_tag(registry, repository, tag.unwrap_or_else(|| "latest".into())),
+    })
 }
 
 /// Whether `name` is meant as a registry reference rather than the name of

@@ -7,6 +7,7 @@
 //!   (`positions.rs`); `parse.rs` ties these together per document;
 //! - [`validate`] checks a parsed set as a whole (`validate.rs`);
 //! - both suggest the name that was meant for a typo (`suggest.rs`);
+//! - [`parse_reference`] reads image references (`reference.rs`);
 //! - [`schemas`] gives the JSON Schema of each kind (`schema.rs`).
 
 mod de;
@@ -15,6 +16,7 @@ mod parse;
 mod positions;
 pub mod quantity;
 mod read;
+pub mod reference;
 mod schema;
 mod suggest;
 #[cfg(test)]
@@ -30,6 +32,7 @@ pub use parse::{parse_with_positions, API_VERSION};
 pub use positions::Positions;
 pub use quantity::{Cpus, Duration, Memory};
 pub use read::{source_from_bytes, MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES};
+pub use reference::{parse_reference, ImageReference, ReferenceError};
 pub use schema::document_schema;
 pub use types::*;
 pub use validate::{is_dns_label, validate_with_positions};

@@ -936,8 +936,8 @@ fn parse_range(text: &str) -> Result<(u32, u8), String> {
 
 /// Whether `reference` parses as a registry reference; why not otherwise.
 fn check_reference(reference: &str) -> Result<(), String> {
-    let parsed = oci_client::Reference::try_from(reference).map_err(|e| e.to_string())?;
-    if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+    let parsed = super::parse_reference(reference).map_err(|e| e.to_string())?;
+    if parsed.repository.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err("repository names must be lower-case".into());
     }
     Ok(())
