@@ -287,8 +287,9 @@ pub struct RunRequest {
     /// Keep its stdin open (`-i`).
     #[serde(default)]
     pub interactive: bool,
-    /// The client attaches next (`run -t`/`-i` without `-d`): the init
-    /// starts once it did, and its exit waits for it (`--rm` too).
+    /// The client attaches next (`run` without `-d`; without -t/-i the
+    /// attach carries the output alone, byte-exact): the init starts once
+    /// it did, and its exit waits for it (`--rm` too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
     /// `USER[:GROUP]` or `uid[:gid]` the init runs as (names from the

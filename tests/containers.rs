@@ -824,3 +824,135 @@ fn tmpfs_mode_and_bind_propagation_take_effect() {
     env.ok(&["delete", "-f", file.to_str().unwrap()]);
     drop(mounted);
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `run` in the foreground (no -i, no -t) passes the container's stdout and
+/// stderr through byte for byte, apart, and exits with its code.
+#[test]
+fn foreground_run_output_is_byte_exact_on_both_streams() {
+    let env = Env::new("runbytes");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    // The image's /bin/busybox is the host's (scripts/busybox-rootfs.sh).
+    let binary = std::fs::read("/bin/busybox").unwrap();
+    let out = env.berth(&["run", "--rm", "busybox", "cat", "/bin/busybox"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), binary.len(), "size of the binary through stdout");
+    assert_eq!(sha256_hex(&out.stdout), sha256_hex(&binary));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", "cat /bin/busybox >&2"]);
+    assert!(out.status.success());
+    assert_eq!(out.stderr.len(), binary.len(), "size of the binary through stderr");
+    assert_eq!(sha256_hex(&out.stderr), sha256_hex(&binary));
+    assert!(out.stdout.is_empty());
+
+    // No newline added at the end.
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", "printf abc; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(out.stdout, b"abc");
+
+    // A tar stream made inside is readable outside.
+    let out = env.berth(&["run", "--rm", "busybox", "tar", "c", "-C", "/etc", "."]);
+    assert!(out.status.success());
+    let tar = env.dir.join("etc.tar");
+    std::fs::write(&tar, &out.stdout).unwrap();
+    let listed = std::process::Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let names = String::from_utf8_lossy(&listed.stdout);
+    assert!(names.lines().any(|l| l == "./passwd"), "{names}");
+    assert!(names.lines().any(|l| l == "./group"), "{names}");
+
+    // Both streams at once, 50 MiB of random bytes on stdout: complete,
+    // and its digest (computed inside) on stderr.
+    let script = "dd if=/dev/urandom of=/tmp/big bs=1M count=50 2>/dev/null && sha256sum /tmp/big >&2 && cat /tmp/big";
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), 50 << 20);
+    let inside = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(inside.split_whitespace().next(), Some(sha256_hex(&out.stdout).as_str()));
+
+    // The log still has the output of a foreground run (as Docker's does).
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "kept",
+        "busybox",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"to-out\n");
+    assert_eq!(out.stderr, b"to-err\n");
+    let logs = env.berth(&["logs", "kept"]);
+    assert_eq!(logs.stdout, b"to-out\n");
+    assert_eq!(logs.stderr, b"to-err\n");
+    env.ok(&["rm", "kept"]);
+}
+
+/// A client that reads slowly gets everything (the container waits for it);
+/// one that goes away leaves the container to run to its end, logged.
+#[test]
+fn foreground_run_waits_for_a_slow_reader_and_survives_a_lost_one() {
+    use std::io::Read;
+    let env = Env::new("runslow");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let mut slow = env
+        .command()
+        .args(["run", "--rm", "busybox", "seq", "1", "300000"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = slow.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // Slower than the container writes: the pipes fill up behind us.
+        std::thread::sleep(Duration::from_micros(200));
+        match stdout.read(&mut buf).unwrap() {
+            0 => break,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(slow.wait().unwrap().success());
+    let expected: String = (1..=300000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected.as_bytes(), "a slow reader lost or changed output");
+
+    // The client goes away mid-stream: the container still finishes.
+    let mut lost = env
+        .command()
+        .args([
+            "run",
+            "--name",
+            "lost",
+            "busybox",
+            "sh",
+            "-c",
+            "seq 1 100000; echo finished-anyway",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    lost.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"1\n");
+    lost.kill().unwrap();
+    lost.wait().unwrap();
+    env.wait_for("container", "lost", 20, |v| v["status"] != "Running");
+    let log = env.log_text("lost");
+    assert!(
+        log.ends_with("100000\nfinished-anyway\n"),
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
+    env.ok(&["rm", "lost"]);
+}
