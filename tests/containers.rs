@@ -956,3 +956,87 @@ fn foreground_run_waits_for_a_slow_reader_and_survives_a_lost_one() {
     );
     env.ok(&["rm", "lost"]);
 }
+
+/// On a host with a v1 `name=systemd` hierarchy, a container sees its own
+/// cgroup there, as in the others, not the host's tree with every other
+/// container's; and nothing of it is left in that hierarchy afterwards.
+#[test]
+fn name_systemd_shows_a_container_only_its_own_cgroup() {
+    let systemd = std::path::Path::new("/sys/fs/cgroup/systemd");
+    if !systemd.join("cgroup.procs").exists() {
+        eprintln!("no v1 name=systemd hierarchy here; nothing to check");
+        return;
+    }
+    let env = Env::new("systemdcg");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&["run", "-d", "--name", "neighbour", "busybox", "sleep", "1000"]);
+    env.wait_for("container", "neighbour", 10, running);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "looker",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; echo ---; ls /sys/fs/cgroup/systemd; echo ---; mkdir /sys/fs/cgroup/systemd/x 2>/dev/null && echo made; true",
+    ]);
+    let mut parts = out.split("---\n");
+    let (cgroups, listing, tail) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let path_of = |key: &str| {
+        cgroups
+            .lines()
+            .find_map(|l| l.splitn(3, ':').nth(2).filter(|_| l.split(':').nth(1) == Some(key)))
+            .unwrap_or_else(|| panic!("no {key} in {cgroups}"))
+            .to_string()
+    };
+    let own = format!("/{}/looker", env.cgroup_prefix());
+    assert_eq!(path_of("name=systemd"), own, "{cgroups}");
+    assert_eq!(path_of("memory"), own, "{cgroups}");
+    let names: Vec<&str> = listing.lines().collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("cgroup.") || ["tasks", "notify_on_release"].contains(n)),
+        "only its own cgroup's files: {names:?}"
+    );
+    assert!(!tail.contains("made"), "the hierarchy is read-only inside: {tail}");
+    // Gone with the container, and a failed start leaves none either.
+    assert!(!systemd.join(&own[1..]).exists());
+    let failed = env.berth(&["run", "--rm", "--name", "broken", "busybox", "/no/such/binary"]);
+    assert_eq!(failed.status.code(), Some(127));
+    assert!(!systemd.join(env.cgroup_prefix()).join("broken").exists());
+    env.ok(&["rm", "-f", "neighbour"]);
+    assert!(!systemd.join(env.cgroup_prefix()).join("neighbour").exists());
+}
+
+/// `ps` CREATED is when the container was made: a restart keeps it (the
+/// "Up" time is the start's); a new spec makes a new container.
+#[test]
+fn a_restart_keeps_the_creation_time_and_a_new_spec_gets_a_new_one() {
+    let env = Env::new("created");
+    let stack = |cmd: &str| format!("{}{}", env.image_doc(), container("kept", cmd, ""));
+    let file = env.manifest("stack.yaml", &stack("sleep 1000"));
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let first = env.wait_for("container", "kept", 10, running);
+    let created = first["createdAt"].as_i64().unwrap();
+    env.ok(&["restart", "kept"]);
+    let pid = first["pid"].clone();
+    let again = env.wait_for("container", "kept", 20, |v| running(v) && v["pid"] != pid);
+    assert_eq!(again["createdAt"].as_i64(), Some(created), "{again}");
+    let started = first["startedAt"].as_i64().unwrap();
+    assert!(started >= created, "{first}");
+    assert!(again["startedAt"].as_i64().unwrap() > started, "{again}");
+    // Stopped and started again: the same.
+    env.ok(&["stop", "kept"]);
+    env.ok(&["start", "kept"]);
+    let third = env.wait_for("container", "kept", 20, |v| running(v) && v["pid"] != again["pid"]);
+    assert_eq!(third["createdAt"].as_i64(), Some(created), "{third}");
+    // A changed spec replaces the container: a new creation time.
+    std::fs::write(&file, stack("sleep 999")).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let replaced = env.wait_for("container", "kept", 20, |v| running(v) && v["upToDate"] == true);
+    assert!(replaced["createdAt"].as_i64().unwrap() > created, "{replaced}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}

@@ -279,7 +279,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         None => None,
     };
 
-    let mut container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+    let builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_executor(super::workload::DefaultSignals)
         .validate_id()
         .map_err(|e| format!("invalid container id {:?}: {e}", cfg.id))?
@@ -291,9 +291,19 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         .with_console_socket(console.as_deref())
         .as_init(&cfg.bundle)
         .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
+        .with_detach(true);
+    // The init is born in its own cgroups of the hierarchies libcontainer
+    // leaves alone, so that it mounts those and not the host's root.
+    let (back, errors) = cgroup::enter_unmanaged(&cfg.cgroup_path);
+    for e in errors {
+        eprintln!("berth-shim: {e}");
+    }
+    let built = builder.build();
+    // Out again: the container's cgroups are removed only once empty.
+    for e in cgroup::leave_unmanaged(&back) {
+        eprintln!("berth-shim: {e}");
+    }
+    let mut container = built.map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
     tracing::debug!("container built");
     if let Some(pid) = container.pid() {
         // Before start: everything the init forks is then in them too.
