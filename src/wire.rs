@@ -99,8 +99,11 @@ pub struct ObjectView {
     pub status: String,
     pub state: StatusKind,
     pub restarts: u32,
-    /// When the live object was made (unix ms).
+    /// When the live object was made (unix ms); a restart keeps it.
     pub created_at: Option<i64>,
+    /// When a running container's init started (unix ms): `ps`'s "Up".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
     pub pid: Option<i32>,
     pub image: Option<String>,
     pub exit: Option<ExitInfo>,
@@ -287,8 +290,9 @@ pub struct RunRequest {
     /// Keep its stdin open (`-i`).
     #[serde(default)]
     pub interactive: bool,
-    /// The client attaches next (`run -t`/`-i` without `-d`): the init
-    /// starts once it did, and its exit waits for it (`--rm` too).
+    /// The client attaches next (`run` without `-d`; without -t/-i the
+    /// attach carries the output alone, byte-exact): the init starts once
+    /// it did, and its exit waits for it (`--rm` too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
     /// `USER[:GROUP]` or `uid[:gid]` the init runs as (names from the
@@ -619,6 +623,7 @@ mod tests {
             state: StatusKind::Ready,
             restarts: 0,
             created_at: Some(1),
+            started_at: None,
             pid: None,
             image: None,
             exit: None,

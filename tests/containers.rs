@@ -824,3 +824,219 @@ fn tmpfs_mode_and_bind_propagation_take_effect() {
     env.ok(&["delete", "-f", file.to_str().unwrap()]);
     drop(mounted);
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `run` in the foreground (no -i, no -t) passes the container's stdout and
+/// stderr through byte for byte, apart, and exits with its code.
+#[test]
+fn foreground_run_output_is_byte_exact_on_both_streams() {
+    let env = Env::new("runbytes");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    // The image's /bin/busybox is the host's (scripts/busybox-rootfs.sh).
+    let binary = std::fs::read("/bin/busybox").unwrap();
+    let out = env.berth(&["run", "--rm", "busybox", "cat", "/bin/busybox"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), binary.len(), "size of the binary through stdout");
+    assert_eq!(sha256_hex(&out.stdout), sha256_hex(&binary));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", "cat /bin/busybox >&2"]);
+    assert!(out.status.success());
+    assert_eq!(out.stderr.len(), binary.len(), "size of the binary through stderr");
+    assert_eq!(sha256_hex(&out.stderr), sha256_hex(&binary));
+    assert!(out.stdout.is_empty());
+
+    // No newline added at the end.
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", "printf abc; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(out.stdout, b"abc");
+
+    // A tar stream made inside is readable outside.
+    let out = env.berth(&["run", "--rm", "busybox", "tar", "c", "-C", "/etc", "."]);
+    assert!(out.status.success());
+    let tar = env.dir.join("etc.tar");
+    std::fs::write(&tar, &out.stdout).unwrap();
+    let listed = std::process::Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let names = String::from_utf8_lossy(&listed.stdout);
+    assert!(names.lines().any(|l| l == "./passwd"), "{names}");
+    assert!(names.lines().any(|l| l == "./group"), "{names}");
+
+    // Both streams at once, 50 MiB of random bytes on stdout: complete,
+    // and its digest (computed inside) on stderr.
+    let script = "dd if=/dev/urandom of=/tmp/big bs=1M count=50 2>/dev/null && sha256sum /tmp/big >&2 && cat /tmp/big";
+    let out = env.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), 50 << 20);
+    let inside = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(inside.split_whitespace().next(), Some(sha256_hex(&out.stdout).as_str()));
+
+    // The log still has the output of a foreground run (as Docker's does).
+    let out = env.berth(&[
+        "run",
+        "--name",
+        "kept",
+        "busybox",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"to-out\n");
+    assert_eq!(out.stderr, b"to-err\n");
+    let logs = env.berth(&["logs", "kept"]);
+    assert_eq!(logs.stdout, b"to-out\n");
+    assert_eq!(logs.stderr, b"to-err\n");
+    env.ok(&["rm", "kept"]);
+}
+
+/// A client that reads slowly gets everything (the container waits for it);
+/// one that goes away leaves the container to run to its end, logged.
+#[test]
+fn foreground_run_waits_for_a_slow_reader_and_survives_a_lost_one() {
+    use std::io::Read;
+    let env = Env::new("runslow");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let mut slow = env
+        .command()
+        .args(["run", "--rm", "busybox", "seq", "1", "300000"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = slow.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // Slower than the container writes: the pipes fill up behind us.
+        std::thread::sleep(Duration::from_micros(200));
+        match stdout.read(&mut buf).unwrap() {
+            0 => break,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(slow.wait().unwrap().success());
+    let expected: String = (1..=300000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected.as_bytes(), "a slow reader lost or changed output");
+
+    // The client goes away mid-stream: the container still finishes.
+    let mut lost = env
+        .command()
+        .args([
+            "run",
+            "--name",
+            "lost",
+            "busybox",
+            "sh",
+            "-c",
+            "seq 1 100000; echo finished-anyway",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    lost.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"1\n");
+    lost.kill().unwrap();
+    lost.wait().unwrap();
+    env.wait_for("container", "lost", 20, |v| v["status"] != "Running");
+    let log = env.log_text("lost");
+    assert!(
+        log.ends_with("100000\nfinished-anyway\n"),
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
+    env.ok(&["rm", "lost"]);
+}
+
+/// On a host with a v1 `name=systemd` hierarchy, a container sees its own
+/// cgroup there, as in the others, not the host's tree with every other
+/// container's; and nothing of it is left in that hierarchy afterwards.
+#[test]
+fn name_systemd_shows_a_container_only_its_own_cgroup() {
+    let systemd = std::path::Path::new("/sys/fs/cgroup/systemd");
+    if !systemd.join("cgroup.procs").exists() {
+        eprintln!("no v1 name=systemd hierarchy here; nothing to check");
+        return;
+    }
+    let env = Env::new("systemdcg");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&["run", "-d", "--name", "neighbour", "busybox", "sleep", "1000"]);
+    env.wait_for("container", "neighbour", 10, running);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "looker",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; echo ---; ls /sys/fs/cgroup/systemd; echo ---; mkdir /sys/fs/cgroup/systemd/x 2>/dev/null && echo made; true",
+    ]);
+    let mut parts = out.split("---\n");
+    let (cgroups, listing, tail) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let path_of = |key: &str| {
+        cgroups
+            .lines()
+            .find_map(|l| l.splitn(3, ':').nth(2).filter(|_| l.split(':').nth(1) == Some(key)))
+            .unwrap_or_else(|| panic!("no {key} in {cgroups}"))
+            .to_string()
+    };
+    let own = format!("/{}/looker", env.cgroup_prefix());
+    assert_eq!(path_of("name=systemd"), own, "{cgroups}");
+    assert_eq!(path_of("memory"), own, "{cgroups}");
+    let names: Vec<&str> = listing.lines().collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("cgroup.") || ["tasks", "notify_on_release"].contains(n)),
+        "only its own cgroup's files: {names:?}"
+    );
+    assert!(!tail.contains("made"), "the hierarchy is read-only inside: {tail}");
+    // Gone with the container, and a failed start leaves none either.
+    assert!(!systemd.join(&own[1..]).exists());
+    let failed = env.berth(&["run", "--rm", "--name", "broken", "busybox", "/no/such/binary"]);
+    assert_eq!(failed.status.code(), Some(127));
+    assert!(!systemd.join(env.cgroup_prefix()).join("broken").exists());
+    env.ok(&["rm", "-f", "neighbour"]);
+    assert!(!systemd.join(env.cgroup_prefix()).join("neighbour").exists());
+}
+
+/// `ps` CREATED is when the container was made: a restart keeps it (the
+/// "Up" time is the start's); a new spec makes a new container.
+#[test]
+fn a_restart_keeps_the_creation_time_and_a_new_spec_gets_a_new_one() {
+    let env = Env::new("created");
+    let stack = |cmd: &str| format!("{}{}", env.image_doc(), container("kept", cmd, ""));
+    let file = env.manifest("stack.yaml", &stack("sleep 1000"));
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let first = env.wait_for("container", "kept", 10, running);
+    let created = first["createdAt"].as_i64().unwrap();
+    env.ok(&["restart", "kept"]);
+    let pid = first["pid"].clone();
+    let again = env.wait_for("container", "kept", 20, |v| running(v) && v["pid"] != pid);
+    assert_eq!(again["createdAt"].as_i64(), Some(created), "{again}");
+    let started = first["startedAt"].as_i64().unwrap();
+    assert!(started >= created, "{first}");
+    assert!(again["startedAt"].as_i64().unwrap() > started, "{again}");
+    // Stopped and started again: the same.
+    env.ok(&["stop", "kept"]);
+    env.ok(&["start", "kept"]);
+    let third = env.wait_for("container", "kept", 20, |v| running(v) && v["pid"] != again["pid"]);
+    assert_eq!(third["createdAt"].as_i64(), Some(created), "{third}");
+    // A changed spec replaces the container: a new creation time.
+    std::fs::write(&file, stack("sleep 999")).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let replaced = env.wait_for("container", "kept", 20, |v| running(v) && v["upToDate"] == true);
+    assert!(replaced["createdAt"].as_i64().unwrap() > created, "{replaced}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}

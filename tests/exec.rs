@@ -397,3 +397,84 @@ fn user_names_resolve_in_the_containers_passwd_and_group_and_never_outside_it() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"), "{out:?}");
     env.ok(&["rm", "-f", "box"]);
 }
+
+/// As Docker and podman: a pty (run -t, exec -t, `tty: true`) comes with
+/// TERM=xterm, unless the user set TERM; without one there is none.
+#[test]
+fn a_tty_gets_term_xterm_unless_the_user_sets_one() {
+    let env = Env::new("term");
+    with_image(&env);
+    let term_of = |args: &[&str]| {
+        let out = env.ok(args);
+        out.lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("term=").map(str::to_string))
+            .unwrap_or_else(|| panic!("no term= in {out:?}"))
+    };
+    let probe = "echo term=$TERM";
+    assert_eq!(term_of(&["run", "-t", "--rm", "busybox", "sh", "-c", probe]), "xterm");
+    assert_eq!(
+        term_of(&["run", "-t", "--rm", "-e", "TERM=vt100", "busybox", "sh", "-c", probe]),
+        "vt100"
+    );
+    assert_eq!(term_of(&["run", "--rm", "busybox", "sh", "-c", probe]), "");
+
+    run_detached(&env, "plain", "sleep 1000");
+    assert_eq!(term_of(&["exec", "-t", "plain", "sh", "-c", probe]), "xterm");
+    assert_eq!(term_of(&["exec", "plain", "sh", "-c", probe]), "");
+    assert_eq!(
+        term_of(&["exec", "-t", "-e", "TERM=dumb", "plain", "sh", "-c", probe]),
+        "dumb"
+    );
+
+    // A manifest container with a tty has it in its environment, so its
+    // execs see it too; the user's TERM in the manifest wins.
+    let doc = |name: &str, extra: &str| {
+        format!(
+            "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: busybox\n  command: [sleep, \"1000\"]\n  tty: true\n  stopGracePeriod: 1s\n{extra}"
+        )
+    };
+    let file = env.manifest(
+        "tty.yaml",
+        &format!("{}{}", doc("withtty", ""), doc("own", "  env: {TERM: screen}\n")),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    assert_eq!(term_of(&["exec", "withtty", "sh", "-c", probe]), "xterm");
+    assert_eq!(term_of(&["exec", "-t", "own", "sh", "-c", probe]), "screen");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    env.ok(&["rm", "-f", "plain"]);
+}
+
+/// With `--network host` the container is named as the host is (as in
+/// Docker), in a UTS namespace of its own: it cannot rename the host.
+#[test]
+fn host_network_containers_have_the_hosts_hostname() {
+    let env = Env::new("hostuts");
+    with_image(&env);
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname; echo $HOSTNAME",
+    ]);
+    assert_eq!(out, format!("{host}\n{host}\n{host}\n"));
+    // The default network keeps the container's name.
+    let out = env.ok(&["run", "--rm", "--name", "named", "busybox", "hostname"]);
+    assert_eq!(out, "named\n");
+    // Renaming from inside is refused (no CAP_SYS_ADMIN) and the host keeps its name.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "hostname",
+        "renamed-host",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(nix::unistd::gethostname().unwrap().into_string().unwrap(), host);
+}

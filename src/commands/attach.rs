@@ -89,7 +89,9 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
                     error: None,
                 }
             } else {
-                exit_of(&engine, &id).await
+                let exit = exit_of(&engine, &id).await;
+                remove_if_run_rm(&engine, &id).await;
+                exit
             }
         }
         Err(e) => ExecExit {
@@ -99,6 +101,29 @@ pub async fn pump<IO: AsyncRead + AsyncWrite + Send + 'static>(
     };
     super::exec::send_exit(&mut wr, &exit).await;
     released(&engine, &id);
+}
+
+/// A foreground `run --rm` (its client attached): the container goes
+/// before the client hears the exit, so that nothing of it is left once
+/// `berth run` returns, as with Docker.
+async fn remove_if_run_rm(engine: &Arc<Engine>, id: &str) {
+    let name = engine.name_of_id(id);
+    if !engine.is_attached(&name) || matches!(engine.container_state(&name), ContainerState::Running) {
+        return;
+    }
+    let autoremove = engine.desired_objects().is_ok_and(|objects| {
+        objects.iter().any(|o| {
+            o.kind() == crate::manifest::Kind::Container
+                && o.name() == name
+                && o.metadata
+                    .labels
+                    .get(crate::reconcile::AUTOREMOVE_LABEL)
+                    .is_some_and(|v| v == "true")
+        })
+    });
+    if autoremove {
+        super::run::forget_and_remove(engine, &name).await;
+    }
 }
 
 /// The client has the exit (or left): a `run --rm` it attached for may go.
@@ -139,7 +164,11 @@ where
             let copied = tokio::io::copy(&mut from_shim, &mut wr).await;
             input.abort();
             match copied {
-                Ok(_) => exit_of(&engine, &id).await,
+                Ok(_) => {
+                    let exit = exit_of(&engine, &id).await;
+                    remove_if_run_rm(&engine, &id).await;
+                    exit
+                }
                 // The client went away; the container runs on.
                 Err(_) => return,
             }
@@ -173,7 +202,7 @@ async fn exit_of(engine: &Engine, id: &str) -> ExecExit {
         if let ContainerState::Exited(e) = engine.container_state(name) {
             return ExecExit {
                 exit_code: e.code,
-                error: None,
+                error: e.oom_killed.then(|| "container was OOM-killed".to_string()),
             };
         }
         if tokio::time::Instant::now() > deadline {

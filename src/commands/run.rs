@@ -261,7 +261,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
     let obj = checked_object(engine, &req).await?;
     let name = obj.name().to_string();
     engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
-    let attach_next = req.attach && (req.tty || req.interactive);
+    let attach_next = req.attach;
     if !req.detach || attach_next {
         // This command (or the attach that follows) reports the exit; --rm
         // waits for it.
@@ -344,7 +344,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
 
 /// Deletes the run's object and removes its container at once (a failed
 /// run, or `--rm` after the exit); failures are logged, as nobody waits.
-async fn forget_and_remove(engine: &Arc<Engine>, name: &str) {
+pub(crate) async fn forget_and_remove(engine: &Arc<Engine>, name: &str) {
     if let Err(e) = engine.delete_desired(&[ObjectKey::new(Kind::Container, name)]) {
         tracing::warn!(container = %name, "forgetting run container: {e}");
     }

@@ -217,4 +217,9 @@ impl Engine {
     pub fn detach(&self, name: &str) {
         lock(&self.attached).remove(name);
     }
+
+    /// Whether a client handles this container's exit (see [`Engine::attach`]).
+    pub fn is_attached(&self, name: &str) -> bool {
+        lock(&self.attached).contains(name)
+    }
 }

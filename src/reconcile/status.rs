@@ -49,6 +49,7 @@ impl Engine {
                 state: StatusKind::Progressing,
                 restarts: 0,
                 created_at: rec.map(|r| r.created_at),
+                started_at: None,
                 pid: None,
                 image: None,
                 exit: None,
@@ -73,6 +74,7 @@ impl Engine {
                         match self.watched_run(rec) {
                             Some(run) if info.failure.is_none() => {
                                 view.pid = Some(run.init_pid);
+                                view.started_at = Some(run.started_at);
                                 set(&mut view, running_status(info), StatusKind::Ready);
                             }
                             _ => self.container_status(&mut view, info, spec.restart_policy, pending),
@@ -149,6 +151,7 @@ impl Engine {
                 state: StatusKind::Ready,
                 restarts: 0,
                 created_at: None,
+                started_at: None,
                 pid: None,
                 image: None,
                 exit: None,
@@ -179,6 +182,7 @@ impl Engine {
         match self.host.containers.probe(&view.name) {
             Probe::Running(run) => {
                 view.pid = Some(run.init_pid);
+                view.started_at = Some(run.started_at);
                 set(view, running_status(info), StatusKind::Ready);
             }
             Probe::Starting => set(view, "Starting", StatusKind::Progressing),

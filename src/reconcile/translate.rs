@@ -200,9 +200,15 @@ pub fn container_config(
     if args.is_empty() {
         return Err(TranslateError::NoCommand);
     }
+    let hostname = hostname_of(name, spec);
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), DEFAULT_PATH.into());
-    env.insert("HOSTNAME".into(), name.into());
+    env.insert("HOSTNAME".into(), hostname.clone());
+    if spec.tty {
+        // As Docker and podman: programs on a pty look for it; the image's
+        // or the user's TERM goes over it.
+        env.insert("TERM".into(), "xterm".into());
+    }
     for pair in &image.env {
         let (k, v) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
         env.insert(k.to_string(), v.to_string());
@@ -251,7 +257,7 @@ pub fn container_config(
     let res = spec.resources.clone().unwrap_or_default();
     Ok(ContainerConfig {
         id: name.to_string(),
-        hostname: name.to_string(),
+        hostname,
         args,
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cwd: spec
@@ -282,6 +288,20 @@ pub fn container_config(
         stdin: spec.stdin,
         wait_attach: false,
     })
+}
+
+/// The container's hostname: its name, or with `network: host` the host's,
+/// as Docker gives it (its UTS namespace stays its own, so a change made
+/// inside does not reach the host).
+pub fn hostname_of(name: &str, spec: &ContainerSpec) -> String {
+    if spec.network.as_deref() == Some("host") {
+        if let Ok(host) = nix::unistd::gethostname() {
+            if let Some(host) = host.to_str().filter(|h| !h.is_empty()) {
+                return host.to_string();
+            }
+        }
+    }
+    name.to_string()
 }
 
 fn bind(source: PathBuf, dest: &str, read_only: bool) -> MountSpec {

@@ -16,8 +16,9 @@ struct Mounts {
     /// Mount points of every cgroup hierarchy (v1 ones and a v2 one).
     all: Vec<(String, bool)>,
     /// On a hybrid host, those libcontainer's v1 manager leaves alone:
-    /// named ones (`name=systemd`) and the cgroup2 mount beside the v1 ones.
-    unmanaged: Vec<PathBuf>,
+    /// named ones (`name=systemd`) and the cgroup2 mount beside the v1 ones,
+    /// each with its key in /proc/PID/cgroup (`name=systemd`, or empty).
+    unmanaged: Vec<(PathBuf, String)>,
     /// cgroup2 mounted at /sys/fs/cgroup itself.
     unified: bool,
 }
@@ -44,8 +45,9 @@ fn mounts() -> &'static Mounts {
                 "cgroup2" => true,
                 _ => continue,
             };
-            if v2 || options.split(',').any(|o| o.starts_with("name=")) {
-                unmanaged.push(PathBuf::from(&mount_point));
+            let named = options.split(',').find(|o| o.starts_with("name="));
+            if v2 || named.is_some() {
+                unmanaged.push((PathBuf::from(&mount_point), named.unwrap_or_default().to_string()));
             }
             all.push((mount_point, v2));
         }
@@ -109,13 +111,59 @@ fn dirs_of(path: &str) -> Vec<PathBuf> {
 pub fn join_unmanaged(path: &str, pid: i32) -> Vec<String> {
     let rel = path.trim_start_matches('/');
     let mut errors = Vec::new();
-    for mp in &mounts().unmanaged {
+    for (mp, _) in &mounts().unmanaged {
         let dir = mp.join(rel);
         if let Err(e) = fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join("cgroup.procs"), pid.to_string())) {
             errors.push(format!("join {}: {e}", dir.display()));
         }
     }
     errors
+}
+
+/// Moves the calling process into the container's cgroup `path` of the
+/// hierarchies libcontainer does not manage, so that the container's
+/// processes, forked from it, are born there. libcontainer bind-mounts each
+/// hierarchy at /sys/fs/cgroup/<name> from the init's own cgroup at the
+/// time it mounts (before [`join_unmanaged`] could move it), so an init
+/// created from the host's root saw the whole `name=systemd` tree: every
+/// other container's cgroup and other engines'. Returns the cgroup dirs to
+/// go back to with [`leave_unmanaged`] (the container's cgroup can only be
+/// removed once the caller left it), and what failed.
+pub fn enter_unmanaged(path: &str) -> (Vec<PathBuf>, Vec<String>) {
+    let rel = path.trim_start_matches('/');
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let me = std::process::id().to_string();
+    let mut back = Vec::new();
+    let mut errors = Vec::new();
+    for (mp, key) in &mounts().unmanaged {
+        // `ID:KEY:PATH`; the key of the cgroup2 hierarchy is empty.
+        let Some(current) = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, k, p) = (f.next()?, f.next()?, f.next()?);
+            (k == key).then(|| p.trim_start_matches('/').to_string())
+        }) else {
+            continue;
+        };
+        let dir = mp.join(rel);
+        match fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join("cgroup.procs"), &me)) {
+            Ok(()) => back.push(mp.join(current)),
+            Err(e) => errors.push(format!("enter {}: {e}", dir.display())),
+        }
+    }
+    (back, errors)
+}
+
+/// Moves the calling process back to the cgroups [`enter_unmanaged`] took
+/// it from; returns what failed.
+pub fn leave_unmanaged(back: &[PathBuf]) -> Vec<String> {
+    let me = std::process::id().to_string();
+    back.iter()
+        .filter_map(|dir| {
+            fs::write(dir.join("cgroup.procs"), &me)
+                .err()
+                .map(|e| format!("return to {}: {e}", dir.display()))
+        })
+        .collect()
 }
 
 /// Whether the cgroup at `path` is frozen (v1 freezer, or v2 `cgroup.freeze`).

@@ -327,6 +327,11 @@ fn exec_process(mut p: serde_json::Value, req: &ExecSpec, has_seccomp: bool) -> 
         .map(str::to_string)
         .collect();
     env.extend(req.env.iter().cloned());
+    // As `docker exec -t`: a pty gets TERM unless the container or the
+    // exec already sets one.
+    if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     p["env"] = serde_json::json!(env);
     if let Some(cwd) = &req.cwd {
         p["cwd"] = serde_json::json!(cwd);

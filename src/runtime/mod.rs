@@ -175,7 +175,8 @@ pub struct ShimConfig {
     #[serde(default)]
     pub stdin: bool,
     /// Report ready once created, and start the init only after the first
-    /// client attached (or a while passed): `run -t`/`-i` in the foreground.
+    /// client attached (or a while passed): `run` in the foreground. Without
+    /// a tty or stdin, the client gets the output alone.
     #[serde(default)]
     pub wait_attach: bool,
 }
@@ -381,7 +382,7 @@ impl Runtime {
             log_max_files: self.log_rotation(cfg).1,
             tty: cfg.tty,
             stdin: cfg.stdin,
-            wait_attach: cfg.wait_attach && (cfg.tty || cfg.stdin),
+            wait_attach: cfg.wait_attach,
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {

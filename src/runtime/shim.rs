@@ -29,6 +29,8 @@ use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunR
 /// either side closes. Without one (`stdin`), it sends stdout and stderr
 /// apart in `wire::exec_frame` frames and feeds the raw bytes it reads into
 /// the container's stdin; the client's EOF (a half-close) closes that stdin.
+/// A foreground `run` with neither (`wait_attach` alone) gets the same
+/// frames, its stdin being /dev/null: the one byte-exact path for output.
 /// Output made before the first client connects is replayed to it (up to
 /// [`EARLY_OUTPUT`]), so the first prompt of `run -t`, which attaches just
 /// after the start, reaches the terminal and not only the log.
@@ -129,8 +131,9 @@ struct Running {
     stderr: OwnedFd,
     /// With a tty: the pty master, and the listener `berth attach` connects to.
     pty: Option<(OwnedFd, std::os::unix::net::UnixListener)>,
-    /// With an open stdin and no tty: its pipe's write end, and the listener.
-    piped: Option<(OwnedFd, std::os::unix::net::UnixListener)>,
+    /// Without a tty, attachable (an open stdin, or a foreground `run`):
+    /// the stdin pipe's write end if stdin is open, and the listener.
+    piped: Option<(Option<OwnedFd>, std::os::unix::net::UnixListener)>,
     /// The client that attached before the start (`wait_attach`).
     first_client: Option<std::os::unix::net::UnixStream>,
     /// Ready was reported before the start.
@@ -276,7 +279,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         None => None,
     };
 
-    let mut container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+    let builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_executor(super::workload::DefaultSignals)
         .validate_id()
         .map_err(|e| format!("invalid container id {:?}: {e}", cfg.id))?
@@ -288,9 +291,19 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         .with_console_socket(console.as_deref())
         .as_init(&cfg.bundle)
         .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
+        .with_detach(true);
+    // The init is born in its own cgroups of the hierarchies libcontainer
+    // leaves alone, so that it mounts those and not the host's root.
+    let (back, errors) = cgroup::enter_unmanaged(&cfg.cgroup_path);
+    for e in errors {
+        eprintln!("berth-shim: {e}");
+    }
+    let built = builder.build();
+    // Out again: the container's cgroups are removed only once empty.
+    for e in cgroup::leave_unmanaged(&back) {
+        eprintln!("berth-shim: {e}");
+    }
+    let mut container = built.map_err(|e| format!("cannot create container: {}", describe_error(&e)))?;
     tracing::debug!("container built");
     if let Some(pid) = container.pid() {
         // Before start: everything the init forks is then in them too.
@@ -330,10 +343,10 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         None => None,
     };
     let piped = match stdin_w {
-        Some(w) => {
-            let attach = bind_attach_socket(&run_dir)?;
-            Some((w, attach))
-        }
+        Some(w) => Some((Some(w), bind_attach_socket(&run_dir)?)),
+        // A foreground `run` without -i/-t: its client gets the output
+        // alone, framed, byte for byte (the log is line-oriented text).
+        None if cfg.wait_attach && !cfg.tty => Some((None, bind_attach_socket(&run_dir)?)),
         None => None,
     };
     let init_pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
@@ -354,7 +367,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     let reported = cfg.wait_attach;
     if cfg.wait_attach {
         report(&ShimReport::Ready { record });
-        let listener = pty.as_ref().or(piped.as_ref()).map(|(_, l)| l);
+        let listener = pty.as_ref().map(|(_, l)| l).or(piped.as_ref().map(|(_, l)| l));
         first_client = listener.and_then(wait_for_client);
     }
     if let Err(e) = container.start() {
@@ -485,6 +498,7 @@ fn supervise(cfg: &ShimConfig, mut running: Running) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pty_open = running.pty.is_some();
     let (stdin_pipe, piped_listener) = running.piped.take().unzip();
+    let stdin_pipe = stdin_pipe.flatten();
     let piped = piped_listener.is_some();
     let master = running.pty.as_ref().map(|(m, _)| m);
     let listener = running.pty.as_ref().map(|(_, l)| l).or(piped_listener.as_ref());

@@ -23,11 +23,13 @@ pub async fn ps(g: &Global, args: PsArgs) -> anyhow::Result<ExitCode> {
 fn containers_table(views: &[ObjectView]) -> Table {
     let mut table = Table::new(&["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"]);
     for v in views {
+        // Up since the last start, as Docker's; CREATED stays.
+        let up = output::age(v.started_at.or(v.created_at));
         let status = match (&v.pid, &v.exit) {
-            (Some(_), _) if v.status.starts_with("Paused") => format!("Up {} (Paused)", output::age(v.created_at)),
+            (Some(_), _) if v.status.starts_with("Paused") => format!("Up {up} (Paused)"),
             (Some(_), _) => match &v.health {
-                Some(h) => format!("Up {} ({})", output::age(v.created_at), h.status),
-                None => format!("Up {}", output::age(v.created_at)),
+                Some(h) => format!("Up {up} ({})", h.status),
+                None => format!("Up {up}"),
             },
             (None, Some(e)) => format!("Exited ({}) {} ago", e.code, output::age(Some(e.finished_at))),
             _ => v.status.clone(),

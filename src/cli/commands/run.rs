@@ -92,11 +92,12 @@ fn request(args: RunArgs) -> RunRequest {
 /// command is missing or not executable, or 125 when berth could not run it
 /// (no such image, a name in use).
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
-    // With a tty or an open stdin the container is started detached, then
-    // attached to (its pty or stdin pipe lives in the shim, which keeps the
-    // output made before the attach for it); `-d -t` leaves it running.
-    let attach_tty = (args.tty || args.interactive) && !args.detach;
-    let detach = args.detach || args.tty || args.interactive;
+    // In the foreground the container is started detached, then attached
+    // to, as Docker does: with a tty its pty, with -i its stdin and output,
+    // otherwise its output alone. The attach is the byte-exact path (the
+    // log is line-oriented text), and the shim holds the init until it is
+    // there, so no output is missed; `-d -t` leaves it running.
+    let attach = !args.detach;
     let tty = args.tty;
     let detach_keys = args.detach_keys.clone();
     let mut args = args;
@@ -104,10 +105,9 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let interactive = args.interactive;
-    // As `create`'s request, but started (detached when attached to) here.
     let req = RunRequest {
-        detach,
-        attach: attach_tty,
+        detach: true,
+        attach,
         detach_keys: detach_keys.clone(),
         ..request(args)
     };
@@ -115,42 +115,33 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let body = serde_json::to_vec(&req)?;
     let mut code = None;
     let mut error = None;
-    // Attached without a tty: signals to the CLI go to the container.
-    let proxied = super::sigproxy::Target::default();
     let api = client(g, true);
-    let stream = api.stream(
-        Method::POST,
-        "/v1/run",
-        Some(body),
-        |ev: RunEvent| match ev {
-            RunEvent::Started { name } => {
-                if attach_tty {
-                    started = Some(name);
-                } else if detach {
-                    println!("{name}");
-                } else {
-                    *proxied.lock().unwrap_or_else(|p| p.into_inner()) = Some(name);
+    let result = api
+        .stream(
+            Method::POST,
+            "/v1/run",
+            Some(body),
+            |ev: RunEvent| match ev {
+                RunEvent::Started { name } => {
+                    if attach {
+                        started = Some(name);
+                    } else {
+                        println!("{name}");
+                    }
                 }
-            }
-            RunEvent::Log(line) => print_log(&line, false),
-            RunEvent::Exited { code: c, oom_killed } => {
-                if oom_killed {
-                    eprintln!("berth: container was OOM-killed");
+                // From a daemon that streams the log of a foreground run.
+                RunEvent::Log(line) => print_log(&line, false),
+                RunEvent::Exited { code: c, oom_killed } => {
+                    if oom_killed {
+                        eprintln!("berth: container was OOM-killed");
+                    }
+                    code = Some(c);
                 }
-                code = Some(c);
-            }
-            RunEvent::Error { message, exit_code } => error = Some((message, exit_code.unwrap_or(125))),
-        },
-        flush_stdout,
-    );
-    let result = if detach {
-        stream.await
-    } else {
-        tokio::select! {
-            result = stream => result,
-            never = super::sigproxy::forward(g, proxied.clone()) => match never {},
-        }
-    };
+                RunEvent::Error { message, exit_code } => error = Some((message, exit_code.unwrap_or(125))),
+            },
+            flush_stdout,
+        )
+        .await;
     match result {
         Ok(()) => {}
         Err(ClientError::Api { message, .. }) => {
@@ -168,7 +159,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match code {
         Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
-        None if detach => ExitCode::SUCCESS,
+        None if !attach => ExitCode::SUCCESS,
         None => ExitCode::from(125),
     })
 }

@@ -263,7 +263,14 @@ async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, wait_attach:
     cfg.netns = wired.netns;
     cfg.mounts.extend(wired.mounts);
 
-    let mut info = match engine.live(Kind::Container, name)? {
+    let live = engine.live(Kind::Container, name)?;
+    // A restart (or the start after `create`) is the same container: it
+    // keeps its creation time; a replaced spec makes a new one.
+    let created_at = match &live {
+        Some(rec) if rec.spec_hash == hash => rec.created_at,
+        _ => now_millis(),
+    };
+    let mut info = match live {
         Some(rec) if rec.spec_hash == hash => {
             let mut info = rec.container_info().cloned().unwrap_or_default();
             // A first start after `create` is not a restart.
@@ -289,7 +296,7 @@ async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, wait_attach:
     info.labels = translate::labels(&resolved.view, &obj.metadata.labels);
     info.exposed_ports = resolved.view.exposed_ports.clone();
     let put = |info: &ContainerInfo| {
-        let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), now_millis());
+        let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), created_at);
         engine.store.live_put(&rec)
     };
     engine.ensure_id(name)?;

@@ -531,6 +531,12 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
                 &hosts,
                 &crate::network::files::resolv_conf(&resolv, false),
             )?;
+            // The host's name, as the container's own hostname is.
+            let hostname = crate::reconcile::translate::hostname_of(name, spec);
+            engine
+                .host
+                .networks
+                .write_file(name, "hostname", &format!("{hostname}\n"))?;
             return Ok(Wired {
                 netns: NetnsMode::Host,
                 mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
