@@ -1235,3 +1235,202 @@ fn the_ruleset_generation_moves_with_every_nftables_change() {
     assert!(removed > made, "{made} -> {removed}");
     assert_eq!(nat::rule_count(&table).unwrap(), None);
 }
+
+/// A raw TCP SYN, as a container with NET_RAW can send it: an Ethernet frame
+/// to the bridge's MAC with IPv4 destination DST. Resent every 0.5 s; prints
+/// SYNACK when the port answers, else NONE after SECS. A datagram to the
+/// gateway first makes the host learn the sender's MAC (its own ARP for it
+/// would come from 127.0.0.1, which nobody answers), as any traffic of a
+/// real container does. Args: IFACE BRIDGE_MAC SRC_IP GATEWAY DST_IP DST_PORT SECS.
+const RAW_SYN_PY: &str = r#"
+import random, socket, struct, sys, time
+iface, dmac, sip, gateway, dip, dport, secs = sys.argv[1:8]
+dport = int(dport)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", (gateway, 9))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((iface, 0))
+smac = s.getsockname()[4]
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+sport = random.randint(20000, 60000)
+src, dst = socket.inet_aton(sip), socket.inet_aton(dip)
+tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+tcp = tcp[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, src, dst)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+frame = bytes.fromhex(dmac.replace(":", "")) + smac + b"\x08\x00" + ip + tcp
+s.settimeout(0.1)
+deadline = time.time() + float(secs)
+resend = 0.0
+while time.time() < deadline:
+    if time.time() >= resend:
+        s.send(frame)
+        resend = time.time() + 0.5
+    try:
+        pkt = s.recv(2048)
+    except socket.timeout:
+        continue
+    h = pkt[14:]
+    if len(h) < 40 or h[9] != 6 or h[12:16] != dst:
+        continue
+    t = h[(h[0] & 15) * 4:]
+    sp, dp = struct.unpack("!HH", t[:4])
+    if sp == dport and dp == sport and t[13] & 0x12 == 0x12:
+        print("SYNACK")
+        sys.exit(0)
+print("NONE")
+"#;
+
+/// Runs [`RAW_SYN_PY`] inside the network namespace at `netns`, from its
+/// eth0 at `src`, to 127.0.0.1:`port` through `bridge` (whose address is
+/// `gateway`); whether a SYN-ACK came.
+fn raw_syn_answered(netns: &Path, bridge: &str, src: &str, gateway: &str, port: u16, secs: u32) -> bool {
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "python3",
+            "-c",
+            RAW_SYN_PY,
+            "eth0",
+            mac.trim(),
+            src,
+            gateway,
+            "127.0.0.1",
+        ])
+        .arg(port.to_string())
+        .arg(secs.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && (text.contains("SYNACK") || text.contains("NONE")),
+        "raw SYN probe failed: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.contains("SYNACK")
+}
+
+/// A host TCP server on 127.0.0.1 only (kernel-chosen port), accepting and
+/// closing until the test ends.
+fn loopback_server() -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in server.incoming() {});
+    port
+}
+
+/// CVE-2020-8558's pattern: `route_localnet=1` on a bridge lets a neighbour
+/// on it reach services bound to the host's 127.0.0.1. berth's table drops
+/// what comes from its bridges to 127.0.0.0/8 that it did not DNAT.
+#[test]
+fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let nets = Networks::new(dir.path(), &format!("berth-lotest{pid}"));
+    let bridge = BridgeConfig {
+        name: nets.bridge_name("lo"),
+        alias: nets.alias("network/lo"),
+        subnet: "10.89.249.0/24".parse().unwrap(),
+        gateway: "10.89.249.1".parse().unwrap(),
+        mtu: None,
+    };
+    /// Removes what the test made, even when it fails half-way.
+    struct Cleanup(Networks, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = berth::network::nat::remove_table(self.0.table());
+            let _ = self.0.remove_container("c1", 1);
+            let _ = link::delete_link(&self.1);
+        }
+    }
+    let _cleanup = Cleanup(nets.clone(), bridge.name.clone());
+    link::ensure_bridge(&bridge).unwrap();
+    let ns = nets.netns_path("c1");
+    link::create_netns(&ns).unwrap();
+    let veth = VethConfig {
+        host_name: nets.veth_name("c1", 0),
+        alias: nets.alias("container/c1"),
+        bridge: bridge.name.clone(),
+        ifname: "eth0".into(),
+        address: "10.89.249.2".parse().unwrap(),
+        prefix: 24,
+        default_gateway: Some(bridge.gateway),
+        mtu: None,
+    };
+    link::attach_veth(&ns, &veth).unwrap();
+    let port = loopback_server();
+
+    // Without berth's table the probe gets through: it is sound.
+    assert!(
+        raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 5),
+        "the probe never reached 127.0.0.1:{port} even unguarded"
+    );
+    let net = berth::network::NatNetwork {
+        bridge: bridge.name.clone(),
+        subnet: bridge.subnet,
+        internal: false,
+    };
+    berth::network::nat::sync(nets.table(), &[net], &[]).unwrap();
+    assert!(
+        !raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 2),
+        "a raw SYN from the bridge reached 127.0.0.1:{port}"
+    );
+}
+
+/// The same from inside a berth container (its network namespace, as its
+/// NET_RAW allows), while its port published on 127.0.0.1 keeps working,
+/// and the guard comes back when removed by hand.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_and_its_127_0_0_1_port_still_works() {
+    let env = Env::new("netloguard");
+    let published = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("g", "{subnet: 10.79.11.0/24}"),
+        sh(
+            "web",
+            &format!(
+                "  networks: [{{name: g, ipv4Address: 10.79.11.5}}]\n  ports: [{{host: {published}, container: 80, hostIp: 127.0.0.1}}]\n"
+            ),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("guard.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 20, |v| v["status"] == "Running");
+    assert!(http_get(published, 20).contains("hello-from-web"));
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let bridge = nets.bridge_name("g");
+    let ns = nets.netns_path("web");
+    let port = loopback_server();
+    assert!(
+        !raw_syn_answered(&ns, &bridge, "10.79.11.5", "10.79.11.1", port, 2),
+        "a container reached 127.0.0.1:{port}"
+    );
+
+    // The table as berth made it reads as intact (not rebuilt every pass).
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let described = env.ok(&["describe", "network/g"]);
+    assert!(!described.contains("nftables rules were missing"), "{described}");
+
+    // The guard's chain flushed by hand comes back with the next pass.
+    let flushed = std::process::Command::new("nft")
+        .args(["flush", "chain", "inet", nets.table(), "input"])
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let described = env.ok(&["describe", "network/g"]);
+    assert!(described.contains("nftables rules were missing"), "{described}");
+    assert!(!raw_syn_answered(&ns, &bridge, "10.79.11.5", "10.79.11.1", port, 2));
+    assert!(http_get(published, 10).contains("hello-from-web"));
+    env.ok(&["delete", "container/web", "network/g"]);
+}
