@@ -1434,3 +1434,194 @@ fn a_container_cannot_reach_the_hosts_loopback_and_its_127_0_0_1_port_still_work
     assert!(http_get(published, 10).contains("hello-from-web"));
     env.ok(&["delete", "container/web", "network/g"]);
 }
+
+/// A DNS message: a query (`reply` None) or a response to one with `id`,
+/// answering `name` with `a` (NXDOMAIN when None).
+fn dns_message(id: u16, name: &str, reply: Option<Option<[u8; 4]>>) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+    use hickory_proto::rr::{rdata::A, Name, RData, Record, RecordType};
+    let name = <Name as std::str::FromStr>::from_str(name).unwrap();
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_recursion_desired(true)
+        .add_query(Query::query(name.clone(), RecordType::A));
+    match reply {
+        None => {}
+        Some(Some(a)) => {
+            m.set_message_type(MessageType::Response).add_answer(Record::from_rdata(
+                name,
+                5,
+                RData::A(A::from(std::net::Ipv4Addr::from(a))),
+            ));
+        }
+        Some(None) => {
+            m.set_message_type(MessageType::Response)
+                .set_response_code(ResponseCode::NXDomain);
+        }
+    }
+    m.to_vec().unwrap()
+}
+
+/// Asks `server` for `name`'s A record; the answer, if one comes in `secs`.
+fn dns_ask(server: std::net::SocketAddr, id: u16, name: &str, secs: u64) -> Option<hickory_proto::op::Message> {
+    let client = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    client.connect(server).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(secs)))
+        .unwrap();
+    client.send(&dns_message(id, name, None)).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = client.recv(&mut buf).ok()?;
+    hickory_proto::op::Message::from_vec(&buf[..n]).ok()
+}
+
+fn a_records(m: &hickory_proto::op::Message) -> Vec<String> {
+    m.answers().iter().map(|r| r.data().to_string()).collect()
+}
+
+/// An upstream that answers each query as its name says, hostile first:
+/// `spoofed.*` gets a reply from another port of the host before the real
+/// one, `wrongid.*` gets one with another ID first. The real answer is
+/// always 127.0.0.77.
+fn hostile_upstream() -> std::net::SocketAddr {
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = upstream.recv_from(&mut buf) {
+            let Ok(req) = hickory_proto::op::Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(name) = req.queries().first().map(|q| q.name().to_ascii()) else {
+                continue;
+            };
+            let id = req.id();
+            if name.starts_with("spoofed.") {
+                let _ = stranger.send_to(&dns_message(id, &name, Some(Some([127, 0, 0, 66]))), from);
+            }
+            if name.starts_with("wrongid.") {
+                let _ = upstream.send_to(&dns_message(id ^ 1, &name, Some(Some([127, 0, 0, 67]))), from);
+            }
+            let _ = upstream.send_to(&dns_message(id, &name, Some(Some([127, 0, 0, 77]))), from);
+        }
+    });
+    addr
+}
+
+/// The daemon's DNS server of a network on `subnet` (10.79.N.0/24), with
+/// `upstream` as its resolver, a `srv` container at .9 and a `cli` one.
+fn dns_env(name: &str, third: u8, upstream: std::net::SocketAddr) -> (Env, std::net::SocketAddr) {
+    let mut env = Env::new(name);
+    env.kill_daemon();
+    env.extra_env.push(("BERTH_DNS_UPSTREAM".into(), upstream.to_string()));
+    env.start_daemon();
+    let stack = format!(
+        "{}{}{}{}",
+        env.image_doc(),
+        network_doc("d", &format!("{{subnet: 10.79.{third}.0/24}}")),
+        sh(
+            "srv",
+            &format!("  networks: [{{name: d, ipv4Address: 10.79.{third}.9}}]\n"),
+            "sleep 1000"
+        ),
+        sh("cli", "  networks: [d]\n", "sleep 1000"),
+    );
+    let file = env.manifest("dns.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "srv", 20, |v| v["status"] == "Running");
+    env.wait_for("container", "cli", 20, |v| v["status"] == "Running");
+    (env, ([10, 79, third, 1], 53).into())
+}
+
+#[test]
+fn the_dns_forwarder_takes_only_the_upstreams_answer_to_its_own_query() {
+    let (env, server) = dns_env("netdnsspoof", 13, hostile_upstream());
+    // A reply from another port of the upstream's host is not the answer.
+    let m = dns_ask(server, 4242, "spoofed.example.test", 5).expect("an answer");
+    assert_eq!(m.id(), 4242);
+    assert_eq!(a_records(&m), ["127.0.0.77"], "{m:?}");
+    // Nor is one from the upstream with another ID: the right one still is.
+    let m = dns_ask(server, 4343, "wrongid.example.test", 5).expect("an answer");
+    assert_eq!(m.id(), 4343);
+    assert_eq!(a_records(&m), ["127.0.0.77"], "{m:?}");
+    // What was ignored is said.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !env.daemon_log().contains("1 datagrams from an upstream ignored") {
+        assert!(std::time::Instant::now() < deadline, "{}", env.daemon_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[test]
+fn a_dns_flood_gets_servfail_beyond_the_bound_and_the_daemons_fds_stay_flat() {
+    use hickory_proto::op::{Message, ResponseCode};
+    // An upstream that never answers: every forward waits its timeout.
+    let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (env, server) = dns_env("netdnsflood", 14, blackhole.local_addr().unwrap());
+    let pid = env.daemon.as_ref().unwrap().id();
+    let before = fd_count(pid);
+    let bound = berth::network::dns::FORWARDS_PER_NETWORK;
+    let flood = 4 * bound;
+
+    let client = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    client.connect(server).unwrap();
+    // Room for every refusal, should the test read slower than they come.
+    nix::sys::socket::setsockopt(&client, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20)).unwrap();
+    let sender = client.try_clone().unwrap();
+    let send = std::thread::spawn(move || {
+        for i in 0..flood {
+            sender
+                .send(&dns_message(i as u16, &format!("n{i}.example.test"), None))
+                .unwrap();
+            // About 20,000 queries/s: the flood of the issue, without
+            // overrunning the daemon's receive buffer (which would lose
+            // queries the count below expects).
+            if i % 20 == 19 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    });
+    // The excess is refused at once, long before the 3 s forward timeout.
+    client
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let (mut servfail, mut most_fds) = (0, 0);
+    let mut buf = [0u8; 1500];
+    while servfail < flood - bound {
+        let Ok(n) = client.recv(&mut buf) else { break };
+        if Message::from_vec(&buf[..n]).is_ok_and(|m| m.response_code() == ResponseCode::ServFail) {
+            servfail += 1;
+            // Not on every reply: listing the fds is slower than they come.
+            if servfail % 64 == 0 {
+                most_fds = most_fds.max(fd_count(pid));
+            }
+        }
+    }
+    send.join().unwrap();
+    most_fds = most_fds.max(fd_count(pid));
+    eprintln!("flood: {servfail} of {flood} refused at once; daemon fds {before} before, {most_fds} at most");
+    assert!(servfail >= flood - bound, "{servfail} of {flood} refused");
+    assert!(
+        most_fds <= before + bound + 16,
+        "the daemon went from {before} to {most_fds} fds"
+    );
+    // The network's own names answer during the flood's forwards...
+    let m = dns_ask(server, 1, "srv", 5).expect("srv answers during the flood");
+    assert_eq!(a_records(&m), ["10.79.14.9"], "{m:?}");
+    // ... and after, in a container, and what was refused is said.
+    let out = env.ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(out.contains("10.79.14.9"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !env.daemon_log().contains("queries answered SERVFAIL") {
+        assert!(std::time::Instant::now() < deadline, "{}", env.daemon_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
+    drop(blackhole);
+}
