@@ -1286,6 +1286,54 @@ while time.time() < deadline:
 print("NONE")
 "#;
 
+/// One raw UDP datagram "probe" (checksum 0: none, as IPv4 allows), sent as
+/// [`RAW_SYN_PY`] sends its SYN. Args: IFACE BRIDGE_MAC SRC_IP GATEWAY DST_IP DST_PORT.
+const RAW_UDP_PY: &str = r#"
+import socket, struct, sys
+iface, dmac, sip, gateway, dip, dport = sys.argv[1:7]
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", (gateway, 9))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((iface, 0))
+smac = s.getsockname()[4]
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+src, dst = socket.inet_aton(sip), socket.inet_aton(dip)
+udp = struct.pack("!HHHH", 40000, int(dport), 8 + 5, 0) + b"probe"
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s.send(bytes.fromhex(dmac.replace(":", "")) + smac + b"\x08\x00" + ip + udp)
+"#;
+
+/// Sends [`RAW_UDP_PY`]'s datagram from `netns` to a fresh host UDP socket
+/// on 127.0.0.1; whether it arrived.
+fn raw_udp_arrives(netns: &Path, bridge: &str, src: &str, gateway: &str) -> bool {
+    let host = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "python3",
+            "-c",
+            RAW_UDP_PY,
+            "eth0",
+            mac.trim(),
+            src,
+            gateway,
+            "127.0.0.1",
+        ])
+        .arg(port.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "raw UDP probe failed");
+    host.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 64];
+    host.recv(&mut buf).is_ok_and(|n| &buf[..n] == b"probe")
+}
+
 /// Runs [`RAW_SYN_PY`] inside the network namespace at `netns`, from its
 /// eth0 at `src`, to 127.0.0.1:`port` through `bridge` (whose address is
 /// `gateway`); whether a SYN-ACK came.
@@ -1372,6 +1420,7 @@ fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
         raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 5),
         "the probe never reached 127.0.0.1:{port} even unguarded"
     );
+    assert!(raw_udp_arrives(&ns, &bridge.name, "10.89.249.2", "10.89.249.1"));
     let net = berth::network::NatNetwork {
         bridge: bridge.name.clone(),
         subnet: bridge.subnet,
@@ -1381,6 +1430,10 @@ fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
     assert!(
         !raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 2),
         "a raw SYN from the bridge reached 127.0.0.1:{port}"
+    );
+    assert!(
+        !raw_udp_arrives(&ns, &bridge.name, "10.89.249.2", "10.89.249.1"),
+        "a raw UDP datagram from the bridge reached 127.0.0.1"
     );
 }
 
