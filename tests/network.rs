@@ -1235,3 +1235,499 @@ fn the_ruleset_generation_moves_with_every_nftables_change() {
     assert!(removed > made, "{made} -> {removed}");
     assert_eq!(nat::rule_count(&table).unwrap(), None);
 }
+
+/// A raw TCP SYN, as a container with NET_RAW can send it: an Ethernet frame
+/// to the bridge's MAC with IPv4 destination DST. Resent every 0.5 s; prints
+/// SYNACK when the port answers, else NONE after SECS. A datagram to the
+/// gateway first makes the host learn the sender's MAC (its own ARP for it
+/// would come from 127.0.0.1, which nobody answers), as any traffic of a
+/// real container does. Args: IFACE BRIDGE_MAC SRC_IP GATEWAY DST_IP DST_PORT SECS.
+const RAW_SYN_PY: &str = r#"
+import random, socket, struct, sys, time
+iface, dmac, sip, gateway, dip, dport, secs = sys.argv[1:8]
+dport = int(dport)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", (gateway, 9))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((iface, 0))
+smac = s.getsockname()[4]
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+sport = random.randint(20000, 60000)
+src, dst = socket.inet_aton(sip), socket.inet_aton(dip)
+tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+tcp = tcp[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, src, dst)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+frame = bytes.fromhex(dmac.replace(":", "")) + smac + b"\x08\x00" + ip + tcp
+s.settimeout(0.1)
+deadline = time.time() + float(secs)
+resend = 0.0
+while time.time() < deadline:
+    if time.time() >= resend:
+        s.send(frame)
+        resend = time.time() + 0.5
+    try:
+        pkt = s.recv(2048)
+    except socket.timeout:
+        continue
+    h = pkt[14:]
+    if len(h) < 40 or h[9] != 6 or h[12:16] != dst:
+        continue
+    t = h[(h[0] & 15) * 4:]
+    sp, dp = struct.unpack("!HH", t[:4])
+    if sp == dport and dp == sport and t[13] & 0x12 == 0x12:
+        print("SYNACK")
+        sys.exit(0)
+print("NONE")
+"#;
+
+/// One raw UDP datagram "probe" (checksum 0: none, as IPv4 allows), sent as
+/// [`RAW_SYN_PY`] sends its SYN. Args: IFACE BRIDGE_MAC SRC_IP GATEWAY DST_IP DST_PORT.
+const RAW_UDP_PY: &str = r#"
+import socket, struct, sys
+iface, dmac, sip, gateway, dip, dport = sys.argv[1:7]
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", (gateway, 9))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((iface, 0))
+smac = s.getsockname()[4]
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+src, dst = socket.inet_aton(sip), socket.inet_aton(dip)
+udp = struct.pack("!HHHH", 40000, int(dport), 8 + 5, 0) + b"probe"
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s.send(bytes.fromhex(dmac.replace(":", "")) + smac + b"\x08\x00" + ip + udp)
+"#;
+
+/// Sends [`RAW_UDP_PY`]'s datagram from `netns` to a fresh host UDP socket
+/// on 127.0.0.1; whether it arrived.
+fn raw_udp_arrives(netns: &Path, bridge: &str, src: &str, gateway: &str) -> bool {
+    let host = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "python3",
+            "-c",
+            RAW_UDP_PY,
+            "eth0",
+            mac.trim(),
+            src,
+            gateway,
+            "127.0.0.1",
+        ])
+        .arg(port.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "raw UDP probe failed");
+    host.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 64];
+    host.recv(&mut buf).is_ok_and(|n| &buf[..n] == b"probe")
+}
+
+/// Runs [`RAW_SYN_PY`] inside the network namespace at `netns`, from its
+/// eth0 at `src`, to 127.0.0.1:`port` through `bridge` (whose address is
+/// `gateway`); whether a SYN-ACK came.
+fn raw_syn_answered(netns: &Path, bridge: &str, src: &str, gateway: &str, port: u16, secs: u32) -> bool {
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "python3",
+            "-c",
+            RAW_SYN_PY,
+            "eth0",
+            mac.trim(),
+            src,
+            gateway,
+            "127.0.0.1",
+        ])
+        .arg(port.to_string())
+        .arg(secs.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && (text.contains("SYNACK") || text.contains("NONE")),
+        "raw SYN probe failed: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.contains("SYNACK")
+}
+
+/// A host TCP server on 127.0.0.1 only (kernel-chosen port), accepting and
+/// closing until the test ends.
+fn loopback_server() -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in server.incoming() {});
+    port
+}
+
+/// CVE-2020-8558's pattern: `route_localnet=1` on a bridge lets a neighbour
+/// on it reach services bound to the host's 127.0.0.1. berth's table drops
+/// what comes from its bridges to 127.0.0.0/8 that it did not DNAT.
+#[test]
+fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let nets = Networks::new(dir.path(), &format!("berth-lotest{pid}"));
+    let bridge = BridgeConfig {
+        name: nets.bridge_name("lo"),
+        alias: nets.alias("network/lo"),
+        subnet: "10.89.249.0/24".parse().unwrap(),
+        gateway: "10.89.249.1".parse().unwrap(),
+        mtu: None,
+    };
+    /// Removes what the test made, even when it fails half-way.
+    struct Cleanup(Networks, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = berth::network::nat::remove_table(self.0.table());
+            let _ = self.0.remove_container("c1", 1);
+            let _ = link::delete_link(&self.1);
+        }
+    }
+    let _cleanup = Cleanup(nets.clone(), bridge.name.clone());
+    link::ensure_bridge(&bridge).unwrap();
+    let ns = nets.netns_path("c1");
+    link::create_netns(&ns).unwrap();
+    let veth = VethConfig {
+        host_name: nets.veth_name("c1", 0),
+        alias: nets.alias("container/c1"),
+        bridge: bridge.name.clone(),
+        ifname: "eth0".into(),
+        address: "10.89.249.2".parse().unwrap(),
+        prefix: 24,
+        default_gateway: Some(bridge.gateway),
+        mtu: None,
+    };
+    link::attach_veth(&ns, &veth).unwrap();
+    let port = loopback_server();
+
+    // Without berth's table the probe gets through: it is sound.
+    assert!(
+        raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 5),
+        "the probe never reached 127.0.0.1:{port} even unguarded"
+    );
+    assert!(raw_udp_arrives(&ns, &bridge.name, "10.89.249.2", "10.89.249.1"));
+    let net = berth::network::NatNetwork {
+        bridge: bridge.name.clone(),
+        subnet: bridge.subnet,
+        internal: false,
+    };
+    berth::network::nat::sync(nets.table(), &[net], &[]).unwrap();
+    assert!(
+        !raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 2),
+        "a raw SYN from the bridge reached 127.0.0.1:{port}"
+    );
+    assert!(
+        !raw_udp_arrives(&ns, &bridge.name, "10.89.249.2", "10.89.249.1"),
+        "a raw UDP datagram from the bridge reached 127.0.0.1"
+    );
+}
+
+/// The same from inside a berth container (its network namespace, as its
+/// NET_RAW allows), while its port published on 127.0.0.1 keeps working,
+/// and the guard comes back when removed by hand.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_and_its_127_0_0_1_port_still_works() {
+    let env = Env::new("netloguard");
+    let published = free_port();
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("g", "{subnet: 10.79.11.0/24}"),
+        sh(
+            "web",
+            &format!(
+                "  networks: [{{name: g, ipv4Address: 10.79.11.5}}]\n  ports: [{{host: {published}, container: 80, hostIp: 127.0.0.1}}]\n"
+            ),
+            HTTPD
+        ),
+    );
+    let file = env.manifest("guard.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 20, |v| v["status"] == "Running");
+    assert!(http_get(published, 20).contains("hello-from-web"));
+    let nets = Networks::new(&env.run, &env.cgroup_prefix());
+    let bridge = nets.bridge_name("g");
+    let ns = nets.netns_path("web");
+    let port = loopback_server();
+    assert!(
+        !raw_syn_answered(&ns, &bridge, "10.79.11.5", "10.79.11.1", port, 2),
+        "a container reached 127.0.0.1:{port}"
+    );
+
+    // The table as berth made it reads as intact (not rebuilt every pass).
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let described = env.ok(&["describe", "network/g"]);
+    assert!(!described.contains("nftables rules were missing"), "{described}");
+
+    // The guard's chain flushed by hand comes back with the next pass.
+    let flushed = std::process::Command::new("nft")
+        .args(["flush", "chain", "inet", nets.table(), "input"])
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let described = env.ok(&["describe", "network/g"]);
+    assert!(described.contains("nftables rules were missing"), "{described}");
+    assert!(!raw_syn_answered(&ns, &bridge, "10.79.11.5", "10.79.11.1", port, 2));
+    assert!(http_get(published, 10).contains("hello-from-web"));
+    env.ok(&["delete", "container/web", "network/g"]);
+}
+
+/// A DNS message: a query (`reply` None) or a response to one with `id`,
+/// answering `name` with `a` (NXDOMAIN when None).
+fn dns_message(id: u16, name: &str, reply: Option<Option<[u8; 4]>>) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+    use hickory_proto::rr::{rdata::A, Name, RData, Record, RecordType};
+    let name = <Name as std::str::FromStr>::from_str(name).unwrap();
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_recursion_desired(true)
+        .add_query(Query::query(name.clone(), RecordType::A));
+    match reply {
+        None => {}
+        Some(Some(a)) => {
+            m.set_message_type(MessageType::Response).add_answer(Record::from_rdata(
+                name,
+                5,
+                RData::A(A::from(std::net::Ipv4Addr::from(a))),
+            ));
+        }
+        Some(None) => {
+            m.set_message_type(MessageType::Response)
+                .set_response_code(ResponseCode::NXDomain);
+        }
+    }
+    m.to_vec().unwrap()
+}
+
+/// Asks `server` for `name`'s A record; the answer, if one comes in `secs`.
+fn dns_ask(server: std::net::SocketAddr, id: u16, name: &str, secs: u64) -> Option<hickory_proto::op::Message> {
+    let client = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    client.connect(server).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(secs)))
+        .unwrap();
+    client.send(&dns_message(id, name, None)).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = client.recv(&mut buf).ok()?;
+    hickory_proto::op::Message::from_vec(&buf[..n]).ok()
+}
+
+fn a_records(m: &hickory_proto::op::Message) -> Vec<String> {
+    m.answers().iter().map(|r| r.data().to_string()).collect()
+}
+
+/// An upstream that answers each query as its name says, hostile first:
+/// `spoofed.*` gets a reply from another port of the host before the real
+/// one, `wrongid.*` gets one with another ID first. The real answer is
+/// always 127.0.0.77.
+fn hostile_upstream() -> std::net::SocketAddr {
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = upstream.recv_from(&mut buf) {
+            let Ok(req) = hickory_proto::op::Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(name) = req.queries().first().map(|q| q.name().to_ascii()) else {
+                continue;
+            };
+            let id = req.id();
+            if name.starts_with("spoofed.") {
+                let _ = stranger.send_to(&dns_message(id, &name, Some(Some([127, 0, 0, 66]))), from);
+            }
+            if name.starts_with("wrongid.") {
+                let _ = upstream.send_to(&dns_message(id ^ 1, &name, Some(Some([127, 0, 0, 67]))), from);
+            }
+            let _ = upstream.send_to(&dns_message(id, &name, Some(Some([127, 0, 0, 77]))), from);
+        }
+    });
+    addr
+}
+
+/// The daemon's DNS server of a network on `subnet` (10.79.N.0/24), with
+/// `upstream` as its resolver, a `srv` container at .9 and a `cli` one.
+fn dns_env(name: &str, third: u8, upstream: std::net::SocketAddr) -> (Env, std::net::SocketAddr) {
+    let mut env = Env::new(name);
+    env.kill_daemon();
+    env.extra_env.push(("BERTH_DNS_UPSTREAM".into(), upstream.to_string()));
+    env.start_daemon();
+    let stack = format!(
+        "{}{}{}{}",
+        env.image_doc(),
+        network_doc("d", &format!("{{subnet: 10.79.{third}.0/24}}")),
+        sh(
+            "srv",
+            &format!("  networks: [{{name: d, ipv4Address: 10.79.{third}.9}}]\n"),
+            "sleep 1000"
+        ),
+        sh("cli", "  networks: [d]\n", "sleep 1000"),
+    );
+    let file = env.manifest("dns.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "srv", 20, |v| v["status"] == "Running");
+    env.wait_for("container", "cli", 20, |v| v["status"] == "Running");
+    (env, ([10, 79, third, 1], 53).into())
+}
+
+#[test]
+fn the_dns_forwarder_takes_only_the_upstreams_answer_to_its_own_query() {
+    let (env, server) = dns_env("netdnsspoof", 13, hostile_upstream());
+    // A reply from another port of the upstream's host is not the answer.
+    let m = dns_ask(server, 4242, "spoofed.example.test", 5).expect("an answer");
+    assert_eq!(m.id(), 4242);
+    assert_eq!(a_records(&m), ["127.0.0.77"], "{m:?}");
+    // Nor is one from the upstream with another ID: the right one still is.
+    let m = dns_ask(server, 4343, "wrongid.example.test", 5).expect("an answer");
+    assert_eq!(m.id(), 4343);
+    assert_eq!(a_records(&m), ["127.0.0.77"], "{m:?}");
+    // What was ignored is said.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !env.daemon_log().contains("1 datagrams from an upstream ignored") {
+        assert!(std::time::Instant::now() < deadline, "{}", env.daemon_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
+}
+
+/// The bytes queued on the host's UDP socket at `addr` and the datagrams
+/// it dropped for a full buffer (/proc/net/udp).
+fn udp_queue_and_drops(addr: std::net::SocketAddr) -> (usize, usize) {
+    let std::net::SocketAddr::V4(v4) = addr else {
+        panic!("{addr}: IPv4 only")
+    };
+    // The address as the kernel prints it: the network-order u32 in hex.
+    let local = format!("{:08X}:{:04X}", u32::from_ne_bytes(v4.ip().octets()), v4.port());
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let line = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&local.as_str()))
+        .unwrap_or_else(|| panic!("no UDP socket on {addr} ({local}) in {table}"));
+    let queued = line[4].split(':').nth(1).map(|h| usize::from_str_radix(h, 16).unwrap());
+    (queued.unwrap(), line[line.len() - 1].parse().unwrap())
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[test]
+fn a_dns_flood_gets_servfail_beyond_the_bound_and_the_daemons_fds_stay_flat() {
+    use hickory_proto::op::{Message, ResponseCode};
+    // An upstream that never answers: every forward waits its timeout.
+    let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (env, server) = dns_env("netdnsflood", 14, blackhole.local_addr().unwrap());
+    let pid = env.daemon.as_ref().unwrap().id();
+    let before = fd_count(pid);
+    let bound = berth::network::dns::FORWARDS_PER_NETWORK;
+    let flood = 4 * bound;
+
+    let client = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    client.connect(server).unwrap();
+    // Room for every refusal, should the test read slower than they come.
+    nix::sys::socket::setsockopt(&client, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20)).unwrap();
+    // As fast as the daemon takes them, with at most 64 queries unanswered
+    // beyond the forwards it may hold, and never more than 64 KiB queued on
+    // its socket: a loaded machine then slows the flood instead of
+    // overrunning the daemon's receive buffer (lost queries would look like
+    // missing refusals; any the kernel drops all the same are counted). The
+    // excess must be refused at once: waiting 1.5 s for a reply ends the
+    // flood, long before the 3 s forward timeout would answer.
+    let (_, dropped_before) = udp_queue_and_drops(server);
+    client
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let (mut sent, mut servfail, mut most_fds) = (0, 0, 0);
+    let mut buf = [0u8; 1500];
+    let started = std::time::Instant::now();
+    while sent < flood {
+        if sent % 16 == 0 {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while udp_queue_and_drops(server).0 > 64 << 10 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the daemon stopped reading its socket"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let window_full = sent >= bound + servfail + 64;
+        if !window_full {
+            client
+                .send(&dns_message(sent as u16, &format!("n{sent}.example.test"), None))
+                .unwrap();
+            sent += 1;
+        }
+        client.set_nonblocking(!window_full).unwrap();
+        match client.recv(&mut buf) {
+            Ok(n) => {
+                if Message::from_vec(&buf[..n]).is_ok_and(|m| m.response_code() == ResponseCode::ServFail) {
+                    servfail += 1;
+                }
+            }
+            Err(e) if !window_full && e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // The wait for a reply timed out: nothing was refused at once.
+            Err(_) => break,
+        }
+        // Not on every query: listing the fds is slower than they come.
+        if sent % 64 == 0 {
+            most_fds = most_fds.max(fd_count(pid));
+        }
+    }
+    client.set_nonblocking(false).unwrap();
+    while servfail < flood - bound {
+        let Ok(n) = client.recv(&mut buf) else { break };
+        if Message::from_vec(&buf[..n]).is_ok_and(|m| m.response_code() == ResponseCode::ServFail) {
+            servfail += 1;
+        }
+    }
+    let took = started.elapsed();
+    let rate = sent as f64 / took.as_secs_f64();
+    most_fds = most_fds.max(fd_count(pid));
+    let lost = udp_queue_and_drops(server).1 - dropped_before;
+    eprintln!(
+        "flood: {servfail} of {sent} refused at once ({rate:.0} queries/s, {lost} lost); daemon fds {before} before, {most_fds} at most"
+    );
+    assert!(
+        servfail + lost >= flood - bound,
+        "{servfail} of {flood} refused, {lost} lost"
+    );
+    assert!(lost < bound, "{lost} of {flood} queries lost");
+    // At once: not by forwards timing out (3 s).
+    assert!(took < std::time::Duration::from_secs(2), "the flood took {took:?}");
+    assert!(
+        most_fds <= before + bound + 16,
+        "the daemon went from {before} to {most_fds} fds"
+    );
+    // The network's own names answer during the flood's forwards...
+    let m = dns_ask(server, 1, "srv", 5).expect("srv answers during the flood");
+    assert_eq!(a_records(&m), ["10.79.14.9"], "{m:?}");
+    // ... and after, in a container, and what was refused is said.
+    let out = env.ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(out.contains("10.79.14.9"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !env.daemon_log().contains("queries answered SERVFAIL") {
+        assert!(std::time::Instant::now() < deadline, "{}", env.daemon_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
+    drop(blackhole);
+}

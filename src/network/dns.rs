@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
 
 use super::NetworkError;
 
@@ -30,6 +32,14 @@ pub fn scoped(client: Ipv4Addr, name: &str) -> String {
 
 const TTL: u32 = 5;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+/// Forwards in flight on one network. Each holds a socket (an fd) for up to
+/// FORWARD_TIMEOUT per upstream: beyond this, SERVFAIL at once, so a flood
+/// of queries from a container costs neither fds nor memory past it.
+pub const FORWARDS_PER_NETWORK: usize = 256;
+/// And on all networks of the daemon together, whatever their number.
+pub const FORWARDS_PER_DAEMON: usize = 512;
+/// How often a server logs the queries and replies it turned away.
+const TALLY_EVERY: Duration = Duration::from_secs(5);
 
 struct Server {
     records: Arc<RwLock<Records>>,
@@ -38,9 +48,19 @@ struct Server {
 }
 
 /// The running servers of one daemon, by network.
-#[derive(Default)]
 pub struct Dns {
     servers: Mutex<HashMap<String, Server>>,
+    /// Shared by every server: see [`FORWARDS_PER_DAEMON`].
+    forwards: Arc<Semaphore>,
+}
+
+impl Default for Dns {
+    fn default() -> Dns {
+        Dns {
+            servers: Default::default(),
+            forwards: Arc::new(Semaphore::new(FORWARDS_PER_DAEMON)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Dns {
@@ -91,7 +111,17 @@ impl Dns {
             source,
         })?;
         let records = Arc::new(RwLock::new(records));
-        let task = tokio::spawn(serve(Arc::new(socket), records.clone(), upstream));
+        let limits = Limits {
+            network: Arc::new(Semaphore::new(FORWARDS_PER_NETWORK)),
+            daemon: self.forwards.clone(),
+        };
+        let task = tokio::spawn(serve(
+            network.to_string(),
+            Arc::new(socket),
+            records.clone(),
+            upstream,
+            limits,
+        ));
         servers.insert(network.to_string(), Server { records, task, gateway });
         Ok(())
     }
@@ -132,10 +162,62 @@ pub fn upstream_of(resolv_conf: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-async fn serve(socket: Arc<UdpSocket>, records: Arc<RwLock<Records>>, upstream: Vec<SocketAddr>) {
+/// The bounds on forwards in flight a server takes a permit of each from.
+#[derive(Clone)]
+pub struct Limits {
+    pub network: Arc<Semaphore>,
+    pub daemon: Arc<Semaphore>,
+}
+
+/// What a server turned away, counted and logged every [`TALLY_EVERY`]: a
+/// flood must not flood the log as well, and nothing goes unsaid.
+#[derive(Default)]
+pub struct Tally {
+    /// Queries answered SERVFAIL because too many forwards were in flight.
+    pub busy: AtomicU64,
+    /// Datagrams from an upstream's address that were not the answer to
+    /// the query sent (another ID, not a response, too short).
+    pub unmatched: AtomicU64,
+}
+
+impl Tally {
+    fn log(&self, network: &str) {
+        let busy = self.busy.swap(0, Ordering::Relaxed);
+        let unmatched = self.unmatched.swap(0, Ordering::Relaxed);
+        if busy > 0 {
+            tracing::warn!(
+                "DNS of network/{network}: {busy} queries answered SERVFAIL, {FORWARDS_PER_NETWORK} forwards \
+                 per network ({FORWARDS_PER_DAEMON} per daemon) already in flight; a container may be flooding it"
+            );
+        }
+        if unmatched > 0 {
+            tracing::warn!(
+                "DNS of network/{network}: {unmatched} datagrams from an upstream ignored: not the answer to \
+                 the query sent (wrong ID or not a response)"
+            );
+        }
+    }
+}
+
+async fn serve(
+    network: String,
+    socket: Arc<UdpSocket>,
+    records: Arc<RwLock<Records>>,
+    upstream: Vec<SocketAddr>,
+    limits: Limits,
+) {
+    let tally = Arc::new(Tally::default());
+    let mut every = tokio::time::interval(TALLY_EVERY);
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+        let got = tokio::select! {
+            got = socket.recv_from(&mut buf) => got,
+            _ = every.tick() => {
+                tally.log(&network);
+                continue;
+            }
+        };
+        let Ok((n, peer)) = got else {
             continue;
         };
         let query = buf[..n].to_vec();
@@ -148,12 +230,26 @@ async fn serve(socket: Arc<UdpSocket>, records: Arc<RwLock<Records>>, upstream: 
                 let _ = socket.send_to(&bytes, peer).await;
             }
             Answer::Forward => {
+                let permits = limits
+                    .network
+                    .clone()
+                    .try_acquire_owned()
+                    .and_then(|n| Ok((n, limits.daemon.clone().try_acquire_owned()?)));
+                let Ok(permits) = permits else {
+                    tally.busy.fetch_add(1, Ordering::Relaxed);
+                    if let Some(bytes) = refuse(&query, ResponseCode::ServFail) {
+                        let _ = socket.send_to(&bytes, peer).await;
+                    }
+                    continue;
+                };
                 // Forwarded concurrently: a slow upstream must not hold up
                 // the names of the network.
                 let socket = socket.clone();
                 let upstream = upstream.clone();
+                let tally = tally.clone();
                 tokio::spawn(async move {
-                    let reply = match forward(&query, &upstream).await {
+                    let _permits = permits;
+                    let reply = match forward(&query, &upstream, &tally).await {
                         Some(bytes) => bytes,
                         None => match refuse(&query, ResponseCode::ServFail) {
                             Some(bytes) => bytes,
@@ -227,7 +323,28 @@ fn refuse(query: &[u8], code: ResponseCode) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
-async fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
+/// A transaction ID nobody on the host can predict (getrandom).
+fn random_id() -> [u8; 2] {
+    let mut id = [0u8; 2];
+    // SAFETY: getrandom(2) writes at most `id.len()` bytes into a buffer we own.
+    let n = unsafe { libc::getrandom(id.as_mut_ptr().cast(), id.len(), 0) };
+    if n != id.len() as isize {
+        // Never short for 2 bytes once the pool is ready; the kernel's
+        // socket port is then the only secret, as before.
+        id = (std::process::id() as u16 ^ std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.subsec_nanos() as u16))
+            .to_be_bytes();
+    }
+    id
+}
+
+/// The answer to `query` from the first upstream that gives one, with the
+/// client's ID. Each upstream is asked on a connected socket (the kernel
+/// passes only datagrams from its address and port) under a fresh random
+/// ID; anything else that arrives is counted and waited past, to the
+/// timeout: a container spraying datagrams at the daemon's ports must guess
+/// both the port and the ID to answer in the upstream's place.
+pub async fn forward(query: &[u8], upstream: &[SocketAddr], tally: &Tally) -> Option<Vec<u8>> {
+    let client_id: [u8; 2] = query.get(..2)?.try_into().ok()?;
     for server in upstream {
         let bind: SocketAddr = if server.is_ipv4() {
             "0.0.0.0:0".parse().ok()?
@@ -237,13 +354,27 @@ async fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
         let Ok(sock) = UdpSocket::bind(bind).await else {
             continue;
         };
-        if sock.send_to(query, server).await.is_err() {
+        if sock.connect(server).await.is_err() {
             continue;
         }
+        let id = random_id();
+        let mut sent = query.to_vec();
+        sent[..2].copy_from_slice(&id);
+        if sock.send(&sent).await.is_err() {
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         let mut buf = vec![0u8; 4096];
-        if let Ok(Ok((n, _))) = tokio::time::timeout(FORWARD_TIMEOUT, sock.recv_from(&mut buf)).await {
-            buf.truncate(n);
-            return Some(buf);
+        // Ends at the deadline, or on an error (ICMP port unreachable from
+        // the server): the next server is asked.
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            // A full header, this ID, the QR (response) bit.
+            if n >= 12 && buf[..2] == id && buf[2] & 0x80 != 0 {
+                buf.truncate(n);
+                buf[..2].copy_from_slice(&client_id);
+                return Some(buf);
+            }
+            tally.unmatched.fetch_add(1, Ordering::Relaxed);
         }
     }
     None
@@ -293,6 +424,89 @@ mod tests {
         assert!(matches!(answer(&db, &records, Some(client.into())), Answer::Reply(_)));
         let stranger = Some(Ipv4Addr::new(10, 89, 0, 4).into());
         assert_eq!(answer(&db, &records, stranger), Answer::Forward);
+    }
+
+    /// A server of the module's own on an ephemeral port of 127.0.0.1.
+    async fn server_on_loopback(upstream: SocketAddr, limits: Limits) -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let records = Arc::new(RwLock::new(Records::new()));
+        tokio::spawn(serve("t".into(), Arc::new(socket), records, vec![upstream], limits));
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_upstream_sees_a_random_id_and_the_client_gets_its_own_back() {
+        let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = upstream.local_addr().unwrap();
+        let fake = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, from) = upstream.recv_from(&mut buf).unwrap();
+            let mut reply = Message::from_vec(&buf[..n]).unwrap();
+            reply.set_message_type(MessageType::Response);
+            let id = reply.id();
+            // Another ID, a query (not a response), a runt: none is the answer.
+            let mut wrong = reply.clone();
+            wrong.set_id(id ^ 0x8000);
+            let mut query_back = reply.clone();
+            query_back.set_message_type(MessageType::Query);
+            for junk in [
+                wrong.to_vec().unwrap(),
+                query_back.to_vec().unwrap(),
+                id.to_be_bytes().to_vec(),
+            ] {
+                upstream.send_to(&junk, from).unwrap();
+            }
+            reply.set_response_code(ResponseCode::Refused);
+            upstream.send_to(&reply.to_vec().unwrap(), from).unwrap();
+            id
+        });
+        let tally = Tally::default();
+        let got = forward(&query("example.org", RecordType::A), &[addr], &tally)
+            .await
+            .expect("the upstream's answer");
+        let m = Message::from_vec(&got).unwrap();
+        assert_eq!((m.id(), m.response_code()), (7, ResponseCode::Refused));
+        let _ = fake.join().unwrap();
+        assert_eq!(tally.unmatched.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn beyond_the_daemons_bound_a_query_of_another_network_gets_servfail_at_once() {
+        // An upstream that never answers: forwards stay in flight.
+        let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let upstream = blackhole.local_addr().unwrap();
+        let daemon = Arc::new(Semaphore::new(2));
+        let limits = || Limits {
+            network: Arc::new(Semaphore::new(2)),
+            daemon: daemon.clone(),
+        };
+        let first = server_on_loopback(upstream, limits()).await;
+        let second = server_on_loopback(upstream, limits()).await;
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for _ in 0..2 {
+            client.send_to(&query("a.example", RecordType::A), first).await.unwrap();
+        }
+        // Both of the daemon's permits taken by the first network's forwards.
+        let taken = tokio::time::timeout(FORWARD_TIMEOUT, async {
+            while daemon.available_permits() > 0 {
+                tokio::task::yield_now().await;
+            }
+        });
+        taken.await.expect("two forwards in flight");
+        client
+            .send_to(&query("b.example", RecordType::A), second)
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let (n, from) = tokio::time::timeout(FORWARD_TIMEOUT / 2, client.recv_from(&mut buf))
+            .await
+            .expect("SERVFAIL before any forward times out")
+            .unwrap();
+        assert_eq!(from, second);
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!((m.id(), m.response_code()), (7, ResponseCode::ServFail));
+        drop(blackhole);
     }
 
     #[test]

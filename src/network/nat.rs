@@ -79,6 +79,7 @@ pub fn ruleset_json(table: &str, networks: &[NatNetwork], ports: &[PortForward])
     cmds.push(chain("output", "nat", "output", -100));
     cmds.push(chain("postrouting", "nat", "postrouting", 100));
     cmds.push(chain("forward", "filter", "forward", 0));
+    cmds.push(chain("input", "filter", "input", 0));
     let rule = |chain: &str, expr: Vec<Value>| json!({"add": {"rule": {"family": "inet", "table": table, "chain": chain, "expr": expr}}});
 
     for p in ports {
@@ -130,6 +131,24 @@ pub fn ruleset_json(table: &str, networks: &[NatNetwork], ports: &[PortForward])
                 ],
             ));
         }
+    }
+    // `route_localnet=1` on a bridge (for the DNAT of ports published on
+    // 127.0.0.1) also routes a neighbour's packets for 127.0.0.0/8 to the
+    // host's loopback services (CVE-2020-8558). Only what berth DNATed may
+    // arrive from a bridge for 127/8: replies to a host client of a
+    // published port carry the DNAT status of their connection. A bitwise
+    // test: `ct status != dnat` compares the whole status word, which is
+    // never just `dnat`, and would drop every packet.
+    for n in networks {
+        cmds.push(rule(
+            "input",
+            vec![
+                matches("==", meta("iifname"), json!(n.bridge)),
+                matches("==", ip("daddr"), json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
+                matches("==", json!({"&": [{"ct": {"key": "status"}}, "dnat"]}), json!(0)),
+                json!({"drop": null}),
+            ],
+        ));
     }
     // Forwarding: networks are isolated from each other; internal ones
     // reach nothing outside their bridge and nothing reaches them.
@@ -395,18 +414,18 @@ pub fn rule_count(table: &str) -> Result<Option<usize>, NetworkError> {
         // nft fails on a missing table.
         return Ok(None);
     };
-    let set: Nftables = serde_json::from_str(&text).map_err(nft_err)?;
-    Ok(Some(
-        set.objects
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o,
-                    nftables::schema::NfObject::ListObject(nftables::schema::NfListObject::Rule(_))
-                )
-            })
-            .count(),
-    ))
+    // Plain JSON, not the crate's schema: it has no `!` (the listing's form
+    // of `ct status & dnat == 0`), and one unknown expression would make
+    // every pass see the table as broken and rebuild it.
+    let listing: Value = serde_json::from_str(&text).map_err(nft_err)?;
+    Ok(Some(count_rules(&listing)))
+}
+
+/// The rules in an `nft -j list` output. Pure.
+fn count_rules(listing: &Value) -> usize {
+    listing["nftables"]
+        .as_array()
+        .map_or(0, |objects| objects.iter().filter(|o| o.get("rule").is_some()).count())
 }
 
 /// How many rules [`ruleset_json`] makes, to compare with [`rule_count`].
@@ -479,9 +498,10 @@ mod tests {
         // One masquerade out for the non-internal network only, plus the
         // loopback one for each.
         assert_eq!(text.matches("masquerade").count(), 3);
-        // The internal network drops forwarding both ways; networks are isolated.
-        assert_eq!(text.matches("drop").count(), 4);
-        assert_eq!(expected_rules(&nets(), &ports), 2 + 3 + 2 + 2 + 2);
+        // The internal network drops forwarding both ways; networks are
+        // isolated; each bridge's packets for 127/8 not DNATed are dropped.
+        assert_eq!(text.matches("drop").count(), 4 + 2);
+        assert_eq!(expected_rules(&nets(), &ports), 2 + 3 + 2 + 2 + 2 + 2);
         // Only berth's own table is ever named.
         assert!(v["nftables"]
             .as_array()
@@ -509,7 +529,8 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c.to_string().contains("dnat"))
+            // The statement, not the guard's `ct status` flag of that name.
+            .filter(|c| c.to_string().contains(r#""dnat":{"#))
             .collect();
         // Prerouting and output for each address, none by `fib daddr type local`.
         assert_eq!(dnat.len(), 4);
@@ -528,10 +549,36 @@ mod tests {
             assert_eq!(rule["expr"][2]["dnat"]["addr"], to);
         }
         assert!(!v.to_string().contains("fib"), "{v}");
-        assert_eq!(expected_rules(&nets(), &ports), 4 + 3 + 2 + 2 + 2);
+        assert_eq!(expected_rules(&nets(), &ports), 4 + 3 + 2 + 2 + 2 + 2);
         // Without an address, every local one.
         let v = ruleset_json("berth-x", &nets(), &[forward(None, "10.89.0.2")]);
         assert_eq!(v.to_string().matches(r#""fib""#).count(), 2);
+    }
+
+    #[test]
+    fn each_bridge_drops_what_it_sends_to_loopback_unless_berth_dnated_it() {
+        let v = ruleset_json("berth-x", &nets(), &[]);
+        let _: Nftables = serde_json::from_value(v.clone()).unwrap();
+        let guards: Vec<&Value> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == "input")
+            .collect();
+        assert_eq!(guards.len(), 2, "internal networks are guarded too");
+        for (rule, bridge) in guards.iter().zip(["bb1", "bb2"]) {
+            let expr = rule["expr"].as_array().unwrap();
+            assert_eq!(expr[0]["match"]["right"], bridge);
+            assert_eq!(expr[1]["match"]["right"]["prefix"]["addr"], "127.0.0.0");
+            // `ct status & dnat == 0`, not `ct status != dnat` (a compare of
+            // the whole status word, true of DNATed connections too).
+            assert_eq!(
+                expr[2],
+                json!({"match": {"op": "==", "left": {"&": [{"ct": {"key": "status"}}, "dnat"]}, "right": 0}})
+            );
+            assert_eq!(expr[3], json!({"drop": null}));
+        }
     }
 
     #[test]

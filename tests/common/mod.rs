@@ -278,6 +278,8 @@ const OWN_CHILDREN: &[&str] = &[
     "ip",
     "cc",
     "busybox-rootfs.",
+    "nsenter",
+    "python3",
 ];
 
 fn reap_orphan_zombies() {
