@@ -479,26 +479,36 @@ pub struct StatsRequest {
     pub names: Vec<String>,
 }
 
-/// One reading of a running container's counters; CPU % is the difference
-/// of two readings (`cpuNs` over `systemNs`, times `onlineCpus`).
+/// One reading of a container's counters; CPU % is the difference of two
+/// readings (`cpuNs` over `systemNs`, times `onlineCpus`). The runtime reads
+/// it from the cgroup and /proc; the API sends it as it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerStats {
-    pub name: String,
-    /// CPU time of the container's processes, ns.
+pub struct StatsSample {
+    /// CPU time the container's processes used, in nanoseconds.
     pub cpu_ns: u64,
-    /// CPU time of the whole host, ns.
+    /// CPU time the whole host used (all CPUs, from /proc/stat), in nanoseconds.
     pub system_ns: u64,
     pub online_cpus: u32,
-    /// In use, without reclaimable page cache.
+    /// Memory in use without the reclaimable page cache (as `docker stats`).
     pub memory_bytes: u64,
-    /// The limit, or the host's memory.
+    /// The limit, or the host's memory when there is none.
     pub memory_limit_bytes: u64,
     pub pids: u64,
     pub block_read_bytes: u64,
     pub block_write_bytes: u64,
+    /// Bytes through the container's network interfaces other than `lo`.
     pub net_rx_bytes: u64,
     pub net_tx_bytes: u64,
+}
+
+/// A running container's [`StatsSample`], by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStats {
+    pub name: String,
+    #[serde(flatten)]
+    pub sample: StatsSample,
 }
 
 /// Answer of `GET /v1/top/{name}`: the container's processes.

@@ -33,19 +33,7 @@ pub fn stats(engine: &Arc<Engine>, req: &StatsRequest) -> Result<Vec<ContainerSt
             }
             return Err(CommandError::Conflict(format!("container {name} is not running")));
         };
-        out.push(ContainerStats {
-            name,
-            cpu_ns: s.cpu_ns,
-            system_ns: s.system_ns,
-            online_cpus: s.online_cpus,
-            memory_bytes: s.memory_bytes,
-            memory_limit_bytes: s.memory_limit_bytes,
-            pids: s.pids,
-            block_read_bytes: s.block_read_bytes,
-            block_write_bytes: s.block_write_bytes,
-            net_rx_bytes: s.net_rx_bytes,
-            net_tx_bytes: s.net_tx_bytes,
-        });
+        out.push(ContainerStats { name, sample: s });
     }
     Ok(out)
 }

@@ -11,26 +11,8 @@ use super::cgroup;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// One reading of a container's counters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Sample {
-    /// CPU time the container's processes used, in nanoseconds.
-    pub cpu_ns: u64,
-    /// CPU time the whole host used (all CPUs, from /proc/stat), in nanoseconds.
-    pub system_ns: u64,
-    pub online_cpus: u32,
-    /// Memory in use without the reclaimable page cache (as `docker stats`).
-    pub memory_bytes: u64,
-    /// The limit, or the host's memory when there is none.
-    pub memory_limit_bytes: u64,
-    pub pids: u64,
-    pub block_read_bytes: u64,
-    pub block_write_bytes: u64,
-    /// Bytes through the container's network interfaces other than `lo`.
-    pub net_rx_bytes: u64,
-    pub net_tx_bytes: u64,
-}
+/// One reading of a container's counters (the API's type: it is sent as read).
+pub use crate::wire::StatsSample as Sample;
 
 fn read(path: PathBuf) -> Option<String> {
     fs::read_to_string(path).ok()

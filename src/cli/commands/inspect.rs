@@ -16,12 +16,12 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// CPU % between two readings, as `docker stats` computes it: the
 /// container's share of all CPU time, times the number of CPUs.
 pub fn cpu_percent(before: &ContainerStats, now: &ContainerStats) -> f64 {
-    let cpu = now.cpu_ns.saturating_sub(before.cpu_ns) as f64;
-    let system = now.system_ns.saturating_sub(before.system_ns) as f64;
+    let cpu = now.sample.cpu_ns.saturating_sub(before.sample.cpu_ns) as f64;
+    let system = now.sample.system_ns.saturating_sub(before.sample.system_ns) as f64;
     if system <= 0.0 {
         return 0.0;
     }
-    cpu / system * now.online_cpus.max(1) as f64 * 100.0
+    cpu / system * now.sample.online_cpus.max(1) as f64 * 100.0
 }
 
 fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Table {
@@ -36,8 +36,8 @@ fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Ta
     ]);
     for s in now {
         let cpu = before.get(&s.name).map(|b| cpu_percent(b, s)).unwrap_or(0.0);
-        let mem_pct = if s.memory_limit_bytes > 0 {
-            s.memory_bytes as f64 / s.memory_limit_bytes as f64 * 100.0
+        let mem_pct = if s.sample.memory_limit_bytes > 0 {
+            s.sample.memory_bytes as f64 / s.sample.memory_limit_bytes as f64 * 100.0
         } else {
             0.0
         };
@@ -46,17 +46,17 @@ fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Ta
             format!("{cpu:.2}%"),
             format!(
                 "{} / {}",
-                output::bytes(s.memory_bytes),
-                output::bytes(s.memory_limit_bytes)
+                output::bytes(s.sample.memory_bytes),
+                output::bytes(s.sample.memory_limit_bytes)
             ),
             format!("{mem_pct:.2}%"),
-            format!("{} / {}", output::bytes(s.net_rx_bytes), output::bytes(s.net_tx_bytes)),
+            format!("{} / {}", output::bytes(s.sample.net_rx_bytes), output::bytes(s.sample.net_tx_bytes)),
             format!(
                 "{} / {}",
-                output::bytes(s.block_read_bytes),
-                output::bytes(s.block_write_bytes)
+                output::bytes(s.sample.block_read_bytes),
+                output::bytes(s.sample.block_write_bytes)
             ),
-            s.pids.to_string(),
+            s.sample.pids.to_string(),
         ]);
     }
     t
@@ -151,18 +151,16 @@ mod tests {
 
     #[test]
     fn cpu_percent_is_the_share_of_host_time_times_cpus() {
-        let a = ContainerStats {
-            cpu_ns: 0,
-            system_ns: 0,
-            online_cpus: 2,
+        let stats = |cpu_ns, system_ns| ContainerStats {
+            sample: crate::wire::StatsSample {
+                cpu_ns,
+                system_ns,
+                online_cpus: 2,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let b = ContainerStats {
-            cpu_ns: 500_000_000,
-            system_ns: 2_000_000_000,
-            online_cpus: 2,
-            ..Default::default()
-        };
+        let (a, b) = (stats(0, 0), stats(500_000_000, 2_000_000_000));
         // Half a CPU-second over one wall second on 2 CPUs: 50 %.
         assert!((cpu_percent(&a, &b) - 50.0).abs() < 1e-9);
         assert_eq!(output::bytes(512), "512B");
