@@ -191,8 +191,8 @@ def free_subnet():
 
 def place(path):
     """A directory and the filesystem it is on, for the notes."""
-    fs = sh(["findmnt", "-n", "-o", "FSTYPE,TARGET", "--target", path], check=False).stdout.split() if path else []
-    return f"{path or '?'} ({fs[0]} at {fs[1]})" if len(fs) == 2 else f"{path or '?'}"
+    fs = sh(["findmnt", "-n", "-o", "FSTYPE,SOURCE,TARGET", "--target", path], check=False).stdout.split() if path else []
+    return f"{path or '?'} ({fs[0]} on {fs[1]}, mounted at {fs[2]})" if len(fs) == 3 else f"{path or '?'}"
 
 
 def mountpoints():
