@@ -99,9 +99,22 @@ def debian_layout(log, sh):
     rootfs_tar = os.path.join(CACHE, "debian.tar")
     if not os.path.exists(rootfs_tar):
         log(f"mmdebstrap {DEBIAN_SUITE} (once; cached in {CACHE})")
-        sh(["mmdebstrap", "--variant=apt", "--include=python3-minimal,curl", DEBIAN_SUITE,
-            rootfs_tar + ".tmp", MIRROR], timeout=1200)
-        os.rename(rootfs_tar + ".tmp", rootfs_tar)
+        # What an interrupted (or older, directory-making) run left there.
+        tmp = rootfs_tar + ".tmp"
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            with open("/proc/self/mountinfo") as f:
+                mounted = [line.split()[4] for line in f if line.split()[4].startswith(tmp + "/")]
+            if mounted:
+                # Never rm -rf through a mount (an interrupted chroot's /proc, /dev).
+                raise RuntimeError(f"{tmp} has mounts under it ({', '.join(mounted)}): unmount them and remove it")
+            shutil.rmtree(tmp)
+        elif os.path.lexists(tmp):
+            os.remove(tmp)
+        # mmdebstrap picks its output format from the target's name, and
+        # ".tmp" is no tar extension (it made a directory): say tar.
+        sh(["mmdebstrap", "--variant=apt", "--format=tar", "--include=python3-minimal,curl", DEBIAN_SUITE,
+            tmp, MIRROR], timeout=1200)
+        os.rename(tmp, rootfs_tar)
     log("splitting the Debian root into layers (once)")
     groups = [[] for _ in range(len(DEBIAN_SPLIT) + 1)]
     where = {}
