@@ -2,7 +2,7 @@
 # Installs what berth needs to build, test and run its examples on Debian.
 set -euo pipefail
 need=()
-for pkg in busybox-static golang-github-docker-docker-dev libseccomp-dev pkg-config iproute2 procps file docker-registry skopeo umoci gcc libc6-dev; do
+for pkg in busybox-static libseccomp-dev pkg-config iproute2 procps file docker-registry skopeo umoci gcc libc6-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -10,4 +10,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Docker's own default seccomp profile, which a unit test checks berth's
+# filter against: only that file, taken from Debian's Docker source package
+# (installing the package would pull in hundreds of Go source packages).
+profile=/var/cache/berth-test/docker-seccomp-default.json
+if [ ! -s "$profile" ]; then
+  echo "fetching Docker's default seccomp profile (golang-github-docker-docker-dev)"
+  mkdir -p "$(dirname "$profile")"
+  dl=$(mktemp -d)
+  (cd "$dl" && { apt-get download -qq golang-github-docker-docker-dev 2>/dev/null \
+    || { apt-get update -qq && apt-get download -qq golang-github-docker-docker-dev; }; })
+  dpkg-deb --fsys-tarfile "$dl"/golang-github-docker-docker-dev_*.deb \
+    | tar -xO ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json > "$profile.tmp"
+  mv "$profile.tmp" "$profile"
+  rm -rf "$dl"
 fi

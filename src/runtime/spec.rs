@@ -373,10 +373,11 @@ mod tests {
         }
     }
 
-    /// Docker's own default seccomp profile, as moby ships it: Debian's
-    /// `golang-github-docker-docker-dev` (Docker 20.10's source, installed
-    /// by scripts/install-deps.sh) holds `profiles/seccomp/default.json`.
-    const DOCKER_PROFILE: &str = "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json";
+    /// Docker's own default seccomp profile, as moby ships it
+    /// (`profiles/seccomp/default.json` of Docker 20.10's source, from
+    /// Debian's `golang-github-docker-docker-dev`): scripts/install-deps.sh
+    /// extracts that one file here.
+    const DOCKER_PROFILE: &str = "/var/cache/berth-test/docker-seccomp-default.json";
 
     /// Docker's rules as they apply to an x86_64 container with Docker's
     /// default capabilities on this kernel, one line per condition (the
@@ -572,7 +573,7 @@ mod tests {
     #[test]
     fn seccomp_matches_dockers_own_default_profile_rule_by_rule_but_for_written_down_choices() {
         let text = std::fs::read_to_string(DOCKER_PROFILE).unwrap_or_else(|e| {
-            panic!("{DOCKER_PROFILE}: {e}; scripts/install-deps.sh installs golang-github-docker-docker-dev")
+            panic!("{DOCKER_PROFILE}: {e}; scripts/install-deps.sh extracts it from golang-github-docker-docker-dev")
         });
         let profile: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
