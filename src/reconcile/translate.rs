@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::image::ImageConfig;
 use crate::manifest::types::{parse_mode, Propagation};
 use crate::manifest::{ContainerSpec, Duration, Healthcheck, ImageSpec};
-use crate::runtime::{ContainerConfig, Limits, MountSpec, NetnsMode};
+use crate::runtime::{ContainerConfig, InitIo, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -282,11 +282,13 @@ pub fn container_config(
             .as_ref()
             .and_then(|s| s.no_new_privileges)
             .unwrap_or(false),
-        log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
-        log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
-        tty: spec.tty,
-        stdin: spec.stdin,
-        wait_attach: false,
+        io: InitIo {
+            log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
+            log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
+            tty: spec.tty,
+            stdin: spec.stdin,
+            wait_attach: false,
+        },
     })
 }
 

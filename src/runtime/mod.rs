@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub use spec::{ContainerConfig, HostInfo, Limits, MountSpec, NetnsMode};
+pub use spec::{ContainerConfig, HostInfo, InitIo, Limits, MountSpec, NetnsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -161,24 +161,9 @@ pub struct ShimConfig {
     pub state_file: PathBuf,
     pub exit_file: PathBuf,
     pub cgroup_path: String,
-    /// Rotate the log at this size (bytes), keeping this many files.
-    #[serde(default)]
-    pub log_max_bytes: Option<u64>,
-    #[serde(default)]
-    pub log_max_files: Option<u32>,
-    /// The init gets a pty; the shim relays it to whoever connects to
-    /// `attach.sock` in the run dir.
-    #[serde(default)]
-    pub tty: bool,
-    /// Without a tty: a stdin pipe, fed from whoever connects to
-    /// `attach.sock`, and stdout/stderr framed to them (see `shim`).
-    #[serde(default)]
-    pub stdin: bool,
-    /// Report ready once created, and start the init only after the first
-    /// client attached (or a while passed): `run` in the foreground. Without
-    /// a tty or stdin, the client gets the output alone.
-    #[serde(default)]
-    pub wait_attach: bool,
+    /// The container's, with the daemon's log rotation filled in.
+    #[serde(flatten)]
+    pub io: InitIo,
 }
 
 /// Written by the shim once the container runs.
@@ -318,10 +303,10 @@ impl Runtime {
 
     /// The log rotation a container gets: its own, else the daemon's.
     fn log_rotation(&self, cfg: &ContainerConfig) -> (Option<u64>, Option<u32>) {
-        if cfg.log_max_bytes.is_some() {
-            (cfg.log_max_bytes, cfg.log_max_files)
+        if cfg.io.log_max_bytes.is_some() {
+            (cfg.io.log_max_bytes, cfg.io.log_max_files)
         } else {
-            (self.log_defaults.0, cfg.log_max_files.or(self.log_defaults.1))
+            (self.log_defaults.0, cfg.io.log_max_files.or(self.log_defaults.1))
         }
     }
 
@@ -378,11 +363,11 @@ impl Runtime {
             state_file: l.state_file(id),
             exit_file: l.exit_file(id),
             cgroup_path: l.cgroup_path(id),
-            log_max_bytes: self.log_rotation(cfg).0,
-            log_max_files: self.log_rotation(cfg).1,
-            tty: cfg.tty,
-            stdin: cfg.stdin,
-            wait_attach: cfg.wait_attach,
+            io: InitIo {
+                log_max_bytes: self.log_rotation(cfg).0,
+                log_max_files: self.log_rotation(cfg).1,
+                ..cfg.io
+            },
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {
@@ -692,13 +677,19 @@ mod tests {
         let rt =
             Runtime::new(Layout::new("/r".into(), "/run".into()), "/b".into()).with_log_defaults(Some(100), Some(3));
         let own = ContainerConfig {
-            log_max_bytes: Some(10),
+            io: InitIo {
+                log_max_bytes: Some(10),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(rt.log_rotation(&own), (Some(10), None));
         assert_eq!(rt.log_rotation(&ContainerConfig::default()), (Some(100), Some(3)));
         let files_only = ContainerConfig {
-            log_max_files: Some(5),
+            io: InitIo {
+                log_max_files: Some(5),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(rt.log_rotation(&files_only), (Some(100), Some(5)));

@@ -95,7 +95,7 @@ pub fn main(shim_json: &Path) -> i32 {
         Err(error) => {
             let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
             let exit_code = super::cannot_execute_code(&error);
-            if cfg.wait_attach {
+            if cfg.io.wait_attach {
                 // Ready may have been reported (a start that failed after
                 // the attach): the exit record is what the daemon reads.
                 eprintln!("berth-shim: {error}");
@@ -253,7 +253,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let run_dir = cfg.state_file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if cfg.stdin && !cfg.tty {
+    let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if cfg.io.stdin && !cfg.io.tty {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         // Written from the poll loop: a container that does not read must
         // not stop the shim from draining its output.
@@ -267,7 +267,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         let null = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
         (null.into(), None)
     };
-    let console = cfg.tty.then(|| run_dir.join("console.sock"));
+    let console = cfg.io.tty.then(|| run_dir.join("console.sock"));
     let console_listener = match &console {
         Some(path) => {
             let _ = std::fs::remove_file(path);
@@ -346,7 +346,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         Some(w) => Some((Some(w), bind_attach_socket(&run_dir)?)),
         // A foreground `run` without -i/-t: its client gets the output
         // alone, framed, byte for byte (the log is line-oriented text).
-        None if cfg.wait_attach && !cfg.tty => Some((None, bind_attach_socket(&run_dir)?)),
+        None if cfg.io.wait_attach && !cfg.io.tty => Some((None, bind_attach_socket(&run_dir)?)),
         None => None,
     };
     let init_pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
@@ -364,8 +364,8 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     // answer now, its client attaches, and only then does the init exec, so
     // its first output (a shell's prompt) reaches the client.
     let mut first_client = None;
-    let reported = cfg.wait_attach;
-    if cfg.wait_attach {
+    let reported = cfg.io.wait_attach;
+    if cfg.io.wait_attach {
         report(&ShimReport::Ready { record });
         let listener = pty.as_ref().map(|(_, l)| l).or(piped.as_ref().map(|(_, l)| l));
         first_client = listener.and_then(wait_for_client);
@@ -491,7 +491,7 @@ pub(crate) fn describe_error(e: &dyn std::error::Error) -> String {
 }
 
 fn supervise(cfg: &ShimConfig, mut running: Running) {
-    let mut log = LogWriter::open(&cfg.log, cfg.log_max_bytes, cfg.log_max_files.unwrap_or(1));
+    let mut log = LogWriter::open(&cfg.log, cfg.io.log_max_bytes, cfg.io.log_max_files.unwrap_or(1));
     let mut splitters = [LineSplitter::default(), LineSplitter::default()];
     let mut open = [true, true];
     let mut status = None;

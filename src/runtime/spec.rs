@@ -106,19 +106,33 @@ pub struct ContainerConfig {
     /// in Docker: setuid programs (`su`, `ping` in some images) work.
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// The init's stdio and its log.
+    #[serde(flatten)]
+    pub io: InitIo,
+}
+
+/// How the init's stdio is wired and its output kept: what the container
+/// asks for, and (with the daemon's rotation defaults filled in) what the
+/// shim is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitIo {
     /// Rotate the log at this size, keeping `log_max_files` files in all.
     #[serde(default)]
     pub log_max_bytes: Option<u64>,
     #[serde(default)]
     pub log_max_files: Option<u32>,
-    /// The init's stdio is a pty whose master the shim holds.
+    /// The init's stdio is a pty whose master the shim holds; it relays it
+    /// to whoever connects to `attach.sock` in the run dir.
     #[serde(default)]
     pub tty: bool,
     /// Without a tty: the init's stdin is a pipe the shim feeds from the
-    /// attached client (`-i`), closed at the client's EOF.
+    /// attached client (`-i`), closed at the client's EOF; stdout and
+    /// stderr are framed to that client (see `shim`).
     #[serde(default)]
     pub stdin: bool,
-    /// Start the init only once a client attached (see `ShimConfig`).
+    /// Report ready once created, and start the init only after the first
+    /// client attached (or a while passed): `run` in the foreground. Without
+    /// a tty or stdin, the client gets the output alone.
     #[serde(default)]
     pub wait_attach: bool,
 }
@@ -224,7 +238,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         NetnsMode::Path(path) => namespaces.push(json!({"type": "network", "path": path})),
     }
     let mut process = json!({
-        "terminal": cfg.tty,
+        "terminal": cfg.io.tty,
         "user": {"uid": cfg.uid, "gid": cfg.gid},
         "args": cfg.args,
         "env": cfg.env,

@@ -50,7 +50,11 @@ fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Ta
                 output::bytes(s.sample.memory_limit_bytes)
             ),
             format!("{mem_pct:.2}%"),
-            format!("{} / {}", output::bytes(s.sample.net_rx_bytes), output::bytes(s.sample.net_tx_bytes)),
+            format!(
+                "{} / {}",
+                output::bytes(s.sample.net_rx_bytes),
+                output::bytes(s.sample.net_tx_bytes)
+            ),
             format!(
                 "{} / {}",
                 output::bytes(s.sample.block_read_bytes),

@@ -23,7 +23,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     let volumes = engine.host.volumes.clone();
     let mut cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
-    cfg.wait_attach = wait_attach;
+    cfg.io.wait_attach = wait_attach;
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
     cfg.netns = wired.netns;
