@@ -359,7 +359,10 @@ fn none_host_and_container_modes_and_nothing_is_left_after_delete() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(env.run.join("net").to_str().unwrap()), "{mounts}");
     assert!(nets.list().is_empty(), "{:?}", nets.list());
-    assert_eq!(berth::network::nat::rule_count(nets.table()).unwrap(), None);
+    assert_eq!(
+        berth::network::nat::rule_count(&nets.child_waits, nets.table()).unwrap(),
+        None
+    );
     let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
     let left: i64 = db
         .query_row("SELECT count(*) FROM allocations", [], |r| r.get(0))
@@ -600,7 +603,9 @@ fn a_hundred_runs_on_a_bridge_leave_no_veth_netns_rule_or_allocation() {
     assert_eq!(left, 0);
     // The bridge stays (the default network outlives runs); its table holds
     // its own rules and no published port.
-    let rules = berth::network::nat::rule_count(nets.table()).unwrap().unwrap_or(0);
+    let rules = berth::network::nat::rule_count(&nets.child_waits, nets.table())
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(rules, berth::network::nat::expected_rules(&[nat_net()], &[]), "{rules}");
 }
 
@@ -1221,19 +1226,20 @@ fn the_ruleset_generation_moves_with_every_nftables_change() {
     common::require_root();
     use berth::network::nat;
     let table = format!("berth-gentest{}", std::process::id());
+    let waits = nat::ChildWaits::default();
     let before = nat::ruleset_generation().expect("the kernel answers NFT_MSG_GETGEN");
     let net = berth::network::NatNetwork {
         bridge: "bbgentest0".into(),
         subnet: "10.89.251.0/24".parse().unwrap(),
         internal: true,
     };
-    nat::sync(&table, &[net], &[]).unwrap();
+    nat::sync(&waits, &table, &[net], &[]).unwrap();
     let made = nat::ruleset_generation().unwrap();
-    nat::remove_table(&table).unwrap();
+    nat::remove_table(&waits, &table).unwrap();
     let removed = nat::ruleset_generation().unwrap();
     assert!(made > before, "{before} -> {made}");
     assert!(removed > made, "{made} -> {removed}");
-    assert_eq!(nat::rule_count(&table).unwrap(), None);
+    assert_eq!(nat::rule_count(&waits, &table).unwrap(), None);
 }
 
 /// A raw TCP SYN, as a container with NET_RAW can send it: an Ethernet frame
@@ -1393,7 +1399,7 @@ fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
     struct Cleanup(Networks, String);
     impl Drop for Cleanup {
         fn drop(&mut self) {
-            let _ = berth::network::nat::remove_table(self.0.table());
+            let _ = berth::network::nat::remove_table(&self.0.child_waits, self.0.table());
             let _ = self.0.remove_container("c1", 1);
             let _ = link::delete_link(&self.1);
         }
@@ -1426,7 +1432,7 @@ fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
         subnet: bridge.subnet,
         internal: false,
     };
-    berth::network::nat::sync(nets.table(), &[net], &[]).unwrap();
+    berth::network::nat::sync(&nets.child_waits, nets.table(), &[net], &[]).unwrap();
     assert!(
         !raw_syn_answered(&ns, &bridge.name, "10.89.249.2", "10.89.249.1", port, 2),
         "a raw SYN from the bridge reached 127.0.0.1:{port}"

@@ -18,15 +18,15 @@ use crate::store::Store;
 /// Reaps every exited child: shims (their exits are seen through pidfds, which
 /// do not need the zombie) and orphaned container processes. The daemon waits
 /// on no child itself, so nothing else needs these exit statuses.
-async fn reap_children() {
+async fn reap_children(child_waits: std::sync::Arc<crate::network::ChildWaits>) {
     let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
         tracing::warn!("cannot watch SIGCHLD; exited shims stay zombies until the daemon exits");
         return;
     };
     while sigchld.recv().await.is_some() {
         // Not waitpid(-1): it would also take the exit of an `nft` a network
-        // call is waiting for (see network::nat::WAITED).
-        let waited = crate::network::nat::WAITED.lock().unwrap_or_else(|p| p.into_inner());
+        // call is waiting for (see network::ChildWaits).
+        let waited = child_waits.lock();
         let reap = |pid: i32| {
             if !waited.contains(&pid) {
                 let _ = nix::sys::wait::waitpid(
@@ -221,7 +221,8 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         .map(|u| crate::network::dns::parse_upstream(u))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--dns-upstream: {e}"))?;
-    let host = crate::reconcile::linux::host(runtime, images, pools, upstream);
+    let child_waits = std::sync::Arc::new(crate::network::ChildWaits::default());
+    let host = crate::reconcile::linux::host(runtime, images, pools, upstream, child_waits.clone());
     let engine = Engine::new(store, host, cfg.root.clone());
     engine.restore().await.context("restore running containers")?;
 
@@ -247,7 +248,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     // so its cgroup is freed as soon as we kill and reap it.
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and affects only this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-    tokio::spawn(reap_children());
+    tokio::spawn(reap_children(child_waits));
     tokio::spawn(engine.clone().run_loop());
     tokio::spawn(trim_after_changes(engine.changes()));
     if let Some(dir) = cfg.watch.clone() {

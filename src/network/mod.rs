@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 pub use ipam::{Pool, Subnet};
 pub use link::{BridgeConfig, VethConfig};
-pub use nat::{NatNetwork, PortForward, Proto};
+pub use nat::{ChildWaits, NatNetwork, PortForward, Proto};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -80,6 +80,8 @@ pub struct Networks {
     /// The nftables ruleset generation at which berth's table last held the
     /// rule count given beside it (see [`Networks::nat_verified`]).
     nat_checked: std::sync::Arc<std::sync::Mutex<Option<(u32, usize)>>>,
+    /// The `nft` children being waited for, shared with the daemon's reaper.
+    pub child_waits: std::sync::Arc<nat::ChildWaits>,
 }
 
 impl Networks {
@@ -92,6 +94,7 @@ impl Networks {
             pools: Pool::default_pools(),
             dns_upstream: None,
             nat_checked: Default::default(),
+            child_waits: Default::default(),
         }
     }
 

@@ -196,19 +196,24 @@ fn nft_err(e: impl std::fmt::Display) -> NetworkError {
 /// every other exited child (shims, orphans) with `waitpid`; it must leave
 /// these to their waiter, or the waiter gets ECHILD. The lock is held from
 /// spawn until the pid is listed, so the reaper never sees one unlisted.
-pub static WAITED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+/// One per daemon: its reaper and its network host share it.
+#[derive(Debug, Default)]
+pub struct ChildWaits(std::sync::Mutex<Vec<i32>>);
 
-fn waited() -> std::sync::MutexGuard<'static, Vec<i32>> {
-    // Only pids are pushed and removed: a panic cannot leave it half-changed.
-    WAITED.lock().unwrap_or_else(|p| p.into_inner())
+impl ChildWaits {
+    /// The pids being waited for, locked: while held, no `nft` is spawned.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Vec<i32>> {
+        // Only pids are pushed and removed: a panic cannot leave it half-changed.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Runs `nft -j ARGS` with `input` on stdin; returns its stdout.
-fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
+fn run_nft(waits: &ChildWaits, args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let child = {
-        let mut list = waited();
+        let mut list = waits.lock();
         let child = Command::new("nft")
             .arg("-j")
             .args(args)
@@ -228,7 +233,7 @@ fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
         }
         child.wait_with_output().map_err(nft_err)
     })();
-    waited().retain(|p| *p != pid);
+    waits.lock().retain(|p| *p != pid);
     let out = result?;
     if !out.status.success() {
         return Err(nft_err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
@@ -236,27 +241,32 @@ fn run_nft(args: &[&str], input: Option<&str>) -> Result<String, NetworkError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn apply(batch: &Nftables) -> Result<(), NetworkError> {
+fn apply(waits: &ChildWaits, batch: &Nftables) -> Result<(), NetworkError> {
     let text = serde_json::to_string(batch).map_err(nft_err)?;
-    run_nft(&["-f", "-"], Some(&text)).map(drop)
+    run_nft(waits, &["-f", "-"], Some(&text)).map(drop)
 }
 
 /// Replaces berth's table with exactly these networks and ports; with
 /// neither, removes the table.
-pub fn sync(table: &str, networks: &[NatNetwork], ports: &[PortForward]) -> Result<(), NetworkError> {
+pub fn sync(
+    waits: &ChildWaits,
+    table: &str,
+    networks: &[NatNetwork],
+    ports: &[PortForward],
+) -> Result<(), NetworkError> {
     if networks.is_empty() && ports.is_empty() {
-        return remove_table(table);
+        return remove_table(waits, table);
     }
     let batch: Nftables = serde_json::from_value(ruleset_json(table, networks, ports)).map_err(nft_err)?;
-    apply(&batch)?;
-    neighbour_best_effort(table, networks);
+    apply(waits, &batch)?;
+    neighbour_best_effort(waits, table, networks);
     Ok(())
 }
 
 /// The neighbour chain is another tool's: it may go between our listing and
 /// our change. berth's own table is what must hold; this only helps.
-fn neighbour_best_effort(table: &str, networks: &[NatNetwork]) {
-    if let Err(e) = sync_neighbour(table, networks) {
+fn neighbour_best_effort(waits: &ChildWaits, table: &str, networks: &[NatNetwork]) {
+    if let Err(e) = sync_neighbour(waits, table, networks) {
         tracing::warn!("keeping berth's accepts in ip filter FORWARD: {e}");
     }
 }
@@ -309,9 +319,9 @@ pub fn neighbour_batch(table: &str, old: &[u64], networks: &[NatNetwork]) -> Val
 }
 
 /// Keeps berth's accepts in the neighbour chain, when there is one.
-fn sync_neighbour(table: &str, networks: &[NatNetwork]) -> Result<(), NetworkError> {
+fn sync_neighbour(waits: &ChildWaits, table: &str, networks: &[NatNetwork]) -> Result<(), NetworkError> {
     let [family, t, chain] = NEIGHBOUR;
-    let Ok(text) = run_nft(&["list", "chain", family, t, chain], None) else {
+    let Ok(text) = run_nft(waits, &["list", "chain", family, t, chain], None) else {
         // No such chain (no Docker): nothing to let through.
         return Ok(());
     };
@@ -322,17 +332,17 @@ fn sync_neighbour(table: &str, networks: &[NatNetwork]) -> Result<(), NetworkErr
         return Ok(());
     }
     let batch: Nftables = serde_json::from_value(batch).map_err(nft_err)?;
-    apply(&batch)
+    apply(waits, &batch)
 }
 
 /// Removes berth's table (only it); a missing table is fine.
-pub fn remove_table(table: &str) -> Result<(), NetworkError> {
+pub fn remove_table(waits: &ChildWaits, table: &str) -> Result<(), NetworkError> {
     let t = json!({"family": "inet", "name": table});
     let batch: Nftables =
         serde_json::from_value(json!({"nftables": [{"add": {"table": t}}, {"delete": {"table": t}}]}))
             .map_err(nft_err)?;
-    apply(&batch)?;
-    neighbour_best_effort(table, &[]);
+    apply(waits, &batch)?;
+    neighbour_best_effort(waits, table, &[]);
     Ok(())
 }
 
@@ -409,8 +419,8 @@ fn parse_generation(reply: &[u8], newgen: u16, gen_id: u16) -> Option<u32> {
 
 /// How many rules berth's table holds now (`None`: no table), to notice a
 /// table flushed or deleted by hand.
-pub fn rule_count(table: &str) -> Result<Option<usize>, NetworkError> {
-    let Ok(text) = run_nft(&["list", "table", "inet", table], None) else {
+pub fn rule_count(waits: &ChildWaits, table: &str) -> Result<Option<usize>, NetworkError> {
+    let Ok(text) = run_nft(waits, &["list", "table", "inet", table], None) else {
         // nft fails on a missing table.
         return Ok(None);
     };

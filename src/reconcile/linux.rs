@@ -321,7 +321,7 @@ impl NetworkHost for Networks {
         network::files::host_resolv_conf()
     }
     fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
-        nat::sync(self.table(), networks, ports)
+        nat::sync(&self.child_waits, self.table(), networks, ports)
     }
     fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool {
         let want = nat::expected_rules(networks, ports);
@@ -330,7 +330,7 @@ impl NetworkHost for Networks {
         if self.nat_verified(generation, want) {
             return true;
         }
-        let intact = match nat::rule_count(self.table()) {
+        let intact = match nat::rule_count(&self.child_waits, self.table()) {
             Ok(Some(n)) => n == want,
             Ok(None) => networks.is_empty() && ports.is_empty(),
             Err(_) => false,
@@ -372,13 +372,15 @@ pub fn host(
     images: ImageStore,
     pools: Vec<network::Pool>,
     dns_upstream: Vec<std::net::SocketAddr>,
+    child_waits: Arc<network::ChildWaits>,
 ) -> Host {
     let volumes = VolumeDirs {
         dir: runtime.layout.root.join("volumes"),
     };
-    let networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix)
+    let mut networks = Networks::new(&runtime.layout.run, &runtime.layout.prefix)
         .with_pools(pools)
         .with_dns_upstream(dns_upstream);
+    networks.child_waits = child_waits;
     Host {
         containers: Arc::new(runtime),
         images: Arc::new(images),

@@ -77,6 +77,13 @@ pub struct Engine {
     health: Mutex<health::Monitors>,
     /// Runtime ids of renamed containers (see `ids.rs`).
     ids: ids::Ids,
+    /// One NAT sync at a time: each rebuilds the table from the store, so a
+    /// slower, older one must not land after a newer one.
+    nat_sync: tokio::sync::Mutex<()>,
+    /// Networks are made one at a time: a subnet chosen from the pool is
+    /// taken only once its network is recorded, so two made at once would
+    /// pick the same.
+    network_create: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -141,6 +148,8 @@ impl Engine {
             watched: Mutex::new(HashSet::new()),
             attached: Mutex::new(HashSet::new()),
             health: Mutex::new(health::Monitors::default()),
+            nat_sync: tokio::sync::Mutex::new(()),
+            network_create: tokio::sync::Mutex::new(()),
         })
     }
 

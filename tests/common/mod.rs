@@ -393,7 +393,7 @@ fn force_cleanup(env: &Env) {
             let _ = berth::network::link::delete_link(&name);
         }
     }
-    let _ = berth::network::nat::remove_table(nets.table());
+    let _ = berth::network::nat::remove_table(&nets.child_waits, nets.table());
     if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
         for line in mounts.lines() {
             if let Some(mp) = line.split(' ').nth(4) {

@@ -22,14 +22,6 @@ use crate::runtime::{MountSpec, NetnsMode};
 
 pub struct NetworkDriver;
 
-/// One NAT sync at a time: each rebuilds the table from the store, so a
-/// slower, older one must not land after a newer one.
-static NAT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Networks are made one at a time: a subnet chosen from the pool is taken
-/// only once its network is recorded, so two made at once would pick the same.
-static CREATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn parse_subnet(text: &str) -> Result<Subnet, DriverError> {
     Ok(text.parse::<Subnet>()?)
 }
@@ -101,7 +93,7 @@ fn proto_of(text: Option<&str>) -> Proto {
 
 /// Rebuilds berth's nftables table from the store.
 pub(super) async fn sync_nat(engine: &Engine) -> DriverResult {
-    let _held = NAT_LOCK.lock().await;
+    let _held = engine.nat_sync.lock().await;
     let (networks, ports) = nat_state(engine)?;
     blocking(engine, move |h| h.sync_nat(&networks, &ports)).await??;
     Ok(())
@@ -193,7 +185,7 @@ impl Driver for NetworkDriver {
 
 /// Makes (or, with `prev`, repairs) the bridge and records the network.
 async fn create_network(engine: &Arc<Engine>, obj: &Object, hash: &str, prev: Option<&Live>) -> DriverResult {
-    let _held = CREATE_LOCK.lock().await;
+    let _held = engine.network_create.lock().await;
     // Another daemon on this host may take the subnet chosen from the pool
     // at the same moment (its DNS server then holds the gateway address):
     // choose again around it, a few times.
