@@ -71,8 +71,8 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
 /// when it names none): the CLI asks this way so that it need not parse
 /// references itself (the reference grammar's regex costs a fresh process
 /// tens of milliseconds).
-pub fn list(engine: &Engine, reference: Option<&str>) -> Vec<ImageListItem> {
-    let mut images = engine.image_host().images();
+pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageListItem>> {
+    let mut images = engine.image_host().images().map_err(image_error)?;
     if let Some(reference) = reference {
         let id = engine.image_host().image(reference).map(|r| r.id);
         images.retain(|s| Some(&s.record.id) == id.as_ref());
@@ -85,7 +85,7 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Vec<ImageListItem> {
             *users.entry(digest).or_default() += 1;
         }
     }
-    images
+    Ok(images
         .iter()
         .map(|s| ImageListItem {
             references: s.references.clone(),
@@ -103,7 +103,7 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Vec<ImageListItem> {
             platform: s.record.platform.clone(),
             created_at: s.record.created_at,
         })
-        .collect()
+        .collect())
 }
 
 /// Removes a reference (the image with its last one). Deleting the image is
@@ -117,6 +117,7 @@ pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<Rem
     let references = engine
         .image_host()
         .images()
+        .map_err(image_error)?
         .into_iter()
         .find(|s| s.record.id == record.id)
         .map(|s| s.references)
@@ -147,7 +148,7 @@ pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<Rem
 
 pub fn tag(engine: &Engine, req: TagRequest) -> Result<ImageListItem> {
     let record = engine.image_host().tag(&req.source, &req.target).map_err(image_error)?;
-    list(engine, None)
+    list(engine, None)?
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.target)))
@@ -235,7 +236,7 @@ pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse
 pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageListItem> {
     crate::image::record::normalize(&req.reference).map_err(image_error)?;
     let record = engine.commit_container(&req.container, &req.reference).await?;
-    list(engine, None)
+    list(engine, None)?
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
@@ -267,6 +268,7 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         .unwrap_or_default();
     let references = host
         .images()
+        .map_err(image_error)?
         .into_iter()
         .find(|s| s.record.id == record.id)
         .map(|s| s.references)
@@ -359,7 +361,7 @@ pub async fn import(engine: &Arc<Engine>, req: ImportImageRequest) -> Result<Ima
             ImageError::NotFound { .. } => CommandError::Unavailable(e.to_string()),
             other => CommandError::Invalid(other.to_string()),
         })?;
-    list(engine, None)
+    list(engine, None)?
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))

@@ -54,14 +54,15 @@ impl ImageStore {
     pub fn save(&self, names: &[String], out: &Path, oci_only: bool) -> Result<()> {
         let mut images = Vec::new();
         for name in names {
-            let record = self.image(name).ok_or_else(|| ImageError::NotFound {
+            let record = self.records.try_resolve(name)?.ok_or_else(|| ImageError::NotFound {
                 reference: name.clone(),
             })?;
             // A reference keeps its name in the archive; an id saves the image bare.
+            let refs = self.records.refs().unwrap_or_default();
             let reference = normalize(name)
                 .ok()
                 .map(|r| r.whole())
-                .filter(|r| self.records.refs().get(r) == Some(&record.id));
+                .filter(|r| refs.get(r) == Some(&record.id));
             images.push((record, reference));
         }
         let tmp = out.with_extension(format!("tmp-{}", std::process::id()));

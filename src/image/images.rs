@@ -86,11 +86,14 @@ impl ImageStore {
         self.records.resolve(name)
     }
 
-    /// Every image with its references, newest first.
-    pub fn images(&self) -> Vec<ImageSummary> {
-        let refs = self.records.refs();
-        self.records
-            .all()
+    /// Every image with its references, newest first; the index's or a
+    /// record's error rather than a list that would show named images as
+    /// unnamed (see [`super::record`]).
+    pub fn images(&self) -> Result<Vec<ImageSummary>> {
+        let refs = self.records.refs()?;
+        Ok(self
+            .records
+            .try_all()?
             .into_iter()
             .map(|record| ImageSummary {
                 references: refs
@@ -100,7 +103,7 @@ impl ImageStore {
                     .collect(),
                 record,
             })
-            .collect()
+            .collect())
     }
 
     /// The overlay lower dirs of an image, top first: the short links of
@@ -129,7 +132,7 @@ impl ImageStore {
 
     /// Makes `target` name the image `source` names.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
-        let record = self.image(source).ok_or_else(|| ImageError::NotFound {
+        let record = self.records.try_resolve(source)?.ok_or_else(|| ImageError::NotFound {
             reference: source.into(),
         })?;
         let target = normalize(target)?.whole();
@@ -143,7 +146,8 @@ impl ImageStore {
     /// Returns the image and whether it was deleted (not only untagged).
     pub fn remove_image(&self, name: &str) -> Result<(ImageRecord, bool)> {
         let record = self
-            .image(name)
+            .records
+            .try_resolve(name)?
             .ok_or_else(|| ImageError::NotFound { reference: name.into() })?;
         let by_ref = normalize(name).ok().map(|r| r.whole());
         let remaining = self.records.update_refs(|refs| {
@@ -166,11 +170,12 @@ impl ImageStore {
 
     /// Removes images no reference names, except those in `in_use` (ids),
     /// then every snapshot and blob no remaining image uses. Returns the
-    /// removed images.
+    /// removed images. Only on an index and records that all read: an
+    /// error otherwise, with nothing deleted.
     pub fn prune(&self, in_use: &HashSet<String>) -> Result<Vec<ImageRecord>> {
-        let named: HashSet<String> = self.records.refs().into_values().collect();
+        let named: HashSet<String> = self.records.refs()?.into_values().collect();
         let mut removed = Vec::new();
-        for record in self.records.all() {
+        for record in self.records.try_all()? {
             if !named.contains(&record.id) && !in_use.contains(&record.id) {
                 self.records.delete(&record.id)?;
                 removed.push(record);
@@ -181,10 +186,12 @@ impl ImageStore {
     }
 
     /// Removes snapshots and blobs of pulled images that no image record
-    /// uses. Blobs of imported layers (`layers/<hex>`) are kept.
+    /// uses. Blobs of imported layers (`layers/<hex>`) are kept. Deletes
+    /// nothing (and logs why) while a record does not read: its image's
+    /// layers would look unused.
     pub fn collect(&self) {
-        let used = |store: &ImageStore| -> (HashSet<String>, HashSet<String>) {
-            let records = store.records.all();
+        let used = |store: &ImageStore| -> Result<(HashSet<String>, HashSet<String>)> {
+            let records = store.records.try_all()?;
             let chains: HashSet<String> = records.iter().flat_map(|r| r.chain_ids.iter().cloned()).collect();
             let mut blobs: HashSet<String> = records
                 .iter()
@@ -198,19 +205,33 @@ impl ImageStore {
             if let Ok(layers) = store.list() {
                 blobs.extend(layers.into_iter().map(|l| l.digest));
             }
-            (chains, blobs)
+            Ok((chains, blobs))
         };
         let mut seen = self.pins.state().released;
-        let (mut chains, mut blobs) = used(self);
+        let (mut chains, mut blobs) = match used(self) {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::error!("not collecting unused blobs and snapshots: {e}");
+                return;
+            }
+        };
+        let mut failed = false;
         // Decided and removed under the pins' lock (see Pins).
         let mut unused = |key: &String, snapshot: bool, remove: &dyn Fn() -> Result<()>| {
             let state = self.pins.state();
-            if state.counts.contains_key(key) {
+            if failed || state.counts.contains_key(key) {
                 return;
             }
             if state.released != seen {
                 seen = state.released;
-                (chains, blobs) = used(self);
+                match used(self) {
+                    Ok(now) => (chains, blobs) = now,
+                    Err(e) => {
+                        tracing::error!("not collecting unused blobs and snapshots: {e}");
+                        failed = true;
+                        return;
+                    }
+                }
             }
             let kept = if snapshot {
                 chains.contains(key)

@@ -103,7 +103,7 @@ impl ImageHost for ImageStore {
     fn image(&self, name: &str) -> Option<ImageRecord> {
         ImageStore::image(self, name)
     }
-    fn images(&self) -> Vec<ImageSummary> {
+    fn images(&self) -> image::Result<Vec<ImageSummary>> {
         ImageStore::images(self)
     }
     fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>> {

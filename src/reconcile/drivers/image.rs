@@ -267,11 +267,11 @@ impl Engine {
     }
 
     /// Disk use of images, containers' writable layers and volumes.
-    pub async fn disk_usage(&self) -> crate::reconcile::Result<crate::wire::DiskUsage> {
+    pub async fn disk_usage(&self) -> Result<crate::wire::DiskUsage, DriverError> {
         use crate::wire::{DiskUsage, UsageLine};
         let live = self.live_all()?;
         let in_use = self.images_in_use()?;
-        let images = self.host.images.images();
+        let images = self.host.images.images()?;
         let mut sizes: std::collections::HashMap<String, (u64, bool)> = std::collections::HashMap::new();
         for s in &images {
             let active = in_use.contains(&s.record.id);
