@@ -113,3 +113,49 @@ fn a_corrupt_image_index_recovers_from_its_backup_or_fails_loudly_and_never_dele
         env.daemon_log()
     );
 }
+
+#[test]
+fn a_failed_import_names_the_users_file_and_leaves_no_blob() {
+    let env = Env::new("img-import-fail");
+    let tar = busybox_tar();
+    env.ok(&["import", &tar.display().to_string(), "localhost/kept:1"]);
+    let blobs = env.root.join("images/blobs/sha256");
+    let before = store_contents(&env);
+
+    let good = std::fs::read(tar).unwrap();
+    // Cut inside a file's data: the tar ends early.
+    let truncated = env.dir.join("truncated.tar");
+    std::fs::write(&truncated, &good[..good.len() / 2 + 100]).unwrap();
+    // A well-formed tar with an entry that climbs out of the layer.
+    let mut hostile = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..8].copy_from_slice(b"../evil\0");
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(1);
+    h.set_cksum();
+    hostile.append(&h, &b"x"[..]).unwrap();
+    let hostile_path = env.dir.join("hostile.tar");
+    std::fs::write(&hostile_path, hostile.into_inner().unwrap()).unwrap();
+    // Gzip magic, then garbage.
+    let garbage = env.dir.join("garbage.tar.gz");
+    std::fs::write(&garbage, b"\x1f\x8b\x08\x00garbage that does not inflate").unwrap();
+
+    for file in [&truncated, &hostile_path, &garbage] {
+        let out = env.berth(&["import", file.to_str().unwrap(), "localhost/broken:1"]);
+        assert!(!out.status.success(), "{} imports", file.display());
+        let msg = stderr(&out);
+        assert!(
+            msg.contains(&file.display().to_string()),
+            "names the user's file: {msg}"
+        );
+        assert!(
+            !msg.contains(&blobs.display().to_string()),
+            "not the store's copy: {msg}"
+        );
+        assert_eq!(store_contents(&env), before, "{}: nothing kept", file.display());
+        assert_eq!(names(&env.root.join("images/tmp")), Vec::<String>::new());
+    }
+    // The image that was there still runs.
+    env.ok(&["run", "--rm", "localhost/kept:1", "true"]);
+}

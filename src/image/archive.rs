@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::content::sha256_digest;
 use super::error::{ImageError, Result};
+use super::images::NewBlobs;
 use super::record::{normalize, ConfigBlob, ImageRecord, LayerRef};
 use super::snapshot::chain_ids;
 use super::{open_regular_file, ImageStore, MAX_ARCHIVE_BYTES};
@@ -151,8 +152,19 @@ impl ImageStore {
 
     /// Loads every image of the archive at `path` (plain or gzip tar) and
     /// returns them with the references they got. Nothing is recorded unless
-    /// every image of it loaded.
+    /// every image of it loaded; on error the blobs it added are removed
+    /// again (see [`NewBlobs`]).
     pub fn load(&self, path: &Path) -> Result<Vec<(ImageRecord, Vec<String>)>> {
+        self.records.refs()?;
+        let mut blobs = NewBlobs::new(self);
+        let result = self.load_into(&mut blobs, path);
+        // Also on success: the archive's other files (index.json,
+        // oci-layout, manifest.json) went in as blobs, and no record names them.
+        blobs.finish();
+        result
+    }
+
+    fn load_into(&self, blobs: &mut NewBlobs, path: &Path) -> Result<Vec<(ImageRecord, Vec<String>)>> {
         let file = open_regular_file(path)?;
         let mut reader = BufReader::new(file);
         let gzip = {
@@ -199,9 +211,7 @@ impl ImageStore {
                     });
                 }
             }
-            if !self.content.has(&digest) {
-                ingest.commit(&digest, &path.display().to_string())?;
-            }
+            blobs.commit(ingest, &digest, &path.display().to_string())?;
             names.insert(name, digest);
         }
         tracing::debug!(bytes = total, entries = names.len(), "archive read");
@@ -268,8 +278,7 @@ impl ImageStore {
                         "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
                 let bytes = manifest.to_string().into_bytes();
                 let manifest_digest = sha256_digest(&bytes);
-                self.content
-                    .put(&bytes, &manifest_digest, &path.display().to_string())?;
+                blobs.put(&bytes, &manifest_digest, &path.display().to_string())?;
                 let refs = entry.repo_tags.unwrap_or_default();
                 images.push((manifest_digest, config, layers, refs));
             }
@@ -332,6 +341,7 @@ impl ImageStore {
             match self.snapshots.create(
                 &chains[i],
                 &blob,
+                path,
                 &config.rootfs.diff_ids[i],
                 &path.display().to_string(),
             ) {
@@ -365,9 +375,28 @@ impl ImageStore {
     /// image named `reference`, with an empty config but for `cmd`. The tar
     /// is copied into the content store (bounded, regular files only), its
     /// diff id computed from the store's copy, and unpacked like a pulled
-    /// layer. Blocking.
+    /// layer. Blocking. Errors name `tar_path`, not the store's copy; on
+    /// error the blobs it added are removed again (see [`NewBlobs`]), and
+    /// it fails before anything is written if the reference index does not
+    /// read (the image could not be named).
     pub fn import_image(&self, tar_path: &Path, reference: &str, cmd: Vec<String>) -> Result<ImageRecord> {
         let reference = normalize(reference)?.whole();
+        self.records.refs()?;
+        let mut blobs = NewBlobs::new(self);
+        let result = self.import_image_into(&mut blobs, tar_path, reference, cmd);
+        if result.is_err() {
+            blobs.finish();
+        }
+        result
+    }
+
+    fn import_image_into(
+        &self,
+        blobs: &mut NewBlobs,
+        tar_path: &Path,
+        reference: String,
+        cmd: Vec<String>,
+    ) -> Result<ImageRecord> {
         let mut input = open_regular_file(tar_path)?;
         let mut ingest = self.content.begin()?;
         let read_error = |source| ImageError::ReadArchive {
@@ -382,10 +411,10 @@ impl ImageStore {
             });
         }
         let digest = ingest.digest();
-        let size = ingest.commit(&digest, &reference)?;
+        let size = blobs.commit(ingest, &digest, &reference)?;
         let blob = self.content.path(&digest)?;
         let mut hasher = sha2::Sha256::new();
-        let mut reader = super::snapshot::open_layer(&blob)?;
+        let mut reader = super::snapshot::open_layer(&blob, tar_path)?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = reader.read(&mut buf).map_err(|e| ImageError::MalformedArchive {
@@ -408,7 +437,7 @@ impl ImageStore {
             "history": [{"created_by": format!("berth import {}", tar_path.display())}]});
         let config_bytes = config.to_string().into_bytes();
         let config_digest = sha256_digest(&config_bytes);
-        self.content.put(&config_bytes, &config_digest, &reference)?;
+        blobs.put(&config_bytes, &config_digest, &reference)?;
         let media_type = if std::fs::File::open(&blob)
             .and_then(|mut f| {
                 let mut magic = [0u8; 2];
@@ -432,7 +461,7 @@ impl ImageStore {
                 "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
-        self.content.put(&manifest_bytes, &manifest_digest, &reference)?;
+        blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
         let record = self.unpack_image(tar_path, manifest_digest, config_digest, layers)?;
         self.records.put(&record)?;
         self.records

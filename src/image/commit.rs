@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::content::sha256_digest;
 use super::error::{ImageError, Result};
+use super::images::NewBlobs;
 use super::record::{normalize, ImageConfig, ImageRecord, LayerRef};
 use super::snapshot::chain_ids;
 use super::{ImageStore, SHA256_PREFIX};
@@ -142,7 +143,8 @@ fn write_tree<W: Write>(
 
 impl ImageStore {
     /// Makes a new image of `base` plus the container's upper dir `upper`,
-    /// with `config` as its config, named `reference`. Blocking.
+    /// with `config` as its config, named `reference`. Blocking. On error
+    /// the blobs it added are removed again (see [`NewBlobs`]).
     pub fn commit(
         &self,
         base: &ImageRecord,
@@ -151,6 +153,23 @@ impl ImageStore {
         reference: &str,
     ) -> Result<ImageRecord> {
         let reference = normalize(reference)?.whole();
+        self.records.refs()?;
+        let mut blobs = NewBlobs::new(self);
+        let result = self.commit_into(&mut blobs, base, upper, config, reference);
+        if result.is_err() {
+            blobs.finish();
+        }
+        result
+    }
+
+    fn commit_into(
+        &self,
+        blobs: &mut NewBlobs,
+        base: &ImageRecord,
+        upper: &Path,
+        config: ImageConfig,
+        reference: String,
+    ) -> Result<ImageRecord> {
         let store_error = |source| ImageError::Store {
             path: upper.to_path_buf(),
             source,
@@ -168,7 +187,7 @@ impl ImageStore {
         let diff_id = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
         let ingest = hashing.inner.finish().map_err(store_error)?;
         let layer_digest = ingest.digest();
-        let layer_size = ingest.commit(&layer_digest, &reference)?;
+        let layer_size = blobs.commit(ingest, &layer_digest, &reference)?;
 
         // The config: the base's, with the new diff id and this config.
         let mut config_json: serde_json::Value =
@@ -192,7 +211,7 @@ impl ImageStore {
         }
         let config_bytes = config_json.to_string().into_bytes();
         let config_digest = sha256_digest(&config_bytes);
-        self.content.put(&config_bytes, &config_digest, &reference)?;
+        blobs.put(&config_bytes, &config_digest, &reference)?;
 
         let mut layers = base.layers.clone();
         layers.push(LayerRef {
@@ -208,12 +227,12 @@ impl ImageStore {
                 "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
-        self.content.put(&manifest_bytes, &manifest_digest, &reference)?;
+        blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
 
         let chains = chain_ids(&diff_ids);
         let top = chains.last().cloned().unwrap_or_default();
-        self.snapshots
-            .create(&top, &self.content.path(&layer_digest)?, &diff_id, &reference)?;
+        let blob = self.content.path(&layer_digest)?;
+        self.snapshots.create(&top, &blob, &blob, &diff_id, &reference)?;
         let record = ImageRecord {
             id: config_digest,
             manifest_digest,

@@ -67,6 +67,92 @@ impl Drop for PinGuard {
     }
 }
 
+impl ImageStore {
+    /// Removes blobs that an import, load or pull that failed added to the
+    /// store (`added`: absent when it looked, under its pin), once it has
+    /// dropped its pins: each unless another operation pinned it meanwhile
+    /// (it is using it) or a record names it. Decided and removed under
+    /// the pins' lock, as [`ImageStore::collect`] does; nothing is removed
+    /// while a record does not read.
+    pub(crate) fn discard_added_blobs(&self, added: &[String]) {
+        if added.is_empty() {
+            return;
+        }
+        let state = self.pins.state();
+        let used: HashSet<String> = match self.records.try_all() {
+            Ok(records) => records
+                .iter()
+                .flat_map(|r| {
+                    r.layers
+                        .iter()
+                        .map(|l| l.digest.clone())
+                        .chain([r.id.clone(), r.manifest_digest.clone()])
+                })
+                .chain(self.list().unwrap_or_default().into_iter().map(|l| l.digest))
+                .collect(),
+            Err(e) => {
+                tracing::error!("keeping the blobs a failed operation added: {e}");
+                return;
+            }
+        };
+        for digest in added {
+            if state.counts.contains_key(digest) || used.contains(digest) {
+                continue;
+            }
+            if let Err(e) = self.content.remove(digest) {
+                tracing::warn!("removing blob {digest} of a failed operation: {e}");
+            }
+        }
+    }
+}
+
+/// Blobs one import or load writes: each pinned before it is looked for
+/// (so collection cannot remove it before a record names it), and those it
+/// added removed again when the operation fails ([`Self::finish`]).
+pub(crate) struct NewBlobs<'a> {
+    store: &'a ImageStore,
+    pins: Vec<PinGuard>,
+    added: Vec<String>,
+}
+
+impl<'a> NewBlobs<'a> {
+    pub(crate) fn new(store: &'a ImageStore) -> NewBlobs<'a> {
+        NewBlobs {
+            store,
+            pins: Vec::new(),
+            added: Vec::new(),
+        }
+    }
+
+    /// Commits `ingest` as `digest` unless the store has it; returns its size.
+    pub(crate) fn commit(&mut self, ingest: super::content::Ingest, digest: &str, reference: &str) -> Result<u64> {
+        self.pins.push(self.store.pins.pin([digest.to_owned()]));
+        if self.store.content.has(digest) {
+            return Ok(ingest.size());
+        }
+        self.added.push(digest.to_owned());
+        ingest.commit(digest, reference)
+    }
+
+    /// Stores `bytes` as `digest` unless the store has it.
+    pub(crate) fn put(&mut self, bytes: &[u8], digest: &str, reference: &str) -> Result<()> {
+        self.pins.push(self.store.pins.pin([digest.to_owned()]));
+        if self.store.content.has(digest) {
+            return Ok(());
+        }
+        self.added.push(digest.to_owned());
+        self.store.content.put(bytes, digest, reference)
+    }
+
+    /// The operation failed: unpins, then removes what it added that
+    /// nothing else uses.
+    pub(crate) fn finish(self) {
+        let NewBlobs { store, pins, added } = self;
+        drop(pins);
+        store.discard_added_blobs(&added);
+    }
+}
+
 /// An image with every reference naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {

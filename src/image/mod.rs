@@ -1213,6 +1213,41 @@ mod tests {
     }
 
     #[test]
+    fn blobs_a_failed_operation_added_go_unless_pinned_by_another_or_recorded() {
+        let fx = Fixture::new();
+        let blob = |text: &str| {
+            let digest = content::sha256_digest(text.as_bytes());
+            fx.store.content.put(text.as_bytes(), &digest, "x").unwrap();
+            digest
+        };
+        let (alone, pinned, recorded) = (blob("alone"), blob("pinned"), blob("recorded"));
+        let _other = fx.store.pins.pin([pinned.clone()]);
+        fx.store
+            .records
+            .put(&ImageRecord {
+                id: recorded.clone(),
+                manifest_digest: recorded.clone(),
+                config: ImageConfig::default(),
+                platform: "linux/amd64".into(),
+                layers: vec![],
+                chain_ids: vec![],
+                created_at: 1,
+            })
+            .unwrap();
+
+        fx.store.discard_added_blobs(&[
+            alone.clone(),
+            pinned.clone(),
+            recorded.clone(),
+            sha256(b"never written"),
+        ]);
+
+        assert!(!fx.store.content.has(&alone));
+        assert!(fx.store.content.has(&pinned), "another operation uses it");
+        assert!(fx.store.content.has(&recorded), "an image uses it");
+    }
+
+    #[test]
     fn writing_through_a_symlink_to_dot_dot_is_refused() {
         let fx = Fixture::new();
         let cases = [

@@ -123,14 +123,16 @@ impl Snapshots {
     /// Unpacks the layer archive at `blob` (plain, gzip or zstd tar) into
     /// the snapshot `chain_id`, checking its uncompressed stream hashes to
     /// `diff_id`. Returns whether it unpacked (false: it was there already).
-    /// `reference` names the image in errors.
-    pub fn create(&self, chain_id: &str, blob: &Path, diff_id: &str, reference: &str) -> Result<bool> {
+    /// `reference` names the image in errors, and `source` the archive:
+    /// the user's file for an import or a load (the blob is the store's
+    /// copy of it, a path that means nothing to them), the blob for a pull.
+    pub fn create(&self, chain_id: &str, blob: &Path, source: &Path, diff_id: &str, reference: &str) -> Result<bool> {
         parse_digest(diff_id)?;
         if self.has(chain_id) {
             return Ok(false);
         }
         if !self.dir(chain_id)?.is_dir() {
-            let unpacked = self.unpack_reader(chain_id, open_layer(blob)?, blob, diff_id, reference)?;
+            let unpacked = self.unpack_reader(chain_id, open_layer(blob, source)?, source, diff_id, reference)?;
             return unpacked.commit().map(|()| true);
         }
         self.make_link(chain_id, parse_digest(chain_id)?)?;
@@ -281,14 +283,18 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Opens a layer blob, decompressing gzip or zstd as its magic bytes say
-/// (a registry's media type can lie; the bytes cannot).
-pub(crate) fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
-    let read_error = |source| ImageError::ReadArchive {
+/// (a registry's media type can lie; the bytes cannot). A blob that cannot
+/// be opened is the store's failure and names the blob; bytes that do not
+/// decompress name `source`, the archive they came from.
+pub(crate) fn open_layer(blob: &Path, source: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(blob).map_err(|e| ImageError::Store {
         path: blob.to_path_buf(),
-        source,
-    };
-    let file = File::open(blob).map_err(read_error)?;
-    decompress(BufReader::with_capacity(1 << 16, file)).map_err(read_error)
+        source: e,
+    })?;
+    decompress(BufReader::with_capacity(1 << 16, file)).map_err(|e| ImageError::ReadArchive {
+        path: source.to_path_buf(),
+        source: e,
+    })
 }
 
 /// `layer` decompressed as its first bytes say: gzip, zstd, or plain.
@@ -381,13 +387,13 @@ mod tests {
             let blob = dir.path().join(format!("blob{i}"));
             fs::write(&blob, &bytes).unwrap();
             let chain = digest(format!("chain{i}").as_bytes());
-            assert!(snaps.create(&chain, &blob, &diff, "t").unwrap());
+            assert!(snaps.create(&chain, &blob, &blob, &diff, "t").unwrap());
             assert!(snaps.has(&chain));
             let link = snaps.link(&chain).unwrap();
             assert_eq!(fs::read_to_string(link.join("etc/hello")).unwrap(), "hi");
             assert_eq!(link.file_name().unwrap().len(), LINK_LEN);
             // Twice: nothing to do.
-            assert!(!snaps.create(&chain, &blob, &diff, "t").unwrap());
+            assert!(!snaps.create(&chain, &blob, &blob, &diff, "t").unwrap());
         }
         assert_eq!(snaps.list().len(), 3);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -459,7 +465,9 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, &tar).unwrap();
         let chain = digest(b"c");
-        let err = snaps.create(&chain, &blob, &digest(b"other"), "reg/x:1").unwrap_err();
+        let err = snaps
+            .create(&chain, &blob, &blob, &digest(b"other"), "reg/x:1")
+            .unwrap_err();
         assert!(err.to_string().contains("diff id"), "{err}");
         assert!(!snaps.has(&chain));
         assert!(snaps.list().is_empty());
@@ -483,7 +491,7 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, &tar).unwrap();
         let chain = digest(b"c");
-        assert!(snaps.create(&chain, &blob, &digest(&tar), "t").is_err());
+        assert!(snaps.create(&chain, &blob, &blob, &digest(&tar), "t").is_err());
         assert!(snaps.list().is_empty());
         assert!(!dir.path().join("escape").exists());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -496,7 +504,7 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, &tar).unwrap();
         let chain = digest(b"c");
-        snaps.create(&chain, &blob, &digest(&tar), "t").unwrap();
+        snaps.create(&chain, &blob, &blob, &digest(&tar), "t").unwrap();
         snaps.remove(&chain).unwrap();
         assert!(!snaps.has(&chain));
         assert!(fs::symlink_metadata(snaps.link(&chain).unwrap()).is_err());
