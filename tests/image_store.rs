@@ -159,3 +159,151 @@ fn a_failed_import_names_the_users_file_and_leaves_no_blob() {
     // The image that was there still runs.
     env.ok(&["run", "--rm", "localhost/kept:1", "true"]);
 }
+
+/// The only directory matching `parent/*/leaf`, for a test with one container.
+fn only_dir(parent: &Path, leaf: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(leaf))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().unwrap()
+}
+
+fn run_tool(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .expect("run a tool (scripts/install-deps.sh installs attr)");
+    assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// cap_net_raw+ep as the kernel stores it (VFS_CAP_REVISION_2, effective).
+const NET_RAW_EP: &str = "0x0100000200200000000000000000000000000000";
+
+/// Every entry of the committed image's top layer: its name and the PAX
+/// records of its extended attributes.
+fn top_layer(env: &Env, reference: &str) -> Vec<(String, Vec<String>)> {
+    let detail: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", reference])).unwrap();
+    let digest = detail["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = env.root.join("images/blobs/sha256").join(&digest[7..]);
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap());
+    let mut archive = tar::Archive::new(gz);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let attrs = e
+                .pax_extensions()
+                .unwrap()
+                .map(|x| {
+                    x.flatten()
+                        .map(|x| x.key().unwrap().to_string())
+                        .filter(|k| k.starts_with("SCHILY.xattr."))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name, attrs)
+        })
+        .collect()
+}
+
+#[test]
+fn commit_keeps_extended_attributes_and_leaves_out_the_mount_targets_berth_made() {
+    let env = Env::new("img-commit-parity");
+    let tar = busybox_tar().display().to_string();
+    assert!(
+        !std::process::Command::new("tar")
+            .args(["-tf", &tar])
+            .output()
+            .unwrap()
+            .stdout
+            .windows(9)
+            .any(|w| w == b"etc/hosts"),
+        "the base image has no /etc/hosts"
+    );
+    env.ok(&["import", &tar, "localhost/base:1"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "maker",
+        "localhost/base:1",
+        "sh",
+        "-c",
+        "mkdir /opt; echo ping > /opt/pinger; chmod 755 /opt/pinger; mkdir /opt/d; echo x > /opt/plain",
+    ]);
+    // Extended attributes as a setcap or a program would leave them, in the
+    // container's writable layer.
+    let upper = only_dir(&env.root.join("containers"), "upper");
+    run_tool(
+        std::process::Command::new("setfattr")
+            .args(["-n", "security.capability", "-v", NET_RAW_EP])
+            .arg(upper.join("opt/pinger")),
+    );
+    for path in ["opt/pinger", "opt/d"] {
+        run_tool(
+            std::process::Command::new("setfattr")
+                .args(["-n", "user.note", "-v", "kept"])
+                .arg(upper.join(path)),
+        );
+    }
+    env.ok(&["commit", "maker", "localhost/committed:1"]);
+
+    let entries = top_layer(&env, "localhost/committed:1");
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    for target in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+        assert!(
+            !names.contains(&target),
+            "{target} is berth's mount target, not a change: {names:?}"
+        );
+    }
+    assert!(names.contains(&"opt/pinger"), "{names:?}");
+    let attrs = |name: &str| {
+        entries
+            .iter()
+            .find(|(n, _)| n.trim_end_matches('/') == name)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(
+        attrs("opt/pinger"),
+        ["SCHILY.xattr.security.capability", "SCHILY.xattr.user.note"],
+        "{entries:?}"
+    );
+    assert_eq!(attrs("opt/d"), ["SCHILY.xattr.user.note"]);
+    assert!(attrs("opt/plain").is_empty());
+    assert!(
+        entries
+            .iter()
+            .all(|(_, a)| a.iter().all(|k| !k.contains("trusted.overlay"))),
+        "overlay's own attributes stay out: {entries:?}"
+    );
+
+    // A container of the new image shows the capability.
+    env.ok(&["rm", "maker"]);
+    env.ok(&["run", "-d", "--name", "user", "localhost/committed:1", "sleep", "100"]);
+    // Its merged root filesystem, as its processes see it.
+    let view = env.wait_for("container", "user", 10, |v| v["pid"].is_number());
+    let merged = PathBuf::from(format!("/proc/{}/root", view["pid"]));
+    let cap = run_tool(
+        std::process::Command::new("getfattr")
+            .args(["-n", "security.capability", "--only-values"])
+            .arg(merged.join("opt/pinger")),
+    );
+    assert_eq!(cap.as_bytes(), hex::decode(&NET_RAW_EP[2..]).unwrap(), "{cap:?}");
+    let note = run_tool(
+        std::process::Command::new("getfattr")
+            .args(["-n", "user.note", "--only-values"])
+            .arg(merged.join("opt/d")),
+    );
+    assert_eq!(note, "kept");
+    env.ok(&["rm", "-f", "user"]);
+}

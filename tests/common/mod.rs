@@ -278,6 +278,8 @@ const OWN_CHILDREN: &[&str] = &[
     "ip",
     "cc",
     "busybox-rootfs.",
+    "setfattr",
+    "getfattr",
 ];
 
 fn reap_orphan_zombies() {
