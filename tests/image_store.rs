@@ -307,3 +307,51 @@ fn commit_keeps_extended_attributes_and_leaves_out_the_mount_targets_berth_made(
     assert_eq!(note, "kept");
     env.ok(&["rm", "-f", "user"]);
 }
+
+#[test]
+fn images_shows_the_unpacked_size_as_docker_does() {
+    let env = Env::new("img-size");
+    let plain = std::fs::read(busybox_tar()).unwrap();
+    // What `docker images` counts: file and symlink bytes, a hardlink once.
+    let mut unpacked = 0u64;
+    for entry in tar::Archive::new(plain.as_slice()).entries().unwrap() {
+        let entry = entry.unwrap();
+        match entry.header().entry_type() {
+            tar::EntryType::Regular => unpacked += entry.size(),
+            tar::EntryType::Symlink => unpacked += entry.link_name_bytes().unwrap().len() as u64,
+            _ => {}
+        }
+    }
+    let gz = env.dir.join("rootfs.tar.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, &plain).unwrap();
+    let compressed = encoder.finish().unwrap();
+    std::fs::write(&gz, &compressed).unwrap();
+    assert!(
+        compressed.len() as u64 * 3 / 2 < unpacked,
+        "gzip shrinks it well: {} {unpacked}",
+        compressed.len()
+    );
+    env.ok(&["import", gz.to_str().unwrap(), "localhost/sized:1"]);
+
+    let detail: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", "localhost/sized:1"])).unwrap();
+    assert_eq!(detail["size"], unpacked, "{detail}");
+    assert_eq!(
+        detail["layers"][0]["size"],
+        compressed.len(),
+        "the layer's blob stays compressed"
+    );
+    let listed = env.ok(&["images"]);
+    let mb = |n: u64| format!("{:.1}MB", n as f64 / 1e6);
+    assert!(listed.contains(&mb(unpacked)), "{} in {listed}", mb(unpacked));
+    assert!(!listed.contains(&mb(compressed.len() as u64)), "{listed}");
+    // A second image of the same layer: all of it shared.
+    env.ok(&["tag", "localhost/sized:1", "localhost/sized:2"]);
+    env.ok(&["import", gz.to_str().unwrap(), "localhost/again:1"]);
+    let listed = env.ok(&["images"]);
+    assert_eq!(
+        listed.matches(&mb(unpacked)).count(),
+        2 * 3,
+        "SIZE and SHARED of 3 rows: {listed}"
+    );
+}

@@ -72,36 +72,42 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
 /// references itself (the reference grammar's regex costs a fresh process
 /// tens of milliseconds).
 pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageListItem>> {
-    let mut images = engine.image_host().images().map_err(image_error)?;
-    if let Some(reference) = reference {
-        let id = engine.image_host().image(reference).map(|r| r.id);
-        images.retain(|s| Some(&s.record.id) == id.as_ref());
-    }
-    // How many images use each layer blob.
-    let mut users: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let host = engine.image_host();
+    let mut images = host.images().map_err(image_error)?;
+    // How many images use each layer (by chain: a snapshot is shared only
+    // with the same layers below it), counted over every image.
+    let mut users: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for s in &images {
-        let distinct: std::collections::HashSet<&str> = s.record.layers.iter().map(|l| l.digest.as_str()).collect();
-        for digest in distinct {
-            *users.entry(digest).or_default() += 1;
+        let distinct: std::collections::HashSet<&String> = s.record.chain_ids.iter().collect();
+        for chain in distinct {
+            *users.entry(chain.clone()).or_default() += 1;
         }
+    }
+    if let Some(reference) = reference {
+        let id = host.image(reference).map(|r| r.id);
+        images.retain(|s| Some(&s.record.id) == id.as_ref());
     }
     Ok(images
         .iter()
-        .map(|s| ImageListItem {
-            references: s.references.clone(),
-            id: s.record.id.clone(),
-            manifest_digest: s.record.manifest_digest.clone(),
-            size: s.record.size(),
-            shared_size: s
-                .record
-                .layers
-                .iter()
-                .filter(|l| users.get(l.digest.as_str()).is_some_and(|n| *n > 1))
-                .map(|l| l.size)
-                .sum(),
-            layers: s.record.layers.len(),
-            platform: s.record.platform.clone(),
-            created_at: s.record.created_at,
+        .map(|s| {
+            let sizes = host.layer_sizes(&s.record);
+            ImageListItem {
+                references: s.references.clone(),
+                id: s.record.id.clone(),
+                manifest_digest: s.record.manifest_digest.clone(),
+                size: sizes.iter().sum(),
+                shared_size: s
+                    .record
+                    .chain_ids
+                    .iter()
+                    .zip(&sizes)
+                    .filter(|(chain, _)| users.get(*chain).is_some_and(|n| *n > 1))
+                    .map(|(_, size)| size)
+                    .sum(),
+                layers: s.record.layers.len(),
+                platform: s.record.platform.clone(),
+                created_at: s.record.created_at,
+            }
         })
         .collect())
 }
@@ -211,18 +217,28 @@ pub async fn save(engine: &Arc<Engine>, req: SaveRequest) -> Result<()> {
 pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse> {
     let path = absolute(&req.path)?;
     let images = engine.image_host();
-    let loaded = tokio::task::spawn_blocking(move || images.load(&path))
-        .await
-        .map_err(|e| CommandError::Unavailable(format!("loading images: {e}")))?
-        .map_err(image_error)?;
+    let loaded = tokio::task::spawn_blocking(move || {
+        images.load(&path).map(|loaded| {
+            loaded
+                .into_iter()
+                .map(|(record, references)| {
+                    let size = images.layer_sizes(&record).iter().sum::<u64>();
+                    (record, references, size)
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .map_err(|e| CommandError::Unavailable(format!("loading images: {e}")))?
+    .map_err(image_error)?;
     Ok(LoadResponse {
         images: loaded
             .into_iter()
-            .map(|(record, references)| ImageListItem {
+            .map(|(record, references, size)| ImageListItem {
                 references,
                 id: record.id.clone(),
                 manifest_digest: record.manifest_digest.clone(),
-                size: record.size(),
+                size,
                 shared_size: 0,
                 layers: record.layers.len(),
                 platform: record.platform.clone(),
@@ -278,7 +294,7 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         id: record.id.clone(),
         manifest_digest: record.manifest_digest.clone(),
         platform: record.platform.clone(),
-        size: record.size(),
+        size: host.layer_sizes(&record).iter().sum(),
         created_at: record.created_at,
         config: blob["config"].clone(),
         layers: record

@@ -192,6 +192,17 @@ impl ImageStore {
             .collect())
     }
 
+    /// Each layer's unpacked size (see [`super::snapshot::Snapshots::size`]),
+    /// bottom first; 0 for a snapshot that is missing. Blocking: walks a
+    /// snapshot the first time it is asked about.
+    pub fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
+        record
+            .chain_ids
+            .iter()
+            .map(|chain| self.snapshots.size(chain).unwrap_or(0))
+            .collect()
+    }
+
     /// The overlay lower dirs of an image, top first: the short links of
     /// its snapshots (see [`super::snapshot`]). Errors if one is missing.
     pub fn lower_dirs(&self, record: &ImageRecord) -> Result<Vec<PathBuf>> {

@@ -217,6 +217,7 @@ impl ImageStore {
             root.join("snapshots"),
             root.join("l"),
             root.join("images"),
+            root.join("sizes"),
         ] {
             fs::create_dir_all(&dir).map_err(|source| ImageError::CreateDir { path: dir, source })?;
         }

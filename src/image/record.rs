@@ -134,7 +134,8 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
-    /// The layers' compressed size (what a pull downloads).
+    /// The layers' compressed size (what a pull downloads; `images` shows
+    /// the unpacked size, see `ImageStore::layer_sizes`).
     pub fn size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
     }

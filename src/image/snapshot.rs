@@ -10,6 +10,8 @@
 //!                               (whiteouts as 0/0 character devices,
 //!                               opaque directories with trusted.overlay.opaque)
 //! l/<12 hex>                    -> ../snapshots/<chain hex>
+//! sizes/<chain hex>             its unpacked size in bytes, decimal: worked
+//!                               out on first use, a cache only
 //! tmp/snap-…/                   a snapshot being unpacked
 //! ```
 //!
@@ -74,6 +76,7 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 pub struct Snapshots {
     dir: PathBuf,
     links: PathBuf,
+    sizes: PathBuf,
     tmp: PathBuf,
     ownership: Ownership,
     limit: u64,
@@ -84,6 +87,7 @@ impl Snapshots {
         Snapshots {
             dir: root.join("snapshots"),
             links: root.join("l"),
+            sizes: root.join("sizes"),
             tmp: root.join("tmp"),
             ownership,
             limit,
@@ -209,10 +213,40 @@ impl Snapshots {
         Ok(())
     }
 
+    /// The snapshot's unpacked size, as `docker images` counts a layer's:
+    /// the bytes of its files and symlinks, a hardlinked file once,
+    /// directories and whiteouts nothing. Worked out by walking the tree
+    /// the first time, then read from `sizes/` (a snapshot never changes);
+    /// `None` if there is no such snapshot.
+    pub fn size(&self, chain_id: &str) -> Option<u64> {
+        let hex = parse_digest(chain_id).ok()?;
+        let cache = self.sizes.join(hex);
+        if let Some(n) = fs::read_to_string(&cache).ok().and_then(|t| t.trim().parse().ok()) {
+            return Some(n);
+        }
+        let dir = self.dir(chain_id).ok()?;
+        if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let size = tree_size(&dir, &mut std::collections::HashSet::new());
+        // Unsynced and best effort: a lost or torn cache is computed again
+        // (a torn one does not parse).
+        let tmp = tmp_name(&self.tmp, "size", "");
+        let cached = fs::create_dir_all(&self.sizes)
+            .and_then(|()| fs::write(&tmp, size.to_string()))
+            .and_then(|()| fs::rename(&tmp, &cache));
+        if let Err(e) = cached {
+            let _ = fs::remove_file(&tmp);
+            tracing::debug!(path = %cache.display(), error = %e, "caching a snapshot's size failed");
+        }
+        Some(size)
+    }
+
     /// Removes a snapshot and its link; a missing one is fine.
     pub fn remove(&self, chain_id: &str) -> Result<()> {
         let link = self.link(chain_id)?;
         let _ = fs::remove_file(&link);
+        let _ = fs::remove_file(self.sizes.join(parse_digest(chain_id)?));
         let dir = self.dir(chain_id)?;
         let hidden = tmp_name(&self.tmp, "remove", "");
         match fs::rename(&dir, &hidden) {
@@ -267,6 +301,24 @@ impl Drop for Unpacked {
             let _ = remove_tree(&tmp);
         }
     }
+}
+
+/// Bytes of the files and symlinks under `dir` (never following a symlink),
+/// each inode once: see [`Snapshots::size`]. What cannot be read counts 0.
+fn tree_size(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            total += tree_size(&entry.path(), seen);
+        } else if (meta.is_file() || meta.is_symlink()) && (meta.nlink() == 1 || seen.insert((meta.dev(), meta.ino())))
+        {
+            total += meta.len();
+        }
+    }
+    total
 }
 
 struct HashingReader<R> {
@@ -354,6 +406,34 @@ mod tests {
         }
         let s = Snapshots::new(dir.path(), Ownership::Ignore, 1 << 30);
         (dir, s)
+    }
+
+    #[test]
+    fn a_snapshots_size_counts_its_files_and_symlinks_once_and_is_cached() {
+        let (dir, snaps) = snapshots();
+        let chain = digest(b"sized");
+        let tree = snaps.dir(&chain).unwrap();
+        fs::create_dir_all(tree.join("d/e")).unwrap();
+        fs::write(tree.join("d/a"), [0u8; 1000]).unwrap();
+        fs::write(tree.join("d/e/b"), [0u8; 24]).unwrap();
+        fs::hard_link(tree.join("d/a"), tree.join("a-again")).unwrap();
+        std::os::unix::fs::symlink("d/e/b", tree.join("link")).unwrap();
+        // A whiteout: a 0/0 character device, size 0.
+        nix::sys::stat::mknod(
+            &tree.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(snaps.size(&chain), Some(1000 + 24 + 5));
+        // Cached: a snapshot never changes, so the tree is not walked again.
+        fs::write(tree.join("d/late"), [0u8; 7]).unwrap();
+        assert_eq!(snaps.size(&chain), Some(1029));
+        assert_eq!(snaps.size(&digest(b"no such snapshot")), None);
+        snaps.remove(&chain).unwrap();
+        assert_eq!(snaps.size(&chain), None, "the cache goes with it");
+        assert_eq!(fs::read_dir(dir.path().join("sizes")).unwrap().count(), 0);
     }
 
     #[test]
