@@ -358,6 +358,11 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_nothing_is_unpacked
         "the bad blob is not kept"
     );
     assert_eq!(
+        blobs(&env),
+        Vec::<String>::new(),
+        "nor the manifest, config and layer it came with"
+    );
+    assert_eq!(
         std::fs::read_dir(env.root.join("images/tmp")).unwrap().count(),
         0,
         "no temporary file left"
