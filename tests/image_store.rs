@@ -355,3 +355,36 @@ fn images_shows_the_unpacked_size_as_docker_does() {
         "SIZE and SHARED of 3 rows: {listed}"
     );
 }
+
+#[test]
+fn a_failed_load_leaves_no_blob_and_a_good_one_only_the_images() {
+    let env = Env::new("img-load");
+    let tar = busybox_tar().display().to_string();
+    env.ok(&["import", &tar, "localhost/saved:1"]);
+    let saved = env.dir.join("saved.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), "localhost/saved:1"]);
+    env.ok(&["rmi", "localhost/saved:1"]);
+    let empty = store_contents(&env);
+    assert!(empty.iter().all(|d| d.is_empty()), "{empty:?}");
+
+    // Cut short after its first blobs: they went in, then the tar ends.
+    let bytes = std::fs::read(&saved).unwrap();
+    let cut = env.dir.join("cut.tar");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4 + 100]).unwrap();
+    let out = env.berth(&["load", "-i", cut.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&cut.display().to_string()), "{}", stderr(&out));
+    assert_eq!(store_contents(&env), empty, "nothing kept");
+
+    env.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let [records, snapshots, blobs] = &store_contents(&env)[..] else {
+        unreachable!()
+    };
+    assert_eq!((records.len(), snapshots.len()), (1, 1));
+    assert_eq!(
+        blobs.len(),
+        3,
+        "manifest, config and layer, not the archive's index files: {blobs:?}"
+    );
+    env.ok(&["run", "--rm", "localhost/saved:1", "true"]);
+}
