@@ -291,7 +291,7 @@ impl ImageStore {
 
         let mut loaded = Vec::new();
         for (manifest_digest, config_digest, layers, refs) in images {
-            let record = self.unpack_image(path, manifest_digest, config_digest, layers)?;
+            let record = self.unpack_image(blobs, path, manifest_digest, config_digest, layers)?;
             loaded.push((record, refs));
         }
         for (record, refs) in &mut loaded {
@@ -314,6 +314,7 @@ impl ImageStore {
     /// its layers (blocking); the record is not written.
     fn unpack_image(
         &self,
+        blobs: &mut NewBlobs,
         path: &Path,
         manifest_digest: String,
         config_digest: String,
@@ -338,13 +339,16 @@ impl ImageStore {
                 return Err(bad(path, format!("layer {} is missing from it", layer.digest)));
             }
             let blob = self.content.path(&layer.digest)?;
-            match self.snapshots.create(
-                &chains[i],
-                &blob,
-                path,
-                &config.rootfs.diff_ids[i],
-                &path.display().to_string(),
-            ) {
+            let created = blobs.snapshot(&chains[i], || {
+                self.snapshots.create(
+                    &chains[i],
+                    &blob,
+                    path,
+                    &config.rootfs.diff_ids[i],
+                    &path.display().to_string(),
+                )
+            });
+            match created {
                 Ok(true) => made.push(chains[i].clone()),
                 Ok(false) => {}
                 Err(e) => {
@@ -462,10 +466,94 @@ impl ImageStore {
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
         blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
-        let record = self.unpack_image(tar_path, manifest_digest, config_digest, layers)?;
+        let record = self.unpack_image(blobs, tar_path, manifest_digest, config_digest, layers)?;
         self.records.put(&record)?;
         self.records
             .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
         Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// An OCI archive of one-layer images, each a layer and the diff id
+    /// its config claims for it, named `localhost/t:<n>`.
+    fn oci_archive(images: &[(Vec<u8>, String)]) -> Vec<u8> {
+        let mut files = vec![("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())];
+        let mut blob = |bytes: Vec<u8>| {
+            let digest = sha256_digest(&bytes);
+            let size = bytes.len();
+            files.push((format!("blobs/sha256/{}", &digest[7..]), bytes));
+            (digest, size)
+        };
+        let mut manifests = Vec::new();
+        for (n, (layer, diff_id)) in images.iter().enumerate() {
+            let (layer_digest, layer_size) = blob(layer.clone());
+            let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
+            let (config_digest, config_size) = blob(config.to_string().into_bytes());
+            let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
+                "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}]});
+            let (digest, size) = blob(manifest.to_string().into_bytes());
+            manifests.push(
+                serde_json::json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+                "annotations": {"org.opencontainers.image.ref.name": format!("localhost/t:{n}")}}),
+            );
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        files.push(("index.json".into(), index.to_string().into_bytes()));
+        tar_of(&files)
+    }
+
+    #[test]
+    fn a_load_failing_at_its_second_image_keeps_nothing_of_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path().join("store")).unwrap();
+        let good = tar_of(&[("etc/one".into(), b"1".to_vec())]);
+        let other = tar_of(&[("etc/two".into(), b"2".to_vec())]);
+        let archive = dir.path().join("two.tar");
+        // The second image's config claims another diff id than its layer has.
+        std::fs::write(
+            &archive,
+            oci_archive(&[(good.clone(), sha256_digest(&good)), (other, sha256_digest(b"not it"))]),
+        )
+        .unwrap();
+
+        let err = store.load(&archive).expect_err("the second image is refused");
+
+        assert!(err.to_string().contains("two.tar"), "{err}");
+        assert!(
+            err.to_string().contains("unpacks to diff id"),
+            "the second fails: {err}"
+        );
+        assert!(store.snapshots.list().is_empty(), "the first image's snapshot went too");
+        assert!(store.content.list().is_empty(), "and every blob");
+        assert!(store.records.try_all().unwrap().is_empty());
+        assert!(store.records.refs().unwrap().is_empty());
+
+        // Good on its own, it loads, and only its own blobs stay.
+        std::fs::write(&archive, oci_archive(&[(good.clone(), sha256_digest(&good))])).unwrap();
+        let loaded = store.load(&archive).expect("load");
+        assert_eq!(loaded[0].1, ["localhost/t:0"]);
+        assert_eq!(store.snapshots.list().len(), 1);
+        assert_eq!(store.content.list().len(), 3, "layer, config and manifest");
     }
 }

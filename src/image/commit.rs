@@ -342,7 +342,7 @@ impl ImageStore {
         let chains = chain_ids(&diff_ids);
         let top = chains.last().cloned().unwrap_or_default();
         let blob = self.content.path(&layer_digest)?;
-        self.snapshots.create(&top, &blob, &blob, &diff_id, &reference)?;
+        blobs.snapshot(&top, || self.snapshots.create(&top, &blob, &blob, &diff_id, &reference))?;
         let record = ImageRecord {
             id: config_digest,
             manifest_digest,

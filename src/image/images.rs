@@ -68,51 +68,58 @@ impl Drop for PinGuard {
 }
 
 impl ImageStore {
-    /// Removes blobs that an import, load or pull that failed added to the
-    /// store (`added`: absent when it looked, under its pin), once it has
-    /// dropped its pins: each unless another operation pinned it meanwhile
-    /// (it is using it) or a record names it. Decided and removed under
-    /// the pins' lock, as [`ImageStore::collect`] does; nothing is removed
-    /// while a record does not read.
-    pub(crate) fn discard_added_blobs(&self, added: &[String]) {
-        if added.is_empty() {
+    /// Removes blobs and snapshots that an import, load, commit or pull
+    /// that failed added to the store (absent when it looked, under its
+    /// pin), once it has dropped its pins: each unless another operation
+    /// pinned it meanwhile (it is using it) or a record names it. Decided
+    /// and removed under the pins' lock, as [`ImageStore::collect`] does;
+    /// nothing is removed while a record does not read.
+    pub(crate) fn discard_added(&self, blobs: &[String], snapshots: &[String]) {
+        if blobs.is_empty() && snapshots.is_empty() {
             return;
         }
         let state = self.pins.state();
-        let used: HashSet<String> = match self.records.try_all() {
-            Ok(records) => records
-                .iter()
-                .flat_map(|r| {
-                    r.layers
-                        .iter()
-                        .map(|l| l.digest.clone())
-                        .chain([r.id.clone(), r.manifest_digest.clone()])
-                })
-                .chain(self.list().unwrap_or_default().into_iter().map(|l| l.digest))
-                .collect(),
+        let records = match self.records.try_all() {
+            Ok(records) => records,
             Err(e) => {
-                tracing::error!("keeping the blobs a failed operation added: {e}");
+                tracing::error!("keeping the blobs and snapshots a failed operation added: {e}");
                 return;
             }
         };
-        for digest in added {
-            if state.counts.contains_key(digest) || used.contains(digest) {
+        let used: HashSet<&String> = records
+            .iter()
+            .flat_map(|r| r.layers.iter().map(|l| &l.digest).chain([&r.id, &r.manifest_digest]))
+            .chain(records.iter().flat_map(|r| &r.chain_ids))
+            .collect();
+        let imported: HashSet<String> = self.list().unwrap_or_default().into_iter().map(|l| l.digest).collect();
+        for digest in blobs {
+            if state.counts.contains_key(digest) || used.contains(digest) || imported.contains(digest) {
                 continue;
             }
             if let Err(e) = self.content.remove(digest) {
                 tracing::warn!("removing blob {digest} of a failed operation: {e}");
             }
         }
+        for chain in snapshots {
+            if state.counts.contains_key(chain) || used.contains(chain) {
+                continue;
+            }
+            if let Err(e) = self.snapshots.remove(chain) {
+                tracing::warn!("removing snapshot {chain} of a failed operation: {e}");
+            }
+        }
     }
 }
 
-/// Blobs one import or load writes: each pinned before it is looked for
-/// (so collection cannot remove it before a record names it), and those it
-/// added removed again when the operation fails ([`Self::finish`]).
+/// Blobs and snapshots one import, load or commit writes: each pinned
+/// before it is looked for (so collection cannot remove it before a record
+/// names it), and, when the operation ends ([`Self::finish`]), those it
+/// added and nothing names removed again: all of them when it failed.
 pub(crate) struct NewBlobs<'a> {
     store: &'a ImageStore,
     pins: Vec<PinGuard>,
     added: Vec<String>,
+    made: Vec<String>,
 }
 
 impl<'a> NewBlobs<'a> {
@@ -121,6 +128,7 @@ impl<'a> NewBlobs<'a> {
             store,
             pins: Vec::new(),
             added: Vec::new(),
+            made: Vec::new(),
         }
     }
 
@@ -144,12 +152,27 @@ impl<'a> NewBlobs<'a> {
         self.store.content.put(bytes, digest, reference)
     }
 
-    /// The operation failed: unpins, then removes what it added that
-    /// nothing else uses.
+    /// Makes snapshot `chain` with `create` (which says whether it made
+    /// it, or found it there), pinned first.
+    pub(crate) fn snapshot(&mut self, chain: &str, create: impl FnOnce() -> Result<bool>) -> Result<bool> {
+        self.pins.push(self.store.pins.pin([chain.to_owned()]));
+        let made = create()?;
+        if made {
+            self.made.push(chain.to_owned());
+        }
+        Ok(made)
+    }
+
+    /// Unpins, then removes what it added that nothing names.
     pub(crate) fn finish(self) {
-        let NewBlobs { store, pins, added } = self;
+        let NewBlobs {
+            store,
+            pins,
+            added,
+            made,
+        } = self;
         drop(pins);
-        store.discard_added_blobs(&added);
+        store.discard_added(&added, &made);
     }
 }
 

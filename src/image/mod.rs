@@ -1236,12 +1236,15 @@ mod tests {
             })
             .unwrap();
 
-        fx.store.discard_added_blobs(&[
-            alone.clone(),
-            pinned.clone(),
-            recorded.clone(),
-            sha256(b"never written"),
-        ]);
+        fx.store.discard_added(
+            &[
+                alone.clone(),
+                pinned.clone(),
+                recorded.clone(),
+                sha256(b"never written"),
+            ],
+            &[],
+        );
 
         assert!(!fx.store.content.has(&alone));
         assert!(fx.store.content.has(&pinned), "another operation uses it");

@@ -250,14 +250,14 @@ impl ImageStore {
     /// Pulls `reference` (see the module doc) and returns its record; the
     /// normalized reference then names it. On error the blobs it added are
     /// removed again (once its pins are dropped; see
-    /// [`ImageStore::discard_added_blobs`]); it fails before downloading
+    /// [`ImageStore::discard_added`]); it fails before downloading
     /// anything if the reference index does not read.
     pub async fn pull(&self, reference: &str, platform: Option<&str>, progress: Progress) -> Result<ImageRecord> {
         self.records.refs()?;
         let mut added = Vec::new();
         let result = self.pull_pinned(reference, platform, progress, &mut added).await;
         if result.is_err() {
-            self.discard_added_blobs(&added);
+            self.discard_added(&added, &[]);
         }
         result
     }
