@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ImageError, Result};
-use super::{parse_digest, sync_dir, tmp_name};
+use super::{parse_digest, sync_dir, tmp_name, SHA256_PREFIX};
 
 /// What of an image's config a container uses (the OCI/Docker `config`
 /// object). Unknown fields are ignored.
@@ -380,7 +380,11 @@ impl Records {
     /// The image a reference or an id names, or the index's error when a
     /// reference has to be looked up in it.
     pub fn try_resolve(&self, name: &str) -> Result<Option<ImageRecord>> {
-        if let Ok(reference) = normalize(name) {
+        // `sha256:<hex>` is an id, never looked up as a reference: the
+        // reconciler resolves ids on every pass, which a damaged index
+        // must not fail (nor fill the log with its error).
+        let by_id_only = name.starts_with(SHA256_PREFIX);
+        if let Some(reference) = normalize(name).ok().filter(|_| !by_id_only) {
             let refs = match self.refs() {
                 Ok(refs) => refs,
                 // An id still resolves without the index, but not a name.
@@ -665,6 +669,7 @@ mod tests {
                 ));
                 // An id still finds its image: it needs no reference.
                 assert_eq!(records.try_resolve(&id).unwrap().unwrap().id, id);
+                assert_eq!(records.try_resolve(&"b".repeat(12)).unwrap().unwrap().id, id);
                 assert_eq!(fs::read(&index).unwrap(), bytes, "{what}: left as it was");
                 assert_eq!(fs::read(&backup).ok(), backup_bytes, "{what}: backup left as it was");
             }
