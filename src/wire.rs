@@ -711,7 +711,8 @@ pub struct ImageListItem {
     /// `sha256:` digest of its config.
     pub id: String,
     pub manifest_digest: String,
-    /// Compressed size of its layers.
+    /// Unpacked size of its layers, as `docker images` shows it: the bytes
+    /// of their files (not what a pull downloads, which is compressed).
     pub size: u64,
     /// Of `size`, the layers other images have too.
     #[serde(default)]
@@ -820,6 +821,7 @@ pub struct ImageDetail {
     pub id: String,
     pub manifest_digest: String,
     pub platform: String,
+    /// Unpacked size of its layers, as `berth images` shows it.
     pub size: u64,
     pub created_at: i64,
     /// The config's `config` object (Cmd, Env, Entrypoint, …) as stored.

@@ -358,6 +358,11 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused_and_nothing_is_unpacked
         "the bad blob is not kept"
     );
     assert_eq!(
+        blobs(&env),
+        Vec::<String>::new(),
+        "nor the manifest, config and layer it came with"
+    );
+    assert_eq!(
         std::fs::read_dir(env.root.join("images/tmp")).unwrap().count(),
         0,
         "no temporary file left"
@@ -1152,5 +1157,48 @@ fn an_images_volumes_labels_and_ports_take_effect_and_its_anonymous_volumes_go_w
     env.wait_for("container", "cov", 30, |v| v["exit"]["code"] == 0);
     assert!(anonymous_volumes(&env).is_empty(), "a tmpfs at /data covers it");
     env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    drop(registry);
+}
+
+/// Blobs in the env's image store, sorted.
+fn blobs(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(env.root.join("images/blobs/sha256"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_pull_that_fails_midway_removes_the_blobs_it_added_and_keeps_shared_ones() {
+    let env = Env::new("reg-pull-fail");
+    let registry = Registry::start(&env);
+    let (one, two) = (env.dir.join("one"), env.dir.join("two"));
+    // Two images sharing their first two layers; the second has one more.
+    many_layer_layout(&one, 1);
+    many_layer_layout(&two, 2);
+    let (first, second) = (registry.reference("test/ml:1"), registry.reference("test/ml:2"));
+    push_layout(&one, &first);
+    push_layout(&two, &second);
+    env.ok(&["pull", &first]);
+    let kept = blobs(&env);
+    assert_eq!(kept.len(), 4, "manifest, config, two layers: {kept:?}");
+    // The second image's own layer is gone from the registry: its manifest
+    // and config download, its shared layers are present, then it fails.
+    let inspect = skopeo_inspect(&format!("docker://{second}"));
+    let missing = inspect["Layers"][2].as_str().unwrap().to_string();
+    std::fs::remove_file(registry.blob_file(&missing)).unwrap();
+
+    let out = env.berth(&["pull", &second]);
+    assert!(!out.status.success(), "the pull fails");
+    assert_eq!(blobs(&env), kept, "what it added is gone, what it shares is kept");
+    assert_eq!(snapshots(&env), 2, "the first image's snapshots only");
+    assert_eq!(std::fs::read_dir(env.root.join("images/tmp")).unwrap().count(), 0);
+    let out = env.ok(&["run", "--rm", &first]);
+    assert_eq!(out.trim(), "1", "the first image still runs: {out}");
     drop(registry);
 }

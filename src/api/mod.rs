@@ -382,8 +382,11 @@ struct ImagesQuery {
     reference: Option<String>,
 }
 
-async fn images(State(engine): State<Arc<Engine>>, Query(q): Query<ImagesQuery>) -> Json<Vec<ImageListItem>> {
-    Json(commands::images::list(&engine, q.reference.as_deref()))
+async fn images(
+    State(engine): State<Arc<Engine>>,
+    Query(q): Query<ImagesQuery>,
+) -> ApiResult<Json<Vec<ImageListItem>>> {
+    Ok(Json(commands::images::list(&engine, q.reference.as_deref())?))
 }
 
 async fn remove_image(

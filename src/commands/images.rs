@@ -71,39 +71,45 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
 /// when it names none): the CLI asks this way so that it need not parse
 /// references itself (the reference grammar's regex costs a fresh process
 /// tens of milliseconds).
-pub fn list(engine: &Engine, reference: Option<&str>) -> Vec<ImageListItem> {
-    let mut images = engine.image_host().images();
-    if let Some(reference) = reference {
-        let id = engine.image_host().image(reference).map(|r| r.id);
-        images.retain(|s| Some(&s.record.id) == id.as_ref());
-    }
-    // How many images use each layer blob.
-    let mut users: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageListItem>> {
+    let host = engine.image_host();
+    let mut images = host.images().map_err(image_error)?;
+    // How many images use each layer (by chain: a snapshot is shared only
+    // with the same layers below it), counted over every image.
+    let mut users: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for s in &images {
-        let distinct: std::collections::HashSet<&str> = s.record.layers.iter().map(|l| l.digest.as_str()).collect();
-        for digest in distinct {
-            *users.entry(digest).or_default() += 1;
+        let distinct: std::collections::HashSet<&String> = s.record.chain_ids.iter().collect();
+        for chain in distinct {
+            *users.entry(chain.clone()).or_default() += 1;
         }
     }
-    images
+    if let Some(reference) = reference {
+        let id = host.image(reference).map(|r| r.id);
+        images.retain(|s| Some(&s.record.id) == id.as_ref());
+    }
+    Ok(images
         .iter()
-        .map(|s| ImageListItem {
-            references: s.references.clone(),
-            id: s.record.id.clone(),
-            manifest_digest: s.record.manifest_digest.clone(),
-            size: s.record.size(),
-            shared_size: s
-                .record
-                .layers
-                .iter()
-                .filter(|l| users.get(l.digest.as_str()).is_some_and(|n| *n > 1))
-                .map(|l| l.size)
-                .sum(),
-            layers: s.record.layers.len(),
-            platform: s.record.platform.clone(),
-            created_at: s.record.created_at,
+        .map(|s| {
+            let sizes = host.layer_sizes(&s.record);
+            ImageListItem {
+                references: s.references.clone(),
+                id: s.record.id.clone(),
+                manifest_digest: s.record.manifest_digest.clone(),
+                size: sizes.iter().sum(),
+                shared_size: s
+                    .record
+                    .chain_ids
+                    .iter()
+                    .zip(&sizes)
+                    .filter(|(chain, _)| users.get(*chain).is_some_and(|n| *n > 1))
+                    .map(|(_, size)| size)
+                    .sum(),
+                layers: s.record.layers.len(),
+                platform: s.record.platform.clone(),
+                created_at: s.record.created_at,
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// Removes a reference (the image with its last one). Deleting the image is
@@ -117,6 +123,7 @@ pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<Rem
     let references = engine
         .image_host()
         .images()
+        .map_err(image_error)?
         .into_iter()
         .find(|s| s.record.id == record.id)
         .map(|s| s.references)
@@ -147,7 +154,7 @@ pub async fn remove(engine: &Arc<Engine>, req: RemoveImageRequest) -> Result<Rem
 
 pub fn tag(engine: &Engine, req: TagRequest) -> Result<ImageListItem> {
     let record = engine.image_host().tag(&req.source, &req.target).map_err(image_error)?;
-    list(engine, None)
+    list(engine, None)?
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.target)))
@@ -210,18 +217,28 @@ pub async fn save(engine: &Arc<Engine>, req: SaveRequest) -> Result<()> {
 pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse> {
     let path = absolute(&req.path)?;
     let images = engine.image_host();
-    let loaded = tokio::task::spawn_blocking(move || images.load(&path))
-        .await
-        .map_err(|e| CommandError::Unavailable(format!("loading images: {e}")))?
-        .map_err(image_error)?;
+    let loaded = tokio::task::spawn_blocking(move || {
+        images.load(&path).map(|loaded| {
+            loaded
+                .into_iter()
+                .map(|(record, references)| {
+                    let size = images.layer_sizes(&record).iter().sum::<u64>();
+                    (record, references, size)
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .map_err(|e| CommandError::Unavailable(format!("loading images: {e}")))?
+    .map_err(image_error)?;
     Ok(LoadResponse {
         images: loaded
             .into_iter()
-            .map(|(record, references)| ImageListItem {
+            .map(|(record, references, size)| ImageListItem {
                 references,
                 id: record.id.clone(),
                 manifest_digest: record.manifest_digest.clone(),
-                size: record.size(),
+                size,
                 shared_size: 0,
                 layers: record.layers.len(),
                 platform: record.platform.clone(),
@@ -235,7 +252,7 @@ pub async fn load(engine: &Arc<Engine>, req: LoadRequest) -> Result<LoadResponse
 pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageListItem> {
     crate::image::record::normalize(&req.reference).map_err(image_error)?;
     let record = engine.commit_container(&req.container, &req.reference).await?;
-    list(engine, None)
+    list(engine, None)?
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
@@ -267,6 +284,7 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         .unwrap_or_default();
     let references = host
         .images()
+        .map_err(image_error)?
         .into_iter()
         .find(|s| s.record.id == record.id)
         .map(|s| s.references)
@@ -276,7 +294,7 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         id: record.id.clone(),
         manifest_digest: record.manifest_digest.clone(),
         platform: record.platform.clone(),
-        size: record.size(),
+        size: host.layer_sizes(&record).iter().sum(),
         created_at: record.created_at,
         config: blob["config"].clone(),
         layers: record
@@ -359,7 +377,7 @@ pub async fn import(engine: &Arc<Engine>, req: ImportImageRequest) -> Result<Ima
             ImageError::NotFound { .. } => CommandError::Unavailable(e.to_string()),
             other => CommandError::Invalid(other.to_string()),
         })?;
-    list(engine, None)
+    list(engine, None)?
         .into_iter()
         .find(|i| i.id == record.id)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))

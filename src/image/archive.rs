@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::content::sha256_digest;
 use super::error::{ImageError, Result};
+use super::images::NewBlobs;
 use super::record::{normalize, ConfigBlob, ImageRecord, LayerRef};
 use super::snapshot::chain_ids;
 use super::{open_regular_file, ImageStore, MAX_ARCHIVE_BYTES};
@@ -54,14 +55,15 @@ impl ImageStore {
     pub fn save(&self, names: &[String], out: &Path, oci_only: bool) -> Result<()> {
         let mut images = Vec::new();
         for name in names {
-            let record = self.image(name).ok_or_else(|| ImageError::NotFound {
+            let record = self.records.try_resolve(name)?.ok_or_else(|| ImageError::NotFound {
                 reference: name.clone(),
             })?;
             // A reference keeps its name in the archive; an id saves the image bare.
+            let refs = self.records.refs().unwrap_or_default();
             let reference = normalize(name)
                 .ok()
                 .map(|r| r.whole())
-                .filter(|r| self.records.refs().get(r) == Some(&record.id));
+                .filter(|r| refs.get(r) == Some(&record.id));
             images.push((record, reference));
         }
         let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
@@ -150,8 +152,19 @@ impl ImageStore {
 
     /// Loads every image of the archive at `path` (plain or gzip tar) and
     /// returns them with the references they got. Nothing is recorded unless
-    /// every image of it loaded.
+    /// every image of it loaded; on error the blobs it added are removed
+    /// again (see [`NewBlobs`]).
     pub fn load(&self, path: &Path) -> Result<Vec<(ImageRecord, Vec<String>)>> {
+        self.records.refs()?;
+        let mut blobs = NewBlobs::new(self);
+        let result = self.load_into(&mut blobs, path);
+        // Also on success: the archive's other files (index.json,
+        // oci-layout, manifest.json) went in as blobs, and no record names them.
+        blobs.finish();
+        result
+    }
+
+    fn load_into(&self, blobs: &mut NewBlobs, path: &Path) -> Result<Vec<(ImageRecord, Vec<String>)>> {
         let file = open_regular_file(path)?;
         let mut reader = BufReader::new(file);
         let gzip = {
@@ -198,9 +211,7 @@ impl ImageStore {
                     });
                 }
             }
-            if !self.content.has(&digest) {
-                ingest.commit(&digest, &path.display().to_string())?;
-            }
+            blobs.commit(ingest, &digest, &path.display().to_string())?;
             names.insert(name, digest);
         }
         tracing::debug!(bytes = total, entries = names.len(), "archive read");
@@ -267,8 +278,7 @@ impl ImageStore {
                         "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
                 let bytes = manifest.to_string().into_bytes();
                 let manifest_digest = sha256_digest(&bytes);
-                self.content
-                    .put(&bytes, &manifest_digest, &path.display().to_string())?;
+                blobs.put(&bytes, &manifest_digest, &path.display().to_string())?;
                 let refs = entry.repo_tags.unwrap_or_default();
                 images.push((manifest_digest, config, layers, refs));
             }
@@ -281,7 +291,7 @@ impl ImageStore {
 
         let mut loaded = Vec::new();
         for (manifest_digest, config_digest, layers, refs) in images {
-            let record = self.unpack_image(path, manifest_digest, config_digest, layers)?;
+            let record = self.unpack_image(blobs, path, manifest_digest, config_digest, layers)?;
             loaded.push((record, refs));
         }
         for (record, refs) in &mut loaded {
@@ -304,6 +314,7 @@ impl ImageStore {
     /// its layers (blocking); the record is not written.
     fn unpack_image(
         &self,
+        blobs: &mut NewBlobs,
         path: &Path,
         manifest_digest: String,
         config_digest: String,
@@ -328,12 +339,16 @@ impl ImageStore {
                 return Err(bad(path, format!("layer {} is missing from it", layer.digest)));
             }
             let blob = self.content.path(&layer.digest)?;
-            match self.snapshots.create(
-                &chains[i],
-                &blob,
-                &config.rootfs.diff_ids[i],
-                &path.display().to_string(),
-            ) {
+            let created = blobs.snapshot(&chains[i], || {
+                self.snapshots.create(
+                    &chains[i],
+                    &blob,
+                    path,
+                    &config.rootfs.diff_ids[i],
+                    &path.display().to_string(),
+                )
+            });
+            match created {
                 Ok(true) => made.push(chains[i].clone()),
                 Ok(false) => {}
                 Err(e) => {
@@ -364,9 +379,28 @@ impl ImageStore {
     /// image named `reference`, with an empty config but for `cmd`. The tar
     /// is copied into the content store (bounded, regular files only), its
     /// diff id computed from the store's copy, and unpacked like a pulled
-    /// layer. Blocking.
+    /// layer. Blocking. Errors name `tar_path`, not the store's copy; on
+    /// error the blobs it added are removed again (see [`NewBlobs`]), and
+    /// it fails before anything is written if the reference index does not
+    /// read (the image could not be named).
     pub fn import_image(&self, tar_path: &Path, reference: &str, cmd: Vec<String>) -> Result<ImageRecord> {
         let reference = normalize(reference)?.whole();
+        self.records.refs()?;
+        let mut blobs = NewBlobs::new(self);
+        let result = self.import_image_into(&mut blobs, tar_path, reference, cmd);
+        if result.is_err() {
+            blobs.finish();
+        }
+        result
+    }
+
+    fn import_image_into(
+        &self,
+        blobs: &mut NewBlobs,
+        tar_path: &Path,
+        reference: String,
+        cmd: Vec<String>,
+    ) -> Result<ImageRecord> {
         let mut input = open_regular_file(tar_path)?;
         let mut ingest = self.content.begin()?;
         let read_error = |source| ImageError::ReadArchive {
@@ -381,10 +415,10 @@ impl ImageStore {
             });
         }
         let digest = ingest.digest();
-        let size = ingest.commit(&digest, &reference)?;
+        let size = blobs.commit(ingest, &digest, &reference)?;
         let blob = self.content.path(&digest)?;
         let mut hasher = sha2::Sha256::new();
-        let mut reader = super::snapshot::open_layer(&blob)?;
+        let mut reader = super::snapshot::open_layer(&blob, tar_path)?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = reader.read(&mut buf).map_err(|e| ImageError::MalformedArchive {
@@ -407,7 +441,7 @@ impl ImageStore {
             "history": [{"created_by": format!("berth import {}", tar_path.display())}]});
         let config_bytes = config.to_string().into_bytes();
         let config_digest = sha256_digest(&config_bytes);
-        self.content.put(&config_bytes, &config_digest, &reference)?;
+        blobs.put(&config_bytes, &config_digest, &reference)?;
         let media_type = if std::fs::File::open(&blob)
             .and_then(|mut f| {
                 let mut magic = [0u8; 2];
@@ -431,11 +465,95 @@ impl ImageStore {
                 "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
-        self.content.put(&manifest_bytes, &manifest_digest, &reference)?;
-        let record = self.unpack_image(tar_path, manifest_digest, config_digest, layers)?;
+        blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
+        let record = self.unpack_image(blobs, tar_path, manifest_digest, config_digest, layers)?;
         self.records.put(&record)?;
         self.records
             .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
         Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// An OCI archive of one-layer images, each a layer and the diff id
+    /// its config claims for it, named `localhost/t:<n>`.
+    fn oci_archive(images: &[(Vec<u8>, String)]) -> Vec<u8> {
+        let mut files = vec![("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())];
+        let mut blob = |bytes: Vec<u8>| {
+            let digest = sha256_digest(&bytes);
+            let size = bytes.len();
+            files.push((format!("blobs/sha256/{}", &digest[7..]), bytes));
+            (digest, size)
+        };
+        let mut manifests = Vec::new();
+        for (n, (layer, diff_id)) in images.iter().enumerate() {
+            let (layer_digest, layer_size) = blob(layer.clone());
+            let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
+            let (config_digest, config_size) = blob(config.to_string().into_bytes());
+            let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
+                "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}]});
+            let (digest, size) = blob(manifest.to_string().into_bytes());
+            manifests.push(
+                serde_json::json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+                "annotations": {"org.opencontainers.image.ref.name": format!("localhost/t:{n}")}}),
+            );
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        files.push(("index.json".into(), index.to_string().into_bytes()));
+        tar_of(&files)
+    }
+
+    #[test]
+    fn a_load_failing_at_its_second_image_keeps_nothing_of_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path().join("store")).unwrap();
+        let good = tar_of(&[("etc/one".into(), b"1".to_vec())]);
+        let other = tar_of(&[("etc/two".into(), b"2".to_vec())]);
+        let archive = dir.path().join("two.tar");
+        // The second image's config claims another diff id than its layer has.
+        std::fs::write(
+            &archive,
+            oci_archive(&[(good.clone(), sha256_digest(&good)), (other, sha256_digest(b"not it"))]),
+        )
+        .unwrap();
+
+        let err = store.load(&archive).expect_err("the second image is refused");
+
+        assert!(err.to_string().contains("two.tar"), "{err}");
+        assert!(
+            err.to_string().contains("unpacks to diff id"),
+            "the second fails: {err}"
+        );
+        assert!(store.snapshots.list().is_empty(), "the first image's snapshot went too");
+        assert!(store.content.list().is_empty(), "and every blob");
+        assert!(store.records.try_all().unwrap().is_empty());
+        assert!(store.records.refs().unwrap().is_empty());
+
+        // Good on its own, it loads, and only its own blobs stay.
+        std::fs::write(&archive, oci_archive(&[(good.clone(), sha256_digest(&good))])).unwrap();
+        let loaded = store.load(&archive).expect("load");
+        assert_eq!(loaded[0].1, ["localhost/t:0"]);
+        assert_eq!(store.snapshots.list().len(), 1);
+        assert_eq!(store.content.list().len(), 3, "layer, config and manifest");
     }
 }

@@ -4,8 +4,13 @@
 //! The upper dir is written as an OCI layer: overlay whiteouts (0/0
 //! character devices) become `.wh.<name>` entries and opaque directories
 //! (`trusted.overlay.opaque=y`) get `.wh..wh..opq`; files, directories,
-//! symlinks and hardlinks keep their modes, owners and mtimes; sockets are
-//! left out, as Docker does. The tar is gzip-compressed straight into the
+//! symlinks and hardlinks keep their modes, owners and mtimes; files and
+//! directories keep their extended attributes as PAX `SCHILY.xattr.*`
+//! records, as Docker's layers carry them (a binary's `security.capability`
+//! above all), except overlay's own `trusted.overlay.*` (see
+//! [`exported_xattr`]); sockets are left out, as Docker does, and so are
+//! the mount targets berth makes for every container ([`MOUNT_TARGETS`]).
+//! The tar is gzip-compressed straight into the
 //! content store, hashed twice on the way (compressed: the blob digest;
 //! uncompressed: the diff ID), then unpacked into its snapshot through the
 //! same safe walk as a pulled layer, which checks the diff ID again.
@@ -20,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::content::sha256_digest;
 use super::error::{ImageError, Result};
+use super::images::NewBlobs;
 use super::record::{normalize, ImageConfig, ImageRecord, LayerRef};
 use super::snapshot::chain_ids;
 use super::{ImageStore, SHA256_PREFIX};
@@ -62,6 +68,106 @@ pub(super) fn is_opaque(path: &Path) -> bool {
     n == 1 && value[0] == b'y'
 }
 
+/// Files berth bind-mounts over in every container, creating them (empty)
+/// in the writable layer when the image has none: they are the engine's,
+/// not a change the container made (what it writes to them goes to the
+/// mounted file, never to the layer), so a commit leaves them out, as
+/// Docker's does (it keeps them in an init layer it never commits).
+const MOUNT_TARGETS: &[&str] = &["etc/hosts", "etc/resolv.conf", "etc/hostname"];
+
+/// Whether an extended attribute goes into a committed layer: all but
+/// overlay's own (`trusted.overlay.*`: opaque dirs, origins, redirects,
+/// which describe this upper dir's relation to its lowers, and become
+/// whiteouts instead) and the host's SELinux label.
+fn exported_xattr(name: &[u8]) -> bool {
+    !name.starts_with(b"trusted.overlay.") && name != b"security.selinux"
+}
+
+/// The extended attributes of `path` (not following a symlink) that go into
+/// a layer, by name.
+fn xattrs_of(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // Each call with a buffer too small (the list or a value grew since it
+    // was sized) fails with ERANGE: sized again and retried.
+    let read = |get: &dyn Fn(*mut libc::c_void, usize) -> libc::ssize_t| -> io::Result<Vec<u8>> {
+        loop {
+            let size = get(std::ptr::null_mut(), 0);
+            if size < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut buf = vec![0u8; size as usize];
+            let n = get(buf.as_mut_ptr().cast(), buf.len());
+            if n >= 0 {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ERANGE) {
+                return Err(e);
+            }
+        }
+    };
+    // SAFETY: `c` is NUL-terminated; the kernel writes at most `len` bytes to `buf`.
+    let names = match read(&|buf, len| unsafe { libc::llistxattr(c.as_ptr(), buf.cast(), len) }) {
+        Ok(names) => names,
+        // A filesystem without xattrs has none to keep.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if !exported_xattr(name) {
+            continue;
+        }
+        let (Ok(text), Ok(cname)) = (std::str::from_utf8(name), std::ffi::CString::new(name)) else {
+            continue;
+        };
+        // SAFETY: both strings are NUL-terminated; the kernel writes at most `len` bytes to `buf`.
+        match read(&|buf, len| unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), buf, len) }) {
+            Ok(value) => out.push((text.to_owned(), value)),
+            // Removed since it was listed.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Appends a PAX extended header carrying `xattrs` for the entry `name`
+/// that follows it (nothing when there are none).
+fn append_xattrs<W: Write>(tar: &mut tar::Builder<W>, name: &str, xattrs: &[(String, Vec<u8>)]) -> io::Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let mut data = Vec::new();
+    for (key, value) in xattrs {
+        // "<len> SCHILY.xattr.<key>=<value>\n", where <len> counts the whole
+        // record, its own digits included.
+        let rest = 1 + "SCHILY.xattr.".len() + key.len() + 1 + value.len() + 1;
+        let mut len = rest + 1;
+        while len.to_string().len() + rest != len {
+            len += 1;
+        }
+        data.extend_from_slice(format!("{len} SCHILY.xattr.{key}=").as_bytes());
+        data.extend_from_slice(value);
+        data.push(b'\n');
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    // The header's own name is informational; kept short so that it needs
+    // no long-name extension of its own.
+    let base = name.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let mut cut = base.len().min(80);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    tar.append_data(&mut h, format!("PaxHeaders/{}", &base[..cut]), data.as_slice())
+}
+
 /// A tar header with `meta`'s mode, owner and mtime. Shared with `export`.
 pub(super) fn header_for(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -86,6 +192,9 @@ fn write_tree<W: Write>(
     for entry in entries {
         let path = entry.path();
         let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if MOUNT_TARGETS.contains(&name.as_str()) {
+            continue;
+        }
         let meta = fs::symlink_metadata(&path)?;
         let kind = meta.file_type();
         if kind.is_char_device() && meta.rdev() == 0 {
@@ -99,6 +208,7 @@ fn write_tree<W: Write>(
             tar.append_data(&mut h, wh, io::empty())?;
         } else if kind.is_dir() {
             let mut h = header_for(&meta, tar::EntryType::Directory, 0);
+            append_xattrs(tar, &name, &xattrs_of(&path)?)?;
             tar.append_data(&mut h, format!("{name}/"), io::empty())?;
             if is_opaque(&path) {
                 let mut h = header_for(&meta, tar::EntryType::Regular, 0);
@@ -120,6 +230,7 @@ fn write_tree<W: Write>(
                 links.insert((meta.dev(), meta.ino()), name.clone());
             }
             let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
+            append_xattrs(tar, &name, &xattrs_of(&path)?)?;
             tar.append_data(&mut h, &name, fs::File::open(&path)?)?;
         } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
             let entry_type = if kind.is_fifo() {
@@ -142,7 +253,8 @@ fn write_tree<W: Write>(
 
 impl ImageStore {
     /// Makes a new image of `base` plus the container's upper dir `upper`,
-    /// with `config` as its config, named `reference`. Blocking.
+    /// with `config` as its config, named `reference`. Blocking. On error
+    /// the blobs it added are removed again (see [`NewBlobs`]).
     pub fn commit(
         &self,
         base: &ImageRecord,
@@ -151,6 +263,23 @@ impl ImageStore {
         reference: &str,
     ) -> Result<ImageRecord> {
         let reference = normalize(reference)?.whole();
+        self.records.refs()?;
+        let mut blobs = NewBlobs::new(self);
+        let result = self.commit_into(&mut blobs, base, upper, config, reference);
+        if result.is_err() {
+            blobs.finish();
+        }
+        result
+    }
+
+    fn commit_into(
+        &self,
+        blobs: &mut NewBlobs,
+        base: &ImageRecord,
+        upper: &Path,
+        config: ImageConfig,
+        reference: String,
+    ) -> Result<ImageRecord> {
         let store_error = |source| ImageError::Store {
             path: upper.to_path_buf(),
             source,
@@ -168,7 +297,7 @@ impl ImageStore {
         let diff_id = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
         let ingest = hashing.inner.finish().map_err(store_error)?;
         let layer_digest = ingest.digest();
-        let layer_size = ingest.commit(&layer_digest, &reference)?;
+        let layer_size = blobs.commit(ingest, &layer_digest, &reference)?;
 
         // The config: the base's, with the new diff id and this config.
         let mut config_json: serde_json::Value =
@@ -192,7 +321,7 @@ impl ImageStore {
         }
         let config_bytes = config_json.to_string().into_bytes();
         let config_digest = sha256_digest(&config_bytes);
-        self.content.put(&config_bytes, &config_digest, &reference)?;
+        blobs.put(&config_bytes, &config_digest, &reference)?;
 
         let mut layers = base.layers.clone();
         layers.push(LayerRef {
@@ -208,12 +337,12 @@ impl ImageStore {
                 "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
-        self.content.put(&manifest_bytes, &manifest_digest, &reference)?;
+        blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
 
         let chains = chain_ids(&diff_ids);
         let top = chains.last().cloned().unwrap_or_default();
-        self.snapshots
-            .create(&top, &self.content.path(&layer_digest)?, &diff_id, &reference)?;
+        let blob = self.content.path(&layer_digest)?;
+        blobs.snapshot(&top, || self.snapshots.create(&top, &blob, &blob, &diff_id, &reference))?;
         let record = ImageRecord {
             id: config_digest,
             manifest_digest,
@@ -230,5 +359,62 @@ impl ImageStore {
         self.records
             .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
         Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xattr_records_read_back_with_binary_values_and_long_names() {
+        let long = format!("{}/file", "d".repeat(150));
+        let attrs = vec![
+            // No newline: the tar crate's reader splits records at one.
+            ("security.capability".to_string(), vec![1, 0, 0, 2, b'=', b' ', 0xff]),
+            ("user.x".to_string(), b"v".repeat(95)),
+        ];
+        let mut tar = tar::Builder::new(Vec::new());
+        for name in ["short", long.as_str()] {
+            append_xattrs(&mut tar, name, &attrs).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(1);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, name, &b"x"[..]).unwrap();
+        }
+        append_xattrs(&mut tar, "none", &[]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let records: Vec<(String, Vec<u8>)> = entry
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|r| {
+                    let r = r.unwrap();
+                    (r.key().unwrap().to_owned(), r.value_bytes().to_vec())
+                })
+                .collect();
+            let expected: Vec<(String, Vec<u8>)> = attrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone()))
+                .collect();
+            assert_eq!(records, expected);
+            seen.push(entry.path().unwrap().display().to_string());
+        }
+        assert_eq!(seen, ["short", long.as_str()]);
+    }
+
+    #[test]
+    fn overlays_own_attributes_are_not_exported() {
+        assert!(exported_xattr(b"security.capability"));
+        assert!(exported_xattr(b"user.note"));
+        assert!(!exported_xattr(b"trusted.overlay.opaque"));
+        assert!(!exported_xattr(b"trusted.overlay.origin"));
+        assert!(!exported_xattr(b"security.selinux"));
     }
 }

@@ -68,6 +68,38 @@ pub enum ImageError {
         source: io::Error,
     },
 
+    /// The reference index (`refs.json`) cannot be read and neither can its
+    /// backup: nothing that reads or writes references goes on, so that no
+    /// image is taken for unnamed and pruned, and the file is kept as it is
+    /// for the operator to restore.
+    #[error(
+        "the image index {} is unreadable ({}) and its backup {} {}: nothing was changed or deleted. \
+         Restore refs.json from a copy of the store; or, to start an empty index, move both files aside: \
+         the images stay, unnamed (`berth images` lists them by id; name them \
+         again with `berth tag ID NAME` before any `berth image prune`, which would delete them)",
+        Escaped(.path.display()),
+        Escaped(.reason),
+        Escaped(.backup.display()),
+        Escaped(.backup_state)
+    )]
+    CorruptIndex {
+        path: PathBuf,
+        reason: String,
+        backup: PathBuf,
+        /// What is wrong with the backup ("is missing", "is unreadable (…)").
+        backup_state: String,
+    },
+
+    /// An image record cannot be read: listing and collection stop rather
+    /// than treat the image as gone and delete its layers.
+    #[error(
+        "image record {} is unreadable ({}): nothing was deleted. Move it aside (the image it describes \
+         is then lost: pull or load it again) or restore it from a copy of the store",
+        Escaped(.path.display()),
+        Escaped(.reason)
+    )]
+    CorruptRecord { path: PathBuf, reason: String },
+
     /// A directory of the store itself could not be created.
     #[error("creating image store directory {path}: {source}")]
     CreateDir {

@@ -67,6 +67,115 @@ impl Drop for PinGuard {
     }
 }
 
+impl ImageStore {
+    /// Removes blobs and snapshots that an import, load, commit or pull
+    /// that failed added to the store (absent when it looked, under its
+    /// pin), once it has dropped its pins: each unless another operation
+    /// pinned it meanwhile (it is using it) or a record names it. Decided
+    /// and removed under the pins' lock, as [`ImageStore::collect`] does;
+    /// nothing is removed while a record does not read.
+    pub(crate) fn discard_added(&self, blobs: &[String], snapshots: &[String]) {
+        if blobs.is_empty() && snapshots.is_empty() {
+            return;
+        }
+        let state = self.pins.state();
+        let records = match self.records.try_all() {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!("keeping the blobs and snapshots a failed operation added: {e}");
+                return;
+            }
+        };
+        let used: HashSet<&String> = records
+            .iter()
+            .flat_map(|r| r.layers.iter().map(|l| &l.digest).chain([&r.id, &r.manifest_digest]))
+            .chain(records.iter().flat_map(|r| &r.chain_ids))
+            .collect();
+        let imported: HashSet<String> = self.list().unwrap_or_default().into_iter().map(|l| l.digest).collect();
+        for digest in blobs {
+            if state.counts.contains_key(digest) || used.contains(digest) || imported.contains(digest) {
+                continue;
+            }
+            if let Err(e) = self.content.remove(digest) {
+                tracing::warn!("removing blob {digest} of a failed operation: {e}");
+            }
+        }
+        for chain in snapshots {
+            if state.counts.contains_key(chain) || used.contains(chain) {
+                continue;
+            }
+            if let Err(e) = self.snapshots.remove(chain) {
+                tracing::warn!("removing snapshot {chain} of a failed operation: {e}");
+            }
+        }
+    }
+}
+
+/// Blobs and snapshots one import, load or commit writes: each pinned
+/// before it is looked for (so collection cannot remove it before a record
+/// names it), and, when the operation ends ([`Self::finish`]), those it
+/// added and nothing names removed again: all of them when it failed.
+pub(crate) struct NewBlobs<'a> {
+    store: &'a ImageStore,
+    pins: Vec<PinGuard>,
+    added: Vec<String>,
+    made: Vec<String>,
+}
+
+impl<'a> NewBlobs<'a> {
+    pub(crate) fn new(store: &'a ImageStore) -> NewBlobs<'a> {
+        NewBlobs {
+            store,
+            pins: Vec::new(),
+            added: Vec::new(),
+            made: Vec::new(),
+        }
+    }
+
+    /// Commits `ingest` as `digest` unless the store has it; returns its size.
+    pub(crate) fn commit(&mut self, ingest: super::content::Ingest, digest: &str, reference: &str) -> Result<u64> {
+        self.pins.push(self.store.pins.pin([digest.to_owned()]));
+        if self.store.content.has(digest) {
+            return Ok(ingest.size());
+        }
+        self.added.push(digest.to_owned());
+        ingest.commit(digest, reference)
+    }
+
+    /// Stores `bytes` as `digest` unless the store has it.
+    pub(crate) fn put(&mut self, bytes: &[u8], digest: &str, reference: &str) -> Result<()> {
+        self.pins.push(self.store.pins.pin([digest.to_owned()]));
+        if self.store.content.has(digest) {
+            return Ok(());
+        }
+        self.added.push(digest.to_owned());
+        self.store.content.put(bytes, digest, reference)
+    }
+
+    /// Makes snapshot `chain` with `create` (which says whether it made
+    /// it, or found it there), pinned first.
+    pub(crate) fn snapshot(&mut self, chain: &str, create: impl FnOnce() -> Result<bool>) -> Result<bool> {
+        self.pins.push(self.store.pins.pin([chain.to_owned()]));
+        let made = create()?;
+        if made {
+            self.made.push(chain.to_owned());
+        }
+        Ok(made)
+    }
+
+    /// Unpins, then removes what it added that nothing names.
+    pub(crate) fn finish(self) {
+        let NewBlobs {
+            store,
+            pins,
+            added,
+            made,
+        } = self;
+        drop(pins);
+        store.discard_added(&added, &made);
+    }
+}
+
 /// An image with every reference naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
@@ -86,11 +195,14 @@ impl ImageStore {
         self.records.resolve(name)
     }
 
-    /// Every image with its references, newest first.
-    pub fn images(&self) -> Vec<ImageSummary> {
-        let refs = self.records.refs();
-        self.records
-            .all()
+    /// Every image with its references, newest first; the index's or a
+    /// record's error rather than a list that would show named images as
+    /// unnamed (see [`super::record`]).
+    pub fn images(&self) -> Result<Vec<ImageSummary>> {
+        let refs = self.records.refs()?;
+        Ok(self
+            .records
+            .try_all()?
             .into_iter()
             .map(|record| ImageSummary {
                 references: refs
@@ -100,6 +212,17 @@ impl ImageStore {
                     .collect(),
                 record,
             })
+            .collect())
+    }
+
+    /// Each layer's unpacked size (see [`super::snapshot::Snapshots::size`]),
+    /// bottom first; 0 for a snapshot that is missing. Blocking: walks a
+    /// snapshot the first time it is asked about.
+    pub fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
+        record
+            .chain_ids
+            .iter()
+            .map(|chain| self.snapshots.size(chain).unwrap_or(0))
             .collect()
     }
 
@@ -129,7 +252,7 @@ impl ImageStore {
 
     /// Makes `target` name the image `source` names.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord> {
-        let record = self.image(source).ok_or_else(|| ImageError::NotFound {
+        let record = self.records.try_resolve(source)?.ok_or_else(|| ImageError::NotFound {
             reference: source.into(),
         })?;
         let target = normalize(target)?.whole();
@@ -143,7 +266,8 @@ impl ImageStore {
     /// Returns the image and whether it was deleted (not only untagged).
     pub fn remove_image(&self, name: &str) -> Result<(ImageRecord, bool)> {
         let record = self
-            .image(name)
+            .records
+            .try_resolve(name)?
             .ok_or_else(|| ImageError::NotFound { reference: name.into() })?;
         let by_ref = normalize(name).ok().map(|r| r.whole());
         let remaining = self.records.update_refs(|refs| {
@@ -166,11 +290,12 @@ impl ImageStore {
 
     /// Removes images no reference names, except those in `in_use` (ids),
     /// then every snapshot and blob no remaining image uses. Returns the
-    /// removed images.
+    /// removed images. Only on an index and records that all read: an
+    /// error otherwise, with nothing deleted.
     pub fn prune(&self, in_use: &HashSet<String>) -> Result<Vec<ImageRecord>> {
-        let named: HashSet<String> = self.records.refs().into_values().collect();
+        let named: HashSet<String> = self.records.refs()?.into_values().collect();
         let mut removed = Vec::new();
-        for record in self.records.all() {
+        for record in self.records.try_all()? {
             if !named.contains(&record.id) && !in_use.contains(&record.id) {
                 self.records.delete(&record.id)?;
                 removed.push(record);
@@ -181,10 +306,12 @@ impl ImageStore {
     }
 
     /// Removes snapshots and blobs of pulled images that no image record
-    /// uses. Blobs of imported layers (`layers/<hex>`) are kept.
+    /// uses. Blobs of imported layers (`layers/<hex>`) are kept. Deletes
+    /// nothing (and logs why) while a record does not read: its image's
+    /// layers would look unused.
     pub fn collect(&self) {
-        let used = |store: &ImageStore| -> (HashSet<String>, HashSet<String>) {
-            let records = store.records.all();
+        let used = |store: &ImageStore| -> Result<(HashSet<String>, HashSet<String>)> {
+            let records = store.records.try_all()?;
             let chains: HashSet<String> = records.iter().flat_map(|r| r.chain_ids.iter().cloned()).collect();
             let mut blobs: HashSet<String> = records
                 .iter()
@@ -198,19 +325,33 @@ impl ImageStore {
             if let Ok(layers) = store.list() {
                 blobs.extend(layers.into_iter().map(|l| l.digest));
             }
-            (chains, blobs)
+            Ok((chains, blobs))
         };
         let mut seen = self.pins.state().released;
-        let (mut chains, mut blobs) = used(self);
+        let (mut chains, mut blobs) = match used(self) {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::error!("not collecting unused blobs and snapshots: {e}");
+                return;
+            }
+        };
+        let mut failed = false;
         // Decided and removed under the pins' lock (see Pins).
         let mut unused = |key: &String, snapshot: bool, remove: &dyn Fn() -> Result<()>| {
             let state = self.pins.state();
-            if state.counts.contains_key(key) {
+            if failed || state.counts.contains_key(key) {
                 return;
             }
             if state.released != seen {
                 seen = state.released;
-                (chains, blobs) = used(self);
+                match used(self) {
+                    Ok(now) => (chains, blobs) = now,
+                    Err(e) => {
+                        tracing::error!("not collecting unused blobs and snapshots: {e}");
+                        failed = true;
+                        return;
+                    }
+                }
             }
             let kept = if snapshot {
                 chains.contains(key)

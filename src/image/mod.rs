@@ -217,6 +217,7 @@ impl ImageStore {
             root.join("snapshots"),
             root.join("l"),
             root.join("images"),
+            root.join("sizes"),
         ] {
             fs::create_dir_all(&dir).map_err(|source| ImageError::CreateDir { path: dir, source })?;
         }
@@ -263,14 +264,19 @@ impl ImageStore {
                     .map(|e| e.path()),
             );
         }
-        let used: std::collections::HashSet<String> =
-            self.records.all().into_iter().flat_map(|r| r.chain_ids).collect();
-        for chain in self.snapshots.list() {
-            if !used.contains(&chain) {
-                if let Err(e) = self.snapshots.remove(&chain) {
-                    failures.push(format!("snapshot {chain}: {e}"));
+        match self.records.try_all() {
+            Ok(records) => {
+                let used: std::collections::HashSet<String> = records.into_iter().flat_map(|r| r.chain_ids).collect();
+                for chain in self.snapshots.list() {
+                    if !used.contains(&chain) {
+                        if let Err(e) = self.snapshots.remove(&chain) {
+                            failures.push(format!("snapshot {chain}: {e}"));
+                        }
+                    }
                 }
             }
+            // A record that does not read may name any snapshot: keep them all.
+            Err(e) => failures.push(format!("snapshots of unfinished pulls (all kept): {e}")),
         }
         for path in leftovers {
             let result = if path.is_dir() {
@@ -1156,6 +1162,93 @@ mod tests {
         drop(pin);
         fx.store.collect();
         assert!(!fx.store.content.has(&digest), "unpinned and unused: collected");
+    }
+
+    #[test]
+    fn nothing_is_collected_or_pruned_while_a_record_or_the_index_does_not_read() {
+        let fx = Fixture::new();
+        let bytes = b"a config blob";
+        let digest = content::sha256_digest(bytes);
+        fx.store.content.put(bytes, &digest, "x").unwrap();
+        let record = ImageRecord {
+            id: digest.clone(),
+            manifest_digest: digest.clone(),
+            config: ImageConfig::default(),
+            platform: "linux/amd64".into(),
+            layers: vec![],
+            chain_ids: vec![],
+            created_at: 1,
+        };
+        fx.store.records.put(&record).unwrap();
+        fx.store
+            .records
+            .update_refs(|r| r.insert("localhost/x:1".into(), digest.clone()))
+            .unwrap();
+        let record_file = fx.store.root.join("images").join(format!("{}.json", &digest[7..]));
+        let good = fs::read(&record_file).unwrap();
+
+        fs::write(&record_file, &good[..good.len() / 2]).unwrap();
+        fx.store.collect();
+        assert!(fx.store.content.has(&digest), "a damaged record's blob is kept");
+        let err = fx.store.prune(&Default::default()).expect_err("prune refuses");
+        assert!(matches!(err, ImageError::CorruptRecord { .. }), "{err}");
+        assert!(fx.store.sweep().iter().any(|f| f.contains("all kept")));
+        assert!(fx.store.images().is_err());
+
+        fs::write(&record_file, &good).unwrap();
+        for index in ["refs.json", "refs.json.bak"] {
+            fs::write(fx.store.root.join(index), b"{").unwrap();
+        }
+        let err = fx.store.prune(&Default::default()).expect_err("prune refuses");
+        assert!(matches!(err, ImageError::CorruptIndex { .. }), "{err}");
+        assert!(fx.store.records.get(&digest).is_some() && fx.store.content.has(&digest));
+        assert!(matches!(
+            fx.store.remove_image("localhost/x:1"),
+            Err(ImageError::CorruptIndex { .. })
+        ));
+        assert!(matches!(
+            fx.store.tag("localhost/x:1", "localhost/x:2"),
+            Err(ImageError::CorruptIndex { .. })
+        ));
+        assert!(fx.store.records.get(&digest).is_some() && fx.store.content.has(&digest));
+    }
+
+    #[test]
+    fn blobs_a_failed_operation_added_go_unless_pinned_by_another_or_recorded() {
+        let fx = Fixture::new();
+        let blob = |text: &str| {
+            let digest = content::sha256_digest(text.as_bytes());
+            fx.store.content.put(text.as_bytes(), &digest, "x").unwrap();
+            digest
+        };
+        let (alone, pinned, recorded) = (blob("alone"), blob("pinned"), blob("recorded"));
+        let _other = fx.store.pins.pin([pinned.clone()]);
+        fx.store
+            .records
+            .put(&ImageRecord {
+                id: recorded.clone(),
+                manifest_digest: recorded.clone(),
+                config: ImageConfig::default(),
+                platform: "linux/amd64".into(),
+                layers: vec![],
+                chain_ids: vec![],
+                created_at: 1,
+            })
+            .unwrap();
+
+        fx.store.discard_added(
+            &[
+                alone.clone(),
+                pinned.clone(),
+                recorded.clone(),
+                sha256(b"never written"),
+            ],
+            &[],
+        );
+
+        assert!(!fx.store.content.has(&alone));
+        assert!(fx.store.content.has(&pinned), "another operation uses it");
+        assert!(fx.store.content.has(&recorded), "an image uses it");
     }
 
     #[test]

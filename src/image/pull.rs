@@ -248,8 +248,29 @@ impl ImageStore {
     }
 
     /// Pulls `reference` (see the module doc) and returns its record; the
-    /// normalized reference then names it.
+    /// normalized reference then names it. On error the blobs it added are
+    /// removed again (once its pins are dropped; see
+    /// [`ImageStore::discard_added`]); it fails before downloading
+    /// anything if the reference index does not read.
     pub async fn pull(&self, reference: &str, platform: Option<&str>, progress: Progress) -> Result<ImageRecord> {
+        self.records.refs()?;
+        let mut added = Vec::new();
+        let result = self.pull_pinned(reference, platform, progress, &mut added).await;
+        if result.is_err() {
+            self.discard_added(&added, &[]);
+        }
+        result
+    }
+
+    /// [`ImageStore::pull`], saying in `added` which blobs it found absent
+    /// and so may have written.
+    async fn pull_pinned(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        progress: Progress,
+        added: &mut Vec<String>,
+    ) -> Result<ImageRecord> {
         let parsed = normalize(reference)?;
         let whole = parsed.whole();
         let platform = parse_platform(&whole, platform)?;
@@ -258,7 +279,7 @@ impl ImageStore {
         let auth = auth_for(&registry);
 
         let (manifest, manifest_digest, _manifest_pin) =
-            self.fetch_manifest(&client, &parsed, &auth, &platform).await?;
+            self.fetch_manifest(&client, &parsed, &auth, &platform, added).await?;
         // Kept from collection (rmi, prune) until the record names them.
         let _blob_pins = self.pins.pin(
             manifest
@@ -305,6 +326,7 @@ impl ImageStore {
             )));
         }
         if !self.content.has(&config_digest) {
+            added.push(config_digest.clone());
             let mut writer = AsyncIngest {
                 ingest: self.content.begin()?,
                 progress: |_| {},
@@ -341,7 +363,7 @@ impl ImageStore {
                 diff_id: config.rootfs.diff_ids[i].clone(),
             })
             .collect();
-        self.fetch_and_unpack(&client, &parsed, jobs, &progress).await?;
+        self.fetch_and_unpack(&client, &parsed, jobs, &progress, added).await?;
 
         let record = ImageRecord {
             id: config_digest,
@@ -372,6 +394,7 @@ impl ImageStore {
         parsed: &Reference,
         auth: &RegistryAuth,
         platform: &Platform,
+        added: &mut Vec<String>,
     ) -> Result<(OciImageManifest, String, super::images::PinGuard)> {
         let whole = parsed.whole();
         let bad = |reason: String| ImageError::BadImage {
@@ -439,7 +462,10 @@ impl ImageStore {
             )));
         }
         let pin = self.pins.pin([digest.clone()]);
-        self.content.put(&body, &digest, &whole)?;
+        if !self.content.has(&digest) {
+            added.push(digest.clone());
+            self.content.put(&body, &digest, &whole)?;
+        }
         Ok((manifest, digest, pin))
     }
 
@@ -453,6 +479,7 @@ impl ImageStore {
         parsed: &Reference,
         jobs: Vec<LayerJob>,
         progress: &Progress,
+        added: &mut Vec<String>,
     ) -> Result<()> {
         let downloads = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
         // gzip is CPU-bound: no more unpacks at once than there are cores.
@@ -477,6 +504,9 @@ impl ImageStore {
                 progress(PullEvent::Present {
                     digest: layer.digest.clone(),
                 });
+            }
+            if !present {
+                added.push(layer.digest.clone());
             }
             let ingest = if present { None } else { Some(self.content.begin()?) };
             let (client, parsed, progress, downloads, unpacks) = (
@@ -571,7 +601,7 @@ impl ImageStore {
                         let (snapshots, blob, name) = (snapshots.clone(), blob.clone(), whole.clone());
                         let (chain, diff) = (job.chain.clone(), job.diff_id.clone());
                         let created =
-                            tokio::task::spawn_blocking(move || snapshots.create(&chain, &blob, &diff, &name))
+                            tokio::task::spawn_blocking(move || snapshots.create(&chain, &blob, &blob, &diff, &name))
                                 .await
                                 .map_err(interrupted)??;
                         if created {

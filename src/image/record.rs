@@ -14,6 +14,18 @@
 //! temporary name, fsynced and renamed, so a crash leaves the old or the new
 //! version, never half of one; a record is written before any reference
 //! names it.
+//!
+//! The references are the one file whose loss deletes data: an image no
+//! reference names is what `image prune` removes. So a `refs.json` that
+//! does not read is never taken for an empty one: it is read from its
+//! backup `refs.json.bak` (with a warning naming both), and failing that
+//! every reader and writer of references gets [`ImageError::CorruptIndex`]
+//! and the file is left as it is. The backup holds the same content as the
+//! index, written first: a copy of the previous version instead would,
+//! once recovered, lack the newest reference, and prune would delete the
+//! image that reference named. Likewise an unreadable record stops listing
+//! and collection ([`Records::try_all`]) instead of making its image look
+//! gone.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,7 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ImageError, Result};
-use super::{parse_digest, sync_dir, tmp_name};
+use super::{parse_digest, sync_dir, tmp_name, SHA256_PREFIX};
 
 /// What of an image's config a container uses (the OCI/Docker `config`
 /// object). Unknown fields are ignored.
@@ -122,7 +134,8 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
-    /// The layers' compressed size (what a pull downloads).
+    /// The layers' compressed size (what a pull downloads; `images` shows
+    /// the unpacked size, see `ImageStore::layer_sizes`).
     pub fn size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
     }
@@ -168,6 +181,8 @@ pub fn looks_like_reference(name: &str) -> bool {
 pub struct Records {
     dir: PathBuf,
     refs: PathBuf,
+    /// `refs.json.bak`: the same content as `refs`, written just before it.
+    backup: PathBuf,
     tmp: PathBuf,
     /// Serializes read-modify-write of `refs.json` within the daemon.
     lock: std::sync::Mutex<()>,
@@ -178,6 +193,7 @@ impl Records {
         Records {
             dir: root.join("images"),
             refs: root.join("refs.json"),
+            backup: root.join("refs.json.bak"),
             tmp: root.join("tmp"),
             lock: std::sync::Mutex::new(()),
         }
@@ -224,23 +240,75 @@ impl Records {
     }
 
     pub fn get(&self, id: &str) -> Option<ImageRecord> {
-        let bytes = fs::read(self.record_path(id).ok()?).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        self.read_record(&self.record_path(id).ok()?).ok().flatten()
     }
 
-    pub fn all(&self) -> Vec<ImageRecord> {
-        let mut out: Vec<ImageRecord> = fs::read_dir(&self.dir)
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| {
-                        let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
-                        self.get(&format!("sha256:{name}"))
-                    })
-                    .collect()
+    /// The record at `path`; `None` if there is none.
+    fn read_record(&self, path: &Path) -> Result<Option<ImageRecord>> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(ImageError::Store {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ImageError::CorruptRecord {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
             })
-            .unwrap_or_default();
+    }
+
+    /// Every record, newest first; records that do not read are skipped
+    /// (for finding an image, never for deciding what to delete).
+    pub fn all(&self) -> Vec<ImageRecord> {
+        self.list(false).unwrap_or_default()
+    }
+
+    /// Every record, newest first, or the first that does not read: what
+    /// listing and collection use, so that a damaged record never makes
+    /// its image, and then its layers, look unused.
+    pub fn try_all(&self) -> Result<Vec<ImageRecord>> {
+        self.list(true)
+    }
+
+    fn list(&self, strict: bool) -> Result<Vec<ImageRecord>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if !strict && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(ImageError::Store {
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| ImageError::Store {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if parse_digest(&format!("sha256:{hex}")).is_err() {
+                continue;
+            }
+            match self.read_record(&entry.path()) {
+                Ok(Some(record)) => out.push(record),
+                Ok(None) => {}
+                Err(e) if strict => return Err(e),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        out
+        Ok(out)
     }
 
     pub fn delete(&self, id: &str) -> Result<()> {
@@ -251,40 +319,121 @@ impl Records {
         }
     }
 
-    /// Every reference and the id it names.
-    pub fn refs(&self) -> BTreeMap<String, String> {
-        fs::read(&self.refs)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+    /// Every reference and the id it names: from `refs.json`, or from its
+    /// backup when it is missing or does not read (logged); none when
+    /// neither exists. [`ImageError::CorruptIndex`] when neither reads.
+    pub fn refs(&self) -> Result<BTreeMap<String, String>> {
+        let main = read_index(&self.refs);
+        if let Ok(Some(refs)) = main {
+            return Ok(refs);
+        }
+        let backup = read_index(&self.backup);
+        match (main, backup) {
+            (Ok(None), Ok(None)) => Ok(BTreeMap::new()),
+            (main, Ok(Some(refs))) => {
+                let state = match main {
+                    Err(reason) => format!("is unreadable ({reason})"),
+                    _ => "is missing".into(),
+                };
+                tracing::warn!(
+                    "the image index {} {state}: using its backup {}, which reads cleanly \
+                     (the next change of a reference writes both again)",
+                    self.refs.display(),
+                    self.backup.display()
+                );
+                Ok(refs)
+            }
+            (main, backup) => {
+                let backup_state = match backup {
+                    Err(reason) => format!("is unreadable too ({reason})"),
+                    _ => "is missing".into(),
+                };
+                let e = ImageError::CorruptIndex {
+                    path: self.refs.clone(),
+                    reason: match main {
+                        Err(reason) => reason,
+                        _ => "it is missing".into(),
+                    },
+                    backup: self.backup.clone(),
+                    backup_state,
+                };
+                tracing::error!("{e}");
+                Err(e)
+            }
+        }
     }
 
-    /// Changes the references under the lock and writes them back.
+    /// Changes the references under the lock and writes them back: the
+    /// backup first, then the index, each replaced atomically.
     pub fn update_refs<T>(&self, f: impl FnOnce(&mut BTreeMap<String, String>) -> T) -> Result<T> {
         let _held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut refs = self.refs();
+        let mut refs = self.refs()?;
         let out = f(&mut refs);
         let bytes = serde_json::to_vec_pretty(&refs).unwrap_or_default();
+        self.write_atomic(&self.backup, &bytes)?;
         self.write_atomic(&self.refs, &bytes)?;
         Ok(out)
     }
 
-    /// The image a reference or an id (full, or 12+ hex digits) names.
+    /// The image a reference or an id (full, or 12+ hex digits) names;
+    /// `None` also when the index does not read (logged by [`Self::refs`]):
+    /// for callers that only look. Those that change references or delete
+    /// use [`Self::try_resolve`].
     pub fn resolve(&self, name: &str) -> Option<ImageRecord> {
-        if let Ok(reference) = normalize(name) {
-            if let Some(id) = self.refs().get(&reference.whole()) {
-                return self.get(id);
+        self.try_resolve(name).ok().flatten()
+    }
+
+    /// The image a reference or an id names, or the index's error when a
+    /// reference has to be looked up in it.
+    pub fn try_resolve(&self, name: &str) -> Result<Option<ImageRecord>> {
+        // `sha256:<hex>` is an id, never looked up as a reference: the
+        // reconciler resolves ids on every pass, which a damaged index
+        // must not fail (nor fill the log with its error).
+        let by_id_only = name.starts_with(SHA256_PREFIX);
+        if let Some(reference) = normalize(name).ok().filter(|_| !by_id_only) {
+            let refs = match self.refs() {
+                Ok(refs) => refs,
+                // An id still resolves without the index, but not a name.
+                Err(e) if !is_id_prefix(name) => return Err(e),
+                Err(_) => BTreeMap::new(),
+            };
+            if let Some(id) = refs.get(&reference.whole()) {
+                return Ok(self.get(id));
             }
         }
-        let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        if hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return self
+        if is_id_prefix(name) {
+            let hex = name.strip_prefix("sha256:").unwrap_or(name);
+            return Ok(self
                 .all()
                 .into_iter()
-                .find(|r| r.id.strip_prefix("sha256:").is_some_and(|h| h.starts_with(hex)));
+                .find(|r| r.id.strip_prefix("sha256:").is_some_and(|h| h.starts_with(hex))));
         }
-        None
+        Ok(None)
     }
+}
+
+/// Whether `name` can be an image id: `sha256:` optional, 12+ hex digits.
+fn is_id_prefix(name: &str) -> bool {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The references in an index file; `None` if there is no such file, the
+/// reason if it does not read.
+fn read_index(path: &Path) -> std::result::Result<Option<BTreeMap<String, String>>, String> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let refs: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    // Every value is an id: anything else is damage that parsed by chance.
+    if let Some((reference, id)) = refs.iter().find(|(_, id)| parse_digest(id).is_err()) {
+        return Err(format!(
+            "reference {reference:?} names {id:?}, which is not an image id"
+        ));
+    }
+    Ok(Some(refs))
 }
 
 /// Resolves a `user` of an image config or a manifest (`name`, `uid`,
@@ -425,5 +574,124 @@ mod tests {
         assert_eq!(records.all(), [rec]);
         records.delete(&id).unwrap();
         assert!(records.all().is_empty());
+    }
+
+    /// A store with one record named `localhost:5000/x:1`, written through
+    /// `update_refs` (so with its backup).
+    fn one_named_image() -> (tempfile::TempDir, Records, String) {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["images", "tmp"] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let records = Records::new(dir.path());
+        let id = format!("sha256:{}", "b".repeat(64));
+        records
+            .put(&ImageRecord {
+                id: id.clone(),
+                manifest_digest: format!("sha256:{}", "c".repeat(64)),
+                config: ImageConfig::default(),
+                platform: "linux/amd64".into(),
+                layers: vec![],
+                chain_ids: vec![],
+                created_at: 1,
+            })
+            .unwrap();
+        records
+            .update_refs(|r| r.insert("localhost:5000/x:1".into(), id.clone()))
+            .unwrap();
+        (dir, records, id)
+    }
+
+    fn damages(good: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("truncated", good[..good.len() / 2].to_vec()),
+            ("empty", Vec::new()),
+            ("garbage", b"\0\x1b[2J\xff not json".to_vec()),
+            ("wrong shape", b"[1, 2]".to_vec()),
+            ("not an id", br#"{"localhost:5000/x:1": "oops"}"#.to_vec()),
+        ]
+    }
+
+    #[test]
+    fn a_missing_index_is_empty_and_a_damaged_one_is_read_from_its_backup() {
+        let (dir, records, id) = one_named_image();
+        let index = dir.path().join("refs.json");
+        let good = fs::read(&index).unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("refs.json.bak")).unwrap(),
+            good,
+            "the backup mirrors it"
+        );
+        for (what, bytes) in damages(&good) {
+            fs::write(&index, &bytes).unwrap();
+            let refs = records.refs().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(refs.get("localhost:5000/x:1"), Some(&id), "{what}");
+            assert_eq!(records.try_resolve("localhost:5000/x:1").unwrap().unwrap().id, id);
+        }
+        // A change writes both again, from the recovered references.
+        records
+            .update_refs(|r| r.insert("localhost:5000/x:2".into(), id.clone()))
+            .unwrap();
+        let written: BTreeMap<String, String> = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+        assert_eq!(written.len(), 2);
+        // The index gone but its backup there: the backup.
+        fs::remove_file(&index).unwrap();
+        assert_eq!(records.refs().unwrap().len(), 2);
+        // Neither: a new store, empty.
+        fs::remove_file(dir.path().join("refs.json.bak")).unwrap();
+        assert!(records.refs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_index_without_a_usable_backup_is_an_error_and_is_not_overwritten() {
+        let (dir, records, id) = one_named_image();
+        let index = dir.path().join("refs.json");
+        let backup = dir.path().join("refs.json.bak");
+        let good = fs::read(&index).unwrap();
+        for (what, bytes) in damages(&good) {
+            for backup_bytes in [None, Some(b"{\"x\":".to_vec())] {
+                fs::write(&index, &bytes).unwrap();
+                match &backup_bytes {
+                    Some(b) => fs::write(&backup, b).unwrap(),
+                    None => {
+                        let _ = fs::remove_file(&backup);
+                    }
+                }
+                let err = records.refs().expect_err(what);
+                assert!(matches!(err, ImageError::CorruptIndex { .. }), "{what}: {err}");
+                let shown = err.to_string();
+                assert!(
+                    shown.contains(&index.display().to_string())
+                        && shown.contains(&backup.display().to_string())
+                        && shown.contains("Restore refs.json"),
+                    "{what}: {shown}"
+                );
+                assert!(!shown.contains('\x1b'), "{shown:?}");
+                let changed = records.update_refs(|r| r.insert("localhost:5000/y:1".into(), id.clone()));
+                assert!(matches!(changed, Err(ImageError::CorruptIndex { .. })), "{what}");
+                assert!(matches!(
+                    records.try_resolve("localhost:5000/x:1"),
+                    Err(ImageError::CorruptIndex { .. })
+                ));
+                // An id still finds its image: it needs no reference.
+                assert_eq!(records.try_resolve(&id).unwrap().unwrap().id, id);
+                assert_eq!(records.try_resolve(&"b".repeat(12)).unwrap().unwrap().id, id);
+                assert_eq!(fs::read(&index).unwrap(), bytes, "{what}: left as it was");
+                assert_eq!(fs::read(&backup).ok(), backup_bytes, "{what}: backup left as it was");
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_fails_a_strict_listing_and_is_skipped_by_a_lookup() {
+        let (dir, records, id) = one_named_image();
+        let path = dir.path().join("images").join(format!("{}.json", "b".repeat(64)));
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, &good[..good.len() / 2]).unwrap();
+        let err = records.try_all().expect_err("a strict listing fails");
+        assert!(matches!(err, ImageError::CorruptRecord { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(records.all().is_empty());
+        assert_eq!(records.get(&id), None);
     }
 }

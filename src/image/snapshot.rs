@@ -10,6 +10,8 @@
 //!                               (whiteouts as 0/0 character devices,
 //!                               opaque directories with trusted.overlay.opaque)
 //! l/<12 hex>                    -> ../snapshots/<chain hex>
+//! sizes/<chain hex>             its unpacked size in bytes, decimal: worked
+//!                               out on first use, a cache only
 //! tmp/snap-…/                   a snapshot being unpacked
 //! ```
 //!
@@ -74,6 +76,7 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 pub struct Snapshots {
     dir: PathBuf,
     links: PathBuf,
+    sizes: PathBuf,
     tmp: PathBuf,
     ownership: Ownership,
     limit: u64,
@@ -84,6 +87,7 @@ impl Snapshots {
         Snapshots {
             dir: root.join("snapshots"),
             links: root.join("l"),
+            sizes: root.join("sizes"),
             tmp: root.join("tmp"),
             ownership,
             limit,
@@ -123,14 +127,16 @@ impl Snapshots {
     /// Unpacks the layer archive at `blob` (plain, gzip or zstd tar) into
     /// the snapshot `chain_id`, checking its uncompressed stream hashes to
     /// `diff_id`. Returns whether it unpacked (false: it was there already).
-    /// `reference` names the image in errors.
-    pub fn create(&self, chain_id: &str, blob: &Path, diff_id: &str, reference: &str) -> Result<bool> {
+    /// `reference` names the image in errors, and `source` the archive:
+    /// the user's file for an import or a load (the blob is the store's
+    /// copy of it, a path that means nothing to them), the blob for a pull.
+    pub fn create(&self, chain_id: &str, blob: &Path, source: &Path, diff_id: &str, reference: &str) -> Result<bool> {
         parse_digest(diff_id)?;
         if self.has(chain_id) {
             return Ok(false);
         }
         if !self.dir(chain_id)?.is_dir() {
-            let unpacked = self.unpack_reader(chain_id, open_layer(blob)?, blob, diff_id, reference)?;
+            let unpacked = self.unpack_reader(chain_id, open_layer(blob, source)?, source, diff_id, reference)?;
             return unpacked.commit().map(|()| true);
         }
         self.make_link(chain_id, parse_digest(chain_id)?)?;
@@ -207,10 +213,40 @@ impl Snapshots {
         Ok(())
     }
 
+    /// The snapshot's unpacked size, as `docker images` counts a layer's:
+    /// the bytes of its files and symlinks, a hardlinked file once,
+    /// directories and whiteouts nothing. Worked out by walking the tree
+    /// the first time, then read from `sizes/` (a snapshot never changes);
+    /// `None` if there is no such snapshot.
+    pub fn size(&self, chain_id: &str) -> Option<u64> {
+        let hex = parse_digest(chain_id).ok()?;
+        let cache = self.sizes.join(hex);
+        if let Some(n) = fs::read_to_string(&cache).ok().and_then(|t| t.trim().parse().ok()) {
+            return Some(n);
+        }
+        let dir = self.dir(chain_id).ok()?;
+        if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let size = tree_size(&dir, &mut std::collections::HashSet::new());
+        // Unsynced and best effort: a lost or torn cache is computed again
+        // (a torn one does not parse).
+        let tmp = tmp_name(&self.tmp, "size", "");
+        let cached = fs::create_dir_all(&self.sizes)
+            .and_then(|()| fs::write(&tmp, size.to_string()))
+            .and_then(|()| fs::rename(&tmp, &cache));
+        if let Err(e) = cached {
+            let _ = fs::remove_file(&tmp);
+            tracing::debug!(path = %cache.display(), error = %e, "caching a snapshot's size failed");
+        }
+        Some(size)
+    }
+
     /// Removes a snapshot and its link; a missing one is fine.
     pub fn remove(&self, chain_id: &str) -> Result<()> {
         let link = self.link(chain_id)?;
         let _ = fs::remove_file(&link);
+        let _ = fs::remove_file(self.sizes.join(parse_digest(chain_id)?));
         let dir = self.dir(chain_id)?;
         let hidden = tmp_name(&self.tmp, "remove", "");
         match fs::rename(&dir, &hidden) {
@@ -267,6 +303,24 @@ impl Drop for Unpacked {
     }
 }
 
+/// Bytes of the files and symlinks under `dir` (never following a symlink),
+/// each inode once: see [`Snapshots::size`]. What cannot be read counts 0.
+fn tree_size(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            total += tree_size(&entry.path(), seen);
+        } else if (meta.is_file() || meta.is_symlink()) && (meta.nlink() == 1 || seen.insert((meta.dev(), meta.ino())))
+        {
+            total += meta.len();
+        }
+    }
+    total
+}
+
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
@@ -281,14 +335,18 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Opens a layer blob, decompressing gzip or zstd as its magic bytes say
-/// (a registry's media type can lie; the bytes cannot).
-pub(crate) fn open_layer(blob: &Path) -> Result<Box<dyn Read>> {
-    let read_error = |source| ImageError::ReadArchive {
+/// (a registry's media type can lie; the bytes cannot). A blob that cannot
+/// be opened is the store's failure and names the blob; bytes that do not
+/// decompress name `source`, the archive they came from.
+pub(crate) fn open_layer(blob: &Path, source: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(blob).map_err(|e| ImageError::Store {
         path: blob.to_path_buf(),
-        source,
-    };
-    let file = File::open(blob).map_err(read_error)?;
-    decompress(BufReader::with_capacity(1 << 16, file)).map_err(read_error)
+        source: e,
+    })?;
+    decompress(BufReader::with_capacity(1 << 16, file)).map_err(|e| ImageError::ReadArchive {
+        path: source.to_path_buf(),
+        source: e,
+    })
 }
 
 /// `layer` decompressed as its first bytes say: gzip, zstd, or plain.
@@ -351,6 +409,34 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshots_size_counts_its_files_and_symlinks_once_and_is_cached() {
+        let (dir, snaps) = snapshots();
+        let chain = digest(b"sized");
+        let tree = snaps.dir(&chain).unwrap();
+        fs::create_dir_all(tree.join("d/e")).unwrap();
+        fs::write(tree.join("d/a"), [0u8; 1000]).unwrap();
+        fs::write(tree.join("d/e/b"), [0u8; 24]).unwrap();
+        fs::hard_link(tree.join("d/a"), tree.join("a-again")).unwrap();
+        std::os::unix::fs::symlink("d/e/b", tree.join("link")).unwrap();
+        // A whiteout: a 0/0 character device, size 0.
+        nix::sys::stat::mknod(
+            &tree.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(snaps.size(&chain), Some(1000 + 24 + 5));
+        // Cached: a snapshot never changes, so the tree is not walked again.
+        fs::write(tree.join("d/late"), [0u8; 7]).unwrap();
+        assert_eq!(snaps.size(&chain), Some(1029));
+        assert_eq!(snaps.size(&digest(b"no such snapshot")), None);
+        snaps.remove(&chain).unwrap();
+        assert_eq!(snaps.size(&chain), None, "the cache goes with it");
+        assert_eq!(fs::read_dir(dir.path().join("sizes")).unwrap().count(), 0);
+    }
+
+    #[test]
     fn chain_ids_follow_the_oci_definition() {
         let a = digest(b"a");
         let b = digest(b"b");
@@ -381,13 +467,13 @@ mod tests {
             let blob = dir.path().join(format!("blob{i}"));
             fs::write(&blob, &bytes).unwrap();
             let chain = digest(format!("chain{i}").as_bytes());
-            assert!(snaps.create(&chain, &blob, &diff, "t").unwrap());
+            assert!(snaps.create(&chain, &blob, &blob, &diff, "t").unwrap());
             assert!(snaps.has(&chain));
             let link = snaps.link(&chain).unwrap();
             assert_eq!(fs::read_to_string(link.join("etc/hello")).unwrap(), "hi");
             assert_eq!(link.file_name().unwrap().len(), LINK_LEN);
             // Twice: nothing to do.
-            assert!(!snaps.create(&chain, &blob, &diff, "t").unwrap());
+            assert!(!snaps.create(&chain, &blob, &blob, &diff, "t").unwrap());
         }
         assert_eq!(snaps.list().len(), 3);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -459,7 +545,9 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, &tar).unwrap();
         let chain = digest(b"c");
-        let err = snaps.create(&chain, &blob, &digest(b"other"), "reg/x:1").unwrap_err();
+        let err = snaps
+            .create(&chain, &blob, &blob, &digest(b"other"), "reg/x:1")
+            .unwrap_err();
         assert!(err.to_string().contains("diff id"), "{err}");
         assert!(!snaps.has(&chain));
         assert!(snaps.list().is_empty());
@@ -483,7 +571,7 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, &tar).unwrap();
         let chain = digest(b"c");
-        assert!(snaps.create(&chain, &blob, &digest(&tar), "t").is_err());
+        assert!(snaps.create(&chain, &blob, &blob, &digest(&tar), "t").is_err());
         assert!(snaps.list().is_empty());
         assert!(!dir.path().join("escape").exists());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -496,7 +584,7 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, &tar).unwrap();
         let chain = digest(b"c");
-        snaps.create(&chain, &blob, &digest(&tar), "t").unwrap();
+        snaps.create(&chain, &blob, &blob, &digest(&tar), "t").unwrap();
         snaps.remove(&chain).unwrap();
         assert!(!snaps.has(&chain));
         assert!(fs::symlink_metadata(snaps.link(&chain).unwrap()).is_err());

@@ -385,15 +385,16 @@ impl ImageHost for FakeHost {
             .or_else(|| s.pulled.values().find(|r| r.id == name).cloned())
     }
 
-    fn images(&self) -> Vec<ImageSummary> {
-        self.script()
+    fn images(&self) -> image::Result<Vec<ImageSummary>> {
+        Ok(self
+            .script()
             .pulled
             .iter()
             .map(|(r, record)| ImageSummary {
                 record: record.clone(),
                 references: vec![r.clone()],
             })
-            .collect()
+            .collect())
     }
 
     fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>> {

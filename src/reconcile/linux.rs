@@ -103,11 +103,14 @@ impl ImageHost for ImageStore {
     fn image(&self, name: &str) -> Option<ImageRecord> {
         ImageStore::image(self, name)
     }
-    fn images(&self) -> Vec<ImageSummary> {
+    fn images(&self) -> image::Result<Vec<ImageSummary>> {
         ImageStore::images(self)
     }
     fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>> {
         ImageStore::lower_dirs(self, record)
+    }
+    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
+        ImageStore::layer_sizes(self, record)
     }
     fn image_file(&self, record: &ImageRecord, path: &str) -> Option<String> {
         ImageStore::image_file(self, record, path)

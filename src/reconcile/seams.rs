@@ -131,8 +131,14 @@ pub trait ImageHost: Send + Sync {
     ) -> BoxFuture<'a, image::Result<ImageRecord>>;
     /// A pulled image by reference or id.
     fn image(&self, name: &str) -> Option<ImageRecord>;
-    /// Every pulled image with its references.
-    fn images(&self) -> Vec<ImageSummary>;
+    /// Every pulled image with its references; an error when the store's
+    /// index or a record does not read (never a list missing names).
+    fn images(&self) -> image::Result<Vec<ImageSummary>>;
+    /// Each layer's unpacked size in bytes, bottom first, as `docker images`
+    /// counts it (blocking). Without a store of layers: their compressed sizes.
+    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
+        record.layers.iter().map(|l| l.size).collect()
+    }
     /// The image's overlay lower dirs, top first.
     fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>>;
     /// A regular file of the image's root filesystem (`/etc/passwd`).

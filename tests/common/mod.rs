@@ -280,6 +280,8 @@ const OWN_CHILDREN: &[&str] = &[
     "busybox-rootfs.",
     "nsenter",
     "python3",
+    "setfattr",
+    "getfattr",
 ];
 
 fn reap_orphan_zombies() {

@@ -267,16 +267,25 @@ impl Engine {
     }
 
     /// Disk use of images, containers' writable layers and volumes.
-    pub async fn disk_usage(&self) -> crate::reconcile::Result<crate::wire::DiskUsage> {
+    pub async fn disk_usage(&self) -> Result<crate::wire::DiskUsage, DriverError> {
         use crate::wire::{DiskUsage, UsageLine};
         let live = self.live_all()?;
         let in_use = self.images_in_use()?;
-        let images = self.host.images.images();
+        let images = self.host.images.images()?;
+        // Unpacked sizes by snapshot, as Docker counts them (blocking: a
+        // snapshot not asked about before is walked once).
+        let host = self.host.images.clone();
+        let layer_sizes: Vec<Vec<u64>> = {
+            let records: Vec<ImageRecord> = images.iter().map(|s| s.record.clone()).collect();
+            tokio::task::spawn_blocking(move || records.iter().map(|r| host.layer_sizes(r)).collect())
+                .await
+                .unwrap_or_default()
+        };
         let mut sizes: std::collections::HashMap<String, (u64, bool)> = std::collections::HashMap::new();
-        for s in &images {
+        for (s, layer_sizes) in images.iter().zip(&layer_sizes) {
             let active = in_use.contains(&s.record.id);
-            for l in &s.record.layers {
-                let entry = sizes.entry(l.digest.clone()).or_insert((l.size, false));
+            for (chain, size) in s.record.chain_ids.iter().zip(layer_sizes) {
+                let entry = sizes.entry(chain.clone()).or_insert((*size, false));
                 entry.1 |= active;
             }
         }
