@@ -917,19 +917,25 @@ fn parse_subnet(text: &str) -> Result<(u32, u8), String> {
 
 /// `a.b.c.d/n` as (network address, prefix), any prefix up to 32.
 fn parse_range(text: &str) -> Result<(u32, u8), String> {
+    parse_cidr(text).map(|(net, prefix)| (u32::from(net), prefix))
+}
+
+/// `a.b.c.d/n` (any prefix, 0 to 32) as its network address and prefix;
+/// an address with host bits set is refused with the one that was meant.
+/// The one parser of IPv4 subnets: `network` takes its ranges and subnets
+/// from it too, adding its own limits on the prefix.
+pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
     let (addr, prefix) = text.split_once('/').ok_or("expected ADDRESS/PREFIX, as 10.89.0.0/24")?;
     let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| "not an IPv4 address".to_string())?;
     let prefix: u8 = prefix.parse().map_err(|_| "the prefix is not a number".to_string())?;
     if prefix > 32 {
         return Err("the prefix must be 32 or less".into());
     }
-    let mask = u32::MAX << (32 - u32::from(prefix));
-    let net = u32::from(addr) & mask;
-    if net != u32::from(addr) {
-        return Err(format!(
-            "host bits are set; did you mean {}/{prefix}?",
-            std::net::Ipv4Addr::from(net)
-        ));
+    // checked_shl: a /0 shifts by 32, which u32 cannot.
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    let net = std::net::Ipv4Addr::from(u32::from(addr) & mask);
+    if net != addr {
+        return Err(format!("host bits are set; did you mean {net}/{prefix}?"));
     }
     Ok((net, prefix))
 }
@@ -1261,6 +1267,13 @@ mod tests {
                 "host bits are set; did you mean 10.89.0.0/24?",
             ),
             ("{subnet: 10.89.0.0/31}", "the prefix must be 1 to 30"),
+            // A /0 once overflowed the mask's shift and panicked validation.
+            ("{subnet: 0.0.0.0/0}", "the prefix must be 1 to 30"),
+            (
+                "{subnet: 10.89.0.0/24, ipRange: 0.0.0.0/0}",
+                "ipRange 0.0.0.0/0 is not inside subnet",
+            ),
+            ("{subnet: 10.0.0.0/0}", "host bits are set; did you mean 0.0.0.0/0?"),
             (
                 "{subnet: 10.89.0.0/24, gateway: 10.90.0.1}",
                 "not a host address of subnet 10.89.0.0/24",

@@ -129,17 +129,11 @@ impl FromStr for Subnet {
     type Err = NetworkError;
     fn from_str(s: &str) -> Result<Subnet, NetworkError> {
         let bad = |why: &str| NetworkError::Invalid(format!("subnet `{s}`: {why}"));
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad("not an IPv4 address"))?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad("the prefix is not a number"))?;
+        let (addr, prefix) = crate::manifest::parse_cidr(s).map_err(|why| bad(&why))?;
         if prefix > 30 {
             return Err(bad("the prefix must be 30 or less (room for a gateway and a host)"));
         }
-        let subnet = Subnet::new(addr, prefix);
-        if subnet.addr != addr {
-            return Err(bad(&format!("host bits are set; did you mean {subnet}?")));
-        }
-        Ok(subnet)
+        Ok(Subnet::new(addr, prefix))
     }
 }
 
@@ -168,18 +162,9 @@ pub fn podman_subnets(documents: &[String]) -> Vec<Subnet> {
 
 /// An address range such as an `ipRange`: like a subnet, up to a /32.
 pub fn parse_range(s: &str) -> Result<Subnet, NetworkError> {
-    let bad = |why: &str| NetworkError::Invalid(format!("range `{s}`: {why}"));
-    let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
-    let addr: Ipv4Addr = addr.parse().map_err(|_| bad("not an IPv4 address"))?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad("the prefix is not a number"))?;
-    if prefix > 32 {
-        return Err(bad("the prefix must be 32 or less"));
-    }
-    let range = Subnet::new(addr, prefix);
-    if range.addr != addr {
-        return Err(bad(&format!("host bits are set; did you mean {range}?")));
-    }
-    Ok(range)
+    let (addr, prefix) =
+        crate::manifest::parse_cidr(s).map_err(|why| NetworkError::Invalid(format!("range `{s}`: {why}")))?;
+    Ok(Subnet::new(addr, prefix))
 }
 
 /// The first `prefix`-sized subnet of `pool` that overlaps none of `taken`
@@ -322,6 +307,9 @@ mod tests {
             .to_string()
             .contains("did you mean 10.88.0.16/30"));
         assert_eq!(parse_range("10.88.0.9/32").unwrap().to_string(), "10.88.0.9/32");
+        // The whole space parses (a default route is one).
+        assert_eq!(parse_range("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
+        assert_eq!("0.0.0.0/0".parse::<Subnet>().unwrap().to_string(), "0.0.0.0/0");
 
         let pool: Pool = "base=10.60.0.0/16,size=26".parse().unwrap();
         assert_eq!(pool.to_string(), "base=10.60.0.0/16,size=26");
