@@ -273,3 +273,27 @@ fn a_body_over_the_limit_is_413_and_applies_nothing() {
     let objects = env.ok(&["get"]);
     assert!(objects.contains("No objects found"), "{objects}");
 }
+
+#[test]
+fn an_empty_command_is_refused_at_apply_and_at_run_and_changes_nothing() {
+    let env = Env::new("hostile-command");
+    let image = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", image.to_str().unwrap()]);
+    let before = env.ok(&["get"]);
+    let web = env.manifest(
+        "web.yaml",
+        "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  command: []\n",
+    );
+    let out = env.berth(&["apply", "-f", web.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("web.yaml:6") && err.contains("spec.command"), "{err}");
+    assert_eq!(env.ok(&["get"]), before);
+    // The test image has neither entrypoint nor cmd: `run` with no command
+    // is refused when the container is made, not left Failed.
+    let out = env.berth(&["run", "-d", "--name", "bare", "busybox"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!env.berth(&["get", "container", "bare"]).status.success());
+}
