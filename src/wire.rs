@@ -330,7 +330,7 @@ pub enum RunEvent {
 /// connection then carries stdin from the client (raw bytes; a half-close is
 /// EOF) and [`ExecFrame`]s to it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Vec<String>,
     /// KEY=VALUE, over the container's environment.
@@ -369,7 +369,7 @@ pub struct ExecRequest {
 /// `exec -i`: raw stdin up (a half-close is its EOF), stdout and stderr in
 /// frames. The end frame has the container's exit code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttachRequest {
     /// The pty's size now (rows, columns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,7 +422,7 @@ pub struct ExecExit {
 
 /// Body of `POST /v1/kill/{name}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KillRequest {
     /// `KILL` (the default), `TERM`, `SIGHUP`, `9`…
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,7 +432,7 @@ pub struct KillRequest {
 /// Body of `POST /v1/networks/connect`: a container made by `run` or
 /// `create` joins a network while it runs (`berth network connect`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkConnectRequest {
     pub network: String,
     pub container: String,
@@ -446,7 +446,7 @@ pub struct NetworkConnectRequest {
 
 /// Body of `POST /v1/networks/disconnect` (`berth network disconnect`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkDisconnectRequest {
     pub network: String,
     pub container: String,
@@ -457,7 +457,7 @@ pub struct NetworkDisconnectRequest {
 
 /// Body of `POST /v1/rename/{name}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RenameRequest {
     /// The container's new name.
     pub name: String,
@@ -473,7 +473,7 @@ pub struct VerbResponse {
 
 /// Body of `POST /v1/stats`: the named containers, or every running one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatsRequest {
     #[serde(default)]
     pub names: Vec<String>,
@@ -574,7 +574,7 @@ pub struct AnonymousVolume {
 /// Body of `POST /v1/cp/{name}`: a copy between a running container and the
 /// host. Both paths are absolute; the host path is the daemon's (same host).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CopyRequest {
     /// Host to container when true, container to host otherwise.
     pub into_container: bool,
@@ -652,7 +652,7 @@ mod tests {
 
 /// `POST /v1/images/pull`: pull a registry reference.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PullRequest {
     pub reference: String,
     /// `os/arch[/variant]`; default `linux/amd64`.
@@ -725,7 +725,7 @@ pub struct ImageListItem {
 
 /// `POST /v1/images/remove`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RemoveImageRequest {
     /// A reference or an id (12+ hex digits).
     pub name: String,
@@ -744,7 +744,7 @@ pub struct RemoveImageResponse {
 
 /// `POST /v1/images/tag`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagRequest {
     pub source: String,
     pub target: String,
@@ -752,7 +752,7 @@ pub struct TagRequest {
 
 /// `POST /v1/images/push`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushRequest {
     /// A reference or id of a local image.
     pub source: String,
@@ -779,7 +779,7 @@ pub struct PruneResponse {
 
 /// `POST /v1/images/save`: write images into a tar on the daemon's host.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SaveRequest {
     /// References or ids.
     pub names: Vec<String>,
@@ -792,7 +792,7 @@ pub struct SaveRequest {
 
 /// `POST /v1/images/load`: load a `docker save` or OCI archive on the daemon's host.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadRequest {
     /// Absolute path of the tar (plain or gzip).
     pub path: String,
@@ -806,7 +806,7 @@ pub struct LoadResponse {
 
 /// `POST /v1/images/commit`: a container's changes as a new image.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommitRequest {
     pub container: String,
     /// The new image's reference.
@@ -847,7 +847,7 @@ pub struct HistoryItem {
 
 /// `POST /v1/images/inspect`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InspectImageRequest {
     /// A reference or an id.
     pub name: String,
@@ -855,7 +855,7 @@ pub struct InspectImageRequest {
 
 /// `POST /v1/login`: check credentials and keep them for the registry.
 #[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     /// `host[:port]`.
     pub registry: String,
@@ -874,7 +874,7 @@ impl std::fmt::Debug for LoginRequest {
 
 /// `POST /v1/logout`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogoutRequest {
     pub registry: String,
 }
@@ -888,7 +888,7 @@ pub struct LogoutResponse {
 
 /// `POST /v1/export`: a container's filesystem as a tar on the daemon's host.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExportRequest {
     pub container: String,
     /// Absolute path of the tar to write.
@@ -919,7 +919,7 @@ pub struct UsageLine {
 /// `POST /v1/images/import`: a root filesystem tar on the daemon's host as a
 /// one-layer image.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportImageRequest {
     /// Absolute path of the tar (plain, gzip or zstd).
     pub path: String,

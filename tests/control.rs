@@ -39,7 +39,7 @@ fn every_route_that_takes_a_name_answers_404_for_a_missing_object() {
         (Method::GET, "/v1/objects/image/ghost", None),
         (Method::GET, "/v1/objects?kind=container&name=ghost", None),
         (Method::GET, "/v1/logs/ghost", None),
-        (Method::POST, "/v1/stop/ghost", Some("{}")),
+        (Method::POST, "/v1/stop/ghost", None),
         (Method::POST, "/v1/delete", Some(r#"{"keys": ["container/ghost"]}"#)),
     ];
     for (method, path, body) in routes {

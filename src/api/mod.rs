@@ -7,13 +7,15 @@ pub mod openapi;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -37,17 +39,31 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// An error answer: a kind and a message.
+/// An error answer: a kind and a message, with the kind's status unless
+/// the HTTP layer has a more precise one (413 for a body over the limit).
 #[derive(Debug)]
 pub struct ApiError {
     kind: ErrorKind,
+    status: StatusCode,
     message: String,
+}
+
+impl ApiError {
+    fn invalid(message: String) -> ApiError {
+        ApiError {
+            kind: ErrorKind::Invalid,
+            status: status_of(ErrorKind::Invalid),
+            message,
+        }
+    }
 }
 
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
+        let kind = e.kind();
         ApiError {
-            kind: e.kind(),
+            kind,
+            status: status_of(kind),
             message: e.to_string(),
         }
     }
@@ -59,36 +75,102 @@ impl IntoResponse for ApiError {
             error: self.message,
             kind: self.kind,
         };
-        (status_of(self.kind), Json(body)).into_response()
+        (self.status, Json(body)).into_response()
     }
 }
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON body whose rejection (too big, malformed) is an [`ApiError`] that
-/// says what was wrong, and the size limit when that was it.
+/// The documented route a request matched, put in its extensions by
+/// [`routes`].
+#[derive(Debug, Clone, Copy)]
+struct Documented(&'static str);
+
+/// `POST /v1/kill/{name}`: the route a request matched, as documented, to
+/// name it in errors (the raw path would repeat the caller's input).
+fn route_of(req: &Request) -> String {
+    let path = req
+        .extensions()
+        .get::<Documented>()
+        .map_or_else(|| req.uri().path().to_string(), |d| d.0.to_string());
+    format!("{} {path}", req.method())
+}
+
+/// Whether the request says its body is JSON (`application/json`, or a
+/// `+json` type), as axum's own `Json` requires.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A JSON object body decoded as `T`. Refused, naming the route: a body
+/// over [`MAX_REQUEST_BYTES`] (413), one that is not JSON, and one that is
+/// JSON but not an object: serde reads a struct from an array too, so `[]`
+/// would otherwise be a request with every field at its default.
 struct JsonBody<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(rejection) => {
-                let message = match &rejection {
-                    JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => format!(
-                        "request body over the {} MiB limit: apply fewer or smaller manifests at once",
-                        MAX_REQUEST_BYTES >> 20
-                    ),
-                    _ => rejection.body_text(),
-                };
-                Err(ApiError {
-                    kind: ErrorKind::Invalid,
-                    message,
-                })
-            }
+        let route = route_of(&req);
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::invalid(format!(
+                "{route} takes a JSON body: send it with `content-type: application/json`"
+            )));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    ..ApiError::invalid(format!(
+                        "{route}: request body over the {} MiB limit: apply fewer or smaller manifests at once",
+                        MAX_REQUEST_BYTES >> 20
+                    ))
+                }
+            } else {
+                ApiError::invalid(format!("{route}: {}", rejection.body_text()))
+            }
+        })?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid(format!("{route} takes a JSON object as its body")));
+        }
+        match Json::<T>::from_bytes(&bytes) {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => Err(ApiError::invalid(format!("{route}: {}", rejection.body_text()))),
+        }
+    }
+}
+
+/// In front of every route documented without a request body: a request
+/// that brings one is refused before the handler runs, so a body meant for
+/// another route (or a confused client) cannot be taken as a bare verb.
+/// Reads at most one frame: a non-empty one is enough to refuse.
+async fn refuse_body(req: Request, next: Next) -> Response {
+    let route = route_of(&req);
+    let (parts, mut body) = req.into_parts();
+    match body.frame().await {
+        None => {}
+        Some(Ok(frame)) if frame.data_ref().is_none_or(|d| d.is_empty()) && body.is_end_stream() => {}
+        Some(_) => {
+            return ApiError::invalid(format!("{route} takes no request body: send the request without one"))
+                .into_response()
+        }
+    }
+    next.run(Request::from_parts(parts, Body::empty())).await
+}
+
+/// What a path outside the API gets: the kind and a message, as every
+/// other error, so a client prints more than "404".
+async fn no_route(req: Request) -> ApiError {
+    ApiError {
+        kind: ErrorKind::NotFound,
+        status: StatusCode::NOT_FOUND,
+        message: format!("no API route {} {}", req.method(), req.uri().path()),
     }
 }
 
@@ -102,7 +184,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
 fn routes() -> Router<Arc<Engine>> {
     openapi::ROUTES
         .iter()
-        .fold(Router::new(), |router, route| router.route(route.path, handler(route)))
+        .fold(Router::new(), |router, route| {
+            let method_router = match route.request {
+                Some(_) => handler(route),
+                None => handler(route).layer(axum::middleware::from_fn(refuse_body)),
+            };
+            // Outermost, so that `refuse_body` and `JsonBody` can name the route.
+            router.route(route.path, method_router.layer(axum::Extension(Documented(route.path))))
+        })
+        .fallback(no_route)
 }
 
 fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
@@ -238,10 +328,9 @@ async fn exec(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut r
         return Ok(Json(commands::exec::detached(&engine, &name, &body).await?).into_response());
     }
     if !upgrade {
-        return Err(ApiError {
-            kind: ErrorKind::Invalid,
-            message: "an attached exec needs `Connection: Upgrade` and `Upgrade: berth-stdio` (or detach)".into(),
-        });
+        return Err(ApiError::invalid(
+            "an attached exec needs `Connection: Upgrade` and `Upgrade: berth-stdio` (or detach)".into(),
+        ));
     }
     let keys = body
         .tty
@@ -269,10 +358,9 @@ async fn attach(State(engine): State<Arc<Engine>>, Path(name): Path<String>, mut
     let on_upgrade = hyper::upgrade::on(&mut req);
     let JsonBody(body) = JsonBody::<AttachRequest>::from_request(req, &()).await?;
     if !upgrade {
-        return Err(ApiError {
-            kind: ErrorKind::Invalid,
-            message: "attach needs `Connection: Upgrade` and `Upgrade: berth-stdio`".into(),
-        });
+        return Err(ApiError::invalid(
+            "attach needs `Connection: Upgrade` and `Upgrade: berth-stdio`".into(),
+        ));
     }
     let attached = commands::attach::connect(&engine, &name, body.detach_keys.as_deref()).await?;
     let size = body.rows.zip(body.columns);

@@ -44,6 +44,27 @@ pub enum ClientError {
     /// The daemon answered with something unreadable.
     #[error("unreadable answer from the daemon")]
     Decode(#[source] serde_json::Error),
+    /// The request's path is not a valid URI: a caller put user input into
+    /// it without [`segment`].
+    #[error("cannot send a request for {path}: {message}")]
+    BadPath { path: String, message: String },
+}
+
+/// `s` as one URI path segment (or query value): every byte but ASCII
+/// letters, digits, `-`, `_` and `~` percent-encoded, so `?`, `#`, `/`, `%`,
+/// a space or a NUL stays part of the name and reaches the daemon's router
+/// (which decodes it) as it was given, and `.`/`..` cannot read as dot
+/// segments. (`.` is unreserved, so encoding it changes nothing a server
+/// decodes.)
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The one sentence for [`ClientError::DaemonGone`]: what happened, that
@@ -236,7 +257,7 @@ impl Client {
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("static request parts are valid");
+            .map_err(|e| bad_path(path, e))?;
         let resp = sender.send_request(req).await.map_err(|e| self.send_error(e))?;
         if !resp.status().is_success() {
             let status = resp.status();
@@ -278,7 +299,7 @@ impl Client {
             .header("connection", "Upgrade")
             .header("upgrade", protocol)
             .body(Full::new(Bytes::from(body)))
-            .expect("static request parts are valid");
+            .map_err(|e| bad_path(path, e))?;
         let resp = sender.send_request(req).await.map_err(|e| self.send_error(e))?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             let status = resp.status();
@@ -312,6 +333,13 @@ impl Client {
         serde_json::from_slice(&self.read_body(resp).await?).map_err(ClientError::Decode)
     }
 
+    /// A POST without a body, for the routes documented as taking none
+    /// (the API refuses a body there, even `{}`).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = self.send(Method::POST, path, None).await?;
+        serde_json::from_slice(&self.read_body(resp).await?).map_err(ClientError::Decode)
+    }
+
     /// Calls `each` for every line of a newline-delimited JSON stream.
     pub async fn stream<T: DeserializeOwned>(
         &self,
@@ -338,6 +366,14 @@ impl Client {
             after_batch();
         }
         Ok(())
+    }
+}
+
+/// A request that could not be built: its path, escaped, and why.
+fn bad_path(path: &str, e: hyper::http::Error) -> ClientError {
+    ClientError::BadPath {
+        path: format!("{path:?}"),
+        message: e.to_string(),
     }
 }
 
@@ -468,7 +504,7 @@ mod tests {
         )
         .await;
         let err = client(socket)
-            .post::<_, serde_json::Value>("/v1/stop/web", &serde_json::json!({}))
+            .post_empty::<serde_json::Value>("/v1/stop/web")
             .await
             .unwrap_err();
         let ClientError::Api { status, kind, message } = err else {
@@ -501,6 +537,31 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Http(_)), "{err:?}");
+    }
+
+    #[test]
+    fn segments_keep_every_byte_of_a_name_inside_the_segment() {
+        assert_eq!(segment("web-1_a~"), "web-1_a~");
+        assert_eq!(segment("web?x"), "web%3Fx");
+        assert_eq!(segment("web#x"), "web%23x");
+        assert_eq!(segment("web x"), "web%20x");
+        assert_eq!(segment("web%00"), "web%2500");
+        assert_eq!(segment("../web"), "%2E%2E%2Fweb");
+        assert_eq!(segment("web\0"), "web%00");
+        assert_eq!(segment("caf\u{e9}"), "caf%C3%A9");
+    }
+
+    #[tokio::test]
+    async fn a_path_that_is_no_uri_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("berth.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        let err = client(socket)
+            .get::<serde_json::Value>("/v1/inspect/web x")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::BadPath { .. }), "{err:?}");
+        assert!(err.to_string().contains("\"/v1/inspect/web x\""), "{err}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub struct Attached {
 
 /// Checks the container and connects to its shim.
 pub async fn connect(engine: &Arc<Engine>, name: &str, detach_keys: Option<&str>) -> Result<Attached> {
+    super::check_name(crate::manifest::Kind::Container, name)?;
     let keys = super::exec::DetachKeys::parse(detach_keys)?;
     if !engine.container_known(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));

@@ -23,8 +23,10 @@ pub async fn delete(engine: &Arc<Engine>, req: DeleteRequest) -> Result<DeleteRe
         }
     }
     for k in &req.keys {
-        let r = ObjectRef::parse(k)
-            .ok_or_else(|| CommandError::Invalid(format!("{k:?} is not KIND/NAME (e.g. container/web)")))?;
+        let r = ObjectRef::parse(k).ok_or_else(|| {
+            CommandError::Invalid(format!("{} is not KIND/NAME (e.g. container/web)", super::quote(k)))
+        })?;
+        super::check_name(r.kind, &r.name)?;
         keys.push(ObjectKey::new(r.kind, r.name));
     }
     if keys.is_empty() {

@@ -21,6 +21,7 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// Checks the request and the container, then starts the exec shim.
 pub fn start(engine: &Arc<Engine>, name: &str, req: &ExecRequest) -> Result<ExecProcess> {
+    super::check_name(crate::manifest::Kind::Container, name)?;
     let bad = CommandError::Invalid;
     if req.command.is_empty() {
         return Err(bad("exec needs a command".into()));

@@ -24,6 +24,7 @@ pub fn stats(engine: &Arc<Engine>, req: &StatsRequest) -> Result<Vec<ContainerSt
     };
     let mut out = Vec::new();
     for name in names {
+        super::check_name(Kind::Container, &name)?;
         if !engine.container_exists(&name)? {
             return Err(CommandError::NotFound(format!("container/{name}")));
         }
@@ -39,6 +40,7 @@ pub fn stats(engine: &Arc<Engine>, req: &StatsRequest) -> Result<Vec<ContainerSt
 }
 
 pub fn top(engine: &Arc<Engine>, name: &str) -> Result<TopResponse> {
+    super::check_name(Kind::Container, name)?;
     if !engine.container_exists(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }
@@ -61,6 +63,7 @@ pub fn top(engine: &Arc<Engine>, name: &str) -> Result<TopResponse> {
 }
 
 pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
+    super::check_name(Kind::Container, name)?;
     let view = engine
         .views(Some(Kind::Container), Some(name))?
         .into_iter()
@@ -106,6 +109,7 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
 /// `cp`: both paths absolute; the container must run (its files are reached
 /// through its init; see `runtime::copy` for why nothing can escape it).
 pub async fn copy(engine: &Arc<Engine>, name: &str, req: CopyRequest) -> Result<CopyResponse> {
+    super::check_name(Kind::Container, name)?;
     for (what, p) in [("container", &req.container_path), ("host", &req.host_path)] {
         if !p.starts_with('/') {
             return Err(CommandError::Invalid(format!(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use super::{CommandError, Result};
+use crate::manifest::Kind;
 use crate::reconcile::{Engine, VerbError};
 use crate::wire::{KillRequest, VerbResponse};
 
@@ -23,6 +24,7 @@ impl From<VerbError> for CommandError {
 }
 
 fn known(engine: &Engine, name: &str) -> Result<()> {
+    super::check_name(Kind::Container, name)?;
     if engine.container_exists(name)? {
         Ok(())
     } else {
@@ -52,6 +54,7 @@ pub async fn restart(engine: &Arc<Engine>, name: &str) -> Result<VerbResponse> {
 }
 
 pub async fn kill(engine: &Arc<Engine>, name: &str, req: &KillRequest) -> Result<VerbResponse> {
+    super::check_name(Kind::Container, name)?;
     let signal = parse_signal(req.signal.as_deref().unwrap_or("KILL"))?;
     known(engine, name)?;
     engine.kill_by_name(name, signal).await?;
@@ -66,6 +69,8 @@ pub async fn pause(engine: &Arc<Engine>, name: &str, frozen: bool) -> Result<Ver
 
 /// `rename OLD NEW`: an imperative container, running or not.
 pub async fn rename(engine: &Arc<Engine>, old: &str, new: &str) -> Result<VerbResponse> {
+    super::check_name(Kind::Container, old)?;
+    super::check_name(Kind::Container, new)?;
     engine.rename(old, new).await?;
     Ok(done(new, "rename"))
 }

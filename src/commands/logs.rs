@@ -81,6 +81,7 @@ pub fn logs(
     follow: bool,
     range: TimeRange,
 ) -> Result<mpsc::Receiver<LogLine>> {
+    super::check_name(crate::manifest::Kind::Container, name)?;
     if !engine.container_known(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }

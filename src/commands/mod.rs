@@ -15,6 +15,7 @@ pub mod network;
 pub mod query;
 pub mod run;
 
+use crate::manifest::{self, Kind};
 use crate::reconcile::{DriverError, ReconcileError};
 use crate::wire::ErrorKind;
 
@@ -60,6 +61,42 @@ impl From<DriverError> for CommandError {
 }
 
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;
+
+/// Refuses a name that no object of `kind` can have, before it is looked up
+/// or stored: every object's identity is a DNS label (the manifest's rule,
+/// stricter than Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`), because container
+/// names are hostnames and DNS names on their networks. Checking here, once,
+/// serves every front end; a lookup of such a name is "invalid", never
+/// "not found", so a typo'd `web?x` cannot be mistaken for a missing `web`.
+pub fn check_name(kind: Kind, name: &str) -> Result<()> {
+    check_name_of(&kind.as_str().to_ascii_lowercase(), name)
+}
+
+/// [`check_name`] where the kind is not known (`what` says "object").
+pub fn check_name_of(what: &str, name: &str) -> Result<()> {
+    if manifest::is_dns_label(name) {
+        return Ok(());
+    }
+    Err(CommandError::Invalid(format!(
+        "invalid {what} name {}: a name is 1 to 63 lower-case letters, digits and `-`, \
+         starting and ending with a letter or digit",
+        quote(name)
+    )))
+}
+
+/// `s` quoted for an error message: control characters (a NUL, an escape
+/// sequence) escaped so nothing raw reaches a terminal or a log, and cut
+/// short so a megabyte of name does not become a megabyte of message.
+pub fn quote(s: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    let mut cut: String = s.chars().take(MAX_CHARS).collect();
+    let more = cut.len() < s.len();
+    cut = format!("{cut:?}");
+    if more {
+        cut.push_str("...");
+    }
+    cut
+}
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ use crate::wire::{NetworkConnectRequest, NetworkDisconnectRequest, VerbResponse}
 /// The container's desired object and source, if `network connect` may
 /// change it.
 fn imperative(engine: &Engine, name: &str, network: &str) -> Result<(Desired, ContainerSpec)> {
+    super::check_name(Kind::Container, name)?;
+    super::check_name(Kind::Network, network)?;
     let desired = engine.desired_all()?;
     let found = desired
         .into_iter()

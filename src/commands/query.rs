@@ -26,6 +26,12 @@ pub fn parse_kind(kind: &str) -> Result<Kind> {
 /// not exist is `NotFound`, as `kubectl get KIND NAME` answers.
 pub fn list(engine: &Arc<Engine>, kind: Option<&str>, name: Option<&str>) -> Result<Vec<ObjectView>> {
     let kind = kind.map(parse_kind).transpose()?;
+    if let Some(name) = name {
+        match kind {
+            Some(k) => super::check_name(k, name)?,
+            None => super::check_name_of("object", name)?,
+        }
+    }
     let views = engine.views(kind, name)?;
     if let (Some(name), true) = (name, views.is_empty()) {
         let what = match kind {
@@ -38,7 +44,9 @@ pub fn list(engine: &Arc<Engine>, kind: Option<&str>, name: Option<&str>) -> Res
 }
 
 pub fn describe(engine: &Arc<Engine>, kind: &str, name: &str) -> Result<Description> {
-    let key = ObjectKey::new(parse_kind(kind)?, name);
+    let kind = parse_kind(kind)?;
+    super::check_name(kind, name)?;
+    let key = ObjectKey::new(kind, name);
     engine
         .describe(&key)?
         .ok_or_else(|| CommandError::NotFound(key.to_string()))
@@ -58,6 +66,7 @@ pub fn version(engine: &Engine) -> VersionInfo {
 
 /// Stops a container (SIGTERM, then SIGKILL after its grace period), keeping it.
 pub async fn stop(engine: &Arc<Engine>, name: &str) -> Result<StopResponse> {
+    super::check_name(Kind::Container, name)?;
     if !engine.container_exists(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }

@@ -20,6 +20,9 @@ use crate::wire::{RunEvent, RunRequest};
 /// The Container object `berth run` stands for.
 pub fn run_object(req: &RunRequest) -> Result<Object> {
     let bad = CommandError::Invalid;
+    if let Some(name) = &req.name {
+        super::check_name(Kind::Container, name)?;
+    }
     let name = req.name.clone().unwrap_or_else(|| {
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -365,8 +365,19 @@ impl<'a> Validator<'a> {
         }
 
         self.command(o, "spec.command", &spec.command);
-        if spec.command.is_empty()
-            && spec.entrypoint.as_ref().is_none_or(|e| e.is_empty())
+        let no_entrypoint = spec.entrypoint.as_ref().is_none_or(|e| e.is_empty());
+        // Written but empty (the field has a place of its own, not its
+        // parent's): Docker refuses an empty Cmd at create; here it would
+        // only fail at start and leave a Failed object.
+        let written = self.positions.locate(&o.origin, "spec.command") != self.positions.locate(&o.origin, "spec");
+        if spec.command.is_empty() && no_entrypoint && written {
+            self.report(
+                o,
+                "spec.command",
+                "`command: []` runs nothing: name a program, or leave `command` out to run the image's cmd",
+            );
+        } else if spec.command.is_empty()
+            && no_entrypoint
             && self
                 .image_in_set(image)
                 .is_some_and(|i| i.cmd.is_empty() && i.import.is_some())
@@ -1369,10 +1380,11 @@ mod tests {
             .map(|d| (d.line, d.column, d.field.as_str(), d.message.as_str()))
             .collect();
         let message = "no command: set spec.command, or cmd on image/bare";
+        let empty = "`command: []` runs nothing: name a program, or leave `command` out to run the image's cmd";
         // Absent: at `spec`, the nearest field that is written; empty: at `command`.
         assert_eq!(
             got,
-            [(4, 1, "spec.command", message), (12, 3, "spec.command", message)],
+            [(4, 1, "spec.command", message), (12, 3, "spec.command", empty)],
             "{}",
             render(&d)
         );
@@ -1380,7 +1392,21 @@ mod tests {
         // A command, or a `cmd` on the image, is enough.
         let d = check(&(on_bare("web", "  command: [httpd]\n") + bare));
         assert!(d.is_empty(), "{}", render(&d));
+    }
+
+    #[test]
+    fn an_empty_command_is_refused_unless_an_entrypoint_runs() {
         let d = check(&container("web", "  command: []\n"));
+        let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line, d.field.as_str())).collect();
+        assert_eq!(got, [(6, "spec.command")], "{}", render(&d));
+        assert!(d[0].message.contains("runs nothing"), "{}", render(&d));
+        // Flow style: the field is on the same line as `spec`, apart from it.
+        let text =
+            "apiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: elsewhere, command: []}\n";
+        let d = check_with(text, &|kind, name| kind == Kind::Image && name == "elsewhere");
+        assert_eq!(d.len(), 1, "{}", render(&d));
+        // An entrypoint with no arguments is a program to run.
+        let d = check(&container("web", "  entrypoint: [httpd]\n  command: []\n"));
         assert!(d.is_empty(), "{}", render(&d));
     }
 

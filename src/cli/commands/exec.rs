@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::args::{ExecArgs, Global};
 use crate::cli::client;
+use crate::client::segment;
 use crate::client::ClientError;
 use crate::wire::{exec_frame, AttachRequest, ExecExit, ExecRequest, ExecStarted};
 
@@ -28,7 +29,7 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
         columns: size.map(|s| s.1),
         detach_keys: args.detach_keys,
     };
-    let path = format!("/v1/exec/{}", args.name);
+    let path = format!("/v1/exec/{}", segment(&args.name));
     let c = client(g, true);
     if req.detach {
         return match c.post::<_, ExecStarted>(&path, &req).await {
@@ -55,7 +56,7 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
 /// `attach NAME`: as the container was made, with a tty or with an open stdin.
 pub async fn attach_by_name(g: &Global, name: &str, detach_keys: Option<String>) -> anyhow::Result<ExitCode> {
     let tty = match client(g, true)
-        .get::<serde_json::Value>(&format!("/v1/inspect/{name}"))
+        .get::<serde_json::Value>(&format!("/v1/inspect/{}", segment(name)))
         .await
     {
         // `config` is the spec as stored: {"kind": "Container", "spec": {…}}.
@@ -87,7 +88,7 @@ pub async fn attach(
     };
     let body = serde_json::to_vec(&req)?;
     let io = match client(g, true)
-        .upgrade(&format!("/v1/attach/{name}"), exec_frame::PROTOCOL, body)
+        .upgrade(&format!("/v1/attach/{}", segment(name)), exec_frame::PROTOCOL, body)
         .await
     {
         Ok(io) => io,

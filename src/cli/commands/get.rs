@@ -7,6 +7,7 @@ use anyhow::bail;
 use crate::cli::args::{DescribeArgs, GetArgs, Global};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
+use crate::client::segment;
 use crate::wire::{Description, ObjectRef, ObjectView};
 
 /// Lists objects, of one kind or all, as a table or as `-o json|yaml`.
@@ -14,10 +15,10 @@ pub async fn get(g: &Global, args: GetArgs) -> anyhow::Result<ExitCode> {
     let GetArgs { kind, name, output } = args;
     let mut query = Vec::new();
     if let Some(k) = &kind {
-        query.push(format!("kind={k}"));
+        query.push(format!("kind={}", segment(k)));
     }
     if let Some(n) = &name {
-        query.push(format!("name={n}"));
+        query.push(format!("name={}", segment(n)));
     }
     let path = if query.is_empty() {
         "/v1/objects".to_string()
@@ -73,7 +74,7 @@ pub async fn describe(g: &Global, args: DescribeArgs) -> anyhow::Result<ExitCode
         bail!("{key:?} is not KIND/NAME (e.g. container/web)")
     };
     let d: Description = client(g, true)
-        .get(&format!("/v1/objects/{}/{}", r.kind.as_str(), r.name))
+        .get(&format!("/v1/objects/{}/{}", r.kind.as_str(), segment(&r.name)))
         .await?;
     print_description(&d);
     Ok(ExitCode::SUCCESS)

@@ -106,7 +106,7 @@ pub async fn pull_image(g: &Global, reference: &str, platform: Option<String>) -
 /// Whether the daemon has the image `reference` names. The daemon resolves
 /// it: parsing a reference here would cost every `run` tens of milliseconds.
 pub async fn is_pulled(g: &Global, reference: &str) -> bool {
-    let path = format!("/v1/images?reference={}", super::logs::query_escape(reference));
+    let path = format!("/v1/images?reference={}", crate::client::segment(reference));
     let images: Vec<ImageListItem> = client(g, true).get(&path).await.unwrap_or_default();
     !images.is_empty()
 }
@@ -194,7 +194,7 @@ pub async fn push(g: &Global, args: PushArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn prune(g: &Global) -> anyhow::Result<ExitCode> {
-    let r: PruneResponse = client(g, true).post("/v1/images/prune", &serde_json::json!({})).await?;
+    let r: PruneResponse = client(g, true).post_empty("/v1/images/prune").await?;
     for id in &r.removed {
         println!("Deleted: {id}");
     }

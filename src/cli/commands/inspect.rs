@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::args::{CpArgs, Global, NameArgs, StatsArgs};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
+use crate::client::segment;
 use crate::wire::{ContainerInspect, ContainerStats, CopyRequest, CopyResponse, StatsRequest, TopResponse};
 
 /// How far apart the two readings of one refresh are, as `docker stats`.
@@ -94,7 +95,7 @@ pub async fn stats(g: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn top(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
-    let top: TopResponse = client(g, true).get(&format!("/v1/top/{}", args.name)).await?;
+    let top: TopResponse = client(g, true).get(&format!("/v1/top/{}", segment(&args.name))).await?;
     let mut t = Table::new(&["PID", "PPID", "UID", "TIME", "RSS", "CMD"]);
     for p in top.processes {
         let secs = p.cpu_seconds as u64;
@@ -112,7 +113,9 @@ pub async fn top(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn inspect(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
-    let v: ContainerInspect = client(g, true).get(&format!("/v1/inspect/{}", args.name)).await?;
+    let v: ContainerInspect = client(g, true)
+        .get(&format!("/v1/inspect/{}", segment(&args.name)))
+        .await?;
     println!("{}", output::json(&v)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -141,7 +144,9 @@ pub async fn cp(g: &Global, args: CpArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => anyhow::bail!("cp: exactly one of the two paths must be CONTAINER:PATH"),
     };
-    let _: CopyResponse = client(g, true).post(&format!("/v1/cp/{name}"), &req).await?;
+    let _: CopyResponse = client(g, true)
+        .post(&format!("/v1/cp/{}", segment(&name)), &req)
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 

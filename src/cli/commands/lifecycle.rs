@@ -6,14 +6,21 @@ use std::process::ExitCode;
 
 use crate::cli::args::Global;
 use crate::cli::client;
+use crate::client::segment;
 use crate::wire::{DeleteRequest, DeleteResponse, KillRequest, ObjectView, VerbResponse};
 
-/// Posts `/v1/{verb}/{name}` for each name; prints each name done.
-pub async fn verb(g: &Global, verb: &str, names: &[String], body: serde_json::Value) -> ExitCode {
+/// Posts `/v1/{verb}/{name}` for each name, with `body` if the verb takes
+/// one; prints each name done.
+pub async fn verb(g: &Global, verb: &str, names: &[String], body: Option<serde_json::Value>) -> ExitCode {
     let c = client(g, true);
     let mut failed = false;
     for n in names {
-        match c.post::<_, VerbResponse>(&format!("/v1/{verb}/{n}"), &body).await {
+        let path = format!("/v1/{verb}/{}", segment(n));
+        let answer = match &body {
+            Some(body) => c.post::<_, VerbResponse>(&path, body).await,
+            None => c.post_empty::<VerbResponse>(&path).await,
+        };
+        match answer {
             Ok(_) => println!("{n}"),
             Err(e) => {
                 eprintln!("error: {:#}", anyhow::Error::from(e));
@@ -32,7 +39,7 @@ pub async fn verb(g: &Global, verb: &str, names: &[String], body: serde_json::Va
 pub async fn rename(g: &Global, old: &str, new: &str) -> ExitCode {
     let body = crate::wire::RenameRequest { name: new.into() };
     match client(g, true)
-        .post::<_, VerbResponse>(&format!("/v1/rename/{old}"), &body)
+        .post::<_, VerbResponse>(&format!("/v1/rename/{}", segment(old)), &body)
         .await
     {
         Ok(_) => ExitCode::SUCCESS,
@@ -45,7 +52,7 @@ pub async fn rename(g: &Global, old: &str, new: &str) -> ExitCode {
 
 pub async fn kill(g: &Global, signal: Option<String>, names: &[String]) -> ExitCode {
     let body = serde_json::to_value(KillRequest { signal }).unwrap_or_default();
-    verb(g, "kill", names, body).await
+    verb(g, "kill", names, Some(body)).await
 }
 
 /// `rm [-f] NAME...`: deletes containers, as `docker rm`: a running one only
@@ -56,7 +63,7 @@ pub async fn rm(g: &Global, force: bool, names: &[String]) -> anyhow::Result<Exi
     let mut keys = Vec::new();
     for n in names {
         match c
-            .get::<Vec<ObjectView>>(&format!("/v1/objects?kind=container&name={n}"))
+            .get::<Vec<ObjectView>>(&format!("/v1/objects?kind=container&name={}", segment(n)))
             .await
         {
             Ok(views) if views.first().is_some_and(|v| v.pid.is_some()) && !force => {

@@ -7,16 +7,17 @@ use hyper::Method;
 
 use crate::cli::args::{Global, LogsArgs};
 use crate::cli::client;
+use crate::client::segment;
 use crate::wire::LogLine;
 
 pub async fn logs(g: &Global, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let mut path = format!("/v1/logs/{}?follow={}", args.name, args.follow);
+    let mut path = format!("/v1/logs/{}?follow={}", segment(&args.name), args.follow);
     if let Some(t) = args.tail {
         path.push_str(&format!("&tail={t}"));
     }
     for (key, value) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = value {
-            path.push_str(&format!("&{key}={}", query_escape(v)));
+            path.push_str(&format!("&{key}={}", segment(v)));
         }
     }
     client(g, true)
@@ -46,17 +47,6 @@ pub(crate) fn print_log(line: &LogLine, timestamps: bool) {
     } else {
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
-}
-
-/// Percent-encodes everything but unreserved characters (a `+` in an RFC
-/// 3339 offset would otherwise read as a space).
-pub(crate) fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(crate) fn flush_stdout() {

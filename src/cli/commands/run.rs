@@ -40,11 +40,12 @@ pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
 /// with its progress. Err is the exit code after the error is printed.
 async fn ensure_image(g: &Global, image: &mut String) -> Result<(), ExitCode> {
     if !crate::image::record::looks_like_reference(image) {
-        let path = format!("/v1/objects/image/{image}");
+        let path = format!("/v1/objects/image/{}", crate::client::segment(image));
         match client(g, true).get::<serde_json::Value>(&path).await {
             Ok(_) => return Ok(()),
+            // A name no Image object can have (`my_app`) is a reference too.
             Err(ClientError::Api {
-                kind: crate::wire::ErrorKind::NotFound,
+                kind: crate::wire::ErrorKind::NotFound | crate::wire::ErrorKind::Invalid,
                 ..
             }) => {
                 image.push_str(":latest");

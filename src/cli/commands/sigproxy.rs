@@ -52,7 +52,7 @@ pub async fn forward(g: &Global, target: Target) -> std::convert::Infallible {
         };
         // The container may have ended meanwhile; its exit ends the CLI.
         let _ = client(g, false)
-            .post::<_, VerbResponse>(&format!("/v1/kill/{container}"), &body)
+            .post::<_, VerbResponse>(&format!("/v1/kill/{}", crate::client::segment(&container)), &body)
             .await;
     }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::cli::args::{Global, StopArgs};
 use crate::cli::client;
+use crate::client::segment;
 use crate::wire::StopResponse;
 
 /// Stops each container in turn; one that fails does not keep the others
@@ -12,10 +13,7 @@ pub async fn stop(g: &Global, args: StopArgs) -> ExitCode {
     let c = client(g, true);
     let mut failed = false;
     for n in args.names {
-        match c
-            .post::<_, StopResponse>(&format!("/v1/stop/{n}"), &serde_json::json!({}))
-            .await
-        {
+        match c.post_empty::<StopResponse>(&format!("/v1/stop/{}", segment(&n))).await {
             Ok(_) => println!("{n}"),
             Err(e) => {
                 eprintln!("error: {:#}", anyhow::Error::from(e));
