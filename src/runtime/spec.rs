@@ -632,6 +632,139 @@ mod tests {
         }
     }
 
+    /// The configs whose specs are kept in `testdata/spec-golden.json`: each
+    /// field the builder branches on, alone or together.
+    fn golden_cases() -> Vec<(&'static str, ContainerConfig, HostInfo)> {
+        let v1 = HostInfo {
+            v1_cgroup_mounts: vec!["/sys/fs/cgroup/memory".into(), "/sys/fs/cgroup/cpu,cpuacct".into()],
+        };
+        let mounts = vec![
+            MountSpec {
+                destination: "/data".into(),
+                source: "/var/lib/berth/volumes/data".into(),
+                kind: "bind".into(),
+                options: vec!["rbind".into(), "ro".into()],
+            },
+            MountSpec {
+                destination: "/tmp".into(),
+                source: "tmpfs".into(),
+                kind: "tmpfs".into(),
+                options: vec!["nosuid".into(), "nodev".into(), "size=16m".into(), "mode=1777".into()],
+            },
+            MountSpec {
+                destination: "/empty".into(),
+                source: "/srv/empty".into(),
+                kind: "bind".into(),
+                options: vec![],
+            },
+        ];
+        vec![
+            ("defaults", ContainerConfig::default(), HostInfo::default()),
+            ("limits_v1_cgroups", config(), v1.clone()),
+            (
+                "tty",
+                ContainerConfig {
+                    io: InitIo {
+                        tty: true,
+                        stdin: true,
+                        ..Default::default()
+                    },
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "host_netns",
+                ContainerConfig {
+                    netns: NetnsMode::Host,
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "netns_path",
+                ContainerConfig {
+                    netns: NetnsMode::Path("/run/berth/net/web/netns".into()),
+                    ..config()
+                },
+                v1.clone(),
+            ),
+            (
+                "mounts",
+                ContainerConfig {
+                    mounts: mounts.clone(),
+                    uid: 1000,
+                    gid: 100,
+                    cwd: "/srv".into(),
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "some_limits_no_new_privileges",
+                ContainerConfig {
+                    limits: Limits {
+                        cpus: Some(1.25),
+                        ..Default::default()
+                    },
+                    no_new_privileges: true,
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "shares_only",
+                ContainerConfig {
+                    limits: Limits {
+                        cpu_shares: Some(2048),
+                        memory_bytes: Some(1 << 30),
+                        ..Default::default()
+                    },
+                    mounts,
+                    ..config()
+                },
+                v1,
+            ),
+        ]
+    }
+
+    /// The allowed-names rule stands for `seccomp::ALLOWED` in the golden
+    /// file, so that a syscall decision does not mean regenerating it.
+    fn golden_value(cfg: &ContainerConfig, host: &HostInfo) -> Value {
+        let spec = build(cfg, "/var/lib/berth/containers/web/rootfs", "/berth/web", host).unwrap();
+        let mut v = serde_json::to_value(&spec).unwrap();
+        let allowed = &mut v["linux"]["seccomp"]["syscalls"][0]["names"];
+        assert_eq!(*allowed, json!(seccomp::ALLOWED));
+        *allowed = json!("seccomp::ALLOWED");
+        v
+    }
+
+    /// The spec serializes to the same JSON it did when built with `json!`
+    /// (the golden file holds that code's output). Run with
+    /// `BERTH_BLESS_SPEC=1` to rewrite it after a deliberate change.
+    #[test]
+    fn spec_json_matches_the_golden_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime/testdata/spec-golden.json");
+        let ours: serde_json::Map<String, Value> = golden_cases()
+            .iter()
+            .map(|(name, cfg, host)| (name.to_string(), golden_value(cfg, host)))
+            .collect();
+        if std::env::var_os("BERTH_BLESS_SPEC").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, serde_json::to_string_pretty(&ours).unwrap() + "\n").unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let golden: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            golden.keys().collect::<Vec<_>>(),
+            ours.keys().collect::<Vec<_>>(),
+            "golden cases"
+        );
+        for (name, expected) in &golden {
+            assert_eq!(&ours[name], expected, "the spec for case {name} changed");
+        }
+    }
+
     #[test]
     fn no_new_privileges_is_set_only_when_asked_for() {
         let cfg = ContainerConfig {
