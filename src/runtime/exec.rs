@@ -869,6 +869,83 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The process of a container berth builds, as `prepare` keeps it.
+    fn container_process(no_new_privileges: bool) -> serde_json::Value {
+        let cfg = super::super::ContainerConfig {
+            id: "web".into(),
+            args: vec!["/bin/sh".into()],
+            env: vec!["PATH=/bin".into(), "HOME=/root".into(), "TERM=vt100".into()],
+            cwd: "/".into(),
+            uid: 1000,
+            gid: 100,
+            no_new_privileges,
+            ..Default::default()
+        };
+        let spec = super::super::spec::build(&cfg, "/r", "/c", &Default::default()).unwrap();
+        serde_json::to_value(spec.process().as_ref().unwrap()).unwrap()
+    }
+
+    /// Capability sets are sets; their order in the JSON means nothing.
+    fn sorted(mut process: serde_json::Value) -> serde_json::Value {
+        if let Some(sets) = process["capabilities"].as_object_mut() {
+            for set in sets.values_mut() {
+                if let Some(list) = set.as_array_mut() {
+                    list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                }
+            }
+        }
+        process
+    }
+
+    /// The exec'd process serializes as it did when edited as JSON (the
+    /// golden file holds that code's output). `BERTH_BLESS_SPEC=1` rewrites it.
+    #[test]
+    fn exec_process_json_matches_the_golden_file() {
+        let plain = ExecSpec {
+            args: vec!["ls".into(), "-l".into()],
+            ..Default::default()
+        };
+        let everything = ExecSpec {
+            args: vec!["top".into()],
+            env: vec!["HOME=/home/u".into(), "EXTRA=1".into(), "BARE".into()],
+            cwd: Some("/tmp".into()),
+            uid: Some(0),
+            gid: Some(42),
+            tty: true,
+        };
+        let tty_no_term = ExecSpec {
+            tty: true,
+            env: vec!["TERM=dumb".into()],
+            ..plain.clone()
+        };
+        let cases = [
+            ("plain_seccomp", false, &plain, true),
+            ("plain_no_seccomp", false, &plain, false),
+            ("everything_seccomp", false, &everything, true),
+            ("everything_no_new_privileges", true, &everything, true),
+            ("tty_own_term", false, &tty_no_term, false),
+        ];
+        let mut ours = serde_json::Map::new();
+        for (name, nnp, req, seccomp) in cases {
+            let p = exec_process(container_process(nnp), req, seccomp);
+            let json: serde_json::Value = serde_json::from_str(&p.json.to_string()).unwrap();
+            ours.insert(
+                name.into(),
+                serde_json::json!({"process": sorted(json), "lent": p.lent}),
+            );
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime/testdata/exec-golden.json");
+        if std::env::var_os("BERTH_BLESS_SPEC").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&ours).unwrap() + "\n").unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let golden: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(golden.keys().collect::<Vec<_>>(), ours.keys().collect::<Vec<_>>());
+        for (name, expected) in &golden {
+            assert_eq!(&ours[name], expected, "the exec process for case {name} changed");
+        }
+    }
+
     #[test]
     fn reports_are_one_json_line_each() {
         let started = serde_json::to_string(&ExecReport::Started { pid: 7 }).unwrap();
