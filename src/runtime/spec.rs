@@ -949,6 +949,24 @@ mod tests {
     }
 
     #[test]
+    fn a_memory_limit_beyond_the_spec_s_range_is_refused_naming_the_container() {
+        let cfg = ContainerConfig {
+            limits: Limits {
+                memory_bytes: Some(u64::MAX),
+                ..Default::default()
+            },
+            ..config()
+        };
+        match build(&cfg, "/r", "/c", &HostInfo::default()) {
+            Err(RuntimeError::Spec { id, message }) => {
+                assert_eq!(id, "web");
+                assert!(message.contains("too large"), "{message}");
+            }
+            other => panic!("a limit over i64::MAX was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
     fn no_new_privileges_is_set_only_when_asked_for() {
         let cfg = ContainerConfig {
             no_new_privileges: true,
