@@ -28,7 +28,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::oci_spec::runtime::{LinuxSeccomp, Spec};
+use libcontainer::oci_spec::runtime::{Capabilities, Capability, LinuxSeccomp, Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
@@ -131,24 +131,30 @@ pub fn main(cfg: &ExecConfig, prepared: Result<std::sync::Arc<Prepared>, String>
 }
 
 /// What every exec into one container starts from, read from its bundle:
-/// the container's process and its seccomp filter. The zygote keeps it per
-/// bundle (see `zygote::Prepared`), so that an exec's shim parses neither.
+/// the container's process (with the capabilities lent for loading the
+/// filter) and its seccomp filter. The zygote keeps it per bundle (see
+/// `zygote::Prepared`), so that an exec's shim parses neither.
 pub struct Prepared {
-    process: serde_json::Value,
+    process: Process,
+    /// Capabilities lent for setup, dropped by [`SeccompExecutor`].
+    lent: Vec<String>,
     seccomp: Option<Filter>,
 }
 
 /// Reads the container's spec in `bundle` for [`main`].
 pub fn prepare(bundle: &std::path::Path) -> Result<Prepared, String> {
-    let spec = Spec::load(bundle.join("config.json"))
+    let mut spec = Spec::load(bundle.join("config.json"))
         .map_err(|e| format!("cannot read the container's spec in {}: {e}", bundle.display()))?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(container_filter(bundle, s)?),
         None => None,
     };
-    let process = serde_json::to_value(spec.process().as_ref().ok_or("the container's spec has no process")?)
-        .map_err(|e| e.to_string())?;
-    Ok(Prepared { process, seccomp })
+    let mut process = spec
+        .process_mut()
+        .take()
+        .ok_or_else(|| format!("the container's spec in {} has no process", bundle.display()))?;
+    let lent = lend_capabilities(&mut process, seccomp.is_some());
+    Ok(Prepared { process, lent, seccomp })
 }
 
 /// Moves one of our stdio fds to a higher number (libcontainer dup2's the
@@ -170,13 +176,14 @@ fn take_stdio(fd: i32) -> Result<OwnedFd, String> {
 
 fn start(cfg: &ExecConfig, prepared: &Prepared) -> Result<nix::unistd::Pid, String> {
     let seccomp = prepared.seccomp.clone();
-    let process = exec_process(prepared.process.clone(), &cfg.process, seccomp.is_some());
+    let process = exec_process(prepared.process.clone(), &cfg.process);
     // The tenant builder takes the process whole from a file (its own
     // defaults would turn no_new_privs on for every exec): an anonymous one,
     // which never touches the disk and needs no removal.
     let mut process_file = memfd(c"berth-process")?;
+    let process_bytes = serde_json::to_vec(&process).map_err(|e| format!("serialize the process spec: {e}"))?;
     process_file
-        .write_all(process.json.to_string().as_bytes())
+        .write_all(&process_bytes)
         .map_err(|e| format!("write the process spec: {e}"))?;
     let process_json = PathBuf::from(format!("/proc/self/fd/{}", process_file.as_raw_fd()));
     let console = cfg
@@ -193,7 +200,7 @@ fn start(cfg: &ExecConfig, prepared: &Prepared) -> Result<nix::unistd::Pid, Stri
         }
         None => None,
     };
-    let built = build(cfg, &process_json, console.as_deref(), seccomp, process.lent);
+    let built = build(cfg, &process_json, console.as_deref(), seccomp, prepared.lent.clone());
     drop(process_file);
     if let Some(path) = &console {
         let _ = std::fs::remove_file(path);
@@ -303,28 +310,21 @@ fn build(
 /// The exec'd process: the container's (capabilities, rlimits,
 /// no_new_privs, user) with the command, environment overrides, working
 /// directory and user asked for.
-struct ExecProcessSpec {
-    json: serde_json::Value,
-    /// Capabilities lent for setup, dropped by [`SeccompExecutor`].
-    lent: Vec<String>,
-}
-
-fn exec_process(mut p: serde_json::Value, req: &ExecSpec, has_seccomp: bool) -> ExecProcessSpec {
-    p["args"] = serde_json::json!(req.args);
-    p["terminal"] = serde_json::json!(req.tty);
+fn exec_process(mut p: Process, req: &ExecSpec) -> Process {
+    p.set_args(Some(req.args.clone()));
+    p.set_terminal(Some(req.tty));
     let overrides: Vec<&str> = req
         .env
         .iter()
         .filter_map(|e| e.split_once('='))
         .map(|(k, _)| k)
         .collect();
-    let mut env: Vec<String> = p["env"]
-        .as_array()
+    let mut env: Vec<String> = p
+        .env_mut()
+        .take()
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.as_str())
         .filter(|e| !overrides.contains(&e.split_once('=').map(|(k, _)| k).unwrap_or(e)))
-        .map(str::to_string)
         .collect();
     env.extend(req.env.iter().cloned());
     // As `docker exec -t`: a pty gets TERM unless the container or the
@@ -332,39 +332,53 @@ fn exec_process(mut p: serde_json::Value, req: &ExecSpec, has_seccomp: bool) -> 
     if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    p["env"] = serde_json::json!(env);
+    p.set_env(Some(env));
     if let Some(cwd) = &req.cwd {
-        p["cwd"] = serde_json::json!(cwd);
+        p.set_cwd(cwd.into());
     }
     if let Some(uid) = req.uid {
-        p["user"]["uid"] = serde_json::json!(uid);
+        p.user_mut().set_uid(uid);
     }
     if let Some(gid) = req.gid {
-        p["user"]["gid"] = serde_json::json!(gid);
+        p.user_mut().set_gid(gid);
     }
-    // Loading the filter needs CAP_SYS_ADMIN (without no_new_privs) and
-    // dropping from the bounding set CAP_SETPCAP; lend what the container
-    // lacks, for setup only.
-    let mut lent = Vec::new();
-    if has_seccomp {
-        let bounding: Vec<String> = p["capabilities"]["bounding"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_str().map(str::to_string))
-            .collect();
-        for cap in ["CAP_SYS_ADMIN", "CAP_SETPCAP"] {
-            if !bounding.iter().any(|c| c == cap) {
-                lent.push(cap.to_string());
-            }
-        }
-        for set in ["bounding", "effective", "permitted"] {
-            if let Some(list) = p["capabilities"][set].as_array_mut() {
-                list.extend(lent.iter().map(|c| serde_json::json!(c)));
-            }
-        }
+    p
+}
+
+/// Loading the filter needs CAP_SYS_ADMIN (without no_new_privs) and
+/// dropping from the bounding set CAP_SETPCAP; lends what the container
+/// lacks, for setup only, once per container rather than per exec. Returns
+/// the lent capabilities by name, for [`SeccompExecutor`] to drop.
+fn lend_capabilities(p: &mut Process, has_seccomp: bool) -> Vec<String> {
+    if !has_seccomp {
+        return Vec::new();
     }
-    ExecProcessSpec { json: p, lent }
+    let bounding = p.capabilities().as_ref().and_then(|c| c.bounding().as_ref());
+    let missing: Vec<(Capability, &str)> = [
+        (Capability::SysAdmin, "CAP_SYS_ADMIN"),
+        (Capability::Setpcap, "CAP_SETPCAP"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| !bounding.is_some_and(|b| b.contains(cap)))
+    .collect();
+    if let Some(mut caps) = p.capabilities().clone() {
+        let with_lent = |set: &Option<Capabilities>| {
+            set.clone().map(|mut set| {
+                set.extend(missing.iter().map(|(cap, _)| *cap));
+                set
+            })
+        };
+        let (bounding, effective, permitted) = (
+            with_lent(caps.bounding()),
+            with_lent(caps.effective()),
+            with_lent(caps.permitted()),
+        );
+        caps.set_bounding(bounding)
+            .set_effective(effective)
+            .set_permitted(permitted);
+        p.set_capabilities(Some(caps));
+    }
+    missing.into_iter().map(|(_, name)| name.to_string()).collect()
 }
 
 /// [`super::workload::DefaultSignals`], after loading the container's
@@ -867,6 +881,111 @@ mod tests {
         std::fs::write(dir.join(FILTER_FILE), format!("{FILTER_MAGIC} {key} 0\nxyz")).unwrap();
         assert!(read_stored(&dir.join(FILTER_FILE), &key).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The process of a container berth builds, as `prepare` keeps it.
+    fn container_process(no_new_privileges: bool) -> Process {
+        let cfg = super::super::ContainerConfig {
+            id: "web".into(),
+            args: vec!["/bin/sh".into()],
+            env: vec!["PATH=/bin".into(), "HOME=/root".into(), "TERM=vt100".into()],
+            cwd: "/".into(),
+            uid: 1000,
+            gid: 100,
+            no_new_privileges,
+            ..Default::default()
+        };
+        let spec = super::super::spec::build(&cfg, "/r", "/c", &Default::default()).unwrap();
+        spec.process().clone().unwrap()
+    }
+
+    /// Capability sets are sets; their order in the JSON means nothing.
+    fn sorted(mut process: serde_json::Value) -> serde_json::Value {
+        if let Some(sets) = process["capabilities"].as_object_mut() {
+            for set in sets.values_mut() {
+                if let Some(list) = set.as_array_mut() {
+                    list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                }
+            }
+        }
+        process
+    }
+
+    /// The exec'd process serializes as it did when edited as JSON (the
+    /// golden file holds that code's output). `BERTH_BLESS_SPEC=1` rewrites it.
+    #[test]
+    fn exec_process_json_matches_the_golden_file() {
+        let plain = ExecSpec {
+            args: vec!["ls".into(), "-l".into()],
+            ..Default::default()
+        };
+        let everything = ExecSpec {
+            args: vec!["top".into()],
+            env: vec!["HOME=/home/u".into(), "EXTRA=1".into(), "BARE".into()],
+            cwd: Some("/tmp".into()),
+            uid: Some(0),
+            gid: Some(42),
+            tty: true,
+        };
+        let tty_no_term = ExecSpec {
+            tty: true,
+            env: vec!["TERM=dumb".into()],
+            ..plain.clone()
+        };
+        let cases = [
+            ("plain_seccomp", false, &plain, true),
+            ("plain_no_seccomp", false, &plain, false),
+            ("everything_seccomp", false, &everything, true),
+            ("everything_no_new_privileges", true, &everything, true),
+            ("tty_own_term", false, &tty_no_term, false),
+        ];
+        let mut ours = serde_json::Map::new();
+        for (name, nnp, req, seccomp) in cases {
+            // As `prepare` then `start` do.
+            let mut container = container_process(nnp);
+            let lent = lend_capabilities(&mut container, seccomp);
+            let p = exec_process(container, req);
+            let json: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(&p).unwrap()).unwrap();
+            ours.insert(name.into(), serde_json::json!({"process": sorted(json), "lent": lent}));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime/testdata/exec-golden.json");
+        if std::env::var_os("BERTH_BLESS_SPEC").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&ours).unwrap() + "\n").unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let golden: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(golden.keys().collect::<Vec<_>>(), ours.keys().collect::<Vec<_>>());
+        for (name, expected) in &golden {
+            assert_eq!(&ours[name], expected, "the exec process for case {name} changed");
+        }
+    }
+
+    #[test]
+    fn capabilities_the_container_lacks_are_lent_only_with_a_filter_and_to_every_set() {
+        let mut p = container_process(false);
+        let mut caps = p.capabilities().clone().unwrap();
+        let without = |set: &Option<Capabilities>| {
+            set.clone().map(|mut s| {
+                s.remove(&Capability::Setpcap);
+                s
+            })
+        };
+        let (b, e, pe) = (
+            without(caps.bounding()),
+            without(caps.effective()),
+            without(caps.permitted()),
+        );
+        caps.set_bounding(b).set_effective(e).set_permitted(pe);
+        p.set_capabilities(Some(caps));
+        assert!(lend_capabilities(&mut p.clone(), false).is_empty());
+        let lent = lend_capabilities(&mut p, true);
+        assert_eq!(lent, ["CAP_SYS_ADMIN", "CAP_SETPCAP"]);
+        let caps = p.capabilities().as_ref().unwrap();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.as_ref().unwrap();
+            assert!(set.contains(&Capability::SysAdmin) && set.contains(&Capability::Setpcap));
+        }
+        assert_eq!(caps.inheritable(), &None, "no set is made up");
     }
 
     #[test]

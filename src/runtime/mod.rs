@@ -43,7 +43,7 @@ pub use spec::{ContainerConfig, HostInfo, InitIo, Limits, MountSpec, NetnsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The generated OCI spec did not deserialize: a bug in berth.
+    /// The OCI spec could not be built or serialized: a bug in berth.
     #[error("container {id}: invalid runtime spec: {message}")]
     Spec { id: String, message: String },
     /// A file or directory operation failed.

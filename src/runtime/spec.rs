@@ -1,30 +1,83 @@
 //! The OCI runtime spec berth writes for a container: Docker's safe defaults
 //! plus what the caller asks for. Pure: builds data, writes nothing.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{
+    Arch, Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator,
+    LinuxSyscallBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use libcontainer::oci_spec::OciSpecError;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::{seccomp, RuntimeError};
 
 /// Docker's default capability set (moby `oci/caps/defaults.go`).
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
+pub const DEFAULT_CAPS: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// The mounts every container gets, as Docker makes them: destination,
+/// type, source, options.
+const STANDARD_MOUNTS: [(&str, &str, &str, &[&str]); 7] = [
+    ("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+    (
+        "/dev",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "strictatime", "mode=755", "size=65536k"],
+    ),
+    (
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    ),
+    (
+        "/dev/shm",
+        "tmpfs",
+        "shm",
+        &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    ),
+    ("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+    ("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+    (
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+    ),
+];
+
+/// The character devices (major, minor; `None` for all minors) the device
+/// cgroup lets through, all others being refused: the standard ones
+/// libcontainer creates, null, zero, full, tty, random, urandom, ptmx and the
+/// pts.
+const ALLOWED_DEVICES: [(i64, Option<i64>); 8] = [
+    (1, Some(3)),
+    (1, Some(5)),
+    (1, Some(7)),
+    (5, Some(0)),
+    (1, Some(8)),
+    (1, Some(9)),
+    (5, Some(2)),
+    (136, None),
 ];
 
 /// Docker's masked paths (moby `oci/defaults.go`).
@@ -148,20 +201,40 @@ const CFS_PERIOD_US: u64 = 100_000;
 
 /// Builds the OCI spec for `cfg`, with the rootfs at `rootfs` and the cgroup at `cgroup_path`.
 pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &HostInfo) -> Result<Spec, RuntimeError> {
-    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
-    ];
-    for m in &cfg.mounts {
-        mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": m.options}));
+    // Builders fail only on fields they validate (none berth sets); naming the
+    // part still says where to look.
+    let err = |part: &'static str| {
+        move |e: OciSpecError| RuntimeError::Spec {
+            id: cfg.id.clone(),
+            message: format!("{part}: {e}"),
+        }
+    };
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+
+    let mut mounts = Vec::with_capacity(STANDARD_MOUNTS.len() + cfg.mounts.len());
+    for (destination, typ, source, options) in STANDARD_MOUNTS {
+        mounts.push(
+            MountBuilder::default()
+                .destination(destination)
+                .typ(typ)
+                .source(source)
+                .options(strings(options))
+                .build()
+                .map_err(err("mount"))?,
+        );
     }
-    let mut readonly: Vec<String> = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
+    for m in &cfg.mounts {
+        mounts.push(
+            MountBuilder::default()
+                .destination(&m.destination)
+                .typ(&m.kind)
+                .source(&m.source)
+                .options(m.options.clone())
+                .build()
+                .map_err(err("mount"))?,
+        );
+    }
+    let mut readonly = strings(&READONLY_PATHS);
     // libcontainer mounts v1 hierarchies read-write whatever the spec says
     // (notes/libcontainer.md §6); listing them here remounts them read-only so
     // a container cannot raise its own limits.
@@ -170,126 +243,216 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         readonly.extend(host.v1_cgroup_mounts.iter().cloned());
     }
 
-    let mut resources = serde_json::Map::new();
-    resources.insert(
-        "devices".into(),
-        json!([{"allow": false, "access": "rwm"}, 
-        // The standard devices libcontainer creates: null, zero, full, tty, random, urandom, ptmx/pts.
-        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 136, "access": "rwm"}]),
-    );
+    let mut devices = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .map_err(err("device rule"))?];
+    for (major, minor) in ALLOWED_DEVICES {
+        let rule = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(major)
+            .access("rwm");
+        let rule = match minor {
+            Some(minor) => rule.minor(minor),
+            None => rule,
+        };
+        devices.push(rule.build().map_err(err("device rule"))?);
+    }
+    let mut resources = LinuxResourcesBuilder::default().devices(devices);
     let limits = &cfg.limits;
     if let Some(bytes) = limits.memory_bytes {
+        let limit = i64::try_from(bytes).map_err(|_| RuntimeError::Spec {
+            id: cfg.id.clone(),
+            message: format!(
+                "memory limit {bytes} bytes is too large; give at most {} bytes",
+                i64::MAX
+            ),
+        })?;
         // swap = memory, as Docker does when only --memory is given and swap
         // accounting is off: no extra swap beyond the limit.
-        resources.insert("memory".into(), json!({"limit": bytes}));
+        resources = resources.memory(
+            LinuxMemoryBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(err("memory"))?,
+        );
     }
-    let mut cpu = serde_json::Map::new();
-    if let Some(cpus) = limits.cpus {
-        cpu.insert("quota".into(), json!((cpus * CFS_PERIOD_US as f64).round() as i64));
-        cpu.insert("period".into(), json!(CFS_PERIOD_US));
-    }
-    if let Some(shares) = limits.cpu_shares {
-        cpu.insert("shares".into(), json!(shares));
-    }
-    if !cpu.is_empty() {
-        resources.insert("cpu".into(), Value::Object(cpu));
+    if limits.cpus.is_some() || limits.cpu_shares.is_some() {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(cpus) = limits.cpus {
+            cpu = cpu
+                .quota((cpus * CFS_PERIOD_US as f64).round() as i64)
+                .period(CFS_PERIOD_US);
+        }
+        if let Some(shares) = limits.cpu_shares {
+            cpu = cpu.shares(shares);
+        }
+        resources = resources.cpu(cpu.build().map_err(err("cpu"))?);
     }
     if let Some(pids) = limits.pids {
-        resources.insert("pids".into(), json!({"limit": pids}));
+        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build().map_err(err("pids"))?);
     }
+    let resources = resources.build().map_err(err("resources"))?;
 
-    let mut seccomp_syscalls = vec![
-        json!({"names": seccomp::ALLOWED, "action": "SCMP_ACT_ALLOW"}),
+    let rule =
+        |names: Vec<String>, action: LinuxSeccompAction| LinuxSyscallBuilder::default().names(names).action(action);
+    let arg0 = |value: u64, op: LinuxSeccompOperator| {
+        LinuxSeccompArgBuilder::default()
+            .index(0usize)
+            .value(value)
+            .op(op)
+            .build()
+            .map_err(err("seccomp argument"))
+    };
+    let one = |name: &str| vec![name.to_string()];
+    let mut syscalls = vec![
+        rule(strings(seccomp::ALLOWED), LinuxSeccompAction::ScmpActAllow)
+            .build()
+            .map_err(err("seccomp rule"))?,
         // glibc falls back to clone(2), whose flags the rule below can inspect.
-        json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+        rule(one("clone3"), LinuxSeccompAction::ScmpActErrno)
+            .errno_ret(libc::ENOSYS as u32)
+            .build()
+            .map_err(err("seccomp rule"))?,
         // clone without any namespace flag. libcontainer reads a MASKED_EQ
         // rule as (arg & valueTwo) == value, the reverse of runc's order, so
         // the mask goes in valueTwo; every fork in every test depends on it.
-        json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": 0, "valueTwo": CLONE_NAMESPACE_FLAGS, "op": "SCMP_CMP_MASKED_EQ"}]}),
+        rule(one("clone"), LinuxSeccompAction::ScmpActAllow)
+            .args(vec![LinuxSeccompArgBuilder::default()
+                .index(0usize)
+                .value(0u64)
+                .value_two(CLONE_NAMESPACE_FLAGS)
+                .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                .build()
+                .map_err(err("seccomp argument"))?])
+            .build()
+            .map_err(err("seccomp rule"))?,
     ];
     // Every socket family but the ones Docker refuses, as its three rules.
     let [alg, vsock] = seccomp::SOCKET_FAMILIES_DENIED;
-    for (op, value) in [("SCMP_CMP_LT", alg), ("SCMP_CMP_EQ", alg + 1), ("SCMP_CMP_GT", vsock)] {
-        seccomp_syscalls.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": value, "op": op}]}));
+    for (op, value) in [
+        (LinuxSeccompOperator::ScmpCmpLt, alg),
+        (LinuxSeccompOperator::ScmpCmpEq, alg + 1),
+        (LinuxSeccompOperator::ScmpCmpGt, vsock),
+    ] {
+        syscalls.push(
+            rule(one("socket"), LinuxSeccompAction::ScmpActAllow)
+                .args(vec![arg0(value, op)?])
+                .build()
+                .map_err(err("seccomp rule"))?,
+        );
     }
     for value in PERSONALITY_ALLOWED {
-        seccomp_syscalls.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]}));
+        syscalls.push(
+            rule(one("personality"), LinuxSeccompAction::ScmpActAllow)
+                .args(vec![arg0(value, LinuxSeccompOperator::ScmpCmpEq)?])
+                .build()
+                .map_err(err("seccomp rule"))?,
+        );
     }
+    let seccomp = LinuxSeccompBuilder::default()
+        .default_action(LinuxSeccompAction::ScmpActErrno)
+        .default_errno_ret(libc::EPERM as u32)
+        .architectures(vec![Arch::ScmpArchX86_64])
+        .syscalls(syscalls)
+        .build()
+        .map_err(err("seccomp"))?;
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "uts"}),
-        json!({"type": "ipc"}),
-    ];
-    match &cfg.netns {
-        NetnsMode::New => namespaces.push(json!({"type": "network"})),
-        NetnsMode::Host => {}
-        NetnsMode::Path(path) => namespaces.push(json!({"type": "network", "path": path})),
+    let namespace = |typ: LinuxNamespaceType| LinuxNamespaceBuilder::default().typ(typ);
+    let mut namespaces = Vec::with_capacity(5);
+    for typ in [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+    ] {
+        namespaces.push(namespace(typ).build().map_err(err("namespace"))?);
     }
-    let mut process = json!({
-        "terminal": cfg.io.tty,
-        "user": {"uid": cfg.uid, "gid": cfg.gid},
-        "args": cfg.args,
-        "env": cfg.env,
-        "cwd": cfg.cwd,
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
-    });
+    let own_netns = match &cfg.netns {
+        NetnsMode::New => Some(namespace(LinuxNamespaceType::Network)),
+        NetnsMode::Host => None,
+        NetnsMode::Path(path) => Some(namespace(LinuxNamespaceType::Network).path(path)),
+    };
+    let mut linux = LinuxBuilder::default();
+    if let Some(ns) = own_netns {
+        namespaces.push(ns.build().map_err(err("namespace"))?);
+        // Docker's default in a network namespace of the container's own:
+        // unprivileged ICMP sockets, so `ping` works without setuid.
+        linux = linux.sysctl(HashMap::from([(
+            "net.ipv4.ping_group_range".to_string(),
+            "0 2147483647".to_string(),
+        )]));
+    }
+    let linux = linux
+        .namespaces(namespaces)
+        .cgroups_path(cgroup_path)
+        .resources(resources)
+        .masked_paths(strings(&MASKED_PATHS))
+        .readonly_paths(readonly)
+        .seccomp(seccomp)
+        .build()
+        .map_err(err("linux"))?;
+
+    let caps: Capabilities = DEFAULT_CAPS.into_iter().collect();
+    let mut capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(err("capabilities"))?;
+    // The builder starts from oci-spec's defaults; the sets berth does not
+    // name stay empty, as runc leaves them.
+    capabilities.set_inheritable(None).set_ambient(None);
+    let mut process = ProcessBuilder::default()
+        .terminal(cfg.io.tty)
+        .user(
+            UserBuilder::default()
+                .uid(cfg.uid)
+                .gid(cfg.gid)
+                .build()
+                .map_err(err("user"))?,
+        )
+        .args(cfg.args.clone())
+        .env(cfg.env.clone())
+        .cwd(&cfg.cwd)
+        .capabilities(capabilities)
+        .build()
+        .map_err(err("process"))?;
+    // oci-spec's defaults add an rlimit berth never asked for (the daemon's
+    // own limits are inherited instead).
+    process.set_rlimits(None);
     // Without no_new_privs the field is left out, not set to false:
     // libcontainer loads the seccomp filter early, while init still holds
     // CAP_SYS_ADMIN (as runc does), only when the field is absent; with
     // `false` it loads it after dropping capabilities and the kernel refuses
-    // (notes/libcontainer.md §6).
-    if cfg.no_new_privileges {
-        process["noNewPrivileges"] = json!(true);
-    }
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": rootfs, "readonly": false},
-        "hostname": cfg.hostname,
-        "process": process,
-        "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": cgroup_path,
-            "resources": Value::Object(resources),
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": readonly,
-            "seccomp": {
-                "defaultAction": "SCMP_ACT_ERRNO",
-                "defaultErrnoRet": libc::EPERM,
-                "architectures": ["SCMP_ARCH_X86_64"],
-                "syscalls": seccomp_syscalls
-            }
-        }
-    });
-    // Docker's default in a network namespace of the container's own:
-    // unprivileged ICMP sockets, so `ping` works without setuid.
-    let own_netns = spec["linux"]["namespaces"]
-        .as_array()
-        .is_some_and(|ns| ns.iter().any(|n| n["type"] == "network"));
-    if own_netns {
-        spec["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 2147483647"});
-    }
-    serde_json::from_value(spec).map_err(|e| RuntimeError::Spec {
-        id: cfg.id.clone(),
-        message: e.to_string(),
-    })
+    // (notes/libcontainer.md §6). oci-spec's default is `true`.
+    process.set_no_new_privileges(cfg.no_new_privileges.then_some(true));
+
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(rootfs)
+                .readonly(false)
+                .build()
+                .map_err(err("root"))?,
+        )
+        .hostname(&cfg.hostname)
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(err("spec"))?;
+    spec.set_annotations(None);
+    Ok(spec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn config() -> ContainerConfig {
         ContainerConfig {
@@ -403,7 +566,12 @@ mod tests {
         profile: &Value,
         table: &std::collections::BTreeSet<String>,
     ) -> std::collections::BTreeSet<String> {
-        let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+        // Docker's profile names capabilities as the spec serializes them.
+        let caps: Vec<String> = DEFAULT_CAPS
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string())
+            .collect();
+        let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
         let kernel = nix::sys::utsname::uname().unwrap();
         let release = kernel.release().to_string_lossy().into_owned();
         let version = |v: &str| -> (u32, u32) {
@@ -629,6 +797,172 @@ mod tests {
         );
         for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
             assert!(!ours.contains(name), "{name} stays refused");
+        }
+    }
+
+    /// The configs whose specs are kept in `testdata/spec-golden.json`: each
+    /// field the builder branches on, alone or together.
+    fn golden_cases() -> Vec<(&'static str, ContainerConfig, HostInfo)> {
+        let v1 = HostInfo {
+            v1_cgroup_mounts: vec!["/sys/fs/cgroup/memory".into(), "/sys/fs/cgroup/cpu,cpuacct".into()],
+        };
+        let mounts = vec![
+            MountSpec {
+                destination: "/data".into(),
+                source: "/var/lib/berth/volumes/data".into(),
+                kind: "bind".into(),
+                options: vec!["rbind".into(), "ro".into()],
+            },
+            MountSpec {
+                destination: "/tmp".into(),
+                source: "tmpfs".into(),
+                kind: "tmpfs".into(),
+                options: vec!["nosuid".into(), "nodev".into(), "size=16m".into(), "mode=1777".into()],
+            },
+            MountSpec {
+                destination: "/empty".into(),
+                source: "/srv/empty".into(),
+                kind: "bind".into(),
+                options: vec![],
+            },
+        ];
+        vec![
+            ("defaults", ContainerConfig::default(), HostInfo::default()),
+            ("limits_v1_cgroups", config(), v1.clone()),
+            (
+                "tty",
+                ContainerConfig {
+                    io: InitIo {
+                        tty: true,
+                        stdin: true,
+                        ..Default::default()
+                    },
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "host_netns",
+                ContainerConfig {
+                    netns: NetnsMode::Host,
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "netns_path",
+                ContainerConfig {
+                    netns: NetnsMode::Path("/run/berth/net/web/netns".into()),
+                    ..config()
+                },
+                v1.clone(),
+            ),
+            (
+                "mounts",
+                ContainerConfig {
+                    mounts: mounts.clone(),
+                    uid: 1000,
+                    gid: 100,
+                    cwd: "/srv".into(),
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "some_limits_no_new_privileges",
+                ContainerConfig {
+                    limits: Limits {
+                        cpus: Some(1.25),
+                        ..Default::default()
+                    },
+                    no_new_privileges: true,
+                    ..config()
+                },
+                HostInfo::default(),
+            ),
+            (
+                "shares_only",
+                ContainerConfig {
+                    limits: Limits {
+                        cpu_shares: Some(2048),
+                        memory_bytes: Some(1 << 30),
+                        ..Default::default()
+                    },
+                    mounts,
+                    ..config()
+                },
+                v1,
+            ),
+        ]
+    }
+
+    /// The allowed-names rule stands for `seccomp::ALLOWED` in the golden
+    /// file, so that a syscall decision does not mean regenerating it.
+    fn golden_value(cfg: &ContainerConfig, host: &HostInfo) -> Value {
+        let spec = build(cfg, "/var/lib/berth/containers/web/rootfs", "/berth/web", host).unwrap();
+        let mut v = serde_json::to_value(&spec).unwrap();
+        let allowed = &mut v["linux"]["seccomp"]["syscalls"][0]["names"];
+        assert_eq!(*allowed, json!(seccomp::ALLOWED));
+        *allowed = json!("seccomp::ALLOWED");
+        sort_capabilities(&mut v);
+        v
+    }
+
+    /// oci-spec keeps capability sets in a HashSet: their order in the JSON
+    /// differs from run to run, and means nothing.
+    fn sort_capabilities(spec: &mut Value) {
+        if let Some(sets) = spec["process"]["capabilities"].as_object_mut() {
+            for set in sets.values_mut() {
+                if let Some(list) = set.as_array_mut() {
+                    list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                }
+            }
+        }
+    }
+
+    /// The spec serializes to the same JSON it did when built with `json!`
+    /// (the golden file holds that code's output). Run with
+    /// `BERTH_BLESS_SPEC=1` to rewrite it after a deliberate change.
+    #[test]
+    fn spec_json_matches_the_golden_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/runtime/testdata/spec-golden.json");
+        let ours: serde_json::Map<String, Value> = golden_cases()
+            .iter()
+            .map(|(name, cfg, host)| (name.to_string(), golden_value(cfg, host)))
+            .collect();
+        if std::env::var_os("BERTH_BLESS_SPEC").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, serde_json::to_string_pretty(&ours).unwrap() + "\n").unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let golden: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            golden.keys().collect::<Vec<_>>(),
+            ours.keys().collect::<Vec<_>>(),
+            "golden cases"
+        );
+        for (name, expected) in &golden {
+            let mut expected = expected.clone();
+            sort_capabilities(&mut expected);
+            assert_eq!(ours[name], expected, "the spec for case {name} changed");
+        }
+    }
+
+    #[test]
+    fn a_memory_limit_beyond_the_spec_s_range_is_refused_naming_the_container() {
+        let cfg = ContainerConfig {
+            limits: Limits {
+                memory_bytes: Some(u64::MAX),
+                ..Default::default()
+            },
+            ..config()
+        };
+        match build(&cfg, "/r", "/c", &HostInfo::default()) {
+            Err(RuntimeError::Spec { id, message }) => {
+                assert_eq!(id, "web");
+                assert!(message.contains("too large"), "{message}");
+            }
+            other => panic!("a limit over i64::MAX was not refused: {other:?}"),
         }
     }
 
