@@ -610,19 +610,25 @@ impl ContainerHost for FakeHost {
     fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
         self.mutate(Call::Exec(id.into(), process.args.clone()))
             .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;
-        let Probe::Running(run) = self.probe_of(id) else {
-            return Err(RuntimeError::Setup {
-                id: id.into(),
-                message: "cannot load the container's state: it does not run".into(),
-            });
+        // As the real exec shim: a container that does not run is refused
+        // in the first report, not by this call.
+        let reports = match self.probe_of(id) {
+            Probe::Running(run) => vec![
+                ExecReport::Started { pid: run.init_pid + 1 },
+                ExecReport::Exited { code: 0 },
+            ],
+            _ => vec![ExecReport::Failed {
+                error: format!("container {id} does not run"),
+                exit_code: 126,
+            }],
         };
-        fake_exec(id, run.init_pid + 1, attach && !process.tty, stdin && !process.tty)
+        fake_exec(id, &reports, attach && !process.tty, stdin && !process.tty)
     }
 }
 
-/// An exec that ran and exited 0 at once: its reports say so, and its
-/// output pipes are at EOF.
-fn fake_exec(id: &str, pid: i32, attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
+/// An exec that is over at once: `reports` say how, and its output pipes
+/// are at EOF.
+fn fake_exec(id: &str, reports: &[ExecReport], attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
     use std::io::Write;
     use tokio::io::AsyncBufReadExt;
     use tokio::net::unix::pipe;
@@ -630,8 +636,8 @@ fn fake_exec(id: &str, pid: i32, attach: bool, stdin: bool) -> runtime::Result<E
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()));
     let (reports_r, reports_w) = pipe()?;
     let mut w = std::fs::File::from(reports_w);
-    for report in [ExecReport::Started { pid }, ExecReport::Exited { code: 0 }] {
-        let line = serde_json::to_string(&report).expect("a report serializes");
+    for report in reports {
+        let line = serde_json::to_string(report).expect("a report serializes");
         writeln!(w, "{line}").map_err(spawn_err)?;
     }
     drop(w);

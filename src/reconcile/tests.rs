@@ -958,3 +958,23 @@ async fn the_fake_fails_exactly_the_nth_call_asked_for_then_heals() {
         .count();
     assert_eq!(running, 1);
 }
+
+#[tokio::test]
+async fn the_fake_passes_the_container_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against the real runtime.
+    let host = super::fake::FakeHost::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let text = "<h1>hello from berth</h1>\n";
+    host.put_container_file("conformance", "/www/index.html", text);
+    super::conformance::container_lifecycle(super::conformance::Subject {
+        host: host.as_ref(),
+        config: crate::runtime::ContainerConfig {
+            id: "conformance".into(),
+            args: vec!["sleep".into(), "1000".into()],
+            ..Default::default()
+        },
+        file: ("/www/index.html", text),
+        scratch: scratch.path(),
+    })
+    .await;
+}
