@@ -1,6 +1,8 @@
 //! A recording fake of the host (tests only), as youki's `TestHelperSyscall`:
 //! every call is recorded, probes answer from a script that tests change, and
-//! failures can be injected per container or image. No root, no kernel.
+//! failures can be injected per container or image, or on the Nth call of a
+//! kind ([`FakeHost::fail_on`]) or of any mutation ([`FakeHost::fail_nth`]).
+//! No root, no kernel.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use super::seams::{AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHos
 use crate::image::{self, ImageConfig, ImageError, ImageRecord, ImageSummary, Layer};
 use crate::network::dns::Records;
 use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
+use crate::runtime::exec::{ExecProcess, ExecReport, ExecSpec};
 use crate::runtime::{self, ContainerConfig, ExitRecord, Probe, RunRecord, RuntimeError};
 
 /// One call the engine made.
@@ -38,6 +41,98 @@ pub enum Call {
     SyncNat(usize, usize),
     Pull(String),
     RemoveImage(String),
+    Freeze(String, bool),
+    /// Init pid, into the container, the path in the container.
+    Copy(i32, bool, PathBuf),
+    Exec(String, Vec<String>),
+}
+
+/// A kind of [`Call`], to inject a failure into (see [`FakeHost::fail_on`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Start,
+    Signal,
+    KillAll,
+    Cleanup,
+    Remove,
+    Import,
+    RemoveLayer,
+    CreateVolume,
+    RemoveVolume,
+    PopulateVolume,
+    EnsureBridge,
+    DeleteLink,
+    CreateNetns,
+    Attach,
+    Detach,
+    RemoveNetwork,
+    SyncNat,
+    Pull,
+    RemoveImage,
+    Freeze,
+    Copy,
+    Exec,
+}
+
+impl Call {
+    pub fn op(&self) -> Op {
+        match self {
+            Call::Start(_) => Op::Start,
+            Call::Signal(..) => Op::Signal,
+            Call::KillAll(_) => Op::KillAll,
+            Call::Cleanup(_) => Op::Cleanup,
+            Call::Remove(_) => Op::Remove,
+            Call::Import(_) => Op::Import,
+            Call::RemoveLayer(_) => Op::RemoveLayer,
+            Call::CreateVolume(_) => Op::CreateVolume,
+            Call::RemoveVolume(_) => Op::RemoveVolume,
+            Call::PopulateVolume(..) => Op::PopulateVolume,
+            Call::EnsureBridge(_) => Op::EnsureBridge,
+            Call::DeleteLink(_) => Op::DeleteLink,
+            Call::CreateNetns(_) => Op::CreateNetns,
+            Call::Attach(..) => Op::Attach,
+            Call::Detach(..) => Op::Detach,
+            Call::RemoveNetwork(_) => Op::RemoveNetwork,
+            Call::SyncNat(..) => Op::SyncNat,
+            Call::Pull(_) => Op::Pull,
+            Call::RemoveImage(_) => Op::RemoveImage,
+            Call::Freeze(..) => Op::Freeze,
+            Call::Copy(..) => Op::Copy,
+            Call::Exec(..) => Op::Exec,
+        }
+    }
+}
+
+/// Armed failures: each fails one call, the Nth counted from when it was
+/// armed, then disarms (as youki's `set_ret_err_times` with 1).
+#[derive(Default)]
+struct Faults {
+    /// Per kind: calls of it seen since armed, and which one fails.
+    on: HashMap<Op, (usize, usize)>,
+    /// Any mutation: seen since armed, and which one fails.
+    any: Option<(usize, usize)>,
+}
+
+impl Faults {
+    /// Counts `call`; the message of its injected failure, if it is one.
+    fn check(&mut self, call: &Call) -> Option<String> {
+        let mut fails = false;
+        if let Some((seen, nth)) = self.on.get_mut(&call.op()) {
+            *seen += 1;
+            if *seen == *nth {
+                self.on.remove(&call.op());
+                fails = true;
+            }
+        }
+        if let Some((seen, nth)) = &mut self.any {
+            *seen += 1;
+            if *seen == *nth {
+                self.any = None;
+                fails = true;
+            }
+        }
+        fails.then(|| format!("injected failure of {call:?}"))
+    }
 }
 
 #[derive(Default)]
@@ -68,6 +163,11 @@ struct Script {
     configs: HashMap<String, ContainerConfig>,
     /// The exit code a container gets from SIGTERM (none: it ignores it).
     term_exit: Option<i32>,
+    /// Containers whose processes are frozen.
+    frozen: HashSet<String>,
+    /// Regular files inside containers, by (id, absolute path).
+    container_files: HashMap<(String, PathBuf), Vec<u8>>,
+    faults: Faults,
 }
 
 /// The fake host: containers, images and volumes in memory.
@@ -120,6 +220,46 @@ impl FakeHost {
 
     fn record(&self, call: Call) {
         self.calls.lock().unwrap().push(call);
+    }
+
+    /// Records a mutation; the message of its injected failure, if armed.
+    /// A failed call changes nothing, as the seams promise of the real host.
+    fn mutate(&self, call: Call) -> Result<(), String> {
+        let failed = self.script().faults.check(&call);
+        self.record(call);
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The `nth` (from 1) call of kind `op` from now fails, once.
+    pub fn fail_on(&self, op: Op, nth: usize) {
+        self.script().faults.on.insert(op, (0, nth));
+    }
+
+    /// The `nth` (from 1) mutation from now fails, once, whatever it is.
+    pub fn fail_nth(&self, nth: usize) {
+        self.script().faults.any = Some((0, nth));
+    }
+
+    /// Puts a regular file into container `id`'s root filesystem.
+    pub fn put_container_file(&self, id: &str, path: &str, text: &str) {
+        self.script()
+            .container_files
+            .insert((id.into(), PathBuf::from(path)), text.as_bytes().to_vec());
+    }
+
+    /// The container whose init is `init_pid`, while it runs.
+    fn running_with_init(&self, init_pid: i32) -> std::io::Result<String> {
+        self.script()
+            .probes
+            .iter()
+            .find(|(_, p)| matches!(p, Probe::Running(r) if r.init_pid == init_pid))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no running container has init {init_pid}"),
+                )
+            })
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -224,6 +364,18 @@ impl FakeHost {
         s.veths.retain(|_, bridge| bridge != name);
     }
 
+    /// Host ends of the veths that exist, sorted.
+    pub fn veths(&self) -> Vec<String> {
+        let mut veths: Vec<String> = self.script().veths.keys().cloned().collect();
+        veths.sort();
+        veths
+    }
+
+    /// Network namespaces that exist, by container id.
+    pub fn netns(&self) -> HashSet<String> {
+        self.script().netns.clone()
+    }
+
     pub fn probe_of(&self, id: &str) -> Probe {
         self.script().probes.get(id).cloned().unwrap_or(Probe::Absent)
     }
@@ -232,7 +384,11 @@ impl FakeHost {
 impl ContainerHost for FakeHost {
     fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, runtime::Result<RunRecord>> {
         Box::pin(async move {
-            self.record(Call::Start(cfg.id.clone()));
+            self.mutate(Call::Start(cfg.id.clone()))
+                .map_err(|message| RuntimeError::Setup {
+                    id: cfg.id.clone(),
+                    message,
+                })?;
             self.script().configs.insert(cfg.id.clone(), cfg.clone());
             if let Some(message) = self.script().start_failures.get(&cfg.id).cloned() {
                 return Err(RuntimeError::Setup {
@@ -251,35 +407,44 @@ impl ContainerHost for FakeHost {
     }
 
     fn signal(&self, id: &str, signal: Signal) -> runtime::Result<()> {
-        self.record(Call::Signal(id.into(), signal));
+        self.mutate(Call::Signal(id.into(), signal))
+            .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;
         let code = match signal {
             Signal::SIGKILL => Some(137),
             Signal::SIGTERM => self.script().term_exit,
             _ => None,
         };
         if let (Some(code), Probe::Running(_)) = (code, self.probe_of(id)) {
+            self.script().frozen.remove(id);
             self.exit(id, code);
         }
         Ok(())
     }
 
     fn kill_all(&self, id: &str) {
-        self.record(Call::KillAll(id.into()));
+        // Infallible on the real host too (it logs): a failure changes nothing.
+        let _ = self.mutate(Call::KillAll(id.into()));
     }
 
     fn cleanup(&self, id: &str) -> runtime::Result<()> {
-        self.record(Call::Cleanup(id.into()));
+        self.mutate(Call::Cleanup(id.into()))
+            .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;
         let mut s = self.script();
         s.probes.remove(id);
         s.run_dirs.remove(id);
+        s.frozen.remove(id);
+        s.container_files.retain(|(owner, _), _| owner != id);
         Ok(())
     }
 
     fn remove(&self, id: &str) -> runtime::Result<()> {
-        self.record(Call::Remove(id.into()));
+        self.mutate(Call::Remove(id.into()))
+            .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;
         let mut s = self.script();
         s.probes.remove(id);
         s.run_dirs.remove(id);
+        s.frozen.remove(id);
+        s.container_files.retain(|(owner, _), _| owner != id);
         Ok(())
     }
 
@@ -319,12 +484,194 @@ impl ContainerHost for FakeHost {
             }
         })
     }
+
+    fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
+        self.mutate(Call::Freeze(id.into(), frozen))
+            .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;
+        if !matches!(self.probe_of(id), Probe::Running(_)) {
+            return Err(RuntimeError::Setup {
+                id: id.into(),
+                message: "cannot load the container's state: it does not run".into(),
+            });
+        }
+        let mut s = self.script();
+        if frozen {
+            s.frozen.insert(id.into());
+        } else {
+            s.frozen.remove(id);
+        }
+        Ok(())
+    }
+
+    fn copy(
+        &self,
+        init_pid: i32,
+        into_container: bool,
+        container_path: &Path,
+        host_path: &Path,
+    ) -> std::io::Result<u64> {
+        self.mutate(Call::Copy(init_pid, into_container, container_path.into()))
+            .map_err(std::io::Error::other)?;
+        let id = self.running_with_init(init_pid)?;
+        // Regular files only: enough for the engine's logic, which the fake serves.
+        let key = (id, container_path.to_path_buf());
+        if into_container {
+            let bytes = std::fs::read(host_path)?;
+            let n = bytes.len() as u64;
+            self.script().container_files.insert(key, bytes);
+            Ok(n)
+        } else {
+            let bytes = self.script().container_files.get(&key).cloned().ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("in the container: {}: no such file", container_path.display()),
+                )
+            })?;
+            let to = match container_path.file_name() {
+                Some(name) if host_path.is_dir() => host_path.join(name),
+                _ => host_path.to_path_buf(),
+            };
+            std::fs::write(to, &bytes)?;
+            Ok(bytes.len() as u64)
+        }
+    }
+
+    fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String> {
+        let id = self.running_with_init(init_pid)?;
+        let bytes = self
+            .script()
+            .container_files
+            .get(&(id, path.to_path_buf()))
+            .cloned()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("open {}: no such file", path.display()),
+                )
+            })?;
+        String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
+        let running = matches!(self.probe_of(id), Probe::Running(r) if r.init_pid == init_pid);
+        // As the real cgroup reads: zeroes for a container that does not run.
+        Some(if running {
+            runtime::stats::Sample {
+                cpu_ns: 1_000_000,
+                system_ns: 1_000_000_000,
+                online_cpus: 2,
+                memory_bytes: 1 << 20,
+                memory_limit_bytes: 1 << 30,
+                pids: 1,
+                ..Default::default()
+            }
+        } else {
+            runtime::stats::Sample {
+                online_cpus: 2,
+                memory_limit_bytes: 1 << 30,
+                ..Default::default()
+            }
+        })
+    }
+
+    fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
+        let Probe::Running(run) = self.probe_of(id) else {
+            return Vec::new();
+        };
+        let command = self.config_of(id).map(|c| c.args.join(" ")).unwrap_or_default();
+        vec![runtime::stats::ProcessInfo {
+            pid: run.init_pid,
+            ppid: run.shim_pid,
+            uid: self.config_of(id).map_or(0, |c| c.uid),
+            cpu_seconds: 0.0,
+            rss_bytes: 1 << 20,
+            command,
+        }]
+    }
+
+    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+        let s = self.script();
+        // The bundle lives as long as the run dir.
+        if !s.run_dirs.contains(id) {
+            return None;
+        }
+        let cfg = s.configs.get(id)?;
+        Some(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "hostname": cfg.hostname,
+            "process": {"args": cfg.args, "env": cfg.env, "cwd": cfg.cwd, "user": {"uid": cfg.uid, "gid": cfg.gid}},
+        }))
+    }
+
+    fn is_frozen(&self, id: &str) -> bool {
+        self.script().frozen.contains(id)
+    }
+
+    fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
+        self.mutate(Call::Exec(id.into(), process.args.clone()))
+            .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;
+        // As the real exec shim: a container that does not run is refused
+        // in the first report, not by this call.
+        let reports = match self.probe_of(id) {
+            Probe::Running(run) => vec![
+                ExecReport::Started { pid: run.init_pid + 1 },
+                ExecReport::Exited { code: 0 },
+            ],
+            _ => vec![ExecReport::Failed {
+                error: format!("container {id} does not run"),
+                exit_code: 126,
+            }],
+        };
+        fake_exec(id, &reports, attach && !process.tty, stdin && !process.tty)
+    }
+}
+
+/// An exec that is over at once: `reports` say how, and its output pipes
+/// are at EOF.
+fn fake_exec(id: &str, reports: &[ExecReport], attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
+    use std::io::Write;
+    use tokio::io::AsyncBufReadExt;
+    use tokio::net::unix::pipe;
+    let spawn_err = |source: std::io::Error| RuntimeError::SpawnShim { id: id.into(), source };
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()));
+    let (reports_r, reports_w) = pipe()?;
+    let mut w = std::fs::File::from(reports_w);
+    for report in reports {
+        let line = serde_json::to_string(report).expect("a report serializes");
+        writeln!(w, "{line}").map_err(spawn_err)?;
+    }
+    drop(w);
+    let eof = |wanted: bool| -> runtime::Result<Option<pipe::Receiver>> {
+        if !wanted {
+            return Ok(None);
+        }
+        let (r, _w) = pipe()?;
+        pipe::Receiver::from_owned_fd(r).map(Some).map_err(spawn_err)
+    };
+    let input = if stdin {
+        // The process has exited: what is written goes nowhere.
+        let (_r, w) = pipe()?;
+        Some(pipe::Sender::from_owned_fd(w).map_err(spawn_err)?)
+    } else {
+        None
+    };
+    Ok(ExecProcess {
+        stdin: input,
+        stdout: eof(attach)?,
+        stderr: eof(attach)?,
+        reports: tokio::io::BufReader::new(pipe::Receiver::from_owned_fd(reports_r).map_err(spawn_err)?).lines(),
+        pty_socket: None,
+    })
 }
 
 impl ImageHost for FakeHost {
     fn import(&self, tar: &Path, digest: Option<&str>) -> image::Result<Layer> {
         let tar = tar.display().to_string();
-        self.record(Call::Import(tar.clone()));
+        self.mutate(Call::Import(tar.clone()))
+            .map_err(|message| ImageError::ReadArchive {
+                path: tar.clone().into(),
+                source: std::io::Error::other(message),
+            })?;
         if let Some(message) = self.script().import_failures.get(&tar).cloned() {
             return Err(ImageError::ReadArchive {
                 path: tar.into(),
@@ -350,7 +697,11 @@ impl ImageHost for FakeHost {
     }
 
     fn remove_layer(&self, digest: &str) -> image::Result<()> {
-        self.record(Call::RemoveLayer(digest.into()));
+        self.mutate(Call::RemoveLayer(digest.into()))
+            .map_err(|message| ImageError::Store {
+                path: PathBuf::from("/fake/layers").join(digest),
+                source: std::io::Error::other(message),
+            })?;
         self.script().layers.retain(|l| l.digest != digest);
         Ok(())
     }
@@ -366,7 +717,11 @@ impl ImageHost for FakeHost {
         _progress: image::Progress,
     ) -> BoxFuture<'a, image::Result<ImageRecord>> {
         Box::pin(async move {
-            self.record(Call::Pull(reference.into()));
+            self.mutate(Call::Pull(reference.into()))
+                .map_err(|message| ImageError::Registry {
+                    reference: reference.into(),
+                    message,
+                })?;
             let mut s = self.script();
             let record = s.registry.get(reference).cloned().ok_or_else(|| ImageError::Registry {
                 reference: reference.into(),
@@ -477,7 +832,11 @@ impl ImageHost for FakeHost {
     }
 
     fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)> {
-        self.record(Call::RemoveImage(name.into()));
+        self.mutate(Call::RemoveImage(name.into()))
+            .map_err(|message| ImageError::Store {
+                path: PathBuf::from("/fake/images").join(name),
+                source: std::io::Error::other(message),
+            })?;
         let record = self
             .image(name)
             .ok_or_else(|| ImageError::NotFound { reference: name.into() })?;
@@ -494,13 +853,15 @@ impl VolumeHost for FakeHost {
     }
 
     fn create(&self, name: &str) -> std::io::Result<PathBuf> {
-        self.record(Call::CreateVolume(name.into()));
+        self.mutate(Call::CreateVolume(name.into()))
+            .map_err(std::io::Error::other)?;
         self.script().volumes.insert(name.into());
         Ok(self.path(name))
     }
 
     fn remove(&self, name: &str) -> std::io::Result<()> {
-        self.record(Call::RemoveVolume(name.into()));
+        self.mutate(Call::RemoveVolume(name.into()))
+            .map_err(std::io::Error::other)?;
         self.script().volumes.remove(name);
         Ok(())
     }
@@ -510,10 +871,11 @@ impl VolumeHost for FakeHost {
     }
 
     fn populate(&self, name: &str, from: &[PathBuf]) -> std::io::Result<bool> {
-        self.record(Call::PopulateVolume(
+        self.mutate(Call::PopulateVolume(
             name.into(),
             from.first().cloned().unwrap_or_default(),
-        ));
+        ))
+        .map_err(std::io::Error::other)?;
         Ok(false)
     }
 
@@ -549,7 +911,11 @@ impl NetworkHost for FakeHost {
         Ok(vec!["10.77.0.0/24".parse().unwrap()])
     }
     fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()> {
-        self.record(Call::EnsureBridge(cfg.name.clone()));
+        self.mutate(Call::EnsureBridge(cfg.name.clone()))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         self.script().bridges.insert(cfg.name.clone());
         Ok(())
     }
@@ -561,14 +927,22 @@ impl NetworkHost for FakeHost {
         s.bridges.contains(bridge) && s.veths.get(veth).is_some_and(|b| b == bridge)
     }
     fn delete_link(&self, name: &str) -> network::Result<()> {
-        self.record(Call::DeleteLink(name.into()));
+        self.mutate(Call::DeleteLink(name.into()))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         let mut s = self.script();
         s.bridges.remove(name);
         s.veths.remove(name);
         Ok(())
     }
     fn create_netns(&self, id: &str) -> network::Result<PathBuf> {
-        self.record(Call::CreateNetns(id.into()));
+        self.mutate(Call::CreateNetns(id.into()))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         self.script().netns.insert(id.into());
         Ok(self.names.netns_path(id))
     }
@@ -576,19 +950,31 @@ impl NetworkHost for FakeHost {
         self.script().netns.contains(id)
     }
     fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()> {
-        self.record(Call::Attach(id.into(), format!("{} {}", veth.ifname, veth.address)));
+        self.mutate(Call::Attach(id.into(), format!("{} {}", veth.ifname, veth.address)))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         self.script().veths.insert(veth.host_name.clone(), veth.bridge.clone());
         Ok(())
     }
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
-        self.record(Call::Attach(
+        self.mutate(Call::Attach(
             id.into(),
             format!("{} {} macvlan", cfg.ifname, cfg.address),
-        ));
+        ))
+        .map_err(|message| network::NetworkError::Netlink {
+            action: "fake".into(),
+            message,
+        })?;
         Ok(())
     }
     fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()> {
-        self.record(Call::Detach(id.into(), ifname.into()));
+        self.mutate(Call::Detach(id.into(), ifname.into()))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         self.script().veths.remove(host_name);
         Ok(())
     }
@@ -601,11 +987,18 @@ impl NetworkHost for FakeHost {
     fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
         Ok(vec!["lo".into()])
     }
-    fn remove_container(&self, id: &str, _interfaces: usize) -> network::Result<()> {
-        self.record(Call::RemoveNetwork(id.into()));
+    fn remove_container(&self, id: &str, interfaces: usize) -> network::Result<()> {
+        self.mutate(Call::RemoveNetwork(id.into()))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         let mut s = self.script();
         s.netns.remove(id);
         s.files.retain(|(owner, _), _| owner != id);
+        for i in 0..interfaces {
+            s.veths.remove(&self.names.veth_name(id, i));
+        }
         Ok(())
     }
     fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf> {
@@ -616,7 +1009,11 @@ impl NetworkHost for FakeHost {
         "nameserver 192.0.2.53\n".into()
     }
     fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()> {
-        self.record(Call::SyncNat(networks.len(), ports.len()));
+        self.mutate(Call::SyncNat(networks.len(), ports.len()))
+            .map_err(|message| network::NetworkError::Netlink {
+                action: "fake".into(),
+                message,
+            })?;
         Ok(())
     }
     fn nat_intact(&self, _networks: &[NatNetwork], _ports: &[PortForward]) -> bool {

@@ -59,6 +59,23 @@ impl ContainerHost for Runtime {
     fn is_frozen(&self, id: &str) -> bool {
         Runtime::is_frozen(self, id)
     }
+    fn copy(
+        &self,
+        init_pid: i32,
+        into_container: bool,
+        container_path: &Path,
+        host_path: &Path,
+    ) -> std::io::Result<u64> {
+        if into_container {
+            runtime::copy::copy_in(init_pid, host_path, container_path)
+        } else {
+            runtime::copy::copy_out(init_pid, container_path, host_path)
+        }
+    }
+    fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String> {
+        // Files read this way are small (/etc/passwd); 4 MiB bounds a hostile one.
+        runtime::copy::read_file(init_pid, path, 4 << 20)
+    }
     fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
         Some(Runtime::stats(self, id, init_pid))
     }

@@ -12,6 +12,7 @@
 //! - `state.rs`: typed desired-state operations the engine commands use;
 //! - `status.rs`: what `get`, `describe` and `--wait` show.
 
+pub mod conformance;
 mod control;
 mod drivers;
 pub mod error;

@@ -14,6 +14,10 @@
 //! - `start` either returns a running container or leaves nothing behind.
 //! - `remove` and volume `remove` treat "already gone" as success.
 //! - `wait_shim` resolves once the shim has exited, at once if it already has.
+//!
+//! No method has a default body: an implementation (or a wrapper such as
+//! `ids::Named`) that forgot one would quietly answer "nothing" instead of
+//! failing to compile.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -56,61 +60,30 @@ pub trait ContainerHost: Send + Sync {
     /// Resolves once the shim of `run` has exited (and reaps it).
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
     /// Freezes or thaws every process of a running container (blocking).
-    fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
-        let _ = frozen;
-        Err(runtime::RuntimeError::Setup {
-            id: id.into(),
-            message: "pause is not available on this host".into(),
-        })
-    }
+    fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()>;
     /// Copies between a running container (init `init_pid`) and the host:
     /// into the container when `into_container` (see `runtime::copy`).
+    /// Returns the bytes copied.
     fn copy(
         &self,
         init_pid: i32,
         into_container: bool,
         container_path: &Path,
         host_path: &Path,
-    ) -> std::io::Result<u64> {
-        if into_container {
-            runtime::copy::copy_in(init_pid, host_path, container_path)
-        } else {
-            runtime::copy::copy_out(init_pid, container_path, host_path)
-        }
-    }
+    ) -> std::io::Result<u64>;
     /// A regular file of a running container (init `init_pid`), resolved
     /// inside its root (see `runtime::copy::read_file`).
-    fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String> {
-        runtime::copy::read_file(init_pid, path, 4 << 20)
-    }
+    fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String>;
     /// The counters of a running container whose init is `init_pid`.
-    fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample> {
-        let _ = (id, init_pid);
-        None
-    }
-    /// The processes of a container.
-    fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
-        let _ = id;
-        Vec::new()
-    }
-    /// The OCI spec a container runs with.
-    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
-        let _ = id;
-        None
-    }
+    fn stats(&self, id: &str, init_pid: i32) -> Option<runtime::stats::Sample>;
+    /// The processes of a container; none when it does not run.
+    fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo>;
+    /// The OCI spec a container runs with, while its bundle exists.
+    fn oci_spec(&self, id: &str) -> Option<serde_json::Value>;
     /// Whether the container's processes are frozen (read from the cgroup).
-    fn is_frozen(&self, id: &str) -> bool {
-        let _ = id;
-        false
-    }
+    fn is_frozen(&self, id: &str) -> bool;
     /// Starts a process in running container `id` (see `runtime::exec`).
-    fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
-        let _ = (process, attach, stdin);
-        Err(runtime::RuntimeError::Setup {
-            id: id.into(),
-            message: "exec is not available on this host".into(),
-        })
-    }
+    fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess>;
 }
 
 /// Image layers: import, list, remove.

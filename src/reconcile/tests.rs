@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::fake::{world, Call, World};
+use super::fake::{world, Call, Op, World};
 use super::seams::NetworkHost;
 use super::*;
 use crate::manifest::{self, Object, Source};
@@ -825,4 +825,156 @@ async fn network_connect_and_disconnect_rewire_in_place_and_no_pass_replaces_the
     w.host.clear_calls();
     let next = w.pass().await;
     assert!(next.outcomes.is_empty(), "a pass acted after disconnect: {next:?}");
+}
+
+/// What `reason` events container `name` has, by message.
+fn events_of(w: &World, name: &str, reason: &str) -> Vec<String> {
+    let key = ObjectKey::new(crate::manifest::Kind::Container, name);
+    w.engine
+        .events(0, Some(&key), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.reason == reason)
+        .map(|e| e.message)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_start_that_fails_after_the_network_was_wired_leaves_no_veth_netns_or_address() {
+    let w = world();
+    w.host.fail_on(Op::Start, 1);
+    w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
+    let report = w.pass().await;
+    let calls = w.host.calls();
+    // The failure came after the wiring, which is what must be undone.
+    let attached = calls
+        .iter()
+        .position(|c| matches!(c, Call::Attach(id, _) if id == "web"));
+    let started = calls.iter().position(|c| *c == Call::Start("web".into()));
+    assert!(attached.unwrap() < started.unwrap(), "{calls:?}");
+    assert_eq!(report.lines(OutcomeKind::Failed).len(), 1, "{report:?}");
+    assert!(w.status("container", "web").status.contains("injected failure"));
+    assert_eq!(w.host.veths(), Vec::<String>::new());
+    assert!(!w.host.netns().contains("web"));
+    assert_eq!(w.engine.store.alloc_of("front", "web").unwrap(), None);
+
+    // The retry after the backoff wires it again and runs.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    w.pass().await;
+    assert_eq!(w.host.veths(), [w.host.names().veth_name("web", 0)]);
+    assert!(w.engine.store.alloc_of("front", "web").unwrap().is_some());
+    assert!(matches!(w.host.probe_of("web"), Probe::Running(_)));
+}
+
+#[tokio::test]
+async fn a_failed_stop_signal_still_kills_and_removes_everything_and_says_so() {
+    let w = world();
+    w.apply(
+        "s",
+        &format!(
+            "{IMAGE}{NET}{}",
+            container("web", ", networks: [front], stopGracePeriod: 50ms")
+        ),
+    );
+    w.pass().await;
+    w.host.clear_calls();
+    w.host.fail_on(Op::Signal, 1);
+    w.apply("s", "");
+    w.pass().await;
+    let calls = w.host.calls();
+    assert!(
+        calls.contains(&Call::Signal("web".into(), nix::sys::signal::Signal::SIGKILL)),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&Call::Remove("web".into())), "{calls:?}");
+    assert!(calls.contains(&Call::RemoveNetwork("web".into())), "{calls:?}");
+    assert_eq!(w.host.veths(), Vec::<String>::new());
+    assert!(w.engine.store.alloc_all().unwrap().is_empty());
+    assert!(w.engine.views(None, None).unwrap().is_empty());
+    let failed = events_of(&w, "web", "StopFailed");
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("SIGTERM") && m.contains("injected failure")),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_runtime_remove_still_unwires_the_network_and_the_next_pass_finishes() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
+    w.pass().await;
+    w.host.fail_on(Op::Remove, 1);
+    w.apply("s", "");
+    let report = w.pass().await;
+    let failed = report.lines(OutcomeKind::Failed);
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("container/web") && l.contains("injected failure")),
+        "{report:?}"
+    );
+    // The network half ran although the runtime half failed.
+    assert!(w.host.calls().contains(&Call::RemoveNetwork("web".into())));
+    assert_eq!(w.host.veths(), Vec::<String>::new());
+    assert_eq!(w.engine.store.alloc_of("front", "web").unwrap(), None);
+    // The live record stays so that a later pass retries; that one succeeds.
+    assert!(w
+        .engine
+        .store
+        .live_get(crate::manifest::Kind::Container, "web")
+        .unwrap()
+        .is_some());
+    for _ in 0..50 {
+        w.pass().await;
+        if w.engine.views(None, None).unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(w.engine.views(None, None).unwrap().is_empty());
+    assert_eq!(
+        w.host
+            .calls()
+            .iter()
+            .filter(|c| **c == Call::Remove("web".into()))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_fake_fails_exactly_the_nth_call_asked_for_then_heals() {
+    let w = world();
+    w.host.fail_nth(2);
+    w.apply("s", &format!("{IMAGE}{}{}", container("a", ""), container("b", "")));
+    let report = w.pass().await;
+    // Call 1 is the import; call 2 (the first start) fails, the other runs.
+    assert_eq!(report.lines(OutcomeKind::Failed).len(), 1, "{report:?}");
+    let running = ["a", "b"]
+        .iter()
+        .filter(|n| matches!(w.host.probe_of(n), Probe::Running(_)))
+        .count();
+    assert_eq!(running, 1);
+}
+
+#[tokio::test]
+async fn the_fake_passes_the_container_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against the real runtime.
+    let host = super::fake::FakeHost::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let text = "<h1>hello from berth</h1>\n";
+    host.put_container_file("conformance", "/www/index.html", text);
+    super::conformance::container_lifecycle(super::conformance::Subject {
+        host: host.as_ref(),
+        config: crate::runtime::ContainerConfig {
+            id: "conformance".into(),
+            args: vec!["sleep".into(), "1000".into()],
+            ..Default::default()
+        },
+        file: ("/www/index.html", text),
+        scratch: scratch.path(),
+    })
+    .await;
 }

@@ -70,6 +70,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     // Made only once the live record exists, so the delete that removes
     // them always runs (see ContainerDriver::delete).
     if let Err(err) = make_anonymous_volumes(engine, name, spec, &resolved.view).await {
+        unwire_failed(engine, &key, spec).await;
         info.failure = Some(err.status_message());
         info.next_restart_at = Some(now_millis() + policy::backoff_delay_ms(info.backoff_step));
         put(&info)?;
@@ -98,6 +99,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
             Ok(())
         }
         Err(e) => {
+            unwire_failed(engine, &key, spec).await;
             let err = DriverError::Runtime(e);
             let message = err.status_message();
             info.failure = Some(message.clone());
@@ -107,6 +109,19 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
             engine.changed();
             Err(err)
         }
+    }
+}
+
+/// Undoes `network::wire` once a later step of a start failed: a start
+/// leaves nothing behind, else a container that does not run would hold
+/// its veths, namespace and addresses (and stay in its peers' hosts) until
+/// it is deleted. The retry wires it again.
+async fn unwire_failed(engine: &Engine, key: &ObjectKey, spec: &ContainerSpec) {
+    if let Err(e) = network::unwire(engine, &key.name, spec.networks.len()).await {
+        engine.event(key, "UnwireFailed", &e.status_message());
+    }
+    if !spec.networks.is_empty() {
+        network::refresh_hosts(engine);
     }
 }
 

@@ -32,11 +32,25 @@ pub(super) async fn stop_container(engine: &Engine, name: &str, grace: Duration)
         return;
     }
     thaw_if_frozen(engine, name).await;
-    let _ = engine.host.containers.signal(name, stop_signal_of(engine, name));
+    let signal = stop_signal_of(engine, name);
+    // Teardown goes on (SIGKILL and the cgroup kill still end it), but the
+    // failure is said: it is why the stop took the whole grace period.
+    let said = |signal: Signal, e: crate::runtime::RuntimeError| {
+        engine.event(
+            &ObjectKey::new(Kind::Container, name),
+            "StopFailed",
+            &format!("cannot send {signal}: {e}"),
+        )
+    };
+    if let Err(e) = engine.host.containers.signal(name, signal) {
+        said(signal, e);
+    }
     if wait_stopped(engine, name, &mut exits, grace).await {
         return;
     }
-    let _ = engine.host.containers.signal(name, Signal::SIGKILL);
+    if let Err(e) = engine.host.containers.signal(name, Signal::SIGKILL) {
+        said(Signal::SIGKILL, e);
+    }
     engine.host.containers.kill_all(name);
     if !wait_stopped(engine, name, &mut exits, KILL_WAIT).await {
         tracing::warn!(container = name, "still running 5 s after SIGKILL");
