@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pty::{exit_of, spawn_on, Terminal};
+use common::sync::wait_until;
 use common::Env;
 
 #[test]
@@ -30,10 +31,7 @@ fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
     term.expect("/dev/pts/");
     term.type_line("stty size");
     term.expect("30 100");
-    term.resize(50, 120);
-    std::thread::sleep(Duration::from_millis(300));
-    term.type_line("stty size");
-    term.expect("50 120");
+    term.resize_and_wait(50, 120);
     // ctrl-p ctrl-q: the client leaves, the container runs on.
     term.type_bytes(b"\x10\x11");
     assert_eq!(exit_of(&mut run, &term), Some(0));
@@ -64,12 +62,18 @@ fn run_ti_gives_the_init_a_pty_that_detaches_and_reattaches() {
     // The ctrl-p of ctrl-p ctrl-q is held back, not sent: with the pty in
     // raw mode, dd gets each key as typed.
     term.type_line("stty raw -echo; dd bs=1 of=/tmp/typed 2>/dev/null; exit 3");
-    std::thread::sleep(Duration::from_millis(500));
+    // dd runs only once stty has made the pty raw.
+    wait_until(10, "dd runs in box", || {
+        env.berth(&["exec", "box", "pidof", "dd"]).status.success()
+    });
     term.type_bytes(b"x");
-    std::thread::sleep(Duration::from_millis(200));
-    // Typed apart, as a person does: two input frames.
-    term.type_bytes(b"\x10");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(10, "dd wrote the x", || {
+        env.ok(&["exec", "box", "cat", "/tmp/typed"]) == "x"
+    });
+    // Typed apart, as a person does: two input frames, as the CLI has
+    // read the ctrl-p before the ctrl-q is typed.
+    let cli = attach.id();
+    term.type_bytes_read_by(cli, b"\x10");
     term.type_bytes(b"\x11");
     assert_eq!(exit_of(&mut attach, &term), Some(0));
     assert_eq!(env.ok(&["exec", "box", "cat", "/tmp/typed"]), "x");
@@ -130,8 +134,12 @@ fn create_makes_a_container_that_only_start_starts() {
         "echo made-then-started",
     ]);
     assert_eq!(out.trim(), "later");
-    // Passes leave it alone: it is made, not started.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Passes leave it alone: it is made, not started. An apply returns
+    // after a whole pass of its own, so two of them are two passes that
+    // saw the created container (and would have started it).
+    for _ in 0..2 {
+        env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    }
     assert_eq!(env.view("container", "later")["status"], "Created");
     assert!(!env.log_text("later").contains("made-then-started"));
     let again = env.berth(&["create", "--name", "later", "busybox", "true"]);

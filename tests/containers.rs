@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::sync::wait_until;
 use common::Env;
 
 fn container(name: &str, command: &str, extra: &str) -> String {
@@ -598,7 +599,12 @@ fn a_dead_shim_or_a_death_while_the_daemon_is_down_is_handled_by_the_restart_pol
     let shim = state["shim_pid"].as_i64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::SIGKILL).unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(died_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Both deaths happen while no daemon runs: the shim is gone, and the
+    // other shim has recorded its init's exit.
+    let died_exit = env.run.join("containers/died/exit.json");
+    wait_until(10, "the orphan's shim died and died's shim recorded the exit", || {
+        berth::runtime::proc::start_time(shim).is_none() && died_exit.exists()
+    });
     env.start_daemon();
 
     // The orphan (alive without its shim) is killed and restarted under a new shim.
@@ -686,14 +692,16 @@ fn run_rm_removes_detached_containers_and_survives_a_daemon_restart() {
         .args(["run", "--rm", "--name", "orphan", "busybox", "sleep", "0.5"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !env.ok(&["ps"]).contains("orphan") {
-        assert!(Instant::now() < deadline, "orphan never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let orphan = env.wait_for("container", "orphan", 10, |v| v["pid"].is_number())["pid"]
+        .as_i64()
+        .unwrap() as i32;
     env.kill_daemon();
     let _ = client.wait();
-    std::thread::sleep(Duration::from_millis(700));
+    // The exit happens while no daemon runs: its shim records it.
+    let exit = env.run.join("containers/orphan/exit.json");
+    wait_until(10, "orphan exited and its shim recorded it", || {
+        berth::runtime::proc::start_time(orphan).is_none() && exit.exists()
+    });
     env.start_daemon();
     gone(&env, "orphan");
     assert!(!env.run.join("containers/orphan").exists());

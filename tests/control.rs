@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth::client::{Client, ClientError};
+use common::sync::{pipe_full, threads_in_syscall, wait_until};
 use common::Env;
 use hyper::{Method, StatusCode};
 
@@ -104,8 +105,21 @@ fn a_million_lines_reach_run_logs_and_a_slow_follower_without_loss() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let mut reader = BufReader::new(follower.stdout.take().unwrap());
+    // Not read until the follower is stuck on its full pipe and the
+    // container has written all of it: 300000 lines (2 MB) wait behind a
+    // reader that took 64 KiB.
+    let pipe = follower.stdout.take().unwrap();
+    let cli = follower.id();
+    wait_until(
+        30,
+        "the follower blocks on its full pipe and seq has written all",
+        || {
+            pipe_full(&pipe)
+                && !threads_in_syscall(cli, libc::SYS_write, 1).is_empty()
+                && env.ok(&["logs", "--tail", "1", "slow"]) == "300000\n"
+        },
+    );
+    let mut reader = BufReader::new(pipe);
     let mut count = 0usize;
     let mut line = String::new();
     let started = Instant::now();

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pty::{exit_of, spawn_on, Terminal};
+use common::sync::{pipe_full, threads_in_syscall, wait_until};
 use common::Env;
 
 fn with_image(env: &Env) {
@@ -210,7 +211,12 @@ fn exec_forwards_stdin_and_streams_output_without_loss() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Not read until the pipe is full and the CLI waits in write(1): from
+    // there on the exec's output backs up behind it.
+    let cli = child.id();
+    wait_until(20, "the CLI's stdout pipe is full and it waits on it", || {
+        pipe_full(child.stdout.as_ref().unwrap()) && !threads_in_syscall(cli, libc::SYS_write, 1).is_empty()
+    });
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout.len(), 32 << 20);
@@ -333,10 +339,7 @@ fn exec_ti_gives_a_real_pty_that_follows_resizes() {
     term.expect("/dev/pts/");
     term.type_line("stty size");
     term.expect("30 100");
-    term.resize(50, 120);
-    std::thread::sleep(Duration::from_millis(300));
-    term.type_line("stty size");
-    term.expect("50 120");
+    term.resize_and_wait(50, 120);
     term.type_line("exit 3");
     assert_eq!(exit_of(&mut child, &term), Some(3));
 }

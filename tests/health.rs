@@ -88,7 +88,16 @@ fn an_unhealthy_container_is_restarted_or_stopped_and_a_hung_check_is_killed() {
     });
     assert!(hung["pid"].is_null(), "{hung}");
     // Stopped by the check, it stays stopped despite restartPolicy always.
+    // Proving a negative needs a window: anchored on the Stopped seen
+    // above, longer than the first restart's backoff (100 ms), and closed
+    // by an apply of an unrelated volume, which returns after a whole pass
+    // that would have restarted it.
     std::thread::sleep(Duration::from_millis(800));
+    let nudge = env.manifest(
+        "nudge.yaml",
+        "apiVersion: berth/v1\nkind: Volume\nmetadata: {name: nudge}\n",
+    );
+    env.ok(&["apply", "-f", nudge.to_str().unwrap()]);
     assert!(env.view("container", "hung")["status"]
         .as_str()
         .unwrap()
@@ -238,8 +247,14 @@ fn condition_healthy_takes_the_images_healthcheck_and_names_a_dependency_without
     let file = env.manifest("stack.yaml", &stack);
     // Accepted: validation cannot see the image's HEALTHCHECK.
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
-    env.wait_for("container", "db", 10, |v| v["status"] == "Running (starting)");
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Anchored on db's check having failed twice (it runs every 300 ms):
+    // web has had those results to wait on.
+    env.wait_for("container", "db", 10, |v| {
+        v["status"] == "Running (starting)"
+            && v["health"]["log"]
+                .as_array()
+                .is_some_and(|log| log.len() >= 2 && log.iter().all(|r| r["exitCode"] != 0))
+    });
     assert_ne!(
         env.view("container", "web")["status"],
         "Running",

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::sync::LineReader;
 use common::Env;
 
 fn container(name: &str, command: &str) -> String {
@@ -30,6 +31,18 @@ fn counter(pid: i64) -> u64 {
 
 const COUNTING: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; sleep 0.02; done";
 
+/// Waits out what a restart would take, anchored on `name` seen stopped:
+/// a window longer than the first restart's backoff (100 ms) and the pass
+/// its timer wakes, then a re-apply, which returns after a whole pass of its
+/// own. A restart policy that overrode the hold would have acted by then.
+fn stays_down(env: &Env, file: &std::path::Path, name: &str) {
+    env.wait_for("container", name, 10, |v| {
+        v["status"].as_str().unwrap_or("").starts_with("Stopped")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+}
+
 #[test]
 fn pause_freezes_until_unpause_and_reconcile_keeps_it_paused() {
     let env = Env::new("pause");
@@ -45,13 +58,16 @@ fn pause_freezes_until_unpause_and_reconcile_keeps_it_paused() {
     let layout = berth::runtime::Layout::new(env.root.clone(), env.run.clone());
     assert!(berth::runtime::cgroup::is_frozen(&layout.cgroup_path("tick")));
     let frozen_at = counter(pid);
+    // Proving a negative needs a window: anchored on the freezer saying
+    // FROZEN (asserted above), it spans 15 of the counter's 20 ms ticks.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counter(pid), frozen_at, "a paused counter does not advance");
     assert_eq!(env.view("container", "tick")["status"], "Paused");
     assert!(env.ok(&["ps"]).contains("(Paused)"));
-    // A pass (a re-apply) leaves it paused; exec is refused meanwhile.
+    // A pass (a re-apply) leaves it paused; exec is refused meanwhile. The
+    // apply returns after its pass, so the freezer shows what it left.
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(berth::runtime::cgroup::is_frozen(&layout.cgroup_path("tick")));
     assert_eq!(counter(pid), frozen_at);
     let exec = env.berth(&["exec", "tick", "true"]);
     assert_eq!(exec.status.code(), Some(1));
@@ -93,9 +109,7 @@ fn stop_and_kill_are_kept_until_start_and_restart_makes_a_new_process() {
         .unwrap();
     env.ok(&["stop", "svc"]);
     // restartPolicy always, yet it stays stopped: through passes and a re-apply.
-    std::thread::sleep(Duration::from_millis(500));
-    env.ok(&["apply", "-f", file.to_str().unwrap()]);
-    std::thread::sleep(Duration::from_millis(500));
+    stays_down(&env, &file, "svc");
     let v = env.view("container", "svc");
     assert!(v["status"].as_str().unwrap().starts_with("Stopped"), "{v}");
     assert!(v["pid"].is_null(), "{v}");
@@ -120,7 +134,7 @@ fn stop_and_kill_are_kept_until_start_and_restart_makes_a_new_process() {
         v["status"].as_str().unwrap().starts_with("Stopped")
     });
     assert_eq!(v["exit"]["code"], 137, "{v}");
-    std::thread::sleep(Duration::from_millis(500));
+    stays_down(&env, &file, "svc");
     assert!(env.view("container", "svc")["pid"].is_null());
 
     // Another signal is only delivered.
@@ -253,25 +267,22 @@ fn a_log_rotates_at_max_size_and_logs_follow_goes_on_across_rotations() {
             )
         ),
     );
-    let follower = env
+    let mut follower = env
         .command()
         .args(["logs", "-f", "chatty"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut lines = LineReader::new(follower.stdout.take().unwrap());
     let log = env.root.join("containers/chatty/container.log");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains(" done") {
-        assert!(Instant::now() < deadline, "the container did not finish writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // The follower is stopped once its output has reached the last line.
+    lines.wait_for_line("done", 30);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(follower.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let out = follower.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    follower.wait().unwrap();
+    let text = lines.finish().join("\n");
     let numbers: Vec<u32> = text
         .lines()
         .filter_map(|l| l.strip_prefix("line-")?.split('-').next()?.parse().ok())
@@ -490,12 +501,7 @@ fn logs_follow_that_falls_many_rotations_behind_reads_every_file_between() {
         .spawn()
         .unwrap();
     // Read as it comes: 2000 lines are more than a pipe holds.
-    let mut stdout = follower.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
-        text
-    });
+    let mut lines = LineReader::new(follower.stdout.take().unwrap());
     let log = env.root.join("containers/burst/container.log");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&log).unwrap_or_default().contains(" done") {
@@ -506,13 +512,14 @@ fn logs_follow_that_falls_many_rotations_behind_reads_every_file_between() {
         std::path::Path::new(&format!("{}.10", log.display())).exists(),
         "it rotated many times"
     );
-    std::thread::sleep(Duration::from_millis(2000));
+    // The follower is stopped once its output has reached the last line.
+    lines.wait_for_line("done", 30);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(follower.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
     follower.wait().unwrap();
-    let text = reader.join().unwrap();
+    let text = lines.finish().join("\n");
     let numbers: Vec<u32> = text
         .lines()
         .filter_map(|l| l.strip_prefix("line-")?.split('-').next()?.parse().ok())

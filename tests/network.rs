@@ -52,6 +52,7 @@ fn a_netns_on_a_bridge_gets_its_address_and_route_and_goes_without_a_trace() {
     assert!(!link::link_exists(&bridge.name).unwrap());
 }
 
+use common::sync::PortHold;
 use common::Env;
 
 fn network_doc(name: &str, spec: &str) -> String {
@@ -129,13 +130,69 @@ fn containers_on_one_network_talk_by_name_dns_and_ip_and_other_networks_cannot_r
     assert_eq!(code, 7, "the other network reached srv: {logs}");
 }
 
-/// A port nothing on the host listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A TCP port held for this test (see PortHold): a port only bound and
+/// released could be taken by another test before berth publishes it.
+fn free_port() -> PortHold {
+    PortHold::tcp()
+}
+
+/// The hold the port tests rely on: berth's own check (a bind with
+/// SO_REUSEADDR, then listen) passes on a held port, while a plain bind, a
+/// listener of another test and the kernel's choice for port 0 never get it.
+#[test]
+fn a_held_port_is_refused_to_other_binds_and_given_to_berths_check() {
+    let held = free_port();
+    let port = held.port;
+    for ip in ["127.0.0.1", "127.0.0.2", "0.0.0.0"] {
+        let check = std::net::TcpListener::bind((ip, port));
+        assert!(check.is_ok(), "berth's check on {ip}:{port}: {check:?}");
+    }
+    assert_eq!(
+        bind_without_reuse(port).map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EADDRINUSE)),
+        "a bind without SO_REUSEADDR took the held port"
+    );
+    // While something listens there, nothing else can.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
+    drop(listener);
+    for _ in 0..2000 {
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert_ne!(other.local_addr().unwrap().port(), port, "port 0 gave the held port");
+    }
+}
+
+/// A TCP bind of 127.0.0.1:`port` without SO_REUSEADDR (std always sets it).
+fn bind_without_reuse(port: u16) -> std::io::Result<()> {
+    // SAFETY: socket(2) takes no pointers; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: bind reads `addr`, which we own, for its size; close takes our fd.
+    let (rc, err) = unsafe {
+        let rc = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of_val(&addr) as libc::socklen_t,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        (rc, err)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 /// `GET /` on 127.0.0.1:`port`, retried until it answers or `secs` pass.
@@ -171,7 +228,8 @@ fn http_get_at(ip: [u8; 4], port: u16, secs: u64) -> String {
 #[test]
 fn a_published_port_on_127_0_0_1_reaches_httpd_and_a_second_stack_cannot_take_it() {
     let env = Env::new("netports");
-    let port = free_port();
+    let held = free_port();
+    let port = held.port;
     let stack = format!(
         "{}{}{}",
         env.image_doc(),
@@ -219,7 +277,8 @@ fn refused_whole(env: &Env, stack: &str, error: &str) {
 #[test]
 fn a_port_published_on_one_loopback_address_leaves_the_others_to_other_containers() {
     let env = Env::new("nethostip");
-    let port = free_port();
+    let held = free_port();
+    let port = held.port;
     let published = |name: &str, ip: &str| {
         sh(
             name,
@@ -375,7 +434,8 @@ fn run_publishes_on_the_default_bridge_and_honours_network_none() {
     let env = Env::new("netrun");
     let file = env.manifest("image.yaml", &env.image_doc());
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
-    let port = free_port();
+    let held = free_port();
+    let port = held.port;
     let published = format!("{port}:80");
     env.ok(&[
         "run", "-d", "--name", "web", "-p", &published, "busybox", "sh", "-c", HTTPD,
@@ -402,7 +462,8 @@ fn run_publishes_on_the_default_bridge_and_honours_network_none() {
 #[test]
 fn a_bridge_a_veth_or_nft_rules_removed_by_hand_are_repaired_on_the_next_pass() {
     let env = Env::new("netdrift");
-    let port = free_port();
+    let held = free_port();
+    let port = held.port;
     let stack = format!(
         "{}{}{}",
         env.image_doc(),
@@ -452,7 +513,8 @@ fn a_bridge_a_veth_or_nft_rules_removed_by_hand_are_repaired_on_the_next_pass() 
 #[test]
 fn a_killed_daemon_keeps_containers_reachable_and_gives_no_address_twice() {
     let mut env = Env::new("netrestart");
-    let port = free_port();
+    let held = free_port();
+    let port = held.port;
     let stack = format!(
         "{}{}{}",
         env.image_doc(),
@@ -1035,26 +1097,38 @@ fn a_published_udp_port_on_127_0_0_1_reaches_the_container_and_answers() {
         .status()
         .unwrap();
     assert!(cc.success(), "cc -static failed");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let stack = format!(
-        "{}{}{}",
-        env.image_doc(),
-        network_doc("u", "{subnet: 10.79.8.0/24}"),
-        sh(
-            "echo",
-            &format!(
-                "  networks: [u]\n  volumes: [{{hostPath: {}, path: /opt/udp, readOnly: true}}]\n  ports: [{{host: {port}, container: 9000, protocol: udp}}]\n",
-                bin.display()
+    // A UDP port cannot be held the way PortHold holds a TCP one: berth's
+    // check binds without SO_REUSEADDR. So the kernel picks a free port and
+    // the apply is retried with another when something took it meanwhile.
+    let mut tries = 0;
+    let port = loop {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let stack = format!(
+            "{}{}{}",
+            env.image_doc(),
+            network_doc("u", "{subnet: 10.79.8.0/24}"),
+            sh(
+                "echo",
+                &format!(
+                    "  networks: [u]\n  volumes: [{{hostPath: {}, path: /opt/udp, readOnly: true}}]\n  ports: [{{host: {port}, container: 9000, protocol: udp}}]\n",
+                    bin.display()
+                ),
+                "exec /opt/udp/udpecho"
             ),
-            "exec /opt/udp/udpecho"
-        ),
-    );
-    let file = env.manifest("udp.yaml", &stack);
-    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+        );
+        let file = env.manifest("udp.yaml", &stack);
+        let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            break port;
+        }
+        tries += 1;
+        assert!(tries < 5 && err.contains("already in use"), "{err}");
+    };
     env.wait_for("container", "echo", 20, |v| v["status"] == "Running");
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(("127.0.0.1", port)).unwrap();
@@ -1179,7 +1253,8 @@ fn a_host_port_another_process_holds_is_refused_at_apply_with_its_line() {
     let tcp_port = tcp.local_addr().unwrap().port();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port();
-    let free = free_port();
+    let held = free_port();
+    let free = held.port;
     let web = format!(
         "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec:\n  image: busybox\n  networks: [h]\n  command: [sleep, '1000']\n  ports:\n    - {{host: {free}, container: 80}}\n    - {{host: {tcp_port}, container: 81}}\n    - {{host: {udp_port}, container: 53, protocol: udp}}\n"
     );
@@ -1449,7 +1524,8 @@ fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
 #[test]
 fn a_container_cannot_reach_the_hosts_loopback_and_its_127_0_0_1_port_still_works() {
     let env = Env::new("netloguard");
-    let published = free_port();
+    let held = free_port();
+    let published = held.port;
     let stack = format!(
         "{}{}{}",
         env.image_doc(),

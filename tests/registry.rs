@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::sync::PortHold;
 use common::{busybox_tar, Env};
 
 /// A `docker-registry` serving from a temp dir on a free loopback port;
@@ -21,6 +21,8 @@ struct Registry {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// Keeps the port from other tests for as long as the registry serves.
+    _held: PortHold,
 }
 
 impl Registry {
@@ -32,8 +34,10 @@ impl Registry {
     fn start_with(env: &Env, auth: &str) -> Registry {
         let dir = env.dir.join("registry");
         std::fs::create_dir_all(dir.join("storage")).unwrap();
-        // A free port: bound by the kernel, released, then given to the registry.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // A port held for this test (see PortHold): the registry binds it with
+        // SO_REUSEADDR as Go does, and no other test can take it meanwhile.
+        let held = PortHold::tcp();
+        let port = held.port;
         let config = dir.join("config.yml");
         std::fs::write(
             &config,
@@ -44,7 +48,7 @@ impl Registry {
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
+        let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
@@ -55,9 +59,20 @@ impl Registry {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not come up");
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "docker-registry exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Registry { child, dir, port }
+        Registry {
+            child,
+            dir,
+            port,
+            _held: held,
+        }
     }
 
     fn reference(&self, repo_tag: &str) -> String {
@@ -304,8 +319,9 @@ fn pull_errors_are_one_clear_line_and_unpack_nothing() {
     assert!(msg.contains("not found") && msg.contains("test/bb:nope"), "{msg}");
     assert_eq!(msg.trim().lines().count(), 1, "{msg}");
 
-    // A closed loopback port.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A closed loopback port: held, so nothing can listen on it meanwhile.
+    let held = PortHold::tcp();
+    let closed = held.port;
     let out = env.berth(&["pull", &format!("127.0.0.1:{closed}/test/bb:1")]);
     let msg = stderr(&out);
     assert!(

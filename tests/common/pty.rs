@@ -44,12 +44,24 @@ impl Terminal {
 
     /// Reads until `needle` shows up (after what was seen before).
     pub fn expect(&mut self, needle: &str) {
+        assert!(
+            self.try_expect(needle, Duration::from_secs(10)),
+            "waited for {needle:?}; saw {:?}",
+            self.seen
+        );
+    }
+
+    /// Reads until `needle` shows up or `wait` passes; whether it did. What
+    /// came before it is dropped; on a timeout, what was read is kept.
+    pub fn try_expect(&mut self, needle: &str, wait: Duration) -> bool {
         use std::io::Read;
         use std::os::fd::AsRawFd;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + wait;
         let mut buf = [0u8; 4096];
         while !self.seen.contains(needle) {
-            assert!(Instant::now() < deadline, "waited for {needle:?}; saw {:?}", self.seen);
+            if Instant::now() >= deadline {
+                return false;
+            }
             let mut fds = [libc::pollfd {
                 fd: self.master.as_raw_fd(),
                 events: libc::POLLIN,
@@ -64,8 +76,57 @@ impl Terminal {
                 _ => break,
             }
         }
-        let at = self.seen.find(needle).unwrap() + needle.len();
-        self.seen.drain(..at);
+        let Some(at) = self.seen.find(needle) else {
+            return false;
+        };
+        self.seen.drain(..at + needle.len());
+        true
+    }
+
+    /// Resizes the terminal, then waits until the shell on its other side
+    /// sees the new size: the resize travels as a frame through the CLI,
+    /// the daemon and the shim, so it lands a while after the ioctl. Asks
+    /// again every half second; the echo of the question (`$(stty size)`)
+    /// cannot match the answer.
+    pub fn resize_and_wait(&mut self, rows: u16, cols: u16) {
+        self.resize(rows, cols);
+        let answer = format!("size:{rows} {cols}:");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.type_line("echo size:$(stty size):");
+            if self.try_expect(&answer, Duration::from_millis(500)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the shell never saw {rows}x{cols}; saw {:?}",
+                self.seen
+            );
+        }
+    }
+
+    /// Types `bytes` and waits until `reader` (a process with this pty as
+    /// its stdin, reading it on a thread of its own) has read them: what is
+    /// typed after this comes in another read, as keys a person types
+    /// apart do. Finds the thread blocked in read(0), then watches its
+    /// rchar.
+    pub fn type_bytes_read_by(&mut self, reader: u32, bytes: &[u8]) {
+        use super::sync::{rchar, threads_in_syscall, wait_until};
+        let mut tid = 0;
+        wait_until(10, "the CLI reads its terminal", || {
+            match threads_in_syscall(reader, libc::SYS_read, 0).first() {
+                Some(t) => {
+                    tid = *t;
+                    true
+                }
+                None => false,
+            }
+        });
+        let before = rchar(reader, tid);
+        self.type_bytes(bytes);
+        wait_until(10, "the CLI read what was typed", || {
+            rchar(reader, tid) >= before + bytes.len() as u64
+        });
     }
 }
 
