@@ -483,3 +483,47 @@ fn the_old_layer_store_is_swept_at_daemon_start() {
     assert!(!old.exists());
     env.ok(&["delete", "image/busybox"]);
 }
+
+/// Unmounts its mount point when dropped, so a failed test leaves no mount.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn the_old_layer_store_is_kept_while_a_container_of_an_older_berth_still_mounts_it() {
+    let mut env = Env::new("img-old-mounted");
+    let tree = env.root.join("images/layers").join("b".repeat(64));
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/sh"), b"old").unwrap();
+    // A read-only overlay on it, as the rootfs of a container an older
+    // berth started (containers outlive the daemon).
+    let other = env.dir.join("other-lower");
+    let target = env.dir.join("old-rootfs");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={}:{}", tree.display(), other.display()))
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mounted = Mounted(target.clone());
+    env.kill_daemon();
+    env.start_daemon();
+    assert_eq!(
+        std::fs::read(target.join("bin/sh")).unwrap(),
+        b"old",
+        "the running container's tree is kept"
+    );
+    assert!(env.daemon_log().contains("a running container still uses it"));
+    // Once nothing mounts it, the next start sweeps it.
+    drop(mounted);
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(!env.root.join("images/layers").exists());
+}

@@ -221,10 +221,23 @@ impl ImageStore {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         // The store of imported trees an older berth kept: Image objects
-        // that used it are imported again as images on their next pass.
+        // that used it are imported again as images on their next pass. A
+        // container an older berth started may still run on one of its
+        // trees (containers outlive the daemon): then it is kept until a
+        // start finds no mount using it, since deleting a mounted overlay's
+        // lower dir changes what the container sees.
         let old_layers = self.root.join("layers");
         if fs::symlink_metadata(&old_layers).is_ok_and(|m| m.is_dir()) {
-            leftovers.push(old_layers);
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if mounts_use(&mountinfo, &old_layers) {
+                failures.push(format!(
+                    "{} (an older berth's imported images) kept: a running container still uses it; \
+                     restart such containers and it goes at the next daemon start",
+                    old_layers.display()
+                ));
+            } else {
+                leftovers.push(old_layers);
+            }
         }
         match self.records.try_all() {
             Ok(records) => {
@@ -252,6 +265,17 @@ impl ImageStore {
         }
         failures
     }
+}
+
+/// Whether a mount in `mountinfo` (proc(5)'s format) names a path under
+/// `dir` (an overlay's `lowerdir=` among its options, or its mount point).
+/// Paths there escape space, tab, newline and backslash as octal; a store
+/// root with those in it is not matched, and is swept as if unused.
+fn mounts_use(mountinfo: &str, dir: &Path) -> bool {
+    let prefix = format!("{}/", dir.display());
+    mountinfo
+        .lines()
+        .any(|line| line.split([' ', ',', ':', '=']).any(|field| field.starts_with(&prefix)))
 }
 
 /// A fresh name under `tmp`: `<kind>-<tag>-<pid>-<n>`.
@@ -338,6 +362,24 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    #[test]
+    fn the_old_layer_store_counts_as_used_while_an_overlay_mounts_a_tree_of_it() {
+        let root = Path::new("/var/lib/berth/images/layers");
+        let overlay = "812 30 0:61 / /run/berth/containers/a/rootfs rw,relatime - overlay overlay \
+                       rw,lowerdir=/var/lib/berth/images/layers/abc,upperdir=/var/lib/berth/containers/a/upper,workdir=/w";
+        assert!(mounts_use(overlay, root));
+        let stacked =
+            "812 30 0:61 / /r rw - overlay overlay rw,lowerdir=/x/l/1:/var/lib/berth/images/layers/abc,upperdir=/u";
+        assert!(mounts_use(stacked, root));
+        let other = "812 30 0:61 / /r rw - overlay overlay rw,lowerdir=/var/lib/berth/images/l/abc,upperdir=/u";
+        assert!(!mounts_use(other, root), "snapshots are not the old store");
+        assert!(!mounts_use("", root));
+        assert!(!mounts_use(
+            "1 0 8:1 / /var/lib/berth/images/layers-x rw - ext4 /dev/sda1 rw",
+            root
+        ));
+    }
 
     #[test]
     fn sweep_removes_crash_leftovers_and_the_old_layer_store() {
