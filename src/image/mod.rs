@@ -71,7 +71,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, Mode, SFlag};
 
-pub use error::{ImageError, PathFailure, Result};
+pub use error::{ImageError, Result};
 pub use images::ImageSummary;
 pub use pull::{Progress, PullEvent};
 pub use record::{ImageConfig, ImageHealthcheck, ImageRecord};

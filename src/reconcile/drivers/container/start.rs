@@ -145,11 +145,10 @@ pub(super) async fn resolve_image(
             .id
             .as_ref()
             .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{name} to be imported again")))?;
-        let record = engine
-            .host
-            .images
-            .image(id)
-            .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{name} to be pulled again")))?;
+        let record =
+            engine.host.images.image(id).ok_or_else(|| {
+                DriverError::Waiting(format!("waiting for image/{name} to be pulled or imported again"))
+            })?;
         return pulled(&record, Some(image_spec));
     }
     if crate::image::record::looks_like_reference(name) {
