@@ -199,10 +199,15 @@ fn delete_leaves_nothing_behind() {
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(data.is_empty(), "container data left");
-    let layers: Vec<_> = std::fs::read_dir(env.root.join("images/layers"))
+    // The imported image outlives its object, unnamed, until a prune.
+    env.ok(&["image", "prune"]);
+    let snapshots: Vec<_> = std::fs::read_dir(env.root.join("images/snapshots"))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
-    assert!(layers.is_empty(), "image layers left");
+    assert!(
+        snapshots.is_empty(),
+        "image snapshots left after a prune: {snapshots:?}"
+    );
     assert!(!env.root.join("volumes/vol").exists(), "volume left");
 }
 

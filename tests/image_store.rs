@@ -388,3 +388,142 @@ fn a_failed_load_leaves_no_blob_and_a_good_one_only_the_images() {
     );
     env.ok(&["run", "--rm", "localhost/saved:1", "true"]);
 }
+
+/// The sha256 of a file, as `sha256:<hex>`.
+fn file_digest(path: &Path) -> String {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).unwrap();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+#[test]
+fn an_image_objects_import_is_an_unnamed_image_that_prune_keeps_and_commit_takes() {
+    let env = Env::new("img-object");
+    let tar = busybox_tar();
+    let digest = file_digest(tar);
+    let file = env.manifest(
+        "stack.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: busybox}}\nspec: {{import: {}, digest: \"{digest}\"}}\n---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: maker}}\nspec:\n  image: busybox\n  restartPolicy: never\n  command: [sh, -c, \"echo made > /made\"]\n",
+            tar.display()
+        ),
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "maker", 30, |v| v["exit"]["code"] == 0);
+    // Status still shows the tar's digest.
+    assert_eq!(env.view("image", "busybox")["detail"], digest.as_str());
+
+    // No registry name: not docker.io/library/busybox, listed as <none>.
+    let listed = env.ok(&["images"]);
+    assert!(!listed.contains("busybox"), "{listed}");
+    assert!(listed.contains("<none>"), "{listed}");
+    assert_eq!(env.ok(&["images", "-q"]).lines().count(), 1, "{listed}");
+    // Its snapshot is the one layer, named by the tar's diff id.
+    let before = store_contents(&env);
+    assert_eq!(before[1].len(), 1, "{before:?}");
+
+    // In use by the Image object and the container: prune keeps it.
+    env.ok(&["image", "prune"]);
+    assert_eq!(store_contents(&env), before, "an image an Image object uses is kept");
+
+    // Commit works on a container of an imported image.
+    env.ok(&["commit", "maker", "localhost/committed:1"]);
+    let out = env.ok(&["run", "--rm", "localhost/committed:1", "cat", "/made"]);
+    assert!(out.contains("made"), "{out}");
+
+    // Applied again, the same tar is the same image: nothing is added.
+    env.ok(&["delete", "container/maker", "image/busybox"]);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let ids = env.ok(&["images", "-q"]);
+    assert_eq!(ids.lines().count(), 2, "the import and the commit: {ids}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}
+
+#[test]
+fn an_image_object_whose_tar_does_not_match_its_digest_leaves_nothing() {
+    let env = Env::new("img-object-bad");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let file = env.manifest(
+        "image.yaml",
+        &format!(
+            "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: busybox}}\nspec: {{import: {}, digest: \"{wrong}\"}}\n",
+            busybox_tar().display()
+        ),
+    );
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&wrong) && err.contains("nothing was unpacked"), "{err}");
+    assert!(
+        store_contents(&env).iter().all(|d| d.is_empty()),
+        "{:?}",
+        store_contents(&env)
+    );
+    assert_eq!(env.ok(&["images", "-q"]).trim(), "");
+}
+
+#[test]
+fn the_old_layer_store_is_swept_at_daemon_start() {
+    let mut env = Env::new("img-old-layers");
+    let old = env.root.join("images/layers");
+    std::fs::create_dir_all(old.join(format!("{}/bin", "a".repeat(64)))).unwrap();
+    std::fs::write(old.join(format!("{}/bin/sh", "a".repeat(64))), b"old").unwrap();
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(!old.exists(), "the old layer store is gone after a start");
+    // And imports never make it again.
+    env.ok(&[
+        "apply",
+        "-f",
+        env.manifest("i.yaml", &env.image_doc()).to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "30s",
+    ]);
+    assert!(!old.exists());
+    env.ok(&["delete", "image/busybox"]);
+}
+
+/// Unmounts its mount point when dropped, so a failed test leaves no mount.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn the_old_layer_store_is_kept_while_a_container_of_an_older_berth_still_mounts_it() {
+    let mut env = Env::new("img-old-mounted");
+    let tree = env.root.join("images/layers").join("b".repeat(64));
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/sh"), b"old").unwrap();
+    // A read-only overlay on it, as the rootfs of a container an older
+    // berth started (containers outlive the daemon).
+    let other = env.dir.join("other-lower");
+    let target = env.dir.join("old-rootfs");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={}:{}", tree.display(), other.display()))
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mounted = Mounted(target.clone());
+    env.kill_daemon();
+    env.start_daemon();
+    assert_eq!(
+        std::fs::read(target.join("bin/sh")).unwrap(),
+        b"old",
+        "the running container's tree is kept"
+    );
+    assert!(env.daemon_log().contains("a running container still uses it"));
+    // Once nothing mounts it, the next start sweeps it.
+    drop(mounted);
+    env.kill_daemon();
+    env.start_daemon();
+    assert!(!env.root.join("images/layers").exists());
+}

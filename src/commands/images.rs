@@ -370,7 +370,7 @@ pub async fn import(engine: &Arc<Engine>, req: ImportImageRequest) -> Result<Ima
     crate::image::record::normalize(&req.reference).map_err(image_error)?;
     let images = engine.image_host();
     let (reference, cmd) = (req.reference.clone(), req.cmd.clone());
-    let record = tokio::task::spawn_blocking(move || images.import_image(&path, &reference, cmd))
+    let record = tokio::task::spawn_blocking(move || images.import_image(&path, Some(&reference), None, cmd))
         .await
         .map_err(|e| CommandError::Unavailable(format!("importing: {e}")))?
         .map_err(|e| match e {

@@ -376,18 +376,33 @@ impl ImageStore {
 
 impl ImageStore {
     /// `import`: a root filesystem tar (plain, gzip or zstd) as a one-layer
-    /// image named `reference`, with an empty config but for `cmd`. The tar
-    /// is copied into the content store (bounded, regular files only), its
-    /// diff id computed from the store's copy, and unpacked like a pulled
-    /// layer. Blocking. Errors name `tar_path`, not the store's copy; on
-    /// error the blobs it added are removed again (see [`NewBlobs`]), and
-    /// it fails before anything is written if the reference index does not
-    /// read (the image could not be named).
-    pub fn import_image(&self, tar_path: &Path, reference: &str, cmd: Vec<String>) -> Result<ImageRecord> {
-        let reference = normalize(reference)?.whole();
+    /// image with an empty config but for `cmd`. The tar is copied into the
+    /// content store (bounded, regular files only), checked against
+    /// `expected` (the sha256 of the tar as given) before anything is
+    /// unpacked, its diff id computed from the store's copy, and unpacked
+    /// like a pulled layer. Blocking. Errors name `tar_path`, not the
+    /// store's copy; on error the blobs it added are removed again (see
+    /// [`NewBlobs`]), and it fails before anything is written if the
+    /// reference index does not read (the image could not be named).
+    ///
+    /// `reference` names the image. Without one (an Image object's
+    /// import, found by its id) the image gets no reference and no
+    /// `created` time, so one tar always makes the same image: importing it
+    /// again finds it rather than adding another.
+    pub fn import_image(
+        &self,
+        tar_path: &Path,
+        reference: Option<&str>,
+        expected: Option<&str>,
+        cmd: Vec<String>,
+    ) -> Result<ImageRecord> {
+        let reference = reference.map(|r| normalize(r).map(|r| r.whole())).transpose()?;
+        if let Some(expected) = expected {
+            super::parse_digest(expected)?;
+        }
         self.records.refs()?;
         let mut blobs = NewBlobs::new(self);
-        let result = self.import_image_into(&mut blobs, tar_path, reference, cmd);
+        let result = self.import_image_into(&mut blobs, tar_path, reference, expected, cmd);
         if result.is_err() {
             blobs.finish();
         }
@@ -398,27 +413,52 @@ impl ImageStore {
         &self,
         blobs: &mut NewBlobs,
         tar_path: &Path,
-        reference: String,
+        reference: Option<String>,
+        expected: Option<&str>,
         cmd: Vec<String>,
     ) -> Result<ImageRecord> {
+        let name = reference.clone().unwrap_or_else(|| tar_path.display().to_string());
         let mut input = open_regular_file(tar_path)?;
-        let mut ingest = self.content.begin()?;
         let read_error = |source| ImageError::ReadArchive {
             path: tar_path.to_path_buf(),
             source,
         };
-        let copied = io::copy(&mut (&mut input).take(MAX_ARCHIVE_BYTES + 1), &mut ingest).map_err(read_error)?;
-        if copied > MAX_ARCHIVE_BYTES {
-            return Err(ImageError::ArchiveTooLarge {
-                path: tar_path.to_path_buf(),
-                limit: MAX_ARCHIVE_BYTES,
-            });
+        let limit = self.archive_limit;
+        let too_large = || ImageError::ArchiveTooLarge {
+            path: tar_path.to_path_buf(),
+            limit,
+        };
+        // Refused before a byte is copied when it says it is too large; the
+        // bounded copy catches one that grows meanwhile.
+        if input.metadata().map_err(read_error)?.len() > limit {
+            return Err(too_large());
+        }
+        let mut ingest = self.content.begin()?;
+        let copied = io::copy(&mut (&mut input).take(limit + 1), &mut ingest).map_err(read_error)?;
+        if copied > limit {
+            return Err(too_large());
         }
         let digest = ingest.digest();
-        let size = blobs.commit(ingest, &digest, &reference)?;
+        if let Some(expected) = expected {
+            if expected != digest {
+                // Dropping `ingest` removes the copy: nothing was unpacked.
+                return Err(ImageError::DigestMismatch {
+                    path: tar_path.to_path_buf(),
+                    expected: expected.to_owned(),
+                    actual: digest,
+                });
+            }
+        }
+        let digest = ingest.digest();
+        let size = blobs.commit(ingest, &digest, &name)?;
         let blob = self.content.path(&digest)?;
+        refuse_unsupported_compression(&blob, tar_path)?;
         let mut hasher = sha2::Sha256::new();
-        let mut reader = super::snapshot::open_layer(&blob, tar_path)?;
+        // Bounded as the unpack is: a small bomb must not cost hours of CPU
+        // here before the unpack would have refused it.
+        let unpacked_limit = self.snapshots.limit;
+        let mut reader = super::snapshot::open_layer(&blob, tar_path)?.take(unpacked_limit + 1);
+        let mut read = 0u64;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = reader.read(&mut buf).map_err(|e| ImageError::MalformedArchive {
@@ -428,20 +468,33 @@ impl ImageStore {
             if n == 0 {
                 break;
             }
+            read += n as u64;
+            if read > unpacked_limit {
+                return Err(ImageError::UnpackedTooLarge {
+                    path: tar_path.to_path_buf(),
+                    limit: unpacked_limit,
+                });
+            }
             sha2::Digest::update(&mut hasher, &buf[..n]);
         }
         let diff_id = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)));
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "architecture": "amd64", "os": "linux",
-            "created": time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
             "config": {"Cmd": if cmd.is_empty() { serde_json::Value::Null } else { cmd.into() }},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": format!("berth import {}", tar_path.display())}]});
+            "history": [{"created_by": "berth import"}]});
+        // A named import says when and from where; an unnamed one stays the
+        // same image whatever path or time the tar is imported from.
+        if reference.is_some() {
+            config["history"][0]["created_by"] = format!("berth import {}", tar_path.display()).into();
+            config["created"] = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+                .into();
+        }
         let config_bytes = config.to_string().into_bytes();
         let config_digest = sha256_digest(&config_bytes);
-        blobs.put(&config_bytes, &config_digest, &reference)?;
+        blobs.put(&config_bytes, &config_digest, &name)?;
         let media_type = if std::fs::File::open(&blob)
             .and_then(|mut f| {
                 let mut magic = [0u8; 2];
@@ -465,13 +518,38 @@ impl ImageStore {
                 "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
-        blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
+        blobs.put(&manifest_bytes, &manifest_digest, &name)?;
         let record = self.unpack_image(blobs, tar_path, manifest_digest, config_digest, layers)?;
         self.records.put(&record)?;
-        self.records
-            .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
+        if let Some(reference) = reference {
+            self.records
+                .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
+        }
         Ok(record)
     }
+}
+
+/// Refuses bzip2 and xz, which would otherwise read as a broken tar, naming
+/// the compression (plain, gzip and zstd are unpacked).
+fn refuse_unsupported_compression(blob: &Path, tar_path: &Path) -> Result<()> {
+    let mut magic = Vec::with_capacity(6);
+    File::open(blob)
+        .and_then(|f| f.take(6).read_to_end(&mut magic))
+        .map_err(|source| ImageError::ReadArchive {
+            path: tar_path.to_path_buf(),
+            source,
+        })?;
+    let format = if magic.starts_with(b"BZh") {
+        "bzip2"
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        "xz"
+    } else {
+        return Ok(());
+    };
+    Err(ImageError::UnsupportedCompression {
+        path: tar_path.to_path_buf(),
+        format,
+    })
 }
 
 #[cfg(test)]

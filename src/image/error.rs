@@ -152,14 +152,6 @@ pub enum ImageError {
     #[error("archive {} has no entries: refusing to import an empty image", Escaped(.path.display()))]
     EmptyArchive { path: PathBuf },
 
-    /// The store's own copy of the archive (the blob) could not be written.
-    #[error("writing blob {path}: {source}")]
-    Ingest {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-
     /// The archive's sha256 is not the one the caller expected; nothing was unpacked.
     #[error(
         "archive {} has digest {actual}, expected {}: nothing was unpacked",
@@ -295,63 +287,13 @@ pub enum ImageError {
         source: io::Error,
     },
 
-    /// The unpacked layer could not be synced or moved into `layers/`.
+    /// The unpacked layer could not be synced or moved into `snapshots/`.
     #[error("committing layer {path}: {source}")]
     Commit {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-
-    /// An import failed, and removing what it had left (a temporary file or
-    /// directory, or a blob no layer uses) failed too.
-    #[error("{source}; cleaning up {path} also failed: {cleanup}")]
-    Rollback {
-        #[source]
-        source: Box<ImageError>,
-        path: PathBuf,
-        cleanup: io::Error,
-    },
-
-    /// The `layers/` directory could not be read.
-    #[error("listing layers in {path}: {source}")]
-    List {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-
-    /// Removing a layer failed. Every step was still tried; these are all the
-    /// failures, in order.
-    #[error("removing layer {digest}: {}", DisplayList(failures))]
-    Remove { digest: String, failures: Vec<PathFailure> },
-}
-
-/// One failed file-system step, with the path it was applied to.
-#[derive(Debug)]
-pub struct PathFailure {
-    pub path: PathBuf,
-    pub source: io::Error,
-}
-
-impl fmt::Display for PathFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.source)
-    }
-}
-
-struct DisplayList<'a>(&'a [PathFailure]);
-
-impl fmt::Display for DisplayList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, failure) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{failure}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Shows untrusted text (an entry name, a link target, a path, an error

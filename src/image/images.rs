@@ -91,9 +91,8 @@ impl ImageStore {
             .flat_map(|r| r.layers.iter().map(|l| &l.digest).chain([&r.id, &r.manifest_digest]))
             .chain(records.iter().flat_map(|r| &r.chain_ids))
             .collect();
-        let imported: HashSet<String> = self.list().unwrap_or_default().into_iter().map(|l| l.digest).collect();
         for digest in blobs {
-            if state.counts.contains_key(digest) || used.contains(digest) || imported.contains(digest) {
+            if state.counts.contains_key(digest) || used.contains(digest) {
                 continue;
             }
             if let Err(e) = self.content.remove(digest) {
@@ -306,14 +305,14 @@ impl ImageStore {
     }
 
     /// Removes snapshots and blobs of pulled images that no image record
-    /// uses. Blobs of imported layers (`layers/<hex>`) are kept. Deletes
+    /// uses. Deletes
     /// nothing (and logs why) while a record does not read: its image's
     /// layers would look unused.
     pub fn collect(&self) {
         let used = |store: &ImageStore| -> Result<(HashSet<String>, HashSet<String>)> {
             let records = store.records.try_all()?;
             let chains: HashSet<String> = records.iter().flat_map(|r| r.chain_ids.iter().cloned()).collect();
-            let mut blobs: HashSet<String> = records
+            let blobs: HashSet<String> = records
                 .iter()
                 .flat_map(|r| {
                     r.layers
@@ -322,9 +321,6 @@ impl ImageStore {
                         .chain([r.id.clone(), r.manifest_digest.clone()])
                 })
                 .collect();
-            if let Ok(layers) = store.list() {
-                blobs.extend(layers.into_iter().map(|l| l.digest));
-            }
             Ok((chains, blobs))
         };
         let mut seen = self.pins.state().released;

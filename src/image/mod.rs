@@ -1,40 +1,37 @@
-//! Images: a content-addressed store of layer blobs and their unpacked trees.
+//! Images: a content-addressed store of blobs, their unpacked snapshots
+//! and the records that make images of them. Every image is one of these,
+//! however it came: pulled, loaded, committed or imported (`berth import`,
+//! or an Image object's `import`, which makes an image with no reference,
+//! found by its id).
 //!
 //! # Layout
 //!
 //! ```text
 //! <root>/                       e.g. <berth root>/images
-//!   blobs/sha256/<hex>          the archive exactly as imported (plain or gzip tar);
-//!                               <hex> is its sha256, the layer's digest
-//!   layers/<hex>/               the unpacked tree: the root filesystem itself
-//!   layers/.remove-<hex>-…/     a layer being deleted (hidden, skipped by list)
-//!   tmp/ingest-…                an archive being copied in and hashed
-//!   tmp/unpack-<hex>-…/         a layer being unpacked
+//!   blobs/sha256/<hex>          blobs (layers as given, configs, manifests) by sha256
+//!   snapshots/<hex>/            a layer unpacked, by chain ID (see `snapshot`)
+//!   l/<12 hex>                  short links to snapshots, for overlay options
+//!   images/<hex>.json           image records, by id; refs.json names them
+//!   tmp/                        ingests and unpacks in progress
 //! ```
 //!
-//! # Guarantees
+//! A `layers/` directory is what an older berth kept imported root
+//! filesystems in; [`ImageStore::sweep`] removes it.
+//!
+//! # Guarantees of an import
 //!
 //! - The digest is computed over the store's own copy of the archive, and is
 //!   checked against the expected one before a single entry is unpacked; the
 //!   tree is then unpacked from that same copy, so the caller's file changing
 //!   underneath cannot smuggle in unverified content.
-//! - `layers/<hex>` appears only complete: the tree is unpacked under `tmp/`,
-//!   synced, and renamed into place (`RENAME_NOREPLACE`), then `layers/` is
-//!   synced. A failed import removes its temporary files and leaves no blob
-//!   and no layer; if the removal fails too, both errors are returned.
-//! - A digest is unpacked at most once: `import` of an existing layer returns
-//!   it without unpacking. Two racing imports of one digest both unpack, one
-//!   rename wins, the other discards its copy and returns the winner's.
-//! - Nothing in an archive can create or change a file outside its layer
+//! - A snapshot appears only complete: unpacked under `tmp/`, synced and
+//!   renamed into place. A failed import removes the blobs it added.
+//! - Nothing in an archive can create or change a file outside its snapshot
 //!   directory: see [`unpack`] for how.
-//! - `remove` renames the layer to a hidden name first, so a half-deleted
-//!   tree is never seen as a layer.
 //! - Only a regular file is imported. The path is opened without opening
 //!   what it names (`O_PATH`) and checked with `fstat` on that descriptor, so
 //!   a fifo cannot block the import and a device is never opened or read.
-//! - A layer is Ready only if its whole stream checked out: after the tar's
-//!   end-of-archive block the rest of the stream is read to its end, so a
-//!   gzip's CRC32 and length trailer are verified (and bytes after the gzip
+//! - A gzip's CRC32 and length trailer are verified (and bytes after the gzip
 //!   that are not another gzip member are refused). An archive without a
 //!   single entry is refused as an empty image.
 //!
@@ -66,18 +63,15 @@ pub mod snapshot;
 mod unpack;
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::errno::Errno;
-use nix::fcntl::{renameat2, OFlag, RenameFlags};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, Mode, SFlag};
-use sha2::{Digest, Sha256};
 
-pub use error::{ImageError, PathFailure, Result};
+pub use error::{ImageError, Result};
 pub use images::ImageSummary;
 pub use pull::{Progress, PullEvent};
 pub use record::{ImageConfig, ImageHealthcheck, ImageRecord};
@@ -94,24 +88,17 @@ pub const MAX_ARCHIVE_BYTES: u64 = 8 << 30;
 /// padding, up to the end of the stream. See the module's `# Limits`.
 pub const MAX_UNPACKED_BYTES: u64 = 32 << 30;
 
-/// The limits one store applies to each import (the constants, except in
-/// tests, which lower them to stay small).
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    archive: u64,
-    unpacked: u64,
-}
-
 /// Makes temporary names unique within this process (the pid makes them
 /// unique across processes).
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A content-addressed store of unpacked layers under one root directory.
+/// A content-addressed store of images under one root directory.
 #[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
-    ownership: Ownership,
-    limits: Limits,
+    /// The most one import copies into `blobs/` ([`MAX_ARCHIVE_BYTES`],
+    /// lowered by tests; the unpacked limit is the snapshots').
+    archive_limit: u64,
     /// Blobs of pulled images by digest.
     pub content: content::ContentStore,
     /// Pulled layers, unpacked, by chain ID.
@@ -122,21 +109,6 @@ pub struct ImageStore {
     insecure: Vec<String>,
     /// Blobs and snapshots pulls in progress use (see [`images::Pins`]).
     pins: images::Pins,
-    /// How many archives this store has unpacked (tests check "imported once").
-    #[cfg(test)]
-    unpacks: AtomicU64,
-}
-
-/// One unpacked layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    /// `sha256:<hex>` of the archive as imported (compressed, if it was).
-    pub digest: String,
-    /// `layers/<hex>`: the root filesystem directory itself.
-    pub dir: PathBuf,
-    /// Size in bytes of the archive the digest covers (as in an OCI
-    /// descriptor), not of the unpacked tree; 0 if its blob is missing.
-    pub size: u64,
 }
 
 /// Removes a directory tree. A layer may hold read-only directories (as
@@ -204,7 +176,7 @@ fn mark_top_dir(dir: &Path) {
 
 impl ImageStore {
     /// Opens (creating if needed) the store at `root`, e.g. `<berth root>/images`:
-    /// creates `blobs/sha256/`, `layers/` and `tmp/` under it.
+    /// creates `blobs/sha256/`, `snapshots/`, `tmp/` and the rest under it.
     ///
     /// Entries' owners are preserved when the process runs as root, and left
     /// as the current user otherwise (as GNU tar does).
@@ -212,7 +184,6 @@ impl ImageStore {
         let root = root.into();
         for dir in [
             root.join("blobs/sha256"),
-            root.join("layers"),
             root.join("tmp"),
             root.join("snapshots"),
             root.join("l"),
@@ -234,19 +205,12 @@ impl ImageStore {
             insecure: Vec::new(),
             pins: images::Pins::default(),
             root,
-            ownership,
-            limits: Limits {
-                archive: MAX_ARCHIVE_BYTES,
-                unpacked: MAX_UNPACKED_BYTES,
-            },
-            #[cfg(test)]
-            unpacks: AtomicU64::new(0),
+            archive_limit: MAX_ARCHIVE_BYTES,
         })
     }
 
     /// Removes what a crash can leave: ingest copies and half-unpacked trees
-    /// under `tmp/`, layers renamed for removal but not yet removed, and
-    /// snapshots of a pull that never got its record (verified blobs stay,
+    /// under `tmp/`, and snapshots of a pull that never got its record (verified blobs stay,
     /// so the next pull of that image downloads only what is missing).
     /// Call only while holding the root's lock (the daemon does, at start):
     /// another process's import in flight would be swept too. Returns what
@@ -256,13 +220,24 @@ impl ImageStore {
         let mut leftovers: Vec<PathBuf> = fs::read_dir(self.root.join("tmp"))
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
-        if let Ok(layers) = fs::read_dir(self.root.join("layers")) {
-            leftovers.extend(
-                layers
-                    .flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
-                    .map(|e| e.path()),
-            );
+        // The store of imported trees an older berth kept: Image objects
+        // that used it are imported again as images on their next pass. A
+        // container an older berth started may still run on one of its
+        // trees (containers outlive the daemon): then it is kept until a
+        // start finds no mount using it, since deleting a mounted overlay's
+        // lower dir changes what the container sees.
+        let old_layers = self.root.join("layers");
+        if fs::symlink_metadata(&old_layers).is_ok_and(|m| m.is_dir()) {
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if mounts_use(&mountinfo, &old_layers) {
+                failures.push(format!(
+                    "{} (an older berth's imported images) kept: a running container still uses it; \
+                     restart such containers and it goes at the next daemon start",
+                    old_layers.display()
+                ));
+            } else {
+                leftovers.push(old_layers);
+            }
         }
         match self.records.try_all() {
             Ok(records) => {
@@ -290,274 +265,17 @@ impl ImageStore {
         }
         failures
     }
+}
 
-    /// Imports a tar of a root filesystem, plain or gzip-compressed (detected
-    /// by its magic bytes), and returns its layer.
-    ///
-    /// The digest is the sha256 of the file as given. If `expected` is set it
-    /// must match before anything is unpacked. If a layer with that digest
-    /// exists already it is returned as is; otherwise the archive is unpacked
-    /// safely under `tmp/`, synced and renamed into `layers/<hex>/`.
-    ///
-    /// # Errors
-    ///
-    /// [`ImageError::InvalidDigest`] for a malformed `expected`,
-    /// [`ImageError::DigestMismatch`] when it does not match,
-    /// [`ImageError::NotRegularFile`] for a fifo, device, directory or socket,
-    /// [`ImageError::ArchiveTooLarge`] and [`ImageError::UnpackedTooLarge`]
-    /// past the module's limits, [`ImageError::EmptyArchive`] for an archive
-    /// with no entries, [`ImageError::MalformedArchive`] for a broken tar or
-    /// gzip stream (a CRC mismatch included), the refusal
-    /// variants (`AbsolutePath`, `PathEscapes`, `ThroughSymlink`,
-    /// `HardlinkEscapes`, …) for hostile entries, and I/O errors naming the
-    /// path and entry. On any error nothing is left in `tmp/`, `blobs/` or
-    /// `layers/`, or [`ImageError::Rollback`] says what could not be removed.
-    pub fn import(&self, tar_path: &Path, expected: Option<&str>) -> Result<Layer> {
-        if let Some(expected) = expected {
-            parse_digest(expected)?;
-        }
-        let ingest = self.tmp_path("ingest", "");
-        let (hex, size) = match self.ingest(tar_path, &ingest) {
-            Ok(ok) => ok,
-            Err(e) => return Err(self.discard(e, &ingest, false)),
-        };
-        let digest = format!("{SHA256_PREFIX}{hex}");
-        if let Some(expected) = expected {
-            if expected != digest {
-                let e = ImageError::DigestMismatch {
-                    path: tar_path.to_path_buf(),
-                    expected: expected.to_owned(),
-                    actual: digest,
-                };
-                return Err(self.discard(e, &ingest, false));
-            }
-        }
-        if let Some(layer) = self.layer(&digest) {
-            // Imported before: the copy is not needed. Failing to delete it
-            // leaves a stray file in tmp/, which is no reason to fail.
-            if let Err(e) = fs::remove_file(&ingest) {
-                tracing::warn!(path = %ingest.display(), error = %e, "removing ingest file failed");
-            }
-            return Ok(layer);
-        }
-
-        let tmp = self.tmp_path("unpack", &hex[..12]);
-        match self.unpack_and_commit(tar_path, &ingest, &tmp, &hex) {
-            Ok(()) => {}
-            Err(e) => {
-                let e = self.discard(e, &ingest, false);
-                return Err(self.discard(e, &tmp, true));
-            }
-        }
-        Ok(Layer {
-            dir: self.layer_dir(&hex),
-            digest,
-            size,
-        })
-    }
-
-    /// The layer with this digest (`sha256:<hex>`), if it has been imported.
-    pub fn layer(&self, digest: &str) -> Option<Layer> {
-        let hex = parse_digest(digest).ok()?;
-        let dir = self.layer_dir(hex);
-        // symlink_metadata: `layers/<hex>` is only ever a directory we renamed there.
-        if !fs::symlink_metadata(&dir).ok()?.is_dir() {
-            return None;
-        }
-        let size = fs::metadata(self.blob_path(hex)).map(|m| m.len()).unwrap_or(0);
-        Some(Layer {
-            digest: digest.to_owned(),
-            dir,
-            size,
-        })
-    }
-
-    /// Removes a layer and its blob. A layer that does not exist is not an
-    /// error. The layer is first renamed to a hidden name, so it disappears
-    /// from [`list`](Self::list) at once, then deleted.
-    ///
-    /// # Errors
-    ///
-    /// [`ImageError::InvalidDigest`], or [`ImageError::Remove`] with every step
-    /// that failed (all steps are tried).
-    pub fn remove(&self, digest: &str) -> Result<()> {
-        let hex = parse_digest(digest)?;
-        let mut failures = Vec::new();
-        let dir = self.layer_dir(hex);
-        let hidden = self.root.join("layers").join(format!(
-            ".remove-{hex}-{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        match fs::rename(&dir, &hidden) {
-            Ok(()) => {
-                sync_dir(&self.root.join("layers"));
-                if let Err(source) = remove_tree(&hidden) {
-                    failures.push(PathFailure { path: hidden, source });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => failures.push(PathFailure { path: dir, source }),
-        }
-        let blob = self.blob_path(hex);
-        match fs::remove_file(&blob) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => failures.push(PathFailure { path: blob, source }),
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(ImageError::Remove {
-                digest: digest.to_owned(),
-                failures,
-            })
-        }
-    }
-
-    /// Every imported layer, sorted by digest.
-    pub fn list(&self) -> Result<Vec<Layer>> {
-        let layers = self.root.join("layers");
-        let list_error = |source| ImageError::List {
-            path: layers.clone(),
-            source,
-        };
-        let mut found = Vec::new();
-        for entry in fs::read_dir(&layers).map_err(list_error)? {
-            let entry = entry.map_err(list_error)?;
-            // Hidden names (layers being removed) and strays are not hex.
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if let Some(layer) = self.layer(&format!("{SHA256_PREFIX}{name}")) {
-                found.push(layer);
-            }
-        }
-        found.sort_by(|a, b| a.digest.cmp(&b.digest));
-        Ok(found)
-    }
-
-    /// Copies `tar_path` to `ingest` while hashing it; fsyncs the copy.
-    /// Returns the hex digest and the size. Refuses anything but a regular
-    /// file, and an archive over the limit before copying any of it (or, if
-    /// it grows meanwhile, as soon as the copy reaches the limit).
-    fn ingest(&self, tar_path: &Path, ingest: &Path) -> Result<(String, u64)> {
-        let read_error = |source| ImageError::ReadArchive {
-            path: tar_path.to_path_buf(),
-            source,
-        };
-        let write_error = |source| ImageError::Ingest {
-            path: ingest.to_path_buf(),
-            source,
-        };
-        let too_large = || ImageError::ArchiveTooLarge {
-            path: tar_path.to_path_buf(),
-            limit: self.limits.archive,
-        };
-        let mut input = open_regular_file(tar_path)?;
-        if input.metadata().map_err(read_error)?.len() > self.limits.archive {
-            return Err(too_large());
-        }
-        let mut output = File::options()
-            .write(true)
-            .create_new(true)
-            .open(ingest)
-            .map_err(write_error)?;
-        let (hex, size) = copy_hashed(&mut input, &mut output, self.limits.archive).map_err(|e| match e {
-            CopyError::Read(e) => read_error(e),
-            CopyError::Write(e) => write_error(e),
-            CopyError::Limit => too_large(),
-        })?;
-        output.sync_all().map_err(write_error)?;
-        Ok((hex, size))
-    }
-
-    /// Unpacks the verified copy into `tmp`, syncs, then moves the blob and
-    /// the tree into place.
-    fn unpack_and_commit(&self, tar_path: &Path, ingest: &Path, tmp: &Path, hex: &str) -> Result<()> {
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(tmp)
-            .map_err(|source| ImageError::Commit {
-                path: tmp.to_path_buf(),
-                source,
-            })?;
-        #[cfg(test)]
-        self.unpacks.fetch_add(1, Ordering::Relaxed);
-        let reader = open_decompressed(ingest, tar_path)?;
-        unpack::unpack(reader, tmp, tar_path, self.ownership, self.limits.unpacked)?;
-
-        let commit_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ImageError::Commit { path, source }
-        };
-        // One syncfs instead of an fsync per file: the tree is made durable
-        // (data, inodes and directory entries) before it becomes visible.
-        let tmp_dir = File::open(tmp).map_err(commit_error(tmp))?;
-        nix::unistd::syncfs(tmp_dir.as_raw_fd()).map_err(|e| commit_error(tmp)(e.into()))?;
-
-        // Blob first: a layer whose blob is missing would report size 0.
-        let blob = self.blob_path(hex);
-        fs::rename(ingest, &blob).map_err(commit_error(&blob))?;
-        sync_dir(&self.root.join("blobs/sha256"));
-
-        let dir = self.layer_dir(hex);
-        match renameat2(None, tmp, None, &dir, RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => {}
-            // A concurrent import of the same digest won: its layer is as
-            // good as ours, and the blob we just renamed is the same bytes.
-            Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                if let Err(e) = remove_tree(tmp) {
-                    tracing::warn!(path = %tmp.display(), error = %e, "removing a duplicate unpack failed");
-                }
-            }
-            Err(e) => {
-                // No layer refers to the blob now; take it back out so a
-                // failed import leaves nothing behind.
-                let error = commit_error(&dir)(e.into());
-                return Err(match fs::remove_file(&blob) {
-                    Ok(()) => error,
-                    Err(cleanup) => self.rollback(error, &blob, cleanup),
-                });
-            }
-        }
-        sync_dir(&self.root.join("layers"));
-        Ok(())
-    }
-
-    /// Removes a temporary file or directory after `error`; reports both if
-    /// the removal fails. A path that is already gone is fine.
-    fn discard(&self, error: ImageError, path: &Path, is_dir: bool) -> ImageError {
-        let removed = if is_dir {
-            remove_tree(path)
-        } else {
-            fs::remove_file(path)
-        };
-        match removed {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => self.rollback(error, path, e),
-            _ => error,
-        }
-    }
-
-    fn rollback(&self, error: ImageError, path: &Path, cleanup: io::Error) -> ImageError {
-        ImageError::Rollback {
-            source: Box::new(error),
-            path: path.to_path_buf(),
-            cleanup,
-        }
-    }
-
-    fn tmp_path(&self, kind: &str, tag: &str) -> PathBuf {
-        tmp_name(&self.root.join("tmp"), kind, tag)
-    }
-
-    fn layer_dir(&self, hex: &str) -> PathBuf {
-        self.root.join("layers").join(hex)
-    }
-
-    fn blob_path(&self, hex: &str) -> PathBuf {
-        self.root.join("blobs/sha256").join(hex)
-    }
+/// Whether a mount in `mountinfo` (proc(5)'s format) names a path under
+/// `dir` (an overlay's `lowerdir=` among its options, or its mount point).
+/// Paths there escape space, tab, newline and backslash as octal; a store
+/// root with those in it is not matched, and is swept as if unused.
+fn mounts_use(mountinfo: &str, dir: &Path) -> bool {
+    let prefix = format!("{}/", dir.display());
+    mountinfo
+        .lines()
+        .any(|line| line.split([' ', ',', ':', '=']).any(|field| field.starts_with(&prefix)))
 }
 
 /// A fresh name under `tmp`: `<kind>-<tag>-<pid>-<n>`.
@@ -619,43 +337,6 @@ fn open_regular_file(path: &Path) -> Result<File> {
     })
 }
 
-/// Why [`copy_hashed`] stopped.
-#[derive(Debug)]
-enum CopyError {
-    Read(io::Error),
-    Write(io::Error),
-    /// The input is longer than the limit; nothing past the limit was written.
-    Limit,
-}
-
-/// Copies `input` to `output` while hashing it, up to `limit` bytes: a
-/// longer input stops the copy before the byte past the limit is written.
-/// Returns the hex sha256 and the size.
-fn copy_hashed(
-    input: &mut impl Read,
-    output: &mut impl Write,
-    limit: u64,
-) -> std::result::Result<(String, u64), CopyError> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        if n as u64 > limit - size {
-            return Err(CopyError::Limit);
-        }
-        hasher.update(&buf[..n]);
-        output.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
 /// Checks `sha256:<64 lower-case hex>` and returns the hex part.
 fn parse_digest(digest: &str) -> Result<&str> {
     let invalid = || ImageError::InvalidDigest {
@@ -666,45 +347,6 @@ fn parse_digest(digest: &str) -> Result<&str> {
         Ok(hex)
     } else {
         Err(invalid())
-    }
-}
-
-/// Opens the blob and wraps it in a gzip decoder if it starts with gzip's
-/// magic bytes. Other compressions are recognised to give a clear error.
-fn open_decompressed(blob: &Path, tar_path: &Path) -> Result<Box<dyn Read>> {
-    let read_error = |source| ImageError::ReadArchive {
-        path: tar_path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(blob).map_err(read_error)?;
-    let mut magic = [0u8; 6];
-    let mut len = 0;
-    while len < magic.len() {
-        match file.read(&mut magic[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_error(e)),
-        }
-    }
-    file.seek(SeekFrom::Start(0)).map_err(read_error)?;
-    let magic = &magic[..len];
-    let unsupported = |format| ImageError::UnsupportedCompression {
-        path: tar_path.to_path_buf(),
-        format,
-    };
-    let reader = BufReader::with_capacity(1 << 16, file);
-    if magic.starts_with(&[0x1f, 0x8b]) {
-        // Multi-member: `pigz` and concatenated gzip files are valid too.
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(unsupported("zstd"))
-    } else if magic.starts_with(b"BZh") {
-        Err(unsupported("bzip2"))
-    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Err(unsupported("xz"))
-    } else {
-        Ok(Box::new(reader))
     }
 }
 
@@ -722,19 +364,45 @@ mod tests {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
     #[test]
-    fn sweep_removes_crash_leftovers_and_keeps_layers() {
+    fn the_old_layer_store_counts_as_used_while_an_overlay_mounts_a_tree_of_it() {
+        let root = Path::new("/var/lib/berth/images/layers");
+        let overlay = "812 30 0:61 / /run/berth/containers/a/rootfs rw,relatime - overlay overlay \
+                       rw,lowerdir=/var/lib/berth/images/layers/abc,upperdir=/var/lib/berth/containers/a/upper,workdir=/w";
+        assert!(mounts_use(overlay, root));
+        let stacked =
+            "812 30 0:61 / /r rw - overlay overlay rw,lowerdir=/x/l/1:/var/lib/berth/images/layers/abc,upperdir=/u";
+        assert!(mounts_use(stacked, root));
+        let other = "812 30 0:61 / /r rw - overlay overlay rw,lowerdir=/var/lib/berth/images/l/abc,upperdir=/u";
+        assert!(!mounts_use(other, root), "snapshots are not the old store");
+        assert!(!mounts_use("", root));
+        assert!(!mounts_use(
+            "1 0 8:1 / /var/lib/berth/images/layers-x rw - ext4 /dev/sda1 rw",
+            root
+        ));
+    }
+
+    #[test]
+    fn sweep_removes_crash_leftovers_and_the_old_layer_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(dir.path()).unwrap();
         fs::create_dir_all(dir.path().join("tmp/unpack-1/etc")).unwrap();
         fs::write(dir.path().join("tmp/ingest-2"), b"x").unwrap();
+        // What an older berth kept imported trees in, read-only dirs and all.
         fs::create_dir_all(dir.path().join("layers/.remove-3/bin")).unwrap();
-        fs::create_dir_all(dir.path().join("layers/abc")).unwrap();
+        fs::create_dir_all(dir.path().join("layers/abc/ro")).unwrap();
+        fs::set_permissions(dir.path().join("layers/abc/ro"), fs::Permissions::from_mode(0o555)).unwrap();
         assert!(store.sweep().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-        assert!(!dir.path().join("layers/.remove-3").exists());
-        assert!(dir.path().join("layers/abc").exists(), "real layers stay");
+        assert!(!dir.path().join("layers").exists(), "the old layer store is swept");
+        assert!(
+            !ImageStore::open(dir.path()).unwrap().root.join("layers").exists(),
+            "and not made again"
+        );
     }
 
+    use std::io::Write;
+
+    use sha2::{Digest, Sha256};
     use tar::{EntryType, Header};
     use tempfile::TempDir;
 
@@ -812,6 +480,16 @@ mod tests {
         }
     }
 
+    /// An import as the tests look at it: the tar's digest and size, the
+    /// snapshot it unpacked to, and the image's id.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Imported {
+        digest: String,
+        size: u64,
+        dir: PathBuf,
+        id: String,
+    }
+
     /// A store in a temp dir, plus a directory outside it that hostile
     /// archives aim at.
     struct Fixture {
@@ -834,13 +512,25 @@ mod tests {
             path
         }
 
-        fn import(&self, bytes: &[u8]) -> Result<Layer> {
+        fn import(&self, bytes: &[u8]) -> Result<Imported> {
             let path = self.write("layer.tar", bytes);
-            self.store.import(&path, None)
+            self.import_path(&path, None)
+        }
+
+        /// Imports as an Image object does: no reference, maybe a digest.
+        fn import_path(&self, path: &Path, expected: Option<&str>) -> Result<Imported> {
+            let record = self.store.import_image(path, None, expected, Vec::new())?;
+            let layer = &record.layers[0];
+            Ok(Imported {
+                digest: layer.digest.clone(),
+                size: layer.size,
+                dir: self.store.snapshots.dir(&record.chain_ids[0])?,
+                id: record.id.clone(),
+            })
         }
 
         fn unpacks(&self) -> u64 {
-            self.store.unpacks.load(Ordering::Relaxed)
+            self.store.snapshots.unpacks.load(Ordering::Relaxed)
         }
 
         fn entries(&self, sub: &str) -> Vec<String> {
@@ -859,10 +549,10 @@ mod tests {
 
         /// Imports `path`, which must be refused, and checks it left no trace.
         fn refuse_path(&self, path: &Path) -> ImageError {
-            let err = self.store.import(path, None).expect_err("must be refused");
-            assert!(self.entries("layers").is_empty(), "layers/ not empty after: {err}");
-            assert!(self.entries("tmp").is_empty(), "tmp/ not empty after: {err}");
-            assert!(self.entries("blobs/sha256").is_empty(), "blobs/ not empty after: {err}");
+            let err = self.import_path(path, None).expect_err("must be refused");
+            for sub in ["snapshots", "l", "images", "tmp", "blobs/sha256"] {
+                assert!(self.entries(sub).is_empty(), "{sub}/ not empty after: {err}");
+            }
             assert!(
                 fs::read_dir(self.outside.path())
                     .expect("read outside")
@@ -870,7 +560,7 @@ mod tests {
                     .is_none(),
                 "something was written outside the store after: {err}"
             );
-            assert!(self.store.list().expect("list").is_empty());
+            assert!(self.store.images().expect("images").is_empty());
             err
         }
     }
@@ -923,7 +613,11 @@ mod tests {
 
         assert_eq!(layer.digest, sha256(&bytes));
         assert_eq!(layer.size, bytes.len() as u64);
-        assert_eq!(layer.dir, fx.store.root.join("layers").join(&layer.digest[7..]));
+        assert_eq!(
+            layer.dir,
+            fx.store.root.join("snapshots").join(&layer.digest[7..]),
+            "one plain layer: chain id = diff id = digest"
+        );
         let root = &layer.dir;
         assert_eq!(mode(root), 0o755);
         assert_eq!(
@@ -959,8 +653,14 @@ mod tests {
         }
         assert_eq!(fs::symlink_metadata(root.join("bin/sh")).unwrap().mtime(), MTIME as i64);
 
-        assert_eq!(fx.store.layer(&layer.digest), Some(layer.clone()));
-        assert_eq!(fx.store.list().unwrap(), vec![layer.clone()]);
+        // An image with no reference: `berth images` shows `<none>`.
+        let images = fx.store.images().unwrap();
+        assert_eq!(images.len(), 1);
+        assert_eq!(
+            (images[0].record.id.as_str(), images[0].references.len()),
+            (layer.id.as_str(), 0)
+        );
+        assert_eq!(fx.store.lower_dirs(&images[0].record).unwrap().len(), 1);
         assert!(fx.store.root.join("blobs/sha256").join(&layer.digest[7..]).is_file());
         assert!(fx.entries("tmp").is_empty());
     }
@@ -987,13 +687,13 @@ mod tests {
         fs::write(first.dir.join("marker"), b"still here").unwrap();
 
         let path = fx.write("again.tar", &bytes);
-        let second = fx.store.import(&path, Some(&first.digest)).expect("second import");
+        let second = fx.import_path(&path, Some(&first.digest)).expect("second import");
 
         assert_eq!(second, first);
         assert_eq!(fs::read(second.dir.join("marker")).unwrap(), b"still here");
         assert_eq!(fx.unpacks(), 1);
         assert!(fx.entries("tmp").is_empty());
-        assert_eq!(fx.store.list().unwrap().len(), 1);
+        assert_eq!(fx.store.images().unwrap().len(), 1, "one tar, one image");
     }
 
     #[test]
@@ -1003,7 +703,7 @@ mod tests {
         let path = fx.write("layer.tar", &bytes);
         let wrong = format!("sha256:{}", "0".repeat(64));
 
-        let err = fx.store.import(&path, Some(&wrong)).expect_err("mismatch");
+        let err = fx.import_path(&path, Some(&wrong)).expect_err("mismatch");
 
         match err {
             ImageError::DigestMismatch {
@@ -1016,9 +716,9 @@ mod tests {
             other => panic!("expected DigestMismatch, got {other}"),
         }
         assert_eq!(fx.unpacks(), 0);
-        assert!(fx.entries("layers").is_empty());
-        assert!(fx.entries("tmp").is_empty());
-        assert!(fx.entries("blobs/sha256").is_empty());
+        for sub in ["snapshots", "images", "tmp", "blobs/sha256"] {
+            assert!(fx.entries(sub).is_empty(), "{sub}");
+        }
     }
 
     #[test]
@@ -1026,12 +726,11 @@ mod tests {
         let fx = Fixture::new();
         let path = fx.write("layer.tar", &rootfs());
         for bad in ["sha256:abc", "md5:0123", &format!("sha256:{}", "A".repeat(64))] {
-            let err = fx.store.import(&path, Some(bad)).expect_err("bad digest");
+            let err = fx.import_path(&path, Some(bad)).expect_err("bad digest");
             assert!(matches!(err, ImageError::InvalidDigest { .. }), "{err}");
         }
         assert_eq!(fx.unpacks(), 0);
-        assert!(fx.store.layer("sha256:abc").is_none());
-        assert!(matches!(fx.store.remove("nope"), Err(ImageError::InvalidDigest { .. })));
+        assert!(fx.entries("blobs/sha256").is_empty());
     }
 
     #[test]
@@ -1050,13 +749,27 @@ mod tests {
     }
 
     #[test]
-    fn a_zstd_archive_is_refused_with_a_clear_error() {
+    fn bzip2_and_xz_archives_are_refused_with_a_clear_error() {
         let fx = Fixture::new();
-        let err = fx.refuse(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
+        let err = fx.refuse(b"BZh91AY&SY");
         assert!(
-            matches!(err, ImageError::UnsupportedCompression { format: "zstd", .. }),
+            matches!(err, ImageError::UnsupportedCompression { format: "bzip2", .. }),
             "{err}"
         );
+        let err = fx.refuse(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0, 0]);
+        assert!(
+            matches!(err, ImageError::UnsupportedCompression { format: "xz", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_zstd_rootfs_imports() {
+        let fx = Fixture::new();
+        let bytes = zstd::encode_all(&rootfs()[..], 3).unwrap();
+        let layer = fx.import(&bytes).expect("import zstd");
+        assert_eq!(layer.digest, sha256(&bytes));
+        assert_eq!(fs::read(layer.dir.join("etc/shadow")).unwrap(), b"root:*::::::\n");
     }
 
     #[test]
@@ -1340,7 +1053,7 @@ mod tests {
         fs::write(fx.store.root.join("outside"), b"secret").unwrap();
         let err = fx.import(&Tar::new().hardlink("x", "../outside").bytes());
         fs::remove_file(fx.store.root.join("outside")).unwrap();
-        assert!(fx.entries("tmp").is_empty() && fx.entries("layers").is_empty());
+        assert!(fx.entries("tmp").is_empty() && fx.entries("snapshots").is_empty());
         match err {
             Err(ImageError::HardlinkEscapes { target, .. }) => assert_eq!(target, "../outside"),
             other => panic!("expected HardlinkEscapes, got {other:?}"),
@@ -1360,7 +1073,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(fs::metadata(fx.outside.path().join("secret")).unwrap().nlink(), 1);
-        assert!(fx.entries("tmp").is_empty() && fx.entries("layers").is_empty());
+        assert!(fx.entries("tmp").is_empty() && fx.entries("snapshots").is_empty());
     }
 
     #[test]
@@ -1510,19 +1223,23 @@ mod tests {
     }
 
     #[test]
-    fn remove_deletes_the_layer_and_its_blob_and_a_missing_layer_is_fine() {
+    fn prune_removes_an_unused_import_and_keeps_one_in_use() {
         let fx = Fixture::new();
         let layer = fx.import(&rootfs()).expect("import");
 
-        fx.store.remove(&layer.digest).expect("remove");
+        let in_use = std::collections::HashSet::from([layer.id.clone()]);
+        assert!(fx.store.prune(&in_use).unwrap().is_empty(), "an Image object uses it");
+        assert!(layer.dir.is_dir());
 
-        assert!(fx.store.layer(&layer.digest).is_none());
-        assert!(fx.store.list().unwrap().is_empty());
-        assert!(fx.entries("layers").is_empty());
-        assert!(fx.entries("blobs/sha256").is_empty());
-        fx.store.remove(&layer.digest).expect("second remove is a no-op");
+        let removed = fx.store.prune(&Default::default()).unwrap();
+        let removed: Vec<&str> = removed.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(removed, [layer.id.as_str()]);
+        assert!(!layer.dir.exists());
+        for sub in ["snapshots", "images", "blobs/sha256"] {
+            assert!(fx.entries(sub).is_empty(), "{sub}");
+        }
         // And it can be imported again.
-        assert_eq!(fx.import(&rootfs()).expect("re-import").dir, layer.dir);
+        assert_eq!(fx.import(&rootfs()).expect("re-import"), layer);
     }
 
     #[test]
@@ -1537,7 +1254,8 @@ mod tests {
         let (done, result) = std::sync::mpsc::channel();
         let (root, path) = (fx.store.root.clone(), fifo.clone());
         std::thread::spawn(move || {
-            let _ = done.send(ImageStore::open(root).and_then(|store| store.import(&path, None)));
+            let _ =
+                done.send(ImageStore::open(root).and_then(|store| store.import_image(&path, None, None, Vec::new())));
         });
         let err = result
             .recv_timeout(std::time::Duration::from_secs(10))
@@ -1590,7 +1308,7 @@ mod tests {
         let current = fx.dir.path().join("current.tar");
         std::os::unix::fs::symlink("v3.tar", &current).unwrap();
 
-        let layer = fx.store.import(&current, None).expect("import through a symlink");
+        let layer = fx.import_path(&current, None).expect("import through a symlink");
 
         assert_eq!(layer.digest, sha256(&bytes));
     }
@@ -1598,7 +1316,7 @@ mod tests {
     #[test]
     fn an_archive_over_the_size_limit_is_refused_before_it_is_copied() {
         let mut fx = Fixture::new();
-        fx.store.limits.archive = 4 << 10;
+        fx.store.archive_limit = 4 << 10;
         let bytes = rootfs();
         assert!(bytes.len() > 4 << 10);
 
@@ -1613,17 +1331,9 @@ mod tests {
     }
 
     #[test]
-    fn an_endless_source_is_cut_off_at_the_archive_limit() {
-        let mut copy = Vec::new();
-        let result = copy_hashed(&mut io::repeat(0), &mut copy, 100_000);
-        assert!(matches!(result, Err(CopyError::Limit)), "{result:?}");
-        assert!(copy.len() <= 100_000, "wrote {} bytes", copy.len());
-    }
-
-    #[test]
     fn a_decompression_bomb_is_stopped_at_the_limit_with_nothing_left_in_tmp() {
         let mut fx = Fixture::new();
-        fx.store.limits.unpacked = 1 << 20;
+        fx.store.snapshots.limit = 1 << 20;
         let zeros = vec![0u8; 8 << 20];
         let in_a_file = gzip(&Tar::new().file("big", 0o644, &zeros).bytes());
         // Headers count too, not only file data: 4 MiB of them, no data.
@@ -1658,18 +1368,12 @@ mod tests {
         let mut fx = Fixture::new();
         let bytes = rootfs();
         let len = bytes.len() as u64;
-        fx.store.limits = Limits {
-            archive: len - 1,
-            unpacked: len,
-        };
+        (fx.store.archive_limit, fx.store.snapshots.limit) = (len - 1, len);
         assert!(matches!(fx.refuse(&bytes), ImageError::ArchiveTooLarge { .. }));
         // A plain tar: the unpacked stream is the archive itself, read to its end.
-        fx.store.limits = Limits {
-            archive: len,
-            unpacked: len - 1,
-        };
+        (fx.store.archive_limit, fx.store.snapshots.limit) = (len, len - 1);
         assert!(matches!(fx.refuse(&bytes), ImageError::UnpackedTooLarge { .. }));
-        fx.store.limits.unpacked = len;
+        fx.store.snapshots.limit = len;
         fx.import(&bytes).expect("an archive at the limits imports");
     }
 
@@ -1788,21 +1492,9 @@ mod tests {
     fn a_path_with_escape_codes_is_shown_escaped() {
         let fx = Fixture::new();
         let path = fx.dir.path().join("\x1b[2J.tar");
-        let err = fx.store.import(&path, None).expect_err("missing");
+        let err = fx.import_path(&path, None).expect_err("missing");
         assert!(matches!(err, ImageError::ReadArchive { .. }), "{err}");
         assert_shown_safely(&err.to_string());
         assert!(err.to_string().contains(r"\x1b[2J.tar"), "{err}");
-    }
-
-    #[test]
-    fn list_skips_hidden_and_stray_entries() {
-        let fx = Fixture::new();
-        let layer = fx.import(&rootfs()).expect("import");
-        let layers = fx.store.root.join("layers");
-        fs::create_dir(layers.join(format!(".remove-{}", &layer.digest[7..]))).unwrap();
-        fs::create_dir(layers.join("not-a-digest")).unwrap();
-        fs::write(layers.join("f".repeat(64)), b"a file, not a layer").unwrap();
-
-        assert_eq!(fx.store.list().unwrap(), vec![layer]);
     }
 }

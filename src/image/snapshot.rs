@@ -79,7 +79,11 @@ pub struct Snapshots {
     sizes: PathBuf,
     tmp: PathBuf,
     ownership: Ownership,
-    limit: u64,
+    /// The most decompressed stream one layer may be (see `unpack`).
+    pub(super) limit: u64,
+    /// How many layers were unpacked (tests check "before anything is unpacked").
+    #[cfg(test)]
+    pub(super) unpacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Snapshots {
@@ -91,6 +95,8 @@ impl Snapshots {
             tmp: root.join("tmp"),
             ownership,
             limit,
+            #[cfg(test)]
+            unpacks: Default::default(),
         }
     }
 
@@ -164,6 +170,8 @@ impl Snapshots {
             tmp: Some(tmp_name(&self.tmp, "snap", &hex[..12])),
         };
         let tmp = unpacked.tmp.as_deref().unwrap_or(Path::new(""));
+        #[cfg(test)]
+        self.unpacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         fs::DirBuilder::new()
             .mode(0o755)
             .create(tmp)

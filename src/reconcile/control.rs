@@ -111,7 +111,6 @@ impl Engine {
         let report = self.execute(plan, pass).await;
         self.forget_gone(&wanted, pass);
         lock(&self.outcomes).extend(report.outcomes.iter().map(|(k, o)| (k.clone(), o.clone())));
-        self.collect_layers();
         self.changed();
         Ok(report)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use super::seams::{AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
-use crate::image::{self, ImageRecord, ImageStore, ImageSummary, Layer};
+use crate::image::{self, ImageRecord, ImageStore, ImageSummary};
 use crate::network::{self, link, nat, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord, Runtime};
 
@@ -97,18 +97,6 @@ impl ContainerHost for Runtime {
 }
 
 impl ImageHost for ImageStore {
-    fn import(&self, tar: &Path, digest: Option<&str>) -> image::Result<Layer> {
-        ImageStore::import(self, tar, digest)
-    }
-    fn layers(&self) -> image::Result<Vec<Layer>> {
-        self.list()
-    }
-    fn remove_layer(&self, digest: &str) -> image::Result<()> {
-        self.remove(digest)
-    }
-    fn layer_present(&self, dir: &Path) -> bool {
-        dir.is_dir()
-    }
     fn pull<'a>(
         &'a self,
         reference: &'a str,
@@ -161,8 +149,14 @@ impl ImageHost for ImageStore {
     fn logout(&self, registry: &str) -> image::Result<bool> {
         ImageStore::logout(self, registry)
     }
-    fn import_image(&self, tar: &Path, reference: &str, cmd: Vec<String>) -> image::Result<ImageRecord> {
-        ImageStore::import_image(self, tar, reference, cmd)
+    fn import_image(
+        &self,
+        tar: &Path,
+        reference: Option<&str>,
+        expected: Option<&str>,
+        cmd: Vec<String>,
+    ) -> image::Result<ImageRecord> {
+        ImageStore::import_image(self, tar, reference, expected, cmd)
     }
     fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>> {
         self.content.read(&record.id).ok()

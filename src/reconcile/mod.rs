@@ -4,7 +4,7 @@
 //! memory is never taken as truth.
 //!
 //! - `control.rs`: the loop and one pass; `observe.rs`: what is really there;
-//!   `executor.rs`: the action DAG; `drivers/`: one per kind; `gc.rs`: layers;
+//!   `executor.rs`: the action DAG; `drivers/`: one per kind;
 //! - `policy.rs`: restart and backoff decisions (pure);
 //! - `records.rs`: the only place that decodes store rows;
 //! - `seams.rs`: the traits to the host, `linux.rs` the real ones, `fake.rs`
@@ -19,7 +19,6 @@ pub mod error;
 mod executor;
 #[cfg(test)]
 pub(crate) mod fake;
-mod gc;
 pub mod health;
 pub mod ids;
 pub mod linux;

@@ -25,9 +25,10 @@ pub struct ContainerInfo {
     pub failure: Option<String>,
     pub started_at: Option<i64>,
     pub run: Option<RunRecord>,
-    /// Read-only image layer the container runs on (kept from GC while it lives).
+    /// The bare imported tree an older berth ran it on; never set now, kept
+    /// so such rows still decode.
     pub layer: Option<PathBuf>,
-    /// The pulled image it runs on (`rmi` refuses it while this lives).
+    /// The image it runs on (`rmi` and `image prune` keep it while this lives).
     pub image_id: Option<String>,
     /// The signal that stops it (the image's StopSignal), SIGTERM if unset.
     pub stop_signal: Option<String>,
@@ -57,7 +58,8 @@ pub enum Hold {
 pub struct ImageInfo {
     pub digest: String,
     pub dir: PathBuf,
-    /// A pulled image's id (its config digest); none for an import.
+    /// The image's id (its config digest); none only in rows of an older
+    /// berth, whose imports were bare trees (imported again when seen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }

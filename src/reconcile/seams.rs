@@ -28,7 +28,7 @@ use nix::sys::signal::Signal;
 
 use std::net::Ipv4Addr;
 
-use crate::image::{self, ImageRecord, ImageSummary, Layer};
+use crate::image::{self, ImageRecord, ImageSummary};
 use crate::network::dns::Records;
 use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::exec::{ExecProcess, ExecSpec};
@@ -86,14 +86,8 @@ pub trait ContainerHost: Send + Sync {
     fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess>;
 }
 
-/// Image layers: import, list, remove.
+/// Images: pull, import, load, commit, list, remove.
 pub trait ImageHost: Send + Sync {
-    /// Unpacks a root filesystem tar (blocking), checking `digest` when given.
-    fn import(&self, tar: &Path, digest: Option<&str>) -> image::Result<Layer>;
-    fn layers(&self) -> image::Result<Vec<Layer>>;
-    fn remove_layer(&self, digest: &str) -> image::Result<()>;
-    /// Whether an unpacked layer directory is still there.
-    fn layer_present(&self, dir: &Path) -> bool;
     /// Pulls a registry reference (`platform` default `linux/amd64`); the
     /// reference then names the image. Nothing is unpacked on error.
     fn pull<'a>(
@@ -137,8 +131,16 @@ pub trait ImageHost: Send + Sync {
         -> BoxFuture<'a, image::Result<()>>;
     /// Forgets a registry's credentials; whether there were any.
     fn logout(&self, registry: &str) -> image::Result<bool>;
-    /// A root filesystem tar as a one-layer image named `reference` (blocking).
-    fn import_image(&self, tar: &Path, reference: &str, cmd: Vec<String>) -> image::Result<ImageRecord>;
+    /// A root filesystem tar as a one-layer image (blocking), named
+    /// `reference`, or unnamed (found by its id) without one; the tar must
+    /// hash to `expected` when given, checked before anything is unpacked.
+    fn import_image(
+        &self,
+        tar: &Path,
+        reference: Option<&str>,
+        expected: Option<&str>,
+        cmd: Vec<String>,
+    ) -> image::Result<ImageRecord>;
     /// The image's config blob as stored (verified).
     fn config_blob(&self, record: &ImageRecord) -> Option<Vec<u8>>;
     /// A new image: `base` plus the tree `upper` as a layer, with `config`,

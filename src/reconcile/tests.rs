@@ -426,17 +426,62 @@ async fn a_completed_dependency_lets_its_dependant_start() {
 }
 
 #[tokio::test]
-async fn an_unused_layer_is_collected_after_its_image_is_deleted() {
+async fn an_imported_image_is_in_use_while_its_object_or_a_container_lives() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("app", "")));
+    w.pass().await;
+    let Some(records::LiveInfo::Image(info)) = w
+        .engine
+        .live(crate::manifest::Kind::Image, "bb")
+        .unwrap()
+        .map(|l| l.info)
+    else {
+        panic!("image/bb has no image record");
+    };
+    let id = info.id.clone().expect("an import is an image, found by its id");
+    assert!(w.engine.images_in_use().unwrap().contains(&id));
+    assert_eq!(w.engine.containers_using_image(&id).unwrap(), ["app"]);
+    // The container runs on the image's snapshots, not on a bare tree.
+    let lowers = w.host.config_of("app").unwrap().lower_dirs;
+    assert_eq!(
+        lowers,
+        w.engine
+            .image_host()
+            .lower_dirs(&w.engine.image_host().image(&id).unwrap())
+            .unwrap()
+    );
+    w.apply("s", "");
+    w.pass().await;
+    assert!(!w.engine.images_in_use().unwrap().contains(&id));
+}
+
+#[tokio::test]
+async fn an_image_imported_by_an_older_berth_is_imported_again() {
     let w = world();
     w.apply("s", IMAGE);
     w.pass().await;
-    w.apply("s", "");
+    // A live row of the old form: a bare tree, no image id.
+    w.engine
+        .store
+        .live_set_info(
+            crate::manifest::Kind::Image,
+            "bb",
+            r#"{"digest":"sha256:1","dir":"/old/layers/1"}"#,
+        )
+        .unwrap();
+    let imports = || w.host.calls().iter().filter(|c| matches!(c, Call::Import(_))).count();
+    assert_eq!(imports(), 1);
     w.pass().await;
-    assert!(
-        w.host.calls().iter().any(|c| matches!(c, Call::RemoveLayer(_))),
-        "{:?}",
-        w.host.calls()
-    );
+    assert_eq!(imports(), 2, "{:?}", w.host.calls());
+    let Some(records::LiveInfo::Image(info)) = w
+        .engine
+        .live(crate::manifest::Kind::Image, "bb")
+        .unwrap()
+        .map(|l| l.info)
+    else {
+        panic!("image/bb has no image record");
+    };
+    assert!(info.id.is_some(), "{info:?}");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! [`ContainerConfig`]. The only place that knows both.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::image::ImageConfig;
 use crate::manifest::types::{parse_mode, Propagation};
@@ -73,8 +73,10 @@ pub fn image_healthcheck(h: &crate::image::ImageHealthcheck) -> Option<Healthche
 }
 
 impl ImageView {
-    /// An imported image: one layer, the Image object's `cmd` and `env`.
-    pub fn imported(layer: &Path, image: &ImageSpec) -> ImageView {
+    /// A one-layer view with the Image object's `cmd` and `env` (tests build
+    /// views from it; an imported image is a pulled one now).
+    #[cfg(test)]
+    pub fn imported(layer: &std::path::Path, image: &ImageSpec) -> ImageView {
         ImageView {
             lower_dirs: vec![layer.to_path_buf()],
             cmd: image.cmd.clone(),
@@ -348,7 +350,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let image = ImageView::imported(Path::new("/l"), &ImageSpec::default());
+        let image = ImageView::imported(std::path::Path::new("/l"), &ImageSpec::default());
         let cfg = container_config("web", &spec, &image, &|v| PathBuf::from(format!("/v/{v}"))).unwrap();
         assert_eq!(cfg.args, ["sh"]);
         assert!(cfg.env.contains(&"A=1".to_string()));
@@ -369,13 +371,13 @@ mod tests {
             image: "bb".into(),
             ..Default::default()
         };
-        let view = ImageView::imported(Path::new("/l"), &image);
+        let view = ImageView::imported(std::path::Path::new("/l"), &image);
         let cfg = container_config("web", &spec, &view, &|_| PathBuf::new()).unwrap();
         assert_eq!(cfg.args, ["httpd"]);
         let none = container_config(
             "web",
             &spec,
-            &ImageView::imported(Path::new("/l"), &ImageSpec::default()),
+            &ImageView::imported(std::path::Path::new("/l"), &ImageSpec::default()),
             &|_| PathBuf::new(),
         );
         assert_eq!(none.unwrap_err(), TranslateError::NoCommand);

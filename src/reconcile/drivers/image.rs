@@ -1,8 +1,10 @@
-//! Images: a root filesystem tar imported into the layer store, or a
-//! registry reference pulled into the content store and its snapshots.
-//! Deleting an Image object only forgets it: an imported layer is collected
-//! once no image or container uses it (`gc.rs`); a pulled image stays until
-//! `rmi`, as Docker's do.
+//! Images: a registry reference pulled, an archive loaded, or a root
+//! filesystem tar imported, each into the one image store (blobs, snapshots
+//! and a record). An imported image has no reference: the object's live
+//! info keeps its id, and `image prune` keeps it while that or a container
+//! uses it. Deleting an Image object only forgets it: an imported image is
+//! then pruned once no container uses it; a pulled one stays until `rmi`,
+//! as Docker's do.
 
 use std::sync::Arc;
 
@@ -25,7 +27,8 @@ impl Driver for ImageDriver {
                 engine.host.images.lower_dirs(&record).ok()?;
                 Some(RunState::Present)
             }
-            LiveInfo::Image(info) if engine.host.images.layer_present(&info.dir) => Some(RunState::Present),
+            // An import an older berth kept as a bare tree (no id): gone,
+            // so the next pass imports it again as an image.
             _ => None,
         }
     }
@@ -60,21 +63,18 @@ impl Driver for ImageDriver {
             };
             let images = engine.host.images.clone();
             let digest = spec.digest.clone();
-            let layer =
-                tokio::task::spawn_blocking(move || images.import(std::path::Path::new(&path), digest.as_deref()))
-                    .await??;
-            let info = LiveInfo::Image(ImageInfo {
-                digest: layer.digest.clone(),
-                dir: layer.dir.clone(),
-                id: None,
-            });
-            engine
-                .store
-                .live_put(&records::encode_live(obj, hash, &info, now_millis()))?;
+            let tar = path.clone();
+            let record = tokio::task::spawn_blocking(move || {
+                images.import_image(std::path::Path::new(&tar), None, digest.as_deref(), Vec::new())
+            })
+            .await??;
+            // Status shows the tar's digest, as `digest:` in the spec names it.
+            let tar_digest = record.layers.first().map(|l| l.digest.clone()).unwrap_or_default();
+            put_live(engine, obj, hash, &record, tar_digest.clone())?;
             engine.event(
-                &ObjectKey::new(Kind::Image, obj.name()),
+                &key,
                 "Imported",
-                &format!("{} unpacked to {}", layer.digest, layer.dir.display()),
+                &format!("{path} ({tar_digest}) as image {}", record.short_id()),
             );
             Ok(())
         })
@@ -91,6 +91,11 @@ impl Driver for ImageDriver {
 /// Records a pulled or loaded image as `obj`'s live state: its record's id,
 /// manifest digest and top snapshot.
 fn put_image_live(engine: &Engine, obj: &Object, hash: &str, record: &ImageRecord) -> DriverResult {
+    put_live(engine, obj, hash, record, record.manifest_digest.clone())
+}
+
+/// Records `record` as `obj`'s live state, shown by `digest`.
+fn put_live(engine: &Engine, obj: &Object, hash: &str, record: &ImageRecord, digest: String) -> DriverResult {
     let top = engine
         .host
         .images
@@ -99,7 +104,7 @@ fn put_image_live(engine: &Engine, obj: &Object, hash: &str, record: &ImageRecor
         .next()
         .unwrap_or_default();
     let info = LiveInfo::Image(ImageInfo {
-        digest: record.manifest_digest.clone(),
+        digest,
         dir: top,
         id: Some(record.id.clone()),
     });
@@ -158,7 +163,7 @@ impl Engine {
         self.host.images.clone()
     }
 
-    /// Ids of the pulled images live containers and Image objects use.
+    /// Ids of the images live containers and Image objects use.
     pub fn images_in_use(&self) -> crate::reconcile::Result<std::collections::HashSet<String>> {
         Ok(self
             .live_all()?
@@ -186,7 +191,7 @@ impl Engine {
         };
         let id = info.image_id.clone().ok_or_else(|| {
             DriverError::Invalid(format!(
-                "container/{name} runs on an imported root filesystem; commit needs a pulled or loaded image"
+                "container/{name} was started by an older berth on a bare imported tree; restart it, then commit"
             ))
         })?;
         let base = self
@@ -235,20 +240,17 @@ impl Engine {
             .cloned()
             .ok_or_else(|| DriverError::Invalid(format!("container/{name} has no container record")))?;
         let mut layers = vec![self.host.containers.upper_dir(name)];
-        match (&info.image_id, &info.layer) {
-            (Some(id), _) => {
-                let record = self
-                    .host
-                    .images
-                    .image(id)
-                    .ok_or_else(|| DriverError::Invalid(format!("the image of container/{name} is gone")))?;
-                layers.extend(self.host.images.lower_dirs(&record)?);
-            }
-            (None, Some(layer)) => layers.push(layer.clone()),
-            (None, None) => {
-                return Err(DriverError::Invalid(format!("container/{name} was never started")));
-            }
-        }
+        let Some(id) = &info.image_id else {
+            return Err(DriverError::Invalid(format!(
+                "container/{name} was never started (or was by an older berth on a bare imported tree: restart it)"
+            )));
+        };
+        let record = self
+            .host
+            .images
+            .image(id)
+            .ok_or_else(|| DriverError::Invalid(format!("the image of container/{name} is gone")))?;
+        layers.extend(self.host.images.lower_dirs(&record)?);
         tokio::task::spawn_blocking(move || {
             let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
             let written = std::fs::File::create(&tmp)
@@ -345,7 +347,7 @@ impl Engine {
         .unwrap_or_default())
     }
 
-    /// Containers berth made from the pulled image `id`.
+    /// Containers berth made from the image `id`.
     pub fn containers_using_image(&self, id: &str) -> crate::reconcile::Result<Vec<String>> {
         Ok(self
             .live_all()?

@@ -52,7 +52,8 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     info.next_restart_at = None;
     info.hold = None;
     info.started_at = Some(now_millis());
-    info.layer = resolved.layer.clone();
+    // Rows of an older berth named a bare imported tree here; none is now.
+    info.layer = None;
     info.image_id = resolved.image_id.clone();
     info.stop_signal = resolved.view.stop_signal.clone();
     info.image_healthcheck = match &spec.healthcheck {
@@ -128,9 +129,7 @@ async fn unwire_failed(engine: &Engine, key: &ObjectKey, spec: &ContainerSpec) {
 /// A container's image, whichever way it was named.
 pub(super) struct ResolvedImage {
     view: translate::ImageView,
-    /// An imported image's layer (kept from layer GC while the container lives).
-    layer: Option<PathBuf>,
-    /// A pulled image's id.
+    /// The image's id.
     image_id: Option<String>,
 }
 
@@ -148,7 +147,6 @@ pub(super) async fn resolve_image(
         view.group = engine.host.images.image_file(record, "/etc/group");
         Ok::<_, DriverError>(ResolvedImage {
             view,
-            layer: None,
             image_id: Some(record.id.clone()),
         })
     };
@@ -156,23 +154,17 @@ pub(super) async fn resolve_image(
         let (LiveInfo::Image(info), Spec::Image(image_spec)) = (&image.info, &image.spec) else {
             return Err(DriverError::Invalid(format!("image/{name} has no image record")));
         };
-        if let Some(id) = &info.id {
-            let record = engine
-                .host
-                .images
-                .image(id)
-                .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{name} to be pulled again")))?;
-            return pulled(&record, Some(image_spec));
-        }
-        let mut view = translate::ImageView::imported(&info.dir, image_spec);
-        let layer = [info.dir.clone()];
-        view.passwd = crate::image::merged::read_file(&layer, "/etc/passwd");
-        view.group = crate::image::merged::read_file(&layer, "/etc/group");
-        return Ok(ResolvedImage {
-            view,
-            layer: Some(info.dir.clone()),
-            image_id: None,
-        });
+        // No id: an import an older berth kept as a bare tree; the Image
+        // object's next pass imports it again as an image.
+        let id = info
+            .id
+            .as_ref()
+            .ok_or_else(|| DriverError::Waiting(format!("waiting for image/{name} to be imported again")))?;
+        let record =
+            engine.host.images.image(id).ok_or_else(|| {
+                DriverError::Waiting(format!("waiting for image/{name} to be pulled or imported again"))
+            })?;
+        return pulled(&record, Some(image_spec));
     }
     if crate::image::record::looks_like_reference(name) {
         let record =
