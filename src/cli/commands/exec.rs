@@ -87,6 +87,9 @@ pub async fn attach(
         detach_keys,
     };
     let body = serde_json::to_vec(&req)?;
+    // Without a tty, signals to the CLI go to the container (sig-proxy),
+    // from the moment the container can print anything.
+    let proxy = (!tty).then(super::sigproxy::Proxy::install);
     let io = match client(g, true)
         .upgrade(&format!("/v1/attach/{}", segment(name)), exec_frame::PROTOCOL, body)
         .await
@@ -98,14 +101,13 @@ pub async fn attach(
         }
         Err(e) => return Err(e.into()),
     };
-    if tty {
+    let Some(proxy) = proxy else {
         return session(io, tty, interactive).await;
-    }
-    // Without a tty, signals to the CLI go to the container (sig-proxy).
+    };
     let target = super::sigproxy::Target::new(std::sync::Mutex::new(Some(name.to_string())));
     tokio::select! {
         code = session(io, tty, interactive) => code,
-        never = super::sigproxy::forward(g, target) => match never {},
+        never = proxy.forward(g, target) => match never {},
     }
 }
 

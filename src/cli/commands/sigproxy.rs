@@ -27,32 +27,47 @@ const PROXIED: [(libc::c_int, &str); 6] = [
 /// when it has started).
 pub type Target = Arc<Mutex<Option<String>>>;
 
-/// Passes signals on to `target` for as long as it is polled. A signal that
-/// comes before the container is known ends the CLI as it would have
-/// without the proxy (128 + the signal).
-pub async fn forward(g: &Global, target: Target) -> std::convert::Infallible {
-    let mut streams: Vec<(Signal, libc::c_int, &str)> = PROXIED
-        .iter()
-        .filter_map(|&(number, name)| Some((signal(SignalKind::from_raw(number)).ok()?, number, name)))
-        .collect();
-    loop {
-        let waits = streams.iter_mut().map(|(stream, number, name)| {
-            Box::pin(async move {
-                stream.recv().await;
-                (*number, *name)
-            })
-        });
-        let ((number, name), _, _) = futures_util::future::select_all(waits).await;
-        let container = target.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(container) = container else {
-            std::process::exit(128 + number);
-        };
-        let body = KillRequest {
-            signal: Some(name.into()),
-        };
-        // The container may have ended meanwhile; its exit ends the CLI.
-        let _ = client(g, false)
-            .post::<_, VerbResponse>(&format!("/v1/kill/{}", crate::client::segment(&container)), &body)
-            .await;
+/// The proxy's signal handlers, installed when it is made: a signal that
+/// arrives between the attach and the first poll of [`Proxy::forward`] is
+/// queued for it, not left to its default action (which ended the CLI and
+/// left the container running unseen).
+pub struct Proxy {
+    streams: Vec<(Signal, libc::c_int, &'static str)>,
+}
+
+impl Proxy {
+    /// Installs the handlers now, before anything is attached.
+    pub fn install() -> Proxy {
+        let streams = PROXIED
+            .iter()
+            .filter_map(|&(number, name)| Some((signal(SignalKind::from_raw(number)).ok()?, number, name)))
+            .collect();
+        Proxy { streams }
+    }
+
+    /// Passes signals on to `target` for as long as it is polled. A signal
+    /// that comes before the container is known ends the CLI as it would
+    /// have without the proxy (128 + the signal).
+    pub async fn forward(mut self, g: &Global, target: Target) -> std::convert::Infallible {
+        loop {
+            let waits = self.streams.iter_mut().map(|(stream, number, name)| {
+                Box::pin(async move {
+                    stream.recv().await;
+                    (*number, *name)
+                })
+            });
+            let ((number, name), _, _) = futures_util::future::select_all(waits).await;
+            let container = target.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let Some(container) = container else {
+                std::process::exit(128 + number);
+            };
+            let body = KillRequest {
+                signal: Some(name.into()),
+            };
+            // The container may have ended meanwhile; its exit ends the CLI.
+            let _ = client(g, false)
+                .post::<_, VerbResponse>(&format!("/v1/kill/{}", crate::client::segment(&container)), &body)
+                .await;
+        }
     }
 }
