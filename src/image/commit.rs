@@ -180,6 +180,51 @@ pub(super) fn header_for(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -
     h
 }
 
+/// Appends the entry at `path` that is not a directory (a file, symlink,
+/// device or fifo) as `name`, with its extended attributes; a file met
+/// before under another name (same device and inode) becomes a hard link to
+/// it. Sockets are not image content and are skipped. Shared by commit and
+/// export: one tar writer for both.
+pub(super) fn append_leaf<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    path: &Path,
+    meta: &fs::Metadata,
+    links: &mut HashMap<(u64, u64), String>,
+) -> io::Result<()> {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        let target = fs::read_link(path)?;
+        let mut h = header_for(meta, tar::EntryType::Symlink, 0);
+        tar.append_link(&mut h, name, &target)?;
+    } else if kind.is_file() {
+        if meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                let mut h = header_for(meta, tar::EntryType::Link, 0);
+                return tar.append_link(&mut h, name, first);
+            }
+            links.insert((meta.dev(), meta.ino()), name.to_string());
+        }
+        let mut h = header_for(meta, tar::EntryType::Regular, meta.len());
+        append_xattrs(tar, name, &xattrs_of(path)?)?;
+        tar.append_data(&mut h, name, fs::File::open(path)?)?;
+    } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+        let entry_type = if kind.is_fifo() {
+            tar::EntryType::Fifo
+        } else if kind.is_char_device() {
+            tar::EntryType::Char
+        } else {
+            tar::EntryType::Block
+        };
+        let mut h = header_for(meta, entry_type, 0);
+        let rdev = meta.rdev();
+        h.set_device_major(libc::major(rdev))?;
+        h.set_device_minor(libc::minor(rdev))?;
+        tar.append_data(&mut h, name, io::empty())?;
+    }
+    Ok(())
+}
+
 /// Writes the tree under `dir` (relative names under `prefix`) as OCI layer entries.
 fn write_tree<W: Write>(
     tar: &mut tar::Builder<W>,
@@ -216,35 +261,8 @@ fn write_tree<W: Write>(
                 tar.append_data(&mut h, format!("{name}/.wh..wh..opq"), io::empty())?;
             }
             write_tree(tar, &path, &format!("{name}/"), links)?;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(&path)?;
-            let mut h = header_for(&meta, tar::EntryType::Symlink, 0);
-            tar.append_link(&mut h, &name, &target)?;
-        } else if kind.is_file() {
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                    let mut h = header_for(&meta, tar::EntryType::Link, 0);
-                    tar.append_link(&mut h, &name, first)?;
-                    continue;
-                }
-                links.insert((meta.dev(), meta.ino()), name.clone());
-            }
-            let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
-            append_xattrs(tar, &name, &xattrs_of(&path)?)?;
-            tar.append_data(&mut h, &name, fs::File::open(&path)?)?;
-        } else if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
-            let entry_type = if kind.is_fifo() {
-                tar::EntryType::Fifo
-            } else if kind.is_char_device() {
-                tar::EntryType::Char
-            } else {
-                tar::EntryType::Block
-            };
-            let mut h = header_for(&meta, entry_type, 0);
-            let rdev = meta.rdev();
-            h.set_device_major(libc::major(rdev))?;
-            h.set_device_minor(libc::minor(rdev))?;
-            tar.append_data(&mut h, &name, io::empty())?;
+        } else {
+            append_leaf(tar, &name, &path, &meta, links)?;
         }
         // Sockets are not image content.
     }

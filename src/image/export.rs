@@ -3,17 +3,18 @@
 //! the way overlayfs shows it, without mounting anything: the top-most
 //! layer holding a name decides; a whiteout (0/0 character device) hides
 //! the name below it; an opaque directory hides everything below it.
-//! Files, directories and symlinks keep modes, owners and mtimes;
-//! hardlinks across layers are written as separate files.
+//! Entries keep modes, owners, mtimes and extended attributes, written by
+//! commit's writer ([`append_leaf`]); files hard-linked within a layer stay
+//! linked, across layers they are separate files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
-use super::commit::{header_for, is_opaque};
+use super::commit::{append_leaf, header_for, is_opaque};
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
@@ -21,7 +22,12 @@ fn is_whiteout(meta: &fs::Metadata) -> bool {
 
 /// Writes the merged tree of `layers` (top first; each the same directory
 /// in its layer, existing ones only) under the archive name `prefix`.
-fn merge<W: Write>(tar: &mut tar::Builder<W>, layers: &[PathBuf], prefix: &str) -> io::Result<()> {
+fn merge<W: Write>(
+    tar: &mut tar::Builder<W>,
+    layers: &[PathBuf],
+    prefix: &str,
+    links: &mut HashMap<(u64, u64), String>,
+) -> io::Result<()> {
     // name -> (layer index, metadata) of the top-most visible entry; None: hidden.
     let mut seen: BTreeMap<OsString, Option<(usize, fs::Metadata)>> = BTreeMap::new();
     for (i, dir) in layers.iter().enumerate() {
@@ -63,25 +69,9 @@ fn merge<W: Write>(tar: &mut tar::Builder<W>, layers: &[PathBuf], prefix: &str) 
                     }
                 }
             }
-            merge(tar, &below, &format!("{archived}/"))?;
-        } else if kind.is_symlink() {
-            let mut h = header_for(&meta, tar::EntryType::Symlink, 0);
-            tar.append_link(&mut h, &archived, fs::read_link(&path)?)?;
-        } else if kind.is_file() {
-            let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
-            tar.append_data(&mut h, &archived, fs::File::open(&path)?)?;
-        } else if kind.is_fifo() || kind.is_char_device() || kind.is_block_device() {
-            let entry_type = if kind.is_fifo() {
-                tar::EntryType::Fifo
-            } else if kind.is_char_device() {
-                tar::EntryType::Char
-            } else {
-                tar::EntryType::Block
-            };
-            let mut h = header_for(&meta, entry_type, 0);
-            h.set_device_major(libc::major(meta.rdev()))?;
-            h.set_device_minor(libc::minor(meta.rdev()))?;
-            tar.append_data(&mut h, &archived, io::empty())?;
+            merge(tar, &below, &format!("{archived}/"), links)?;
+        } else {
+            append_leaf(tar, &archived, &path, &meta, links)?;
         }
     }
     Ok(())
@@ -91,7 +81,7 @@ fn merge<W: Write>(tar: &mut tar::Builder<W>, layers: &[PathBuf], prefix: &str) 
 pub fn export(layers: &[PathBuf], out: impl Write) -> io::Result<()> {
     let existing: Vec<PathBuf> = layers.iter().filter(|d| d.is_dir()).cloned().collect();
     let mut tar = tar::Builder::new(out);
-    merge(&mut tar, &existing, "")?;
+    merge(&mut tar, &existing, "", &mut HashMap::new())?;
     tar.into_inner()?.flush()
 }
 
@@ -139,6 +129,48 @@ mod tests {
             let mut out = Vec::new();
             export(&[upper, lower], &mut out).unwrap();
             assert!(!names(&out).contains(&"etc/b".to_string()));
+        }
+    }
+
+    #[test]
+    fn hard_links_stay_links_and_extended_attributes_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layer");
+        fs::create_dir_all(layer.join("bin")).unwrap();
+        fs::write(layer.join("bin/tool"), "program").unwrap();
+        fs::hard_link(layer.join("bin/tool"), layer.join("bin/alias")).unwrap();
+        // user.* xattrs need no privilege (tmpfs and ext4 take them).
+        let name = std::ffi::CString::new("user.note").unwrap();
+        let file = std::ffi::CString::new(layer.join("bin/tool").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: both strings are nul-terminated and outlive the call; the value is a valid slice.
+        let set = unsafe { libc::setxattr(file.as_ptr(), name.as_ptr(), b"kept".as_ptr().cast(), 4, 0) };
+        let mut out = Vec::new();
+        export(std::slice::from_ref(&layer), &mut out).unwrap();
+        let mut a = tar::Archive::new(&out[..]);
+        let mut kinds = Vec::new();
+        let mut note = None;
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            kinds.push((path.clone(), e.header().entry_type()));
+            for ext in e.pax_extensions().unwrap().into_iter().flatten() {
+                let ext = ext.unwrap();
+                if ext.key().unwrap() == "SCHILY.xattr.user.note" {
+                    note = Some((path.clone(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+        // Sorted by name: `alias` is written first, `tool` links to it.
+        assert_eq!(
+            kinds,
+            [
+                ("bin/".to_string(), tar::EntryType::Directory),
+                ("bin/alias".to_string(), tar::EntryType::Regular),
+                ("bin/tool".to_string(), tar::EntryType::Link),
+            ]
+        );
+        if set == 0 {
+            assert_eq!(note, Some(("bin/alias".to_string(), b"kept".to_vec())));
         }
     }
 }
