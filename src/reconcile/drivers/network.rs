@@ -298,7 +298,8 @@ async fn create_once(
     }
     let c = cfg.clone();
     blocking(engine, move |h| h.ensure_bridge(&c)).await??;
-    let dns = dns_records(engine, name).and_then(|records| {
+    let dns = Addressing::now(engine).and_then(|addressing| {
+        let records = dns_records(&addressing, name);
         Ok(engine
             .host
             .networks
@@ -584,7 +585,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         }
         None => crate::network::files::resolv_conf(&host_resolv, true),
     };
-    let hosts = hosts_text(engine, name, spec)?;
+    let hosts = hosts_text(&Addressing::now(engine)?, name, spec);
     write_files(engine, name, &hosts, &resolv)?;
     // Peers learn the new address before the container runs, so a peer
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
@@ -635,24 +636,17 @@ fn write_files(engine: &Engine, name: &str, hosts: &str, resolv: &str) -> Driver
 
 /// /etc/hosts of `name`: itself on each of its networks, then every other
 /// container holding an address on one of them.
-fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<String, DriverError> {
+fn hosts_text(addressing: &Addressing, name: &str, spec: &ContainerSpec) -> String {
     let mut own = Vec::new();
     let mut peers = Vec::new();
-    let allocations = engine.store.alloc_all()?;
-    let aliases = aliases_by_owner(engine);
     for net in spec.networks.iter().map(|n| n.name()) {
-        for (network, address, owner) in &allocations {
+        for (network, address, owner) in &addressing.allocations {
             if network != net {
                 continue;
             }
             let Ok(ip) = address.parse() else { continue };
             let mut names = vec![owner.clone()];
-            names.extend(
-                aliases
-                    .get(&(network.clone(), owner.clone()))
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            names.extend(addressing.aliases_of(network, owner).iter().cloned());
             if owner == name {
                 own.push((ip, names));
             } else {
@@ -664,28 +658,23 @@ fn hosts_text(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Strin
         // `none`: the name still resolves, to the loopback.
         own.push((Ipv4Addr::new(127, 0, 1, 1), vec![name.to_string()]));
     }
-    Ok(crate::network::files::hosts(&own, &peers))
+    crate::network::files::hosts(&own, &peers)
 }
 
 /// The names `network`'s DNS server answers: its containers' names; and,
 /// for each of its containers that is on other networks too, the names
 /// there, scoped to that container (it asks this server only).
-fn dns_records(engine: &Engine, network: &str) -> Result<crate::network::dns::Records, DriverError> {
+fn dns_records(addressing: &Addressing, network: &str) -> crate::network::dns::Records {
     use crate::network::dns::scoped;
     let mut records = crate::network::dns::Records::new();
-    let aliases = aliases_by_owner(engine);
-    let allocations = engine.store.alloc_all()?;
+    let allocations = &addressing.allocations;
     let names_of = |net: &str, owner: &str| {
-        let extra = aliases
-            .get(&(net.to_string(), owner.to_string()))
-            .cloned()
-            .unwrap_or_default();
-        std::iter::once(owner.to_string())
-            .chain(extra)
+        std::iter::once(owner)
+            .chain(addressing.aliases_of(net, owner).iter().map(String::as_str))
             .map(|n| n.to_ascii_lowercase())
             .collect::<Vec<_>>()
     };
-    for (net, address, owner) in &allocations {
+    for (net, address, owner) in allocations {
         if net != network {
             continue;
         }
@@ -704,47 +693,73 @@ fn dns_records(engine: &Engine, network: &str) -> Result<crate::network::dns::Re
             }
         }
     }
-    Ok(records)
+    records
 }
 
-/// The aliases of every live container, by (network, container).
-fn aliases_by_owner(engine: &Engine) -> std::collections::HashMap<(String, String), Vec<String>> {
-    let mut out = std::collections::HashMap::new();
-    for rec in engine.live_all().unwrap_or_default() {
-        let Some(spec) = rec.container_spec() else { continue };
-        for net in &spec.networks {
-            if !net.aliases.is_empty() {
-                out.insert((net.name.clone(), rec.key.name.clone()), net.aliases.clone());
+/// Who holds which address, and the aliases each container has on each
+/// network: read once from the store, then every hosts file and DNS table
+/// is computed from it without I/O. (Reading them per container made a
+/// refresh decode the whole live table once per container on the network.)
+struct Addressing {
+    /// (network, address, owner) of every allocation.
+    allocations: Vec<(String, String, String)>,
+    /// The aliases of every live container, by (network, container).
+    aliases: std::collections::HashMap<(String, String), Vec<String>>,
+}
+
+impl Addressing {
+    fn read(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError> {
+        let mut aliases = std::collections::HashMap::new();
+        for rec in live {
+            let Some(spec) = rec.container_spec() else { continue };
+            for net in &spec.networks {
+                if !net.aliases.is_empty() {
+                    aliases.insert((net.name.clone(), rec.key.name.clone()), net.aliases.clone());
+                }
             }
         }
+        Ok(Addressing {
+            allocations: engine.store.alloc_all()?,
+            aliases,
+        })
     }
-    out
+
+    fn now(engine: &Engine) -> Result<Addressing, DriverError> {
+        Addressing::read(engine, &engine.live_all()?)
+    }
+
+    fn aliases_of(&self, network: &str, owner: &str) -> &[String] {
+        self.aliases
+            .get(&(network.to_string(), owner.to_string()))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Rewrites /etc/hosts of every wired container on a network (in place:
 /// running containers see it at once), after one joined or left.
 pub(super) fn refresh_hosts(engine: &Engine) {
     let Ok(live) = engine.live_all() else { return };
+    let addressing = match Addressing::read(engine, &live) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("refreshing /etc/hosts and DNS records: {e}");
+            return;
+        }
+    };
     for rec in &live {
         if rec.network_info().is_some() {
-            match dns_records(engine, &rec.key.name) {
-                Ok(records) => engine.host.networks.dns_set(&rec.key.name, records),
-                Err(e) => tracing::warn!(network = %rec.key.name, "refreshing DNS records: {e}"),
-            }
+            let records = dns_records(&addressing, &rec.key.name);
+            engine.host.networks.dns_set(&rec.key.name, records);
         }
     }
-    for rec in live {
+    for rec in &live {
         let Some(spec) = rec.container_spec() else { continue };
         if spec.networks.is_empty() || !engine.host.networks.netns_exists(&rec.key.name) {
             continue;
         }
-        match hosts_text(engine, &rec.key.name, spec) {
-            Ok(text) => {
-                if let Err(e) = engine.host.networks.write_file(&rec.key.name, "hosts", &text) {
-                    tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}");
-                }
-            }
-            Err(e) => tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}"),
+        let text = hosts_text(&addressing, &rec.key.name, spec);
+        if let Err(e) = engine.host.networks.write_file(&rec.key.name, "hosts", &text) {
+            tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}");
         }
     }
 }
@@ -755,4 +770,56 @@ pub(super) async fn unwire(engine: &Engine, name: &str, interfaces: usize) -> Dr
     blocking(engine, move |h| h.remove_container(&id, interfaces)).await??;
     engine.store.alloc_release_owner(name)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addressing() -> Addressing {
+        let alloc = |n: &str, a: &str, o: &str| (n.to_string(), a.to_string(), o.to_string());
+        Addressing {
+            allocations: vec![
+                alloc("back", "10.1.1.2", "db"),
+                alloc("back", "10.1.1.3", "web"),
+                alloc("front", "10.1.0.2", "web"),
+                alloc("front", "10.1.0.3", "lb"),
+            ],
+            aliases: [(("back".to_string(), "db".to_string()), vec!["Postgres".to_string()])].into(),
+        }
+    }
+
+    #[test]
+    fn hosts_and_dns_records_come_from_one_reading_of_the_addresses() {
+        let a = addressing();
+        let web = ContainerSpec {
+            networks: vec!["front".into(), "back".into()],
+            ..Default::default()
+        };
+        let hosts = hosts_text(&a, "web", &web);
+        // Its own addresses first, then its peers on the networks it joined.
+        let tail: Vec<&str> = hosts.lines().skip(6).collect();
+        assert_eq!(
+            tail,
+            [
+                "10.1.0.2\tweb",
+                "10.1.1.3\tweb",
+                "10.1.0.3\tlb",
+                "10.1.1.2\tdb Postgres"
+            ]
+        );
+        let lonely = ContainerSpec {
+            networks: vec!["elsewhere".into()],
+            ..Default::default()
+        };
+        assert!(hosts_text(&a, "x", &lonely).ends_with("127.0.1.1\tx\n"));
+
+        let back = dns_records(&a, "back");
+        assert_eq!(back["postgres"], [Ipv4Addr::new(10, 1, 1, 2)]);
+        assert_eq!(back["web"], [Ipv4Addr::new(10, 1, 1, 3)]);
+        // web is on front too: its view of front is scoped to its address here.
+        let scoped = crate::network::dns::scoped(Ipv4Addr::new(10, 1, 1, 3), "lb");
+        assert_eq!(back[&scoped], [Ipv4Addr::new(10, 1, 0, 3)]);
+        assert!(!back.contains_key("lb"));
+    }
 }
