@@ -1388,25 +1388,25 @@ ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
 s.send(bytes.fromhex(dmac.replace(":", "")) + smac + b"\x08\x00" + ip + udp)
 "#;
 
+/// `script` (a raw-socket probe) run by python3 inside the network
+/// namespace at `netns`: from its eth0 at `src`, framed to `bridge`'s MAC
+/// (whose address is `gateway`), to 127.0.0.1:`port`.
+fn raw_probe(netns: &Path, script: &str, bridge: &str, src: &str, gateway: &str, port: u16) -> std::process::Command {
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
+    let mut probe = std::process::Command::new("nsenter");
+    probe
+        .arg(format!("--net={}", netns.display()))
+        .args(["python3", "-c", script, "eth0", mac.trim(), src, gateway, "127.0.0.1"])
+        .arg(port.to_string());
+    probe
+}
+
 /// Sends [`RAW_UDP_PY`]'s datagram from `netns` to a fresh host UDP socket
 /// on 127.0.0.1; whether it arrived.
 fn raw_udp_arrives(netns: &Path, bridge: &str, src: &str, gateway: &str) -> bool {
     let host = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = host.local_addr().unwrap().port();
-    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
-    let status = std::process::Command::new("nsenter")
-        .arg(format!("--net={}", netns.display()))
-        .args([
-            "python3",
-            "-c",
-            RAW_UDP_PY,
-            "eth0",
-            mac.trim(),
-            src,
-            gateway,
-            "127.0.0.1",
-        ])
-        .arg(port.to_string())
+    let status = raw_probe(netns, RAW_UDP_PY, bridge, src, gateway, port)
         .status()
         .unwrap();
     assert!(status.success(), "raw UDP probe failed");
@@ -1419,20 +1419,7 @@ fn raw_udp_arrives(netns: &Path, bridge: &str, src: &str, gateway: &str) -> bool
 /// eth0 at `src`, to 127.0.0.1:`port` through `bridge` (whose address is
 /// `gateway`); whether a SYN-ACK came.
 fn raw_syn_answered(netns: &Path, bridge: &str, src: &str, gateway: &str, port: u16, secs: u32) -> bool {
-    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).unwrap();
-    let out = std::process::Command::new("nsenter")
-        .arg(format!("--net={}", netns.display()))
-        .args([
-            "python3",
-            "-c",
-            RAW_SYN_PY,
-            "eth0",
-            mac.trim(),
-            src,
-            gateway,
-            "127.0.0.1",
-        ])
-        .arg(port.to_string())
+    let out = raw_probe(netns, RAW_SYN_PY, bridge, src, gateway, port)
         .arg(secs.to_string())
         .output()
         .unwrap();
