@@ -351,6 +351,7 @@ impl Runtime {
             message: e.to_string(),
         })?;
         fs::write(&config_json, spec_bytes).map_err(io_err(id, "write", &config_json))?;
+        let (log_max_bytes, log_max_files) = self.log_rotation(cfg);
         let shim_cfg = ShimConfig {
             id: id.to_string(),
             lc_root: l.lc_root(),
@@ -364,8 +365,8 @@ impl Runtime {
             exit_file: l.exit_file(id),
             cgroup_path: l.cgroup_path(id),
             io: InitIo {
-                log_max_bytes: self.log_rotation(cfg).0,
-                log_max_files: self.log_rotation(cfg).1,
+                log_max_bytes,
+                log_max_files,
                 ..cfg.io
             },
         };
