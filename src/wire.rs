@@ -3,6 +3,8 @@
 //! `Source` and `Diagnostic` and nothing above it. JSON keys are camelCase,
 //! as in the manifests and as `kubectl -o json` prints them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Diagnostic, Kind, Source};
@@ -244,61 +246,34 @@ pub struct WaitResponse {
     pub failed: Vec<String>,
 }
 
+/// The network `berth run` joins when told none, made on first use (as
+/// Docker's `bridge`).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// `run` and `create`: the container as a spec (the CLI turns Docker's
+/// flags into it, as the docker CLI turns them into Config and HostConfig),
+/// validated by the daemon as a manifest's is, and how the run is driven.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunRequest {
+    /// A name made up by the daemon when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    pub image: String,
-    #[serde(default)]
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub env: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<String>,
+    pub spec: crate::manifest::ContainerSpec,
+    /// The container's labels (`--label`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Remove the container when it exits (`--rm`).
     #[serde(default)]
     pub rm: bool,
+    /// Answer once it started, without its output (`-d`).
     #[serde(default)]
     pub detach: bool,
-    /// `--security-opt` values, as Docker spells them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub security_opt: Vec<String>,
-    /// `-p [IP:]HOST:CONTAINER[/udp]` values.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub publish: Vec<String>,
-    /// `--network`: a network's name, `host`, `none` or `container:NAME`;
-    /// the default bridge network when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    /// `--health-cmd`: a shell command (run with `/bin/sh -c`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_cmd: Option<String>,
-    /// `--health-interval`, `--health-timeout`, `--health-start-period`: durations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_interval: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_timeout: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_start_period: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_retries: Option<u32>,
-    /// A pty for the init (`-t`); attach to it with `/v1/attach/{name}`.
-    #[serde(default)]
-    pub tty: bool,
-    /// Keep its stdin open (`-i`).
-    #[serde(default)]
-    pub interactive: bool,
     /// The client attaches next (`run` without `-d`; without -t/-i the
     /// attach carries the output alone, byte-exact): the init starts once
     /// it did, and its exit waits for it (`--rm` too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
-    /// `USER[:GROUP]` or `uid[:gid]` the init runs as (names from the
-    /// image's /etc/passwd and /etc/group).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
     /// The keys the attach will detach with: checked before the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_keys: Option<String>,

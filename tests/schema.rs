@@ -89,7 +89,10 @@ fn the_openapi_document_matches_the_served_routes() {
         (
             "/v1/run",
             serde_json::to_value(berth::wire::RunRequest {
-                image: "busybox".into(),
+                spec: berth::manifest::ContainerSpec {
+                    image: "busybox".into(),
+                    ..Default::default()
+                },
                 rm: true,
                 ..Default::default()
             })

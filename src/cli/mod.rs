@@ -7,6 +7,7 @@
 pub mod args;
 pub mod commands;
 pub mod output;
+pub mod runflags;
 
 use std::io::Read;
 use std::path::Path;

@@ -9,17 +9,14 @@ use tokio::sync::mpsc;
 
 use super::logs::{follow_logs, STREAM_BUFFER};
 use super::{CommandError, Result};
-use crate::manifest::{
-    self, ContainerSpec, Kind, Metadata, Object, Origin, PortMapping, Resources, RestartPolicy, Spec,
-};
+use crate::manifest::{self, Kind, Metadata, Object, Origin, Spec};
 use crate::plan::ObjectKey;
 use crate::reconcile::state::ContainerState;
 use crate::reconcile::{Engine, AUTOREMOVE_LABEL};
-use crate::wire::{RunEvent, RunRequest};
+use crate::wire::{RunEvent, RunRequest, DEFAULT_NETWORK};
 
 /// The Container object `berth run` stands for.
 pub fn run_object(req: &RunRequest) -> Result<Object> {
-    let bad = CommandError::Invalid;
     if let Some(name) = &req.name {
         super::check_name(Kind::Container, name)?;
     }
@@ -33,76 +30,7 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
             (n as u64 ^ (std::process::id() as u64) << 32) & 0xffff_ffff
         )
     });
-    let mut env = BTreeMap::new();
-    for e in &req.env {
-        let (k, v) = e
-            .split_once('=')
-            .ok_or_else(|| bad(format!("-e {e:?}: expected KEY=VALUE")))?;
-        env.insert(k.to_string(), v.to_string());
-    }
-    let memory = req
-        .memory
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|e: manifest::quantity::QuantityError| bad(format!("--memory: {}", e.0)))?;
-    let cpus = req
-        .cpus
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|e: manifest::quantity::QuantityError| bad(format!("--cpus: {}", e.0)))?;
-    let resources = (memory.is_some() || cpus.is_some()).then_some(Resources {
-        memory,
-        cpus,
-        ..Default::default()
-    });
-    let mut security = None;
-    for opt in &req.security_opt {
-        let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
-        let on = match (key, value) {
-            ("no-new-privileges", "true") => true,
-            ("no-new-privileges", "false") => false,
-            _ => {
-                return Err(bad(format!(
-                    "--security-opt {opt:?}: berth knows no-new-privileges[=true|false]"
-                )))
-            }
-        };
-        security = Some(manifest::SecurityContext {
-            no_new_privileges: Some(on),
-        });
-    }
-    let mut ports = Vec::new();
-    for p in &req.publish {
-        ports.push(parse_publish(p).ok_or_else(|| bad(format!("-p {p:?}: expected [IP:]HOST:CONTAINER[/tcp|/udp]")))?);
-    }
-    let (networks, network) = match req.network.as_deref() {
-        None => (vec![DEFAULT_NETWORK.into()], None),
-        Some(mode @ ("host" | "none")) => (Vec::new(), Some(mode.to_string())),
-        Some(mode) if mode.starts_with("container:") => (Vec::new(), Some(mode.to_string())),
-        Some(net) => (vec![net.into()], None),
-    };
-    let duration = |flag: &str, v: &Option<String>| -> Result<Option<manifest::Duration>> {
-        v.as_deref()
-            .map(|d| {
-                d.parse()
-                    .map_err(|e: manifest::quantity::QuantityError| bad(format!("{flag}: {}", e.0)))
-            })
-            .transpose()
-    };
-    let healthcheck = match &req.health_cmd {
-        Some(cmd) => Some(manifest::Healthcheck {
-            exec: vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
-            interval: duration("--health-interval", &req.health_interval)?,
-            timeout: duration("--health-timeout", &req.health_timeout)?,
-            retries: req.health_retries,
-            start_period: duration("--health-start-period", &req.health_start_period)?,
-            on_unhealthy: None,
-        }),
-        None => None,
-    };
-    let mut labels = BTreeMap::new();
+    let mut labels = req.labels.clone();
     if req.rm {
         // Lets a pass remove it after an exit nobody is attached to (a
         // detached run, or a daemon restart mid-run).
@@ -110,55 +38,12 @@ pub fn run_object(req: &RunRequest) -> Result<Object> {
     }
     Ok(Object {
         metadata: Metadata { name, labels },
-        spec: Spec::Container(ContainerSpec {
-            image: req.image.clone(),
-            command: req.command.clone(),
-            env,
-            resources,
-            restart_policy: RestartPolicy::Never,
-            security_context: security,
-            networks,
-            network,
-            ports,
-            healthcheck,
-            tty: req.tty,
-            stdin: req.interactive,
-            user: req.user.clone(),
-            ..Default::default()
-        }),
+        spec: Spec::Container(req.spec.clone()),
         origin: Origin {
             file: "<run>".into(),
             line: 0,
             column: 0,
         },
-    })
-}
-
-/// The network `berth run` joins when told none, made on first use (as
-/// Docker's `bridge`).
-pub const DEFAULT_NETWORK: &str = "bridge";
-
-fn parse_publish(text: &str) -> Option<PortMapping> {
-    let (ports, protocol) = match text.rsplit_once('/') {
-        Some((ports, proto @ ("tcp" | "udp"))) => (ports, Some(proto.to_string())),
-        Some(_) => return None,
-        None => (text, None),
-    };
-    // Docker's forms: HOST:CONTAINER and IP:HOST:CONTAINER (IPv4 only).
-    let (host_ip, ports) = match ports.split(':').count() {
-        3 => {
-            let (ip, rest) = ports.split_once(':')?;
-            let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-            (Some(ip.to_string()), rest)
-        }
-        _ => (None, ports),
-    };
-    let (host, container) = ports.split_once(':')?;
-    Some(PortMapping {
-        host_ip,
-        host: host.parse().ok()?,
-        container: container.parse().ok()?,
-        protocol,
     })
 }
 
@@ -364,25 +249,6 @@ async fn wait_not_running(engine: &Engine, name: &str) {
         tokio::select! {
             _ = exits.recv() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_publish;
-
-    #[test]
-    fn publish_takes_docker_forms_with_an_optional_ipv4_address() {
-        let p = parse_publish("127.0.0.1:8080:80/udp").unwrap();
-        assert_eq!(
-            (p.host_ip.as_deref(), p.host, p.container, p.protocol.as_deref()),
-            (Some("127.0.0.1"), 8080, 80, Some("udp"))
-        );
-        let p = parse_publish("8080:80").unwrap();
-        assert_eq!((p.host_ip, p.host, p.container, p.protocol), (None, 8080, 80, None));
-        for bad in ["80", "localhost:8080:80", "::1:8080:80", "1.2.3.4:8080", "8080:80/sctp"] {
-            assert!(parse_publish(bad).is_none(), "{bad}");
         }
     }
 }

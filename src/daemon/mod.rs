@@ -226,6 +226,15 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let engine = Engine::new(store, host, cfg.root.clone());
     engine.restore().await.context("restore running containers")?;
 
+    // The watch directory exists before the socket answers: a client that
+    // sees the daemon up may write a manifest into it at once.
+    let watch_dir = cfg.watch.clone().filter(|dir| match std::fs::create_dir_all(dir) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("not watching {}: {e}", dir.display());
+            false
+        }
+    });
     if let Some(parent) = cfg.socket.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
@@ -251,13 +260,8 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     tokio::spawn(reap_children(child_waits));
     tokio::spawn(engine.clone().run_loop());
     tokio::spawn(trim_after_changes(engine.changes()));
-    if let Some(dir) = cfg.watch.clone() {
-        match std::fs::create_dir_all(&dir) {
-            Ok(()) => {
-                tokio::spawn(watch::watch(engine.clone(), dir));
-            }
-            Err(e) => tracing::warn!("not watching {}: {e}", dir.display()),
-        }
+    if let Some(dir) = watch_dir {
+        tokio::spawn(watch::watch(engine.clone(), dir));
     }
 
     let app = crate::api::router(engine.clone());

@@ -7,6 +7,7 @@ use hyper::Method;
 use super::logs::{flush_stdout, print_log};
 use crate::cli::args::{Global, RunArgs};
 use crate::cli::client;
+use crate::cli::runflags;
 use crate::client::ClientError;
 use crate::wire::{RunEvent, RunRequest};
 
@@ -16,7 +17,10 @@ pub async fn create(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Err(code) = ensure_image(g, &mut args.image).await {
         return Ok(code);
     }
-    let req = request(args);
+    let req = match request(&args) {
+        Ok(req) => req,
+        Err(code) => return Ok(code),
+    };
     match client(g, true)
         .post::<_, crate::wire::VerbResponse>("/v1/create", &req)
         .await
@@ -63,30 +67,22 @@ async fn ensure_image(g: &Global, image: &mut String) -> Result<(), ExitCode> {
     Ok(())
 }
 
-fn request(args: RunArgs) -> RunRequest {
-    RunRequest {
-        name: args.name,
-        image: args.image,
-        command: args.command,
-        env: args.env,
-        memory: args.memory,
-        cpus: args.cpus,
+/// The request for `args`, or the exit code after a bad flag was reported
+/// (125, as `docker run` exits on its own errors).
+fn request(args: &RunArgs) -> Result<RunRequest, ExitCode> {
+    let flags = runflags::parse(args, &|key| std::env::var(key).ok()).map_err(|e| {
+        eprintln!("berth: {e}");
+        ExitCode::from(125)
+    })?;
+    Ok(RunRequest {
+        name: args.name.clone(),
+        spec: flags.spec,
+        labels: flags.labels,
         rm: args.rm,
         detach: true,
-        security_opt: args.security_opt,
-        publish: args.publish,
-        network: args.network,
-        health_cmd: args.health_cmd,
-        health_interval: args.health_interval,
-        health_timeout: args.health_timeout,
-        health_start_period: args.health_start_period,
-        health_retries: args.health_retries,
-        tty: args.tty,
-        interactive: args.interactive,
         attach: false,
         detach_keys: None,
-        user: args.user,
-    }
+    })
 }
 
 /// As `docker run`, the exit code is the container's, 127 or 126 when its
@@ -106,11 +102,13 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let interactive = args.interactive;
-    let req = RunRequest {
-        detach: true,
-        attach,
-        detach_keys: detach_keys.clone(),
-        ..request(args)
+    let req = match request(&args) {
+        Ok(req) => RunRequest {
+            attach,
+            detach_keys: detach_keys.clone(),
+            ..req
+        },
+        Err(code) => return Ok(code),
     };
     let mut started = None;
     let body = serde_json::to_vec(&req)?;

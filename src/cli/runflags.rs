@@ -1,0 +1,213 @@
+//! `docker run`/`docker create` flags turned into a Container spec, as the
+//! docker CLI turns them into Config and HostConfig before it calls the
+//! API. Pure: the caller's environment comes in as a lookup, so every form
+//! is tested here without a daemon. The daemon validates the result as it
+//! validates a manifest.
+
+use std::collections::BTreeMap;
+
+use crate::cli::args::RunArgs;
+use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, Resources, RestartPolicy, SecurityContext};
+use crate::wire::DEFAULT_NETWORK;
+
+/// A flag whose value berth cannot turn into a spec; the message names the
+/// flag and the value, as `docker run` does.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFlagsError {
+    #[error("{flag} {value:?}: {why}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> RunFlagsError {
+    RunFlagsError::Invalid {
+        flag,
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+/// What the flags ask for: the container's spec and its labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFlags {
+    pub spec: ContainerSpec,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `caller_env` reads the caller's environment (for `-e KEY`).
+pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Result<RunFlags, RunFlagsError> {
+    let _ = caller_env;
+    let mut spec = ContainerSpec {
+        image: args.image.clone(),
+        command: args.command.clone(),
+        restart_policy: RestartPolicy::Never,
+        tty: args.tty,
+        stdin: args.interactive,
+        user: args.user.clone(),
+        ..Default::default()
+    };
+    for e in &args.env {
+        let (k, v) = e
+            .split_once('=')
+            .ok_or_else(|| invalid("-e", e, "expected KEY=VALUE"))?;
+        spec.env.insert(k.to_string(), v.to_string());
+    }
+    let memory = args
+        .memory
+        .as_deref()
+        .map(|m| {
+            m.parse()
+                .map_err(|e: manifest::quantity::QuantityError| invalid("--memory", m, e.0))
+        })
+        .transpose()?;
+    let cpus = args
+        .cpus
+        .as_deref()
+        .map(|c| {
+            c.parse()
+                .map_err(|e: manifest::quantity::QuantityError| invalid("--cpus", c, e.0))
+        })
+        .transpose()?;
+    if memory.is_some() || cpus.is_some() {
+        spec.resources = Some(Resources {
+            memory,
+            cpus,
+            ..Default::default()
+        });
+    }
+    for opt in &args.security_opt {
+        let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
+        let on = match (key, value) {
+            ("no-new-privileges", "true") => true,
+            ("no-new-privileges", "false") => false,
+            _ => {
+                return Err(invalid(
+                    "--security-opt",
+                    opt,
+                    "berth knows no-new-privileges[=true|false]",
+                ))
+            }
+        };
+        spec.security_context = Some(SecurityContext {
+            no_new_privileges: Some(on),
+        });
+    }
+    for p in &args.publish {
+        spec.ports
+            .push(parse_publish(p).ok_or_else(|| invalid("-p", p, "expected [IP:]HOST:CONTAINER[/tcp|/udp]"))?);
+    }
+    match args.network.as_deref() {
+        None => spec.networks = vec![DEFAULT_NETWORK.into()],
+        Some(mode @ ("host" | "none")) => spec.network = Some(mode.to_string()),
+        Some(mode) if mode.starts_with("container:") => spec.network = Some(mode.to_string()),
+        Some(net) => spec.networks = vec![net.into()],
+    }
+    let duration = |flag: &'static str, v: &Option<String>| -> Result<Option<manifest::Duration>, RunFlagsError> {
+        v.as_deref()
+            .map(|d| {
+                d.parse()
+                    .map_err(|e: manifest::quantity::QuantityError| invalid(flag, d, e.0))
+            })
+            .transpose()
+    };
+    if let Some(cmd) = &args.health_cmd {
+        spec.healthcheck = Some(Healthcheck {
+            exec: vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
+            interval: duration("--health-interval", &args.health_interval)?,
+            timeout: duration("--health-timeout", &args.health_timeout)?,
+            retries: args.health_retries,
+            start_period: duration("--health-start-period", &args.health_start_period)?,
+            on_unhealthy: None,
+        });
+    }
+    Ok(RunFlags {
+        spec,
+        labels: BTreeMap::new(),
+    })
+}
+
+/// `-p`: Docker's forms HOST:CONTAINER and IP:HOST:CONTAINER (IPv4 only),
+/// each with an optional `/tcp` or `/udp`.
+fn parse_publish(text: &str) -> Option<PortMapping> {
+    let (ports, protocol) = match text.rsplit_once('/') {
+        Some((ports, proto @ ("tcp" | "udp"))) => (ports, Some(proto.to_string())),
+        Some(_) => return None,
+        None => (text, None),
+    };
+    let (host_ip, ports) = match ports.split(':').count() {
+        3 => {
+            let (ip, rest) = ports.split_once(':')?;
+            let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+            (Some(ip.to_string()), rest)
+        }
+        _ => (None, ports),
+    };
+    let (host, container) = ports.split_once(':')?;
+    Some(PortMapping {
+        host_ip,
+        host: host.parse().ok()?,
+        container: container.parse().ok()?,
+        protocol,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The flags of `berth run ARGS…` as the CLI parses them.
+    pub(crate) fn run_args(argv: &[&str]) -> RunArgs {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        Cli::try_parse_from(std::iter::once("run").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .run
+    }
+
+    fn spec_of(argv: &[&str]) -> Result<ContainerSpec, RunFlagsError> {
+        parse(&run_args(argv), &|_| None).map(|f| f.spec)
+    }
+
+    #[test]
+    fn publish_takes_docker_forms_with_an_optional_ipv4_address() {
+        let p = parse_publish("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(
+            (p.host_ip.as_deref(), p.host, p.container, p.protocol.as_deref()),
+            (Some("127.0.0.1"), 8080, 80, Some("udp"))
+        );
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!((p.host_ip, p.host, p.container, p.protocol), (None, 8080, 80, None));
+        for bad in ["80", "localhost:8080:80", "::1:8080:80", "1.2.3.4:8080", "8080:80/sctp"] {
+            assert!(parse_publish(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_plain_run_joins_the_default_network_and_never_restarts() {
+        let spec = spec_of(&["busybox", "echo", "hi"]).unwrap();
+        assert_eq!(spec.image, "busybox");
+        assert_eq!(spec.command, ["echo", "hi"]);
+        assert_eq!(spec.networks, [DEFAULT_NETWORK]);
+        assert_eq!(spec.restart_policy, RestartPolicy::Never);
+        let spec = spec_of(&["--network", "host", "busybox"]).unwrap();
+        assert!(spec.networks.is_empty());
+        assert_eq!(spec.network.as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_by_flag_and_value() {
+        let e = spec_of(&["-e", "NOEQUALS", "busybox"]).unwrap_err().to_string();
+        assert!(e.starts_with("-e \"NOEQUALS\""), "{e}");
+        let e = spec_of(&["--security-opt", "apparmor=x", "busybox"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--security-opt"), "{e}");
+    }
+}
