@@ -27,3 +27,9 @@ if [ ! -s "$profile" ]; then
   mv "$profile.tmp" "$profile"
   rm -rf "$dl"
 fi
+
+# Subordinate ids for `--userns=auto` (as podman, the `containers` user's
+# entry): the range podman's documentation suggests, added once.
+for f in /etc/subuid /etc/subgid; do
+  grep -q '^containers:' "$f" 2>/dev/null || echo 'containers:2147483647:2147483648' >> "$f"
+done

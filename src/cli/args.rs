@@ -319,6 +319,10 @@ pub struct RunArgs {
     /// USER[:GROUP] or uid[:gid] to run as (names from the image's /etc/passwd, /etc/group).
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// User namespace: `auto` (a subordinate id range of its own, from the
+    /// `containers` entry of /etc/subuid and /etc/subgid) or `host`.
+    #[arg(long)]
+    pub userns: Option<String>,
     /// Run in the background and print the name.
     #[arg(short = 'd', long)]
     pub detach: bool,

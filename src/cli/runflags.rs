@@ -123,6 +123,19 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
             on_unhealthy: None,
         });
     }
+    spec.userns = match args.userns.as_deref() {
+        None | Some("") => None,
+        Some("auto") => Some(manifest::UsernsMode::Auto),
+        Some("host") => Some(manifest::UsernsMode::Host),
+        Some(other) => {
+            let why = if other.starts_with("auto:") || other.starts_with("keep-id") || other.starts_with("ns:") {
+                "berth takes auto or host (no options, keep-id or ns: modes)"
+            } else {
+                "expected auto or host"
+            };
+            return Err(invalid("--userns", other, why));
+        }
+    };
     Ok(RunFlags {
         spec,
         labels: BTreeMap::new(),
@@ -199,6 +212,19 @@ mod tests {
         let spec = spec_of(&["--network", "host", "busybox"]).unwrap();
         assert!(spec.networks.is_empty());
         assert_eq!(spec.network.as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn userns_takes_auto_or_host() {
+        assert_eq!(spec_of(&["busybox"]).unwrap().userns, None);
+        assert_eq!(
+            spec_of(&["--userns=auto", "busybox"]).unwrap().userns,
+            Some(manifest::UsernsMode::Auto)
+        );
+        assert_eq!(
+            spec_of(&["--userns", "host", "busybox"]).unwrap().userns,
+            Some(manifest::UsernsMode::Host)
+        );
     }
 
     #[test]

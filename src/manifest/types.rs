@@ -408,6 +408,22 @@ pub struct ContainerSpec {
     /// Log rotation (default: one file, unbounded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogSpec>,
+    /// The user namespace: `auto` gives the container a range of its own
+    /// from the `containers` user's subordinate ids (its root is not the
+    /// host's), `host` keeps the host's even when the daemon remaps; absent,
+    /// the daemon's `--userns-remap` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<UsernsMode>,
+}
+
+/// A container's user namespace, as Docker's and podman's `--userns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UsernsMode {
+    /// The host's user namespace.
+    Host,
+    /// A distinct subordinate range of its own.
+    Auto,
 }
 
 /// Log rotation, as Docker's json-file `max-size` and `max-file`.

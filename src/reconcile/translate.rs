@@ -224,11 +224,10 @@ pub fn container_config(
     let mut mounts = Vec::new();
     for m in &spec.volumes {
         if let Some(vol) = &m.volume {
-            mounts.push(bind(
-                volume_dir(vol),
-                m.path.as_deref().unwrap_or_default(),
-                m.read_only,
-            ));
+            mounts.push(MountSpec {
+                volume: true,
+                ..bind(volume_dir(vol), m.path.as_deref().unwrap_or_default(), m.read_only)
+            });
         } else if let Some(host) = &m.host_path {
             let mut mount = bind(PathBuf::from(host), m.path.as_deref().unwrap_or_default(), m.read_only);
             mount
@@ -250,11 +249,15 @@ pub fn container_config(
                 source: "tmpfs".into(),
                 kind: "tmpfs".into(),
                 options,
+                volume: false,
             });
         }
     }
     for anon in anonymous_volumes(name, spec, image) {
-        mounts.push(bind(volume_dir(&anon.id), &anon.path, false));
+        mounts.push(MountSpec {
+            volume: true,
+            ..bind(volume_dir(&anon.id), &anon.path, false)
+        });
     }
     let res = spec.resources.clone().unwrap_or_default();
     Ok(ContainerConfig {
@@ -284,6 +287,11 @@ pub fn container_config(
             .as_ref()
             .and_then(|s| s.no_new_privileges)
             .unwrap_or(false),
+        userns: match spec.userns {
+            None => crate::runtime::userns::UsernsMode::Daemon,
+            Some(crate::manifest::UsernsMode::Host) => crate::runtime::userns::UsernsMode::Host,
+            Some(crate::manifest::UsernsMode::Auto) => crate::runtime::userns::UsernsMode::Auto,
+        },
         io: InitIo {
             log_max_bytes: spec.logs.as_ref().and_then(|l| l.max_size).map(|m| m.0),
             log_max_files: spec.logs.as_ref().and_then(|l| l.max_files),
@@ -316,6 +324,7 @@ fn bind(source: PathBuf, dest: &str, read_only: bool) -> MountSpec {
         source: source.to_string_lossy().into_owned(),
         kind: "bind".into(),
         options,
+        volume: false,
     }
 }
 

@@ -136,6 +136,9 @@ pub fn main(cfg: &ExecConfig, prepared: Result<std::sync::Arc<Prepared>, String>
 /// `zygote::Prepared`), so that an exec's shim parses neither.
 pub struct Prepared {
     process: Process,
+    /// The network namespace to join before libcontainer's tenant runs
+    /// (see `spec::JOIN_NETNS_ANNOTATION`).
+    join_netns: Option<PathBuf>,
     /// Capabilities lent for setup, dropped by [`SeccompExecutor`].
     lent: Vec<String>,
     seccomp: Option<Filter>,
@@ -154,7 +157,17 @@ pub fn prepare(bundle: &std::path::Path) -> Result<Prepared, String> {
         .take()
         .ok_or_else(|| format!("the container's spec in {} has no process", bundle.display()))?;
     let lent = lend_capabilities(&mut process, seccomp.is_some());
-    Ok(Prepared { process, lent, seccomp })
+    let join_netns = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::spec::JOIN_NETNS_ANNOTATION))
+        .map(PathBuf::from);
+    Ok(Prepared {
+        process,
+        lent,
+        seccomp,
+        join_netns,
+    })
 }
 
 /// Moves one of our stdio fds to a higher number (libcontainer dup2's the
@@ -200,6 +213,10 @@ fn start(cfg: &ExecConfig, prepared: &Prepared) -> Result<nix::unistd::Pid, Stri
         }
         None => None,
     };
+    if let Some(path) = &prepared.join_netns {
+        // The exec shim is forked for this one process: joining is for it alone.
+        super::shim::join_netns_for_userns(path, None)?;
+    }
     let built = build(cfg, &process_json, console.as_deref(), seccomp, prepared.lent.clone());
     drop(process_file);
     if let Some(path) = &console {

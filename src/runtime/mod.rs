@@ -25,6 +25,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;
+pub mod userns;
 pub mod workload;
 pub mod zygote;
 
@@ -80,6 +81,9 @@ pub enum RuntimeError {
         link: String,
         target: String,
     },
+    /// The container's user namespace cannot be given.
+    #[error("container {id}: {source}")]
+    Userns { id: String, source: userns::UsernsError },
     /// Teardown left things behind; every failure is listed.
     #[error("container {id}: cleanup incomplete: {}", .errors.join("; "))]
     Cleanup { id: String, errors: Vec<String> },
@@ -135,6 +139,10 @@ impl Layout {
     pub fn lc_root(&self) -> PathBuf {
         self.run.join("lc")
     }
+    /// The user namespace range a container keeps for its life.
+    pub fn userns_file(&self, id: &str) -> PathBuf {
+        self.data_dir(id).join("userns.json")
+    }
     pub fn data_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }
@@ -161,6 +169,15 @@ pub struct ShimConfig {
     pub state_file: PathBuf,
     pub exit_file: PathBuf,
     pub cgroup_path: String,
+    /// The container's user namespace range: the shim mounts the image's
+    /// layers idmapped to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<userns::IdRange>,
+    /// The network namespace the shim joins before libcontainer starts (a
+    /// user namespace container on berth's network; see
+    /// `spec::JOIN_NETNS_ANNOTATION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_netns: Option<PathBuf>,
     /// The container's, with the daemon's log rotation filled in.
     #[serde(flatten)]
     pub io: InitIo,
@@ -235,6 +252,21 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Gives the root directory of each of the container's volumes that still
+/// belongs to the host's root to the container's root (only the top: what
+/// another container already wrote keeps its owner).
+fn give_volumes_to(cfg: &ContainerConfig, range: &userns::IdRange) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for m in cfg.mounts.iter().filter(|m| m.volume) {
+        let dir = Path::new(&m.source);
+        let meta = fs::metadata(dir).map_err(io_err(&cfg.id, "stat", dir))?;
+        if meta.uid() == 0 && meta.gid() == 0 {
+            std::os::unix::fs::chown(dir, Some(range.uid), Some(range.gid)).map_err(io_err(&cfg.id, "chown", dir))?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses mount destinations that pass through a symlink of the image's
 /// layers (the top-most layer holding a path decides), naming the link.
 fn check_mount_destinations(cfg: &ContainerConfig) -> Result<()> {
@@ -276,6 +308,12 @@ pub struct Runtime {
     log_defaults: (Option<u64>, Option<u32>),
     /// Forks the exec shims; started on the first exec.
     zygote: std::sync::Arc<std::sync::Mutex<Option<zygote::Zygote>>>,
+    /// The range every container without a mode of its own gets (Docker's
+    /// `--userns-remap`).
+    userns_remap: Option<userns::IdRange>,
+    /// Held while a range is chosen and recorded, so that two starts never
+    /// take the same slice.
+    userns_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// A started container: its shim and init.
@@ -292,7 +330,75 @@ impl Runtime {
             host: cgroup::host_info(),
             log_defaults: (None, None),
             zygote: Default::default(),
+            userns_remap: None,
+            userns_lock: Default::default(),
         }
+    }
+
+    /// Every container without a user namespace mode of its own gets `range`.
+    pub fn with_userns_remap(mut self, range: Option<userns::IdRange>) -> Runtime {
+        self.userns_remap = range;
+        self
+    }
+
+    /// The range `cfg` runs with, recorded in its data dir on first use and
+    /// reused afterwards (its upper dir is owned by it). None: the host's.
+    fn userns_range(&self, cfg: &ContainerConfig) -> Result<Option<userns::IdRange>> {
+        let id = cfg.id.as_str();
+        let wanted = match cfg.userns {
+            userns::UsernsMode::Daemon => self.userns_remap.map(userns::UsernsMode::Range),
+            userns::UsernsMode::Host => None,
+            mode => Some(mode),
+        };
+        let Some(wanted) = wanted else {
+            return Ok(None);
+        };
+        let _held = self.userns_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let file = self.layout.userns_file(id);
+        let recorded = userns::recorded(&file);
+        let range = match (wanted, recorded) {
+            (userns::UsernsMode::Range(r), _) => r,
+            // Same mode as before: the same slice.
+            (userns::UsernsMode::Auto, Some(r)) if r.size == userns::AUTO_SIZE => r,
+            _ => {
+                let (uids, gids) = userns::subordinate_ids(userns::AUTO_USER)
+                    .map_err(|source| RuntimeError::Userns { id: id.into(), source })?;
+                let mut taken: Vec<userns::IdRange> = self.userns_remap.into_iter().collect();
+                if let Ok(dirs) = fs::read_dir(self.layout.root.join("containers")) {
+                    for dir in dirs.flatten() {
+                        if dir.file_name() != id {
+                            taken.extend(userns::recorded(&dir.path().join("userns.json")));
+                        }
+                    }
+                }
+                userns::first_free(uids, gids, userns::AUTO_SIZE, &taken).ok_or_else(|| RuntimeError::Userns {
+                    id: id.into(),
+                    source: userns::UsernsError::Exhausted {
+                        user: userns::AUTO_USER.into(),
+                        size: userns::AUTO_SIZE,
+                    },
+                })?
+            }
+        };
+        if recorded != Some(range) {
+            let data = self.layout.data_dir(id);
+            fs::create_dir_all(&data).map_err(io_err(id, "create", &data))?;
+            let bytes = serde_json::to_vec(&range).map_err(|e| RuntimeError::Spec {
+                id: id.into(),
+                message: e.to_string(),
+            })?;
+            write_atomic(&file, &bytes).map_err(io_err(id, "write", &file))?;
+            // The writable layer belongs to the container's root. A new range
+            // on an old upper dir (the mode changed) would leave the files of
+            // the old one unwritable: start that layer over.
+            let upper = data.join("upper");
+            if recorded.is_some() {
+                let _ = fs::remove_dir_all(&upper);
+                fs::create_dir_all(&upper).map_err(io_err(id, "create", &upper))?;
+            }
+            std::os::unix::fs::chown(&upper, Some(range.uid), Some(range.gid)).map_err(io_err(id, "chown", &upper))?;
+        }
+        Ok(Some(range))
     }
 
     /// Log rotation for containers whose config sets none.
@@ -344,6 +450,21 @@ impl Runtime {
             fs::create_dir_all(&dir).map_err(io_err(id, "create", &dir))?;
         }
         let rootfs = l.rootfs(id);
+        let range = self.userns_range(cfg)?;
+        let resolved;
+        let cfg = match range {
+            Some(r) => {
+                resolved = ContainerConfig {
+                    userns: userns::UsernsMode::Range(r),
+                    ..cfg.clone()
+                };
+                &resolved
+            }
+            None => cfg,
+        };
+        if let Some(range) = range {
+            give_volumes_to(cfg, &range)?;
+        }
         let spec = spec::build(cfg, &rootfs.to_string_lossy(), &l.cgroup_path(id), &self.host)?;
         let config_json = l.bundle(id).join("config.json");
         let spec_bytes = serde_json::to_vec(&spec).map_err(|e| RuntimeError::Spec {
@@ -364,6 +485,11 @@ impl Runtime {
             state_file: l.state_file(id),
             exit_file: l.exit_file(id),
             cgroup_path: l.cgroup_path(id),
+            userns: range,
+            join_netns: match (&cfg.netns, range) {
+                (NetnsMode::Path(path), Some(_)) => Some(path.clone()),
+                _ => None,
+            },
             io: InitIo {
                 log_max_bytes,
                 log_max_files,
@@ -709,6 +835,7 @@ mod tests {
                 source: "/tmp".into(),
                 kind: "bind".into(),
                 options: vec![],
+                volume: false,
             }],
             ..Default::default()
         };

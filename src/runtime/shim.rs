@@ -166,6 +166,57 @@ fn wait_for_client(listener: &std::os::unix::net::UnixListener) -> Option<std::o
     }
 }
 
+/// The image's layers as the container's root sees them: mounted again
+/// (read-only, in the shim's own mount namespace) through an idmapped mount
+/// that shows on-disk 0 as the range's first id; see `userns`. When every
+/// layer is a short link of one store, the store is mounted once (the
+/// links are relative, so they resolve inside the idmapped mount).
+fn idmapped_lowers(
+    lower_dirs: &[std::path::PathBuf],
+    range: &super::userns::IdRange,
+    run_dir: &Path,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::os::fd::AsFd;
+    let ns = super::userns::namespace_fd(range).map_err(|e| format!("cannot make the id mapping: {e}"))?;
+    let mount_at = |source: &Path, target: std::path::PathBuf| -> Result<std::path::PathBuf, String> {
+        std::fs::create_dir_all(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
+        super::userns::mount_idmapped(source, &target, ns.as_fd()).map_err(|e| {
+            format!("cannot idmap the image's layers ({e}); the user namespace needs a file system that supports idmapped mounts")
+        })?;
+        Ok(target)
+    };
+    let common = common_parent(lower_dirs);
+    if let (Some(links), Some(store)) = (&common, common.as_deref().and_then(Path::parent)) {
+        let mounted = mount_at(store, run_dir.join("idmapped"))?;
+        let links = mounted.join(links.file_name().unwrap_or_default());
+        return Ok(lower_dirs
+            .iter()
+            .map(|d| links.join(d.file_name().unwrap_or_default()))
+            .collect());
+    }
+    lower_dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| mount_at(dir, run_dir.join(format!("idmapped-{i}"))))
+        .collect()
+}
+
+/// Moves this (single-threaded) shim into the network namespace a user
+/// namespace container runs in, so that libcontainer's processes are born
+/// there (see `spec::JOIN_NETNS_ANNOTATION`), and lets the container's
+/// groups open ICMP sockets as Docker's default does, in host ids.
+pub(crate) fn join_netns_for_userns(path: &Path, range: Option<&super::userns::IdRange>) -> Result<(), String> {
+    let ns = File::open(path).map_err(|e| format!("open network namespace {}: {e}", path.display()))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("join network namespace {}: {e}", path.display()))?;
+    if let Some(r) = range {
+        let groups = format!("{} {}", r.gid, r.gid as u64 + r.size as u64 - 1);
+        std::fs::write("/proc/sys/net/ipv4/ping_group_range", groups)
+            .map_err(|e| format!("set net.ipv4.ping_group_range: {e}"))?;
+    }
+    Ok(())
+}
+
 /// The directory every one of `dirs` is directly in, if there is one and
 /// the names alone are shorter (two or more dirs).
 fn common_parent(dirs: &[std::path::PathBuf]) -> Option<std::path::PathBuf> {
@@ -213,9 +264,13 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     // store's short links) the mount is made from there with bare names, as
     // Docker's overlay2 does; the shim is single-threaded here, so changing
     // its working directory affects nothing else.
-    let common = common_parent(&cfg.lower_dirs);
-    let lower = cfg
-        .lower_dirs
+    let run_dir = cfg.state_file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let lower_dirs = match &cfg.userns {
+        Some(range) => idmapped_lowers(&cfg.lower_dirs, range, &run_dir)?,
+        None => cfg.lower_dirs.clone(),
+    };
+    let common = common_parent(&lower_dirs);
+    let lower = lower_dirs
         .iter()
         .map(|p| match &common {
             Some(_) => p.file_name().unwrap_or_default().to_string_lossy().into_owned(),
@@ -252,7 +307,6 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
 
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let run_dir = cfg.state_file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if cfg.io.stdin && !cfg.io.tty {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         // Written from the poll loop: a container that does not read must
@@ -279,6 +333,9 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         None => None,
     };
 
+    if let Some(path) = &cfg.join_netns {
+        join_netns_for_userns(path, cfg.userns.as_ref())?;
+    }
     let builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_executor(super::workload::DefaultSignals)
         .validate_id()

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use libcontainer::oci_spec::runtime::{
     Arch, Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator,
-    LinuxSyscallBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxDeviceType, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscallBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 use libcontainer::oci_spec::OciSpecError;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,10 @@ const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 /// personality(2) values Docker allows: PER_LINUX, UNAME26 variants, and the query.
 const PERSONALITY_ALLOWED: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
+/// The network namespace the shim and every exec shim join before
+/// libcontainer runs (a user namespace container on berth's network).
+pub const JOIN_NETNS_ANNOTATION: &str = "berth.netns";
+
 /// A bind, tmpfs or other mount inside the container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountSpec {
@@ -115,6 +120,11 @@ pub struct MountSpec {
     /// `bind` or `tmpfs`.
     pub kind: String,
     pub options: Vec<String>,
+    /// A volume of berth's (not a host path): under a user namespace its
+    /// root directory is given to the container's root, as Docker's
+    /// userns-remap does, so that the container can write to it.
+    #[serde(default)]
+    pub volume: bool,
 }
 
 /// cgroup limits; `None` means unlimited.
@@ -159,6 +169,10 @@ pub struct ContainerConfig {
     /// in Docker: setuid programs (`su`, `ping` in some images) work.
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// The user namespace: the runtime turns `Auto` and `Daemon` into a
+    /// `Range` (or the host's) before the spec is built.
+    #[serde(default)]
+    pub userns: super::userns::UsernsMode,
     /// The init's stdio and its log.
     #[serde(flatten)]
     pub io: InitIo,
@@ -211,8 +225,27 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
     };
     let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<String>>();
 
+    let userns = match cfg.userns {
+        super::userns::UsernsMode::Range(range) => Some(range),
+        _ => None,
+    };
     let mut mounts = Vec::with_capacity(STANDARD_MOUNTS.len() + cfg.mounts.len());
     for (destination, typ, source, options) in STANDARD_MOUNTS {
+        if destination == "/sys" && userns.is_some() && !matches!(cfg.netns, NetnsMode::New) {
+            // sysfs can be mounted only by a user namespace that owns the
+            // network namespace; the host's, read-only, instead (as runc
+            // does for Docker's userns-remap).
+            mounts.push(
+                MountBuilder::default()
+                    .destination("/sys")
+                    .typ("bind")
+                    .source("/sys")
+                    .options(strings(&["rbind", "nosuid", "noexec", "nodev", "ro"]))
+                    .build()
+                    .map_err(err("mount"))?,
+            );
+            continue;
+        }
         mounts.push(
             MountBuilder::default()
                 .destination(destination)
@@ -370,20 +403,47 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
     ] {
         namespaces.push(namespace(typ).build().map_err(err("namespace"))?);
     }
+    // Joining a network namespace the host's user namespace owns is refused
+    // from inside a new user namespace, and libcontainer always makes the
+    // user namespace first: the shim (and each exec shim) joins berth's
+    // namespace itself, before libcontainer starts, and the spec names none.
+    let joined_by_shim = match (&cfg.netns, userns) {
+        (NetnsMode::Path(path), Some(_)) => Some(path.clone()),
+        _ => None,
+    };
     let own_netns = match &cfg.netns {
         NetnsMode::New => Some(namespace(LinuxNamespaceType::Network)),
         NetnsMode::Host => None,
+        NetnsMode::Path(_) if joined_by_shim.is_some() => None,
         NetnsMode::Path(path) => Some(namespace(LinuxNamespaceType::Network).path(path)),
     };
     let mut linux = LinuxBuilder::default();
-    if let Some(ns) = own_netns {
-        namespaces.push(ns.build().map_err(err("namespace"))?);
+    if let Some(range) = userns {
+        namespaces.push(namespace(LinuxNamespaceType::User).build().map_err(err("namespace"))?);
+        let mapping = |host_id: u32| {
+            LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host_id)
+                .size(range.size)
+                .build()
+                .map_err(err("id mapping"))
+        };
+        linux = linux
+            .uid_mappings(vec![mapping(range.uid)?])
+            .gid_mappings(vec![mapping(range.gid)?]);
+    }
+    // (A namespace the shim joins gets it from the shim, in host ids: the
+    // container's root cannot write the host-owned namespace's sysctls.)
+    if own_netns.is_some() {
         // Docker's default in a network namespace of the container's own:
         // unprivileged ICMP sockets, so `ping` works without setuid.
         linux = linux.sysctl(HashMap::from([(
             "net.ipv4.ping_group_range".to_string(),
             "0 2147483647".to_string(),
         )]));
+    }
+    if let Some(ns) = own_netns {
+        namespaces.push(ns.build().map_err(err("namespace"))?);
     }
     let linux = linux
         .namespaces(namespaces)
@@ -445,7 +505,9 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         .linux(linux)
         .build()
         .map_err(err("spec"))?;
-    spec.set_annotations(None);
+    spec.set_annotations(
+        joined_by_shim.map(|path| HashMap::from([(JOIN_NETNS_ANNOTATION.to_string(), path.display().to_string())])),
+    );
     Ok(spec)
 }
 
@@ -812,18 +874,21 @@ mod tests {
                 source: "/var/lib/berth/volumes/data".into(),
                 kind: "bind".into(),
                 options: vec!["rbind".into(), "ro".into()],
+                volume: false,
             },
             MountSpec {
                 destination: "/tmp".into(),
                 source: "tmpfs".into(),
                 kind: "tmpfs".into(),
                 options: vec!["nosuid".into(), "nodev".into(), "size=16m".into(), "mode=1777".into()],
+                volume: false,
             },
             MountSpec {
                 destination: "/empty".into(),
                 source: "/srv/empty".into(),
                 kind: "bind".into(),
                 options: vec![],
+                volume: false,
             },
         ];
         vec![

@@ -503,6 +503,7 @@ fn etc_mounts(dir: PathBuf) -> Vec<MountSpec> {
             source: dir.join(file).to_string_lossy().into_owned(),
             kind: "bind".into(),
             options: vec!["rbind".into(), "nosuid".into(), "nodev".into(), "rw".into()],
+            volume: false,
         })
         .collect()
 }
