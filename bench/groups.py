@@ -94,6 +94,13 @@ class Groups:
             "run-runc", "runc run", self.runc_run, **single)))
         self.record("run", "floor", self.peer_step("floor", "unshare + chroot", lambda: m(
             "run-floor", "kernel floor (unshare + chroot)", self.floor_run, **single)))
+        # A user namespace of its own (idmapped image layers), against the same run without.
+        self.record("run_userns", "berth", self.berth_step("berth run --rm --userns=auto", lambda: m(
+            "run-userns-berth", "berth run --rm --userns=auto", self.berth_cmd(
+                "run", "--rm", "--userns=auto", "--network", "none", "busybox", "/bin/true"), **single)))
+        self.record("run_userns", "podman", self.peer_step("podman", "podman run --rm --userns=auto", lambda: m(
+            "run-userns-podman", "podman run --rm --userns=auto",
+            self.podman + self.podman_run + ["--userns=auto", "--rm", IMAGE, "/bin/true"], **single)))
 
     def measure_stacks(self):
         # The N-container stacks (and memory while they run), one size at a

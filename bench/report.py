@@ -23,7 +23,9 @@ class Report:
     def metric_rows(self):
         """(key, title, unit, peer labels) of every row, in table order: each
         stack step at both sizes next to each other, so growth shows."""
-        rows = [("run", "run --rm busybox /bin/true", "ms", {"floor": "unshare + chroot"})]
+        rows = [("run", "run --rm busybox /bin/true", "ms", {"floor": "unshare + chroot"}),
+                ("run_userns", "run --rm --userns=auto busybox /bin/true", "ms",
+                 {"podman": "podman run --userns=auto (runc)"})]
         steps = [
             ("apply", "apply {n} containers (until Running)", "ms", {"compose": "docker-compose up -d"}),
             ("noop", "no-op re-apply of the {n}", "ms", {"compose": "docker-compose up -d (again)"}),
@@ -127,6 +129,11 @@ class Report:
                lambda: max(med("run_layers", "berth"), med("run_pulled", "berth")) <= 1.2 * med("run", "berth"),
                lambda: f"imported {med('run', 'berth')} ms, 20 layers {med('run_layers', 'berth')} ms, "
                        f"pulled Debian {med('run_pulled', 'berth')} ms")
+        target("a user namespace (--userns=auto, idmapped layers) adds at most 2 ms to berth run --rm",
+               [("run", "berth"), ("run_userns", "berth")],
+               lambda: med("run_userns", "berth") - med("run", "berth") <= 2,
+               lambda: f"berth +{med('run_userns', 'berth') - med('run', 'berth'):.1f} ms "
+                       f"({med('run', 'berth')} -> {med('run_userns', 'berth')} ms)")
         target("berth exec is >= 8x faster than docker exec", [("exec", "berth"), ("exec", "docker")],
                lambda: r("exec", "docker") >= 8,
                lambda: f"{r('exec', 'docker')}x (berth {med('exec', 'berth')} ms, docker {med('exec', 'docker')} ms)")

@@ -129,3 +129,46 @@ fn a_volume_is_writable_by_userns_root_and_its_files_belong_to_the_range() {
         "hi\n"
     );
 }
+
+#[test]
+fn a_daemon_with_userns_remap_puts_every_container_in_its_range_but_userns_host_opts_out() {
+    let mut env = Env::new("userns-remap");
+    env.kill_daemon();
+    env.extra_env.push(("BERTH_USERNS_REMAP".into(), "default".into()));
+    env.start_daemon();
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let remapped = env.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; stat -c %u /bin/busybox",
+    ]);
+    let lines: Vec<&str> = remapped.lines().collect();
+    assert_eq!(
+        first_host_id(lines[0]),
+        2147483647,
+        "the first slice of containers: {remapped}"
+    );
+    assert_eq!(lines[1], "0", "the image is root's inside: {remapped}");
+    let host = env.ok(&["run", "--rm", "--userns=host", "busybox", "cat", "/proc/self/uid_map"]);
+    assert_eq!(host.split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"]);
+    // An auto container stays clear of the remap range.
+    let auto = env.ok(&["run", "--rm", "--userns=auto", "busybox", "cat", "/proc/self/uid_map"]);
+    assert!(first_host_id(&auto) >= 2147483647 + 65536, "{auto}");
+    // A remap to a user without subordinate ids stops the daemon with the reason.
+    env.kill_daemon();
+    let out = env
+        .command()
+        .args(["daemon", "--userns-remap", "nosuchuser"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--userns-remap") && err.contains("nosuchuser") && err.contains("/etc/subuid"),
+        "{err}"
+    );
+}

@@ -48,6 +48,7 @@ async fn daemon(g: &Global, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         log_max_files: args.log_max_files,
         default_address_pools: args.default_address_pools,
         dns_upstream: args.dns_upstream,
+        userns_remap: args.userns_remap,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -393,6 +393,12 @@ pub struct DaemonArgs {
     /// the environment, space-separated).
     #[arg(long = "dns-upstream", env = "BERTH_DNS_UPSTREAM", value_delimiter = ' ')]
     pub dns_upstream: Vec<String>,
+    /// Run every container without a `userns` of its own in a user
+    /// namespace, as Docker's flag: `default` (the first 65536 ids of the
+    /// `containers` user's /etc/subuid and /etc/subgid entries) or USER (all
+    /// of that user's first entries).
+    #[arg(long = "userns-remap", env = "BERTH_USERNS_REMAP")]
+    pub userns_remap: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

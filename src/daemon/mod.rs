@@ -112,6 +112,9 @@ pub struct DaemonConfig {
     /// `IP[:PORT]`: where embedded DNS forwards other names (default: the
     /// host's /etc/resolv.conf).
     pub dns_upstream: Vec<String>,
+    /// `default` or a user: the range containers without a `userns` of
+    /// their own run in (Docker's `--userns-remap`).
+    pub userns_remap: Option<String>,
 }
 
 impl DaemonConfig {
@@ -139,6 +142,9 @@ impl DaemonConfig {
             .iter()
             .for_each(|p| flag("--default-address-pool", p.clone()));
         self.dns_upstream.iter().for_each(|u| flag("--dns-upstream", u.clone()));
+        if let Some(remap) = &self.userns_remap {
+            flag("--userns-remap", remap.clone());
+        }
         DaemonSettings {
             args,
             socket: self.socket.clone(),
@@ -201,7 +207,15 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if cfg.log_max_files == Some(0) {
         anyhow::bail!("--log-max-files must be at least 1");
     }
-    let runtime = Runtime::new(layout, sealed.path()).with_log_defaults(log_max_bytes, cfg.log_max_files);
+    let remap = cfg
+        .userns_remap
+        .as_deref()
+        .map(crate::runtime::userns::remap_range)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--userns-remap: {e}"))?;
+    let runtime = Runtime::new(layout, sealed.path())
+        .with_log_defaults(log_max_bytes, cfg.log_max_files)
+        .with_userns_remap(remap);
     let images = ImageStore::open(cfg.root.join("images"))
         .context("open the image store")?
         .with_insecure(cfg.insecure_registries.clone());

@@ -203,8 +203,9 @@ fn idmapped_lowers(
 
 /// Moves this (single-threaded) shim into the network namespace a user
 /// namespace container runs in, so that libcontainer's processes are born
-/// there (see `spec::JOIN_NETNS_ANNOTATION`), and lets the container's
-/// groups open ICMP sockets as Docker's default does, in host ids.
+/// there (see `spec::JOIN_NETNS_ANNOTATION`); with the container's range,
+/// also sets what its root could not: ICMP sockets for its groups (in host
+/// ids) and ports below 1024, as Docker's defaults.
 pub(crate) fn join_netns_for_userns(path: &Path, range: Option<&super::userns::IdRange>) -> Result<(), String> {
     let ns = File::open(path).map_err(|e| format!("open network namespace {}: {e}", path.display()))?;
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -213,6 +214,11 @@ pub(crate) fn join_netns_for_userns(path: &Path, range: Option<&super::userns::I
         let groups = format!("{} {}", r.gid, r.gid as u64 + r.size as u64 - 1);
         std::fs::write("/proc/sys/net/ipv4/ping_group_range", groups)
             .map_err(|e| format!("set net.ipv4.ping_group_range: {e}"))?;
+        // The container's root has no capability over a namespace the host's
+        // user namespace owns: ports below 1024 are opened to every user of
+        // it instead, as Docker does for every container.
+        std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+            .map_err(|e| format!("set net.ipv4.ip_unprivileged_port_start: {e}"))?;
     }
     Ok(())
 }

@@ -124,6 +124,27 @@ pub fn subordinate_ids(user: &str) -> Result<(Subordinate, Subordinate), UsernsE
     Ok((find("/etc/subuid")?, find("/etc/subgid")?))
 }
 
+/// The range of a daemon-wide remap: `default` is the first [`AUTO_SIZE`]
+/// ids of [`AUTO_USER`]'s entries, another name all of that user's first
+/// entries (the smaller of the two counts).
+pub fn remap_range(user: &str) -> Result<IdRange, UsernsError> {
+    let (name, whole) = match user {
+        "default" => (AUTO_USER, false),
+        other => (other, true),
+    };
+    let (uids, gids) = subordinate_ids(name)?;
+    let size = if whole {
+        uids.1.min(gids.1)
+    } else {
+        AUTO_SIZE.min(uids.1).min(gids.1)
+    };
+    Ok(IdRange {
+        uid: uids.0,
+        gid: gids.0,
+        size,
+    })
+}
+
 /// The first `size`-id slice of the subordinate ranges that overlaps none of
 /// `taken`.
 pub fn first_free(uids: Subordinate, gids: Subordinate, size: u32, taken: &[IdRange]) -> Option<IdRange> {
