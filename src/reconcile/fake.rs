@@ -587,18 +587,19 @@ impl ContainerHost for FakeHost {
         }]
     }
 
-    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+    fn oci_spec(&self, id: &str) -> Option<libcontainer::oci_spec::runtime::Spec> {
         let s = self.script();
         // The bundle lives as long as the run dir.
         if !s.run_dirs.contains(id) {
             return None;
         }
         let cfg = s.configs.get(id)?;
-        Some(serde_json::json!({
+        let spec = serde_json::json!({
             "ociVersion": "1.0.2",
             "hostname": cfg.hostname,
             "process": {"args": cfg.args, "env": cfg.env, "cwd": cfg.cwd, "user": {"uid": cfg.uid, "gid": cfg.gid}},
-        }))
+        });
+        Some(serde_json::from_value(spec).expect("the fake's spec is a valid OCI spec"))
     }
 
     fn is_frozen(&self, id: &str) -> bool {
