@@ -26,6 +26,13 @@ fn a_netns_on_a_bridge_gets_its_address_and_route_and_goes_without_a_trace() {
     link::create_netns(&ns).unwrap();
     assert!(link::is_netns(&ns));
     assert_eq!(link::netns_links(&ns).unwrap(), ["lo"]);
+    let lo = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link", "show", "lo"])
+        .output()
+        .unwrap();
+    let lo = String::from_utf8_lossy(&lo.stdout);
+    assert!(lo.contains(",UP"), "lo is down in a namespace berth made: {lo}");
     let veth = VethConfig {
         host_name: nets.veth_name("c1", 0),
         alias: nets.alias("container/c1"),
