@@ -4,7 +4,7 @@
 //! kind ([`FakeHost::fail_on`]) or of any mutation ([`FakeHost::fail_nth`]).
 //! No root, no kernel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,6 +149,8 @@ struct Script {
     /// Host ends of veths, with their bridge.
     veths: HashMap<String, String>,
     netns: HashSet<String>,
+    /// Interfaces inside each namespace besides `lo`, by container id.
+    ifaces: HashMap<String, BTreeSet<String>>,
     /// Records of running DNS servers by network.
     dns: HashMap<String, Records>,
     /// Written network files by (id, file name).
@@ -839,6 +841,10 @@ impl ImageHost for FakeHost {
         let mut s = self.script();
         s.pulled.remove(name);
         let left = s.pulled.values().any(|r| r.id == record.id);
+        if !left {
+            // The store deletes an image with its last reference.
+            s.imported.retain(|r| r.id != record.id);
+        }
         Ok((record, !left))
     }
 }
@@ -858,7 +864,10 @@ impl VolumeHost for FakeHost {
     fn remove(&self, name: &str) -> std::io::Result<()> {
         self.mutate(Call::RemoveVolume(name.into()))
             .map_err(std::io::Error::other)?;
-        self.script().volumes.remove(name);
+        let mut s = self.script();
+        s.volumes.remove(name);
+        // Its owner record goes with its directory, as on disk.
+        s.anonymous.retain(|a| a.id != name);
         Ok(())
     }
 
@@ -951,7 +960,23 @@ impl NetworkHost for FakeHost {
                 action: "fake".into(),
                 message,
             })?;
-        self.script().veths.insert(veth.host_name.clone(), veth.bridge.clone());
+        let mut s = self.script();
+        // As the kernel: both ends need somewhere to go.
+        let missing = if !s.netns.contains(id) {
+            Some("the network namespace does not exist")
+        } else if !s.bridges.contains(&veth.bridge) {
+            Some("the bridge does not exist")
+        } else {
+            None
+        };
+        if let Some(message) = missing {
+            return Err(network::NetworkError::Netlink {
+                action: format!("attach {} to {}", veth.host_name, veth.bridge),
+                message: message.into(),
+            });
+        }
+        s.veths.insert(veth.host_name.clone(), veth.bridge.clone());
+        s.ifaces.entry(id.into()).or_default().insert(veth.ifname.clone());
         Ok(())
     }
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
@@ -971,17 +996,30 @@ impl NetworkHost for FakeHost {
                 action: "fake".into(),
                 message,
             })?;
-        self.script().veths.remove(host_name);
+        let mut s = self.script();
+        s.veths.remove(host_name);
+        if let Some(ifaces) = s.ifaces.get_mut(id) {
+            ifaces.remove(ifname);
+        }
         Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {
-        name == "eth0" || self.script().bridges.contains(name)
+        let s = self.script();
+        name == "eth0" || s.bridges.contains(name) || s.veths.contains_key(name)
     }
     fn host_veths(&self) -> Vec<String> {
         Vec::new()
     }
-    fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
-        Ok(vec!["lo".into()])
+    fn netns_links(&self, id: &str) -> network::Result<Vec<String>> {
+        let s = self.script();
+        if !s.netns.contains(id) {
+            return Err(network::NetworkError::Netlink {
+                action: format!("list the links of {id}'s namespace"),
+                message: "it does not exist".into(),
+            });
+        }
+        let inside = s.ifaces.get(id).into_iter().flatten().cloned();
+        Ok(std::iter::once("lo".to_string()).chain(inside).collect())
     }
     fn remove_container(&self, id: &str, interfaces: usize) -> network::Result<()> {
         self.mutate(Call::RemoveNetwork(id.into()))
@@ -991,6 +1029,7 @@ impl NetworkHost for FakeHost {
             })?;
         let mut s = self.script();
         s.netns.remove(id);
+        s.ifaces.remove(id);
         s.files.retain(|(owner, _), _| owner != id);
         for i in 0..interfaces {
             s.veths.remove(&self.names.veth_name(id, i));

@@ -1023,3 +1023,39 @@ async fn the_fake_passes_the_container_host_conformance_suite() {
     })
     .await;
 }
+
+#[test]
+fn the_fake_passes_the_volume_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against volume directories.
+    let host = super::fake::FakeHost::new();
+    super::conformance::volume_lifecycle(super::conformance::VolumeSubject {
+        host: host.as_ref(),
+        break_create: &|_| host.fail_on(super::fake::Op::CreateVolume, 1),
+        heal: &|_| {},
+    });
+}
+
+#[test]
+fn the_fake_passes_the_network_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against the kernel.
+    let host = super::fake::FakeHost::new();
+    super::conformance::network_lifecycle(super::conformance::NetworkSubject {
+        host: host.as_ref(),
+        network: "conf",
+        id: "conformance",
+        subnet: "10.89.251.0/24".parse().unwrap(),
+    });
+}
+
+#[test]
+fn the_fake_passes_the_image_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against the image store.
+    let host = super::fake::FakeHost::new();
+    host.fail_import("/img/broken.tar", "unexpected end of archive");
+    super::conformance::image_lifecycle(super::conformance::ImageSubject {
+        host: host.as_ref(),
+        tar: std::path::Path::new("/img/bb.tar"),
+        broken_tar: std::path::Path::new("/img/broken.tar"),
+        references: ["localhost/conformance:1", "localhost/conformance:2"],
+    });
+}
