@@ -155,6 +155,8 @@ struct Script {
     dns: HashMap<String, Records>,
     /// Written network files by (id, file name).
     files: HashMap<(String, String), String>,
+    /// How many times each was written.
+    file_writes: HashMap<(String, String), usize>,
     /// What a pull of a reference finds in the "registry".
     registry: HashMap<String, ImageRecord>,
     /// Pulled images by reference.
@@ -353,6 +355,15 @@ impl FakeHost {
     /// A network file written for `id`.
     pub fn file(&self, id: &str, file: &str) -> Option<String> {
         self.script().files.get(&(id.to_string(), file.to_string())).cloned()
+    }
+
+    /// How many times a network file of `id` was written.
+    pub fn file_writes(&self, id: &str, file: &str) -> usize {
+        let s = self.script();
+        s.file_writes
+            .get(&(id.to_string(), file.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Deletes a bridge or veth behind berth's back.
@@ -1037,7 +1048,9 @@ impl NetworkHost for FakeHost {
         Ok(())
     }
     fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf> {
-        self.script().files.insert((id.into(), file.into()), text.into());
+        let mut s = self.script();
+        s.files.insert((id.into(), file.into()), text.into());
+        *s.file_writes.entry((id.into(), file.into())).or_default() += 1;
         Ok(self.names.dir(id).join(file))
     }
     fn host_resolv_conf(&self) -> String {

@@ -605,6 +605,42 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
 }
 
 #[tokio::test]
+async fn a_start_rewrites_the_hosts_files_of_its_networks_peers_only() {
+    let w = world();
+    let back = NET.replace("front", "back");
+    let stack = |extra: &str| {
+        format!(
+            "{IMAGE}{NET}{back}{}{}{}{extra}",
+            container("web", ", networks: [front]"),
+            container("api", ", networks: [front]"),
+            container("db", ", networks: [back]"),
+        )
+    };
+    w.apply("s", &stack(""));
+    w.pass().await;
+    let writes = |id: &str| w.host.file_writes(id, "hosts");
+    let before = [writes("web"), writes("api"), writes("db")];
+    assert!(before.iter().all(|n| *n >= 1), "{before:?}");
+
+    // A new peer on `back`: db's file gains it; web and api (on `front`
+    // only) have nothing new and are not written.
+    w.apply("s", &stack(&container("cache", ", networks: [back]")));
+    w.pass().await;
+    assert!(w.host.file("db", "hosts").unwrap().contains("\tcache\n"));
+    assert!(writes("db") > before[2]);
+    assert_eq!([writes("web"), writes("api")], [before[0], before[1]]);
+
+    // Hostile: a peer that leaves is still taken out of the files on its
+    // network, and a pass with no change writes nothing at all.
+    w.apply("s", &stack(""));
+    w.pass().await;
+    assert!(!w.host.file("db", "hosts").unwrap().contains("cache"));
+    let settled = [writes("web"), writes("api"), writes("db")];
+    w.pass().await;
+    assert_eq!([writes("web"), writes("api"), writes("db")], settled);
+}
+
+#[tokio::test]
 async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     let w = world();
     w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
