@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Diagnostic, Kind, Source};
+use libcontainer::oci_spec::runtime as oci;
+
+use crate::manifest::{Diagnostic, Kind, Source, Spec};
 
 /// What kind of failure an error is; the API maps each to one HTTP status
 /// (`api::status_of`), and the client maps it back.
@@ -110,7 +112,7 @@ pub struct ObjectView {
     pub image: Option<String>,
     pub exit: Option<ExitInfo>,
     /// The desired spec, or the live one when it is being deleted.
-    pub spec: Option<serde_json::Value>,
+    pub spec: Option<Spec>,
     /// Where it was defined: file:line.
     pub origin: Option<String>,
     /// Whether the live object was made from the current desired spec.
@@ -523,10 +525,10 @@ pub struct ContainerInspect {
     pub source: Option<String>,
     pub log_path: String,
     /// The container's spec as berth was given it.
-    pub config: Option<serde_json::Value>,
+    pub config: Option<Spec>,
     /// What the runtime runs: the OCI spec's process, hostname, mounts,
     /// namespaces and cgroup path (while the container has a bundle).
-    pub runtime: Option<serde_json::Value>,
+    pub runtime: Option<RuntimeView>,
     /// Its labels: the image's, under the manifest's.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -622,6 +624,72 @@ mod tests {
         assert!(json.contains("\"createdAt\":1"), "{json}");
         assert!(json.contains("\"upToDate\":true"), "{json}");
         assert!(!json.contains('_'), "{json}");
+    }
+
+    #[test]
+    fn a_views_spec_keeps_its_kind_beside_it_as_before() {
+        // The shape the CLI and scripts read (`.spec.spec.command`).
+        let wire = serde_json::json!({"kind": "Container",
+            "spec": {"image": "bb", "command": ["sleep", "1"], "restartPolicy": "always"}});
+        let spec: Spec = serde_json::from_value(wire.clone()).unwrap();
+        assert!(matches!(&spec, Spec::Container(c) if c.command == ["sleep", "1"]));
+        assert_eq!(serde_json::to_value(&spec).unwrap(), wire);
+    }
+
+    #[test]
+    fn an_image_config_reads_nulls_and_odd_set_values_and_writes_sets_as_docker_does() {
+        let blob = serde_json::json!({"Cmd": null, "Env": null, "ExposedPorts": {"80/tcp": {}, "53/udp": null},
+            "Volumes": {"/data": {"x": 1}}, "Shell": ["/bin/bash", "-c"], "Hostname": "", "Other": 1});
+        let c: ImageConfig = serde_json::from_value(blob).unwrap();
+        assert!(c.cmd.is_empty() && c.env.is_empty());
+        assert_eq!(c.shell, ["/bin/bash", "-c"]);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            serde_json::json!({"ExposedPorts": {"53/udp": {}, "80/tcp": {}}, "Volumes": {"/data": {}},
+                "Shell": ["/bin/bash", "-c"]})
+        );
+        // Hostile: a set that is not a map is refused, not taken for empty.
+        assert!(serde_json::from_value::<ImageConfig>(serde_json::json!({"Volumes": ["/data"]})).is_err());
+    }
+
+    #[test]
+    fn an_inspect_answer_reads_back_on_the_client_side() {
+        // The CLI decodes what the daemon encodes (attach reads `config`),
+        // including a runtime view of a spec with nothing in it.
+        let spec: oci::Spec = serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2",
+            "hostname": "web", "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"cgroupsPath": "/berth/web", "namespaces": [{"type": "pid"}]}}))
+        .unwrap();
+        let inspect = ContainerInspect {
+            name: "web".into(),
+            image: None,
+            status: "Running".into(),
+            running: true,
+            paused: false,
+            pid: Some(7),
+            exit: None,
+            restarts: 0,
+            created_at: None,
+            source: None,
+            log_path: "/l".into(),
+            config: Some(
+                serde_json::from_value(serde_json::json!({"kind": "Container", "spec": {"image": "x", "tty": true}}))
+                    .unwrap(),
+            ),
+            runtime: Some(RuntimeView::of(&spec)),
+            labels: BTreeMap::new(),
+            exposed_ports: vec![],
+            anonymous_volumes: vec![],
+        };
+        let json = serde_json::to_value(&inspect).unwrap();
+        assert_eq!(json["runtime"]["hostname"], "web");
+        assert_eq!(json["runtime"]["cgroupsPath"], "/berth/web");
+        assert_eq!(json["runtime"]["namespaces"][0]["type"], "pid");
+        assert_eq!(json["runtime"]["process"]["args"][0], "sh");
+        let back: ContainerInspect = serde_json::from_value(json).unwrap();
+        assert_eq!(back.runtime, inspect.runtime);
+        let empty = serde_json::to_value(RuntimeView::of(&oci::Spec::default())).unwrap();
+        assert!(serde_json::from_value::<RuntimeView>(empty).is_ok());
     }
 }
 
@@ -799,8 +867,8 @@ pub struct ImageDetail {
     /// Unpacked size of its layers, as `berth images` shows it.
     pub size: u64,
     pub created_at: i64,
-    /// The config's `config` object (Cmd, Env, Entrypoint, …) as stored.
-    pub config: serde_json::Value,
+    /// The config's `config` object (Cmd, Env, Entrypoint, …).
+    pub config: ImageConfig,
     pub layers: Vec<PullLayer>,
     /// Chain IDs of its snapshots, bottom first.
     pub chain_ids: Vec<String>,
@@ -818,6 +886,135 @@ pub struct HistoryItem {
     pub comment: Option<String>,
     #[serde(default)]
     pub empty_layer: bool,
+}
+
+/// An image's `config` object (the OCI/Docker image config's `config`):
+/// what a container of it runs with. Unknown fields are ignored; `null`
+/// (Docker writes `"Cmd": null`) reads as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ImageConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `80/tcp` → `{}`: a set, spelt as the image format spells it.
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, Empty>,
+    /// `/data` → `{}`, as `ExposedPorts`.
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Empty>,
+    /// The image's HEALTHCHECK, used when a container has none of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<ImageHealthcheck>,
+    /// Docker's SHELL; kept so that inspect and commit do not lose it.
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
+    /// Docker's ONBUILD triggers; kept as `Shell`.
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
+}
+
+/// Docker's `Healthcheck` in an image config: `Test` is `["NONE"]`,
+/// `["CMD", arg…]` or `["CMD-SHELL", command]`; times in nanoseconds (0 =
+/// the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ImageHealthcheck {
+    #[serde(deserialize_with = "null_default")]
+    pub test: Vec<String>,
+    pub interval: u64,
+    pub timeout: u64,
+    pub start_period: u64,
+    pub retries: u32,
+}
+
+/// The `{}` of a set spelt as a JSON object (`ExposedPorts`, `Volumes`).
+/// Reads any value, so that an odd image (`"80/tcp": null`) still loads;
+/// always writes `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct Empty {}
+
+impl Serialize for Empty {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        s.serialize_map(Some(0))?.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Empty {})
+    }
+}
+
+/// JSON `null` as the type's default (Docker writes `"Cmd": null`).
+pub(crate) fn null_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// What the runtime runs a container with: the parts of its OCI spec
+/// (runtime-spec `config.json`) that `inspect` shows. The OCI types have no
+/// JSON Schema of their own; the document names the runtime-spec section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeView {
+    /// The runtime-spec's `process`.
+    #[schemars(schema_with = "oci_object")]
+    pub process: Option<oci::Process>,
+    pub hostname: Option<String>,
+    /// The runtime-spec's `mounts`.
+    #[schemars(schema_with = "oci_array")]
+    pub mounts: Option<Vec<oci::Mount>>,
+    /// The runtime-spec's `linux.namespaces`.
+    #[schemars(schema_with = "oci_array")]
+    pub namespaces: Option<Vec<oci::LinuxNamespace>>,
+    pub cgroups_path: Option<std::path::PathBuf>,
+    /// The runtime-spec's `linux.resources`.
+    #[schemars(schema_with = "oci_object")]
+    pub resources: Option<oci::LinuxResources>,
+}
+
+/// A runtime-spec object, or null before the bundle has it.
+fn oci_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["object", "null"]})
+}
+
+/// A runtime-spec list of objects, or null.
+fn oci_array(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["array", "null"], "items": {"type": "object"}})
+}
+
+impl RuntimeView {
+    /// The sections `inspect` shows of a container's OCI spec.
+    pub fn of(spec: &oci::Spec) -> Self {
+        let linux = spec.linux().as_ref();
+        RuntimeView {
+            process: spec.process().clone(),
+            hostname: spec.hostname().clone(),
+            mounts: spec.mounts().clone(),
+            namespaces: linux.and_then(|l| l.namespaces().clone()),
+            cgroups_path: linux.and_then(|l| l.cgroups_path().clone()),
+            resources: linux.and_then(|l| l.resources().clone()),
+        }
+    }
 }
 
 /// `POST /v1/images/inspect`.

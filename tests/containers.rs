@@ -57,6 +57,14 @@ fn apply_runs_an_isolated_container() {
     let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
     let ctr_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
     assert_ne!(host_ns, ctr_ns);
+    // Its own network namespace (the shim's, not one berth's network made)
+    // has lo up, as Docker's.
+    let lo = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "ip", "-o", "link", "show", "lo"])
+        .output()
+        .unwrap();
+    let lo = String::from_utf8_lossy(&lo.stdout);
+    assert!(lo.contains(",UP"), "lo is down in the container: {lo}");
 }
 
 #[test]

@@ -26,6 +26,13 @@ fn a_netns_on_a_bridge_gets_its_address_and_route_and_goes_without_a_trace() {
     link::create_netns(&ns).unwrap();
     assert!(link::is_netns(&ns));
     assert_eq!(link::netns_links(&ns).unwrap(), ["lo"]);
+    let lo = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link", "show", "lo"])
+        .output()
+        .unwrap();
+    let lo = String::from_utf8_lossy(&lo.stdout);
+    assert!(lo.contains(",UP"), "lo is down in a namespace berth made: {lo}");
     let veth = VethConfig {
         host_name: nets.veth_name("c1", 0),
         alias: nets.alias("container/c1"),
@@ -1799,4 +1806,40 @@ fn a_dns_flood_gets_servfail_beyond_the_bound_and_the_daemons_fds_stay_flat() {
     }
     env.ok(&["delete", "container/cli", "container/srv", "network/d"]);
     drop(blackhole);
+}
+
+/// A file's identity and last change: what a write would move.
+fn stamp(path: &Path) -> (u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.ino(), m.mtime(), m.mtime_nsec())
+}
+
+#[test]
+fn a_start_leaves_the_hosts_files_of_other_networks_containers_untouched() {
+    let env = Env::new("hostsquiet");
+    let base = format!(
+        "{}{}{}{}{}",
+        env.image_doc(),
+        network_doc("front", "{}"),
+        network_doc("back", "{}"),
+        sh("web", "  networks: [front]\n", "exec sleep 1000"),
+        sh("db", "  networks: [back]\n", "exec sleep 1000"),
+    );
+    let file = env.manifest("stack.yaml", &base);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    let (web, db) = (env.run.join("net/web/hosts"), env.run.join("net/db/hosts"));
+    let (web_before, db_before) = (stamp(&web), std::fs::read_to_string(&db).unwrap());
+    assert!(!db_before.contains("cache"), "{db_before}");
+
+    let more = format!("{base}{}", sh("cache", "  networks: [back]\n", "exec sleep 1000"));
+    std::fs::write(&file, more).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait", "--timeout", "30s"]);
+    // Peers learn of a container before it runs: db's file has it now.
+    let db_after = std::fs::read_to_string(&db).unwrap();
+    assert!(db_after.contains("\tcache\n"), "{db_after}");
+    // web is on another network: its file was not written (same inode,
+    // same change time), and still names only itself.
+    assert_eq!(stamp(&web), web_before, "web's hosts file was rewritten");
+    assert!(!std::fs::read_to_string(&web).unwrap().contains("cache"));
 }

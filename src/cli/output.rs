@@ -75,11 +75,11 @@ pub fn bytes(n: u64) -> String {
 /// A container's published ports as `docker ps` shows them
 /// (`127.0.0.1:8080->80/tcp, 53->53/udp`), from the spec in its view; `-`
 /// for none.
-pub fn ports_cell(spec: Option<&serde_json::Value>) -> String {
-    let ports: Vec<crate::manifest::PortMapping> = spec
-        .and_then(|s| s.get("spec")?.get("ports"))
-        .and_then(|p| serde_json::from_value(p.clone()).ok())
-        .unwrap_or_default();
+pub fn ports_cell(spec: Option<&crate::manifest::Spec>) -> String {
+    let ports = match spec {
+        Some(crate::manifest::Spec::Container(c)) => c.ports.as_slice(),
+        _ => &[],
+    };
     if ports.is_empty() {
         return "-".into();
     }
@@ -163,12 +163,17 @@ mod tests {
 
     #[test]
     fn ports_show_the_host_address_when_there_is_one() {
-        let spec = serde_json::json!({"spec": {"ports": [
-            {"hostIp": "127.0.0.1", "host": 8080, "container": 80},
-            {"host": 5353, "container": 53, "protocol": "udp"},
-        ]}});
-        assert_eq!(ports_cell(Some(&spec)), "127.0.0.1:8080->80/tcp, 5353->53/udp");
-        assert_eq!(ports_cell(Some(&serde_json::json!({"spec": {}}))), "-");
+        // As the wire carries them (`kind` beside `spec`).
+        let spec = |v| serde_json::from_value::<crate::manifest::Spec>(v).unwrap();
+        let ports = spec(
+            serde_json::json!({"kind": "Container", "spec": {"image": "x", "ports": [
+                {"hostIp": "127.0.0.1", "host": 8080, "container": 80},
+                {"host": 5353, "container": 53, "protocol": "udp"},
+            ]}}),
+        );
+        assert_eq!(ports_cell(Some(&ports)), "127.0.0.1:8080->80/tcp, 5353->53/udp");
+        let none = spec(serde_json::json!({"kind": "Container", "spec": {"image": "x"}}));
+        assert_eq!(ports_cell(Some(&none)), "-");
         assert_eq!(ports_cell(None), "-");
     }
 

@@ -258,30 +258,44 @@ pub async fn commit(engine: &Arc<Engine>, req: CommitRequest) -> Result<ImageLis
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.reference)))
 }
 
+/// The parts of an image's config blob that inspect shows; the image
+/// format spells `history` in snake_case, the API in camelCase.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct InspectedBlob {
+    config: Option<crate::wire::ImageConfig>,
+    history: Option<Vec<BlobHistory>>,
+}
+
+#[derive(serde::Deserialize)]
+struct BlobHistory {
+    created: Option<String>,
+    created_by: Option<String>,
+    comment: Option<String>,
+    empty_layer: Option<bool>,
+}
+
 /// One image in full: record, config and history.
 pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail> {
     let host = engine.image_host();
     let record = host
         .image(&req.name)
         .ok_or_else(|| CommandError::NotFound(format!("image {}", req.name)))?;
-    let blob: serde_json::Value = host
+    let blob: InspectedBlob = host
         .config_blob(&record)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let history = blob["history"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|h| HistoryItem {
-                    created: h["created"].as_str().map(str::to_owned),
-                    created_by: h["created_by"].as_str().map(str::to_owned),
-                    comment: h["comment"].as_str().map(str::to_owned),
-                    empty_layer: h["empty_layer"].as_bool().unwrap_or(false),
-                })
-                .collect()
+    let history = blob
+        .history
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| HistoryItem {
+            created: h.created,
+            created_by: h.created_by,
+            comment: h.comment,
+            empty_layer: h.empty_layer.unwrap_or(false),
         })
-        .unwrap_or_default();
+        .collect();
     let references = host
         .images()
         .map_err(image_error)?
@@ -296,7 +310,7 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         platform: record.platform.clone(),
         size: host.layer_sizes(&record).iter().sum(),
         created_at: record.created_at,
-        config: blob["config"].clone(),
+        config: blob.config.unwrap_or_default(),
         layers: record
             .layers
             .iter()

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::{CommandError, Result};
 use crate::manifest::Kind;
 use crate::reconcile::Engine;
-use crate::wire::{ContainerInspect, ContainerStats, CopyRequest, CopyResponse, StatsRequest, TopProcess, TopResponse};
+use crate::wire::{
+    ContainerInspect, ContainerStats, CopyRequest, CopyResponse, RuntimeView, StatsRequest, TopProcess, TopResponse,
+};
 
 /// One reading per named container (all running ones when none is named);
 /// a named container that is not running is an error.
@@ -69,16 +69,7 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
         .into_iter()
         .next()
         .ok_or_else(|| CommandError::NotFound(format!("container/{name}")))?;
-    let runtime = engine.container_oci_spec(name).map(|spec| {
-        json!({
-            "process": spec["process"],
-            "hostname": spec["hostname"],
-            "mounts": spec["mounts"],
-            "namespaces": spec["linux"]["namespaces"],
-            "cgroupsPath": spec["linux"]["cgroupsPath"],
-            "resources": spec["linux"]["resources"],
-        })
-    });
+    let runtime = engine.container_oci_spec(name).map(|spec| RuntimeView::of(&spec));
     let (labels, exposed_ports, anonymous) = engine.container_image_facts(name);
     Ok(ContainerInspect {
         labels,

@@ -36,57 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ImageError, Result};
 use super::{parse_digest, sync_dir, tmp_name, SHA256_PREFIX};
-
-/// What of an image's config a container uses (the OCI/Docker `config`
-/// object). Unknown fields are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct ImageConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
-    pub entrypoint: Vec<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
-    pub cmd: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
-    pub exposed_ports: BTreeMap<String, serde_json::Value>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
-    pub volumes: BTreeMap<String, serde_json::Value>,
-    /// The image's HEALTHCHECK, used when a container has none of its own.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<ImageHealthcheck>,
-}
-
-/// Docker's `Healthcheck` in an image config: `Test` is `["NONE"]`,
-/// `["CMD", arg…]` or `["CMD-SHELL", command]`; times in nanoseconds (0 =
-/// the default).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct ImageHealthcheck {
-    #[serde(deserialize_with = "null_default")]
-    pub test: Vec<String>,
-    pub interval: u64,
-    pub timeout: u64,
-    pub start_period: u64,
-    pub retries: u32,
-}
-
-/// JSON `null` as the type's default (Docker writes `"Cmd": null`).
-fn null_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
+use crate::wire::null_default;
+pub use crate::wire::{ImageConfig, ImageHealthcheck};
 
 /// The parts of an image config blob berth reads.
 #[derive(Debug, Clone, Default, Deserialize)]

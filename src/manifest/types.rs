@@ -89,7 +89,7 @@ impl Object {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "spec")]
 #[allow(clippy::large_enum_variant)] // few objects live at once; boxing would only add noise
 pub enum Spec {

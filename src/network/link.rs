@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::Path;
 
 use futures_util::stream::TryStreamExt;
@@ -177,7 +177,7 @@ pub fn create_netns(path: &Path) -> Result<()> {
                 // Docker's `none`. This thread is in the new namespace
                 // already: one ioctl here, not another thread with a
                 // netlink runtime of its own.
-                set_lo_up()
+                set_lo_up(netns_socket()?.as_fd())
             })
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("netns thread panicked")))
@@ -185,15 +185,24 @@ pub fn create_netns(path: &Path) -> Result<()> {
     .map_err(io("make network namespace at"))
 }
 
-/// Sets `lo` up in the calling thread's network namespace.
-fn set_lo_up() -> std::io::Result<()> {
+/// A socket in the calling thread's network namespace, for [`set_lo_up`]:
+/// it stays in that namespace wherever the thread goes next, so a caller
+/// can step into a namespace, make one, and step straight back.
+pub fn netns_socket() -> std::io::Result<std::os::fd::OwnedFd> {
     // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: the kernel just returned this fd and nothing else owns it.
-    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sets `lo` up in the network namespace of `sock` (see [`netns_socket`]).
+/// A new namespace has it down; Docker brings it up, and so does every
+/// namespace berth makes or runs a container in. One ioctl, not netlink:
+/// the container shim calls this while single-threaded, with no runtime.
+pub fn set_lo_up(sock: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
     // SAFETY: a zeroed ifreq is a valid value; the name is "lo" plus its nul.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo".iter().enumerate() {

@@ -1,9 +1,13 @@
-//! One conformance suite for [`ContainerHost`], run against the recording
-//! fake in unit tests (`reconcile::tests`) and against the real runtime in
+//! One conformance suite per seam ([`ContainerHost`], [`ImageHost`],
+//! [`VolumeHost`], [`NetworkHost`]), run against the recording fake in unit
+//! tests (`reconcile::tests`) and against the real host in
 //! `tests/conformance.rs`, so the fake cannot drift from the kernel's
 //! answers (as containerd's `core/content/testsuite`). Only what is cheap
 //! and the same on both is asserted: the fake serves the engine's logic,
-//! not the kernel's details.
+//! not the kernel's details. Every suite holds each seam to the same four
+//! promises the engine relies on: a create twice is one object, a delete of
+//! a missing one is done, what was made is observed, and a failed call
+//! leaves nothing behind.
 //!
 //! Public (not `cfg(test)`) because the root-only integration test calls it.
 
@@ -11,7 +15,9 @@ use std::path::Path;
 
 use nix::sys::signal::Signal;
 
-use super::seams::ContainerHost;
+use super::seams::{ContainerHost, ImageHost, NetworkHost, VolumeHost};
+use crate::image::ImageError;
+use crate::network::{BridgeConfig, Subnet, VethConfig};
 use crate::runtime::exec::{ExecReport, ExecSpec};
 use crate::runtime::{ContainerConfig, Probe};
 
@@ -63,7 +69,8 @@ pub async fn container_lifecycle(s: Subject<'_>) {
     let processes = host.processes(id);
     assert!(processes.iter().any(|p| p.pid == run.init_pid), "{processes:?}");
     let spec = host.oci_spec(id).expect("the OCI spec of a running container");
-    assert_eq!(spec["process"]["args"], serde_json::json!(s.config.args), "{spec}");
+    let args = spec.process().as_ref().and_then(|p| p.args().clone());
+    assert_eq!(args.as_ref(), Some(&s.config.args), "{spec:?}");
 
     assert!(!host.is_frozen(id));
     host.freeze(id, true).expect("freeze");
@@ -121,4 +128,235 @@ fn exec_true() -> ExecSpec {
         args: vec!["true".into()],
         ..Default::default()
     }
+}
+
+/// What the volume suite needs: the host, and a way to make the next
+/// create of a name fail (the fake's fault; a file in the way on disk),
+/// with `heal` to undo it.
+pub struct VolumeSubject<'a> {
+    pub host: &'a dyn VolumeHost,
+    pub break_create: &'a dyn Fn(&str),
+    pub heal: &'a dyn Fn(&str),
+}
+
+/// Create, observe, anonymous ownership, remove; twice each.
+pub fn volume_lifecycle(s: VolumeSubject<'_>) {
+    let host = s.host;
+    assert!(!host.exists("conf-data"), "conf-data exists before its create");
+    host.remove("conf-data").expect("remove of a missing volume is done");
+
+    let path = host.create("conf-data").expect("create");
+    assert_eq!(path, host.path("conf-data"));
+    assert!(host.exists("conf-data"));
+    let again = host.create("conf-data").expect("a second create is the same volume");
+    assert_eq!(again, path);
+    assert!(host.exists("conf-data"));
+
+    // Anonymous: the first owner recorded stays its owner.
+    let id = "c0ffee".repeat(10) + "abcd";
+    let a = host.create_anonymous(&id, "web", "/data").expect("create_anonymous");
+    assert_eq!(a, host.path(&id));
+    host.create_anonymous(&id, "other", "/elsewhere")
+        .expect("a second create_anonymous keeps the first");
+    let listed: Vec<_> = host.anonymous().into_iter().filter(|v| v.id == id).collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].container.as_str(), listed[0].path.as_str()),
+        ("web", "/data")
+    );
+    // A named volume is no anonymous one.
+    assert!(!host.anonymous().iter().any(|v| v.id == "conf-data"));
+
+    for name in ["conf-data", id.as_str()] {
+        host.remove(name).expect("remove");
+        assert!(!host.exists(name), "{name} exists after its remove");
+        host.remove(name).expect("a second remove is done");
+    }
+    assert!(!host.anonymous().iter().any(|v| v.id == id));
+
+    // Hostile: a create that fails leaves no volume behind.
+    (s.break_create)("conf-broken");
+    assert!(host.create("conf-broken").is_err(), "the broken create succeeded");
+    assert!(!host.exists("conf-broken"), "a failed create left a volume");
+    (s.heal)("conf-broken");
+    host.create("conf-broken").expect("create once healed");
+    host.remove("conf-broken").expect("remove");
+    assert!(!host.exists("conf-broken"));
+}
+
+/// What the network suite needs: the host (its `names()` name everything),
+/// a network and container id nothing else uses, and a subnet free on the
+/// host.
+pub struct NetworkSubject<'a> {
+    pub host: &'a dyn NetworkHost,
+    pub network: &'a str,
+    pub id: &'a str,
+    pub subnet: Subnet,
+}
+
+/// Bridge, namespace, veth, files; made twice, observed, removed twice; an
+/// attach that fails leaves no link.
+pub fn network_lifecycle(s: NetworkSubject<'_>) {
+    let (host, id) = (s.host, s.id);
+    let names = host.names();
+    let bridge = BridgeConfig {
+        name: names.bridge_name(s.network),
+        alias: names.alias(&format!("network/{}", s.network)),
+        subnet: s.subnet,
+        gateway: s.subnet.default_gateway(),
+        mtu: None,
+    };
+    let veth = VethConfig {
+        host_name: names.veth_name(id, 0),
+        alias: names.alias(&format!("container/{id}")),
+        bridge: bridge.name.clone(),
+        ifname: "eth0".into(),
+        address: std::net::Ipv4Addr::from(u32::from(bridge.gateway) + 1),
+        prefix: s.subnet.prefix,
+        default_gateway: Some(bridge.gateway),
+        mtu: None,
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert!(!host.bridge_ok(&bridge), "the bridge exists before its create");
+    assert!(!host.link_exists(&bridge.name));
+    assert!(!host.netns_exists(id));
+    assert!(!host.list().iter().any(|i| i == id));
+    host.delete_link(&bridge.name)
+        .expect("delete of a missing link is done");
+    host.remove_container(id, 1)
+        .expect("remove of a missing container's network is done");
+    host.detach(id, &veth.host_name, "eth0")
+        .expect("detach of a missing veth is done");
+
+    host.ensure_bridge(&bridge).expect("ensure_bridge");
+    host.ensure_bridge(&bridge)
+        .expect("a second ensure_bridge is the same bridge");
+    assert!(host.bridge_ok(&bridge));
+    assert!(host.link_exists(&bridge.name));
+
+    // Hostile: an attach before the namespace fails and leaves no link.
+    assert!(host.attach(id, &veth).is_err(), "attached to a missing namespace");
+    assert!(!host.link_exists(&veth.host_name), "a failed attach left its veth");
+    assert!(!host.veth_ok(&veth.host_name, &bridge.name));
+
+    let ns = host.create_netns(id).expect("create_netns");
+    assert_eq!(ns, names.netns_path(id));
+    assert_eq!(host.create_netns(id).expect("a second create_netns keeps it"), ns);
+    assert!(host.netns_exists(id));
+    assert!(host.list().iter().any(|i| i == id), "{:?}", host.list());
+    assert_eq!(host.netns_links(id).expect("links"), ["lo"]);
+
+    // Hostile: an attach to a bridge that is not there fails and leaves
+    // nothing, on the host or in the namespace.
+    let stray = VethConfig {
+        bridge: format!("{}x", bridge.name),
+        ..veth.clone()
+    };
+    assert!(host.attach(id, &stray).is_err(), "attached to a missing bridge");
+    assert!(!host.link_exists(&veth.host_name), "a failed attach left its veth");
+    assert_eq!(host.netns_links(id).expect("links"), ["lo"]);
+
+    host.attach(id, &veth).expect("attach");
+    host.attach(id, &veth).expect("a second attach is the same veth");
+    assert!(host.veth_ok(&veth.host_name, &bridge.name));
+    assert!(host.link_exists(&veth.host_name));
+    assert_eq!(sorted(host.netns_links(id).expect("links")), ["eth0", "lo"]);
+
+    let path = host
+        .write_file(id, "hosts", "127.0.0.1\tlocalhost\n")
+        .expect("write_file");
+    assert_eq!(path, names.dir(id).join("hosts"));
+
+    host.detach(id, &veth.host_name, "eth0").expect("detach");
+    assert!(!host.link_exists(&veth.host_name));
+    assert!(!host.veth_ok(&veth.host_name, &bridge.name));
+    assert_eq!(host.netns_links(id).expect("links"), ["lo"]);
+    host.detach(id, &veth.host_name, "eth0")
+        .expect("a second detach is done");
+
+    host.remove_container(id, 1).expect("remove_container");
+    assert!(!host.netns_exists(id));
+    assert!(!host.list().iter().any(|i| i == id));
+    assert!(host.netns_links(id).is_err(), "links of a removed namespace");
+    host.remove_container(id, 1).expect("a second remove_container is done");
+
+    host.delete_link(&bridge.name).expect("delete_link");
+    assert!(!host.bridge_ok(&bridge));
+    assert!(!host.link_exists(&bridge.name));
+    host.delete_link(&bridge.name).expect("a second delete_link is done");
+}
+
+/// What the image suite needs: a root filesystem tar, one that fails to
+/// import (the fake's scripted failure; a cut-short file on disk), and
+/// references nothing else uses.
+pub struct ImageSubject<'a> {
+    pub host: &'a dyn ImageHost,
+    pub tar: &'a Path,
+    pub broken_tar: &'a Path,
+    /// Two references, normalized as the store spells them.
+    pub references: [&'a str; 2],
+}
+
+/// Import, observe, tag, untag, remove; an import that fails names nothing.
+/// The import is an Image object's (unnamed, found by its id), the one the
+/// engine repeats: a named import is a new image each time, as Docker's.
+pub fn image_lifecycle(s: ImageSubject<'_>) {
+    let host = s.host;
+    let [first, second] = s.references;
+    let named = |reference: &str| {
+        host.images()
+            .expect("images")
+            .into_iter()
+            .filter(|i| i.references.iter().any(|r| r == reference))
+            .map(|i| i.record.id)
+            .collect::<Vec<_>>()
+    };
+    assert!(host.image(first).is_none(), "{first} exists before its import");
+    assert!(named(first).is_empty());
+    // Docker's rmi of a missing image is an error, and so is this one.
+    assert!(
+        matches!(host.remove_image(first), Err(ImageError::NotFound { .. })),
+        "remove of a missing image"
+    );
+
+    let record = host.import_image(s.tar, None, None, vec![]).expect("import");
+    assert_eq!(host.image(&record.id).as_ref(), Some(&record));
+    assert_eq!(
+        host.lower_dirs(&record).expect("lower_dirs").len(),
+        record.chain_ids.len()
+    );
+    let again = host.import_image(s.tar, None, None, vec![]).expect("a second import");
+    assert_eq!(again.id, record.id, "the same tar is the same image");
+    let named_record = host.tag(&record.id, first).expect("name it");
+    assert_eq!(named_record.id, record.id);
+    assert_eq!(host.image(first).map(|r| r.id), Some(record.id.clone()));
+    assert_eq!(named(first), [record.id.as_str()]);
+
+    // Hostile: an import that fails names nothing and leaves the image
+    // that was there as it was.
+    assert!(host.import_image(s.broken_tar, Some(second), None, vec![]).is_err());
+    assert!(host.image(second).is_none(), "a failed import named an image");
+    assert!(named(second).is_empty());
+    assert_eq!(host.image(first).map(|r| r.id), Some(record.id.clone()));
+
+    let tagged = host.tag(first, second).expect("tag");
+    assert_eq!(tagged.id, record.id);
+    assert_eq!(named(second), [record.id.as_str()]);
+    let (untagged, deleted) = host.remove_image(second).expect("untag");
+    assert_eq!((untagged.id.as_str(), deleted), (record.id.as_str(), false));
+    assert!(host.image(second).is_none());
+    assert!(host.image(first).is_some(), "an untag removed the image");
+
+    let (removed, deleted) = host.remove_image(first).expect("remove");
+    assert_eq!((removed.id.as_str(), deleted), (record.id.as_str(), true));
+    assert!(host.image(first).is_none());
+    assert!(
+        host.image(&record.id).is_none(),
+        "the image outlived its last reference"
+    );
+    assert!(named(first).is_empty());
+    assert!(matches!(host.remove_image(first), Err(ImageError::NotFound { .. })));
 }

@@ -4,7 +4,7 @@
 //! kind ([`FakeHost::fail_on`]) or of any mutation ([`FakeHost::fail_nth`]).
 //! No root, no kernel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,10 +149,14 @@ struct Script {
     /// Host ends of veths, with their bridge.
     veths: HashMap<String, String>,
     netns: HashSet<String>,
+    /// Interfaces inside each namespace besides `lo`, by container id.
+    ifaces: HashMap<String, BTreeSet<String>>,
     /// Records of running DNS servers by network.
     dns: HashMap<String, Records>,
     /// Written network files by (id, file name).
     files: HashMap<(String, String), String>,
+    /// How many times each was written.
+    file_writes: HashMap<(String, String), usize>,
     /// What a pull of a reference finds in the "registry".
     registry: HashMap<String, ImageRecord>,
     /// Pulled images by reference.
@@ -351,6 +355,15 @@ impl FakeHost {
     /// A network file written for `id`.
     pub fn file(&self, id: &str, file: &str) -> Option<String> {
         self.script().files.get(&(id.to_string(), file.to_string())).cloned()
+    }
+
+    /// How many times a network file of `id` was written.
+    pub fn file_writes(&self, id: &str, file: &str) -> usize {
+        let s = self.script();
+        s.file_writes
+            .get(&(id.to_string(), file.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Deletes a bridge or veth behind berth's back.
@@ -587,18 +600,19 @@ impl ContainerHost for FakeHost {
         }]
     }
 
-    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+    fn oci_spec(&self, id: &str) -> Option<libcontainer::oci_spec::runtime::Spec> {
         let s = self.script();
         // The bundle lives as long as the run dir.
         if !s.run_dirs.contains(id) {
             return None;
         }
         let cfg = s.configs.get(id)?;
-        Some(serde_json::json!({
+        let spec = serde_json::json!({
             "ociVersion": "1.0.2",
             "hostname": cfg.hostname,
             "process": {"args": cfg.args, "env": cfg.env, "cwd": cfg.cwd, "user": {"uid": cfg.uid, "gid": cfg.gid}},
-        }))
+        });
+        Some(serde_json::from_value(spec).expect("the fake's spec is a valid OCI spec"))
     }
 
     fn is_frozen(&self, id: &str) -> bool {
@@ -838,6 +852,10 @@ impl ImageHost for FakeHost {
         let mut s = self.script();
         s.pulled.remove(name);
         let left = s.pulled.values().any(|r| r.id == record.id);
+        if !left {
+            // The store deletes an image with its last reference.
+            s.imported.retain(|r| r.id != record.id);
+        }
         Ok((record, !left))
     }
 }
@@ -857,7 +875,10 @@ impl VolumeHost for FakeHost {
     fn remove(&self, name: &str) -> std::io::Result<()> {
         self.mutate(Call::RemoveVolume(name.into()))
             .map_err(std::io::Error::other)?;
-        self.script().volumes.remove(name);
+        let mut s = self.script();
+        s.volumes.remove(name);
+        // Its owner record goes with its directory, as on disk.
+        s.anonymous.retain(|a| a.id != name);
         Ok(())
     }
 
@@ -950,7 +971,23 @@ impl NetworkHost for FakeHost {
                 action: "fake".into(),
                 message,
             })?;
-        self.script().veths.insert(veth.host_name.clone(), veth.bridge.clone());
+        let mut s = self.script();
+        // As the kernel: both ends need somewhere to go.
+        let missing = if !s.netns.contains(id) {
+            Some("the network namespace does not exist")
+        } else if !s.bridges.contains(&veth.bridge) {
+            Some("the bridge does not exist")
+        } else {
+            None
+        };
+        if let Some(message) = missing {
+            return Err(network::NetworkError::Netlink {
+                action: format!("attach {} to {}", veth.host_name, veth.bridge),
+                message: message.into(),
+            });
+        }
+        s.veths.insert(veth.host_name.clone(), veth.bridge.clone());
+        s.ifaces.entry(id.into()).or_default().insert(veth.ifname.clone());
         Ok(())
     }
     fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()> {
@@ -970,17 +1007,30 @@ impl NetworkHost for FakeHost {
                 action: "fake".into(),
                 message,
             })?;
-        self.script().veths.remove(host_name);
+        let mut s = self.script();
+        s.veths.remove(host_name);
+        if let Some(ifaces) = s.ifaces.get_mut(id) {
+            ifaces.remove(ifname);
+        }
         Ok(())
     }
     fn link_exists(&self, name: &str) -> bool {
-        name == "eth0" || self.script().bridges.contains(name)
+        let s = self.script();
+        name == "eth0" || s.bridges.contains(name) || s.veths.contains_key(name)
     }
     fn host_veths(&self) -> Vec<String> {
         Vec::new()
     }
-    fn netns_links(&self, _id: &str) -> network::Result<Vec<String>> {
-        Ok(vec!["lo".into()])
+    fn netns_links(&self, id: &str) -> network::Result<Vec<String>> {
+        let s = self.script();
+        if !s.netns.contains(id) {
+            return Err(network::NetworkError::Netlink {
+                action: format!("list the links of {id}'s namespace"),
+                message: "it does not exist".into(),
+            });
+        }
+        let inside = s.ifaces.get(id).into_iter().flatten().cloned();
+        Ok(std::iter::once("lo".to_string()).chain(inside).collect())
     }
     fn remove_container(&self, id: &str, interfaces: usize) -> network::Result<()> {
         self.mutate(Call::RemoveNetwork(id.into()))
@@ -990,6 +1040,7 @@ impl NetworkHost for FakeHost {
             })?;
         let mut s = self.script();
         s.netns.remove(id);
+        s.ifaces.remove(id);
         s.files.retain(|(owner, _), _| owner != id);
         for i in 0..interfaces {
             s.veths.remove(&self.names.veth_name(id, i));
@@ -997,7 +1048,9 @@ impl NetworkHost for FakeHost {
         Ok(())
     }
     fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf> {
-        self.script().files.insert((id.into(), file.into()), text.into());
+        let mut s = self.script();
+        s.files.insert((id.into(), file.into()), text.into());
+        *s.file_writes.entry((id.into(), file.into())).or_default() += 1;
         Ok(self.names.dir(id).join(file))
     }
     fn host_resolv_conf(&self) -> String {

@@ -185,7 +185,7 @@ impl ContainerHost for Named<dyn ContainerHost> {
     fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
         self.inner.processes(&self.id(id))
     }
-    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+    fn oci_spec(&self, id: &str) -> Option<libcontainer::oci_spec::runtime::Spec> {
         self.inner.oci_spec(&self.id(id))
     }
     fn is_frozen(&self, id: &str) -> bool {

@@ -82,7 +82,7 @@ impl ContainerHost for Runtime {
     fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo> {
         Runtime::processes(self, id)
     }
-    fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+    fn oci_spec(&self, id: &str) -> Option<libcontainer::oci_spec::runtime::Spec> {
         Runtime::oci_spec(self, id)
     }
     fn exec(

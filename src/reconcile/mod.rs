@@ -84,6 +84,8 @@ pub struct Engine {
     /// taken only once its network is recorded, so two made at once would
     /// pick the same.
     network_create: tokio::sync::Mutex<()>,
+    /// What the containers' /etc/hosts files were last written from.
+    hosts_written: drivers::HostsWritten,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,6 +152,7 @@ impl Engine {
             health: Mutex::new(health::Monitors::default()),
             nat_sync: tokio::sync::Mutex::new(()),
             network_create: tokio::sync::Mutex::new(()),
+            hosts_written: drivers::HostsWritten::default(),
         })
     }
 

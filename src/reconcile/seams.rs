@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use libcontainer::oci_spec::runtime::Spec;
 use nix::sys::signal::Signal;
 
 use std::net::Ipv4Addr;
@@ -79,7 +80,7 @@ pub trait ContainerHost: Send + Sync {
     /// The processes of a container; none when it does not run.
     fn processes(&self, id: &str) -> Vec<runtime::stats::ProcessInfo>;
     /// The OCI spec a container runs with, while its bundle exists.
-    fn oci_spec(&self, id: &str) -> Option<serde_json::Value>;
+    fn oci_spec(&self, id: &str) -> Option<Spec>;
     /// Whether the container's processes are frozen (read from the cgroup).
     fn is_frozen(&self, id: &str) -> bool;
     /// Starts a process in running container `id` (see `runtime::exec`).

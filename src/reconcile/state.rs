@@ -203,7 +203,7 @@ impl Engine {
     }
 
     /// The OCI spec a container runs with, while its bundle exists.
-    pub fn container_oci_spec(&self, name: &str) -> Option<serde_json::Value> {
+    pub fn container_oci_spec(&self, name: &str) -> Option<libcontainer::oci_spec::runtime::Spec> {
         self.host.containers.oci_spec(name)
     }
 

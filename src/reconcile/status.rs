@@ -53,10 +53,7 @@ impl Engine {
                 pid: None,
                 image: None,
                 exit: None,
-                spec: d
-                    .map(|d| &d.object.spec)
-                    .or(rec.map(|r| &r.spec))
-                    .and_then(|s| serde_json::to_value(s).ok()),
+                spec: d.map(|d| &d.object.spec).or(rec.map(|r| &r.spec)).cloned(),
                 origin: d.map(|d| format!("{}:{}", d.object.origin.file, d.object.origin.line)),
                 up_to_date,
                 detail: None,

@@ -605,6 +605,42 @@ async fn containers_on_a_network_get_an_address_each_peers_in_hosts_and_free_the
 }
 
 #[tokio::test]
+async fn a_start_rewrites_the_hosts_files_of_its_networks_peers_only() {
+    let w = world();
+    let back = NET.replace("front", "back");
+    let stack = |extra: &str| {
+        format!(
+            "{IMAGE}{NET}{back}{}{}{}{extra}",
+            container("web", ", networks: [front]"),
+            container("api", ", networks: [front]"),
+            container("db", ", networks: [back]"),
+        )
+    };
+    w.apply("s", &stack(""));
+    w.pass().await;
+    let writes = |id: &str| w.host.file_writes(id, "hosts");
+    let before = [writes("web"), writes("api"), writes("db")];
+    assert!(before.iter().all(|n| *n >= 1), "{before:?}");
+
+    // A new peer on `back`: db's file gains it; web and api (on `front`
+    // only) have nothing new and are not written.
+    w.apply("s", &stack(&container("cache", ", networks: [back]")));
+    w.pass().await;
+    assert!(w.host.file("db", "hosts").unwrap().contains("\tcache\n"));
+    assert!(writes("db") > before[2]);
+    assert_eq!([writes("web"), writes("api")], [before[0], before[1]]);
+
+    // Hostile: a peer that leaves is still taken out of the files on its
+    // network, and a pass with no change writes nothing at all.
+    w.apply("s", &stack(""));
+    w.pass().await;
+    assert!(!w.host.file("db", "hosts").unwrap().contains("cache"));
+    let settled = [writes("web"), writes("api"), writes("db")];
+    w.pass().await;
+    assert_eq!([writes("web"), writes("api"), writes("db")], settled);
+}
+
+#[tokio::test]
 async fn a_bridge_deleted_by_hand_is_made_again_with_an_event_naming_it() {
     let w = world();
     w.apply("s", &format!("{IMAGE}{NET}{}", container("web", ", networks: [front]")));
@@ -1022,4 +1058,40 @@ async fn the_fake_passes_the_container_host_conformance_suite() {
         scratch: scratch.path(),
     })
     .await;
+}
+
+#[test]
+fn the_fake_passes_the_volume_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against volume directories.
+    let host = super::fake::FakeHost::new();
+    super::conformance::volume_lifecycle(super::conformance::VolumeSubject {
+        host: host.as_ref(),
+        break_create: &|_| host.fail_on(super::fake::Op::CreateVolume, 1),
+        heal: &|_| {},
+    });
+}
+
+#[test]
+fn the_fake_passes_the_network_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against the kernel.
+    let host = super::fake::FakeHost::new();
+    super::conformance::network_lifecycle(super::conformance::NetworkSubject {
+        host: host.as_ref(),
+        network: "conf",
+        id: "conformance",
+        subnet: "10.89.251.0/24".parse().unwrap(),
+    });
+}
+
+#[test]
+fn the_fake_passes_the_image_host_conformance_suite() {
+    // tests/conformance.rs runs the same suite against the image store.
+    let host = super::fake::FakeHost::new();
+    host.fail_import("/img/broken.tar", "unexpected end of archive");
+    super::conformance::image_lifecycle(super::conformance::ImageSubject {
+        host: host.as_ref(),
+        tar: std::path::Path::new("/img/bb.tar"),
+        broken_tar: std::path::Path::new("/img/broken.tar"),
+        references: ["localhost/conformance:1", "localhost/conformance:2"],
+    });
 }

@@ -474,7 +474,7 @@ mod tests {
             cmd: vec!["true".into()],
             volumes: ["/data/", "/logs", "/cache", "rel", "/", "/x/../y"]
                 .into_iter()
-                .map(|p| (p.to_string(), serde_json::Value::Null))
+                .map(|p| (p.to_string(), crate::wire::Empty {}))
                 .collect(),
             ..Default::default()
         };
@@ -553,7 +553,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            exposed_ports: [("80/tcp".to_string(), serde_json::json!({}))].into(),
+            exposed_ports: [("80/tcp".to_string(), crate::wire::Empty {})].into(),
             ..Default::default()
         };
         let view = ImageView::pulled(vec![], &config, None);

@@ -650,7 +650,7 @@ impl Runtime {
     }
 
     /// The OCI spec the container runs with (its bundle's config.json).
-    pub fn oci_spec(&self, id: &str) -> Option<serde_json::Value> {
+    pub fn oci_spec(&self, id: &str) -> Option<libcontainer::oci_spec::runtime::Spec> {
         read_json(&self.layout.bundle(id).join("config.json"))
     }
 

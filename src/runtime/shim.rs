@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -19,6 +19,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+
+use crate::network::link;
 
 use super::logs::{timestamp_now, LineSplitter, LogWriter};
 use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport};
@@ -498,43 +500,19 @@ fn release_setup_memory() {
 /// belongs to the namespace it was created in, so the shim steps into the
 /// init's namespace just long enough to create one, steps back, and sets the
 /// flag through it (no helper process; the shim is single-threaded here).
+/// The socket and the ioctl are the network module's, which owns links.
 fn bring_up_loopback(init_pid: i32) -> Result<(), String> {
     let target = File::open(format!("/proc/{init_pid}/ns/net")).map_err(|e| format!("open netns: {e}"))?;
     let own = File::open("/proc/self/ns/net").map_err(|e| format!("open own netns: {e}"))?;
     nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
-    // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    let created = std::io::Error::last_os_error();
+    let sock = link::netns_socket();
     if let Err(e) = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET) {
         // Staying in the container's namespace would be worse than failing.
         eprintln!("berth-shim: cannot return to the host network namespace: {e}");
         std::process::exit(1);
     }
-    if raw < 0 {
-        return Err(format!("socket: {created}"));
-    }
-    // SAFETY: the kernel just returned this fd and nothing else owns it.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    set_lo_up(sock.as_raw_fd()).map_err(|e| format!("lo up: {e}"))
-}
-
-fn set_lo_up(sock: i32) -> std::io::Result<()> {
-    // SAFETY: a zeroed ifreq is a valid value; the name is "lo" plus its nul.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (i, b) in b"lo".iter().enumerate() {
-        req.ifr_name[i] = *b as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
-    unsafe {
-        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    let sock = sock.map_err(|e| format!("socket: {e}"))?;
+    link::set_lo_up(sock.as_fd()).map_err(|e| format!("lo up: {e}"))
 }
 
 /// libcontainer wraps the useful message (e.g. "executable not found") in

@@ -56,11 +56,10 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
 /// `attach NAME`: as the container was made, with a tty or with an open stdin.
 pub async fn attach_by_name(g: &Global, name: &str, detach_keys: Option<String>) -> anyhow::Result<ExitCode> {
     let tty = match client(g, true)
-        .get::<serde_json::Value>(&format!("/v1/inspect/{}", segment(name)))
+        .get::<crate::wire::ContainerInspect>(&format!("/v1/inspect/{}", segment(name)))
         .await
     {
-        // `config` is the spec as stored: {"kind": "Container", "spec": {…}}.
-        Ok(v) => v["config"]["spec"]["tty"].as_bool().unwrap_or(false),
+        Ok(v) => matches!(v.config, Some(crate::manifest::Spec::Container(c)) if c.tty),
         Err(ClientError::Api { message, .. }) => {
             eprintln!("berth: {message}");
             return Ok(ExitCode::from(1));

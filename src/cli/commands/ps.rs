@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::args::{Global, PsArgs};
 use crate::cli::client;
 use crate::cli::output::{self, Table};
+use crate::manifest::Spec;
 use crate::wire::ObjectView;
 
 pub async fn ps(g: &Global, args: PsArgs) -> anyhow::Result<ExitCode> {
@@ -51,9 +52,10 @@ fn command_cell(v: &ObjectView) -> String {
     let command = v
         .spec
         .as_ref()
-        .and_then(|s| s.get("spec")?.get("command"))
-        .and_then(|c| c.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+        .and_then(|s| match s {
+            Spec::Container(c) => Some(c.command.join(" ")),
+            _ => None,
+        })
         .unwrap_or_default();
     if command.chars().count() > 20 {
         format!("\"{}…\"", command.chars().take(19).collect::<String>())

@@ -6,14 +6,18 @@ use std::process::ExitCode;
 
 use crate::cli::args::{DeleteArgs, DescribeArgs, GetArgs, Global, VolumeCmd};
 use crate::cli::client;
+use crate::manifest::Spec;
 use crate::wire::ObjectView;
 
 /// Volumes some container's spec (as `get` shows it) mounts.
-fn used<'a>(specs: impl Iterator<Item = &'a serde_json::Value>) -> BTreeSet<String> {
+fn used<'a>(specs: impl Iterator<Item = &'a Spec>) -> BTreeSet<String> {
     specs
-        .filter_map(|spec| spec.get("spec")?.get("volumes")?.as_array().cloned())
+        .filter_map(|spec| match spec {
+            Spec::Container(c) => Some(&c.volumes),
+            _ => None,
+        })
         .flatten()
-        .filter_map(|m| m.get("volume")?.as_str().map(str::to_owned))
+        .filter_map(|m| m.volume.clone())
         .collect()
 }
 
@@ -84,10 +88,12 @@ mod tests {
 
     #[test]
     fn volumes_in_use_are_those_container_specs_mount() {
-        let containers = [
-            serde_json::json!({"spec": {"volumes": [{"volume": "data", "path": "/d"}, {"tmpfs": "/t"}]}}),
-            serde_json::json!({"spec": {"image": "x"}}),
-        ];
+        // As the wire carries them (`kind` beside `spec`).
+        let containers: [Spec; 2] = [
+            serde_json::json!({"kind": "Container", "spec": {"image": "x", "volumes": [{"volume": "data", "path": "/d"}, {"tmpfs": "/t"}]}}),
+            serde_json::json!({"kind": "Container", "spec": {"image": "x"}}),
+        ]
+        .map(|v| serde_json::from_value(v).unwrap());
         assert_eq!(used(containers.iter()).into_iter().collect::<Vec<_>>(), ["data"]);
     }
 }

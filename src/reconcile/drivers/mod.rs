@@ -6,6 +6,7 @@ mod connect;
 mod container;
 mod image;
 mod network;
+pub(crate) use network::HostsWritten;
 mod volume;
 
 use std::sync::Arc;

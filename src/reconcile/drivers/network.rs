@@ -736,9 +736,43 @@ impl Addressing {
     }
 }
 
-/// Rewrites /etc/hosts of every wired container on a network (in place:
-/// running containers see it at once), after one joined or left.
+/// Each network's addresses and aliases as the /etc/hosts files on it were
+/// last written from (a fingerprint per network). A refresh rewrites only
+/// the files of containers on a network whose fingerprint changed: writing
+/// every container's file on each start read and compared N files and
+/// built N texts of N lines, O(N²) work per start for files that, but for
+/// the new peer's network, did not change. Locked through a refresh, so an
+/// older refresh cannot record its reading after a newer one wrote.
+/// Empty at start: the daemon's first refresh writes every file.
+#[derive(Default)]
+pub(crate) struct HostsWritten(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl Addressing {
+    /// What `network`'s hosts entries are made of, in a stable order.
+    fn fingerprint(&self, network: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut entries: Vec<(&str, &str, &[String])> = self
+            .allocations
+            .iter()
+            .filter(|(net, _, _)| net == network)
+            .map(|(net, address, owner)| (address.as_str(), owner.as_str(), self.aliases_of(net, owner)))
+            .collect();
+        entries.sort();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        entries.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// Rewrites /etc/hosts of the wired containers on each network whose
+/// addresses changed (in place: running containers see it at once), after
+/// one joined or left (see [`HostsWritten`]).
 pub(super) fn refresh_hosts(engine: &Engine) {
+    let mut written = engine
+        .hosts_written
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Ok(live) = engine.live_all() else { return };
     let addressing = match Addressing::read(engine, &live) {
         Ok(a) => a,
@@ -753,16 +787,29 @@ pub(super) fn refresh_hosts(engine: &Engine) {
             engine.host.networks.dns_set(&rec.key.name, records);
         }
     }
+    let mut now = std::collections::HashMap::new();
+    let mut failed = BTreeSet::new();
     for rec in &live {
         let Some(spec) = rec.container_spec() else { continue };
-        if spec.networks.is_empty() || !engine.host.networks.netns_exists(&rec.key.name) {
+        let mut changed = false;
+        for net in spec.networks.iter().map(|n| n.name()) {
+            let fingerprint = *now
+                .entry(net.to_string())
+                .or_insert_with(|| addressing.fingerprint(net));
+            changed |= written.get(net) != Some(&fingerprint);
+        }
+        if !changed || !engine.host.networks.netns_exists(&rec.key.name) {
             continue;
         }
         let text = hosts_text(&addressing, &rec.key.name, spec);
         if let Err(e) = engine.host.networks.write_file(&rec.key.name, "hosts", &text) {
             tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}");
+            // Not recorded: the next refresh tries its networks' files again.
+            failed.extend(spec.networks.iter().map(|n| n.name().to_string()));
         }
     }
+    now.retain(|net, _| !failed.contains(net));
+    *written = now;
 }
 
 /// Removes what `wire` made for `name` and frees its addresses.
