@@ -20,6 +20,7 @@ use super::types::{
     ContainerSpec, ImageSpec, Kind, NetworkSpec, Object, PortMapping, Resources, Spec, VolumeMount, VolumeSpec,
 };
 use super::{printable, Diagnostic};
+use super::quantity::MemorySwap;
 
 mod container;
 mod image;
