@@ -106,6 +106,17 @@ pub fn parse_docker_size(text: &str) -> Result<u64, QuantityError> {
     Ok(bytes as u64)
 }
 
+/// A cpuset list as the kernel reads it: `0`, `0-3`, `0-2,4,6-7`.
+pub fn is_cpu_list(list: &str) -> bool {
+    list.split(',').all(|part| {
+        let number = |n: &str| !n.is_empty() && n.len() <= 5 && n.bytes().all(|c| c.is_ascii_digit());
+        match part.split_once('-') {
+            Some((a, b)) => number(a) && number(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
+            None => number(part),
+        }
+    })
+}
+
 impl fmt::Display for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
@@ -366,7 +377,20 @@ mod tests {
         assert_eq!(size("1g"), 1 << 30);
         assert_eq!(size("1.5g"), 3 << 29);
         assert_eq!(size("2t"), 2 << 40);
-        for bad in ["", "m", "-1", "100x", "100mm", "100bi", "1..5m", ".5m", "5.m", "100  m", "1e3", "99999999p"] {
+        for bad in [
+            "",
+            "m",
+            "-1",
+            "100x",
+            "100mm",
+            "100bi",
+            "1..5m",
+            ".5m",
+            "5.m",
+            "100  m",
+            "1e3",
+            "99999999p",
+        ] {
             assert!(parse_docker_size(bad).is_err(), "{bad:?}");
         }
         let e = parse_docker_size("100x").unwrap_err().0;
@@ -374,8 +398,21 @@ mod tests {
     }
 
     #[test]
+    fn cpu_lists_are_numbers_and_ascending_ranges() {
+        for good in ["0", "0-1", "0-2,4,6-7", "12"] {
+            assert!(is_cpu_list(good), "{good}");
+        }
+        for bad in ["", "a", "1-", "-1", "3-1", "0,,1", "0 1", "999999"] {
+            assert!(!is_cpu_list(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn memory_swap_is_a_size_or_unlimited() {
-        assert_eq!("200Mi".parse::<MemorySwap>().unwrap(), MemorySwap::Limit(Memory(200 << 20)));
+        assert_eq!(
+            "200Mi".parse::<MemorySwap>().unwrap(),
+            MemorySwap::Limit(Memory(200 << 20))
+        );
         assert_eq!("-1".parse::<MemorySwap>().unwrap(), MemorySwap::Unlimited);
         assert_eq!("unlimited".parse::<MemorySwap>().unwrap().to_string(), "unlimited");
         let e = "-2".parse::<MemorySwap>().unwrap_err().0;

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub use spec::{ContainerConfig, HostInfo, InitIo, Limits, MountSpec, NetnsMode};
+pub use spec::{CgroupFeatures, ContainerConfig, DeviceLimit, HostInfo, InitIo, Limits, MountSpec, NetnsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

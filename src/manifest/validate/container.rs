@@ -397,7 +397,10 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        for (field, set) in [("cpuPeriod", r.cpu_period.is_some()), ("cpuQuota", r.cpu_quota.is_some())] {
+        for (field, set) in [
+            ("cpuPeriod", r.cpu_period.is_some()),
+            ("cpuQuota", r.cpu_quota.is_some()),
+        ] {
             if set && r.cpus.is_some() {
                 self.report(
                     o,
@@ -425,7 +428,7 @@ impl<'a> Validator<'a> {
             );
         }
         for (field, list) in [("cpusetCpus", &r.cpuset_cpus), ("cpusetMems", &r.cpuset_mems)] {
-            if let Some(list) = list.as_deref().filter(|l| !is_cpu_list(l)) {
+            if let Some(list) = list.as_deref().filter(|l| !crate::manifest::quantity::is_cpu_list(l)) {
                 self.report(
                     o,
                     &format!("{AT}.{field}"),
@@ -460,7 +463,10 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        for (field, list) in [("deviceReadBps", &r.device_read_bps), ("deviceWriteBps", &r.device_write_bps)] {
+        for (field, list) in [
+            ("deviceReadBps", &r.device_read_bps),
+            ("deviceWriteBps", &r.device_write_bps),
+        ] {
             for (i, d) in list.iter().enumerate() {
                 let at = format!("{AT}.{field}[{i}]");
                 self.device_path(o, &at, &d.path);
@@ -469,7 +475,10 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        for (field, list) in [("deviceReadIops", &r.device_read_iops), ("deviceWriteIops", &r.device_write_iops)] {
+        for (field, list) in [
+            ("deviceReadIops", &r.device_read_iops),
+            ("deviceWriteIops", &r.device_write_iops),
+        ] {
             for (i, d) in list.iter().enumerate() {
                 let at = format!("{AT}.{field}[{i}]");
                 self.device_path(o, &at, &d.path);
@@ -497,17 +506,6 @@ const CPU_PERIOD_US: std::ops::RangeInclusive<u64> = 1_000..=1_000_000;
 const MIN_CPU_QUOTA_US: u64 = 1_000;
 /// blkio.weight's range on cgroup v1 (Docker's bounds).
 const BLKIO_WEIGHT: std::ops::RangeInclusive<u16> = 10..=1000;
-
-/// A cpuset list as the kernel reads it: `0`, `0-3`, `0-2,4,6-7`.
-pub(crate) fn is_cpu_list(list: &str) -> bool {
-    list.split(',').all(|part| {
-        let number = |n: &str| !n.is_empty() && n.len() <= 5 && n.bytes().all(|c| c.is_ascii_digit());
-        match part.split_once('-') {
-            Some((a, b)) => number(a) && number(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
-            None => number(part),
-        }
-    })
-}
 
 /// `1000` or `1000:1000`.
 /// `name`, `uid`, `name:group`, `uid:gid` (names as passwd allows them:

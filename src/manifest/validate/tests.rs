@@ -520,8 +520,14 @@ fn docker_resource_fields_are_checked_at_their_line() {
         at("cpuQuota must be at least 1000 microseconds, got 10"),
         (11, "spec.resources.cpuQuota".into())
     );
-    assert_eq!(at("cpusetCpus \"3-1\" is not a list"), (12, "spec.resources.cpusetCpus".into()));
-    assert_eq!(at("cpusetMems \"x\" is not a list"), (13, "spec.resources.cpusetMems".into()));
+    assert_eq!(
+        at("cpusetCpus \"3-1\" is not a list"),
+        (12, "spec.resources.cpusetCpus".into())
+    );
+    assert_eq!(
+        at("cpusetMems \"x\" is not a list"),
+        (13, "spec.resources.cpusetMems".into())
+    );
     assert_eq!(
         at("blkioWeight must be between 10 and 1000, got 5"),
         (14, "spec.resources.blkioWeight".into())
@@ -548,7 +554,10 @@ fn docker_resource_fields_are_checked_at_their_line() {
         "  resources:\n    memory: 100Mi\n    memorySwap: 50Mi\n    memoryReservation: 200Mi\n",
     ));
     assert_eq!(
-        at_of(&d, "memorySwap (50Mi) counts memory plus swap and must be at least memory (100Mi)"),
+        at_of(
+            &d,
+            "memorySwap (50Mi) counts memory plus swap and must be at least memory (100Mi)"
+        ),
         8
     );
     assert_eq!(at_of(&d, "memoryReservation (200Mi) must be at most memory (100Mi)"), 9);
