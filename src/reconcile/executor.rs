@@ -206,6 +206,7 @@ impl Engine {
             Verb::Create => d.create(self, object()?, &hash).await,
             Verb::Start => d.start(self, object()?, &hash).await,
             Verb::Replace => d.replace(self, object()?, &hash).await,
+            Verb::Update => d.update(self, object()?, &hash).await,
             Verb::Stop => d.stop(self, &key.name).await,
             Verb::Delete => {
                 d.delete(self, &key.name).await?;

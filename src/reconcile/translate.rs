@@ -298,7 +298,7 @@ pub fn container_config(
 
 /// The runtime's limits for `res`, with device paths turned into the numbers
 /// the cgroup files take (read from the host now, as Docker does at create).
-fn limits(res: &Resources) -> Result<Limits, TranslateError> {
+pub(crate) fn limits(res: &Resources) -> Result<Limits, TranslateError> {
     Ok(Limits {
         memory_bytes: res.memory.map(|m| m.0),
         cpus: res.cpus.map(|c| c.0),

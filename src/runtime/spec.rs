@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use libcontainer::oci_spec::runtime::{
     Arch, Capabilities, Capability, LinuxBlockIo, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder,
-    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder,
-    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscallBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
-    LinuxWeightDeviceBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+    LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscallBuilder,
+    LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, MountBuilder, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use libcontainer::oci_spec::OciSpecError;
 use serde::{Deserialize, Serialize};
@@ -242,6 +243,94 @@ pub struct CgroupFeatures {
 
 const CFS_PERIOD_US: u64 = 100_000;
 
+/// The cgroup part of the spec for `limits`, with the device rules when
+/// given (at create; an update in place leaves them as they are).
+pub fn limit_resources(
+    id: &str,
+    limits: &Limits,
+    host: CgroupFeatures,
+    devices: Option<Vec<LinuxDeviceCgroup>>,
+) -> Result<LinuxResources, RuntimeError> {
+    let err = |part: &'static str| {
+        move |e: OciSpecError| RuntimeError::Spec {
+            id: id.to_string(),
+            message: format!("{part}: {e}"),
+        }
+    };
+    let mut resources = LinuxResourcesBuilder::default();
+    if let Some(devices) = devices {
+        resources = resources.devices(devices);
+    }
+    check_cgroup_features(id, limits, host)?;
+    let bytes = |what: &str, bytes: u64| {
+        i64::try_from(bytes).map_err(|_| RuntimeError::Spec {
+            id: id.to_string(),
+            message: format!("{what} {bytes} bytes is too large; give at most {} bytes", i64::MAX),
+        })
+    };
+    if limits.memory_bytes.is_some()
+        || limits.memory_swap.is_some()
+        || limits.memory_reservation.is_some()
+        || limits.oom_kill_disable
+    {
+        // Without memory_swap, memsw is left alone, as runc leaves it: no
+        // swap limit beyond the host's.
+        let mut memory = LinuxMemoryBuilder::default();
+        if let Some(limit) = limits.memory_bytes {
+            memory = memory.limit(bytes("memory limit", limit)?);
+        }
+        if let Some(swap) = limits.memory_swap {
+            memory = memory.swap(swap);
+        }
+        if let Some(reservation) = limits.memory_reservation {
+            memory = memory.reservation(bytes("memory reservation", reservation)?);
+        }
+        if limits.oom_kill_disable {
+            // libcontainer 0.7 does not apply this (the shim writes
+            // memory.oom_control itself), but the spec says what was asked.
+            memory = memory.disable_oom_killer(true);
+        }
+        resources = resources.memory(memory.build().map_err(err("memory"))?);
+    }
+    if limits.cpus.is_some()
+        || limits.cpu_shares.is_some()
+        || limits.cpu_period.is_some()
+        || limits.cpu_quota.is_some()
+        || limits.cpuset_cpus.is_some()
+        || limits.cpuset_mems.is_some()
+    {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(cpus) = limits.cpus {
+            cpu = cpu
+                .quota((cpus * CFS_PERIOD_US as f64).round() as i64)
+                .period(CFS_PERIOD_US);
+        }
+        if let Some(period) = limits.cpu_period {
+            cpu = cpu.period(period);
+        }
+        if let Some(quota) = limits.cpu_quota {
+            cpu = cpu.quota(i64::try_from(quota).unwrap_or(i64::MAX));
+        }
+        if let Some(shares) = limits.cpu_shares {
+            cpu = cpu.shares(shares);
+        }
+        if let Some(cpus) = &limits.cpuset_cpus {
+            cpu = cpu.cpus(cpus.clone());
+        }
+        if let Some(mems) = &limits.cpuset_mems {
+            cpu = cpu.mems(mems.clone());
+        }
+        resources = resources.cpu(cpu.build().map_err(err("cpu"))?);
+    }
+    if let Some(pids) = limits.pids {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build().map_err(err("pids"))?);
+    }
+    if let Some(block_io) = block_io(limits).map_err(err("block io"))? {
+        resources = resources.block_io(block_io);
+    }
+    resources.build().map_err(err("resources"))
+}
+
 /// Refuses a limit the host's cgroups cannot hold, naming it and the missing
 /// file: libcontainer would otherwise drop it or fail on a bare ENOENT.
 fn check_cgroup_features(id: &str, limits: &Limits, host: CgroupFeatures) -> Result<(), RuntimeError> {
@@ -397,76 +486,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         };
         devices.push(rule.build().map_err(err("device rule"))?);
     }
-    let mut resources = LinuxResourcesBuilder::default().devices(devices);
-    let limits = &cfg.limits;
-    check_cgroup_features(&cfg.id, limits, host.cgroup)?;
-    let bytes = |what: &str, bytes: u64| {
-        i64::try_from(bytes).map_err(|_| RuntimeError::Spec {
-            id: cfg.id.clone(),
-            message: format!("{what} {bytes} bytes is too large; give at most {} bytes", i64::MAX),
-        })
-    };
-    if limits.memory_bytes.is_some()
-        || limits.memory_swap.is_some()
-        || limits.memory_reservation.is_some()
-        || limits.oom_kill_disable
-    {
-        // Without memory_swap, memsw is left alone, as runc leaves it: no
-        // swap limit beyond the host's.
-        let mut memory = LinuxMemoryBuilder::default();
-        if let Some(limit) = limits.memory_bytes {
-            memory = memory.limit(bytes("memory limit", limit)?);
-        }
-        if let Some(swap) = limits.memory_swap {
-            memory = memory.swap(swap);
-        }
-        if let Some(reservation) = limits.memory_reservation {
-            memory = memory.reservation(bytes("memory reservation", reservation)?);
-        }
-        if limits.oom_kill_disable {
-            // libcontainer 0.7 does not apply this (the shim writes
-            // memory.oom_control itself), but the spec says what was asked.
-            memory = memory.disable_oom_killer(true);
-        }
-        resources = resources.memory(memory.build().map_err(err("memory"))?);
-    }
-    if limits.cpus.is_some()
-        || limits.cpu_shares.is_some()
-        || limits.cpu_period.is_some()
-        || limits.cpu_quota.is_some()
-        || limits.cpuset_cpus.is_some()
-        || limits.cpuset_mems.is_some()
-    {
-        let mut cpu = LinuxCpuBuilder::default();
-        if let Some(cpus) = limits.cpus {
-            cpu = cpu
-                .quota((cpus * CFS_PERIOD_US as f64).round() as i64)
-                .period(CFS_PERIOD_US);
-        }
-        if let Some(period) = limits.cpu_period {
-            cpu = cpu.period(period);
-        }
-        if let Some(quota) = limits.cpu_quota {
-            cpu = cpu.quota(i64::try_from(quota).unwrap_or(i64::MAX));
-        }
-        if let Some(shares) = limits.cpu_shares {
-            cpu = cpu.shares(shares);
-        }
-        if let Some(cpus) = &limits.cpuset_cpus {
-            cpu = cpu.cpus(cpus.clone());
-        }
-        if let Some(mems) = &limits.cpuset_mems {
-            cpu = cpu.mems(mems.clone());
-        }
-        resources = resources.cpu(cpu.build().map_err(err("cpu"))?);
-    }
-    if let Some(pids) = limits.pids {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build().map_err(err("pids"))?);
-    }
-    if let Some(block_io) = block_io(limits).map_err(err("block io"))? {
-        resources = resources.block_io(block_io);
-    }
-    let resources = resources.build().map_err(err("resources"))?;
+    let resources = limit_resources(&cfg.id, &cfg.limits, host.cgroup, Some(devices))?;
 
     let rule =
         |names: Vec<String>, action: LinuxSeccompAction| LinuxSyscallBuilder::default().names(names).action(action);
