@@ -227,3 +227,98 @@ fn bad_resource_flags_are_refused_by_name() {
         assert!(!listed.contains("weighted"), "the refused container was left: {listed}");
     }
 }
+
+fn pid_of(env: &Env, name: &str) -> i64 {
+    let v = env.view("container", name);
+    v["pid"].as_i64().unwrap_or_else(|| panic!("no pid in {v}"))
+}
+
+#[test]
+fn update_changes_the_limits_in_place_and_keeps_the_pid() {
+    let env = Env::new("res-update");
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.ok(&["run", "-d", "--name", "web", "--memory=64m", "busybox", "sleep", "1000"]);
+    env.wait_for("container", "web", 10, running);
+    let pid = pid_of(&env, "web");
+    let memory = cgroup_dir(&env, "memory", "web");
+    let limit_file = if is_v1() { "memory.limit_in_bytes" } else { "memory.max" };
+    assert_eq!(read(&memory, limit_file), (64u64 << 20).to_string());
+
+    let out = env.ok(&[
+        "update",
+        "--memory=96m",
+        "--pids-limit=20",
+        "--restart=on-failure",
+        "web",
+    ]);
+    assert_eq!(out.trim(), "web");
+    assert_eq!(read(&memory, limit_file), (96u64 << 20).to_string());
+    assert_eq!(read(&cgroup_dir(&env, "pids", "web"), "pids.max"), "20");
+    assert_eq!(pid_of(&env, "web"), pid, "update restarted the container");
+    assert_eq!(env.view("container", "web")["status"], "Running");
+    // Recorded: a pass (run by an apply) does not replace it afterwards.
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let inspect = env.ok(&["inspect", "web"]);
+    assert!(inspect.contains("on-failure"), "{inspect}");
+    assert_eq!(pid_of(&env, "web"), pid);
+
+    // Refused, and the limit left as it was: a bad flag (by name, exit 125),
+    // a value below Docker's minimum (by the daemon, naming the field), a
+    // container nobody made, and nothing to change.
+    let out = env.berth(&["update", "--memory=lots", "web"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--memory \"lots\""), "{}", stderr_of(&out));
+    let out = env.berth(&["update", "--memory=4m", "web"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("memory must be at least 6Mi"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = env.berth(&["update", "--memory=96m", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("container/nosuch not found"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = env.berth(&["update", "web"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr_of(&out).contains("nothing to change"), "{}", stderr_of(&out));
+    assert_eq!(read(&memory, limit_file), (96u64 << 20).to_string());
+    assert_eq!(pid_of(&env, "web"), pid);
+}
+
+#[test]
+fn a_manifest_s_limit_change_is_applied_in_place() {
+    let env = Env::new("res-apply-update");
+    let stack = |memory: &str| {
+        format!(
+            "{}---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: web}}\nspec:\n  image: busybox\n  command: [sleep, \"1000\"]\n  stopGracePeriod: 1s\n  resources: {{memory: {memory}}}\n",
+            env.image_doc()
+        )
+    };
+    let file = env.manifest("stack.yaml", &stack("64Mi"));
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env.wait_for("container", "web", 10, running);
+    let pid = pid_of(&env, "web");
+    let memory = cgroup_dir(&env, "memory", "web");
+    let limit_file = if is_v1() { "memory.limit_in_bytes" } else { "memory.max" };
+
+    let file = env.manifest("stack.yaml", &stack("96Mi"));
+    let diff = env.berth(&["diff", "-f", file.to_str().unwrap()]);
+    let shown = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        shown.contains("update container/web (in place): spec.resources.memory: 64Mi -> 96Mi"),
+        "{shown}"
+    );
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(read(&memory, limit_file), (96u64 << 20).to_string());
+    assert_eq!(pid_of(&env, "web"), pid, "apply replaced the container");
+
+    // update refuses a manifest's container, naming its file.
+    let out = env.berth(&["update", "--memory=128m", "web"]);
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("stack.yaml"), "{}", stderr_of(&out));
+}

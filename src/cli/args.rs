@@ -105,6 +105,8 @@ pub enum CliCmd {
     Unpause(NamesArgs),
     /// Rename a container made by run or create: OLD NEW.
     Rename(RenameArgs),
+    /// Change containers' limits or restart policy in place, as docker update (no restart).
+    Update(UpdateArgs),
     /// Live CPU, memory, network, block IO and pids of containers.
     Stats(StatsArgs),
     /// A container's processes.
@@ -679,4 +681,22 @@ pub struct ResourceArgs {
     /// Write operations per second: DEVICE:N.
     #[arg(long = "device-write-iops")]
     pub device_write_iops: Vec<String>,
+}
+
+/// `berth update`: the resource flags of `run`, and `--restart`.
+#[derive(Debug, Clone, Args)]
+pub struct UpdateArgs {
+    /// Memory limit in Docker's units, e.g. 100m.
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPU limit in cores, e.g. 0.5.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Restart policy: no, always, on-failure, unless-stopped.
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 mod resources;
 
+pub use resources::update_request;
+
 use crate::cli::args::RunArgs;
 use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, RestartPolicy, SecurityContext};
 use crate::wire::DEFAULT_NETWORK;

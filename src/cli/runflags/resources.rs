@@ -4,13 +4,53 @@
 //! the result again as a manifest's `resources:`.
 
 use super::{invalid, RunFlagsError};
-use crate::cli::args::RunArgs;
+use crate::cli::args::{ResourceArgs, RunArgs, UpdateArgs};
 use crate::manifest::quantity::{is_cpu_list, parse_docker_size};
-use crate::manifest::{DeviceIops, DeviceRate, DeviceWeight, Memory, MemorySwap, Resources};
+use crate::manifest::{DeviceIops, DeviceRate, DeviceWeight, Memory, MemorySwap, Resources, RestartPolicy};
+use crate::wire::UpdateRequest;
 
 /// The resources the flags ask for; None when they ask for none.
 pub(super) fn parse(args: &RunArgs) -> Result<Option<Resources>, RunFlagsError> {
-    let r = &args.resources;
+    parse_flags(&args.memory, &args.cpus, &args.resources)
+}
+
+/// `berth update`'s flags: the same as run's, and `--restart`.
+pub fn update_request(args: &UpdateArgs) -> Result<UpdateRequest, RunFlagsError> {
+    let restart_policy = args
+        .restart
+        .as_deref()
+        .map(|r| match r {
+            "no" => Ok(RestartPolicy::Never),
+            "always" => Ok(RestartPolicy::Always),
+            "on-failure" => Ok(RestartPolicy::OnFailure),
+            // berth's `always` does not restart a container stopped by hand.
+            "unless-stopped" => Ok(RestartPolicy::Always),
+            _ => Err(invalid(
+                "--restart",
+                r,
+                "expected no, always, on-failure or unless-stopped (berth has no retry count)",
+            )),
+        })
+        .transpose()?;
+    let resources = parse_flags(&args.memory, &args.cpus, &args.resources)?;
+    if resources.is_none() && restart_policy.is_none() {
+        return Err(invalid(
+            "update",
+            &args.names.join(" "),
+            "nothing to change: give a resource flag (--memory, --cpus, --pids-limit …) or --restart",
+        ));
+    }
+    Ok(UpdateRequest {
+        resources: resources.unwrap_or_default(),
+        restart_policy,
+    })
+}
+
+fn parse_flags(
+    memory: &Option<String>,
+    cpus: &Option<String>,
+    r: &ResourceArgs,
+) -> Result<Option<Resources>, RunFlagsError> {
     let size = |flag: &'static str, v: &Option<String>| -> Result<Option<Memory>, RunFlagsError> {
         match v.as_deref() {
             None => Ok(None),
@@ -38,9 +78,8 @@ pub(super) fn parse(args: &RunArgs) -> Result<Option<Resources>, RunFlagsError> 
             Some(n) => Ok(Some(n as u64)),
         }
     };
-    let memory = size("--memory", &args.memory)?;
-    let cpus = args
-        .cpus
+    let memory = size("--memory", memory)?;
+    let cpus = cpus
         .as_deref()
         .map(|c| {
             c.parse()
@@ -308,6 +347,44 @@ mod tests {
             }]
         );
         assert_eq!(r.device_write_iops[0].rate, 200);
+    }
+
+    fn update(argv: &[&str]) -> Result<UpdateRequest, RunFlagsError> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            update: UpdateArgs,
+        }
+        let args = Cli::try_parse_from(std::iter::once("update").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .update;
+        update_request(&args)
+    }
+
+    #[test]
+    fn update_takes_run_s_resource_flags_and_a_restart_policy() {
+        let req = update(&[
+            "--memory",
+            "96m",
+            "--pids-limit",
+            "20",
+            "--restart",
+            "on-failure",
+            "web",
+        ])
+        .unwrap();
+        assert_eq!(req.resources.memory, Some(Memory(96 << 20)));
+        assert_eq!(req.resources.pids, Some(20));
+        assert_eq!(req.restart_policy, Some(RestartPolicy::OnFailure));
+        let req = update(&["--cpus", "0.5", "web"]).unwrap();
+        assert_eq!(req.restart_policy, None);
+        let e = update(&["--restart", "on-failure:3", "web"]).unwrap_err().to_string();
+        assert!(e.starts_with("--restart \"on-failure:3\""), "{e}");
+        let e = update(&["web"]).unwrap_err().to_string();
+        assert!(e.contains("nothing to change"), "{e}");
+        let e = update(&["--memory", "lots", "web"]).unwrap_err().to_string();
+        assert!(e.starts_with("--memory \"lots\""), "{e}");
     }
 
     #[test]
