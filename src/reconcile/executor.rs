@@ -125,7 +125,10 @@ impl Engine {
                 Outcome {
                     pass,
                     kind,
-                    line: format!("{} {}: {detail}", action.verb, action.key),
+                    line: match action.verb {
+                        Verb::Update => format!("update {} (in place): {detail}", action.key),
+                        verb => format!("{verb} {}: {detail}", action.key),
+                    },
                 },
             );
         };
