@@ -440,6 +440,18 @@ pub struct RenameRequest {
     pub name: String,
 }
 
+/// Body of `POST /v1/update/{name}` (`berth update`): the limits to set
+/// (each one given replaces the container's; those left out stay) and the
+/// restart policy, if given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRequest {
+    #[serde(default)]
+    pub resources: crate::manifest::Resources,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<crate::manifest::RestartPolicy>,
+}
+
 /// Answer of the lifecycle verbs (`start`, `restart`, `kill`, `pause`, `unpause`).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

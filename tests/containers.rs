@@ -122,14 +122,20 @@ fn pids_limit_stops_a_fork_loop() {
 #[test]
 fn a_changed_spec_replaces_the_container_and_diff_names_the_field() {
     let env = Env::new("replace");
-    let doc = |mem: &str| {
+    // A limit alone is changed in place (tests/run_resources.rs); with the
+    // environment it takes a new process.
+    let doc = |mem: &str, mode: &str| {
         format!(
             "{}{}",
             env.image_doc(),
-            container("web", "sleep 1000", &format!("  resources: {{memory: {mem}}}\n"))
+            container(
+                "web",
+                "sleep 1000",
+                &format!("  env: {{MODE: {mode}}}\n  resources: {{memory: {mem}}}\n")
+            )
         )
     };
-    let file = env.manifest("stack.yaml", &doc("32Mi"));
+    let file = env.manifest("stack.yaml", &doc("32Mi", "a"));
     let f = file.to_str().unwrap();
     env.ok(&["apply", "-f", f, "--wait", "--timeout", "30s"]);
     let before = env.view("container", "web")["pid"].as_i64().unwrap();
@@ -139,7 +145,7 @@ fn a_changed_spec_replaces_the_container_and_diff_names_the_field() {
     assert!(env.ok(&["apply", "-f", f]).contains("no changes"));
     assert_eq!(env.view("container", "web")["pid"].as_i64().unwrap(), before);
 
-    std::fs::write(&file, doc("48Mi")).unwrap();
+    std::fs::write(&file, doc("48Mi", "b")).unwrap();
     let diff = env.berth(&["diff", "-f", f]);
     assert_eq!(diff.status.code(), Some(1));
     let text = String::from_utf8_lossy(&diff.stdout);

@@ -217,6 +217,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/networks/disconnect") => post(network_disconnect),
         ("post", "/v1/unpause/{name}") => post(unpause),
         ("post", "/v1/rename/{name}") => post(rename),
+        ("post", "/v1/update/{name}") => post(update),
         ("post", "/v1/stats") => post(stats),
         ("get", "/v1/top/{name}") => get(top),
         ("post", "/v1/cp/{name}") => post(copy),
@@ -422,6 +423,14 @@ async fn rename(
     JsonBody(req): JsonBody<crate::wire::RenameRequest>,
 ) -> ApiResult<Json<VerbResponse>> {
     Ok(Json(commands::lifecycle::rename(&engine, &name, &req.name).await?))
+}
+
+async fn update(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<crate::wire::UpdateRequest>,
+) -> ApiResult<Json<VerbResponse>> {
+    Ok(Json(commands::update::update(&engine, &name, &req).await?))
 }
 
 async fn unpause(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<VerbResponse>> {

@@ -210,6 +210,14 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/update/{name}",
+        summary: "change an imperative container's limits and restart policy in place (same process), as docker update",
+        params: &[("name", "path", "container name")],
+        request: Some(schema::<crate::wire::UpdateRequest>),
+        response: Body::Json(schema::<VerbResponse>),
+    },
+    Route {
+        method: "post",
         path: "/v1/unpause/{name}",
         summary: "thaw a paused container",
         params: &[("name", "path", "container name")],

@@ -105,6 +105,8 @@ pub enum CliCmd {
     Unpause(NamesArgs),
     /// Rename a container made by run or create: OLD NEW.
     Rename(RenameArgs),
+    /// Change containers' limits or restart policy in place, as docker update (no restart).
+    Update(UpdateArgs),
     /// Live CPU, memory, network, block IO and pids of containers.
     Stats(StatsArgs),
     /// A container's processes.
@@ -331,7 +333,7 @@ pub struct RunArgs {
     /// KEY=VALUE
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
-    /// Memory limit, e.g. 100Mi.
+    /// Memory limit in Docker's units, e.g. 100m (binary: 104857600 bytes).
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
     /// CPU limit in cores, e.g. 0.5.
@@ -361,6 +363,8 @@ pub struct RunArgs {
     /// Time after the start during which failures do not count.
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -636,4 +640,73 @@ pub struct ImportArgs {
     /// The image's default command.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
+}
+
+/// `docker run`'s resource flags beyond --memory and --cpus (issue 20). Kept
+/// as text: `cli::runflags` parses each and refuses a bad one by name.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ResourceArgs {
+    /// Memory plus swap, e.g. 200m; -1 for unlimited swap (needs --memory).
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Soft memory limit, e.g. 50m.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Do not OOM-kill the container's processes (cgroup v1).
+    #[arg(long = "oom-kill-disable", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub oom_kill_disable: Option<String>,
+    /// Relative CPU weight (2-262144; Docker's default 1024).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<String>,
+    /// CFS period in microseconds (1000-1000000).
+    #[arg(long = "cpu-period", allow_negative_numbers = true)]
+    pub cpu_period: Option<String>,
+    /// CFS quota in microseconds per period (at least 1000; -1: none).
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs to run on, e.g. 0-1 or 0,2.
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use, e.g. 0.
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1 or 0: unlimited).
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<String>,
+    /// Relative block I/O weight (10-1000; 0: none).
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<String>,
+    /// Block I/O weight of one device: DEVICE:WEIGHT, e.g. /dev/sda:200.
+    #[arg(long = "blkio-weight-device")]
+    pub blkio_weight_device: Vec<String>,
+    /// Read rate limit: DEVICE:RATE, e.g. /dev/sda:1mb (bytes per second).
+    #[arg(long = "device-read-bps")]
+    pub device_read_bps: Vec<String>,
+    /// Write rate limit: DEVICE:RATE, e.g. /dev/sda:1mb.
+    #[arg(long = "device-write-bps")]
+    pub device_write_bps: Vec<String>,
+    /// Read operations per second: DEVICE:N, e.g. /dev/sda:1000.
+    #[arg(long = "device-read-iops")]
+    pub device_read_iops: Vec<String>,
+    /// Write operations per second: DEVICE:N.
+    #[arg(long = "device-write-iops")]
+    pub device_write_iops: Vec<String>,
+}
+
+/// `berth update`: the resource flags of `run`, and `--restart`.
+#[derive(Debug, Clone, Args)]
+pub struct UpdateArgs {
+    /// Memory limit in Docker's units, e.g. 100m.
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPU limit in cores, e.g. 0.5.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Restart policy: no, always, on-failure, unless-stopped.
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }

@@ -51,6 +51,13 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Pause(args) => Ok(lifecycle::verb(g, "pause", &args.names, None).await),
         CliCmd::Unpause(args) => Ok(lifecycle::verb(g, "unpause", &args.names, None).await),
         CliCmd::Rename(args) => Ok(lifecycle::rename(g, &args.old, &args.new).await),
+        CliCmd::Update(args) => Ok(match runflags::update_request(&args) {
+            Ok(req) => lifecycle::verb(g, "update", &args.names, serde_json::to_value(req).ok()).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(125)
+            }
+        }),
         CliCmd::Events => events::events(g).await,
         CliCmd::Pull(args) => images::pull(g, args).await,
         CliCmd::Images(args) => images::images(g, args).await,

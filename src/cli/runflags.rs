@@ -6,8 +6,12 @@
 
 use std::collections::BTreeMap;
 
+mod resources;
+
+pub use resources::update_request;
+
 use crate::cli::args::RunArgs;
-use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, Resources, RestartPolicy, SecurityContext};
+use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, RestartPolicy, SecurityContext};
 use crate::wire::DEFAULT_NETWORK;
 
 /// A flag whose value berth cannot turn into a spec; the message names the
@@ -55,29 +59,7 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
             .ok_or_else(|| invalid("-e", e, "expected KEY=VALUE"))?;
         spec.env.insert(k.to_string(), v.to_string());
     }
-    let memory = args
-        .memory
-        .as_deref()
-        .map(|m| {
-            m.parse()
-                .map_err(|e: manifest::quantity::QuantityError| invalid("--memory", m, e.0))
-        })
-        .transpose()?;
-    let cpus = args
-        .cpus
-        .as_deref()
-        .map(|c| {
-            c.parse()
-                .map_err(|e: manifest::quantity::QuantityError| invalid("--cpus", c, e.0))
-        })
-        .transpose()?;
-    if memory.is_some() || cpus.is_some() {
-        spec.resources = Some(Resources {
-            memory,
-            cpus,
-            ..Default::default()
-        });
-    }
+    spec.resources = resources::parse(args)?;
     for opt in &args.security_opt {
         let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, "true"));
         let on = match (key, value) {

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod network;
 pub mod query;
 pub mod run;
+pub mod update;
 
 use crate::manifest::{self, Kind};
 use crate::reconcile::{DriverError, ReconcileError};

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use parse::{parse_with_positions, API_VERSION};
 pub use positions::Positions;
-pub use quantity::{Cpus, Duration, Memory};
+pub use quantity::{Cpus, Duration, Memory, MemorySwap};
 pub use read::{source_from_bytes, MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES};
 pub use reference::{parse_reference, ImageReference, ReferenceError};
 pub use schema::document_schema;

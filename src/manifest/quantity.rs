@@ -22,6 +22,14 @@ pub struct Cpus(pub f64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(pub std::time::Duration);
 
+/// The memory plus swap limit, as Docker's `--memory-swap`: a size, or
+/// `unlimited` (Docker's `-1`, also accepted) for unlimited swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemorySwap {
+    Unlimited,
+    Limit(Memory),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct QuantityError(pub String);
@@ -55,6 +63,60 @@ impl FromStr for Memory {
     }
 }
 
+/// Docker's sizes for flags (`--memory=100m`, `--device-read-bps=1mb`), as
+/// its `units.RAMInBytes`: a number (a fraction allowed), an optional space,
+/// an optional unit `b`, `k`, `m`, `g`, `t`, `p` in either case, binary
+/// (`m` is 2^20), optionally followed by `i` and/or `b`, so `100Mi` and
+/// `100MB` are Docker's 100 MiB too. Manifests keep Kubernetes quantities
+/// ([`Memory`]), where `M` is 10^6: this is for flags only.
+pub fn parse_docker_size(text: &str) -> Result<u64, QuantityError> {
+    let bad = || {
+        QuantityError(format!(
+            "malformed size {text:?}: expected a number of bytes with an optional unit b, k, m, g, t (binary, e.g. 100m)"
+        ))
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, rest) = t.split_at(split);
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return Err(bad());
+    }
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let mut chars = rest.chars();
+    let shift = match chars.next().map(|c| c.to_ascii_lowercase()) {
+        None => 0,
+        Some('b') if chars.as_str().is_empty() => 0,
+        Some('k') => 10,
+        Some('m') => 20,
+        Some('g') => 30,
+        Some('t') => 40,
+        Some('p') => 50,
+        Some(_) => return Err(bad()),
+    };
+    let tail = chars.as_str().to_ascii_lowercase();
+    if !matches!(tail.as_str(), "" | "i" | "b" | "ib") || (shift == 0 && !tail.is_empty()) {
+        return Err(bad());
+    }
+    let bytes = value * (1u64 << shift) as f64;
+    // Docker truncates a fractional byte count (`1.5b` is 1).
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// A cpuset list as the kernel reads it: `0`, `0-3`, `0-2,4,6-7`.
+pub fn is_cpu_list(list: &str) -> bool {
+    list.split(',').all(|part| {
+        let number = |n: &str| !n.is_empty() && n.len() <= 5 && n.bytes().all(|c| c.is_ascii_digit());
+        match part.split_once('-') {
+            Some((a, b)) => number(a) && number(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok(),
+            None => number(part),
+        }
+    })
+}
+
 impl fmt::Display for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
@@ -64,6 +126,29 @@ impl fmt::Display for Memory {
             }
         }
         write!(f, "{n}")
+    }
+}
+
+impl FromStr for MemorySwap {
+    type Err = QuantityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "-1" | "unlimited" => Ok(MemorySwap::Unlimited),
+            t => t.parse().map(MemorySwap::Limit).map_err(|_| {
+                QuantityError(format!(
+                    "malformed memory+swap limit {s:?}: expected a memory quantity such as 200Mi, or `unlimited`"
+                ))
+            }),
+        }
+    }
+}
+
+impl fmt::Display for MemorySwap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemorySwap::Unlimited => f.write_str("unlimited"),
+            MemorySwap::Limit(m) => m.fmt(f),
+        }
     }
 }
 
@@ -143,6 +228,11 @@ impl Serialize for Memory {
         s.serialize_str(&self.to_string())
     }
 }
+impl Serialize for MemorySwap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
 impl Serialize for Cpus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(self.0)
@@ -184,6 +274,14 @@ impl<'de> Deserialize<'de> for Memory {
         ))
     }
 }
+impl<'de> Deserialize<'de> for MemorySwap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrNumber(
+            std::marker::PhantomData,
+            "a memory quantity such as 200Mi, or `unlimited`",
+        ))
+    }
+}
 impl<'de> Deserialize<'de> for Cpus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(TextOrNumber(std::marker::PhantomData, "a cpu count such as 0.5"))
@@ -205,6 +303,20 @@ impl JsonSchema for Memory {
             "anyOf": [
                 {"type": "integer", "minimum": 0},
                 {"type": "string", "pattern": "^[0-9]+(k|K|Ki|M|Mi|G|Gi|T|Ti)?$"}
+            ]
+        })
+    }
+}
+impl JsonSchema for MemorySwap {
+    fn schema_name() -> Cow<'static, str> {
+        "MemorySwap".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "memory plus swap: bytes, a number with a suffix k, Ki, M, Mi, G, Gi, T, Ti, or `unlimited`",
+            "anyOf": [
+                {"type": "integer", "minimum": -1},
+                {"type": "string", "pattern": "^([0-9]+(k|K|Ki|M|Mi|G|Gi|T|Ti)?|unlimited|-1)$"}
             ]
         })
     }
@@ -248,6 +360,63 @@ mod tests {
         assert!("100MB".parse::<Memory>().is_err());
         assert!("Mi".parse::<Memory>().is_err());
         assert!("-5".parse::<Memory>().is_err());
+    }
+
+    #[test]
+    fn docker_sizes_are_binary_and_take_every_docker_spelling() {
+        let size = |t: &str| parse_docker_size(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+        assert_eq!(size("100m"), 104_857_600);
+        assert_eq!(size("100M"), 104_857_600);
+        assert_eq!(size("100Mi"), 104_857_600);
+        assert_eq!(size("100MB"), 104_857_600);
+        assert_eq!(size("100mib"), 104_857_600);
+        assert_eq!(size("100 m"), 104_857_600);
+        assert_eq!(size("512"), 512);
+        assert_eq!(size("512b"), 512);
+        assert_eq!(size("4k"), 4096);
+        assert_eq!(size("1g"), 1 << 30);
+        assert_eq!(size("1.5g"), 3 << 29);
+        assert_eq!(size("2t"), 2 << 40);
+        for bad in [
+            "",
+            "m",
+            "-1",
+            "100x",
+            "100mm",
+            "100bi",
+            "1..5m",
+            ".5m",
+            "5.m",
+            "100  m",
+            "1e3",
+            "99999999p",
+        ] {
+            assert!(parse_docker_size(bad).is_err(), "{bad:?}");
+        }
+        let e = parse_docker_size("100x").unwrap_err().0;
+        assert!(e.contains("\"100x\"") && e.contains("100m"), "{e}");
+    }
+
+    #[test]
+    fn cpu_lists_are_numbers_and_ascending_ranges() {
+        for good in ["0", "0-1", "0-2,4,6-7", "12"] {
+            assert!(is_cpu_list(good), "{good}");
+        }
+        for bad in ["", "a", "1-", "-1", "3-1", "0,,1", "0 1", "999999"] {
+            assert!(!is_cpu_list(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_swap_is_a_size_or_unlimited() {
+        assert_eq!(
+            "200Mi".parse::<MemorySwap>().unwrap(),
+            MemorySwap::Limit(Memory(200 << 20))
+        );
+        assert_eq!("-1".parse::<MemorySwap>().unwrap(), MemorySwap::Unlimited);
+        assert_eq!("unlimited".parse::<MemorySwap>().unwrap().to_string(), "unlimited");
+        let e = "-2".parse::<MemorySwap>().unwrap_err().0;
+        assert!(e.contains("`unlimited`"), "{e}");
     }
 
     #[test]

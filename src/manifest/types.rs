@@ -8,7 +8,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::quantity::{Cpus, Duration, Memory};
+use super::quantity::{Cpus, Duration, Memory, MemorySwap};
 
 /// The kind of an object; identity is (kind, name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -200,6 +200,86 @@ pub struct Resources {
     /// Relative CPU weight (2–262144, Docker's default is 1024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<u64>,
+    // Docker run parity (issue 20, resources): the rest of `docker run`'s
+    // resource flags, each under the flag's own name.
+    /// Memory plus swap (`--memory-swap`): at least `memory`, which it
+    /// needs; `unlimited` for unlimited swap. Equal to `memory`: no swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<MemorySwap>,
+    /// Soft limit (`--memory-reservation`): the kernel reclaims down to it
+    /// under memory pressure. Below `memory` when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<Memory>,
+    /// Do not OOM-kill the container's processes (`--oom-kill-disable`):
+    /// they wait for memory instead. cgroup v1 only; refused on v2, which
+    /// has no such switch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_kill_disable: bool,
+    /// CFS period in microseconds (`--cpu-period`, 1000–1000000); not with
+    /// `cpus`, which sets period and quota itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<u64>,
+    /// CFS quota in microseconds per period (`--cpu-quota`, at least 1000);
+    /// not with `cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<u64>,
+    /// CPUs the container may run on (`--cpuset-cpus`), e.g. `0-2,4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (`--cpuset-mems`), e.g. `0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
+    /// Relative block I/O weight (`--blkio-weight`, 10–1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u16>,
+    /// Block I/O weight per device (`--blkio-weight-device`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_weight_device: Vec<DeviceWeight>,
+    /// Read rate limit per device in bytes per second (`--device-read-bps`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<DeviceRate>,
+    /// Write rate limit per device in bytes per second (`--device-write-bps`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<DeviceRate>,
+    /// Read operations per second per device (`--device-read-iops`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<DeviceIops>,
+    /// Write operations per second per device (`--device-write-iops`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<DeviceIops>,
+}
+
+/// A block device's I/O weight, as Docker's `--blkio-weight-device
+/// /dev/sda:200`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceWeight {
+    /// The block device on the host, e.g. `/dev/sda`.
+    pub path: String,
+    /// 10–1000.
+    pub weight: u16,
+}
+
+/// A block device's byte rate limit, as Docker's `--device-read-bps
+/// /dev/sda:1mb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceRate {
+    /// The block device on the host, e.g. `/dev/sda`.
+    pub path: String,
+    /// Bytes per second, e.g. `1Mi`.
+    pub rate: Memory,
+}
+
+/// A block device's operations-per-second limit, as Docker's
+/// `--device-read-iops /dev/sda:1000`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceIops {
+    /// The block device on the host, e.g. `/dev/sda`.
+    pub path: String,
+    /// Operations per second, at least 1.
+    pub rate: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -99,7 +99,10 @@ pub fn plan(desired: &[Object], observed: &Observed) -> Plan {
 pub fn describe(plan: &Plan) -> Vec<String> {
     plan.ordered()
         .into_iter()
-        .map(|a| format!("{} {}: {}", a.verb, a.key, a.reason))
+        .map(|a| match a.verb {
+            Verb::Update => format!("update {} (in place): {}", a.key, a.reason),
+            verb => format!("{verb} {}: {}", a.key, a.reason),
+        })
         .collect()
 }
 
@@ -136,6 +139,9 @@ fn decide(
         return act(verb, format!("{key} does not exist"));
     };
     if &seen.spec_hash != hash {
+        if let Some(changes) = in_place_changes(want, seen, hashes, observed) {
+            return act(Verb::Update, changes);
+        }
         return act(Verb::Replace, replace_reason(want, seen, hashes, observed));
     }
     if !is_container {
@@ -161,6 +167,55 @@ fn decide(
         // Created but never started (or its start failed half-way).
         RunState::Present => act(Verb::Start, format!("{key} exists but is not running")),
     }
+}
+
+/// The changes of a running container that can be made to it in place, as
+/// `docker update` makes them: only its resources (each limit changed or
+/// added, none removed: a removed one would need its old value undone) and
+/// its restart policy, with nothing it is made from changed. None when it
+/// must be replaced.
+fn in_place_changes(
+    want: &Object,
+    seen: &ObservedObject,
+    hashes: &BTreeMap<ObjectKey, String>,
+    observed: &Observed,
+) -> Option<String> {
+    // One that does not run is made again anyway when it starts: a replace
+    // then keeps the restart bookkeeping as it was.
+    if seen.state != RunState::Running {
+        return None;
+    }
+    let (Spec::Container(new), Some(Spec::Container(old))) = (&want.spec, &seen.spec) else {
+        return None;
+    };
+    let mut same_but_updatable = old.clone();
+    same_but_updatable.resources = new.resources.clone();
+    same_but_updatable.restart_policy = new.restart_policy;
+    if same_but_updatable != *new {
+        return None;
+    }
+    let as_json = |r: &Option<crate::manifest::Resources>| serde_json::to_value(r.clone().unwrap_or_default()).ok();
+    let (Some(serde_json::Value::Object(before)), Some(serde_json::Value::Object(after))) =
+        (as_json(&old.resources), as_json(&new.resources))
+    else {
+        return None;
+    };
+    for (field, value) in &before {
+        match after.get(field) {
+            None => return None,
+            // A device's limit left out of a list would stay in the kernel.
+            Some(now) if value.is_array() && now != value => return None,
+            _ => {}
+        }
+    }
+    for dep in hashed_inputs(old).intersection(&hashed_inputs(new)) {
+        let current = observed.objects.get(dep).map(|o| &o.spec_hash);
+        if hashes.get(dep).is_some_and(|h| current != Some(h)) {
+            return None;
+        }
+    }
+    let changes = diff::changes(&seen.spec.clone()?, &want.spec);
+    (!changes.is_empty()).then(|| changes.join("; "))
 }
 
 /// Names what changed: the fields of the spec, and for a container the image
@@ -349,18 +404,49 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_memory_limit_replaces_the_container_naming_the_field() {
+    fn a_changed_memory_limit_updates_the_container_in_place_naming_the_field() {
         let observed = converged(&shop());
         let mut desired = shop();
         let Spec::Container(web) = &mut desired[4].spec else {
             unreachable!()
         };
-        web.resources = memory(128);
+        web.resources = memory(96);
+        web.restart_policy = RestartPolicy::OnFailure;
 
         let plan = plan(&desired, &observed);
         assert_eq!(
             describe(&plan),
-            ["replace container/web: spec.resources.memory: 64Mi -> 128Mi"]
+            ["update container/web (in place): spec.resources.memory: 64Mi -> 96Mi; spec.restartPolicy: always -> on-failure"]
+        );
+        let a = action(&plan, &key(Kind::Container, "web"));
+        assert_eq!(a.verb, Verb::Update);
+        assert_eq!(a.object.as_ref(), Some(&desired[4]));
+        assert_eq!(a.spec_hash.as_ref(), Some(&spec_hashes(&desired)[&a.key]));
+        // Done, the state is converged.
+        assert!(super::super::plan(&desired, &crate::plan::apply_to(&observed, &plan)).is_empty());
+    }
+
+    #[test]
+    fn a_removed_limit_or_another_change_beside_one_replaces_the_container() {
+        let observed = converged(&shop());
+        let mut desired = shop();
+        let Spec::Container(web) = &mut desired[4].spec else {
+            unreachable!()
+        };
+        web.resources = None;
+        let a = plan(&desired, &observed);
+        assert_eq!(action(&a, &key(Kind::Container, "web")).verb, Verb::Replace);
+
+        let mut desired = shop();
+        let Spec::Container(web) = &mut desired[4].spec else {
+            unreachable!()
+        };
+        web.resources = memory(128);
+        web.env.insert("MODE".into(), "prod".into());
+        let plan = plan(&desired, &observed);
+        assert_eq!(
+            describe(&plan),
+            ["replace container/web: spec.env.MODE: (unset) -> prod; spec.resources.memory: 64Mi -> 128Mi"]
         );
         let a = action(&plan, &key(Kind::Container, "web"));
         assert_eq!(a.verb, Verb::Replace);

@@ -22,6 +22,7 @@ use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
 pub use build::{describe, plan};
+pub(crate) use diff::changes as spec_changes;
 pub use hash::spec_hashes;
 pub use simulate::apply_to;
 
@@ -84,6 +85,9 @@ pub enum Verb {
     Start,
     /// Tear down and make again from the new spec.
     Replace,
+    /// Containers only: change a made container in place (its cgroup
+    /// limits, its restart policy), keeping its process.
+    Update,
     /// Containers only: stop the process but keep the object.
     Stop,
     Delete,
@@ -96,6 +100,7 @@ impl Verb {
             Verb::Create => "create",
             Verb::Start => "start",
             Verb::Replace => "replace",
+            Verb::Update => "update",
             Verb::Stop => "stop",
             Verb::Delete => "delete",
         }

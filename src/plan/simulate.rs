@@ -36,6 +36,16 @@ pub fn apply_to(observed: &Observed, plan: &Plan) -> Observed {
                 next.objects
                     .insert(key.clone(), ObservedObject { spec_hash, spec, state });
             }
+            Verb::Update => {
+                if let Some(o) = next.objects.get_mut(key) {
+                    if let Some(hash) = &action.spec_hash {
+                        o.spec_hash = hash.clone();
+                    }
+                    if let Some(obj) = &action.object {
+                        o.spec = Some(obj.spec.clone());
+                    }
+                }
+            }
             Verb::Stop => {
                 if let Some(o) = next.objects.get_mut(key) {
                     o.state = RunState::Exited {

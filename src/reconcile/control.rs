@@ -189,6 +189,17 @@ impl Engine {
         drivers::set_networks(self, source, obj, force).await
     }
 
+    /// Changes an imperative container's limits and restart policy in
+    /// place to those `obj` has (`berth update`); `obj` is stored as
+    /// `source`'s.
+    pub async fn set_resources(
+        self: &Arc<Self>,
+        source: &str,
+        obj: &Object,
+    ) -> std::result::Result<(), super::DriverError> {
+        drivers::set_resources(self, source, obj).await
+    }
+
     /// Stops a container by hand, keeping it (`berth stop`).
     pub async fn stop_by_name(self: &Arc<Self>, name: &str) {
         drivers::stop_by_name(self, name).await

@@ -125,7 +125,10 @@ impl Engine {
                 Outcome {
                     pass,
                     kind,
-                    line: format!("{} {}: {detail}", action.verb, action.key),
+                    line: match action.verb {
+                        Verb::Update => format!("update {} (in place): {detail}", action.key),
+                        verb => format!("{verb} {}: {detail}", action.key),
+                    },
                 },
             );
         };
@@ -206,6 +209,7 @@ impl Engine {
             Verb::Create => d.create(self, object()?, &hash).await,
             Verb::Start => d.start(self, object()?, &hash).await,
             Verb::Replace => d.replace(self, object()?, &hash).await,
+            Verb::Update => d.update(self, object()?, &hash).await,
             Verb::Stop => d.stop(self, &key.name).await,
             Verb::Delete => {
                 d.delete(self, &key.name).await?;

@@ -41,6 +41,9 @@ pub enum Call {
     Pull(String),
     RemoveImage(String),
     Freeze(String, bool),
+    /// A running container's limits changed in place (`update`).
+    /// With the memory limit asked for.
+    UpdateLimits(String, Option<u64>),
     /// Init pid, into the container, the path in the container.
     Copy(i32, bool, PathBuf),
     Exec(String, Vec<String>),
@@ -68,6 +71,7 @@ pub enum Op {
     Pull,
     RemoveImage,
     Freeze,
+    UpdateLimits,
     Copy,
     Exec,
 }
@@ -94,6 +98,7 @@ impl Call {
             Call::Pull(_) => Op::Pull,
             Call::RemoveImage(_) => Op::RemoveImage,
             Call::Freeze(..) => Op::Freeze,
+            Call::UpdateLimits(..) => Op::UpdateLimits,
             Call::Copy(..) => Op::Copy,
             Call::Exec(..) => Op::Exec,
         }
@@ -496,6 +501,10 @@ impl ContainerHost for FakeHost {
         })
     }
 
+    fn update_limits(&self, id: &str, limits: &crate::runtime::Limits) -> runtime::Result<()> {
+        self.mutate(Call::UpdateLimits(id.into(), limits.memory_bytes))
+            .map_err(|message| RuntimeError::Setup { id: id.into(), message })
+    }
     fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
         self.mutate(Call::Freeze(id.into(), frozen))
             .map_err(|message| RuntimeError::Setup { id: id.into(), message })?;

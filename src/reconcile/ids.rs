@@ -164,6 +164,9 @@ impl ContainerHost for Named<dyn ContainerHost> {
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         self.inner.wait_shim(run)
     }
+    fn update_limits(&self, id: &str, limits: &crate::runtime::Limits) -> runtime::Result<()> {
+        self.inner.update_limits(&self.id(id), limits)
+    }
     fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
         self.inner.freeze(&self.id(id), frozen)
     }

@@ -53,6 +53,9 @@ impl ContainerHost for Runtime {
             runtime::reap_shim(run.shim_pid);
         })
     }
+    fn update_limits(&self, id: &str, limits: &crate::runtime::Limits) -> runtime::Result<()> {
+        Runtime::update_limits(self, id, limits)
+    }
     fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()> {
         Runtime::freeze(self, id, frozen)
     }

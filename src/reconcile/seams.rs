@@ -60,6 +60,8 @@ pub trait ContainerHost: Send + Sync {
     fn attach_socket(&self, id: &str) -> PathBuf;
     /// Resolves once the shim of `run` has exited (and reaps it).
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
+    /// Changes a running container's cgroup limits in place (blocking).
+    fn update_limits(&self, id: &str, limits: &crate::runtime::Limits) -> runtime::Result<()>;
     /// Freezes or thaws every process of a running container (blocking).
     fn freeze(&self, id: &str, frozen: bool) -> runtime::Result<()>;
     /// Copies between a running container (init `init_pid`) and the host:

@@ -1095,3 +1095,45 @@ fn the_fake_passes_the_image_host_conformance_suite() {
         references: ["localhost/conformance:1", "localhost/conformance:2"],
     });
 }
+
+#[tokio::test]
+async fn a_limit_change_updates_the_running_container_in_place_and_converges() {
+    let w = world();
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}", container("web", ", resources: {memory: 64Mi}")),
+    );
+    w.pass().await;
+    w.host.clear_calls();
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}", container("web", ", resources: {memory: 96Mi}")),
+    );
+    let report = w.pass().await;
+    assert_eq!(World::verbs(&report), ["update container/web (in place)"], "{report:?}");
+    assert_eq!(w.host.calls(), [Call::UpdateLimits("web".into(), Some(96 << 20))]);
+    assert_eq!(w.status("container", "web").state, StatusKind::Ready);
+    w.host.clear_calls();
+    let again = w.pass().await;
+    assert!(again.outcomes.is_empty(), "{again:?}");
+    assert!(w.host.calls().is_empty(), "{:?}", w.host.calls());
+}
+
+#[tokio::test]
+async fn a_failed_update_in_place_is_retried_and_keeps_the_old_record() {
+    let w = world();
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}", container("web", ", resources: {memory: 64Mi}")),
+    );
+    w.pass().await;
+    w.host.fail_on(crate::reconcile::fake::Op::UpdateLimits, 1);
+    w.apply(
+        "s",
+        &format!("{IMAGE}{}", container("web", ", resources: {memory: 96Mi}")),
+    );
+    w.pass().await;
+    w.host.clear_calls();
+    w.pass().await;
+    assert_eq!(w.host.calls(), [Call::UpdateLimits("web".into(), Some(96 << 20))]);
+}

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::image::ImageConfig;
 use crate::manifest::types::{parse_mode, Propagation};
-use crate::manifest::{ContainerSpec, Duration, Healthcheck, ImageSpec};
-use crate::runtime::{ContainerConfig, InitIo, Limits, MountSpec, NetnsMode};
+use crate::manifest::{ContainerSpec, DeviceIops, DeviceRate, Duration, Healthcheck, ImageSpec, MemorySwap, Resources};
+use crate::runtime::{ContainerConfig, DeviceLimit, InitIo, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -20,6 +20,13 @@ pub enum TranslateError {
     /// The user (the container's, else the image's) cannot be resolved.
     #[error("user {0:?}: {1}")]
     BadUser(String, String),
+    /// A device of an I/O limit is not a block device of the host.
+    #[error("{field}: {path:?} {why}: name a block device of the host, e.g. /dev/sda")]
+    BadDevice {
+        field: &'static str,
+        path: String,
+        why: String,
+    },
 }
 
 /// What a container takes from its image, whether imported (the Image
@@ -274,12 +281,7 @@ pub fn container_config(
         gid,
         lower_dirs: image.lower_dirs.clone(),
         mounts,
-        limits: Limits {
-            memory_bytes: res.memory.map(|m| m.0),
-            cpus: res.cpus.map(|c| c.0),
-            cpu_shares: res.cpu_shares,
-            pids: res.pids,
-        },
+        limits: limits(&res)?,
         // The container driver joins berth's namespace (see drivers/container.rs).
         netns: NetnsMode::New,
         no_new_privileges: spec
@@ -300,6 +302,77 @@ pub fn container_config(
             wait_attach: false,
         },
     })
+}
+
+/// The runtime's limits for `res`, with device paths turned into the numbers
+/// the cgroup files take (read from the host now, as Docker does at create).
+pub(crate) fn limits(res: &Resources) -> Result<Limits, TranslateError> {
+    Ok(Limits {
+        memory_bytes: res.memory.map(|m| m.0),
+        cpus: res.cpus.map(|c| c.0),
+        cpu_shares: res.cpu_shares,
+        pids: res.pids,
+        memory_swap: res.memory_swap.map(|s| match s {
+            MemorySwap::Unlimited => -1,
+            MemorySwap::Limit(m) => i64::try_from(m.0).unwrap_or(i64::MAX),
+        }),
+        memory_reservation: res.memory_reservation.map(|m| m.0),
+        oom_kill_disable: res.oom_kill_disable,
+        cpu_period: res.cpu_period,
+        cpu_quota: res.cpu_quota,
+        cpuset_cpus: res.cpuset_cpus.clone(),
+        cpuset_mems: res.cpuset_mems.clone(),
+        blkio_weight: res.blkio_weight,
+        blkio_weight_device: devices(
+            "spec.resources.blkioWeightDevice",
+            res.blkio_weight_device
+                .iter()
+                .map(|d| (d.path.as_str(), u64::from(d.weight))),
+        )?,
+        device_read_bps: devices("spec.resources.deviceReadBps", rates(&res.device_read_bps))?,
+        device_write_bps: devices("spec.resources.deviceWriteBps", rates(&res.device_write_bps))?,
+        device_read_iops: devices("spec.resources.deviceReadIops", iops(&res.device_read_iops))?,
+        device_write_iops: devices("spec.resources.deviceWriteIops", iops(&res.device_write_iops))?,
+    })
+}
+
+fn rates(list: &[DeviceRate]) -> impl Iterator<Item = (&str, u64)> {
+    list.iter().map(|d| (d.path.as_str(), d.rate.0))
+}
+
+fn iops(list: &[DeviceIops]) -> impl Iterator<Item = (&str, u64)> {
+    list.iter().map(|d| (d.path.as_str(), d.rate))
+}
+
+/// Each device path of `list` with its numbers; `field` names the list in
+/// the error.
+fn devices<'a>(
+    field: &'static str,
+    list: impl Iterator<Item = (&'a str, u64)>,
+) -> Result<Vec<DeviceLimit>, TranslateError> {
+    list.map(|(path, value)| {
+        let (major, minor) = block_device(path).map_err(|why| TranslateError::BadDevice {
+            field,
+            path: path.to_string(),
+            why,
+        })?;
+        Ok(DeviceLimit { major, minor, value })
+    })
+    .collect()
+}
+
+/// The major and minor numbers of the block device at `path`.
+fn block_device(path: &str) -> Result<(i64, i64), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read ({e})"))?;
+    if !meta.file_type().is_block_device() {
+        return Err("is not a block device".into());
+    }
+    let rdev = meta.rdev();
+    Ok((
+        i64::from(nix::sys::stat::major(rdev) as u32),
+        i64::from(nix::sys::stat::minor(rdev) as u32),
+    ))
 }
 
 /// The container's hostname: its name, or with `network: host` the host's,

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::spec::HostInfo;
+use super::spec::{CgroupFeatures, HostInfo};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -90,7 +90,64 @@ pub fn host_info() -> HostInfo {
             .map(|(mp, _)| mp.clone())
             .collect()
     };
-    HostInfo { v1_cgroup_mounts }
+    let cgroup = features(&v1_cgroup_mounts);
+    HostInfo {
+        v1_cgroup_mounts,
+        cgroup,
+    }
+}
+
+/// The optional cgroup files of the host's root cgroups (a container's
+/// cgroup has the same ones).
+fn features(v1_mounts: &[String]) -> CgroupFeatures {
+    let v1 = |subsystem: &str, files: &[&str]| {
+        v1_mounts
+            .iter()
+            .filter(|mp| {
+                mp.rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.split(',').any(|s| s == subsystem))
+            })
+            .any(|mp| files.iter().any(|f| Path::new(mp).join(f).exists()))
+    };
+    if v1_mounts.is_empty() {
+        let controllers = fs::read_to_string(Path::new(CGROUP_ROOT).join("cgroup.controllers")).unwrap_or_default();
+        let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+        return CgroupFeatures {
+            oom_control: false,
+            swap_limit: has("memory"),
+            io_weight: has("io"),
+        };
+    }
+    CgroupFeatures {
+        oom_control: v1("memory", &["memory.oom_control"]),
+        swap_limit: v1("memory", &["memory.memsw.limit_in_bytes"]),
+        io_weight: v1("blkio", &["blkio.weight", "blkio.bfq.weight"]),
+    }
+}
+
+/// The container's directory in the v1 hierarchy of `subsystem`, if the host
+/// has one.
+fn v1_dir(subsystem: &str, path: &str) -> Option<PathBuf> {
+    mounts()
+        .all
+        .iter()
+        .find(|(mp, v2)| {
+            !v2 && mp
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.split(',').any(|s| s == subsystem))
+        })
+        .map(|(mp, _)| Path::new(mp).join(path.trim_start_matches('/')))
+}
+
+/// Turns the OOM killer off in the container's v1 memory cgroup:
+/// libcontainer 0.7 writes memory.oom_control as 0 whatever the spec's
+/// `disableOOMKiller` says. Call after create, before the init starts.
+pub fn disable_oom_killer(path: &str) -> Result<(), String> {
+    let dir = v1_dir("memory", path).ok_or("the host has no cgroup v1 memory hierarchy")?;
+    let file = dir.join("memory.oom_control");
+    fs::write(&file, "1").map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
 
 /// Directories of `path` in every hierarchy a container has one in: those

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub use spec::{ContainerConfig, HostInfo, InitIo, Limits, MountSpec, NetnsMode};
+pub use spec::{CgroupFeatures, ContainerConfig, DeviceLimit, HostInfo, InitIo, Limits, MountSpec, NetnsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -632,6 +632,32 @@ impl Runtime {
                 shim::describe_error(&e)
             ))
         })
+    }
+
+    /// Changes a running container's cgroup limits in place (`berth
+    /// update`): the same writes libcontainer makes at create, its device
+    /// rules left as they are. A limit left out is left as it is.
+    pub fn update_limits(&self, id: &str, limits: &Limits) -> Result<()> {
+        use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt};
+        let resources = spec::limit_resources(id, limits, self.host.cgroup, None)?;
+        let setup = |message: String| RuntimeError::Setup {
+            id: id.to_string(),
+            message,
+        };
+        let manager = create_cgroup_manager(CgroupConfig {
+            cgroup_path: PathBuf::from(self.layout.cgroup_path(id)),
+            systemd_cgroup: false,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| setup(format!("cannot open its cgroups: {e}")))?;
+        manager
+            .apply(&ControllerOpt {
+                resources: &resources,
+                disable_oom_killer: limits.oom_kill_disable,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| setup(format!("cannot change its cgroup limits: {e}")))
     }
 
     /// Whether the container's processes are frozen now (read from the cgroup).

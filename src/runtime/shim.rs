@@ -392,6 +392,14 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
             let _ = container.delete(true);
             return Err(format!("cannot set mount propagation: {e}"));
         }
+        // libcontainer drops disableOOMKiller too.
+        let oom_off = spec["linux"]["resources"]["memory"]["disableOOMKiller"] == true;
+        if oom_off {
+            if let Err(e) = cgroup::disable_oom_killer(&cfg.cgroup_path) {
+                let _ = container.delete(true);
+                return Err(format!("cannot disable the OOM killer: {e}"));
+            }
+        }
     }
     let pid = container.pid().ok_or("container has no pid after create")?.as_raw();
     let pty = match console_listener {

@@ -5,11 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use libcontainer::oci_spec::runtime::{
-    Arch, Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxDeviceType, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
-    LinuxSeccompOperator, LinuxSyscallBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    Arch, Capabilities, Capability, LinuxBlockIo, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscallBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use libcontainer::oci_spec::OciSpecError;
 use serde::{Deserialize, Serialize};
@@ -129,11 +125,38 @@ pub struct MountSpec {
 
 /// cgroup limits; `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<f64>,
     pub cpu_shares: Option<u64>,
     pub pids: Option<u32>,
+    /// Memory plus swap in bytes; -1 is unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// Soft limit in bytes.
+    pub memory_reservation: Option<u64>,
+    pub oom_kill_disable: bool,
+    /// CFS period and quota in microseconds, when not from `cpus`.
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// blkio.weight (10–1000) and per device.
+    pub blkio_weight: Option<u16>,
+    pub blkio_weight_device: Vec<DeviceLimit>,
+    pub device_read_bps: Vec<DeviceLimit>,
+    pub device_write_bps: Vec<DeviceLimit>,
+    pub device_read_iops: Vec<DeviceLimit>,
+    pub device_write_iops: Vec<DeviceLimit>,
+}
+
+/// A limit on one block device, named by its numbers (the caller resolves
+/// a device path); `value` is a weight, bytes or operations per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLimit {
+    pub major: i64,
+    pub minor: i64,
+    pub value: u64,
 }
 
 /// The container's network namespace.
@@ -209,9 +232,206 @@ pub struct InitIo {
 pub struct HostInfo {
     /// `/sys/fs/cgroup/<subsys>` directories of v1 hierarchies (empty on a pure v2 host).
     pub v1_cgroup_mounts: Vec<String>,
+    /// What the host's cgroups can do beyond the basics; a limit they cannot
+    /// hold is refused rather than dropped.
+    pub cgroup: CgroupFeatures,
+}
+
+/// Optional cgroup features, read from the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CgroupFeatures {
+    /// v1's memory.oom_control (v2 has no switch to turn the OOM killer off).
+    pub oom_control: bool,
+    /// Swap accounting: v1's memory.memsw.* (v2's memory.swap.max).
+    pub swap_limit: bool,
+    /// Proportional I/O weights: v1's blkio.weight or blkio.bfq.weight
+    /// (a BFQ scheduler), v2's io controller.
+    pub io_weight: bool,
 }
 
 const CFS_PERIOD_US: u64 = 100_000;
+
+/// The cgroup part of the spec for `limits`, with the device rules when
+/// given (at create; an update in place leaves them as they are).
+pub fn limit_resources(
+    id: &str,
+    limits: &Limits,
+    host: CgroupFeatures,
+    devices: Option<Vec<LinuxDeviceCgroup>>,
+) -> Result<LinuxResources, RuntimeError> {
+    let err = |part: &'static str| {
+        move |e: OciSpecError| RuntimeError::Spec {
+            id: id.to_string(),
+            message: format!("{part}: {e}"),
+        }
+    };
+    let mut resources = LinuxResourcesBuilder::default();
+    if let Some(devices) = devices {
+        resources = resources.devices(devices);
+    }
+    check_cgroup_features(id, limits, host)?;
+    let bytes = |what: &str, bytes: u64| {
+        i64::try_from(bytes).map_err(|_| RuntimeError::Spec {
+            id: id.to_string(),
+            message: format!("{what} {bytes} bytes is too large; give at most {} bytes", i64::MAX),
+        })
+    };
+    if limits.memory_bytes.is_some()
+        || limits.memory_swap.is_some()
+        || limits.memory_reservation.is_some()
+        || limits.oom_kill_disable
+    {
+        // Without memory_swap, memsw is left alone, as runc leaves it: no
+        // swap limit beyond the host's.
+        let mut memory = LinuxMemoryBuilder::default();
+        if let Some(limit) = limits.memory_bytes {
+            memory = memory.limit(bytes("memory limit", limit)?);
+        }
+        if let Some(swap) = limits.memory_swap {
+            memory = memory.swap(swap);
+        }
+        if let Some(reservation) = limits.memory_reservation {
+            memory = memory.reservation(bytes("memory reservation", reservation)?);
+        }
+        if limits.oom_kill_disable {
+            // libcontainer 0.7 does not apply this (the shim writes
+            // memory.oom_control itself), but the spec says what was asked.
+            memory = memory.disable_oom_killer(true);
+        }
+        resources = resources.memory(memory.build().map_err(err("memory"))?);
+    }
+    if limits.cpus.is_some()
+        || limits.cpu_shares.is_some()
+        || limits.cpu_period.is_some()
+        || limits.cpu_quota.is_some()
+        || limits.cpuset_cpus.is_some()
+        || limits.cpuset_mems.is_some()
+    {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(cpus) = limits.cpus {
+            cpu = cpu
+                .quota((cpus * CFS_PERIOD_US as f64).round() as i64)
+                .period(CFS_PERIOD_US);
+        }
+        if let Some(period) = limits.cpu_period {
+            cpu = cpu.period(period);
+        }
+        if let Some(quota) = limits.cpu_quota {
+            cpu = cpu.quota(i64::try_from(quota).unwrap_or(i64::MAX));
+        }
+        if let Some(shares) = limits.cpu_shares {
+            cpu = cpu.shares(shares);
+        }
+        if let Some(cpus) = &limits.cpuset_cpus {
+            cpu = cpu.cpus(cpus.clone());
+        }
+        if let Some(mems) = &limits.cpuset_mems {
+            cpu = cpu.mems(mems.clone());
+        }
+        resources = resources.cpu(cpu.build().map_err(err("cpu"))?);
+    }
+    if let Some(pids) = limits.pids {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build().map_err(err("pids"))?);
+    }
+    if let Some(block_io) = block_io(limits).map_err(err("block io"))? {
+        resources = resources.block_io(block_io);
+    }
+    resources.build().map_err(err("resources"))
+}
+
+/// Refuses a limit the host's cgroups cannot hold, naming it and the missing
+/// file: libcontainer would otherwise drop it or fail on a bare ENOENT.
+fn check_cgroup_features(id: &str, limits: &Limits, host: CgroupFeatures) -> Result<(), RuntimeError> {
+    let refuse = |message: &str| {
+        Err(RuntimeError::Spec {
+            id: id.to_string(),
+            message: message.to_string(),
+        })
+    };
+    if limits.oom_kill_disable && !host.oom_control {
+        return refuse(
+            "the OOM killer cannot be disabled on this host: it needs cgroup v1's memory.oom_control \
+             (cgroup v2 has no such switch); remove oomKillDisable (--oom-kill-disable)",
+        );
+    }
+    if limits.memory_swap.is_some() && !host.swap_limit {
+        return refuse(
+            "this host's memory cgroup has no swap accounting (no memory.memsw.limit_in_bytes; boot with \
+             swapaccount=1): remove memorySwap (--memory-swap)",
+        );
+    }
+    if (limits.blkio_weight.is_some() || !limits.blkio_weight_device.is_empty()) && !host.io_weight {
+        return refuse(
+            "this host's block I/O cgroup has no proportional weights (no blkio.weight or blkio.bfq.weight: \
+             the disks' scheduler is not BFQ); remove blkioWeight and blkioWeightDevice (--blkio-weight, \
+             --blkio-weight-device), or use the rate limits (--device-read-bps …)",
+        );
+    }
+    Ok(())
+}
+
+/// The OCI block I/O section, None when no I/O limit is asked for.
+fn block_io(limits: &Limits) -> Result<Option<LinuxBlockIo>, OciSpecError> {
+    let throttle = |list: &[DeviceLimit]| -> Result<Option<Vec<LinuxThrottleDevice>>, OciSpecError> {
+        if list.is_empty() {
+            return Ok(None);
+        }
+        list.iter()
+            .map(|d| {
+                LinuxThrottleDeviceBuilder::default()
+                    .major(d.major)
+                    .minor(d.minor)
+                    .rate(d.value)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    let read_bps = throttle(&limits.device_read_bps)?;
+    let write_bps = throttle(&limits.device_write_bps)?;
+    let read_iops = throttle(&limits.device_read_iops)?;
+    let write_iops = throttle(&limits.device_write_iops)?;
+    if limits.blkio_weight.is_none()
+        && limits.blkio_weight_device.is_empty()
+        && read_bps.is_none()
+        && write_bps.is_none()
+        && read_iops.is_none()
+        && write_iops.is_none()
+    {
+        return Ok(None);
+    }
+    let mut io = LinuxBlockIoBuilder::default();
+    if let Some(weight) = limits.blkio_weight {
+        io = io.weight(weight);
+    }
+    if !limits.blkio_weight_device.is_empty() {
+        let devices = limits
+            .blkio_weight_device
+            .iter()
+            .map(|d| {
+                LinuxWeightDeviceBuilder::default()
+                    .major(d.major)
+                    .minor(d.minor)
+                    .weight(u16::try_from(d.value).unwrap_or(u16::MAX))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        io = io.weight_device(devices);
+    }
+    if let Some(list) = read_bps {
+        io = io.throttle_read_bps_device(list);
+    }
+    if let Some(list) = write_bps {
+        io = io.throttle_write_bps_device(list);
+    }
+    if let Some(list) = read_iops {
+        io = io.throttle_read_iops_device(list);
+    }
+    if let Some(list) = write_iops {
+        io = io.throttle_write_iops_device(list);
+    }
+    io.build().map(Some)
+}
 
 /// Builds the OCI spec for `cfg`, with the rootfs at `rootfs` and the cgroup at `cgroup_path`.
 pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &HostInfo) -> Result<Spec, RuntimeError> {
@@ -293,41 +513,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         };
         devices.push(rule.build().map_err(err("device rule"))?);
     }
-    let mut resources = LinuxResourcesBuilder::default().devices(devices);
-    let limits = &cfg.limits;
-    if let Some(bytes) = limits.memory_bytes {
-        let limit = i64::try_from(bytes).map_err(|_| RuntimeError::Spec {
-            id: cfg.id.clone(),
-            message: format!(
-                "memory limit {bytes} bytes is too large; give at most {} bytes",
-                i64::MAX
-            ),
-        })?;
-        // swap = memory, as Docker does when only --memory is given and swap
-        // accounting is off: no extra swap beyond the limit.
-        resources = resources.memory(
-            LinuxMemoryBuilder::default()
-                .limit(limit)
-                .build()
-                .map_err(err("memory"))?,
-        );
-    }
-    if limits.cpus.is_some() || limits.cpu_shares.is_some() {
-        let mut cpu = LinuxCpuBuilder::default();
-        if let Some(cpus) = limits.cpus {
-            cpu = cpu
-                .quota((cpus * CFS_PERIOD_US as f64).round() as i64)
-                .period(CFS_PERIOD_US);
-        }
-        if let Some(shares) = limits.cpu_shares {
-            cpu = cpu.shares(shares);
-        }
-        resources = resources.cpu(cpu.build().map_err(err("cpu"))?);
-    }
-    if let Some(pids) = limits.pids {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(pids).build().map_err(err("pids"))?);
-    }
-    let resources = resources.build().map_err(err("resources"))?;
+    let resources = limit_resources(&cfg.id, &cfg.limits, host.cgroup, Some(devices))?;
 
     let rule =
         |names: Vec<String>, action: LinuxSeccompAction| LinuxSyscallBuilder::default().names(names).action(action);
@@ -528,6 +714,7 @@ mod tests {
                 cpus: Some(0.5),
                 cpu_shares: Some(512),
                 pids: Some(32),
+                ..Default::default()
             },
             ..Default::default()
         }
@@ -537,6 +724,7 @@ mod tests {
     fn spec_has_docker_defaults_and_limits() {
         let host = HostInfo {
             v1_cgroup_mounts: vec!["/sys/fs/cgroup/memory".into()],
+            ..Default::default()
         };
         let spec = build(&config(), "/r", "/berth-x/web", &host).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
@@ -867,6 +1055,11 @@ mod tests {
     fn golden_cases() -> Vec<(&'static str, ContainerConfig, HostInfo)> {
         let v1 = HostInfo {
             v1_cgroup_mounts: vec!["/sys/fs/cgroup/memory".into(), "/sys/fs/cgroup/cpu,cpuacct".into()],
+            cgroup: CgroupFeatures {
+                oom_control: true,
+                swap_limit: true,
+                io_weight: true,
+            },
         };
         let mounts = vec![
             MountSpec {
@@ -956,9 +1149,109 @@ mod tests {
                     mounts,
                     ..config()
                 },
+                v1.clone(),
+            ),
+            (
+                "docker_resources",
+                ContainerConfig {
+                    limits: docker_limits(),
+                    ..config()
+                },
                 v1,
             ),
         ]
+    }
+
+    /// Every limit of `docker run`'s resource flags.
+    fn docker_limits() -> Limits {
+        let device = |value| DeviceLimit {
+            major: 254,
+            minor: 0,
+            value,
+        };
+        Limits {
+            memory_bytes: Some(100 << 20),
+            memory_swap: Some(200 << 20),
+            memory_reservation: Some(50 << 20),
+            oom_kill_disable: true,
+            cpu_period: Some(50_000),
+            cpu_quota: Some(25_000),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0-1".into()),
+            cpuset_mems: Some("0".into()),
+            pids: Some(64),
+            blkio_weight: Some(500),
+            blkio_weight_device: vec![device(200)],
+            device_read_bps: vec![device(1 << 20)],
+            device_write_bps: vec![device(2 << 20)],
+            device_read_iops: vec![device(100)],
+            device_write_iops: vec![device(200)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_limit_the_hosts_cgroups_cannot_hold_is_refused_by_name() {
+        let cases: [(Limits, &str); 3] = [
+            (
+                Limits {
+                    oom_kill_disable: true,
+                    ..Default::default()
+                },
+                "--oom-kill-disable",
+            ),
+            (
+                Limits {
+                    memory_bytes: Some(64 << 20),
+                    memory_swap: Some(-1),
+                    ..Default::default()
+                },
+                "--memory-swap",
+            ),
+            (
+                Limits {
+                    blkio_weight: Some(500),
+                    ..Default::default()
+                },
+                "--blkio-weight",
+            ),
+        ];
+        for (limits, flag) in cases {
+            let cfg = ContainerConfig { limits, ..config() };
+            match build(&cfg, "/r", "/c", &HostInfo::default()) {
+                Err(RuntimeError::Spec { id, message }) => {
+                    assert_eq!(id, "web");
+                    assert!(message.contains(flag), "{message}");
+                }
+                other => panic!("{flag} on a host without it was not refused: {other:?}"),
+            }
+        }
+        let all = HostInfo {
+            cgroup: CgroupFeatures {
+                oom_control: true,
+                swap_limit: true,
+                io_weight: true,
+            },
+            ..Default::default()
+        };
+        let cfg = ContainerConfig {
+            limits: docker_limits(),
+            ..config()
+        };
+        let v = serde_json::to_value(build(&cfg, "/r", "/c", &all).unwrap()).unwrap();
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["memory"]["swap"], json!(200 << 20));
+        assert_eq!(r["memory"]["disableOOMKiller"], json!(true));
+        assert_eq!(r["cpu"]["cpus"], json!("0-1"));
+        assert_eq!(
+            (r["cpu"]["period"].clone(), r["cpu"]["quota"].clone()),
+            (json!(50_000), json!(25_000))
+        );
+        assert_eq!(r["blockIO"]["weight"], json!(500));
+        assert_eq!(
+            r["blockIO"]["throttleReadBpsDevice"],
+            json!([{"major": 254, "minor": 0, "rate": 1 << 20}])
+        );
     }
 
     /// The allowed-names rule stands for `seccomp::ALLOWED` in the golden

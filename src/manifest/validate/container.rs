@@ -362,8 +362,150 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+        self.docker_resources(o, r);
+    }
+
+    /// The fields of `docker run`'s resource flags (issue 20), with Docker's
+    /// bounds and its rules between them.
+    fn docker_resources(&mut self, o: &Object, r: &Resources) {
+        const AT: &str = "spec.resources";
+        match (r.memory_swap, r.memory) {
+            (Some(_), None) => self.report(
+                o,
+                &format!("{AT}.memorySwap"),
+                "memorySwap limits memory plus swap and needs `memory` too: set spec.resources.memory",
+            ),
+            (Some(MemorySwap::Limit(swap)), Some(memory)) if swap < memory => self.report(
+                o,
+                &format!("{AT}.memorySwap"),
+                format!("memorySwap ({swap}) counts memory plus swap and must be at least memory ({memory})"),
+            ),
+            _ => {}
+        }
+        if let Some(reservation) = r.memory_reservation {
+            if reservation.0 < MIN_MEMORY {
+                self.report(
+                    o,
+                    &format!("{AT}.memoryReservation"),
+                    format!("memoryReservation must be at least 6Mi (Docker's minimum), got {reservation}"),
+                );
+            } else if let Some(memory) = r.memory.filter(|m| reservation > *m) {
+                self.report(
+                    o,
+                    &format!("{AT}.memoryReservation"),
+                    format!("memoryReservation ({reservation}) must be at most memory ({memory})"),
+                );
+            }
+        }
+        for (field, set) in [
+            ("cpuPeriod", r.cpu_period.is_some()),
+            ("cpuQuota", r.cpu_quota.is_some()),
+        ] {
+            if set && r.cpus.is_some() {
+                self.report(
+                    o,
+                    &format!("{AT}.{field}"),
+                    format!("{field} cannot be set with `cpus`, which sets the CFS period and quota itself: keep one"),
+                );
+            }
+        }
+        if let Some(period) = r.cpu_period.filter(|p| !CPU_PERIOD_US.contains(p)) {
+            self.report(
+                o,
+                &format!("{AT}.cpuPeriod"),
+                format!(
+                    "cpuPeriod must be between {} and {} microseconds, got {period}",
+                    CPU_PERIOD_US.start(),
+                    CPU_PERIOD_US.end()
+                ),
+            );
+        }
+        if let Some(quota) = r.cpu_quota.filter(|q| *q < MIN_CPU_QUOTA_US) {
+            self.report(
+                o,
+                &format!("{AT}.cpuQuota"),
+                format!("cpuQuota must be at least {MIN_CPU_QUOTA_US} microseconds, got {quota}"),
+            );
+        }
+        for (field, list) in [("cpusetCpus", &r.cpuset_cpus), ("cpusetMems", &r.cpuset_mems)] {
+            if let Some(list) = list.as_deref().filter(|l| !crate::manifest::quantity::is_cpu_list(l)) {
+                self.report(
+                    o,
+                    &format!("{AT}.{field}"),
+                    format!("{field} {list:?} is not a list of numbers and ranges such as 0-2,4"),
+                );
+            }
+        }
+        if let Some(weight) = r.blkio_weight.filter(|w| !BLKIO_WEIGHT.contains(w)) {
+            self.report(
+                o,
+                &format!("{AT}.blkioWeight"),
+                format!(
+                    "blkioWeight must be between {} and {}, got {weight}",
+                    BLKIO_WEIGHT.start(),
+                    BLKIO_WEIGHT.end()
+                ),
+            );
+        }
+        for (i, d) in r.blkio_weight_device.iter().enumerate() {
+            let at = format!("{AT}.blkioWeightDevice[{i}]");
+            self.device_path(o, &at, &d.path);
+            if !BLKIO_WEIGHT.contains(&d.weight) {
+                self.report(
+                    o,
+                    &format!("{at}.weight"),
+                    format!(
+                        "weight must be between {} and {}, got {}",
+                        BLKIO_WEIGHT.start(),
+                        BLKIO_WEIGHT.end(),
+                        d.weight
+                    ),
+                );
+            }
+        }
+        for (field, list) in [
+            ("deviceReadBps", &r.device_read_bps),
+            ("deviceWriteBps", &r.device_write_bps),
+        ] {
+            for (i, d) in list.iter().enumerate() {
+                let at = format!("{AT}.{field}[{i}]");
+                self.device_path(o, &at, &d.path);
+                if d.rate.0 == 0 {
+                    self.report(o, &format!("{at}.rate"), "rate must be at least 1 byte per second");
+                }
+            }
+        }
+        for (field, list) in [
+            ("deviceReadIops", &r.device_read_iops),
+            ("deviceWriteIops", &r.device_write_iops),
+        ] {
+            for (i, d) in list.iter().enumerate() {
+                let at = format!("{AT}.{field}[{i}]");
+                self.device_path(o, &at, &d.path);
+                if d.rate == 0 {
+                    self.report(o, &format!("{at}.rate"), "rate must be at least 1 operation per second");
+                }
+            }
+        }
+    }
+
+    fn device_path(&mut self, o: &Object, at: &str, path: &str) {
+        if !path.starts_with('/') {
+            self.report(
+                o,
+                &format!("{at}.path"),
+                format!("device {path:?} must be an absolute path to a block device, e.g. /dev/sda"),
+            );
+        }
     }
 }
+
+/// The CFS period range the kernel takes (Docker's bounds too).
+const CPU_PERIOD_US: std::ops::RangeInclusive<u64> = 1_000..=1_000_000;
+/// The smallest CFS quota the kernel takes.
+const MIN_CPU_QUOTA_US: u64 = 1_000;
+/// blkio.weight's range on cgroup v1 (Docker's bounds).
+const BLKIO_WEIGHT: std::ops::RangeInclusive<u16> = 10..=1000;
 
 /// `1000` or `1000:1000`.
 /// `name`, `uid`, `name:group`, `uid:gid` (names as passwd allows them:

@@ -15,6 +15,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::positions::Positions;
+use super::quantity::MemorySwap;
 use super::suggest::did_you_mean;
 use super::types::{
     ContainerSpec, ImageSpec, Kind, NetworkSpec, Object, PortMapping, Resources, Spec, VolumeMount, VolumeSpec,

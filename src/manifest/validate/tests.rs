@@ -492,3 +492,83 @@ fn without_positions_problems_are_located_at_the_object_origin() {
     assert_eq!(d.len(), 1, "{}", render(&d));
     find(&d, "unknown field `drivr`, did you mean `driver`?");
 }
+
+#[test]
+fn docker_resource_fields_are_checked_at_their_line() {
+    // Line 6 is `resources:`; each field follows on its own line.
+    let d = check(&container(
+        "web",
+        "  resources:\n    memorySwap: 200Mi\n    memoryReservation: 1Gi\n    cpus: 1\n    cpuPeriod: 500\n    cpuQuota: 10\n    cpusetCpus: 3-1\n    cpusetMems: x\n    blkioWeight: 5\n    blkioWeightDevice: [{path: /dev/vda, weight: 2000}]\n    deviceReadBps: [{path: vda, rate: 0}]\n    deviceWriteIops: [{path: /dev/vda, rate: 0}]\n",
+    ));
+    let at = |needle: &str| {
+        let e = find(&d, needle);
+        (e.line, e.field.clone())
+    };
+    assert_eq!(
+        at("memorySwap limits memory plus swap and needs `memory` too"),
+        (7, "spec.resources.memorySwap".into())
+    );
+    assert_eq!(
+        at("cpuPeriod cannot be set with `cpus`"),
+        (10, "spec.resources.cpuPeriod".into())
+    );
+    assert_eq!(
+        at("cpuPeriod must be between 1000 and 1000000 microseconds, got 500"),
+        (10, "spec.resources.cpuPeriod".into())
+    );
+    assert_eq!(
+        at("cpuQuota must be at least 1000 microseconds, got 10"),
+        (11, "spec.resources.cpuQuota".into())
+    );
+    assert_eq!(
+        at("cpusetCpus \"3-1\" is not a list"),
+        (12, "spec.resources.cpusetCpus".into())
+    );
+    assert_eq!(
+        at("cpusetMems \"x\" is not a list"),
+        (13, "spec.resources.cpusetMems".into())
+    );
+    assert_eq!(
+        at("blkioWeight must be between 10 and 1000, got 5"),
+        (14, "spec.resources.blkioWeight".into())
+    );
+    assert_eq!(
+        at("weight must be between 10 and 1000, got 2000"),
+        (15, "spec.resources.blkioWeightDevice[0].weight".into())
+    );
+    assert_eq!(
+        at("device \"vda\" must be an absolute path"),
+        (16, "spec.resources.deviceReadBps[0].path".into())
+    );
+    assert_eq!(
+        at("rate must be at least 1 byte per second"),
+        (16, "spec.resources.deviceReadBps[0].rate".into())
+    );
+    assert_eq!(
+        at("rate must be at least 1 operation per second"),
+        (17, "spec.resources.deviceWriteIops[0].rate".into())
+    );
+
+    let d = check(&container(
+        "web",
+        "  resources:\n    memory: 100Mi\n    memorySwap: 50Mi\n    memoryReservation: 200Mi\n",
+    ));
+    assert_eq!(
+        at_of(
+            &d,
+            "memorySwap (50Mi) counts memory plus swap and must be at least memory (100Mi)"
+        ),
+        8
+    );
+    assert_eq!(at_of(&d, "memoryReservation (200Mi) must be at most memory (100Mi)"), 9);
+
+    let fine = check(&container(
+        "web",
+        "  resources:\n    memory: 100Mi\n    memorySwap: unlimited\n    memoryReservation: 50Mi\n    oomKillDisable: true\n    cpuPeriod: 50000\n    cpuQuota: 25000\n    cpusetCpus: 0-1\n    cpusetMems: \"0\"\n    blkioWeight: 500\n    deviceReadBps: [{path: /dev/vda, rate: 1Mi}]\n    deviceReadIops: [{path: /dev/vda, rate: 100}]\n",
+    ));
+    assert!(fine.is_empty(), "{}", render(&fine));
+}
+
+fn at_of(d: &[Diagnostic], needle: &str) -> usize {
+    find(d, needle).line
+}

@@ -48,6 +48,11 @@ pub trait Driver: Send + Sync {
         self.create(engine, obj, hash)
     }
 
+    /// Changes a made object in place (the plan asks only containers).
+    fn update<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+        self.replace(engine, obj, hash)
+    }
+
     fn stop<'a>(&'a self, _engine: &'a Arc<Engine>, _name: &'a str) -> BoxFuture<'a, DriverResult> {
         Box::pin(async { Ok(()) })
     }
@@ -67,6 +72,6 @@ pub fn driver(kind: Kind) -> Option<&'static dyn Driver> {
 
 pub(super) use connect::set_networks;
 pub(super) use container::{
-    create_held, freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, run_now, start_by_name,
-    stop_by_name,
+    create_held, freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, run_now, set_resources,
+    start_by_name, stop_by_name,
 };

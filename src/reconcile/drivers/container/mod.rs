@@ -32,6 +32,7 @@ mod rename_container;
 mod run;
 mod start;
 mod stop;
+mod update;
 pub(crate) use freeze::*;
 pub(crate) use live_restore::*;
 pub(crate) use remove::*;
@@ -39,6 +40,7 @@ pub(crate) use rename_container::*;
 pub(crate) use run::*;
 pub(crate) use start::*;
 pub(crate) use stop::*;
+pub(crate) use update::*;
 
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// How long a container may take to die after SIGKILL before we say so.
@@ -65,6 +67,14 @@ impl Driver for ContainerDriver {
             let _held = held.lock().await;
             remove_container(engine, obj.name()).await?;
             start_container(engine, obj, hash).await
+        })
+    }
+
+    fn update<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+        Box::pin(async move {
+            let held = engine.lock_for(&ObjectKey::new(Kind::Container, obj.name()));
+            let _held = held.lock().await;
+            update_container(engine, obj, hash).await
         })
     }
 

@@ -112,7 +112,11 @@ impl Io {
         if v == 0 {
             return 0;
         }
-        1 + (v.saturating_sub(10)) * 9999 / 990
+        // BERTH-PATCH: computed in u32; in u16, (v - 10) * 9999 overflows for
+        // every v of 17 and above (500 became 51). v1 weights stop at 1000, so
+        // the result fits in u16; larger ones saturate at v2's maximum.
+        let w = 1 + u32::from(v.saturating_sub(10)) * 9999 / 990;
+        u16::try_from(w.min(10000)).unwrap_or(10000)
     }
 
     fn io_max_path(path: &Path) -> PathBuf {
@@ -342,6 +346,22 @@ mod test {
             let content = fs::read_to_string(weight_file).expect("read blkio weight");
             assert_eq!(case.expected_weight, content);
         }
+    }
+
+    // BERTH-PATCH: a cgroup v1 weight of 17 and above overflowed u16 in the
+    // conversion (500 became 51 in release builds).
+    #[test]
+    fn test_convert_cfq_io_weight_to_bfq_covers_the_whole_v1_range() {
+        assert_eq!(Io::convert_cfq_io_weight_to_bfq(0), 0);
+        assert_eq!(Io::convert_cfq_io_weight_to_bfq(10), 1);
+        assert_eq!(Io::convert_cfq_io_weight_to_bfq(17), 71);
+        assert_eq!(Io::convert_cfq_io_weight_to_bfq(500), 4950);
+        assert_eq!(Io::convert_cfq_io_weight_to_bfq(1000), 10000);
+
+        let (tmp, weight_file) = setup(CGROUP_IO_WEIGHT);
+        let blkio = LinuxBlockIoBuilder::default().weight(500u16).build().unwrap();
+        Io::apply(tmp.path(), &blkio).expect("apply blkio");
+        assert_eq!(fs::read_to_string(weight_file).unwrap(), "4950");
     }
 
     #[test]
