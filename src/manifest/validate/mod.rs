@@ -23,6 +23,7 @@ use super::{printable, Diagnostic};
 
 mod container;
 mod image;
+mod isolation;
 mod network;
 mod set;
 #[cfg(test)]
