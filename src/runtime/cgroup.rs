@@ -90,7 +90,10 @@ pub fn host_info() -> HostInfo {
             .map(|(mp, _)| mp.clone())
             .collect()
     };
-    HostInfo { v1_cgroup_mounts }
+    HostInfo {
+        v1_cgroup_mounts,
+        ..Default::default()
+    }
 }
 
 /// Directories of `path` in every hierarchy a container has one in: those

@@ -162,6 +162,9 @@ pub struct ContainerConfig {
     /// The init's stdio and its log.
     #[serde(flatten)]
     pub io: InitIo,
+    /// Privileges, capabilities, devices, namespaces… beyond Docker's defaults.
+    #[serde(default)]
+    pub isolation: super::isolation::Isolation,
 }
 
 /// How the init's stdio is wired and its output kept: what the container
@@ -195,6 +198,8 @@ pub struct InitIo {
 pub struct HostInfo {
     /// `/sys/fs/cgroup/<subsys>` directories of v1 hierarchies (empty on a pure v2 host).
     pub v1_cgroup_mounts: Vec<String>,
+    /// What this container's isolation needs from the host (per container).
+    pub isolation: super::isolation::Resolved,
 }
 
 const CFS_PERIOD_US: u64 = 100_000;
@@ -446,6 +451,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         .build()
         .map_err(err("spec"))?;
     spec.set_annotations(None);
+    super::isolation::apply(&mut spec, &cfg.id, &cfg.isolation, &host.isolation)?;
     Ok(spec)
 }
 
@@ -475,6 +481,7 @@ mod tests {
     fn spec_has_docker_defaults_and_limits() {
         let host = HostInfo {
             v1_cgroup_mounts: vec!["/sys/fs/cgroup/memory".into()],
+            ..Default::default()
         };
         let spec = build(&config(), "/r", "/berth-x/web", &host).unwrap();
         let v = serde_json::to_value(&spec).unwrap();
@@ -805,6 +812,7 @@ mod tests {
     fn golden_cases() -> Vec<(&'static str, ContainerConfig, HostInfo)> {
         let v1 = HostInfo {
             v1_cgroup_mounts: vec!["/sys/fs/cgroup/memory".into(), "/sys/fs/cgroup/cpu,cpuacct".into()],
+            ..Default::default()
         };
         let mounts = vec![
             MountSpec {
