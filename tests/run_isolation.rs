@@ -69,8 +69,22 @@ fn privileged_with_host_network_adds_and_removes_a_veth_in_the_hosts_namespace()
         "veth",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(host_has_link(&link), "the container's veth is not in the host's namespace");
-    let out = env.berth(&["run", "--rm", "--privileged", "--network", "host", "busybox", "ip", "link", "del", &link]);
+    assert!(
+        host_has_link(&link),
+        "the container's veth is not in the host's namespace"
+    );
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "link",
+        "del",
+        &link,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!host_has_link(&link));
 
@@ -111,7 +125,18 @@ fn privileged_is_never_implied() {
     // Without --privileged the host's links cannot be touched.
     let link = format!("bisn{}", std::process::id() % 100_000);
     let _guard = LinkGuard(link.clone());
-    let out = env.berth(&["run", "--rm", "--network=host", "busybox", "ip", "link", "add", &link, "type", "veth"]);
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network=host",
+        "busybox",
+        "ip",
+        "link",
+        "add",
+        &link,
+        "type",
+        "veth",
+    ]);
     assert!(!out.status.success());
     assert!(!host_has_link(&link));
 }
@@ -146,7 +171,16 @@ fn pid_host_sees_and_signals_a_host_process() {
             .is_ok_and(|s| status_hex(&s, "SigCgt") & (1 << (libc::SIGUSR1 - 1)) != 0)
     });
     let script = format!("grep -q SIGUSR1 /proc/{pid}/cmdline && echo seen && kill -USR1 {pid}");
-    let out = env.ok(&["run", "--rm", "--privileged=true", "--pid=host", "busybox", "sh", "-c", &script]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--privileged=true",
+        "--pid=host",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
     assert!(out.contains("seen"), "{out}");
     wait_until(20, "the host process to get SIGUSR1", || mark.exists());
 
@@ -175,11 +209,28 @@ fn cap_drop_all_and_cap_add_one_leaves_exactly_that_one() {
     ]);
     assert_eq!(status_hex(&out, "CapEff"), 1 << 10, "{out}");
     assert_eq!(status_hex(&out, "CapBnd"), 1 << 10, "{out}");
-    let out = env.ok(&["run", "--rm", "--cap-drop", "CAP_CHOWN", "busybox", "cat", "/proc/self/status"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "CAP_CHOWN",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
     assert_eq!(status_hex(&out, "CapEff"), 0xa80425fb & !1, "{out}");
 
     // Hostile: an unknown capability is refused by name, and nothing runs.
-    let out = env.berth(&["run", "--rm", "--name", "nope", "--cap-add", "NET_FLY", "busybox", "true"]);
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        "nope",
+        "--cap-add",
+        "NET_FLY",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("NET_FLY"), "{}", stderr(&out));
     assert!(!env.ok(&["ps", "-a"]).contains("nope"));
@@ -239,7 +290,15 @@ fn a_namespaced_sysctl_is_set_inside_and_a_host_one_refused() {
         "{}",
         stderr(&out)
     );
-    let out = env.berth(&["run", "--rm", "--network=host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true"]);
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--network=host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125));
 }
 
@@ -282,10 +341,22 @@ fn init_reaps_an_orphaned_zombie_and_passes_the_exit_code() {
     // Without --init the orphan stays a zombie: PID 1 (the long sleep) never waits.
     env.ok(&["run", "-d", "--name", "noinit", "busybox", "sh", "-c", orphan_script]);
     wait_until(20, "the orphan to be a zombie without --init", || {
-        states_of_short_sleep(&procs("noinit")).iter().any(|s| s.starts_with('Z'))
+        states_of_short_sleep(&procs("noinit"))
+            .iter()
+            .any(|s| s.starts_with('Z'))
     });
     env.ok(&["rm", "-f", "noinit"]);
-    env.ok(&["run", "-d", "--init", "--name", "reaper", "busybox", "sh", "-c", orphan_script]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "reaper",
+        "busybox",
+        "sh",
+        "-c",
+        orphan_script,
+    ]);
     wait_until(20, "the orphaned sleep to be gone, reaped", || {
         states_of_short_sleep(&procs("reaper")).is_empty()
     });
@@ -295,13 +366,24 @@ fn init_reaps_an_orphaned_zombie_and_passes_the_exit_code() {
     // The init forwards the stop signal to its child: no wait for SIGKILL.
     let started = std::time::Instant::now();
     env.ok(&["stop", "reaper"]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(8), "stop waited for SIGKILL");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "stop waited for SIGKILL"
+    );
     env.ok(&["rm", "-f", "reaper"]);
 
     let out = env.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     // The init cannot be written through from inside.
-    let out = env.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo x >> /sbin/docker-init"]);
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x >> /sbin/docker-init",
+    ]);
     assert!(!out.status.success());
 }
 
@@ -322,12 +404,17 @@ fn the_stop_signal_is_what_the_process_receives() {
         "-c",
         "trap 'echo got-usr1; exit 0' USR1; trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
     ]);
-    wait_until(20, "the container to say ready", || env.log_text("sig").contains("ready"));
+    wait_until(20, "the container to say ready", || {
+        env.log_text("sig").contains("ready")
+    });
     let started = std::time::Instant::now();
     env.ok(&["stop", "sig"]);
     let log = env.log_text("sig");
     assert!(log.contains("got-usr1") && !log.contains("got-term"), "{log}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "stop waited for SIGKILL");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "stop waited for SIGKILL"
+    );
     env.ok(&["rm", "-f", "sig"]);
     let out = env.berth(&["run", "--rm", "--stop-signal", "SIGFLY", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));

@@ -71,7 +71,12 @@ pub enum SysctlNamespace {
 /// The namespace of a sysctl a container may set (Docker's list: `net.*`,
 /// `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`), or why not.
 pub fn sysctl_namespace(name: &str) -> Result<SysctlNamespace, String> {
-    let ipc = ["kernel.shmmax", "kernel.shmall", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.shmmax",
+        "kernel.shmall",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     let valid_name = !name.is_empty()
         && name
             .bytes()
@@ -236,11 +241,16 @@ mod tests {
     #[test]
     fn namespace_modes() {
         assert_eq!(namespace_mode("pid", "host"), Ok(NamespaceMode::Host));
-        assert_eq!(namespace_mode("ipc", "container:db"), Ok(NamespaceMode::Container("db")));
+        assert_eq!(
+            namespace_mode("ipc", "container:db"),
+            Ok(NamespaceMode::Container("db"))
+        );
         assert_eq!(namespace_mode("ipc", "private"), Ok(NamespaceMode::Private));
         assert!(namespace_mode("uts", "container:db").is_err());
         assert!(namespace_mode("pid", "container:").is_err());
-        assert!(namespace_mode("pid", "shared").unwrap_err().contains("pid mode `shared`"));
+        assert!(namespace_mode("pid", "shared")
+            .unwrap_err()
+            .contains("pid mode `shared`"));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use crate::image::ImageConfig;
 use crate::manifest::types::{parse_mode, Propagation};
 use crate::manifest::{ContainerSpec, Duration, Healthcheck, ImageSpec};
-use crate::runtime::{ContainerConfig, InitIo, Limits, MountSpec, NetnsMode};
 use crate::runtime::isolation::{DeviceRequest, DeviceRule, Isolation, NamespaceJoin, SeccompMode};
+use crate::runtime::{ContainerConfig, InitIo, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -314,9 +314,11 @@ fn isolation(spec: &ContainerSpec, image: &ImageView) -> Result<Isolation, Trans
     for g in &sc.group_add {
         let gid = match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => crate::image::record::resolve_user(&format!("0:{g}"), None, image.group.as_deref())
-                .map_err(|why| TranslateError::BadGroup(g.clone(), why))?
-                .1,
+            Err(_) => {
+                crate::image::record::resolve_user(&format!("0:{g}"), None, image.group.as_deref())
+                    .map_err(|why| TranslateError::BadGroup(g.clone(), why))?
+                    .1
+            }
         };
         additional_gids.push(gid);
     }

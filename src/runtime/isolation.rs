@@ -248,7 +248,15 @@ fn host_devices(dir: &Path, out: &mut Vec<HostDevice>) {
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(ft) = entry.file_type() else { continue };
-        let own = ["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console", "/dev/ptmx", "/dev/.lxc", "/dev/.udev"];
+        let own = [
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/dev/console",
+            "/dev/ptmx",
+            "/dev/.lxc",
+            "/dev/.udev",
+        ];
         if own.iter().any(|o| path == Path::new(o)) {
             continue;
         }
@@ -304,7 +312,9 @@ pub fn apply(spec: &mut Spec, id: &str, iso: &Isolation, host: &Resolved) -> Res
             .set_permitted(Some(set));
         process.set_capabilities(Some(c));
         if !iso.additional_gids.is_empty() {
-            process.user_mut().set_additional_gids(Some(iso.additional_gids.clone()));
+            process
+                .user_mut()
+                .set_additional_gids(Some(iso.additional_gids.clone()));
         }
         if !iso.rlimits.is_empty() {
             let mut rlimits = Vec::new();
@@ -337,7 +347,12 @@ pub fn apply(spec: &mut Spec, id: &str, iso: &Isolation, host: &Resolved) -> Res
         for m in spec.mounts_mut().iter_mut().flatten() {
             if matches!(m.destination().to_str(), Some("/sys" | "/sys/fs/cgroup")) {
                 let opts: Vec<String> = m.options().clone().unwrap_or_default();
-                m.set_options(Some(opts.into_iter().filter(|o| o != "ro").chain(["rw".to_string()]).collect()));
+                m.set_options(Some(
+                    opts.into_iter()
+                        .filter(|o| o != "ro")
+                        .chain(["rw".to_string()])
+                        .collect(),
+                ));
             }
         }
     }
@@ -346,7 +361,12 @@ pub fn apply(spec: &mut Spec, id: &str, iso: &Isolation, host: &Resolved) -> Res
             .destination(INIT_PATH)
             .typ("bind")
             .source(binary)
-            .options(vec!["bind".to_string(), "ro".to_string(), "nosuid".to_string(), "nodev".to_string()])
+            .options(vec![
+                "bind".to_string(),
+                "ro".to_string(),
+                "nosuid".to_string(),
+                "nodev".to_string(),
+            ])
             .build()
             .map_err(|e| oci("init mount", e))?;
         spec.mounts_mut().get_or_insert_with(Vec::new).push(mount);
@@ -523,17 +543,14 @@ fn docker_profile(text: &str, path: &str, spec: &Spec) -> Result<LinuxSeccomp, S
     obj.remove("defaultErrno");
     let holds = |cond: &Value, want_all: bool| -> bool {
         let matches_arch = |a: &Value| a == "amd64" || a == "x86_64" || a == "SCMP_ARCH_X86_64";
-        let caps_ok = cond
-            .get("caps")
-            .and_then(Value::as_array)
-            .map(|list| {
-                let has = |c: &Value| c.as_str().is_some_and(|c| caps.iter().any(|x| x == c));
-                if want_all {
-                    list.iter().all(has)
-                } else {
-                    list.iter().any(has)
-                }
-            });
+        let caps_ok = cond.get("caps").and_then(Value::as_array).map(|list| {
+            let has = |c: &Value| c.as_str().is_some_and(|c| caps.iter().any(|x| x == c));
+            if want_all {
+                list.iter().all(has)
+            } else {
+                list.iter().any(has)
+            }
+        });
         let arch_ok = cond
             .get("arches")
             .and_then(Value::as_array)
@@ -545,7 +562,11 @@ fn docker_profile(text: &str, path: &str, spec: &Spec) -> Result<LinuxSeccomp, S
         }
     };
     let mut rules = Vec::new();
-    for mut rule in obj.remove("syscalls").and_then(|s| s.as_array().cloned()).unwrap_or_default() {
+    for mut rule in obj
+        .remove("syscalls")
+        .and_then(|s| s.as_array().cloned())
+        .unwrap_or_default()
+    {
         let r = rule.as_object_mut().ok_or("a `syscalls` entry is not an object")?;
         if let Some(inc) = r.remove("includes") {
             if !holds(&inc, true) {
@@ -663,7 +684,10 @@ mod tests {
         assert_eq!(v["linux"].get("readonlyPaths"), None);
         assert_eq!(v["linux"]["devices"][0]["path"], json!("/dev/null"));
         let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
-        assert!(rules.contains(&json!({"allow": true, "type": "a", "access": "rwm"})), "{rules:?}");
+        assert!(
+            rules.contains(&json!({"allow": true, "type": "a", "access": "rwm"})),
+            "{rules:?}"
+        );
         for m in v["mounts"].as_array().unwrap() {
             if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
                 assert!(!m["options"].as_array().unwrap().contains(&json!("ro")), "{m}");
@@ -680,8 +704,14 @@ mod tests {
         .unwrap();
         assert_eq!(caps(&v).len(), 40);
         assert!(v["linux"]["seccomp"].is_object());
-        assert!(v["linux"]["readonlyPaths"].as_array().unwrap().contains(&json!("/proc/sys")));
-        assert!(v["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/keys")));
+        assert!(v["linux"]["readonlyPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/sys")));
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/keys")));
         assert_eq!(v["linux"].get("devices"), None);
     }
 
@@ -771,7 +801,11 @@ mod tests {
         assert_eq!(names, [&json!(["read", "write"]), &json!(["clone"])]);
         assert_eq!(v["syscalls"][1]["args"][0]["valueTwo"], json!(2114060288u64));
         assert_eq!(v["syscalls"][1]["args"][0]["value"], json!(0));
-        assert!(docker_profile("{}", "p.json", &spec).unwrap_err().contains("defaultAction"));
-        assert!(docker_profile("nope", "p.json", &spec).unwrap_err().contains("not JSON"));
+        assert!(docker_profile("{}", "p.json", &spec)
+            .unwrap_err()
+            .contains("defaultAction"));
+        assert!(docker_profile("nope", "p.json", &spec)
+            .unwrap_err()
+            .contains("not JSON"));
     }
 }

@@ -349,7 +349,11 @@ impl Runtime {
         }
         let rootfs = l.rootfs(id);
         let init = match cfg.isolation.init {
-            true => isolation::write_init(&self.layout.run).map_err(io_err(id, "write berth's init in", &self.layout.run))?,
+            true => isolation::write_init(&self.layout.run).map_err(io_err(
+                id,
+                "write berth's init in",
+                &self.layout.run,
+            ))?,
             false => None,
         };
         let host = HostInfo {

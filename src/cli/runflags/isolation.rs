@@ -19,12 +19,22 @@ pub(super) fn seccomp(
     caller_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), RunFlagsError> {
     let value = match profile {
-        "" => return Err(invalid("--security-opt", opt, "give seccomp=unconfined or seccomp=PROFILE.json")),
+        "" => {
+            return Err(invalid(
+                "--security-opt",
+                opt,
+                "give seccomp=unconfined or seccomp=PROFILE.json",
+            ))
+        }
         "unconfined" | "default" => profile.to_string(),
         path if path.starts_with('/') => path.to_string(),
         path => {
             let cwd = caller_env("PWD").ok_or_else(|| {
-                invalid("--security-opt", opt, "give the profile's absolute path (PWD is not set)")
+                invalid(
+                    "--security-opt",
+                    opt,
+                    "give the profile's absolute path (PWD is not set)",
+                )
             })?;
             format!("{}/{path}", cwd.trim_end_matches('/'))
         }
@@ -44,10 +54,18 @@ pub(super) fn apply(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), RunF
     for (flag, list) in [("--cap-add", &args.cap_add), ("--cap-drop", &args.cap_drop)] {
         for cap in list {
             let name = isolation::normalize_capability(cap).ok_or_else(|| {
-                invalid(flag, cap, "unknown capability: give a name such as NET_ADMIN or CAP_NET_ADMIN, or ALL")
+                invalid(
+                    flag,
+                    cap,
+                    "unknown capability: give a name such as NET_ADMIN or CAP_NET_ADMIN, or ALL",
+                )
             })?;
             let sc = security(spec);
-            let set = if flag == "--cap-add" { &mut sc.cap_add } else { &mut sc.cap_drop };
+            let set = if flag == "--cap-add" {
+                &mut sc.cap_add
+            } else {
+                &mut sc.cap_drop
+            };
             set.push(name);
         }
     }
@@ -69,7 +87,11 @@ pub(super) fn apply(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), RunF
         let Some(text) = value else { continue };
         // Docker's `shareable` is a private namespace others may join:
         // every berth namespace is.
-        let text = if field == "ipc" && text == "shareable" { "private" } else { text };
+        let text = if field == "ipc" && text == "shareable" {
+            "private"
+        } else {
+            text
+        };
         match isolation::namespace_mode(field, text).map_err(|why| invalid(flag, text, why))? {
             NamespaceMode::Private => {}
             _ => *out = Some(text.to_string()),
@@ -100,8 +122,13 @@ pub(super) fn apply(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), RunF
         security(spec).oom_score_adj = Some(adj);
     }
     if let Some(signal) = &args.stop_signal {
-        isolation::signal_number(signal)
-            .ok_or_else(|| invalid("--stop-signal", signal, "not a signal: give a name (SIGTERM, QUIT) or a number"))?;
+        isolation::signal_number(signal).ok_or_else(|| {
+            invalid(
+                "--stop-signal",
+                signal,
+                "not a signal: give a name (SIGTERM, QUIT) or a number",
+            )
+        })?;
         spec.stop_signal = Some(signal.clone());
     }
     if let Some(secs) = args.stop_timeout {
@@ -150,12 +177,12 @@ fn ulimit(text: &str) -> Result<(String, Ulimit), RunFlagsError> {
         .ok_or_else(|| bad("expected NAME=SOFT[:HARD]".into()))?;
     if isolation::rlimit_name(name).is_none() {
         let known: Vec<&str> = isolation::ULIMITS.iter().map(|(n, _)| *n).collect();
-        return Err(bad(format!("unknown ulimit `{name}`: expected one of {}", known.join(", "))));
+        return Err(bad(format!(
+            "unknown ulimit `{name}`: expected one of {}",
+            known.join(", ")
+        )));
     }
-    let number = |n: &str| {
-        n.parse::<u64>()
-            .map_err(|_| bad(format!("`{n}` is not a number")))
-    };
+    let number = |n: &str| n.parse::<u64>().map_err(|_| bad(format!("`{n}` is not a number")));
     let (soft, hard) = match limits.split_once(':') {
         Some((s, h)) => (number(s)?, number(h)?),
         None => (number(limits)?, number(limits)?),
@@ -194,10 +221,18 @@ mod tests {
 
     #[test]
     fn capabilities_in_any_spelling_and_unknown_ones_refused_by_name() {
-        let sc = spec_of(&["--cap-drop", "all", "--cap-add", "net_bind_service", "--cap-add", "CAP_NET_ADMIN", "busybox"])
-            .unwrap()
-            .security_context
-            .unwrap();
+        let sc = spec_of(&[
+            "--cap-drop",
+            "all",
+            "--cap-add",
+            "net_bind_service",
+            "--cap-add",
+            "CAP_NET_ADMIN",
+            "busybox",
+        ])
+        .unwrap()
+        .security_context
+        .unwrap();
         assert_eq!(sc.cap_drop, ["ALL"]);
         assert_eq!(sc.cap_add, ["CAP_NET_BIND_SERVICE", "CAP_NET_ADMIN"]);
         let e = refused(&["--cap-add", "NET_FLY", "busybox"], "--cap-add \"NET_FLY\"");
@@ -208,15 +243,36 @@ mod tests {
     #[test]
     fn seccomp_profiles() {
         let profile = |argv: &[&str]| spec_of(argv).unwrap().security_context.unwrap().seccomp_profile;
-        assert_eq!(profile(&["--security-opt", "seccomp=unconfined", "busybox"]).as_deref(), Some("unconfined"));
-        assert_eq!(profile(&["--security-opt", "seccomp:unconfined", "busybox"]).as_deref(), Some("unconfined"));
-        assert_eq!(profile(&["--security-opt", "seccomp=/etc/p.json", "busybox"]).as_deref(), Some("/etc/p.json"));
-        assert_eq!(profile(&["--security-opt", "seccomp=p.json", "busybox"]).as_deref(), Some("/home/u/p.json"));
-        let sc = spec_of(&["--security-opt", "no-new-privileges", "--security-opt", "seccomp=unconfined", "busybox"])
-            .unwrap()
-            .security_context
-            .unwrap();
-        assert_eq!((sc.no_new_privileges, sc.seccomp_profile.as_deref()), (Some(true), Some("unconfined")));
+        assert_eq!(
+            profile(&["--security-opt", "seccomp=unconfined", "busybox"]).as_deref(),
+            Some("unconfined")
+        );
+        assert_eq!(
+            profile(&["--security-opt", "seccomp:unconfined", "busybox"]).as_deref(),
+            Some("unconfined")
+        );
+        assert_eq!(
+            profile(&["--security-opt", "seccomp=/etc/p.json", "busybox"]).as_deref(),
+            Some("/etc/p.json")
+        );
+        assert_eq!(
+            profile(&["--security-opt", "seccomp=p.json", "busybox"]).as_deref(),
+            Some("/home/u/p.json")
+        );
+        let sc = spec_of(&[
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+        ])
+        .unwrap()
+        .security_context
+        .unwrap();
+        assert_eq!(
+            (sc.no_new_privileges, sc.seccomp_profile.as_deref()),
+            (Some(true), Some("unconfined"))
+        );
         refused(&["--security-opt", "seccomp=", "busybox"], "--security-opt");
     }
 
@@ -248,11 +304,22 @@ mod tests {
                 ("/dev/fuse", None, Some("rw")),
             ]
         );
-        for bad in ["/etc/passwd", "/dev/../etc/shadow", "/dev/null:/etc/null", "/dev/null:/dev/n:rx", "a:b:c:d"] {
+        for bad in [
+            "/etc/passwd",
+            "/dev/../etc/shadow",
+            "/dev/null:/etc/null",
+            "/dev/null:/dev/n:rx",
+            "a:b:c:d",
+        ] {
             refused(&["--device", bad, "busybox"], "--device");
         }
-        refused(&["--device-cgroup-rule", "c 1:3 rwx", "busybox"], "--device-cgroup-rule");
-        let rules = spec_of(&["--device-cgroup-rule", "c 42:* rmw", "busybox"]).unwrap().device_cgroup_rules;
+        refused(
+            &["--device-cgroup-rule", "c 1:3 rwx", "busybox"],
+            "--device-cgroup-rule",
+        );
+        let rules = spec_of(&["--device-cgroup-rule", "c 42:* rmw", "busybox"])
+            .unwrap()
+            .device_cgroup_rules;
         assert_eq!(rules, ["c 42:* rmw"]);
     }
 
@@ -270,16 +337,25 @@ mod tests {
 
     #[test]
     fn sysctls_namespaced_only_and_no_net_with_host_network() {
-        let sc = spec_of(&["--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=1000", "busybox"])
-            .unwrap()
-            .security_context
-            .unwrap();
+        let sc = spec_of(&[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=1000",
+            "busybox",
+        ])
+        .unwrap()
+        .security_context
+        .unwrap();
         assert_eq!(sc.sysctls["net.ipv4.ip_forward"], "1");
         assert_eq!(sc.sysctls["kernel.shmmax"], "1000");
         let e = refused(&["--sysctl", "kernel.hostname=x", "busybox"], "--sysctl");
         assert!(e.contains("not namespaced"), "{e}");
         refused(&["--sysctl", "net.ipv4.ip_forward", "busybox"], "--sysctl");
-        let e = refused(&["--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox"], "--sysctl");
+        let e = refused(
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox"],
+            "--sysctl",
+        );
         assert!(e.contains("--network host"), "{e}");
     }
 

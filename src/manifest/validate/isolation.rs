@@ -10,11 +10,9 @@ impl<'a> Validator<'a> {
             let Some(text) = mode else { continue };
             let at = format!("spec.{field}");
             match isolation::namespace_mode(field, text) {
-                Ok(NamespaceMode::Container(peer)) if peer == o.name() => self.report(
-                    o,
-                    &at,
-                    format!("a container cannot share its own {field} namespace"),
-                ),
+                Ok(NamespaceMode::Container(peer)) if peer == o.name() => {
+                    self.report(o, &at, format!("a container cannot share its own {field} namespace"))
+                }
                 Ok(NamespaceMode::Container(peer)) => self.reference(o, &at, Kind::Container, peer),
                 Ok(_) => {}
                 Err(why) => self.report(o, &at, why),
@@ -108,7 +106,9 @@ impl<'a> Validator<'a> {
                 Ok(SysctlNamespace::Ipc) if spec.ipc.as_deref().is_some_and(|m| m != "private") => self.report(
                     o,
                     &at,
-                    format!("sysctl `{name}` would change a shared IPC namespace: not with `ipc: host` or `container:`"),
+                    format!(
+                        "sysctl `{name}` would change a shared IPC namespace: not with `ipc: host` or `container:`"
+                    ),
                 ),
                 Ok(_) => {}
             }
