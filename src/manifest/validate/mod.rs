@@ -28,6 +28,8 @@ mod network;
 mod set;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_isolation;
 mod volume;
 
 use image::check_reference;
