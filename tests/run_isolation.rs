@@ -220,6 +220,21 @@ fn cap_drop_all_and_cap_add_one_leaves_exactly_that_one() {
     ]);
     assert_eq!(status_hex(&out, "CapEff"), 0xa80425fb & !1, "{out}");
 
+    // An added capability unlocks its syscalls, as Docker's profile does.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /m && mount -t tmpfs t /m && grep -c ' /m tmpfs' /proc/mounts",
+    ]);
+    assert_eq!(out.trim(), "1");
+    let out = env.berth(&["run", "--rm", "busybox", "mount", "-t", "tmpfs", "t", "/tmp"]);
+    assert!(!out.status.success());
+
     // Hostile: an unknown capability is refused by name, and nothing runs.
     let out = env.berth(&[
         "run",

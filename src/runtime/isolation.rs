@@ -390,6 +390,18 @@ pub fn apply(spec: &mut Spec, id: &str, iso: &Isolation, host: &Resolved) -> Res
         }
     };
 
+    let seccomp = match seccomp {
+        Some(filter) if iso.seccomp == SeccompMode::Default => {
+            let effective = spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.capabilities().as_ref())
+                .and_then(|c| c.effective().clone())
+                .unwrap_or_default();
+            Some(allow_for_capabilities(filter, &effective).map_err(|e| oci("seccomp rule", e))?)
+        }
+        other => other,
+    };
     let Some(linux) = spec.linux_mut() else {
         return Err(refused("the spec has no linux section".into()));
     };
@@ -492,6 +504,106 @@ pub fn apply(spec: &mut Spec, id: &str, iso: &Isolation, host: &Resolved) -> Res
         spec.set_hostname(None);
     }
     Ok(())
+}
+
+/// The syscalls Docker's default profile allows only with a capability
+/// (moby `profiles/seccomp/default.json`, its `includes.caps` rules).
+const CAPABILITY_SYSCALLS: &[(Capability, &[&str])] = &[
+    (
+        Capability::SysAdmin,
+        &[
+            "bpf",
+            "clone",
+            "clone3",
+            "fanotify_init",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "lookup_dcookie",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "open_tree",
+            "perf_event_open",
+            "quotactl",
+            "quotactl_fd",
+            "setdomainname",
+            "sethostname",
+            "setns",
+            "syslog",
+            "umount",
+            "umount2",
+            "unshare",
+        ],
+    ),
+    (Capability::SysBoot, &["reboot"]),
+    (Capability::SysChroot, &["chroot"]),
+    (Capability::SysModule, &["delete_module", "init_module", "finit_module"]),
+    (Capability::SysPacct, &["acct"]),
+    (
+        Capability::SysPtrace,
+        &["kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev", "ptrace"],
+    ),
+    (Capability::SysRawio, &["iopl", "ioperm"]),
+    (Capability::SysTime, &["settimeofday", "clock_settime"]),
+    (Capability::SysTtyConfig, &["vhangup"]),
+    (
+        Capability::SysNice,
+        &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"],
+    ),
+    (Capability::Syslog, &["syslog"]),
+    (Capability::Bpf, &["bpf"]),
+    (Capability::Perfmon, &["perf_event_open"]),
+];
+
+/// Docker's default filter for a container holding `caps`: the syscalls a
+/// held capability unlocks are allowed, as Docker's profile does (with
+/// CAP_SYS_ADMIN, clone with any flags and clone3 too), so that `--cap-add
+/// SYS_ADMIN` can mount.
+fn allow_for_capabilities(
+    mut filter: LinuxSeccomp,
+    caps: &Capabilities,
+) -> Result<LinuxSeccomp, libcontainer::oci_spec::OciSpecError> {
+    use libcontainer::oci_spec::runtime::{LinuxSeccompAction, LinuxSyscallBuilder};
+    let mut rules = filter.syscalls().clone().unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    for (cap, calls) in CAPABILITY_SYSCALLS {
+        if caps.contains(cap) {
+            names.extend(calls.iter().map(|c| c.to_string()));
+        }
+    }
+    if names.is_empty() {
+        return Ok(filter);
+    }
+    if caps.contains(&Capability::SysAdmin) {
+        // The flag-checking clone rule and clone3's ENOSYS give way to a
+        // plain allow; libseccomp refuses two actions for one syscall.
+        for rule in rules.iter_mut() {
+            let keep: Vec<String> = rule
+                .names()
+                .iter()
+                .filter(|n| *n != "clone" && *n != "clone3")
+                .cloned()
+                .collect();
+            rule.set_names(keep);
+        }
+        rules.retain(|r| !r.names().is_empty());
+    }
+    let present: std::collections::HashSet<String> = rules.iter().flat_map(|r| r.names().clone()).collect();
+    names.sort();
+    names.dedup();
+    names.retain(|n| !present.contains(n));
+    if !names.is_empty() {
+        rules.push(
+            LinuxSyscallBuilder::default()
+                .names(names)
+                .action(LinuxSeccompAction::ScmpActAllow)
+                .build()?,
+        );
+    }
+    filter.set_syscalls(Some(rules));
+    Ok(filter)
 }
 
 /// A profile in Docker's format (moby `profiles/seccomp`) as the OCI
@@ -776,6 +888,37 @@ mod tests {
         assert!(ns.contains(&&json!({"type": "ipc", "path": "/proc/7/ns/ipc"})));
         assert_eq!(v.get("hostname"), None);
         assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "/bin/sh"]));
+    }
+
+    #[test]
+    fn an_added_capability_unlocks_its_syscalls_in_the_default_filter() {
+        let allowed = |v: &Value, name: &str| {
+            v["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["names"].as_array().unwrap().contains(&json!(name)))
+                .map(|r| (r["action"].clone(), r.get("args").cloned()))
+                .collect::<Vec<_>>()
+        };
+        let plain = spec_json(Isolation::default()).unwrap();
+        assert!(allowed(&plain, "mount").is_empty());
+        assert_eq!(allowed(&plain, "clone3")[0].0, json!("SCMP_ACT_ERRNO"));
+        let admin = spec_json(Isolation {
+            cap_add: vec!["CAP_SYS_ADMIN".into(), "CAP_SYS_TIME".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        for name in ["mount", "umount2", "unshare", "settimeofday", "clone", "clone3"] {
+            assert_eq!(allowed(&admin, name), [(json!("SCMP_ACT_ALLOW"), None)], "{name}");
+        }
+        // Dropped, it unlocks nothing.
+        let dropped = spec_json(Isolation {
+            cap_drop: vec!["CAP_SYS_CHROOT".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(allowed(&dropped, "mount").is_empty());
     }
 
     #[test]
