@@ -436,3 +436,43 @@ fn the_stop_signal_is_what_the_process_receives() {
     assert!(stderr(&out).contains("SIGFLY"), "{}", stderr(&out));
     let _ = stdout(&out);
 }
+
+#[test]
+fn pid_and_ipc_join_another_containers_namespaces() {
+    let env = env_with_image("iso-join");
+    env.ok(&["run", "-d", "--name", "owner", "busybox", "sh", "-c", "exec sleep 1000"]);
+    env.wait_for("container", "owner", 20, |v| v["status"] == "Running");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:owner",
+        "--ipc",
+        "container:owner",
+        "busybox",
+        "sh",
+        "-c",
+        "ps -o args; readlink /proc/self/ns/ipc",
+    ]);
+    assert!(out.contains("sleep 1000"), "the owner's process is not seen: {out}");
+    let owner_ipc = env.ok(&["exec", "owner", "readlink", "/proc/self/ns/ipc"]);
+    assert!(out.contains(owner_ipc.trim()), "{out} vs {owner_ipc}");
+    let own_ipc = env.ok(&["run", "--rm", "busybox", "readlink", "/proc/self/ns/ipc"]);
+    assert_ne!(own_ipc, owner_ipc);
+    // --ipc host: the host's IPC namespace and /dev/shm.
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let mark = tempfile::Builder::new()
+        .prefix("berth-iso-")
+        .tempfile_in("/dev/shm")
+        .unwrap();
+    let name = mark.path().file_name().unwrap().to_str().unwrap().to_string();
+    let script = format!("readlink /proc/self/ns/ipc; ls /dev/shm/{name}");
+    let out = env.ok(&["run", "--rm", "--ipc", "host", "busybox", "sh", "-c", &script]);
+    assert!(out.contains(host_ipc.to_str().unwrap()), "{out}");
+    assert!(out.contains(&name), "{out}");
+    // Hostile: a peer that does not exist is refused, naming it.
+    let out = env.berth(&["run", "--rm", "--pid", "container:ghost", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ghost"), "{}", stderr(&out));
+    env.ok(&["rm", "-f", "owner"]);
+}

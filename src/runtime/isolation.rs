@@ -356,6 +356,25 @@ pub fn apply(spec: &mut Spec, id: &str, iso: &Isolation, host: &Resolved) -> Res
             }
         }
     }
+    // `ipc: host` shares the host's /dev/shm too, as Docker's `--ipc host`.
+    // Another container's /dev/shm is a tmpfs in its own mount namespace,
+    // which libcontainer cannot bind from (it resolves /proc/PID/root to
+    // the host's root): `container:` shares SysV IPC and mqueues only.
+    if iso.ipc == NamespaceJoin::Host {
+        let source = PathBuf::from("/dev/shm");
+        for m in spec.mounts_mut().iter_mut().flatten() {
+            if m.destination() == Path::new("/dev/shm") {
+                m.set_typ(Some("bind".to_string()))
+                    .set_source(Some(source.clone()))
+                    .set_options(Some(vec![
+                        "rbind".to_string(),
+                        "nosuid".to_string(),
+                        "nodev".to_string(),
+                        "noexec".to_string(),
+                    ]));
+            }
+        }
+    }
     if let (true, Some(binary)) = (iso.init, &host.init_binary) {
         let mount = MountBuilder::default()
             .destination(INIT_PATH)
@@ -543,7 +562,14 @@ const CAPABILITY_SYSCALLS: &[(Capability, &[&str])] = &[
     (Capability::SysPacct, &["acct"]),
     (
         Capability::SysPtrace,
-        &["kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev", "ptrace"],
+        &[
+            "kcmp",
+            "pidfd_getfd",
+            "process_madvise",
+            "process_vm_readv",
+            "process_vm_writev",
+            "ptrace",
+        ],
     ),
     (Capability::SysRawio, &["iopl", "ioperm"]),
     (Capability::SysTime, &["settimeofday", "clock_settime"]),
@@ -886,6 +912,14 @@ mod tests {
         let ns: Vec<&Value> = v["linux"]["namespaces"].as_array().unwrap().iter().collect();
         assert!(!ns.iter().any(|n| n["type"] == "pid" || n["type"] == "uts"));
         assert!(ns.contains(&&json!({"type": "ipc", "path": "/proc/7/ns/ipc"})));
+        let host_ipc = spec_json(Isolation {
+            ipc: NamespaceJoin::Host,
+            ..Default::default()
+        })
+        .unwrap();
+        let mounts = host_ipc["mounts"].as_array().unwrap();
+        let shm = mounts.iter().find(|m| m["destination"] == "/dev/shm").unwrap();
+        assert_eq!((&shm["type"], &shm["source"]), (&json!("bind"), &json!("/dev/shm")));
         assert_eq!(v.get("hostname"), None);
         assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "/bin/sh"]));
     }
