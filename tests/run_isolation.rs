@@ -476,3 +476,72 @@ fn pid_and_ipc_join_another_containers_namespaces() {
     assert!(stderr(&out).contains("ghost"), "{}", stderr(&out));
     env.ok(&["rm", "-f", "owner"]);
 }
+
+#[test]
+fn seccomp_unconfined_and_a_docker_format_profile() {
+    let env = env_with_image("iso-seccomp");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["Seccomp:", "0"]);
+    // A profile in Docker's format that allows everything but mkdir.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                          "comment": "", "includes": {}, "excludes": {}}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = env.berth(&["run", "--rm", "--security-opt", &opt, "busybox", "mkdir", "/x"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "sh",
+        "-c",
+        "touch /y && echo touched",
+    ]);
+    assert_eq!(out, "touched\n");
+    // Hostile: a file that is no profile is refused, naming it.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"syscalls\": []}").unwrap();
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", bad.display()),
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bad.json") && stderr(&out).contains("defaultAction"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn uts_host_shows_the_hosts_name() {
+    let env = env_with_image("iso-uts");
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let out = env.ok(&["run", "--rm", "--uts", "host", "busybox", "hostname"]);
+    assert_eq!(out.trim(), host);
+    let out = env.ok(&["run", "--rm", "--name", "own-name", "busybox", "hostname"]);
+    assert_eq!(out.trim(), "own-name");
+}
