@@ -334,6 +334,22 @@ fn ulimits_and_oom_score_show_inside() {
     ]);
     let fields: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(fields, ["Max", "open", "files", "100", "200", "files", "321"], "{out}");
+    // --group-add: a gid, and a name from the image's /etc/group.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "10",
+        "--group-add",
+        "root",
+        "busybox",
+        "id",
+        "-G",
+    ]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "10"], "{out}");
+    let out = env.berth(&["run", "--rm", "--group-add", "nosuchgroup", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nosuchgroup"), "{}", stderr(&out));
 }
 
 #[test]
