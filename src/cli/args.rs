@@ -339,7 +339,7 @@ pub struct RunArgs {
     /// CPU limit in cores, e.g. 0.5.
     #[arg(long)]
     pub cpus: Option<String>,
-    /// Security options: no-new-privileges[=true|false].
+    /// Security options: no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json.
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
     /// Publish a container port on the host: [IP:]HOST:CONTAINER[/udp] (IP: an IPv4 address, all by default).
@@ -365,6 +365,52 @@ pub struct RunArgs {
     pub health_start_period: Option<String>,
     #[command(flatten)]
     pub resources: ResourceArgs,
+    // Isolation (issue 20): Docker's flags, parsed in cli/runflags/isolation.rs.
+    /// Every capability the host holds, every device, no seccomp, no masked paths.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub privileged: Option<bool>,
+    /// Add a capability (NET_ADMIN, CAP_NET_ADMIN, ALL); repeatable.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL); repeatable.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// A host device: HOST[:CONTAINER[:rwm]], under /dev; repeatable.
+    #[arg(long = "device")]
+    pub device: Vec<String>,
+    /// A device cgroup rule: `c|b|a MAJOR:MINOR rwm` (`*` for any); repeatable.
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Another group for the process (name or gid); repeatable.
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// PID namespace: host or container:NAME.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC namespace: host, container:NAME, private or shareable.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace: host.
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// A namespaced kernel parameter: NAME=VALUE (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*).
+    #[arg(long = "sysctl")]
+    pub sysctl: Vec<String>,
+    /// A resource limit: NAME=SOFT[:HARD] (nofile=100:200).
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// The OOM killer's preference (-1000 to 1000).
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i32>,
+    /// The signal that stops it (default the image's, else SIGTERM).
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Seconds between the stop signal and SIGKILL (default 10).
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u64>,
+    /// Run berth's init as PID 1: reaps zombies, forwards signals.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub init: Option<bool>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -14,6 +14,8 @@ use crate::cli::args::RunArgs;
 use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, RestartPolicy, SecurityContext};
 use crate::wire::DEFAULT_NETWORK;
 
+mod isolation;
+
 /// A flag whose value berth cannot turn into a spec; the message names the
 /// flag and the value, as `docker run` does.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +45,6 @@ pub struct RunFlags {
 
 /// `caller_env` reads the caller's environment (for `-e KEY`).
 pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Result<RunFlags, RunFlagsError> {
-    let _ = caller_env;
     let mut spec = ContainerSpec {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -65,18 +66,23 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
         let on = match (key, value) {
             ("no-new-privileges", "true") => true,
             ("no-new-privileges", "false") => false,
+            ("seccomp", profile) => {
+                isolation::seccomp(&mut spec, opt, profile, caller_env)?;
+                continue;
+            }
             _ => {
                 return Err(invalid(
                     "--security-opt",
                     opt,
-                    "berth knows no-new-privileges[=true|false]",
+                    "berth knows no-new-privileges[=true|false] and seccomp=unconfined|PROFILE.json",
                 ))
             }
         };
-        spec.security_context = Some(SecurityContext {
-            no_new_privileges: Some(on),
-        });
+        spec.security_context
+            .get_or_insert_with(SecurityContext::default)
+            .no_new_privileges = Some(on);
     }
+    isolation::apply(args, &mut spec)?;
     for p in &args.publish {
         spec.ports
             .push(parse_publish(p).ok_or_else(|| invalid("-p", p, "expected [IP:]HOST:CONTAINER[/tcp|/udp]"))?);

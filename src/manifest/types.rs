@@ -488,12 +488,60 @@ pub struct ContainerSpec {
     /// Log rotation (default: one file, unbounded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogSpec>,
+    // Isolation (Docker's --device, --pid, --ipc, --uts, --init, --stop-signal).
+    /// Host devices made in the container (`--device`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// Device cgroup rules beyond the defaults, as Docker's
+    /// `--device-cgroup-rule`: `c|b|a MAJOR|* :MINOR|* r?w?m?` (e.g. `c 1:3 rwm`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// PID namespace: its own (the default), `host`, or `container:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// IPC namespace: its own (the default), `host`, or `container:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    /// UTS namespace (host and domain name): its own (the default) or `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    /// Run berth's minimal init as PID 1 (Docker's `--init`): it reaps
+    /// orphaned zombies, forwards signals and exits with the command's code.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// The signal that asks it to stop (`SIGQUIT`, `QUIT` or a number);
+    /// default the image's `StopSignal`, else `SIGTERM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     /// The user namespace: `auto` gives the container a range of its own
     /// from the `containers` user's subordinate ids (its root is not the
     /// host's), `host` keeps the host's even when the daemon remaps; absent,
     /// the daemon's `--userns-remap` decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsMode>,
+}
+
+/// A host device made in the container, as Docker's `--device
+/// HOST[:CONTAINER[:PERMISSIONS]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Device {
+    /// The device on the host, under `/dev`.
+    pub host_path: String,
+    /// Where it appears in the container (default: `hostPath`), under `/dev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// What the container may do with it: letters of `rwm` (default `rwm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+}
+
+/// A resource limit: the soft one, which the process may raise up to the hard one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ulimit {
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// A container's user namespace, as Docker's and podman's `--userns`.
@@ -527,6 +575,37 @@ pub struct SecurityContext {
     /// default, as in Docker (`--security-opt no-new-privileges`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_new_privileges: Option<bool>,
+    // Isolation (Docker's --privileged, --cap-add, --security-opt seccomp, …).
+    /// Every capability of the host's bounding set, every host device, no
+    /// seccomp filter, no masked or read-only paths, writable `/sys` and
+    /// cgroups (`--privileged`). Never implied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Capabilities added to Docker's default set: `NET_ADMIN` or
+    /// `CAP_NET_ADMIN` (any case), or `ALL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped from it (applied before `capAdd`, as Docker does
+    /// with `ALL`); `ALL` drops every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `default` (Docker's profile), `unconfined` (no filter), or the
+    /// absolute path of a profile in Docker's JSON format on the daemon's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
+    /// More groups of the process: names from the image's `/etc/group`, or gids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// Namespaced kernel parameters: `net.*` (not with `network: host`),
+    /// `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Resource limits by name (`nofile`, `nproc`, `core`, …, as `ulimit`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// The OOM killer's preference for it, -1000 (never) to 1000 (first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// One network a container joins, with the names it answers to there

@@ -74,8 +74,11 @@ pub(crate) fn hashed_inputs(spec: &ContainerSpec) -> BTreeSet<ObjectKey> {
 pub(crate) fn prerequisites(spec: &ContainerSpec) -> BTreeSet<ObjectKey> {
     let mut keys = hashed_inputs(spec);
     // `container:NAME` joins NAME's namespace, which must exist first.
-    if let Some(peer) = spec.network.as_deref().and_then(|m| m.strip_prefix("container:")) {
-        keys.insert(ObjectKey::new(Kind::Container, peer));
+    // So do `pid` and `ipc: container:NAME`.
+    for mode in [&spec.network, &spec.pid, &spec.ipc] {
+        if let Some(peer) = mode.as_deref().and_then(|m| m.strip_prefix("container:")) {
+            keys.insert(ObjectKey::new(Kind::Container, peer));
+        }
     }
     keys.extend(
         spec.depends_on

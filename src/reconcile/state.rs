@@ -21,7 +21,9 @@ pub fn users_of<'a>(objects: impl IntoIterator<Item = &'a Object>, key: &ObjectK
                 Kind::Image => c.image == key.name,
                 Kind::Volume => c.volumes.iter().any(|m| m.volume.as_deref() == Some(key.name.as_str())),
                 Kind::Network => c.networks.iter().any(|n| n.name == key.name),
-                Kind::Container => c.network.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(&key.name),
+                Kind::Container => [&c.network, &c.pid, &c.ipc]
+                    .iter()
+                    .any(|m| m.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(&key.name)),
             }
         })
         .map(|o| ObjectKey::new(o.kind(), o.name()))

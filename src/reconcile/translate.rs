@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::image::ImageConfig;
 use crate::manifest::types::{parse_mode, Propagation};
 use crate::manifest::{ContainerSpec, DeviceIops, DeviceRate, Duration, Healthcheck, ImageSpec, MemorySwap, Resources};
+use crate::runtime::isolation::{DeviceRequest, DeviceRule, Isolation, NamespaceJoin, SeccompMode};
 use crate::runtime::{ContainerConfig, DeviceLimit, InitIo, Limits, MountSpec, NetnsMode};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -27,6 +28,9 @@ pub enum TranslateError {
         path: String,
         why: String,
     },
+    /// A `groupAdd` name is not in the image's /etc/group.
+    #[error("groupAdd {0:?}: {1}")]
+    BadGroup(String, String),
 }
 
 /// What a container takes from its image, whether imported (the Image
@@ -301,6 +305,74 @@ pub fn container_config(
             stdin: spec.stdin,
             wait_attach: false,
         },
+        isolation: isolation(spec, image)?,
+    })
+}
+
+/// The container's isolation settings for the runtime. A `container:NAME`
+/// namespace stays `New` here: the driver joins the peer's, which only a
+/// running peer has.
+fn isolation(spec: &ContainerSpec, image: &ImageView) -> Result<Isolation, TranslateError> {
+    use crate::manifest::isolation as rules;
+    let sc = spec.security_context.clone().unwrap_or_default();
+    let caps = |list: &[String]| list.iter().filter_map(|c| rules::normalize_capability(c)).collect();
+    let mode = |m: &Option<String>| match m.as_deref() {
+        Some("host") => NamespaceJoin::Host,
+        _ => NamespaceJoin::New,
+    };
+    let mut additional_gids = Vec::new();
+    for g in &sc.group_add {
+        let gid = match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                crate::image::record::resolve_user(&format!("0:{g}"), None, image.group.as_deref())
+                    .map_err(|why| TranslateError::BadGroup(g.clone(), why))?
+                    .1
+            }
+        };
+        additional_gids.push(gid);
+    }
+    Ok(Isolation {
+        privileged: sc.privileged,
+        cap_add: caps(&sc.cap_add),
+        cap_drop: caps(&sc.cap_drop),
+        seccomp: match sc.seccomp_profile.as_deref() {
+            None | Some("default") => SeccompMode::Default,
+            Some("unconfined") => SeccompMode::Unconfined,
+            Some(path) => SeccompMode::Profile(PathBuf::from(path)),
+        },
+        devices: spec
+            .devices
+            .iter()
+            .map(|d| DeviceRequest {
+                host_path: d.host_path.clone(),
+                path: d.path.clone().unwrap_or_else(|| d.host_path.clone()),
+                access: d.permissions.clone().unwrap_or_else(|| "rwm".into()),
+            })
+            .collect(),
+        device_rules: spec
+            .device_cgroup_rules
+            .iter()
+            .filter_map(|r| rules::parse_device_rule(r).ok())
+            .map(|r| DeviceRule {
+                kind: r.kind,
+                major: r.major,
+                minor: r.minor,
+                access: r.access,
+            })
+            .collect(),
+        additional_gids,
+        pid: mode(&spec.pid),
+        ipc: mode(&spec.ipc),
+        uts: mode(&spec.uts),
+        sysctls: sc.sysctls.clone(),
+        rlimits: sc
+            .ulimits
+            .iter()
+            .filter_map(|(name, l)| rules::rlimit_name(name).map(|r| (r.to_string(), l.soft, l.hard)))
+            .collect(),
+        oom_score_adj: sc.oom_score_adj,
+        init: spec.init,
     })
 }
 

@@ -94,6 +94,7 @@ pub fn host_info() -> HostInfo {
     HostInfo {
         v1_cgroup_mounts,
         cgroup,
+        ..Default::default()
     }
 }
 

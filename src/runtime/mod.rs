@@ -17,6 +17,7 @@
 pub mod cgroup;
 pub mod copy;
 pub mod exec;
+pub mod isolation;
 pub mod logs;
 pub mod proc;
 pub mod propagation;
@@ -47,6 +48,9 @@ pub enum RuntimeError {
     /// The OCI spec could not be built or serialized: a bug in berth.
     #[error("container {id}: invalid runtime spec: {message}")]
     Spec { id: String, message: String },
+    /// The container's isolation settings cannot be given on this host.
+    #[error(transparent)]
+    Isolation(#[from] isolation::IsolationError),
     /// A file or directory operation failed.
     #[error("container {id}: {action} {path}: {source}")]
     Io {
@@ -465,7 +469,19 @@ impl Runtime {
         if let Some(range) = range {
             give_volumes_to(cfg, &range)?;
         }
-        let spec = spec::build(cfg, &rootfs.to_string_lossy(), &l.cgroup_path(id), &self.host)?;
+        let init = match cfg.isolation.init {
+            true => isolation::write_init(&self.layout.run).map_err(io_err(
+                id,
+                "write berth's init in",
+                &self.layout.run,
+            ))?,
+            false => None,
+        };
+        let host = HostInfo {
+            isolation: isolation::resolve(id, &cfg.isolation, init.as_deref())?,
+            ..self.host.clone()
+        };
+        let spec = spec::build(cfg, &rootfs.to_string_lossy(), &l.cgroup_path(id), &host)?;
         let config_json = l.bundle(id).join("config.json");
         let spec_bytes = serde_json::to_vec(&spec).map_err(|e| RuntimeError::Spec {
             id: id.into(),

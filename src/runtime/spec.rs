@@ -199,6 +199,9 @@ pub struct ContainerConfig {
     /// The init's stdio and its log.
     #[serde(flatten)]
     pub io: InitIo,
+    /// Privileges, capabilities, devices, namespaces… beyond Docker's defaults.
+    #[serde(default)]
+    pub isolation: super::isolation::Isolation,
 }
 
 /// How the init's stdio is wired and its output kept: what the container
@@ -232,6 +235,8 @@ pub struct InitIo {
 pub struct HostInfo {
     /// `/sys/fs/cgroup/<subsys>` directories of v1 hierarchies (empty on a pure v2 host).
     pub v1_cgroup_mounts: Vec<String>,
+    /// What this container's isolation needs from the host (per container).
+    pub isolation: super::isolation::Resolved,
     /// What the host's cgroups can do beyond the basics; a limit they cannot
     /// hold is refused rather than dropped.
     pub cgroup: CgroupFeatures,
@@ -694,6 +699,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
     spec.set_annotations(
         joined_by_shim.map(|path| HashMap::from([(JOIN_NETNS_ANNOTATION.to_string(), path.display().to_string())])),
     );
+    super::isolation::apply(&mut spec, &cfg.id, &cfg.isolation, &host.isolation)?;
     Ok(spec)
 }
 
@@ -1060,6 +1066,7 @@ mod tests {
                 swap_limit: true,
                 io_weight: true,
             },
+            ..Default::default()
         };
         let mounts = vec![
             MountSpec {

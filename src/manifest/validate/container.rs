@@ -189,6 +189,7 @@ impl<'a> Validator<'a> {
         if let Some(resources) = &spec.resources {
             self.resources(o, resources);
         }
+        self.isolation(o, spec);
         if let Some(logs) = &spec.logs {
             if logs.max_size.is_some_and(|m| m.0 < 4096) {
                 self.report(o, "spec.logs.maxSize", "`maxSize` must be at least 4Ki");

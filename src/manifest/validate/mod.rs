@@ -24,10 +24,13 @@ use super::{printable, Diagnostic};
 
 mod container;
 mod image;
+mod isolation;
 mod network;
 mod set;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_isolation;
 mod volume;
 
 use image::check_reference;

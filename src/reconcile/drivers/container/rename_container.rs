@@ -48,7 +48,9 @@ pub async fn rename(engine: &Arc<Engine>, old: &str, new: &str) -> std::result::
             let Spec::Container(c) = &d.object.spec else {
                 return None;
             };
-            let shares = c.network.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(old);
+            let shares = [&c.network, &c.pid, &c.ipc]
+                .iter()
+                .any(|m| m.as_deref().and_then(|m| m.strip_prefix("container:")) == Some(old));
             let depends = c.depends_on.iter().any(|dep| dep.name == old);
             (shares || depends).then(|| d.object.name().to_string())
         })

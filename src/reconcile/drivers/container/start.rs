@@ -24,6 +24,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     let mut cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
     cfg.io.wait_attach = wait_attach;
+    join_peer_namespaces(engine, spec, &mut cfg.isolation)?;
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
     cfg.netns = wired.netns;
@@ -55,7 +56,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     // Rows of an older berth named a bare imported tree here; none is now.
     info.layer = None;
     info.image_id = resolved.image_id.clone();
-    info.stop_signal = resolved.view.stop_signal.clone();
+    info.stop_signal = spec.stop_signal.clone().or_else(|| resolved.view.stop_signal.clone());
     info.image_healthcheck = match &spec.healthcheck {
         Some(_) => None,
         None => resolved.view.healthcheck.clone(),
@@ -111,6 +112,30 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
             Err(err)
         }
     }
+}
+
+/// `pid`/`ipc: container:NAME`: the namespace of the peer's running init,
+/// by its /proc path (the runtime knows nothing of other containers).
+fn join_peer_namespaces(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    iso: &mut crate::runtime::isolation::Isolation,
+) -> DriverResult {
+    use crate::runtime::isolation::NamespaceJoin;
+    for (ns, mode, join) in [("pid", &spec.pid, &mut iso.pid), ("ipc", &spec.ipc, &mut iso.ipc)] {
+        let Some(peer) = mode.as_deref().and_then(|m| m.strip_prefix("container:")) else {
+            continue;
+        };
+        match engine.host.containers.probe(peer) {
+            Probe::Running(run) => *join = NamespaceJoin::Path(format!("/proc/{}/ns/{ns}", run.init_pid).into()),
+            _ => {
+                return Err(DriverError::Waiting(format!(
+                    "waiting for container/{peer} to run: this container joins its {ns} namespace"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Undoes `network::wire` once a later step of a start failed: a start
