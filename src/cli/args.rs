@@ -357,6 +357,28 @@ pub struct RunArgs {
     /// Time after the start during which failures do not count.
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    // Storage.
+    /// Mount a volume: NAME:/path[:opts] (made on first use),
+    /// /host/path:/path[:opts], or /path (anonymous); opts: ro, rw, nocopy,
+    /// a bind propagation, z and Z (no-ops: no SELinux here).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+    /// [,volume-nocopy][,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount every volume of another container: NAME[:ro|rw].
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Mount a tmpfs: /path[:size=…,mode=…,ro].
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Size of /dev/shm, e.g. 256m (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

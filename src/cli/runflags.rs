@@ -10,6 +10,8 @@ use crate::cli::args::RunArgs;
 use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, Resources, RestartPolicy, SecurityContext};
 use crate::wire::DEFAULT_NETWORK;
 
+mod storage;
+
 /// A flag whose value berth cannot turn into a spec; the message names the
 /// flag and the value, as `docker run` does.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,7 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
             on_unhealthy: None,
         });
     }
+    storage::apply(args, &mut spec)?;
     Ok(RunFlags {
         spec,
         labels: BTreeMap::new(),

@@ -120,12 +120,78 @@ async fn checked_object(engine: &Arc<Engine>, req: &RunRequest) -> Result<Object
     let others: Vec<&Object> = stored.iter().collect();
     super::apply::refuse_port_clash(&others, std::slice::from_ref(&obj))?;
     let exists = |kind: Kind, n: &str| stored.iter().any(|o| o.kind() == kind && o.name() == n);
-    let problems = manifest::validate(std::slice::from_ref(&obj), &exists);
+    // As Docker: a named volume the run mounts is made on first use.
+    let new_volumes: Vec<String> = match &obj.spec {
+        Spec::Container(spec) => spec
+            .volumes
+            .iter()
+            .filter_map(|m| m.volume.clone())
+            .filter(|v| !exists(Kind::Volume, v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let will_exist =
+        |kind: Kind, n: &str| exists(kind, n) || (kind == Kind::Volume && new_volumes.iter().any(|v| v == n));
+    let problems = manifest::validate(std::slice::from_ref(&obj), &will_exist);
     if !problems.is_empty() {
         let msg: Vec<String> = problems.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
         return Err(CommandError::Invalid(msg.join("; ")));
     }
+    ensure_volumes(engine, &new_volumes).await?;
     Ok(obj)
+}
+
+/// The source a volume made by `volume create` or on a run's first use
+/// belongs to: one per volume, so `volume rm` of one leaves the others.
+pub fn volume_source(name: &str) -> String {
+    format!("volume:{name}")
+}
+
+/// Stores a plain local Volume for each of `names` and runs passes until
+/// each exists, so that the container that mounts them can start.
+async fn ensure_volumes(engine: &Arc<Engine>, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    for name in names {
+        let vol = Object {
+            metadata: Metadata {
+                name: name.clone(),
+                labels: BTreeMap::new(),
+            },
+            spec: Spec::Volume(manifest::VolumeSpec::default()),
+            origin: Origin {
+                file: "<run>".into(),
+                line: 0,
+                column: 0,
+            },
+        };
+        engine.store_set(&volume_source(name), std::slice::from_ref(&vol), false, &|_, _| None)?;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut missing = None;
+        for name in names {
+            let ready = engine
+                .views(Some(Kind::Volume), Some(name))?
+                .first()
+                .is_some_and(|v| v.state == crate::wire::StatusKind::Ready);
+            if !ready {
+                missing = Some(name);
+                break;
+            }
+        }
+        let Some(missing) = missing else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() > deadline {
+            return Err(CommandError::Unavailable(format!(
+                "volume/{missing} could not be made: see `berth describe volume/{missing}`"
+            )));
+        }
+        engine.reconcile().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// `create`: stores the container and records it made but held stopped,

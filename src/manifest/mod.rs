@@ -11,6 +11,7 @@
 //! - [`schemas`] gives the JSON Schema of each kind (`schema.rs`).
 
 mod de;
+pub mod docker_size;
 mod node;
 mod parse;
 mod positions;

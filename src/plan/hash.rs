@@ -153,6 +153,7 @@ mod tests {
                 "data",
                 Spec::Volume(VolumeSpec {
                     driver: volume_driver.map(Into::into),
+                    ..Default::default()
                 }),
             ),
             obj(

@@ -162,6 +162,12 @@ pub struct ContainerConfig {
     /// The init's stdio and its log.
     #[serde(flatten)]
     pub io: InitIo,
+    /// The root filesystem is mounted read-only (mounts stay as they are).
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// Size of `/dev/shm` in bytes (default 64 MiB, Docker's).
+    #[serde(default)]
+    pub shm_bytes: Option<u64>,
 }
 
 /// How the init's stdio is wired and its output kept: what the container
@@ -213,12 +219,19 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
 
     let mut mounts = Vec::with_capacity(STANDARD_MOUNTS.len() + cfg.mounts.len());
     for (destination, typ, source, options) in STANDARD_MOUNTS {
+        let mut options = strings(options);
+        if let (Some(bytes), "/dev/shm") = (cfg.shm_bytes, destination) {
+            // The kernel takes bytes; Docker's own default is the 65536k.
+            for o in options.iter_mut().filter(|o| o.starts_with("size=")) {
+                *o = format!("size={bytes}");
+            }
+        }
         mounts.push(
             MountBuilder::default()
                 .destination(destination)
                 .typ(typ)
                 .source(source)
-                .options(strings(options))
+                .options(options)
                 .build()
                 .map_err(err("mount"))?,
         );
@@ -435,7 +448,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         .root(
             RootBuilder::default()
                 .path(rootfs)
-                .readonly(false)
+                .readonly(cfg.readonly_rootfs)
                 .build()
                 .map_err(err("root"))?,
         )
@@ -892,6 +905,15 @@ mod tests {
                     ..config()
                 },
                 v1,
+            ),
+            (
+                "readonly_rootfs_shm_size",
+                ContainerConfig {
+                    readonly_rootfs: true,
+                    shm_bytes: Some(256 << 20),
+                    ..config()
+                },
+                HostInfo::default(),
             ),
         ]
     }
