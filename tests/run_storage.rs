@@ -1,0 +1,280 @@
+//! `berth run`'s storage flags against the real kernel (issue 20, Storage):
+//! each `-v` form, `--mount`, `--tmpfs`, `--read-only`, `--shm-size`,
+//! `--volumes-from`, `volume create -o` and `volume ls -f`. Assertions are
+//! on effects: files on the host, a write refused, `df` inside.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::Env;
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An Env with the busybox image.
+fn env_with_image(name: &str) -> Env {
+    let env = Env::new(name);
+    let file = env.manifest("image.yaml", &env.image_doc());
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    env
+}
+
+fn volume_data(env: &Env, name: &str) -> PathBuf {
+    env.root.join("volumes").join(name).join("_data")
+}
+
+/// Polls until `cond` holds (a condition, not a fixed sleep), or panics.
+fn wait_until(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A host directory of the test's own (removed with the Env's dir).
+fn host_dir(env: &Env, name: &str) -> PathBuf {
+    let dir = env.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The anonymous volumes' data directories (64-hex names).
+fn anonymous_dirs(env: &Env) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(env.root.join("volumes")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().len() == 64)
+        .map(|e| e.path().join("_data"))
+        .collect()
+}
+
+#[test]
+fn named_volumes_are_made_on_first_use_and_filled_from_the_image_unless_nocopy() {
+    let env = env_with_image("sto-named");
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(volume_data(&env, "data").join("f")).unwrap(),
+        "kept\n"
+    );
+    let (out, _) = text(&env.berth(&["run", "--rm", "-v", "data:/data:ro", "busybox", "cat", "/data/f"]));
+    assert_eq!(out, "kept\n");
+    // Listed as Docker lists it, made by the run.
+    assert!(env.ok(&["volume", "ls"]).contains("data"));
+
+    // The image's /www goes into a new, empty volume; not with nocopy.
+    env.ok(&["run", "--rm", "-v", "web:/www", "busybox", "true"]);
+    assert!(volume_data(&env, "web").join("index.html").is_file());
+    env.ok(&["run", "--rm", "-v", "bare:/www:nocopy", "busybox", "true"]);
+    assert!(volume_data(&env, "bare").is_dir());
+    assert!(!volume_data(&env, "bare").join("index.html").exists());
+    env.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=bare2,dst=/www,volume-nocopy",
+        "busybox",
+        "true",
+    ]);
+    assert!(!volume_data(&env, "bare2").join("index.html").exists());
+}
+
+#[test]
+fn host_binds_show_host_files_and_a_read_only_one_refuses_writes() {
+    let env = env_with_image("sto-bind");
+    let dir = host_dir(&env, "shared");
+    std::fs::write(dir.join("hello"), "from host\n").unwrap();
+    let bind = format!("{}:/mnt", dir.display());
+    let (out, _) = text(&env.berth(&["run", "--rm", "-v", &bind, "busybox", "cat", "/mnt/hello"]));
+    assert_eq!(out, "from host\n");
+    // rw: a write reaches the host; z/Z are accepted (no SELinux here).
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{bind}:rw,z"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo in > /mnt/w",
+    ]);
+    assert_eq!(std::fs::read_to_string(dir.join("w")).unwrap(), "in\n");
+    // ro: the write is refused by the kernel and nothing reaches the host.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{bind}:ro,Z"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /mnt/ro-write",
+    ]);
+    let (_, err) = text(&out);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!dir.join("ro-write").exists());
+    // --mount type=bind,readonly: the same.
+    let mount = format!("type=bind,source={},target=/m,readonly", dir.display());
+    let out = env.berth(&["run", "--rm", "--mount", &mount, "busybox", "sh", "-c", "touch /m/y"]);
+    assert!(text(&out).1.contains("Read-only file system"));
+    assert!(!dir.join("y").exists());
+}
+
+#[test]
+fn an_anonymous_volume_lives_as_long_as_its_container() {
+    let env = env_with_image("sto-anon");
+    env.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "anon",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /scratch/f; sleep 60",
+    ]);
+    wait_until("the anonymous volume's file", 20, || {
+        anonymous_dirs(&env).iter().any(|d| d.join("f").is_file())
+    });
+    env.ok(&["rm", "-f", "anon"]);
+    wait_until("the anonymous volume to go with its container", 20, || {
+        anonymous_dirs(&env).is_empty()
+    });
+}
+
+#[test]
+fn read_only_root_takes_writes_only_on_tmpfs_and_shm_has_the_asked_size() {
+    let env = env_with_image("sto-ro");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "--shm-size",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /rootfile; touch /scratch/ok && echo tmpfs-took-it; df -k /dev/shm /scratch",
+    ]);
+    let (out_text, err) = text(&out);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(out_text.contains("tmpfs-took-it"), "{out_text}");
+    let blocks = |mount: &str| -> u64 {
+        out_text
+            .lines()
+            .find(|l| l.ends_with(mount))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(|| panic!("no df line for {mount}: {out_text}"))
+    };
+    assert_eq!(blocks("/dev/shm"), 32 * 1024);
+    assert_eq!(blocks("/scratch"), 1024);
+    // Without --read-only the root takes writes (the flag did it).
+    env.ok(&["run", "--rm", "busybox", "touch", "/rootfile"]);
+}
+
+#[test]
+fn volumes_from_shares_a_data_containers_volumes() {
+    let env = env_with_image("sto-from");
+    // Docker's data volume container: created, never started.
+    env.ok(&["create", "--name", "dbstore", "-v", "/dbdata", "busybox", "true"]);
+    env.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "dbstore",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dbdata/f",
+    ]);
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "dbstore:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /dbdata/f; touch /dbdata/g",
+    ]);
+    let (out_text, err) = text(&out);
+    assert_eq!(out_text, "shared\n");
+    assert!(err.contains("Read-only file system"), "{err}");
+    // The data lives in dbstore's anonymous volume, on the host.
+    let dirs = anonymous_dirs(&env);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(std::fs::read_to_string(dirs[0].join("f")).unwrap(), "shared\n");
+    assert!(!dirs[0].join("g").exists());
+    // A container that does not exist is refused by name.
+    let out = env.berth(&["run", "--rm", "--volumes-from", "nowhere", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out).1.contains("nowhere"));
+    env.ok(&["rm", "-f", "dbstore"]);
+    wait_until("dbstore's volume to go with it", 20, || anonymous_dirs(&env).is_empty());
+}
+
+/// Hostile forms are refused by flag before anything is made: no
+/// container, no volume, nothing written outside.
+#[test]
+fn hostile_volume_forms_are_refused_and_leave_nothing() {
+    let env = env_with_image("sto-hostile");
+    for (args, why) in [
+        (&["-v", "../x:/y"][..], "relative host path"),
+        (&["-v", "x/y:/y"], "relative host path"),
+        (&["-v", "data:/"], "cannot mount over `/`"),
+        (&["-v", "data:/a/../etc"], "`..`"),
+        (&["-v", "/etc/../root:/y"], "`..`"),
+        (&["-v", "Bad_Name:/y"], "not a volume name"),
+        (&["--mount", "type=bind,source=rel,target=/y"], "relative host path"),
+        (&["--tmpfs", "/"], "cannot mount over `/`"),
+        (&["--volumes-from", "a/b"], "not a container name"),
+    ] {
+        let mut argv = vec!["run", "--rm"];
+        argv.extend_from_slice(args);
+        argv.extend(["busybox", "true"]);
+        let out = env.berth(&argv);
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+        assert!(err.contains(args[0]) && err.contains(why), "{args:?}: {err}");
+    }
+    // A manifest is refused the same way, with its place.
+    let doc = "apiVersion: berth/v1\nkind: Container\nmetadata: {name: bad}\nspec:\n  image: busybox\n  volumes:\n    - {hostPath: /srv, path: /}\n";
+    let file = env.manifest("bad.yaml", doc);
+    let out = env.berth(&["apply", "-f", file.to_str().unwrap()]);
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.yaml:7") && err.contains("spec.volumes[0].path"),
+        "{err}"
+    );
+    assert!(!env.ok(&["ps", "-a"]).contains("bad"));
+    let volumes = std::fs::read_dir(env.root.join("volumes"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(volumes, 0, "a refused run made a volume");
+    assert!(!Path::new("/y").exists());
+}
