@@ -119,6 +119,9 @@ pub struct ObjectView {
     /// A running container's healthcheck state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthView>,
+    /// The desired object's `metadata.labels` (`volume ls -f label=…`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A container's health: `starting`, `healthy` or `unhealthy`, with the
@@ -617,6 +620,7 @@ mod tests {
             up_to_date: true,
             detail: None,
             health: None,
+            labels: Default::default(),
         };
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.contains("\"createdAt\":1"), "{json}");

@@ -152,7 +152,8 @@ fn an_anonymous_volume_lives_as_long_as_its_container() {
         "busybox",
         "sh",
         "-c",
-        "echo x > /scratch/f; sleep 60",
+        // TERM ends it at once (PID 1 ignores it by default).
+        "trap 'exit 0' TERM; echo x > /scratch/f; sleep 60 & wait",
     ]);
     wait_until("the anonymous volume's file", 20, || {
         anonymous_dirs(&env).iter().any(|d| d.join("f").is_file())
@@ -277,4 +278,125 @@ fn hostile_volume_forms_are_refused_and_leave_nothing() {
         .unwrap_or(0);
     assert_eq!(volumes, 0, "a refused run made a volume");
     assert!(!Path::new("/y").exists());
+}
+
+#[test]
+fn volume_create_with_local_driver_options_mounts_a_tmpfs_or_a_host_dir() {
+    let env = env_with_image("sto-create");
+    // A tmpfs of the asked size, shared by the containers that mount it.
+    assert_eq!(
+        env.ok(&[
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=size=100m",
+            "fast"
+        ]),
+        "fast\n"
+    );
+    let data = volume_data(&env, "fast");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(data.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no mount on {}", data.display()));
+    assert!(line.contains(" - tmpfs ") && line.contains("size=102400k"), "{line}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "fast:/fast",
+        "busybox",
+        "sh",
+        "-c",
+        "echo t > /fast/x; df -k /fast",
+    ]);
+    let blocks: u64 = out
+        .lines()
+        .find(|l| l.ends_with("/fast"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(blocks, 100 * 1024);
+    assert_eq!(std::fs::read_to_string(data.join("x")).unwrap(), "t\n");
+
+    // A bind of a host directory: its files show, and removing the volume
+    // leaves them on the host.
+    let dir = host_dir(&env, "hostdata");
+    std::fs::write(dir.join("seen"), "on host\n").unwrap();
+    let device = format!("device={}", dir.display());
+    env.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "hostvol",
+    ]);
+    let out = env.ok(&["run", "--rm", "-v", "hostvol:/h", "busybox", "cat", "/h/seen"]);
+    assert_eq!(out, "on host\n");
+    env.ok(&["volume", "rm", "hostvol", "fast"]);
+    assert_eq!(std::fs::read_to_string(dir.join("seen")).unwrap(), "on host\n");
+    assert!(!volume_data(&env, "hostvol").exists());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(data.to_str().unwrap()), "the tmpfs stayed mounted");
+
+    // Hostile: a name with `/`, a relative device, an unknown option.
+    for (args, why) in [
+        (&["volume", "create", "a/b"][..], "invalid volume name"),
+        (
+            &[
+                "volume",
+                "create",
+                "-o",
+                "type=none",
+                "-o",
+                "o=bind",
+                "-o",
+                "device=../etc",
+                "rel",
+            ],
+            "absolute",
+        ),
+        (&["volume", "create", "-o", "colour=red", "odd"], "colour"),
+    ] {
+        let out = env.berth(args);
+        let (_, err) = text(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    assert!(!env.root.join("volumes/rel").exists());
+}
+
+#[test]
+fn volume_ls_filters_dangling_and_labels() {
+    let env = env_with_image("sto-ls");
+    env.ok(&["volume", "create", "--label", "tier=db", "dbdata"]);
+    env.ok(&["volume", "create", "spare"]);
+    env.ok(&["create", "--name", "user", "-v", "dbdata:/d", "busybox", "true"]);
+    let names = |filters: &[&str]| -> Vec<String> {
+        let mut argv = vec!["volume", "ls", "-q"];
+        for f in filters {
+            argv.extend(["-f", f]);
+        }
+        let mut v: Vec<String> = env.ok(&argv).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["dangling=true"]), ["spare"]);
+    assert_eq!(names(&["dangling=false"]), ["dbdata"]);
+    assert_eq!(names(&["label=tier"]), ["dbdata"]);
+    assert_eq!(names(&["label=tier=db", "dangling=false"]), ["dbdata"]);
+    assert!(names(&["label=tier=web"]).is_empty());
+    let out = env.berth(&["volume", "ls", "-f", "colour=red"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("dangling, label, name and driver"));
+    env.ok(&["rm", "-f", "user"]);
 }

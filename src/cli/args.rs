@@ -618,14 +618,41 @@ pub struct ExportArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum VolumeCmd {
-    /// List volumes.
-    Ls,
+    /// Make a volume: [NAME] [--label K=V] [-o type=tmpfs -o device=tmpfs -o o=size=100m].
+    Create(VolumeCreateArgs),
+    /// List volumes (-f dangling=true|false, label=K[=V], name=PART, driver=local).
+    Ls(VolumeLsArgs),
     /// A volume's spec, state and events.
     Inspect(NameArg),
     /// Delete volumes and their data (refused while a container uses one).
     Rm(VolumeRmArgs),
     /// Delete every volume no container uses.
     Prune,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeCreateArgs {
+    /// The volume's name (default: 32 random hex digits).
+    pub name: Option<String>,
+    /// Only `local`.
+    #[arg(short = 'd', long)]
+    pub driver: Option<String>,
+    /// KEY=VALUE (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// A local driver option: type=…, device=…, o=… (repeatable).
+    #[arg(short = 'o', long = "opt")]
+    pub opts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeLsArgs {
+    /// dangling=true|false, label=KEY[=VALUE], name=PART, driver=local (repeatable; all must hold).
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// Only names.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]
