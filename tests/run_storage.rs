@@ -400,3 +400,42 @@ fn volume_ls_filters_dangling_and_labels() {
     assert!(text(&out).1.contains("dangling, label, name and driver"));
     env.ok(&["rm", "-f", "user"]);
 }
+
+/// The same settings from a manifest (examples/manifests/storage): the
+/// fields, not only the flags, reach the kernel.
+#[test]
+fn a_manifest_takes_the_storage_fields() {
+    let env = Env::new("sto-manifest");
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/manifests/storage/stack.yaml"))
+            .unwrap();
+    // The example's image, from the test's busybox tar.
+    let stack = example.replace("/opt/berth/images/busybox.tar", common::busybox_tar().to_str().unwrap());
+    let file = env.manifest("storage.yaml", &stack);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    wait_until("the reader's output", 30, || {
+        env.berth(&["logs", "reader"]).stdout.windows(6).any(|w| w == b"/dev/s")
+    });
+    let log = env.log_text("reader");
+    assert!(log.starts_with("stored\n"), "{log}");
+    let blocks = |mount: &str| -> u64 {
+        log.lines()
+            .find(|l| l.ends_with(mount))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(|| panic!("no df line for {mount}: {log}"))
+    };
+    assert_eq!(blocks("/dev/shm"), 256 * 1024);
+    assert_eq!(blocks("/scratch"), 64 * 1024);
+    let out = env.berth(&[
+        "exec",
+        "reader",
+        "sh",
+        "-c",
+        "touch /rootfile || touch /store/x || touch /tmp/ok && echo tmp-ok",
+    ]);
+    let (out_text, err) = text(&out);
+    assert_eq!(out_text, "tmp-ok\n", "{err}");
+    assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+}
