@@ -175,12 +175,23 @@ fn read_only_root_takes_writes_only_on_tmpfs_and_shm_has_the_asked_size() {
         "/scratch:size=1m",
         "--shm-size",
         "32m",
+        "--tmpfs",
+        "/noexec",
+        "--tmpfs",
+        "/exec:exec",
         "busybox",
         "sh",
         "-c",
-        "touch /rootfile; touch /scratch/ok && echo tmpfs-took-it; df -k /dev/shm /scratch",
+        "touch /rootfile; touch /scratch/ok && echo tmpfs-took-it; df -k /dev/shm /scratch; \
+         cp /bin/busybox /noexec/busybox; /noexec/busybox true || echo noexec-refused; \
+         cp /bin/busybox /exec/busybox && /exec/busybox true && echo exec-ran",
     ]);
     let (out_text, err) = text(&out);
+    // --tmpfs is noexec unless `exec`, as Docker's.
+    assert!(
+        out_text.contains("noexec-refused") && out_text.contains("exec-ran"),
+        "{out_text}{err}"
+    );
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(out_text.contains("tmpfs-took-it"), "{out_text}");
     let blocks = |mount: &str| -> u64 {

@@ -286,6 +286,10 @@ pub struct VolumeMount {
     /// (Docker's `nocopy`, `volume-nocopy`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nocopy: bool,
+    /// Programs on a `tmpfs` mount cannot be run (`noexec`; Docker's
+    /// `--tmpfs` default, which `run --tmpfs /p:exec` lifts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noexec: bool,
 }
 
 /// Another container whose mounts (volumes, anonymous volumes and host

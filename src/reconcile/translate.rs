@@ -315,6 +315,9 @@ pub fn container_config(
             if m.read_only {
                 options.push("ro".to_string());
             }
+            if m.noexec {
+                options.push("noexec".to_string());
+            }
             if let Some(size) = m.size {
                 options.push(format!("size={}", size.0));
             }

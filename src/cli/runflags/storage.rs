@@ -286,13 +286,15 @@ fn parse_mount(raw: &str) -> Result<VolumeMount, RunFlagsError> {
     Ok(m)
 }
 
-/// `--tmpfs /path[:size=…,mode=…,ro|rw,nosuid,nodev]` (berth's tmpfs mounts
-/// are always nosuid and nodev).
+/// `--tmpfs /path[:size=…,mode=…,ro|rw,exec|noexec,nosuid,nodev]`: noexec
+/// unless `exec`, as Docker's (berth's tmpfs mounts are always nosuid and
+/// nodev).
 fn parse_tmpfs(raw: &str) -> Result<VolumeMount, RunFlagsError> {
     const FLAG: &str = "--tmpfs";
     let (path, opts) = raw.split_once(':').unwrap_or((raw, ""));
     let mut m = VolumeMount {
         tmpfs: Some(target(FLAG, raw, path)?),
+        noexec: true,
         ..Default::default()
     };
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -308,14 +310,15 @@ fn parse_tmpfs(raw: &str) -> Result<VolumeMount, RunFlagsError> {
                 m.mode = Some(v.to_string());
             }
             None if o == "ro" => m.read_only = true,
-            None if matches!(o, "rw" | "nosuid" | "nodev") => {}
-            _ => {
-                return Err(invalid(
-                    FLAG,
-                    raw,
-                    format!("berth does not take tmpfs option `{o}`: it knows size, mode, ro, rw, nosuid, nodev"),
-                ))
-            }
+            None if o == "exec" => m.noexec = false,
+            None if matches!(o, "rw" | "noexec" | "nosuid" | "nodev") => {}
+            _ => return Err(invalid(
+                FLAG,
+                raw,
+                format!(
+                    "berth does not take tmpfs option `{o}`: it knows size, mode, ro, rw, exec, noexec, nosuid, nodev"
+                ),
+            )),
         }
     }
     Ok(m)
@@ -491,7 +494,7 @@ mod tests {
     fn tmpfs_read_only_shm_and_volumes_from() {
         let spec = spec_of(&[
             "--tmpfs",
-            "/run:rw,size=1m,mode=0700,nosuid",
+            "/run:rw,size=1m,mode=0700,nosuid,exec",
             "--tmpfs",
             "/scratch",
             "--read-only",
@@ -515,6 +518,7 @@ mod tests {
                 },
                 VolumeMount {
                     tmpfs: Some("/scratch".into()),
+                    noexec: true,
                     ..Default::default()
                 },
             ]
@@ -535,7 +539,7 @@ mod tests {
             ]
         );
         for (argv, why) in [
-            (["--tmpfs", "/t:noexec"], "`noexec`"),
+            (["--tmpfs", "/t:suid"], "`suid`"),
             (["--tmpfs", "/t:size=50%"], "size"),
             (["--tmpfs", "rel"], "absolute"),
             (["--shm-size", "0"], "size"),

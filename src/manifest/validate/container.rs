@@ -326,6 +326,9 @@ impl<'a> Validator<'a> {
                 Some(path) => self.mount_target(o, &format!("{at}.path"), path),
             }
         }
+        if m.noexec && m.tmpfs.is_none() {
+            self.report(o, &format!("{at}.noexec"), "`noexec` applies only to `tmpfs` mounts");
+        }
         if m.nocopy && m.volume.is_none() && !m.anonymous {
             self.report(
                 o,

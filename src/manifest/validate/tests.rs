@@ -556,3 +556,17 @@ fn local_driver_options_are_dockers() {
     find(&d, "unknown local driver option `colour`");
     find(&d, "a bind (`o=bind`) takes `type: none`");
 }
+
+#[test]
+fn noexec_is_for_tmpfs_mounts() {
+    let d = check_with(
+        &container(
+            "web",
+            "  volumes:\n    - {tmpfs: /t, noexec: true}\n    - {volume: data, path: /d, noexec: true}\n",
+        ),
+        &|kind, name| kind == Kind::Volume && name == "data",
+    );
+    let e = find(&d, "`noexec` applies only to `tmpfs` mounts");
+    assert_eq!((e.line, e.field.as_str()), (8, "spec.volumes[1].noexec"));
+    assert_eq!(d.len(), 1, "{}", render(&d));
+}
