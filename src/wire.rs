@@ -280,6 +280,11 @@ pub struct RunRequest {
     /// The keys the attach will detach with: checked before the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_keys: Option<String>,
+    /// Local driver options of named volumes the run makes on first use
+    /// (`--mount …,volume-opt=K=V`), by volume; a volume that exists keeps
+    /// its own, as Docker's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_opts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).

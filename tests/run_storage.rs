@@ -450,3 +450,37 @@ fn a_manifest_takes_the_storage_fields() {
     assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
     env.ok(&["delete", "-f", file.to_str().unwrap()]);
 }
+
+#[test]
+fn mount_volume_opts_make_the_volume_on_first_use() {
+    let env = env_with_image("sto-volopt");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=quick,dst=/q,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size=2m,mode=1777\"",
+        "busybox",
+        "df",
+        "-k",
+        "/q",
+    ]);
+    let blocks: u64 = out
+        .lines()
+        .find(|l| l.ends_with("/q"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(blocks, 2 * 1024);
+    // A bind of a host directory that is not there is refused, not waited on.
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=nodir,dst=/n,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/nonexistent/berth",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out).1.contains("/nonexistent/berth"), "{}", text(&out).1);
+    env.ok(&["volume", "rm", "quick", "nodir"]);
+}

@@ -37,6 +37,8 @@ fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> RunFlagsE
 pub struct RunFlags {
     pub spec: ContainerSpec,
     pub labels: BTreeMap<String, String>,
+    /// `--mount …,volume-opt=K=V`: options of volumes made on first use.
+    pub volume_opts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `caller_env` reads the caller's environment (for `-e KEY`).
@@ -125,10 +127,11 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
             on_unhealthy: None,
         });
     }
-    storage::apply(args, &mut spec)?;
+    let volume_opts = storage::apply(args, &mut spec)?;
     Ok(RunFlags {
         spec,
         labels: BTreeMap::new(),
+        volume_opts,
     })
 }
 

@@ -2,17 +2,38 @@
 //! `--read-only`, `--shm-size`, read as the docker CLI (moby's linux mount
 //! parser) reads them. Pure.
 
+use std::collections::BTreeMap;
+
 use super::{invalid, RunFlagsError};
 use crate::cli::args::RunArgs;
 use crate::manifest::{docker_size, is_dns_label, ContainerSpec, Memory, Propagation, VolumeMount, VolumesFrom};
 
-/// Fills `spec`'s mounts and storage settings from `args`.
-pub(super) fn apply(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), RunFlagsError> {
+/// Local driver options by volume name (`volume-opt`).
+pub(super) type VolumeOpts = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Fills `spec`'s mounts and storage settings from `args`; returns the
+/// `volume-opt`s of `--mount`.
+pub(super) fn apply(args: &RunArgs, spec: &mut ContainerSpec) -> Result<VolumeOpts, RunFlagsError> {
     for v in &args.volume {
         spec.volumes.push(parse_volume(v)?);
     }
-    for m in &args.mount {
-        spec.volumes.push(parse_mount(m)?);
+    let mut volume_opts = VolumeOpts::new();
+    for raw in &args.mount {
+        let (m, opts) = parse_mount(raw)?;
+        if !opts.is_empty() {
+            let Some(name) = m.volume.clone() else {
+                return Err(invalid("--mount", raw, "volume-opt needs a named volume (source=NAME)"));
+            };
+            if volume_opts.get(&name).is_some_and(|o| *o != opts) {
+                return Err(invalid(
+                    "--mount",
+                    raw,
+                    format!("volume `{name}` is given other volume-opts already"),
+                ));
+            }
+            volume_opts.insert(name, opts);
+        }
+        spec.volumes.push(m);
     }
     for t in &args.tmpfs {
         spec.volumes.push(parse_tmpfs(t)?);
@@ -39,7 +60,7 @@ pub(super) fn apply(args: &RunArgs, spec: &mut ContainerSpec) -> Result<(), RunF
             .ok_or_else(|| invalid("--shm-size", size, "expected a size such as 64m (b, k, m, g)"))?;
         spec.shm_size = Some(Memory(bytes));
     }
-    Ok(())
+    Ok(volume_opts)
 }
 
 /// A path inside the container: absolute, not `/`, no `..` (refused here
@@ -166,17 +187,35 @@ fn mount_bool(raw: &str, key: &str, value: Option<&str>) -> Result<bool, RunFlag
     }
 }
 
-/// `--mount type=bind|volume|tmpfs,KEY=VALUE,…` with Docker's keys.
-fn parse_mount(raw: &str) -> Result<VolumeMount, RunFlagsError> {
+/// `--mount`'s fields: split at commas outside double quotes, the quotes
+/// dropped, as Docker reads it (a CSV line): `"volume-opt=o=size=1m,uid=1"`.
+fn csv_fields(raw: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for c in raw.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().expect("one field at least").push(c),
+        }
+    }
+    fields
+}
+
+/// `--mount type=bind|volume|tmpfs,KEY=VALUE,…` with Docker's keys; the
+/// mount and its `volume-opt`s.
+fn parse_mount(raw: &str) -> Result<(VolumeMount, BTreeMap<String, String>), RunFlagsError> {
     const FLAG: &str = "--mount";
     let mut typ = "volume";
     let (mut src, mut dst) = (None, None);
     let (mut read_only, mut nocopy) = (false, false);
     let (mut prop, mut size, mut mode) = (None, None, None);
-    for field in raw.split(',') {
+    let fields = csv_fields(raw);
+    let mut opts = BTreeMap::new();
+    for field in &fields {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k, Some(v)),
-            None => (field, None),
+            None => (field.as_str(), None),
         };
         fn need<'a>(raw: &str, key: &str, v: Option<&'a str>) -> Result<&'a str, RunFlagsError> {
             v.filter(|v| !v.is_empty())
@@ -209,19 +248,16 @@ fn parse_mount(raw: &str) -> Result<VolumeMount, RunFlagsError> {
                     .ok_or_else(|| invalid(FLAG, raw, "tmpfs-mode is octal bits such as 1770"))?;
                 mode = Some(v.to_string());
             }
+            "volume-opt" => {
+                let (k, v) = need(value)?
+                    .split_once('=')
+                    .ok_or_else(|| invalid(FLAG, raw, "volume-opt is KEY=VALUE (type, device, o)"))?;
+                opts.insert(k.to_string(), v.to_string());
+            }
             // Docker Desktop's file sharing hints; nothing to do on Linux.
             "consistency" => {}
             "volume-driver" if value == Some("local") => {}
-            _ => {
-                return Err(invalid(
-                    FLAG,
-                    raw,
-                    format!(
-                        "berth does not take `{key}` (for driver options, make the volume first: \
-                         berth volume create -o …)"
-                    ),
-                ))
-            }
+            _ => return Err(invalid(FLAG, raw, format!("berth does not take `{key}`"))),
         }
     }
     let dst = dst.ok_or_else(|| invalid(FLAG, raw, "missing target=/path"))?;
@@ -242,6 +278,7 @@ fn parse_mount(raw: &str) -> Result<VolumeMount, RunFlagsError> {
         (size.is_none() && mode.is_none()) || typ == "tmpfs",
         "tmpfs-size/tmpfs-mode",
     )?;
+    only(opts.is_empty() || typ == "volume", "volume-opt")?;
     match typ {
         "bind" => {
             let src = src.ok_or_else(|| invalid(FLAG, raw, "a bind needs source=/host/path"))?;
@@ -283,7 +320,7 @@ fn parse_mount(raw: &str) -> Result<VolumeMount, RunFlagsError> {
             ))
         }
     }
-    Ok(m)
+    Ok((m, opts))
 }
 
 /// `--tmpfs /path[:size=…,mode=…,ro|rw,exec|noexec,nosuid,nodev]`: noexec
@@ -312,13 +349,15 @@ fn parse_tmpfs(raw: &str) -> Result<VolumeMount, RunFlagsError> {
             None if o == "ro" => m.read_only = true,
             None if o == "exec" => m.noexec = false,
             None if matches!(o, "rw" | "noexec" | "nosuid" | "nodev") => {}
-            _ => return Err(invalid(
-                FLAG,
-                raw,
-                format!(
+            _ => {
+                return Err(invalid(
+                    FLAG,
+                    raw,
+                    format!(
                     "berth does not take tmpfs option `{o}`: it knows size, mode, ro, rw, exec, noexec, nosuid, nodev"
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(m)
@@ -471,6 +510,23 @@ mod tests {
     }
 
     #[test]
+    fn mount_volume_opts_go_to_the_volume_made_on_first_use() {
+        let flags = super::super::parse(
+            &run_args(&[
+                "--mount",
+                "type=volume,src=fast,dst=/f,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size=1m,uid=1\"",
+                "busybox",
+            ]),
+            &|_| None,
+        )
+        .unwrap();
+        let opts = &flags.volume_opts["fast"];
+        assert_eq!(opts["type"], "tmpfs");
+        assert_eq!(opts["o"], "size=1m,uid=1");
+        assert_eq!(flags.spec.volumes[0].volume.as_deref(), Some("fast"));
+    }
+
+    #[test]
     fn mount_refuses_what_berth_cannot_honour() {
         for (arg, why) in [
             ("type=bind,source=rel,target=/x", "relative host path"),
@@ -478,7 +534,16 @@ mod tests {
             ("type=nfs,target=/x", "type `nfs`"),
             ("type=tmpfs,source=x,target=/x", "no source"),
             ("type=volume,target=/x,tmpfs-size=1m", "does not apply"),
-            ("type=volume,source=v,target=/x,volume-opt=type=tmpfs", "volume-opt"),
+            ("type=volume,target=/x,volume-opt=type=tmpfs", "needs a named volume"),
+            (
+                "type=bind,source=/srv,target=/x,volume-opt=type=tmpfs",
+                "volume-opt does not apply",
+            ),
+            ("type=volume,source=v,target=/x,volume-opt=tmpfs", "KEY=VALUE"),
+            (
+                "type=volume,source=v,target=/x,bind-nonrecursive",
+                "does not take `bind-nonrecursive`",
+            ),
             ("type=volume,source=v", "missing target"),
             ("type=bind,source=/srv,target=/", "over `/`"),
             ("type=tmpfs,target=/t,tmpfs-size=lots", "tmpfs-size"),
