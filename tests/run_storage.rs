@@ -241,6 +241,19 @@ fn volumes_from_shares_a_data_containers_volumes() {
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     assert_eq!(std::fs::read_to_string(dirs[0].join("f")).unwrap(), "shared\n");
     assert!(!dirs[0].join("g").exists());
+    // Through a container that only takes them from dbstore, as Docker.
+    env.ok(&[
+        "create",
+        "--name",
+        "mid",
+        "--volumes-from",
+        "dbstore",
+        "busybox",
+        "true",
+    ]);
+    let (out_text, _) = text(&env.berth(&["run", "--rm", "--volumes-from", "mid", "busybox", "cat", "/dbdata/f"]));
+    assert_eq!(out_text, "shared\n");
+    env.ok(&["rm", "-f", "mid"]);
     // A container that does not exist is refused by name.
     let out = env.berth(&["run", "--rm", "--volumes-from", "nowhere", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));

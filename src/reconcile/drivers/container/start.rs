@@ -24,8 +24,24 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     let mut cfg = translate::container_config(name, spec, &resolved.view, &|v| volumes.path(v))
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
     cfg.io.wait_attach = wait_attach;
-    for from in &spec.volumes_from {
-        cfg.mounts.extend(volumes_from(engine, spec, from).await?);
+    // As Docker, a source's own volumes-from come along (read-only if
+    // either link says so); each container once, so a cycle ends.
+    let mut queue: Vec<crate::manifest::VolumesFrom> = spec.volumes_from.clone();
+    let mut seen: HashSet<String> = HashSet::from([name.to_string()]);
+    while let Some(from) = queue.pop() {
+        if !seen.insert(from.container.clone()) {
+            continue;
+        }
+        let (mounts, further) = volumes_from(engine, spec, &from).await?;
+        for m in mounts {
+            if cfg.mounts.iter().all(|have| have.destination != m.destination) {
+                cfg.mounts.push(m);
+            }
+        }
+        queue.extend(further.into_iter().map(|f| crate::manifest::VolumesFrom {
+            read_only: f.read_only || from.read_only,
+            ..f
+        }));
     }
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
@@ -219,12 +235,13 @@ pub(super) async fn populate_one(engine: &Engine, volume: &str, path: &str, laye
 
 /// The mounts `from` gives the container with spec `own`: the source's
 /// volumes as they are now, its anonymous ones made if it never started
-/// (Docker's data volume container is only ever `create`d).
+/// (Docker's data volume container is only ever `create`d); and the
+/// source's own `volumesFrom`.
 async fn volumes_from(
     engine: &Arc<Engine>,
     own: &ContainerSpec,
     from: &crate::manifest::VolumesFrom,
-) -> Result<Vec<crate::runtime::MountSpec>, DriverError> {
+) -> Result<(Vec<crate::runtime::MountSpec>, Vec<crate::manifest::VolumesFrom>), DriverError> {
     let source_name = from.container.as_str();
     let desired = engine.desired_objects()?;
     let source = desired
@@ -253,13 +270,8 @@ async fn volumes_from(
     make_anonymous_volumes(engine, source_name, &source, &resolved.view).await?;
     let anonymous = translate::anonymous_volumes(source_name, &source, &resolved.view);
     let volumes = engine.host.volumes.clone();
-    Ok(translate::volumes_from_mounts(
-        &source,
-        &anonymous,
-        from.read_only,
-        own,
-        &|v| volumes.path(v),
-    ))
+    let mounts = translate::volumes_from_mounts(&source, &anonymous, from.read_only, own, &|v| volumes.path(v));
+    Ok((mounts, source.volumes_from.clone()))
 }
 
 /// Makes the anonymous volumes of the image's `Volumes` the container's
