@@ -121,6 +121,9 @@ pub struct ObjectView {
     /// A running container's healthcheck state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthView>,
+    /// The desired object's `metadata.labels` (`volume ls -f label=…`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A container's health: `starting`, `healthy` or `unhealthy`, with the
@@ -279,6 +282,11 @@ pub struct RunRequest {
     /// The keys the attach will detach with: checked before the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_keys: Option<String>,
+    /// Local driver options of named volumes the run makes on first use
+    /// (`--mount …,volume-opt=K=V`), by volume; a volume that exists keeps
+    /// its own, as Docker's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_opts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One line of the `run` stream (newline-delimited JSON).
@@ -631,6 +639,7 @@ mod tests {
             up_to_date: true,
             detail: None,
             health: None,
+            labels: Default::default(),
         };
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.contains("\"createdAt\":1"), "{json}");

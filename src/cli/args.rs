@@ -411,6 +411,28 @@ pub struct RunArgs {
     /// Run berth's init as PID 1: reaps zombies, forwards signals.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub init: Option<bool>,
+    // Storage.
+    /// Mount a volume: NAME:/path[:opts] (made on first use),
+    /// /host/path:/path[:opts], or /path (anonymous); opts: ro, rw, nocopy,
+    /// a bind propagation, z and Z (no-ops: no SELinux here).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+    /// [,volume-nocopy][,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount every volume of another container: NAME[:ro|rw].
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Mount a tmpfs: /path[:size=…,mode=…,ro].
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Size of /dev/shm, e.g. 256m (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -656,14 +678,41 @@ pub struct ExportArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum VolumeCmd {
-    /// List volumes.
-    Ls,
+    /// Make a volume: [NAME] [--label K=V] [-o type=tmpfs -o device=tmpfs -o o=size=100m].
+    Create(VolumeCreateArgs),
+    /// List volumes (-f dangling=true|false, label=K[=V], name=PART, driver=local).
+    Ls(VolumeLsArgs),
     /// A volume's spec, state and events.
     Inspect(NameArg),
     /// Delete volumes and their data (refused while a container uses one).
     Rm(VolumeRmArgs),
     /// Delete every volume no container uses.
     Prune,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeCreateArgs {
+    /// The volume's name (default: 32 random hex digits).
+    pub name: Option<String>,
+    /// Only `local`.
+    #[arg(short = 'd', long)]
+    pub driver: Option<String>,
+    /// KEY=VALUE (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// A local driver option: type=…, device=…, o=… (repeatable).
+    #[arg(short = 'o', long = "opt")]
+    pub opts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VolumeLsArgs {
+    /// dangling=true|false, label=KEY[=VALUE], name=PART, driver=local (repeatable; all must hold).
+    #[arg(short = 'f', long = "filter")]
+    pub filters: Vec<String>,
+    /// Only names.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]

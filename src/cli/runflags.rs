@@ -15,6 +15,7 @@ use crate::manifest::{self, ContainerSpec, Healthcheck, PortMapping, RestartPoli
 use crate::wire::DEFAULT_NETWORK;
 
 mod isolation;
+mod storage;
 
 /// A flag whose value berth cannot turn into a spec; the message names the
 /// flag and the value, as `docker run` does.
@@ -41,6 +42,8 @@ fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> RunFlagsE
 pub struct RunFlags {
     pub spec: ContainerSpec,
     pub labels: BTreeMap<String, String>,
+    /// `--mount …,volume-opt=K=V`: options of volumes made on first use.
+    pub volume_opts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `caller_env` reads the caller's environment (for `-e KEY`).
@@ -124,9 +127,11 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
             return Err(invalid("--userns", other, why));
         }
     };
+    let volume_opts = storage::apply(args, &mut spec)?;
     Ok(RunFlags {
         spec,
         labels: BTreeMap::new(),
+        volume_opts,
     })
 }
 

@@ -120,12 +120,101 @@ async fn checked_object(engine: &Arc<Engine>, req: &RunRequest) -> Result<Object
     let others: Vec<&Object> = stored.iter().collect();
     super::apply::refuse_port_clash(&others, std::slice::from_ref(&obj))?;
     let exists = |kind: Kind, n: &str| stored.iter().any(|o| o.kind() == kind && o.name() == n);
-    let problems = manifest::validate(std::slice::from_ref(&obj), &exists);
+    // As Docker: a named volume the run mounts is made on first use (with
+    // the run's volume-opts), validated with the container.
+    let mut new_volumes: Vec<Object> = Vec::new();
+    if let Spec::Container(spec) = &obj.spec {
+        for name in spec.volumes.iter().filter_map(|m| m.volume.as_deref()) {
+            if !exists(Kind::Volume, name) && new_volumes.iter().all(|v| v.name() != name) {
+                new_volumes.push(volume_object(
+                    name,
+                    req.volume_opts.get(name).cloned().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let mut checked = vec![obj.clone()];
+    checked.extend(new_volumes.iter().cloned());
+    let problems = manifest::validate(&checked, &exists);
     if !problems.is_empty() {
-        let msg: Vec<String> = problems.iter().map(|d| format!("{}: {}", d.field, d.message)).collect();
+        let msg: Vec<String> = problems
+            .iter()
+            .map(|d| match d.field.starts_with("spec.driverOpts") {
+                true => format!("volume-opt of {}: {}", d.file, d.message),
+                false => format!("{}: {}", d.field, d.message),
+            })
+            .collect();
         return Err(CommandError::Invalid(msg.join("; ")));
     }
+    ensure_volumes(engine, &new_volumes).await?;
     Ok(obj)
+}
+
+/// A local Volume a run makes on first use.
+fn volume_object(name: &str, driver_opts: BTreeMap<String, String>) -> Object {
+    Object {
+        metadata: Metadata {
+            name: name.to_string(),
+            labels: BTreeMap::new(),
+        },
+        spec: Spec::Volume(manifest::VolumeSpec {
+            driver: None,
+            driver_opts,
+        }),
+        origin: Origin {
+            file: format!("volume/{name}"),
+            line: 0,
+            column: 0,
+        },
+    }
+}
+
+/// The source a volume made by `volume create` or on a run's first use
+/// belongs to: one per volume, so `volume rm` of one leaves the others.
+pub fn volume_source(name: &str) -> String {
+    format!("volume:{name}")
+}
+
+/// Stores each of `volumes` and runs passes until each exists, so that
+/// the container that mounts them can start.
+async fn ensure_volumes(engine: &Arc<Engine>, volumes: &[Object]) -> Result<()> {
+    if volumes.is_empty() {
+        return Ok(());
+    }
+    for vol in volumes {
+        engine.store_set(&volume_source(vol.name()), std::slice::from_ref(vol), false, &|_, _| {
+            None
+        })?;
+    }
+    let names: Vec<&str> = volumes.iter().map(|v| v.name()).collect();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut missing = None;
+        for name in &names {
+            let view = engine.views(Some(Kind::Volume), Some(name))?.into_iter().next();
+            match view {
+                Some(v) if v.state == crate::wire::StatusKind::Ready => {}
+                // Its mount failed (a missing bind source…): said at once.
+                Some(v) if v.state == crate::wire::StatusKind::Failed => {
+                    return Err(CommandError::Invalid(format!("volume/{name}: {}", v.status)));
+                }
+                _ => {
+                    missing = Some(name);
+                    break;
+                }
+            }
+        }
+        let Some(missing) = missing else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() > deadline {
+            return Err(CommandError::Unavailable(format!(
+                "volume/{missing} could not be made: see `berth describe volume/{missing}`"
+            )));
+        }
+        engine.reconcile().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// `create`: stores the container and records it made but held stopped,

@@ -12,6 +12,7 @@
 
 mod de;
 pub mod isolation;
+
 mod node;
 mod parse;
 mod positions;

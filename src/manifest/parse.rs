@@ -313,7 +313,10 @@ mod tests {
     fn unknown_fields_without_a_close_match_list_the_expected_fields() {
         let d = errors("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: v}\nspec: {flavour: fast}\n");
         let e = find(&d, "unknown field `flavour`");
-        assert_eq!(e.message, "unknown field `flavour`, expected `driver`");
+        assert_eq!(
+            e.message,
+            "unknown field `flavour`, expected one of `driver`, `driverOpts`"
+        );
         assert_eq!((e.line, e.column, e.field.as_str()), (4, 8, "spec.flavour"));
 
         let d = errors("apiVersion: berth/v1\nkind: Volume\nmetadata: {name: v}\nstatus: {}\n");

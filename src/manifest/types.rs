@@ -329,10 +329,12 @@ impl PortMapping {
     }
 }
 
-/// One mount: exactly one of `volume`, `hostPath` or `tmpfs` is set.
+/// One mount: exactly one of `volume`, `hostPath`, `tmpfs` or `anonymous`
+/// is set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VolumeMount {
+    /// A named Volume (`run -v NAME:/path` makes it on first use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,6 +358,31 @@ pub struct VolumeMount {
     /// default `rprivate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<Propagation>,
+    /// A volume of this container's own at `path`, made on its first start
+    /// and removed with it (Docker's `-v /path`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+    /// Do not copy the image's content at `path` into a new, empty volume
+    /// (Docker's `nocopy`, `volume-nocopy`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+    /// Programs on a `tmpfs` mount cannot be run (`noexec`; Docker's
+    /// `--tmpfs` default, which `run --tmpfs /p:exec` lifts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noexec: bool,
+}
+
+/// Another container whose mounts (volumes, anonymous volumes and host
+/// binds, not tmpfs) this one mounts at the same paths, as Docker's
+/// `--volumes-from NAME[:ro|rw]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VolumesFrom {
+    /// The Container's name.
+    pub container: String,
+    /// Mount them all read-only; otherwise each keeps its own mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// How mount events propagate between a bind mount and its source, as
@@ -488,6 +515,17 @@ pub struct ContainerSpec {
     /// Log rotation (default: one file, unbounded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogSpec>,
+    // Storage (Docker's `--read-only`, `--shm-size`, `--volumes-from`).
+    /// Mount the root filesystem read-only; mounts (volumes, tmpfs, `/dev`,
+    /// `/dev/shm`) stay writable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_rootfs: bool,
+    /// Size of `/dev/shm` (default `64Mi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<Memory>,
+    /// Containers whose mounts this one shares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<VolumesFrom>,
     // Isolation (Docker's --device, --pid, --ipc, --uts, --init, --stop-signal).
     /// Host devices made in the container (`--device`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -745,4 +783,11 @@ pub struct VolumeSpec {
     /// Only `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Options of the `local` driver, as Docker's `volume create -o`:
+    /// `type` (a filesystem type such as `tmpfs`, or `none` for a bind),
+    /// `device` (what to mount: `tmpfs`, or an absolute host path) and `o`
+    /// (mount options: `size=100m`, `mode=1777`, `uid=`, `gid=`, `bind`,
+    /// `ro`…). Without them the volume is a plain directory.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }

@@ -491,6 +491,7 @@ mod tests {
             "data",
             Spec::Volume(VolumeSpec {
                 driver: Some("local".into()),
+                ..Default::default()
             }),
         );
         let plan = plan(&desired, &observed);

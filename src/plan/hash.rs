@@ -156,6 +156,7 @@ mod tests {
                 "data",
                 Spec::Volume(VolumeSpec {
                     driver: volume_driver.map(Into::into),
+                    ..Default::default()
                 }),
             ),
             obj(

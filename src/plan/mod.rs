@@ -250,7 +250,13 @@ mod tests {
         }
         for (i, b) in d.volumes.iter().enumerate() {
             let driver = (b & 1 == 1).then(|| "local".to_string());
-            out.push(obj(format!("vol{i}"), Spec::Volume(VolumeSpec { driver })));
+            out.push(obj(
+                format!("vol{i}"),
+                Spec::Volume(VolumeSpec {
+                    driver,
+                    ..Default::default()
+                }),
+            ));
         }
         for (i, b) in d.networks.iter().enumerate() {
             let spec = NetworkSpec {

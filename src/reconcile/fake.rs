@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use super::seams::{AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
+use super::seams::{
+    AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, LocalMount, NetworkHost, VolumeHost,
+};
 use crate::image::{self, ImageConfig, ImageError, ImageRecord, ImageSummary};
 use crate::network::dns::Records;
 use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
@@ -29,6 +31,7 @@ pub enum Call {
     Remove(String),
     Import(String),
     CreateVolume(String),
+    MountVolume(String, String),
     RemoveVolume(String),
     PopulateVolume(String, PathBuf),
     EnsureBridge(String),
@@ -59,6 +62,7 @@ pub enum Op {
     Remove,
     Import,
     CreateVolume,
+    MountVolume,
     RemoveVolume,
     PopulateVolume,
     EnsureBridge,
@@ -86,6 +90,7 @@ impl Call {
             Call::Remove(_) => Op::Remove,
             Call::Import(_) => Op::Import,
             Call::CreateVolume(_) => Op::CreateVolume,
+            Call::MountVolume(..) => Op::MountVolume,
             Call::RemoveVolume(_) => Op::RemoveVolume,
             Call::PopulateVolume(..) => Op::PopulateVolume,
             Call::EnsureBridge(_) => Op::EnsureBridge,
@@ -149,6 +154,8 @@ struct Script {
     /// Images imported without a reference (Image objects'), found by id.
     imported: Vec<ImageRecord>,
     volumes: HashSet<String>,
+    /// Volumes with the local driver's mount on them.
+    mounted_volumes: HashSet<String>,
     anonymous: Vec<AnonymousVolumeInfo>,
     bridges: HashSet<String>,
     /// Host ends of veths, with their bridge.
@@ -886,9 +893,24 @@ impl VolumeHost for FakeHost {
             .map_err(std::io::Error::other)?;
         let mut s = self.script();
         s.volumes.remove(name);
+        s.mounted_volumes.remove(name);
         // Its owner record goes with its directory, as on disk.
         s.anonymous.retain(|a| a.id != name);
         Ok(())
+    }
+
+    fn mount(&self, name: &str, m: &LocalMount) -> std::io::Result<()> {
+        if self.mounted(name) {
+            return Ok(());
+        }
+        self.mutate(Call::MountVolume(name.into(), m.fstype.clone()))
+            .map_err(std::io::Error::other)?;
+        self.script().mounted_volumes.insert(name.into());
+        Ok(())
+    }
+
+    fn mounted(&self, name: &str) -> bool {
+        self.script().mounted_volumes.contains(name)
     }
 
     fn exists(&self, name: &str) -> bool {

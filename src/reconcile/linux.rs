@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 
-use super::seams::{AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, NetworkHost, VolumeHost};
+use super::seams::{
+    AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, LocalMount, NetworkHost, VolumeHost,
+};
 use crate::image::{self, ImageRecord, ImageStore, ImageSummary};
 use crate::network::{self, link, nat, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord, Runtime};
@@ -191,10 +193,104 @@ impl VolumeHost for VolumeDirs {
         Ok(path)
     }
     fn remove(&self, name: &str) -> std::io::Result<()> {
+        // The local driver's mount comes off first: deleting through a bind
+        // would delete the host directory's files, through a device its
+        // filesystem's. Detached, as the volume's users are gone.
+        let data = self.path(name);
+        for _ in 0..8 {
+            if !self.mounted(name) {
+                break;
+            }
+            nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH).map_err(std::io::Error::from)?;
+        }
+        if self.mounted(name) {
+            return Err(std::io::Error::other(format!(
+                "{} is still mounted; unmount it, then remove the volume again",
+                data.display()
+            )));
+        }
         match std::fs::remove_dir_all(self.dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    fn mount(&self, name: &str, m: &LocalMount) -> std::io::Result<()> {
+        use nix::mount::MsFlags;
+        if self.mounted(name) {
+            return Ok(());
+        }
+        let data = self.path(name);
+        let mut flags = MsFlags::empty();
+        let mut fs_options: Vec<&str> = Vec::new();
+        for o in &m.options {
+            match o.as_str() {
+                "ro" => flags |= MsFlags::MS_RDONLY,
+                "rw" => {}
+                "bind" => flags |= MsFlags::MS_BIND,
+                "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+                "nosuid" => flags |= MsFlags::MS_NOSUID,
+                "nodev" => flags |= MsFlags::MS_NODEV,
+                "noexec" => flags |= MsFlags::MS_NOEXEC,
+                "noatime" => flags |= MsFlags::MS_NOATIME,
+                "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+                other => fs_options.push(other),
+            }
+        }
+        if m.is_bind() {
+            let meta = std::fs::metadata(&m.device)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("bind source {}: {e}", m.device)))?;
+            if !meta.is_dir() {
+                return Err(std::io::Error::other(format!(
+                    "bind source {} is not a directory",
+                    m.device
+                )));
+            }
+            let bind = flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+            nix::mount::mount(Some(m.device.as_str()), &data, None::<&str>, bind, None::<&str>)?;
+            // A bind takes its other flags only on a remount.
+            let rest = flags - bind;
+            if !rest.is_empty() {
+                let remounted = nix::mount::mount(
+                    None::<&str>,
+                    &data,
+                    None::<&str>,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_BIND | rest,
+                    None::<&str>,
+                );
+                if let Err(e) = remounted {
+                    let _ = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH);
+                    return Err(e.into());
+                }
+            }
+            return Ok(());
+        }
+        let fs_data = fs_options.join(",");
+        nix::mount::mount(
+            Some(m.device.as_str()),
+            &data,
+            Some(m.fstype.as_str()),
+            flags,
+            (!fs_data.is_empty()).then_some(fs_data.as_str()),
+        )
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::Error::from(e).kind(),
+                format!("mount {} ({}) with {:?}: {e}", m.device, m.fstype, m.options.join(",")),
+            )
+        })
+    }
+
+    fn mounted(&self, name: &str) -> bool {
+        let data = self.path(name);
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return false;
+        };
+        // The fifth field is the mount point, octal-escaped (volume paths
+        // hold no spaces, so it is the path itself).
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|p| Path::new(p) == data)
     }
     fn exists(&self, name: &str) -> bool {
         self.path(name).is_dir()

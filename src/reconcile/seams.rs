@@ -175,6 +175,30 @@ pub trait VolumeHost: Send + Sync {
     fn create_anonymous(&self, id: &str, container: &str, path: &str) -> std::io::Result<PathBuf>;
     /// Every anonymous volume there is.
     fn anonymous(&self) -> Vec<AnonymousVolumeInfo>;
+    /// Mounts what the local driver's options ask for on the volume's
+    /// directory, unless it is mounted already. Blocking.
+    fn mount(&self, name: &str, m: &LocalMount) -> std::io::Result<()>;
+    /// Whether something is mounted on the volume's directory.
+    fn mounted(&self, name: &str) -> bool;
+}
+
+/// What the local driver mounts on a volume's directory (Docker's
+/// `volume create -o type=… -o device=… -o o=…`), sizes already in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMount {
+    /// The filesystem type (`tmpfs`, `ext4`…); `none` for a bind.
+    pub fstype: String,
+    /// What is mounted: `tmpfs`, a block device or a host directory.
+    pub device: String,
+    /// `o`, split at commas.
+    pub options: Vec<String>,
+}
+
+impl LocalMount {
+    /// A bind of a host directory (`o=bind` or `o=rbind`).
+    pub fn is_bind(&self) -> bool {
+        self.options.iter().any(|o| o == "bind" || o == "rbind")
+    }
 }
 
 /// An anonymous volume as its directory records it.

@@ -58,6 +58,7 @@ impl Engine {
                 up_to_date,
                 detail: None,
                 health: None,
+                labels: d.map(|d| d.object.metadata.labels.clone()).unwrap_or_default(),
             };
             let pending = self.pending_reason(key);
             match (d, rec) {
@@ -160,6 +161,7 @@ impl Engine {
                     a.path, a.container
                 )),
                 health: None,
+                labels: Default::default(),
             })
             .collect()
     }

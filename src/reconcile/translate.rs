@@ -132,6 +132,10 @@ pub struct AnonymousVolume {
     pub id: String,
     /// The path inside the container (normalized).
     pub path: String,
+    /// Mounted read-only (a `-v /path:ro` of the spec's own).
+    pub read_only: bool,
+    /// Not filled from the image (`nocopy`).
+    pub nocopy: bool,
 }
 
 /// `path` without `.` parts, repeated and trailing slashes; `None` when it is
@@ -156,15 +160,39 @@ fn normalize_path(path: &str) -> Option<String> {
 /// anonymous volume's name: a hash of the container's name and the path, so
 /// a restart or replace of the container finds the same volume again.
 /// Paths that are not absolute or hold `..` are skipped, as `/` is.
+///
+/// The spec's own `anonymous` mounts come first, named the same way (so a
+/// `-v /data` and an image's `VOLUME /data` of the same container are one
+/// volume).
 pub fn anonymous_volumes(name: &str, spec: &ContainerSpec, image: &ImageView) -> Vec<AnonymousVolume> {
     use sha2::{Digest, Sha256};
+    let id_of = |path: &str| -> String {
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(path.as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut out: Vec<AnonymousVolume> = Vec::new();
+    for m in spec.volumes.iter().filter(|m| m.anonymous) {
+        let Some(path) = m.path.as_deref().and_then(normalize_path).filter(|p| p != "/") else {
+            continue;
+        };
+        if out.iter().all(|a| a.path != path) {
+            out.push(AnonymousVolume {
+                id: id_of(&path),
+                path,
+                read_only: m.read_only,
+                nocopy: m.nocopy,
+            });
+        }
+    }
     let covered: Vec<String> = spec
         .volumes
         .iter()
         .filter_map(|m| m.tmpfs.as_deref().or(m.path.as_deref()))
         .filter_map(normalize_path)
         .collect();
-    let mut out: Vec<AnonymousVolume> = Vec::new();
     for raw in &image.volumes {
         let Some(path) = normalize_path(raw).filter(|p| p != "/") else {
             continue;
@@ -172,12 +200,57 @@ pub fn anonymous_volumes(name: &str, spec: &ContainerSpec, image: &ImageView) ->
         if covered.contains(&path) || out.iter().any(|a| a.path == path) {
             continue;
         }
-        let mut h = Sha256::new();
-        h.update(name.as_bytes());
-        h.update([0]);
-        h.update(path.as_bytes());
-        let id: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        out.push(AnonymousVolume { id, path });
+        out.push(AnonymousVolume {
+            id: id_of(&path),
+            path,
+            read_only: false,
+            nocopy: false,
+        });
+    }
+    out
+}
+
+/// The mounts `--volumes-from SOURCE[:ro]` gives: the source's named
+/// volumes, host binds and anonymous volumes (`anonymous`, as
+/// [`anonymous_volumes`] names them for it) at the same paths, each
+/// read-only if it is or if `read_only`; not its tmpfs mounts (as Docker).
+/// A path the container mounts itself (`own`) stays its own.
+pub fn volumes_from_mounts(
+    source: &ContainerSpec,
+    anonymous: &[AnonymousVolume],
+    read_only: bool,
+    own: &ContainerSpec,
+    volume_dir: &dyn Fn(&str) -> PathBuf,
+) -> Vec<MountSpec> {
+    let taken: Vec<String> = own
+        .volumes
+        .iter()
+        .filter_map(|m| m.tmpfs.as_deref().or(m.path.as_deref()))
+        .filter_map(normalize_path)
+        .collect();
+    let mut out: Vec<MountSpec> = Vec::new();
+    let mut push = |mount: MountSpec| {
+        let Some(path) = normalize_path(&mount.destination) else {
+            return;
+        };
+        if !taken.contains(&path) && out.iter().all(|m| m.destination != mount.destination) {
+            out.push(mount);
+        }
+    };
+    for m in &source.volumes {
+        let ro = m.read_only || read_only;
+        if let (Some(vol), Some(path)) = (&m.volume, &m.path) {
+            push(bind(volume_dir(vol), path, ro));
+        } else if let (Some(host), Some(path)) = (&m.host_path, &m.path) {
+            let mut mount = bind(PathBuf::from(host), path, ro);
+            mount
+                .options
+                .push(m.propagation.unwrap_or(Propagation::Rprivate).as_str().to_string());
+            push(mount);
+        }
+    }
+    for anon in anonymous {
+        push(bind(volume_dir(&anon.id), &anon.path, anon.read_only || read_only));
     }
     out
 }
@@ -252,6 +325,9 @@ pub fn container_config(
             if m.read_only {
                 options.push("ro".to_string());
             }
+            if m.noexec {
+                options.push("noexec".to_string());
+            }
             if let Some(size) = m.size {
                 options.push(format!("size={}", size.0));
             }
@@ -267,7 +343,7 @@ pub fn container_config(
     for anon in anonymous_volumes(name, spec, image) {
         mounts.push(MountSpec {
             volume: true,
-            ..bind(volume_dir(&anon.id), &anon.path, false)
+            ..bind(volume_dir(&anon.id), &anon.path, anon.read_only)
         });
     }
     let res = spec.resources.clone().unwrap_or_default();
@@ -306,6 +382,8 @@ pub fn container_config(
             wait_attach: false,
         },
         isolation: isolation(spec, image)?,
+        readonly_rootfs: spec.read_only_rootfs,
+        shm_bytes: spec.shm_size.map(|s| s.0),
     })
 }
 

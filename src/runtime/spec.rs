@@ -5,7 +5,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use libcontainer::oci_spec::runtime::{
-    Arch, Capabilities, Capability, LinuxBlockIo, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscallBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Arch, Capabilities, Capability, LinuxBlockIo, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder,
+    LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIdMappingBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    LinuxResourcesBuilder, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompOperator,
+    LinuxSyscallBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use libcontainer::oci_spec::OciSpecError;
 use serde::{Deserialize, Serialize};
@@ -202,6 +207,12 @@ pub struct ContainerConfig {
     /// Privileges, capabilities, devices, namespaces… beyond Docker's defaults.
     #[serde(default)]
     pub isolation: super::isolation::Isolation,
+    /// The root filesystem is mounted read-only (mounts stay as they are).
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// Size of `/dev/shm` in bytes (default 64 MiB, Docker's).
+    #[serde(default)]
+    pub shm_bytes: Option<u64>,
 }
 
 /// How the init's stdio is wired and its output kept: what the container
@@ -471,12 +482,19 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
             );
             continue;
         }
+        let mut options = strings(options);
+        if let (Some(bytes), "/dev/shm") = (cfg.shm_bytes, destination) {
+            // The kernel takes bytes; Docker's own default is the 65536k.
+            for o in options.iter_mut().filter(|o| o.starts_with("size=")) {
+                *o = format!("size={bytes}");
+            }
+        }
         mounts.push(
             MountBuilder::default()
                 .destination(destination)
                 .typ(typ)
                 .source(source)
-                .options(strings(options))
+                .options(options)
                 .build()
                 .map_err(err("mount"))?,
         );
@@ -686,7 +704,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         .root(
             RootBuilder::default()
                 .path(rootfs)
-                .readonly(false)
+                .readonly(cfg.readonly_rootfs)
                 .build()
                 .map_err(err("root"))?,
         )
@@ -1165,6 +1183,15 @@ mod tests {
                     ..config()
                 },
                 v1,
+            ),
+            (
+                "readonly_rootfs_shm_size",
+                ContainerConfig {
+                    readonly_rootfs: true,
+                    shm_bytes: Some(256 << 20),
+                    ..config()
+                },
+                HostInfo::default(),
             ),
         ]
     }

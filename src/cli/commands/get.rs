@@ -37,7 +37,7 @@ pub async fn get(g: &Global, args: GetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn objects_table(views: &[ObjectView], wide: bool, qualify: bool) -> Table {
+pub(super) fn objects_table(views: &[ObjectView], wide: bool, qualify: bool) -> Table {
     let mut header = vec!["NAME", "STATUS", "RESTARTS", "AGE"];
     if wide {
         header.extend(["IMAGE", "PID", "PORTS", "SOURCE"]);

@@ -82,6 +82,7 @@ fn request(args: &RunArgs) -> Result<RunRequest, ExitCode> {
         detach: true,
         attach: false,
         detach_keys: None,
+        volume_opts: flags.volume_opts,
     })
 }
 

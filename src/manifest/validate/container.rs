@@ -186,6 +186,7 @@ impl<'a> Validator<'a> {
             }
         }
 
+        self.storage(o, spec);
         if let Some(resources) = &spec.resources {
             self.resources(o, resources);
         }
@@ -240,6 +241,7 @@ impl<'a> Validator<'a> {
             ("volume", m.volume.is_some()),
             ("hostPath", m.host_path.is_some()),
             ("tmpfs", m.tmpfs.is_some()),
+            ("anonymous", m.anonymous),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -248,7 +250,7 @@ impl<'a> Validator<'a> {
             [] => self.report(
                 o,
                 &at,
-                "a mount needs exactly one of `volume`, `hostPath` or `tmpfs`, got none",
+                "a mount needs exactly one of `volume`, `hostPath`, `tmpfs` or `anonymous`, got none",
             ),
             [_] => {}
             many => {
@@ -257,14 +259,25 @@ impl<'a> Validator<'a> {
                     o,
                     &at,
                     format!(
-                        "a mount needs exactly one of `volume`, `hostPath` or `tmpfs`, got {}",
+                        "a mount needs exactly one of `volume`, `hostPath`, `tmpfs` or `anonymous`, got {}",
                         listed.join(" and ")
                     ),
                 );
             }
         }
         if let Some(volume) = &m.volume {
-            self.reference(o, &format!("{at}.volume"), Kind::Volume, volume);
+            if is_dns_label(volume) {
+                self.reference(o, &format!("{at}.volume"), Kind::Volume, volume);
+            } else {
+                self.report(
+                    o,
+                    &format!("{at}.volume"),
+                    format!(
+                        "`{volume}` is not a volume name: 1 to 63 lower-case letters, digits and `-` \
+                         (a host directory is `hostPath`, absolute)"
+                    ),
+                );
+            }
         }
         if let Some(host) = &m.host_path {
             if !is_absolute(host) {
@@ -272,6 +285,12 @@ impl<'a> Validator<'a> {
                     o,
                     &format!("{at}.hostPath"),
                     format!("`hostPath` must be an absolute path, got `{host}`"),
+                );
+            } else if has_dot_dot(host) {
+                self.report(
+                    o,
+                    &format!("{at}.hostPath"),
+                    format!("`hostPath` must not contain `..`, got `{host}`: give the directory's own path"),
                 );
             }
         }
@@ -282,6 +301,8 @@ impl<'a> Validator<'a> {
                     &format!("{at}.tmpfs"),
                     format!("`tmpfs` is the mount path inside the container and must be absolute, got `{tmpfs}`"),
                 );
+            } else {
+                self.mount_target(o, &format!("{at}.tmpfs"), tmpfs);
             }
             if m.path.is_some() {
                 self.report(
@@ -291,7 +312,7 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        if m.volume.is_some() || m.host_path.is_some() {
+        if m.volume.is_some() || m.host_path.is_some() || m.anonymous {
             match &m.path {
                 None => self.report(
                     o,
@@ -303,8 +324,18 @@ impl<'a> Validator<'a> {
                     &format!("{at}.path"),
                     format!("`path` must be an absolute path inside the container, got `{path}`"),
                 ),
-                Some(_) => {}
+                Some(path) => self.mount_target(o, &format!("{at}.path"), path),
             }
+        }
+        if m.noexec && m.tmpfs.is_none() {
+            self.report(o, &format!("{at}.noexec"), "`noexec` applies only to `tmpfs` mounts");
+        }
+        if m.nocopy && m.volume.is_none() && !m.anonymous {
+            self.report(
+                o,
+                &format!("{at}.nocopy"),
+                "`nocopy` applies only to `volume` and `anonymous` mounts (nothing is copied into the others)",
+            );
         }
         if let Some(mode) = &m.mode {
             if m.tmpfs.is_none() {
@@ -334,6 +365,52 @@ impl<'a> Validator<'a> {
                 "a tmpfs `size` must be larger than 0 (leave it out for the kernel default)",
             ),
             _ => {}
+        }
+    }
+
+    /// A mount's path inside the container: never `/` (it would hide the
+    /// image) and without `..` (which would name another place than it
+    /// says).
+    fn mount_target(&mut self, o: &Object, field: &str, path: &str) {
+        if path.split('/').all(|p| p.is_empty() || p == ".") {
+            self.report(
+                o,
+                field,
+                "a mount cannot be at `/`: the root is the image's (use `readOnlyRootfs` to protect it)",
+            );
+        } else if has_dot_dot(path) {
+            self.report(
+                o,
+                field,
+                format!("a mount path must not contain `..`, got `{path}`: give the path itself"),
+            );
+        }
+    }
+
+    /// `shmSize` and `volumesFrom`.
+    pub(super) fn storage(&mut self, o: &Object, spec: &ContainerSpec) {
+        if spec.shm_size.is_some_and(|s| s.0 == 0) {
+            self.report(
+                o,
+                "spec.shmSize",
+                "`shmSize` must be larger than 0 (leave it out for the default 64Mi)",
+            );
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, from) in spec.volumes_from.iter().enumerate() {
+            let field = format!("spec.volumesFrom[{i}].container");
+            if from.container == o.name() {
+                self.report(o, &field, "a container cannot take the volumes of itself");
+            } else {
+                self.reference(o, &field, Kind::Container, &from.container);
+            }
+            if !seen.insert(from.container.as_str()) {
+                self.report(
+                    o,
+                    &field,
+                    format!("`{}` is listed twice in `volumesFrom`", from.container),
+                );
+            }
         }
     }
 
@@ -524,4 +601,9 @@ pub(super) fn is_valid_user(user: &str) -> bool {
         Some((uid, gid)) => part(uid) && part(gid),
         None => part(user),
     }
+}
+
+/// Whether a path has a `..` part.
+fn has_dot_dot(path: &str) -> bool {
+    path.split('/').any(|p| p == "..")
 }

@@ -188,7 +188,7 @@ fn volume_mounts_need_one_source_and_absolute_paths() {
     assert_eq!((e.line, e.field.as_str()), (7, "spec.volumes[0]"));
     let e = find(
         &d,
-        "a mount needs exactly one of `volume`, `hostPath` or `tmpfs`, got none",
+        "a mount needs exactly one of `volume`, `hostPath`, `tmpfs` or `anonymous`, got none",
     );
     assert_eq!(e.line, 8);
     let e = find(&d, "missing `path`");
@@ -571,4 +571,82 @@ fn docker_resource_fields_are_checked_at_their_line() {
 
 fn at_of(d: &[Diagnostic], needle: &str) -> usize {
     find(d, needle).line
+}
+
+#[test]
+fn storage_fields_are_checked_with_their_place() {
+    let text = container(
+        "web",
+        "  volumes:\n    - {anonymous: true, path: /cache, nocopy: true}\n    - {anonymous: true}\n    - {hostPath: /srv, path: /s, nocopy: true}\n    - {volume: data, path: /}\n    - {tmpfs: /a/../etc}\n    - {hostPath: /srv/../etc, path: /e}\n    - {volume: a/b, path: /v}\n  readOnlyRootfs: true\n  shmSize: 0\n  volumesFrom:\n    - {container: web}\n    - {container: store, readOnly: true}\n    - {container: nowhere}\n    - {container: store}\n",
+    );
+    let known = |kind: Kind, name: &str| matches!((kind, name), (Kind::Container, "store") | (Kind::Volume, "data"));
+    let d = check_with(&text, &known);
+    let e = find(&d, "missing `path`");
+    assert_eq!((e.line, e.field.as_str()), (8, "spec.volumes[1]"));
+    let e = find(&d, "`nocopy` applies only to");
+    assert_eq!((e.line, e.field.as_str()), (9, "spec.volumes[2].nocopy"));
+    let e = find(&d, "a mount cannot be at `/`");
+    assert_eq!((e.line, e.field.as_str()), (10, "spec.volumes[3].path"));
+    let e = find(&d, "a mount path must not contain `..`");
+    assert_eq!((e.line, e.field.as_str()), (11, "spec.volumes[4].tmpfs"));
+    let e = find(&d, "`hostPath` must not contain `..`");
+    assert_eq!((e.line, e.field.as_str()), (12, "spec.volumes[5].hostPath"));
+    let e = find(&d, "`a/b` is not a volume name");
+    assert_eq!((e.line, e.field.as_str()), (13, "spec.volumes[6].volume"));
+    let e = find(&d, "`shmSize` must be larger than 0");
+    assert_eq!((e.line, e.field.as_str()), (15, "spec.shmSize"));
+    let e = find(&d, "cannot take the volumes of itself");
+    assert_eq!((e.line, e.field.as_str()), (17, "spec.volumesFrom[0].container"));
+    let e = find(&d, "references Container `nowhere`, which is not defined");
+    assert_eq!((e.line, e.field.as_str()), (19, "spec.volumesFrom[2].container"));
+    let e = find(&d, "`store` is listed twice in `volumesFrom`");
+    assert_eq!((e.line, e.field.as_str()), (20, "spec.volumesFrom[3].container"));
+    assert_eq!(d.len(), 10, "{}", render(&d));
+}
+
+#[test]
+fn local_driver_options_are_dockers() {
+    let vol = |name: &str, opts: &str| {
+        format!("apiVersion: berth/v1\nkind: Volume\nmetadata: {{name: {name}}}\nspec:\n  driverOpts: {opts}\n---\n")
+    };
+    let good = [
+        vol("t", "{type: tmpfs, device: tmpfs, o: \"size=100m,mode=1777\"}"),
+        vol("b", "{type: none, o: bind, device: /srv/data}"),
+    ]
+    .concat();
+    let d = check(&good);
+    assert!(d.is_empty(), "{}", render(&d));
+    let bad = [
+        vol("a", "{type: tmpfs}"),
+        vol("b", "{type: none, device: srv, o: bind}"),
+        vol("c", "{type: tmpfs, device: tmpfs, o: \"size=lots\"}"),
+        vol("d", "{type: none, device: /srv}"),
+        vol("e", "{colour: red}"),
+        vol("f", "{type: ext4, o: bind, device: /srv}"),
+    ]
+    .concat();
+    let d = check(&bad);
+    let e = find(&d, "both `type` and `device`");
+    assert_eq!((e.line, e.field.as_str()), (5, "spec.driverOpts"));
+    let e = find(&d, "`device` must be an absolute host path");
+    assert_eq!((e.line, e.field.as_str()), (11, "spec.driverOpts.device"));
+    let e = find(&d, "`size=lots` is not a size");
+    assert_eq!((e.line, e.field.as_str()), (17, "spec.driverOpts.o"));
+    find(&d, "`type: none` needs `o: bind`");
+    find(&d, "unknown local driver option `colour`");
+    find(&d, "a bind (`o=bind`) takes `type: none`");
+}
+
+#[test]
+fn noexec_is_for_tmpfs_mounts() {
+    let d = check_with(
+        &container(
+            "web",
+            "  volumes:\n    - {tmpfs: /t, noexec: true}\n    - {volume: data, path: /d, noexec: true}\n",
+        ),
+        &|kind, name| kind == Kind::Volume && name == "data",
+    );
+    let e = find(&d, "`noexec` applies only to `tmpfs` mounts");
+    assert_eq!((e.line, e.field.as_str()), (8, "spec.volumes[1].noexec"));
+    assert_eq!(d.len(), 1, "{}", render(&d));
 }

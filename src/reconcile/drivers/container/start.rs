@@ -25,6 +25,25 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
         .map_err(|e| DriverError::Invalid(e.to_string()))?;
     cfg.io.wait_attach = wait_attach;
     join_peer_namespaces(engine, spec, &mut cfg.isolation)?;
+    // As Docker, a source's own volumes-from come along (read-only if
+    // either link says so); each container once, so a cycle ends.
+    let mut queue: Vec<crate::manifest::VolumesFrom> = spec.volumes_from.clone();
+    let mut seen: HashSet<String> = HashSet::from([name.to_string()]);
+    while let Some(from) = queue.pop() {
+        if !seen.insert(from.container.clone()) {
+            continue;
+        }
+        let (mounts, further) = volumes_from(engine, spec, &from).await?;
+        for m in mounts {
+            if cfg.mounts.iter().all(|have| have.destination != m.destination) {
+                cfg.mounts.push(m);
+            }
+        }
+        queue.extend(further.into_iter().map(|f| crate::manifest::VolumesFrom {
+            read_only: f.read_only || from.read_only,
+            ..f
+        }));
+    }
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
     cfg.netns = wired.netns;
@@ -204,7 +223,7 @@ pub(super) async fn resolve_image(
 /// its mount path, on the volume's first use (see `VolumeHost::populate`).
 /// The content is the image's merged view at `path` (see `image::merged`).
 pub(super) async fn populate_volumes(engine: &Engine, spec: &ContainerSpec, layers: &[PathBuf]) -> DriverResult {
-    for m in &spec.volumes {
+    for m in spec.volumes.iter().filter(|m| !m.nocopy) {
         if let (Some(volume), Some(path)) = (&m.volume, &m.path) {
             populate_one(engine, volume, path, layers).await?;
         }
@@ -239,6 +258,47 @@ pub(super) async fn populate_one(engine: &Engine, volume: &str, path: &str, laye
     Ok(())
 }
 
+/// The mounts `from` gives the container with spec `own`: the source's
+/// volumes as they are now, its anonymous ones made if it never started
+/// (Docker's data volume container is only ever `create`d); and the
+/// source's own `volumesFrom`.
+async fn volumes_from(
+    engine: &Arc<Engine>,
+    own: &ContainerSpec,
+    from: &crate::manifest::VolumesFrom,
+) -> Result<(Vec<crate::runtime::MountSpec>, Vec<crate::manifest::VolumesFrom>), DriverError> {
+    let source_name = from.container.as_str();
+    let desired = engine.desired_objects()?;
+    let source = desired
+        .iter()
+        .find(|o| o.kind() == Kind::Container && o.name() == source_name)
+        .and_then(|o| match &o.spec {
+            Spec::Container(spec) => Some(spec.clone()),
+            _ => None,
+        });
+    // Its anonymous volumes are made only once it has a live record, so
+    // that its delete removes them (see `make_anonymous_volumes`).
+    let (Some(source), Some(_)) = (source, engine.live(Kind::Container, source_name)?) else {
+        return Err(DriverError::Waiting(format!(
+            "waiting for container/{source_name} (volumesFrom) to be created"
+        )));
+    };
+    for m in &source.volumes {
+        if let Some(v) = m.volume.as_deref().filter(|v| !engine.host.volumes.exists(v)) {
+            return Err(DriverError::Waiting(format!(
+                "waiting for volume/{v} of container/{source_name} (volumesFrom) to be made"
+            )));
+        }
+    }
+    let key = ObjectKey::new(Kind::Container, source_name);
+    let resolved = resolve_image(engine, &key, &source.image).await?;
+    make_anonymous_volumes(engine, source_name, &source, &resolved.view).await?;
+    let anonymous = translate::anonymous_volumes(source_name, &source, &resolved.view);
+    let volumes = engine.host.volumes.clone();
+    let mounts = translate::volumes_from_mounts(&source, &anonymous, from.read_only, own, &|v| volumes.path(v));
+    Ok((mounts, source.volumes_from.clone()))
+}
+
 /// Makes the anonymous volumes of the image's `Volumes` the container's
 /// mounts leave uncovered (translate put them in its mounts), filled from
 /// the image on first use like named volumes. They are kept across restarts
@@ -260,7 +320,9 @@ pub(super) async fn make_anonymous_volumes(
                 path: engine.host.volumes.path(&anon.id),
                 source,
             })?;
-        populate_one(engine, &anon.id, &anon.path, &view.lower_dirs).await?;
+        if !anon.nocopy {
+            populate_one(engine, &anon.id, &anon.path, &view.lower_dirs).await?;
+        }
     }
     Ok(())
 }
