@@ -77,7 +77,11 @@ impl Engine {
                                 view.started_at = Some(run.started_at);
                                 set(&mut view, running_status(info), StatusKind::Ready);
                             }
-                            _ => self.container_status(&mut view, info, spec.restart_policy, pending),
+                            _ => {
+                                let policy =
+                                    policy::in_force(spec.restart_policy, spec.restart_max_retries, info.failed_runs);
+                                self.container_status(&mut view, info, policy, pending)
+                            }
                         }
                         self.health_status(&mut view);
                     }

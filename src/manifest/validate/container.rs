@@ -231,6 +231,7 @@ impl<'a> Validator<'a> {
             // the start finds out (validation does no I/O). A dependency
             // with neither is reported by reconcile, on the dependant.
         }
+        self.identity(o, spec);
     }
 
     pub(super) fn mount(&mut self, o: &Object, i: usize, m: &VolumeMount) {

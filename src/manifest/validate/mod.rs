@@ -22,6 +22,7 @@ use super::types::{
 use super::{printable, Diagnostic};
 
 mod container;
+mod identity;
 mod image;
 mod network;
 mod set;
@@ -30,6 +31,7 @@ mod tests;
 mod volume;
 
 use image::check_reference;
+pub use identity::{is_hostname, parse_mac, HOST_GATEWAY};
 pub use network::parse_cidr;
 
 /// Docker's minimum memory limit.

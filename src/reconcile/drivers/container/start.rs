@@ -48,6 +48,11 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
         }
         _ => ContainerInfo::default(),
     };
+    if info.next_restart_at.is_none() {
+        // Started by hand (or first): on-failure's count starts over, as
+        // `docker start` resets RestartCount.
+        info.failed_runs = 0;
+    }
     info.failure = None;
     info.next_restart_at = None;
     info.hold = None;
@@ -263,7 +268,7 @@ pub(super) fn on_shim_exit(engine: &Engine, name: &str) {
             Ok(Some(live)) => {
                 let mut info = live.container_info().cloned().unwrap_or_default();
                 if info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at) {
-                    record_exit(engine, name, &mut info, &exit, live.restart_policy());
+                    record_exit(engine, name, &mut info, &exit, live.restart_rule());
                 }
             }
             Ok(None) => {}
