@@ -13,10 +13,7 @@ pub const HOST_GATEWAY: &str = "host-gateway";
 impl<'a> Validator<'a> {
     pub(super) fn identity(&mut self, o: &Object, spec: &ContainerSpec) {
         let shares_uts = spec.network.as_deref().is_some_and(|n| n.starts_with("container:"));
-        for (field, value) in [
-            ("spec.hostname", &spec.hostname),
-            ("spec.domainname", &spec.domainname),
-        ] {
+        for (field, value) in [("spec.hostname", &spec.hostname), ("spec.domainname", &spec.domainname)] {
             let Some(value) = value else { continue };
             if !is_hostname(value) {
                 self.report(
@@ -199,7 +196,10 @@ mod tests {
             "  networks: [front]\n  hostname: \"web host\"\n  domainname: -bad\n  extraHosts:\n    - {host: \"db\\nevil\", ip: 10.1.2.3}\n    - {host: x, ip: 10.1.2}\n  dns: {servers: [dns.google], search: [\"a b\"], options: [\"nd ots\"]}\n  macAddress: \"01:00:5e:00:00:01\"\n  restartMaxRetries: 2\n",
         );
         let e = find(&d, "`web host` is not a host name");
-        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("m.yaml", 8, "spec.hostname"));
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("m.yaml", 8, "spec.hostname")
+        );
         let e = find(&d, "`-bad` is not a host name");
         assert_eq!((e.line, e.field.as_str()), (9, "spec.domainname"));
         let e = find(&d, "is not a host name: letters");
@@ -219,7 +219,9 @@ mod tests {
 
     #[test]
     fn host_gateway_and_a_mac_need_a_network_and_a_shared_namespace_no_hostname() {
-        let d = check("  network: none\n  extraHosts: [{host: gw, ip: host-gateway}]\n  macAddress: \"02:00:00:00:00:01\"\n");
+        let d = check(
+            "  network: none\n  extraHosts: [{host: gw, ip: host-gateway}]\n  macAddress: \"02:00:00:00:00:01\"\n",
+        );
         find(&d, "`host-gateway` is the gateway of the container's first network");
         find(&d, "`macAddress` is the address on the first of `networks`");
         let d = check("  network: \"container:db\"\n  hostname: x\n");
@@ -230,7 +232,13 @@ mod tests {
     fn mac_addresses_parse_in_both_spellings() {
         assert_eq!(parse_mac("02:42:AC:11:00:02"), Ok([2, 0x42, 0xac, 0x11, 0, 2]));
         assert_eq!(parse_mac("02-42-ac-11-00-02"), Ok([2, 0x42, 0xac, 0x11, 0, 2]));
-        for bad in ["02:42:ac:11:00", "02:42:ac:11:00:02:03", "2:42:ac:11:00:02", "zz:42:ac:11:00:02", "00:00:00:00:00:00"] {
+        for bad in [
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "2:42:ac:11:00:02",
+            "zz:42:ac:11:00:02",
+            "00:00:00:00:00:00",
+        ] {
             assert!(parse_mac(bad).is_err(), "{bad}");
         }
     }

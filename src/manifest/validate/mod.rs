@@ -30,8 +30,8 @@ mod set;
 mod tests;
 mod volume;
 
-use image::check_reference;
 pub use identity::{is_hostname, parse_mac, HOST_GATEWAY};
+use image::check_reference;
 pub use network::parse_cidr;
 
 /// Docker's minimum memory limit.

@@ -516,20 +516,16 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     let names = engine.host.networks.names().clone();
     match spec.network.as_deref() {
         Some("host") => {
-            let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            hosts.push_str(&extra_hosts_text(spec, None));
             let resolv = engine.host.networks.host_resolv_conf();
             write_files(
                 engine,
                 name,
+                spec,
                 &hosts,
-                &crate::network::files::resolv_conf(&resolv, false),
+                &dns_over(spec, crate::network::files::resolv_conf(&resolv, false)),
             )?;
-            // The host's name, as the container's own hostname is.
-            let hostname = crate::reconcile::translate::hostname_of(name, spec);
-            engine
-                .host
-                .networks
-                .write_file(name, "hostname", &format!("{hostname}\n"))?;
             return Ok(Wired {
                 netns: NetnsMode::Host,
                 mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
@@ -585,8 +581,9 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         }
         None => crate::network::files::resolv_conf(&host_resolv, true),
     };
+    let resolv = dns_over(spec, resolv);
     let hosts = hosts_text(&Addressing::now(engine)?, name, spec);
-    write_files(engine, name, &hosts, &resolv)?;
+    write_files(engine, name, spec, &hosts, &resolv)?;
     // Peers learn the new address before the container runs, so a peer
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
     refresh_hosts(engine);
@@ -626,12 +623,40 @@ async fn wire_netns(
     Ok(())
 }
 
-fn write_files(engine: &Engine, name: &str, hosts: &str, resolv: &str) -> DriverResult {
+fn write_files(engine: &Engine, name: &str, spec: &ContainerSpec, hosts: &str, resolv: &str) -> DriverResult {
     let h = &engine.host.networks;
     h.write_file(name, "hosts", hosts)?;
-    h.write_file(name, "hostname", &format!("{name}\n"))?;
+    let hostname = crate::reconcile::translate::hostname_of(name, spec);
+    h.write_file(name, "hostname", &format!("{hostname}\n"))?;
     h.write_file(name, "resolv.conf", resolv)?;
     Ok(())
+}
+
+/// `resolv` with the container's `dns` settings over it.
+fn dns_over(spec: &ContainerSpec, resolv: String) -> String {
+    match &spec.dns {
+        Some(d) => crate::network::files::with_dns(&resolv, &d.servers, &d.search, &d.options),
+        None => resolv,
+    }
+}
+
+/// The container's `extraHosts` lines; `host-gateway` is `gateway` (its
+/// first network's), and left out where there is none (validation refuses
+/// that, so only an unvalidated spec gets here).
+fn extra_hosts_text(spec: &ContainerSpec, gateway: Option<&str>) -> String {
+    let lines: Vec<(String, String)> = spec
+        .extra_hosts
+        .iter()
+        .filter_map(|e| {
+            let ip = if e.ip == crate::manifest::HOST_GATEWAY {
+                gateway?.to_string()
+            } else {
+                e.ip.clone()
+            };
+            Some((ip, e.host.clone()))
+        })
+        .collect();
+    crate::network::files::extra_hosts(&lines)
 }
 
 /// /etc/hosts of `name`: itself on each of its networks, then every other
@@ -658,7 +683,29 @@ fn hosts_text(addressing: &Addressing, name: &str, spec: &ContainerSpec) -> Stri
         // `none`: the name still resolves, to the loopback.
         own.push((Ipv4Addr::new(127, 0, 1, 1), vec![name.to_string()]));
     }
-    crate::network::files::hosts(&own, &peers)
+    // Its own hostname resolves to itself, as Docker writes it (with the
+    // domain: `host.domain host`).
+    if let Some(hostname) = &spec.hostname {
+        let mut mine = vec![hostname.clone()];
+        if let Some(domain) = &spec.domainname {
+            mine.insert(0, format!("{hostname}.{domain}"));
+        }
+        for (_, names) in &mut own {
+            for n in mine.iter().rev() {
+                if !names.contains(n) {
+                    names.insert(0, n.clone());
+                }
+            }
+        }
+    }
+    let gateway = spec
+        .networks
+        .first()
+        .and_then(|n| addressing.gateways.get(n.name()))
+        .map(String::as_str);
+    let mut text = crate::network::files::hosts(&own, &peers);
+    text.push_str(&extra_hosts_text(spec, gateway));
+    text
 }
 
 /// The names `network`'s DNS server answers: its containers' names; and,
@@ -705,12 +752,18 @@ struct Addressing {
     allocations: Vec<(String, String, String)>,
     /// The aliases of every live container, by (network, container).
     aliases: std::collections::HashMap<(String, String), Vec<String>>,
+    /// The gateway address of every live network (`host-gateway`).
+    gateways: std::collections::HashMap<String, String>,
 }
 
 impl Addressing {
     fn read(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError> {
         let mut aliases = std::collections::HashMap::new();
+        let mut gateways = std::collections::HashMap::new();
         for rec in live {
+            if let Some(info) = rec.network_info() {
+                gateways.insert(rec.key.name.clone(), info.gateway.clone());
+            }
             let Some(spec) = rec.container_spec() else { continue };
             for net in &spec.networks {
                 if !net.aliases.is_empty() {
@@ -721,6 +774,7 @@ impl Addressing {
         Ok(Addressing {
             allocations: engine.store.alloc_all()?,
             aliases,
+            gateways,
         })
     }
 
@@ -786,6 +840,7 @@ mod tests {
                 alloc("front", "10.1.0.3", "lb"),
             ],
             aliases: [(("back".to_string(), "db".to_string()), vec!["Postgres".to_string()])].into(),
+            gateways: [("front".to_string(), "10.1.0.1".to_string())].into(),
         }
     }
 
@@ -813,6 +868,25 @@ mod tests {
             ..Default::default()
         };
         assert!(hosts_text(&a, "x", &lonely).ends_with("127.0.1.1\tx\n"));
+        let named = ContainerSpec {
+            networks: vec!["front".into()],
+            hostname: Some("www".into()),
+            domainname: Some("example.org".into()),
+            extra_hosts: vec![
+                crate::manifest::ExtraHost {
+                    host: "gw".into(),
+                    ip: "host-gateway".into(),
+                },
+                crate::manifest::ExtraHost {
+                    host: "db.test".into(),
+                    ip: "192.0.2.7".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let hosts = hosts_text(&a, "web", &named);
+        assert!(hosts.contains("10.1.0.2\twww.example.org www web\n"), "{hosts}");
+        assert!(hosts.ends_with("10.1.0.1\tgw\n192.0.2.7\tdb.test\n"), "{hosts}");
 
         let back = dns_records(&a, "back");
         assert_eq!(back["postgres"], [Ipv4Addr::new(10, 1, 1, 2)]);
