@@ -37,9 +37,25 @@ pub struct RunFlags {
     pub labels: BTreeMap<String, String>,
 }
 
-/// `caller_env` reads the caller's environment (for `-e KEY`).
+pub mod identity;
+
+/// `caller_env` reads the caller's environment (for `-e KEY`). Flags that
+/// name files (`--env-file`, `--label-file`) are refused: see [`parse_with`].
 pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Result<RunFlags, RunFlagsError> {
-    let _ = caller_env;
+    parse_with(args, caller_env, &|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "files are read only by the CLI",
+        ))
+    })
+}
+
+/// [`parse`], reading the files flags name with `read_file`.
+pub fn parse_with(
+    args: &RunArgs,
+    caller_env: &dyn Fn(&str) -> Option<String>,
+    read_file: identity::ReadFile,
+) -> Result<RunFlags, RunFlagsError> {
     let mut spec = ContainerSpec {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -50,10 +66,18 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
         ..Default::default()
     };
     for e in &args.env {
-        let (k, v) = e
-            .split_once('=')
-            .ok_or_else(|| invalid("-e", e, "expected KEY=VALUE"))?;
-        spec.env.insert(k.to_string(), v.to_string());
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                spec.env.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => return Err(invalid("-e", e, "expected KEY=VALUE or KEY")),
+            // `-e KEY`: the caller's value, skipped when unset (as Docker).
+            None => {
+                if let Some(v) = caller_env(e) {
+                    spec.env.insert(e.clone(), v);
+                }
+            }
+        }
     }
     let memory = args
         .memory
@@ -123,10 +147,9 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
             on_unhealthy: None,
         });
     }
-    Ok(RunFlags {
-        spec,
-        labels: BTreeMap::new(),
-    })
+    let mut labels = BTreeMap::new();
+    identity::apply(&args.identity, &mut spec, &mut labels, caller_env, read_file)?;
+    Ok(RunFlags { spec, labels })
 }
 
 /// `-p`: Docker's forms HOST:CONTAINER and IP:HOST:CONTAINER (IPv4 only),
@@ -155,7 +178,7 @@ fn parse_publish(text: &str) -> Option<PortMapping> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::Parser;
 
@@ -203,8 +226,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_refused_by_flag_and_value() {
-        let e = spec_of(&["-e", "NOEQUALS", "busybox"]).unwrap_err().to_string();
-        assert!(e.starts_with("-e \"NOEQUALS\""), "{e}");
+        let e = spec_of(&["-e", "=NOKEY", "busybox"]).unwrap_err().to_string();
+        assert!(e.starts_with("-e \"=NOKEY\""), "{e}");
         let e = spec_of(&["--security-opt", "apparmor=x", "busybox"])
             .unwrap_err()
             .to_string();

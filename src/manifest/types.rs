@@ -434,6 +434,10 @@ pub struct ContainerSpec {
     /// runs in a row no more (Docker's `on-failure:N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_max_retries: Option<u32>,
+    /// Publish every port its image EXPOSEs on an ephemeral host port
+    /// (Docker's `-P`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all: bool,
 }
 
 /// One more line of /etc/hosts: `host` resolves to `ip`.
