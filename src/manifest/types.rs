@@ -212,6 +212,8 @@ pub struct PortMapping {
     /// IP:HOST:CONTAINER`); every local address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
+    /// The host's port; `0`: an ephemeral port, chosen free at each start
+    /// (Docker's `-p 80`), which `inspect` shows.
     pub host: u16,
     pub container: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +237,9 @@ impl PortMapping {
     /// kernel tells 127.0.0.1:80 and 127.0.0.2:80 apart, but an
     /// every-address publication takes the port on all of them).
     pub fn clashes_with(&self, other: &PortMapping) -> bool {
-        self.host == other.host
+        // Ephemeral ports are chosen apart at start.
+        self.host != 0
+            && self.host == other.host
             && self.proto() == other.proto()
             && match (self.host_addr(), other.host_addr()) {
                 (Some(a), Some(b)) => a == b,

@@ -48,6 +48,10 @@ pub struct ContainerInfo {
     /// reset by an exit 0 and by a start that is not a policy restart.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_runs: u32,
+    /// The ports published for this run: the spec's, with ephemeral host
+    /// ports (`host: 0`, `publishAll`) chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<crate::manifest::PortMapping>,
 }
 
 fn is_zero(n: &u32) -> bool {

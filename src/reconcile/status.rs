@@ -139,6 +139,16 @@ impl Engine {
         (info.labels, info.exposed_ports, anonymous)
     }
 
+    /// The ports container `name`'s last start published (ephemeral host
+    /// ports chosen).
+    pub fn container_published_ports(&self, name: &str) -> Vec<crate::manifest::PortMapping> {
+        self.live(Kind::Container, name)
+            .ok()
+            .flatten()
+            .and_then(|l| l.container_info().map(|i| i.published.clone()))
+            .unwrap_or_default()
+    }
+
     /// Anonymous volumes (made for an image's `Volumes`), which no source
     /// defines: their container's lifetime is theirs.
     fn anonymous_volume_views(&self, name: Option<&str>) -> Vec<ObjectView> {

@@ -92,10 +92,11 @@ async fn ensure_image(g: &Global, image: &mut String, flags: &IdentityArgs) -> R
 /// The request for `args`, or the exit code after a bad flag was reported
 /// (125, as `docker run` exits on its own errors).
 fn request(args: &RunArgs) -> Result<RunRequest, ExitCode> {
-    let flags = runflags::parse_with(args, &|key| std::env::var(key).ok(), &|path| std::fs::read(path)).map_err(|e| {
-        eprintln!("berth: {e}");
-        ExitCode::from(125)
-    })?;
+    let flags =
+        runflags::parse_with(args, &|key| std::env::var(key).ok(), &|path| std::fs::read(path)).map_err(|e| {
+            eprintln!("berth: {e}");
+            ExitCode::from(125)
+        })?;
     Ok(RunRequest {
         name: args.name.clone(),
         spec: flags.spec,

@@ -25,7 +25,11 @@ pub fn apply(
 ) -> Result<(), RunFlagsError> {
     if let Some(dir) = &args.workdir {
         if !dir.starts_with('/') {
-            return Err(invalid("--workdir", dir, "the working directory must be an absolute path"));
+            return Err(invalid(
+                "--workdir",
+                dir,
+                "the working directory must be an absolute path",
+            ));
         }
         spec.working_dir = Some(dir.clone());
     }
@@ -147,7 +151,11 @@ pub fn apply(
             match opt.split_once('=') {
                 Some(("max-size", v)) => {
                     let bytes = parse_docker_size(v).ok_or_else(|| {
-                        invalid("--log-opt", opt, "max-size is a size such as 10m (b, k, m, g: binary units)")
+                        invalid(
+                            "--log-opt",
+                            opt,
+                            "max-size is a size such as 10m (b, k, m, g: binary units)",
+                        )
                     })?;
                     logs.max_size = Some(Memory(bytes));
                 }
@@ -213,7 +221,10 @@ fn parse_add_host(text: &str) -> Result<ExtraHost, RunFlagsError> {
         return Err(invalid(
             "--add-host",
             text,
-            format!("`{}` is not a host name: letters, digits, `-` and `.`", host.escape_debug()),
+            format!(
+                "`{}` is not a host name: letters, digits, `-` and `.`",
+                host.escape_debug()
+            ),
         ));
     }
     if ip != crate::manifest::HOST_GATEWAY && ip.parse::<std::net::IpAddr>().is_err() {
@@ -332,7 +343,17 @@ mod tests {
     fn env_files_come_first_and_keys_alone_come_from_the_shell() {
         let file: &[u8] = b"# comment\n\nA=file\nB=file=with=equals\nFROM_SHELL\nUNSET_HERE\n";
         let s = flags(
-            &["--env-file", "/e", "-e", "A=flag", "-e", "FROM_SHELL", "-e", "UNSET_TOO", "busybox"],
+            &[
+                "--env-file",
+                "/e",
+                "-e",
+                "A=flag",
+                "-e",
+                "FROM_SHELL",
+                "-e",
+                "UNSET_TOO",
+                "busybox",
+            ],
             &[("/e", file)],
         )
         .unwrap()
@@ -348,7 +369,10 @@ mod tests {
     fn env_and_label_files_that_are_missing_or_junk_are_refused_by_file_and_line() {
         let e = err(&["--env-file", "/missing", "busybox"], &[]);
         assert!(e.starts_with("--env-file \"/missing\": cannot read it"), "{e}");
-        let e = err(&["--label-file", "/l", "busybox"], &[("/l", b"a=1\n\xff\xfe\x00junk\n")]);
+        let e = err(
+            &["--label-file", "/l", "busybox"],
+            &[("/l", b"a=1\n\xff\xfe\x00junk\n")],
+        );
         assert!(e.contains("line 2 is not UTF-8"), "{e}");
         let e = err(&["--label-file", "/l", "busybox"], &[("/l", b"a=1\nb=\x1b[31m\n")]);
         assert!(e.contains("line 2 holds control characters"), "{e}");
@@ -374,9 +398,23 @@ mod tests {
     fn names_hosts_and_resolver_settings_land_in_the_spec() {
         let s = flags(
             &[
-                "--hostname", "web", "--domainname", "example.org", "--add-host", "db:10.1.2.3",
-                "--add-host", "gw:host-gateway", "--add-host", "six=[fd00::1]", "--dns", "192.0.2.53",
-                "--dns-search", "a.test", "--dns-opt", "ndots:1", "busybox",
+                "--hostname",
+                "web",
+                "--domainname",
+                "example.org",
+                "--add-host",
+                "db:10.1.2.3",
+                "--add-host",
+                "gw:host-gateway",
+                "--add-host",
+                "six=[fd00::1]",
+                "--dns",
+                "192.0.2.53",
+                "--dns-search",
+                "a.test",
+                "--dns-opt",
+                "ndots:1",
+                "busybox",
             ],
             &[],
         )
@@ -387,7 +425,14 @@ mod tests {
         let hosts: Vec<(&str, &str)> = s.extra_hosts.iter().map(|h| (h.host.as_str(), h.ip.as_str())).collect();
         assert_eq!(hosts, [("db", "10.1.2.3"), ("gw", "host-gateway"), ("six", "fd00::1")]);
         let dns = s.dns.unwrap();
-        assert_eq!((dns.servers, dns.search, dns.options), (vec!["192.0.2.53".to_string()], vec!["a.test".to_string()], vec!["ndots:1".to_string()]));
+        assert_eq!(
+            (dns.servers, dns.search, dns.options),
+            (
+                vec!["192.0.2.53".to_string()],
+                vec!["a.test".to_string()],
+                vec!["ndots:1".to_string()]
+            )
+        );
     }
 
     #[test]
@@ -405,21 +450,37 @@ mod tests {
     fn restart_takes_dockers_policies() {
         assert_eq!(parse_restart("no"), Some((RestartPolicy::Never, None)));
         assert_eq!(parse_restart("always"), Some((RestartPolicy::Always, None)));
-        assert_eq!(parse_restart("unless-stopped"), Some((RestartPolicy::UnlessStopped, None)));
+        assert_eq!(
+            parse_restart("unless-stopped"),
+            Some((RestartPolicy::UnlessStopped, None))
+        );
         assert_eq!(parse_restart("on-failure"), Some((RestartPolicy::OnFailure, None)));
         assert_eq!(parse_restart("on-failure:2"), Some((RestartPolicy::OnFailure, Some(2))));
         for bad in ["on-failure:", "on-failure:-1", "always:2", "sometimes"] {
             assert_eq!(parse_restart(bad), None, "{bad}");
         }
         let s = flags(&["--restart", "on-failure:3", "busybox"], &[]).unwrap().spec;
-        assert_eq!((s.restart_policy, s.restart_max_retries), (RestartPolicy::OnFailure, Some(3)));
+        assert_eq!(
+            (s.restart_policy, s.restart_max_retries),
+            (RestartPolicy::OnFailure, Some(3))
+        );
         assert!(err(&["--restart", "sometimes", "busybox"], &[]).starts_with("--restart"));
     }
 
     #[test]
     fn address_aliases_and_mac_go_to_the_first_network_and_net_is_network() {
         let s = flags(
-            &["--net", "front", "--ip", "10.89.7.9", "--network-alias", "www", "--mac-address", "02:42:ac:11:00:09", "busybox"],
+            &[
+                "--net",
+                "front",
+                "--ip",
+                "10.89.7.9",
+                "--network-alias",
+                "www",
+                "--mac-address",
+                "02:42:ac:11:00:09",
+                "busybox",
+            ],
             &[],
         )
         .unwrap()
@@ -437,9 +498,12 @@ mod tests {
 
     #[test]
     fn log_options_take_dockers_units_and_refuse_the_rest() {
-        let s = flags(&["--log-opt", "max-size=10m", "--log-opt", "max-file=3", "busybox"], &[])
-            .unwrap()
-            .spec;
+        let s = flags(
+            &["--log-opt", "max-size=10m", "--log-opt", "max-file=3", "busybox"],
+            &[],
+        )
+        .unwrap()
+        .spec;
         let logs = s.logs.unwrap();
         assert_eq!((logs.max_size, logs.max_files), (Some(Memory(10 << 20)), Some(3)));
         assert_eq!(parse_docker_size("100"), Some(100));
@@ -455,7 +519,16 @@ mod tests {
     fn cli_side_flags_are_checked_here() {
         assert!(err(&["--pull", "sometimes", "busybox"], &[]).starts_with("--pull"));
         assert!(err(&["-a", "stdwhat", "busybox"], &[]).starts_with("--attach"));
-        let args = run_args(&["--sig-proxy=false", "-a", "stdout", "--cidfile", "/tmp/c", "--pull", "never", "busybox"]);
+        let args = run_args(&[
+            "--sig-proxy=false",
+            "-a",
+            "stdout",
+            "--cidfile",
+            "/tmp/c",
+            "--pull",
+            "never",
+            "busybox",
+        ]);
         assert_eq!(args.identity.sig_proxy, Some(false));
         assert_eq!(args.identity.attach, ["stdout"]);
         assert!(flags(&["--sig-proxy", "-a", "STDERR", "busybox"], &[]).is_ok());

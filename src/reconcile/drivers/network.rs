@@ -70,7 +70,11 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
         let Some(ip) = engine.store.alloc_of(first, &rec.key.name)? else {
             continue;
         };
-        for p in &spec.ports {
+        // What its start published (ephemeral ports chosen); a record of an
+        // older berth has only the spec's.
+        let published = rec.container_info().map(|i| i.published.as_slice()).unwrap_or_default();
+        let published = if published.is_empty() { &spec.ports } else { published };
+        for p in published.iter().filter(|p| p.host != 0) {
             ports.push(PortForward {
                 proto: proto_of(p.protocol.as_deref()),
                 host_ip: p.host_addr(),
@@ -89,6 +93,119 @@ fn proto_of(text: Option<&str>) -> Proto {
     } else {
         Proto::Tcp
     }
+}
+
+/// Docker's ephemeral port range (its default; the kernel's
+/// `ip_local_port_range` here too).
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// Ephemeral ports handed to a start that has not recorded them yet, so
+/// that two starts at once do not take the same one; an entry older than
+/// a start can take is stale.
+static CHOSEN: std::sync::Mutex<Vec<(Proto, u16, String, std::time::Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// The ports `spec` publishes: its `ports`, then with `publishAll` each of
+/// the image's `exposed` ports (`80/tcp`) it does not publish already, on
+/// an ephemeral host port (`host: 0`).
+pub(super) fn wanted_ports(spec: &ContainerSpec, exposed: &[String]) -> Vec<crate::manifest::PortMapping> {
+    let mut out = spec.ports.clone();
+    if spec.publish_all {
+        for e in exposed {
+            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            let Ok(container) = port.parse::<u16>() else { continue };
+            let proto = if proto == "udp" { "udp" } else { "tcp" };
+            if out.iter().any(|p| p.container == container && p.proto() == proto) {
+                continue;
+            }
+            out.push(crate::manifest::PortMapping {
+                host_ip: None,
+                host: 0,
+                container,
+                protocol: (proto == "udp").then(|| "udp".to_string()),
+            });
+        }
+    }
+    out
+}
+
+/// The ports container `name` publishes for this start, each ephemeral one
+/// (`host: 0`) given a free host port: the one it had (`before`) when that
+/// is still free, else the first free one from a point that varies.
+pub(super) async fn publish(
+    engine: &Engine,
+    name: &str,
+    spec: &ContainerSpec,
+    exposed: &[String],
+    before: &[crate::manifest::PortMapping],
+) -> Result<Vec<crate::manifest::PortMapping>, DriverError> {
+    let mut wanted = wanted_ports(spec, exposed);
+    if wanted.iter().all(|p| p.host != 0) {
+        return Ok(wanted);
+    }
+    // Taken: what other containers publish, and what starts at once chose.
+    let mut taken: BTreeSet<(Proto, u16)> = BTreeSet::new();
+    for rec in engine.live_all()? {
+        if rec.key.name == *name {
+            continue;
+        }
+        let Some(other) = rec.container_spec() else { continue };
+        let chosen = rec.container_info().map(|i| i.published.clone()).unwrap_or_default();
+        for p in other.ports.iter().chain(&chosen) {
+            taken.insert((proto_of(p.protocol.as_deref()), p.host));
+        }
+    }
+    let fresh_for = std::time::Duration::from_secs(60);
+    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    chosen.retain(|(_, _, owner, at)| at.elapsed() < fresh_for && owner != name);
+    for (proto, port, _, _) in chosen.iter() {
+        taken.insert((*proto, *port));
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+    for i in 0..wanted.len() {
+        if wanted[i].host != 0 {
+            continue;
+        }
+        let proto = proto_of(wanted[i].protocol.as_deref());
+        let ip = wanted[i].host_addr();
+        let same = |p: &crate::manifest::PortMapping| {
+            p.container == wanted[i].container && p.proto() == wanted[i].proto() && p.host_ip == wanted[i].host_ip
+        };
+        let previous = before.iter().find(|p| same(p) && p.host != 0).map(|p| p.host);
+        let start = (seed + i as u32 * 7919) % span;
+        let candidates = previous
+            .into_iter()
+            .chain((0..span).map(|k| EPHEMERAL_PORTS.start() + ((start + k) % span) as u16));
+        let mut found = None;
+        for port in candidates {
+            if taken.contains(&(proto, port))
+                || wanted
+                    .iter()
+                    .any(|p| p.host == port && proto_of(p.protocol.as_deref()) == proto)
+            {
+                continue;
+            }
+            if engine.host.networks.check_port_free(ip, port, proto).is_ok() {
+                found = Some(port);
+                break;
+            }
+        }
+        let port = found.ok_or_else(|| {
+            DriverError::Waiting(format!(
+                "no free host port in {}-{} to publish container port {}/{}; free one",
+                EPHEMERAL_PORTS.start(),
+                EPHEMERAL_PORTS.end(),
+                wanted[i].container,
+                wanted[i].proto()
+            ))
+        })?;
+        wanted[i].host = port;
+        chosen.push((proto, port, name.to_string(), std::time::Instant::now()));
+    }
+    Ok(wanted)
 }
 
 /// Rebuilds berth's nftables table from the store.
