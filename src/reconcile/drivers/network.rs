@@ -555,6 +555,7 @@ pub(super) fn veth_config(
             .then(|| parse_ip(&info.gateway))
             .transpose()?,
         mtu: info.mtu,
+        mac: None,
     })
 }
 
@@ -725,15 +726,18 @@ async fn wire_netns(
             continue;
         }
         let id = name.to_string();
+        let mut cfg = veth_config(engine, name, index, info, &ip)?;
+        if index == 0 {
+            // Validated; an unvalidated bad one keeps the kernel's.
+            cfg.mac = spec.mac_address.as_deref().and_then(|m| crate::manifest::parse_mac(m).ok());
+        }
         match &info.parent {
             Some(parent) => {
-                let mut cfg = veth_config(engine, name, index, info, &ip)?;
                 cfg.bridge = parent.clone();
                 blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
             }
             None => {
-                let veth = veth_config(engine, name, index, info, &ip)?;
-                blocking(engine, move |h| h.attach(&id, &veth)).await??;
+                blocking(engine, move |h| h.attach(&id, &cfg)).await??;
             }
         }
     }
