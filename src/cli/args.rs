@@ -560,6 +560,16 @@ pub struct NetworkCreateArgs {
     pub internal: bool,
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// bridge (the default) or macvlan.
+    #[arg(short = 'd', long)]
+    pub driver: Option<String>,
+    /// Driver options: parent=IF (macvlan), macvlan_mode=bridge,
+    /// com.docker.network.driver.mtu=N.
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// KEY=VALUE label on the network.
+    #[arg(long)]
+    pub label: Vec<String>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -729,7 +729,10 @@ async fn wire_netns(
         let mut cfg = veth_config(engine, name, index, info, &ip)?;
         if index == 0 {
             // Validated; an unvalidated bad one keeps the kernel's.
-            cfg.mac = spec.mac_address.as_deref().and_then(|m| crate::manifest::parse_mac(m).ok());
+            cfg.mac = spec
+                .mac_address
+                .as_deref()
+                .and_then(|m| crate::manifest::parse_mac(m).ok());
         }
         match &info.parent {
             Some(parent) => {
