@@ -399,3 +399,38 @@ fn network_create_takes_dockers_flags_and_normalises_a_subnet_with_host_bits() {
     assert!(!env.berth(&["get", "network", "nope"]).status.success());
     env.ok(&["network", "rm", "isolated"]);
 }
+
+#[test]
+fn attach_shows_only_the_streams_named_and_pull_never_refuses_a_missing_image() {
+    let env = with_image("id-attach");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-a",
+        "stderr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "to-err\n");
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "-a",
+        "stdout",
+        "--sig-proxy=false",
+        "busybox",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("to-out\n", ""));
+    refused(
+        &env,
+        &["run", "--rm", "--pull", "never", "registry.invalid/nosuch:1", "true"],
+        "--pull never forbids pulling it",
+    );
+}

@@ -34,6 +34,14 @@ impl<'a> Validator<'a> {
             }
         }
         let bridged = !spec.networks.is_empty();
+        if shares_uts && !spec.extra_hosts.is_empty() {
+            // Its /etc/hosts is the peer's, shared.
+            self.report(
+                o,
+                "spec.extraHosts",
+                "`extraHosts` cannot be set with `network: container:NAME`: the container takes that container's /etc/hosts",
+            );
+        }
         for (i, extra) in spec.extra_hosts.iter().enumerate() {
             let at = format!("spec.extraHosts[{i}]");
             if !is_hostname(&extra.host) {
@@ -224,8 +232,12 @@ mod tests {
         );
         find(&d, "`host-gateway` is the gateway of the container's first network");
         find(&d, "`macAddress` is the address on the first of `networks`");
-        let d = check("  network: \"container:db\"\n  hostname: x\n");
+        let d = check("  network: \"container:db\"\n  hostname: x\n  extraHosts: [{host: a, ip: 10.0.0.1}]\n");
         find(&d, "`hostname` cannot be set with `network: container:NAME`");
+        find(&d, "`extraHosts` cannot be set with `network: container:NAME`");
+        let d = check("  network: none\n  publishAll: true\n");
+        let e = find(&d, "publishing ports needs a bridge network");
+        assert_eq!(e.field, "spec.publishAll");
     }
 
     #[test]
