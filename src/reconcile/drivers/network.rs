@@ -139,7 +139,7 @@ pub(super) async fn publish(
     before: &[crate::manifest::PortMapping],
 ) -> Result<Vec<crate::manifest::PortMapping>, DriverError> {
     let mut wanted = wanted_ports(spec, exposed);
-    if wanted.iter().all(|p| p.host != 0) {
+    if wanted.is_empty() {
         return Ok(wanted);
     }
     // Taken: what other containers publish, and what starts at once chose.
@@ -150,9 +150,23 @@ pub(super) async fn publish(
         }
         let Some(other) = rec.container_spec() else { continue };
         let chosen = rec.container_info().map(|i| i.published.clone()).unwrap_or_default();
+        // Apply refuses a fixed port another spec holds, but not one
+        // another container was given ephemerally: that is found here.
+        for p in wanted.iter().filter(|p| p.host != 0) {
+            if let Some(held) = chosen.iter().find(|c| c.clashes_with(p) && !other.ports.contains(c)) {
+                return Err(DriverError::Waiting(format!(
+                    "host port {} is held by container/{} (an ephemeral port it was given);                      waiting for it to be free",
+                    held.host_label(),
+                    rec.key.name
+                )));
+            }
+        }
         for p in other.ports.iter().chain(&chosen) {
             taken.insert((proto_of(p.protocol.as_deref()), p.host));
         }
+    }
+    if wanted.iter().all(|p| p.host != 0) {
+        return Ok(wanted);
     }
     let fresh_for = std::time::Duration::from_secs(60);
     let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
