@@ -39,7 +39,7 @@ pub fn apply(
     }
     let mut from_files = BTreeMap::new();
     for path in &args.env_file {
-        for (line, key, value) in key_value_lines("--env-file", path, read_file)? {
+        for (_, key, value) in key_value_lines("--env-file", path, read_file)? {
             let value = match value {
                 Some(v) => v,
                 // `KEY` alone: from this shell, skipped when unset (as Docker).
@@ -48,7 +48,6 @@ pub fn apply(
                     None => continue,
                 },
             };
-            let _ = line;
             from_files.insert(key, value);
         }
     }
