@@ -555,6 +555,9 @@ pub struct ContainerInspect {
     /// The image's `ExposedPorts` (`80/tcp`); published only by `ports`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
+    /// The ports its last start published, ephemeral host ports chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published_ports: Vec<crate::manifest::PortMapping>,
     /// Anonymous volumes made for the image's `Volumes`: `{name, path}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anonymous_volumes: Vec<AnonymousVolume>,
@@ -701,6 +704,7 @@ mod tests {
             labels: BTreeMap::new(),
             exposed_ports: vec![],
             anonymous_volumes: vec![],
+            published_ports: vec![],
         };
         let json = serde_json::to_value(&inspect).unwrap();
         assert_eq!(json["runtime"]["hostname"], "web");

@@ -42,6 +42,7 @@ fn a_netns_on_a_bridge_gets_its_address_and_route_and_goes_without_a_trace() {
         prefix: 24,
         default_gateway: Some(bridge.gateway),
         mtu: Some(1400),
+        mac: None,
     };
     link::attach_veth(&ns, &veth).unwrap();
     let mut names = link::netns_links(&ns).unwrap();
@@ -1486,6 +1487,7 @@ fn a_netns_on_a_bridge_cannot_reach_the_hosts_loopback_with_a_raw_syn() {
         prefix: 24,
         default_gateway: Some(bridge.gateway),
         mtu: None,
+        mac: None,
     };
     link::attach_veth(&ns, &veth).unwrap();
     let port = loopback_server();

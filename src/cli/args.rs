@@ -346,7 +346,7 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// A network to join, or host, none or container:NAME (default: the bridge network).
-    #[arg(long)]
+    #[arg(long, alias = "net")]
     pub network: Option<String>,
     /// Health check command, run with /bin/sh -c.
     #[arg(long = "health-cmd")]
@@ -433,6 +433,8 @@ pub struct RunArgs {
     /// Size of /dev/shm, e.g. 256m (default 64m).
     #[arg(long = "shm-size")]
     pub shm_size: Option<String>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -552,6 +554,78 @@ pub struct NetworkDisconnectArgs {
     pub container: String,
 }
 
+/// `run`/`create` flags of process and identity, names and networks
+/// (Docker's; see `runflags::identity`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct IdentityArgs {
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Replace the image's entrypoint ('' clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Read KEY=VALUE lines (or KEY: from this shell) from a file, before -e.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// KEY=VALUE (or KEY) label on the container.
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Read labels from a file of KEY=VALUE lines.
+    #[arg(long = "label-file")]
+    pub label_file: Vec<String>,
+    /// The container's hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The container's NIS domain name.
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// NAME:IP line for /etc/hosts (IP `host-gateway`: the network's gateway).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// A name server for resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// A search domain for resolv.conf.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// A resolv.conf option (ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// no, always, on-failure[:N] or unless-stopped.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Publish every port the image EXPOSEs on an ephemeral host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// The container's IPv4 address on its network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Another name it answers to on its network.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// The MAC address of its interface on its network.
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// When to pull the image: always, missing (default) or never.
+    #[arg(long)]
+    pub pull: Option<String>,
+    /// os/arch[/variant] to pull.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Write the container's id to this file (refused if it exists).
+    #[arg(long)]
+    pub cidfile: Option<String>,
+    /// Log rotation: max-size=SIZE, max-file=N.
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// The streams to attach to: stdin, stdout, stderr.
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Pass the CLI's signals to the container (without a tty).
+    #[arg(long = "sig-proxy", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: Option<bool>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct NetworkCreateArgs {
     pub name: String,
@@ -568,6 +642,16 @@ pub struct NetworkCreateArgs {
     pub internal: bool,
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// bridge (the default) or macvlan.
+    #[arg(short = 'd', long)]
+    pub driver: Option<String>,
+    /// Driver options: parent=IF (macvlan), macvlan_mode=bridge,
+    /// com.docker.network.driver.mtu=N.
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// KEY=VALUE label on the network.
+    #[arg(long)]
+    pub label: Vec<String>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -46,8 +46,25 @@ pub struct RunFlags {
     pub volume_opts: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// `caller_env` reads the caller's environment (for `-e KEY`).
+pub mod identity;
+
+/// `caller_env` reads the caller's environment (for `-e KEY`). Flags that
+/// name files (`--env-file`, `--label-file`) are refused: see [`parse_with`].
 pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Result<RunFlags, RunFlagsError> {
+    parse_with(args, caller_env, &|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "files are read only by the CLI",
+        ))
+    })
+}
+
+/// [`parse`], reading the files flags name with `read_file`.
+pub fn parse_with(
+    args: &RunArgs,
+    caller_env: &dyn Fn(&str) -> Option<String>,
+    read_file: identity::ReadFile,
+) -> Result<RunFlags, RunFlagsError> {
     let mut spec = ContainerSpec {
         image: args.image.clone(),
         command: args.command.clone(),
@@ -58,10 +75,18 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
         ..Default::default()
     };
     for e in &args.env {
-        let (k, v) = e
-            .split_once('=')
-            .ok_or_else(|| invalid("-e", e, "expected KEY=VALUE"))?;
-        spec.env.insert(k.to_string(), v.to_string());
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                spec.env.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => return Err(invalid("-e", e, "expected KEY=VALUE or KEY")),
+            // `-e KEY`: the caller's value, skipped when unset (as Docker).
+            None => {
+                if let Some(v) = caller_env(e) {
+                    spec.env.insert(e.clone(), v);
+                }
+            }
+        }
     }
     spec.resources = resources::parse(args)?;
     for opt in &args.security_opt {
@@ -87,8 +112,13 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
     }
     isolation::apply(args, &mut spec)?;
     for p in &args.publish {
-        spec.ports
-            .push(parse_publish(p).ok_or_else(|| invalid("-p", p, "expected [IP:]HOST:CONTAINER[/tcp|/udp]"))?);
+        spec.ports.extend(parse_publish(p).ok_or_else(|| {
+            invalid(
+                "-p",
+                p,
+                "expected [[IP:][HOST]:]CONTAINER[/tcp|/udp], ports or equal-length ranges (8000-8002:80-82)",
+            )
+        })?);
     }
     match args.network.as_deref() {
         None => spec.networks = vec![DEFAULT_NETWORK.into()],
@@ -128,40 +158,68 @@ pub fn parse(args: &RunArgs, caller_env: &dyn Fn(&str) -> Option<String>) -> Res
         }
     };
     let volume_opts = storage::apply(args, &mut spec)?;
+    let mut labels = BTreeMap::new();
+    identity::apply(&args.identity, &mut spec, &mut labels, caller_env, read_file)?;
     Ok(RunFlags {
         spec,
-        labels: BTreeMap::new(),
+        labels,
         volume_opts,
     })
 }
 
-/// `-p`: Docker's forms HOST:CONTAINER and IP:HOST:CONTAINER (IPv4 only),
-/// each with an optional `/tcp` or `/udp`.
-fn parse_publish(text: &str) -> Option<PortMapping> {
+/// `-p`: Docker's forms CONTAINER, HOST:CONTAINER, IP:HOST:CONTAINER and
+/// IP::CONTAINER (IPv4 only), each with an optional `/tcp` or `/udp`; a port
+/// may be a range (`8000-8002:80-82`, the same length on both sides). No
+/// host port (or an empty one) is an ephemeral one, chosen at start (`host: 0`).
+fn parse_publish(text: &str) -> Option<Vec<PortMapping>> {
     let (ports, protocol) = match text.rsplit_once('/') {
         Some((ports, proto @ ("tcp" | "udp"))) => (ports, Some(proto.to_string())),
         Some(_) => return None,
         None => (text, None),
     };
-    let (host_ip, ports) = match ports.split(':').count() {
-        3 => {
-            let (ip, rest) = ports.split_once(':')?;
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (host_ip, host, container) = match parts.as_slice() {
+        [container] => (None, "", *container),
+        [host, container] => (None, *host, *container),
+        [ip, host, container] => {
             let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-            (Some(ip.to_string()), rest)
+            (Some(ip.to_string()), *host, *container)
         }
-        _ => (None, ports),
+        _ => return None,
     };
-    let (host, container) = ports.split_once(':')?;
-    Some(PortMapping {
-        host_ip,
-        host: host.parse().ok()?,
-        container: container.parse().ok()?,
-        protocol,
-    })
+    let range = |text: &str| -> Option<(u16, u16)> {
+        let (a, b) = text.split_once('-').unwrap_or((text, text));
+        let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+        (a >= 1 && a <= b).then_some((a, b))
+    };
+    let (c0, c1) = range(container)?;
+    let hosts: Vec<u16> = if host.is_empty() {
+        vec![0; usize::from(c1 - c0) + 1]
+    } else {
+        let (h0, h1) = range(host)?;
+        // Docker picks one port of a host range for one container port;
+        // berth does not: the lengths must match.
+        if h1 - h0 != c1 - c0 {
+            return None;
+        }
+        (h0..=h1).collect()
+    };
+    Some(
+        hosts
+            .into_iter()
+            .zip(c0..=c1)
+            .map(|(host, container)| PortMapping {
+                host_ip: host_ip.clone(),
+                host,
+                container,
+                protocol: protocol.clone(),
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::Parser;
 
@@ -183,14 +241,43 @@ mod tests {
 
     #[test]
     fn publish_takes_docker_forms_with_an_optional_ipv4_address() {
-        let p = parse_publish("127.0.0.1:8080:80/udp").unwrap();
+        let one = |t: &str| {
+            let mut v = parse_publish(t).unwrap();
+            assert_eq!(v.len(), 1, "{t}");
+            v.remove(0)
+        };
+        let p = one("127.0.0.1:8080:80/udp");
         assert_eq!(
             (p.host_ip.as_deref(), p.host, p.container, p.protocol.as_deref()),
             (Some("127.0.0.1"), 8080, 80, Some("udp"))
         );
-        let p = parse_publish("8080:80").unwrap();
+        let p = one("8080:80");
         assert_eq!((p.host_ip, p.host, p.container, p.protocol), (None, 8080, 80, None));
-        for bad in ["80", "localhost:8080:80", "::1:8080:80", "1.2.3.4:8080", "8080:80/sctp"] {
+        // No host port: an ephemeral one, chosen at start.
+        let p = one("80");
+        assert_eq!((p.host, p.container), (0, 80));
+        let p = one("127.0.0.1::80/udp");
+        assert_eq!((p.host_ip.as_deref(), p.host, p.proto()), (Some("127.0.0.1"), 0, "udp"));
+        let pairs = |t: &str| -> Vec<(u16, u16)> {
+            parse_publish(t)
+                .unwrap()
+                .iter()
+                .map(|p| (p.host, p.container))
+                .collect()
+        };
+        assert_eq!(pairs("8000-8002:80-82"), [(8000, 80), (8001, 81), (8002, 82)]);
+        assert_eq!(pairs("80-81"), [(0, 80), (0, 81)]);
+        for bad in [
+            "localhost:8080:80",
+            "::1:8080:80",
+            "1.2.3.4:8080",
+            "8080:80/sctp",
+            "8000-8002:80",
+            "82-80",
+            "0",
+            "8080:0",
+            "a:b:c:d",
+        ] {
             assert!(parse_publish(bad).is_none(), "{bad}");
         }
     }
@@ -222,8 +309,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_refused_by_flag_and_value() {
-        let e = spec_of(&["-e", "NOEQUALS", "busybox"]).unwrap_err().to_string();
-        assert!(e.starts_with("-e \"NOEQUALS\""), "{e}");
+        let e = spec_of(&["-e", "=NOKEY", "busybox"]).unwrap_err().to_string();
+        assert!(e.starts_with("-e \"=NOKEY\""), "{e}");
         let e = spec_of(&["--security-opt", "apparmor=x", "busybox"])
             .unwrap_err()
             .to_string();

@@ -74,6 +74,7 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<ContainerInspect> {
     Ok(ContainerInspect {
         labels,
         exposed_ports,
+        published_ports: engine.container_published_ports(name),
         anonymous_volumes: anonymous
             .into_iter()
             .map(|a| crate::wire::AnonymousVolume {

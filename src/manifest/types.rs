@@ -163,6 +163,9 @@ pub enum RestartPolicy {
     Always,
     OnFailure,
     Never,
+    /// As `always`; a container stopped by hand stays stopped, across
+    /// daemon restarts too (berth keeps every stop, so `always` does as well).
+    UnlessStopped,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -289,6 +292,8 @@ pub struct PortMapping {
     /// IP:HOST:CONTAINER`); every local address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
+    /// The host's port; `0`: an ephemeral port, chosen free at each start
+    /// (Docker's `-p 80`), which `inspect` shows.
     pub host: u16,
     pub container: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,7 +317,9 @@ impl PortMapping {
     /// kernel tells 127.0.0.1:80 and 127.0.0.2:80 apart, but an
     /// every-address publication takes the port on all of them).
     pub fn clashes_with(&self, other: &PortMapping) -> bool {
-        self.host == other.host
+        // Ephemeral ports are chosen apart at start.
+        self.host != 0
+            && self.host == other.host
             && self.proto() == other.proto()
             && match (self.host_addr(), other.host_addr()) {
                 (Some(a), Some(b)) => a == b,
@@ -557,6 +564,59 @@ pub struct ContainerSpec {
     /// the daemon's `--userns-remap` decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsMode>,
+    // Identity and name resolution (Docker's --hostname, --domainname,
+    // --add-host, --dns*, --mac-address, --restart on-failure:N).
+    /// The container's hostname (default: its name; with `network: host`,
+    /// the host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Its NIS domain name (`domainname` inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// More lines of its /etc/hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<ExtraHost>,
+    /// Its /etc/resolv.conf settings, each replacing what it would get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSpec>,
+    /// The MAC address of its interface on its first network, as
+    /// `02:42:ac:11:00:02` (a unicast address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// With `restartPolicy: on-failure`: restarts after this many failed
+    /// runs in a row no more (Docker's `on-failure:N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_max_retries: Option<u32>,
+    /// Publish every port its image EXPOSEs on an ephemeral host port
+    /// (Docker's `-P`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all: bool,
+}
+
+/// One more line of /etc/hosts: `host` resolves to `ip`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExtraHost {
+    /// A host name (letters, digits, `-`, `.`).
+    pub host: String,
+    /// An IPv4 or IPv6 address, or `host-gateway`: the gateway of the
+    /// container's first network (the host, as seen from the container).
+    pub ip: String,
+}
+
+/// Resolver settings written into the container's /etc/resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DnsSpec {
+    /// Name server addresses (instead of the network's DNS server or the host's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    /// Search domains (instead of the host's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    /// resolv.conf options such as `ndots:2` (instead of the host's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
 }
 
 /// A host device made in the container, as Docker's `--device

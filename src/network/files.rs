@@ -52,6 +52,39 @@ pub fn resolv_conf(host: &str, own_network: bool) -> String {
     out
 }
 
+/// Docker's `--add-host` lines, `(address, name)` each, for the end of
+/// /etc/hosts.
+pub fn extra_hosts(lines: &[(String, String)]) -> String {
+    lines.iter().map(|(ip, host)| format!("{ip}\t{host}\n")).collect()
+}
+
+/// `resolv` with its nameserver, search and options lines each replaced by
+/// the given ones when there are any (Docker's `--dns`, `--dns-search`,
+/// `--dns-option`); `search .` means no search domain at all.
+pub fn with_dns(resolv: &str, servers: &[String], search: &[String], options: &[String]) -> String {
+    let mut out = String::new();
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    for line in resolv.lines() {
+        let replaced = (line.starts_with("nameserver") && !servers.is_empty())
+            || (line.starts_with("search") && !search.is_empty())
+            || (line.starts_with("options") && !options.is_empty());
+        if !replaced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let search: Vec<&str> = search.iter().map(String::as_str).filter(|s| *s != ".").collect();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
 /// The host's resolver configuration: systemd-resolved's upstream list when
 /// /etc/resolv.conf points at its stub (as Docker does), else /etc/resolv.conf.
 pub fn host_resolv_conf() -> String {
@@ -111,6 +144,27 @@ mod tests {
         assert!(text.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(text.contains("10.89.0.2\tweb\n"));
         assert!(text.ends_with("10.89.0.3\tdb database\n"));
+    }
+
+    #[test]
+    fn dns_settings_replace_their_lines_and_keep_the_rest() {
+        let base = "nameserver 10.89.0.1\nsearch example.org\noptions ndots:2\n";
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(with_dns(base, &[], &[], &[]), base);
+        assert_eq!(
+            with_dns(
+                base,
+                &s(&["192.0.2.53", "192.0.2.54"]),
+                &s(&["a.test", "b.test"]),
+                &s(&["ndots:1", "edns0"])
+            ),
+            "nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch a.test b.test\noptions ndots:1 edns0\n"
+        );
+        assert_eq!(
+            with_dns(base, &[], &s(&["."]), &[]),
+            "nameserver 10.89.0.1\noptions ndots:2\n"
+        );
+        assert_eq!(extra_hosts(&[("10.1.2.3".into(), "db".into())]), "10.1.2.3\tdb\n");
     }
 
     #[test]

@@ -492,6 +492,8 @@ pub struct VethConfig {
     /// for further networks and internal ones.
     pub default_gateway: Option<Ipv4Addr>,
     pub mtu: Option<u32>,
+    /// The interface's MAC address; the kernel's random one when None.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Makes a veth pair whose container end is created straight inside the
@@ -597,8 +599,13 @@ async fn configure_inside(h: &Handle, c: &VethConfig) -> Result<()> {
         .execute()
         .await
         .map_err(nl(format!("add address {} to {}", c.address, c.ifname)))?;
+    let mut link = LinkUnspec::new_with_index(index).up();
+    if let Some(mac) = c.mac {
+        // Set while it comes up: a down interface takes any unicast address.
+        link = link.address(mac.to_vec());
+    }
     h.link()
-        .set(LinkUnspec::new_with_index(index).up().build())
+        .set(link.build())
         .execute()
         .await
         .map_err(nl(format!("set {} up", c.ifname)))?;

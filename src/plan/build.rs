@@ -252,6 +252,7 @@ fn restart_policy_name(p: RestartPolicy) -> &'static str {
         RestartPolicy::Always => "always",
         RestartPolicy::OnFailure => "on-failure",
         RestartPolicy::Never => "never",
+        RestartPolicy::UnlessStopped => "unless-stopped",
     }
 }
 

@@ -211,6 +211,7 @@ pub fn network_lifecycle(s: NetworkSubject<'_>) {
         alias: names.alias(&format!("container/{id}")),
         bridge: bridge.name.clone(),
         ifname: "eth0".into(),
+        mac: None,
         address: std::net::Ipv4Addr::from(u32::from(bridge.gateway) + 1),
         prefix: s.subnet.prefix,
         default_gateway: Some(bridge.gateway),

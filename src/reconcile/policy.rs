@@ -12,9 +12,18 @@ pub const BACKOFF_RESET_MS: i64 = 10_000;
 /// Whether `policy` restarts a container that exited with `code`.
 pub fn wants_restart(policy: RestartPolicy, code: i32) -> bool {
     match policy {
-        RestartPolicy::Always => true,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
         RestartPolicy::OnFailure => code != 0,
         RestartPolicy::Never => false,
+    }
+}
+
+/// The policy in force after `failed_runs` failed runs in a row: Docker's
+/// `on-failure:N` restarts N times, so it stops once the failures exceed N.
+pub fn in_force(policy: RestartPolicy, max_retries: Option<u32>, failed_runs: u32) -> RestartPolicy {
+    match (policy, max_retries) {
+        (RestartPolicy::OnFailure, Some(max)) if failed_runs > max => RestartPolicy::Never,
+        _ => policy,
     }
 }
 
@@ -63,6 +72,16 @@ pub fn restart_due(policy: RestartPolicy, code: i32, next_restart_at: Option<i64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_failure_with_a_maximum_stops_after_that_many_restarts() {
+        let p = RestartPolicy::OnFailure;
+        assert_eq!(in_force(p, Some(2), 1), p);
+        assert_eq!(in_force(p, Some(2), 2), p);
+        assert_eq!(in_force(p, Some(2), 3), RestartPolicy::Never);
+        assert_eq!(in_force(p, None, 1000), p);
+        assert_eq!(in_force(RestartPolicy::Always, Some(0), 5), RestartPolicy::Always);
+    }
 
     #[test]
     fn always_restarts_every_exit_and_on_failure_only_non_zero_ones() {

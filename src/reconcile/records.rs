@@ -44,6 +44,18 @@ pub struct ContainerInfo {
     /// The image's `ExposedPorts` (`80/tcp`), for inspect.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
+    /// Runs in a row that exited non-zero (`restartMaxRetries` counts them);
+    /// reset by an exit 0 and by a start that is not a policy restart.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_runs: u32,
+    /// The ports published for this run: the spec's, with ephemeral host
+    /// ports (`host: 0`, `publishAll`) chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<crate::manifest::PortMapping>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A state a person put a container in, which reconcile does not undo.
@@ -149,10 +161,18 @@ impl Live {
         }
     }
 
-    pub fn restart_policy(&self) -> RestartPolicy {
+    /// The spec's policy and its `restartMaxRetries`.
+    pub fn restart_rule(&self) -> (RestartPolicy, Option<u32>) {
         self.container_spec()
-            .map(|c| c.restart_policy)
-            .unwrap_or(RestartPolicy::Never)
+            .map(|c| (c.restart_policy, c.restart_max_retries))
+            .unwrap_or((RestartPolicy::Never, None))
+    }
+
+    /// The policy in force now (`never` once on-failure's retries are spent).
+    pub fn restart_policy(&self) -> RestartPolicy {
+        let (policy, max) = self.restart_rule();
+        let failed = self.container_info().map(|i| i.failed_runs).unwrap_or(0);
+        super::policy::in_force(policy, max, failed)
     }
 }
 

@@ -75,7 +75,11 @@ impl Engine {
                                 view.started_at = Some(run.started_at);
                                 set(&mut view, running_status(info), StatusKind::Ready);
                             }
-                            _ => self.container_status(&mut view, info, spec.restart_policy, pending),
+                            _ => {
+                                let policy =
+                                    policy::in_force(spec.restart_policy, spec.restart_max_retries, info.failed_runs);
+                                self.container_status(&mut view, info, policy, pending)
+                            }
                         }
                         self.health_status(&mut view);
                     }
@@ -131,6 +135,16 @@ impl Engine {
             .filter(|a| a.container == name)
             .collect();
         (info.labels, info.exposed_ports, anonymous)
+    }
+
+    /// The ports container `name`'s last start published (ephemeral host
+    /// ports chosen).
+    pub fn container_published_ports(&self, name: &str) -> Vec<crate::manifest::PortMapping> {
+        self.live(Kind::Container, name)
+            .ok()
+            .flatten()
+            .and_then(|l| l.container_info().map(|i| i.published.clone()))
+            .unwrap_or_default()
     }
 
     /// Anonymous volumes (made for an image's `Volumes`), which no source

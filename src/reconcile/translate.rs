@@ -350,6 +350,7 @@ pub fn container_config(
     Ok(ContainerConfig {
         id: name.to_string(),
         hostname,
+        domainname: spec.domainname.clone(),
         args,
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cwd: spec
@@ -525,10 +526,13 @@ fn block_device(path: &str) -> Result<(i64, i64), String> {
     ))
 }
 
-/// The container's hostname: its name, or with `network: host` the host's,
+/// The container's hostname: `hostname` when set, else its name, or with `network: host` the host's,
 /// as Docker gives it (its UTS namespace stays its own, so a change made
 /// inside does not reach the host).
 pub fn hostname_of(name: &str, spec: &ContainerSpec) -> String {
+    if let Some(hostname) = &spec.hostname {
+        return hostname.clone();
+    }
     if spec.network.as_deref() == Some("host") {
         if let Ok(host) = nix::unistd::gethostname() {
             if let Some(host) = host.to_str().filter(|h| !h.is_empty()) {

@@ -182,6 +182,9 @@ pub enum NetnsMode {
 pub struct ContainerConfig {
     pub id: String,
     pub hostname: String,
+    /// The UTS namespace's NIS domain name; the kernel's `(none)` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: String,
@@ -718,6 +721,7 @@ pub fn build(cfg: &ContainerConfig, rootfs: &str, cgroup_path: &str, host: &Host
         joined_by_shim.map(|path| HashMap::from([(JOIN_NETNS_ANNOTATION.to_string(), path.display().to_string())])),
     );
     super::isolation::apply(&mut spec, &cfg.id, &cfg.isolation, &host.isolation)?;
+    spec.set_domainname(cfg.domainname.clone());
     Ok(spec)
 }
 
@@ -764,6 +768,13 @@ mod tests {
             .unwrap()
             .contains(&json!("/proc/keys")));
         assert_eq!(v["hostname"], json!("web"));
+        assert_eq!(v.get("domainname"), None);
+        let cfg = ContainerConfig {
+            domainname: Some("example.org".into()),
+            ..config()
+        };
+        let v = serde_json::to_value(build(&cfg, "/r", "/c", &host).unwrap()).unwrap();
+        assert_eq!(v["domainname"], json!("example.org"));
     }
 
     #[test]

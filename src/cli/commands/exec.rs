@@ -50,7 +50,7 @@ pub async fn exec(g: &Global, args: ExecArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    session(io, req.tty, req.interactive).await
+    session(io, req.tty, req.interactive, Streams::default()).await
 }
 
 /// `attach NAME`: as the container was made, with a tty or with an open stdin.
@@ -79,6 +79,37 @@ pub async fn attach(
     interactive: bool,
     detach_keys: Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    attach_with(g, name, tty, interactive, detach_keys, Streams::default()).await
+}
+
+/// Which of the container's streams an attach shows, and whether the CLI's
+/// signals go to the container (`run -a`, `--sig-proxy`).
+#[derive(Debug, Clone, Copy)]
+pub struct Streams {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub sig_proxy: bool,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            stdout: true,
+            stderr: true,
+            sig_proxy: true,
+        }
+    }
+}
+
+/// [`attach`], showing only `streams`.
+pub async fn attach_with(
+    g: &Global,
+    name: &str,
+    tty: bool,
+    interactive: bool,
+    detach_keys: Option<String>,
+    streams: Streams,
+) -> anyhow::Result<ExitCode> {
     let size = if tty { window_size() } else { None };
     let req = AttachRequest {
         rows: size.map(|s| s.0),
@@ -88,7 +119,7 @@ pub async fn attach(
     let body = serde_json::to_vec(&req)?;
     // Without a tty, signals to the CLI go to the container (sig-proxy),
     // from the moment the container can print anything.
-    let proxy = (!tty).then(super::sigproxy::Proxy::install);
+    let proxy = (!tty && streams.sig_proxy).then(super::sigproxy::Proxy::install);
     let io = match client(g, true)
         .upgrade(&format!("/v1/attach/{}", segment(name)), exec_frame::PROTOCOL, body)
         .await
@@ -101,17 +132,17 @@ pub async fn attach(
         Err(e) => return Err(e.into()),
     };
     let Some(proxy) = proxy else {
-        return session(io, tty, interactive).await;
+        return session(io, tty, interactive, streams).await;
     };
     let target = super::sigproxy::Target::new(std::sync::Mutex::new(Some(name.to_string())));
     tokio::select! {
-        code = session(io, tty, interactive) => code,
+        code = session(io, tty, interactive, streams) => code,
         never = proxy.forward(g, target) => match never {},
     }
 }
 
 /// The client's side of a framed stdio connection, until its end frame.
-async fn session<IO>(io: IO, tty: bool, interactive: bool) -> anyhow::Result<ExitCode>
+async fn session<IO>(io: IO, tty: bool, interactive: bool, streams: Streams) -> anyhow::Result<ExitCode>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
@@ -218,6 +249,13 @@ where
             return Ok(ExitCode::from(1));
         }
         match header[0] {
+            // A stream `run -a` left out is read and dropped.
+            exec_frame::STDOUT | exec_frame::STDERR
+                if !(if header[0] == exec_frame::STDOUT {
+                    streams.stdout
+                } else {
+                    streams.stderr
+                }) => {}
             exec_frame::STDOUT => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&payload)?;

@@ -70,39 +70,127 @@ async fn change<B: serde::Serialize>(g: &Global, verb: &str, req: &B) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-/// The manifest `create` stands for; every value is quoted as JSON, so a
-/// flag cannot inject YAML.
-fn manifest(args: &NetworkCreateArgs) -> String {
+/// A flag of `network create` berth cannot honour, named with its value.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkFlagError {
+    #[error("{flag} {value:?}: {why}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> NetworkFlagError {
+    NetworkFlagError::Invalid {
+        flag,
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+/// A subnet or range as given, normalised to its network address when host
+/// bits are set (`191.45.2.0/16` is `191.45.0.0/16`, as Docker's
+/// introductions write it), with the warning that names both. Anything
+/// else that is not a CIDR is left for validation to refuse.
+fn normalise_cidr(flag: &str, text: &str) -> (String, Option<String>) {
+    let Some((addr, prefix)) = text.split_once('/') else {
+        return (text.to_string(), None);
+    };
+    let (Ok(addr), Ok(prefix)) = (addr.parse::<std::net::Ipv4Addr>(), prefix.parse::<u8>()) else {
+        return (text.to_string(), None);
+    };
+    if prefix > 32 {
+        return (text.to_string(), None);
+    }
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    let net = std::net::Ipv4Addr::from(u32::from(addr) & mask);
+    if net == addr {
+        return (text.to_string(), None);
+    }
+    let fixed = format!("{net}/{prefix}");
+    let warning = format!("{flag} {text} has host bits set: using its network address {fixed}");
+    (fixed, Some(warning))
+}
+
+/// The manifest `create` stands for, and the warnings to print; every
+/// value is quoted as JSON, so a flag cannot inject YAML.
+fn manifest(args: &NetworkCreateArgs) -> Result<(String, Vec<String>), NetworkFlagError> {
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-    let mut spec = vec!["driver: bridge".to_string()];
+    let mut warnings = Vec::new();
+    let driver = args.driver.as_deref().unwrap_or("bridge");
+    if !matches!(driver, "bridge" | "macvlan") {
+        return Err(invalid("--driver", driver, "berth has the bridge and macvlan drivers"));
+    }
+    let mut spec = vec![format!("driver: {}", q(driver))];
+    let mut mtu = args.mtu;
+    for o in &args.opt {
+        match o.split_once('=') {
+            Some(("parent", p)) if driver == "macvlan" => spec.push(format!("parent: {}", q(p))),
+            Some(("macvlan_mode", "bridge")) if driver == "macvlan" => {}
+            Some(("com.docker.network.driver.mtu", n)) => {
+                mtu = Some(n.parse().map_err(|_| invalid("-o", o, "the MTU is a number"))?);
+            }
+            _ => {
+                return Err(invalid(
+                    "-o",
+                    o,
+                    "berth takes parent=IF and macvlan_mode=bridge (macvlan), com.docker.network.driver.mtu=N",
+                ))
+            }
+        }
+    }
     if let Some(subnet) = &args.subnet {
-        spec.push(format!("subnet: {}", q(subnet)));
+        let (subnet, warning) = normalise_cidr("--subnet", subnet);
+        warnings.extend(warning);
+        spec.push(format!("subnet: {}", q(&subnet)));
     }
     if let Some(gateway) = &args.gateway {
         spec.push(format!("gateway: {}", q(gateway)));
     }
     if let Some(range) = &args.ip_range {
-        spec.push(format!("ipRange: {}", q(range)));
+        let (range, warning) = normalise_cidr("--ip-range", range);
+        warnings.extend(warning);
+        spec.push(format!("ipRange: {}", q(&range)));
     }
     if args.internal {
         spec.push("internal: true".into());
     }
-    if let Some(mtu) = args.mtu {
+    if let Some(mtu) = mtu {
         spec.push(format!("mtu: {mtu}"));
     }
-    format!(
-        "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {}\nspec:\n{}",
+    let mut labels = String::new();
+    for l in &args.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.push_str(&format!("    {}: {}\n", q(k), q(v)));
+    }
+    if !labels.is_empty() {
+        labels.insert_str(0, "  labels:\n");
+    }
+    let text = format!(
+        "apiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {}\n{labels}spec:\n{}",
         q(&args.name),
         spec.iter().map(|l| format!("  {l}\n")).collect::<String>()
-    )
+    );
+    Ok((text, warnings))
 }
 
 async fn create(g: &Global, args: NetworkCreateArgs) -> anyhow::Result<ExitCode> {
+    let (text, warnings) = match manifest(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for w in &warnings {
+        eprintln!("berth: warning: {w}");
+    }
     let req = ApplyRequest {
         source_id: format!("network:{}", args.name),
         sources: vec![Source {
             file: "<network create>".into(),
-            text: manifest(&args),
+            text,
         }],
         prune: false,
         dry_run: false,
@@ -126,24 +214,109 @@ async fn create(g: &Global, args: NetworkCreateArgs) -> anyhow::Result<ExitCode>
 mod tests {
     use super::*;
 
+    fn args(argv: &[&str]) -> NetworkCreateArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            create: NetworkCreateArgs,
+        }
+        Cli::try_parse_from(std::iter::once("create").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .create
+    }
+
+    fn load(text: String) -> crate::manifest::Object {
+        let mut objects = crate::manifest::load(&[Source { file: "x".into(), text }], &|_, _| false)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        objects.remove(0)
+    }
+
     #[test]
     fn create_flags_become_a_network_manifest_that_parses() {
-        let args = NetworkCreateArgs {
-            name: "front".into(),
-            subnet: Some("10.89.7.0/24".into()),
-            gateway: None,
-            ip_range: Some("10.89.7.128/25".into()),
-            internal: true,
-            mtu: Some(1400),
-        };
-        let text = manifest(&args);
-        let objects = crate::manifest::load(&[Source { file: "x".into(), text }], &|_, _| false).unwrap();
-        let crate::manifest::Spec::Network(spec) = &objects[0].spec else {
+        let (text, warnings) = manifest(&args(&[
+            "--subnet",
+            "10.89.7.0/24",
+            "--ip-range",
+            "10.89.7.128/25",
+            "--internal",
+            "--mtu",
+            "1400",
+            "--label",
+            "team=web",
+            "--label",
+            "solo",
+            "front",
+        ]))
+        .unwrap();
+        assert!(warnings.is_empty());
+        let obj = load(text);
+        let crate::manifest::Spec::Network(spec) = &obj.spec else {
             panic!("not a network");
         };
+        assert_eq!(spec.driver.as_deref(), Some("bridge"));
         assert_eq!(spec.subnet.as_deref(), Some("10.89.7.0/24"));
         assert_eq!(spec.ip_range.as_deref(), Some("10.89.7.128/25"));
         assert!(spec.internal);
         assert_eq!(spec.mtu, Some(1400));
+        assert_eq!(obj.metadata.labels["team"], "web");
+        assert_eq!(obj.metadata.labels["solo"], "");
+    }
+
+    #[test]
+    fn macvlan_takes_its_parent_from_an_option() {
+        let (text, _) = manifest(&args(&[
+            "-d",
+            "macvlan",
+            "--subnet",
+            "192.0.2.0/24",
+            "-o",
+            "parent=eth0",
+            "-o",
+            "macvlan_mode=bridge",
+            "lan",
+        ]))
+        .unwrap();
+        let obj = load(text);
+        let crate::manifest::Spec::Network(spec) = &obj.spec else {
+            panic!("not a network");
+        };
+        assert_eq!(
+            (spec.driver.as_deref(), spec.parent.as_deref()),
+            (Some("macvlan"), Some("eth0"))
+        );
+    }
+
+    #[test]
+    fn a_subnet_with_host_bits_is_normalised_with_a_warning_naming_both() {
+        let (text, warnings) = manifest(&args(&[
+            "--driver",
+            "bridge",
+            "--subnet",
+            "191.45.2.0/16",
+            "custom-isolated-network",
+        ]))
+        .unwrap();
+        assert_eq!(
+            warnings,
+            ["--subnet 191.45.2.0/16 has host bits set: using its network address 191.45.0.0/16"]
+        );
+        let crate::manifest::Spec::Network(spec) = &load(text).spec else {
+            panic!("not a network");
+        };
+        assert_eq!(spec.subnet.as_deref(), Some("191.45.0.0/16"));
+    }
+
+    #[test]
+    fn unknown_drivers_and_options_are_refused_by_name_and_values_cannot_inject_yaml() {
+        let e = manifest(&args(&["-d", "overlay", "x"])).unwrap_err().to_string();
+        assert!(e.starts_with("--driver \"overlay\""), "{e}");
+        let e = manifest(&args(&["-o", "parent=eth0", "x"])).unwrap_err().to_string();
+        assert!(e.starts_with("-o \"parent=eth0\""), "{e}");
+        let e = manifest(&args(&["-o", "encrypted=true", "x"])).unwrap_err().to_string();
+        assert!(e.starts_with("-o"), "{e}");
+        let (text, _) = manifest(&args(&["--label", "k=v\nspec: {internal: true}", "x"])).unwrap();
+        let obj = load(text);
+        assert_eq!(obj.metadata.labels["k"], "v\nspec: {internal: true}");
     }
 }

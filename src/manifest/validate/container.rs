@@ -109,6 +109,13 @@ impl<'a> Validator<'a> {
                 "`network` and `networks` exclude each other: a mode, or the networks to join",
             );
         }
+        if spec.publish_all && spec.networks.is_empty() {
+            self.report(
+                o,
+                "spec.publishAll",
+                "publishing ports needs a bridge network: add `networks: [NAME]`",
+            );
+        }
         if !spec.ports.is_empty() && spec.networks.is_empty() {
             self.report(
                 o,
@@ -154,9 +161,6 @@ impl<'a> Validator<'a> {
             }
         }
         for (i, port) in spec.ports.iter().enumerate() {
-            if port.host == 0 {
-                self.report(o, &format!("spec.ports[{i}].host"), "port numbers start at 1");
-            }
             if port.container == 0 {
                 self.report(o, &format!("spec.ports[{i}].container"), "port numbers start at 1");
             }
@@ -233,6 +237,7 @@ impl<'a> Validator<'a> {
             // the start finds out (validation does no I/O). A dependency
             // with neither is reported by reconcile, on the dependant.
         }
+        self.identity(o, spec);
     }
 
     pub(super) fn mount(&mut self, o: &Object, i: usize, m: &VolumeMount) {

@@ -23,6 +23,7 @@ use super::types::{
 use super::{printable, Diagnostic};
 
 mod container;
+mod identity;
 mod image;
 mod isolation;
 mod network;
@@ -33,6 +34,7 @@ mod tests;
 mod tests_isolation;
 mod volume;
 
+pub use identity::{is_hostname, parse_mac, HOST_GATEWAY};
 use image::check_reference;
 pub use network::parse_cidr;
 

@@ -120,7 +120,7 @@ pub async fn set_networks(engine: &Arc<Engine>, source: &str, obj: &Object, forc
         .store
         .live_put(&records::encode_live(obj, &hash, &old.info, old.created_at))?;
     refresh_hosts(engine);
-    if !new_spec.ports.is_empty() || !old_spec.ports.is_empty() {
+    if !new_spec.ports.is_empty() || !old_spec.ports.is_empty() || new_spec.publish_all || old_spec.publish_all {
         sync_nat(engine).await?;
     }
     for net in &joined {

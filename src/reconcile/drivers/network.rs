@@ -70,7 +70,11 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
         let Some(ip) = engine.store.alloc_of(first, &rec.key.name)? else {
             continue;
         };
-        for p in &spec.ports {
+        // What its start published (ephemeral ports chosen); a record of an
+        // older berth has only the spec's.
+        let published = rec.container_info().map(|i| i.published.as_slice()).unwrap_or_default();
+        let published = if published.is_empty() { &spec.ports } else { published };
+        for p in published.iter().filter(|p| p.host != 0) {
             ports.push(PortForward {
                 proto: proto_of(p.protocol.as_deref()),
                 host_ip: p.host_addr(),
@@ -89,6 +93,133 @@ fn proto_of(text: Option<&str>) -> Proto {
     } else {
         Proto::Tcp
     }
+}
+
+/// Docker's ephemeral port range (its default; the kernel's
+/// `ip_local_port_range` here too).
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// Ephemeral ports handed to a start that has not recorded them yet, so
+/// that two starts at once do not take the same one; an entry older than
+/// a start can take is stale.
+static CHOSEN: std::sync::Mutex<Vec<(Proto, u16, String, std::time::Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// The ports `spec` publishes: its `ports`, then with `publishAll` each of
+/// the image's `exposed` ports (`80/tcp`) it does not publish already, on
+/// an ephemeral host port (`host: 0`).
+pub(super) fn wanted_ports(spec: &ContainerSpec, exposed: &[String]) -> Vec<crate::manifest::PortMapping> {
+    let mut out = spec.ports.clone();
+    if spec.publish_all {
+        for e in exposed {
+            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            let Ok(container) = port.parse::<u16>() else { continue };
+            let proto = if proto == "udp" { "udp" } else { "tcp" };
+            if out.iter().any(|p| p.container == container && p.proto() == proto) {
+                continue;
+            }
+            out.push(crate::manifest::PortMapping {
+                host_ip: None,
+                host: 0,
+                container,
+                protocol: (proto == "udp").then(|| "udp".to_string()),
+            });
+        }
+    }
+    out
+}
+
+/// The ports container `name` publishes for this start, each ephemeral one
+/// (`host: 0`) given a free host port: the one it had (`before`) when that
+/// is still free, else the first free one from a point that varies.
+pub(super) async fn publish(
+    engine: &Engine,
+    name: &str,
+    spec: &ContainerSpec,
+    exposed: &[String],
+    before: &[crate::manifest::PortMapping],
+) -> Result<Vec<crate::manifest::PortMapping>, DriverError> {
+    let mut wanted = wanted_ports(spec, exposed);
+    if wanted.is_empty() {
+        return Ok(wanted);
+    }
+    // Taken: what other containers publish, and what starts at once chose.
+    let mut taken: BTreeSet<(Proto, u16)> = BTreeSet::new();
+    for rec in engine.live_all()? {
+        if rec.key.name == *name {
+            continue;
+        }
+        let Some(other) = rec.container_spec() else { continue };
+        let chosen = rec.container_info().map(|i| i.published.clone()).unwrap_or_default();
+        // Apply refuses a fixed port another spec holds, but not one
+        // another container was given ephemerally: that is found here.
+        for p in wanted.iter().filter(|p| p.host != 0) {
+            if let Some(held) = chosen.iter().find(|c| c.clashes_with(p) && !other.ports.contains(c)) {
+                return Err(DriverError::Waiting(format!(
+                    "host port {} is held by container/{} (an ephemeral port it was given);                      waiting for it to be free",
+                    held.host_label(),
+                    rec.key.name
+                )));
+            }
+        }
+        for p in other.ports.iter().chain(&chosen) {
+            taken.insert((proto_of(p.protocol.as_deref()), p.host));
+        }
+    }
+    if wanted.iter().all(|p| p.host != 0) {
+        return Ok(wanted);
+    }
+    let fresh_for = std::time::Duration::from_secs(60);
+    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    chosen.retain(|(_, _, owner, at)| at.elapsed() < fresh_for && owner != name);
+    for (proto, port, _, _) in chosen.iter() {
+        taken.insert((*proto, *port));
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+    for i in 0..wanted.len() {
+        if wanted[i].host != 0 {
+            continue;
+        }
+        let proto = proto_of(wanted[i].protocol.as_deref());
+        let ip = wanted[i].host_addr();
+        let same = |p: &crate::manifest::PortMapping| {
+            p.container == wanted[i].container && p.proto() == wanted[i].proto() && p.host_ip == wanted[i].host_ip
+        };
+        let previous = before.iter().find(|p| same(p) && p.host != 0).map(|p| p.host);
+        let start = (seed + i as u32 * 7919) % span;
+        let candidates = previous
+            .into_iter()
+            .chain((0..span).map(|k| EPHEMERAL_PORTS.start() + ((start + k) % span) as u16));
+        let mut found = None;
+        for port in candidates {
+            if taken.contains(&(proto, port))
+                || wanted
+                    .iter()
+                    .any(|p| p.host == port && proto_of(p.protocol.as_deref()) == proto)
+            {
+                continue;
+            }
+            if engine.host.networks.check_port_free(ip, port, proto).is_ok() {
+                found = Some(port);
+                break;
+            }
+        }
+        let port = found.ok_or_else(|| {
+            DriverError::Waiting(format!(
+                "no free host port in {}-{} to publish container port {}/{}; free one",
+                EPHEMERAL_PORTS.start(),
+                EPHEMERAL_PORTS.end(),
+                wanted[i].container,
+                wanted[i].proto()
+            ))
+        })?;
+        wanted[i].host = port;
+        chosen.push((proto, port, name.to_string(), std::time::Instant::now()));
+    }
+    Ok(wanted)
 }
 
 /// Rebuilds berth's nftables table from the store.
@@ -438,6 +569,7 @@ pub(super) fn veth_config(
             .then(|| parse_ip(&info.gateway))
             .transpose()?,
         mtu: info.mtu,
+        mac: None,
     })
 }
 
@@ -517,20 +649,16 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     let names = engine.host.networks.names().clone();
     match spec.network.as_deref() {
         Some("host") => {
-            let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            hosts.push_str(&extra_hosts_text(spec, None));
             let resolv = engine.host.networks.host_resolv_conf();
             write_files(
                 engine,
                 name,
+                spec,
                 &hosts,
-                &crate::network::files::resolv_conf(&resolv, false),
+                &dns_over(spec, crate::network::files::resolv_conf(&resolv, false)),
             )?;
-            // The host's name, as the container's own hostname is.
-            let hostname = crate::reconcile::translate::hostname_of(name, spec);
-            engine
-                .host
-                .networks
-                .write_file(name, "hostname", &format!("{hostname}\n"))?;
             return Ok(Wired {
                 netns: NetnsMode::Host,
                 mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
@@ -586,8 +714,9 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         }
         None => crate::network::files::resolv_conf(&host_resolv, true),
     };
+    let resolv = dns_over(spec, resolv);
     let hosts = hosts_text(&Addressing::now(engine)?, name, spec);
-    write_files(engine, name, &hosts, &resolv)?;
+    write_files(engine, name, spec, &hosts, &resolv)?;
     // Peers learn the new address before the container runs, so a peer
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
     refresh_hosts(engine);
@@ -612,27 +741,61 @@ async fn wire_netns(
             continue;
         }
         let id = name.to_string();
+        let mut cfg = veth_config(engine, name, index, info, &ip)?;
+        if index == 0 {
+            // Validated; an unvalidated bad one keeps the kernel's.
+            cfg.mac = spec
+                .mac_address
+                .as_deref()
+                .and_then(|m| crate::manifest::parse_mac(m).ok());
+        }
         match &info.parent {
             Some(parent) => {
-                let mut cfg = veth_config(engine, name, index, info, &ip)?;
                 cfg.bridge = parent.clone();
                 blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
             }
             None => {
-                let veth = veth_config(engine, name, index, info, &ip)?;
-                blocking(engine, move |h| h.attach(&id, &veth)).await??;
+                blocking(engine, move |h| h.attach(&id, &cfg)).await??;
             }
         }
     }
     Ok(())
 }
 
-fn write_files(engine: &Engine, name: &str, hosts: &str, resolv: &str) -> DriverResult {
+fn write_files(engine: &Engine, name: &str, spec: &ContainerSpec, hosts: &str, resolv: &str) -> DriverResult {
     let h = &engine.host.networks;
     h.write_file(name, "hosts", hosts)?;
-    h.write_file(name, "hostname", &format!("{name}\n"))?;
+    let hostname = crate::reconcile::translate::hostname_of(name, spec);
+    h.write_file(name, "hostname", &format!("{hostname}\n"))?;
     h.write_file(name, "resolv.conf", resolv)?;
     Ok(())
+}
+
+/// `resolv` with the container's `dns` settings over it.
+fn dns_over(spec: &ContainerSpec, resolv: String) -> String {
+    match &spec.dns {
+        Some(d) => crate::network::files::with_dns(&resolv, &d.servers, &d.search, &d.options),
+        None => resolv,
+    }
+}
+
+/// The container's `extraHosts` lines; `host-gateway` is `gateway` (its
+/// first network's), and left out where there is none (validation refuses
+/// that, so only an unvalidated spec gets here).
+fn extra_hosts_text(spec: &ContainerSpec, gateway: Option<&str>) -> String {
+    let lines: Vec<(String, String)> = spec
+        .extra_hosts
+        .iter()
+        .filter_map(|e| {
+            let ip = if e.ip == crate::manifest::HOST_GATEWAY {
+                gateway?.to_string()
+            } else {
+                e.ip.clone()
+            };
+            Some((ip, e.host.clone()))
+        })
+        .collect();
+    crate::network::files::extra_hosts(&lines)
 }
 
 /// /etc/hosts of `name`: itself on each of its networks, then every other
@@ -659,7 +822,29 @@ fn hosts_text(addressing: &Addressing, name: &str, spec: &ContainerSpec) -> Stri
         // `none`: the name still resolves, to the loopback.
         own.push((Ipv4Addr::new(127, 0, 1, 1), vec![name.to_string()]));
     }
-    crate::network::files::hosts(&own, &peers)
+    // Its own hostname resolves to itself, as Docker writes it (with the
+    // domain: `host.domain host`).
+    if let Some(hostname) = &spec.hostname {
+        let mut mine = vec![hostname.clone()];
+        if let Some(domain) = &spec.domainname {
+            mine.insert(0, format!("{hostname}.{domain}"));
+        }
+        for (_, names) in &mut own {
+            for n in mine.iter().rev() {
+                if !names.contains(n) {
+                    names.insert(0, n.clone());
+                }
+            }
+        }
+    }
+    let gateway = spec
+        .networks
+        .first()
+        .and_then(|n| addressing.gateways.get(n.name()))
+        .map(String::as_str);
+    let mut text = crate::network::files::hosts(&own, &peers);
+    text.push_str(&extra_hosts_text(spec, gateway));
+    text
 }
 
 /// The names `network`'s DNS server answers: its containers' names; and,
@@ -706,12 +891,18 @@ struct Addressing {
     allocations: Vec<(String, String, String)>,
     /// The aliases of every live container, by (network, container).
     aliases: std::collections::HashMap<(String, String), Vec<String>>,
+    /// The gateway address of every live network (`host-gateway`).
+    gateways: std::collections::HashMap<String, String>,
 }
 
 impl Addressing {
     fn read(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError> {
         let mut aliases = std::collections::HashMap::new();
+        let mut gateways = std::collections::HashMap::new();
         for rec in live {
+            if let Some(info) = rec.network_info() {
+                gateways.insert(rec.key.name.clone(), info.gateway.clone());
+            }
             let Some(spec) = rec.container_spec() else { continue };
             for net in &spec.networks {
                 if !net.aliases.is_empty() {
@@ -722,6 +913,7 @@ impl Addressing {
         Ok(Addressing {
             allocations: engine.store.alloc_all()?,
             aliases,
+            gateways,
         })
     }
 
@@ -834,6 +1026,7 @@ mod tests {
                 alloc("front", "10.1.0.3", "lb"),
             ],
             aliases: [(("back".to_string(), "db".to_string()), vec!["Postgres".to_string()])].into(),
+            gateways: [("front".to_string(), "10.1.0.1".to_string())].into(),
         }
     }
 
@@ -861,6 +1054,25 @@ mod tests {
             ..Default::default()
         };
         assert!(hosts_text(&a, "x", &lonely).ends_with("127.0.1.1\tx\n"));
+        let named = ContainerSpec {
+            networks: vec!["front".into()],
+            hostname: Some("www".into()),
+            domainname: Some("example.org".into()),
+            extra_hosts: vec![
+                crate::manifest::ExtraHost {
+                    host: "gw".into(),
+                    ip: "host-gateway".into(),
+                },
+                crate::manifest::ExtraHost {
+                    host: "db.test".into(),
+                    ip: "192.0.2.7".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let hosts = hosts_text(&a, "web", &named);
+        assert!(hosts.contains("10.1.0.2\twww.example.org www web\n"), "{hosts}");
+        assert!(hosts.ends_with("10.1.0.1\tgw\n192.0.2.7\tdb.test\n"), "{hosts}");
 
         let back = dns_records(&a, "back");
         assert_eq!(back["postgres"], [Ipv4Addr::new(10, 1, 1, 2)]);

@@ -178,8 +178,10 @@ fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunSta
                 restart_due: false,
             };
         }
-        record_exit(engine, name, &mut info, &exit, policy);
+        record_exit(engine, name, &mut info, &exit, live.restart_rule());
     }
+    let (rule, max) = live.restart_rule();
+    let policy = policy::in_force(rule, max, info.failed_runs);
     RunState::Exited {
         code: exit.code,
         restart_due: info.hold != Some(Hold::Stopped)
@@ -187,8 +189,16 @@ fn observe_container(engine: &Arc<Engine>, live: &Live, mode: Observe) -> RunSta
     }
 }
 
-fn record_exit(engine: &Engine, name: &str, info: &mut ContainerInfo, exit: &ExitRecord, restart: RestartPolicy) {
+fn record_exit(
+    engine: &Engine,
+    name: &str,
+    info: &mut ContainerInfo,
+    exit: &ExitRecord,
+    (restart, max_retries): (RestartPolicy, Option<u32>),
+) {
     let key = ObjectKey::new(Kind::Container, name);
+    info.failed_runs = if exit.code == 0 { 0 } else { info.failed_runs + 1 };
+    let restart = policy::in_force(restart, max_retries, info.failed_runs);
     let decision = policy::decide_exit(
         restart,
         exit.code,

@@ -41,7 +41,10 @@ pub(super) async fn remove_container(engine: &Engine, name: &str) -> DriverResul
     let id = name.to_string();
     let (networks, ports) = engine
         .live(Kind::Container, name)?
-        .and_then(|l| l.container_spec().map(|c| (c.networks.len(), !c.ports.is_empty())))
+        .and_then(|l| {
+            l.container_spec()
+                .map(|c| (c.networks.len(), !c.ports.is_empty() || c.publish_all))
+        })
         .unwrap_or((0, false));
     // The container's files, mounts and cgroups, and its network (veths,
     // namespace, addresses), have nothing to wait for in each other once the

@@ -46,6 +46,18 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     }
     populate_volumes(engine, spec, &resolved.view.lower_dirs).await?;
     let wired = network::wire(engine, name, spec).await?;
+    let chosen_before = engine
+        .live(Kind::Container, name)?
+        .filter(|rec| rec.spec_hash == hash)
+        .and_then(|rec| rec.container_info().map(|i| i.published.clone()))
+        .unwrap_or_default();
+    let published = match network::publish(engine, name, spec, &resolved.view.exposed_ports, &chosen_before).await {
+        Ok(p) => p,
+        Err(e) => {
+            unwire_failed(engine, &key, spec).await;
+            return Err(e);
+        }
+    };
     cfg.netns = wired.netns;
     cfg.mounts.extend(wired.mounts);
 
@@ -68,6 +80,11 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
         }
         _ => ContainerInfo::default(),
     };
+    if info.next_restart_at.is_none() {
+        // Started by hand (or first): on-failure's count starts over, as
+        // `docker start` resets RestartCount.
+        info.failed_runs = 0;
+    }
     info.failure = None;
     info.next_restart_at = None;
     info.hold = None;
@@ -82,6 +99,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
     };
     info.labels = translate::labels(&resolved.view, &obj.metadata.labels);
     info.exposed_ports = resolved.view.exposed_ports.clone();
+    info.published = published;
     let put = |info: &ContainerInfo| {
         let rec = records::encode_live(obj, hash, &LiveInfo::Container(info.clone()), created_at);
         engine.store.live_put(&rec)
@@ -111,7 +129,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
                 network::refresh_hosts(engine);
             }
             // NAT holds networks and published ports only.
-            if !spec.ports.is_empty() {
+            if !info.published.is_empty() {
                 if let Err(e) = network::sync_nat(engine).await {
                     engine.event(&key, "NatFailed", &e.to_string());
                 }
@@ -350,7 +368,7 @@ pub(super) fn on_shim_exit(engine: &Engine, name: &str) {
             Ok(Some(live)) => {
                 let mut info = live.container_info().cloned().unwrap_or_default();
                 if info.last_exit.as_ref().map(|e| e.finished_at) != Some(exit.finished_at) {
-                    record_exit(engine, name, &mut info, &exit, live.restart_policy());
+                    record_exit(engine, name, &mut info, &exit, live.restart_rule());
                 }
             }
             Ok(None) => {}
