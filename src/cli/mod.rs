@@ -5,6 +5,7 @@
 //! is not the CLI's: `berthd` runs it.
 
 pub mod args;
+pub mod format;
 pub mod commands;
 pub mod output;
 pub mod runflags;
