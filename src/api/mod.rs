@@ -237,6 +237,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/export") => post(export),
         ("get", "/v1/system/df") => get(disk_usage),
         ("post", "/v1/images/import") => post(import_image),
+        ("post", "/v1/docker/inspect") => post(docker_inspect),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -519,6 +520,13 @@ async fn commit(
     JsonBody(req): JsonBody<CommitRequest>,
 ) -> ApiResult<Json<ImageListItem>> {
     Ok(Json(commands::images::commit(&engine, req).await?))
+}
+
+async fn docker_inspect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<commands::docker_inspect::InspectRequest>,
+) -> ApiResult<Json<commands::docker_inspect::Document>> {
+    Ok(Json(commands::docker_inspect::inspect(&engine, &req)?))
 }
 
 async fn inspect_image(

@@ -381,6 +381,14 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<ImportImageRequest>),
         response: Body::Json(schema::<ImageListItem>),
     },
+    Route {
+        method: "post",
+        path: "/v1/docker/inspect",
+        summary: "one container, image, network or volume as `docker inspect` shows it (Docker's field names)",
+        params: &[],
+        request: Some(schema::<crate::commands::docker_inspect::InspectRequest>),
+        response: Body::Json(schema::<crate::commands::docker_inspect::Document>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

@@ -111,8 +111,9 @@ pub enum CliCmd {
     Top(NameArgs),
     /// Copy files between a running container and the host (NAME:PATH on one side).
     Cp(CpArgs),
-    /// One container in full, as JSON.
-    Inspect(NameArgs),
+    /// Containers, images, networks or volumes as `docker inspect` shows
+    /// them (Docker's field names); --berth: a container in berth's own form.
+    Inspect(InspectArgs),
     /// Recent events.
     Events,
     /// Pull an image from a registry.
@@ -276,6 +277,24 @@ pub struct CpArgs {
 #[derive(Debug, Clone, Args)]
 pub struct NameArgs {
     pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// container, image, network or volume (default: the first kind that has
+    /// the name, containers first, as Docker resolves it).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// A Go template over each document, as Docker's (`{{.State.Pid}}`,
+    /// `{{json .Config.Labels}}`).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// One container in berth's own form (state, OCI runtime settings, log
+    /// path), as `inspect` printed it before it spoke Docker's.
+    #[arg(long, conflicts_with_all = ["kind", "format"])]
+    pub berth: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -299,14 +299,18 @@ fn pad(args: &[Value]) -> Result<Value, TemplateError> {
         return Err(TemplateError::Exec("pad: at most 4096 spaces".into()));
     }
     let s = text_of(&args[0]);
-    Ok(Value::String(format!("{}{s}{}", " ".repeat(before), " ".repeat(after)).into()))
+    Ok(Value::String(
+        format!("{}{s}{}", " ".repeat(before), " ".repeat(after)).into(),
+    ))
 }
 
 /// `{{truncate .X 12}}`: at most that many characters.
 fn truncate(args: &[Value]) -> Result<Value, TemplateError> {
     arg_count("truncate", args, 2)?;
     let n = int_arg("truncate", &args[1])?;
-    Ok(Value::String(text_of(&args[0]).chars().take(n).collect::<String>().into()))
+    Ok(Value::String(
+        text_of(&args[0]).chars().take(n).collect::<String>().into(),
+    ))
 }
 
 #[cfg(test)]
@@ -336,24 +340,46 @@ mod tests {
             r#"{"a<b":"x&y","tier":"front"}"#
         );
         assert_eq!(
-            render("{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}", doc()).unwrap(),
+            render(
+                "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}",
+                doc()
+            )
+            .unwrap(),
             "n1=10.0.0.2 n2=10.0.1.2 "
         );
         assert_eq!(render(r#"{{index .Config.Labels "tier"}}"#, doc()).unwrap(), "front");
         assert_eq!(render(r#"{{join .Config.Env ","}}"#, doc()).unwrap(), "A=1,B=2");
-        assert_eq!(render("{{upper .State.Status}} {{lower \"AbC\"}}", doc()).unwrap(), "RUNNING abc");
-        assert_eq!(render("{{if .State.Running}}up{{else}}down{{end}}", doc()).unwrap(), "up");
-        assert_eq!(render(r#"{{printf "%s:%d" .Id .State.Pid}}"#, doc()).unwrap(), "web:4242");
+        assert_eq!(
+            render("{{upper .State.Status}} {{lower \"AbC\"}}", doc()).unwrap(),
+            "RUNNING abc"
+        );
+        assert_eq!(
+            render("{{if .State.Running}}up{{else}}down{{end}}", doc()).unwrap(),
+            "up"
+        );
+        assert_eq!(
+            render(r#"{{printf "%s:%d" .Id .State.Pid}}"#, doc()).unwrap(),
+            "web:4242"
+        );
         assert_eq!(render("{{title \"hello world\"}}", doc()).unwrap(), "Hello World");
-        assert_eq!(render("[{{pad \"x\" 1 2}}]{{truncate \"abcdef\" 3}}", doc()).unwrap(), "[ x  ]abc");
-        assert_eq!(render(r#"{{range split "a:b" ":"}}<{{.}}>{{end}}"#, doc()).unwrap(), "<a><b>");
+        assert_eq!(
+            render("[{{pad \"x\" 1 2}}]{{truncate \"abcdef\" 3}}", doc()).unwrap(),
+            "[ x  ]abc"
+        );
+        assert_eq!(
+            render(r#"{{range split "a:b" ":"}}<{{.}}>{{end}}"#, doc()).unwrap(),
+            "<a><b>"
+        );
         assert_eq!(render("{{len .Config.Env}}", doc()).unwrap(), "2");
     }
 
     #[test]
     fn json_shorthand_is_the_whole_document() {
         let out = render("json", json!({"b": 1, "a": [true, null]})).unwrap();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), json!({"a": [true, null], "b": 1}));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+            json!({"a": [true, null], "b": 1})
+        );
     }
 
     #[test]
@@ -384,7 +410,10 @@ mod tests {
         let headers: BTreeMap<&str, &str> = [("Names", "NAMES"), ("Image", "IMAGE")].into();
         let f = Format::parse_listing(r"table {{.Names}}\t{{.Image}}", "").unwrap();
         assert!(f.is_table());
-        let rows = [json!({"Names": "web", "Image": "busybox"}), json!({"Names": "a-long-name-here", "Image": "x"})];
+        let rows = [
+            json!({"Names": "web", "Image": "busybox"}),
+            json!({"Names": "a-long-name-here", "Image": "x"}),
+        ];
         assert_eq!(
             f.render_rows(&headers, &rows).unwrap(),
             "NAMES              IMAGE\nweb                busybox\na-long-name-here   x\n"

@@ -5,8 +5,8 @@
 //! is not the CLI's: `berthd` runs it.
 
 pub mod args;
-pub mod format;
 pub mod commands;
+pub mod format;
 pub mod output;
 pub mod runflags;
 

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod attach;
 pub mod delete;
+pub mod docker_inspect;
 pub mod exec;
 pub mod images;
 pub mod inspect;
