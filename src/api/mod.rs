@@ -238,6 +238,7 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("get", "/v1/system/df") => get(disk_usage),
         ("post", "/v1/images/import") => post(import_image),
         ("post", "/v1/docker/inspect") => post(docker_inspect),
+        ("post", "/v1/docker/containers") => post(docker_containers),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -527,6 +528,13 @@ async fn docker_inspect(
     JsonBody(req): JsonBody<commands::docker_inspect::InspectRequest>,
 ) -> ApiResult<Json<commands::docker_inspect::Document>> {
     Ok(Json(commands::docker_inspect::inspect(&engine, &req)?))
+}
+
+async fn docker_containers(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<commands::docker_list::ListContainersRequest>,
+) -> ApiResult<Json<Vec<commands::docker_list::ContainerSummary>>> {
+    Ok(Json(commands::docker_list::list(&engine, &req)?))
 }
 
 async fn inspect_image(

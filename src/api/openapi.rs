@@ -389,6 +389,14 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<crate::commands::docker_inspect::InspectRequest>),
         response: Body::Json(schema::<crate::commands::docker_inspect::Document>),
     },
+    Route {
+        method: "post",
+        path: "/v1/docker/containers",
+        summary: "containers as `docker ps` lists them (Docker's field names and filters), newest first",
+        params: &[],
+        request: Some(schema::<crate::commands::docker_list::ListContainersRequest>),
+        response: Body::Json(schema::<Vec<crate::commands::docker_list::ContainerSummary>>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

@@ -240,6 +240,24 @@ pub struct PsArgs {
     /// Show only the latest created container.
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Only the ids (berth's ids are the names).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The N most recently created containers, stopped ones too.
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
+    /// Do not cut the command short.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// The size of each container's writable layer.
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// KEY=VALUE: id, name, label, status, ancestor, network, exited (repeatable).
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// A Go template per container, `table …`, or `json` (as Docker's).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -704,7 +704,12 @@ fn mounts(f: &ContainerFacts) -> (Vec<MountPoint>, Vec<String>, BTreeMap<String,
 
 pub fn image(engine: &Arc<Engine>, name: &str) -> Result<Option<ImageJson>> {
     let host = engine.image_host();
-    let Some(record) = host.image(name) else {
+    // An Image object's name first (a DNS label), then a reference or id.
+    let object = match manifest::is_dns_label(name) {
+        true => engine.image_object_id(name)?,
+        false => None,
+    };
+    let Some(record) = object.and_then(|id| host.image(&id)).or_else(|| host.image(name)) else {
         return Ok(None);
     };
     let blob: serde_json::Value = host

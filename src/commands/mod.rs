@@ -7,6 +7,7 @@ pub mod apply;
 pub mod attach;
 pub mod delete;
 pub mod docker_inspect;
+pub mod docker_list;
 pub mod exec;
 pub mod images;
 pub mod inspect;

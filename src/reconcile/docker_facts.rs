@@ -224,6 +224,14 @@ impl Engine {
         }))
     }
 
+    /// The image id of Image object `name` once it is made.
+    pub fn image_object_id(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.live(Kind::Image, name)?.and_then(|l| match l.info {
+            LiveInfo::Image(i) => i.id,
+            _ => None,
+        }))
+    }
+
     /// Every container's name, for the objects that list their users.
     pub fn container_names(self: &Arc<Self>) -> Result<Vec<String>> {
         Ok(self
