@@ -311,3 +311,143 @@ fn ps_filters_formats_and_quiet_ids() {
     let out = env.berth(&["ps", "--format", "{{.Names"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn diff_shows_what_a_container_added_changed_and_deleted() {
+    let env = env_with_busybox("insp-diff");
+    let v = env.manifest(
+        "vol.yaml",
+        "apiVersion: berth/v1\nkind: Volume\nmetadata: {name: data}\nspec: {}\n",
+    );
+    env.ok(&["apply", "-f", v.to_str().unwrap()]);
+    env.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    running(&env, "box");
+    // Nothing changed yet: berth's own mounts (/etc/hosts, /proc…) are not changes.
+    assert_eq!(env.ok(&["diff", "box"]), "", "a fresh container has no changes");
+    env.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "echo new > /added && echo more >> /etc/passwd && rm /bin/ls && mkdir -p /tmp/d/e && touch /tmp/d/e/f \
+         && echo x > /etc/hosts",
+    ]);
+    let diff = env.ok(&["diff", "box"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "A /added",
+        "C /bin",
+        "D /bin/ls",
+        "C /etc",
+        "C /etc/passwd",
+        "C /tmp",
+        "A /tmp/d",
+        "A /tmp/d/e",
+        "A /tmp/d/e/f",
+    ] {
+        assert!(lines.contains(&want), "{want} missing from:\n{diff}");
+    }
+    // /etc/hosts is berth's bind mount: written through, not a change of the container's.
+    assert!(!diff.contains("/etc/hosts"), "{diff}");
+    assert_eq!(lines.len(), 9, "{diff}");
+    let mut sorted = lines.clone();
+    sorted.sort_by_key(|l| &l[2..]);
+    assert_eq!(lines, sorted, "sorted by path");
+    // Also as `container diff`; an unknown container is an error.
+    assert_eq!(env.ok(&["container", "diff", "box"]), diff);
+    let out = env.berth(&["diff", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+}
+
+#[test]
+fn wait_prints_exit_codes_and_port_the_bindings() {
+    let env = env_with_busybox("insp-wait");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 42",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:18931:80",
+        "-p",
+        "18932:53/udp",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    running(&env, "web");
+    // Blocks until it exits, then prints the code; a stopped one answers at once.
+    assert_eq!(env.ok(&["wait", "sleeper"]), "42\n");
+    assert_eq!(env.ok(&["container", "wait", "sleeper", "sleeper"]), "42\n42\n");
+    let out = env.berth(&["wait", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+
+    let mut ports: Vec<String> = env.ok(&["port", "web"]).lines().map(str::to_owned).collect();
+    ports.sort();
+    assert_eq!(ports, ["53/udp -> 0.0.0.0:18932", "80/tcp -> 127.0.0.1:18931"]);
+    assert_eq!(env.ok(&["port", "web", "80"]), "127.0.0.1:18931\n");
+    assert_eq!(env.ok(&["port", "web", "53/udp"]), "0.0.0.0:18932\n");
+    let out = env.berth(&["port", "web", "81"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("81/tcp"), "{}", stderr(&out));
+}
+
+#[test]
+fn prune_removes_only_stopped_run_containers_and_unused_created_networks() {
+    let env = env_with_busybox("insp-prune");
+    // A manifest's container that exited, a running one, and a stopped one of `run`.
+    let c = env.manifest(
+        "job.yaml",
+        "apiVersion: berth/v1\nkind: Container\nmetadata: {name: job}\n\
+         spec: {image: busybox, command: ['true'], restartPolicy: never}\n",
+    );
+    env.ok(&["apply", "-f", c.to_str().unwrap()]);
+    env.wait_for("container", "job", 30, |v| v["status"] == "Completed");
+    env.ok(&["network", "create", "used"]);
+    env.ok(&["network", "create", "unused"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alive",
+        "--network",
+        "used",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    running(&env, "alive");
+    let out = env.berth(&["run", "--name", "stopped", "busybox", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.ok(&["create", "--name", "made", "busybox", "true"]);
+
+    // Without -f and without a yes, nothing happens.
+    env.ok(&["container", "prune"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 4);
+
+    let out = env.ok(&["container", "prune", "-f"]);
+    let mut deleted: Vec<&str> = out.lines().skip(1).collect();
+    deleted.sort();
+    assert_eq!(deleted, ["made", "stopped"], "{out}");
+    let mut left: Vec<String> = env.ok(&["ps", "-aq"]).lines().map(str::to_owned).collect();
+    left.sort();
+    assert_eq!(left, ["alive", "job"]);
+
+    let out = env.ok(&["network", "prune", "-f"]);
+    assert!(out.lines().any(|l| l == "unused"), "{out}");
+    assert!(!out.lines().any(|l| l == "used"), "{out}");
+    assert!(!env.berth(&["get", "network", "unused"]).status.success());
+    env.view("network", "used");
+}

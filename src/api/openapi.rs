@@ -397,6 +397,38 @@ pub const ROUTES: &[Route] = &[
         request: Some(schema::<crate::commands::docker_list::ListContainersRequest>),
         response: Body::Json(schema::<Vec<crate::commands::docker_list::ContainerSummary>>),
     },
+    Route {
+        method: "post",
+        path: "/v1/docker/wait/{name}",
+        summary: "block until a container is not running, then answer its exit code (Docker's wait)",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<crate::commands::docker_ops::WaitExit>),
+    },
+    Route {
+        method: "get",
+        path: "/v1/docker/diff/{name}",
+        summary: "a container's filesystem changes against its image (Kind 0 changed, 1 added, 2 deleted)",
+        params: &[("name", "path", "container name")],
+        request: None,
+        response: Body::Json(schema::<Vec<crate::commands::docker_ops::Change>>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/docker/containers/prune",
+        summary: "remove the stopped containers that run and create made",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<crate::commands::docker_ops::PruneReport>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/docker/networks/prune",
+        summary: "remove the networks that network create made and no container uses",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<crate::commands::docker_ops::PruneReport>),
+    },
 ];
 
 /// The OpenAPI 3.0 document of [`ROUTES`].

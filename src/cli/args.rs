@@ -68,6 +68,7 @@ pub enum CliCmd {
     /// Validate manifests, then make the host match them.
     Apply(ApplyArgs),
     /// Show what apply would do, and why. Exit 0: nothing; 1: changes; 2: error.
+    /// With a CONTAINER instead of -f: its filesystem changes (Docker's diff).
     Diff(DiffArgs),
     /// Delete what manifests define (-f), or KIND/NAME.
     Delete(DeleteArgs),
@@ -116,6 +117,13 @@ pub enum CliCmd {
     Inspect(InspectArgs),
     /// Recent events.
     Events,
+    /// Block until containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// A container's published ports: NAME [PORT[/PROTO]].
+    Port(PortArgs),
+    /// Container commands: ls, inspect, diff, wait, port, prune.
+    #[command(subcommand)]
+    Container(ContainerCmd),
     /// Pull an image from a registry.
     Pull(PullArgs),
     /// List pulled images.
@@ -180,10 +188,15 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
-    #[command(flatten)]
-    pub files: Files,
+    /// A manifest file, a directory (recursive, *.yaml/*.yml) or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required_unless_present = "container")]
+    pub files: Vec<String>,
     #[arg(long)]
     pub prune: bool,
+    /// Instead of a plan: this container's filesystem changes against its
+    /// image, A/C/D as Docker's `diff`.
+    #[arg(conflicts_with_all = ["files", "prune"])]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -313,6 +326,36 @@ pub struct InspectArgs {
     pub berth: bool,
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PortArgs {
+    pub name: String,
+    /// A container port, e.g. 80 or 53/udp.
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ContainerCmd {
+    /// List containers, as `docker ps`.
+    Ls(PsArgs),
+    /// As `berth inspect`, containers only.
+    Inspect(InspectArgs),
+    /// A container's filesystem changes (A/C/D).
+    Diff(NameArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// A container's published ports.
+    Port(PortArgs),
+    /// Remove every stopped container that run or create made.
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -484,6 +527,8 @@ pub enum NetworkCmd {
     Connect(NetworkConnectArgs),
     /// Take a container (made by run or create) off a network.
     Disconnect(NetworkDisconnectArgs),
+    /// Remove the networks `network create` made that no container uses.
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Clone, Args)]

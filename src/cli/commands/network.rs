@@ -33,6 +33,7 @@ pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             .await
         }
         NetworkCmd::Create(args) => create(g, args).await,
+        NetworkCmd::Prune(args) => super::container::prune(g, args, "networks").await,
         NetworkCmd::Connect(args) => {
             let req = NetworkConnectRequest {
                 network: args.network,
