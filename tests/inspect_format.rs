@@ -451,3 +451,54 @@ fn prune_removes_only_stopped_run_containers_and_unused_created_networks() {
     assert!(!env.berth(&["get", "network", "unused"]).status.success());
     env.view("network", "used");
 }
+
+#[test]
+fn images_networks_and_stats_take_format_and_filters() {
+    let env = env_with_busybox("insp-lists");
+    // images: the imported image is named by no reference (dangling to Docker).
+    let dangling = env.ok(&["images", "-f", "dangling=true", "--format", "{{.ID}} {{.Repository}}"]);
+    assert_eq!(dangling.lines().count(), 1, "{dangling}");
+    assert!(dangling.trim().ends_with("<none>"), "{dangling}");
+    assert_eq!(env.ok(&["images", "-f", "dangling=false", "--format", "{{.ID}}"]), "");
+    let id = env.ok(&["inspect", "--type", "image", "-f", "{{.Id}}", "busybox"]);
+    env.ok(&["tag", id.trim(), "localhost/tools:1"]);
+    assert_eq!(
+        env.ok(&[
+            "images",
+            "-f",
+            "reference=localhost/*",
+            "--format",
+            "{{.Repository}}:{{.Tag}}"
+        ]),
+        "localhost/tools:1\n"
+    );
+    assert_eq!(
+        env.ok(&["images", "-f", "reference=nomatch*", "--format", "{{.ID}}"]),
+        ""
+    );
+    let table = env.ok(&["images", "--format", "table {{.Repository}}\t{{.Tag}}"]);
+    assert!(table.starts_with("REPOSITORY"), "{table}");
+    let out = env.berth(&["images", "-f", "dangling=maybe"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("dangling"), "{}", stderr(&out));
+
+    // network ls
+    env.ok(&["network", "create", "--internal", "inner"]);
+    env.ok(&["network", "create", "outer"]);
+    let mut names: Vec<String> = env
+        .ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Internal}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["inner bridge true", "outer bridge false"]);
+    assert_eq!(env.ok(&["network", "ls", "-f", "name=inn", "-q"]), "inner\n");
+    let out = env.berth(&["network", "ls", "-f", "colour=red"]);
+    assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
+
+    // stats
+    env.ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "1000"]);
+    running(&env, "busy");
+    let stats = env.ok(&["stats", "--no-stream", "--format", "{{.Name}}:{{.PIDs}}", "busy"]);
+    assert_eq!(stats, "busy:1\n");
+}

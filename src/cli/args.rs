@@ -363,6 +363,9 @@ pub struct StatsArgs {
     /// Print one reading and exit.
     #[arg(long = "no-stream")]
     pub no_stream: bool,
+    /// A Go template per container, `table …`, or `json` (as Docker's).
+    #[arg(long)]
+    pub format: Option<String>,
     /// Containers (default: every running one).
     pub names: Vec<String>,
 }
@@ -485,6 +488,12 @@ pub struct ImagesArgs {
     /// Only image ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// KEY=VALUE: dangling=true|false, label=K[=V], reference=PATTERN (repeatable).
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// A Go template per image, `table …`, or `json` (as Docker's).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -516,6 +525,15 @@ pub enum NetworkCmd {
     Ls {
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<Output>,
+        /// KEY=VALUE: name, id, driver, label, type (repeatable).
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        /// A Go template per network, `table …`, or `json` (as Docker's).
+        #[arg(long, conflicts_with = "output")]
+        format: Option<String>,
+        /// Only the ids (the names).
+        #[arg(short = 'q', long)]
+        quiet: bool,
     },
     /// Spec, subnet, status and recent events of a network.
     Inspect { name: String },

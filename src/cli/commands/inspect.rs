@@ -69,9 +69,44 @@ fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Ta
     t
 }
 
+const STATS_TABLE: &str =
+    r"table {{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+const STATS_HEADERS: [(&str, &str); 9] = [
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("ID", "CONTAINER ID"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+/// The rows `stats --format` sees: the table's cells under Docker's names.
+fn stats_rows(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Vec<serde_json::Value> {
+    let t = table(before, now);
+    t.rows()
+        .iter()
+        .skip(1)
+        .map(|r| {
+            serde_json::json!({
+                "Container": r[0], "Name": r[0], "ID": r[0], "CPUPerc": r[1], "MemUsage": r[2],
+                "MemPerc": r[3], "NetIO": r[4], "BlockIO": r[5], "PIDs": r[6],
+            })
+        })
+        .collect()
+}
+
 /// Two readings a second apart, then (unless --no-stream) a redraw every
 /// second until interrupted.
 pub async fn stats(g: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let format = args
+        .format
+        .as_deref()
+        .map(|f| Format::parse_listing(f, STATS_TABLE))
+        .transpose()?;
     let c = client(g, true);
     let req = StatsRequest { names: args.names };
     let mut before: HashMap<String, ContainerStats> = c
@@ -83,7 +118,10 @@ pub async fn stats(g: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
     loop {
         tokio::time::sleep(INTERVAL).await;
         let now: Vec<ContainerStats> = c.post("/v1/stats", &req).await?;
-        let text = table(&before, &now).text();
+        let text = match &format {
+            Some(f) => f.render_rows(&STATS_HEADERS.into_iter().collect(), &stats_rows(&before, &now))?,
+            None => table(&before, &now).text(),
+        };
         if args.no_stream {
             print!("{text}");
             return Ok(ExitCode::SUCCESS);

@@ -12,6 +12,7 @@ pub mod get;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
+pub mod listing;
 pub mod logs;
 pub mod network;
 pub mod ps;
