@@ -404,7 +404,7 @@ pub fn container(engine: &Arc<Engine>, name: &str) -> Result<Option<ContainerJso
     Ok(Some(container_json(&f)))
 }
 
-fn container_json(f: &ContainerFacts) -> ContainerJson {
+pub fn container_json(f: &ContainerFacts) -> ContainerJson {
     let spec = &f.spec;
     let image_config = f.image.as_ref().map(|i| &i.config);
     let process = f.oci.as_ref().map(|o| &o["process"]);

@@ -243,10 +243,8 @@ pub fn list(engine: &Arc<Engine>, req: &ListContainersRequest) -> Result<Vec<Con
     let all =
         req.all || req.limit.is_some() || req.filters.contains_key("status") || req.filters.contains_key("exited");
     let mut out = Vec::new();
-    for name in engine.container_names()? {
-        let Some(doc) = docker_inspect::container(engine, &name)? else {
-            continue;
-        };
+    for facts in engine.all_container_facts()? {
+        let doc = docker_inspect::container_json(&facts);
         let mut s = summary(&doc, now);
         if !all && s.state != "running" && s.state != "paused" {
             continue;

@@ -74,49 +74,97 @@ pub struct VolumeFacts {
     pub anonymous_of: Option<(String, String)>,
 }
 
+/// What every container's facts are read from, read once.
+struct Snapshot {
+    desired: Vec<super::records::Desired>,
+    live: Vec<super::records::Live>,
+    /// Gateway and prefix of each made network.
+    networks: BTreeMap<String, (String, u8)>,
+    /// (network, address, owner).
+    allocations: Vec<(String, String, String)>,
+    anonymous: Vec<AnonymousVolumeInfo>,
+}
+
 impl Engine {
     pub fn container_facts(self: &Arc<Self>, name: &str) -> Result<Option<ContainerFacts>> {
         let Some(view) = self.views(Some(Kind::Container), Some(name))?.into_iter().next() else {
             return Ok(None);
         };
-        let live = self.live(Kind::Container, name)?;
-        let desired = self
-            .desired_all()?
+        let snapshot = self.snapshot()?;
+        Ok(self.facts_from(view, &snapshot, &mut BTreeMap::new()))
+    }
+
+    /// [`Engine::container_facts`] of every container, reading the store
+    /// once for all of them (`ps` of many containers stays one pass).
+    pub fn all_container_facts(self: &Arc<Self>) -> Result<Vec<ContainerFacts>> {
+        let views = self.views(Some(Kind::Container), None)?;
+        let snapshot = self.snapshot()?;
+        let mut images = BTreeMap::new();
+        Ok(views
             .into_iter()
-            .find(|d| d.object.kind() == Kind::Container && d.object.name() == name);
-        let spec = match (desired.as_ref().map(|d| &d.object.spec), live.as_ref().map(|l| &l.spec)) {
-            (Some(Spec::Container(s)), _) | (None, Some(Spec::Container(s))) => s.clone(),
-            _ => return Ok(None),
-        };
-        let info = live
-            .as_ref()
-            .and_then(|l| l.container_info().cloned())
-            .unwrap_or_default();
-        let mut labels = info.labels.clone();
-        if let Some(d) = &desired {
-            labels.extend(d.object.metadata.labels.clone());
-        }
-        let auto_remove = labels.contains_key(super::AUTOREMOVE_LABEL);
-        let image = self.image_host().image(info.image_id.as_deref().unwrap_or(&spec.image));
-        let networks: BTreeMap<String, (String, u8)> = self
-            .live_all()?
-            .into_iter()
+            .filter_map(|v| self.facts_from(v, &snapshot, &mut images))
+            .collect())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let live = self.live_all()?;
+        let networks = live
+            .iter()
             .filter_map(|l| {
                 let n = l.network_info()?;
                 let prefix = n.subnet.rsplit_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(0);
                 Some((l.key.name.clone(), (n.gateway.clone(), prefix)))
             })
             .collect();
-        let mut addresses: Vec<Address> = self
-            .store
-            .alloc_all()?
-            .into_iter()
+        Ok(Snapshot {
+            desired: self.desired_all()?,
+            live,
+            networks,
+            allocations: self.store.alloc_all()?,
+            anonymous: self.host.volumes.anonymous(),
+        })
+    }
+
+    fn facts_from(
+        &self,
+        view: ObjectView,
+        snap: &Snapshot,
+        images: &mut BTreeMap<String, Option<ImageRecord>>,
+    ) -> Option<ContainerFacts> {
+        let name = view.name.clone();
+        let name = name.as_str();
+        let live = snap
+            .live
+            .iter()
+            .find(|l| l.key.kind == Kind::Container && l.key.name == name);
+        let desired = snap
+            .desired
+            .iter()
+            .find(|d| d.object.kind() == Kind::Container && d.object.name() == name);
+        let spec = match (desired.map(|d| &d.object.spec), live.map(|l| &l.spec)) {
+            (Some(Spec::Container(s)), _) | (None, Some(Spec::Container(s))) => s.clone(),
+            _ => return None,
+        };
+        let info = live.and_then(|l| l.container_info().cloned()).unwrap_or_default();
+        let mut labels = info.labels.clone();
+        if let Some(d) = desired {
+            labels.extend(d.object.metadata.labels.clone());
+        }
+        let auto_remove = labels.contains_key(super::AUTOREMOVE_LABEL);
+        let image_name = info.image_id.clone().unwrap_or_else(|| spec.image.clone());
+        let image = images
+            .entry(image_name.clone())
+            .or_insert_with(|| self.image_host().image(&image_name))
+            .clone();
+        let mut addresses: Vec<Address> = snap
+            .allocations
+            .iter()
             .filter(|(_, _, owner)| owner == name)
             .map(|(network, ip, _)| {
-                let (gateway, prefix) = networks.get(&network).cloned().unwrap_or_default();
+                let (gateway, prefix) = snap.networks.get(network).cloned().unwrap_or_default();
                 Address {
-                    network,
-                    ip,
+                    network: network.clone(),
+                    ip: ip.clone(),
                     gateway,
                     prefix,
                 }
@@ -133,16 +181,10 @@ impl Engine {
                 (v, dir)
             })
             .collect();
-        let anonymous = self
-            .host
-            .volumes
-            .anonymous()
-            .into_iter()
-            .filter(|a| a.container == name)
-            .collect();
-        Ok(Some(ContainerFacts {
+        let anonymous = snap.anonymous.iter().filter(|a| a.container == name).cloned().collect();
+        Some(ContainerFacts {
             id: self.runtime_id(name),
-            created_at: live.as_ref().map(|l| l.created_at).or(view.created_at).unwrap_or(0),
+            created_at: live.map(|l| l.created_at).or(view.created_at).unwrap_or(0),
             started_at: view.started_at.or(info.started_at),
             last_exit: info.last_exit.clone(),
             oci: self.container_oci_spec(name),
@@ -156,7 +198,7 @@ impl Engine {
             volume_dirs,
             anonymous,
             auto_remove,
-        }))
+        })
     }
 
     pub fn network_facts(&self, name: &str) -> Result<Option<NetworkFacts>> {
@@ -230,14 +272,5 @@ impl Engine {
             LiveInfo::Image(i) => i.id,
             _ => None,
         }))
-    }
-
-    /// Every container's name, for the objects that list their users.
-    pub fn container_names(self: &Arc<Self>) -> Result<Vec<String>> {
-        Ok(self
-            .views(Some(Kind::Container), None)?
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
     }
 }
