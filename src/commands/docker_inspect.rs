@@ -534,8 +534,9 @@ pub fn container_json(f: &ContainerFacts) -> ContainerJson {
         .as_ref()
         .and_then(|s| s.no_new_privileges)
         .unwrap_or(false);
-    let user = process
-        .and_then(|_| spec.user.clone())
+    let user = spec
+        .user
+        .clone()
         .or_else(|| image_config.and_then(|c| c.user.clone()))
         .unwrap_or_default();
     ContainerJson {
