@@ -238,7 +238,7 @@ fn stats_top_and_inspect_read_the_containers_cgroup_and_processes() {
     assert!(top.lines().any(|l| l.ends_with("sleep 1000")), "{top}");
     assert!(top.lines().next().unwrap().starts_with("PID"), "{top}");
 
-    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "mem"])).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "--berth", "mem"])).unwrap();
     assert_eq!(inspect["pid"], v["pid"], "{inspect}");
     assert_eq!(inspect["running"], true);
     assert_eq!(inspect["paused"], false);

@@ -1130,7 +1130,7 @@ fn an_images_volumes_labels_and_ports_take_effect_and_its_anonymous_volumes_go_w
     assert_eq!(anon.len(), 1, "{anon:?}");
     assert_eq!(anon[0].len(), 64);
 
-    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "vol"])).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "--berth", "vol"])).unwrap();
     assert_eq!(inspect["labels"]["tier"], "manifest", "{inspect}");
     assert_eq!(inspect["labels"]["org.example.from"], "image", "{inspect}");
     assert_eq!(inspect["exposedPorts"][0], "8080/tcp", "{inspect}");

@@ -238,6 +238,12 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/export") => post(export),
         ("get", "/v1/system/df") => get(disk_usage),
         ("post", "/v1/images/import") => post(import_image),
+        ("post", "/v1/docker/inspect") => post(docker_inspect),
+        ("post", "/v1/docker/containers") => post(docker_containers),
+        ("post", "/v1/docker/wait/{name}") => post(docker_wait),
+        ("get", "/v1/docker/diff/{name}") => get(docker_diff),
+        ("post", "/v1/docker/containers/prune") => post(docker_prune_containers),
+        ("post", "/v1/docker/networks/prune") => post(docker_prune_networks),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -528,6 +534,47 @@ async fn commit(
     JsonBody(req): JsonBody<CommitRequest>,
 ) -> ApiResult<Json<ImageListItem>> {
     Ok(Json(commands::images::commit(&engine, req).await?))
+}
+
+async fn docker_inspect(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<commands::docker_inspect::InspectRequest>,
+) -> ApiResult<Json<commands::docker_inspect::Document>> {
+    Ok(Json(commands::docker_inspect::inspect(&engine, &req)?))
+}
+
+async fn docker_containers(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<commands::docker_list::ListContainersRequest>,
+) -> ApiResult<Json<Vec<commands::docker_list::ContainerSummary>>> {
+    Ok(Json(commands::docker_list::list(&engine, &req)?))
+}
+
+async fn docker_wait(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<commands::docker_ops::WaitExit>> {
+    Ok(Json(commands::docker_ops::wait(&engine, &name).await?))
+}
+
+async fn docker_diff(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<commands::docker_ops::Change>>> {
+    let walk = tokio::task::spawn_blocking(move || commands::docker_ops::diff(&engine, &name));
+    Ok(Json(walk.await.map_err(|e| CommandError::Unavailable(e.to_string()))??))
+}
+
+async fn docker_prune_containers(
+    State(engine): State<Arc<Engine>>,
+) -> ApiResult<Json<commands::docker_ops::PruneReport>> {
+    Ok(Json(commands::docker_ops::prune_containers(&engine).await?))
+}
+
+async fn docker_prune_networks(
+    State(engine): State<Arc<Engine>>,
+) -> ApiResult<Json<commands::docker_ops::PruneReport>> {
+    Ok(Json(commands::docker_ops::prune_networks(&engine).await?))
 }
 
 async fn inspect_image(

@@ -68,6 +68,7 @@ pub enum CliCmd {
     /// Validate manifests, then make the host match them.
     Apply(ApplyArgs),
     /// Show what apply would do, and why. Exit 0: nothing; 1: changes; 2: error.
+    /// With a CONTAINER instead of -f: its filesystem changes (Docker's diff).
     Diff(DiffArgs),
     /// Delete what manifests define (-f), or KIND/NAME.
     Delete(DeleteArgs),
@@ -113,10 +114,18 @@ pub enum CliCmd {
     Top(NameArgs),
     /// Copy files between a running container and the host (NAME:PATH on one side).
     Cp(CpArgs),
-    /// One container in full, as JSON.
-    Inspect(NameArgs),
+    /// Containers, images, networks or volumes as `docker inspect` shows
+    /// them (Docker's field names); --berth: a container in berth's own form.
+    Inspect(InspectArgs),
     /// Recent events.
     Events,
+    /// Block until containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// A container's published ports: NAME [PORT[/PROTO]].
+    Port(PortArgs),
+    /// Container commands: ls, inspect, diff, wait, port, prune.
+    #[command(subcommand)]
+    Container(ContainerCmd),
     /// Pull an image from a registry.
     Pull(PullArgs),
     /// List pulled images.
@@ -181,10 +190,15 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
-    #[command(flatten)]
-    pub files: Files,
+    /// A manifest file, a directory (recursive, *.yaml/*.yml) or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required_unless_present = "container")]
+    pub files: Vec<String>,
     #[arg(long)]
     pub prune: bool,
+    /// Instead of a plan: this container's filesystem changes against its
+    /// image, A/C/D as Docker's `diff`.
+    #[arg(conflicts_with_all = ["files", "prune"])]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,6 +255,24 @@ pub struct PsArgs {
     /// Show only the latest created container.
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Only the ids (berth's ids are the names).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The N most recently created containers, stopped ones too.
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
+    /// Do not cut the command short.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// The size of each container's writable layer.
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// KEY=VALUE: id, name, label, status, ancestor, network, exited (repeatable).
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// A Go template per container, `table …`, or `json` (as Docker's).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -281,10 +313,61 @@ pub struct NameArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// container, image, network or volume (default: the first kind that has
+    /// the name, containers first, as Docker resolves it).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// A Go template over each document, as Docker's (`{{.State.Pid}}`,
+    /// `{{json .Config.Labels}}`).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// One container in berth's own form (state, OCI runtime settings, log
+    /// path), as `inspect` printed it before it spoke Docker's.
+    #[arg(long, conflicts_with_all = ["kind", "format"])]
+    pub berth: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PortArgs {
+    pub name: String,
+    /// A container port, e.g. 80 or 53/udp.
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ContainerCmd {
+    /// List containers, as `docker ps`.
+    Ls(PsArgs),
+    /// As `berth inspect`, containers only.
+    Inspect(InspectArgs),
+    /// A container's filesystem changes (A/C/D).
+    Diff(NameArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// A container's published ports.
+    Port(PortArgs),
+    /// Remove every stopped container that run or create made.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct StatsArgs {
     /// Print one reading and exit.
     #[arg(long = "no-stream")]
     pub no_stream: bool,
+    /// A Go template per container, `table …`, or `json` (as Docker's).
+    #[arg(long)]
+    pub format: Option<String>,
     /// Containers (default: every running one).
     pub names: Vec<String>,
 }
@@ -489,6 +572,12 @@ pub struct ImagesArgs {
     /// Only image ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// KEY=VALUE: dangling=true|false, label=K[=V], reference=PATTERN (repeatable).
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// A Go template per image, `table …`, or `json` (as Docker's).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -520,6 +609,15 @@ pub enum NetworkCmd {
     Ls {
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<Output>,
+        /// KEY=VALUE: name, id, driver, label, type (repeatable).
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        /// A Go template per network, `table …`, or `json` (as Docker's).
+        #[arg(long, conflicts_with = "output")]
+        format: Option<String>,
+        /// Only the ids (the names).
+        #[arg(short = 'q', long)]
+        quiet: bool,
     },
     /// Spec, subnet, status and recent events of a network.
     Inspect { name: String },
@@ -531,6 +629,8 @@ pub enum NetworkCmd {
     Connect(NetworkConnectArgs),
     /// Take a container (made by run or create) off a network.
     Disconnect(NetworkDisconnectArgs),
+    /// Remove the networks `network create` made that no container uses.
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Clone, Args)]

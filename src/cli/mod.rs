@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod format;
 pub mod output;
 pub mod runflags;
 
@@ -23,12 +24,18 @@ use args::{CliCmd, Global};
 /// have several), an `Err` is printed by `main.rs` and exits 1.
 pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
     use commands::{
-        apply, delete, events, exec, get, images, inspect, lifecycle, logs, network, ps, run, schema, stop, validate,
-        version,
+        apply, container, delete, events, exec, get, images, inspect, lifecycle, logs, network, ps, run, schema, stop,
+        validate, version,
     };
     match command {
         CliCmd::Apply(args) => apply::apply(g, args).await,
-        CliCmd::Diff(args) => Ok(apply::diff(g, args).await),
+        CliCmd::Diff(args) => match args.container {
+            Some(name) => container::diff(g, args::NameArgs { name }).await,
+            None => Ok(apply::diff(g, args).await),
+        },
+        CliCmd::Wait(args) => container::wait(g, args).await,
+        CliCmd::Port(args) => container::port(g, args).await,
+        CliCmd::Container(cmd) => container::container(g, cmd).await,
         CliCmd::Delete(args) => delete::delete(g, args).await,
         CliCmd::Get(args) => get::get(g, args).await,
         CliCmd::Describe(args) => get::describe(g, args).await,

@@ -46,6 +46,11 @@ impl Table {
         out
     }
 
+    /// The header, then the rows, as given.
+    pub fn rows(&self) -> &[Vec<String>] {
+        &self.rows
+    }
+
     pub fn print(&self) {
         print!("{}", self.render());
     }

@@ -6,6 +6,9 @@
 pub mod apply;
 pub mod attach;
 pub mod delete;
+pub mod docker_inspect;
+pub mod docker_list;
+pub mod docker_ops;
 pub mod exec;
 pub mod images;
 pub mod inspect;

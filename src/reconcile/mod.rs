@@ -14,6 +14,7 @@
 
 pub mod conformance;
 mod control;
+mod docker_facts;
 mod drivers;
 pub mod error;
 mod executor;
@@ -42,6 +43,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use crate::plan::ObjectKey;
 use crate::store::Store;
 
+pub use docker_facts::{Address, ContainerFacts, NetworkFacts, VolumeFacts};
 pub use error::{DriverError, ReconcileError, Result, VerbError};
 pub use executor::{Outcome, OutcomeKind, PassReport};
 pub use seams::Host;

@@ -109,7 +109,7 @@ pub async fn diff(g: &Global, args: DiffArgs) -> ExitCode {
 }
 
 async fn try_diff(g: &Global, args: DiffArgs) -> anyhow::Result<ExitCode> {
-    let req = apply_request(&args.files.files, args.prune, true)?;
+    let req = apply_request(&args.files, args.prune, true)?;
     let resp: ApplyResponse = client(g, true).post("/v1/apply", &req).await?;
     if !resp.errors.is_empty() {
         print_diagnostics(&resp.errors);

@@ -112,7 +112,16 @@ pub async fn is_pulled(g: &Global, reference: &str) -> bool {
 }
 
 pub async fn images(g: &Global, args: ImagesArgs) -> anyhow::Result<ExitCode> {
-    let images: Vec<ImageListItem> = client(g, true).get("/v1/images").await?;
+    let mut images: Vec<ImageListItem> = client(g, true).get("/v1/images").await?;
+    if !args.filter.is_empty() {
+        images = super::listing::filter_images(g, images, &args.filter).await?;
+    }
+    if let Some(format) = &args.format {
+        if !args.quiet {
+            print!("{}", super::listing::images_formatted(&images, format)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     if args.quiet {
         for i in &images {
             println!("{}", short(&i.id));

@@ -5,10 +5,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::args::{CpArgs, Global, NameArgs, StatsArgs};
+use crate::cli::args::{CpArgs, Global, InspectArgs, NameArgs, StatsArgs};
 use crate::cli::client;
+use crate::cli::format::Format;
 use crate::cli::output::{self, Table};
 use crate::client::segment;
+use crate::commands::docker_inspect::InspectRequest;
 use crate::wire::{ContainerInspect, ContainerStats, CopyRequest, CopyResponse, StatsRequest, TopResponse};
 
 /// How far apart the two readings of one refresh are, as `docker stats`.
@@ -67,9 +69,44 @@ fn table(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Ta
     t
 }
 
+const STATS_TABLE: &str =
+    r"table {{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+const STATS_HEADERS: [(&str, &str); 9] = [
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("ID", "CONTAINER ID"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+/// The rows `stats --format` sees: the table's cells under Docker's names.
+fn stats_rows(before: &HashMap<String, ContainerStats>, now: &[ContainerStats]) -> Vec<serde_json::Value> {
+    let t = table(before, now);
+    t.rows()
+        .iter()
+        .skip(1)
+        .map(|r| {
+            serde_json::json!({
+                "Container": r[0], "Name": r[0], "ID": r[0], "CPUPerc": r[1], "MemUsage": r[2],
+                "MemPerc": r[3], "NetIO": r[4], "BlockIO": r[5], "PIDs": r[6],
+            })
+        })
+        .collect()
+}
+
 /// Two readings a second apart, then (unless --no-stream) a redraw every
 /// second until interrupted.
 pub async fn stats(g: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let format = args
+        .format
+        .as_deref()
+        .map(|f| Format::parse_listing(f, STATS_TABLE))
+        .transpose()?;
     let c = client(g, true);
     let req = StatsRequest { names: args.names };
     let mut before: HashMap<String, ContainerStats> = c
@@ -81,7 +118,10 @@ pub async fn stats(g: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
     loop {
         tokio::time::sleep(INTERVAL).await;
         let now: Vec<ContainerStats> = c.post("/v1/stats", &req).await?;
-        let text = table(&before, &now).text();
+        let text = match &format {
+            Some(f) => f.render_rows(&STATS_HEADERS.into_iter().collect(), &stats_rows(&before, &now))?,
+            None => table(&before, &now).text(),
+        };
         if args.no_stream {
             print!("{text}");
             return Ok(ExitCode::SUCCESS);
@@ -112,12 +152,50 @@ pub async fn top(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn inspect(g: &Global, args: NameArgs) -> anyhow::Result<ExitCode> {
-    let v: ContainerInspect = client(g, true)
-        .get(&format!("/v1/inspect/{}", segment(&args.name)))
-        .await?;
-    println!("{}", output::json(&v)?);
-    Ok(ExitCode::SUCCESS)
+/// `inspect NAME…`: the documents as a JSON array, or each through
+/// `--format`; a name that is not found is reported on stderr and makes the
+/// exit code 1, the others still print (as Docker's).
+pub async fn inspect(g: &Global, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let c = client(g, true);
+    if args.berth {
+        for name in &args.names {
+            let v: ContainerInspect = c.get(&format!("/v1/inspect/{}", segment(name))).await?;
+            println!("{}", output::json(&v)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Parsed first: a bad template is refused before anything is asked.
+    let format = args.format.as_deref().map(Format::parse).transpose()?;
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        let req = InspectRequest {
+            name: name.clone(),
+            kind: args.kind.clone(),
+        };
+        match c.post::<_, serde_json::Value>("/v1/docker/inspect", &req).await {
+            Ok(doc) => docs.push(doc),
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    let mut out = String::new();
+    match &format {
+        Some(f) => {
+            for doc in &docs {
+                out.push_str(&f.render(doc)?);
+                out.push('\n');
+            }
+        }
+        None => {
+            out = serde_json::to_string_pretty(&docs)?;
+            out.push('\n');
+        }
+    }
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// `cp NAME:PATH HOSTPATH` or `cp HOSTPATH NAME:PATH`.

@@ -4,6 +4,7 @@
 //! a table, JSON or YAML goes through `cli::output`.
 
 pub mod apply;
+pub mod container;
 pub mod delete;
 pub mod events;
 pub mod exec;
@@ -11,6 +12,7 @@ pub mod get;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
+pub mod listing;
 pub mod logs;
 pub mod network;
 pub mod ps;

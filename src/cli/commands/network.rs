@@ -12,7 +12,20 @@ use crate::wire::{ApplyRequest, ApplyResponse, NetworkConnectRequest, NetworkDis
 
 pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        NetworkCmd::Ls { output } => {
+        NetworkCmd::Ls {
+            output,
+            filter,
+            format,
+            quiet,
+        } if format.is_some() || !filter.is_empty() || quiet => {
+            let views: Vec<crate::wire::ObjectView> = client(g, true).get("/v1/objects?kind=network").await?;
+            let names = views.into_iter().map(|v| v.name).collect();
+            let format = if quiet { Some("{{.ID}}") } else { format.as_deref() };
+            let _ = output;
+            print!("{}", super::listing::networks(g, names, &filter, format).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        NetworkCmd::Ls { output, .. } => {
             get::get(
                 g,
                 GetArgs {
@@ -33,6 +46,7 @@ pub async fn network(g: &Global, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             .await
         }
         NetworkCmd::Create(args) => create(g, args).await,
+        NetworkCmd::Prune(args) => super::container::prune(g, args, "networks").await,
         NetworkCmd::Connect(args) => {
             let req = NetworkConnectRequest {
                 network: args.network,
