@@ -406,6 +406,7 @@ pub fn container(engine: &Arc<Engine>, name: &str) -> Result<Option<ContainerJso
 
 pub fn container_json(f: &ContainerFacts) -> ContainerJson {
     let spec = &f.spec;
+    let security = spec.security_context.clone().unwrap_or_default();
     let image_config = f.image.as_ref().map(|i| &i.config);
     let process = f.oci.as_ref().and_then(|o| o.process().as_ref());
     let entrypoint = spec
@@ -570,14 +571,24 @@ pub fn container_json(f: &ContainerFacts) -> ContainerJson {
             } else {
                 Vec::new()
             },
-            pid_mode: String::new(),
-            ipc_mode: "private".into(),
+            privileged: security.privileged,
+            publish_all_ports: spec.publish_all,
+            readonly_rootfs: spec.read_only_rootfs,
+            cap_add: security.cap_add.clone(),
+            cap_drop: security.cap_drop.clone(),
+            pid_mode: spec.pid.clone().unwrap_or_default(),
+            ipc_mode: spec.ipc.clone().unwrap_or_else(|| "private".into()),
+            uts_mode: spec.uts.clone().unwrap_or_default(),
+            userns_mode: match spec.userns {
+                Some(manifest::UsernsMode::Auto) => "auto".into(),
+                Some(manifest::UsernsMode::Host) => "host".into(),
+                None => String::new(),
+            },
             memory: resources.and_then(|r| r.memory).map_or(0, |m| m.0),
             nano_cpus: resources.and_then(|r| r.cpus).map_or(0, |c| (c.0 * 1e9).round() as u64),
             cpu_shares: resources.and_then(|r| r.cpu_shares).unwrap_or(0),
             pids_limit: resources.and_then(|r| r.pids).map(u64::from),
             tmpfs,
-            ..Default::default()
         },
         graph_driver: GraphDriver {
             name: "overlay".into(),
