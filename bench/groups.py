@@ -334,6 +334,10 @@ class Groups:
             sh(b("run", "-d", "--network", "none", "--name", EXEC_NAME, "busybox", *LONG_RUNNING))
             return m("exec-berth", "berth exec", b("exec", EXEC_NAME, "/bin/true"), **single)
         self.record("exec", "berth", self.berth_step("berth exec", berth))
+        # A running container's memory limit changed in place, on the exec container.
+        update = ["--memory", "96m", "--memory-swap", "-1"]
+        self.record("update", "berth", self.berth_step("berth update --memory", lambda: m(
+            "update-berth", "berth update --memory", b("update", *update, EXEC_NAME), **single)))
 
         def docker():
             d = self.docker
@@ -341,6 +345,8 @@ class Groups:
             sh([d, "run", "-d", "--network", "none", "--name", EXEC_NAME, IMAGE, *LONG_RUNNING], timeout=120)
             return m("exec-docker", "docker exec", [d, "exec", EXEC_NAME, "/bin/true"], **single)
         self.record("exec", "docker", self.peer_step("docker", "docker exec", docker))
+        self.record("update", "docker", self.peer_step("docker", "docker update --memory", lambda: m(
+            "update-docker", "docker update --memory", [self.docker, "update", *update, EXEC_NAME], **single)))
 
         def podman():
             p = self.podman
@@ -349,6 +355,8 @@ class Groups:
             sh(p + self.podman_run + ["-d", "--name", EXEC_NAME, IMAGE, *LONG_RUNNING], timeout=120)
             return m("exec-podman", "podman exec", p + ["exec", EXEC_NAME, "/bin/true"], **single)
         self.record("exec", "podman", self.peer_step("podman", "podman exec", podman))
+        self.record("update", "podman", self.peer_step("podman", "podman update --memory", lambda: m(
+            "update-podman", "podman update --memory", self.podman + ["update", *update, EXEC_NAME], **single)))
 
         runc = shutil.which("runc")
         exec_id = f"{RUNC_ID}-exec"

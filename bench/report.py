@@ -42,6 +42,7 @@ class Report:
             ("run_layers", "run --rm on a 20-layer busybox image", "ms", {}),
             ("exec", "exec CONTAINER /bin/true", "ms",
              {"runc": "runc exec (no daemon)", "floor": "nsenter -a into runc's container"}),
+            ("update", "update --memory 96m of a running container", "ms", {}),
             ("run_bridge", "run --rm on a bridge network", "ms", {}),
             ("port_req", "published port on 127.0.0.1: time per HTTP request (wrk, 16 conns)", "us", {}),
             ("port_mib", "published port on 127.0.0.1: time per MiB transferred (wrk, 8 MiB file)", "ms", {}),
@@ -137,6 +138,10 @@ class Report:
         target("berth exec is >= 8x faster than docker exec", [("exec", "berth"), ("exec", "docker")],
                lambda: r("exec", "docker") >= 8,
                lambda: f"{r('exec', 'docker')}x (berth {med('exec', 'berth')} ms, docker {med('exec', 'docker')} ms)")
+        target("berth update --memory is >= 10x faster than docker update --memory",
+               [("update", "berth"), ("update", "docker")],
+               lambda: r("update", "docker") >= 10,
+               lambda: f"{r('update', 'docker')}x (berth {med('update', 'berth')} ms, docker {med('update', 'docker')} ms)")
         def added(engine):
             return med("run_bridge", engine) - med("run", engine)
         target("bridge networking adds < 1/5 of what it adds to docker run (run on a bridge minus run --network none)",
