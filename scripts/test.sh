@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --all-targets
 status=0
-cargo test --all-targets -- --test-threads=4 || status=$?
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --all-targets --no-fail-fast -- --test-threads=4 || status=$?
 # The unit tests (reconcile decisions over the fake host among them) must
 # pass without root: run the same test binary as `nobody`.
 lib_test=$(cargo test --lib --no-run --message-format=json 2>/dev/null \

@@ -463,8 +463,9 @@ fn run_publishes_on_the_default_bridge_and_honours_network_none() {
     assert!(!taken.status.success());
     let err = String::from_utf8_lossy(&taken.stderr);
     assert!(err.contains("already published by container/web"), "{err}");
-    let bad = env.berth(&["run", "-p", "80", "busybox", "true"]);
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected [IP:]HOST:CONTAINER"));
+    let bad = env.berth(&["run", "-p", "80:x", "busybox", "true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("-p \"80:x\": expected [[IP:][HOST]:]CONTAINER"));
 }
 
 #[test]
@@ -595,9 +596,17 @@ fn network_create_ls_inspect_and_rm_refused_while_in_use() {
     assert!(ls.lines().any(|l| l.contains("n1")), "{ls}");
     let inspect = env.ok(&["network", "inspect", "n1"]);
     assert!(inspect.contains("10.89.252.0/24"), "{inspect}");
-    let bad = env.berth(&["network", "create", "n2", "--subnet", "10.89.252.1/24"]);
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean 10.89.252.0/24"));
+    // Host bits set: normalised to the network address with a warning naming both (Docker keeps
+    // such a subnet as given).
+    let fixed = env.berth(&["network", "create", "n2", "--subnet", "10.89.253.1/24"]);
+    let warning = String::from_utf8_lossy(&fixed.stderr);
+    assert!(fixed.status.success(), "{warning}");
+    assert!(
+        warning.contains("10.89.253.1/24 has host bits set: using its network address 10.89.253.0/24"),
+        "{warning}"
+    );
+    assert!(env.ok(&["network", "inspect", "n2"]).contains("10.89.253.0/24"));
+    env.ok(&["network", "rm", "n2"]);
 
     let out = env.ok(&["run", "--rm", "--network", "n1", "busybox", "cat", "/etc/resolv.conf"]);
     assert_eq!(out, "nameserver 10.89.252.1\n");
