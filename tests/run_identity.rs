@@ -48,7 +48,7 @@ fn http_get(port: u16, secs: u64) -> String {
 }
 
 fn inspect(env: &Env, name: &str) -> serde_json::Value {
-    serde_json::from_str(&env.ok(&["inspect", name])).unwrap()
+    serde_json::from_str(&env.ok(&["inspect", "--berth", name])).unwrap()
 }
 
 /// A refused run: exit 125, the message on stderr, and no container made.
