@@ -329,6 +329,7 @@ pub fn image_lifecycle(s: ImageSubject<'_>) {
         host.lower_dirs(&record).expect("lower_dirs").len(),
         record.chain_ids.len()
     );
+    assert_eq!(host.layer_sizes(&record).len(), record.chain_ids.len());
     let again = host.import_image(s.tar, None, None, vec![]).expect("a second import");
     assert_eq!(again.id, record.id, "the same tar is the same image");
     let named_record = host.tag(&record.id, first).expect("name it");

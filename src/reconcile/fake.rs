@@ -744,6 +744,11 @@ impl ImageHost for FakeHost {
             .collect())
     }
 
+    /// Nothing is unpacked here: the compressed sizes stand in.
+    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
+        record.layers.iter().map(|l| l.size).collect()
+    }
+
     fn image_file(&self, _record: &ImageRecord, _path: &str) -> Option<String> {
         None
     }

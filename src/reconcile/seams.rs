@@ -105,10 +105,8 @@ pub trait ImageHost: Send + Sync {
     /// index or a record does not read (never a list missing names).
     fn images(&self) -> image::Result<Vec<ImageSummary>>;
     /// Each layer's unpacked size in bytes, bottom first, as `docker images`
-    /// counts it (blocking). Without a store of layers: their compressed sizes.
-    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
-        record.layers.iter().map(|l| l.size).collect()
-    }
+    /// counts it (blocking), one per chain id.
+    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64>;
     /// The image's overlay lower dirs, top first.
     fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>>;
     /// A regular file of the image's root filesystem (`/etc/passwd`).
