@@ -74,6 +74,17 @@ async fn the_linux_runtime_passes_the_container_host_conformance_suite() {
         },
         file: ("/www/index.html", "<h1>hello from berth</h1>\n"),
         scratch: &scratch,
+        // Through the init's own stdout: the shim logs it as the container's.
+        write_log: &|_, init_pid, line| {
+            use std::io::Write;
+            let mut stdout = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/{init_pid}/fd/1"))
+                .expect("the init's stdout");
+            stdout
+                .write_all(format!("{line}\n").as_bytes())
+                .expect("write to the init's stdout");
+        },
     })
     .await;
 }

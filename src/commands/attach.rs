@@ -35,29 +35,21 @@ pub async fn connect(engine: &Arc<Engine>, name: &str, detach_keys: Option<&str>
             "container {name} is not running: start it first"
         )));
     }
-    let path = engine.attach_socket(name);
     let tty = engine.container_stdio(name).is_some_and(|(tty, _)| tty);
-    if !path.exists() {
-        return Err(CommandError::Invalid(format!(
-            "container {name} has neither a tty nor an open stdin: attach needs `tty: true` or `stdin: true` (run -t or -i)"
-        )));
-    }
-    let unavailable = |e: std::io::Error| CommandError::Unavailable(format!("attach to {name}: {e}"));
-    tokio::task::spawn_blocking(move || {
-        let stream = std::os::unix::net::UnixStream::connect(&path)?;
-        // The shim sends the master as soon as it accepts; never hang on a stuck one.
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let stream = OwnedFd::from(stream);
-        let master = if tty {
-            Some(crate::runtime::exec::receive_fd(&stream)?)
-        } else {
-            None
-        };
-        Ok(Attached { stream, master, keys })
+    let streams = engine
+        .attach_streams(name, tty)
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("attach to {name}: {e}")))?
+        .ok_or_else(|| {
+            CommandError::Invalid(format!(
+                "container {name} has neither a tty nor an open stdin: attach needs `tty: true` or `stdin: true` (run -t or -i)"
+            ))
+        })?;
+    Ok(Attached {
+        stream: streams.stream,
+        master: streams.master,
+        keys,
     })
-    .await
-    .map_err(|e| CommandError::Unavailable(e.to_string()))?
-    .map_err(unavailable)
 }
 
 /// Relays the pty over `io` until the container's init exits (then its

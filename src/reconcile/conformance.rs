@@ -30,6 +30,9 @@ pub struct Subject<'a> {
     pub file: (&'a str, &'a str),
     /// A scratch directory on the host.
     pub scratch: &'a Path,
+    /// Makes the container with this id and init pid write a line (no
+    /// newline) to its stdout.
+    pub write_log: &'a dyn Fn(&str, i32, &str),
 }
 
 fn running(host: &dyn ContainerHost, id: &str) -> crate::runtime::RunRecord {
@@ -53,14 +56,22 @@ pub async fn container_lifecycle(s: Subject<'_>) {
     // An exec is refused in its first report (the caller reads it to learn
     // whether the process runs), as Docker answers 126.
     assert!(host.freeze(id, true).is_err(), "froze an absent container");
+    assert!(
+        host.attach(id, false).expect("attach").is_none(),
+        "attached to an absent container"
+    );
     let mut refused = host.exec(id, exec_true(), false, false).expect("exec");
     match refused.next_report().await {
         Some(ExecReport::Failed { exit_code, .. }) => assert_eq!(exit_code, 126),
         other => panic!("exec in an absent container: {other:?}"),
     }
 
+    let mut absent = host.open_log(id, None).expect("the log of an absent container");
+    assert!(absent.next_lines().await.expect("read").is_empty());
+
     let run = host.start(&s.config).await.expect("start");
     assert_eq!(running(host, id), run);
+    logs(host, id, run.init_pid, s.write_log).await;
     assert!(host.list().iter().any(|i| i == id), "{:?}", host.list());
 
     let stats = host.stats(id, run.init_pid).expect("stats of a running container");
@@ -73,6 +84,11 @@ pub async fn container_lifecycle(s: Subject<'_>) {
     assert_eq!(args.as_ref(), Some(&s.config.args), "{spec:?}");
 
     assert!(!host.is_frozen(id));
+    // Hostile: without a tty or stdin there is nothing to attach to.
+    assert!(
+        host.attach(id, false).expect("attach").is_none(),
+        "attached without stdin"
+    );
     host.freeze(id, true).expect("freeze");
     assert!(host.is_frozen(id));
     host.freeze(id, false).expect("thaw");
@@ -102,6 +118,8 @@ pub async fn container_lifecycle(s: Subject<'_>) {
         "copied in\n"
     );
 
+    export(host, id, &s.config.lower_dirs, s.scratch);
+
     let mut process = host.exec(id, exec_true(), false, false).expect("exec");
     assert!(matches!(process.next_report().await, Some(ExecReport::Started { .. })));
     assert_eq!(process.next_report().await, Some(ExecReport::Exited { code: 0 }));
@@ -121,6 +139,116 @@ pub async fn container_lifecycle(s: Subject<'_>) {
     assert!(host.oci_spec(id).is_none());
     // "Already gone" is success.
     host.remove(id).expect("a second remove");
+
+    attach_to_stdin(host, s.config.clone()).await;
+}
+
+/// A container with an open stdin running `cat`: what an attach writes
+/// comes back on the stream, which ends once the client's EOF ends `cat`.
+async fn attach_to_stdin(host: &dyn ContainerHost, mut config: ContainerConfig) {
+    use std::io::{Read, Write};
+    config.id = format!("{}-stdin", config.id);
+    config.args = vec!["cat".into()];
+    config.io.stdin = true;
+    let id = config.id.as_str();
+    let run = host.start(&config).await.expect("start with stdin");
+    let streams = host
+        .attach(id, false)
+        .expect("attach")
+        .expect("a container with stdin takes an attach");
+    assert!(streams.master.is_none(), "a pty master without a tty");
+    let mut stream = std::os::unix::net::UnixStream::from(streams.stream);
+    stream.write_all(b"ping\n").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).expect("the output until cat exits");
+    assert!(out.windows(5).any(|w| w == b"ping\n"), "{out:?}");
+    // `cat` has exited on the real host; the fake's runs until killed.
+    let _ = host.signal(id, Signal::SIGKILL);
+    host.wait_shim(run).await;
+    host.remove(id).expect("remove");
+    assert!(
+        host.attach(id, false).expect("attach").is_none(),
+        "attached to a removed container"
+    );
+}
+
+/// Export holds what was copied in (the writable layer) and leaves nothing
+/// behind when it cannot write.
+fn export(host: &dyn ContainerHost, id: &str, lower_dirs: &[std::path::PathBuf], scratch: &Path) {
+    let out = scratch.join("export.tar");
+    host.export(id, lower_dirs, &out).expect("export");
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).expect("the exported tar"));
+    let copied = archive
+        .entries()
+        .expect("a tar")
+        .map(|e| e.expect("an entry"))
+        .find(|e| e.path().is_ok_and(|p| p.as_os_str() == "copied-in"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut copied.expect("copied-in in the export"), &mut text).unwrap();
+    assert_eq!(text, "copied in\n");
+    // Hostile: a directory that is not there fails the export, and no
+    // partial tar is left anywhere.
+    let before: Vec<_> = std::fs::read_dir(scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(host
+        .export(id, lower_dirs, &scratch.join("missing/export.tar"))
+        .is_err());
+    let after: Vec<_> = std::fs::read_dir(scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    std::fs::remove_file(&out).unwrap();
+}
+
+/// Every line a new reader of `id`'s log (from its last `tail` lines)
+/// reads, once it holds `want` of them: the shim writes the log as output
+/// comes, so it is waited for, never assumed.
+async fn log_texts(host: &dyn ContainerHost, id: &str, tail: Option<usize>, want: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut log = host.open_log(id, tail).expect("open_log");
+        let mut texts = Vec::new();
+        loop {
+            let lines = log.next_lines().await.expect("read the log");
+            if lines.is_empty() {
+                break;
+            }
+            for l in lines {
+                assert_eq!(l.stream, "stdout", "{l:?}");
+                texts.push(l.text);
+            }
+        }
+        if texts.len() >= want || std::time::Instant::now() > deadline {
+            return texts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The log holds what the container wrote, in order; `tail` keeps the
+/// last lines; a reader that caught up reads what comes next, once.
+async fn logs(host: &dyn ContainerHost, id: &str, init_pid: i32, write: &dyn Fn(&str, i32, &str)) {
+    write(id, init_pid, "first");
+    write(id, init_pid, "second");
+    assert_eq!(log_texts(host, id, None, 2).await, ["first", "second"]);
+    assert_eq!(log_texts(host, id, Some(1), 1).await, ["second"]);
+    let mut log = host.open_log(id, Some(0)).expect("open_log");
+    assert!(log.next_lines().await.unwrap().is_empty(), "a tail of 0 read lines");
+    write(id, init_pid, "third");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let next = loop {
+        let lines = log.next_lines().await.unwrap();
+        if !lines.is_empty() || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(next.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["third"]);
+    assert!(log.next_lines().await.unwrap().is_empty(), "a line read twice");
 }
 
 fn exec_true() -> ExecSpec {
@@ -329,6 +457,7 @@ pub fn image_lifecycle(s: ImageSubject<'_>) {
         host.lower_dirs(&record).expect("lower_dirs").len(),
         record.chain_ids.len()
     );
+    assert_eq!(host.layer_sizes(&record).len(), record.chain_ids.len());
     let again = host.import_image(s.tar, None, None, vec![]).expect("a second import");
     assert_eq!(again.id, record.id, "the same tar is the same image");
     let named_record = host.tag(&record.id, first).expect("name it");

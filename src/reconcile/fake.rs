@@ -13,7 +13,8 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use super::seams::{
-    AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, LocalMount, NetworkHost, VolumeHost,
+    AnonymousVolumeInfo, AttachStreams, BoxFuture, ContainerHost, Host, ImageHost, LocalMount, LogSource, NetworkHost,
+    VolumeHost,
 };
 use crate::image::{self, ImageConfig, ImageError, ImageRecord, ImageSummary};
 use crate::network::dns::Records;
@@ -50,6 +51,8 @@ pub enum Call {
     /// Init pid, into the container, the path in the container.
     Copy(i32, bool, PathBuf),
     Exec(String, Vec<String>),
+    /// A container's filesystem written as a tar (`export`).
+    Export(String),
 }
 
 /// A kind of [`Call`], to inject a failure into (see [`FakeHost::fail_on`]).
@@ -78,6 +81,7 @@ pub enum Op {
     UpdateLimits,
     Copy,
     Exec,
+    Export,
 }
 
 impl Call {
@@ -106,6 +110,7 @@ impl Call {
             Call::UpdateLimits(..) => Op::UpdateLimits,
             Call::Copy(..) => Op::Copy,
             Call::Exec(..) => Op::Exec,
+            Call::Export(_) => Op::Export,
         }
     }
 }
@@ -181,6 +186,8 @@ struct Script {
     frozen: HashSet<String>,
     /// Regular files inside containers, by (id, absolute path).
     container_files: HashMap<(String, PathBuf), Vec<u8>>,
+    /// Each container's log, oldest line first.
+    logs: HashMap<String, Vec<runtime::logs::LogLine>>,
     faults: Faults,
 }
 
@@ -252,6 +259,19 @@ impl FakeHost {
     /// The `nth` (from 1) mutation from now fails, once, whatever it is.
     pub fn fail_nth(&self, nth: usize) {
         self.script().faults.any = Some((0, nth));
+    }
+
+    /// Container `id` writes `text` as a line to its stdout (its log).
+    pub fn put_log_line(&self, id: &str, text: &str) {
+        self.script()
+            .logs
+            .entry(id.into())
+            .or_default()
+            .push(runtime::logs::LogLine {
+                time: runtime::logs::timestamp_now(),
+                stream: "stdout".into(),
+                text: text.into(),
+            });
     }
 
     /// Puts a regular file into container `id`'s root filesystem.
@@ -404,6 +424,28 @@ impl FakeHost {
     }
 }
 
+/// A reader of a fake container's log: the lines past `at`.
+struct FakeLog {
+    script: Arc<Mutex<Script>>,
+    id: String,
+    at: usize,
+}
+
+impl LogSource for FakeLog {
+    fn next_lines(&mut self) -> BoxFuture<'_, std::io::Result<Vec<runtime::logs::LogLine>>> {
+        let lines: Vec<_> = self
+            .script
+            .lock()
+            .unwrap()
+            .logs
+            .get(&self.id)
+            .map(|l| l.get(self.at..).unwrap_or_default().to_vec())
+            .unwrap_or_default();
+        self.at += lines.len();
+        Box::pin(std::future::ready(Ok(lines)))
+    }
+}
+
 impl ContainerHost for FakeHost {
     fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, runtime::Result<RunRecord>> {
         Box::pin(async move {
@@ -468,6 +510,7 @@ impl ContainerHost for FakeHost {
         s.run_dirs.remove(id);
         s.frozen.remove(id);
         s.container_files.retain(|(owner, _), _| owner != id);
+        s.logs.remove(id);
         Ok(())
     }
 
@@ -481,12 +524,36 @@ impl ContainerHost for FakeHost {
         PathBuf::from("/nonexistent/fake-logs").join(id)
     }
 
+    fn open_log(&self, id: &str, tail: Option<usize>) -> std::io::Result<Box<dyn LogSource>> {
+        let len = self.script().logs.get(id).map_or(0, Vec::len);
+        Ok(Box::new(FakeLog {
+            script: self.script.clone(),
+            id: id.into(),
+            at: tail.map_or(0, |n| len.saturating_sub(n)),
+        }))
+    }
+
     fn upper_dir(&self, id: &str) -> PathBuf {
         PathBuf::from("/nonexistent/fake-upper").join(id)
     }
 
-    fn attach_socket(&self, id: &str) -> PathBuf {
-        PathBuf::from("/nonexistent/fake-attach").join(id)
+    /// A container started with a tty or stdin echoes what it reads, as
+    /// `cat` would, until its stdin closes; the fake has no pty, so the
+    /// master it hands out is the stream itself.
+    fn attach(&self, id: &str, tty: bool) -> std::io::Result<Option<AttachStreams>> {
+        let open = self.script().configs.get(id).is_some_and(|c| c.io.tty || c.io.stdin);
+        if !open || !matches!(self.probe_of(id), Probe::Running(_)) {
+            return Ok(None);
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let mut echo = theirs.try_clone()?;
+        std::thread::spawn(move || {
+            let mut theirs = theirs;
+            let _ = std::io::copy(&mut theirs, &mut echo);
+        });
+        let stream = std::os::fd::OwnedFd::from(ours);
+        let master = if tty { Some(stream.try_clone()?) } else { None };
+        Ok(Some(AttachStreams { stream, master }))
     }
 
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
@@ -561,6 +628,32 @@ impl ContainerHost for FakeHost {
             std::fs::write(to, &bytes)?;
             Ok(bytes.len() as u64)
         }
+    }
+
+    /// The container's files (see [`FakeHost::put_container_file`]); the
+    /// fake's images hold none, so `lower_dirs` add nothing.
+    fn export(&self, id: &str, _lower_dirs: &[PathBuf], out: &Path) -> std::io::Result<()> {
+        self.mutate(Call::Export(id.into())).map_err(std::io::Error::other)?;
+        let mut files: Vec<(PathBuf, Vec<u8>)> = self
+            .script()
+            .container_files
+            .iter()
+            .filter(|((owner, _), _)| owner == id)
+            .map(|((_, path), bytes)| (path.clone(), bytes.clone()))
+            .collect();
+        files.sort();
+        super::linux::write_whole(out, |f| {
+            let mut tar = tar::Builder::new(std::io::BufWriter::new(f));
+            for (path, bytes) in &files {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                let name = path.strip_prefix("/").unwrap_or(path);
+                tar.append_data(&mut h, name, bytes.as_slice())?;
+            }
+            std::io::Write::flush(&mut tar.into_inner()?)
+        })
     }
 
     fn read_file(&self, init_pid: i32, path: &Path) -> std::io::Result<String> {
@@ -742,6 +835,11 @@ impl ImageHost for FakeHost {
             .iter()
             .map(|c| PathBuf::from("/fake/l").join(c))
             .collect())
+    }
+
+    /// Nothing is unpacked here: the compressed sizes stand in.
+    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
+        record.layers.iter().map(|l| l.size).collect()
     }
 
     fn image_file(&self, _record: &ImageRecord, _path: &str) -> Option<String> {

@@ -155,11 +155,14 @@ impl ContainerHost for Named<dyn ContainerHost> {
     fn log_file(&self, id: &str) -> PathBuf {
         self.inner.log_file(&self.id(id))
     }
+    fn open_log(&self, id: &str, tail: Option<usize>) -> std::io::Result<Box<dyn super::seams::LogSource>> {
+        self.inner.open_log(&self.id(id), tail)
+    }
     fn upper_dir(&self, id: &str) -> PathBuf {
         self.inner.upper_dir(&self.id(id))
     }
-    fn attach_socket(&self, id: &str) -> PathBuf {
-        self.inner.attach_socket(&self.id(id))
+    fn attach(&self, id: &str, tty: bool) -> std::io::Result<Option<super::seams::AttachStreams>> {
+        self.inner.attach(&self.id(id), tty)
     }
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         self.inner.wait_shim(run)
@@ -193,6 +196,9 @@ impl ContainerHost for Named<dyn ContainerHost> {
     }
     fn is_frozen(&self, id: &str) -> bool {
         self.inner.is_frozen(&self.id(id))
+    }
+    fn export(&self, id: &str, lower_dirs: &[PathBuf], out: &Path) -> std::io::Result<()> {
+        self.inner.export(&self.id(id), lower_dirs, out)
     }
     fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess> {
         self.inner.exec(&self.id(id), process, attach, stdin)

@@ -7,11 +7,32 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use super::seams::{
-    AnonymousVolumeInfo, BoxFuture, ContainerHost, Host, ImageHost, LocalMount, NetworkHost, VolumeHost,
+    AnonymousVolumeInfo, AttachStreams, BoxFuture, ContainerHost, Host, ImageHost, LocalMount, LogSource, NetworkHost,
+    VolumeHost,
 };
 use crate::image::{self, ImageRecord, ImageStore, ImageSummary};
 use crate::network::{self, link, nat, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord, Runtime};
+
+/// Writes `out` through a temporary file beside it, renamed into place once
+/// `write` succeeds: a reader never sees half a file, and a failure leaves
+/// nothing.
+pub(crate) fn write_whole(out: &Path, write: impl FnOnce(std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
+    let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
+    let written = std::fs::File::create(&tmp)
+        .and_then(write)
+        .and_then(|()| std::fs::rename(&tmp, out));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+impl LogSource for runtime::logs::LogReader {
+    fn next_lines(&mut self) -> BoxFuture<'_, std::io::Result<Vec<runtime::logs::LogLine>>> {
+        Box::pin(runtime::logs::LogReader::next_lines(self))
+    }
+}
 
 impl ContainerHost for Runtime {
     fn start<'a>(&'a self, cfg: &'a ContainerConfig) -> BoxFuture<'a, runtime::Result<RunRecord>> {
@@ -38,11 +59,38 @@ impl ContainerHost for Runtime {
     fn log_file(&self, id: &str) -> PathBuf {
         self.layout.log_file(id)
     }
+    fn open_log(&self, id: &str, tail: Option<usize>) -> std::io::Result<Box<dyn LogSource>> {
+        Ok(Box::new(runtime::logs::LogReader::open(
+            &self.layout.log_file(id),
+            tail,
+        )?))
+    }
     fn upper_dir(&self, id: &str) -> PathBuf {
         self.layout.data_dir(id).join("upper")
     }
-    fn attach_socket(&self, id: &str) -> PathBuf {
-        self.layout.attach_socket(id)
+    fn attach(&self, id: &str, tty: bool) -> std::io::Result<Option<AttachStreams>> {
+        // The shim makes its attach socket only for a tty or an open stdin.
+        let path = self.layout.attach_socket(id);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let stream = std::os::unix::net::UnixStream::connect(&path)?;
+        // The shim sends the master as soon as it accepts; never hang on a stuck one.
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        let stream = std::os::fd::OwnedFd::from(stream);
+        let master = if tty {
+            Some(runtime::exec::receive_fd(&stream)?)
+        } else {
+            None
+        };
+        Ok(Some(AttachStreams { stream, master }))
+    }
+    fn export(&self, id: &str, lower_dirs: &[PathBuf], out: &Path) -> std::io::Result<()> {
+        let mut layers = vec![ContainerHost::upper_dir(self, id)];
+        layers.extend_from_slice(lower_dirs);
+        write_whole(out, |f| {
+            crate::image::export::export(&layers, std::io::BufWriter::new(f))
+        })
     }
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()> {
         Box::pin(async move {

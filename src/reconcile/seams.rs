@@ -52,12 +52,18 @@ pub trait ContainerHost: Send + Sync {
     fn remove(&self, id: &str) -> runtime::Result<()>;
     /// Ids of every container with a run dir.
     fn list(&self) -> Vec<String>;
-    /// The container's log file.
+    /// The container's log file (shown by `inspect`; read through `open_log`).
     fn log_file(&self, id: &str) -> PathBuf;
+    /// A reader of the container's log from its last `tail` lines (from the
+    /// oldest kept line when `None`) on, through rotations (blocking). An
+    /// absent log reads as empty.
+    fn open_log(&self, id: &str, tail: Option<usize>) -> std::io::Result<Box<dyn LogSource>>;
     /// The container's writable layer (its overlay upper dir).
     fn upper_dir(&self, id: &str) -> PathBuf;
-    /// Where the shim of a container with a tty relays its pty.
-    fn attach_socket(&self, id: &str) -> PathBuf;
+    /// Connects to the stdio of running container `id` (blocking), with
+    /// `tty` also taking its pty master. None when the container has
+    /// neither a tty nor an open stdin: there is nothing to attach to.
+    fn attach(&self, id: &str, tty: bool) -> std::io::Result<Option<AttachStreams>>;
     /// Resolves once the shim of `run` has exited (and reaps it).
     fn wait_shim(&self, run: RunRecord) -> BoxFuture<'static, ()>;
     /// Changes a running container's cgroup limits in place (blocking).
@@ -85,8 +91,29 @@ pub trait ContainerHost: Send + Sync {
     fn oci_spec(&self, id: &str) -> Option<Spec>;
     /// Whether the container's processes are frozen (read from the cgroup).
     fn is_frozen(&self, id: &str) -> bool;
+    /// Writes the container's root filesystem, its writable layer over
+    /// `lower_dirs` (its image's, top first), as one tar at `out`: whole or
+    /// not at all (blocking).
+    fn export(&self, id: &str, lower_dirs: &[PathBuf], out: &Path) -> std::io::Result<()>;
     /// Starts a process in running container `id` (see `runtime::exec`).
     fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> runtime::Result<ExecProcess>;
+}
+
+/// A connection to a container's stdio (see [`ContainerHost::attach`]).
+#[derive(Debug)]
+pub struct AttachStreams {
+    /// The byte stream: the pty with a tty, else the shim's frames out and
+    /// raw stdin in.
+    pub stream: std::os::fd::OwnedFd,
+    /// With a tty, its master (for resizes).
+    pub master: Option<std::os::fd::OwnedFd>,
+}
+
+/// A container's log as it grows (see [`ContainerHost::open_log`]).
+pub trait LogSource: Send {
+    /// The next lines written, a chunk at most; none once the reader has
+    /// caught up (more may come later).
+    fn next_lines(&mut self) -> BoxFuture<'_, std::io::Result<Vec<runtime::logs::LogLine>>>;
 }
 
 /// Images: pull, import, load, commit, list, remove.
@@ -105,10 +132,8 @@ pub trait ImageHost: Send + Sync {
     /// index or a record does not read (never a list missing names).
     fn images(&self) -> image::Result<Vec<ImageSummary>>;
     /// Each layer's unpacked size in bytes, bottom first, as `docker images`
-    /// counts it (blocking). Without a store of layers: their compressed sizes.
-    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64> {
-        record.layers.iter().map(|l| l.size).collect()
-    }
+    /// counts it (blocking), one per chain id.
+    fn layer_sizes(&self, record: &ImageRecord) -> Vec<u64>;
     /// The image's overlay lower dirs, top first.
     fn lower_dirs(&self, record: &ImageRecord) -> image::Result<Vec<PathBuf>>;
     /// A regular file of the image's root filesystem (`/etc/passwd`).

@@ -170,6 +170,16 @@ impl Engine {
         self.host.containers.log_file(name)
     }
 
+    /// A reader of a container's log (see
+    /// [`super::seams::ContainerHost::open_log`]).
+    pub async fn open_log(&self, name: &str, tail: Option<usize>) -> std::io::Result<Box<dyn super::seams::LogSource>> {
+        let host = self.host.containers.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || host.open_log(&name, tail))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     /// Counters of a running container (None when it does not run).
     pub fn container_stats(&self, name: &str) -> Option<crate::runtime::stats::Sample> {
         match self.host.containers.probe(name) {
@@ -225,9 +235,14 @@ impl Engine {
         self.host.containers.exec(name, process, attach, stdin)
     }
 
-    /// Where the shim of a container with a tty relays its pty.
-    pub fn attach_socket(&self, name: &str) -> PathBuf {
-        self.host.containers.attach_socket(name)
+    /// Connects to a running container's stdio (see
+    /// [`super::seams::ContainerHost::attach`]).
+    pub async fn attach_streams(&self, name: &str, tty: bool) -> std::io::Result<Option<super::seams::AttachStreams>> {
+        let host = self.host.containers.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || host.attach(&name, tty))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     pub fn container_state(&self, name: &str) -> ContainerState {

@@ -1056,6 +1056,7 @@ async fn the_fake_passes_the_container_host_conformance_suite() {
         },
         file: ("/www/index.html", text),
         scratch: scratch.path(),
+        write_log: &|id, _, line| host.put_log_line(id, line),
     })
     .await;
 }

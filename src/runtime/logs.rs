@@ -249,6 +249,164 @@ pub fn tail(path: &Path, n: Option<usize>) -> io::Result<(Vec<LogLine>, u64)> {
     Ok((lines, end))
 }
 
+/// How much of a log file one [`LogReader::next_lines`] holds in memory.
+const CHUNK_BYTES: u64 = 256 * 1024;
+
+/// How long a reader waits for a consistent listing of rotated files (the
+/// shim rotating without pause, a burst on a loaded host) before it takes
+/// what it sees.
+const LISTING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads a container's log as it grows, through rotations: it keeps the
+/// file it has open (renamed to `.1` by the shim), reads it to its end once
+/// the path names a new file, then the files rotated between, then goes on
+/// at the path. Lines are never skipped nor read twice.
+pub struct LogReader {
+    path: std::path::PathBuf,
+    /// Files to read whole before `file`, oldest first, already open so a
+    /// rotation cannot take them away, and the offset in the first.
+    pending: std::collections::VecDeque<File>,
+    pending_offset: u64,
+    file: Option<File>,
+    offset: u64,
+}
+
+impl LogReader {
+    /// A reader of the log at `path` from its last `tail` lines, or from the
+    /// start of its oldest rotated file when `tail` is `None`.
+    pub fn open(path: &Path, tail: Option<usize>) -> io::Result<LogReader> {
+        let pending = if tail.is_none() {
+            rotated_files(path).iter().filter_map(|p| File::open(p).ok()).collect()
+        } else {
+            Default::default()
+        };
+        let offset = tail_offset(path, tail)?;
+        Ok(LogReader {
+            path: path.to_path_buf(),
+            pending,
+            pending_offset: 0,
+            file: File::open(path).ok(),
+            offset,
+        })
+    }
+
+    /// The next lines written, a chunk at most; none once everything
+    /// written so far was read (more may come later).
+    pub async fn next_lines(&mut self) -> io::Result<Vec<LogLine>> {
+        use std::os::unix::fs::MetadataExt;
+        loop {
+            if let Some(f) = self.pending.front() {
+                let (lines, next) = read_chunk_of(f, self.pending_offset, CHUNK_BYTES)?;
+                if lines.is_empty() {
+                    self.pending.pop_front();
+                    self.pending_offset = 0;
+                    continue;
+                }
+                self.pending_offset = next;
+                return Ok(lines);
+            }
+            if self.file.is_none() {
+                self.file = File::open(&self.path).ok();
+                self.offset = 0;
+            }
+            let Some(f) = &self.file else { return Ok(Vec::new()) };
+            let (lines, next) = read_chunk_of(f, self.offset, CHUNK_BYTES)?;
+            if !lines.is_empty() {
+                self.offset = next;
+                return Ok(lines);
+            }
+            let rotated = match (f.metadata(), std::fs::metadata(&self.path)) {
+                (Ok(open), Ok(now)) => open.ino() != now.ino() || open.dev() != now.dev(),
+                (Ok(_), Err(_)) => true,
+                _ => false,
+            };
+            if !rotated {
+                return Ok(Vec::new());
+            }
+            // The shim no longer writes the old file: what it holds past
+            // our last read is complete now.
+            let (lines, next) = read_chunk_of(f, self.offset, CHUNK_BYTES)?;
+            if !lines.is_empty() {
+                self.offset = next;
+                return Ok(lines);
+            }
+            // More than one rotation may have passed since the last read:
+            // the files between ours and the current one are read whole,
+            // in order, before the current one.
+            let current = File::open(&self.path).ok();
+            self.pending = files_between(&self.path, f, current.as_ref()).await.into();
+            self.pending_offset = 0;
+            self.file = current;
+            self.offset = 0;
+        }
+    }
+}
+
+type FileId = Option<(u64, u64)>;
+
+fn file_id(f: &File) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The rotated files of the log at `path`, open, oldest first, and whether
+/// the listing is consistent. The shim renames `.N` to `.N+1` from the top
+/// while a reader lists them, so a listing can meet a gap or see a file
+/// twice: it is consistent once every path still names the file opened
+/// from it and nothing follows the last.
+fn rotated_open(path: &Path) -> (Vec<(FileId, File)>, bool) {
+    let mut opened = Vec::new();
+    for n in 1.. {
+        match File::open(rotated_path(path, n)) {
+            Ok(f) => opened.push((file_id(&f), f)),
+            Err(_) => break,
+        }
+    }
+    let still = |n: usize, id: &FileId| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(rotated_path(path, n as u32))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+            == *id
+    };
+    let stable = opened.iter().enumerate().all(|(i, (id, _))| still(i + 1, id))
+        && !rotated_path(path, opened.len() as u32 + 1).exists();
+    opened.reverse();
+    (opened, stable)
+}
+
+/// The rotated files of the log at `path` that are newer than `done` (read
+/// to its end) and older than `current` (the file at `path` now), oldest
+/// first and already open, so that a rotation meanwhile cannot take them
+/// away. Files are told apart by inode: the shim renames, never copies.
+/// `done` is normally among them; when it is not in a consistent listing
+/// after a while, it was rotated past the kept files: all kept are newer.
+async fn files_between(path: &std::path::Path, done: &File, current: Option<&File>) -> Vec<File> {
+    let done = file_id(done);
+    let current = current.and_then(file_id);
+    let deadline = tokio::time::Instant::now() + LISTING_PATIENCE;
+    let mut pause = std::time::Duration::from_millis(1);
+    let opened = loop {
+        let (listing, stable) = rotated_open(path);
+        let found = stable && listing.iter().any(|(i, _)| *i == done);
+        // Past the deadline: the best there is.
+        if found || tokio::time::Instant::now() > deadline {
+            break listing;
+        }
+        // A rotation is under way; it takes microseconds, unless the
+        // shim rotates again and again.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    };
+    let start = opened.iter().position(|(i, _)| *i == done).map_or(0, |at| at + 1);
+    opened
+        .into_iter()
+        .skip(start)
+        .take_while(|(i, _)| *i != current)
+        .map(|(_, f)| f)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -239,7 +239,6 @@ impl Engine {
             .container_info()
             .cloned()
             .ok_or_else(|| DriverError::Invalid(format!("container/{name} has no container record")))?;
-        let mut layers = vec![self.host.containers.upper_dir(name)];
         let Some(id) = &info.image_id else {
             return Err(DriverError::Invalid(format!(
                 "container/{name} was never started (or was by an older berth on a bare imported tree: restart it)"
@@ -250,16 +249,11 @@ impl Engine {
             .images
             .image(id)
             .ok_or_else(|| DriverError::Invalid(format!("the image of container/{name} is gone")))?;
-        layers.extend(self.host.images.lower_dirs(&record)?);
+        let lower_dirs = self.host.images.lower_dirs(&record)?;
+        let host = self.host.containers.clone();
+        let name = name.to_string();
         tokio::task::spawn_blocking(move || {
-            let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
-            let written = std::fs::File::create(&tmp)
-                .and_then(|f| crate::image::export::export(&layers, std::io::BufWriter::new(f)))
-                .and_then(|()| std::fs::rename(&tmp, &out));
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            written.map_err(|source| DriverError::Io {
+            host.export(&name, &lower_dirs, &out).map_err(|source| DriverError::Io {
                 action: "export to",
                 path: out,
                 source,
