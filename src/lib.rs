@@ -1,13 +1,14 @@
 //! berth: a declarative container engine for one Linux host.
 //!
 //! Layers, lowest first (a module never imports one above it):
-//! `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
+//! `capabilities` (a kernel fact) · `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
 //! `image`, `network`, `source_files`, `settings` · `reconcile` · `commands` · the front ends `api`,
 //! `client`, `daemon`, `cli`, which never import each other's internals.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod api;
+pub mod capabilities;
 pub mod cli;
 pub mod client;
 pub mod commands;
