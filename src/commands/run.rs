@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::logs::{follow_logs, STREAM_BUFFER};
 use super::{CommandError, Result};
 use crate::manifest::{self, Kind, Metadata, Object, Origin, Spec};
-use crate::plan::ObjectKey;
+use crate::plan::{Launch, ObjectKey};
 use crate::reconcile::state::ContainerState;
 use crate::reconcile::{Engine, AUTOREMOVE_LABEL};
 use crate::wire::{RunEvent, RunRequest, DEFAULT_NETWORK};
@@ -222,9 +222,9 @@ async fn ensure_volumes(engine: &Arc<Engine>, volumes: &[Object]) -> Result<()> 
 pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire::VerbResponse> {
     let obj = checked_object(engine, &req).await?;
     let name = obj.name().to_string();
-    // Held before it is desired, so that no pass starts it in between.
-    engine.create_held(&obj).await?;
-    engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
+    engine
+        .reconcile_keys(&format!("run:{name}"), std::slice::from_ref(&obj), Launch::Held)
+        .await?;
     Ok(crate::wire::VerbResponse {
         container: name,
         verb: "create".into(),
@@ -237,7 +237,6 @@ pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire
 pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver<RunEvent>> {
     let obj = checked_object(engine, &req).await?;
     let name = obj.name().to_string();
-    engine.store_set(&format!("run:{name}"), std::slice::from_ref(&obj), false, &|_, _| None)?;
     let attach_next = req.attach;
     if !req.detach || attach_next {
         // This command (or the attach that follows) reports the exit; --rm
@@ -245,11 +244,10 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
         engine.attach(&name);
     }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    let started = if attach_next {
-        engine.run_now_attached(&obj).await
-    } else {
-        engine.run_now(&obj).await
-    };
+    let launch = if attach_next { Launch::WaitAttach } else { Launch::Start };
+    let started = engine
+        .reconcile_keys(&format!("run:{name}"), std::slice::from_ref(&obj), launch)
+        .await;
     if let Err(e) = started {
         // Nothing of a failed run stays behind.
         forget_and_remove(engine, &name).await;

@@ -25,7 +25,7 @@ use petgraph::algo::{has_path_connecting, DfsSpace};
 use petgraph::graph::NodeIndex;
 
 use super::hash::{hashed_inputs, prerequisites, spec_hashes};
-use super::{diff, Action, ObjectKey, Observed, ObservedObject, Plan, RunState, Verb};
+use super::{diff, Action, Launch, ObjectKey, Observed, ObservedObject, Plan, RunState, Verb};
 use crate::manifest::{Kind, Object, RestartPolicy, Spec};
 
 /// The plan that takes `observed` to `desired`.
@@ -121,6 +121,7 @@ fn decide(
             reason: format!("{key} is no longer in any manifest"),
             object: None,
             spec_hash: None,
+            launch: Launch::Start,
         });
     };
     let hash = &hashes[key];
@@ -131,6 +132,7 @@ fn decide(
             reason,
             object: Some(want.clone()),
             spec_hash: Some(hash.clone()),
+            launch: Launch::Start,
         })
     };
     let is_container = key.kind == Kind::Container;

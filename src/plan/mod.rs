@@ -124,6 +124,30 @@ pub struct Action {
     pub object: Option<Object>,
     /// Hash to record once the action succeeded (absent for deletes).
     pub spec_hash: Option<String>,
+    /// How a container it makes is left; a pass always starts it.
+    #[serde(default, skip_serializing_if = "Launch::is_start")]
+    pub launch: Launch,
+}
+
+/// How a container action leaves the container: what `berth run` and
+/// `berth create` ask of the executor beyond what a pass does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Launch {
+    /// Started at once (every pass, `run -d`, `run` without a terminal).
+    #[default]
+    Start,
+    /// Started, but its init execs only once a client attached, so the
+    /// first bytes reach it (`run -t`/`-i` in the foreground).
+    WaitAttach,
+    /// Recorded as made and held stopped until `start` (`berth create`).
+    Held,
+}
+
+impl Launch {
+    pub fn is_start(&self) -> bool {
+        *self == Launch::Start
+    }
 }
 
 /// The action DAG: an edge `a -> b` means `a` must finish before `b` starts.
@@ -172,6 +196,30 @@ impl Plan {
         }
         assert_eq!(order.len(), g.node_count(), "plan graphs are acyclic by construction");
         order
+    }
+
+    /// The part of the plan that acts on `keys`: their actions and those
+    /// they wait on, each given `launch` if it is one of `keys` (what
+    /// `run` and `create` carry out at once, leaving the rest to a pass).
+    pub fn for_keys(&self, keys: &[ObjectKey], launch: Launch) -> Plan {
+        let g = &self.graph;
+        let mut keep = vec![false; g.node_count()];
+        let mut stack: Vec<NodeIndex> = g.node_indices().filter(|n| keys.contains(&g[*n].key)).collect();
+        while let Some(n) = stack.pop() {
+            if !std::mem::replace(&mut keep[n.index()], true) {
+                stack.extend(g.neighbors_directed(n, Direction::Incoming));
+            }
+        }
+        let graph = g.filter_map(
+            |n, a| {
+                keep[n.index()].then(|| Action {
+                    launch: if keys.contains(&a.key) { launch } else { a.launch },
+                    ..a.clone()
+                })
+            },
+            |_, &()| Some(()),
+        );
+        Plan { graph }
     }
 }
 
@@ -575,6 +623,7 @@ mod tests {
             reason: "asked to".into(),
             object: None,
             spec_hash: None,
+            launch: Launch::Start,
         });
         let after = apply_to(&observed, &plan);
         assert_eq!(

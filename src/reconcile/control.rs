@@ -12,7 +12,7 @@ use super::observe::Observe;
 use super::records::{Desired, LiveInfo};
 use super::{lock, now_millis, Engine, Result, AUTOREMOVE_LABEL};
 use crate::manifest::{Kind, Object};
-use crate::plan::{self, ObjectKey, Observed, Plan, RunState};
+use crate::plan::{self, Launch, ObjectKey, Observed, Plan, RunState};
 
 /// Periodic safety net between event-driven passes.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -156,20 +156,38 @@ impl Engine {
         drivers::restore(self).await
     }
 
-    /// Creates and starts one container at once (`berth run`).
-    pub async fn run_now(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
-        drivers::run_now(self, obj, false).await
-    }
-
-    /// As [`Engine::run_now`], but the init starts only once a client
-    /// attached (`run -t`/`-i` in the foreground: create, attach, start).
-    pub async fn run_now_attached(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
-        drivers::run_now(self, obj, true).await
-    }
-
-    /// Records one container as made, held stopped until `start` (`berth create`).
-    pub async fn create_held(self: &Arc<Self>, obj: &Object) -> std::result::Result<(), super::DriverError> {
-        drivers::create_held(self, obj).await
+    /// Stores `objects` as `source`'s and makes them at once, with what they
+    /// need that is missing, as a pass would but for just their keys
+    /// (`berth run`, `berth create`); the containers among them are left as
+    /// `launch` says. Returns the error of the action that failed: theirs,
+    /// or that of one they waited on.
+    pub async fn reconcile_keys(
+        self: &Arc<Self>,
+        source: &str,
+        objects: &[Object],
+        launch: Launch,
+    ) -> std::result::Result<(), super::DriverError> {
+        let keys: Vec<ObjectKey> = objects.iter().map(|o| ObjectKey::new(o.kind(), o.name())).collect();
+        let (plan, pass, _claim) = {
+            // No pass runs between the store write and the claim, so none
+            // starts what `create` holds or what `run` waits to attach to.
+            let _pass = self.pass_lock.lock().await;
+            self.store_set(source, objects, false, &|_, _| None)?;
+            let desired = self.desired_all()?;
+            let observed = self.observe(&desired, Observe::AndRecord)?;
+            let desired: Vec<Object> = desired.into_iter().map(|d| d.object).collect();
+            let plan = plan::plan(&desired, &observed).for_keys(&keys, launch);
+            let claim = Claim::new(self, plan.graph.node_weights().map(|a| a.key.clone()).collect());
+            (plan, self.pass_seq.fetch_add(1, Ordering::SeqCst) + 1, claim)
+        };
+        // Concurrent runs proceed side by side, as passes wait on no run.
+        let (report, mut errors) = self.execute_keeping_errors(plan, pass).await;
+        lock(&self.outcomes).extend(report.outcomes);
+        self.changed();
+        if let Some(e) = keys.iter().find_map(|k| errors.remove(k)) {
+            return Err(e);
+        }
+        errors.into_values().next().map_or(Ok(()), Err)
     }
 
     /// Stops and forgets one container at once (`run --rm`).
@@ -236,5 +254,27 @@ impl Engine {
     /// Whether a container was ever made (has a live record).
     pub fn container_exists(&self, name: &str) -> Result<bool> {
         Ok(self.live(Kind::Container, name)?.is_some())
+    }
+}
+
+/// Keys a command makes at once; passes treat them as busy until it drops.
+struct Claim<'a> {
+    engine: &'a Engine,
+    keys: Vec<ObjectKey>,
+}
+
+impl<'a> Claim<'a> {
+    fn new(engine: &'a Engine, keys: Vec<ObjectKey>) -> Claim<'a> {
+        lock(&engine.claimed).extend(keys.iter().cloned());
+        Claim { engine, keys }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut claimed = lock(&self.engine.claimed);
+        for k in &self.keys {
+            claimed.remove(k);
+        }
     }
 }

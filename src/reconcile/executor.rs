@@ -114,7 +114,18 @@ impl Engine {
     }
 
     pub(super) async fn execute(self: &Arc<Self>, plan: Plan, pass: u64) -> PassReport {
+        self.execute_keeping_errors(plan, pass).await.0
+    }
+
+    /// [`Engine::execute`], also returning each failed action's error (a
+    /// command that acts at once reports it as the driver said it).
+    pub(super) async fn execute_keeping_errors(
+        self: &Arc<Self>,
+        plan: Plan,
+        pass: u64,
+    ) -> (PassReport, BTreeMap<ObjectKey, DriverError>) {
         let mut report = PassReport::default();
+        let mut errors = BTreeMap::new();
         let order = plan.order();
         let mut state: BTreeMap<NodeIndex, State> = order.iter().map(|n| (*n, State::Waiting)).collect();
         let mut tasks = JoinSet::new();
@@ -147,6 +158,7 @@ impl Engine {
                 } else if let Some(e) = self.backing_off(action, now) {
                     record(&mut report, action, OutcomeKind::Failed, &e.to_string());
                     self.set_pending(&action.key, Some(Blocked::Failed(e.to_string())));
+                    errors.insert(action.key.clone(), e);
                     state.insert(n, State::Failed);
                 } else if preds.iter().all(|p| state[p] == State::Done) {
                     state.insert(n, State::Running);
@@ -183,11 +195,12 @@ impl Engine {
                     };
                     record(&mut report, action, kind, &e.status_message());
                     self.set_pending(&action.key, Some(blocked));
+                    errors.insert(action.key.clone(), e);
                     state.insert(n, State::Failed);
                 }
             }
         }
-        report
+        (report, errors)
     }
 
     async fn run_action(self: &Arc<Self>, action: &Action) -> Result<(), DriverError> {
@@ -206,9 +219,9 @@ impl Engine {
                 .ok_or_else(|| DriverError::Invalid(format!("cannot {} {key} without its spec", action.verb)))
         };
         match action.verb {
-            Verb::Create => d.create(self, object()?, &hash).await,
-            Verb::Start => d.start(self, object()?, &hash).await,
-            Verb::Replace => d.replace(self, object()?, &hash).await,
+            Verb::Create => d.create(self, object()?, &hash, action.launch).await,
+            Verb::Start => d.start(self, object()?, &hash, action.launch).await,
+            Verb::Replace => d.replace(self, object()?, &hash, action.launch).await,
             Verb::Update => d.update(self, object()?, &hash).await,
             Verb::Stop => d.stop(self, &key.name).await,
             Verb::Delete => {

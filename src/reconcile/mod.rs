@@ -64,6 +64,9 @@ pub struct Engine {
     locks: Mutex<HashMap<ObjectKey, Arc<tokio::sync::Mutex<()>>>>,
     pass_lock: tokio::sync::Mutex<()>,
     pass_seq: AtomicU64,
+    /// Keys a command is making at once (`run`, `create`; see
+    /// `Engine::reconcile_keys`): passes take them as busy meanwhile.
+    claimed: Mutex<HashSet<ObjectKey>>,
     /// Why a desired object is not (yet) what it should be; messages only.
     pending: Mutex<HashMap<ObjectKey, Blocked>>,
     /// The last action on each object, and in which pass: what a command reports.
@@ -146,6 +149,7 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
             pass_lock: tokio::sync::Mutex::new(()),
             pass_seq: AtomicU64::new(0),
+            claimed: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
             outcomes: Mutex::new(HashMap::new()),
             retries: Mutex::new(HashMap::new()),
@@ -167,7 +171,7 @@ impl Engine {
     }
 
     fn is_busy(&self, key: &ObjectKey) -> bool {
-        self.lock_for(key).try_lock().is_err()
+        lock(&self.claimed).contains(key) || self.lock_for(key).try_lock().is_err()
     }
 
     /// Asks the control loop for a pass soon.

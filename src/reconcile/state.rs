@@ -311,15 +311,21 @@ impl Engine {
 
     /// Moves what the engine keeps in memory about a renamed container.
     pub(super) fn rekey(&self, old: &ObjectKey, new: &ObjectKey) {
-        if let Some(v) = super::lock(&self.pending).remove(old) {
-            super::lock(&self.pending).insert(new.clone(), v);
+        // One guard per map: a guard taken in an `if let` head lives through
+        // its body (edition 2021), so locking again there would deadlock.
+        fn move_key<V>(
+            map: &std::sync::Mutex<std::collections::HashMap<ObjectKey, V>>,
+            old: &ObjectKey,
+            new: &ObjectKey,
+        ) {
+            let mut map = super::lock(map);
+            if let Some(v) = map.remove(old) {
+                map.insert(new.clone(), v);
+            }
         }
-        if let Some(v) = super::lock(&self.outcomes).remove(old) {
-            super::lock(&self.outcomes).insert(new.clone(), v);
-        }
-        if let Some(v) = super::lock(&self.retries).remove(old) {
-            super::lock(&self.retries).insert(new.clone(), v);
-        }
+        move_key(&self.pending, old, new);
+        move_key(&self.outcomes, old, new);
+        move_key(&self.retries, old, new);
         let mut attached = super::lock(&self.attached);
         if attached.remove(&old.name) {
             attached.insert(new.name.clone());

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::fake::{world, Call, Op, World};
 use super::seams::NetworkHost;
 use super::*;
-use crate::manifest::{self, Object, Source};
-use crate::plan::Verb;
+use crate::manifest::{self, Kind, Object, Source};
+use crate::plan::{ObjectKey, Verb};
 use crate::runtime::{Probe, RunRecord};
 use crate::wire::StatusKind;
 
@@ -1137,4 +1137,118 @@ async fn a_failed_update_in_place_is_retried_and_keeps_the_old_record() {
     w.host.clear_calls();
     w.pass().await;
     assert_eq!(w.host.calls(), [Call::UpdateLimits("web".into(), Some(96 << 20))]);
+}
+
+/// One object of `yaml`, as `run`/`create` pass it to `reconcile_keys`.
+fn one(yaml: &str) -> Object {
+    let all = objects(yaml);
+    assert_eq!(all.len(), 1);
+    all.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn reconcile_keys_makes_just_its_container_and_the_image_it_needs() {
+    let w = world();
+    w.apply("s", &format!("{IMAGE}{}", container("other", "")));
+    let web = one(&container("web", ""));
+    w.engine
+        .reconcile_keys("run:web", std::slice::from_ref(&web), crate::plan::Launch::Start)
+        .await
+        .unwrap();
+    assert_eq!(w.host.starts("web"), 1);
+    assert!(!w.host.config_of("web").unwrap().io.wait_attach);
+    assert_eq!(w.host.starts("other"), 0, "an unrelated key was acted on");
+    assert_eq!(w.status("container", "web").status, "Running");
+    // Stored as `run:web`'s: the next pass finds it converged.
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 1);
+}
+
+#[tokio::test]
+async fn reconcile_keys_carries_wait_attach_to_the_init() {
+    let w = world();
+    w.apply("s", IMAGE);
+    w.pass().await;
+    let web = one(&container("web", ""));
+    w.engine
+        .reconcile_keys("run:web", std::slice::from_ref(&web), crate::plan::Launch::WaitAttach)
+        .await
+        .unwrap();
+    assert!(w.host.config_of("web").unwrap().io.wait_attach);
+}
+
+#[tokio::test]
+async fn reconcile_keys_held_records_the_container_and_no_pass_starts_it() {
+    let w = world();
+    w.apply("s", IMAGE);
+    w.pass().await;
+    let web = one(&container("web", ", restartPolicy: always"));
+    w.engine
+        .reconcile_keys("run:web", std::slice::from_ref(&web), crate::plan::Launch::Held)
+        .await
+        .unwrap();
+    w.pass().await;
+    w.pass().await;
+    assert_eq!(w.host.starts("web"), 0, "a held container was started");
+    assert!(w.engine.container_exists("web").unwrap());
+    w.engine.start_by_name("web").await.unwrap();
+    assert_eq!(w.host.starts("web"), 1);
+}
+
+#[tokio::test]
+async fn reconcile_keys_fails_with_the_error_of_what_its_container_waited_on() {
+    let w = world();
+    w.host.fail_import("/img/bb.tar", "disk on fire");
+    w.apply("s", IMAGE);
+    let web = one(&container("web", ""));
+    let err = w
+        .engine
+        .reconcile_keys("run:web", std::slice::from_ref(&web), crate::plan::Launch::Start)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert_eq!(w.host.starts("web"), 0);
+}
+
+#[tokio::test]
+async fn reconcile_keys_fails_with_its_container_s_own_start_error() {
+    let w = world();
+    w.apply("s", IMAGE);
+    w.pass().await;
+    w.host.fail_start("web", "no such command");
+    let web = one(&container("web", ""));
+    let err = w
+        .engine
+        .reconcile_keys("run:web", std::slice::from_ref(&web), crate::plan::Launch::Start)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no such command"), "{err}");
+}
+
+#[tokio::test]
+async fn renaming_a_container_with_an_outcome_moves_it_without_deadlocking() {
+    let w = world();
+    w.apply("s", IMAGE);
+    w.pass().await;
+    let web = one(&container("web", ""));
+    w.engine
+        .reconcile_keys("run:web", std::slice::from_ref(&web), crate::plan::Launch::Start)
+        .await
+        .unwrap();
+    let (old, new) = (
+        ObjectKey::new(Kind::Container, "web"),
+        ObjectKey::new(Kind::Container, "web2"),
+    );
+    assert_eq!(w.engine.outcomes_since(0, std::slice::from_ref(&old)).len(), 1);
+    let engine = w.engine.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (o, n) = (old.clone(), new.clone());
+    // On a thread of its own: a deadlock fails the test instead of hanging it.
+    std::thread::spawn(move || {
+        engine.rekey(&o, &n);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("rekey deadlocked");
+    assert_eq!(w.engine.outcomes_since(0, std::slice::from_ref(&new)).len(), 1);
+    assert!(w.engine.outcomes_since(0, &[old]).is_empty());
 }

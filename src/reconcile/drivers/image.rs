@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::{Driver, DriverResult, Observe};
 use crate::image::ImageRecord;
 use crate::manifest::{Kind, Object, PullPolicy, Spec};
-use crate::plan::{ObjectKey, RunState};
+use crate::plan::{Launch, ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, ImageInfo, Live, LiveInfo};
 use crate::reconcile::seams::BoxFuture;
@@ -33,7 +33,13 @@ impl Driver for ImageDriver {
         }
     }
 
-    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+    fn create<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        _launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
         Box::pin(async move {
             let Spec::Image(spec) = &obj.spec else {
                 return Err(DriverError::Invalid(format!("{} is not an image", obj.name())));

@@ -16,7 +16,7 @@ use super::records::Live;
 use super::seams::BoxFuture;
 use super::Engine;
 use crate::manifest::{Kind, Object};
-use crate::plan::RunState;
+use crate::plan::{Launch, RunState};
 
 pub type DriverResult = Result<(), DriverError>;
 
@@ -31,26 +31,45 @@ pub enum Observe {
 /// # Contract
 /// - `observe` says what a live object is now; `None` means it is gone and
 ///   will be made again.
-/// - `create` makes an object from its spec and records it live with `hash`;
+/// - `create` makes an object from its spec and records it live with `hash`,
+///   leaving it as `launch` says (only containers have a choice);
 ///   `start` and `replace` default to it.
 /// - `delete` removes the object and its live record; a missing object is
 ///   already deleted. Errors leave the record, so a later pass retries.
 pub trait Driver: Send + Sync {
     fn observe(&self, engine: &Arc<Engine>, live: &Live, mode: Observe) -> Option<RunState>;
 
-    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult>;
+    fn create<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        launch: Launch,
+    ) -> BoxFuture<'a, DriverResult>;
 
-    fn start<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
-        self.create(engine, obj, hash)
+    fn start<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
+        self.create(engine, obj, hash, launch)
     }
 
-    fn replace<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
-        self.create(engine, obj, hash)
+    fn replace<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
+        self.create(engine, obj, hash, launch)
     }
 
     /// Changes a made object in place (the plan asks only containers).
     fn update<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
-        self.replace(engine, obj, hash)
+        self.replace(engine, obj, hash, Launch::Start)
     }
 
     fn stop<'a>(&'a self, _engine: &'a Arc<Engine>, _name: &'a str) -> BoxFuture<'a, DriverResult> {
@@ -72,6 +91,6 @@ pub fn driver(kind: Kind) -> Option<&'static dyn Driver> {
 
 pub(super) use connect::set_networks;
 pub(super) use container::{
-    create_held, freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, run_now, set_resources,
-    start_by_name, stop_by_name,
+    freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, set_resources, start_by_name,
+    stop_by_name,
 };

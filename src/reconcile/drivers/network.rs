@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::{Driver, DriverResult, Observe};
 use crate::manifest::{ContainerSpec, Kind, Object, Spec};
 use crate::network::{ipam, BridgeConfig, NatNetwork, PortForward, Proto, Subnet, VethConfig};
-use crate::plan::{ObjectKey, RunState};
+use crate::plan::{Launch, ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, Live, LiveInfo, NetworkInfo};
 use crate::reconcile::seams::BoxFuture;
@@ -257,14 +257,26 @@ impl Driver for NetworkDriver {
         Some(RunState::Present)
     }
 
-    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+    fn create<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        _launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
         Box::pin(async move {
             let prev = engine.live(Kind::Network, obj.name())?;
             create_network(engine, obj, hash, prev.as_ref()).await
         })
     }
 
-    fn replace<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+    fn replace<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        _launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
         Box::pin(async move {
             // Its containers are replaced after it (their hash covers it):
             // they let go of the old bridge and their old addresses then.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Driver, DriverResult, Observe};
 use crate::manifest::{Kind, Object, Spec, VolumeSpec};
-use crate::plan::{ObjectKey, RunState};
+use crate::plan::{Launch, ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, Live, LiveInfo, VolumeInfo};
 use crate::reconcile::seams::{BoxFuture, LocalMount};
@@ -25,7 +25,13 @@ impl Driver for VolumeDriver {
         (engine.host.volumes.exists(name) && mount_ok).then_some(RunState::Present)
     }
 
-    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+    fn create<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        _launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
         Box::pin(async move {
             let path = engine
                 .host

@@ -4,7 +4,7 @@
 //! lock, so `run`, `stop` and a pass never act on it at once.
 //!
 //! One file per verb, as youki's `container_*.rs`: `start`, `stop` (and
-//! kill), `freeze`, `remove`, `run` (imperative run and create),
+//! kill), `freeze`, `remove`, `launch` (started, held for an attach, or held stopped),
 //! `live_restore`, `rename_container`; this file holds the driver itself,
 //! observation and the exit bookkeeping they share.
 
@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 
 use super::{network, Driver, DriverResult, Observe};
 use crate::manifest::{ContainerSpec, DependencyCondition, Kind, Object, RestartPolicy, Spec};
-use crate::plan::{self, ObjectKey, RunState};
+use crate::plan::{self, Launch, ObjectKey, RunState};
 use crate::reconcile::error::{DriverError, VerbError};
 use crate::reconcile::records::{self, ContainerInfo, Hold, Live, LiveInfo};
 use crate::reconcile::seams::BoxFuture;
@@ -26,18 +26,18 @@ use crate::reconcile::{lock, now_millis, policy, translate, Engine, Result};
 use crate::runtime::{ExitRecord, Probe, RunRecord};
 
 mod freeze;
+mod launch;
 mod live_restore;
 mod remove;
 mod rename_container;
-mod run;
 mod start;
 mod stop;
 mod update;
 pub(crate) use freeze::*;
+use launch::launch_container;
 pub(crate) use live_restore::*;
 pub(crate) use remove::*;
 pub(crate) use rename_container::*;
-pub(crate) use run::*;
 pub(crate) use start::*;
 pub(crate) use stop::*;
 pub(crate) use update::*;
@@ -53,20 +53,32 @@ impl Driver for ContainerDriver {
         Some(observe_container(engine, live, mode))
     }
 
-    fn create<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+    fn create<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
         Box::pin(async move {
             let held = engine.lock_for(&ObjectKey::new(Kind::Container, obj.name()));
             let _held = held.lock().await;
-            start_container(engine, obj, hash).await
+            launch_container(engine, obj, hash, launch).await
         })
     }
 
-    fn replace<'a>(&'a self, engine: &'a Arc<Engine>, obj: &'a Object, hash: &'a str) -> BoxFuture<'a, DriverResult> {
+    fn replace<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        obj: &'a Object,
+        hash: &'a str,
+        launch: Launch,
+    ) -> BoxFuture<'a, DriverResult> {
         Box::pin(async move {
             let held = engine.lock_for(&ObjectKey::new(Kind::Container, obj.name()));
             let _held = held.lock().await;
             remove_container(engine, obj.name()).await?;
-            start_container(engine, obj, hash).await
+            launch_container(engine, obj, hash, launch).await
         })
     }
 
