@@ -149,7 +149,7 @@ pub fn apply(
         for opt in &args.log_opt {
             match opt.split_once('=') {
                 Some(("max-size", v)) => {
-                    let bytes = crate::manifest::quantity::parse_docker_size(v).ok().ok_or_else(|| {
+                    let bytes = crate::manifest::quantity::parse_docker_size(v).map_err(|_| {
                         invalid(
                             "--log-opt",
                             opt,
