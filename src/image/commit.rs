@@ -269,6 +269,15 @@ fn write_tree<W: Write>(
     Ok(())
 }
 
+/// One entry of an image config's `history`, as Docker writes it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// What made the layer (or the config change): `RUN /bin/sh -c make`.
+    pub created_by: String,
+    /// A step that changed only the config: no layer of its own.
+    pub empty_layer: bool,
+}
+
 impl ImageStore {
     /// Makes a new image of `base` plus the container's upper dir `upper`,
     /// with `config` as its config, named `reference`. Blocking. On error
@@ -282,71 +291,106 @@ impl ImageStore {
     ) -> Result<ImageRecord> {
         let reference = normalize(reference)?.whole();
         self.records.refs()?;
+        let history = HistoryEntry {
+            created_by: "berth commit".into(),
+            empty_layer: false,
+        };
+        let record = self.derive(Some(base), Some(upper), config, history, &reference)?;
+        self.records
+            .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
+        Ok(record)
+    }
+
+    /// Makes a new, unnamed image: `base` (`None`: an empty one, Docker's
+    /// `scratch`) plus the tree `layer` as one more layer if given (an
+    /// overlay upper dir: whiteouts become `.wh.` entries), with `config`,
+    /// and `history` appended to the base's. What a build step makes.
+    /// Blocking; on error the blobs it added are removed again.
+    pub fn derive(
+        &self,
+        base: Option<&ImageRecord>,
+        layer: Option<&Path>,
+        config: ImageConfig,
+        history: HistoryEntry,
+        provenance: &str,
+    ) -> Result<ImageRecord> {
         let mut blobs = NewBlobs::new(self);
-        let result = self.commit_into(&mut blobs, base, upper, config, reference);
+        let result = self.derive_into(&mut blobs, base, layer, config, history, provenance);
         if result.is_err() {
             blobs.finish();
         }
         result
     }
 
-    fn commit_into(
+    fn derive_into(
         &self,
         blobs: &mut NewBlobs,
-        base: &ImageRecord,
-        upper: &Path,
+        base: Option<&ImageRecord>,
+        layer: Option<&Path>,
         config: ImageConfig,
-        reference: String,
+        history: HistoryEntry,
+        provenance: &str,
     ) -> Result<ImageRecord> {
-        let store_error = |source| ImageError::Store {
-            path: upper.to_path_buf(),
-            source,
-        };
-        // The layer: tar -> hash (diff id) -> gzip -> content store (digest).
-        let ingest = self.content.begin()?;
-        let gzip = flate2::write::GzEncoder::new(ingest, flate2::Compression::fast());
-        let mut tar = tar::Builder::new(Hashing {
-            inner: gzip,
-            hasher: Sha256::new(),
-        });
-        tar.mode(tar::HeaderMode::Complete);
-        write_tree(&mut tar, upper, "", &mut HashMap::new()).map_err(store_error)?;
-        let hashing = tar.into_inner().map_err(store_error)?;
-        let diff_id = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
-        let ingest = hashing.inner.finish().map_err(store_error)?;
-        let layer_digest = ingest.digest();
-        let layer_size = blobs.commit(ingest, &layer_digest, &reference)?;
-
-        // The config: the base's, with the new diff id and this config.
-        let mut config_json: serde_json::Value =
-            serde_json::from_slice(&self.content.read(&base.id)?).map_err(|e| ImageError::BadImage {
+        let mut layers = base.map(|b| b.layers.clone()).unwrap_or_default();
+        let mut config_json: serde_json::Value = match base {
+            Some(base) => serde_json::from_slice(&self.content.read(&base.id)?).map_err(|e| ImageError::BadImage {
                 reference: base.short_id().into(),
                 reason: format!("its config is not JSON: {e}"),
-            })?;
+            })?,
+            None => serde_json::json!({"architecture": std::env::consts::ARCH.replace("x86_64", "amd64")
+                .replace("aarch64", "arm64"), "os": "linux"}),
+        };
         let mut diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
             .as_array()
             .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-        diff_ids.push(diff_id.clone());
+        let mut new_layer = None;
+        if let Some(upper) = layer {
+            let store_error = |source| ImageError::Store {
+                path: upper.to_path_buf(),
+                source,
+            };
+            // The layer: tar -> hash (diff id) -> gzip -> content store (digest).
+            let ingest = self.content.begin()?;
+            let gzip = flate2::write::GzEncoder::new(ingest, flate2::Compression::fast());
+            let mut tar = tar::Builder::new(Hashing {
+                inner: gzip,
+                hasher: Sha256::new(),
+            });
+            tar.mode(tar::HeaderMode::Complete);
+            write_tree(&mut tar, upper, "", &mut HashMap::new()).map_err(store_error)?;
+            let hashing = tar.into_inner().map_err(store_error)?;
+            let diff_id = format!("{SHA256_PREFIX}{}", hex::encode(hashing.hasher.finalize()));
+            let ingest = hashing.inner.finish().map_err(store_error)?;
+            let layer_digest = ingest.digest();
+            let layer_size = blobs.commit(ingest, &layer_digest, provenance)?;
+            diff_ids.push(diff_id.clone());
+            layers.push(LayerRef {
+                digest: layer_digest.clone(),
+                size: layer_size,
+                media_type: GZIP_LAYER.into(),
+            });
+            new_layer = Some((layer_digest, diff_id));
+        }
+
         config_json["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
         config_json["config"] = serde_json::to_value(&config).unwrap_or_default();
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         config_json["created"] = now.clone().into();
-        if let Some(history) = config_json["history"].as_array_mut() {
-            history.push(serde_json::json!({"created": now, "created_by": "berth commit"}));
+        let mut entry = serde_json::json!({"created": now, "created_by": history.created_by});
+        if history.empty_layer {
+            entry["empty_layer"] = true.into();
+        }
+        match config_json["history"].as_array_mut() {
+            Some(entries) => entries.push(entry),
+            None => config_json["history"] = serde_json::json!([entry]),
         }
         let config_bytes = config_json.to_string().into_bytes();
         let config_digest = sha256_digest(&config_bytes);
-        blobs.put(&config_bytes, &config_digest, &reference)?;
+        blobs.put(&config_bytes, &config_digest, provenance)?;
 
-        let mut layers = base.layers.clone();
-        layers.push(LayerRef {
-            digest: layer_digest.clone(),
-            size: layer_size,
-            media_type: GZIP_LAYER.into(),
-        });
         let manifest = serde_json::json!({
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
@@ -355,17 +399,26 @@ impl ImageStore {
                 "mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>()});
         let manifest_bytes = manifest.to_string().into_bytes();
         let manifest_digest = sha256_digest(&manifest_bytes);
-        blobs.put(&manifest_bytes, &manifest_digest, &reference)?;
+        blobs.put(&manifest_bytes, &manifest_digest, provenance)?;
 
         let chains = chain_ids(&diff_ids);
-        let top = chains.last().cloned().unwrap_or_default();
-        let blob = self.content.path(&layer_digest)?;
-        blobs.snapshot(&top, || self.snapshots.create(&top, &blob, &blob, &diff_id, &reference))?;
+        if let Some((layer_digest, diff_id)) = new_layer {
+            let top = chains.last().cloned().unwrap_or_default();
+            let blob = self.content.path(&layer_digest)?;
+            blobs.snapshot(&top, || self.snapshots.create(&top, &blob, &blob, &diff_id, provenance))?;
+        }
+        let platform = match base {
+            Some(base) => base.platform.clone(),
+            None => format!(
+                "linux/{}",
+                config_json["architecture"].as_str().unwrap_or("amd64")
+            ),
+        };
         let record = ImageRecord {
             id: config_digest,
             manifest_digest,
             config,
-            platform: base.platform.clone(),
+            platform,
             layers,
             chain_ids: chains,
             created_at: std::time::SystemTime::now()
@@ -374,8 +427,6 @@ impl ImageStore {
                 .unwrap_or(0),
         };
         self.records.put(&record)?;
-        self.records
-            .update_refs(|refs| refs.insert(reference, record.id.clone()))?;
         Ok(record)
     }
 }

@@ -79,7 +79,7 @@ impl ImageStore {
             return;
         }
         let state = self.pins.state();
-        let records = match self.records.try_all() {
+        let records = match self.gc_roots() {
             Ok(records) => records,
             Err(e) => {
                 tracing::error!("keeping the blobs and snapshots a failed operation added: {e}");
@@ -183,6 +183,14 @@ pub struct ImageSummary {
 }
 
 impl ImageStore {
+    /// What collection keeps the layers and blobs of: every image record
+    /// and every build cache entry's.
+    fn gc_roots(&self) -> Result<Vec<ImageRecord>> {
+        let mut records = self.records.try_all()?;
+        records.extend(self.cache_records()?);
+        Ok(records)
+    }
+
     /// Registries besides loopback that may be reached over plain HTTP.
     pub fn with_insecure(mut self, registries: Vec<String>) -> ImageStore {
         self.insecure = registries;
@@ -310,7 +318,7 @@ impl ImageStore {
     /// layers would look unused.
     pub fn collect(&self) {
         let used = |store: &ImageStore| -> Result<(HashSet<String>, HashSet<String>)> {
-            let records = store.records.try_all()?;
+            let records = store.gc_roots()?;
             let chains: HashSet<String> = records.iter().flat_map(|r| r.chain_ids.iter().cloned()).collect();
             let blobs: HashSet<String> = records
                 .iter()

@@ -49,6 +49,7 @@
 //! stops well before most disks fill.
 
 mod archive;
+pub mod buildcache;
 mod commit;
 pub mod content;
 mod error;
@@ -71,6 +72,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, Mode, SFlag};
 
+pub use buildcache::CacheUsage;
+pub use commit::HistoryEntry;
 pub use error::{ImageError, Result};
 pub use images::ImageSummary;
 pub use pull::{Progress, PullEvent};
@@ -239,7 +242,10 @@ impl ImageStore {
                 leftovers.push(old_layers);
             }
         }
-        match self.records.try_all() {
+        match self.records.try_all().and_then(|mut r| {
+            r.extend(self.cache_records()?);
+            Ok(r)
+        }) {
             Ok(records) => {
                 let used: std::collections::HashSet<String> = records.into_iter().flat_map(|r| r.chain_ids).collect();
                 for chain in self.snapshots.list() {
