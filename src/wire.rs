@@ -1125,3 +1125,79 @@ pub struct ImportImageRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmd: Vec<String>,
 }
+
+/// Body of `POST /v1/build`: a Dockerfile build of a context directory on
+/// the daemon's host (the CLI unpacks a context given as a tar first).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildRequest {
+    /// Absolute path of the context directory.
+    pub context: String,
+    /// The Dockerfile: absolute, or relative to the context (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub no_cache: bool,
+    #[serde(default)]
+    pub pull: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `bridge` (the default), `none` or `host`, for every RUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// One line of a build's stream (newline-delimited JSON); the last is
+/// `built`-then-`tagged`… or `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "event", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum BuildEvent {
+    /// A step starts: `Step 2/5 : RUN make`.
+    Step {
+        number: usize,
+        total: usize,
+        instruction: String,
+    },
+    /// The step's result came from the build cache.
+    Cached,
+    /// Output of a RUN step, as it comes.
+    Output {
+        stream: String,
+        text: String,
+    },
+    /// A warning or a note about the build.
+    Note {
+        message: String,
+    },
+    /// The step's image.
+    StepDone {
+        id: String,
+    },
+    /// The build's image.
+    Built {
+        id: String,
+    },
+    Tagged {
+        reference: String,
+    },
+    /// The build failed; nothing was tagged.
+    Error {
+        message: String,
+    },
+}
+
+/// Answer of `POST /v1/builder/prune`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuilderPruneResponse {
+    pub entries: usize,
+    pub reclaimed_bytes: u64,
+}

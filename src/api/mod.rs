@@ -232,6 +232,8 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("post", "/v1/images/save") => post(save),
         ("post", "/v1/images/load") => post(load),
         ("post", "/v1/images/commit") => post(commit),
+        ("post", "/v1/build") => post(build),
+        ("post", "/v1/builder/prune") => post(builder_prune),
         ("post", "/v1/images/inspect") => post(inspect_image),
         ("post", "/v1/login") => post(login),
         ("post", "/v1/logout") => post(logout),
@@ -474,6 +476,14 @@ struct EventsQuery {
 
 async fn events(State(engine): State<Arc<Engine>>, Query(q): Query<EventsQuery>) -> ApiResult<Json<Vec<Event>>> {
     Ok(Json(commands::query::events(&engine, q.after)?))
+}
+
+async fn build(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<BuildRequest>) -> ApiResult<Response> {
+    Ok(ndjson_stream(commands::build::build(&engine, req).await?))
+}
+
+async fn builder_prune(State(engine): State<Arc<Engine>>) -> ApiResult<Json<BuilderPruneResponse>> {
+    Ok(Json(commands::build::prune(&engine).await?))
 }
 
 async fn pull(State(engine): State<Arc<Engine>>, JsonBody(req): JsonBody<PullRequest>) -> ApiResult<Response> {

@@ -335,6 +335,22 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/build",
+        summary: "build an image from a Dockerfile in a context directory on the daemon's host; streams the steps, the last line is tagged, built or error",
+        params: &[],
+        request: Some(schema::<BuildRequest>),
+        response: Body::Ndjson(schema::<BuildEvent>),
+    },
+    Route {
+        method: "post",
+        path: "/v1/builder/prune",
+        summary: "remove the build cache and the layers only it kept",
+        params: &[],
+        request: None,
+        response: Body::Json(schema::<BuilderPruneResponse>),
+    },
+    Route {
+        method: "post",
         path: "/v1/images/commit",
         summary: "a container's changes (deletions included) as a new layer on a new image",
         params: &[],

@@ -148,6 +148,11 @@ pub enum CliCmd {
     Export(ExportArgs),
     /// A container's changes as a new image: CONTAINER REFERENCE.
     Commit(CommitArgs),
+    /// Build an image from a Dockerfile: [-t REF]… [-f FILE] CONTEXT (a directory, or - for a tar on stdin).
+    Build(BuildArgs),
+    /// Build cache commands: prune.
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Write images into a tar (docker-archive, or --format oci).
     Save(SaveArgs),
     /// Load images from a `docker save` or OCI archive.
@@ -765,6 +770,53 @@ pub enum ImageCmd {
     Inspect(NameArg),
     /// The history of an image's layers.
     History(NameArg),
+    /// Build an image from a Dockerfile (as `berth build`).
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BuilderCmd {
+    /// Remove the build cache, and the layers only it kept.
+    Prune,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// Name the result (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default CONTEXT/Dockerfile); relative to the current directory.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// KEY=VALUE for an ARG (KEY alone takes the value from this environment).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build up to this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Run every step again.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Pull every FROM image even when present.
+    #[arg(long)]
+    pub pull: bool,
+    /// KEY=VALUE label on the result (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// The network of RUN steps: bridge (default), none or host.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Only linux/amd64 (this host's) is built.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image id.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image id into this file.
+    #[arg(long)]
+    pub iidfile: Option<String>,
+    /// A directory, or `-` for a tar (plain or gzip) on stdin.
+    pub context: String,
 }
 
 #[derive(Debug, Clone, Args)]

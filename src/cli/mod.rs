@@ -73,6 +73,8 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Push(args) => images::push(g, args).await,
         CliCmd::Save(args) => images::save(g, args).await,
         CliCmd::Commit(args) => images::commit(g, args).await,
+        CliCmd::Build(args) | CliCmd::Image(args::ImageCmd::Build(args)) => commands::build::build(g, args).await,
+        CliCmd::Builder(args::BuilderCmd::Prune) => commands::build::prune(g).await,
         CliCmd::Export(args) => images::export(g, args).await,
         CliCmd::Import(args) => images::import(g, args).await,
         CliCmd::Login(args) => images::login(g, args).await,

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod attach;
+pub mod build;
 pub mod delete;
 pub mod docker_inspect;
 pub mod docker_list;

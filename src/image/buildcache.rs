@@ -47,8 +47,8 @@ impl ImageStore {
     }
 
     /// The image a step with this key made, if it is cached and every one
-    /// of its snapshots is still there (put back among the records if an
-    /// image removal took it).
+    /// of its snapshots is still there. Not put among the records: a build
+    /// does that for the images it runs or tags.
     pub fn cache_get(&self, key: &str) -> Result<Option<ImageRecord>> {
         let path = self.cache_file(key)?;
         let bytes = match fs::read(&path) {
@@ -65,9 +65,6 @@ impl ImageStore {
         let record = entry.record;
         if !record.chain_ids.iter().all(|c| self.snapshots.has(c)) || !self.content.has(&record.id) {
             return Ok(None);
-        }
-        if self.records.get(&record.id).is_none() {
-            self.records.put(&record)?;
         }
         Ok(Some(record))
     }
@@ -88,7 +85,10 @@ impl ImageStore {
         let tmp = tmp_name(&self.root.join("tmp"), "cache", "");
         crate::runtime::write_atomic(&tmp, &bytes)
             .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|source| ImageError::Store { path: path.clone(), source })?;
+            .map_err(|source| ImageError::Store {
+                path: path.clone(),
+                source,
+            })?;
         sync_dir(&dir);
         Ok(())
     }
@@ -124,12 +124,7 @@ impl ImageStore {
     /// Entries, and the unpacked size of snapshots only the cache keeps.
     pub fn cache_usage(&self) -> Result<CacheUsage> {
         let cached = self.cache_records()?;
-        let images: HashSet<String> = self
-            .records
-            .try_all()?
-            .into_iter()
-            .flat_map(|r| r.chain_ids)
-            .collect();
+        let images: HashSet<String> = self.records.try_all()?.into_iter().flat_map(|r| r.chain_ids).collect();
         let only_cache: HashSet<&String> = cached
             .iter()
             .flat_map(|r| &r.chain_ids)
@@ -149,10 +144,7 @@ impl ImageStore {
         let dir = self.cache_dir();
         if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
-                fs::remove_file(e.path()).map_err(|source| ImageError::Store {
-                    path: e.path(),
-                    source,
-                })?;
+                fs::remove_file(e.path()).map_err(|source| ImageError::Store { path: e.path(), source })?;
             }
         }
         self.collect();

@@ -178,6 +178,8 @@ struct Script {
     registry: HashMap<String, ImageRecord>,
     /// Pulled images by reference.
     pulled: HashMap<String, ImageRecord>,
+    /// Build cache entries by key.
+    build_cache: HashMap<String, ImageRecord>,
     /// The config each container was last started with.
     configs: HashMap<String, ContainerConfig>,
     /// The exit code a container gets from SIGTERM (none: it ignores it).
@@ -947,6 +949,71 @@ impl ImageHost for FakeHost {
         record.id = format!("sha256:{:0>64}", reference.len() + 2);
         self.script().pulled.insert(reference.into(), record.clone());
         Ok(record)
+    }
+
+    fn derive(
+        &self,
+        base: Option<&ImageRecord>,
+        _layer: Option<&Path>,
+        config: ImageConfig,
+        history: image::HistoryEntry,
+    ) -> image::Result<ImageRecord> {
+        let mut record = base.cloned().unwrap_or(ImageRecord {
+            id: String::new(),
+            manifest_digest: String::new(),
+            config: ImageConfig::default(),
+            platform: "linux/amd64".into(),
+            layers: Vec::new(),
+            chain_ids: Vec::new(),
+            created_at: 0,
+        });
+        record.config = config;
+        let n = self.script().build_cache.len() + 1000;
+        record.id = format!("sha256:{n:0>64}");
+        let _ = history;
+        self.script().imported.push(record.clone());
+        Ok(record)
+    }
+
+    fn cache_get(&self, key: &str) -> image::Result<Option<ImageRecord>> {
+        Ok(self.script().build_cache.get(key).cloned())
+    }
+
+    fn cache_put(&self, key: &str, record: &ImageRecord) -> image::Result<()> {
+        self.script().build_cache.insert(key.into(), record.clone());
+        Ok(())
+    }
+
+    fn cache_prune(&self) -> image::Result<(usize, u64)> {
+        let mut s = self.script();
+        let n = s.build_cache.len();
+        s.build_cache.clear();
+        Ok((n, 0))
+    }
+
+    fn cache_usage(&self) -> image::Result<image::CacheUsage> {
+        Ok(image::CacheUsage {
+            entries: self.script().build_cache.len(),
+            reclaimable_bytes: 0,
+        })
+    }
+
+    fn restore_record(&self, record: &ImageRecord) -> image::Result<()> {
+        let mut s = self.script();
+        if !s.imported.iter().any(|r| r.id == record.id) {
+            s.imported.push(record.clone());
+        }
+        Ok(())
+    }
+
+    fn forget_unnamed(&self, id: &str) -> image::Result<bool> {
+        let mut s = self.script();
+        if s.pulled.values().any(|r| r.id == id) {
+            return Ok(false);
+        }
+        let before = s.imported.len();
+        s.imported.retain(|r| r.id != id);
+        Ok(s.imported.len() != before)
     }
 
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {

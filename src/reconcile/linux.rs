@@ -223,6 +223,47 @@ impl ImageHost for ImageStore {
     ) -> image::Result<ImageRecord> {
         ImageStore::commit(self, base, upper, config, reference)
     }
+
+    fn derive(
+        &self,
+        base: Option<&ImageRecord>,
+        layer: Option<&Path>,
+        config: image::ImageConfig,
+        history: image::HistoryEntry,
+    ) -> image::Result<ImageRecord> {
+        ImageStore::derive(self, base, layer, config, history, "build")
+    }
+
+    fn cache_get(&self, key: &str) -> image::Result<Option<ImageRecord>> {
+        ImageStore::cache_get(self, key)
+    }
+
+    fn cache_put(&self, key: &str, record: &ImageRecord) -> image::Result<()> {
+        ImageStore::cache_put(self, key, record)
+    }
+
+    fn cache_prune(&self) -> image::Result<(usize, u64)> {
+        ImageStore::cache_prune(self)
+    }
+
+    fn cache_usage(&self) -> image::Result<image::CacheUsage> {
+        ImageStore::cache_usage(self)
+    }
+
+    fn restore_record(&self, record: &ImageRecord) -> image::Result<()> {
+        if self.records.get(&record.id).is_none() {
+            self.records.put(record)?;
+        }
+        Ok(())
+    }
+
+    fn forget_unnamed(&self, id: &str) -> image::Result<bool> {
+        if self.records.refs()?.values().any(|v| v == id) || self.records.get(id).is_none() {
+            return Ok(false);
+        }
+        self.records.delete(id)?;
+        Ok(true)
+    }
 }
 
 /// Volumes as directories: `<dir>/<name>/_data`, as Docker lays them out.

@@ -180,6 +180,27 @@ pub trait ImageHost: Send + Sync {
         config: image::ImageConfig,
         reference: &str,
     ) -> image::Result<ImageRecord>;
+    /// A new unnamed image: `base` (`None`: scratch) plus the tree `layer`
+    /// if given, with `config` and one more history entry (blocking).
+    fn derive(
+        &self,
+        base: Option<&ImageRecord>,
+        layer: Option<&Path>,
+        config: image::ImageConfig,
+        history: image::HistoryEntry,
+    ) -> image::Result<ImageRecord>;
+    /// The image a build step with this cache key made, while its layers
+    /// are all there.
+    fn cache_get(&self, key: &str) -> image::Result<Option<ImageRecord>>;
+    fn cache_put(&self, key: &str, record: &ImageRecord) -> image::Result<()>;
+    /// Removes the build cache and the layers only it kept: entries, bytes.
+    fn cache_prune(&self) -> image::Result<(usize, u64)>;
+    fn cache_usage(&self) -> image::Result<image::CacheUsage>;
+    /// Puts a cached image's record back among the images if it is not there.
+    fn restore_record(&self, record: &ImageRecord) -> image::Result<()>;
+    /// Removes an image record no reference names (its layers stay while
+    /// the build cache holds them); whether it did.
+    fn forget_unnamed(&self, id: &str) -> image::Result<bool>;
 }
 
 /// Named volumes: a directory each.

@@ -4,6 +4,7 @@
 //! a table, JSON or YAML goes through `cli::output`.
 
 pub mod apply;
+pub mod build;
 pub mod container;
 pub mod delete;
 pub mod events;

@@ -235,6 +235,25 @@ impl Engine {
         Ok(tokio::task::spawn_blocking(move || images.commit(&base, &upper, config, &reference)).await??)
     }
 
+    /// A new unnamed image: `base` (the image container `name` runs) plus
+    /// the container's writable layer, with `config` and `history`: what a
+    /// build's RUN step makes.
+    pub async fn derive_from_container(
+        &self,
+        name: &str,
+        base: &ImageRecord,
+        config: crate::image::ImageConfig,
+        history: crate::image::HistoryEntry,
+    ) -> std::result::Result<ImageRecord, DriverError> {
+        let upper = self.host.containers.upper_dir(name);
+        if !upper.is_dir() {
+            return Err(DriverError::Invalid(format!("container/{name} has no writable layer")));
+        }
+        let images = self.host.images.clone();
+        let base = base.clone();
+        Ok(tokio::task::spawn_blocking(move || images.derive(Some(&base), Some(&upper), config, history)).await??)
+    }
+
     /// Writes container `name`'s filesystem (its writable layer over its
     /// image, as the overlay shows it) as a tar at `out`.
     pub async fn export_container(&self, name: &str, out: std::path::PathBuf) -> std::result::Result<(), DriverError> {
