@@ -943,7 +943,13 @@ impl<H: BuildHost> Build<'_, H> {
             ),
         };
         let shown_sources = sources.join(" ");
-        let created_by = format!("{verb} {shown_sources} {dest}");
+        let mut flags = String::new();
+        for (flag, value) in [("from", &args.from), ("chown", &args.chown), ("chmod", &args.chmod)] {
+            if let Some(v) = value {
+                flags.push_str(&format!("--{flag}={v} "));
+            }
+        }
+        let created_by = format!("{verb} {flags}{shown_sources} {dest}");
         let key = self.key(
             st.image.as_ref(),
             &st.config,

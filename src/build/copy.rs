@@ -136,7 +136,11 @@ pub async fn copy_into_layer(
 }
 
 async fn download(url: &str, to: &Path) -> Result<String, String> {
+    // Installing twice is refused, harmlessly: the first one counts.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(60))
         .build()
         .map_err(|e| format!("ADD {url}: {e}"))?;
     let mut resp = client
@@ -270,15 +274,14 @@ fn copy_in_namespace(
                     .map_err(|e| format!("{path}: not found in the source image ({e})"))?;
                 // The resolved path, inside the source root: walked from
                 // there without following links.
-                let real = fs::read_link(format!(
-                    "/proc/self/fd/{}",
-                    std::os::fd::AsRawFd::as_raw_fd(&handle_fd(&handle)?)
-                ))
-                .map_err(|e| format!("{path}: {e}"))?;
+                let fd = handle_fd(&handle)?;
+                // Bound first: a temporary inside format! would be closed before the readlink.
+                let real = fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))
+                    .map_err(|e| format!("{path}: reading where it resolved to: {e}"))?;
                 if !real.starts_with(&src_root) {
                     return Err(format!("{path}: resolves outside the source image"));
                 }
-                let meta = fs::symlink_metadata(&real).map_err(|e| format!("{path}: {e}"))?;
+                let meta = fs::symlink_metadata(&real).map_err(|e| format!("{path} ({}): {e}", real.display()))?;
                 if meta.is_dir() {
                     copier.tree(&real, &dest_abs)?;
                 } else {

@@ -103,7 +103,6 @@ pub fn expand_words(
 
 /// The raw lexing the parser needs to find heredoc words (`RUN cat <<EOF`):
 /// quotes and escapes kept, unset variables left as written, split into words.
-#[allow(dead_code)] // until the parser (h-dockerfile) lands
 pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
     let none = |_: &str| None;
     let mode = Mode {
@@ -118,7 +117,6 @@ pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
 /// Quote removal of a heredoc delimiter, with and without keeping quotes (to
 /// tell `<<EOF` from `<<"EOF"`): `(word, raw_word)` or None when it is not one
 /// word.
-#[allow(dead_code)] // until the parser (h-dockerfile) lands
 pub(crate) fn heredoc_word(text: &str) -> Result<Option<(String, String)>, SubstError> {
     let none = |_: &str| None;
     let plain = Mode {

@@ -248,9 +248,21 @@ pub async fn build(engine: &Arc<Engine>, req: BuildRequest) -> Result<mpsc::Rece
         engine: engine.clone(),
         scratch,
     };
-    tokio::spawn(async move {
+    let errors = tx.clone();
+    let running = tokio::spawn(async move {
         if let Err(e) = crate::build::build(&host, &opts, &tx).await {
             let _ = tx.send(BuildEvent::Error { message: e.to_string() }).await;
+        }
+    });
+    // A build that panics still ends its stream with why.
+    tokio::spawn(async move {
+        if let Err(e) = running.await {
+            tracing::error!("build task failed: {e}");
+            let _ = errors
+                .send(BuildEvent::Error {
+                    message: format!("the build stopped on an internal error: {e}"),
+                })
+                .await;
         }
     });
     Ok(rx)
