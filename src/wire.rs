@@ -192,6 +192,11 @@ pub struct ApplyRequest {
     /// Plan only (`berth diff`).
     #[serde(default)]
     pub dry_run: bool,
+    /// The client's working directory: manifest files named relative to it
+    /// (and stdin) have their relative paths (an Image's build context)
+    /// resolved from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

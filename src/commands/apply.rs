@@ -115,6 +115,50 @@ fn ports_held_on_host(
     held
 }
 
+/// Makes an Image's build context absolute: relative to its manifest
+/// file's directory (itself relative to the client's `base_dir` when the
+/// file was named so; stdin's is the client's working directory).
+fn resolve_build_paths(
+    objects: &mut [Object],
+    base_dir: Option<&str>,
+    positions: &manifest::Positions,
+) -> Vec<manifest::Diagnostic> {
+    let mut errors = Vec::new();
+    for o in objects.iter_mut() {
+        let origin = o.origin.clone();
+        let manifest::Spec::Image(spec) = &mut o.spec else { continue };
+        let Some(build) = &mut spec.build else { continue };
+        let context = std::path::Path::new(&build.context);
+        if context.is_absolute() {
+            continue;
+        }
+        let file = std::path::Path::new(&origin.file);
+        let dir = if origin.file.starts_with('<') {
+            base_dir.map(std::path::PathBuf::from)
+        } else if file.is_absolute() {
+            file.parent().map(std::path::Path::to_path_buf)
+        } else {
+            base_dir.map(|b| std::path::Path::new(b).join(file.parent().unwrap_or(std::path::Path::new(""))))
+        };
+        match dir {
+            Some(dir) => build.context = dir.join(context).display().to_string(),
+            None => {
+                let field = "spec.build.context".to_string();
+                let (line, column) = positions.locate(&origin, &field);
+                errors.push(manifest::Diagnostic {
+                    file: origin.file.clone(),
+                    line,
+                    column,
+                    field,
+                    message: "a relative context needs the manifest's directory: give an absolute path".into(),
+                    snippet: positions.snippet(&origin.file, line),
+                });
+            }
+        }
+    }
+    errors
+}
+
 fn key_of(o: &Object) -> ObjectKey {
     ObjectKey::new(o.kind(), o.name())
 }
@@ -140,7 +184,9 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
             })
         }
     };
-    let mut errors = manifest::validate_with_positions(&objects, &positions, &exists);
+    let mut objects = objects;
+    let mut errors = resolve_build_paths(&mut objects, req.base_dir.as_deref(), &positions);
+    errors.extend(manifest::validate_with_positions(&objects, &positions, &exists));
     if errors.is_empty() {
         errors = ports_held_on_host(engine, &objects, &positions);
     }

@@ -25,6 +25,7 @@ fn request(set: &str, yaml: &str, prune: bool) -> ApplyRequest {
         }],
         prune,
         dry_run: false,
+        base_dir: None,
     }
 }
 

@@ -134,6 +134,11 @@ pub struct ImageSpec {
     /// archive (the first image in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<String>,
+    /// Build it from a Dockerfile: `{context: ./app, dockerfile: Dockerfile,
+    /// args: {K: V}, target: STAGE}`, paths relative to the manifest file.
+    /// Rebuilt when the context's files or the Dockerfile change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ImageBuild>,
     /// Default command of containers made from this image (replaces a
     /// pulled image's `Cmd`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -142,6 +147,30 @@ pub struct ImageSpec {
     /// pulled image's `Env`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+}
+
+/// An Image built from a Dockerfile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageBuild {
+    /// The context directory, relative to the manifest file (or absolute).
+    pub context: String,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Build args (`--build-arg`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// Build up to this stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The content digest of the context and Dockerfile, filled in by the
+    /// daemon at each pass (never written in a manifest): the spec hash
+    /// covers it, so a changed source file rebuilds the image and replaces
+    /// the containers that use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub context_digest: Option<String>,
 }
 
 /// When an Image's `ref` is pulled from its registry.

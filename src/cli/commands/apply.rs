@@ -133,6 +133,7 @@ fn apply_request(files: &[String], prune: bool, dry_run: bool) -> anyhow::Result
         sources: read_sources(files)?,
         prune,
         dry_run,
+        base_dir: std::env::current_dir().ok().map(|d| d.display().to_string()),
     })
 }
 

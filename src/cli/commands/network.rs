@@ -208,6 +208,7 @@ async fn create(g: &Global, args: NetworkCreateArgs) -> anyhow::Result<ExitCode>
         }],
         prune: false,
         dry_run: false,
+        base_dir: None,
     };
     let resp: ApplyResponse = client(g, true).post("/v1/apply", &req).await?;
     if !resp.errors.is_empty() {

@@ -127,6 +127,7 @@ async fn create(g: &Global, args: VolumeCreateArgs) -> anyhow::Result<ExitCode> 
         }],
         prune: false,
         dry_run: false,
+        base_dir: None,
     };
     let resp: ApplyResponse = client(g, true).post("/v1/apply", &req).await?;
     if !resp.errors.is_empty() {

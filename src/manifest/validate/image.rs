@@ -8,6 +8,7 @@ impl<'a> Validator<'a> {
             ("import", spec.import.is_some()),
             ("ref", spec.reference.is_some()),
             ("archive", spec.archive.is_some()),
+            ("build", spec.build.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -60,10 +61,10 @@ impl<'a> Validator<'a> {
             }
         }
         match &spec.import {
-            None if spec.reference.is_none() && spec.archive.is_none() => self.report(
+            None if spec.reference.is_none() && spec.archive.is_none() && spec.build.is_none() => self.report(
                 o,
                 "spec",
-                "an Image needs a source: `ref` (a registry reference to pull), `archive` (a docker save or OCI archive) or `import` (a root filesystem tar), paths absolute on the daemon's host",
+                "an Image needs a source: `ref` (a registry reference to pull), `archive` (a docker save or OCI archive), `import` (a root filesystem tar), paths absolute on the daemon's host, or `build` (a Dockerfile's context)",
             ),
             Some(path) if !is_absolute(path) => self.report(
                 o,
@@ -88,6 +89,32 @@ impl<'a> Validator<'a> {
                     "spec.digest",
                     format!("digest `{digest}` is malformed: expected `sha256:` and 64 lower-case hex digits"),
                 );
+            }
+        }
+        if let Some(build) = &spec.build {
+            if build.context.trim().is_empty() {
+                self.report(o, "spec.build.context", "`context` names the build's directory, e.g. `./app`");
+            }
+            if build.context_digest.is_some() {
+                self.report(
+                    o,
+                    "spec.build.contextDigest",
+                    "`contextDigest` is set by berth from the context's files; remove it",
+                );
+            }
+            if let Some(f) = &build.dockerfile {
+                if f.is_empty() || f.split('/').any(|c| c == "..") {
+                    self.report(
+                        o,
+                        "spec.build.dockerfile",
+                        format!("`dockerfile` is a path inside the context, got `{f}`"),
+                    );
+                }
+            }
+            for k in build.args.keys() {
+                if k.is_empty() || k.contains(['=', ' ', '\t', '\n']) {
+                    self.report(o, "spec.build.args", format!("`{k}` is not a build arg name"));
+                }
             }
         }
         self.command(o, "spec.cmd", &spec.cmd);
