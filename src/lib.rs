@@ -8,6 +8,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod api;
+pub mod build;
 pub mod capabilities;
 pub mod cli;
 pub mod client;
