@@ -58,7 +58,11 @@ pub enum SubstError {
     UnterminatedQuote { word: String, quote: &'static str },
     /// `${VAR?msg}` / `${VAR:?msg}` on an unset (or empty) variable.
     #[error("failed to process \"{}\": {name}: {message}", short(.word))]
-    Required { word: String, name: String, message: String },
+    Required {
+        word: String,
+        name: String,
+        message: String,
+    },
     /// A `#`, `%` or `/` pattern with an escape other than `\*`, `\?`, `\\`.
     #[error("failed to process \"{}\": invalid pattern ({}) in substitution", short(.word), short(.pattern))]
     BadPattern { word: String, pattern: String },
@@ -101,7 +105,11 @@ pub fn expand_words(
 /// quotes and escapes kept, unset variables left as written, split into words.
 pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
     let none = |_: &str| None;
-    let mode = Mode { raw_quotes: true, raw_escapes: true, skip_unset: true };
+    let mode = Mode {
+        raw_quotes: true,
+        raw_escapes: true,
+        skip_unset: true,
+    };
     let mut lexer = Lexer::new(text, &none, '\\', mode);
     Ok(lexer.top_level(true)?.1)
 }
@@ -111,12 +119,20 @@ pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
 /// word.
 pub(crate) fn heredoc_word(text: &str) -> Result<Option<(String, String)>, SubstError> {
     let none = |_: &str| None;
-    let plain = Mode { raw_quotes: false, raw_escapes: false, skip_unset: true };
+    let plain = Mode {
+        raw_quotes: false,
+        raw_escapes: false,
+        skip_unset: true,
+    };
     let words = Lexer::new(text, &none, '\\', plain).top_level(true)?.1;
     if words.len() != 1 {
         return Ok(None);
     }
-    let raw = Mode { raw_quotes: true, raw_escapes: false, skip_unset: true };
+    let raw = Mode {
+        raw_quotes: true,
+        raw_escapes: false,
+        skip_unset: true,
+    };
     let raw_words = Lexer::new(text, &none, '\\', raw).top_level(true)?.1;
     match (words.into_iter().next(), raw_words.into_iter().next()) {
         (Some(w), Some(r)) => Ok(Some((w, r))),
@@ -184,7 +200,15 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn new(src: &'a str, lookup: &'a dyn Fn(&str) -> Option<String>, escape: char, mode: Mode) -> Self {
-        Lexer { src, pos: 0, lookup, escape, mode, depth: 0, used: BTreeSet::new() }
+        Lexer {
+            src,
+            pos: 0,
+            lookup,
+            escape,
+            mode,
+            depth: 0,
+            used: BTreeSet::new(),
+        }
     }
 
     fn peek(&self) -> Option<char> {
@@ -287,7 +311,12 @@ impl<'a> Lexer<'a> {
         }
         loop {
             match self.next() {
-                None => return Err(SubstError::UnterminatedQuote { word: self.word(), quote: "single-quote" }),
+                None => {
+                    return Err(SubstError::UnterminatedQuote {
+                        word: self.word(),
+                        quote: "single-quote",
+                    })
+                }
                 Some('\'') => {
                     if self.mode.raw_quotes {
                         out.push('\'');
@@ -307,7 +336,12 @@ impl<'a> Lexer<'a> {
         }
         loop {
             match self.peek() {
-                None => return Err(SubstError::UnterminatedQuote { word: self.word(), quote: "double-quote" }),
+                None => {
+                    return Err(SubstError::UnterminatedQuote {
+                        word: self.word(),
+                        quote: "double-quote",
+                    })
+                }
                 Some('"') => {
                     self.next();
                     if self.mode.raw_quotes {
@@ -410,7 +444,9 @@ impl<'a> Lexer<'a> {
             }
             ':' => {
                 null_is_unset = true;
-                op = self.next().ok_or_else(|| SubstError::MissingBrace { word: self.word() })?;
+                op = self
+                    .next()
+                    .ok_or_else(|| SubstError::MissingBrace { word: self.word() })?;
                 modifier.push(op);
             }
             _ => {}
@@ -419,7 +455,10 @@ impl<'a> Lexer<'a> {
             '+' | '-' | '?' | '#' | '%' => {
                 let pattern_op = op == '#' || op == '%';
                 if null_is_unset && pattern_op {
-                    return Err(SubstError::UnsupportedModifier { word: self.word(), modifier });
+                    return Err(SubstError::UnsupportedModifier {
+                        word: self.word(),
+                        modifier,
+                    });
                 }
                 let (word, _) = self.process_until(Some('}'), pattern_op, false)?;
                 let value = self.get(&name);
@@ -439,7 +478,11 @@ impl<'a> Lexer<'a> {
                             } else {
                                 "is not allowed to be empty".to_string()
                             };
-                            return Err(SubstError::Required { word: self.word(), name, message });
+                            return Err(SubstError::Required {
+                                word: self.word(),
+                                name,
+                                message,
+                            });
                         }
                         Ok(value.unwrap_or_default())
                     }
@@ -449,9 +492,15 @@ impl<'a> Lexer<'a> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let glob = Glob::parse(&pattern)
-                            .ok_or_else(|| SubstError::BadPattern { word: self.word(), pattern: pattern.clone() })?;
-                        Ok(if op == '#' { glob.trim_prefix(&value, greedy) } else { glob.trim_suffix(&value, greedy) })
+                        let glob = Glob::parse(&pattern).ok_or_else(|| SubstError::BadPattern {
+                            word: self.word(),
+                            pattern: pattern.clone(),
+                        })?;
+                        Ok(if op == '#' {
+                            glob.trim_prefix(&value, greedy)
+                        } else {
+                            glob.trim_suffix(&value, greedy)
+                        })
                     }
                 }
             }
@@ -469,11 +518,16 @@ impl<'a> Lexer<'a> {
                     }
                     return Ok(String::new());
                 };
-                let glob = Glob::parse(&pattern)
-                    .ok_or_else(|| SubstError::BadPattern { word: self.word(), pattern: pattern.clone() })?;
+                let glob = Glob::parse(&pattern).ok_or_else(|| SubstError::BadPattern {
+                    word: self.word(),
+                    pattern: pattern.clone(),
+                })?;
                 Ok(glob.replace(&value, &replacement, all))
             }
-            _ => Err(SubstError::UnsupportedModifier { word: self.word(), modifier }),
+            _ => Err(SubstError::UnsupportedModifier {
+                word: self.word(),
+                modifier,
+            }),
         }
     }
 }
