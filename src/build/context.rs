@@ -896,6 +896,40 @@ mod tests {
         }
     }
 
+    /// filepath.Match by plain recursion: slow, obviously right, for
+    /// checking the star-backtracking matcher against.
+    fn reference_match(p: &[Tok], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((Tok::Star, rest)) => (0..=t.len()).any(|i| reference_match(rest, &t[i..])),
+            Some((tok, rest)) => {
+                let Some((&c, t_rest)) = t.split_first() else {
+                    return false;
+                };
+                let one = match tok {
+                    Tok::Lit(l) => *l == c,
+                    Tok::Any => true,
+                    Tok::Class { negated, ranges } => ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated,
+                    Tok::Star => unreachable!(),
+                };
+                one && reference_match(rest, t_rest)
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn the_glob_matcher_agrees_with_plain_recursion(
+            pattern in "([ab*?]|\\[a\\]|\\[\\^b\\]){0,7}",
+            name in "[abc]{0,8}",
+        ) {
+            let parsed = Pattern::parse(&pattern).unwrap();
+            let chars: Vec<char> = name.chars().collect();
+            proptest::prop_assert_eq!(parsed.matches(&name), reference_match(&parsed.0, &chars), "{} vs {}", pattern, name);
+        }
+    }
+
     #[test]
     fn a_deep_tree_is_listed_whole_in_order() {
         let dir = tempfile::tempdir().unwrap();

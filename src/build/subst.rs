@@ -906,6 +906,29 @@ mod tests {
         assert!(matches!(ex(&quoted, &env(&[])), Err(SubstError::TooDeep { .. })));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Any word either expands or is refused: no panic, whatever the
+        /// braces, quotes and escapes.
+        #[test]
+        fn any_word_expands_or_is_refused(word in "[a-zA-Z_$\\{\\}:\\-+?#%/*\\\\'\" `]{0,24}") {
+            let vars = env(&[("a", "x y"), ("b", "")]);
+            let lookup = |k: &str| vars.get(k).cloned();
+            let _ = expand(&word, &lookup, '\\');
+            let _ = expand(&word, &lookup, '`');
+            let _ = expand_words(&word, &lookup, '\\');
+            let _ = expand_raw(&word, &lookup);
+            let _ = raw_words(&word);
+        }
+
+        /// Text with nothing special in it comes back unchanged.
+        #[test]
+        fn plain_text_is_left_alone(word in "[a-zA-Z0-9_./:=@-]{0,32}") {
+            let lookup = |_: &str| Some("never".to_string());
+            proptest::prop_assert_eq!(expand(&word, &lookup, '\\').unwrap().text, word);
+        }
+    }
+
     #[test]
     fn a_ten_megabyte_word_expands_in_one_pass() {
         let big = "a".repeat(10 << 20);
