@@ -431,7 +431,7 @@ mod tests {
         ) {
             match parse_ignore(&text) {
                 Ok(r) => { let _ = r.excluded(&path); }
-                Err(IgnoreError::BadPattern { line, .. }) => proptest::prop_assert!(line >= 1 && line <= 6),
+                Err(IgnoreError::BadPattern { line, .. }) => proptest::prop_assert!((1..=6).contains(&line)),
                 Err(e) => proptest::prop_assert!(false, "{}", e),
             }
         }
