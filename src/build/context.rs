@@ -98,6 +98,11 @@ impl Context {
         &self.root
     }
 
+    /// The `.dockerignore` rules the context applies.
+    pub fn ignore(&self) -> &IgnoreRules {
+        &self.ignore
+    }
+
     /// The relative paths a COPY/ADD source names, in order: one for a plain
     /// path (`"."` for the context itself), each match for a pattern.
     pub fn resolve(&self, source: &str) -> Result<Vec<String>> {
