@@ -310,6 +310,7 @@ fn dockerignore_onbuild_and_add_of_a_tar_and_a_url() {
             ("NOTES.md", "notes\n"),
             ("secret/key", "hunter2\n"),
             ("keep.txt", "kept\n"),
+            ("nested/deep/file.txt", "deep\n"),
         ],
     );
     std::fs::write(ctx.join("pkg.tar.gz"), &gz).unwrap();
@@ -336,6 +337,8 @@ fn dockerignore_onbuild_and_add_of_a_tar_and_a_url() {
         out.contains("No such file"),
         "ONBUILD runs in the child, not here: {out}"
     );
+    let (out, _) = text(&env.berth(&["run", "--rm", "base:1", "cat", "/ctx/nested/deep/file.txt"]));
+    assert_eq!(out, "deep\n", "a directory's tree keeps its shape");
     assert!(!Path::new("/escaped-by-build.txt").exists());
     assert!(!env.dir.join("escaped-by-build.txt").exists());
 

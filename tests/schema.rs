@@ -76,6 +76,7 @@ fn the_openapi_document_matches_the_served_routes() {
         (
             "/v1/apply",
             serde_json::to_value(berth::wire::ApplyRequest {
+                base_dir: None,
                 source_id: "apply:/srv".into(),
                 sources: vec![berth::manifest::Source {
                     file: "a.yaml".into(),

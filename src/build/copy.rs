@@ -49,9 +49,11 @@ pub enum SourceRoot {
 /// One thing to copy: a file, link or directory tree.
 #[derive(Debug, Clone)]
 enum Source {
-    /// A path under the context: its entries, relative to the context.
+    /// A path under the context (a directory's contents are copied, not
+    /// itself): the entries to write, relative to the context.
     Context {
         rel: String,
+        is_dir: bool,
         entries: Vec<(String, fs::Metadata)>,
     },
     /// A path in the source image.
@@ -93,8 +95,12 @@ pub async fn copy_into_layer(
         match (root, context) {
             (SourceRoot::Context(_), Some(ctx)) => {
                 for rel in ctx.resolve(s).map_err(|e| e.to_string())? {
+                    let path = ctx.root().join(&rel);
+                    let is_dir = fs::symlink_metadata(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?
+                        .is_dir();
                     let entries = ctx.walk(&rel).map_err(|e| e.to_string())?;
-                    sources.push(Source::Context { rel, entries });
+                    sources.push(Source::Context { rel, is_dir, entries });
                 }
             }
             _ => sources.push(Source::Image(s.clone())),
@@ -231,22 +237,31 @@ fn copy_in_namespace(
     }
     for source in sources {
         match source {
-            Source::Context { rel, entries } => {
-                let top_is_dir = entries.first().is_some_and(|(r, m)| r == rel && m.is_dir());
+            Source::Context { rel, is_dir, entries } => {
+                if *is_dir {
+                    // Its contents go into the destination, made if missing.
+                    dest_root
+                        .mkdir_all(&dest_abs, &fs::Permissions::from_mode(0o755))
+                        .map_err(|e| format!("{dest_abs}: {e}"))?;
+                }
                 for (entry_rel, meta) in entries {
                     let from = src_root.join(entry_rel);
-                    let to = if top_is_dir {
-                        let sub = entry_rel
-                            .strip_prefix(rel.as_str())
-                            .unwrap_or(entry_rel)
-                            .trim_start_matches('/');
+                    let to = if *is_dir {
+                        let sub = if rel == "." {
+                            entry_rel.as_str()
+                        } else {
+                            entry_rel
+                                .strip_prefix(rel.as_str())
+                                .unwrap_or(entry_rel)
+                                .trim_start_matches('/')
+                        };
                         join(&dest_abs, sub)
                     } else if dest_is_dir {
                         join(&dest_abs, base_name(entry_rel))
                     } else {
                         dest_abs.clone()
                     };
-                    if plan.add && !top_is_dir && meta.is_file() && is_archive(&from) {
+                    if plan.add && !is_dir && meta.is_file() && is_archive(&from) {
                         copier.extract(&from, &dest_abs)?;
                         continue;
                     }

@@ -1531,6 +1531,30 @@ RUN --network=none true
         assert_eq!(*k[1], InstructionKind::Cmd(CommandForm::Exec(vec!["x".into()])));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever the text, parsing returns (no panic), and positions stay
+        /// inside the file.
+        #[test]
+        fn parsing_any_text_returns_with_positions_inside_the_file(
+            text in "((FROM|RUN|COPY|ONBUILD|ENV|ARG|HEALTHCHECK|CMD|# escape=`|#|x)?[ a-z\\\\`\"'<\\-\\[\\]=$:{}\t]{0,12}\r?\n){0,8}"
+        ) {
+            let lines = text.split('\n').count();
+            match parse(&text, "f") {
+                Ok(d) => {
+                    for i in d.global_args.iter().chain(d.stages.iter().flat_map(|s| std::iter::once(&s.from).chain(&s.instructions))) {
+                        proptest::prop_assert!(i.pos.line >= 1 && i.pos.line <= lines, "{:?}", i);
+                        proptest::prop_assert!(i.pos.column >= 1);
+                    }
+                }
+                Err(e) => {
+                    proptest::prop_assert!(e.line >= 1 && e.line <= lines.max(1), "{}", e);
+                    proptest::prop_assert!(e.to_string().starts_with("f:"));
+                }
+            }
+        }
+    }
+
     #[test]
     fn command_forms_print_as_docker_shows_them() {
         assert_eq!(CommandForm::Shell("echo hi".into()).to_string(), "echo hi");

@@ -421,6 +421,29 @@ mod tests {
         assert!(e.to_string().contains("app.Dockerfile.dockerignore:2:1"), "{e}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Any file parses or is refused with a line, and matching never panics.
+        #[test]
+        fn any_ignore_file_parses_or_is_refused(
+            text in "(!?[a-z/.*?\\[\\]^\\\\#! -]{0,10}\n){0,6}",
+            path in "[a-z/.]{0,12}",
+        ) {
+            match parse_ignore(&text) {
+                Ok(r) => { let _ = r.excluded(&path); }
+                Err(IgnoreError::BadPattern { line, .. }) => proptest::prop_assert!((1..=6).contains(&line)),
+                Err(e) => proptest::prop_assert!(false, "{}", e),
+            }
+        }
+
+        /// Cleaning is idempotent, as Go's is.
+        #[test]
+        fn clean_is_idempotent(path in "[a./]{0,12}") {
+            let once = clean(&path);
+            proptest::prop_assert_eq!(clean(&once), once.clone());
+        }
+    }
+
     #[test]
     fn go_clean_rules() {
         for (input, want) in [

@@ -13,6 +13,19 @@
 //! hash of its sources' contents, modes and owners (never their mtimes), so
 //! that a rebuild after one source file changed runs again only from the
 //! first step that copies it.
+//!
+//! # Where variables are expanded
+//!
+//! The parser keeps every word as written. As in Docker, the builder expands
+//! with [`subst::expand`] (escape character [`dockerfile::Dockerfile::escape`],
+//! build args and `ENV` so far as the lookup) the arguments of `ADD`, `COPY`
+//! (sources, destination, `--from`/`--chown`/`--chmod`), `ENV` and `LABEL`
+//! (names and values), `ARG` defaults, `EXPOSE`, `FROM` (image and
+//! `--platform`, with the global `ARG`s only), `STOPSIGNAL`, `USER`,
+//! `VOLUME` and `WORKDIR`; the body of a `COPY`/`ADD` heredoc whose
+//! delimiter was unquoted with [`subst::expand_raw`]. `RUN`, `CMD`,
+//! `ENTRYPOINT`, `SHELL` and `HEALTHCHECK` commands are not expanded: the
+//! shell in the container does that.
 
 pub mod builder;
 pub mod context;

@@ -101,6 +101,19 @@ pub fn expand_words(
     Ok((words, lexer.used))
 }
 
+/// Expands a heredoc body (`COPY <<EOF` with an unquoted delimiter) as
+/// BuildKit's `ExpandRaw` does: `$VAR`s and `\` escapes are processed, quotes
+/// are ordinary characters (the body is a file or a script, not a word).
+pub fn expand_raw(content: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Expanded, SubstError> {
+    let mode = Mode {
+        skip_quotes: true,
+        ..Mode::default()
+    };
+    let mut lexer = Lexer::new(content, lookup, '\\', mode);
+    let (text, _) = lexer.top_level(false)?;
+    Ok(Expanded { text, used: lexer.used })
+}
+
 /// The raw lexing the parser needs to find heredoc words (`RUN cat <<EOF`):
 /// quotes and escapes kept, unset variables left as written, split into words.
 pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
@@ -109,6 +122,8 @@ pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
         raw_quotes: true,
         raw_escapes: true,
         skip_unset: true,
+        heredoc_words: true,
+        ..Mode::default()
     };
     let mut lexer = Lexer::new(text, &none, '\\', mode);
     Ok(lexer.top_level(true)?.1)
@@ -120,9 +135,8 @@ pub(crate) fn raw_words(text: &str) -> Result<Vec<String>, SubstError> {
 pub(crate) fn heredoc_word(text: &str) -> Result<Option<(String, String)>, SubstError> {
     let none = |_: &str| None;
     let plain = Mode {
-        raw_quotes: false,
-        raw_escapes: false,
         skip_unset: true,
+        ..Mode::default()
     };
     let words = Lexer::new(text, &none, '\\', plain).top_level(true)?.1;
     if words.len() != 1 {
@@ -130,8 +144,8 @@ pub(crate) fn heredoc_word(text: &str) -> Result<Option<(String, String)>, Subst
     }
     let raw = Mode {
         raw_quotes: true,
-        raw_escapes: false,
         skip_unset: true,
+        ..Mode::default()
     };
     let raw_words = Lexer::new(text, &none, '\\', raw).top_level(true)?.1;
     match (words.into_iter().next(), raw_words.into_iter().next()) {
@@ -148,6 +162,11 @@ struct Mode {
     raw_escapes: bool,
     /// Leave references to unset variables as written.
     skip_unset: bool,
+    /// Quotes are ordinary characters.
+    skip_quotes: bool,
+    /// `<<` takes the blanks after it into its word (`<< EOF` is one
+    /// heredoc word, as lex.go's `processPossibleHeredoc` makes it).
+    heredoc_words: bool,
 }
 
 /// Words collected at one nesting level.
@@ -258,14 +277,26 @@ impl<'a> Lexer<'a> {
                         words.add_str(&value);
                     }
                 }
-                '\'' => {
+                '<' if self.mode.heredoc_words && self.src[self.pos..].starts_with("<<") => {
+                    let start = self.pos;
+                    self.pos += 2;
+                    while self.peek().is_some_and(|c| c == ' ' || c == '\t') {
+                        self.next();
+                    }
+                    let value = &self.src[start..self.pos];
+                    result.push_str(value);
+                    if split {
+                        words.add_raw_str(value);
+                    }
+                }
+                '\'' if !self.mode.skip_quotes => {
                     let value = self.single_quote()?;
                     result.push_str(&value);
                     if split {
                         words.add_raw_str(&value);
                     }
                 }
-                '"' => {
+                '"' if !self.mode.skip_quotes => {
                     let value = self.double_quote()?;
                     result.push_str(&value);
                     if split {
@@ -839,6 +870,27 @@ mod tests {
     }
 
     #[test]
+    fn heredoc_bodies_expand_variables_but_keep_quotes() {
+        let vars = env(&[("NAME", "world")]);
+        let lookup = |k: &str| vars.get(k).cloned();
+        let e = expand_raw("echo \"hello $NAME\" '${NAME}' \\$NAME\n", &lookup).unwrap();
+        assert_eq!(e.text, "echo \"hello world\" 'world' $NAME\n");
+        assert!(e.used.contains("NAME"));
+        // An unmatched quote in a script is fine.
+        assert_eq!(expand_raw("it's\n", &lookup).unwrap().text, "it's\n");
+    }
+
+    #[test]
+    fn blanks_after_heredoc_markers_join_the_word() {
+        let words = raw_words("RUN cat << EOF >f && cat <<-\t\"X\"").unwrap();
+        // lex.go only takes the blanks right after `<<`, not after `<<-`.
+        assert_eq!(words, ["RUN", "cat", "<< EOF", ">f", "&&", "cat", "<<-", "\"X\""]);
+        // Elsewhere `<<` is just text.
+        let lookup = |_: &str| None;
+        assert_eq!(expand_words("a << b", &lookup, '\\').unwrap().0, ["a", "<<", "b"]);
+    }
+
+    #[test]
     fn deep_nesting_is_refused_without_overflowing_the_stack() {
         // ${a:-${a:-${a:-…}}} 10 000 levels deep.
         let n = 10_000;
@@ -852,6 +904,29 @@ mod tests {
         // Quotes inside defaults count as nesting too.
         let quoted = format!("{}x{}", "${a:-\"".repeat(n), "\"}".repeat(n));
         assert!(matches!(ex(&quoted, &env(&[])), Err(SubstError::TooDeep { .. })));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Any word either expands or is refused: no panic, whatever the
+        /// braces, quotes and escapes.
+        #[test]
+        fn any_word_expands_or_is_refused(word in "[a-zA-Z_$\\{\\}:\\-+?#%/*\\\\'\" `]{0,24}") {
+            let vars = env(&[("a", "x y"), ("b", "")]);
+            let lookup = |k: &str| vars.get(k).cloned();
+            let _ = expand(&word, &lookup, '\\');
+            let _ = expand(&word, &lookup, '`');
+            let _ = expand_words(&word, &lookup, '\\');
+            let _ = expand_raw(&word, &lookup);
+            let _ = raw_words(&word);
+        }
+
+        /// Text with nothing special in it comes back unchanged.
+        #[test]
+        fn plain_text_is_left_alone(word in "[a-zA-Z0-9_./:=@-]{0,32}") {
+            let lookup = |_: &str| Some("never".to_string());
+            proptest::prop_assert_eq!(expand(&word, &lookup, '\\').unwrap().text, word);
+        }
     }
 
     #[test]

@@ -126,7 +126,9 @@ fn resolve_build_paths(
     let mut errors = Vec::new();
     for o in objects.iter_mut() {
         let origin = o.origin.clone();
-        let manifest::Spec::Image(spec) = &mut o.spec else { continue };
+        let manifest::Spec::Image(spec) = &mut o.spec else {
+            continue;
+        };
         let Some(build) = &mut spec.build else { continue };
         let context = std::path::Path::new(&build.context);
         if context.is_absolute() {

@@ -93,7 +93,11 @@ impl<'a> Validator<'a> {
         }
         if let Some(build) = &spec.build {
             if build.context.trim().is_empty() {
-                self.report(o, "spec.build.context", "`context` names the build's directory, e.g. `./app`");
+                self.report(
+                    o,
+                    "spec.build.context",
+                    "`context` names the build's directory, e.g. `./app`",
+                );
             }
             if build.context_digest.is_some() {
                 self.report(
