@@ -431,3 +431,69 @@ fn hostile_sources_and_images_cannot_reach_the_host() {
     let (out, _) = text(&env.berth(&["run", "--rm", "evil:1", "cat", &format!("/etc/{marker}")]));
     assert_eq!(out, "planted\n");
 }
+
+#[test]
+fn a_declarative_build_is_rebuilt_by_apply_after_a_source_edit_and_only_its_containers_replaced() {
+    let env = env_with_busybox("build-decl");
+    let dir = env.dir.join("stack");
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(
+        dir.join("app/Dockerfile"),
+        "FROM busybox\nCOPY main.txt /main.txt\nCMD [\"sh\", \"-c\", \"cat /main.txt; exec sleep 1000\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("app/main.txt"), "v1\n").unwrap();
+    std::fs::write(
+        dir.join("stack.yaml"),
+        "apiVersion: berth/v1\nkind: Image\nmetadata: {name: app}\nspec:\n  build: {context: ./app}\n\
+         ---\napiVersion: berth/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: app, stopGracePeriod: 1s}\n\
+         ---\napiVersion: berth/v1\nkind: Container\nmetadata: {name: other}\n\
+         spec: {image: docker.io/library/busybox:latest, command: [sleep, \"1000\"], stopGracePeriod: 1s}\n",
+    )
+    .unwrap();
+    // Applied from the manifest's directory, by a relative name, as a
+    // pipeline would: the context is found relative to the file.
+    let apply = |args: &[&str]| {
+        let out = env.command().current_dir(&dir).args(args).output().unwrap();
+        let (o, e) = text(&out);
+        (o, e, out.status.code())
+    };
+    let (o, e, code) = apply(&["apply", "-f", "stack.yaml", "--wait"]);
+    assert_eq!(code, Some(0), "{o}{e}");
+    common::sync::wait_until(20, "web's first output", || env.log_text("web") == "v1\n");
+    let pid = |name: &str| env.view("container", name)["pid"].clone();
+    let other_pid = pid("other");
+    let web_pid = pid("web");
+
+    // Nothing changed: nothing to do, nothing rebuilt.
+    let (o, _, code) = apply(&["diff", "-f", "stack.yaml"]);
+    assert_eq!(code, Some(0), "{o}");
+
+    std::fs::write(dir.join("app/main.txt"), "v2\n").unwrap();
+    let (o, _, code) = apply(&["diff", "-f", "stack.yaml"]);
+    assert_eq!(code, Some(1), "{o}");
+    assert!(o.contains("build image/app: context changed (main.txt)"), "{o}");
+    assert!(o.contains("replace container/web: image/app changed"), "{o}");
+    assert!(!o.contains("container/other"), "{o}");
+    let (o, e, code) = apply(&["apply", "-f", "stack.yaml", "--wait"]);
+    assert_eq!(code, Some(0), "{o}{e}");
+    common::sync::wait_until(20, "web's new output", || env.log_text("web") == "v2\n");
+    assert_ne!(pid("web"), web_pid, "web was replaced");
+    assert_eq!(pid("other"), other_pid, "a container of another image was left alone");
+    let described = env.ok(&["describe", "image/app"]);
+    assert!(described.contains("Built"), "{described}");
+
+    // A broken Dockerfile: the Image says why, the running web stays.
+    std::fs::write(dir.join("app/Dockerfile"), "FROM busybox\nRUN exit 4\n").unwrap();
+    let _ = apply(&["apply", "-f", "stack.yaml"]);
+    common::sync::wait_until(30, "the failed build's event", || {
+        env.ok(&["describe", "image/app"]).contains("non-zero code: 4")
+    });
+    let described = env.ok(&["describe", "image/app"]);
+    assert!(described.contains("BuildFailed"), "{described}");
+    assert_eq!(env.log_text("web"), "v2\n", "the running container stays");
+    assert!(env.view("container", "web")["status"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("Running"));
+}

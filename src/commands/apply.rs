@@ -143,7 +143,15 @@ fn resolve_build_paths(
             base_dir.map(|b| std::path::Path::new(b).join(file.parent().unwrap_or(std::path::Path::new(""))))
         };
         match dir {
-            Some(dir) => build.context = dir.join(context).display().to_string(),
+            // Cleaned of `.` components: `./app` reads as `<dir>/app`.
+            Some(dir) => {
+                build.context = dir
+                    .join(context)
+                    .components()
+                    .collect::<std::path::PathBuf>()
+                    .display()
+                    .to_string()
+            }
             None => {
                 let field = "spec.build.context".to_string();
                 let (line, column) = positions.locate(&origin, &field);
@@ -215,7 +223,32 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
     if req.dry_run {
         let mut desired: Vec<Object> = remaining.into_iter().cloned().collect();
         desired.extend(objects);
-        let plan = engine.plan_for(&desired)?;
+        let mut plan = engine.plan_for(&desired)?;
+        // Which files changed, for a rebuild's reason.
+        for action in plan.graph.node_weights_mut() {
+            if action.key.kind != Kind::Image || action.reason != crate::plan::CONTEXT_CHANGED {
+                continue;
+            }
+            let context = desired.iter().find_map(|o| match &o.spec {
+                manifest::Spec::Image(s) if o.name() == action.key.name => s.build.as_ref().map(|b| b.context.clone()),
+                _ => None,
+            });
+            let changed = context.map(|c| engine.context_changes(&c)).unwrap_or_default();
+            if !changed.is_empty() {
+                let shown: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
+                let more = changed.len().saturating_sub(shown.len());
+                action.reason = format!(
+                    "{} ({}{})",
+                    crate::plan::CONTEXT_CHANGED,
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(", … {more} more")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
         return Ok(ApplyResponse {
             actions: crate::plan::describe(&plan),
             objects: keys,

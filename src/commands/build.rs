@@ -268,6 +268,50 @@ pub async fn build(engine: &Arc<Engine>, req: BuildRequest) -> Result<mpsc::Rece
     Ok(rx)
 }
 
+/// Builds Image objects with `build` for the reconciler; the steps' output
+/// goes to the daemon's log.
+pub struct DeclarativeBuilder;
+
+impl crate::reconcile::seams::ImageBuilder for DeclarativeBuilder {
+    fn build<'a>(
+        &'a self,
+        engine: &'a Arc<Engine>,
+        opts: BuildOptions,
+    ) -> BoxFuture<'a, std::result::Result<String, String>> {
+        async move {
+            let host = EngineBuild {
+                engine: engine.clone(),
+                scratch: engine.root().join("images").join("tmp"),
+            };
+            let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+            let context = opts.context.display().to_string();
+            let log = tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    match event {
+                        BuildEvent::Step {
+                            number,
+                            total,
+                            instruction,
+                        } => {
+                            tracing::info!(context = %context, "build step {number}/{total}: {instruction}")
+                        }
+                        BuildEvent::Output { text, .. } => {
+                            tracing::info!(context = %context, "build: {}", text.trim_end())
+                        }
+                        BuildEvent::Note { message } => tracing::info!(context = %context, "build: {message}"),
+                        _ => {}
+                    }
+                }
+            });
+            let result = crate::build::build(&host, &opts, &tx).await.map_err(|e| e.to_string());
+            drop(tx);
+            let _ = log.await;
+            result
+        }
+        .boxed()
+    }
+}
+
 /// `builder prune`: the build cache, and the layers only it kept.
 pub async fn prune(engine: &Arc<Engine>) -> Result<BuilderPruneResponse> {
     let images = engine.image_host();

@@ -238,6 +238,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let child_waits = std::sync::Arc::new(crate::network::ChildWaits::default());
     let host = crate::reconcile::linux::host(runtime, images, pools, upstream, child_waits.clone());
     let engine = Engine::new(store, host, cfg.root.clone());
+    engine.set_image_builder(std::sync::Arc::new(crate::commands::build::DeclarativeBuilder));
     engine.restore().await.context("restore running containers")?;
 
     // The watch directory exists before the socket answers: a client that

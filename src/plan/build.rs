@@ -94,6 +94,10 @@ pub fn plan(desired: &[Object], observed: &Observed) -> Plan {
     plan
 }
 
+/// The reason of a replace that rebuilds an Image because its build
+/// context's files changed (and nothing else in its spec).
+pub const CONTEXT_CHANGED: &str = "context changed";
+
 /// One line per action in execution order, as `berth diff` prints them:
 /// `replace container/web: spec.resources.memory: 64Mi -> 128Mi`.
 pub fn describe(plan: &Plan) -> Vec<String> {
@@ -101,6 +105,7 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         .into_iter()
         .map(|a| match a.verb {
             Verb::Update => format!("update {} (in place): {}", a.key, a.reason),
+            Verb::Replace if a.reason.starts_with(CONTEXT_CHANGED) => format!("build {}: {}", a.key, a.reason),
             verb => format!("{verb} {}: {}", a.key, a.reason),
         })
         .collect()
@@ -231,6 +236,20 @@ fn replace_reason(
     let Some(old) = &seen.spec else {
         return "spec hash changed".into();
     };
+    if let (Spec::Image(new), Spec::Image(was)) = (&want.spec, old) {
+        if let (Some(nb), Some(wb)) = (&new.build, &was.build) {
+            let strip = |s: &crate::manifest::ImageSpec| {
+                let mut s = s.clone();
+                if let Some(b) = &mut s.build {
+                    b.context_digest = None;
+                }
+                s
+            };
+            if nb.context_digest != wb.context_digest && strip(new) == strip(was) {
+                return CONTEXT_CHANGED.into();
+            }
+        }
+    }
     let mut parts = diff::changes(old, &want.spec);
     if let (Spec::Container(new), Spec::Container(old)) = (&want.spec, old) {
         let still_used = hashed_inputs(new);

@@ -138,6 +138,10 @@ impl Engine {
 
     /// The plan a pass would make for `desired` now, without acting (dry run).
     pub fn plan_for(self: &Arc<Self>, desired: &[Object]) -> Result<Plan> {
+        let mut desired = desired.to_vec();
+        for o in &mut desired {
+            self.fill_context_digest(o);
+        }
         let rows: Vec<Desired> = desired
             .iter()
             .map(|o| Desired {
@@ -147,7 +151,7 @@ impl Engine {
             })
             .collect();
         let observed = self.observe(&rows, Observe::Only)?;
-        Ok(plan::plan(desired, &observed))
+        Ok(plan::plan(&desired, &observed))
     }
 
     /// Live restore: adopt running containers and clear what nothing in the

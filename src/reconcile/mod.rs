@@ -91,6 +91,15 @@ pub struct Engine {
     network_create: tokio::sync::Mutex<()>,
     /// What the containers' /etc/hosts files were last written from.
     hosts_written: drivers::HostsWritten,
+    /// Builds Image objects with `build` (set by the daemon: building runs
+    /// containers through the commands above this layer).
+    builder: std::sync::OnceLock<Arc<dyn seams::ImageBuilder>>,
+    /// What each build context looked like at the last pass, by directory,
+    /// so that checking it for changes reads only files whose stat moved.
+    contexts: Mutex<HashMap<PathBuf, ContextSeen>>,
+    /// Builds of Image objects, by name: one at a time each, in the
+    /// background (a build runs containers, which passes make).
+    builds: Mutex<HashMap<String, drivers::BuildJob>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,6 +125,14 @@ impl std::fmt::Display for Blocked {
             Blocked::Waiting(m) | Blocked::Failed(m) => f.write_str(m),
         }
     }
+}
+
+/// A build context as the last pass saw it.
+#[derive(Default)]
+struct ContextSeen {
+    cache: crate::build::context::StatCache,
+    /// Paths that changed at the last look that found a change.
+    changed: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -159,11 +176,19 @@ impl Engine {
             nat_sync: tokio::sync::Mutex::new(()),
             network_create: tokio::sync::Mutex::new(()),
             hosts_written: drivers::HostsWritten::default(),
+            builder: std::sync::OnceLock::new(),
+            contexts: Mutex::new(HashMap::new()),
+            builds: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn root(&self) -> &std::path::Path {
         &self.root
+    }
+
+    /// Sets what builds Image objects with `build` (once, at start).
+    pub fn set_image_builder(&self, builder: Arc<dyn seams::ImageBuilder>) {
+        let _ = self.builder.set(builder);
     }
 
     fn lock_for(&self, key: &ObjectKey) -> Arc<tokio::sync::Mutex<()>> {

@@ -117,6 +117,18 @@ pub trait LogSource: Send {
 }
 
 /// Images: pull, import, load, commit, list, remove.
+/// Builds an Image object's Dockerfile. The daemon provides it: a build
+/// runs its steps in containers, through the commands above this layer.
+pub trait ImageBuilder: Send + Sync {
+    /// Builds `opts`; the image's id, or why not (the step, its command,
+    /// its exit code).
+    fn build<'a>(
+        &'a self,
+        engine: &'a std::sync::Arc<super::Engine>,
+        opts: crate::build::BuildOptions,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
 pub trait ImageHost: Send + Sync {
     /// Pulls a registry reference (`platform` default `linux/amd64`); the
     /// reference then names the image. Nothing is unpacked on error.

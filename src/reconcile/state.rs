@@ -42,7 +42,63 @@ pub enum ContainerState {
 impl Engine {
     /// Every desired object with its source.
     pub fn desired_all(&self) -> Result<Vec<Desired>> {
-        self.store.desired()?.into_iter().map(records::decode_desired).collect()
+        let mut all: Vec<Desired> = self
+            .store
+            .desired()?
+            .into_iter()
+            .map(records::decode_desired)
+            .collect::<Result<_>>()?;
+        for d in &mut all {
+            self.fill_context_digest(&mut d.object);
+        }
+        Ok(all)
+    }
+
+    /// Sets an Image's `build.contextDigest` to what its context holds now,
+    /// so the spec hash follows the sources.
+    pub(super) fn fill_context_digest(&self, object: &mut Object) {
+        if let Spec::Image(spec) = &mut object.spec {
+            if let Some(build) = &mut spec.build {
+                build.context_digest = Some(self.context_digest(build));
+            }
+        }
+    }
+
+    /// The digest of an Image's build context and Dockerfile as they are
+    /// now (re-reading only files whose stat moved since the last look), or
+    /// `error: …` when the context cannot be read, so the build says why.
+    fn context_digest(&self, build: &crate::manifest::ImageBuild) -> String {
+        let dir = std::path::PathBuf::from(&build.context);
+        let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
+        let ignore = match crate::build::ignore::read_ignore(&dir, dockerfile) {
+            Ok(rules) => rules,
+            Err(e) => return format!("error: {e}"),
+        };
+        let mut contexts = super::lock(&self.contexts);
+        let seen = contexts.entry(dir.clone()).or_default();
+        match crate::build::context::context_digest(&dir, ignore, &mut seen.cache) {
+            Ok((digest, changed)) => {
+                if !changed.is_empty() {
+                    seen.changed = changed;
+                }
+                // The Dockerfile may sit outside what the ignore rules keep.
+                let text = std::fs::read(dir.join(dockerfile)).unwrap_or_default();
+                format!(
+                    "{digest}+{}",
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text))
+                )
+            }
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// The paths of a build context that changed at the last look that
+    /// found a change (for `diff`'s reason).
+    pub fn context_changes(&self, context: &str) -> Vec<String> {
+        super::lock(&self.contexts)
+            .get(std::path::Path::new(context))
+            .map(|s| s.changed.clone())
+            .unwrap_or_default()
     }
 
     /// The desired objects alone, as `plan` takes them.

@@ -51,6 +51,11 @@ impl Driver for ImageDriver {
                 put_image_live(engine, obj, hash, &record)?;
                 return Ok(());
             }
+            if let Some(build) = &spec.build {
+                let record = build_image(engine, &key, hash, build)?;
+                put_live(engine, obj, hash, &record, record.id.clone())?;
+                return Ok(());
+            }
             if let Some(archive) = &spec.archive {
                 let images = engine.host.images.clone();
                 let path = std::path::PathBuf::from(archive);
@@ -92,6 +97,94 @@ impl Driver for ImageDriver {
             Ok(())
         })
     }
+}
+
+/// A build of an Image object: of the spec with this hash, running or done.
+pub(crate) struct BuildJob {
+    hash: String,
+    /// `None` while it runs; the image id or why not once done.
+    outcome: Option<Result<String, String>>,
+}
+
+/// The image an Image object's Dockerfile builds to. The build runs in the
+/// background (its RUN steps are containers that passes make, so a pass
+/// cannot wait for it): the first call starts it and says the object waits;
+/// the pass its end wakes finds the outcome. A failed build is not tried
+/// again until the spec (its context included) changes.
+fn build_image(
+    engine: &Arc<Engine>,
+    key: &ObjectKey,
+    hash: &str,
+    build: &crate::manifest::ImageBuild,
+) -> Result<ImageRecord, DriverError> {
+    if let Some(why) = build.context_digest.as_deref().and_then(|d| d.strip_prefix("error: ")) {
+        return Err(DriverError::Invalid(format!("build context {}: {why}", build.context)));
+    }
+    let name = key.name.clone();
+    {
+        let mut builds = crate::reconcile::lock(&engine.builds);
+        match builds.get(&name) {
+            Some(job) if job.hash == hash => match &job.outcome {
+                None => return Err(DriverError::Waiting(format!("building {}", build.context))),
+                Some(Err(why)) => return Err(DriverError::Invalid(why.clone())),
+                Some(Ok(id)) => {
+                    let id = id.clone();
+                    builds.remove(&name);
+                    return engine
+                        .host
+                        .images
+                        .image(&id)
+                        .ok_or_else(|| DriverError::Invalid(format!("the built image {id} is gone")));
+                }
+            },
+            _ => {
+                builds.insert(
+                    name.clone(),
+                    BuildJob {
+                        hash: hash.to_string(),
+                        outcome: None,
+                    },
+                );
+            }
+        }
+    }
+    let builder = engine
+        .builder
+        .get()
+        .cloned()
+        .ok_or_else(|| DriverError::Invalid("this daemon builds no images".into()))?;
+    let changed = engine.context_changes(&build.context);
+    let why = match changed.len() {
+        0 => String::new(),
+        n if n <= 3 => format!(" ({})", changed.join(", ")),
+        n => format!(" ({}, … {} more)", changed[..3].join(", "), n - 3),
+    };
+    engine.event(key, "Building", &format!("building {}{why}", build.context));
+    let opts = crate::build::BuildOptions {
+        context: std::path::PathBuf::from(&build.context),
+        dockerfile: std::path::PathBuf::from(build.dockerfile.as_deref().unwrap_or("Dockerfile")),
+        build_args: build.args.clone(),
+        target: build.target.clone(),
+        ..Default::default()
+    };
+    let engine = engine.clone();
+    let key = key.clone();
+    let hash = hash.to_string();
+    tokio::spawn(async move {
+        let outcome = builder.build(&engine, opts).await;
+        match &outcome {
+            Ok(id) => engine.event(&key, "Built", &format!("image {}", &id[..id.len().min(19)])),
+            Err(why) => engine.event(&key, "BuildFailed", why),
+        }
+        let mut builds = crate::reconcile::lock(&engine.builds);
+        // Kept only if the spec it built is still the one wanted.
+        if let Some(job) = builds.get_mut(&key.name).filter(|j| j.hash == hash) {
+            job.outcome = Some(outcome);
+        }
+        drop(builds);
+        engine.wake();
+    });
+    Err(DriverError::Waiting(format!("building {}", build.context)))
 }
 
 /// Records a pulled or loaded image as `obj`'s live state: its record's id,

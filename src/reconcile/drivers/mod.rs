@@ -5,6 +5,7 @@
 mod connect;
 mod container;
 mod image;
+pub(crate) use image::BuildJob;
 mod network;
 pub(crate) use network::HostsWritten;
 mod volume;
