@@ -137,6 +137,23 @@ impl FromStr for Subnet {
     }
 }
 
+/// Stored as its text (`10.89.0.0/24`), so records written when subnets were
+/// kept as strings read unchanged.
+impl serde::Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read with [`parse_range`]'s rule (any prefix): a stored subnet was
+/// checked when it was made, and an `ipRange` (up to a /32) is one too.
+impl<'de> serde::Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Subnet, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_range(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The first subnet of the first pool that has one free around `taken`.
 pub fn choose_from_pools(pools: &[Pool], taken: &[Subnet]) -> Option<Subnet> {
     pools.iter().find_map(|p| choose_subnet(p.base, p.size, taken))

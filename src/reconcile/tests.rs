@@ -799,8 +799,8 @@ async fn a_static_address_and_aliases_reach_ipam_hosts_and_dns() {
     w.apply("s", &stack);
     w.pass().await;
     assert_eq!(
-        w.engine.store.alloc_of("front", "web").unwrap().as_deref(),
-        Some("10.89.9.50")
+        w.engine.store.alloc_of("front", "web").unwrap(),
+        Some(std::net::Ipv4Addr::new(10, 89, 9, 50))
     );
     assert_eq!(w.host.dns_names("front").unwrap(), ["db", "shop", "web", "www"]);
     let hosts = w.host.file("db", "hosts").unwrap();

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Driver, DriverResult, Observe};
-use crate::manifest::{ContainerSpec, Kind, Object, Spec};
-use crate::network::{ipam, BridgeConfig, NatNetwork, PortForward, Proto, Subnet, VethConfig};
+use crate::manifest::{ContainerSpec, Kind, Object, PortMapping, Spec};
+use crate::network::plan::{self, Addressing, Files, HostTarget, Member, NatPlan, Published};
+use crate::network::{apply, ipam, BridgeConfig, Proto, Subnet};
 use crate::plan::{Launch, ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, Live, LiveInfo, NetworkInfo};
@@ -22,23 +23,21 @@ use crate::runtime::{MountSpec, NetnsMode};
 
 pub struct NetworkDriver;
 
-fn parse_subnet(text: &str) -> Result<Subnet, DriverError> {
-    Ok(text.parse::<Subnet>()?)
-}
-
-fn parse_ip(text: &str) -> Result<Ipv4Addr, DriverError> {
+/// An address a spec names (validated on apply; an unvalidated one is
+/// refused here by field).
+fn spec_ip(field: &str, text: &str) -> Result<Ipv4Addr, DriverError> {
     text.parse()
-        .map_err(|_| DriverError::Invalid(format!("{text:?} is not an IPv4 address")))
+        .map_err(|_| DriverError::Invalid(format!("{field} {text:?} is not an IPv4 address")))
 }
 
-fn bridge_config(engine: &Engine, name: &str, info: &NetworkInfo) -> Result<BridgeConfig, DriverError> {
-    Ok(BridgeConfig {
+fn bridge_config(engine: &Engine, name: &str, info: &NetworkInfo) -> BridgeConfig {
+    BridgeConfig {
         name: info.bridge.clone(),
         alias: engine.host.networks.names().alias(&format!("network/{name}")),
-        subnet: parse_subnet(&info.subnet)?,
-        gateway: parse_ip(&info.gateway)?,
+        subnet: info.subnet,
+        gateway: info.gateway,
         mtu: info.mtu,
-    })
+    }
 }
 
 pub(super) async fn blocking<T: Send + 'static>(
@@ -51,18 +50,10 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// What NAT must hold now: every live network, and the published ports of
 /// every container holding an address on its first network.
-fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), DriverError> {
+fn nat_plan(engine: &Engine) -> Result<NatPlan, DriverError> {
     let live = engine.live_all()?;
-    let mut networks = Vec::new();
-    let mut ports = Vec::new();
+    let mut endpoints = Vec::new();
     for rec in &live {
-        if let Some(info) = rec.network_info().filter(|i| i.parent.is_none()) {
-            networks.push(NatNetwork {
-                bridge: info.bridge.clone(),
-                subnet: parse_subnet(&info.subnet)?,
-                internal: info.internal,
-            });
-        }
         let Some(spec) = rec.container_spec() else { continue };
         let Some(first) = spec.networks.first().map(|n| n.name()) else {
             continue;
@@ -74,17 +65,18 @@ fn nat_state(engine: &Engine) -> Result<(Vec<NatNetwork>, Vec<PortForward>), Dri
         // older berth has only the spec's.
         let published = rec.container_info().map(|i| i.published.as_slice()).unwrap_or_default();
         let published = if published.is_empty() { &spec.ports } else { published };
-        for p in published.iter().filter(|p| p.host != 0) {
-            ports.push(PortForward {
-                proto: proto_of(p.protocol.as_deref()),
-                host_ip: p.host_addr(),
-                host_port: p.host,
-                container_ip: parse_ip(&ip)?,
-                container_port: p.container,
-            });
-        }
+        endpoints.push((ip, published.iter().map(published_of).collect()));
     }
-    Ok((networks, ports))
+    Ok(plan::nat(live.iter().filter_map(Live::network_info), &endpoints))
+}
+
+fn published_of(p: &PortMapping) -> Published {
+    Published {
+        proto: proto_of(p.protocol.as_deref()),
+        host_ip: p.host_addr(),
+        host_port: p.host,
+        container_port: p.container,
+    }
 }
 
 fn proto_of(text: Option<&str>) -> Proto {
@@ -225,8 +217,8 @@ pub(super) async fn publish(
 /// Rebuilds berth's nftables table from the store.
 pub(super) async fn sync_nat(engine: &Engine) -> DriverResult {
     let _held = engine.nat_sync.lock().await;
-    let (networks, ports) = nat_state(engine)?;
-    blocking(engine, move |h| h.sync_nat(&networks, &ports)).await??;
+    let plan = nat_plan(engine)?;
+    blocking(engine, move |h| apply::nat(h, &plan)).await??;
     Ok(())
 }
 
@@ -236,7 +228,7 @@ impl Driver for NetworkDriver {
         if let Some(parent) = &info.parent {
             return engine.host.networks.link_exists(parent).then_some(RunState::Present);
         }
-        let cfg = bridge_config(engine, &live.key.name, info).ok()?;
+        let cfg = bridge_config(engine, &live.key.name, info);
         if !engine.host.networks.bridge_ok(&cfg) || !engine.host.networks.dns_running(&live.key.name) {
             return None;
         }
@@ -250,11 +242,8 @@ impl Driver for NetworkDriver {
                 return None;
             }
         }
-        let (networks, ports) = nat_state(engine).ok()?;
-        if !engine.host.networks.nat_intact(&networks, &ports) {
-            return None;
-        }
-        Some(RunState::Present)
+        let nat = nat_plan(engine).ok()?;
+        apply::nat_intact(engine.host.networks.as_ref(), &nat).then_some(RunState::Present)
     }
 
     fn create<'a>(
@@ -383,11 +372,11 @@ async fn create_once(
         Some(info) => info,
         None => {
             let subnet = match &spec.subnet {
-                Some(text) => parse_subnet(text)?,
+                Some(text) => text.parse::<Subnet>()?,
                 None => choose_subnet(engine, name, avoid).await?,
             };
             let gateway = match &spec.gateway {
-                Some(gw) => parse_ip(gw)?,
+                Some(gw) => spec_ip("gateway", gw)?,
                 None => subnet.default_gateway(),
             };
             let macvlan = spec.driver.as_deref() == Some("macvlan");
@@ -398,10 +387,10 @@ async fn create_once(
                     engine.host.networks.names().bridge_name(name)
                 },
                 parent: spec.parent.clone().filter(|_| macvlan),
-                ip_range: spec.ip_range.clone(),
+                ip_range: spec.ip_range.as_deref().map(ipam::parse_range).transpose()?,
                 subnet6: spec.subnet6.clone(),
-                subnet: subnet.to_string(),
-                gateway: gateway.to_string(),
+                subnet,
+                gateway,
                 internal: spec.internal,
                 mtu: spec.mtu,
             }
@@ -425,14 +414,13 @@ async fn create_once(
         }
         return Ok(());
     }
-    let cfg = bridge_config(engine, name, &info)?;
+    let cfg = bridge_config(engine, name, &info);
     let mut repaired = Vec::new();
     if kept.is_some() {
         if !engine.host.networks.bridge_ok(&cfg) {
             repaired.push(format!("bridge {} was missing or lost its address", cfg.name));
         }
-        let (networks, ports) = nat_state(engine)?;
-        if !engine.host.networks.nat_intact(&networks, &ports) {
+        if !apply::nat_intact(engine.host.networks.as_ref(), &nat_plan(engine)?) {
             repaired.push("berth's nftables rules were missing".to_string());
         }
         if !engine.host.networks.dns_running(name) {
@@ -441,8 +429,8 @@ async fn create_once(
     }
     let c = cfg.clone();
     blocking(engine, move |h| h.ensure_bridge(&c)).await??;
-    let dns = Addressing::now(engine).and_then(|addressing| {
-        let records = dns_records(&addressing, name);
+    let dns = addressing_now(engine).and_then(|addressing| {
+        let records = addressing.dns_records(name);
         Ok(engine
             .host
             .networks
@@ -506,21 +494,15 @@ async fn reattach_containers(engine: &Arc<Engine>, network: &str, info: &Network
         let Ok(Some(ip)) = engine.store.alloc_of(network, &name) else {
             continue;
         };
-        let Ok(veth) = veth_config(engine, &name, index, info, &ip) else {
-            continue;
-        };
+        let names = engine.host.networks.names();
+        let iface = plan::interface(names, &engine.runtime_id(&name), index, info, ip);
+        let veth = iface.config();
         if engine.host.networks.veth_ok(&veth.host_name, &veth.bridge) {
             continue;
         }
         let ifname = veth.ifname.clone();
         let id = name.clone();
-        // The old pair goes first: its container end holds the name eth<i>.
-        let done = blocking(engine, move |h| {
-            h.delete_link(&veth.host_name)?;
-            h.attach(&id, &veth)
-        })
-        .await;
-        match done {
+        match blocking(engine, move |h| apply::reattach(h, &id, &iface)).await {
             Ok(Ok(())) => engine.event(
                 &key,
                 "Repaired",
@@ -539,7 +521,7 @@ async fn choose_subnet(engine: &Engine, name: &str, avoid: &[Subnet]) -> Result<
     taken.extend_from_slice(avoid);
     for rec in engine.live_all()? {
         if let Some(info) = rec.network_info() {
-            taken.push(parse_subnet(&info.subnet)?);
+            taken.push(info.subnet);
         }
     }
     // And those other networks ask for, made or not yet.
@@ -559,32 +541,6 @@ async fn choose_subnet(engine: &Engine, name: &str, avoid: &[Subnet]) -> Result<
     })
 }
 
-pub(super) fn veth_config(
-    engine: &Engine,
-    container: &str,
-    index: usize,
-    info: &NetworkInfo,
-    ip: &str,
-) -> Result<VethConfig, DriverError> {
-    let names = engine.host.networks.names();
-    let subnet = parse_subnet(&info.subnet)?;
-    // Kernel objects are named by the runtime id, which `rename` keeps.
-    let container = &engine.runtime_id(container);
-    Ok(VethConfig {
-        host_name: names.veth_name(container, index),
-        alias: names.alias(&format!("container/{container} eth{index}")),
-        bridge: info.bridge.clone(),
-        ifname: format!("eth{index}"),
-        address: parse_ip(ip)?,
-        prefix: subnet.prefix,
-        default_gateway: (index == 0 && !info.internal)
-            .then(|| parse_ip(&info.gateway))
-            .transpose()?,
-        mtu: info.mtu,
-        mac: None,
-    })
-}
-
 /// The address `container` holds on `network`, allocated now if it holds
 /// none: `wanted` when given (a static address), else the lowest free one.
 pub(super) fn address_for(
@@ -593,38 +549,26 @@ pub(super) fn address_for(
     info: &NetworkInfo,
     container: &str,
     wanted: Option<&str>,
-) -> Result<String, DriverError> {
+) -> Result<Ipv4Addr, DriverError> {
     if let Some(ip) = engine.store.alloc_of(network, container)? {
         return Ok(ip);
     }
-    let subnet = parse_subnet(&info.subnet)?;
-    let gateway = parse_ip(&info.gateway)?;
     if let Some(wanted) = wanted {
-        let used: BTreeSet<Ipv4Addr> = engine
-            .store
-            .alloc_used(network)?
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        let ip = ipam::check_static(network, subnet, gateway, &used, parse_ip(wanted)?)?.to_string();
-        if engine.store.alloc_take(network, &ip, container)? {
+        let used: BTreeSet<Ipv4Addr> = engine.store.alloc_used(network)?.into_iter().collect();
+        let wanted = spec_ip("ipv4Address", wanted)?;
+        let ip = ipam::check_static(network, info.subnet, info.gateway, &used, wanted)?;
+        if engine.store.alloc_take(network, ip, container)? {
             return Ok(ip);
         }
         return Err(DriverError::Invalid(format!(
             "network {network}: address {ip}: is already in use"
         )));
     }
-    let range = info.ip_range.as_deref().map(ipam::parse_range).transpose()?;
     // The store's primary key settles a race with another allocation.
     for _ in 0..8 {
-        let used: BTreeSet<Ipv4Addr> = engine
-            .store
-            .alloc_used(network)?
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        let ip = ipam::allocate_in(network, subnet, range, gateway, &used)?.to_string();
-        if engine.store.alloc_take(network, &ip, container)? {
+        let used: BTreeSet<Ipv4Addr> = engine.store.alloc_used(network)?.into_iter().collect();
+        let ip = ipam::allocate_in(network, info.subnet, info.ip_range, info.gateway, &used)?;
+        if engine.store.alloc_take(network, ip, container)? {
             return Ok(ip);
         }
     }
@@ -659,18 +603,21 @@ fn etc_mounts(dir: PathBuf) -> Vec<MountSpec> {
 /// half-wired namespace behind.
 pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Wired, DriverError> {
     let names = engine.host.networks.names().clone();
+    let hostname = format!("{}\n", crate::reconcile::translate::hostname_of(name, spec));
     match spec.network.as_deref() {
         Some("host") => {
-            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-            hosts.push_str(&extra_hosts_text(spec, None));
+            let mut hosts = crate::network::files::host_hosts();
+            hosts.push_str(&plan::extra_hosts(&member(name, spec), None));
             let resolv = engine.host.networks.host_resolv_conf();
-            write_files(
-                engine,
-                name,
-                spec,
-                &hosts,
-                &dns_over(spec, crate::network::files::resolv_conf(&resolv, false)),
-            )?;
+            let files = Files {
+                hosts,
+                hostname,
+                resolv: plan::dns_over(
+                    crate::network::files::resolv_conf(&resolv, false),
+                    dns_settings(spec).as_ref(),
+                ),
+            };
+            apply::files(engine.host.networks.as_ref(), name, &files)?;
             return Ok(Wired {
                 netns: NetnsMode::Host,
                 mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
@@ -690,16 +637,9 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         }
         _ => {}
     }
-    let mut infos = Vec::new();
-    for net in spec.networks.iter().map(|n| n.name()) {
-        let info = engine
-            .live(Kind::Network, net)?
-            .as_ref()
-            .and_then(Live::network_info)
-            .cloned()
-            .ok_or_else(|| DriverError::Waiting(format!("waiting for network/{net} to be created")))?;
-        infos.push(info);
-    }
+    let infos = network_infos(engine, spec.networks.iter().map(|n| n.name()), |net| {
+        DriverError::Waiting(format!("waiting for network/{net} to be created"))
+    })?;
     for p in &spec.ports {
         let proto = proto_of(p.protocol.as_deref());
         let (ip, port) = (p.host_addr(), p.host);
@@ -713,22 +653,16 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         let _ = engine.store.alloc_release_owner(name);
     }
     result?;
-    let host_resolv = engine.host.networks.host_resolv_conf();
-    // On a network, names go to its DNS server (the gateway); in `none`,
-    // the host's resolvers (unreachable, as in Docker, but kept).
-    let resolv = match infos.first().filter(|i| i.parent.is_none()) {
-        Some(first) => {
-            crate::network::files::resolv_conf(&format!("nameserver {}\n{host_resolv}", first.gateway), true)
-                .lines()
-                .filter(|l| !l.starts_with("nameserver") || l.ends_with(first.gateway.as_str()))
-                .map(|l| format!("{l}\n"))
-                .collect()
-        }
-        None => crate::network::files::resolv_conf(&host_resolv, true),
+    let files = Files {
+        hosts: addressing_now(engine)?.hosts(&member(name, spec)),
+        hostname,
+        resolv: plan::resolv_conf(
+            infos.first(),
+            &engine.host.networks.host_resolv_conf(),
+            dns_settings(spec).as_ref(),
+        ),
     };
-    let resolv = dns_over(spec, resolv);
-    let hosts = hosts_text(&Addressing::now(engine)?, name, spec);
-    write_files(engine, name, spec, &hosts, &resolv)?;
+    apply::files(engine.host.networks.as_ref(), name, &files)?;
     // Peers learn the new address before the container runs, so a peer
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
     refresh_hosts(engine);
@@ -738,6 +672,27 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     })
 }
 
+/// The records of `networks`, in order; one not made yet is `missing(name)`.
+pub(super) fn network_infos<'a>(
+    engine: &Engine,
+    networks: impl IntoIterator<Item = &'a str>,
+    missing: impl Fn(&str) -> DriverError,
+) -> Result<Vec<NetworkInfo>, DriverError> {
+    let mut infos = Vec::new();
+    for net in networks {
+        let info = engine
+            .live(Kind::Network, net)?
+            .as_ref()
+            .and_then(Live::network_info)
+            .cloned()
+            .ok_or_else(|| missing(net))?;
+        infos.push(info);
+    }
+    Ok(infos)
+}
+
+/// Makes `name`'s namespace and gives it an address on each network; when
+/// it is `fresh` (not kept from an earlier run), its interfaces too.
 async fn wire_netns(
     engine: &Engine,
     name: &str,
@@ -747,230 +702,93 @@ async fn wire_netns(
 ) -> DriverResult {
     let id = name.to_string();
     blocking(engine, move |h| h.create_netns(&id)).await??;
-    for (index, (net, info)) in spec.networks.iter().zip(infos).enumerate() {
-        let ip = address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?;
-        if !fresh {
-            continue;
-        }
-        let id = name.to_string();
-        let mut cfg = veth_config(engine, name, index, info, &ip)?;
-        if index == 0 {
-            // Validated; an unvalidated bad one keeps the kernel's.
-            cfg.mac = spec
-                .mac_address
-                .as_deref()
-                .and_then(|m| crate::manifest::parse_mac(m).ok());
-        }
-        match &info.parent {
-            Some(parent) => {
-                cfg.bridge = parent.clone();
-                blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
-            }
-            None => {
-                blocking(engine, move |h| h.attach(&id, &cfg)).await??;
-            }
-        }
+    let mut addresses = Vec::new();
+    for (net, info) in spec.networks.iter().zip(infos) {
+        addresses.push(address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?);
     }
+    if !fresh {
+        return Ok(());
+    }
+    let nets: Vec<(&NetworkInfo, Ipv4Addr)> = infos.iter().zip(addresses).collect();
+    // Validated; an unvalidated bad one keeps the kernel's.
+    let mac = spec
+        .mac_address
+        .as_deref()
+        .and_then(|m| crate::manifest::parse_mac(m).ok());
+    let interfaces = plan::interfaces(engine.host.networks.names(), &engine.runtime_id(name), 0, &nets, mac);
+    let id = name.to_string();
+    blocking(engine, move |h| apply::interfaces(h, &id, &interfaces)).await??;
     Ok(())
 }
 
-fn write_files(engine: &Engine, name: &str, spec: &ContainerSpec, hosts: &str, resolv: &str) -> DriverResult {
-    let h = &engine.host.networks;
-    h.write_file(name, "hosts", hosts)?;
-    let hostname = crate::reconcile::translate::hostname_of(name, spec);
-    h.write_file(name, "hostname", &format!("{hostname}\n"))?;
-    h.write_file(name, "resolv.conf", resolv)?;
-    Ok(())
-}
-
-/// `resolv` with the container's `dns` settings over it.
-fn dns_over(spec: &ContainerSpec, resolv: String) -> String {
-    match &spec.dns {
-        Some(d) => crate::network::files::with_dns(&resolv, &d.servers, &d.search, &d.options),
-        None => resolv,
+/// What the planner needs of container `name` for its hosts file and names.
+fn member(name: &str, spec: &ContainerSpec) -> Member {
+    Member {
+        name: name.to_string(),
+        hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
+        networks: spec.networks.iter().map(|n| n.name().to_string()).collect(),
+        extra_hosts: spec
+            .extra_hosts
+            .iter()
+            .map(|e| {
+                let target = if e.ip == crate::manifest::HOST_GATEWAY {
+                    HostTarget::Gateway
+                } else {
+                    HostTarget::Address(e.ip.clone())
+                };
+                (e.host.clone(), target)
+            })
+            .collect(),
     }
 }
 
-/// The container's `extraHosts` lines; `host-gateway` is `gateway` (its
-/// first network's), and left out where there is none (validation refuses
-/// that, so only an unvalidated spec gets here).
-fn extra_hosts_text(spec: &ContainerSpec, gateway: Option<&str>) -> String {
-    let lines: Vec<(String, String)> = spec
-        .extra_hosts
-        .iter()
-        .filter_map(|e| {
-            let ip = if e.ip == crate::manifest::HOST_GATEWAY {
-                gateway?.to_string()
-            } else {
-                e.ip.clone()
-            };
-            Some((ip, e.host.clone()))
-        })
-        .collect();
-    crate::network::files::extra_hosts(&lines)
+fn dns_settings(spec: &ContainerSpec) -> Option<plan::DnsSettings> {
+    spec.dns.as_ref().map(|d| plan::DnsSettings {
+        servers: d.servers.clone(),
+        search: d.search.clone(),
+        options: d.options.clone(),
+    })
 }
 
-/// /etc/hosts of `name`: itself on each of its networks, then every other
-/// container holding an address on one of them.
-fn hosts_text(addressing: &Addressing, name: &str, spec: &ContainerSpec) -> String {
-    let mut own = Vec::new();
-    let mut peers = Vec::new();
-    for net in spec.networks.iter().map(|n| n.name()) {
-        for (network, address, owner) in &addressing.allocations {
-            if network != net {
-                continue;
-            }
-            let Ok(ip) = address.parse() else { continue };
-            let mut names = vec![owner.clone()];
-            names.extend(addressing.aliases_of(network, owner).iter().cloned());
-            if owner == name {
-                own.push((ip, names));
-            } else {
-                peers.push((ip, names));
-            }
-        }
-    }
-    if own.is_empty() {
-        // `none`: the name still resolves, to the loopback.
-        own.push((Ipv4Addr::new(127, 0, 1, 1), vec![name.to_string()]));
-    }
-    // Its own hostname resolves to itself, as Docker writes it (with the
-    // domain: `host.domain host`).
-    if let Some(hostname) = &spec.hostname {
-        let mut mine = vec![hostname.clone()];
-        if let Some(domain) = &spec.domainname {
-            mine.insert(0, format!("{hostname}.{domain}"));
-        }
-        for (_, names) in &mut own {
-            for n in mine.iter().rev() {
-                if !names.contains(n) {
-                    names.insert(0, n.clone());
-                }
-            }
-        }
-    }
-    let gateway = spec
-        .networks
-        .first()
-        .and_then(|n| addressing.gateways.get(n.name()))
-        .map(String::as_str);
-    let mut text = crate::network::files::hosts(&own, &peers);
-    text.push_str(&extra_hosts_text(spec, gateway));
-    text
-}
-
-/// The names `network`'s DNS server answers: its containers' names; and,
-/// for each of its containers that is on other networks too, the names
-/// there, scoped to that container (it asks this server only).
-fn dns_records(addressing: &Addressing, network: &str) -> crate::network::dns::Records {
-    use crate::network::dns::scoped;
-    let mut records = crate::network::dns::Records::new();
-    let allocations = &addressing.allocations;
-    let names_of = |net: &str, owner: &str| {
-        std::iter::once(owner)
-            .chain(addressing.aliases_of(net, owner).iter().map(String::as_str))
-            .map(|n| n.to_ascii_lowercase())
-            .collect::<Vec<_>>()
+/// Who holds which address and with which aliases, read once from the
+/// store and `live`; every hosts file and DNS table is computed from it.
+fn addressing(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError> {
+    let mut addressing = Addressing {
+        allocations: engine.store.alloc_all()?,
+        ..Default::default()
     };
-    for (net, address, owner) in allocations {
-        if net != network {
-            continue;
+    for rec in live {
+        if let Some(info) = rec.network_info() {
+            addressing.gateways.insert(rec.key.name.clone(), info.gateway);
         }
-        let Ok(client) = address.parse::<Ipv4Addr>() else {
-            continue;
-        };
-        for name in names_of(net, owner) {
-            records.entry(name).or_default().push(client);
-        }
-        for (other, _, _) in allocations.iter().filter(|(n, _, o)| o == owner && n != network) {
-            for (_, peer_address, peer) in allocations.iter().filter(|(n, _, _)| n == other) {
-                let Ok(ip) = peer_address.parse() else { continue };
-                for name in names_of(other, peer) {
-                    records.entry(scoped(client, &name)).or_default().push(ip);
-                }
+        let Some(spec) = rec.container_spec() else { continue };
+        for net in &spec.networks {
+            if !net.aliases.is_empty() {
+                addressing
+                    .aliases
+                    .insert((net.name.clone(), rec.key.name.clone()), net.aliases.clone());
             }
         }
     }
-    records
+    Ok(addressing)
 }
 
-/// Who holds which address, and the aliases each container has on each
-/// network: read once from the store, then every hosts file and DNS table
-/// is computed from it without I/O. (Reading them per container made a
-/// refresh decode the whole live table once per container on the network.)
-struct Addressing {
-    /// (network, address, owner) of every allocation.
-    allocations: Vec<(String, String, String)>,
-    /// The aliases of every live container, by (network, container).
-    aliases: std::collections::HashMap<(String, String), Vec<String>>,
-    /// The gateway address of every live network (`host-gateway`).
-    gateways: std::collections::HashMap<String, String>,
-}
-
-impl Addressing {
-    fn read(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError> {
-        let mut aliases = std::collections::HashMap::new();
-        let mut gateways = std::collections::HashMap::new();
-        for rec in live {
-            if let Some(info) = rec.network_info() {
-                gateways.insert(rec.key.name.clone(), info.gateway.clone());
-            }
-            let Some(spec) = rec.container_spec() else { continue };
-            for net in &spec.networks {
-                if !net.aliases.is_empty() {
-                    aliases.insert((net.name.clone(), rec.key.name.clone()), net.aliases.clone());
-                }
-            }
-        }
-        Ok(Addressing {
-            allocations: engine.store.alloc_all()?,
-            aliases,
-            gateways,
-        })
-    }
-
-    fn now(engine: &Engine) -> Result<Addressing, DriverError> {
-        Addressing::read(engine, &engine.live_all()?)
-    }
-
-    fn aliases_of(&self, network: &str, owner: &str) -> &[String] {
-        self.aliases
-            .get(&(network.to_string(), owner.to_string()))
-            .map_or(&[], Vec::as_slice)
-    }
+fn addressing_now(engine: &Engine) -> Result<Addressing, DriverError> {
+    addressing(engine, &engine.live_all()?)
 }
 
 /// Each network's addresses and aliases as the /etc/hosts files on it were
-/// last written from (a fingerprint per network). A refresh rewrites only
-/// the files of containers on a network whose fingerprint changed: writing
-/// every container's file on each start read and compared N files and
-/// built N texts of N lines, O(N²) work per start for files that, but for
-/// the new peer's network, did not change. Locked through a refresh, so an
-/// older refresh cannot record its reading after a newer one wrote.
-/// Empty at start: the daemon's first refresh writes every file.
+/// last written from (a fingerprint per network; see [`plan::refresh`]).
+/// Locked through a refresh, so an older refresh cannot record its reading
+/// after a newer one wrote. Empty at start: the daemon's first refresh
+/// writes every file.
 #[derive(Default)]
 pub(crate) struct HostsWritten(std::sync::Mutex<std::collections::HashMap<String, u64>>);
 
-impl Addressing {
-    /// What `network`'s hosts entries are made of, in a stable order.
-    fn fingerprint(&self, network: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut entries: Vec<(&str, &str, &[String])> = self
-            .allocations
-            .iter()
-            .filter(|(net, _, _)| net == network)
-            .map(|(net, address, owner)| (address.as_str(), owner.as_str(), self.aliases_of(net, owner)))
-            .collect();
-        entries.sort();
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        entries.hash(&mut h);
-        h.finish()
-    }
-}
-
-/// Rewrites /etc/hosts of the wired containers on each network whose
-/// addresses changed (in place: running containers see it at once), after
-/// one joined or left (see [`HostsWritten`]).
+/// Hands every network's DNS server its records, and rewrites /etc/hosts
+/// of the wired containers on each network whose addresses changed, after
+/// one joined or left.
 pub(super) fn refresh_hosts(engine: &Engine) {
     let mut written = engine
         .hosts_written
@@ -978,42 +796,24 @@ pub(super) fn refresh_hosts(engine: &Engine) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Ok(live) = engine.live_all() else { return };
-    let addressing = match Addressing::read(engine, &live) {
+    let addressing = match addressing(engine, &live) {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!("refreshing /etc/hosts and DNS records: {e}");
             return;
         }
     };
-    for rec in &live {
-        if rec.network_info().is_some() {
-            let records = dns_records(&addressing, &rec.key.name);
-            engine.host.networks.dns_set(&rec.key.name, records);
-        }
-    }
-    let mut now = std::collections::HashMap::new();
-    let mut failed = BTreeSet::new();
-    for rec in &live {
-        let Some(spec) = rec.container_spec() else { continue };
-        let mut changed = false;
-        for net in spec.networks.iter().map(|n| n.name()) {
-            let fingerprint = *now
-                .entry(net.to_string())
-                .or_insert_with(|| addressing.fingerprint(net));
-            changed |= written.get(net) != Some(&fingerprint);
-        }
-        if !changed || !engine.host.networks.netns_exists(&rec.key.name) {
-            continue;
-        }
-        let text = hosts_text(&addressing, &rec.key.name, spec);
-        if let Err(e) = engine.host.networks.write_file(&rec.key.name, "hosts", &text) {
-            tracing::warn!(container = %rec.key.name, "refreshing /etc/hosts: {e}");
-            // Not recorded: the next refresh tries its networks' files again.
-            failed.extend(spec.networks.iter().map(|n| n.name().to_string()));
-        }
-    }
-    now.retain(|net, _| !failed.contains(net));
-    *written = now;
+    let networks: Vec<&str> = live
+        .iter()
+        .filter(|r| r.network_info().is_some())
+        .map(|r| r.key.name.as_str())
+        .collect();
+    let members: Vec<Member> = live
+        .iter()
+        .filter_map(|r| Some(member(&r.key.name, r.container_spec()?)))
+        .collect();
+    let refresh = plan::refresh(&addressing, &networks, &members, &written);
+    *written = apply::refresh(engine.host.networks.as_ref(), refresh);
 }
 
 /// Removes what `wire` made for `name` and frees its addresses.
@@ -1022,76 +822,4 @@ pub(super) async fn unwire(engine: &Engine, name: &str, interfaces: usize) -> Dr
     blocking(engine, move |h| h.remove_container(&id, interfaces)).await??;
     engine.store.alloc_release_owner(name)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addressing() -> Addressing {
-        let alloc = |n: &str, a: &str, o: &str| (n.to_string(), a.to_string(), o.to_string());
-        Addressing {
-            allocations: vec![
-                alloc("back", "10.1.1.2", "db"),
-                alloc("back", "10.1.1.3", "web"),
-                alloc("front", "10.1.0.2", "web"),
-                alloc("front", "10.1.0.3", "lb"),
-            ],
-            aliases: [(("back".to_string(), "db".to_string()), vec!["Postgres".to_string()])].into(),
-            gateways: [("front".to_string(), "10.1.0.1".to_string())].into(),
-        }
-    }
-
-    #[test]
-    fn hosts_and_dns_records_come_from_one_reading_of_the_addresses() {
-        let a = addressing();
-        let web = ContainerSpec {
-            networks: vec!["front".into(), "back".into()],
-            ..Default::default()
-        };
-        let hosts = hosts_text(&a, "web", &web);
-        // Its own addresses first, then its peers on the networks it joined.
-        let tail: Vec<&str> = hosts.lines().skip(6).collect();
-        assert_eq!(
-            tail,
-            [
-                "10.1.0.2\tweb",
-                "10.1.1.3\tweb",
-                "10.1.0.3\tlb",
-                "10.1.1.2\tdb Postgres"
-            ]
-        );
-        let lonely = ContainerSpec {
-            networks: vec!["elsewhere".into()],
-            ..Default::default()
-        };
-        assert!(hosts_text(&a, "x", &lonely).ends_with("127.0.1.1\tx\n"));
-        let named = ContainerSpec {
-            networks: vec!["front".into()],
-            hostname: Some("www".into()),
-            domainname: Some("example.org".into()),
-            extra_hosts: vec![
-                crate::manifest::ExtraHost {
-                    host: "gw".into(),
-                    ip: "host-gateway".into(),
-                },
-                crate::manifest::ExtraHost {
-                    host: "db.test".into(),
-                    ip: "192.0.2.7".into(),
-                },
-            ],
-            ..Default::default()
-        };
-        let hosts = hosts_text(&a, "web", &named);
-        assert!(hosts.contains("10.1.0.2\twww.example.org www web\n"), "{hosts}");
-        assert!(hosts.ends_with("10.1.0.1\tgw\n192.0.2.7\tdb.test\n"), "{hosts}");
-
-        let back = dns_records(&a, "back");
-        assert_eq!(back["postgres"], [Ipv4Addr::new(10, 1, 1, 2)]);
-        assert_eq!(back["web"], [Ipv4Addr::new(10, 1, 1, 3)]);
-        // web is on front too: its view of front is scoped to its address here.
-        let scoped = crate::network::dns::scoped(Ipv4Addr::new(10, 1, 1, 3), "lb");
-        assert_eq!(back[&scoped], [Ipv4Addr::new(10, 1, 0, 3)]);
-        assert!(!back.contains_key("lb"));
-    }
 }
