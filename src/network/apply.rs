@@ -10,8 +10,92 @@
 
 use std::collections::HashMap;
 
+use super::dns::Records;
 use super::plan::{Files, Interface, NatPlan, Refresh};
-use super::{NetworkHost, Result};
+use super::{BridgeConfig, NetworkHost, Result};
+
+/// Makes (or repairs) bridge network `name`: its bridge, then its DNS
+/// server on the gateway with `records` (an internal network's forwards
+/// nothing). For a `fresh` network a failure removes the bridge again, so
+/// nothing is left half-made. Call from within the runtime (the DNS server
+/// is a task of it), as `spawn_blocking` does.
+pub fn bridge_network(
+    host: &dyn NetworkHost,
+    name: &str,
+    cfg: &BridgeConfig,
+    internal: bool,
+    records: Records,
+    fresh: bool,
+) -> Result<()> {
+    host.ensure_bridge(cfg)?;
+    let started = host.dns_start(name, cfg.gateway, internal, records);
+    if started.is_err() && fresh {
+        if let Err(e) = host.delete_link(&cfg.name) {
+            tracing::warn!(
+                "removing bridge {} of network/{name} after its DNS server failed: {e}",
+                cfg.name
+            );
+        }
+    }
+    started
+}
+
+/// What is wrong with bridge network `name` on the host, in words for an
+/// event: its bridge, berth's nftables table (against `nat`), its DNS
+/// server. Empty when all is well.
+pub fn broken(host: &dyn NetworkHost, name: &str, cfg: &BridgeConfig, nat: &NatPlan) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if !host.bridge_ok(cfg) {
+        wrong.push(format!("bridge {} was missing or lost its address", cfg.name));
+    }
+    if !nat_intact(host, nat) {
+        wrong.push("berth's nftables rules were missing".to_string());
+    }
+    if !host.dns_running(name) {
+        wrong.push("its DNS server was not running".to_string());
+    }
+    wrong
+}
+
+/// Whether every wired container of `members` (container, host end of its
+/// veth) has that veth up on `bridge`; one with no namespace is not wired.
+pub fn veths_on_bridge(host: &dyn NetworkHost, members: &[(String, String)], bridge: &str) -> bool {
+    members
+        .iter()
+        .all(|(id, veth)| !host.netns_exists(id) || host.veth_ok(veth, bridge))
+}
+
+/// Removes network `name` from the host: its DNS server (with `dns`) and
+/// its bridge (a macvlan network has none: `bridge` is empty).
+pub fn remove_network(host: &dyn NetworkHost, name: &str, bridge: &str, dns: bool) -> Result<()> {
+    if dns {
+        host.dns_stop(name);
+    }
+    if bridge.is_empty() {
+        return Ok(());
+    }
+    host.delete_link(bridge)
+}
+
+/// Gives container `id` its namespace (made, or kept from an earlier run
+/// of the same container) and, when `fresh` (there was none), makes
+/// `interfaces` in it. A fresh one that fails is removed whole, so no
+/// half-wired namespace is left.
+pub fn namespace(host: &dyn NetworkHost, id: &str, interfaces: &[Interface], fresh: bool) -> Result<()> {
+    let made = host.create_netns(id).and_then(|_| {
+        if fresh {
+            self::interfaces(host, id, interfaces)
+        } else {
+            Ok(())
+        }
+    });
+    if made.is_err() && fresh {
+        if let Err(e) = host.remove_container(id, interfaces.len()) {
+            tracing::warn!(container = id, "removing a namespace that failed to be wired: {e}");
+        }
+    }
+    made
+}
 
 /// Makes `interfaces` in container `id`'s namespace (made before), in
 /// order; stops at the first that fails.

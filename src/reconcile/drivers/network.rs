@@ -228,22 +228,18 @@ impl Driver for NetworkDriver {
         if let Some(parent) = &info.parent {
             return engine.host.networks.link_exists(parent).then_some(RunState::Present);
         }
+        let host = engine.host.networks.as_ref();
         let cfg = bridge_config(engine, &live.key.name, info);
-        if !engine.host.networks.bridge_ok(&cfg) || !engine.host.networks.dns_running(&live.key.name) {
-            return None;
-        }
-        for (container, index) in members(engine, &live.key.name) {
-            let veth = engine
-                .host
-                .networks
-                .names()
-                .veth_name(&engine.runtime_id(&container), index);
-            if engine.host.networks.netns_exists(&container) && !engine.host.networks.veth_ok(&veth, &info.bridge) {
-                return None;
-            }
-        }
-        let nat = nat_plan(engine).ok()?;
-        apply::nat_intact(engine.host.networks.as_ref(), &nat).then_some(RunState::Present)
+        let veths: Vec<(String, String)> = members(engine, &live.key.name)
+            .into_iter()
+            .map(|(container, index)| {
+                let veth = host.names().veth_name(&engine.runtime_id(&container), index);
+                (container, veth)
+            })
+            .collect();
+        let whole = apply::veths_on_bridge(host, &veths, &info.bridge)
+            && apply::broken(host, &live.key.name, &cfg, &nat_plan(engine).ok()?).is_empty();
+        whole.then_some(RunState::Present)
     }
 
     fn create<'a>(
@@ -275,9 +271,7 @@ impl Driver for NetworkDriver {
                 .and_then(Live::network_info)
             {
                 let bridge = info.bridge.clone();
-                if !bridge.is_empty() {
-                    blocking(engine, move |h| h.delete_link(&bridge)).await??;
-                }
+                blocking(engine, move |h| apply::remove_network(h, "", &bridge, false)).await??;
             }
             engine.store.alloc_release_network(obj.name())?;
             create_network(engine, obj, hash, None).await
@@ -301,13 +295,14 @@ impl Driver for NetworkDriver {
                     users.join(", ")
                 )));
             }
-            engine.host.networks.dns_stop(name);
-            if let Some(info) = engine.live(Kind::Network, name)?.as_ref().and_then(Live::network_info) {
-                let bridge = info.bridge.clone();
-                if !bridge.is_empty() {
-                    blocking(engine, move |h| h.delete_link(&bridge)).await??;
-                }
-            }
+            let bridge = engine
+                .live(Kind::Network, name)?
+                .as_ref()
+                .and_then(Live::network_info)
+                .map(|info| info.bridge.clone())
+                .unwrap_or_default();
+            let network = name.to_string();
+            blocking(engine, move |h| apply::remove_network(h, &network, &bridge, true)).await??;
             engine.store.alloc_release_network(name)?;
             engine.store.live_delete(Kind::Network, name)?;
             sync_nat(engine).await
@@ -415,39 +410,25 @@ async fn create_once(
         return Ok(());
     }
     let cfg = bridge_config(engine, name, &info);
-    let mut repaired = Vec::new();
-    if kept.is_some() {
-        if !engine.host.networks.bridge_ok(&cfg) {
-            repaired.push(format!("bridge {} was missing or lost its address", cfg.name));
+    let repaired = match kept {
+        Some(_) => apply::broken(engine.host.networks.as_ref(), name, &cfg, &nat_plan(engine)?),
+        None => Vec::new(),
+    };
+    let records = addressing_now(engine)?.dns_records(name);
+    let (network, c, internal, fresh) = (name.to_string(), cfg.clone(), info.internal, kept.is_none());
+    let made = blocking(engine, move |h| {
+        apply::bridge_network(h, &network, &c, internal, records, fresh)
+    })
+    .await?;
+    if let Err(e) = made {
+        // Another daemon's DNS server holds the gateway of the subnet just
+        // chosen from the pool: choose another.
+        let in_use = matches!(&e, crate::network::NetworkError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::AddrInUse);
+        if in_use && fresh && spec.subnet.is_none() {
+            return Err(Retry::Taken(cfg.subnet));
         }
-        if !apply::nat_intact(engine.host.networks.as_ref(), &nat_plan(engine)?) {
-            repaired.push("berth's nftables rules were missing".to_string());
-        }
-        if !engine.host.networks.dns_running(name) {
-            repaired.push("its DNS server was not running".to_string());
-        }
-    }
-    let c = cfg.clone();
-    blocking(engine, move |h| h.ensure_bridge(&c)).await??;
-    let dns = addressing_now(engine).and_then(|addressing| {
-        let records = addressing.dns_records(name);
-        Ok(engine
-            .host
-            .networks
-            .dns_start(name, cfg.gateway, info.internal, records)?)
-    });
-    if let Err(e) = dns {
-        // A new network leaves nothing half-made.
-        if kept.is_none() {
-            let bridge = cfg.name.clone();
-            let _ = blocking(engine, move |h| h.delete_link(&bridge)).await;
-            let in_use = matches!(&e, DriverError::Network(crate::network::NetworkError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse);
-            if in_use && spec.subnet.is_none() {
-                return Err(Retry::Taken(cfg.subnet));
-            }
-        }
-        return Err(Retry::Failed(e));
+        return Err(Retry::Failed(e.into()));
     }
     let rec = records::encode_live(obj, hash, &LiveInfo::Network(info.clone()), now_millis());
     engine.store.live_put(&rec)?;
@@ -648,8 +629,6 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     let fresh = !engine.host.networks.netns_exists(name);
     let result = wire_netns(engine, name, spec, &infos, fresh).await;
     if result.is_err() && fresh {
-        let (id, n) = (name.to_string(), spec.networks.len());
-        let _ = blocking(engine, move |h| h.remove_container(&id, n)).await;
         let _ = engine.store.alloc_release_owner(name);
     }
     result?;
@@ -691,8 +670,8 @@ pub(super) fn network_infos<'a>(
     Ok(infos)
 }
 
-/// Makes `name`'s namespace and gives it an address on each network; when
-/// it is `fresh` (not kept from an earlier run), its interfaces too.
+/// Gives `name` an address on each network, then its namespace; when it
+/// is `fresh` (not kept from an earlier run), its interfaces too.
 async fn wire_netns(
     engine: &Engine,
     name: &str,
@@ -700,16 +679,13 @@ async fn wire_netns(
     infos: &[NetworkInfo],
     fresh: bool,
 ) -> DriverResult {
-    let id = name.to_string();
-    blocking(engine, move |h| h.create_netns(&id)).await??;
-    let mut addresses = Vec::new();
+    let mut nets = Vec::new();
     for (net, info) in spec.networks.iter().zip(infos) {
-        addresses.push(address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?);
+        nets.push((
+            info,
+            address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?,
+        ));
     }
-    if !fresh {
-        return Ok(());
-    }
-    let nets: Vec<(&NetworkInfo, Ipv4Addr)> = infos.iter().zip(addresses).collect();
     // Validated; an unvalidated bad one keeps the kernel's.
     let mac = spec
         .mac_address
@@ -717,7 +693,7 @@ async fn wire_netns(
         .and_then(|m| crate::manifest::parse_mac(m).ok());
     let interfaces = plan::interfaces(engine.host.networks.names(), &engine.runtime_id(name), 0, &nets, mac);
     let id = name.to_string();
-    blocking(engine, move |h| apply::interfaces(h, &id, &interfaces)).await??;
+    blocking(engine, move |h| apply::namespace(h, &id, &interfaces, fresh)).await??;
     Ok(())
 }
 
