@@ -25,6 +25,7 @@ pub mod ipam;
 pub mod link;
 pub mod nat;
 pub mod plan;
+pub mod ports;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -91,6 +91,8 @@ pub struct Engine {
     network_create: tokio::sync::Mutex<()>,
     /// What the containers' /etc/hosts files were last written from.
     hosts_written: drivers::HostsWritten,
+    /// Ephemeral host ports chosen by starts that have not recorded them.
+    ports: crate::network::ports::Reservations,
 }
 
 impl std::fmt::Debug for Engine {
@@ -159,6 +161,7 @@ impl Engine {
             nat_sync: tokio::sync::Mutex::new(()),
             network_create: tokio::sync::Mutex::new(()),
             hosts_written: drivers::HostsWritten::default(),
+            ports: Default::default(),
         })
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::{Driver, DriverResult, Observe};
 use crate::manifest::{ContainerSpec, Kind, Object, PortMapping, Spec};
 use crate::network::plan::{self, Addressing, Files, HostTarget, Member, NatPlan, Published};
+use crate::network::ports::{self, Wish};
 use crate::network::{apply, ipam, BridgeConfig, Proto, Subnet};
 use crate::plan::{Launch, ObjectKey, RunState};
 use crate::reconcile::error::DriverError;
@@ -87,15 +88,6 @@ fn proto_of(text: Option<&str>) -> Proto {
     }
 }
 
-/// Docker's ephemeral port range (its default; the kernel's
-/// `ip_local_port_range` here too).
-const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
-
-/// Ephemeral ports handed to a start that has not recorded them yet, so
-/// that two starts at once do not take the same one; an entry older than
-/// a start can take is stale.
-static CHOSEN: std::sync::Mutex<Vec<(Proto, u16, String, std::time::Instant)>> = std::sync::Mutex::new(Vec::new());
-
 /// The ports `spec` publishes: its `ports`, then with `publishAll` each of
 /// the image's `exposed` ports (`80/tcp`) it does not publish already, on
 /// an ephemeral host port (`host: 0`).
@@ -147,7 +139,7 @@ pub(super) async fn publish(
         for p in wanted.iter().filter(|p| p.host != 0) {
             if let Some(held) = chosen.iter().find(|c| c.clashes_with(p) && !other.ports.contains(c)) {
                 return Err(DriverError::Waiting(format!(
-                    "host port {} is held by container/{} (an ephemeral port it was given);                      waiting for it to be free",
+                    "host port {} is held by container/{} (an ephemeral port it was given); waiting for it to be free",
                     held.host_label(),
                     rec.key.name
                 )));
@@ -160,58 +152,38 @@ pub(super) async fn publish(
     if wanted.iter().all(|p| p.host != 0) {
         return Ok(wanted);
     }
-    let fresh_for = std::time::Duration::from_secs(60);
-    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
-    chosen.retain(|(_, _, owner, at)| at.elapsed() < fresh_for && owner != name);
-    for (proto, port, _, _) in chosen.iter() {
-        taken.insert((*proto, *port));
-    }
+    let wishes: Vec<Wish> = wanted
+        .iter()
+        .map(|w| Wish {
+            proto: proto_of(w.protocol.as_deref()),
+            host_ip: w.host_addr(),
+            host: w.host,
+            previous: before
+                .iter()
+                .find(|p| p.container == w.container && p.proto() == w.proto() && p.host_ip == w.host_ip && p.host != 0)
+                .map(|p| p.host),
+        })
+        .collect();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
-    for i in 0..wanted.len() {
-        if wanted[i].host != 0 {
-            continue;
-        }
-        let proto = proto_of(wanted[i].protocol.as_deref());
-        let ip = wanted[i].host_addr();
-        let same = |p: &crate::manifest::PortMapping| {
-            p.container == wanted[i].container && p.proto() == wanted[i].proto() && p.host_ip == wanted[i].host_ip
-        };
-        let previous = before.iter().find(|p| same(p) && p.host != 0).map(|p| p.host);
-        let start = (seed + i as u32 * 7919) % span;
-        let candidates = previous
-            .into_iter()
-            .chain((0..span).map(|k| EPHEMERAL_PORTS.start() + ((start + k) % span) as u16));
-        let mut found = None;
-        for port in candidates {
-            if taken.contains(&(proto, port))
-                || wanted
-                    .iter()
-                    .any(|p| p.host == port && proto_of(p.protocol.as_deref()) == proto)
-            {
-                continue;
+    let free = |ip, port, proto| engine.host.networks.check_port_free(ip, port, proto).is_ok();
+    match engine.ports.choose(name, &wishes, &taken, seed, free) {
+        Ok(ports) => {
+            for (w, port) in wanted.iter_mut().zip(ports) {
+                w.host = port;
             }
-            if engine.host.networks.check_port_free(ip, port, proto).is_ok() {
-                found = Some(port);
-                break;
-            }
+            Ok(wanted)
         }
-        let port = found.ok_or_else(|| {
-            DriverError::Waiting(format!(
-                "no free host port in {}-{} to publish container port {}/{}; free one",
-                EPHEMERAL_PORTS.start(),
-                EPHEMERAL_PORTS.end(),
-                wanted[i].container,
-                wanted[i].proto()
-            ))
-        })?;
-        wanted[i].host = port;
-        chosen.push((proto, port, name.to_string(), std::time::Instant::now()));
+        Err(i) => Err(DriverError::Waiting(format!(
+            "no free host port in {}-{} to publish container port {}/{}; free one",
+            ports::EPHEMERAL.start(),
+            ports::EPHEMERAL.end(),
+            wanted[i].container,
+            wanted[i].proto()
+        ))),
     }
-    Ok(wanted)
 }
 
 /// Rebuilds berth's nftables table from the store.
