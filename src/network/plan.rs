@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::dns::{scoped, Records};
 use super::nat::{self, NatNetwork, PortForward, Proto};
-use super::{files, Networks, Subnet, VethConfig};
+use super::{files, BridgeConfig, Networks, Subnet, VethConfig};
 
 /// A network as made and recorded: the subnet chosen once is kept for its
 /// life. Addresses are typed and stored as text, so rows written when they
@@ -223,6 +223,17 @@ pub fn dns_over(resolv: String, dns: Option<&DnsSettings>) -> String {
     match dns {
         Some(d) => files::with_dns(&resolv, &d.servers, &d.search, &d.options),
         None => resolv,
+    }
+}
+
+/// The bridge of network `name` as recorded in `net`.
+pub fn bridge(names: &Networks, name: &str, net: &NetworkInfo) -> BridgeConfig {
+    BridgeConfig {
+        name: net.bridge.clone(),
+        alias: names.alias(&format!("network/{name}")),
+        subnet: net.subnet,
+        gateway: net.gateway,
+        mtu: net.mtu,
     }
 }
 
@@ -562,6 +573,14 @@ mod tests {
         let later = interfaces(&names, "abc123", 1, &[(&front, ip("10.1.0.9"))], mac);
         assert_eq!(later[0].config().ifname, "eth1");
         assert_eq!(later[0].config().mac, None, "the MAC is eth0's only");
+
+        let b = bridge(&names, "front", &back);
+        assert_eq!(
+            (b.name.as_str(), b.gateway, b.mtu),
+            ("bbback", ip("10.1.1.1"), Some(1400))
+        );
+        assert_eq!(b.subnet.prefix, 26);
+        assert!(b.alias.ends_with("network/front") && b.alias.contains("berth-11111111"));
 
         // Macvlan: made on the parent, not a bridge.
         let lan = NetworkInfo {

@@ -1,9 +1,12 @@
 //! Networks: a bridge each, with a subnet chosen once and kept; and what a
 //! container needs of them (its namespace, veths, addresses from IPAM, its
-//! /etc files, NAT for its published ports). Observation reads the kernel:
-//! a bridge deleted or stripped by hand, or berth's nftables table flushed,
-//! makes the network "gone", and the next pass makes it again with an event
-//! naming what was repaired.
+//! /etc files, NAT for its published ports). This driver gathers the inputs
+//! (records, allocations, specs), asks `network::plan` what to make and
+//! hands that to `network::apply`; it keeps the store's side (allocations,
+//! records, events). Observation reads the kernel: a bridge deleted or
+//! stripped by hand, or berth's nftables table flushed, makes the network
+//! "gone", and the next pass makes it again with an event naming what was
+//! repaired.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -32,13 +35,7 @@ fn spec_ip(field: &str, text: &str) -> Result<Ipv4Addr, DriverError> {
 }
 
 fn bridge_config(engine: &Engine, name: &str, info: &NetworkInfo) -> BridgeConfig {
-    BridgeConfig {
-        name: info.bridge.clone(),
-        alias: engine.host.networks.names().alias(&format!("network/{name}")),
-        subnet: info.subnet,
-        gateway: info.gateway,
-        mtu: info.mtu,
-    }
+    plan::bridge(engine.host.networks.names(), name, info)
 }
 
 pub(super) async fn blocking<T: Send + 'static>(
