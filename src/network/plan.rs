@@ -308,6 +308,41 @@ pub fn interfaces(
         .collect()
 }
 
+/// What a container on bridge or macvlan networks gets: its interfaces
+/// and its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wiring {
+    pub interfaces: Vec<Interface>,
+    pub files: Files,
+}
+
+/// What the planner needs to wire one container.
+#[derive(Debug, Clone, Copy)]
+pub struct Container<'a> {
+    /// Its runtime id, which names its kernel objects.
+    pub id: &'a str,
+    pub member: &'a Member,
+    /// Its networks with the address it holds on each, in order.
+    pub networks: &'a [(&'a NetworkInfo, Ipv4Addr)],
+    /// `eth0`'s MAC address.
+    pub mac: Option<[u8; 6]>,
+    pub hostname: &'a str,
+    pub dns: Option<&'a DnsSettings>,
+}
+
+/// The wiring of `c`, with its peers from `addressing` (read after its own
+/// addresses were given) and the host's resolver configuration.
+pub fn container(names: &Networks, addressing: &Addressing, host_resolv: &str, c: &Container<'_>) -> Wiring {
+    Wiring {
+        interfaces: interfaces(names, c.id, 0, c.networks, c.mac),
+        files: Files {
+            hosts: addressing.hosts(c.member),
+            hostname: format!("{}\n", c.hostname),
+            resolv: resolv_conf(c.networks.first().map(|(n, _)| *n), host_resolv, c.dns),
+        },
+    }
+}
+
 /// One port a container publishes (the host port chosen: never 0 here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
@@ -591,6 +626,71 @@ mod tests {
         let m = interface(&names, "abc123", 0, &lan, ip("192.168.5.20"));
         assert!(matches!(m, Interface::Macvlan(_)));
         assert_eq!(m.config().bridge, "enp1s0");
+    }
+
+    #[test]
+    fn a_containers_wiring_has_an_interface_per_network_and_files_naming_its_peers_and_dns_server() {
+        let names = Networks::new(Path::new("/run/x"), "berth-11111111");
+        let (front, back) = (
+            net("bbfront", "10.1.0.0/24", false),
+            net("bbback", "10.1.1.0/24", false),
+        );
+        let web = Member {
+            hostname: Some("www".into()),
+            ..member("web", &["front", "back"])
+        };
+        let dns = DnsSettings {
+            search: vec!["shop.test".into()],
+            ..Default::default()
+        };
+        let nets = [(&front, ip("10.1.0.2")), (&back, ip("10.1.1.3"))];
+        let wiring = container(
+            &names,
+            &addressing(),
+            "nameserver 192.0.2.1\n",
+            &Container {
+                id: "abc123",
+                member: &web,
+                networks: &nets,
+                mac: None,
+                hostname: "www",
+                dns: Some(&dns),
+            },
+        );
+        let ifaces: Vec<(&str, Ipv4Addr)> = wiring
+            .interfaces
+            .iter()
+            .map(|i| (i.config().ifname.as_str(), i.config().address))
+            .collect();
+        assert_eq!(ifaces, [("eth0", ip("10.1.0.2")), ("eth1", ip("10.1.1.3"))]);
+        assert_eq!(wiring.files.hostname, "www\n");
+        assert_eq!(wiring.files.resolv, "nameserver 10.1.0.1\nsearch shop.test\n");
+        assert!(
+            wiring.files.hosts.contains("10.1.0.2\twww web\n"),
+            "{}",
+            wiring.files.hosts
+        );
+        assert!(wiring.files.hosts.ends_with("10.1.0.3\tlb\n10.1.1.2\tdb Postgres\n"));
+
+        // On no network (`none`): no interface, its name on the loopback,
+        // the host's resolvers.
+        let alone = member("solo", &[]);
+        let wiring = container(
+            &names,
+            &addressing(),
+            "nameserver 192.0.2.1\n",
+            &Container {
+                id: "solo",
+                member: &alone,
+                networks: &[],
+                mac: None,
+                hostname: "solo",
+                dns: None,
+            },
+        );
+        assert!(wiring.interfaces.is_empty());
+        assert!(wiring.files.hosts.ends_with("127.0.1.1\tsolo\n"));
+        assert_eq!(wiring.files.resolv, "nameserver 192.0.2.1\n");
     }
 
     #[test]

@@ -553,7 +553,7 @@ fn etc_mounts(dir: PathBuf) -> Vec<MountSpec> {
 /// half-wired namespace behind.
 pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<Wired, DriverError> {
     let names = engine.host.networks.names().clone();
-    let hostname = format!("{}\n", crate::reconcile::translate::hostname_of(name, spec));
+    let hostname = crate::reconcile::translate::hostname_of(name, spec);
     match spec.network.as_deref() {
         Some("host") => {
             let mut hosts = crate::network::files::host_hosts();
@@ -561,7 +561,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
             let resolv = engine.host.networks.host_resolv_conf();
             let files = Files {
                 hosts,
-                hostname,
+                hostname: format!("{hostname}\n"),
                 resolv: plan::dns_over(
                     crate::network::files::resolv_conf(&resolv, false),
                     dns_settings(spec).as_ref(),
@@ -596,21 +596,11 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
         blocking(engine, move |h| h.check_port_free(ip, port, proto)).await??;
     }
     let fresh = !engine.host.networks.netns_exists(name);
-    let result = wire_netns(engine, name, spec, &infos, fresh).await;
-    if result.is_err() && fresh {
+    let wired = wire_netns(engine, name, spec, &infos, hostname, fresh).await;
+    if wired.is_err() && fresh {
         let _ = engine.store.alloc_release_owner(name);
     }
-    result?;
-    let files = Files {
-        hosts: addressing_now(engine)?.hosts(&member(name, spec)),
-        hostname,
-        resolv: plan::resolv_conf(
-            infos.first(),
-            &engine.host.networks.host_resolv_conf(),
-            dns_settings(spec).as_ref(),
-        ),
-    };
-    apply::files(engine.host.networks.as_ref(), name, &files)?;
+    apply::files(engine.host.networks.as_ref(), name, &wired?)?;
     // Peers learn the new address before the container runs, so a peer
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
     refresh_hosts(engine);
@@ -640,30 +630,43 @@ pub(super) fn network_infos<'a>(
 }
 
 /// Gives `name` an address on each network, then its namespace; when it
-/// is `fresh` (not kept from an earlier run), its interfaces too.
+/// is `fresh` (not kept from an earlier run), its interfaces too. Returns
+/// the files it is to get.
 async fn wire_netns(
     engine: &Engine,
     name: &str,
     spec: &ContainerSpec,
     infos: &[NetworkInfo],
+    hostname: String,
     fresh: bool,
-) -> DriverResult {
+) -> Result<Files, DriverError> {
     let mut nets = Vec::new();
     for (net, info) in spec.networks.iter().zip(infos) {
-        nets.push((
-            info,
-            address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?,
-        ));
+        let ip = address_for(engine, &net.name, info, name, net.ipv4_address.as_deref())?;
+        nets.push((info, ip));
     }
-    // Validated; an unvalidated bad one keeps the kernel's.
-    let mac = spec
-        .mac_address
-        .as_deref()
-        .and_then(|m| crate::manifest::parse_mac(m).ok());
-    let interfaces = plan::interfaces(engine.host.networks.names(), &engine.runtime_id(name), 0, &nets, mac);
-    let id = name.to_string();
+    let (member, dns) = (member(name, spec), dns_settings(spec));
+    let id = engine.runtime_id(name);
+    let wiring = plan::container(
+        engine.host.networks.names(),
+        &addressing_now(engine)?,
+        &engine.host.networks.host_resolv_conf(),
+        &plan::Container {
+            id: &id,
+            member: &member,
+            networks: &nets,
+            // Validated; an unvalidated bad one keeps the kernel's.
+            mac: spec
+                .mac_address
+                .as_deref()
+                .and_then(|m| crate::manifest::parse_mac(m).ok()),
+            hostname: &hostname,
+            dns: dns.as_ref(),
+        },
+    );
+    let (id, interfaces) = (name.to_string(), wiring.interfaces);
     blocking(engine, move |h| apply::namespace(h, &id, &interfaces, fresh)).await??;
-    Ok(())
+    Ok(wiring.files)
 }
 
 /// What the planner needs of container `name` for its hosts file and names.
