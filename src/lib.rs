@@ -1,7 +1,7 @@
 //! berth: a declarative container engine for one Linux host.
 //!
 //! Layers, lowest first (a module never imports one above it):
-//! `capabilities` (a kernel fact) · `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
+//! `capabilities` (a kernel fact), `cidr` (IPv4 subnets) · `manifest`, `plan` (pure), `wire` (API bodies) · `store`, `runtime`,
 //! `image`, `network`, `source_files`, `settings` · `reconcile` · `commands` · the front ends `api`,
 //! `client`, `daemon`, `cli`, which never import each other's internals.
 
@@ -10,6 +10,7 @@
 pub mod api;
 pub mod build;
 pub mod capabilities;
+pub mod cidr;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -97,6 +97,12 @@ pub fn host_resolv_conf() -> String {
     etc
 }
 
+/// The host's /etc/hosts, for containers on the host's network (empty
+/// when it cannot be read, as a host without one resolves no names there).
+pub fn host_hosts() -> String {
+    std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+}
+
 /// Writes `text` to `path` in place (a rename would detach the container's
 /// bind mount), creating it when missing. An unchanged file is not touched,
 /// and the file is never truncated before the new text is in: a process

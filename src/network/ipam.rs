@@ -9,12 +9,7 @@ use std::str::FromStr;
 
 use super::NetworkError;
 
-/// An IPv4 subnet such as `10.89.0.0/24`; the address is its network address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Subnet {
-    pub addr: Ipv4Addr,
-    pub prefix: u8,
-}
+pub use crate::cidr::Subnet;
 
 /// The pool subnets are chosen from when a network names none (and the
 /// daemon is given no `--default-address-pool`): /24s of 10.77.0.0/16.
@@ -74,66 +69,11 @@ impl FromStr for Pool {
     }
 }
 
-impl Subnet {
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
-        let prefix = prefix.min(32);
-        Subnet {
-            addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-            prefix,
-        }
-    }
-
-    fn first(&self) -> u32 {
-        u32::from(self.addr)
-    }
-
-    fn last(&self) -> u32 {
-        self.first() | !mask(self.prefix)
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask(self.prefix) == self.first()
-    }
-
-    pub fn overlaps(&self, other: &Subnet) -> bool {
-        self.first() <= other.last() && other.first() <= self.last()
-    }
-
-    /// The conventional gateway: the first host address.
-    pub fn default_gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.first() + 1)
-    }
-
-    /// Host addresses: without the network and broadcast addresses (a /31
-    /// or /32 has no room for a gateway and a host, and is refused on parse).
-    fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
-        (self.first() + 1..self.last()).map(Ipv4Addr::from)
-    }
-}
-
-fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    }
-}
-
-impl fmt::Display for Subnet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
+/// A network's subnet (see [`crate::cidr::parse_subnet`]).
 impl FromStr for Subnet {
     type Err = NetworkError;
     fn from_str(s: &str) -> Result<Subnet, NetworkError> {
-        let bad = |why: &str| NetworkError::Invalid(format!("subnet `{s}`: {why}"));
-        let (addr, prefix) = crate::manifest::parse_cidr(s).map_err(|why| bad(&why))?;
-        if prefix > 30 {
-            return Err(bad("the prefix must be 30 or less (room for a gateway and a host)"));
-        }
-        Ok(Subnet::new(addr, prefix))
+        crate::cidr::parse_subnet(s).map_err(|why| NetworkError::Invalid(format!("subnet `{s}`: {why}")))
     }
 }
 
@@ -162,28 +102,15 @@ pub fn podman_subnets(documents: &[String]) -> Vec<Subnet> {
 
 /// An address range such as an `ipRange`: like a subnet, up to a /32.
 pub fn parse_range(s: &str) -> Result<Subnet, NetworkError> {
-    let (addr, prefix) =
-        crate::manifest::parse_cidr(s).map_err(|why| NetworkError::Invalid(format!("range `{s}`: {why}")))?;
-    Ok(Subnet::new(addr, prefix))
+    crate::cidr::parse_range(s).map_err(|why| NetworkError::Invalid(format!("range `{s}`: {why}")))
 }
 
 /// The first `prefix`-sized subnet of `pool` that overlaps none of `taken`
 /// (routes on the host and subnets of other networks).
 pub fn choose_subnet(pool: Subnet, prefix: u8, taken: &[Subnet]) -> Option<Subnet> {
-    if prefix < pool.prefix {
-        return None;
-    }
-    let step = 1u64 << (32 - u32::from(prefix));
-    let mut at = u64::from(pool.first());
-    while at + step - 1 <= u64::from(pool.last()) {
-        let candidate = Subnet::new(Ipv4Addr::from(at as u32), prefix);
-        // A default route (0.0.0.0/0) overlaps everything and routes nothing specific.
-        if !taken.iter().filter(|t| t.prefix > 0).any(|t| t.overlaps(&candidate)) {
-            return Some(candidate);
-        }
-        at += step;
-    }
-    None
+    // A default route (0.0.0.0/0) overlaps everything and routes nothing specific.
+    pool.subnets(prefix)
+        .find(|candidate| !taken.iter().filter(|t| t.prefix > 0).any(|t| t.overlaps(candidate)))
 }
 
 /// The lowest free host address of `subnet`, skipping the gateway and `used`.
@@ -224,7 +151,7 @@ pub fn check_static(
     ip: Ipv4Addr,
 ) -> Result<Ipv4Addr, NetworkError> {
     let bad = |why: String| NetworkError::Invalid(format!("network {network}: address {ip}: {why}"));
-    if !subnet.hosts().any(|h| h == ip) {
+    if !subnet.is_host(ip) {
         return Err(bad(format!("not a host address of {subnet}")));
     }
     if ip == gateway {
@@ -240,8 +167,9 @@ pub fn check_static(
 mod tests {
     use super::*;
 
+    /// A subnet or a route (any prefix).
     fn s(text: &str) -> Subnet {
-        text.parse().unwrap()
+        parse_range(text).unwrap()
     }
 
     #[test]
@@ -307,9 +235,11 @@ mod tests {
             .to_string()
             .contains("did you mean 10.88.0.16/30"));
         assert_eq!(parse_range("10.88.0.9/32").unwrap().to_string(), "10.88.0.9/32");
-        // The whole space parses (a default route is one).
+        // The whole space parses as a range (a default route is one), not
+        // as a network's subnet.
         assert_eq!(parse_range("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
-        assert_eq!("0.0.0.0/0".parse::<Subnet>().unwrap().to_string(), "0.0.0.0/0");
+        let err = "0.0.0.0/0".parse::<Subnet>().unwrap_err().to_string();
+        assert!(err.contains("the prefix must be 1 to 30"), "{err}");
 
         let pool: Pool = "base=10.60.0.0/16,size=26".parse().unwrap();
         assert_eq!(pool.to_string(), "base=10.60.0.0/16,size=26");

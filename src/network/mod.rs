@@ -2,7 +2,9 @@
 //! pairs over rtnetlink, IPAM (pure; allocations live in the store), the
 //! files every container gets (/etc/hosts, hostname, resolv.conf), and NAT
 //! and published ports in an nftables table of berth's own. Knows nothing of
-//! images or manifests: the reconciler tells it what to make.
+//! images or manifests: the reconciler gathers typed inputs, `plan` turns
+//! them into what to make (interfaces, files, DNS records, one nft batch)
+//! without I/O, and `apply` carries that out through a [`NetworkHost`].
 //!
 //! Layout under the run dir, per container `id`:
 //! ```text
@@ -15,20 +17,26 @@
 //! ends of veths `bv<tag><hash>`; their alias (shown by `ip link`) names
 //! the daemon's prefix and the object.
 
+pub mod apply;
 pub mod dns;
 pub mod files;
+mod host;
 pub mod ipam;
 pub mod link;
 pub mod nat;
+pub mod plan;
+pub mod ports;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use host::NetworkHost;
 pub use ipam::{Pool, Subnet};
 pub use link::{BridgeConfig, VethConfig};
 pub use nat::{ChildWaits, NatNetwork, PortForward, Proto};
+pub use plan::NetworkInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {

@@ -81,7 +81,7 @@ struct Snapshot {
     /// Gateway and prefix of each made network.
     networks: BTreeMap<String, (String, u8)>,
     /// (network, address, owner).
-    allocations: Vec<(String, String, String)>,
+    allocations: Vec<(String, std::net::Ipv4Addr, String)>,
     anonymous: Vec<AnonymousVolumeInfo>,
 }
 
@@ -112,8 +112,7 @@ impl Engine {
             .iter()
             .filter_map(|l| {
                 let n = l.network_info()?;
-                let prefix = n.subnet.rsplit_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(0);
-                Some((l.key.name.clone(), (n.gateway.clone(), prefix)))
+                Some((l.key.name.clone(), (n.gateway.to_string(), n.subnet.prefix)))
             })
             .collect();
         Ok(Snapshot {
@@ -164,7 +163,7 @@ impl Engine {
                 let (gateway, prefix) = snap.networks.get(network).cloned().unwrap_or_default();
                 Address {
                     network: network.clone(),
-                    ip: ip.clone(),
+                    ip: ip.to_string(),
                     gateway,
                     prefix,
                 }
@@ -220,16 +219,19 @@ impl Engine {
             .alloc_all()?
             .into_iter()
             .filter(|(network, _, _)| network == name)
-            .map(|(_, ip, owner)| (owner, ip))
+            .map(|(_, ip, owner)| (owner, ip.to_string()))
             .collect();
         Ok(Some(NetworkFacts {
             name: name.to_string(),
             labels: desired.map(|d| d.object.metadata.labels).unwrap_or_default(),
             created_at: live.as_ref().map(|l| l.created_at),
             bridge: info.as_ref().map(|i| i.bridge.clone()),
-            subnet: info.as_ref().map(|i| i.subnet.clone()).or(spec.subnet.clone()),
-            gateway: info.as_ref().map(|i| i.gateway.clone()).or(spec.gateway.clone()),
-            ip_range: info.as_ref().and_then(|i| i.ip_range.clone()).or(spec.ip_range.clone()),
+            subnet: info.as_ref().map(|i| i.subnet.to_string()).or(spec.subnet.clone()),
+            gateway: info.as_ref().map(|i| i.gateway.to_string()).or(spec.gateway.clone()),
+            ip_range: info
+                .as_ref()
+                .and_then(|i| i.ip_range.map(|r| r.to_string()))
+                .or(spec.ip_range.clone()),
             spec,
             members,
         }))

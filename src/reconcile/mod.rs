@@ -100,6 +100,8 @@ pub struct Engine {
     /// Builds of Image objects, by name: one at a time each, in the
     /// background (a build runs containers, which passes make).
     builds: Mutex<HashMap<String, drivers::BuildJob>>,
+    /// Ephemeral host ports chosen by starts that have not recorded them.
+    ports: crate::network::ports::Reservations,
 }
 
 impl std::fmt::Debug for Engine {
@@ -179,6 +181,7 @@ impl Engine {
             builder: std::sync::OnceLock::new(),
             contexts: Mutex::new(HashMap::new()),
             builds: Mutex::new(HashMap::new()),
+            ports: Default::default(),
         })
     }
 

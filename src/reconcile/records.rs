@@ -81,26 +81,8 @@ pub struct VolumeInfo {
     pub path: PathBuf,
 }
 
-/// A bridge network as made: the subnet chosen once is kept for its life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkInfo {
-    pub bridge: String,
-    pub subnet: String,
-    pub gateway: String,
-    #[serde(default)]
-    pub internal: bool,
-    #[serde(default)]
-    pub mtu: Option<u32>,
-    /// A macvlan network's parent interface (it has no bridge then).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
-    /// Where in `subnet` addresses are given (`ipRange`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip_range: Option<String>,
-    /// The IPv6 subnet of a dual-stack network (none until IPv6 is done).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnet6: Option<String>,
-}
+/// A network as made (typed; defined beside the planner that reads it).
+pub use crate::network::NetworkInfo;
 
 /// The kind-specific part of a live record.
 // Decoded one row at a time, never kept in bulk: boxing the container's
@@ -316,6 +298,50 @@ mod tests {
     fn container_info_missing_newer_fields_decodes_with_their_defaults() {
         let live = decode_live(live_row(r#"{"restarts": 2}"#)).unwrap();
         assert_eq!(live.container_info().unwrap().restarts, 2);
+    }
+
+    fn network_row(info: &str) -> LiveRecord {
+        LiveRecord {
+            kind: Kind::Network,
+            name: "front".into(),
+            spec_hash: "h".into(),
+            spec: serde_json::to_string(&Spec::Network(Default::default())).unwrap(),
+            info: info.into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_network_row_of_an_older_berth_with_string_addresses_reads_typed_and_writes_back_the_same() {
+        // As berth wrote it when subnet, gateway and ipRange were strings.
+        let old = r#"{"bridge":"bb1a2b3c4d5e6f","subnet":"10.77.3.0/24","gateway":"10.77.3.1","internal":true,"mtu":null,"ip_range":"10.77.3.16/28"}"#;
+        let live = decode_live(network_row(old)).unwrap();
+        let info = live.network_info().unwrap();
+        assert_eq!(info.subnet, crate::network::Subnet::new([10, 77, 3, 0].into(), 24));
+        assert_eq!(info.gateway, std::net::Ipv4Addr::new(10, 77, 3, 1));
+        assert_eq!(info.ip_range.map(|r| r.prefix), Some(28));
+        assert!(info.internal);
+        // Written back, the row has the same shape, so an older berth reads it.
+        let again: serde_json::Value = serde_json::from_str(&encode_info(&live.info)).unwrap();
+        assert_eq!(again, serde_json::from_str::<serde_json::Value>(old).unwrap());
+        // Fields added later default.
+        let oldest = r#"{"bridge":"bb1","subnet":"10.77.0.0/24","gateway":"10.77.0.1"}"#;
+        let live = decode_live(network_row(oldest)).unwrap();
+        assert_eq!(live.network_info().unwrap().mtu, None);
+    }
+
+    #[test]
+    fn a_network_row_whose_subnet_or_gateway_is_not_an_address_is_an_error_naming_it() {
+        for bad in [
+            r#"{"bridge":"bb1","subnet":"10.77.0.0","gateway":"10.77.0.1"}"#,
+            r#"{"bridge":"bb1","subnet":"10.77.0.1/24","gateway":"10.77.0.1"}"#,
+            r#"{"bridge":"bb1","subnet":"10.77.0.0/24","gateway":"gw"}"#,
+            r#"{"bridge":"bb1","subnet":"10.77.0.0/24","gateway":"10.77.0.1","ip_range":"x"}"#,
+        ] {
+            let msg = decode_live(network_row(bad)).unwrap_err().to_string();
+            assert!(msg.contains("live row network/front"), "{bad}: {msg}");
+            assert!(msg.contains("(info)"), "{bad}: {msg}");
+        }
     }
 
     #[test]

@@ -27,11 +27,7 @@ use std::sync::Arc;
 use libcontainer::oci_spec::runtime::Spec;
 use nix::sys::signal::Signal;
 
-use std::net::Ipv4Addr;
-
 use crate::image::{self, ImageRecord, ImageSummary};
-use crate::network::dns::Records;
-use crate::network::{self, BridgeConfig, NatNetwork, Networks, PortForward, Proto, Subnet, VethConfig};
 use crate::runtime::exec::{ExecProcess, ExecSpec};
 use crate::runtime::{self, ContainerConfig, Probe, RunRecord};
 
@@ -271,59 +267,8 @@ pub struct AnonymousVolumeInfo {
     pub path: String,
 }
 
-/// Networks: bridges, berth's network namespaces and veths, the files a
-/// container gets, and the NAT table. Every call blocks (netlink, nft):
-/// the engine makes them from `spawn_blocking`.
-pub trait NetworkHost: Send + Sync {
-    /// Names and paths of this daemon's network objects.
-    fn names(&self) -> &Networks;
-    /// IPv4 destinations routed on the host, for IPAM to avoid.
-    fn host_routes(&self) -> network::Result<Vec<Subnet>>;
-    /// Makes or repairs a bridge (idempotent).
-    fn ensure_bridge(&self, cfg: &BridgeConfig) -> network::Result<()>;
-    /// Whether the bridge exists, is up and holds its gateway address.
-    fn bridge_ok(&self, cfg: &BridgeConfig) -> bool;
-    /// Whether a container's host-side veth is up on its bridge.
-    fn veth_ok(&self, veth: &str, bridge: &str) -> bool;
-    /// Deletes a link by name; a missing one is fine.
-    fn delete_link(&self, name: &str) -> network::Result<()>;
-    /// Makes container `id`'s namespace (only `lo`, up); keeps an existing one.
-    fn create_netns(&self, id: &str) -> network::Result<PathBuf>;
-    fn netns_exists(&self, id: &str) -> bool;
-    /// Wires one interface of `id`'s namespace to a bridge.
-    fn attach(&self, id: &str, veth: &VethConfig) -> network::Result<()>;
-    /// Gives `id`'s namespace a macvlan on the parent named by `cfg.bridge`.
-    fn attach_macvlan(&self, id: &str, cfg: &VethConfig) -> network::Result<()>;
-    /// Removes one interface of `id`'s namespace: the host end `host_name`
-    /// (a veth) and `ifname` inside; missing ones are fine.
-    fn detach(&self, id: &str, host_name: &str, ifname: &str) -> network::Result<()>;
-    /// Whether a host interface exists.
-    fn link_exists(&self, name: &str) -> bool;
-    /// Host links named as this root's veths, whoever's they are.
-    fn host_veths(&self) -> Vec<String>;
-    /// Interface names inside `id`'s namespace.
-    fn netns_links(&self, id: &str) -> network::Result<Vec<String>>;
-    /// Removes `id`'s veths, namespace and files; what is gone is done.
-    fn remove_container(&self, id: &str, interfaces: usize) -> network::Result<()>;
-    /// Writes one of `id`'s files (in place: it may be mounted) and returns its path.
-    fn write_file(&self, id: &str, file: &str, text: &str) -> network::Result<PathBuf>;
-    /// The host's resolver configuration.
-    fn host_resolv_conf(&self) -> String;
-    /// Replaces berth's nftables table with these networks and ports.
-    fn sync_nat(&self, networks: &[NatNetwork], ports: &[PortForward]) -> network::Result<()>;
-    /// Whether berth's table holds exactly the rules these would make.
-    fn nat_intact(&self, networks: &[NatNetwork], ports: &[PortForward]) -> bool;
-    /// Fails when a host process holds the port.
-    fn check_port_free(&self, ip: Option<std::net::Ipv4Addr>, port: u16, proto: Proto) -> network::Result<()>;
-    /// Ids with a network dir.
-    fn list(&self) -> Vec<String>;
-    /// Starts (or keeps) `network`'s DNS server on its gateway with these
-    /// records; internal networks forward nothing. Call within the runtime.
-    fn dns_start(&self, network: &str, gateway: Ipv4Addr, internal: bool, records: Records) -> network::Result<()>;
-    fn dns_set(&self, network: &str, records: Records);
-    fn dns_running(&self, network: &str) -> bool;
-    fn dns_stop(&self, network: &str);
-}
+/// Networks: defined beside the code that applies network plans through it.
+pub use crate::network::NetworkHost;
 
 /// What the engine is built with.
 #[derive(Clone)]

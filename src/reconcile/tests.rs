@@ -799,8 +799,8 @@ async fn a_static_address_and_aliases_reach_ipam_hosts_and_dns() {
     w.apply("s", &stack);
     w.pass().await;
     assert_eq!(
-        w.engine.store.alloc_of("front", "web").unwrap().as_deref(),
-        Some("10.89.9.50")
+        w.engine.store.alloc_of("front", "web").unwrap(),
+        Some(std::net::Ipv4Addr::new(10, 89, 9, 50))
     );
     assert_eq!(w.host.dns_names("front").unwrap(), ["db", "shop", "web", "www"]);
     let hosts = w.host.file("db", "hosts").unwrap();
@@ -1251,4 +1251,172 @@ async fn renaming_a_container_with_an_outcome_moves_it_without_deadlocking() {
     rx.recv_timeout(Duration::from_secs(5)).expect("rekey deadlocked");
     assert_eq!(w.engine.outcomes_since(0, std::slice::from_ref(&new)).len(), 1);
     assert!(w.engine.outcomes_since(0, &[old]).is_empty());
+}
+
+/// Network plans applied through the fake host: what `network::apply` does
+/// with a plan, and what it leaves when a step fails.
+mod network_apply {
+    use std::net::Ipv4Addr;
+
+    use super::super::fake::{Call, FakeHost, Op};
+    use crate::network::plan::{self, NatPlan, NetworkInfo};
+    use crate::network::{apply, BridgeConfig, NetworkHost, Subnet};
+
+    fn net(bridge: &str, subnet: &str) -> NetworkInfo {
+        let subnet: Subnet = subnet.parse().unwrap();
+        NetworkInfo {
+            bridge: bridge.into(),
+            subnet,
+            gateway: subnet.default_gateway(),
+            internal: false,
+            mtu: None,
+            parent: None,
+            ip_range: None,
+            subnet6: None,
+        }
+    }
+
+    fn bridge(info: &NetworkInfo) -> BridgeConfig {
+        BridgeConfig {
+            name: info.bridge.clone(),
+            alias: "berth-test network/x".into(),
+            subnet: info.subnet,
+            gateway: info.gateway,
+            mtu: None,
+        }
+    }
+
+    fn ip(text: &str) -> Ipv4Addr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_fresh_namespace_is_wired_whole_or_removed_and_a_kept_one_is_left_as_it_is() {
+        let host = FakeHost::new();
+        let h: &dyn NetworkHost = host.as_ref();
+        let (front, back) = (net("bbfront", "10.1.0.0/24"), net("bbback", "10.1.1.0/24"));
+        h.ensure_bridge(&bridge(&front)).unwrap();
+        let ifaces = plan::interfaces(
+            h.names(),
+            "web",
+            0,
+            &[(&front, ip("10.1.0.2")), (&back, ip("10.1.1.2"))],
+            None,
+        );
+        // eth1's bridge is not there: eth0 was made, and goes with the rest.
+        let err = apply::namespace(h, "web", &ifaces, true).unwrap_err().to_string();
+        assert!(err.contains("the bridge does not exist"), "{err}");
+        assert!(!host.netns().contains("web"));
+        assert!(host.veths().is_empty(), "{:?}", host.veths());
+        assert!(host.calls().contains(&Call::RemoveNetwork("web".into())));
+
+        h.ensure_bridge(&bridge(&back)).unwrap();
+        apply::namespace(h, "web", &ifaces, true).unwrap();
+        assert_eq!(host.veths().len(), 2);
+        assert_eq!(h.netns_links("web").unwrap().len(), 3, "lo, eth0, eth1");
+
+        // Kept from an earlier run: nothing is made again, nothing removed.
+        host.clear_calls();
+        apply::namespace(h, "web", &ifaces, false).unwrap();
+        assert_eq!(host.calls(), [Call::CreateNetns("web".into())]);
+
+        // A kept one whose wiring fails is not removed either.
+        host.fail_on(Op::CreateNetns, 1);
+        assert!(apply::namespace(h, "web", &ifaces, false).is_err());
+        assert!(host.netns().contains("web"));
+    }
+
+    #[test]
+    fn detaching_stops_at_the_first_failure_unless_forced() {
+        let host = FakeHost::new();
+        let h: &dyn NetworkHost = host.as_ref();
+        host.fail_on(Op::Detach, 1);
+        assert!(apply::detach(h, "web", "web", 1..3, false).is_err());
+        let detached = |host: &FakeHost| host.calls().iter().filter(|c| matches!(c, Call::Detach(..))).count();
+        assert_eq!(detached(&host), 1);
+        host.clear_calls();
+        host.fail_on(Op::Detach, 1);
+        apply::detach(h, "web", "web", 1..3, true).unwrap();
+        assert_eq!(
+            host.calls(),
+            [
+                Call::Detach("web".into(), "eth1".into()),
+                Call::Detach("web".into(), "eth2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bridge_network_is_made_with_its_dns_server_and_what_breaks_is_named() {
+        let host = FakeHost::new();
+        let h: &dyn NetworkHost = host.as_ref();
+        let front = net("bbfront", "10.1.0.0/24");
+        let cfg = bridge(&front);
+        host.fail_on(Op::EnsureBridge, 1);
+        assert!(apply::bridge_network(h, "front", &cfg, false, Default::default(), true).is_err());
+        assert!(!h.dns_running("front"), "no DNS server without its bridge");
+
+        let records = [("web".to_string(), vec![ip("10.1.0.2")])].into();
+        apply::bridge_network(h, "front", &cfg, false, records, true).unwrap();
+        assert_eq!(host.dns_names("front").unwrap(), ["web"]);
+        assert!(apply::broken(h, "front", &cfg, &NatPlan::default()).is_empty());
+        host.drop_link("bbfront");
+        let broken = apply::broken(h, "front", &cfg, &NatPlan::default());
+        assert_eq!(broken, ["bridge bbfront was missing or lost its address"]);
+
+        let veths = [("web".to_string(), h.names().veth_name("web", 0))];
+        assert!(
+            apply::veths_on_bridge(h, &veths, "bbfront"),
+            "web is not wired: nothing to check"
+        );
+        h.create_netns("web").unwrap();
+        assert!(!apply::veths_on_bridge(h, &veths, "bbfront"));
+
+        apply::remove_network(h, "front", "bbfront", true).unwrap();
+        assert!(!h.dns_running("front"));
+        assert!(host.calls().contains(&Call::DeleteLink("bbfront".into())));
+        // A macvlan network has no bridge to delete.
+        host.clear_calls();
+        apply::remove_network(h, "lan", "", true).unwrap();
+        assert!(host.calls().is_empty());
+    }
+
+    #[test]
+    fn a_refresh_sets_every_networks_records_and_writes_only_wired_containers_files() {
+        let host = FakeHost::new();
+        let h: &dyn NetworkHost = host.as_ref();
+        apply::bridge_network(
+            h,
+            "front",
+            &bridge(&net("bbfront", "10.1.0.0/24")),
+            false,
+            Default::default(),
+            true,
+        )
+        .unwrap();
+        let addressing = plan::Addressing {
+            allocations: vec![
+                ("front".into(), ip("10.1.0.2"), "web".into()),
+                ("front".into(), ip("10.1.0.3"), "db".into()),
+            ],
+            ..Default::default()
+        };
+        let member = |name: &str| plan::Member {
+            name: name.into(),
+            networks: vec!["front".into()],
+            ..Default::default()
+        };
+        h.create_netns("web").unwrap();
+        let refresh = plan::refresh(
+            &addressing,
+            &["front"],
+            &[member("web"), member("db")],
+            &Default::default(),
+        );
+        let written = apply::refresh(h, refresh);
+        assert_eq!(host.dns_names("front").unwrap(), ["db", "web"]);
+        assert!(host.file("web", "hosts").unwrap().ends_with("10.1.0.3\tdb\n"));
+        assert_eq!(host.file("db", "hosts"), None, "db has no namespace yet");
+        assert_eq!(written.len(), 1);
+    }
 }

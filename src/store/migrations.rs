@@ -74,6 +74,7 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::*;
+    use std::net::Ipv4Addr;
 
     /// A state.db written by berth 0.1 (schema version 0): the hello example
     /// stack applied (an image, a volume, three containers), with live
@@ -127,16 +128,46 @@ mod tests {
         let dir = copy_fixture();
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(count(&s, "allocations"), 0);
-        assert!(s.alloc_take("net", "10.89.0.2", "web").unwrap());
-        assert!(!s.alloc_take("net", "10.89.0.2", "db").unwrap());
-        assert!(!s.alloc_take("net", "10.89.0.3", "web").unwrap());
-        assert!(s.alloc_take("other", "10.89.0.2", "db").unwrap());
-        assert_eq!(s.alloc_of("net", "web").unwrap().as_deref(), Some("10.89.0.2"));
-        assert_eq!(s.alloc_used("net").unwrap(), ["10.89.0.2"]);
+        let (two, three) = (Ipv4Addr::new(10, 89, 0, 2), Ipv4Addr::new(10, 89, 0, 3));
+        assert!(s.alloc_take("net", two, "web").unwrap());
+        assert!(!s.alloc_take("net", two, "db").unwrap());
+        assert!(!s.alloc_take("net", three, "web").unwrap());
+        assert!(s.alloc_take("other", two, "db").unwrap());
+        assert_eq!(s.alloc_of("net", "web").unwrap(), Some(two));
+        assert_eq!(s.alloc_used("net").unwrap(), [two]);
+        // Rows keep the address as text, as before addresses were typed.
+        let text: String = s
+            .conn()
+            .query_row("SELECT address FROM allocations WHERE owner = 'web'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(text, "10.89.0.2");
         s.alloc_release_owner("web").unwrap();
         assert!(s.alloc_used("net").unwrap().is_empty());
         s.alloc_release_network("other").unwrap();
         assert_eq!(count(&s, "allocations"), 0);
+    }
+
+    #[test]
+    fn an_allocation_row_that_is_not_an_address_is_an_error_naming_it() {
+        let dir = copy_fixture();
+        let s = Store::open(dir.path()).unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO allocations (network, address, owner, created_at) VALUES ('net', '10.89.0.300', 'web', 0)",
+                [],
+            )
+            .unwrap();
+        for err in [
+            s.alloc_of("net", "web").unwrap_err(),
+            s.alloc_used("net").unwrap_err(),
+            s.alloc_all().unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(
+                msg.contains("allocation of web on network net is \"10.89.0.300\""),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
@@ -150,13 +181,13 @@ mod tests {
             .into_iter()
             .find(|o| o.kind == crate::manifest::Kind::Container)
             .unwrap();
-        assert!(s.alloc_take("net", "10.89.0.2", &web.name).unwrap());
+        assert!(s.alloc_take("net", Ipv4Addr::new(10, 89, 0, 2), &web.name).unwrap());
         let body = web.body.replace(&web.name, "renamed");
         s.rename_container(&web.name, "renamed", &body, &web.name).unwrap();
         let desired = s.desired().unwrap();
         assert!(!desired.iter().any(|o| o.name == web.name && o.kind == web.kind));
         assert!(desired.iter().any(|o| o.name == "renamed" && o.body == body));
-        assert_eq!(s.alloc_of("net", "renamed").unwrap().as_deref(), Some("10.89.0.2"));
+        assert_eq!(s.alloc_of("net", "renamed").unwrap(), Some(Ipv4Addr::new(10, 89, 0, 2)));
         assert_eq!(s.container_ids().unwrap(), [("renamed".to_string(), web.name.clone())]);
         // The id stays taken: nothing else may be given it.
         assert!(s.container_id_set("other", &web.name).is_err());

@@ -18,6 +18,7 @@
 mod migrations;
 
 use std::fs::{File, OpenOptions};
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -43,12 +44,29 @@ pub enum StoreError {
     /// A migration failed; the database is left at the version before it.
     #[error("state database: migration to version {version} failed: {source}")]
     Migration { version: i64, source: rusqlite::Error },
+    /// An allocation row holds something other than an IPv4 address.
+    #[error("state database: the allocation of {owner} on network {network} is {address:?}, not an IPv4 address; remove the row from the allocations table")]
+    BadAddress {
+        network: String,
+        owner: String,
+        address: String,
+    },
     /// SQLite failed.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The address text of an allocation row, parsed once here so that every
+/// reader gets an `Ipv4Addr`; a bad one names its row.
+fn address_of(network: &str, owner: &str, address: String) -> Result<Ipv4Addr> {
+    address.parse().map_err(|_| StoreError::BadAddress {
+        network: network.to_string(),
+        owner: owner.to_string(),
+        address,
+    })
+}
 
 /// One desired object as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,36 +402,49 @@ impl Store {
 
     /// Records `address` of `network` as `owner`'s. `false` when the address
     /// is taken or the owner already has one there (nothing is written).
-    pub fn alloc_take(&self, network: &str, address: &str, owner: &str) -> Result<bool> {
+    pub fn alloc_take(&self, network: &str, address: Ipv4Addr, owner: &str) -> Result<bool> {
         let n = self.conn().execute(
             "INSERT OR IGNORE INTO allocations (network, address, owner, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![network, address, owner, now_millis()],
+            params![network, address.to_string(), owner, now_millis()],
         )?;
         Ok(n == 1)
     }
 
     /// The address `owner` holds on `network`.
-    pub fn alloc_of(&self, network: &str, owner: &str) -> Result<Option<String>> {
+    pub fn alloc_of(&self, network: &str, owner: &str) -> Result<Option<Ipv4Addr>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT address FROM allocations WHERE network = ?1 AND owner = ?2")?;
-        Ok(stmt.query_row(params![network, owner], |r| r.get(0)).optional()?)
+        let text: Option<String> = stmt.query_row(params![network, owner], |r| r.get(0)).optional()?;
+        text.map(|t| address_of(network, owner, t)).transpose()
     }
 
     /// Every address taken on `network`.
-    pub fn alloc_used(&self, network: &str) -> Result<Vec<String>> {
+    pub fn alloc_used(&self, network: &str) -> Result<Vec<Ipv4Addr>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT address FROM allocations WHERE network = ?1 ORDER BY address")?;
-        let rows = stmt.query_map([network], |r| r.get(0))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let mut stmt =
+            conn.prepare_cached("SELECT address, owner FROM allocations WHERE network = ?1 ORDER BY address")?;
+        let rows = stmt.query_map([network], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|row| {
+            let (address, owner) = row?;
+            address_of(network, &owner, address)
+        })
+        .collect()
     }
 
     /// Every allocation as (network, address, owner).
-    pub fn alloc_all(&self) -> Result<Vec<(String, String, String)>> {
+    pub fn alloc_all(&self) -> Result<Vec<(String, Ipv4Addr, String)>> {
         let conn = self.conn();
         let mut stmt =
             conn.prepare_cached("SELECT network, address, owner FROM allocations ORDER BY network, address")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
+        rows.map(|row| {
+            let (network, address, owner) = row?;
+            let address = address_of(&network, &owner, address)?;
+            Ok((network, address, owner))
+        })
+        .collect()
     }
 
     /// Frees every address `owner` holds (its container was deleted).

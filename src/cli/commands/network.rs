@@ -114,15 +114,11 @@ fn normalise_cidr(flag: &str, text: &str) -> (String, Option<String>) {
     let (Ok(addr), Ok(prefix)) = (addr.parse::<std::net::Ipv4Addr>(), prefix.parse::<u8>()) else {
         return (text.to_string(), None);
     };
-    if prefix > 32 {
+    let net = crate::cidr::Subnet::new(addr, prefix);
+    if prefix > 32 || net.addr == addr {
         return (text.to_string(), None);
     }
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    let net = std::net::Ipv4Addr::from(u32::from(addr) & mask);
-    if net == addr {
-        return (text.to_string(), None);
-    }
-    let fixed = format!("{net}/{prefix}");
+    let fixed = net.to_string();
     let warning = format!("{flag} {text} has host bits set: using its network address {fixed}");
     (fixed, Some(warning))
 }

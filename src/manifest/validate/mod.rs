@@ -36,7 +36,6 @@ mod volume;
 
 pub use identity::{is_hostname, parse_mac, HOST_GATEWAY};
 use image::check_reference;
-pub use network::parse_cidr;
 
 /// Docker's minimum memory limit.
 pub const MIN_MEMORY: u64 = 6 << 20;

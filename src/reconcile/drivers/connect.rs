@@ -8,9 +8,12 @@
 
 use std::sync::Arc;
 
-use super::network::{address_for, blocking, refresh_hosts, sync_nat, veth_config};
+use std::net::Ipv4Addr;
+
+use super::network::{address_for, blocking, network_infos, refresh_hosts, sync_nat};
 use super::DriverResult;
 use crate::manifest::{Kind, Object, Spec};
+use crate::network::{apply, plan as netplan};
 use crate::plan::{self, ObjectKey};
 use crate::reconcile::error::DriverError;
 use crate::reconcile::records::{self, Live, NetworkInfo};
@@ -46,16 +49,9 @@ pub async fn set_networks(engine: &Arc<Engine>, source: &str, obj: &Object, forc
         .zip(&new_nets)
         .position(|(a, b)| a != b)
         .unwrap_or(old_nets.len().min(new_nets.len()));
-    let mut infos = Vec::new();
-    for net in &new_nets[first_change..] {
-        let info = engine
-            .live(Kind::Network, net)?
-            .as_ref()
-            .and_then(Live::network_info)
-            .cloned()
-            .ok_or_else(|| DriverError::Invalid(format!("network/{net} is not made yet")))?;
-        infos.push(info);
-    }
+    let infos = network_infos(engine, new_nets[first_change..].iter().copied(), |net| {
+        DriverError::Invalid(format!("network/{net} is not made yet"))
+    })?;
     let wired = engine.host.networks.netns_exists(name);
     let left: Vec<&str> = old_nets.iter().copied().filter(|n| !new_nets.contains(n)).collect();
     let joined: Vec<&str> = new_nets.iter().copied().filter(|n| !old_nets.contains(n)).collect();
@@ -124,8 +120,9 @@ pub async fn set_networks(engine: &Arc<Engine>, source: &str, obj: &Object, forc
         sync_nat(engine).await?;
     }
     for net in &joined {
-        let ip = engine.store.alloc_of(net, name)?.unwrap_or_default();
-        engine.event(&key, "Connected", &format!("to network/{net} with {ip}"));
+        let ip = engine.store.alloc_of(net, name)?;
+        let with = ip.map(|ip| format!(" with {ip}")).unwrap_or_default();
+        engine.event(&key, "Connected", &format!("to network/{net}{with}"));
     }
     for net in &left {
         engine.event(&key, "Disconnected", &format!("from network/{net}"));
@@ -142,30 +139,17 @@ async fn rewire(
     from: usize,
     old_count: usize,
     infos: &[NetworkInfo],
-    addresses: &[String],
+    addresses: &[Ipv4Addr],
     force: bool,
 ) -> DriverResult {
-    let names = engine.host.networks.names().clone();
-    for index in from..old_count {
-        let (id, host) = (name.to_string(), names.veth_name(name, index));
-        let ifname = format!("eth{index}");
-        match blocking(engine, move |h| h.detach(&id, &host, &ifname)).await? {
-            Err(e) if !force => return Err(e.into()),
-            Err(e) => tracing::warn!(container = name, "disconnecting eth{index}: {e}"),
-            Ok(()) => {}
-        }
-    }
-    for (i, (info, ip)) in infos.iter().zip(addresses).enumerate() {
-        let index = from + i;
-        let mut cfg = veth_config(engine, name, index, info, ip)?;
-        let id = name.to_string();
-        match &info.parent {
-            Some(parent) => {
-                cfg.bridge = parent.clone();
-                blocking(engine, move |h| h.attach_macvlan(&id, &cfg)).await??;
-            }
-            None => blocking(engine, move |h| h.attach(&id, &cfg)).await??,
-        }
-    }
+    let runtime_id = engine.runtime_id(name);
+    let nets: Vec<(&NetworkInfo, Ipv4Addr)> = infos.iter().zip(addresses.iter().copied()).collect();
+    let interfaces = netplan::interfaces(engine.host.networks.names(), &runtime_id, from, &nets, None);
+    let id = name.to_string();
+    blocking(engine, move |h| {
+        apply::detach(h, &id, &runtime_id, from..old_count, force)?;
+        apply::interfaces(h, &id, &interfaces)
+    })
+    .await??;
     Ok(())
 }
