@@ -58,6 +58,9 @@ class Groups:
         if "images" in self.only:
             self.wait_until_quiet()
             self.measure_images(m)
+        if "build" in self.only:
+            self.wait_until_quiet()
+            self.measure_build(m)
         if "exec" in self.only:
             self.wait_until_quiet()
             self.measure_exec(m, single)
@@ -324,6 +327,84 @@ class Groups:
                   reason="skopeo or umoci is not installed",
                   version=sh(["skopeo", "--version"], check=False).stdout.strip() if shutil.which("skopeo") else None)
         self.peer_step("skopeo", "copy", skopeo)
+
+    def build_context(self):
+        """The build group's context: a Dockerfile FROM the Debian image in
+        the loopback registry, two RUN steps and a COPY of a ~2000-file tree."""
+        ctx = os.path.join(self.work, "build-context")
+        shutil.rmtree(ctx, ignore_errors=True)
+        for d in range(40):
+            os.makedirs(os.path.join(ctx, "src", f"pkg{d:02d}"))
+            for f in range(50):
+                with open(os.path.join(ctx, "src", f"pkg{d:02d}", f"mod{f:02d}.py"), "w") as out:
+                    out.write(f"# module {d}.{f}\n" + "def f():\n    return %d\n" % (d * 100 + f) * 8)
+        with open(os.path.join(ctx, "Dockerfile"), "w") as out:
+            out.write(f"FROM {self.debian_ref}\n"
+                      "RUN mkdir -p /app && echo built > /app/stamp\n"
+                      "RUN useradd --system app && chown app /app\n"
+                      "COPY src/ /app/src/\n"
+                      'CMD ["ls", "/app/src"]\n')
+        return ctx
+
+    def measure_build(self, m):
+        """The same Dockerfile built cold (no cache), again with nothing
+        changed, and again after one source file changed, by each engine.
+        RUN steps get no network (none needs one), so what is compared is
+        the builders themselves."""
+        if not getattr(self, "debian_ref", None):
+            if not self.berth_step("start the registry", lambda: self.start_registry() or True):
+                return
+        ref = self.debian_ref
+        ctx = self.berth_step("make the build context", self.build_context)
+        if not ctx:
+            return
+        self.notes.append("build: FROM the Debian image, 2 RUN steps, COPY of 2000 files (40 dirs x 50); "
+                          "RUN steps with --network none; cold = --no-cache")
+        touched = os.path.join(ctx, "src", "pkg07", "mod13.py")
+        change = ["sh", "-c", f"date +%s%N >> {shlex.quote(touched)}"]
+        runs = dict(warmup=1, min_runs=5)
+        b = self.berth_cmd
+        tag = "berthbench/built:1"
+        self.on_exit("remove berth's built image and build cache",
+                     lambda: sh(["sh", "-c", shlex.join(b("rmi", tag)) + " >/dev/null 2>&1; "
+                                 + shlex.join(b("builder", "prune")) + " >/dev/null"], check=False))
+        self.berth_step("berth pull (build base)", lambda: sh(b("pull", ref), timeout=600))
+        build = b("build", "-q", "--network", "none", "-t", tag, ctx)
+        self.record("build_cold", "berth", self.berth_step("berth build (cold)", lambda: m(
+            "buildcold-berth", "berth build --no-cache", b("build", "-q", "--no-cache", "--network", "none", "-t", tag, ctx),
+            **runs)))
+        self.record("build_noop", "berth", self.berth_step("berth build (no change)", lambda: m(
+            "buildnoop-berth", "berth build (nothing changed)", build, prepare=build)))
+        self.record("build_change", "berth", self.berth_step("berth build (one file changed)", lambda: m(
+            "buildchange-berth", "berth build (one source file changed)", build, prepare=change, **runs)))
+
+        def docker():
+            d = self.docker
+            self.on_exit("remove docker's built image", lambda: sh([d, "rmi", "-f", tag], check=False))
+            sh([d, "pull", "-q", ref], timeout=600)
+            # The legacy builder, as this docker CLI uses (no buildx).
+            dbuild = ["env", "DOCKER_BUILDKIT=0", d, "build", "-q", "--network", "none", "-t", tag, ctx]
+            cold = ["env", "DOCKER_BUILDKIT=0", d, "build", "-q", "--no-cache", "--network", "none", "-t", tag, ctx]
+            self.record("build_cold", "docker", m("buildcold-docker", "docker build --no-cache (legacy)", cold, **runs))
+            self.record("build_noop", "docker", m("buildnoop-docker", "docker build (nothing changed)", dbuild,
+                                                  prepare=dbuild))
+            self.record("build_change", "docker", m("buildchange-docker", "docker build (one source file changed)",
+                                                    dbuild, prepare=change, **runs))
+        self.peer_step("docker", "build", docker)
+
+        def podman():
+            p = self.podman
+            self.on_exit("remove podman's built image", lambda: sh(p + ["rmi", "-f", tag], check=False))
+            sh(p + ["pull", "-q", "--tls-verify=false", ref], timeout=600)
+            runtime = ["--runtime", "runc"] if shutil.which("runc") else []
+            pbuild = p + ["build", "-q", *runtime, "--network", "none", "-t", tag, ctx]
+            cold = p + ["build", "-q", *runtime, "--no-cache", "--network", "none", "-t", tag, ctx]
+            self.record("build_cold", "podman", m("buildcold-podman", "podman build --no-cache (buildah)", cold, **runs))
+            self.record("build_noop", "podman", m("buildnoop-podman", "podman build (nothing changed)", pbuild,
+                                                  prepare=pbuild))
+            self.record("build_change", "podman", m("buildchange-podman", "podman build (one source file changed)",
+                                                    pbuild, prepare=change, **runs))
+        self.peer_step("podman", "build", podman)
 
     def measure_exec(self, m, single):
         """exec of /bin/true into a running container."""

@@ -40,6 +40,9 @@ class Report:
              {"skopeo": "skopeo copy + umoci unpack"}),
             ("run_pulled", "run --rm on the pulled Debian image", "ms", {}),
             ("run_layers", "run --rm on a 20-layer busybox image", "ms", {}),
+            ("build_cold", "build: Debian base, 2 RUN, COPY of 2000 files, no cache", "ms", {}),
+            ("build_noop", "build again, nothing changed", "ms", {}),
+            ("build_change", "build again, one source file changed", "ms", {}),
             ("exec", "exec CONTAINER /bin/true", "ms",
              {"runc": "runc exec (no daemon)", "floor": "nsenter -a into runc's container"}),
             ("update", "update --memory 96m of a running container", "ms", {}),
@@ -98,6 +101,20 @@ class Report:
         target("berth run --rm takes <= half of runc run", [("run", "berth"), ("run", "runc")],
                lambda: times("run", "runc") <= 0.5,
                lambda: f"berth {med('run', 'berth')} ms / runc {med('run', 'runc')} ms = {times('run', 'runc')}x")
+        def fastest_peer(metric):
+            vals = {e: v["median"] for e, v in self.metrics.get(metric, {}).get("values", {}).items()
+                    if e != "berth" and v and v.get("median")}
+            return min(vals.items(), key=lambda kv: kv[1]) if vals else (None, None)
+
+        for metric, factor, what in (("build_cold", 1.2, "a cold build"), ("build_noop", 2, "a no-op rebuild"),
+                                     ("build_change", 2, "a rebuild after one file changed")):
+            peer, _ = fastest_peer(metric)
+            target(f"berth build is >= {factor}x faster than the fastest peer on {what}",
+                   [(metric, "berth")] + ([(metric, peer)] if peer else [(metric, "docker")]),
+                   lambda metric=metric, factor=factor: r(metric, fastest_peer(metric)[0]) >= factor,
+                   lambda metric=metric: f"{r(metric, fastest_peer(metric)[0])}x {fastest_peer(metric)[0]} "
+                                         f"(berth {med(metric, 'berth')} ms, {fastest_peer(metric)[0]} "
+                                         f"{fastest_peer(metric)[1]} ms)")
         target(f"{small}-container apply is >= 10x faster than docker-compose up -d",
                [(f"apply_{small}", "berth"), (f"apply_{small}", "compose")],
                lambda: r(f"apply_{small}", "compose") >= 10, lambda: f"{r(f'apply_{small}', 'compose')}x")

@@ -432,14 +432,29 @@ pub fn refresh(
         .iter()
         .map(|n| (n.to_string(), addressing.dns_records(n)))
         .collect();
+    // Who is wired on each network counts as much as who holds which
+    // address: a container that starts beside a peer takes its address
+    // before it is live, and its file must be written once it is.
+    let mut on_network: HashMap<&str, Vec<&str>> = HashMap::new();
+    for member in members {
+        for net in &member.networks {
+            on_network.entry(net.as_str()).or_default().push(member.name.as_str());
+        }
+    }
     let mut fingerprints = HashMap::new();
     let mut hosts = Vec::new();
     for member in members {
         let mut changed = false;
         for net in &member.networks {
-            let fingerprint = *fingerprints
-                .entry(net.clone())
-                .or_insert_with(|| addressing.fingerprint(net));
+            let fingerprint = *fingerprints.entry(net.clone()).or_insert_with(|| {
+                use std::hash::{Hash, Hasher};
+                let mut names = on_network.get(net.as_str()).cloned().unwrap_or_default();
+                names.sort_unstable();
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                addressing.fingerprint(net).hash(&mut h);
+                names.hash(&mut h);
+                h.finish()
+            });
             changed |= written.get(net) != Some(&fingerprint);
         }
         if changed {
@@ -803,5 +818,26 @@ mod tests {
         let empty = nat([], &[]);
         assert_eq!(empty.rule_count(), 0);
         assert!(empty.ruleset("berth-x")["nftables"].as_array().unwrap().len() > 3);
+    }
+
+    #[test]
+    fn a_peer_that_becomes_live_after_the_addresses_were_taken_gets_its_file() {
+        let a = addressing();
+        // web's start refreshed while lb (address taken) was not live yet.
+        let first = refresh(
+            &a,
+            &["front", "back"],
+            &[member("web", &["front", "back"])],
+            &HashMap::new(),
+        );
+        assert_eq!(first.hosts.len(), 1);
+        // lb is live now; no address changed, but its file must be written.
+        let members = [member("web", &["front", "back"]), member("lb", &["front"])];
+        let second = refresh(&a, &["front", "back"], &members, &first.fingerprints);
+        let written: Vec<&str> = second.hosts.iter().map(|h| h.0.as_str()).collect();
+        assert!(written.contains(&"lb"), "{written:?}");
+        // Nothing changed since: nothing is written.
+        let third = refresh(&a, &["front", "back"], &members, &second.fingerprints);
+        assert!(third.hosts.is_empty());
     }
 }
