@@ -1104,6 +1104,10 @@ pub struct DiskUsage {
     pub images: UsageLine,
     pub containers: UsageLine,
     pub volumes: UsageLine,
+    /// Build cache entries (total = active) and the layers only it keeps
+    /// (what `builder prune` frees).
+    #[serde(default)]
+    pub build_cache: UsageLine,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]

@@ -167,6 +167,18 @@ fn a_multi_stage_build_runs_and_the_cache_reruns_only_from_the_changed_copy() {
     env.ok(&["rmi", "app:2"]);
     let (_, ran) = cached_and_ran(&build_ok(&env, &["-t", "app:2", ctx.to_str().unwrap()]));
     assert!(ran.is_empty(), "rmi took the cache's layers: {ran:?}");
+    let df = env.ok(&["system", "df"]);
+    let cache_line = df
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_default()
+        .to_string();
+    let entries: usize = cache_line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(entries > 0, "system df counts the build cache: {df}");
     let pruned = env.ok(&["builder", "prune"]);
     assert!(pruned.contains("Deleted build cache objects"), "{pruned}");
     let (out, _) = text(&env.berth(&["run", "--rm", "app:1"]));

@@ -47,6 +47,31 @@ impl BuildHost for EngineBuild {
     ) -> BoxFuture<'a, std::result::Result<ImageRecord, String>> {
         async move {
             let images = self.engine.image_host();
+            // A bare name may be an Image object of the same daemon (so
+            // manifests can build on the images they import or build).
+            if !crate::image::record::looks_like_reference(reference) {
+                let desired = self
+                    .engine
+                    .desired_objects()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .any(|o| o.kind() == crate::manifest::Kind::Image && o.name() == reference);
+                // One being made in the same apply is waited for: the
+                // plan cannot see a Dockerfile's FROM to order them.
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
+                loop {
+                    if let Some(record) = self.engine.image_object(reference) {
+                        return Ok(record);
+                    }
+                    if !desired {
+                        break;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(format!("image/{reference} was not made within 5 minutes"));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
             if !pull {
                 if let Some(record) = images.image(reference) {
                     return Ok(record);
@@ -309,6 +334,18 @@ impl crate::reconcile::seams::ImageBuilder for DeclarativeBuilder {
             result
         }
         .boxed()
+    }
+}
+
+/// Removes the containers of build steps a previous daemon was running:
+/// their builds ended with it. Call at start, after the restore.
+pub async fn forget_orphan_steps(engine: &Arc<Engine>) {
+    let Ok(desired) = engine.desired_objects() else { return };
+    for o in desired {
+        if o.kind() == crate::manifest::Kind::Container && o.metadata.labels.contains_key(BUILD_LABEL) {
+            tracing::info!(container = %o.name(), "removing the step container of a build the last daemon ran");
+            super::run::forget_and_remove(engine, o.name()).await;
+        }
     }
 }
 

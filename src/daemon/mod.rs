@@ -240,6 +240,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let engine = Engine::new(store, host, cfg.root.clone());
     engine.set_image_builder(std::sync::Arc::new(crate::commands::build::DeclarativeBuilder));
     engine.restore().await.context("restore running containers")?;
+    crate::commands::build::forget_orphan_steps(&engine).await;
 
     // The watch directory exists before the socket answers: a client that
     // sees the daemon up may write a manifest into it at once.

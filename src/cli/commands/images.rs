@@ -336,6 +336,7 @@ pub async fn system_df(g: &Global) -> anyhow::Result<ExitCode> {
         ("Images", &df.images),
         ("Containers", &df.containers),
         ("Local Volumes", &df.volumes),
+        ("Build Cache", &df.build_cache),
     ] {
         table.row(vec![
             kind.to_string(),

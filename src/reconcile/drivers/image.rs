@@ -109,8 +109,8 @@ pub(crate) struct BuildJob {
 /// The image an Image object's Dockerfile builds to. The build runs in the
 /// background (its RUN steps are containers that passes make, so a pass
 /// cannot wait for it): the first call starts it and says the object waits;
-/// the pass its end wakes finds the outcome. A failed build is not tried
-/// again until the spec (its context included) changes.
+/// the pass its end wakes finds the outcome; a failed one is tried again
+/// after the executor's backoff.
 fn build_image(
     engine: &Arc<Engine>,
     key: &ObjectKey,
@@ -126,7 +126,14 @@ fn build_image(
         match builds.get(&name) {
             Some(job) if job.hash == hash => match &job.outcome {
                 None => return Err(DriverError::Waiting(format!("building {}", build.context))),
-                Some(Err(why)) => return Err(DriverError::Invalid(why.clone())),
+                Some(Err(why)) => {
+                    // Said once; the executor's backoff decides when the
+                    // next attempt builds again (a base image may be made
+                    // meanwhile).
+                    let why = why.clone();
+                    builds.remove(&name);
+                    return Err(DriverError::Invalid(why));
+                }
                 Some(Ok(id)) => {
                     let id = id.clone();
                     builds.remove(&name);
@@ -328,6 +335,14 @@ impl Engine {
         Ok(tokio::task::spawn_blocking(move || images.commit(&base, &upper, config, &reference)).await??)
     }
 
+    /// The image of the Image object `name`, once it is made.
+    pub fn image_object(&self, name: &str) -> Option<ImageRecord> {
+        match self.live(Kind::Image, name).ok()??.info {
+            LiveInfo::Image(ImageInfo { id: Some(id), .. }) => self.host.images.image(&id),
+            _ => None,
+        }
+    }
+
     /// A new unnamed image: `base` (the image container `name` runs) plus
     /// the container's writable layer, with `config` and `history`: what a
     /// build's RUN step makes.
@@ -409,6 +424,16 @@ impl Engine {
             size: sizes.values().map(|(n, _)| n).sum(),
             reclaimable: sizes.values().filter(|(_, used)| !used).map(|(n, _)| n).sum(),
         };
+        let cache = self.host.images.clone();
+        let cache = tokio::task::spawn_blocking(move || cache.cache_usage())
+            .await
+            .map_err(|e| DriverError::Task(e.to_string()))??;
+        let cache_line = UsageLine {
+            total: cache.entries,
+            active: 0,
+            size: cache.reclaimable_bytes,
+            reclaimable: cache.reclaimable_bytes,
+        };
         let mut containers = Vec::new();
         let mut mounted = std::collections::HashSet::new();
         let mut volumes = Vec::new();
@@ -453,6 +478,7 @@ impl Engine {
                 images: image_line,
                 containers: container_line,
                 volumes: volume_line,
+                build_cache: cache_line,
             }
         })
         .await
