@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod daemon;
+pub mod docker;
 pub mod image;
 pub mod manifest;
 pub mod network;
