@@ -107,15 +107,14 @@ impl<'a> Validator<'a> {
 
     fn metadata(&mut self, o: &Object) {
         let name = o.name();
-        if !is_dns_label(name) {
-            self.report(
-                o,
-                "metadata.name",
-                format!(
-                    "name `{name}` is not a DNS label: use 1 to 63 lower-case letters, digits and `-`, \
-                     starting and ending with a letter or digit"
-                ),
-            );
+        if !is_object_name(o.kind(), name) {
+            let rule = match o.kind() {
+                crate::manifest::Kind::Container | crate::manifest::Kind::Volume => {
+                    "use 1 to 63 letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+                }
+                _ => "use 1 to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit",
+            };
+            self.report(o, "metadata.name", format!("name `{name}` is not a valid name: {rule}"));
         }
         for key in o.metadata.labels.keys() {
             if let Err(why) = check_label_key(key) {
@@ -185,6 +184,41 @@ impl<'a> Validator<'a> {
                 self.report(o, &at, "environment variables must not contain NUL characters");
             }
         }
+    }
+}
+
+/// Docker's rule for container (and volume) names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+/// bounded at 63 like a DNS label: docker-compose names its containers
+/// `project_service_1`. Such a name is only a name (a run dir, a cgroup, a
+/// store key); where it also becomes a DNS name, [`dns_label_of`] says which.
+pub fn is_docker_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The DNS label a container named `name` answers to on its networks (and
+/// its default hostname): the name in lower case with `_` and `.` as `-`;
+/// none when that is still no label (`a_`), and then it has no DNS record.
+pub fn dns_label_of(name: &str) -> Option<String> {
+    let label: String = name
+        .chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    is_dns_label(&label).then_some(label)
+}
+
+/// Whether `name` may name an object of `kind`: containers and volumes
+/// take Docker's names ([`is_docker_name`]), the rest DNS labels.
+pub fn is_object_name(kind: crate::manifest::Kind, name: &str) -> bool {
+    match kind {
+        crate::manifest::Kind::Container | crate::manifest::Kind::Volume => is_docker_name(name),
+        _ => is_dns_label(name),
     }
 }
 

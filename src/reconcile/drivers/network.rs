@@ -866,10 +866,12 @@ fn dns_records(addressing: &Addressing, network: &str) -> crate::network::dns::R
     use crate::network::dns::scoped;
     let mut records = crate::network::dns::Records::new();
     let allocations = &addressing.allocations;
+    // A Docker-style name (`proj_web_1`) answers as its DNS label
+    // (`proj-web-1`); one with no label form has no record of its own.
     let names_of = |net: &str, owner: &str| {
         std::iter::once(owner)
             .chain(addressing.aliases_of(net, owner).iter().map(String::as_str))
-            .map(|n| n.to_ascii_lowercase())
+            .filter_map(crate::manifest::dns_label_of)
             .collect::<Vec<_>>()
     };
     for (net, address, owner) in allocations {
