@@ -15,8 +15,8 @@ use bollard_stubs::models::{ContainerCreateResponse, ContainerWaitExitError, Con
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    body_bytes, create as translate, decode_json, json, lock, parse_filters, query_bool, upgraded, DockerError,
-    Result, Shared,
+    body_bytes, create as translate, decode_json, json, lock, parse_filters, query_bool, upgraded, DockerError, Result,
+    Shared,
 };
 use crate::commands::{self, docker_inspect, docker_list, CommandError};
 use crate::manifest::Kind;
@@ -70,8 +70,20 @@ pub async fn create(State(state): State<Shared>, Query(q): Q, req: Request) -> R
             ));
         }
     }
-    let run = translate::run_request(q.get("name").map(String::as_str), &body)?;
-    image_present(&state, &run.spec.image)?;
+    let mut run = translate::run_request(q.get("name").map(String::as_str), &body)?;
+    // As `berth run`: a bare name is an Image object's when one is defined,
+    // else the registry reference NAME:latest (Docker's reading of it).
+    let image = &run.spec.image;
+    let is_object = !crate::image::record::looks_like_reference(image)
+        && !commands::query::list(&state.engine, Some("image"), Some(image))
+            .unwrap_or_default()
+            .is_empty();
+    if !is_object {
+        if !crate::image::record::looks_like_reference(image) {
+            run.spec.image.push_str(":latest");
+        }
+        image_present(&state, &run.spec.image)?;
+    }
     let made = commands::run::create(&state.engine, run).await?;
     Ok(json(
         StatusCode::CREATED,
@@ -199,7 +211,11 @@ pub async fn list(State(state): State<Shared>, Query(q): Q) -> Result<Response> 
         Some(n) => match n.parse::<i64>() {
             Ok(n) if n > 0 => Some(n as usize),
             Ok(_) => None,
-            Err(_) => return Err(DockerError::BadRequest(format!("invalid limit {n:?}: expected a number"))),
+            Err(_) => {
+                return Err(DockerError::BadRequest(format!(
+                    "invalid limit {n:?}: expected a number"
+                )))
+            }
         },
     };
     let req = docker_list::ListContainersRequest {
@@ -344,14 +360,22 @@ async fn wait_removed(state: &Shared, id: &str) -> Result<i32> {
 /// Before the start it waits for it (see [`start`]); on a running
 /// container it connects at once; one with neither a tty nor an open stdin
 /// is followed through its log.
-pub async fn attach(State(state): State<Shared>, Path(id): Path<String>, Query(q): Q, mut req: Request) -> Result<Response> {
+pub async fn attach(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    mut req: Request,
+) -> Result<Response> {
     if !req.headers().contains_key(header::UPGRADE) {
         return Err(DockerError::BadRequest(
             "attach needs `Connection: Upgrade` and `Upgrade: tcp` (a hijacked connection)".into(),
         ));
     }
     if !query_bool(&q, "stream")? && query_bool(&q, "logs")? {
-        return Err(DockerError::unsupported("logs", "attach replays no log: use GET /containers/{id}/logs"));
+        return Err(DockerError::unsupported(
+            "logs",
+            "attach replays no log: use GET /containers/{id}/logs",
+        ));
     }
     let detach_keys = q.get("detachKeys").filter(|k| !k.is_empty()).cloned();
     let doc = container(&state, &id)?;
@@ -361,7 +385,10 @@ pub async fn attach(State(state): State<Shared>, Path(id): Path<String>, Query(q
     if !doc.state.running {
         commands::exec::DetachKeys::parse(detach_keys.as_deref())?;
         let (started, wait_start) = oneshot::channel();
-        lock(&state.attaches).entry(id.clone()).or_default().push(PendingAttach { started });
+        lock(&state.attaches)
+            .entry(id.clone())
+            .or_default()
+            .push(PendingAttach { started });
         tokio::spawn(async move {
             let Ok(io) = on_upgrade.await else { return };
             // The sender goes with the container (removed) or the start (failed).

@@ -88,12 +88,18 @@ fn is_zero(v: &Value) -> bool {
 const UNSET_VALUES: &[(&str, i64)] = &[("MemorySwappiness", -1)];
 
 fn is_unset(field: &str, v: &Value) -> bool {
-    is_zero(v) || UNSET_VALUES.iter().any(|(f, unset)| *f == field && v.as_i64() == Some(*unset))
+    is_zero(v)
+        || UNSET_VALUES
+            .iter()
+            .any(|(f, unset)| *f == field && v.as_i64() == Some(*unset))
 }
 
 /// Refuses the first field of `obj` outside `known` that has a value.
 fn refuse_unknown(prefix: &str, obj: &serde_json::Map<String, Value>, known: &[&str]) -> Result<()> {
-    match obj.iter().find(|(k, v)| !known.contains(&k.as_str()) && !is_unset(k, v)) {
+    match obj
+        .iter()
+        .find(|(k, v)| !known.contains(&k.as_str()) && !is_unset(k, v))
+    {
         Some((k, _)) => Err(DockerError::unsupported(
             format!("{prefix}{k}"),
             "berth's Docker API does not take this field (yet); leave it unset",
@@ -210,7 +216,9 @@ pub fn run_request(name: Option<&str>, body: &Value) -> Result<RunRequest> {
     network(&mut spec, &host, body)?;
     let labels: BTreeMap<String, String> = req.labels.clone().unwrap_or_default().into_iter().collect();
     Ok(RunRequest {
-        name: name.map(|n| n.trim_start_matches('/').to_string()).filter(|n| !n.is_empty()),
+        name: name
+            .map(|n| n.trim_start_matches('/').to_string())
+            .filter(|n| !n.is_empty()),
         spec,
         labels,
         rm: host.auto_remove.unwrap_or(false),
@@ -270,7 +278,9 @@ fn resources(host: &HostConfig) -> Result<Option<Resources>> {
     // Docker: 0 or -1 is unlimited.
     let pids = match host.pids_limit.unwrap_or(0) {
         p if p <= 0 => None,
-        p => Some(u32::try_from(p).map_err(|_| DockerError::BadRequest(format!("HostConfig.PidsLimit {p} is too large")))?),
+        p => Some(
+            u32::try_from(p).map_err(|_| DockerError::BadRequest(format!("HostConfig.PidsLimit {p} is too large")))?,
+        ),
     };
     if memory.is_none() && cpus.is_none() && cpu_shares.is_none() && pids.is_none() {
         return Ok(None);
@@ -346,7 +356,9 @@ fn ports(host: &HostConfig) -> Result<Vec<PortMapping>> {
         for b in bindings[key].iter().flatten() {
             let host_port: u16 = match b.host_port.as_deref().unwrap_or("") {
                 "" => 0,
-                p => p.parse().map_err(|_| bad(format!("host port {p:?} is not a port number")))?,
+                p => p
+                    .parse()
+                    .map_err(|_| bad(format!("host port {p:?} is not a port number")))?,
             };
             let host_ip = match b.host_ip.as_deref().unwrap_or("") {
                 "" | "0.0.0.0" => None,
@@ -400,7 +412,11 @@ fn network(spec: &mut ContainerSpec, host: &HostConfig, body: &Value) -> Result<
             ));
         }
         if let Value::Object(fields) = settings {
-            refuse_unknown(&format!("NetworkingConfig.EndpointsConfig.{net}."), fields, ENDPOINT_FIELDS)?;
+            refuse_unknown(
+                &format!("NetworkingConfig.EndpointsConfig.{net}."),
+                fields,
+                ENDPOINT_FIELDS,
+            )?;
         }
     }
     if joined.is_empty() {
@@ -481,7 +497,8 @@ mod tests {
         body["ExposedPorts"] = json!({"80/tcp": {}});
         let host = &mut body["HostConfig"];
         host["Binds"] = json!(["/srv:/data:ro", "vol:/v"]);
-        host["PortBindings"] = json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostPort": ""}]});
+        host["PortBindings"] =
+            json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostPort": ""}]});
         host["RestartPolicy"] = json!({"Name": "on-failure", "MaximumRetryCount": 3});
         host["Memory"] = json!(64 << 20);
         host["NanoCpus"] = json!(500_000_000);
@@ -495,10 +512,18 @@ mod tests {
         assert_eq!(req.spec.volumes[0].host_path.as_deref(), Some("/srv"));
         assert!(req.spec.volumes[0].read_only);
         assert_eq!(req.spec.volumes[1].volume.as_deref(), Some("vol"));
-        let ports: Vec<_> = req.spec.ports.iter().map(|p| (p.host_ip.clone(), p.host, p.container, p.proto().to_string())).collect();
+        let ports: Vec<_> = req
+            .spec
+            .ports
+            .iter()
+            .map(|p| (p.host_ip.clone(), p.host, p.container, p.proto().to_string()))
+            .collect();
         assert_eq!(
             ports,
-            [(None, 0, 53, "udp".to_string()), (Some("127.0.0.1".into()), 8080, 80, "tcp".to_string())]
+            [
+                (None, 0, 53, "udp".to_string()),
+                (Some("127.0.0.1".into()), 8080, 80, "tcp".to_string())
+            ]
         );
         assert_eq!(req.spec.restart_policy, RestartPolicy::OnFailure);
         assert_eq!(req.spec.restart_max_retries, Some(3));
@@ -513,7 +538,8 @@ mod tests {
     fn a_named_network_takes_its_endpoints_aliases() {
         let mut body = cli_body();
         body["HostConfig"]["NetworkMode"] = json!("backend");
-        body["NetworkingConfig"] = json!({"EndpointsConfig": {"backend": {"Aliases": ["db"], "Links": null, "MacAddress": ""}}});
+        body["NetworkingConfig"] =
+            json!({"EndpointsConfig": {"backend": {"Aliases": ["db"], "Links": null, "MacAddress": ""}}});
         let req = run_request(None, &body).unwrap();
         assert_eq!(req.spec.networks.len(), 1);
         assert_eq!(req.spec.networks[0].name, "backend");
@@ -539,13 +565,22 @@ mod tests {
         }
         let mut body = cli_body();
         body["Volumes"] = json!({"/data": {}});
-        assert!(run_request(None, &body).unwrap_err().to_string().starts_with("Volumes "));
+        assert!(run_request(None, &body)
+            .unwrap_err()
+            .to_string()
+            .starts_with("Volumes "));
         let mut body = cli_body();
         body["HostConfig"]["LogConfig"] = json!({"Type": "syslog"});
-        assert!(run_request(None, &body).unwrap_err().to_string().contains("HostConfig.LogConfig"));
+        assert!(run_request(None, &body)
+            .unwrap_err()
+            .to_string()
+            .contains("HostConfig.LogConfig"));
         let mut body = cli_body();
         body["ExposedPorts"] = json!({"80/tcp": {}});
-        assert!(run_request(None, &body).unwrap_err().to_string().contains("Config.ExposedPorts"));
+        assert!(run_request(None, &body)
+            .unwrap_err()
+            .to_string()
+            .contains("Config.ExposedPorts"));
     }
 
     #[test]
@@ -555,13 +590,19 @@ mod tests {
         assert!(run_request(None, &body).unwrap_err().to_string().contains("\"z\""));
         let mut body = cli_body();
         body["HostConfig"]["Binds"] = json!(["/a"]);
-        assert!(run_request(None, &body).unwrap_err().to_string().contains("SOURCE:TARGET"));
+        assert!(run_request(None, &body)
+            .unwrap_err()
+            .to_string()
+            .contains("SOURCE:TARGET"));
         let mut body = cli_body();
         body["HostConfig"]["PortBindings"] = json!({"80/sctp": [{"HostPort": "1"}]});
         assert!(run_request(None, &body).unwrap_err().to_string().contains("sctp"));
         let mut body = cli_body();
         body["Image"] = json!("");
-        assert!(run_request(None, &body).unwrap_err().to_string().contains("Config.Image"));
+        assert!(run_request(None, &body)
+            .unwrap_err()
+            .to_string()
+            .contains("Config.Image"));
         let mut body = cli_body();
         body["Memory"] = json!(1);
         body["HostConfig"]["Memory"] = json!("lots");

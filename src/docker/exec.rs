@@ -75,7 +75,8 @@ pub async fn create(State(state): State<Shared>, Path(id): Path<String>, req: Re
         detach_keys: config.detach_keys.clone().filter(|k| !k.is_empty()),
     };
     commands::exec::DetachKeys::parse(request.detach_keys.as_deref())?;
-    let exec_id = new_id().map_err(|e| DockerError::Command(commands::CommandError::Unavailable(format!("exec id: {e}"))))?;
+    let exec_id =
+        new_id().map_err(|e| DockerError::Command(commands::CommandError::Unavailable(format!("exec id: {e}"))))?;
     let mut execs = lock(&state.execs);
     if execs.len() >= MAX_INSTANCES {
         execs.retain(|_, e| e.running || !e.started);
@@ -115,7 +116,9 @@ fn take_for_start(state: &Shared, exec_id: &str) -> Result<(String, ExecRequest)
         .get_mut(exec_id)
         .ok_or_else(|| DockerError::NotFound(format!("No such exec instance: {exec_id}")))?;
     if e.started {
-        return Err(DockerError::Conflict(format!("exec instance {exec_id} has already been started")));
+        return Err(DockerError::Conflict(format!(
+            "exec instance {exec_id} has already been started"
+        )));
     }
     e.started = true;
     e.running = true;

@@ -100,7 +100,9 @@ pub async fn list(State(state): State<Shared>, Query(q): Q) -> Result<Response> 
 pub async fn by_name(State(state): State<Shared>, Path(path): Path<String>) -> Result<Response> {
     let Some(name) = path.strip_suffix("/json") else {
         if path.ends_with("/history") {
-            return Err(DockerError::NotImplemented("image history is not served by berth's Docker API yet".into()));
+            return Err(DockerError::NotImplemented(
+                "image history is not served by berth's Docker API yet".into(),
+            ));
         }
         return Err(DockerError::NotFound(format!("page not found: GET /images/{path}")));
     };
@@ -130,7 +132,9 @@ pub async fn by_name(State(state): State<Shared>, Path(path): Path<String>) -> R
 pub async fn by_name_post(State(state): State<Shared>, Path(path): Path<String>, Query(q): Q) -> Result<Response> {
     let Some(source) = path.strip_suffix("/tag") else {
         if path.ends_with("/push") {
-            return Err(DockerError::NotImplemented("image push is not served by berth's Docker API yet".into()));
+            return Err(DockerError::NotImplemented(
+                "image push is not served by berth's Docker API yet".into(),
+            ));
         }
         return Err(DockerError::NotFound(format!("page not found: POST /images/{path}")));
     };
@@ -157,7 +161,10 @@ pub async fn by_name_post(State(state): State<Shared>, Path(path): Path<String>,
 pub async fn remove(State(state): State<Shared>, Path(name): Path<String>, Query(q): Q) -> Result<Response> {
     let force = query_bool(&q, "force")?;
     if query_bool(&q, "noprune")? {
-        return Err(DockerError::unsupported("noprune", "berth deletes an image's unused layers with it"));
+        return Err(DockerError::unsupported(
+            "noprune",
+            "berth deletes an image's unused layers with it",
+        ));
     }
     let resp = commands::images::remove(
         &state.engine,

@@ -200,7 +200,10 @@ fn routes() -> Router<Shared> {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
-        .route("/images/{*name}", get(images::by_name).post(images::by_name_post).delete(images::remove))
+        .route(
+            "/images/{*name}",
+            get(images::by_name).post(images::by_name_post).delete(images::remove),
+        )
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
@@ -310,7 +313,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for DockerJson<T> {
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(String, Bytes)> {
     let route = route_of(&req);
     if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
-        let essence = ct.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
+        let essence = ct
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
         if !essence.eq_ignore_ascii_case("application/json") && !essence.is_empty() {
             return Err(DockerError::BadRequest(format!(
                 "{route}: Content-Type specified ({essence}) must be 'application/json'"
@@ -329,7 +338,9 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(String, 
 
 fn decode_json<T: DeserializeOwned>(route: &str, bytes: &[u8]) -> Result<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(DockerError::BadRequest(format!("{route}: the request needs a JSON body")));
+        return Err(DockerError::BadRequest(format!(
+            "{route}: the request needs a JSON body"
+        )));
     }
     serde_json::from_slice(bytes).map_err(|e| DockerError::BadRequest(format!("{route}: invalid JSON body: {e}")))
 }
@@ -362,10 +373,12 @@ fn parse_filters(q: &HashMap<String, String>) -> Result<std::collections::BTreeM
     let Some(text) = q.get("filters").filter(|t| !t.is_empty()) else {
         return Ok(Default::default());
     };
-    let raw: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| DockerError::BadRequest(format!("invalid filters parameter: {e}")))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| DockerError::BadRequest(format!("invalid filters parameter: {e}")))?;
     let serde_json::Value::Object(map) = raw else {
-        return Err(DockerError::BadRequest("invalid filters parameter: expected a JSON object".into()));
+        return Err(DockerError::BadRequest(
+            "invalid filters parameter: expected a JSON object".into(),
+        ));
     };
     let mut out = std::collections::BTreeMap::new();
     for (key, values) in map {
@@ -410,7 +423,9 @@ pub async fn serve(
     listener: tokio::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(engine))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]
@@ -434,7 +449,10 @@ mod tests {
         assert_eq!(f["label"], ["a=b"]);
         assert_eq!(f["name"], ["web"]);
         assert!(parse_filters(&q("[1]")).unwrap_err().to_string().contains("filters"));
-        assert!(parse_filters(&q(r#"{"name":"web"}"#)).unwrap_err().to_string().contains("name"));
+        assert!(parse_filters(&q(r#"{"name":"web"}"#))
+            .unwrap_err()
+            .to_string()
+            .contains("name"));
         assert!(parse_filters(&HashMap::new()).unwrap().is_empty());
     }
 
@@ -458,11 +476,20 @@ mod tests {
             DockerError::Command(CommandError::NotFound("container/x".into())).status(),
             StatusCode::NOT_FOUND
         );
-        assert_eq!(DockerError::unsupported("HostConfig.X", "y").status(), StatusCode::BAD_REQUEST);
         assert_eq!(
-            DockerError::TooLarge { route: "POST /x".into() }.status(),
+            DockerError::unsupported("HostConfig.X", "y").status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            DockerError::TooLarge {
+                route: "POST /x".into()
+            }
+            .status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
-        assert_eq!(DockerError::NotImplemented("x".into()).status(), StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(
+            DockerError::NotImplemented("x".into()).status(),
+            StatusCode::NOT_IMPLEMENTED
+        );
     }
 }

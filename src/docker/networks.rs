@@ -26,12 +26,21 @@ fn network(state: &Shared, id: &str) -> Result<docker_inspect::NetworkJson> {
 pub async fn list(State(state): State<Shared>, Query(q): Q) -> Result<Response> {
     let filters = parse_filters(&q)?;
     if let Some(key) = filters.keys().find(|k| !matches!(k.as_str(), "name" | "label" | "id")) {
-        return Err(DockerError::unsupported(format!("filters.{key}"), "berth filters networks by name, id and label"));
+        return Err(DockerError::unsupported(
+            format!("filters.{key}"),
+            "berth filters networks by name, id and label",
+        ));
     }
     let mut out = Vec::new();
     for view in commands::query::list(&state.engine, Some("network"), None)? {
-        let Some(doc) = docker_inspect::network(&state.engine, &view.name)? else { continue };
-        let names_match = |key: &str| filters.get(key).is_none_or(|v| v.iter().any(|n| doc.name.contains(n.as_str())));
+        let Some(doc) = docker_inspect::network(&state.engine, &view.name)? else {
+            continue;
+        };
+        let names_match = |key: &str| {
+            filters
+                .get(key)
+                .is_none_or(|v| v.iter().any(|n| doc.name.contains(n.as_str())))
+        };
         let labels = &doc.labels;
         let labels_match = filters.get("label").is_none_or(|wanted| {
             wanted.iter().all(|w| match w.split_once('=') {
@@ -54,18 +63,34 @@ pub async fn inspect(State(state): State<Shared>, Path(id): Path<String>) -> Res
 /// The Network document for a create request; what berth cannot make is
 /// refused by field name.
 fn document(req: &NetworkCreateRequest, raw: &Value) -> Result<Value> {
-    let driver = req.driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "bridge".into());
+    let driver = req
+        .driver
+        .clone()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "bridge".into());
     if driver != "bridge" {
-        return Err(DockerError::unsupported("Driver", format!("{driver}: berth makes bridge networks here")));
+        return Err(DockerError::unsupported(
+            "Driver",
+            format!("{driver}: berth makes bridge networks here"),
+        ));
     }
     if req.enable_ipv6.unwrap_or(false) {
-        return Err(DockerError::unsupported("EnableIPv6", "berth's Docker API makes IPv4 networks"));
+        return Err(DockerError::unsupported(
+            "EnableIPv6",
+            "berth's Docker API makes IPv4 networks",
+        ));
     }
     if req.options.as_ref().is_some_and(|o| !o.is_empty()) {
-        return Err(DockerError::unsupported("Options", "berth takes no bridge driver options"));
+        return Err(DockerError::unsupported(
+            "Options",
+            "berth takes no bridge driver options",
+        ));
     }
     for field in ["Ingress", "ConfigOnly", "ConfigFrom", "Scope"] {
-        if raw.get(field).is_some_and(|v| !v.is_null() && v != &json!(false) && v != &json!("") && v != &json!("local")) {
+        if raw
+            .get(field)
+            .is_some_and(|v| !v.is_null() && v != &json!(false) && v != &json!("") && v != &json!("local"))
+        {
             return Err(DockerError::unsupported(field, "berth makes local networks only"));
         }
     }
@@ -76,7 +101,10 @@ fn document(req: &NetworkCreateRequest, raw: &Value) -> Result<Value> {
     }
     if let Some(ipam) = &req.ipam {
         if ipam.driver.as_deref().is_some_and(|d| !d.is_empty() && d != "default") {
-            return Err(DockerError::unsupported("IPAM.Driver", "berth allocates addresses itself (default)"));
+            return Err(DockerError::unsupported(
+                "IPAM.Driver",
+                "berth allocates addresses itself (default)",
+            ));
         }
         match ipam.config.as_deref().unwrap_or_default() {
             [] => {}
@@ -91,10 +119,18 @@ fn document(req: &NetworkCreateRequest, raw: &Value) -> Result<Value> {
                     spec.insert("ipRange".into(), json!(r));
                 }
                 if one.auxiliary_addresses.as_ref().is_some_and(|a| !a.is_empty()) {
-                    return Err(DockerError::unsupported("IPAM.Config.AuxiliaryAddresses", "berth reserves no extra addresses"));
+                    return Err(DockerError::unsupported(
+                        "IPAM.Config.AuxiliaryAddresses",
+                        "berth reserves no extra addresses",
+                    ));
                 }
             }
-            _ => return Err(DockerError::unsupported("IPAM.Config", "berth's networks have one IPv4 subnet")),
+            _ => {
+                return Err(DockerError::unsupported(
+                    "IPAM.Config",
+                    "berth's networks have one IPv4 subnet",
+                ))
+            }
         }
     }
     let labels = raw.get("Labels").cloned().filter(|l| !l.is_null()).unwrap_or(json!({}));
@@ -110,11 +146,14 @@ fn document(req: &NetworkCreateRequest, raw: &Value) -> Result<Value> {
 pub async fn create(State(state): State<Shared>, req: Request) -> Result<Response> {
     let (route, bytes) = body_bytes(req, &()).await?;
     let raw: Value = decode_json(&route, &bytes)?;
-    let req: NetworkCreateRequest =
-        serde_json::from_value(raw.clone()).map_err(|e| DockerError::BadRequest(format!("{route}: invalid body: {e}")))?;
+    let req: NetworkCreateRequest = serde_json::from_value(raw.clone())
+        .map_err(|e| DockerError::BadRequest(format!("{route}: invalid body: {e}")))?;
     commands::check_name(Kind::Network, &req.name)?;
     if docker_inspect::network(&state.engine, &req.name)?.is_some() {
-        return Err(DockerError::Conflict(format!("network with name {} already exists", req.name)));
+        return Err(DockerError::Conflict(format!(
+            "network with name {} already exists",
+            req.name
+        )));
     }
     let doc = document(&req, &raw)?;
     let resp = commands::apply::apply(

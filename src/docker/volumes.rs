@@ -18,19 +18,27 @@ type Q = Query<HashMap<String, String>>;
 
 fn volume(state: &Shared, name: &str) -> Result<docker_inspect::VolumeJson> {
     commands::check_name(Kind::Volume, name)?;
-    docker_inspect::volume(&state.engine, name)?.ok_or_else(|| DockerError::NotFound(format!("get {name}: no such volume")))
+    docker_inspect::volume(&state.engine, name)?
+        .ok_or_else(|| DockerError::NotFound(format!("get {name}: no such volume")))
 }
 
 /// `GET /volumes?filters=`: `name` and `label` filters.
 pub async fn list(State(state): State<Shared>, Query(q): Q) -> Result<Response> {
     let filters = parse_filters(&q)?;
     if let Some(key) = filters.keys().find(|k| !matches!(k.as_str(), "name" | "label")) {
-        return Err(DockerError::unsupported(format!("filters.{key}"), "berth filters volumes by name and label"));
+        return Err(DockerError::unsupported(
+            format!("filters.{key}"),
+            "berth filters volumes by name and label",
+        ));
     }
     let mut out = Vec::new();
     for view in commands::query::list(&state.engine, Some("volume"), None)? {
-        let Some(doc) = docker_inspect::volume(&state.engine, &view.name)? else { continue };
-        let name_ok = filters.get("name").is_none_or(|v| v.iter().any(|n| doc.name.contains(n.as_str())));
+        let Some(doc) = docker_inspect::volume(&state.engine, &view.name)? else {
+            continue;
+        };
+        let name_ok = filters
+            .get("name")
+            .is_none_or(|v| v.iter().any(|n| doc.name.contains(n.as_str())));
         let label_ok = filters.get("label").is_none_or(|wanted| {
             wanted.iter().all(|w| match w.split_once('=') {
                 Some((k, v)) => doc.labels.get(k).is_some_and(|have| have == v),
@@ -61,9 +69,16 @@ pub async fn create(State(state): State<Shared>, req: Request) -> Result<Respons
         None => anonymous_name()?,
     };
     commands::check_name(Kind::Volume, &name)?;
-    let driver = req.driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "local".into());
+    let driver = req
+        .driver
+        .clone()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "local".into());
     if driver != "local" {
-        return Err(DockerError::unsupported("Driver", format!("{driver}: berth has the local driver")));
+        return Err(DockerError::unsupported(
+            "Driver",
+            format!("{driver}: berth has the local driver"),
+        ));
     }
     if let Some(existing) = docker_inspect::volume(&state.engine, &name)? {
         return Ok(json(StatusCode::CREATED, &existing));

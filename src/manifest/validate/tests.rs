@@ -57,7 +57,10 @@ fn names_must_be_dns_labels_and_label_keys_sane() {
 
 #[test]
 fn containers_and_volumes_take_dockers_names_and_networks_keep_dns_labels() {
-    for (kind, name, spec) in [("Volume", "Proj_data.1", "{}"), ("Container", "proj_web_1", "{image: busybox}")] {
+    for (kind, name, spec) in [
+        ("Volume", "Proj_data.1", "{}"),
+        ("Container", "proj_web_1", "{image: busybox}"),
+    ] {
         let d = check(&format!(
             "apiVersion: berth/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
         ));
@@ -75,10 +78,17 @@ fn containers_and_volumes_take_dockers_names_and_networks_keep_dns_labels() {
         let d = check(&format!(
             "apiVersion: berth/v1\nkind: {kind}\nmetadata: {{name: \"{name}\"}}\nspec: {spec}\n"
         ));
-        assert!(d.iter().any(|p| p.field == "metadata.name"), "{kind} {name}: {}", render(&d));
+        assert!(
+            d.iter().any(|p| p.field == "metadata.name"),
+            "{kind} {name}: {}",
+            render(&d)
+        );
     }
     // Where such a name becomes a DNS name, it is a label or nothing.
-    assert_eq!(crate::manifest::dns_label_of("proj_web_1").as_deref(), Some("proj-web-1"));
+    assert_eq!(
+        crate::manifest::dns_label_of("proj_web_1").as_deref(),
+        Some("proj-web-1")
+    );
     assert_eq!(crate::manifest::dns_label_of("Web.1").as_deref(), Some("web-1"));
     assert_eq!(crate::manifest::dns_label_of("web_"), None);
 }

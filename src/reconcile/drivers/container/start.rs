@@ -388,7 +388,11 @@ pub async fn start_by_name(engine: &Arc<Engine>, name: &str) -> std::result::Res
 
 /// [`start_by_name`]; with `wait_attach`, the init waits for the first
 /// attached client before it execs (Docker's attach-then-start).
-pub async fn start_by_name_with(engine: &Arc<Engine>, name: &str, wait_attach: bool) -> std::result::Result<(), VerbError> {
+pub async fn start_by_name_with(
+    engine: &Arc<Engine>,
+    name: &str,
+    wait_attach: bool,
+) -> std::result::Result<(), VerbError> {
     let key = ObjectKey::new(Kind::Container, name);
     let lock = engine.lock_for(&key);
     let _held = lock.lock().await;

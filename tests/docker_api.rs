@@ -1,0 +1,421 @@
+//! Docker's Engine API on `<run-dir>/docker.sock` (issue 22), driven by the
+//! real docker CLI (28.x on the PATH) against a daemon with its own root,
+//! and by raw HTTP for what the CLI never sends. Assertions are on effects:
+//! output bytes, exit codes, what `berth ps` sees, statuses and messages.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+
+use common::Env;
+
+/// An Env with busybox imported as `busybox:latest`, as `docker run busybox` names it.
+fn env_with_busybox(name: &str) -> Env {
+    let env = Env::new(name);
+    env.ok(&[
+        "import",
+        &common::busybox_tar().display().to_string(),
+        "busybox:latest",
+        "sh",
+    ]);
+    env
+}
+
+fn docker_socket(env: &Env) -> std::path::PathBuf {
+    env.run.join("docker.sock")
+}
+
+/// The docker CLI against this Env's daemon, with a config dir of its own
+/// (no credentials or contexts of the host's), stdin from `input`.
+fn docker_with(env: &Env, args: &[&str], input: Option<&[u8]>) -> Output {
+    let config = env.dir.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let mut child = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", docker_socket(env).display()))
+        .env("DOCKER_CONFIG", &config)
+        .env_remove("DOCKER_CONTEXT")
+        .args(args)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the docker CLI is on the PATH");
+    if let Some(bytes) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(bytes).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn docker(env: &Env, args: &[&str]) -> Output {
+    docker_with(env, args, None)
+}
+
+/// stdout of a docker command that must succeed.
+fn docker_ok(env: &Env, args: &[&str]) -> String {
+    let out = docker(env, args);
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}\n{}\ndaemon log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        env.daemon_log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One raw HTTP/1.1 exchange on the Docker socket: status, headers (lower-
+/// case names) and body bytes, read until the server closes.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn message(&self) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)));
+        v["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+fn raw(env: &Env, method: &str, path: &str, body: &[u8]) -> Answer {
+    let mut s = std::os::unix::net::UnixStream::connect(docker_socket(env)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) and close before it has read it all.
+    let _ = s.write_all(body);
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {}", String::from_utf8_lossy(&all)));
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<Vec<_>>();
+    let mut body = all[end + 4..].to_vec();
+    if headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked") {
+        body = unchunk(&body);
+    }
+    Answer { status, headers, body }
+}
+
+fn unchunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+#[test]
+fn the_docker_cli_negotiates_with_berths_version_and_ping_has_no_body() {
+    let env = Env::new("dapi-version");
+    let meta = std::fs::metadata(docker_socket(&env)).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o660
+    );
+    let v = docker_ok(
+        &env,
+        &[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Os}}",
+        ],
+    );
+    assert_eq!(v.trim(), "1.47 1.24 linux");
+    let info = docker_ok(
+        &env,
+        &["info", "--format", "{{.Swarm.LocalNodeState}} {{.Driver}} {{.OSType}}"],
+    );
+    assert_eq!(info.trim(), "inactive overlay2 linux");
+
+    let head = raw(&env, "HEAD", "/_ping", b"");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty(), "HEAD /_ping sent a body: {:?}", head.body);
+    assert_eq!(head.header("api-version"), Some("1.47"));
+    assert_eq!(head.header("ostype"), Some("linux"));
+    let get = raw(&env, "GET", "/v1.41/_ping", b"");
+    assert_eq!((get.status, get.body.as_slice()), (200, b"OK".as_slice()));
+    // Outside the versions it speaks: refused, saying which.
+    let new = raw(&env, "GET", "/v1.99/version", b"");
+    assert_eq!(new.status, 400);
+    assert!(new.message().contains("1.99 is too new"), "{}", new.message());
+    let old = raw(&env, "GET", "/v1.12/version", b"");
+    assert_eq!(old.status, 400);
+    // Docker's endpoints berth does not serve: 501 with a message, not 404.
+    let swarm = raw(&env, "GET", "/v1.47/swarm", b"");
+    assert_eq!(swarm.status, 501);
+    assert!(swarm.message().contains("swarm"), "{}", swarm.message());
+    assert_eq!(raw(&env, "GET", "/nothing/here", b"").status, 404);
+}
+
+#[test]
+fn run_ps_logs_exec_stop_and_rm_through_the_docker_cli() {
+    let env = env_with_busybox("dapi-run");
+    // Foreground, attached before the start: every byte, and the exit code.
+    let out = docker(&env, &["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), b"hi\n".as_slice()),
+        "{}",
+        stderr(&out)
+    );
+    let out = docker(&env, &["run", "--rm", "busybox", "sh", "-c", "echo to-err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "to-err\n");
+    assert!(out.stdout.is_empty());
+    // --rm left nothing behind.
+    assert_eq!(docker_ok(&env, &["ps", "-aq"]).trim(), "");
+
+    // Detached, under a name docker-compose would give it.
+    let trap = "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done";
+    assert_eq!(
+        docker_ok(
+            &env,
+            &["run", "-d", "--name", "proj_web_1", "busybox", "sh", "-c", trap]
+        )
+        .trim(),
+        "proj_web_1"
+    );
+    assert!(docker_ok(&env, &["ps", "--format", "{{.Names}} {{.State}}"]).contains("proj_web_1 running"));
+    assert!(env.ok(&["ps"]).contains("proj_web_1"), "berth ps sees what docker made");
+    assert_eq!(docker_ok(&env, &["exec", "proj_web_1", "echo", "in"]), "in\n");
+    let out = docker(&env, &["exec", "proj_web_1", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // The name is only a name; its hostname is the DNS label it answers to.
+    assert_eq!(docker_ok(&env, &["exec", "proj_web_1", "hostname"]), "proj-web-1\n");
+    assert_eq!(
+        docker_ok(&env, &["inspect", "-f", "{{.State.Running}} {{.Name}}", "proj_web_1"]).trim(),
+        "true /proj_web_1"
+    );
+    assert_eq!(docker_ok(&env, &["logs", "proj_web_1"]), "ready\n");
+    docker_ok(&env, &["stop", "proj_web_1"]);
+    assert!(docker_ok(&env, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).contains("proj_web_1 Exited (0)"));
+    // Stopping a stopped container changes nothing (304), which the CLI takes.
+    docker_ok(&env, &["stop", "proj_web_1"]);
+    docker_ok(&env, &["rm", "proj_web_1"]);
+    assert!(!env.ok(&["ps", "-a"]).contains("proj_web_1"));
+
+    // stdout and stderr stay apart in the log too.
+    docker_ok(
+        &env,
+        &["run", "--name", "talk", "busybox", "sh", "-c", "echo out; echo err >&2"],
+    );
+    let out = docker(&env, &["logs", "talk"]);
+    assert_eq!(
+        (out.stdout.as_slice(), stderr(&out).as_str()),
+        (b"out\n".as_slice(), "err\n")
+    );
+    let tail = docker_ok(&env, &["logs", "--tail", "1", "-t", "talk"]);
+    assert!(tail.is_empty(), "the last line is stderr's: {tail:?}");
+
+    // The reverse: what berth made, docker sees and removes.
+    env.ok(&["run", "-d", "--name", "made-by-berth", "busybox", "sleep", "100"]);
+    assert!(docker_ok(&env, &["ps", "--format", "{{.Names}}"]).contains("made-by-berth"));
+    let running = docker(&env, &["rm", "made-by-berth"]);
+    assert!(!running.status.success());
+    assert!(stderr(&running).contains("running"), "{}", stderr(&running));
+    docker_ok(&env, &["rm", "-f", "made-by-berth", "talk"]);
+    assert!(!env.ok(&["ps", "-a"]).contains("made-by-berth"));
+
+    // A name berth cannot take is refused, naming it, before anything is made.
+    let bad = docker(&env, &["run", "--rm", "--name", "a/b", "busybox", "true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(stderr(&bad).contains("\"a/b\""), "{}", stderr(&bad));
+}
+
+#[test]
+fn stdin_and_a_tty_reach_the_container() {
+    let env = env_with_busybox("dapi-stdio");
+    let out = docker_with(&env, &["run", "-i", "--rm", "busybox", "cat"], Some(b"hi\nthere\n"));
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), b"hi\nthere\n".as_slice()),
+        "{}",
+        stderr(&out)
+    );
+    let out = docker(&env, &["run", "-t", "--rm", "busybox", "tty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Raw (no frame headers), through the pty's line discipline.
+    assert_eq!(out.stdout, b"/dev/pts/0\r\n");
+    docker_ok(&env, &["run", "-d", "--name", "box", "busybox", "sleep", "100"]);
+    let out = docker(&env, &["exec", "-t", "box", "tty"]);
+    assert_eq!(out.stdout, b"/dev/pts/0\r\n", "{}", stderr(&out));
+    let out = docker_with(&env, &["exec", "-i", "box", "wc", "-c"], Some(b"12345"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+    docker_ok(&env, &["rm", "-f", "box"]);
+}
+
+#[test]
+fn a_docker_style_name_answers_dns_as_its_label_and_images_networks_volumes_work() {
+    let env = env_with_busybox("dapi-objects");
+    assert_eq!(
+        docker_ok(&env, &["network", "create", "--label", "app=shop", "backnet"]).trim(),
+        "backnet"
+    );
+    assert!(docker_ok(&env, &["network", "ls", "--format", "{{.Name}}"]).contains("backnet"));
+    assert_eq!(
+        docker_ok(&env, &["network", "inspect", "-f", "{{.Labels.app}}", "backnet"]).trim(),
+        "shop"
+    );
+    assert!(env.ok(&["get", "network"]).contains("backnet"));
+    docker_ok(
+        &env,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "shop_db_1",
+            "--network",
+            "backnet",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    // `_` is no DNS character: the record is the label, proj-db-1's.
+    let out = docker(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "backnet",
+            "busybox",
+            "nslookup",
+            "shop-db-1",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("Address") && text.matches("Address").count() >= 2,
+        "{text}"
+    );
+    // A network in use is not deleted.
+    let busy = docker(&env, &["network", "rm", "backnet"]);
+    assert!(!busy.status.success(), "{}", String::from_utf8_lossy(&busy.stdout));
+    docker_ok(&env, &["rm", "-f", "shop_db_1"]);
+    docker_ok(&env, &["network", "rm", "backnet"]);
+    assert!(!env.ok(&["get", "network"]).contains("backnet"));
+
+    // Volumes, with Docker's names.
+    docker_ok(&env, &["volume", "create", "--label", "k=v", "shop_data"]);
+    let mountpoint = docker_ok(&env, &["volume", "inspect", "-f", "{{.Mountpoint}}", "shop_data"]);
+    docker_ok(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "shop_data:/d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /d/f",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{}/f", mountpoint.trim())).unwrap(),
+        "kept\n"
+    );
+    assert!(docker_ok(&env, &["volume", "ls", "-f", "label=k=v", "--format", "{{.Name}}"]).contains("shop_data"));
+    docker_ok(&env, &["volume", "rm", "shop_data"]);
+    assert!(!docker_ok(&env, &["volume", "ls", "--format", "{{.Name}}"]).contains("shop_data"));
+
+    // Images: Docker's names and shape, tag and delete, pull errors in-stream.
+    assert!(docker_ok(&env, &["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("busybox:latest"));
+    let config = docker_ok(
+        &env,
+        &["image", "inspect", "-f", "{{json .ContainerConfig.Cmd}}", "busybox"],
+    );
+    assert_eq!(config.trim(), "[\"sh\"]");
+    docker_ok(&env, &["tag", "busybox", "localhost/shop:2"]);
+    assert!(
+        env.ok(&["images"]).contains("localhost/shop:2"),
+        "berth sees docker's tag"
+    );
+    assert!(docker_ok(&env, &["rmi", "localhost/shop:2"]).contains("Untagged: localhost/shop:2"));
+    let pull = docker(&env, &["pull", "127.0.0.1:1/nope:1"]);
+    assert!(!pull.status.success());
+    assert!(stderr(&pull).contains("127.0.0.1:1"), "{}", stderr(&pull));
+}
+
+#[test]
+fn hostile_requests_get_dockers_statuses_and_say_what_was_wrong() {
+    let env = env_with_busybox("dapi-hostile");
+    // Over the body limit: 413 before the body is read.
+    let big = vec![b' '; 5 << 20];
+    let a = raw(&env, "POST", "/v1.47/containers/create", &big);
+    assert_eq!(a.status, 413, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.message().contains("limit"), "{}", a.message());
+    // Bad JSON: 400, naming where.
+    let a = raw(&env, "POST", "/containers/create", br#"{"Image": "busybox", "Cmd": [}"#);
+    assert_eq!(a.status, 400);
+    assert!(
+        a.message().contains("invalid JSON") && a.message().contains("column"),
+        "{}",
+        a.message()
+    );
+    // A field berth cannot honour: refused by name, nothing made.
+    let a = raw(
+        &env,
+        "POST",
+        "/v1.47/containers/create?name=pinned",
+        br#"{"Image": "busybox", "HostConfig": {"CpusetMems": "0", "Memory": 0}}"#,
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.message().starts_with("HostConfig.CpusetMems"), "{}", a.message());
+    assert_eq!(raw(&env, "GET", "/containers/pinned/json", b"").status, 404);
+    // Names with a slash or `..`, and a path that tries to climb out.
+    for name in ["a%2Fb", "..", "x%2F..%2F..%2Fetc"] {
+        let a = raw(
+            &env,
+            "POST",
+            &format!("/containers/create?name={name}"),
+            br#"{"Image": "busybox"}"#,
+        );
+        assert_eq!(a.status, 400, "{name}: {}", String::from_utf8_lossy(&a.body));
+        assert!(a.message().contains("invalid container name"), "{}", a.message());
+    }
+    let a = raw(&env, "GET", "/containers/..%2f..%2fx/json", b"");
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.message().contains("invalid container name"), "{}", a.message());
+    // Missing things: Docker's 404 messages the CLI shows.
+    let a = raw(&env, "POST", "/containers/create", br#"{"Image": "nope:1"}"#);
+    assert_eq!(a.status, 404);
+    assert_eq!(a.message(), "No such image: nope:1");
+    let a = raw(&env, "GET", "/containers/ghost/json", b"");
+    assert_eq!((a.status, a.message().as_str()), (404, "No such container: ghost"));
+    // Attach and exec start are hijacked: without an upgrade they are refused.
+    let a = raw(&env, "POST", "/containers/ghost/attach?stream=1", b"");
+    assert_eq!(a.status, 400);
+    assert!(a.message().contains("Upgrade"), "{}", a.message());
+    assert!(env.ok(&["ps", "-a"]).lines().count() <= 1, "nothing was made");
+}
