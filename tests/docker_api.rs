@@ -134,7 +134,7 @@ fn unchunk(mut data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_docker_cli_negotiates_with_berths_version_and_ping_has_no_body() {
-    let env = Env::new("dapi-version");
+    let mut env = Env::new("dapi-version");
     let meta = std::fs::metadata(docker_socket(&env)).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
@@ -173,6 +173,23 @@ fn the_docker_cli_negotiates_with_berths_version_and_ping_has_no_body() {
     assert_eq!(swarm.status, 501);
     assert!(swarm.message().contains("swarm"), "{}", swarm.message());
     assert_eq!(raw(&env, "GET", "/nothing/here", b"").status, 404);
+
+    // `--docker-socket ''` (here its variable) turns it off; a path moves it.
+    env.kill_daemon();
+    env.extra_env.push(("BERTH_DOCKER_SOCKET".into(), String::new()));
+    env.start_daemon();
+    assert!(std::os::unix::net::UnixStream::connect(docker_socket(&env)).is_err());
+    env.kill_daemon();
+    let moved = env.dir.join("elsewhere/docker.sock");
+    env.extra_env = vec![("BERTH_DOCKER_SOCKET".into(), moved.display().to_string())];
+    env.start_daemon();
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", moved.display()))
+        .env("DOCKER_CONFIG", env.dir.join("docker-config"))
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.47", "{}", stderr(&out));
 }
 
 #[test]

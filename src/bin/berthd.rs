@@ -51,8 +51,8 @@ async fn daemon(g: &Global, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         userns_remap: args.userns_remap,
         docker_socket: match args.docker_socket {
             None => Some(g.run_dir.join("docker.sock")),
-            Some(p) if p.as_os_str().is_empty() => None,
-            Some(p) => Some(p),
+            Some(p) if p.is_empty() => None,
+            Some(p) => Some(p.into()),
         },
     })
     .await?;
