@@ -436,3 +436,83 @@ fn hostile_requests_get_dockers_statuses_and_say_what_was_wrong() {
     assert!(a.message().contains("Upgrade"), "{}", a.message());
     assert!(env.ok(&["ps", "-a"]).lines().count() <= 1, "nothing was made");
 }
+
+/// A `docker-registry` on a loopback port held for this test, serving from
+/// the Env's dir; killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _held: common::sync::PortHold,
+}
+
+impl Registry {
+    fn start(env: &Env) -> Registry {
+        let dir = env.dir.join("registry");
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        let held = common::sync::PortHold::tcp();
+        let port = held.port;
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry (scripts/install-deps.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "docker-registry did not come up");
+            assert!(child.try_wait().unwrap().is_none(), "docker-registry exited");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Registry {
+            child,
+            port,
+            _held: held,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn images_are_pulled_from_a_registry_with_dockers_progress_and_on_first_run() {
+    let env = env_with_busybox("dapi-pull");
+    let registry = Registry::start(&env);
+    let one = format!("127.0.0.1:{}/shop/bb:1", registry.port);
+    let two = format!("127.0.0.1:{}/shop/bb:2", registry.port);
+    for r in [&one, &two] {
+        env.ok(&["tag", "busybox:latest", r]);
+        env.ok(&["push", r]);
+        env.ok(&["rmi", r]);
+    }
+    let out = docker(&env, &["pull", &one]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("Digest: sha256:"), "{text}");
+    assert!(env.ok(&["images"]).contains(&one), "berth has what docker pulled");
+    assert_eq!(docker_ok(&env, &["run", "--rm", &one, "echo", "pulled"]), "pulled\n");
+    // Not here: the CLI is told 404, pulls it, and runs it.
+    let out = docker(&env, &["run", "--rm", &two, "echo", "auto"]);
+    assert_eq!(out.stdout, b"auto\n", "{}", stderr(&out));
+    assert!(stderr(&out).contains("Unable to find image"), "{}", stderr(&out));
+    // A tag the registry does not have: the error comes in the stream.
+    let missing = format!("127.0.0.1:{}/shop/bb:3", registry.port);
+    let out = docker(&env, &["pull", &missing]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("shop/bb"), "{}", stderr(&out));
+}
