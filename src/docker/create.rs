@@ -61,6 +61,34 @@ const HOST_FIELDS: &[&str] = &[
     "Init",
     "ConsoleSize",
     "LogConfig",
+    "ExtraHosts",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "PidMode",
+    "IpcMode",
+    "UTSMode",
+    "ShmSize",
+    "Tmpfs",
+    "VolumesFrom",
+    "Ulimits",
+    "GroupAdd",
+    "Sysctls",
+    "OomScoreAdj",
+    "SecurityOpt",
+    "Devices",
+    "Mounts",
+];
+
+/// Fields of one of `HostConfig.Mounts` this translation reads.
+const MOUNT_FIELDS: &[&str] = &[
+    "Type",
+    "Source",
+    "Target",
+    "ReadOnly",
+    "TmpfsOptions",
+    "VolumeOptions",
+    "Consistency",
 ];
 
 /// Endpoint fields read for the network a container joins.
@@ -178,16 +206,24 @@ pub fn run_request(name: Option<&str>, body: &Value) -> Result<RunRequest> {
         spec.restart_max_retries = retries;
     }
     spec.resources = resources(&host)?;
-    let privileged = host.privileged.unwrap_or(false);
-    let cap_add = host.cap_add.clone().unwrap_or_default();
-    let cap_drop = host.cap_drop.clone().unwrap_or_default();
-    if privileged || !cap_add.is_empty() || !cap_drop.is_empty() {
-        spec.security_context = Some(SecurityContext {
-            privileged,
-            cap_add,
-            cap_drop,
-            ..Default::default()
-        });
+    let security = security(&host)?;
+    if security != SecurityContext::default() {
+        spec.security_context = Some(security);
+    }
+    namespaces_and_names(&mut spec, &host)?;
+    for (i, raw) in body
+        .pointer("/HostConfig/Mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        spec.volumes.push(mount(i, raw)?);
+    }
+    let mut tmpfs: Vec<(&String, &String)> = host.tmpfs.iter().flatten().collect();
+    tmpfs.sort();
+    for (path, opts) in tmpfs {
+        spec.volumes.push(parse_tmpfs(path, opts)?);
     }
     if let Some(log) = &host.log_config {
         let kind = log.typ.clone().unwrap_or_default();
@@ -292,6 +328,217 @@ fn resources(host: &HostConfig) -> Result<Option<Resources>> {
         pids,
         ..Default::default()
     }))
+}
+
+/// Privileges and the process's limits: Privileged, CapAdd/CapDrop,
+/// GroupAdd, Sysctls, Ulimits, OomScoreAdj and SecurityOpt's
+/// `no-new-privileges` and `seccomp=unconfined` (a profile's contents, as
+/// the CLI sends them, have no place in berth's spec).
+fn security(host: &HostConfig) -> Result<SecurityContext> {
+    let mut sc = SecurityContext {
+        privileged: host.privileged.unwrap_or(false),
+        cap_add: host.cap_add.clone().unwrap_or_default(),
+        cap_drop: host.cap_drop.clone().unwrap_or_default(),
+        group_add: host.group_add.clone().unwrap_or_default(),
+        sysctls: host.sysctls.clone().unwrap_or_default().into_iter().collect(),
+        oom_score_adj: match host.oom_score_adj.unwrap_or(0) {
+            0 => None,
+            n => Some(
+                i32::try_from(n)
+                    .map_err(|_| DockerError::BadRequest(format!("HostConfig.OomScoreAdj {n} is out of range")))?,
+            ),
+        },
+        ..Default::default()
+    };
+    for u in host.ulimits.iter().flatten() {
+        let name = u.name.clone().unwrap_or_default();
+        let (soft, hard) = (u.soft.unwrap_or(0), u.hard.unwrap_or(0));
+        if name.is_empty() || soft < 0 || hard < 0 {
+            return Err(DockerError::BadRequest(format!(
+                "HostConfig.Ulimits: {name:?} needs a Name and Soft and Hard limits of 0 or more"
+            )));
+        }
+        sc.ulimits.insert(
+            name,
+            manifest::Ulimit {
+                soft: soft as u64,
+                hard: hard as u64,
+            },
+        );
+    }
+    for opt in host.security_opt.iter().flatten() {
+        match opt.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
+                sc.no_new_privileges = Some(true)
+            }
+            "no-new-privileges:false" | "no-new-privileges=false" => sc.no_new_privileges = Some(false),
+            "seccomp=unconfined" | "seccomp:unconfined" => sc.seccomp_profile = Some("unconfined".into()),
+            // The CLI sends a profile file's contents, which berth's spec
+            // does not carry (it names a file on the daemon's host).
+            other => {
+                return Err(DockerError::unsupported(
+                    "HostConfig.SecurityOpt",
+                    format!(
+                        "{:?}: berth's Docker API takes no-new-privileges[:true|false] and seccomp=unconfined",
+                        other.chars().take(60).collect::<String>()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(sc)
+}
+
+/// ExtraHosts, Dns*, the Pid/Ipc/UTS modes, ShmSize, VolumesFrom and
+/// Devices: carried over as they are; the spec's validation checks each
+/// value as it checks a manifest's.
+fn namespaces_and_names(spec: &mut ContainerSpec, host: &HostConfig) -> Result<()> {
+    for entry in host.extra_hosts.iter().flatten() {
+        let (name, ip) = entry
+            .split_once(':')
+            .ok_or_else(|| DockerError::BadRequest(format!("HostConfig.ExtraHosts {entry:?}: expected NAME:IP")))?;
+        spec.extra_hosts.push(manifest::ExtraHost {
+            host: name.to_string(),
+            ip: ip.trim_start_matches('[').trim_end_matches(']').to_string(),
+        });
+    }
+    let dns = manifest::DnsSpec {
+        servers: host.dns.clone().unwrap_or_default(),
+        search: host.dns_search.clone().unwrap_or_default(),
+        options: host.dns_options.clone().unwrap_or_default(),
+    };
+    if dns != manifest::DnsSpec::default() {
+        spec.dns = Some(dns);
+    }
+    let mode = |m: &Option<String>| m.clone().filter(|m| !m.is_empty());
+    spec.pid = mode(&host.pid_mode);
+    spec.ipc = mode(&host.ipc_mode);
+    spec.uts = mode(&host.uts_mode);
+    spec.shm_size = match host.shm_size.unwrap_or(0) {
+        n if n < 0 => {
+            return Err(DockerError::BadRequest(
+                "HostConfig.ShmSize must not be negative".into(),
+            ))
+        }
+        0 => None,
+        n => Some(manifest::Memory(n as u64)),
+    };
+    for from in host.volumes_from.iter().flatten() {
+        let (container, mode) = from.split_once(':').unwrap_or((from, "rw"));
+        let read_only = match mode {
+            "ro" => true,
+            "rw" => false,
+            _ => {
+                return Err(DockerError::BadRequest(format!(
+                    "HostConfig.VolumesFrom {from:?}: expected CONTAINER[:ro|rw]"
+                )))
+            }
+        };
+        spec.volumes_from.push(manifest::VolumesFrom {
+            container: container.to_string(),
+            read_only,
+        });
+    }
+    for d in host.devices.iter().flatten() {
+        let host_path = d.path_on_host.clone().unwrap_or_default();
+        if host_path.is_empty() {
+            return Err(DockerError::BadRequest(
+                "HostConfig.Devices: each needs PathOnHost".into(),
+            ));
+        }
+        spec.devices.push(manifest::Device {
+            host_path,
+            path: d.path_in_container.clone().filter(|p| !p.is_empty()),
+            permissions: d.cgroup_permissions.clone().filter(|p| !p.is_empty()),
+        });
+    }
+    Ok(())
+}
+
+/// `HostConfig.Tmpfs` `{PATH: "size=64m,mode=1777,…"}`, as `--tmpfs` takes it.
+fn parse_tmpfs(path: &str, opts: &str) -> Result<VolumeMount> {
+    let bad = |why: String| DockerError::BadRequest(format!("HostConfig.Tmpfs {path:?}: {why}"));
+    let mut m = VolumeMount {
+        tmpfs: Some(path.to_string()),
+        noexec: true,
+        ..Default::default()
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => {
+                let bytes = manifest::quantity::parse_docker_size(v).map_err(|e| bad(e.0))?;
+                m.size = Some(manifest::Memory(bytes));
+            }
+            Some(("mode", v)) => m.mode = Some(v.to_string()),
+            None if o == "ro" => m.read_only = true,
+            None if o == "exec" => m.noexec = false,
+            None if matches!(o, "rw" | "noexec" | "nosuid" | "nodev") => {}
+            _ => {
+                return Err(DockerError::unsupported(
+                    "HostConfig.Tmpfs",
+                    format!("{path:?}: option {o:?}; berth takes size, mode, ro, rw, exec, noexec, nosuid, nodev"),
+                ))
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// One of `HostConfig.Mounts`: bind, volume or tmpfs, read-only or not,
+/// a volume's NoCopy, a tmpfs's size and mode.
+fn mount(i: usize, raw: &Value) -> Result<VolumeMount> {
+    let at = format!("HostConfig.Mounts[{i}]");
+    let Value::Object(fields) = raw else {
+        return Err(DockerError::BadRequest(format!("{at}: expected an object")));
+    };
+    refuse_unknown(&format!("{at}."), fields, MOUNT_FIELDS)?;
+    if let Some(Value::Object(v)) = fields.get("VolumeOptions") {
+        refuse_unknown(&format!("{at}.VolumeOptions."), v, &["NoCopy"])?;
+    }
+    if let Some(Value::Object(t)) = fields.get("TmpfsOptions") {
+        refuse_unknown(&format!("{at}.TmpfsOptions."), t, &["SizeBytes", "Mode"])?;
+    }
+    let m: bollard_stubs::models::Mount =
+        serde_json::from_value(raw.clone()).map_err(|e| DockerError::BadRequest(format!("{at}: {e}")))?;
+    let target = m.target.clone().filter(|t| t.starts_with('/')).ok_or_else(|| {
+        DockerError::BadRequest(format!("{at}.Target: an absolute path in the container is required"))
+    })?;
+    let source = m.source.clone().filter(|s| !s.is_empty());
+    let mut out = VolumeMount {
+        read_only: m.read_only.unwrap_or(false),
+        ..Default::default()
+    };
+    use bollard_stubs::models::MountType;
+    match m.typ {
+        Some(MountType::BIND) => {
+            out.host_path =
+                Some(source.ok_or_else(|| DockerError::BadRequest(format!("{at}.Source: a bind needs one")))?);
+            out.path = Some(target);
+        }
+        Some(MountType::VOLUME) => {
+            match source {
+                Some(name) => out.volume = Some(name),
+                None => out.anonymous = true,
+            }
+            out.nocopy = m.volume_options.as_ref().and_then(|v| v.no_copy).unwrap_or(false);
+            out.path = Some(target);
+        }
+        Some(MountType::TMPFS) => {
+            out.tmpfs = Some(target);
+            out.noexec = true;
+            if let Some(t) = &m.tmpfs_options {
+                out.size = t.size_bytes.filter(|n| *n > 0).map(|n| manifest::Memory(n as u64));
+                out.mode = t.mode.filter(|n| *n > 0).map(|n| format!("{n:o}"));
+            }
+        }
+        other => {
+            return Err(DockerError::unsupported(
+                format!("{at}.Type"),
+                format!("{other:?}: berth mounts bind, volume and tmpfs"),
+            ))
+        }
+    }
+    Ok(out)
 }
 
 /// `SOURCE:TARGET[:ro|rw]`: a host path when SOURCE is absolute, else a
@@ -535,6 +782,61 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_names_mounts_and_limits_reach_the_spec() {
+        let mut body = cli_body();
+        let host = &mut body["HostConfig"];
+        host["ExtraHosts"] = json!(["db:10.0.0.2", "gw:host-gateway"]);
+        host["Dns"] = json!(["1.1.1.1"]);
+        host["PidMode"] = json!("host");
+        host["ShmSize"] = json!(1 << 20);
+        host["Tmpfs"] = json!({"/run": "size=1m,mode=1777"});
+        host["VolumesFrom"] = json!(["data:ro"]);
+        host["Ulimits"] = json!([{"Name": "nofile", "Soft": 100, "Hard": 200}]);
+        host["SecurityOpt"] = json!(["no-new-privileges"]);
+        host["Mounts"] = json!([
+            {"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": true},
+            {"Type": "volume", "Source": "", "Target": "/anon"},
+            {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 4096, "Mode": 448}}
+        ]);
+        let spec = run_request(None, &body).unwrap().spec;
+        assert_eq!(spec.extra_hosts[1].ip, "host-gateway");
+        assert_eq!(spec.dns.unwrap().servers, ["1.1.1.1"]);
+        assert_eq!(spec.pid.as_deref(), Some("host"));
+        assert_eq!(spec.shm_size, Some(manifest::Memory(1 << 20)));
+        assert!(spec.volumes_from[0].read_only);
+        let sc = spec.security_context.unwrap();
+        assert_eq!(sc.ulimits["nofile"].hard, 200);
+        assert_eq!(sc.no_new_privileges, Some(true));
+        let v = &spec.volumes;
+        assert_eq!((v[0].host_path.as_deref(), v[0].read_only), (Some("/srv"), true));
+        assert!(v[1].anonymous);
+        assert_eq!((v[2].tmpfs.as_deref(), v[2].mode.as_deref()), (Some("/t"), Some("700")));
+        assert_eq!(
+            (v[3].tmpfs.as_deref(), v[3].size),
+            (Some("/run"), Some(manifest::Memory(1 << 20)))
+        );
+        for (field, value, named) in [
+            (
+                "Mounts",
+                json!([{"Type": "npipe", "Target": "/x"}]),
+                "HostConfig.Mounts[0].Type",
+            ),
+            (
+                "Mounts",
+                json!([{"Type": "bind", "Source": "/a", "Target": "/b", "BindOptions": {"Propagation": "shared"}}]),
+                "HostConfig.Mounts[0].BindOptions",
+            ),
+            ("SecurityOpt", json!(["apparmor=x"]), "HostConfig.SecurityOpt"),
+            ("Tmpfs", json!({"/x": "uid=5"}), "HostConfig.Tmpfs"),
+        ] {
+            let mut body = cli_body();
+            body["HostConfig"][field] = value;
+            let e = run_request(None, &body).unwrap_err().to_string();
+            assert!(e.starts_with(named), "{e}");
+        }
+    }
+
+    #[test]
     fn a_named_network_takes_its_endpoints_aliases() {
         let mut body = cli_body();
         body["HostConfig"]["NetworkMode"] = json!("backend");
@@ -554,8 +856,8 @@ mod tests {
         for (field, value) in [
             ("CpusetMems", json!("0")),
             ("VolumeDriver", json!("convoy")),
-            ("Dns", json!(["1.1.1.1"])),
-            ("OomScoreAdj", json!(100)),
+            ("Runtime", json!("runsc")),
+            ("CgroupParent", json!("/x")),
         ] {
             let mut body = cli_body();
             body["HostConfig"][field] = value;
