@@ -287,6 +287,40 @@ fn stdin_and_a_tty_reach_the_container() {
     let out = docker_with(&env, &["exec", "-i", "box", "wc", "-c"], Some(b"12345"));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
     docker_ok(&env, &["rm", "-f", "box"]);
+
+    // HostConfig from the CLI's flags reaches the container.
+    let script = "grep db /etc/hosts; ulimit -n; df /t | tail -1 | tr -s ' ' | cut -d' ' -f2; touch /x 2>&1 | head -1";
+    let out = docker_ok(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--add-host",
+            "db:10.1.2.3",
+            "--ulimit",
+            "nofile=100:200",
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=65536",
+            "--read-only",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(
+        out,
+        "10.1.2.3	db
+100
+64
+touch: /x: Read-only file system
+"
+    );
+    // One it cannot honour is refused by its name, and nothing is made.
+    let out = docker(&env, &["run", "--rm", "--cpuset-cpus", "0", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("HostConfig.CpusetCpus"), "{}", stderr(&out));
+    assert_eq!(docker_ok(&env, &["ps", "-aq"]).trim(), "");
 }
 
 #[test]

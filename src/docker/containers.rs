@@ -201,6 +201,8 @@ pub async fn remove(State(state): State<Shared>, Path(id): Path<String>, Query(q
     if let Some(failed) = resp.failed.first().or(resp.errors.first().map(|d| &d.message)) {
         return Err(DockerError::Command(CommandError::Unavailable(failed.clone())));
     }
+    // Attaches still waiting for a start end with it (their senders drop).
+    lock(&state.attaches).remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -293,23 +293,9 @@ fn route_of(req: &Request) -> String {
     format!("{} {}", req.method(), req.uri().path())
 }
 
-/// A JSON body decoded as `T`, refused with Docker's statuses: over the
-/// limit (413), another content type, empty, or not JSON of `T`'s shape
-/// (400, with serde's line and column).
-pub struct DockerJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for DockerJson<T> {
-    type Rejection = DockerError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self> {
-        let bytes = body_bytes(req, state).await?;
-        let (route, bytes) = bytes;
-        decode_json(&route, &bytes).map(DockerJson)
-    }
-}
-
-/// The raw JSON body (for handlers that look at which fields were sent),
-/// with the checks of [`DockerJson`]; the route for messages.
+/// The raw JSON body, refused with Docker's statuses: over the limit
+/// (413) or of another content type (400); with the route for messages.
+/// Handlers decode it themselves: some look at which fields were sent.
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(String, Bytes)> {
     let route = route_of(&req);
     if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
