@@ -107,8 +107,15 @@ pub async fn start(State(state): State<Shared>, Path(id): Path<String>) -> Resul
         commands::lifecycle::start(&state.engine, &id).await?;
     } else {
         commands::lifecycle::start_for_attach(&state.engine, &id).await?;
-        for p in pending {
-            let _ = p.started.send(());
+        let delivered = pending
+            .into_iter()
+            .filter(|p| !p.started.is_closed())
+            .fold(false, |any, p| p.started.send(()).is_ok() || any);
+        if !delivered {
+            // Every client that attached has gone: none will report the
+            // exit, so the passes (and --rm) take the container back.
+            state.engine.detach(&id);
+            state.engine.wake();
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -399,7 +406,11 @@ pub async fn attach(
             }
             match commands::attach::connect(&state.engine, &id, detach_keys.as_deref()).await {
                 Ok(attached) => relay_attach(state, id, attached, hyper_util::rt::TokioIo::new(io), tty).await,
-                Err(e) => tracing::warn!(container = %id, "docker attach after start: {e}"),
+                Err(e) => {
+                    tracing::warn!(container = %id, "docker attach after start: {e}");
+                    state.engine.detach(&id);
+                    state.engine.wake();
+                }
             }
         });
         return Ok(upgraded(content_type));
