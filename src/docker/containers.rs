@@ -107,10 +107,11 @@ pub async fn start(State(state): State<Shared>, Path(id): Path<String>) -> Resul
         commands::lifecycle::start(&state.engine, &id).await?;
     } else {
         commands::lifecycle::start_for_attach(&state.engine, &id).await?;
-        let delivered = pending
-            .into_iter()
-            .filter(|p| !p.started.is_closed())
-            .fold(false, |any, p| p.started.send(()).is_ok() || any);
+        // Every one is told (no short circuit): each then connects.
+        let mut delivered = false;
+        for p in pending {
+            delivered |= p.started.send(()).is_ok();
+        }
         if !delivered {
             // Every client that attached has gone: none will report the
             // exit, so the passes (and --rm) take the container back.
