@@ -550,3 +550,48 @@ fn images_are_pulled_from_a_registry_with_dockers_progress_and_on_first_run() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("shop/bb"), "{}", stderr(&out));
 }
+
+/// The docker CLI with `slave` as its controlling terminal.
+fn docker_on_pty(env: &Env, slave: std::fs::File, args: &[&str]) -> std::process::Child {
+    let config = env.dir.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_HOST", format!("unix://{}", docker_socket(env).display()))
+        .env("DOCKER_CONFIG", &config)
+        .args(args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and TIOCSCTTY between fork and exec touch no memory.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn run_ti_and_exec_ti_work_through_a_terminal_with_its_size() {
+    use common::pty::{exit_of, Terminal};
+    let env = env_with_busybox("dapi-pty");
+    let (mut term, slave) = Terminal::new(24, 80);
+    let mut cli = docker_on_pty(&env, slave, &["run", "-ti", "--rm", "--name", "sh1", "busybox", "sh"]);
+    term.type_line("echo typed-$((6*7))");
+    term.expect("typed-42");
+    // A resize goes through /containers/{id}/resize to the pty.
+    term.resize_and_wait(30, 100);
+    let (mut term2, slave2) = Terminal::new(20, 70);
+    let mut exec = docker_on_pty(&env, slave2, &["exec", "-ti", "sh1", "sh"]);
+    term2.type_line("echo in-exec-$((2+3))");
+    term2.expect("in-exec-5");
+    term2.resize_and_wait(40, 120);
+    term2.type_line("exit 4");
+    assert_eq!(exit_of(&mut exec, &term2), Some(4));
+    term.type_line("exit 3");
+    assert_eq!(exit_of(&mut cli, &term), Some(3));
+    assert_eq!(docker_ok(&env, &["ps", "-aq"]).trim(), "", "--rm removed it");
+}
