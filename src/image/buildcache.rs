@@ -88,10 +88,7 @@ impl ImageStore {
         let tmp = tmp_name(&self.root.join("tmp"), "cache", "");
         crate::runtime::write_atomic(&tmp, &bytes)
             .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|source| ImageError::Store {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| ImageError::Store { path: path.clone(), source })?;
         sync_dir(&dir);
         Ok(())
     }
@@ -127,7 +124,12 @@ impl ImageStore {
     /// Entries, and the unpacked size of snapshots only the cache keeps.
     pub fn cache_usage(&self) -> Result<CacheUsage> {
         let cached = self.cache_records()?;
-        let images: HashSet<String> = self.records.try_all()?.into_iter().flat_map(|r| r.chain_ids).collect();
+        let images: HashSet<String> = self
+            .records
+            .try_all()?
+            .into_iter()
+            .flat_map(|r| r.chain_ids)
+            .collect();
         let only_cache: HashSet<&String> = cached
             .iter()
             .flat_map(|r| &r.chain_ids)
@@ -147,7 +149,10 @@ impl ImageStore {
         let dir = self.cache_dir();
         if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
-                fs::remove_file(e.path()).map_err(|source| ImageError::Store { path: e.path(), source })?;
+                fs::remove_file(e.path()).map_err(|source| ImageError::Store {
+                    path: e.path(),
+                    source,
+                })?;
             }
         }
         self.collect();

@@ -409,7 +409,10 @@ impl ImageStore {
         }
         let platform = match base {
             Some(base) => base.platform.clone(),
-            None => format!("linux/{}", config_json["architecture"].as_str().unwrap_or("amd64")),
+            None => format!(
+                "linux/{}",
+                config_json["architecture"].as_str().unwrap_or("amd64")
+            ),
         };
         let record = ImageRecord {
             id: config_digest,
