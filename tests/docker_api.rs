@@ -286,7 +286,15 @@ fn stdin_and_a_tty_reach_the_container() {
     assert_eq!(out.stdout, b"/dev/pts/0\r\n", "{}", stderr(&out));
     let out = docker_with(&env, &["exec", "-i", "box", "wc", "-c"], Some(b"12345"));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+    docker_ok(&env, &["pause", "box"]);
+    assert!(docker_ok(&env, &["ps", "--format", "{{.Status}}"]).contains("(Paused)"));
+    docker_ok(&env, &["unpause", "box"]);
+    docker_ok(&env, &["exec", "box", "touch", "/new"]);
+    assert!(docker_ok(&env, &["diff", "box"]).lines().any(|l| l == "A /new"));
     docker_ok(&env, &["rm", "-f", "box"]);
+    docker_ok(&env, &["run", "--name", "done", "busybox", "true"]);
+    assert!(docker_ok(&env, &["container", "prune", "-f"]).contains("done"));
+    assert_eq!(docker_ok(&env, &["ps", "-aq"]).trim(), "");
 
     // HostConfig from the CLI's flags reaches the container.
     let script = "grep db /etc/hosts; ulimit -n; df /t | tail -1 | tr -s ' ' | cut -d' ' -f2; touch /x 2>&1 | head -1";

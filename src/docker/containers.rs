@@ -15,8 +15,8 @@ use bollard_stubs::models::{ContainerCreateResponse, ContainerWaitExitError, Con
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    body_bytes, create as translate, decode_json, json, lock, parse_filters, query_bool, upgraded, DockerError, Result,
-    Shared,
+    body_bytes, create as translate, decode_json, json, lock, parse_filters, query_bool, refuse_prune_filters,
+    upgraded, DockerError, Result, Shared,
 };
 use crate::commands::{self, docker_inspect, docker_list, CommandError};
 use crate::manifest::Kind;
@@ -212,6 +212,49 @@ pub async fn remove(State(state): State<Shared>, Path(id): Path<String>, Query(q
     // Attaches still waiting for a start end with it (their senders drop).
     lock(&state.attaches).remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /containers/{id}/pause`: 204; 409 when it is not running.
+pub async fn pause(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response> {
+    freeze(&state, &id, true).await
+}
+
+/// `POST /containers/{id}/unpause`.
+pub async fn unpause(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response> {
+    freeze(&state, &id, false).await
+}
+
+async fn freeze(state: &Shared, id: &str, frozen: bool) -> Result<Response> {
+    let doc = container(state, id)?;
+    if !doc.state.running {
+        return Err(DockerError::Conflict(format!("container {id} is not running")));
+    }
+    commands::lifecycle::pause(&state.engine, id, frozen).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /containers/{id}/changes`: its filesystem against its image.
+pub async fn changes(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response> {
+    container(&state, &id)?;
+    let engine = state.engine.clone();
+    let walk = tokio::task::spawn_blocking(move || commands::docker_ops::diff(&engine, &id));
+    let changes = walk
+        .await
+        .map_err(|e| DockerError::Command(CommandError::Unavailable(e.to_string())))??;
+    Ok(json(StatusCode::OK, &changes))
+}
+
+/// `POST /containers/prune`: every stopped container.
+pub async fn prune(State(state): State<Shared>, Query(q): Q) -> Result<Response> {
+    refuse_prune_filters(&q)?;
+    let report = commands::docker_ops::prune_containers(&state.engine).await?;
+    if let Some(f) = report.failed.first() {
+        return Err(DockerError::Command(CommandError::Unavailable(f.clone())));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"ContainersDeleted": report.deleted, "SpaceReclaimed": 0}),
+    ))
 }
 
 /// `GET /containers/json?all=&limit=&size=&filters=`.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary};
 use serde_json::json;
 
-use super::{json, parse_filters, query_bool, DockerError, Result, Shared};
+use super::{json, parse_filters, query_bool, refuse_prune_filters, DockerError, Result, Shared};
 use crate::commands::{self, docker_inspect, CommandError};
 use crate::wire::{PullProgress, PullRequest, RemoveImageRequest, TagRequest};
 
@@ -186,6 +186,34 @@ pub async fn remove(State(state): State<Shared>, Path(name): Path<String>, Query
         });
     }
     Ok(json(StatusCode::OK, &items))
+}
+
+/// `POST /images/prune`: images no container uses and no reference names
+/// (Docker's default, dangling only, is all berth prunes).
+pub async fn prune(State(state): State<Shared>, Query(mut q): Q) -> Result<Response> {
+    // The CLI says dangling=true unless `-a`; that is what berth prunes.
+    let mut filters = parse_filters(&q)?;
+    if filters
+        .get("dangling")
+        .is_some_and(|v| v.iter().all(|d| d == "true" || d == "1"))
+    {
+        filters.remove("dangling");
+        q.insert("filters".into(), serde_json::to_string(&filters).unwrap_or_default());
+    }
+    refuse_prune_filters(&q)?;
+    let resp = commands::images::prune(&state.engine).await?;
+    let deleted: Vec<ImageDeleteResponseItem> = resp
+        .removed
+        .into_iter()
+        .map(|id| ImageDeleteResponseItem {
+            untagged: None,
+            deleted: Some(id),
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({"ImagesDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
 }
 
 /// `POST /images/create?fromImage=&tag=`: a pull, its progress as Docker's

@@ -194,6 +194,12 @@ fn routes() -> Router<Shared> {
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}", delete(containers::remove))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/prune", post(containers::prune))
+        .route("/networks/prune", post(networks::prune))
+        .route("/images/prune", post(images::prune))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
@@ -286,6 +292,18 @@ async fn no_route(req: Request) -> DockerError {
         ));
     }
     DockerError::NotFound(format!("page not found: {} {path}", req.method()))
+}
+
+/// Refuses `filters` on a prune: berth prunes everything unused, and
+/// pruning less than asked is safe but pruning more is not.
+fn refuse_prune_filters(q: &HashMap<String, String>) -> Result<()> {
+    match parse_filters(q)?.keys().next() {
+        Some(key) => Err(DockerError::unsupported(
+            format!("filters.{key}"),
+            "berth prunes everything unused, without filters",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `METHOD /path` of a request, for error messages.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bollard_stubs::models::{NetworkCreateRequest, NetworkCreateResponse};
 use serde_json::{json, Value};
 
-use super::{body_bytes, decode_json, json, parse_filters, DockerError, Result, Shared};
+use super::{body_bytes, decode_json, json, parse_filters, refuse_prune_filters, DockerError, Result, Shared};
 use crate::commands::{self, docker_inspect};
 use crate::manifest::Kind;
 use crate::wire::{ApplyRequest, DeleteRequest};
@@ -211,4 +211,14 @@ pub(super) async fn delete_key(state: &Shared, key: &str) -> Result<()> {
         return Err(DockerError::Conflict(f.clone()));
     }
     Ok(())
+}
+
+/// `POST /networks/prune`: every network no container uses.
+pub async fn prune(State(state): State<Shared>, Query(q): Q) -> Result<Response> {
+    refuse_prune_filters(&q)?;
+    let report = commands::docker_ops::prune_networks(&state.engine).await?;
+    if let Some(f) = report.failed.first() {
+        return Err(DockerError::Command(commands::CommandError::Unavailable(f.clone())));
+    }
+    Ok(json(StatusCode::OK, &json!({"NetworksDeleted": report.deleted})))
 }
