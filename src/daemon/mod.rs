@@ -284,6 +284,22 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if let Some(parent) = cfg.socket.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
+    // Docker's socket is bound before berth's: a client that sees berth's
+    // answer finds Docker's there too (connections wait until it serves).
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let docker = match &cfg.docker_socket {
+        Some(path) => {
+            let listener = bind_docker_socket(path)?;
+            let mut stopping = stopping.clone();
+            let shutdown = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            tracing::info!(socket = %path.display(), "serving Docker's Engine API");
+            Some(tokio::spawn(crate::docker::serve(engine.clone(), listener, shutdown)))
+        }
+        None => None,
+    };
+
     let owns_socket = activated.is_none();
     let listener = match activated {
         // systemd made the socket (berth.socket sets its mode and owner) and keeps it.
@@ -309,20 +325,6 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if let Some(dir) = watch_dir {
         tokio::spawn(watch::watch(engine.clone(), dir));
     }
-
-    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    let docker = match &cfg.docker_socket {
-        Some(path) => {
-            let listener = bind_docker_socket(path)?;
-            let mut stopping = stopping.clone();
-            let shutdown = async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            };
-            tracing::info!(socket = %path.display(), "serving Docker's Engine API");
-            Some(tokio::spawn(crate::docker::serve(engine.clone(), listener, shutdown)))
-        }
-        None => None,
-    };
 
     let app = crate::api::router(engine.clone());
     let shutdown = async move {
