@@ -231,6 +231,10 @@ fn run_ps_logs_exec_stop_and_rm_through_the_docker_cli() {
         docker_ok(&env, &["inspect", "-f", "{{.State.Running}} {{.Name}}", "proj_web_1"]).trim(),
         "true /proj_web_1"
     );
+    assert!(
+        env.ok(&["inspect", "proj_web_1"]).contains("\"/proj_web_1\""),
+        "berth inspect finds it"
+    );
     assert_eq!(docker_ok(&env, &["logs", "proj_web_1"]), "ready\n");
     docker_ok(&env, &["stop", "proj_web_1"]);
     assert!(docker_ok(&env, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).contains("proj_web_1 Exited (0)"));
@@ -336,15 +340,15 @@ fn stdin_and_a_tty_reach_the_container() {
 fn a_docker_style_name_answers_dns_as_its_label_and_images_networks_volumes_work() {
     let env = env_with_busybox("dapi-objects");
     assert_eq!(
-        docker_ok(&env, &["network", "create", "--label", "app=shop", "backnet"]).trim(),
-        "backnet"
+        docker_ok(&env, &["network", "create", "--label", "app=shop", "shop_back"]).trim(),
+        "shop_back"
     );
-    assert!(docker_ok(&env, &["network", "ls", "--format", "{{.Name}}"]).contains("backnet"));
+    assert!(docker_ok(&env, &["network", "ls", "--format", "{{.Name}}"]).contains("shop_back"));
     assert_eq!(
-        docker_ok(&env, &["network", "inspect", "-f", "{{.Labels.app}}", "backnet"]).trim(),
+        docker_ok(&env, &["network", "inspect", "-f", "{{.Labels.app}}", "shop_back"]).trim(),
         "shop"
     );
-    assert!(env.ok(&["get", "network"]).contains("backnet"));
+    assert!(env.ok(&["get", "network"]).contains("shop_back"));
     docker_ok(
         &env,
         &[
@@ -353,7 +357,7 @@ fn a_docker_style_name_answers_dns_as_its_label_and_images_networks_volumes_work
             "--name",
             "shop_db_1",
             "--network",
-            "backnet",
+            "shop_back",
             "busybox",
             "sleep",
             "100",
@@ -366,7 +370,7 @@ fn a_docker_style_name_answers_dns_as_its_label_and_images_networks_volumes_work
             "run",
             "--rm",
             "--network",
-            "backnet",
+            "shop_back",
             "busybox",
             "nslookup",
             "shop-db-1",
@@ -379,11 +383,11 @@ fn a_docker_style_name_answers_dns_as_its_label_and_images_networks_volumes_work
         "{text}"
     );
     // A network in use is not deleted.
-    let busy = docker(&env, &["network", "rm", "backnet"]);
+    let busy = docker(&env, &["network", "rm", "shop_back"]);
     assert!(!busy.status.success(), "{}", String::from_utf8_lossy(&busy.stdout));
     docker_ok(&env, &["rm", "-f", "shop_db_1"]);
-    docker_ok(&env, &["network", "rm", "backnet"]);
-    assert!(!env.ok(&["get", "network"]).contains("backnet"));
+    docker_ok(&env, &["network", "rm", "shop_back"]);
+    assert!(!env.ok(&["get", "network"]).contains("shop_back"));
 
     // Volumes, with Docker's names.
     docker_ok(&env, &["volume", "create", "--label", "k=v", "shop_data"]);

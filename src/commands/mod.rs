@@ -67,15 +67,16 @@ impl From<DriverError> for CommandError {
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;
 
 /// Refuses a name that no object of `kind` can have, before it is looked up
-/// or stored. Containers and volumes take Docker's names
-/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, so docker-compose's `proj_web_1` works);
-/// where a container's name becomes a DNS name it is mapped to a label (see
-/// [`manifest::dns_label_of`]). Networks and images keep DNS labels.
+/// or stored. Containers, volumes and networks take Docker's names
+/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, so docker-compose's `proj_web_1` and
+/// `proj_default` work); where a container's name becomes a DNS name it is
+/// mapped to a label (see [`manifest::dns_label_of`]). Image objects keep
+/// DNS labels (see [`manifest::is_object_name`]).
 /// Checking here, once, serves every front end; a lookup of such a name is
 /// "invalid", never "not found", so a typo'd `web?x` cannot be mistaken for
 /// a missing `web`.
 pub fn check_name(kind: Kind, name: &str) -> Result<()> {
-    if matches!(kind, Kind::Container | Kind::Volume) {
+    if kind != Kind::Image {
         if manifest::is_docker_name(name) {
             return Ok(());
         }

@@ -109,10 +109,10 @@ impl<'a> Validator<'a> {
         let name = o.name();
         if !is_object_name(o.kind(), name) {
             let rule = match o.kind() {
-                crate::manifest::Kind::Container | crate::manifest::Kind::Volume => {
-                    "use 1 to 63 letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+                crate::manifest::Kind::Image => {
+                    "use 1 to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit"
                 }
-                _ => "use 1 to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit",
+                _ => "use 1 to 63 letters, digits, `_`, `.` and `-`, starting with a letter or digit",
             };
             self.report(o, "metadata.name", format!("name `{name}` is not a valid name: {rule}"));
         }
@@ -214,12 +214,14 @@ pub fn dns_label_of(name: &str) -> Option<String> {
     is_dns_label(&label).then_some(label)
 }
 
-/// Whether `name` may name an object of `kind`: containers and volumes
-/// take Docker's names ([`is_docker_name`]), the rest DNS labels.
+/// Whether `name` may name an object of `kind`: containers, volumes and
+/// networks take Docker's names ([`is_docker_name`]: docker-compose makes
+/// `proj_default`); images keep DNS labels, which is how a run's `image`
+/// tells an Image object from a registry reference.
 pub fn is_object_name(kind: crate::manifest::Kind, name: &str) -> bool {
     match kind {
-        crate::manifest::Kind::Container | crate::manifest::Kind::Volume => is_docker_name(name),
-        _ => is_dns_label(name),
+        crate::manifest::Kind::Image => is_dns_label(name),
+        _ => is_docker_name(name),
     }
 }
 

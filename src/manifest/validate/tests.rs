@@ -43,14 +43,14 @@ fn a_supported_stack_has_no_problems() {
 fn names_must_be_dns_labels_and_label_keys_sane() {
     let long = "a".repeat(64);
     let d = check(&format!(
-        "apiVersion: berth/v1\nkind: Network\nmetadata: {{name: Web_1}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: {long}}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: ok\n  labels: {{app.kubernetes.io/name: x, -bad: y, good_key.1: z, /x: w}}\n"
+        "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: Web_1}}\nspec: {{import: /i.tar}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: {long}}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: ok\n  labels: {{app.kubernetes.io/name: x, -bad: y, good_key.1: z, /x: w}}\n"
     ));
     let e = find(&d, "name `Web_1` is not a valid name: use 1 to 63 lower-case");
     assert_eq!((e.line, e.column, e.field.as_str()), (3, 18, "metadata.name"));
     assert_eq!(e.snippet, "metadata: {name: Web_1}");
     find(&d, &format!("name `{long}` is not a valid name: use 1 to 63 letters"));
     let e = find(&d, "label key `-bad` is not valid");
-    assert_eq!((e.line, e.field.as_str()), (13, "metadata.labels.-bad"));
+    assert_eq!((e.line, e.field.as_str()), (14, "metadata.labels.-bad"));
     find(&d, "label key `/x` is not valid: the prefix");
     assert_eq!(d.len(), 4, "{}", render(&d));
 }
@@ -73,7 +73,8 @@ fn containers_and_volumes_take_dockers_names_and_networks_keep_dns_labels() {
     for (kind, name, spec) in [
         ("Container", "_web", "{image: busybox}"),
         ("Volume", "a/b", "{}"),
-        ("Network", "proj_default", "{}"),
+        ("Network", "-net", "{}"),
+        ("Image", "my_app", "{import: /i.tar}"),
     ] {
         let d = check(&format!(
             "apiVersion: berth/v1\nkind: {kind}\nmetadata: {{name: \"{name}\"}}\nspec: {spec}\n"
