@@ -330,9 +330,16 @@ fn stdin_and_a_tty_reach_the_container() {
         stderr(&out)
     );
     // One it cannot honour is refused by its name, and nothing is made.
-    let out = docker(&env, &["run", "--rm", "--cpuset-cpus", "0", "busybox", "true"]);
+    let out = docker(
+        &env,
+        &["run", "--rm", "--device-read-bps", "/dev/null:1mb", "busybox", "true"],
+    );
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("HostConfig.CpusetCpus"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("HostConfig.BlkioDeviceReadBps"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(docker_ok(&env, &["ps", "-aq"]).trim(), "");
 }
 

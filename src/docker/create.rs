@@ -56,6 +56,14 @@ const HOST_FIELDS: &[&str] = &[
     "NanoCpus",
     "CpuShares",
     "PidsLimit",
+    "MemorySwap",
+    "MemoryReservation",
+    "OomKillDisable",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetCpus",
+    "CpusetMems",
+    "BlkioWeight",
     "PublishAllPorts",
     "ReadonlyRootfs",
     "Init",
@@ -318,16 +326,37 @@ fn resources(host: &HostConfig) -> Result<Option<Resources>> {
             u32::try_from(p).map_err(|_| DockerError::BadRequest(format!("HostConfig.PidsLimit {p} is too large")))?,
         ),
     };
-    if memory.is_none() && cpus.is_none() && cpu_shares.is_none() && pids.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(Resources {
+    // Docker: MemorySwap -1 is unlimited swap, 0 unset.
+    let memory_swap = match host.memory_swap.unwrap_or(0) {
+        -1 => Some(manifest::MemorySwap::Unlimited),
+        n if n < 0 => return Err(negative("MemorySwap")),
+        0 => None,
+        n => Some(manifest::MemorySwap::Limit(manifest::Memory(n as u64))),
+    };
+    let positive = |field: &str, v: Option<i64>| -> Result<Option<u64>> {
+        match v.unwrap_or(0) {
+            n if n < 0 => Err(negative(field)),
+            0 => Ok(None),
+            n => Ok(Some(n as u64)),
+        }
+    };
+    let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let resources = Resources {
         memory,
         cpus,
         cpu_shares,
         pids,
+        memory_swap,
+        memory_reservation: positive("MemoryReservation", host.memory_reservation)?.map(manifest::Memory),
+        oom_kill_disable: host.oom_kill_disable.unwrap_or(false),
+        cpu_period: positive("CpuPeriod", host.cpu_period)?,
+        cpu_quota: positive("CpuQuota", host.cpu_quota)?,
+        cpuset_cpus: text(&host.cpuset_cpus),
+        cpuset_mems: text(&host.cpuset_mems),
+        blkio_weight: host.blkio_weight.filter(|w| *w > 0),
         ..Default::default()
-    }))
+    };
+    Ok((resources != Resources::default()).then_some(resources))
 }
 
 /// Privileges and the process's limits: Privileged, CapAdd/CapDrop,
@@ -751,6 +780,9 @@ mod tests {
         host["NanoCpus"] = json!(500_000_000);
         host["PidsLimit"] = json!(-1);
         host["CapDrop"] = json!(["NET_RAW"]);
+        host["MemorySwap"] = json!(-1);
+        host["CpusetCpus"] = json!("0");
+        host["OomKillDisable"] = json!(false);
         let req = run_request(None, &body).unwrap();
         assert_eq!(req.name, None);
         assert_eq!(req.spec.env["B"], "x=y");
@@ -778,6 +810,9 @@ mod tests {
         assert_eq!(r.memory, Some(manifest::Memory(64 << 20)));
         assert_eq!(r.cpus, Some(manifest::Cpus(0.5)));
         assert_eq!(r.pids, None);
+        assert_eq!(r.memory_swap, Some(manifest::MemorySwap::Unlimited));
+        assert_eq!(r.cpuset_cpus.as_deref(), Some("0"));
+        assert!(!r.oom_kill_disable);
         assert_eq!(req.spec.security_context.unwrap().cap_drop, ["NET_RAW"]);
     }
 
@@ -854,7 +889,7 @@ mod tests {
     #[test]
     fn a_field_berth_cannot_honour_is_refused_by_its_name() {
         for (field, value) in [
-            ("CpusetMems", json!("0")),
+            ("BlkioDeviceReadBps", json!([{"Path": "/dev/sda", "Rate": 1}])),
             ("VolumeDriver", json!("convoy")),
             ("Runtime", json!("runsc")),
             ("CgroupParent", json!("/x")),
