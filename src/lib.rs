@@ -15,6 +15,8 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod daemon;
+pub mod dnsname;
+pub mod docker;
 pub mod image;
 pub mod manifest;
 pub mod network;

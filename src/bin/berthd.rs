@@ -49,6 +49,11 @@ async fn daemon(g: &Global, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         default_address_pools: args.default_address_pools,
         dns_upstream: args.dns_upstream,
         userns_remap: args.userns_remap,
+        docker_socket: match args.docker_socket {
+            None => Some(g.run_dir.join("docker.sock")),
+            Some(p) if p.is_empty() => None,
+            Some(p) => Some(p.into()),
+        },
     })
     .await?;
     Ok(ExitCode::SUCCESS)

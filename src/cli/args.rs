@@ -561,6 +561,12 @@ pub struct DaemonArgs {
     /// of that user's first entries).
     #[arg(long = "userns-remap", env = "BERTH_USERNS_REMAP")]
     pub userns_remap: Option<String>,
+    /// Serve Docker's Engine API on this socket (mode 0660, group docker
+    /// when there is one) [default: <run-dir>/docker.sock]; '' turns it off.
+    // A String, not a PathBuf: clap's path parser refuses the empty value
+    // that turns it off.
+    #[arg(long = "docker-socket", env = "BERTH_DOCKER_SOCKET")]
+    pub docker_socket: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

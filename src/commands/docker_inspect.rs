@@ -325,14 +325,17 @@ pub fn inspect(engine: &Arc<Engine>, req: &InspectRequest) -> Result<Document> {
             )))
         }
     };
-    let label = manifest::is_dns_label(&req.name);
+    // Whether some kind other than images could have this name.
+    let label = kinds
+        .iter()
+        .any(|k| *k != Kind::Image && manifest::is_object_name(*k, &req.name));
     if !label {
         match kinds.as_slice() {
             [Kind::Image] => {}
             [kind] => super::check_name(*kind, &req.name)?,
             _ if !is_image_name(&req.name) => {
                 return Err(CommandError::Invalid(format!(
-                    "invalid name {}: neither an object's name (lower-case letters, digits and `-`) \
+                    "invalid name {}: neither an object's name (letters, digits, `_`, `.` and `-`) \
                      nor an image reference or id",
                     super::quote(&req.name)
                 )))
@@ -343,9 +346,8 @@ pub fn inspect(engine: &Arc<Engine>, req: &InspectRequest) -> Result<Document> {
     for kind in &kinds {
         let found = match kind {
             Kind::Image => image(engine, &req.name)?.map(|d| Document::Image(Box::new(d))),
-            // Only images have names that are not DNS labels; one such
-            // name asked of another kind is simply not found there.
-            _ if !label => None,
+            // A name this kind cannot have is simply not found there.
+            _ if !manifest::is_object_name(*kind, &req.name) => None,
             Kind::Container => container(engine, &req.name)?.map(|d| Document::Container(Box::new(d))),
             Kind::Network => network(engine, &req.name)?.map(|d| Document::Network(Box::new(d))),
             Kind::Volume => volume(engine, &req.name)?.map(|d| Document::Volume(Box::new(d))),

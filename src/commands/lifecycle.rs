@@ -45,6 +45,19 @@ pub async fn start(engine: &Arc<Engine>, name: &str) -> Result<VerbResponse> {
     Ok(done(name, "start"))
 }
 
+/// [`start`] for a client that attaches next (Docker's attach, then start):
+/// the init waits for that attach, and the exit is the client's to report
+/// (a `--rm` container goes once the client has it).
+pub async fn start_for_attach(engine: &Arc<Engine>, name: &str) -> Result<VerbResponse> {
+    known(engine, name)?;
+    engine.attach(name);
+    if let Err(e) = engine.start_by_name_for_attach(name).await {
+        engine.detach(name);
+        return Err(e.into());
+    }
+    Ok(done(name, "start"))
+}
+
 /// Stops it (grace period, then SIGKILL) if it runs, then starts it.
 pub async fn restart(engine: &Arc<Engine>, name: &str) -> Result<VerbResponse> {
     known(engine, name)?;

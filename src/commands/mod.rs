@@ -68,12 +68,26 @@ impl From<DriverError> for CommandError {
 pub type Result<T, E = CommandError> = std::result::Result<T, E>;
 
 /// Refuses a name that no object of `kind` can have, before it is looked up
-/// or stored: every object's identity is a DNS label (the manifest's rule,
-/// stricter than Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`), because container
-/// names are hostnames and DNS names on their networks. Checking here, once,
-/// serves every front end; a lookup of such a name is "invalid", never
-/// "not found", so a typo'd `web?x` cannot be mistaken for a missing `web`.
+/// or stored. Containers, volumes and networks take Docker's names
+/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, so docker-compose's `proj_web_1` and
+/// `proj_default` work); where a container's name becomes a DNS name it is
+/// mapped to a label (see [`manifest::dns_label_of`]). Image objects keep
+/// DNS labels (see [`manifest::is_object_name`]).
+/// Checking here, once, serves every front end; a lookup of such a name is
+/// "invalid", never "not found", so a typo'd `web?x` cannot be mistaken for
+/// a missing `web`.
 pub fn check_name(kind: Kind, name: &str) -> Result<()> {
+    if kind != Kind::Image {
+        if manifest::is_docker_name(name) {
+            return Ok(());
+        }
+        return Err(CommandError::Invalid(format!(
+            "invalid {} name {}: a name is 1 to 63 letters, digits, `_`, `.` and `-`, \
+             starting with a letter or digit",
+            kind.as_str().to_ascii_lowercase(),
+            quote(name)
+        )));
+    }
     check_name_of(&kind.as_str().to_ascii_lowercase(), name)
 }
 

@@ -115,6 +115,9 @@ pub struct DaemonConfig {
     /// `default` or a user: the range containers without a `userns` of
     /// their own run in (Docker's `--userns-remap`).
     pub userns_remap: Option<String>,
+    /// Where Docker's Engine API is served (`<run-dir>/docker.sock`);
+    /// none turns it off.
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl DaemonConfig {
@@ -145,6 +148,14 @@ impl DaemonConfig {
         if let Some(remap) = &self.userns_remap {
             flag("--userns-remap", remap.clone());
         }
+        // Always explicit: empty is "off", which a default would undo.
+        flag(
+            "--docker-socket",
+            self.docker_socket
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
         DaemonSettings {
             args,
             socket: self.socket.clone(),
@@ -181,6 +192,27 @@ fn activated_listener() -> anyhow::Result<Option<std::os::unix::net::UnixListene
     }
     listener.set_nonblocking(true).context("socket passed by systemd")?;
     Ok(Some(listener))
+}
+
+/// The Docker API's socket: mode 0660 and, when the host has a `docker`
+/// group, that group (as dockerd makes it), so its members can use it.
+fn bind_docker_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    }
+    // We hold the root's lock; a socket file left here is stale. Anything
+    // else at that path is not ours to remove.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())) {
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("--docker-socket: listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name("docker") {
+        nix::unistd::chown(path, None, Some(group.gid))
+            .with_context(|| format!("--docker-socket: give {} to group docker", path.display()))?;
+    }
+    Ok(listener)
 }
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
@@ -254,6 +286,22 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if let Some(parent) = cfg.socket.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
+    // Docker's socket is bound before berth's: a client that sees berth's
+    // answer finds Docker's there too (connections wait until it serves).
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let docker = match &cfg.docker_socket {
+        Some(path) => {
+            let listener = bind_docker_socket(path)?;
+            let mut stopping = stopping.clone();
+            let shutdown = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            tracing::info!(socket = %path.display(), "serving Docker's Engine API");
+            Some(tokio::spawn(crate::docker::serve(engine.clone(), listener, shutdown)))
+        }
+        None => None,
+    };
+
     let owns_socket = activated.is_none();
     let listener = match activated {
         // systemd made the socket (berth.socket sets its mode and owner) and keeps it.
@@ -281,17 +329,23 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
 
     let app = crate::api::router(engine.clone());
-    let shutdown = async {
+    let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
         tracing::info!("shutting down; containers keep running");
+        let _ = stopping_tx.send(true);
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     if owns_socket {
         let _ = std::fs::remove_file(&cfg.socket);
+    }
+    if let (Some(task), Some(path)) = (docker, &cfg.docker_socket) {
+        let _ = std::fs::remove_file(path);
+        // Its open connections (an attach) do not hold the daemon up.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
     }
     drop(sealed);
     Ok(())

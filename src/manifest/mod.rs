@@ -37,7 +37,10 @@ pub use read::{source_from_bytes, MAX_ALIAS_EVENTS, MAX_DEPTH, MAX_SOURCE_BYTES}
 pub use reference::{parse_reference, ImageReference, ReferenceError};
 pub use schema::document_schema;
 pub use types::*;
-pub use validate::{is_dns_label, is_hostname, parse_mac, validate_with_positions, HOST_GATEWAY};
+pub use validate::{
+    dns_label_of, is_dns_label, is_docker_name, is_hostname, is_object_name, parse_mac, validate_with_positions,
+    HOST_GATEWAY,
+};
 
 /// One manifest text and the name it is reported under (a path, or `<stdin>`).
 ///

@@ -133,10 +133,12 @@ impl Addressing {
     /// names there, scoped to that container (it asks this server only).
     pub fn dns_records(&self, network: &str) -> Records {
         let mut records = Records::new();
+        // A Docker-style name (`proj_web_1`) answers as its DNS label
+        // (`proj-web-1`); one with no label form has no record of its own.
         let names_of = |net: &str, owner: &str| {
             std::iter::once(owner)
                 .chain(self.aliases_of(net, owner).iter().map(String::as_str))
-                .map(|n| n.to_ascii_lowercase())
+                .filter_map(crate::dnsname::dns_label_of)
                 .collect::<Vec<_>>()
         };
         for (net, client, owner) in &self.allocations {

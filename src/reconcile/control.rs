@@ -237,6 +237,12 @@ impl Engine {
         drivers::start_by_name(self, name).await
     }
 
+    /// [`Engine::start_by_name`] for a client that attaches next: the init
+    /// waits for it, so none of its output is missed (Docker's `run`).
+    pub async fn start_by_name_for_attach(self: &Arc<Self>, name: &str) -> std::result::Result<(), super::VerbError> {
+        drivers::start_by_name_with(self, name, true).await
+    }
+
     /// Signals a container's init (`berth kill`).
     pub async fn kill_by_name(
         self: &Arc<Self>,

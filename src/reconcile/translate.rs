@@ -526,7 +526,7 @@ fn block_device(path: &str) -> Result<(i64, i64), String> {
     ))
 }
 
-/// The container's hostname: `hostname` when set, else its name, or with `network: host` the host's,
+/// The container's hostname: `hostname` when set, else its name (as a DNS label), or with `network: host` the host's,
 /// as Docker gives it (its UTS namespace stays its own, so a change made
 /// inside does not reach the host).
 pub fn hostname_of(name: &str, spec: &ContainerSpec) -> String {
@@ -540,7 +540,8 @@ pub fn hostname_of(name: &str, spec: &ContainerSpec) -> String {
             }
         }
     }
-    name.to_string()
+    // A Docker-style name (`proj_web_1`) gives the label its DNS record has.
+    crate::manifest::dns_label_of(name).unwrap_or_else(|| name.to_string())
 }
 
 fn bind(source: PathBuf, dest: &str, read_only: bool) -> MountSpec {

@@ -272,6 +272,7 @@ const OWN_CHILDREN: &[&str] = &[
     "skopeo",
     "umoci",
     "podman",
+    "docker",
     "docker-registry",
     "tar",
     "cp",

@@ -271,15 +271,15 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(volume) = &m.volume {
-            if is_dns_label(volume) {
+            if super::is_docker_name(volume) {
                 self.reference(o, &format!("{at}.volume"), Kind::Volume, volume);
             } else {
                 self.report(
                     o,
                     &format!("{at}.volume"),
                     format!(
-                        "`{volume}` is not a volume name: 1 to 63 lower-case letters, digits and `-` \
-                         (a host directory is `hostPath`, absolute)"
+                        "`{volume}` is not a volume name: 1 to 63 letters, digits, `_`, `.` and `-`, \
+                         starting with a letter or digit (a host directory is `hostPath`, absolute)"
                     ),
                 );
             }

@@ -106,15 +106,14 @@ impl<'a> Validator<'a> {
 
     fn metadata(&mut self, o: &Object) {
         let name = o.name();
-        if !is_dns_label(name) {
-            self.report(
-                o,
-                "metadata.name",
-                format!(
-                    "name `{name}` is not a DNS label: use 1 to 63 lower-case letters, digits and `-`, \
-                     starting and ending with a letter or digit"
-                ),
-            );
+        if !is_object_name(o.kind(), name) {
+            let rule = match o.kind() {
+                crate::manifest::Kind::Image => {
+                    "use 1 to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit"
+                }
+                _ => "use 1 to 63 letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+            };
+            self.report(o, "metadata.name", format!("name `{name}` is not a valid name: {rule}"));
         }
         for key in o.metadata.labels.keys() {
             if let Err(why) = check_label_key(key) {
@@ -187,16 +186,31 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// RFC 1123 label: 1–63 of `a-z`, `0-9`, `-`, starting and ending alphanumeric.
-pub fn is_dns_label(name: &str) -> bool {
-    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+/// Docker's rule for container (and volume) names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+/// bounded at 63 like a DNS label: docker-compose names its containers
+/// `project_service_1`. Such a name is only a name (a run dir, a cgroup, a
+/// store key); where it also becomes a DNS name, [`dns_label_of`] says which.
+pub fn is_docker_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && ok_char(b[0])
-        && ok_char(b[b.len() - 1])
-        && b.iter().all(|&c| ok_char(c) || c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
+
+/// Whether `name` may name an object of `kind`: containers, volumes and
+/// networks take Docker's names ([`is_docker_name`]: docker-compose makes
+/// `proj_default`); images keep DNS labels, which is how a run's `image`
+/// tells an Image object from a registry reference.
+pub fn is_object_name(kind: crate::manifest::Kind, name: &str) -> bool {
+    match kind {
+        crate::manifest::Kind::Image => is_dns_label(name),
+        _ => is_docker_name(name),
+    }
+}
+
+pub use crate::dnsname::{dns_label_of, is_dns_label};
 
 /// Kubernetes' label key rules: an optional DNS-subdomain prefix and `/`, then
 /// a name of 1–63 alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric.

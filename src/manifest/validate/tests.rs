@@ -43,16 +43,55 @@ fn a_supported_stack_has_no_problems() {
 fn names_must_be_dns_labels_and_label_keys_sane() {
     let long = "a".repeat(64);
     let d = check(&format!(
-        "apiVersion: berth/v1\nkind: Volume\nmetadata: {{name: Web_1}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: {long}}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: ok\n  labels: {{app.kubernetes.io/name: x, -bad: y, good_key.1: z, /x: w}}\n"
+        "apiVersion: berth/v1\nkind: Image\nmetadata: {{name: Web_1}}\nspec: {{import: /i.tar}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata: {{name: {long}}}\n---\napiVersion: berth/v1\nkind: Volume\nmetadata:\n  name: ok\n  labels: {{app.kubernetes.io/name: x, -bad: y, good_key.1: z, /x: w}}\n"
     ));
-    let e = find(&d, "name `Web_1` is not a DNS label");
+    let e = find(&d, "name `Web_1` is not a valid name: use 1 to 63 lower-case");
     assert_eq!((e.line, e.column, e.field.as_str()), (3, 18, "metadata.name"));
     assert_eq!(e.snippet, "metadata: {name: Web_1}");
-    find(&d, &format!("name `{long}` is not a DNS label"));
+    find(&d, &format!("name `{long}` is not a valid name: use 1 to 63 letters"));
     let e = find(&d, "label key `-bad` is not valid");
-    assert_eq!((e.line, e.field.as_str()), (13, "metadata.labels.-bad"));
+    assert_eq!((e.line, e.field.as_str()), (14, "metadata.labels.-bad"));
     find(&d, "label key `/x` is not valid: the prefix");
     assert_eq!(d.len(), 4, "{}", render(&d));
+}
+
+#[test]
+fn containers_and_volumes_take_dockers_names_and_networks_keep_dns_labels() {
+    for (kind, name, spec) in [
+        ("Volume", "Proj_data.1", "{}"),
+        ("Container", "proj_web_1", "{image: busybox}"),
+    ] {
+        let d = check(&format!(
+            "apiVersion: berth/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        ));
+        assert!(
+            d.iter().all(|p| p.field != "metadata.name"),
+            "{kind} {name}: {}",
+            render(&d)
+        );
+    }
+    for (kind, name, spec) in [
+        ("Container", "_web", "{image: busybox}"),
+        ("Volume", "a/b", "{}"),
+        ("Network", "-net", "{}"),
+        ("Image", "my_app", "{import: /i.tar}"),
+    ] {
+        let d = check(&format!(
+            "apiVersion: berth/v1\nkind: {kind}\nmetadata: {{name: \"{name}\"}}\nspec: {spec}\n"
+        ));
+        assert!(
+            d.iter().any(|p| p.field == "metadata.name"),
+            "{kind} {name}: {}",
+            render(&d)
+        );
+    }
+    // Where such a name becomes a DNS name, it is a label or nothing.
+    assert_eq!(
+        crate::manifest::dns_label_of("proj_web_1").as_deref(),
+        Some("proj-web-1")
+    );
+    assert_eq!(crate::manifest::dns_label_of("Web.1").as_deref(), Some("web-1"));
+    assert_eq!(crate::manifest::dns_label_of("web_"), None);
 }
 
 #[test]
@@ -457,7 +496,7 @@ fn a_container_on_an_image_only_the_daemon_knows_needs_no_command_here() {
 #[test]
 fn all_problems_are_reported_at_once_in_source_order() {
     let text = [
-        container("Web", "  user: \"r t\"\n  dependsOn: [{name: ghost}]\n"),
+        container("_web", "  user: \"r t\"\n  dependsOn: [{name: ghost}]\n"),
         container("db", "  resources: {pids: 0}\n  volumes: [{tmpfs: /t, path: /t}]\n"),
     ]
     .join("---\n");

@@ -7,9 +7,10 @@ use super::*;
 /// `reconcile::ids`), then DNS records and peers' /etc/hosts follow.
 pub async fn rename(engine: &Arc<Engine>, old: &str, new: &str) -> std::result::Result<(), VerbError> {
     let invalid = |m: String| VerbError::Driver(DriverError::Invalid(m));
-    if !crate::manifest::is_dns_label(new) {
+    if !crate::manifest::is_docker_name(new) {
         return Err(invalid(format!(
-            "`{new}` is not a valid container name: use 1 to 63 lower-case letters, digits and `-`"
+            "`{new}` is not a valid container name: use 1 to 63 letters, digits, `_`, `.` and `-`, \
+             starting with a letter or digit"
         )));
     }
     if old == new {

@@ -383,6 +383,16 @@ pub(super) fn on_shim_exit(engine: &Engine, name: &str) {
 /// `berth start`: starts a stopped container again (from its writable
 /// layer) and lifts a stop hold.
 pub async fn start_by_name(engine: &Arc<Engine>, name: &str) -> std::result::Result<(), VerbError> {
+    start_by_name_with(engine, name, false).await
+}
+
+/// [`start_by_name`]; with `wait_attach`, the init waits for the first
+/// attached client before it execs (Docker's attach-then-start).
+pub async fn start_by_name_with(
+    engine: &Arc<Engine>,
+    name: &str,
+    wait_attach: bool,
+) -> std::result::Result<(), VerbError> {
     let key = ObjectKey::new(Kind::Container, name);
     let lock = engine.lock_for(&key);
     let _held = lock.lock().await;
@@ -399,7 +409,7 @@ pub async fn start_by_name(engine: &Arc<Engine>, name: &str) -> std::result::Res
         .cloned()
         .ok_or_else(|| VerbError::NotDesired(name.into()))?;
     let hash = plan::spec_hashes(&desired).get(&key).cloned().unwrap_or_default();
-    start_container(engine, &obj, &hash).await?;
+    start_with(engine, &obj, &hash, wait_attach).await?;
     Ok(())
 }
 
