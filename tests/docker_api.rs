@@ -459,10 +459,10 @@ fn hostile_requests_get_dockers_statuses_and_say_what_was_wrong() {
         &env,
         "POST",
         "/v1.47/containers/create?name=pinned",
-        br#"{"Image": "busybox", "HostConfig": {"CpusetMems": "0", "Memory": 0}}"#,
+        br#"{"Image": "busybox", "HostConfig": {"CgroupParent": "/elsewhere", "Memory": 0}}"#,
     );
     assert_eq!(a.status, 400);
-    assert!(a.message().starts_with("HostConfig.CpusetMems"), "{}", a.message());
+    assert!(a.message().starts_with("HostConfig.CgroupParent"), "{}", a.message());
     assert_eq!(raw(&env, "GET", "/containers/pinned/json", b"").status, 404);
     // Names with a slash or `..`, and a path that tries to climb out.
     for name in ["a%2Fb", "..", "x%2F..%2F..%2Fetc"] {
@@ -614,4 +614,42 @@ fn run_ti_and_exec_ti_work_through_a_terminal_with_its_size() {
     term.type_line("exit 3");
     assert_eq!(exit_of(&mut cli, &term), Some(3));
     assert_eq!(docker_ok(&env, &["ps", "-aq"]).trim(), "", "--rm removed it");
+}
+
+#[test]
+fn docker_build_sends_its_context_to_berths_builder() {
+    let env = env_with_busybox("dapi-build");
+    let ctx = env.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG X=1\nCOPY f /f\nRUN cat /f; echo X=$X\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("f"), "from the context\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "secret\n").unwrap();
+    std::fs::write(ctx.join("secret"), "never sent\n").unwrap();
+    let out = docker_ok(
+        &env,
+        &["build", "-t", "dbuilt:1", "--build-arg", "X=7", ctx.to_str().unwrap()],
+    );
+    assert!(out.contains("Step 4/4 : RUN cat /f; echo X=$X"), "{out}");
+    assert!(out.contains("from the context\nX=7\n"), "RUN output streams: {out}");
+    assert!(out.contains("Successfully tagged dbuilt:1"), "{out}");
+    // What docker built, berth runs, and the reverse view agrees.
+    assert_eq!(env.ok(&["run", "--rm", "dbuilt:1", "cat", "/f"]), "from the context\n");
+    let quiet = docker_ok(&env, &["build", "-q", ctx.to_str().unwrap()]);
+    assert!(quiet.trim().starts_with("sha256:"), "{quiet}");
+    // A failing step fails the docker CLI with the step's error.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
+    let failed = docker(&env, &["build", ctx.to_str().unwrap()]);
+    assert!(!failed.status.success());
+    assert!(stderr(&failed).contains("non-zero code: 3"), "{}", stderr(&failed));
+    // Hostile: a Dockerfile path out of the context, a body that is no tar.
+    let a = raw(&env, "POST", "/build?dockerfile=../../etc/passwd", b"");
+    assert_eq!(a.status, 400, "{}", a.message());
+    assert!(a.message().contains("inside the context"), "{}", a.message());
+    let a = raw(&env, "POST", "/build?t=x:1", &[b'x'; 2048]);
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.message().contains("not a tar"), "{}", a.message());
 }

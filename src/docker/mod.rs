@@ -9,6 +9,7 @@
 //! in front ([`strip_version`]); errors are Docker's `{"message": …}` with
 //! Docker's status codes ([`DockerError`]).
 
+mod build;
 mod containers;
 mod create;
 mod exec;
@@ -204,6 +205,7 @@ fn routes() -> Router<Shared> {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
+        .route("/build", post(build::build))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route(
