@@ -1218,3 +1218,65 @@ fn a_pull_that_fails_midway_removes_the_blobs_it_added_and_keeps_shared_ones() {
     assert_eq!(out.trim(), "1", "the first image still runs: {out}");
     drop(registry);
 }
+
+#[test]
+fn a_built_image_is_pushed_and_skopeo_reads_its_layers_config_and_history() {
+    let env = Env::new("reg-build");
+    env.ok(&["import", common::busybox_tar().to_str().unwrap(), "busybox:latest"]);
+    let ctx = env.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nLABEL built=yes\nCOPY f /f\nRUN echo ran > /ran\nCMD [\"cat\", \"/f\", \"/ran\"]\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("f"), "from the build\n").unwrap();
+    env.ok(&["build", "-t", "built:1", ctx.to_str().unwrap()]);
+    let registry = Registry::start(&env);
+    let reference = registry.reference("test/built:1");
+    env.ok(&["push", "built:1", &reference]);
+
+    let inspect = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .args(extra)
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo inspect: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let image = inspect(&[]);
+    assert_eq!(image["Labels"]["built"], "yes");
+    assert_eq!(
+        image["Layers"].as_array().unwrap().len(),
+        3,
+        "busybox, COPY, RUN: {image}"
+    );
+    let config = inspect(&["--config"]);
+    let history: Vec<String> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        history.iter().any(|h| h == "RUN /bin/sh -c echo ran > /ran"),
+        "{history:?}"
+    );
+    assert!(history.iter().any(|h| h == "COPY f /f"), "{history:?}");
+    // The config-only steps are empty layers, as Docker writes them.
+    let empty = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["empty_layer"] == true)
+        .count();
+    assert_eq!(empty, 2, "LABEL and CMD: {history:?}");
+
+    // Pulled back into a fresh store, it runs.
+    let other = Env::new("reg-build-pull");
+    other.ok(&["pull", &reference]);
+    assert_eq!(other.ok(&["run", "--rm", &reference]), "from the build\nran\n");
+    drop(registry);
+}
