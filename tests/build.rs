@@ -509,3 +509,34 @@ fn a_declarative_build_is_rebuilt_by_apply_after_a_source_edit_and_only_its_cont
         .unwrap_or("")
         .starts_with("Running"));
 }
+
+#[test]
+fn on_a_terminal_steps_fold_their_output_and_a_failing_step_shows_all_of_it() {
+    use common::pty::{exit_of, spawn_on, Terminal};
+    let env = env_with_busybox("build-tty");
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN for i in $(seq 1 30); do echo line-$i; done\nRUN echo early-output; exit 5\n",
+        )],
+    );
+    let (mut term, slave) = Terminal::new(24, 100);
+    let mut child = spawn_on(&env, slave, &["build", "--network", "none", ctx.to_str().unwrap()]);
+    term.expect("[2/3]");
+    // The step's output scrolls by in a window that is folded away.
+    term.expect("line-30");
+    term.expect("\x1b[6A\x1b[0J");
+    term.expect("[3/3]");
+    // The failing step's whole output, then the error.
+    term.expect("early-output\r\n");
+    term.expect("non-zero code: 5");
+    assert_eq!(exit_of(&mut child, &term), Some(1));
+    // Run again: the first RUN is answered from the cache.
+    let (mut term, slave) = Terminal::new(24, 100);
+    let mut child = spawn_on(&env, slave, &["build", "--network", "none", ctx.to_str().unwrap()]);
+    term.expect("[2/3]");
+    term.expect("CACHED");
+    assert_eq!(exit_of(&mut child, &term), Some(1));
+}

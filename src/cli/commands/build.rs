@@ -128,12 +128,22 @@ pub async fn build(g: &Global, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut built: Option<String> = None;
     let mut failed: Option<String> = None;
     let mut stdout = std::io::stdout();
+    let mut live = (!quiet && std::io::IsTerminal::is_terminal(&stdout)).then(LiveView::new);
     let result = client(g, true)
         .stream(
             Method::POST,
             "/v1/build",
             Some(body),
             |event: BuildEvent| {
+                if let Some(view) = &mut live {
+                    if let BuildEvent::Error { message } = &event {
+                        failed = Some(message.clone());
+                    }
+                    if let Some(id) = view.event(event, &mut stdout) {
+                        built = Some(id);
+                    }
+                    return;
+                }
                 if quiet {
                     match event {
                         BuildEvent::Built { id } => built = Some(id),
@@ -205,4 +215,145 @@ pub async fn prune(g: &Global) -> anyhow::Result<ExitCode> {
         crate::cli::output::bytes(answer.reclaimed_bytes)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The compact view of a build on a terminal: each step on one line, with
+/// the last few lines of its output under it while it runs, folded away
+/// when it ends (`CACHED` or its time); a failing step's whole output is
+/// printed before the error.
+struct LiveView {
+    window: std::collections::VecDeque<String>,
+    /// Lines of the window on the screen now.
+    drawn: usize,
+    partial: String,
+    /// The running step's whole output (printed in full if it fails).
+    output: String,
+    started: std::time::Instant,
+    cached: bool,
+    id: Option<String>,
+    in_step: bool,
+    width: usize,
+}
+
+/// How many lines of a running step's output stay on the screen.
+const WINDOW_LINES: usize = 6;
+
+impl LiveView {
+    fn new() -> LiveView {
+        LiveView {
+            window: std::collections::VecDeque::new(),
+            drawn: 0,
+            partial: String::new(),
+            output: String::new(),
+            started: std::time::Instant::now(),
+            cached: false,
+            id: None,
+            in_step: false,
+            width: terminal_width(),
+        }
+    }
+
+    fn clear(&mut self, out: &mut impl Write) {
+        if self.drawn > 0 {
+            let _ = write!(out, "\x1b[{}A\x1b[0J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+
+    fn redraw(&mut self, out: &mut impl Write) {
+        self.clear(out);
+        for line in &self.window {
+            let shown: String = line.chars().take(self.width.saturating_sub(6)).collect();
+            let _ = writeln!(out, "\x1b[2m  │ {shown}\x1b[0m");
+        }
+        self.drawn = self.window.len();
+        let _ = out.flush();
+    }
+
+    /// Folds the running step's output away and says how it ended.
+    fn finish_step(&mut self, out: &mut impl Write) {
+        if !self.in_step {
+            return;
+        }
+        self.clear(out);
+        let how = match (&self.id, self.cached) {
+            (_, true) => "CACHED".to_string(),
+            (Some(id), false) => format!("{} {:.1}s", short(id), self.started.elapsed().as_secs_f64()),
+            (None, false) => format!("{:.1}s", self.started.elapsed().as_secs_f64()),
+        };
+        let _ = writeln!(out, "\x1b[2m ---> {how}\x1b[0m");
+        self.in_step = false;
+    }
+
+    fn event(&mut self, event: BuildEvent, out: &mut impl Write) -> Option<String> {
+        match event {
+            BuildEvent::Step {
+                number,
+                total,
+                instruction,
+            } => {
+                self.finish_step(out);
+                let _ = writeln!(out, "\x1b[1m[{number}/{total}]\x1b[0m {instruction}");
+                *self = LiveView {
+                    in_step: true,
+                    width: self.width,
+                    ..LiveView::new()
+                };
+            }
+            BuildEvent::Cached => self.cached = true,
+            BuildEvent::Output { text, .. } => {
+                self.output.push_str(&text);
+                self.partial.push_str(&text);
+                while let Some(end) = self.partial.find('\n') {
+                    let line: String = self.partial.drain(..=end).collect();
+                    self.window.push_back(line.trim_end_matches(['\n', '\r']).to_string());
+                    if self.window.len() > WINDOW_LINES {
+                        self.window.pop_front();
+                    }
+                }
+                self.redraw(out);
+            }
+            BuildEvent::Note { message } => {
+                self.clear(out);
+                let _ = writeln!(out, "{message}");
+                self.redraw(out);
+            }
+            BuildEvent::StepDone { id } => self.id = Some(id),
+            BuildEvent::Built { id } => {
+                self.finish_step(out);
+                let _ = writeln!(out, "Successfully built {}", short(&id));
+                return Some(id);
+            }
+            BuildEvent::Tagged { reference } => {
+                let _ = writeln!(out, "Successfully tagged {reference}");
+            }
+            BuildEvent::Error { .. } => {
+                // The failing step's whole output, then the error (by the caller).
+                self.clear(out);
+                let _ = out.write_all(self.output.as_bytes());
+                if !self.output.is_empty() && !self.output.ends_with('\n') {
+                    let _ = writeln!(out);
+                }
+            }
+        }
+        let _ = out.flush();
+        None
+    }
+}
+
+/// Columns of the terminal on stdout (80 when it does not say).
+fn terminal_width() -> usize {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into `size`, which outlives the call.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        size.ws_col as usize
+    } else {
+        80
+    }
 }
