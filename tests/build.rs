@@ -198,6 +198,8 @@ fn config_instructions_land_in_the_image_and_user_and_workdir_apply() {
             "FROM busybox\n\
              ARG VERSION=1.0\n\
              ENV APP_HOME=/srv/app MODE=prod\n\
+             COPY <<EOF /srv/note.txt\nmode is $MODE, \"quoted\"\nEOF\n\
+             RUN <<EOT\ncp /srv/note.txt /srv/copied\nEOT\n\
              LABEL org.example.version=$VERSION\n\
              MAINTAINER someone@example.com\n\
              EXPOSE 8080 53/udp\n\
@@ -219,6 +221,9 @@ fn config_instructions_land_in_the_image_and_user_and_workdir_apply() {
     let (out, _) = text(&env.berth(&["run", "--rm", "cfg:1", "id -u; pwd"]));
     assert_eq!(out, "1000\n/srv/app\n");
 
+    // Heredocs: COPY's body expanded (quotes kept), RUN's run as the script.
+    let (out, _) = text(&env.berth(&["run", "--rm", "--entrypoint", "cat", "cfg:1", "/srv/copied"]));
+    assert_eq!(out, "mode is prod, \"quoted\"\n");
     let docker = env.ok(&["inspect", "cfg:1"]);
     let v: serde_json::Value = serde_json::from_str(&docker).unwrap();
     let c = &v[0]["Config"];

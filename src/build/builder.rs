@@ -907,12 +907,20 @@ impl<H: BuildHost> Build<'_, H> {
             chown,
             chmod,
             add,
-            heredocs: args
-                .heredocs
-                .iter()
-                .map(|h| (h.name.clone(), h.content.clone()))
-                .collect(),
+            heredocs: Vec::new(),
         };
+        let mut plan = plan;
+        for h in &args.heredocs {
+            // An unquoted delimiter's body is expanded, quotes kept (BuildKit).
+            let content = if h.expand {
+                subst::expand_raw(&h.content, &|n| st.lookup(n))
+                    .map_err(|e| self.fail(ins, e.to_string()))?
+                    .text
+            } else {
+                h.content.clone()
+            };
+            plan.heredocs.push((h.name.clone(), content));
+        }
         let (source_hash, source_root) = match &from_image {
             None => {
                 let mut rels = Vec::new();
