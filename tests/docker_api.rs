@@ -653,3 +653,42 @@ fn docker_build_sends_its_context_to_berths_builder() {
     assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
     assert!(a.message().contains("not a tar"), "{}", a.message());
 }
+
+#[test]
+fn docker_compose_brings_a_project_up_with_service_names_on_its_network_and_down_again() {
+    let env = env_with_busybox("dapi-compose");
+    let dir = env.dir.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        "version: \"3\"\nservices:\n  web:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; mkdir -p /w && echo hi-from-web > /w/index.html && httpd -p 80 -h /w; while true; do sleep 0.2; done\"]\n  cli:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"for i in $$(seq 50); do wget -q -O- http://web/ && break; sleep 0.2; done; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n    depends_on: [web]\n",
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .current_dir(&dir)
+            .env("DOCKER_HOST", format!("unix://{}", docker_socket(&env).display()))
+            .env("DOCKER_CONFIG", env.dir.join("docker-config"))
+            .args(args)
+            .output()
+            .expect("docker-compose (scripts/install-deps.sh installs it)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out),
+        )
+    };
+    let (ok, out) = compose(&["up", "-d"]);
+    assert!(ok, "{out}");
+    // The service answers by its name on the project's network.
+    common::sync::wait_until(20, "cli reaching web by its service name", || {
+        compose(&["logs", "cli"]).1.contains("hi-from-web")
+    });
+    // What compose made shows in berth, as imperative objects. (Both
+    // services trap SIGTERM, so `down` need not wait out a grace period.)
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains("proj_web_1") && ps.contains("proj_cli_"), "{ps}");
+    let (ok, out) = compose(&["down"]);
+    assert!(ok, "{out}");
+    let left = env.ok(&["get", "-o", "json"]);
+    assert!(!left.contains("proj_"), "compose down left: {left}");
+}

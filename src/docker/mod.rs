@@ -214,6 +214,8 @@ fn routes() -> Router<Shared> {
         )
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))

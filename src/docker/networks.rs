@@ -11,9 +11,10 @@ use bollard_stubs::models::{NetworkCreateRequest, NetworkCreateResponse};
 use serde_json::{json, Value};
 
 use super::{body_bytes, decode_json, json, parse_filters, refuse_prune_filters, DockerError, Result, Shared};
+use crate::commands::CommandError;
 use crate::commands::{self, docker_inspect};
 use crate::manifest::Kind;
-use crate::wire::{ApplyRequest, DeleteRequest};
+use crate::wire::{ApplyRequest, DeleteRequest, NetworkConnectRequest, NetworkDisconnectRequest};
 
 type Q = Query<HashMap<String, String>>;
 
@@ -190,6 +191,91 @@ pub async fn remove(State(state): State<Shared>, Path(id): Path<String>) -> Resu
     network(&state, &id)?;
     delete_key(&state, &format!("network/{id}")).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The berth name of the container a connect or disconnect body names (by
+/// name or id).
+fn container_named(state: &Shared, raw: &Value) -> Result<String> {
+    let given = raw["Container"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| DockerError::BadRequest("Container is required".into()))?;
+    commands::check_name(Kind::Container, given)?;
+    let doc = docker_inspect::container(&state.engine, given)?
+        .ok_or_else(|| DockerError::NotFound(format!("No such container: {given}")))?;
+    Ok(doc.name.trim_start_matches('/').to_string())
+}
+
+/// `POST /networks/{id}/connect`: the container joins the network with the
+/// endpoint's aliases and fixed address. One already on it is connected
+/// again with these (docker-compose 1.29 disconnects, then connects with
+/// the service's aliases).
+pub async fn connect(State(state): State<Shared>, Path(id): Path<String>, req: Request) -> Result<Response> {
+    let (route, bytes) = body_bytes(req, &()).await?;
+    let raw: Value = decode_json(&route, &bytes)?;
+    network(&state, &id)?;
+    let container = container_named(&state, &raw)?;
+    let endpoint = &raw["EndpointConfig"];
+    let aliases = match &endpoint["Aliases"] {
+        Value::Null => Vec::new(),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| DockerError::BadRequest("EndpointConfig.Aliases: strings are expected".into()))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => {
+            return Err(DockerError::BadRequest(
+                "EndpointConfig.Aliases: a list is expected".into(),
+            ))
+        }
+    };
+    // As a Docker-style container name answers DNS as its label, so does an
+    // alias (docker-compose gives `proj_web_1`): one with no label form is left out.
+    let mut aliases: Vec<String> = aliases.iter().filter_map(|a| crate::dnsname::dns_label_of(a)).collect();
+    aliases.dedup();
+    let ipv4_address = endpoint["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .map(str::to_string);
+    let request = NetworkConnectRequest {
+        network: id.clone(),
+        container: container.clone(),
+        aliases,
+        ipv4_address,
+    };
+    match commands::network::connect(&state.engine, &request).await {
+        Err(CommandError::Conflict(_)) => {
+            let leave = NetworkDisconnectRequest {
+                network: id,
+                container,
+                ..Default::default()
+            };
+            commands::network::disconnect(&state.engine, &leave).await?;
+            commands::network::connect(&state.engine, &request).await?;
+        }
+        other => {
+            other?;
+        }
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /networks/{id}/disconnect`.
+pub async fn disconnect(State(state): State<Shared>, Path(id): Path<String>, req: Request) -> Result<Response> {
+    let (route, bytes) = body_bytes(req, &()).await?;
+    let raw: Value = decode_json(&route, &bytes)?;
+    network(&state, &id)?;
+    let container = container_named(&state, &raw)?;
+    let leave = NetworkDisconnectRequest {
+        network: id,
+        container,
+        ..Default::default()
+    };
+    commands::network::disconnect(&state.engine, &leave).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// Deletes one object by key, with Docker's statuses for what went wrong.
