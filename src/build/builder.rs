@@ -450,11 +450,11 @@ impl<H: BuildHost> Build<'_, H> {
         for trigger in &triggers {
             let ins = dockerfile::parse_instruction(trigger, &format!("{} (ONBUILD of {image_name})", self.file))?;
             note(self.out, &format!("Executing ONBUILD trigger: {trigger}")).await?;
-            self.instruction(&mut st, &ins, false).await?;
+            self.instruction(&mut st, &ins).await?;
         }
         for ins in &stage.instructions {
             self.announce(ins).await?;
-            self.instruction(&mut st, ins, true).await?;
+            self.instruction(&mut st, ins).await?;
         }
         match st.image {
             Some(image) if triggers.is_empty() || st.config == image.config => Ok(image),
@@ -544,10 +544,9 @@ impl<H: BuildHost> Build<'_, H> {
         send(self.out, BuildEvent::StepDone { id: image.id.clone() }).await
     }
 
-    /// Carries out one instruction on `st`. `own` is false for ONBUILD
-    /// triggers (no step of their own was announced).
-    async fn instruction(&mut self, st: &mut Stage, ins: &Instruction, own: bool) -> Result<()> {
-        let _ = own;
+    /// Carries out one instruction on `st` (of the Dockerfile, or an
+    /// ONBUILD trigger of the base).
+    async fn instruction(&mut self, st: &mut Stage, ins: &Instruction) -> Result<()> {
         let mut config = st.config.clone();
         let created_by: String;
         match &ins.kind {

@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -289,9 +290,7 @@ fn copy_in_namespace(
                     .map_err(|e| format!("{path}: not found in the source image ({e})"))?;
                 // The resolved path, inside the source root: walked from
                 // there without following links.
-                let fd = handle_fd(&handle)?;
-                // Bound first: a temporary inside format! would be closed before the readlink.
-                let real = fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))
+                let real = fs::read_link(format!("/proc/self/fd/{}", handle.as_fd().as_raw_fd()))
                     .map_err(|e| format!("{path}: reading where it resolved to: {e}"))?;
                 if !real.starts_with(&src_root) {
                     return Err(format!("{path}: resolves outside the source image"));
@@ -311,13 +310,6 @@ fn copy_in_namespace(
         }
     }
     Ok(())
-}
-
-fn handle_fd(handle: &pathrs::Handle) -> Result<std::os::fd::OwnedFd, String> {
-    handle
-        .reopen(OpenFlags::O_PATH)
-        .map(std::os::fd::OwnedFd::from)
-        .map_err(|e| e.to_string())
 }
 
 /// Mounts an overlay of `lowers` (top first) at `at`, writable into
@@ -450,8 +442,7 @@ impl Copier<'_> {
         match self.dest.resolve_nofollow(to) {
             Err(_) => Ok(()),
             Ok(h) => {
-                let fd = handle_fd(&h)?;
-                let meta = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|e| e.to_string())?;
+                let meta = nix::sys::stat::fstat(h.as_fd().as_raw_fd()).map_err(|e| e.to_string())?;
                 if meta.st_mode & libc::S_IFMT == libc::S_IFDIR {
                     return Ok(());
                 }
@@ -487,9 +478,8 @@ impl Copier<'_> {
                 .map_err(|e| format!("{to}: {e}"))?;
             let parent = Path::new(to).parent().unwrap_or(Path::new("/"));
             let dir = self.dest.resolve(parent).map_err(|e| format!("{to}: {e}"))?;
-            let dir = handle_fd(&dir)?;
             nix::unistd::fchownat(
-                Some(std::os::fd::AsRawFd::as_raw_fd(&dir)),
+                Some(dir.as_fd().as_raw_fd()),
                 base_name(to),
                 Some(uid.into()),
                 Some(gid.into()),

@@ -38,6 +38,21 @@ struct EngineBuild {
     scratch: PathBuf,
 }
 
+/// Where builds keep their scratch files (step dirs, received contexts):
+/// the image store's `tmp/`, which the daemon's start sweeps.
+pub fn scratch_root(engine: &Engine) -> PathBuf {
+    engine.root().join("images").join("tmp")
+}
+
+impl EngineBuild {
+    fn new(engine: &Arc<Engine>) -> EngineBuild {
+        EngineBuild {
+            engine: engine.clone(),
+            scratch: scratch_root(engine),
+        }
+    }
+}
+
 impl BuildHost for EngineBuild {
     fn base_image<'a>(
         &'a self,
@@ -266,13 +281,8 @@ pub async fn build(engine: &Arc<Engine>, req: BuildRequest) -> Result<mpsc::Rece
         network: req.network,
         platform: req.platform,
     };
-    // In the image store's tmp/, which the daemon's start sweeps.
-    let scratch = engine.root().join("images").join("tmp");
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    let host = EngineBuild {
-        engine: engine.clone(),
-        scratch,
-    };
+    let host = EngineBuild::new(engine);
     let errors = tx.clone();
     let running = tokio::spawn(async move {
         if let Err(e) = crate::build::build(&host, &opts, &tx).await {
@@ -304,10 +314,7 @@ impl crate::reconcile::seams::ImageBuilder for DeclarativeBuilder {
         opts: BuildOptions,
     ) -> BoxFuture<'a, std::result::Result<String, String>> {
         async move {
-            let host = EngineBuild {
-                engine: engine.clone(),
-                scratch: engine.root().join("images").join("tmp"),
-            };
+            let host = EngineBuild::new(engine);
             let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
             let context = opts.context.display().to_string();
             let log = tokio::spawn(async move {

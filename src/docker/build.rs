@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::json;
 
+use super::images::short;
 use super::{DockerError, Shared};
 use crate::commands;
 use crate::wire::{BuildEvent, BuildRequest};
@@ -150,23 +151,13 @@ pub async fn build(State(state): State<Shared>, RawQuery(raw): RawQuery, body: B
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
-fn short(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
-}
-
 /// Streams the body to a file (over the limit: 413, nothing kept), then
 /// unpacks it. The tar crate refuses entries that would land outside the
 /// directory (`..`, absolute names, through a link it made).
 async fn receive_context(state: &Shared, mut body: Body) -> Result<ContextDir> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let base = state
-        .engine
-        .root()
-        .join("images")
-        .join("tmp")
-        .join(format!("docker-build-{}-{n}", std::process::id()));
+    let base = commands::build::scratch_root(&state.engine).join(format!("docker-build-{}-{n}", std::process::id()));
     let dir = ContextDir {
         root: base.clone(),
         context: base.join("context"),

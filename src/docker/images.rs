@@ -277,7 +277,7 @@ fn line(v: &serde_json::Value) -> std::result::Result<Bytes, Infallible> {
 }
 
 /// First 12 hex digits of a digest, as Docker names layers in progress.
-fn short(digest: &str) -> String {
+pub(super) fn short(digest: &str) -> String {
     digest.trim_start_matches("sha256:").chars().take(12).collect()
 }
 

@@ -5,9 +5,9 @@
 //! records are (temporary name, fsync, rename). Entries are roots of the
 //! store's collection beside the records: an image removed by `rmi` or
 //! `image prune` never takes a cached step's layers with it, and a cache
-//! pruned by `builder prune` never takes an image's. A hit puts its record
-//! back among the records when an image removal took it, so the step's
-//! result can be run and tagged again.
+//! pruned by `builder prune` never takes an image's. A build puts a hit's
+//! record back among the records (`restore_record`) when it runs or tags
+//! it and an image removal took it.
 //!
 //! Keys are computed by the builder (`crate::build`); to the store they
 //! are opaque `sha256:<hex>` strings.

@@ -10,12 +10,8 @@ use hyper::Method;
 
 use crate::cli::args::{BuildArgs, Global};
 use crate::cli::client;
+use crate::cli::commands::images::short;
 use crate::wire::{BuildEvent, BuildRequest, BuilderPruneResponse};
-
-fn short(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
-}
 
 /// A context read from stdin, unpacked into a directory removed on drop.
 struct StdinContext(PathBuf);

@@ -25,7 +25,8 @@ pub async fn pull(g: &Global, args: PullArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn short(digest: &str) -> &str {
+/// The first 12 hex digits of a digest or image id, as Docker shows them.
+pub(crate) fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..hex.len().min(12)]
 }
