@@ -235,18 +235,7 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
             });
             let changed = context.map(|c| engine.context_changes(&c)).unwrap_or_default();
             if !changed.is_empty() {
-                let shown: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
-                let more = changed.len().saturating_sub(shown.len());
-                action.reason = format!(
-                    "{} ({}{})",
-                    crate::plan::CONTEXT_CHANGED,
-                    shown.join(", "),
-                    if more > 0 {
-                        format!(", … {more} more")
-                    } else {
-                        String::new()
-                    }
-                );
+                action.reason = crate::plan::context_changed(&changed);
             }
         }
         return Ok(ApplyResponse {

@@ -98,6 +98,20 @@ pub fn plan(desired: &[Object], observed: &Observed) -> Plan {
 /// context's files changed (and nothing else in its spec).
 pub const CONTEXT_CHANGED: &str = "context changed";
 
+/// [`CONTEXT_CHANGED`] naming the first five of the `changed` paths.
+pub fn context_changed(changed: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match changed.len() {
+        0 => CONTEXT_CHANGED.to_string(),
+        n if n <= SHOWN => format!("{CONTEXT_CHANGED} ({})", changed.join(", ")),
+        n => format!(
+            "{CONTEXT_CHANGED} ({}, … {} more)",
+            changed[..SHOWN].join(", "),
+            n - SHOWN
+        ),
+    }
+}
+
 /// One line per action in execution order, as `berth diff` prints them:
 /// `replace container/web: spec.resources.memory: 64Mi -> 128Mi`.
 pub fn describe(plan: &Plan) -> Vec<String> {

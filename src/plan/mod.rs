@@ -21,7 +21,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
-pub use build::{describe, plan, CONTEXT_CHANGED};
+pub use build::{context_changed, describe, plan, CONTEXT_CHANGED};
 pub(crate) use diff::changes as spec_changes;
 pub use hash::spec_hashes;
 pub use simulate::apply_to;

@@ -161,10 +161,9 @@ fn build_image(
         .cloned()
         .ok_or_else(|| DriverError::Invalid("this daemon builds no images".into()))?;
     let changed = engine.context_changes(&build.context);
-    let why = match changed.len() {
-        0 => String::new(),
-        n if n <= 3 => format!(" ({})", changed.join(", ")),
-        n => format!(" ({}, … {} more)", changed[..3].join(", "), n - 3),
+    let why = match changed.is_empty() {
+        true => String::new(),
+        false => format!(": {}", crate::plan::context_changed(&changed)),
     };
     engine.event(key, "Building", &format!("building {}{why}", build.context));
     let opts = crate::build::BuildOptions {
