@@ -692,3 +692,41 @@ fn docker_compose_brings_a_project_up_with_service_names_on_its_network_and_down
     let left = env.ok(&["get", "-o", "json"]);
     assert!(!left.contains("proj_"), "compose down left: {left}");
 }
+
+#[test]
+fn network_connect_refuses_bad_bodies_and_unknown_objects_and_reconnects_with_new_aliases() {
+    let env = env_with_busybox("dapi-connect");
+    docker_ok(&env, &["network", "create", "hnet"]);
+    docker_ok(&env, &["create", "--name", "c1", "busybox", "sleep", "100"]);
+    let post = |path: &str, body: &str| raw(&env, "POST", path, body.as_bytes());
+    // Unknown network, unknown container, a name that is no name.
+    assert_eq!(post("/networks/nope/connect", r#"{"Container": "c1"}"#).status, 404);
+    assert_eq!(post("/networks/hnet/connect", r#"{"Container": "ghost"}"#).status, 404);
+    let a = post("/networks/hnet/connect", r#"{"Container": "../c1"}"#);
+    assert_eq!(a.status, 400, "{}", a.message());
+    // A body without a container, aliases that are not a list of strings, no JSON.
+    let a = post("/networks/hnet/connect", "{}");
+    assert!(a.status == 400 && a.message().contains("Container"), "{}", a.message());
+    let a = post(
+        "/networks/hnet/connect",
+        r#"{"Container": "c1", "EndpointConfig": {"Aliases": "www"}}"#,
+    );
+    assert!(a.status == 400 && a.message().contains("Aliases"), "{}", a.message());
+    assert_eq!(post("/networks/hnet/connect", "{not json").status, 400);
+    // The happy path: connected, and connected again with other aliases.
+    let ok = |aliases: &str| {
+        let a = post(
+            "/networks/hnet/connect",
+            &format!(r#"{{"Container": "c1", "EndpointConfig": {{"Aliases": {aliases}}}}}"#),
+        );
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    };
+    ok(r#"["first"]"#);
+    ok(r#"["second_one"]"#);
+    let spec = env.ok(&["get", "container", "c1", "-o", "json"]);
+    assert!(spec.contains("second-one") && !spec.contains("\"first\""), "{spec}");
+    assert_eq!(post("/networks/hnet/disconnect", r#"{"Container": "c1"}"#).status, 200);
+    assert!(!env.ok(&["get", "container", "c1", "-o", "json"]).contains("hnet"));
+    docker_ok(&env, &["rm", "c1"]);
+    docker_ok(&env, &["network", "rm", "hnet"]);
+}

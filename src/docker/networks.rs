@@ -157,26 +157,13 @@ pub async fn create(State(state): State<Shared>, req: Request) -> Result<Respons
         )));
     }
     let doc = document(&req, &raw)?;
-    let resp = commands::apply::apply(
-        &state.engine,
-        ApplyRequest {
-            source_id: format!("network:{}", req.name),
-            sources: vec![crate::manifest::Source {
-                file: "<docker network create>".into(),
-                text: doc.to_string(),
-            }],
-            prune: false,
-            dry_run: false,
-            base_dir: None,
-        },
+    apply_document(
+        &state,
+        format!("network:{}", req.name),
+        "<docker network create>".into(),
+        doc.to_string(),
     )
     .await?;
-    if let Some(e) = resp.errors.first() {
-        return Err(DockerError::BadRequest(format!("{}: {}", e.field, e.message)));
-    }
-    if let Some(f) = resp.failed.first() {
-        return Err(DockerError::Command(commands::CommandError::Unavailable(f.clone())));
-    }
     Ok(json(
         StatusCode::CREATED,
         &NetworkCreateResponse {
@@ -276,6 +263,30 @@ pub async fn disconnect(State(state): State<Shared>, Path(id): Path<String>, req
     };
     commands::network::disconnect(&state.engine, &leave).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// Applies one manifest document made from a Docker body as the whole set
+/// of `source_id` (a network's, a volume's), with Docker's statuses for
+/// what went wrong.
+pub(super) async fn apply_document(state: &Shared, source_id: String, file: String, text: String) -> Result<()> {
+    let resp = commands::apply::apply(
+        &state.engine,
+        ApplyRequest {
+            source_id,
+            sources: vec![crate::manifest::Source { file, text }],
+            prune: false,
+            dry_run: false,
+            base_dir: None,
+        },
+    )
+    .await?;
+    if let Some(e) = resp.errors.first() {
+        return Err(DockerError::BadRequest(format!("{}: {}", e.field, e.message)));
+    }
+    if let Some(f) = resp.failed.first() {
+        return Err(DockerError::Command(commands::CommandError::Unavailable(f.clone())));
+    }
+    Ok(())
 }
 
 /// Deletes one object by key, with Docker's statuses for what went wrong.

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::{body_bytes, decode_json, json, parse_filters, query_bool, DockerError, Result, Shared};
 use crate::commands::{self, docker_inspect};
 use crate::manifest::Kind;
-use crate::wire::ApplyRequest;
 
 type Q = Query<HashMap<String, String>>;
 
@@ -89,26 +88,13 @@ pub async fn create(State(state): State<Shared>, req: Request) -> Result<Respons
         "metadata": {"name": name, "labels": req.labels.clone().unwrap_or_default()},
         "spec": {"driver": "local", "driverOpts": req.driver_opts.clone().unwrap_or_default()},
     });
-    let resp = commands::apply::apply(
-        &state.engine,
-        ApplyRequest {
-            source_id: commands::run::volume_source(&name),
-            sources: vec![crate::manifest::Source {
-                file: format!("<docker volume create {name}>"),
-                text: doc.to_string(),
-            }],
-            prune: false,
-            dry_run: false,
-            base_dir: None,
-        },
+    super::networks::apply_document(
+        &state,
+        commands::run::volume_source(&name),
+        format!("<docker volume create {name}>"),
+        doc.to_string(),
     )
     .await?;
-    if let Some(e) = resp.errors.first() {
-        return Err(DockerError::BadRequest(format!("{}: {}", e.field, e.message)));
-    }
-    if let Some(f) = resp.failed.first() {
-        return Err(DockerError::Command(commands::CommandError::Unavailable(f.clone())));
-    }
     Ok(json(StatusCode::CREATED, &volume(&state, &name)?))
 }
 
