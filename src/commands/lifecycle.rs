@@ -60,8 +60,17 @@ pub async fn start_for_attach(engine: &Arc<Engine>, name: &str) -> Result<VerbRe
 
 /// Stops it (grace period, then SIGKILL) if it runs, then starts it.
 pub async fn restart(engine: &Arc<Engine>, name: &str) -> Result<VerbResponse> {
+    restart_with(engine, name, Default::default()).await
+}
+
+/// [`restart`] with the stop's grace period or signal of the caller's.
+pub async fn restart_with(
+    engine: &Arc<Engine>,
+    name: &str,
+    opts: crate::reconcile::StopOptions,
+) -> Result<VerbResponse> {
     known(engine, name)?;
-    engine.stop_by_name(name).await;
+    engine.stop_by_name_with(name, opts).await;
     engine.start_by_name(name).await?;
     Ok(done(name, "restart"))
 }

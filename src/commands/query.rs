@@ -66,11 +66,17 @@ pub fn version(engine: &Engine) -> VersionInfo {
 
 /// Stops a container (SIGTERM, then SIGKILL after its grace period), keeping it.
 pub async fn stop(engine: &Arc<Engine>, name: &str) -> Result<StopResponse> {
+    stop_with(engine, name, Default::default()).await
+}
+
+/// [`stop`] with a grace period or first signal of the caller's (Docker's
+/// `stop -t N --signal S`).
+pub async fn stop_with(engine: &Arc<Engine>, name: &str, opts: crate::reconcile::StopOptions) -> Result<StopResponse> {
     super::check_name(Kind::Container, name)?;
     if !engine.container_exists(name)? {
         return Err(CommandError::NotFound(format!("container/{name}")));
     }
-    engine.stop_by_name(name).await;
+    engine.stop_by_name_with(name, opts).await;
     Ok(StopResponse { stopped: name.into() })
 }
 

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::commands::{self, docker_inspect, docker_list, CommandError};
 use crate::manifest::Kind;
+use crate::reconcile::{StopOptions, FOREVER};
 use crate::wire::{DeleteRequest, KillRequest};
 
 type Q = Query<HashMap<String, String>>;
@@ -122,48 +123,48 @@ pub async fn start(State(state): State<Shared>, Path(id): Path<String>) -> Resul
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Docker's stop timeout `t`: berth stops with the container's own grace
-/// period (10 s unless its spec says otherwise), so only that is taken.
-fn check_timeout(q: &HashMap<String, String>) -> Result<()> {
-    match q.get("t").map(String::as_str) {
-        None | Some("") | Some("10") => Ok(()),
-        Some(t) => Err(DockerError::unsupported(
-            "t",
-            format!("a stop timeout of {t} s; berth stops after the container's grace period (stopGracePeriod, 10 s by default)"),
-        )),
-    }
+/// Docker's `t` and `signal` of a stop or restart: `t` is seconds before
+/// SIGKILL (any number; `-1` waits for ever, as Docker), `signal` the first
+/// signal instead of the container's stop signal. Absent, the container's own.
+fn stop_options(q: &HashMap<String, String>) -> Result<StopOptions> {
+    let grace = match q.get("t").map(String::as_str) {
+        None | Some("") => None,
+        Some("-1") => Some(FOREVER),
+        Some(t) => match t.parse::<u64>() {
+            Ok(secs) => Some(Duration::from_secs(secs).min(FOREVER)),
+            Err(_) => {
+                return Err(DockerError::BadRequest(format!(
+                    "invalid value for query parameter t: {t:?} is not a number of seconds (or -1 to wait for ever)"
+                )))
+            }
+        },
+    };
+    let signal = match q.get("signal").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            commands::lifecycle::parse_signal(s)
+                .map_err(|e| DockerError::BadRequest(format!("invalid value for query parameter signal: {e}")))?,
+        ),
+    };
+    Ok(StopOptions { grace, signal })
 }
 
-/// `POST /containers/{id}/stop`: 204, or 304 when it is not running.
+/// `POST /containers/{id}/stop?t=&signal=`: 204, or 304 when it is not running.
 pub async fn stop(State(state): State<Shared>, Path(id): Path<String>, Query(q): Q) -> Result<Response> {
-    check_timeout(&q)?;
-    refuse_signal_override(&q)?;
+    let opts = stop_options(&q)?;
     let doc = container(&state, &id)?;
     if !doc.state.running {
         return Err(DockerError::NotModified(format!("container {id} is already stopped")));
     }
-    commands::query::stop(&state.engine, &id).await?;
+    commands::query::stop_with(&state.engine, &id, opts).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// `signal` on stop and restart (API 1.42+) would override the
-/// container's stop signal, which berth's stop does not take per call.
-fn refuse_signal_override(q: &HashMap<String, String>) -> Result<()> {
-    match q.get("signal").filter(|s| !s.is_empty()) {
-        Some(s) => Err(DockerError::unsupported(
-            "signal",
-            format!("{s}: berth stops with the container's stopSignal; use kill to send another"),
-        )),
-        None => Ok(()),
-    }
 }
 
 /// `POST /containers/{id}/restart`.
 pub async fn restart(State(state): State<Shared>, Path(id): Path<String>, Query(q): Q) -> Result<Response> {
-    check_timeout(&q)?;
-    refuse_signal_override(&q)?;
+    let opts = stop_options(&q)?;
     container(&state, &id)?;
-    commands::lifecycle::restart(&state.engine, &id).await?;
+    commands::lifecycle::restart_with(&state.engine, &id, opts).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -606,11 +607,19 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_timeout_other_than_the_grace_period_is_refused_by_name() {
-        assert!(check_timeout(&HashMap::new()).is_ok());
-        assert!(check_timeout(&HashMap::from([("t".to_string(), "10".to_string())])).is_ok());
-        let e = check_timeout(&HashMap::from([("t".to_string(), "3".to_string())])).unwrap_err();
-        assert!(e.to_string().starts_with("t is not supported"), "{e}");
+    fn stop_takes_any_timeout_minus_one_for_ever_and_a_signal_and_names_bad_ones() {
+        let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+        assert!(stop_options(&HashMap::new()).unwrap().grace.is_none());
+        assert_eq!(stop_options(&q("t", "3")).unwrap().grace, Some(Duration::from_secs(3)));
+        assert_eq!(stop_options(&q("t", "-1")).unwrap().grace, Some(FOREVER));
+        assert_eq!(
+            stop_options(&q("signal", "SIGUSR1")).unwrap().signal,
+            Some(nix::sys::signal::Signal::SIGUSR1)
+        );
+        for (k, v) in [("t", "soon"), ("t", "-2"), ("signal", "SIGNOPE")] {
+            let e = stop_options(&q(k, v)).unwrap_err();
+            assert!(e.to_string().contains(&format!("parameter {k}")), "{e}");
+        }
     }
 
     #[test]

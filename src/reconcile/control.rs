@@ -19,6 +19,20 @@ const RESYNC: Duration = Duration::from_secs(10);
 /// How many passes the outcome of an action on a deleted object is kept.
 const OUTCOME_PASSES: u64 = 64;
 
+/// How one stop differs from the container's own: Docker's `stop -t` and
+/// `stop --signal` are per call, not per container.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopOptions {
+    /// How long to wait before SIGKILL; `None` is the container's grace period.
+    pub grace: Option<std::time::Duration>,
+    /// The first signal; `None` is the container's stop signal.
+    pub signal: Option<nix::sys::signal::Signal>,
+}
+
+/// A grace period that never ends (Docker's `-t -1`): a century, which
+/// tokio's timer takes (it caps far deadlines) and no stop outlives.
+pub const FOREVER: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Engine {
     /// The control loop: a pass on every wake-up, at due restarts and
     /// retries, and periodically.
@@ -225,6 +239,11 @@ impl Engine {
     /// Stops a container by hand, keeping it (`berth stop`).
     pub async fn stop_by_name(self: &Arc<Self>, name: &str) {
         drivers::stop_by_name(self, name).await
+    }
+
+    /// [`Engine::stop_by_name`] with Docker's per-call timeout and signal.
+    pub async fn stop_by_name_with(self: &Arc<Self>, name: &str, opts: StopOptions) {
+        drivers::stop_by_name_with(self, name, opts).await
     }
 
     /// Renames an imperative container (`berth rename`).

@@ -43,6 +43,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use crate::plan::ObjectKey;
 use crate::store::Store;
 
+pub use control::{StopOptions, FOREVER};
 pub use docker_facts::{Address, ContainerFacts, NetworkFacts, VolumeFacts};
 pub use error::{DriverError, ReconcileError, Result, VerbError};
 pub use executor::{Outcome, OutcomeKind, PassReport};

@@ -93,5 +93,5 @@ pub fn driver(kind: Kind) -> Option<&'static dyn Driver> {
 pub(super) use connect::set_networks;
 pub(super) use container::{
     freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, set_resources, start_by_name,
-    start_by_name_with, stop_by_name,
+    start_by_name_with, stop_by_name, stop_by_name_with,
 };

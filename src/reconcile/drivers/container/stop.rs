@@ -27,12 +27,18 @@ pub(super) async fn wait_stopped(
 /// SIGTERM, then SIGKILL after the grace period. A paused container is
 /// thawed first: a frozen process cannot act on SIGTERM.
 pub(super) async fn stop_container(engine: &Engine, name: &str, grace: Duration) {
+    stop_container_with(engine, name, grace, None).await
+}
+
+/// [`stop_container`] with another signal than the container's own
+/// (Docker's `stop --signal`).
+pub(super) async fn stop_container_with(engine: &Engine, name: &str, grace: Duration, signal: Option<Signal>) {
     let mut exits = engine.exits();
     if !matches!(engine.host.containers.probe(name), Probe::Running(_) | Probe::Starting) {
         return;
     }
     thaw_if_frozen(engine, name).await;
-    let signal = stop_signal_of(engine, name);
+    let signal = signal.unwrap_or_else(|| stop_signal_of(engine, name));
     // Teardown goes on (SIGKILL and the cgroup kill still end it), but the
     // failure is said: it is why the stop took the whole grace period.
     let said = |signal: Signal, e: crate::runtime::RuntimeError| {
@@ -94,11 +100,17 @@ pub(super) fn grace_of(engine: &Engine, name: &str) -> Duration {
 /// Stops a container by hand, keeping it (`berth stop`): it is not restarted
 /// until `start`, or an apply that changes it.
 pub async fn stop_by_name(engine: &Arc<Engine>, name: &str) {
+    stop_by_name_with(engine, name, Default::default()).await
+}
+
+/// [`stop_by_name`] with a grace period and signal of the caller's.
+pub async fn stop_by_name_with(engine: &Arc<Engine>, name: &str, opts: crate::reconcile::StopOptions) {
     let lock = engine.lock_for(&ObjectKey::new(Kind::Container, name));
     let _held = lock.lock().await;
     // Held first, so the exit it causes is recorded without a restart.
     set_hold(engine, name, Some(Hold::Stopped));
-    stop_container(engine, name, grace_of(engine, name)).await;
+    let grace = opts.grace.unwrap_or_else(|| grace_of(engine, name));
+    stop_container_with(engine, name, grace, opts.signal).await;
     set_hold(engine, name, Some(Hold::Stopped));
 }
 
