@@ -21,11 +21,16 @@ RUNC_ID = "berthbench-runc"
 PODMAN_MEM = "berthbench-mem"
 LONG_RUNNING = stackdef.COMMAND
 # Groups of steps `--only` can pick (full mode).
-GROUPS = ("run", "stacks", "images", "build", "exec", "net")
+GROUPS = ("run", "stacks", "scale", "images", "build", "exec", "net")
 # Stack sizes: the targets are set at 20 and 200; --quick only proves that
 # every step works, at sizes that take seconds.
 SIZES = (20, 200)
 QUICK_SIZES = (5, 10)
+# One network of N (issue 23): growth from 200 to 1000 must stay linear.
+SCALE_SIZES = (200, 1000)
+QUICK_SCALE_SIZES = (20,)
+# docker-compose is measured at the smaller size only (1000 takes it minutes).
+SCALE_PEER_MAX = 200
 
 
 class StepFailed(Exception):

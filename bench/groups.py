@@ -55,6 +55,9 @@ class Groups:
         if "stacks" in self.only:
             self.wait_until_quiet()
             self.measure_stacks()
+        if "scale" in self.only:
+            self.wait_until_quiet()
+            self.measure_scale()
         if "images" in self.only:
             self.wait_until_quiet()
             self.measure_images(m)
@@ -82,6 +85,7 @@ class Groups:
         for n in self.sizes:
             self.berth_step(f"the {n}-container stack", lambda n=n: self.cleared(
                 self.stack_berth, n, self.berth_cmd("delete", "-f", self.stacks[n]["stack"])))
+        self.measure_scale()
         self.record("rss_after", "berth", self.berth_step("daemon RSS", lambda: self.daemon_rss("berth", 1)))
 
     def measure_run(self, m, single):
@@ -115,6 +119,65 @@ class Groups:
                 self.stack_compose, n, self.compose[n] + ["down", "-t", "5"]))
         # Podman's conmon, for one detached container.
         self.record("rss_shim", "podman", self.peer_step("podman", "conmon RSS", self.conmon_rss))
+
+    def measure_scale(self):
+        # Issue 23: N containers on ONE bridge network (every start updates
+        # every peer's /etc/hosts and the network's DNS records), berth at
+        # each size, docker-compose (its project network, embedded DNS) at the
+        # smaller one only.
+        for n in self.scale_sizes:
+            st = self.net_stacks[n]
+            self.berth_step(f"{n} containers on one network", lambda n=n, st=st: self.cleared(
+                self.scale_berth, n, self.berth_cmd("delete", "-f", st["stack"])))
+            if n in self.compose_net_sizes():
+                self.peer_step("compose", f"{n} containers on one network", lambda n=n: self.cleared(
+                    self.scale_compose, n, self.compose_net[n] + ["down", "-t", "5"]))
+
+    def compose_net_sizes(self):
+        return set(getattr(self, "compose_net", {}))
+
+    def scale_berth(self, n):
+        """One timed apply --wait, the no-op re-apply, RSS, one timed delete,
+        and the leak check of this network's kernel objects."""
+        st = self.net_stacks[n]
+        apply_wait = self.berth_cmd("apply", "-f", st["stack"], "--wait")
+        apply = self.berth_cmd("apply", "-f", st["stack"])
+        delete = self.berth_cmd("delete", "-f", st["stack"])
+        # A 1000-container apply takes long enough that one run is the measure.
+        once = dict(warmup=0, min_runs=1)
+        self.record(f"netapply_{n}", "berth", self.timer.measure(
+            f"netapply{n}-berth", f"berth apply --wait ({n} on one network)", apply_wait, **once))
+        out = sh(apply).stdout
+        if "no changes" not in out:
+            raise StepFailed(f"re-applying the unchanged one-network stack of {n} changed things: {tail(out)}")
+        self.record(f"netnoop_{n}", "berth", self.timer.measure(
+            f"netnoop{n}-berth", f"berth apply (no-op, {n} on one network)", apply, warmup=1, min_runs=5))
+        time.sleep(0.5 if self.quick else 2)
+        shims = len(self.berth_shims())
+        if shims != n:
+            raise StepFailed(f"{shims} berth shims run, expected {n}")
+        self.record(f"netrss_{n}", "berth", self.daemon_rss("berth", 1 if self.quick else 3))
+        self.record(f"netdelete_{n}", "berth", self.timer.measure(
+            f"netdelete{n}-berth", f"berth delete ({n} on one network)", delete, **once))
+        left = self.berth_shims()
+        if left:
+            raise StepFailed(f"{len(left)} shims still run after delete")
+        netns = [line for line in open("/proc/self/mountinfo") if os.path.join(self.run_dir, "net") in line]
+        if netns:
+            raise StepFailed(f"{len(netns)} network-namespace mounts left after deleting {n}")
+
+    def scale_compose(self, n):
+        c = self.compose_net[n]
+        up, down = c + ["up", "-d"], c + ["down"]
+        once = dict(warmup=0, min_runs=1)
+        self.record(f"netapply_{n}", "compose", self.timer.measure(
+            f"netapply{n}-compose", f"docker-compose up -d ({n} on one network)", up, **once))
+        self.record(f"netnoop_{n}", "compose", self.timer.measure(
+            f"netnoop{n}-compose", f"docker-compose up -d (no-op, {n} on one network)", up, warmup=0, min_runs=3))
+        time.sleep(2)
+        self.record(f"netrss_{n}", "docker", self.daemon_rss("docker"))
+        self.record(f"netdelete_{n}", "compose", self.timer.measure(
+            f"netdelete{n}-compose", f"docker-compose down ({n} on one network)", down, **once))
 
     @staticmethod
     def cleared(step, n, remove):

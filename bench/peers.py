@@ -14,7 +14,7 @@ import time
 
 import hostnet
 import stack as stackdef
-from common import (IMAGE, LONG_RUNNING, PODMAN_MEM, REPO, RUNC_ID, StepFailed, cgroup_hierarchies,
+from common import (IMAGE, LONG_RUNNING, PODMAN_MEM, REPO, RUNC_ID, SCALE_PEER_MAX, StepFailed, cgroup_hierarchies,
                     has_capability, log, mountpoints, ok, place, processes, remove_cgroup_tree, sample_memory, sh,
                     signal_and_wait, stop_child, tail)
 
@@ -62,6 +62,8 @@ class Peers:
         gen = os.path.join(self.work, "gen")
         # One stack per size, each with its own compose project.
         self.stacks = {n: stackdef.write(os.path.join(gen, f"n{n}"), self.tar, n) for n in self.sizes}
+        self.net_stacks = {n: stackdef.write_network(os.path.join(gen, f"net{n}"), self.tar, n)
+                           for n in self.scale_sizes}
         shutil.rmtree(os.path.join(self.results_dir, "generated"), ignore_errors=True)
         shutil.copytree(gen, os.path.join(self.results_dir, "generated"), dirs_exist_ok=True)
         if not self.quick:
@@ -274,9 +276,12 @@ class Peers:
         os.environ["COMPOSE_HTTP_TIMEOUT"] = "600"
         self.compose = {n: [exe, "-p", f"{stackdef.COMPOSE_PROJECT}-{n}", "-f", st["compose"]]
                         for n, st in self.stacks.items()}
+        # The one-network stacks' peer, at the sizes it is measured at.
+        self.compose_net = {n: [exe, "-p", f"{stackdef.COMPOSE_PROJECT}-net{n}", "-f", st["compose"]]
+                            for n, st in self.net_stacks.items() if n <= SCALE_PEER_MAX}
         self.peer("compose", version=sh([exe, "version", "--short"]).stdout.strip(),
                   env={"COMPOSE_PARALLEL_LIMIT": str(limit), "COMPOSE_HTTP_TIMEOUT": "600"})
-        for cmd in self.compose.values():
+        for cmd in [*self.compose.values(), *self.compose_net.values()]:
             self.on_exit("docker-compose down", lambda cmd=cmd: sh(cmd + ["down", "-t", "5"], check=False,
                                                                    timeout=600))
 

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 
-from common import SIZES, log, sh
+from common import SCALE_SIZES, SIZES, log, sh
 
 ENGINES = ["berth", "docker", "podman", "runc", "floor", "compose", "skopeo"]
 LEGEND = {
@@ -35,6 +35,15 @@ class Report:
         ]
         for step, title, unit, labels in steps:
             rows += [(f"{step}_{n}", title.format(n=n), unit, labels) for n in self.sizes]
+        net_steps = [
+            ("netapply", "apply {n} containers on ONE network (until Running)", "ms",
+             {"compose": "docker-compose up -d, project network"}),
+            ("netnoop", "no-op re-apply of the {n} on one network", "ms", {"compose": "docker-compose up -d (again)"}),
+            ("netdelete", "delete the {n} on one network", "ms", {"compose": "docker-compose down"}),
+            ("netrss", "daemon RSS, {n} running on one network", "MiB", {"docker": "dockerd+containerd"}),
+        ]
+        for step, title, unit, labels in net_steps:
+            rows += [(f"{step}_{n}", title.format(n=n), unit, labels) for n in self.scale_sizes]
         rows += [
             ("pull", "pull a multi-layer Debian image (~200 MB), cold", "ms",
              {"skopeo": "skopeo copy + umoci unpack"}),
@@ -123,6 +132,22 @@ class Report:
                lambda: r(f"apply_{large}", "compose") >= 15,
                lambda: f"{r(f'apply_{large}', 'compose')}x (berth {med(f'apply_{large}', 'berth')} ms, "
                        f"docker-compose {med(f'apply_{large}', 'compose')} ms)")
+        big, huge = SCALE_SIZES
+        target(f"{huge} containers on one network: apply grows at most linearly from {big} (< 5.5x for 5x)",
+               [(f"netapply_{big}", "berth"), (f"netapply_{huge}", "berth")],
+               lambda: med(f"netapply_{huge}", "berth") / med(f"netapply_{big}", "berth") < 5.5,
+               lambda: f"{round(med(f'netapply_{huge}', 'berth') / med(f'netapply_{big}', 'berth'), 2)}x "
+                       f"({med(f'netapply_{big}', 'berth')} ms -> {med(f'netapply_{huge}', 'berth')} ms)")
+        target(f"no-op re-apply of {huge} on one network takes < 50 ms", [(f"netnoop_{huge}", "berth")],
+               lambda: med(f"netnoop_{huge}", "berth") < 50, lambda: f"{med(f'netnoop_{huge}', 'berth')} ms")
+        target(f"daemon RSS with {huge} on one network < 40 MiB", [(f"netrss_{huge}", "berth")],
+               lambda: med(f"netrss_{huge}", "berth") < 40, lambda: f"{med(f'netrss_{huge}', 'berth')} MiB")
+        target(f"delete of {huge} on one network grows at most linearly from {big} (< 5.5x)",
+               [(f"netdelete_{big}", "berth"), (f"netdelete_{huge}", "berth")],
+               lambda: med(f"netdelete_{huge}", "berth") / med(f"netdelete_{big}", "berth") < 5.5,
+               lambda: f"{round(med(f'netdelete_{huge}', 'berth') / med(f'netdelete_{big}', 'berth'), 2)}x")
+        target("daemon RSS, idle, < 15 MiB", [("rss_idle", "berth")],
+               lambda: med("rss_idle", "berth") < 15, lambda: f"{med('rss_idle', 'berth')} MiB")
         target(f"no-op re-apply of {small} takes < 20 ms", [(f"noop_{small}", "berth")],
                lambda: med(f"noop_{small}", "berth") < 20, lambda: f"{med(f'noop_{small}', 'berth')} ms")
         target(f"no-op re-apply of {large} takes < 30 ms", [(f"noop_{large}", "berth")],

@@ -144,6 +144,37 @@ def write(out_dir, tar, n=20):
     }
 
 
+NETWORK = "scale"
+NETWORK_SUBNET = "10.231.0.0/20"  # room for 4000 addresses
+
+
+def write_network(out_dir, tar, n):
+    """The scale stack (issue 23): n containers on ONE bridge network, so
+    every start touches every peer's /etc/hosts and the network's DNS
+    records. berth: OUT_DIR/net/*.yaml; docker-compose: OUT_DIR/compose-net.yaml
+    (the project's default network, Docker's embedded DNS)."""
+    width = len(str(n))
+    names = [f"net{n}-{i:0{width}d}" for i in range(1, n + 1)]
+    stack = os.path.join(out_dir, "net")
+    os.makedirs(stack, exist_ok=True)
+    _write(os.path.join(stack, "00-image.yaml"), berth_image(os.path.abspath(tar)) +
+           f"---\napiVersion: berth/v1\nkind: Network\nmetadata:\n  name: {NETWORK}\n"
+           f"spec: {{subnet: {NETWORK_SUBNET}}}\n")
+    for name in names:
+        _write(os.path.join(stack, f"{name}.yaml"), (
+            "apiVersion: berth/v1\nkind: Container\nmetadata:\n"
+            f"  name: {name}\n  labels: {{app: berthbench}}\nspec:\n  image: {BERTH_IMAGE}\n"
+            f"  command: {flow_list(COMMAND)}\n  networks: [{NETWORK}]\n  restartPolicy: always\n"
+            f"  stopGracePeriod: {STOP_GRACE_SECONDS}s\n"))
+    compose_file = os.path.join(out_dir, "compose-net.yaml")
+    lines = ['version: "2.4"', "services:"]
+    for name in names:
+        lines += [f"  {name}:", f"    image: {DOCKER_IMAGE}", f"    command: {flow_list(COMMAND)}",
+                  "    restart: always", f"    stop_grace_period: {STOP_GRACE_SECONDS}s"]
+    _write(compose_file, "\n".join(lines) + "\n")
+    return {"stack": stack, "compose": compose_file, "names": names}
+
+
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
         sys.exit(f"usage: {sys.argv[0]} OUT_DIR BUSYBOX_TAR [N]")
