@@ -494,6 +494,47 @@ pub enum OnUnhealthy {
     Stop,
 }
 
+/// How a changed spec replaces a running container (`spec.update`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    /// `stop-first` (the default): the old container stops, then the new
+    /// one starts. `start-first`: the new one starts beside the old one and
+    /// takes over its names and published ports once healthy.
+    #[serde(default)]
+    pub order: UpdateOrder,
+    /// How long a start-first replacement may take to become healthy (or,
+    /// without a healthcheck, to be running) before it counts as failed
+    /// (default `60s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<Duration>,
+    /// What a failed start-first replacement leads to (default `rollback`).
+    #[serde(default)]
+    pub on_failure: UpdateFailure,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateFailure {
+    /// The old container keeps serving, the container's previous spec is
+    /// restored and the failure recorded.
+    #[default]
+    Rollback,
+    /// The old container keeps serving; the new spec is not tried again
+    /// until it changes.
+    Pause,
+    /// The new container takes over all the same.
+    Continue,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContainerSpec {
@@ -546,6 +587,9 @@ pub struct ContainerSpec {
     /// Time between SIGTERM and SIGKILL on stop (default `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<Duration>,
+    /// How a changed spec rolls out (default: stop-first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     /// Log rotation (default: one file, unbounded).

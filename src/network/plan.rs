@@ -8,7 +8,7 @@
 //! tested with plain asserts, as netavark's `Batch` and containerd's
 //! `Prepare` return data for an executor.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,10 @@ pub struct Addressing {
     pub aliases: HashMap<(String, String), Vec<String>>,
     /// The gateway of every network (`host-gateway`).
     pub gateways: HashMap<String, Ipv4Addr>,
+    /// Containers whose names are not published: not healthy yet, or not
+    /// serving (a start-first rollout's new or old container). They keep
+    /// their own entry; peers and DNS do not see them.
+    pub hidden: HashSet<String>,
 }
 
 impl Addressing {
@@ -98,7 +102,7 @@ impl Addressing {
                 names.extend(self.aliases_of(network, owner).iter().cloned());
                 if *owner == member.name {
                     own.push((*ip, names));
-                } else {
+                } else if !self.hidden.contains(owner) {
                     peers.push((*ip, names));
                 }
             }
@@ -136,8 +140,15 @@ impl Addressing {
         // A Docker-style name (`proj_web_1`) answers as its DNS label
         // (`proj-web-1`); one with no label form has no record of its own.
         let names_of = |net: &str, owner: &str| {
+            let shown = !self.hidden.contains(owner);
             std::iter::once(owner)
-                .chain(self.aliases_of(net, owner).iter().map(String::as_str))
+                .filter(move |_| shown)
+                .chain(
+                    self.aliases_of(net, owner)
+                        .iter()
+                        .map(String::as_str)
+                        .filter(move |_| shown),
+                )
                 .filter_map(crate::dnsname::dns_label_of)
                 .collect::<Vec<_>>()
         };
@@ -162,11 +173,14 @@ impl Addressing {
     /// What `network`'s hosts entries are made of, in a stable order.
     pub fn fingerprint(&self, network: &str) -> u64 {
         use std::hash::{Hash, Hasher};
-        let mut entries: Vec<(Ipv4Addr, &str, &[String])> = self
+        let mut entries: Vec<(Ipv4Addr, &str, bool, &[String])> = self
             .allocations
             .iter()
             .filter(|(net, _, _)| net == network)
-            .map(|(net, ip, owner)| (*ip, owner.as_str(), self.aliases_of(net, owner)))
+            .map(|(net, ip, owner)| {
+                let shown = !self.hidden.contains(owner);
+                (*ip, owner.as_str(), shown, self.aliases_of(net, owner))
+            })
             .collect();
         entries.sort();
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -490,7 +504,23 @@ mod tests {
             ],
             aliases: [(("back".to_string(), "db".to_string()), vec!["Postgres".to_string()])].into(),
             gateways: [("front".to_string(), ip("10.1.0.1"))].into(),
+            hidden: HashSet::new(),
         }
+    }
+
+    #[test]
+    fn a_hidden_container_keeps_its_own_entry_and_leaves_peers_and_dns() {
+        let mut a = addressing();
+        a.hidden.insert("db".into());
+        let records = a.dns_records("back");
+        assert!(
+            !records.contains_key("db") && !records.contains_key("postgres"),
+            "{records:?}"
+        );
+        assert!(records.contains_key("web"), "{records:?}");
+        assert!(!a.hosts(&member("web", &["back"])).contains("db"));
+        assert!(a.hosts(&member("db", &["back"])).contains("10.1.1.2\tdb"));
+        assert_ne!(a.fingerprint("back"), addressing().fingerprint("back"));
     }
 
     fn member(name: &str, networks: &[&str]) -> Member {

@@ -160,6 +160,11 @@ fn decide(
         return act(verb, format!("{key} does not exist"));
     };
     if &seen.spec_hash != hash {
+        // A start-first rollout to this very spec failed: the old container
+        // keeps serving until the spec changes again.
+        if seen.held_back.as_ref() == Some(hash) {
+            return None;
+        }
         if let Some(changes) = in_place_changes(want, seen, hashes, observed) {
             return act(Verb::Update, changes);
         }
@@ -212,6 +217,8 @@ fn in_place_changes(
     let mut same_but_updatable = old.clone();
     same_but_updatable.resources = new.resources.clone();
     same_but_updatable.restart_policy = new.restart_policy;
+    // How a later change rolls out changes nothing that runs now.
+    same_but_updatable.update = new.update.clone();
     if same_but_updatable != *new {
         return None;
     }
@@ -738,6 +745,7 @@ mod tests {
         observed.objects.insert(
             key(Kind::Container, "old"),
             ObservedObject {
+                held_back: None,
                 spec_hash: "1".repeat(64),
                 spec: None,
                 state: RunState::Running,

@@ -58,6 +58,10 @@ pub struct ObservedObject {
     /// The spec it was made from, to name the fields that changed.
     pub spec: Option<Spec>,
     pub state: RunState,
+    /// A spec hash whose start-first rollout failed and is not to be tried
+    /// again (`onFailure: pause` or `rollback`) until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,16 +417,19 @@ mod tests {
             let seen = match presence % 5 {
                 0 => continue,
                 1 | 2 => ObservedObject {
+                    held_back: None,
                     spec_hash: hashes[&key].clone(),
                     spec: Some(o.spec.clone()),
                     state,
                 },
                 3 => ObservedObject {
+                    held_back: None,
                     spec_hash: stale.clone(),
                     spec: Some(perturb(&o.spec, twist)),
                     state,
                 },
                 _ => ObservedObject {
+                    held_back: None,
                     spec_hash: stale.clone(),
                     spec: None,
                     state,
@@ -466,6 +473,7 @@ mod tests {
                 }),
             };
             let seen = ObservedObject {
+                held_back: None,
                 spec_hash: "1".repeat(64),
                 spec: (state & 8 == 0).then_some(spec),
                 state: run_state(kind, state, code),
@@ -611,6 +619,7 @@ mod tests {
         observed.objects.insert(
             key.clone(),
             ObservedObject {
+                held_back: None,
                 spec_hash: "h".into(),
                 spec: None,
                 state: RunState::Running,

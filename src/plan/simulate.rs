@@ -33,8 +33,15 @@ pub fn apply_to(observed: &Observed, plan: &Plan) -> Observed {
                     .as_ref()
                     .map(|o| o.spec.clone())
                     .or_else(|| before.and_then(|o| o.spec.clone()));
-                next.objects
-                    .insert(key.clone(), ObservedObject { spec_hash, spec, state });
+                next.objects.insert(
+                    key.clone(),
+                    ObservedObject {
+                        held_back: None,
+                        spec_hash,
+                        spec,
+                        state,
+                    },
+                );
             }
             Verb::Update => {
                 if let Some(o) = next.objects.get_mut(key) {

@@ -30,6 +30,7 @@ pub(crate) fn converged(desired: &[Object]) -> Observed {
                 RunState::Present
             };
             let seen = ObservedObject {
+                held_back: None,
                 spec_hash: hashes[&key].clone(),
                 spec: Some(o.spec.clone()),
                 state,

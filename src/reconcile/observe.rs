@@ -27,6 +27,7 @@ impl Engine {
                 observed.objects.insert(
                     live.key.clone(),
                     ObservedObject {
+                        held_back: live.container_info().and_then(|i| i.held_back.clone()),
                         spec_hash: live.spec_hash.clone(),
                         spec: Some(live.spec.clone()),
                         state,
@@ -52,6 +53,7 @@ impl Engine {
                 observed.objects.insert(
                     key.clone(),
                     ObservedObject {
+                        held_back: None,
                         spec_hash: hashes.get(&key).cloned().unwrap_or_default(),
                         spec: Some(o.spec.clone()),
                         state: RunState::Running,

@@ -52,6 +52,18 @@ pub struct ContainerInfo {
     /// ports (`host: 0`, `publishAll`) chosen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub published: Vec<crate::manifest::PortMapping>,
+    /// Not serving: a start-first replacement not yet healthy, or the old
+    /// container it took over from. Its ports are left out of NAT and its
+    /// names out of DNS and peers' /etc/hosts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpublished: bool,
+    /// The spec hash of a start-first rollout that failed: not tried again
+    /// until the spec changes (see `plan::ObservedObject::held_back`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
+    /// How the last start-first rollout went, for `describe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -520,6 +520,47 @@ impl Store {
         Ok(())
     }
 
+    /// The switch of a start-first rollout, in one transaction: container
+    /// `name`'s live record, addresses, health and runtime id move to
+    /// `retiring`, and those of `staging` to `name`; `records` are the two
+    /// live records as they are to be after the move (their bodies say who
+    /// serves now). A crash leaves either both moved or neither.
+    pub fn swap_containers(
+        &self,
+        name: &str,
+        staging: &str,
+        retiring: &str,
+        records: [&LiveRecord; 2],
+        (old_id, new_id): (&str, &str),
+    ) -> Result<()> {
+        let kind = Kind::Container.as_str();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for n in [name, staging, retiring] {
+            tx.execute("DELETE FROM live WHERE kind = ?1 AND name = ?2", params![kind, n])?;
+            tx.execute("DELETE FROM container_ids WHERE name = ?1", [n])?;
+        }
+        for rec in records {
+            tx.execute(
+                "INSERT INTO live (kind, name, spec_hash, spec, info, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![kind, rec.name, rec.spec_hash, rec.spec, rec.info, rec.created_at],
+            )?;
+        }
+        // Through a placeholder, as the two owners trade places.
+        let hold = format!("{name}/swap");
+        for (from, to) in [(name, hold.as_str()), (staging, name), (hold.as_str(), retiring)] {
+            tx.execute("UPDATE allocations SET owner = ?2 WHERE owner = ?1", params![from, to])?;
+            tx.execute("UPDATE health SET name = ?2 WHERE name = ?1", params![from, to])?;
+        }
+        for (n, id) in [(retiring, old_id), (name, new_id)] {
+            if n != id {
+                tx.execute("INSERT INTO container_ids (name, id) VALUES (?1, ?2)", params![n, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records the health of container `name`'s run.
     pub fn health_put(&self, name: &str, h: &HealthRecord) -> Result<()> {
         self.conn().execute(

@@ -218,6 +218,31 @@ impl<'a> Validator<'a> {
             }
         }
 
+        if let Some(u) = &spec.update {
+            if u.health_timeout.is_some_and(|d| d.0.is_zero()) {
+                self.report(o, "spec.update.healthTimeout", "`healthTimeout` must be more than 0s");
+            }
+            if u.order == crate::manifest::UpdateOrder::StartFirst {
+                // Two containers at once cannot share one of these.
+                let shared = match spec.network.as_deref() {
+                    Some("host") => Some("`network: host` (both would bind the host's ports)".to_string()),
+                    Some(m) if m.starts_with("container:") => Some(format!("`network: {m}`")),
+                    _ => spec
+                        .networks
+                        .iter()
+                        .find_map(|n| n.ipv4_address.as_ref().map(|a| format!("the fixed address {a}")))
+                        .or_else(|| spec.mac_address.as_ref().map(|m| format!("the fixed MAC address {m}"))),
+                };
+                if let Some(shared) = shared {
+                    self.report(
+                        o,
+                        "spec.update.order",
+                        format!("start-first runs the old and new container side by side, which {shared} does not allow; use stop-first"),
+                    );
+                }
+            }
+        }
+
         let mut seen: HashSet<&str> = HashSet::new();
         for (i, dep) in spec.depends_on.iter().enumerate() {
             let at = format!("spec.dependsOn[{i}]");

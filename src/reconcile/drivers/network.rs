@@ -53,6 +53,11 @@ fn nat_plan(engine: &Engine) -> Result<NatPlan, DriverError> {
     let mut endpoints = Vec::new();
     for rec in &live {
         let Some(spec) = rec.container_spec() else { continue };
+        // A start-first rollout's container that does not serve (yet, or
+        // any more): its host ports go to the one that does.
+        if rec.container_info().is_some_and(|i| i.unpublished) {
+            continue;
+        }
         let Some(first) = spec.networks.first().map(|n| n.name()) else {
             continue;
         };
@@ -711,6 +716,9 @@ fn addressing(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError>
             addressing.gateways.insert(rec.key.name.clone(), info.gateway);
         }
         let Some(spec) = rec.container_spec() else { continue };
+        if !publishes_names(engine, rec, spec) {
+            addressing.hidden.insert(rec.key.name.clone());
+        }
         for net in &spec.networks {
             if !net.aliases.is_empty() {
                 addressing
@@ -720,6 +728,21 @@ fn addressing(engine: &Engine, live: &[Live]) -> Result<Addressing, DriverError>
         }
     }
     Ok(addressing)
+}
+
+/// Whether container `rec`'s names are in DNS and peers' /etc/hosts: not
+/// while a start-first rollout holds it back, nor, when it has a
+/// healthcheck, before its check passed (so a peer never reaches a
+/// container that cannot serve yet).
+fn publishes_names(engine: &Engine, rec: &Live, spec: &ContainerSpec) -> bool {
+    let Some(info) = rec.container_info() else { return true };
+    if info.unpublished {
+        return false;
+    }
+    if spec.healthcheck.is_none() && info.image_healthcheck.is_none() {
+        return true;
+    }
+    engine.is_healthy(&rec.key.name)
 }
 
 fn addressing_now(engine: &Engine) -> Result<Addressing, DriverError> {

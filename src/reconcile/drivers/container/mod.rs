@@ -30,6 +30,7 @@ mod launch;
 mod live_restore;
 mod remove;
 mod rename_container;
+mod rollout;
 mod start;
 mod stop;
 mod update;
@@ -77,6 +78,11 @@ impl Driver for ContainerDriver {
         Box::pin(async move {
             let held = engine.lock_for(&ObjectKey::new(Kind::Container, obj.name()));
             let _held = held.lock().await;
+            if launch == Launch::Start {
+                if let Some(strategy) = rollout::start_first(engine, obj) {
+                    return rollout::roll_out(engine, obj, hash, strategy).await;
+                }
+            }
             remove_container(engine, obj.name()).await?;
             launch_container(engine, obj, hash, launch).await
         })
