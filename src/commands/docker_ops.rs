@@ -195,20 +195,63 @@ pub async fn prune_containers(engine: &Arc<Engine>) -> Result<PruneReport> {
     delete_each(engine, keys).await
 }
 
-/// `network prune`: removes the networks `network create` made (and the
-/// default `bridge` that `run` made) that no container uses. A manifest's
+/// Networks Docker has from the start and never prunes or removes.
+pub const PREDEFINED_NETWORKS: [&str; 3] = [DEFAULT_NETWORK, "host", "none"];
+
+/// `network prune`: removes the networks `network create` made that no
+/// container uses. Never the default `bridge` (nor any of Docker's
+/// predefined names), which `run` makes and Docker keeps; a manifest's
 /// network is its source's.
 pub async fn prune_networks(engine: &Arc<Engine>) -> Result<PruneReport> {
     let desired = engine.desired_all()?;
     let keys = desired
         .iter()
         .filter(|d| d.object.kind() == Kind::Network)
-        .filter(|d| {
-            d.source.starts_with("network:") || (d.source == "default-network" && d.object.name() == DEFAULT_NETWORK)
-        })
+        .filter(|d| d.source.starts_with("network:") && !PREDEFINED_NETWORKS.contains(&d.object.name()))
         .filter(|d| crate::reconcile::state::users_of(desired.iter().map(|d| &d.object), &d.key()).is_empty())
         .map(|d| format!("network/{}", d.object.name()))
         .collect();
+    delete_each(engine, keys).await
+}
+
+/// Which volumes `volume prune` takes: every unused one (`all`), else only
+/// anonymous ones, as Docker since API 1.42; with every `label` (`k` or
+/// `k=v`) and none of `not_label`.
+#[derive(Debug, Clone, Default)]
+pub struct VolumePrune {
+    pub all: bool,
+    pub label: Vec<String>,
+    pub not_label: Vec<String>,
+}
+
+/// `volume prune`: removes the volumes `volume create` made that no
+/// container uses and that `filter` takes. A manifest's volume is its
+/// source's; a container's anonymous volume goes with the container.
+pub async fn prune_volumes(engine: &Arc<Engine>, filter: &VolumePrune) -> Result<PruneReport> {
+    let desired = engine.desired_all()?;
+    let has = |labels: &std::collections::BTreeMap<String, String>, want: &str| match want.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+        None => labels.contains_key(want),
+    };
+    let mut keys = Vec::new();
+    for d in desired.iter().filter(|d| d.object.kind() == Kind::Volume) {
+        if !d.source.starts_with("volume:")
+            || !crate::reconcile::state::users_of(desired.iter().map(|d| &d.object), &d.key()).is_empty()
+        {
+            continue;
+        }
+        let Some(doc) = docker_inspect::volume(engine, d.object.name())? else {
+            continue;
+        };
+        let labels: std::collections::BTreeMap<String, String> = doc.labels.into_iter().collect();
+        let anonymous = labels.contains_key("com.docker.volume.anonymous");
+        if (filter.all || anonymous)
+            && filter.label.iter().all(|l| has(&labels, l))
+            && !filter.not_label.iter().any(|l| has(&labels, l))
+        {
+            keys.push(format!("volume/{}", d.object.name()));
+        }
+    }
     delete_each(engine, keys).await
 }
 

@@ -39,7 +39,7 @@ pub struct PendingAttach {
 }
 
 /// The container `id` names, Docker-shaped, or 404.
-fn container(state: &Shared, id: &str) -> Result<docker_inspect::ContainerJson> {
+pub(super) fn container(state: &Shared, id: &str) -> Result<docker_inspect::ContainerJson> {
     commands::check_name(Kind::Container, id)?;
     docker_inspect::container(&state.engine, id)?
         .ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))

@@ -13,7 +13,7 @@ use crate::manifest::{
     self, ContainerSpec, Healthcheck, NetworkAttachment, PortMapping, Resources, RestartPolicy, SecurityContext,
     VolumeMount,
 };
-use crate::wire::{RunRequest, DEFAULT_NETWORK};
+use crate::wire::{RunRequest, UpdateRequest, DEFAULT_NETWORK};
 
 /// Config fields this translation reads. The attach flags are accepted
 /// because the attach request itself says what is attached.
@@ -300,6 +300,58 @@ fn healthcheck(hc: &bollard_stubs::models::HealthConfig) -> Result<Option<Health
         start_period: nanos(hc.start_period),
         on_unhealthy: None,
     }))
+}
+
+/// Fields of `POST /containers/{id}/update` berth honours: the limits
+/// `berth update` changes in place, and the restart policy.
+const UPDATE_FIELDS: &[&str] = &[
+    "Memory",
+    "NanoCpus",
+    "CpuShares",
+    "PidsLimit",
+    "MemorySwap",
+    "MemoryReservation",
+    "OomKillDisable",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetCpus",
+    "CpusetMems",
+    "BlkioWeight",
+    "RestartPolicy",
+];
+
+/// The [`UpdateRequest`] a `docker update` body stands for: its Resources
+/// (HostConfig's fields of the same names) and RestartPolicy. A field berth
+/// cannot change in place, given a value, is refused by its name.
+pub fn update_request(body: &Value) -> Result<UpdateRequest> {
+    let Value::Object(top) = body else {
+        return Err(DockerError::BadRequest("the update body must be a JSON object".into()));
+    };
+    refuse_unknown("", top, UPDATE_FIELDS)?;
+    let host: HostConfig = serde_json::from_value(body.clone())
+        .map_err(|e| DockerError::BadRequest(format!("invalid update body: {e}")))?;
+    let restart_policy = match &host.restart_policy {
+        None => None,
+        Some(p) => {
+            if p.maximum_retry_count.unwrap_or(0) != 0 {
+                return Err(DockerError::unsupported(
+                    "RestartPolicy.MaximumRetryCount",
+                    "update changes the restart policy's name only; recreate the container for a retry count",
+                ));
+            }
+            match p.name {
+                None | Some(RestartPolicyNameEnum::EMPTY) => None,
+                Some(RestartPolicyNameEnum::NO) => Some(RestartPolicy::Never),
+                Some(RestartPolicyNameEnum::ALWAYS) => Some(RestartPolicy::Always),
+                Some(RestartPolicyNameEnum::UNLESS_STOPPED) => Some(RestartPolicy::UnlessStopped),
+                Some(RestartPolicyNameEnum::ON_FAILURE) => Some(RestartPolicy::OnFailure),
+            }
+        }
+    };
+    Ok(UpdateRequest {
+        resources: resources(&host)?.unwrap_or_default(),
+        restart_policy,
+    })
 }
 
 fn resources(host: &HostConfig) -> Result<Option<Resources>> {
@@ -869,6 +921,36 @@ mod tests {
             let e = run_request(None, &body).unwrap_err().to_string();
             assert!(e.starts_with(named), "{e}");
         }
+    }
+
+    #[test]
+    fn an_update_takes_limits_and_a_policy_and_refuses_what_it_cannot_change() {
+        let req = update_request(&json!({
+            "Memory": 67108864, "PidsLimit": 50, "CpuShares": 0, "MemorySwappiness": null,
+            "KernelMemory": 0, "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}
+        }))
+        .unwrap();
+        assert_eq!(req.resources.memory, Some(manifest::Memory(64 << 20)));
+        assert_eq!(req.resources.pids, Some(50));
+        assert_eq!(req.restart_policy, Some(RestartPolicy::Always));
+        let none = update_request(&json!({"RestartPolicy": {"Name": "", "MaximumRetryCount": 0}})).unwrap();
+        assert_eq!(none.restart_policy, None);
+        for (body, field) in [
+            (json!({"KernelMemory": 5}), "KernelMemory"),
+            (json!({"Devices": [{"PathOnHost": "/dev/null"}]}), "Devices"),
+            (
+                json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}}),
+                "RestartPolicy.MaximumRetryCount",
+            ),
+        ] {
+            let e = update_request(&body).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{e}");
+        }
+        assert!(update_request(&json!({"Memory": -1}))
+            .unwrap_err()
+            .to_string()
+            .contains("Memory"));
+        assert!(update_request(&json!([])).is_err());
     }
 
     #[test]

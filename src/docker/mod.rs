@@ -12,9 +12,12 @@
 mod build;
 mod containers;
 mod create;
+mod events;
 mod exec;
 mod images;
 mod networks;
+mod ops;
+mod stats;
 mod stream;
 mod system;
 mod volumes;
@@ -220,6 +223,13 @@ fn routes() -> Router<Shared> {
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
+        // The container-side remainder of issue 22 (task 22a), together.
+        .route("/containers/{id}/top", get(ops::top))
+        .route("/containers/{id}/update", post(ops::update))
+        .route("/containers/{id}/export", get(ops::export))
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/events", get(events::events))
 }
 
 /// `/v1.47/containers/json` → `/containers/json`. A version outside

@@ -116,3 +116,43 @@ pub async fn remove(State(state): State<Shared>, Path(name): Path<String>, Query
     super::networks::delete_key(&state, &format!("volume/{name}")).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `POST /volumes/prune?filters=`: unused anonymous volumes, or every
+/// unused one with the `all` filter; `label` and `label!` narrow it.
+pub async fn prune(State(state): State<Shared>, Query(q): Q) -> Result<Response> {
+    let filters = parse_filters(&q)?;
+    let mut prune = commands::docker_ops::VolumePrune::default();
+    for (key, values) in filters {
+        match key.as_str() {
+            "label" => prune.label = values,
+            "label!" => prune.not_label = values,
+            "all" => {
+                prune.all = match values.as_slice() {
+                    [] => false,
+                    [v] if matches!(v.as_str(), "1" | "true" | "True") => true,
+                    [v] if matches!(v.as_str(), "0" | "false" | "False") => false,
+                    _ => {
+                        return Err(DockerError::BadRequest(format!(
+                            "invalid filter 'all={}': expected true or false",
+                            values.join(",")
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(DockerError::unsupported(
+                    format!("filters.{other}"),
+                    "berth prunes volumes by label, label! and all",
+                ))
+            }
+        }
+    }
+    let report = commands::docker_ops::prune_volumes(&state.engine, &prune).await?;
+    if let Some(f) = report.failed.first() {
+        return Err(DockerError::Command(commands::CommandError::Unavailable(f.clone())));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"VolumesDeleted": report.deleted, "SpaceReclaimed": 0}),
+    ))
+}

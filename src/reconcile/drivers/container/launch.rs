@@ -6,6 +6,8 @@ use super::*;
 
 /// Makes a container as `launch` says; the caller holds its lock.
 pub(super) async fn launch_container(engine: &Arc<Engine>, obj: &Object, hash: &str, launch: Launch) -> DriverResult {
+    // Before its start's events, as Docker's `create` comes before `start`.
+    engine.event(&ObjectKey::new(Kind::Container, obj.name()), "Created", "made");
     match launch {
         Launch::Start => start_with(engine, obj, hash, false).await,
         Launch::WaitAttach => start_with(engine, obj, hash, true).await,

@@ -110,8 +110,12 @@ pub async fn stop_by_name_with(engine: &Arc<Engine>, name: &str, opts: crate::re
     // Held first, so the exit it causes is recorded without a restart.
     set_hold(engine, name, Some(Hold::Stopped));
     let grace = opts.grace.unwrap_or_else(|| grace_of(engine, name));
+    let was_running = running(engine, name);
     stop_container_with(engine, name, grace, opts.signal).await;
     set_hold(engine, name, Some(Hold::Stopped));
+    if was_running {
+        engine.event(&ObjectKey::new(Kind::Container, name), "Stopped", "by hand");
+    }
 }
 
 /// Thaws a frozen container, so that a signal to stop it acts now.
@@ -138,6 +142,11 @@ pub async fn kill_by_name(engine: &Arc<Engine>, name: &str, signal: Signal) -> s
         set_hold(engine, name, Some(Hold::Stopped));
         thaw_if_frozen(engine, name).await;
     }
+    engine.event(
+        &ObjectKey::new(Kind::Container, name),
+        "Killed",
+        &format!("signal {}", signal as i32),
+    );
     engine.host.containers.signal(name, signal).map_err(DriverError::from)?;
     if signal == Signal::SIGKILL {
         // The whole container, as runc kill --all: exec'd processes too.
