@@ -114,17 +114,23 @@ pub fn check_filters(filters: &BTreeMap<String, Vec<String>>) -> Result<()> {
     Ok(())
 }
 
-/// Whether one container passes every filter.
+/// Whether one container passes every filter. Values of one key are
+/// alternatives, but labels must all match, as Docker's `MatchKVList`:
+/// docker-compose asks for `project=p` and `oneoff=False` in one query,
+/// and would list every container twice if either label were enough.
 pub fn matches(c: &ContainerSummary, filters: &BTreeMap<String, Vec<String>>) -> bool {
     filters.iter().all(|(key, values)| {
+        let label = |v: &String| match v.split_once('=') {
+            Some((k, want)) => c.labels.get(k).is_some_and(|have| have == want),
+            None => c.labels.contains_key(v.as_str()),
+        };
+        if key == "label" {
+            return values.iter().all(label);
+        }
         values.is_empty()
             || values.iter().any(|v| match key.as_str() {
                 "id" => c.id.starts_with(v.as_str()),
                 "name" => c.names.iter().any(|n| name_matches(n.trim_start_matches('/'), v)),
-                "label" => match v.split_once('=') {
-                    Some((k, want)) => c.labels.get(k).is_some_and(|have| have == want),
-                    None => c.labels.contains_key(v.as_str()),
-                },
                 "status" => c.state == *v,
                 "ancestor" => {
                     c.image == *v
@@ -323,6 +329,9 @@ mod tests {
         assert!(matches(&web, &f(&[("label", "tier")])));
         assert!(matches(&web, &f(&[("label", "tier=front")])));
         assert!(!matches(&job, &f(&[("label", "tier=front")])));
+        // Every label must match (compose's project + oneoff query).
+        assert!(matches(&web, &f(&[("label", "tier=front"), ("label", "tier")])));
+        assert!(!matches(&web, &f(&[("label", "tier=front"), ("label", "oneoff=True")])));
         // One key's values are alternatives; keys must all hold.
         assert!(matches(&job, &f(&[("status", "running"), ("status", "exited")])));
         assert!(!matches(&job, &f(&[("status", "exited"), ("label", "tier=front")])));

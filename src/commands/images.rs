@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::logs::STREAM_BUFFER;
 use super::{CommandError, Result};
-use crate::image::{ImageError, PullEvent};
+use crate::image::{Credentials, ImageError, PullEvent};
 use crate::reconcile::Engine;
 use crate::wire::*;
 
@@ -39,6 +39,15 @@ fn progress_line(event: PullEvent) -> PullProgress {
 /// Pulls in the background, streaming progress; the last line is `done` or
 /// `error`. A bad reference is refused before the stream starts.
 pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiver<PullProgress>> {
+    pull_as(engine, req, None).await
+}
+
+/// [`pull`] with a client's credentials instead of the daemon's `config.json`'s.
+pub async fn pull_as(
+    engine: &Arc<Engine>,
+    req: PullRequest,
+    credentials: Option<Credentials>,
+) -> Result<mpsc::Receiver<PullProgress>> {
     let reference = crate::image::record::normalize(&req.reference)
         .map_err(image_error)?
         .whole();
@@ -53,7 +62,7 @@ pub async fn pull(engine: &Arc<Engine>, req: PullRequest) -> Result<mpsc::Receiv
         });
         let last = match engine
             .image_host()
-            .pull(&reference, req.platform.as_deref(), progress)
+            .pull_as(&reference, req.platform.as_deref(), progress, credentials.as_ref())
             .await
         {
             Ok(record) => PullProgress::Done {
@@ -162,11 +171,16 @@ pub fn tag(engine: &Engine, req: TagRequest) -> Result<ImageListItem> {
 
 /// Pushes a local image to a registry.
 pub async fn push(engine: &Engine, req: PushRequest) -> Result<PushResponse> {
+    push_as(engine, req, None).await
+}
+
+/// [`push`] with a client's credentials instead of the daemon's `config.json`'s.
+pub async fn push_as(engine: &Engine, req: PushRequest, credentials: Option<Credentials>) -> Result<PushResponse> {
     let target = req.target.clone().unwrap_or_else(|| req.source.clone());
     let reference = crate::image::record::normalize(&target).map_err(image_error)?.whole();
     let digest = engine
         .image_host()
-        .push(&req.source, req.target.as_deref())
+        .push_as(&req.source, req.target.as_deref(), credentials.as_ref())
         .await
         .map_err(image_error)?;
     Ok(PushResponse { reference, digest })
@@ -322,6 +336,16 @@ pub fn inspect(engine: &Engine, req: InspectImageRequest) -> Result<ImageDetail>
         chain_ids: record.chain_ids.clone(),
         history,
     })
+}
+
+/// The unpacked size of each of an image's layers, bottom first: what
+/// Docker's history shows beside the steps that made a layer.
+pub fn layer_sizes(engine: &Engine, name: &str) -> Result<Vec<u64>> {
+    let host = engine.image_host();
+    let record = host
+        .image(name)
+        .ok_or_else(|| CommandError::NotFound(format!("image {name}")))?;
+    Ok(host.layer_sizes(&record))
 }
 
 /// A registry's `host[:port]`, or why not.

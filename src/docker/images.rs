@@ -5,21 +5,22 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary};
 use serde_json::json;
 
 use super::{json, parse_filters, query_bool, refuse_prune_filters, DockerError, Result, Shared};
 use crate::commands::{self, docker_inspect, CommandError};
-use crate::wire::{PullProgress, PullRequest, RemoveImageRequest, TagRequest};
+use crate::image::Credentials;
+use crate::wire::{PullProgress, PullRequest, PushRequest, RemoveImageRequest, TagRequest};
 
 type Q = Query<HashMap<String, String>>;
 
 /// `docker.io/library/busybox:latest` as Docker's clients show it
 /// (`busybox:latest`); other registries keep their host.
-fn familiar(reference: &str) -> String {
+pub(super) fn familiar(reference: &str) -> String {
     let short = reference.strip_prefix("docker.io/").unwrap_or(reference);
     short.strip_prefix("library/").unwrap_or(short).to_string()
 }
@@ -99,10 +100,11 @@ pub async fn list(State(state): State<Shared>, Query(q): Q) -> Result<Response> 
 /// `GET /images/{name}/json` (the name may hold slashes and a port).
 pub async fn by_name(State(state): State<Shared>, Path(path): Path<String>) -> Result<Response> {
     let Some(name) = path.strip_suffix("/json") else {
-        if path.ends_with("/history") {
-            return Err(DockerError::NotImplemented(
-                "image history is not served by berth's Docker API yet".into(),
-            ));
+        if let Some(name) = path.strip_suffix("/history") {
+            return history(&state, name);
+        }
+        if let Some(name) = path.strip_suffix("/get") {
+            return super::archive_images::save(&state, vec![name.to_string()]).await;
         }
         return Err(DockerError::NotFound(format!("page not found: GET /images/{path}")));
     };
@@ -128,13 +130,92 @@ pub async fn by_name(State(state): State<Shared>, Path(path): Path<String>) -> R
     Ok(json(StatusCode::OK, &value))
 }
 
-/// `POST /images/{name}/tag?repo=&tag=` (201); push is not served yet.
-pub async fn by_name_post(State(state): State<Shared>, Path(path): Path<String>, Query(q): Q) -> Result<Response> {
+/// RFC 3339 as Unix seconds (0 when absent or unreadable, as Docker's
+/// zero time shows).
+fn unix_seconds(text: Option<&str>) -> i64 {
+    text.and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .map_or(0, |t| t.unix_timestamp())
+}
+
+/// `GET /images/{name}/history`: Docker's walk of the config's history,
+/// newest first, each step that made a layer with that layer's unpacked
+/// size; only the top entry has the image's id and tags, the others are
+/// `<missing>` as for any pulled image (they are not images of their own).
+fn history(state: &Shared, name: &str) -> Result<Response> {
+    let detail = commands::images::inspect(
+        &state.engine,
+        crate::wire::InspectImageRequest { name: name.to_string() },
+    )
+    .map_err(|e| not_found(e, name))?;
+    let sizes = commands::images::layer_sizes(&state.engine, name).map_err(|e| not_found(e, name))?;
+    let mut entries = Vec::new();
+    if detail.history.is_empty() {
+        // An image without history (imported, or made by tools that
+        // write none): one entry per layer, as Docker shows such images.
+        for size in &sizes {
+            entries.push(json!({
+                "Created": detail.created_at / 1000,
+                "CreatedBy": "",
+                "Size": size,
+                "Comment": "",
+            }));
+        }
+    } else {
+        let mut layer = 0;
+        for h in &detail.history {
+            let size = match h.empty_layer {
+                true => 0,
+                false => {
+                    let size = sizes.get(layer).copied().ok_or_else(|| {
+                        DockerError::Command(CommandError::Unavailable(format!(
+                            "image {name}: its history names more layers than its {} layers",
+                            sizes.len()
+                        )))
+                    })?;
+                    layer += 1;
+                    size
+                }
+            };
+            entries.push(json!({
+                "Created": unix_seconds(h.created.as_deref()),
+                "CreatedBy": h.created_by.clone().unwrap_or_default(),
+                "Size": size,
+                "Comment": h.comment.clone().unwrap_or_default(),
+            }));
+        }
+    }
+    entries.reverse();
+    for (i, entry) in entries.iter_mut().enumerate() {
+        let (id, tags) = match i {
+            0 => (
+                json!(detail.id),
+                json!(detail.references.iter().map(|r| familiar(r)).collect::<Vec<_>>()),
+            ),
+            _ => (json!("<missing>"), serde_json::Value::Null),
+        };
+        entry["Id"] = id;
+        entry["Tags"] = tags;
+    }
+    Ok(json(StatusCode::OK, &entries))
+}
+
+/// `GET /images/search`: berth does not search registries.
+pub async fn search() -> DockerError {
+    DockerError::NotImplemented(
+        "GET /images/search: berth does not search registries; browse the registry, then `docker pull` by name".into(),
+    )
+}
+
+/// `POST /images/{name}/tag?repo=&tag=` (201) and `/images/{name}/push`.
+pub async fn by_name_post(
+    State(state): State<Shared>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Result<Response> {
     let Some(source) = path.strip_suffix("/tag") else {
-        if path.ends_with("/push") {
-            return Err(DockerError::NotImplemented(
-                "image push is not served by berth's Docker API yet".into(),
-            ));
+        if let Some(name) = path.strip_suffix("/push") {
+            return push(&state, name, &headers, &q).await;
         }
         return Err(DockerError::NotFound(format!("page not found: POST /images/{path}")));
     };
@@ -218,15 +299,24 @@ pub async fn prune(State(state): State<Shared>, Query(mut q): Q) -> Result<Respo
 
 /// `POST /images/create?fromImage=&tag=`: a pull, its progress as Docker's
 /// JSON lines; a failure once the stream has begun is a line with
-/// `errorDetail` (the status is sent already). `X-Registry-Auth` is not
-/// read: berth takes credentials from the same `~/.docker/config.json`
-/// the docker CLI writes.
-pub async fn create(State(state): State<Shared>, Query(q): Q) -> Result<Response> {
-    if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
-        return Err(DockerError::NotImplemented(
-            "importing an image with fromSrc is not served by berth's Docker API yet: use `berth import`".into(),
-        ));
+/// `errorDetail` (the status is sent already). Credentials in
+/// `X-Registry-Auth` are used for this pull; without them, those of the
+/// daemon's `~/.docker/config.json`. With `fromSrc` it is an import
+/// (see [`super::archive_images::import`]).
+pub async fn create(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let q: HashMap<String, String> = raw
+        .as_deref()
+        .map(|r| form_urlencoded::parse(r.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    if q.contains_key("fromSrc") {
+        return super::archive_images::import(&state, raw.as_deref(), body).await;
     }
+    let credentials = registry_auth(&headers)?;
     let image = q
         .get("fromImage")
         .filter(|i| !i.is_empty())
@@ -238,12 +328,13 @@ pub async fn create(State(state): State<Shared>, Query(q): Q) -> Result<Response
         None => image.clone(),
     };
     let platform = q.get("platform").filter(|p| !p.is_empty()).cloned();
-    let mut progress = commands::images::pull(
+    let mut progress = commands::images::pull_as(
         &state.engine,
         PullRequest {
             reference: reference.clone(),
             platform,
         },
+        credentials,
     )
     .await
     .map_err(|e| match e {
@@ -264,6 +355,166 @@ pub async fn create(State(state): State<Shared>, Query(q): Q) -> Result<Response
             std::task::Poll::Pending => std::task::Poll::Pending,
         }
     });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// base64 in either alphabet (Docker's clients send the URL-safe one),
+/// padded or not; `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim().trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in text.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // One leftover character holds less than a byte: not base64.
+    (bits < 6).then_some(out)
+}
+
+/// Docker's `AuthConfig`, as `X-Registry-Auth` carries it.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct AuthConfig {
+    username: String,
+    password: String,
+    /// `user:password` in base64, as `config.json` keeps it.
+    auth: String,
+    identitytoken: String,
+    // Sent by clients, not needed: the reference names the registry.
+    #[allow(dead_code)]
+    serveraddress: String,
+}
+
+/// The credentials of `X-Registry-Auth` (base64url JSON), if any: an
+/// absent header, or one with no credentials in it (the CLI sends `{}`
+/// when not logged in), is none; a header that does not decode is a 400.
+fn registry_auth(headers: &HeaderMap) -> Result<Option<Credentials>> {
+    let Some(value) = headers.get("x-registry-auth") else {
+        return Ok(None);
+    };
+    let bad = |why: &str| DockerError::BadRequest(format!("X-Registry-Auth: {why}"));
+    let text = value.to_str().map_err(|_| bad("not ASCII"))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let json = base64_decode(text).ok_or_else(|| bad("not base64url"))?;
+    let config: AuthConfig = serde_json::from_slice(&json).map_err(|e| bad(&format!("not a JSON auth config: {e}")))?;
+    if !config.identitytoken.is_empty() {
+        return Ok(Some(Credentials::IdentityToken(config.identitytoken)));
+    }
+    if config.username.is_empty() && config.password.is_empty() && !config.auth.is_empty() {
+        let pair = base64_decode(&config.auth)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| bad("auth: not base64 of user:password"))?;
+        let (username, password) = pair.split_once(':').ok_or_else(|| bad("auth: not user:password"))?;
+        return Ok(Some(Credentials::Basic {
+            username: username.into(),
+            password: password.into(),
+        }));
+    }
+    match (config.username.is_empty(), config.password.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(Credentials::Basic {
+            username: config.username,
+            password: config.password,
+        })),
+        _ => Err(bad("username and password go together")),
+    }
+}
+
+/// `POST /images/{name}/push?tag=`: the local image `name:tag` to the
+/// registry its name says (every local tag of the repository when `tag`
+/// is empty, as Docker's `--all-tags`). The answer is Docker's JSON lines;
+/// a push that fails once the stream has begun ends with `errorDetail`.
+async fn push(state: &Shared, name: &str, headers: &HeaderMap, q: &HashMap<String, String>) -> Result<Response> {
+    let credentials = registry_auth(headers)?;
+    let tag = q.get("tag").map(String::as_str).unwrap_or_default();
+    let sources: Vec<String> = match tag {
+        "" => {
+            let wanted = crate::image::record::normalize(name)
+                .map_err(|e| DockerError::BadRequest(e.to_string()))?
+                .whole();
+            let wanted = repository(&wanted).to_string();
+            let mut tags: Vec<String> = commands::images::list(&state.engine, None)?
+                .into_iter()
+                .flat_map(|i| i.references)
+                .filter(|r| repository(r) == wanted && !r.contains('@'))
+                .collect();
+            tags.sort();
+            if tags.is_empty() {
+                return Err(DockerError::NotFound(format!("No such image: {name}")));
+            }
+            tags
+        }
+        tag => vec![format!("{name}:{tag}")],
+    };
+    for source in &sources {
+        // Refused before the stream starts, as Docker answers 404.
+        if commands::images::list(&state.engine, Some(source))
+            .map_err(|e| not_found(e, source))?
+            .is_empty()
+        {
+            return Err(DockerError::NotFound(format!("No such image: {source}")));
+        }
+    }
+    let engine = state.engine.clone();
+    let shown = familiar(repository(&sources[0]));
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, Infallible>>(8);
+    tokio::spawn(async move {
+        let _ = tx
+            .send(line(
+                &json!({"status": format!("The push refers to repository [{shown}]")}),
+            ))
+            .await;
+        for source in sources {
+            let result = commands::images::push_as(
+                &engine,
+                PushRequest {
+                    source: source.clone(),
+                    target: None,
+                },
+                credentials.clone(),
+            )
+            .await;
+            let out = match result {
+                Ok(pushed) => {
+                    let tag = source.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+                    let _ = tx
+                        .send(line(&json!({"status": format!("{tag}: digest: {}", pushed.digest)})))
+                        .await;
+                    json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": pushed.digest}})
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let _ = tx
+                        .send(line(&json!({"errorDetail": {"message": message}, "error": message})))
+                        .await;
+                    return;
+                }
+            };
+            if tx.send(line(&out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
@@ -310,6 +561,34 @@ mod tests {
         assert_eq!(repository("localhost:5000/app:1"), "localhost:5000/app");
         assert_eq!(repository("localhost:5000/app"), "localhost:5000/app");
         assert_eq!(repository("busybox@sha256:abc"), "busybox");
+    }
+
+    #[test]
+    fn registry_auth_decodes_dockers_header_and_refuses_a_malformed_one() {
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-registry-auth", v.parse().unwrap());
+            h
+        };
+        assert!(registry_auth(&HeaderMap::new()).unwrap().is_none());
+        // `{}`, as the CLI sends it when not logged in.
+        assert!(registry_auth(&header("e30=")).unwrap().is_none());
+        // {"username":"shop","password":"s3cret","serveraddress":"r"}, URL-safe and unpadded.
+        let basic = "eyJ1c2VybmFtZSI6InNob3AiLCJwYXNzd29yZCI6InMzY3JldCIsInNlcnZlcmFkZHJlc3MiOiJyIn0";
+        assert!(matches!(
+            registry_auth(&header(basic)).unwrap(),
+            Some(Credentials::Basic { username, password }) if username == "shop" && password == "s3cret"
+        ));
+        // {"identitytoken":"tok"}
+        assert!(matches!(
+            registry_auth(&header("eyJpZGVudGl0eXRva2VuIjoidG9rIn0=")).unwrap(),
+            Some(Credentials::IdentityToken(t)) if t == "tok"
+        ));
+        for bad in ["!!!", "bm90IGpzb24=", "eyJ1c2VybmFtZSI6InNob3AifQ=="] {
+            let e = registry_auth(&header(bad)).err().unwrap();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.to_string().contains("X-Registry-Auth"), "{e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! in front ([`strip_version`]); errors are Docker's `{"message": …}` with
 //! Docker's status codes ([`DockerError`]).
 
+mod archive_images;
 mod build;
 mod containers;
 mod create;
@@ -211,6 +212,9 @@ fn routes() -> Router<Shared> {
         .route("/build", post(build::build))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/images/search", get(images::search))
+        .route("/images/get", get(archive_images::save_many))
+        .route("/images/load", post(archive_images::load))
         .route(
             "/images/{*name}",
             get(images::by_name).post(images::by_name_post).delete(images::remove),

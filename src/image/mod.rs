@@ -76,7 +76,7 @@ pub use buildcache::CacheUsage;
 pub use commit::HistoryEntry;
 pub use error::{ImageError, Result};
 pub use images::ImageSummary;
-pub use pull::{Progress, PullEvent};
+pub use pull::{Credentials, Progress, PullEvent};
 pub use record::{ImageConfig, ImageHealthcheck, ImageRecord};
 use unpack::Ownership;
 

@@ -103,6 +103,33 @@ pub fn is_insecure(registry: &str, listed: &[String]) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]") || listed.iter().any(|l| l == registry)
 }
 
+/// Credentials a client sent with one pull or push (Docker's
+/// `X-Registry-Auth`), used instead of those `config.json` holds. No
+/// `Debug`: a password must not reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An OAuth identity token, sent as a bearer token.
+    IdentityToken(String),
+}
+
+impl Credentials {
+    fn auth(&self) -> RegistryAuth {
+        match self {
+            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+            Credentials::IdentityToken(token) => RegistryAuth::Bearer(token.clone()),
+        }
+    }
+}
+
+/// `credentials` if given, else what `config.json` holds for `registry`.
+pub(crate) fn auth_with(registry: &str, credentials: Option<&Credentials>) -> RegistryAuth {
+    credentials.map_or_else(|| auth_for(registry), Credentials::auth)
+}
+
 /// The credentials `~/.docker/config.json` holds for `registry`, if any.
 pub(crate) fn auth_for(registry: &str) -> RegistryAuth {
     let candidates = if registry == "docker.io" || registry == "index.docker.io" {
@@ -253,9 +280,22 @@ impl ImageStore {
     /// [`ImageStore::discard_added`]); it fails before downloading
     /// anything if the reference index does not read.
     pub async fn pull(&self, reference: &str, platform: Option<&str>, progress: Progress) -> Result<ImageRecord> {
+        self.pull_as(reference, platform, progress, None).await
+    }
+
+    /// [`ImageStore::pull`] with `credentials` instead of `config.json`'s.
+    pub async fn pull_as(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        progress: Progress,
+        credentials: Option<&Credentials>,
+    ) -> Result<ImageRecord> {
         self.records.refs()?;
         let mut added = Vec::new();
-        let result = self.pull_pinned(reference, platform, progress, &mut added).await;
+        let result = self
+            .pull_pinned(reference, platform, progress, credentials, &mut added)
+            .await;
         if result.is_err() {
             self.discard_added(&added, &[]);
         }
@@ -269,6 +309,7 @@ impl ImageStore {
         reference: &str,
         platform: Option<&str>,
         progress: Progress,
+        credentials: Option<&Credentials>,
         added: &mut Vec<String>,
     ) -> Result<ImageRecord> {
         let parsed = normalize(reference)?;
@@ -276,7 +317,7 @@ impl ImageStore {
         let platform = parse_platform(&whole, platform)?;
         let registry = parsed.registry().to_string();
         let client = self.client_for(&registry);
-        let auth = auth_for(&registry);
+        let auth = auth_with(&registry, credentials);
 
         let (manifest, manifest_digest, _manifest_pin) =
             self.fetch_manifest(&client, &parsed, &auth, &platform, added).await?;

@@ -5,7 +5,7 @@
 use oci_client::RegistryOperation;
 
 use super::error::{ImageError, Result};
-use super::pull::{auth_for, classify};
+use super::pull::{auth_with, classify, Credentials};
 use super::record::normalize;
 use super::ImageStore;
 
@@ -13,6 +13,16 @@ impl ImageStore {
     /// Pushes the image `source` names to `target` (a reference; `source`
     /// itself when `None`). Returns the pushed manifest's digest.
     pub async fn push(&self, source: &str, target: Option<&str>) -> Result<String> {
+        self.push_as(source, target, None).await
+    }
+
+    /// [`ImageStore::push`] with `credentials` instead of `config.json`'s.
+    pub async fn push_as(
+        &self,
+        source: &str,
+        target: Option<&str>,
+        credentials: Option<&Credentials>,
+    ) -> Result<String> {
         let record = self.image(source).ok_or_else(|| ImageError::NotFound {
             reference: source.into(),
         })?;
@@ -20,7 +30,7 @@ impl ImageStore {
         let whole = target.whole();
         let registry = target.registry().to_string();
         let client = self.client_for(&registry);
-        let auth = auth_for(&registry);
+        let auth = auth_with(&registry, credentials);
         client
             .auth(&target, &auth, RegistryOperation::Push)
             .await

@@ -856,6 +856,26 @@ impl ImageHost for FakeHost {
         Ok(record)
     }
 
+    fn pull_as<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a str>,
+        progress: image::Progress,
+        _credentials: Option<&'a image::Credentials>,
+    ) -> BoxFuture<'a, image::Result<ImageRecord>> {
+        // The fake has no registry to show credentials to.
+        self.pull(reference, platform, progress)
+    }
+
+    fn push_as<'a>(
+        &'a self,
+        source: &'a str,
+        target: Option<&'a str>,
+        _credentials: Option<&'a image::Credentials>,
+    ) -> BoxFuture<'a, image::Result<String>> {
+        self.push(source, target)
+    }
+
     fn push<'a>(&'a self, source: &'a str, _target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>> {
         Box::pin(async move {
             let record = self.image(source).ok_or_else(|| ImageError::NotFound {

@@ -158,6 +158,15 @@ impl ImageHost for ImageStore {
     ) -> BoxFuture<'a, image::Result<ImageRecord>> {
         Box::pin(ImageStore::pull(self, reference, platform, progress))
     }
+    fn pull_as<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a str>,
+        progress: image::Progress,
+        credentials: Option<&'a image::Credentials>,
+    ) -> BoxFuture<'a, image::Result<ImageRecord>> {
+        Box::pin(ImageStore::pull_as(self, reference, platform, progress, credentials))
+    }
     fn image(&self, name: &str) -> Option<ImageRecord> {
         ImageStore::image(self, name)
     }
@@ -181,6 +190,14 @@ impl ImageHost for ImageStore {
     }
     fn push<'a>(&'a self, source: &'a str, target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>> {
         Box::pin(ImageStore::push(self, source, target))
+    }
+    fn push_as<'a>(
+        &'a self,
+        source: &'a str,
+        target: Option<&'a str>,
+        credentials: Option<&'a image::Credentials>,
+    ) -> BoxFuture<'a, image::Result<String>> {
+        Box::pin(ImageStore::push_as(self, source, target, credentials))
     }
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>> {
         ImageStore::prune(self, in_use)

@@ -134,6 +134,15 @@ pub trait ImageHost: Send + Sync {
         platform: Option<&'a str>,
         progress: image::Progress,
     ) -> BoxFuture<'a, image::Result<ImageRecord>>;
+    /// [`ImageHost::pull`] with a client's credentials instead of those
+    /// the daemon's `config.json` holds.
+    fn pull_as<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a str>,
+        progress: image::Progress,
+        credentials: Option<&'a image::Credentials>,
+    ) -> BoxFuture<'a, image::Result<ImageRecord>>;
     /// A pulled image by reference or id.
     fn image(&self, name: &str) -> Option<ImageRecord>;
     /// Every pulled image with its references; an error when the store's
@@ -153,6 +162,13 @@ pub trait ImageHost: Send + Sync {
     fn remove_image(&self, name: &str) -> image::Result<(ImageRecord, bool)>;
     /// Pushes the image `source` names to `target`; returns the manifest digest.
     fn push<'a>(&'a self, source: &'a str, target: Option<&'a str>) -> BoxFuture<'a, image::Result<String>>;
+    /// [`ImageHost::push`] with a client's credentials.
+    fn push_as<'a>(
+        &'a self,
+        source: &'a str,
+        target: Option<&'a str>,
+        credentials: Option<&'a image::Credentials>,
+    ) -> BoxFuture<'a, image::Result<String>>;
     /// Removes images no reference names (but those in `in_use`), then the
     /// blobs and snapshots nothing uses (blocking).
     fn prune(&self, in_use: &std::collections::HashSet<String>) -> image::Result<Vec<ImageRecord>>;
