@@ -24,6 +24,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod runtime;
 pub mod settings;
+pub mod source;
 pub mod source_files;
 pub mod store;
 pub mod wire;

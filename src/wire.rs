@@ -1210,3 +1210,131 @@ pub struct BuilderPruneResponse {
     pub entries: usize,
     pub reclaimed_bytes: u64,
 }
+
+/// Where a recorded revision's manifests came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionOrigin {
+    /// `files` (an apply or a watched file), `git` (a git source's commit)
+    /// or `rollback` (another revision's manifests applied again).
+    pub kind: String,
+    /// `files`: SHA-256 over the files' names and contents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// `git`: the commit, its author and subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// `rollback`: the revision whose manifests were applied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<i64>,
+    /// The client's working directory at the apply, for relative build contexts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
+}
+
+/// One recorded revision, as `berth revisions` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionView {
+    /// The revision's number (one sequence for every source).
+    pub id: i64,
+    pub source: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub origin: RevisionOrigin,
+    /// `applied`, `failed` (with the reason) or `rolled-back`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The manifest files applied.
+    pub files: Vec<String>,
+    /// What the apply did, in short.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The source (`apply:/srv/stack`, `git:NAME`, `file:/etc/berth/manifests/x.yaml`);
+    /// none: the source of the newest revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The revision to apply again; none: the last good one before the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+    /// Plan only (`berth diff --to N`).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Why: recorded on the revision rolled back from, which is marked failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A git source, as `berth source add` makes it (and `kind: Source`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSourceSpec {
+    pub name: String,
+    /// `file://`, `git://`, `https://` or `ssh://` URL (or a local path).
+    pub url: String,
+    /// At most one of branch, tag and commit; none: the remote's HEAD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The directory of the repository whose manifests are applied (default: all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// How often to fetch, as `30s`, `1m` (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// https: a file holding a token, sent as a bearer-style basic credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    /// https: take the credential for the URL's host from this Docker
+    /// config (`auths`, as `docker login` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_config: Option<String>,
+    /// ssh: the private key file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_file: Option<String>,
+}
+
+/// A git source with what it runs.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceView {
+    pub spec: GitSourceSpec,
+    pub suspended: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_reason: Option<String>,
+    /// The commit whose manifests run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<i64>,
+    /// The last fetch's or apply's error, naming the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `source sync` did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResponse {
+    /// The commit fetched.
+    pub commit: String,
+    /// False when that commit was already applied (nothing done).
+    pub applied: bool,
+    /// The apply's report (errors: nothing changed, the previous commit keeps running).
+    pub apply: ApplyResponse,
+}

@@ -246,6 +246,15 @@ fn handler(route: &openapi::Route) -> axum::routing::MethodRouter<Arc<Engine>> {
         ("get", "/v1/docker/diff/{name}") => get(docker_diff),
         ("post", "/v1/docker/containers/prune") => post(docker_prune_containers),
         ("post", "/v1/docker/networks/prune") => post(docker_prune_networks),
+        ("get", "/v1/revisions") => get(revisions),
+        ("post", "/v1/rollback") => post(rollback),
+        ("get", "/v1/sources") => get(sources),
+        ("post", "/v1/sources") => post(source_add),
+        ("post", "/v1/sources/{name}/sync") => post(source_sync),
+        ("post", "/v1/sources/{name}/suspend") => post(source_suspend),
+        ("post", "/v1/sources/{name}/resume") => post(source_resume),
+        ("post", "/v1/sources/{name}/remove") => post(source_remove),
+        ("get", "/v1/sources/{name}/diff") => get(source_diff),
         (method, path) => panic!("documented route {method} {path} has no handler"),
     }
 }
@@ -657,6 +666,68 @@ fn ndjson_stream<T: serde::Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>
 
 /// Most bytes of stream lines sent in one body frame.
 const FRAME_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevisionsQuery {
+    source: Option<String>,
+}
+
+async fn revisions(
+    State(engine): State<Arc<Engine>>,
+    Query(q): Query<RevisionsQuery>,
+) -> ApiResult<Json<Vec<RevisionView>>> {
+    Ok(Json(commands::revisions::list(&engine, q.source.as_deref())?))
+}
+
+async fn rollback(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(req): JsonBody<RollbackRequest>,
+) -> ApiResult<Json<ApplyResponse>> {
+    Ok(Json(commands::revisions::rollback(&engine, req).await?))
+}
+
+async fn sources(State(engine): State<Arc<Engine>>) -> ApiResult<Json<Vec<SourceView>>> {
+    Ok(Json(commands::sources::list(&engine)?))
+}
+
+async fn source_add(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(spec): JsonBody<GitSourceSpec>,
+) -> ApiResult<Json<SourceView>> {
+    Ok(Json(commands::sources::add(&engine, spec)?))
+}
+
+async fn source_sync(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<SyncResponse>> {
+    Ok(Json(commands::sources::sync(&engine, &name, true).await?))
+}
+
+async fn source_suspend(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<SourceView>> {
+    Ok(Json(commands::sources::suspend(&engine, &name, true)?))
+}
+
+async fn source_resume(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<SourceView>> {
+    Ok(Json(commands::sources::suspend(&engine, &name, false)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveQuery {
+    #[serde(default)]
+    prune: bool,
+}
+
+async fn source_remove(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<Json<SourceView>> {
+    Ok(Json(commands::sources::remove(&engine, &name, q.prune).await?))
+}
+
+async fn source_diff(State(engine): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<SyncResponse>> {
+    Ok(Json(commands::sources::diff(&engine, &name).await?))
+}
 
 #[cfg(test)]
 mod tests {

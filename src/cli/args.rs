@@ -169,6 +169,13 @@ pub enum CliCmd {
     /// Network commands: ls, inspect, create, rm, connect, disconnect.
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Git sources: add, ls, sync, suspend, resume, rm, diff.
+    #[command(subcommand)]
+    Source(SourceCmd),
+    /// Recorded revisions of applies (CLI, watched files, git sources), newest first: [SOURCE].
+    Revisions(RevisionsArgs),
+    /// Apply a recorded revision's manifests again: [SOURCE] [--to N]; suspends a git source.
+    Rollback(RollbackArgs),
     /// Write the JSON Schema of every kind into a directory.
     Schema(SchemaArgs),
     /// Print client and daemon versions.
@@ -196,14 +203,97 @@ pub struct ApplyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
     /// A manifest file, a directory (recursive, *.yaml/*.yml) or `-` for stdin.
-    #[arg(short = 'f', long = "filename", required_unless_present = "container")]
+    #[arg(short = 'f', long = "filename", required_unless_present_any = ["container", "to"])]
     pub files: Vec<String>,
     #[arg(long)]
     pub prune: bool,
+    /// What rolling back to revision N would change (of --source, or of the newest revision's source).
+    #[arg(long, conflicts_with_all = ["files", "prune"])]
+    pub to: Option<i64>,
+    /// With --to: the source.
+    #[arg(long, requires = "to")]
+    pub source: Option<String>,
     /// Instead of a plan: this container's filesystem changes against its
     /// image, A/C/D as Docker's `diff`.
-    #[arg(conflicts_with_all = ["files", "prune"])]
+    #[arg(conflicts_with_all = ["files", "prune", "to"])]
     pub container: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RevisionsArgs {
+    /// A source: `git:NAME` or a git source's NAME, an applied file or
+    /// directory, or a set's id (`apply:/srv/stack`); none: every source.
+    pub source: Option<String>,
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The source, as for `revisions`; none: the newest revision's.
+    pub source: Option<String>,
+    /// The revision to apply again; default: the last good one before the newest.
+    #[arg(long)]
+    pub to: Option<i64>,
+    /// Why, recorded on the revision rolled back from (then marked failed).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum SourceCmd {
+    /// Follow a git repository: its manifests under --path are applied at each new commit.
+    Add(SourceAddArgs),
+    /// Git sources with the commit running, when fetched and applied, and the last error.
+    Ls {
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Output>,
+    },
+    /// Fetch now and apply the commit if it is new.
+    Sync(NameArgs),
+    /// Stop following the source's commits (what runs stays).
+    Suspend(NameArgs),
+    /// Follow the source again.
+    Resume(NameArgs),
+    /// Remove the source; --prune also deletes what it applied.
+    Rm {
+        name: String,
+        #[arg(long)]
+        prune: bool,
+    },
+    /// What applying the source's newest commit would change.
+    Diff(NameArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SourceAddArgs {
+    pub name: String,
+    /// The repository: file://, git://, https:// or ssh:// URL.
+    #[arg(long)]
+    pub git: String,
+    #[arg(long, conflicts_with_all = ["tag", "commit"])]
+    pub branch: Option<String>,
+    #[arg(long, conflicts_with = "commit")]
+    pub tag: Option<String>,
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// The repository's directory whose manifests are applied.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// How often to fetch (default 1m).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// https: a file holding the token.
+    #[arg(long, conflicts_with_all = ["docker_config", "ssh_key"])]
+    pub token_file: Option<PathBuf>,
+    /// https: take the URL host's credential from this Docker config.json.
+    #[arg(long, conflicts_with = "ssh_key")]
+    pub docker_config: Option<PathBuf>,
+    /// ssh: the private key file.
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -31,8 +31,12 @@ pub async fn main(g: &Global, command: CliCmd) -> anyhow::Result<ExitCode> {
         CliCmd::Apply(args) => apply::apply(g, args).await,
         CliCmd::Diff(args) => match args.container {
             Some(name) => container::diff(g, args::NameArgs { name }).await,
+            None if args.to.is_some() => Ok(commands::sources::diff_to(g, args).await),
             None => Ok(apply::diff(g, args).await),
         },
+        CliCmd::Source(cmd) => commands::sources::source(g, cmd).await,
+        CliCmd::Revisions(args) => commands::sources::revisions(g, args).await,
+        CliCmd::Rollback(args) => commands::sources::rollback(g, args).await,
         CliCmd::Wait(args) => container::wait(g, args).await,
         CliCmd::Port(args) => container::port(g, args).await,
         CliCmd::Container(cmd) => container::container(g, cmd).await,

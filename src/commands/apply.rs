@@ -10,7 +10,7 @@ use crate::plan::ObjectKey;
 use crate::reconcile::records::Desired;
 use crate::reconcile::state::users_of;
 use crate::reconcile::{Engine, OutcomeKind};
-use crate::wire::{ApplyRequest, ApplyResponse};
+use crate::wire::{ApplyRequest, ApplyResponse, RevisionOrigin};
 
 /// Containers of sources other than `source` that use the image or volume `key`.
 fn used_by_others(stored: &[Desired], source: &str, key: &ObjectKey) -> Vec<ObjectKey> {
@@ -175,8 +175,15 @@ fn key_of(o: &Object) -> ObjectKey {
 
 /// Validates the request's manifests, then stores them as the set
 /// `source_id` and runs a pass (or, with `dry_run`, only plans). Reports the
-/// actions on this set's objects alone.
+/// actions on this set's objects alone. The apply is recorded as a revision
+/// of its files (see [`super::revisions`]).
 pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyResponse> {
+    let origin = super::revisions::files_origin(&req.sources, req.base_dir.clone());
+    apply_from(engine, req, origin).await
+}
+
+/// [`apply`], recording the revision as coming from `origin`.
+pub async fn apply_from(engine: &Arc<Engine>, req: ApplyRequest, origin: RevisionOrigin) -> Result<ApplyResponse> {
     let stored = engine.desired_all()?;
     let replaced = |d: &Desired| req.prune && d.source == req.source_id;
     // References may point at objects other sources already defined.
@@ -246,7 +253,22 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
     }
     let mark = engine.pass_mark();
     let outcome = engine.store_set(&req.source_id, &objects, req.prune, &|_, _| None)?;
-    engine.reconcile().await?;
+    let failed_reconcile = engine.reconcile().await;
+    let record = |status: &str, reason: Option<&str>| {
+        super::revisions::record(
+            engine,
+            outcome.revision,
+            &req.source_id,
+            &origin,
+            &req.sources,
+            status,
+            reason,
+        )
+    };
+    if let Err(e) = failed_reconcile {
+        record("failed", Some(&e.to_string()))?;
+        return Err(e.into());
+    }
     let mine: Vec<ObjectKey> = in_set.into_iter().chain(pruned).collect();
     let outcomes = engine.outcomes_since(mark, &mine);
     let lines = |kind: OutcomeKind| -> Vec<String> {
@@ -258,10 +280,16 @@ pub async fn apply(engine: &Arc<Engine>, req: ApplyRequest) -> Result<ApplyRespo
         v.sort();
         v
     };
+    let failed = lines(OutcomeKind::Failed);
+    if failed.is_empty() {
+        record("applied", None)?;
+    } else {
+        record("failed", Some(&failed.join("; ")))?;
+    }
     Ok(ApplyResponse {
         errors: Vec::new(),
         actions: lines(OutcomeKind::Done),
-        failed: lines(OutcomeKind::Failed),
+        failed,
         pending: lines(OutcomeKind::Waiting),
         revision: Some(outcome.revision),
         objects: keys,
@@ -289,7 +317,17 @@ pub fn apply_watched(
     };
     match manifest::load(std::slice::from_ref(source), &exists) {
         Ok(objects) => {
-            store_keeping_used(engine, &stored, source_id, &objects)?;
+            let revision = store_keeping_used(engine, &stored, source_id, &objects)?;
+            let origin = super::revisions::files_origin(std::slice::from_ref(source), None);
+            super::revisions::record(
+                engine,
+                revision,
+                source_id,
+                &origin,
+                std::slice::from_ref(source),
+                "applied",
+                None,
+            )?;
             Ok(None)
         }
         Err(problems) => {
@@ -308,14 +346,20 @@ pub fn remove_watched(engine: &Engine, source_id: &str) -> Result<()> {
     Ok(())
 }
 
-fn store_keeping_used(engine: &Engine, stored: &[Desired], source_id: &str, objects: &[Object]) -> Result<()> {
+/// Stores the set, keeping what others use; returns its revision.
+pub(super) fn store_keeping_used(
+    engine: &Engine,
+    stored: &[Desired],
+    source_id: &str,
+    objects: &[Object],
+) -> Result<i64> {
     let hold = |kind: Kind, name: &str| {
         let key = ObjectKey::new(kind, name);
         let users = used_by_others(stored, source_id, &key);
         (!users.is_empty()).then(|| in_use_message(&key, &users))
     };
-    engine
+    let outcome = engine
         .store_set(source_id, objects, true, &hold)
         .map_err(CommandError::from)?;
-    Ok(())
+    Ok(outcome.revision)
 }

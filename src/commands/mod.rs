@@ -17,7 +17,9 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod query;
+pub mod revisions;
 pub mod run;
+pub mod sources;
 pub mod update;
 
 use crate::manifest::{self, Kind};

@@ -26,9 +26,11 @@ async fn reap_children(child_waits: std::sync::Arc<crate::network::ChildWaits>) 
     while sigchld.recv().await.is_some() {
         // Not waitpid(-1): it would also take the exit of an `nft` a network
         // call is waiting for (see network::ChildWaits).
-        let waited = child_waits.lock();
+        let nft = child_waits.lock();
+        let git = crate::source::waits().lock();
+        let waited = |pid: &i32| nft.contains(pid) || git.contains(pid);
         let reap = |pid: i32| {
-            if !waited.contains(&pid) {
+            if !waited(&pid) {
                 let _ = nix::sys::wait::waitpid(
                     nix::unistd::Pid::from_raw(pid),
                     Some(nix::sys::wait::WaitPidFlag::WNOHANG),
@@ -38,7 +40,7 @@ async fn reap_children(child_waits: std::sync::Arc<crate::network::ChildWaits>) 
         // Bounded: a child that cannot be reaped must not spin the loop.
         for _ in 0..4096 {
             match exited_child() {
-                Some(pid) if !waited.contains(&pid) => reap(pid),
+                Some(pid) if !waited(&pid) => reap(pid),
                 // The kernel names one exited child at a time; past one
                 // that someone waits for, only /proc shows the others.
                 Some(_) => {
@@ -324,6 +326,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     tokio::spawn(reap_children(child_waits));
     tokio::spawn(engine.clone().run_loop());
     tokio::spawn(trim_after_changes(engine.changes()));
+    tokio::spawn(crate::commands::sources::poll(engine.clone()));
     if let Some(dir) = watch_dir {
         tokio::spawn(watch::watch(engine.clone(), dir));
     }

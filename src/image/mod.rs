@@ -55,7 +55,7 @@ pub mod content;
 mod error;
 pub mod export;
 mod images;
-mod login;
+pub mod login;
 pub mod merged;
 pub mod pull;
 mod push;

@@ -248,7 +248,7 @@ impl Engine {
         lock(&self.watched).contains(&run.shim_pid).then_some(run)
     }
 
-    fn event(&self, key: &ObjectKey, reason: &str, message: &str) {
+    pub fn event(&self, key: &ObjectKey, reason: &str, message: &str) {
         if let Err(e) = self.store.event(key.kind, &key.name, reason, message) {
             tracing::warn!("cannot record event for {key}: {e}");
         }

@@ -114,6 +114,12 @@ impl Engine {
         self.store.live_get(kind, name)?.map(records::decode_live).transpose()
     }
 
+    /// The store itself, for rows reconcile gives no meaning to (revisions
+    /// of applies, git sources): the command layer owns those.
+    pub fn store(&self) -> &crate::store::Store {
+        &self.store
+    }
+
     /// Stores `objects` as the whole set of `source` in one transaction (see
     /// [`crate::store::Store::apply`] for `prune` and `hold`), and records a
     /// `Kept` event for each object held back.

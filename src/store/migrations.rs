@@ -44,6 +44,19 @@ pub const MIGRATIONS: &[&str] = &[
     // container keeps it across a daemon restart.
     "CREATE TABLE health (name TEXT PRIMARY KEY, init_pid INTEGER NOT NULL, init_start INTEGER NOT NULL,
         status TEXT NOT NULL, failing_streak INTEGER NOT NULL, log TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+    // 6: GitOps. A revision of an apply (CLI, watched file, git source)
+    // keeps what it came from (origin JSON: file set hash, or commit, author
+    // and subject), the manifests as applied (JSON), and how it went, so it
+    // can be listed and applied again; revisions of imperative commands keep
+    // NULL there and are not listed. Git sources are rows of their own.
+    "ALTER TABLE revisions ADD COLUMN origin TEXT;
+     ALTER TABLE revisions ADD COLUMN manifests TEXT;
+     ALTER TABLE revisions ADD COLUMN status TEXT;
+     ALTER TABLE revisions ADD COLUMN reason TEXT;
+     CREATE INDEX revisions_by_source ON revisions (source, id);
+     CREATE TABLE git_sources (name TEXT PRIMARY KEY, spec TEXT NOT NULL, suspended INTEGER NOT NULL,
+        suspended_reason TEXT, commit_applied TEXT, commit_attempted TEXT, fetched_at INTEGER,
+        applied_at INTEGER, error TEXT, created_at INTEGER NOT NULL);",
 ];
 
 /// Brings `conn` to [`SCHEMA_VERSION`].

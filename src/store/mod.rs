@@ -6,6 +6,8 @@
 //!           held                                                      why an object its source dropped is kept
 //! sources   source PK, error, updated_at                              last parse error per source
 //! revisions id PK, source, created_at, summary                        one row per apply
+//!           origin, manifests, status, reason                         what an apply came from and applied
+//! git_sources name PK, spec JSON, suspended, commits, times, error    GitOps sources
 //! live      (kind, name) PK, spec_hash, spec JSON, info JSON, created_at
 //!                                                                      what berth made, and from what
 //! events    id PK, time, kind, name, reason, message                  history for describe/events
@@ -15,6 +17,7 @@
 //! meaning. The schema version is `PRAGMA user_version`; [`MIGRATIONS`] bring
 //! any older database up to date in order, each in its own transaction.
 
+mod gitops;
 mod migrations;
 
 use std::fs::{File, OpenOptions};
@@ -26,6 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::manifest::Kind;
+pub use gitops::{GitSourceRow, RevisionRow};
 pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]

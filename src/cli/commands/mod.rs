@@ -20,6 +20,7 @@ pub mod ps;
 pub mod run;
 pub mod schema;
 pub mod sigproxy;
+pub mod sources;
 pub mod stop;
 pub mod validate;
 pub mod version;
