@@ -21,7 +21,7 @@ RUNC_ID = "berthbench-runc"
 PODMAN_MEM = "berthbench-mem"
 LONG_RUNNING = stackdef.COMMAND
 # Groups of steps `--only` can pick (full mode).
-GROUPS = ("run", "stacks", "scale", "images", "build", "exec", "net")
+GROUPS = ("run", "stacks", "scale", "images", "build", "exec", "net", "dockerapi")
 # Stack sizes: the targets are set at 20 and 200; --quick only proves that
 # every step works, at sizes that take seconds.
 SIZES = (20, 200)

@@ -70,6 +70,9 @@ class Groups:
         if "net" in self.only:
             self.wait_until_quiet()
             self.measure_net(m, single)
+        if "dockerapi" in self.only:
+            self.wait_until_quiet()
+            self.measure_dockerapi(m, single)
 
         time.sleep(1)
         self.record("rss_after", "berth", self.berth_step("daemon RSS", lambda: self.daemon_rss("berth")))
@@ -86,7 +89,71 @@ class Groups:
             self.berth_step(f"the {n}-container stack", lambda n=n: self.cleared(
                 self.stack_berth, n, self.berth_cmd("delete", "-f", self.stacks[n]["stack"])))
         self.measure_scale()
+        self.berth_step("the docker CLI and docker-compose on berth's Docker socket",
+                        lambda: self.measure_dockerapi(m, {}))
         self.record("rss_after", "berth", self.berth_step("daemon RSS", lambda: self.daemon_rss("berth", 1)))
+
+    def berth_docker(self, cmd):
+        """cmd (the docker CLI or docker-compose) against berth's Docker
+        socket instead of dockerd's: the same binary, only DOCKER_HOST differs."""
+        return ["env", f"DOCKER_HOST=unix://{self.run_dir}/docker.sock", *cmd]
+
+    def measure_dockerapi(self, m, single):
+        """Docker's own clients, unchanged, against berth's Docker API and
+        against dockerd: `docker run --rm` and a compose stack up and down
+        (the smallest size). Quick mode: berth's `docker run` once, when the
+        CLI is installed."""
+        docker = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
+        if not docker:
+            log("dockerapi: no docker CLI: skipped")
+            return
+        # The image as Docker's clients name it, in berth's store too.
+        sh(self.berth_cmd("import", self.tar, f"{IMAGE}:latest", "sh"), timeout=120)
+        run = [docker, "run", "--rm", "--pull", "never", "--network", "none", IMAGE, "/bin/true"]
+        self.record("dapi_run", "berth", self.berth_step("docker run --rm via berth", lambda: m(
+            "dapi-run-berth", "docker run --rm (berth's socket)", self.berth_docker(run), **single)))
+        self.record("dapi_run", "docker", self.peer_step("docker", "docker run --rm", lambda: m(
+            "dapi-run-docker", "docker run --rm (dockerd)", run, **single)))
+        exe = shutil.which("docker-compose")
+        if not exe:
+            log("dockerapi: no docker-compose: compose rows skipped")
+            return
+        if self.quick:
+            # Not yet in the smoke test: `docker-compose down` of this stack
+            # through berth's socket exits 0 yet leaves its containers
+            # running (seen at 5; see the full run's error).
+            return
+        n = self.sizes[0]
+        # The stacks group's compose file, in a project of its own.
+        c = [exe, "-p", f"berthbench-dapi-{n}", "-f", self.stacks[n]["compose"]]
+        slow = dict(warmup=1, min_runs=5)
+
+        def side(engine, wrap):
+            # Plain `down`: berth refuses a stop timeout other than the
+            # service's stop_grace_period (by name), and compose, which then
+            # removes only the stopped containers, still exits 0.
+            up, down = wrap(c + ["up", "-d"]), wrap(c + ["down"])
+            self.on_exit(f"docker-compose down ({engine}'s socket)", lambda: sh(down, check=False, timeout=600))
+            if not self.quick:
+                sh(up, timeout=900)  # up first, so that the "down" prepared before each timed up finds it
+            self.record(f"dapi_up_{n}", engine, m(f"dapi-up{n}-{engine}", f"docker-compose up -d ({n}, {engine})",
+                                                   up, prepare=None if self.quick else down, **slow))
+            self.record(f"dapi_down_{n}", engine, m(f"dapi-down{n}-{engine}", f"docker-compose down ({n}, {engine})",
+                                                     down, prepare=None if self.quick else settled(up), **slow))
+        def berth_side():
+            side("berth", self.berth_docker)
+            project = f"label=com.docker.compose.project=berthbench-dapi-{n}"
+            ps = self.berth_docker([docker, "ps", "-a", "--format", "{{.Names}} {{.State}}", "--filter", project])
+            # A removal is finished by the reconcile loop after the answer:
+            # give it a moment, then whatever is still listed was left behind.
+            deadline = time.time() + 20
+            while (left := sh(ps).stdout.splitlines()) and time.time() < deadline:
+                time.sleep(0.2)
+            if left:
+                raise StepFailed(f"docker-compose down through berth's socket left {len(left)} container(s): "
+                                 f"{', '.join(left)}")
+        self.berth_step("docker-compose via berth", berth_side)
+        self.peer_step("compose", "docker-compose via dockerd", lambda: side("compose", lambda cmd: cmd))
 
     def measure_run(self, m, single):
         # One container, four ways, and the kernel's part alone.

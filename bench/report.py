@@ -61,6 +61,13 @@ class Report:
             ("dns", "DNS lookup of a peer's name from a container (busybox nslookup)", "ms",
              {"docker": "embedded DNS, 127.0.0.11", "podman": "aardvark-dns"}),
         ]
+        rows.append(("dapi_run", "docker run --rm busybox /bin/true, the docker CLI on each socket", "ms",
+                     {"docker": "dockerd"}))
+        small = self.sizes[0]
+        rows += [(f"dapi_up_{small}", f"docker-compose up -d of {small}, on each socket", "ms",
+                  {"compose": "dockerd"}),
+                 (f"dapi_down_{small}", f"docker-compose down of {small}, on each socket", "ms",
+                  {"compose": "dockerd"})]
         rows.append(("rss_idle", "daemon RSS, idle", "MiB", {"docker": "dockerd+containerd"}))
         rows += [(f"rss_{n}", f"daemon RSS, {n} running", "MiB", {"docker": "dockerd+containerd, compose stack"})
                  for n in self.sizes]
@@ -124,6 +131,16 @@ class Report:
                    lambda metric=metric: f"{r(metric, fastest_peer(metric)[0])}x {fastest_peer(metric)[0]} "
                                          f"(berth {med(metric, 'berth')} ms, {fastest_peer(metric)[0]} "
                                          f"{fastest_peer(metric)[1]} ms)")
+        target("the docker CLI's run --rm is >= 5x faster on berth's socket than on dockerd's",
+               [("dapi_run", "berth"), ("dapi_run", "docker")],
+               lambda: r("dapi_run", "docker") >= 5, lambda: f"{r('dapi_run', 'docker')}x")
+        for step in ("up", "down"):
+            target(f"docker-compose {step} of {small} is >= 5x faster on berth's socket than on dockerd's",
+                   [(f"dapi_{step}_{small}", "berth"), (f"dapi_{step}_{small}", "compose")],
+                   lambda step=step: r(f"dapi_{step}_{small}", "compose") >= 5,
+                   lambda step=step: f"{r(f'dapi_{step}_{small}', 'compose')}x (berth "
+                                     f"{med(f'dapi_{step}_{small}', 'berth')} ms, dockerd "
+                                     f"{med(f'dapi_{step}_{small}', 'compose')} ms)")
         target(f"{small}-container apply is >= 10x faster than docker-compose up -d",
                [(f"apply_{small}", "berth"), (f"apply_{small}", "compose")],
                lambda: r(f"apply_{small}", "compose") >= 10, lambda: f"{r(f'apply_{small}', 'compose')}x")

@@ -28,6 +28,17 @@ if [ ! -s "$profile" ]; then
   rm -rf "$dl"
 fi
 
+# docker-py (PyPI's `docker` package), which tests/docker_py.rs drives
+# berth's Docker socket with: in a venv of its own, so that the system's
+# python3-docker (docker-compose's, an older major) is left alone.
+venv=/var/cache/berth-test/docker-py
+if ! "$venv/bin/python" -c 'import docker' >/dev/null 2>&1; then
+  echo "installing docker-py into $venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'docker>=7,<8'
+fi
+
 # Subordinate ids for `--userns=auto` (as podman, the `containers` user's
 # entry): the range podman's documentation suggests, added once.
 for f in /etc/subuid /etc/subgid; do

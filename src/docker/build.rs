@@ -73,7 +73,8 @@ pub async fn build(State(state): State<Shared>, RawQuery(raw): RawQuery, body: B
             "labels" => req.labels = string_map("labels", &v)?,
             "target" if !v.is_empty() => req.target = Some(v),
             "nocache" => req.no_cache = truthy(&v),
-            "pull" => req.pull = truthy(&v) || (!v.is_empty() && v != "0" && v != "false"),
+            // docker-py sends Python's `False`.
+            "pull" => req.pull = truthy(&v) || (!v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")),
             "networkmode" if !v.is_empty() && v != "default" => req.network = Some(v),
             "platform" if !v.is_empty() => req.platform = Some(v),
             "q" => quiet = truthy(&v),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bollard_stubs::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig};
+use bollard_stubs::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, ProcessConfig};
 use tokio::sync::mpsc;
 
 use super::{body_bytes, decode_json, decode_optional_json, json, lock, upgraded, DockerError, Result, Shared};
@@ -98,7 +98,9 @@ pub async fn create(State(state): State<Shared>, Path(id): Path<String>, req: Re
             resize: None,
         },
     );
-    Ok(json(StatusCode::CREATED, &IdResponse { id: exec_id }))
+    // bollard's IdResponse writes `id`: Go's decoder takes any case, but
+    // docker-py reads `Id` exactly, as Docker sends it.
+    Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": exec_id })))
 }
 
 /// Docker's `[height, width]`.
