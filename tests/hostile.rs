@@ -186,7 +186,10 @@ fn raw(env: &Env, method: &str, path: &str, content_type: Option<&str>, body: &[
     // to be read, so only the answer is judged.
     if let Err(e) = s.write_all(&request) {
         assert!(
-            matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset),
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ),
             "{method} {path}: {e}"
         );
     }
