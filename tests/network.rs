@@ -1854,3 +1854,71 @@ fn a_start_leaves_the_hosts_files_of_other_networks_containers_untouched() {
     assert_eq!(stamp(&web), web_before, "web's hosts file was rewritten");
     assert!(!std::fs::read_to_string(&web).unwrap().contains("cache"));
 }
+
+/// Issue 23: many containers on one network. Each finds every other by name
+/// (through the network's DNS server and in its /etc/hosts), and deleting
+/// them all leaves no namespace bind mount, veth, cgroup, address or
+/// nftables table behind. (The size is what a debug build applies in well
+/// under a minute here; the 1000-container stack is bench/run's.)
+#[test]
+fn a_crowded_network_resolves_every_peer_and_deleting_it_leaves_nothing() {
+    const N: usize = 150;
+    let env = Env::new("crowd");
+    let mut text = env.image_doc();
+    text.push_str(&network_doc("crowd", "{subnet: 10.79.64.0/22}"));
+    for i in 0..N {
+        text.push_str(&format!(
+            "---\napiVersion: berth/v1\nkind: Container\nmetadata: {{name: c{i:03}}}\nspec:\n  image: busybox\n  \
+             networks: [crowd]\n  stopGracePeriod: 1s\n  command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n"
+        ));
+    }
+    let file = env.manifest("crowd.yaml", &text);
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait"]);
+
+    // The first asks the DNS server for every peer; the last has them all
+    // in /etc/hosts, the first of them included.
+    let script = format!(
+        "for i in $(seq -w 1 {}); do nslookup c$i >/dev/null || echo missing c$i; done; echo done",
+        N - 1
+    );
+    let out = env.ok(&["exec", "c000", "sh", "-c", &script]);
+    assert_eq!(out.trim(), "done", "names c000 could not resolve: {out}");
+    let hosts = env.ok(&["exec", &format!("c{:03}", N - 1), "cat", "/etc/hosts"]);
+    let peers = hosts.lines().filter(|l| l.starts_with("10.79.")).count();
+    assert_eq!(peers, N, "its own line and one per peer: {hosts}");
+    assert!(hosts.contains("\tc000\n"), "{hosts}");
+    // A re-apply changes nothing.
+    let again = env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(again.contains("no changes"), "{again}");
+
+    env.ok(&["delete", "-f", file.to_str().unwrap()]);
+    assert!(env.shim_pids().is_empty(), "shims left: {:?}", env.shim_pids());
+    let prefix = env.cgroup_prefix();
+    let nets = Networks::new(&env.run, &prefix);
+    let tag = nets.bridge_name("")[2..8].to_string();
+    let links = links_left(|n| n.len() > 8 && n[2..8] == tag);
+    assert!(links.is_empty(), "{links:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let netns_mounts = mounts
+        .lines()
+        .filter(|l| l.contains(env.run.join("net").to_str().unwrap()))
+        .count();
+    assert_eq!(netns_mounts, 0, "{mounts}");
+    assert!(nets.list().is_empty(), "{:?}", nets.list());
+    let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|h| h.path().join(&prefix))
+        .filter(|p| std::fs::read_dir(p).is_ok_and(|d| d.flatten().any(|e| e.path().is_dir())))
+        .collect();
+    assert!(cgroups.is_empty(), "container cgroups left: {cgroups:?}");
+    assert_eq!(
+        berth::network::nat::rule_count(&nets.child_waits, nets.table()).unwrap(),
+        None
+    );
+    let db = rusqlite::Connection::open(env.root.join("state.db")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM allocations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}

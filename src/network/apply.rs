@@ -17,8 +17,7 @@ use super::{BridgeConfig, NetworkHost, Result};
 /// Makes (or repairs) bridge network `name`: its bridge, then its DNS
 /// server on the gateway with `records` (an internal network's forwards
 /// nothing). For a `fresh` network a failure removes the bridge again, so
-/// nothing is left half-made. Call from within the runtime (the DNS server
-/// is a task of it), as `spawn_blocking` does.
+/// nothing is left half-made.
 pub fn bridge_network(
     host: &dyn NetworkHost,
     name: &str,
@@ -60,9 +59,12 @@ pub fn broken(host: &dyn NetworkHost, name: &str, cfg: &BridgeConfig, nat: &NatP
 /// Whether every wired container of `members` (container, host end of its
 /// veth) has that veth up on `bridge`; one with no namespace is not wired.
 pub fn veths_on_bridge(host: &dyn NetworkHost, members: &[(String, String)], bridge: &str) -> bool {
-    members
+    let wired: Vec<String> = members
         .iter()
-        .all(|(id, veth)| !host.netns_exists(id) || host.veth_ok(veth, bridge))
+        .filter(|(id, _)| host.netns_exists(id))
+        .map(|(_, veth)| veth.clone())
+        .collect();
+    wired.is_empty() || host.veths_ok(&wired, bridge)
 }
 
 /// Removes network `name` from the host: its DNS server (with `dns`) and

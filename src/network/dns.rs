@@ -52,6 +52,36 @@ pub struct Dns {
     servers: Mutex<HashMap<String, Server>>,
     /// Shared by every server: see [`FORWARDS_PER_DAEMON`].
     forwards: Arc<Semaphore>,
+    /// The thread every server of this daemon runs on, made with the first.
+    thread: std::sync::OnceLock<std::io::Result<ServerThread>>,
+}
+
+/// A thread of its own running a single-threaded runtime for the servers:
+/// on the daemon's runtime, a lookup from a container waited behind API
+/// requests, reconcile passes and their synchronous SQLite and file work
+/// (issue 23: a large apply stalled name resolution inside containers).
+/// Dropping it ends the thread, and with it every server.
+struct ServerThread {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ServerThread {
+    fn spawn() -> std::io::Result<ServerThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("berth-dns".into())
+            // Small: the servers hold their buffers on the heap.
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                })
+            })?;
+        Ok(ServerThread { handle, _stop: stop })
+    }
 }
 
 impl Default for Dns {
@@ -59,6 +89,7 @@ impl Default for Dns {
         Dns {
             servers: Default::default(),
             forwards: Arc::new(Semaphore::new(FORWARDS_PER_DAEMON)),
+            thread: std::sync::OnceLock::new(),
         }
     }
 }
@@ -76,7 +107,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Dns {
     /// Starts the server of `network` on `gateway:53` (a running one on the
-    /// same address is kept). Must be called inside a tokio runtime.
+    /// same address is kept), on the servers' own thread.
     pub fn start(
         &self,
         network: &str,
@@ -105,6 +136,17 @@ impl Dns {
             path: addr.to_string().into(),
             source,
         })?;
+        let thread = self
+            .thread
+            .get_or_init(ServerThread::spawn)
+            .as_ref()
+            .map_err(|e| NetworkError::Io {
+                action: "start the DNS thread for",
+                path: addr.to_string().into(),
+                source: std::io::Error::new(e.kind(), e.to_string()),
+            })?;
+        // Registered with the servers' runtime, whose thread polls it.
+        let _entered = thread.handle.enter();
         let socket = UdpSocket::from_std(std_socket).map_err(|source| NetworkError::Io {
             action: "register DNS socket",
             path: addr.to_string().into(),
@@ -115,7 +157,7 @@ impl Dns {
             network: Arc::new(Semaphore::new(FORWARDS_PER_NETWORK)),
             daemon: self.forwards.clone(),
         };
-        let task = tokio::spawn(serve(
+        let task = thread.handle.spawn(serve(
             network.to_string(),
             Arc::new(socket),
             records.clone(),

@@ -24,6 +24,13 @@ pub trait NetworkHost: Send + Sync {
     fn bridge_ok(&self, cfg: &BridgeConfig) -> bool;
     /// Whether a container's host-side veth is up on its bridge.
     fn veth_ok(&self, veth: &str, bridge: &str) -> bool;
+    /// Whether every one of `veths` is up on `bridge`: one question for a
+    /// whole network, which the real host answers from one link dump (a
+    /// question per veth made every pass cost a netlink round trip per
+    /// container, issue 23).
+    fn veths_ok(&self, veths: &[String], bridge: &str) -> bool {
+        veths.iter().all(|v| self.veth_ok(v, bridge))
+    }
     /// Deletes a link by name; a missing one is fine.
     fn delete_link(&self, name: &str) -> super::Result<()>;
     /// Makes container `id`'s namespace (only `lo`, up); keeps an existing one.
@@ -57,7 +64,8 @@ pub trait NetworkHost: Send + Sync {
     /// Ids with a network dir.
     fn list(&self) -> Vec<String>;
     /// Starts (or keeps) `network`'s DNS server on its gateway with these
-    /// records; internal networks forward nothing. Call within the runtime.
+    /// records; internal networks forward nothing. The servers run on a
+    /// thread of their own, so any thread may call this.
     fn dns_start(&self, network: &str, gateway: Ipv4Addr, internal: bool, records: Records) -> super::Result<()>;
     fn dns_set(&self, network: &str, records: Records);
     fn dns_running(&self, network: &str) -> bool;

@@ -7,6 +7,7 @@
 //! (as netavark does); a thread is never returned to a pool after setns.
 //! Every call here is blocking; the engine calls it from `spawn_blocking`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -411,6 +412,40 @@ pub fn veth_on_bridge(veth: &str, bridge: &str) -> Result<bool> {
             .any(|a| matches!(a, LinkAttribute::Controller(i) if *i == bridge_index));
         Ok(up && on_bridge)
     })
+}
+
+/// Whether every one of `veths` exists, is up and is a port of `bridge`,
+/// from one dump of the host's links rather than a lookup each.
+pub fn veths_on_bridge(veths: &[String], bridge: &str) -> Result<bool> {
+    let wanted: std::collections::HashSet<&str> = veths.iter().map(String::as_str).collect();
+    let bridge = bridge.to_string();
+    // (up, controller) of each wanted veth, and the bridge's index.
+    let (found, bridge_index) = with_handle(None, |h| async move {
+        let mut found: HashMap<String, (bool, Option<u32>)> = HashMap::new();
+        let mut bridge_index = None;
+        let mut links = h.link().get().execute();
+        while let Some(msg) = links.try_next().await.map_err(nl("list links"))? {
+            let Some(name) = link_name(&msg) else { continue };
+            if name == bridge {
+                bridge_index = Some(msg.header.index);
+            }
+            if wanted.contains(name.as_str()) {
+                let up = msg.header.flags.contains(rtnetlink::packet_route::link::LinkFlags::Up);
+                let controller = msg.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Controller(i) => Some(*i),
+                    _ => None,
+                });
+                found.insert(name, (up, controller));
+            }
+        }
+        Ok((found, bridge_index))
+    })?;
+    let Some(bridge_index) = bridge_index else {
+        return Ok(false);
+    };
+    Ok(veths
+        .iter()
+        .all(|v| found.get(v).is_some_and(|(up, c)| *up && *c == Some(bridge_index))))
 }
 
 /// Deletes link `name` in the host's namespace; a missing one is fine.

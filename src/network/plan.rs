@@ -62,6 +62,16 @@ pub enum HostTarget {
     Address(String),
 }
 
+/// One holder of an address on a network, as hosts files list it.
+struct Entry<'a> {
+    owner: &'a str,
+    ip: Ipv4Addr,
+    names: Vec<String>,
+    line: String,
+}
+
+type Entries<'a> = HashMap<&'a str, Vec<Entry<'a>>>;
+
 /// Who holds which address, and the aliases each container has on each
 /// network: read once, then every hosts file and DNS table is computed
 /// from it. (Reading them per container made a refresh decode the whole
@@ -87,23 +97,41 @@ impl Addressing {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Every network's entries, in allocation order: (owner, address,
+    /// names), and the line each is in a hosts file; built once per refresh
+    /// rather than once per container (each file is then a copy of lines).
+    fn entries(&self) -> Entries<'_> {
+        let mut by: Entries<'_> = HashMap::new();
+        for (network, ip, owner) in &self.allocations {
+            let mut names = vec![owner.clone()];
+            names.extend(self.aliases_of(network, owner).iter().cloned());
+            let line = format!("{ip}\t{}\n", names.join(" "));
+            by.entry(network.as_str()).or_default().push(Entry {
+                owner: owner.as_str(),
+                ip: *ip,
+                names,
+                line,
+            });
+        }
+        by
+    }
+
     /// /etc/hosts of `member`: itself on each of its networks, then every
     /// other container holding an address on one of them, then its
     /// `extraHosts`.
     pub fn hosts(&self, member: &Member) -> String {
+        self.hosts_from(member, &self.entries())
+    }
+
+    fn hosts_from(&self, member: &Member, entries: &Entries<'_>) -> String {
         let mut own = Vec::new();
-        let mut peers = Vec::new();
+        let mut peers = String::new();
         for net in &member.networks {
-            for (network, ip, owner) in &self.allocations {
-                if network != net {
-                    continue;
-                }
-                let mut names = vec![owner.clone()];
-                names.extend(self.aliases_of(network, owner).iter().cloned());
-                if *owner == member.name {
-                    own.push((*ip, names));
-                } else if !self.hidden.contains(owner) {
-                    peers.push((*ip, names));
+            for e in entries.get(net.as_str()).map_or(&[][..], Vec::as_slice) {
+                if e.owner == member.name {
+                    own.push((e.ip, e.names.clone()));
+                } else if !self.hidden.contains(e.owner) {
+                    peers.push_str(&e.line);
                 }
             }
         }
@@ -127,7 +155,8 @@ impl Addressing {
             }
         }
         let gateway = member.networks.first().and_then(|n| self.gateways.get(n)).copied();
-        let mut text = files::hosts(&own, &peers);
+        let mut text = files::hosts(&own, &[]);
+        text.push_str(&peers);
         text.push_str(&extra_hosts(member, gateway));
         text
     }
@@ -152,15 +181,21 @@ impl Addressing {
                 .filter_map(crate::dnsname::dns_label_of)
                 .collect::<Vec<_>>()
         };
-        for (net, client, owner) in &self.allocations {
-            if net != network {
-                continue;
-            }
-            for name in names_of(net, owner) {
+        // Each owner's other networks, and each network's holders, indexed
+        // once: scanning all allocations per allocation was O(N²) per
+        // refresh on a network of N.
+        let mut networks_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut holders: HashMap<&str, Vec<(Ipv4Addr, &str)>> = HashMap::new();
+        for (net, ip, owner) in &self.allocations {
+            networks_of.entry(owner.as_str()).or_default().push(net.as_str());
+            holders.entry(net.as_str()).or_default().push((*ip, owner.as_str()));
+        }
+        for (client, owner) in holders.get(network).map_or(&[][..], Vec::as_slice) {
+            for name in names_of(network, owner) {
                 records.entry(name).or_default().push(*client);
             }
-            for (other, _, _) in self.allocations.iter().filter(|(n, _, o)| o == owner && n != network) {
-                for (_, ip, peer) in self.allocations.iter().filter(|(n, _, _)| n == other) {
+            for other in networks_of[owner].iter().filter(|n| **n != network) {
+                for (ip, peer) in holders.get(other).map_or(&[][..], Vec::as_slice) {
                     for name in names_of(other, peer) {
                         records.entry(scoped(*client, &name)).or_default().push(*ip);
                     }
@@ -459,6 +494,7 @@ pub fn refresh(
     }
     let mut fingerprints = HashMap::new();
     let mut hosts = Vec::new();
+    let entries = addressing.entries();
     for member in members {
         let mut changed = false;
         for net in &member.networks {
@@ -474,7 +510,11 @@ pub fn refresh(
             changed |= written.get(net) != Some(&fingerprint);
         }
         if changed {
-            hosts.push((member.name.clone(), member.networks.clone(), addressing.hosts(member)));
+            hosts.push((
+                member.name.clone(),
+                member.networks.clone(),
+                addressing.hosts_from(member, &entries),
+            ));
         }
     }
     Refresh {

@@ -221,6 +221,9 @@ impl NetworkHost for Named<dyn NetworkHost> {
     fn veth_ok(&self, veth: &str, bridge: &str) -> bool {
         self.inner.veth_ok(veth, bridge)
     }
+    fn veths_ok(&self, veths: &[String], bridge: &str) -> bool {
+        self.inner.veths_ok(veths, bridge)
+    }
     fn delete_link(&self, name: &str) -> network::Result<()> {
         self.inner.delete_link(name)
     }

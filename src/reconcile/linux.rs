@@ -487,6 +487,9 @@ impl NetworkHost for Networks {
     fn veth_ok(&self, veth: &str, bridge: &str) -> bool {
         link::veth_on_bridge(veth, bridge).unwrap_or(false)
     }
+    fn veths_ok(&self, veths: &[String], bridge: &str) -> bool {
+        link::veths_on_bridge(veths, bridge).unwrap_or(false)
+    }
     fn delete_link(&self, name: &str) -> network::Result<()> {
         link::delete_link(name)
     }

@@ -115,7 +115,7 @@ pub async fn set_networks(engine: &Arc<Engine>, source: &str, obj: &Object, forc
     engine
         .store
         .live_put(&records::encode_live(obj, &hash, &old.info, old.created_at))?;
-    refresh_hosts(engine);
+    refresh_hosts(engine).await;
     if !new_spec.ports.is_empty() || !old_spec.ports.is_empty() || new_spec.publish_all || old_spec.publish_all {
         sync_nat(engine).await?;
     }

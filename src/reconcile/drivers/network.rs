@@ -608,7 +608,7 @@ pub(super) async fn wire(engine: &Engine, name: &str, spec: &ContainerSpec) -> R
     apply::files(engine.host.networks.as_ref(), name, &wired?)?;
     // Peers learn the new address before the container runs, so a peer
     // that reaches it by name finds it in /etc/hosts as well as in DNS.
-    refresh_hosts(engine);
+    refresh_hosts(engine).await;
     Ok(Wired {
         netns: NetnsMode::Path(names.netns_path(&engine.runtime_id(name))),
         mounts: etc_mounts(names.dir(&engine.runtime_id(name))),
@@ -750,30 +750,74 @@ fn addressing_now(engine: &Engine) -> Result<Addressing, DriverError> {
 }
 
 /// Each network's addresses and aliases as the /etc/hosts files on it were
-/// last written from (a fingerprint per network; see [`plan::refresh`]).
-/// Locked through a refresh, so an older refresh cannot record its reading
-/// after a newer one wrote. Empty at start: the daemon's first refresh
-/// writes every file.
+/// last written from (a fingerprint per network; see [`plan::refresh`]),
+/// and the bookkeeping that lets one refresh stand for all the requests made
+/// before it began. Empty at start: the daemon's first refresh writes every
+/// file.
 #[derive(Default)]
-pub(crate) struct HostsWritten(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+pub(crate) struct HostsWritten {
+    written: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Refreshes asked for so far.
+    requested: std::sync::atomic::AtomicU64,
+    /// How many of those the last finished refresh stands for: it read the
+    /// store after they were asked for.
+    covered: std::sync::atomic::AtomicU64,
+    /// One refresh at a time, so an older one cannot record its reading
+    /// after a newer one wrote.
+    turn: tokio::sync::Mutex<()>,
+}
 
 /// Hands every network's DNS server its records, and rewrites /etc/hosts
 /// of the wired containers on each network whose addresses changed, after
-/// one joined or left.
-pub(super) fn refresh_hosts(engine: &Engine) {
-    let mut written = engine
-        .hosts_written
-        .0
+/// one joined or left. Returns once a refresh that read the store after
+/// this call began has been written.
+///
+/// Refreshes are coalesced: a start asked for one after each change, and
+/// each read and decoded the whole live table, rendered every peer's file
+/// and rewrote it, so N starts on one network did O(N) refreshes of O(N)
+/// files (issue 23: 1000 containers never finished). Callers that ask while
+/// one is running wait for the next, and that one serves all of them. The
+/// files are written off the async threads.
+pub(super) async fn refresh_hosts(engine: &Engine) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let state = &engine.hosts_written;
+    // Every change this caller made is in the store before this count.
+    let mine = state.requested.fetch_add(1, SeqCst) + 1;
+    let _turn = state.turn.lock().await;
+    if state.covered.load(SeqCst) >= mine {
+        return;
+    }
+    // Read before the store: this refresh sees every change asked for so far.
+    let upto = state.requested.load(SeqCst);
+    let written = state
+        .written
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Ok(live) = engine.live_all() else { return };
-    let addressing = match addressing(engine, &live) {
-        Ok(a) => a,
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let refresh = match refresh_plan(engine, &written) {
+        Ok(r) => r,
         Err(e) => {
             tracing::warn!("refreshing /etc/hosts and DNS records: {e}");
             return;
         }
     };
+    match blocking(engine, move |h| apply::refresh(h, refresh)).await {
+        Ok(now) => *state.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now,
+        Err(e) => {
+            tracing::warn!("refreshing /etc/hosts and DNS records: {e}");
+            return;
+        }
+    }
+    state.covered.store(upto, SeqCst);
+}
+
+/// What a refresh writes, from one reading of the store.
+fn refresh_plan(
+    engine: &Engine,
+    written: &std::collections::HashMap<String, u64>,
+) -> Result<plan::Refresh, DriverError> {
+    let live = engine.live_all()?;
+    let addressing = addressing(engine, &live)?;
     let networks: Vec<&str> = live
         .iter()
         .filter(|r| r.network_info().is_some())
@@ -783,8 +827,7 @@ pub(super) fn refresh_hosts(engine: &Engine) {
         .iter()
         .filter_map(|r| Some(member(&r.key.name, r.container_spec()?)))
         .collect();
-    let refresh = plan::refresh(&addressing, &networks, &members, &written);
-    *written = apply::refresh(engine.host.networks.as_ref(), refresh);
+    Ok(plan::refresh(&addressing, &networks, &members, written))
 }
 
 /// Removes what `wire` made for `name` and frees its addresses.

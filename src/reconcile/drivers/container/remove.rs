@@ -59,7 +59,7 @@ pub(super) async fn remove_container(engine: &Engine, name: &str) -> DriverResul
     removed??;
     unwired?;
     if networks > 0 {
-        network::refresh_hosts(engine);
+        network::refresh_hosts(engine).await;
     }
     if ports {
         network::sync_nat(engine).await?;

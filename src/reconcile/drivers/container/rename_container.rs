@@ -80,7 +80,7 @@ pub async fn rename(engine: &Arc<Engine>, old: &str, new: &str) -> std::result::
     engine.event(&b, "Renamed", &format!("renamed from {old}"));
     if let Spec::Container(c) = &obj.spec {
         if !c.networks.is_empty() {
-            network::refresh_hosts(engine);
+            network::refresh_hosts(engine).await;
         }
     }
     engine.changed();

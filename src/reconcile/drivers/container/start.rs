@@ -126,7 +126,7 @@ pub(super) async fn start_with(engine: &Arc<Engine>, obj: &Object, hash: &str, w
             engine.event(&key, "Started", &format!("pid {}", run.init_pid));
             watch_shim(engine, name.to_string(), run);
             if !spec.networks.is_empty() {
-                network::refresh_hosts(engine);
+                network::refresh_hosts(engine).await;
             }
             // NAT holds networks and published ports only.
             if !info.published.is_empty() {
@@ -184,7 +184,7 @@ async fn unwire_failed(engine: &Engine, key: &ObjectKey, spec: &ContainerSpec) {
         engine.event(key, "UnwireFailed", &e.status_message());
     }
     if !spec.networks.is_empty() {
-        network::refresh_hosts(engine);
+        network::refresh_hosts(engine).await;
     }
 }
 
