@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import images as imagesdef
+import startpath
 from common import (IMAGE, LONG_RUNNING, PODMAN_MEM, RUNC_ID, StepFailed, free_subnet, log, processes,
                     sample_memory, settled, sh, tail)
 
@@ -85,6 +86,7 @@ class Groups:
         self.record("rss_idle", "berth", self.berth_step("daemon RSS", lambda: self.daemon_rss("berth", 1)))
         self.record("run", "berth", self.berth_step("berth run --rm", lambda: m(
             "run-berth", "berth run --rm", b("run", "--rm", "--network", "none", "busybox", "/bin/true"))))
+        self.berth_step("the start-path profile", lambda: self.measure_startpath(3))
         for n in self.sizes:
             self.berth_step(f"the {n}-container stack", lambda n=n: self.cleared(
                 self.stack_berth, n, self.berth_cmd("delete", "-f", self.stacks[n]["stack"])))
@@ -159,6 +161,7 @@ class Groups:
         # One container, four ways, and the kernel's part alone.
         self.record("run", "berth", self.berth_step("berth run --rm", lambda: m(
             "run-berth", "berth run --rm", self.berth_cmd("run", "--rm", "--network", "none", "busybox", "/bin/true"), **single)))
+        self.berth_step("the start-path profile", lambda: self.measure_startpath(20))
         self.record("run", "docker", self.peer_step("docker", "docker run --rm", lambda: m(
             "run-docker", "docker run --rm",
             [self.docker, "run", "--rm", "--pull", "never", "--network", "none", IMAGE, "/bin/true"], **single)))
@@ -175,6 +178,12 @@ class Groups:
         self.record("run_userns", "podman", self.peer_step("podman", "podman run --rm --userns=auto", lambda: m(
             "run-userns-podman", "podman run --rm --userns=auto",
             self.podman + self.podman_run + ["--userns=auto", "--rm", IMAGE, "/bin/true"], **single)))
+
+    def measure_startpath(self, runs):
+        """Where the milliseconds of one `run --rm` go (bench/startpath.py)."""
+        cmd = self.berth_cmd("run", "--rm", "--network", "none", "busybox", "/bin/true")
+        steps, wall, n = startpath.profile(cmd, self.daemon_log, runs)
+        self.startpath = {"command": cmd[1:], "runs": n, "wall_ms": wall, "steps": steps}
 
     def measure_stacks(self):
         # The N-container stacks (and memory while they run), one size at a

@@ -13,6 +13,7 @@ import tempfile
 import time
 
 import hostnet
+import startpath
 import stack as stackdef
 from common import (IMAGE, LONG_RUNNING, PODMAN_MEM, REPO, RUNC_ID, SCALE_PEER_MAX, StepFailed, cgroup_hierarchies,
                     has_capability, log, mountpoints, ok, place, processes, remove_cgroup_tree, sample_memory, sh,
@@ -107,7 +108,10 @@ class Peers:
         self.berth_prefix = "berth-" + hashlib.sha256(os.environ["BERTH_ROOT"].encode()).hexdigest()[:8]
         self.daemon_log = os.path.join(self.results_dir, "berth-daemon.log")
         with open(self.daemon_log, "w") as logf:
-            self.daemon = subprocess.Popen(self.berth_cmd("daemon"), stdin=subprocess.DEVNULL, stdout=logf,
+            # The start-path events (bench/startpath.py) cost a clock read
+            # and a log line each: on for every row.
+            env = {**os.environ, "BERTH_LOG": os.environ.get("BERTH_LOG", startpath.LOG_FILTER)}
+            self.daemon = subprocess.Popen(self.berth_cmd("daemon"), stdin=subprocess.DEVNULL, stdout=logf, env=env,
                                            stderr=subprocess.STDOUT, start_new_session=True)
         self.on_exit("stop berth and delete what it made", self.stop_berth)
         deadline = time.time() + 20

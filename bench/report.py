@@ -6,6 +6,7 @@ import json
 import os
 import platform
 
+import startpath
 from common import SCALE_SIZES, SIZES, log, sh
 
 ENGINES = ["berth", "docker", "podman", "runc", "floor", "compose", "skopeo"]
@@ -276,6 +277,8 @@ class Report:
                 print(f"  {names[step]:<15}" + ", ".join(f"{e} {by[e]}x" for e in ENGINES if e in by))
             for e, kib in sc.get("rss_kib_per_container", {}).items():
                 print(f"  daemon RSS per extra running container: {e} {kib} KiB")
+        if self.startpath:
+            startpath.print_profile(self.startpath)
         if self.checks:
             print()
             print("Checks:")
@@ -325,6 +328,7 @@ class Report:
             "sizes": list(self.sizes),
             "scaling": self.scaling(),
             "checks": self.checks,
+            "startpath": self.startpath,
             "memory_note": "VmRSS from /proc/PID/status (PSS from smaps_rollup alongside), MiB; "
                            "median of 3 samples 0.5 s apart; for shims, the median process",
             "errors": self.errors,

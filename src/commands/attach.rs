@@ -158,8 +158,11 @@ where
             input.abort();
             match copied {
                 Ok(_) => {
+                    crate::runtime::profile::mark(&name, "output done");
                     let exit = exit_of(&engine, &id).await;
+                    crate::runtime::profile::mark(&name, "exit seen");
                     remove_if_run_rm(&engine, &id).await;
+                    crate::runtime::profile::mark(&name, "removed if --rm");
                     exit
                 }
                 // The client went away; the container runs on.
@@ -172,6 +175,7 @@ where
         },
     };
     super::exec::send_exit(&mut wr, &exit).await;
+    crate::runtime::profile::mark(&name, "answered");
 }
 
 fn async_fd(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
@@ -191,6 +195,10 @@ fn async_fd(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
 async fn exit_of(engine: &Engine, id: &str) -> ExecExit {
     let name = &engine.name_of_id(id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Woken by the exit's record (it comes a few ms after the stream
+    // closed, once the shim is gone): a fixed sleep added up to 20 ms to
+    // every foreground `run`.
+    let mut exits = engine.exits();
     loop {
         if let ContainerState::Exited(e) = engine.container_state(name) {
             return ExecExit {
@@ -204,6 +212,9 @@ async fn exit_of(engine: &Engine, id: &str) -> ExecExit {
                 error: Some(format!("container {name}: no exit recorded")),
             };
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::select! {
+            _ = exits.recv() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
     }
 }

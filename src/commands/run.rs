@@ -235,8 +235,14 @@ pub async fn create(engine: &Arc<Engine>, req: RunRequest) -> Result<crate::wire
 /// `Exited`. The stream waits for a slow reader; if the reader goes away the
 /// container still runs to its end, and `rm` still removes it.
 pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver<RunEvent>> {
+    let t_request = crate::runtime::profile::now_micros();
+    // The start's cgroup migrations come in a few ms: their grace period
+    // starts now, while the request is checked, stored and planned.
+    crate::runtime::cgroup::prewarm_migration();
     let obj = checked_object(engine, &req).await?;
     let name = obj.name().to_string();
+    crate::runtime::profile::at(&name, "request", t_request);
+    crate::runtime::profile::mark(&name, "checked");
     let attach_next = req.attach;
     if !req.detach || attach_next {
         // This command (or the attach that follows) reports the exit; --rm
@@ -265,6 +271,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
         }
         return Err(e.into());
     }
+    crate::runtime::profile::mark(&name, "started");
     // The channel is empty: this cannot wait.
     let _ = tx.send(RunEvent::Started { name: name.clone() }).await;
     if attach_next {
@@ -298,6 +305,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
             ContainerState::Exited(e) => Some(e),
             _ => None,
         };
+        crate::runtime::profile::mark(&name, "exit seen");
         if req.rm {
             forget_and_remove(&engine, &name).await;
         }
@@ -313,6 +321,7 @@ pub async fn run(engine: &Arc<Engine>, req: RunRequest) -> Result<mpsc::Receiver
             },
         };
         let _ = tx.send(last).await;
+        crate::runtime::profile::mark(&name, "answered");
     });
     Ok(rx)
 }

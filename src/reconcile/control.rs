@@ -198,6 +198,9 @@ impl Engine {
             let claim = Claim::new(self, plan.graph.node_weights().map(|a| a.key.clone()).collect());
             (plan, self.pass_seq.fetch_add(1, Ordering::SeqCst) + 1, claim)
         };
+        if let Some(obj) = objects.first() {
+            crate::runtime::profile::mark(obj.name(), "stored, planned");
+        }
         // Concurrent runs proceed side by side, as passes wait on no run.
         let (report, mut errors) = self.execute_keeping_errors(plan, pass).await;
         lock(&self.outcomes).extend(report.outcomes);

@@ -224,6 +224,77 @@ pub fn leave_unmanaged(back: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// Starts paying, off the critical path, the RCU grace period that the
+/// next cgroup migration of any process on the host would wait for.
+///
+/// Why: every write to a `cgroup.procs` file takes the kernel's global
+/// `cgroup_threadgroup_rwsem` for writing, and the first such write after
+/// an idle moment waits for an RCU grace period (`rcu_sync_enter`): 6–21 ms
+/// here (notes/libcontainer.md §7), the largest part of a container's start.
+/// Writers that come while one waits wait only for the rest of that grace
+/// period, and those that come within about a grace period after it wait
+/// for nothing. So as soon as a start (or an exec) is asked for, a thread
+/// of the caller moves its own process into the cgroup it is already in (a
+/// migration that changes nothing, but takes the lock), and the grace
+/// period runs while the caller prepares the bundle, forks the shim and
+/// mounts the overlay; the migrations of the container's processes come
+/// after it. Without `favordynmods`, the host as it is.
+///
+/// One kick at a time: a kick while another waits is dropped (it would
+/// wait for the same grace period).
+pub fn prewarm_migration() {
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    static KICKS: std::sync::OnceLock<Option<std::sync::Mutex<SyncSender<()>>>> = std::sync::OnceLock::new();
+    let kicks = KICKS.get_or_init(|| {
+        let file = own_procs_file()?;
+        let (tx, rx) = sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("cgroup-prewarm".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    // "0" is the writing process; an error (a v2 cgroup
+                    // with controllers on) comes after the lock was taken.
+                    let _ = fs::write(&file, "0");
+                }
+            })
+            .ok()?;
+        Some(std::sync::Mutex::new(tx))
+    });
+    if let Some(tx) = kicks {
+        let _ = tx.lock().map(|tx| tx.try_send(()));
+    }
+}
+
+/// The `cgroup.procs` file of this process's own cgroup in one hierarchy
+/// (the v2 one when there is one: it has no controllers of libcontainer's).
+fn own_procs_file() -> Option<PathBuf> {
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let m = mounts();
+    let mut candidates: Vec<&(String, bool)> = m.all.iter().collect();
+    // The v2 mount first.
+    candidates.sort_by_key(|(_, v2)| !v2);
+    for (mp, v2) in candidates {
+        let name = mp.rsplit('/').next().unwrap_or("");
+        let found = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, key, path) = (f.next()?, f.next()?, f.next()?);
+            let matches = if *v2 {
+                key.is_empty()
+            } else {
+                !key.is_empty() && key.split(',').all(|k| name.split(',').any(|n| n == k))
+            };
+            matches.then(|| path.trim_start_matches('/').to_string())
+        });
+        if let Some(path) = found {
+            let file = Path::new(mp).join(path).join("cgroup.procs");
+            if file.exists() {
+                return Some(file);
+            }
+        }
+    }
+    None
+}
+
 /// Whether the cgroup at `path` is frozen (v1 freezer, or v2 `cgroup.freeze`).
 pub fn is_frozen(path: &str) -> bool {
     let rel = path.trim_start_matches('/');

@@ -771,6 +771,8 @@ impl super::Runtime {
     /// with `stdin` its stdin is one. The caller reads the first report to
     /// learn whether it runs.
     pub fn exec(&self, id: &str, process: ExecSpec, attach: bool, stdin: bool) -> super::Result<ExecProcess> {
+        // The tenant's intermediate joins the container's cgroups.
+        super::cgroup::prewarm_migration();
         let tty = process.tty;
         let cfg = ExecConfig {
             id: id.to_string(),
@@ -812,7 +814,7 @@ impl super::Runtime {
             report_w.as_raw_fd(),
         ];
         fds.extend(pty_pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd()));
-        self.fork_exec_shim(json.as_bytes(), &fds).map_err(spawn_err)?;
+        self.fork_shim(json.as_bytes(), &fds).map_err(spawn_err)?;
         // The shim holds its ends now; ours must close for EOFs to come.
         drop((input.theirs, output.theirs, errors.theirs, report_w));
         let pty_socket = pty_pair.map(|(ours, _theirs)| ours);
@@ -836,14 +838,14 @@ impl super::Runtime {
         })
     }
 
-    /// Hands one exec shim's request to the zygote, starting it first when
-    /// there is none yet or the last one is gone.
-    fn fork_exec_shim(&self, request: &[u8], fds: &[i32]) -> std::io::Result<()> {
+    /// Hands one shim's request (an exec's or a start's) to the zygote,
+    /// starting it first when there is none yet or the last one is gone.
+    pub(super) fn fork_shim(&self, request: &[u8], fds: &[i32]) -> std::io::Result<()> {
         let mut zygote = self.zygote.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(z) = zygote.as_ref() {
             match z.fork_shim(request, fds) {
                 Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => {
-                    tracing::warn!("the exec zygote is gone or stuck ({e}); starting another");
+                    tracing::warn!("the zygote is gone or stuck ({e}); starting another");
                 }
                 done => return done,
             }

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod isolation;
 pub mod logs;
 pub mod proc;
+pub mod profile;
 pub mod propagation;
 pub mod sealed;
 pub mod seccomp;
@@ -33,9 +34,7 @@ pub mod zygote;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -185,6 +184,9 @@ pub struct ShimConfig {
     /// The container's, with the daemon's log rotation filled in.
     #[serde(flatten)]
     pub io: InitIo,
+    /// Write the shim's start-path marks for the daemon ([`profile`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub profile: bool,
 }
 
 /// Written by the shim once the container runs.
@@ -424,6 +426,9 @@ impl Runtime {
     /// overlay and creates and starts the container. Returns once the
     /// container runs, or with the shim's setup error. A failure leaves nothing.
     pub async fn start(&self, cfg: &ContainerConfig) -> Result<Started> {
+        // The shim and libcontainer's intermediate move processes between
+        // cgroups in a few ms: the grace period starts now.
+        cgroup::prewarm_migration();
         let result = self.start_inner(cfg).await;
         if result.is_err() {
             // Roll back: the shim cleans up after itself, but the bundle and
@@ -435,6 +440,7 @@ impl Runtime {
 
     async fn start_inner(&self, cfg: &ContainerConfig) -> Result<Started> {
         let id = cfg.id.as_str();
+        profile::mark(id, "runtime start");
         check_mount_destinations(cfg)?;
         // A previous run's leftovers (exit record, bundle, a crashed shim's
         // mount or cgroup) go first. Cleanup removes the run dir last, so
@@ -511,6 +517,7 @@ impl Runtime {
                 log_max_files,
                 ..cfg.io
             },
+            profile: profile::enabled(),
         };
         let shim_json = l.run_dir(id).join("shim.json");
         let bytes = serde_json::to_vec(&shim_cfg).map_err(|e| RuntimeError::Spec {
@@ -520,23 +527,26 @@ impl Runtime {
         fs::write(&shim_json, bytes).map_err(io_err(id, "write", &shim_json))?;
         let shim_log = l.run_dir(id).join("shim.log");
         let shim_stderr = fs::File::create(&shim_log).map_err(io_err(id, "create", &shim_log))?;
+        profile::mark(id, "bundle written");
 
-        let mut child = Command::new(&self.shim_exe)
-            .arg0("berth-shim")
-            .arg("shim")
-            .arg(&shim_json)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(shim_stderr)
-            .spawn()
-            .map_err(|source| RuntimeError::SpawnShim { id: id.into(), source })?;
-        let shim_pid = child.id() as i32;
-        let stdout = child.stdout.take().expect("stdout was piped");
-        // The shim outlives the daemon; we reap it when its pidfd fires (see
-        // `reap_shim`), never through `Child`.
-        drop(child);
-        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))
-            .map_err(|source| RuntimeError::SpawnShim { id: id.into(), source })?;
+        // The shim is forked by the zygote (see `zygote`), which reaps it:
+        // the daemon watches it through its pidfd (see `reap_shim`).
+        let spawn_err = |source| RuntimeError::SpawnShim { id: id.into(), source };
+        let (report_r, report_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(std::io::Error::from(e)))?;
+        let null = fs::File::open("/dev/null").map_err(spawn_err)?;
+        let request = serde_json::to_vec(&zygote::StartRequest { shim: shim_json })
+            .map_err(|e| spawn_err(std::io::Error::other(e)))?;
+        {
+            use std::os::fd::AsRawFd;
+            let fds = [null.as_raw_fd(), report_w.as_raw_fd(), shim_stderr.as_raw_fd()];
+            self.fork_shim(&request, &fds).map_err(spawn_err)?;
+        }
+        // Only the shim holds the write end now: its exit before a report
+        // is an EOF here.
+        drop((report_w, null, shim_stderr));
+        profile::mark(id, "shim forked");
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(spawn_err)?;
         let mut line = String::new();
         let read = BufReader::new(pipe).read_line(&mut line).await;
         let report: ShimReport = match read {
@@ -545,7 +555,6 @@ impl Runtime {
                 exit_code: None,
             }),
             _ => {
-                reap_shim(shim_pid);
                 let detail = fs::read_to_string(&shim_log).unwrap_or_default();
                 return Err(RuntimeError::Setup {
                     id: id.into(),
@@ -553,22 +562,20 @@ impl Runtime {
                 });
             }
         };
+        profile::mark(id, "shim reported");
         match report {
             ShimReport::Ready { record } => Ok(Started { record }),
-            ShimReport::Error { error, exit_code } => {
-                reap_shim(shim_pid);
-                Err(match exit_code {
-                    Some(code) => RuntimeError::CannotExecute {
-                        id: id.into(),
-                        message: error,
-                        code,
-                    },
-                    None => RuntimeError::Setup {
-                        id: id.into(),
-                        message: error,
-                    },
-                })
-            }
+            ShimReport::Error { error, exit_code } => Err(match exit_code {
+                Some(code) => RuntimeError::CannotExecute {
+                    id: id.into(),
+                    message: error,
+                    code,
+                },
+                None => RuntimeError::Setup {
+                    id: id.into(),
+                    message: error,
+                },
+            }),
         }
     }
 
@@ -711,6 +718,10 @@ impl Runtime {
     /// logs) for a restart. Keeps going on errors and reports them all.
     /// Idempotent: what is already gone counts as done.
     pub fn cleanup(&self, id: &str) -> Result<()> {
+        if profile::enabled() {
+            profile::log_shim_marks(id, &self.layout.run_dir(id));
+            profile::mark(id, "cleanup start");
+        }
         let mut errors = Vec::new();
         let rootfs = self.layout.rootfs(id);
         if proc::is_mountpoint(&rootfs) {
@@ -742,14 +753,17 @@ impl Runtime {
             Err(RuntimeError::Cleanup { errors, .. }) => errors,
             Err(e) => vec![e.to_string()],
         };
+        profile::mark(id, "cleaned up");
         let data = self.layout.data_dir(id);
         match fs::remove_dir_all(&data) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => errors.push(format!("remove {}: {e}", data.display())),
         }
+        profile::mark(id, "data dir removed");
         // The per-daemon cgroup parent goes when its last child does.
         cgroup::remove_parent(&format!("/{}", self.layout.prefix));
+        profile::mark(id, "removed");
         if errors.is_empty() {
             Ok(())
         } else {

@@ -23,7 +23,9 @@ use nix::unistd::Pid;
 use crate::network::link;
 
 use super::logs::{timestamp_now, LineSplitter, LogWriter};
-use super::{cgroup, now_millis, pidfd_open, proc, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport};
+use super::{
+    cgroup, now_millis, pidfd_open, proc, profile, write_atomic, ExitRecord, RunRecord, ShimConfig, ShimReport,
+};
 
 /// The socket in the run dir where a container with a tty or an open stdin
 /// is attached. With a tty, on each connection the shim sends the pty master
@@ -43,6 +45,7 @@ const EARLY_OUTPUT: usize = 64 * 1024;
 
 /// Entry point of `berth shim`. Returns the process exit code.
 pub fn main(shim_json: &Path) -> i32 {
+    profile::shim_mark("main");
     let cfg: ShimConfig = match std::fs::read(shim_json)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -84,6 +87,7 @@ pub fn main(shim_json: &Path) -> i32 {
     match setup(&cfg) {
         Ok(running) => {
             if !running.reported {
+                profile::shim_mark("reporting");
                 report(&ShimReport::Ready { record: running.record });
             }
             // The daemon has its answer; nothing more goes to that pipe.
@@ -312,6 +316,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
             .unwrap_or_default();
         format!("cannot mount the root filesystem (overlay {opts}{from}): {e}")
     })?;
+    profile::shim_mark("overlay mounted");
 
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
@@ -363,7 +368,9 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
     for e in errors {
         eprintln!("berth-shim: {e}");
     }
+    profile::shim_mark("building");
     let built = builder.build();
+    profile::shim_mark("built");
     // Out again: the container's cgroups are removed only once empty.
     for e in cgroup::leave_unmanaged(&back) {
         eprintln!("berth-shim: {e}");
@@ -376,6 +383,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
             eprintln!("berth-shim: {e}");
         }
     }
+    profile::shim_mark("unmanaged cgroups joined");
     if let Some(pid) = container.pid() {
         if let Err(e) = bring_up_loopback(pid.as_raw()) {
             let _ = container.delete(true);
@@ -401,6 +409,7 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
             }
         }
     }
+    profile::shim_mark("lo up, propagation set");
     let pid = container.pid().ok_or("container has no pid after create")?.as_raw();
     let pty = match console_listener {
         Some(listener) => {
@@ -442,11 +451,14 @@ fn setup(cfg: &ShimConfig) -> Result<Running, String> {
         report(&ShimReport::Ready { record });
         let listener = pty.as_ref().map(|(_, l)| l).or(piped.as_ref().map(|(_, l)| l));
         first_client = listener.and_then(wait_for_client);
+        profile::shim_mark("client attached");
     }
+    profile::shim_mark("exec'ing the command");
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(format!("cannot start container: {}", describe_error(&e)));
     }
+    profile::shim_mark("command exec'd");
     tracing::debug!("container started");
     Ok(Running {
         state_dir: container.root.clone(),
@@ -638,6 +650,7 @@ fn supervise(cfg: &ShimConfig, mut running: Running) {
         }
         if status.is_none() && ready[2] {
             status = Some(reap(running.record.init_pid));
+            profile::shim_mark("init reaped");
         }
         if let (Some(m), true) = (master, is_ready(master_at)) {
             match nix::unistd::read(m.as_raw_fd(), &mut buf) {
@@ -719,19 +732,26 @@ fn supervise(cfg: &ShimConfig, mut running: Running) {
         _ => (255, None),
     };
     tracing::debug!("init exited, output drained");
+    profile::shim_mark("output drained");
     let oom_killed = cgroup::oom_killed(&cfg.cgroup_path);
     // The init is reaped, so only its cgroup and libcontainer's state dir
     // remain. libcontainer's delete() would rebuild a cgroup manager (a
     // mountinfo parse per controller) to do the same rmdirs; on the exit path
     // that is a millisecond the daemon (and `run --rm`) waits for.
     let errors = cgroup::remove(&cfg.cgroup_path);
+    profile::shim_mark("cgroups removed");
     if !errors.is_empty() {
         // The daemon's cleanup retries; say why here for the shim log.
         eprintln!("berth-shim: {}", errors.join("; "));
     }
     let _ = std::fs::remove_dir_all(&running.state_dir);
     tracing::debug!("container deleted");
-    let _ = umount2(&cfg.rootfs, MntFlags::MNT_DETACH);
+    profile::shim_mark("state dir removed");
+    unmount_later(&cfg.rootfs);
+    profile::shim_mark("unmounted");
+    if cfg.profile {
+        profile::write_shim_marks(cfg.state_file.parent().unwrap_or(Path::new("/")));
+    }
     let exit = ExitRecord {
         code: code.0,
         signal: code.1,
@@ -742,6 +762,56 @@ fn supervise(cfg: &ShimConfig, mut running: Running) {
         let _ = write_atomic(&cfg.exit_file, &bytes);
     }
     tracing::debug!("exit recorded");
+}
+
+/// Unmounts the container's root now, but leaves the end of its overlay
+/// (the sync of its upper dir's file system, a journal commit: ms, and tens
+/// of ms on a busy disk) to a child that does it once the shim is gone.
+///
+/// Why: the daemon learns the exit when the shim exits, and `run --rm`
+/// answers only after that. A detached unmount takes the mount out of the
+/// namespace at once; the file system is shut down when its last reference
+/// goes. The child holds one (an `O_PATH` fd of the root) until the kernel
+/// kills it as the shim exits (`PR_SET_PDEATHSIG`), so that work happens in
+/// the child's exit, after the daemon has the exit record. Without the
+/// child (a failed fork), the shim does it all itself, as before.
+fn unmount_later(rootfs: &Path) {
+    use std::os::fd::IntoRawFd;
+    let held = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    );
+    let shim = nix::unistd::getpid();
+    if let Ok(fd) = held {
+        let raw = fd.into_raw_fd();
+        // SAFETY: the shim is single-threaded, so the child may do anything
+        // the parent could; it only makes async-signal-safe calls.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                // SAFETY: prctl, getppid, dup2, close_range and pause on
+                // our own fds; the child never returns into the shim.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != shim.as_raw() {
+                        libc::_exit(0);
+                    }
+                    // Only the root's reference is kept: the daemon must see
+                    // every other fd of the shim's (pipes, sockets) close.
+                    libc::dup2(raw, 0);
+                    libc::close_range(1, u32::MAX, 0);
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            // SAFETY: our own fd, no longer used.
+            _ => unsafe {
+                libc::close(raw);
+            },
+        }
+    }
+    let _ = umount2(rootfs, MntFlags::MNT_DETACH);
 }
 
 /// Adds `fd` to the poll set, if there is one; its slot.

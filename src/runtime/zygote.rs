@@ -1,6 +1,7 @@
-//! The exec zygote: `berth exec-zygote`, one single-threaded process per
-//! daemon, started from the sealed executable on the first exec. It forks
-//! one exec shim ([`super::exec::main`]) per exec and health check.
+//! The zygote: `berth exec-zygote`, one single-threaded process per
+//! daemon, started from the sealed executable on the first start or exec.
+//! It forks one exec shim ([`super::exec::main`]) per exec and health
+//! check, and one container shim ([`super::shim::main`]) per start.
 //!
 //! Why: spawning the exec shim anew (exec of the 35 MB binary, dynamic
 //! linking, ~49,000 relocations, ~500 page faults) was about 2 ms of an
@@ -9,11 +10,16 @@
 //! `/proc/<pid>/exe` is that copy, as a spawned shim's was, and it stays
 //! single-threaded, which libcontainer's build() needs (notes/libcontainer.md §2).
 //!
+//! The same holds for a container's shim: its spawn (exec of the binary,
+//! linking, the cgroup mounts read anew) was ~2 ms of a `run --rm`, and a
+//! shim forked from the zygote finds the cgroup mounts read.
+//!
 //! Protocol, over a `SOCK_SEQPACKET` socketpair (fd [`SOCKET_FD`] in the
 //! zygote): each message is one exec shim's config (`exec::ExecConfig`,
 //! JSON) with its fds attached (`SCM_RIGHTS`) in slot order: stdin, stdout,
-//! stderr, the report pipe, and the pty socket when there is one. There is
-//! no answer: the shim reports on its report pipe, and a request that cannot
+//! stderr, the report pipe, and the pty socket when there is one; or one
+//! container shim's [`StartRequest`] with its stdin, stdout (the report
+//! pipe) and stderr (its log). There is no answer: the shim reports on its report pipe, and a request that cannot
 //! be served (a failed fork, a config that does not parse) closes its fds,
 //! which the daemon reads as a shim that ended without a report. The zygote
 //! exits when the daemon's end closes, so it never outlives the daemon; the
@@ -36,6 +42,14 @@ pub const MAX_REQUEST: usize = 1 << 20;
 
 /// stdin, stdout, stderr, report pipe, pty socket.
 const MAX_FDS: usize = 5;
+
+/// A container shim to fork: it runs `berth shim <shim>`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The shim's config (shim.json in the container's run dir).
+    pub shim: PathBuf,
+}
 
 /// Entry point of `berth exec-zygote`. Returns when the daemon is gone.
 pub fn main() -> i32 {
@@ -76,8 +90,27 @@ pub fn main() -> i32 {
         if len == 0 && fds.is_empty() {
             return 0; // the daemon closed its end
         }
-        if truncated || fds.len() < 4 {
+        if truncated || fds.len() < 3 {
             continue; // dropping the fds tells the daemon
+        }
+        if let Ok(start) = serde_json::from_slice::<StartRequest>(&buf[..len]) {
+            if fds.len() != 3 {
+                continue;
+            }
+            // SAFETY: this process is single-threaded, so the child may do
+            // anything the parent could.
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => {
+                    let code = container_shim(fds, &start.shim);
+                    // SAFETY: as for an exec shim below.
+                    unsafe { libc::_exit(code) }
+                }
+                Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_) => drop(fds),
+            }
+            continue;
+        }
+        if fds.len() < 4 {
+            continue;
         }
         let Ok(cfg) = serde_json::from_slice::<super::exec::ExecConfig>(&buf[..len]) else {
             continue;
@@ -139,6 +172,111 @@ impl Prepared {
 
 /// The forked child: puts its fds in their slots and runs the exec shim.
 fn shim(fds: Vec<OwnedFd>, cfg: &super::exec::ExecConfig, ready: Result<Arc<super::exec::Prepared>, String>) -> i32 {
+    if place(fds).is_err() {
+        return 1;
+    }
+    super::exec::main(cfg, ready)
+}
+
+/// The forked child of a [`StartRequest`]: the container's shim, under the
+/// command line a spawned one has (`berth-shim shim <shim.json>`), which is
+/// how `ps`, the tests and bench/run tell one container's shim.
+fn container_shim(fds: Vec<OwnedFd>, shim_json: &Path) -> i32 {
+    if place(fds).is_err() {
+        return 1;
+    }
+    let mut args = b"berth-shim\0shim\0".to_vec();
+    args.extend_from_slice(shim_json.as_os_str().as_encoded_bytes());
+    args.push(0);
+    set_cmdline(&args);
+    super::shim::main(shim_json)
+}
+
+/// Points this process's command line (/proc/self/cmdline) at `args`
+/// (nul-separated, nul-terminated), in a mapping of its own that is never
+/// freed. `PR_SET_MM_MAP` replaces the whole map of the process's memory
+/// layout at once and, unlike the single-field `PR_SET_MM` calls, needs no
+/// CAP_SYS_RESOURCE (which this kind of host withholds from root). Best
+/// effort: the process works the same under the zygote's command line.
+fn set_cmdline(args: &[u8]) {
+    /// The kernel's `struct prctl_mm_map` (include/uapi/linux/prctl.h).
+    #[repr(C)]
+    struct MmMap {
+        start_code: u64,
+        end_code: u64,
+        start_data: u64,
+        end_data: u64,
+        start_brk: u64,
+        brk: u64,
+        start_stack: u64,
+        arg_start: u64,
+        arg_end: u64,
+        env_start: u64,
+        env_end: u64,
+        auxv: *mut u64,
+        auxv_size: u32,
+        exe_fd: u32,
+    }
+    // The layout as it is, from /proc/self/stat (fields 26-28, 45-51).
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return;
+    };
+    // `rest` starts at field 3.
+    let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    // SAFETY: a new private anonymous mapping; checked for failure below.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            args.len(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return;
+    }
+    // SAFETY: the mapping is args.len() bytes long and ours alone.
+    unsafe { std::ptr::copy_nonoverlapping(args.as_ptr(), at.cast::<u8>(), args.len()) };
+    // SAFETY: brk(0) only reports the current break.
+    let brk = unsafe { libc::syscall(libc::SYS_brk, 0) } as u64;
+    let map = MmMap {
+        start_code: field(26),
+        end_code: field(27),
+        start_data: field(45),
+        end_data: field(46),
+        start_brk: field(47),
+        brk,
+        start_stack: field(28),
+        arg_start: at as u64,
+        arg_end: at as u64 + args.len() as u64,
+        env_start: field(50),
+        env_end: field(51),
+        auxv: std::ptr::null_mut(),
+        auxv_size: 0,
+        exe_fd: u32::MAX, // -1: the executable stays
+    };
+    // SAFETY: PR_SET_MM_MAP reads a prctl_mm_map of the given size; the
+    // kernel checks every address against the process's own mappings.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP,
+            &map as *const MmMap,
+            std::mem::size_of::<MmMap>(),
+            0,
+        )
+    };
+}
+
+/// Puts a forked child's fds in their slots (0, 1, 2, ...), without the
+/// zygote's socket and with SIGCHLD back to its default.
+fn place(fds: Vec<OwnedFd>) -> Result<(), ()> {
     // SAFETY: single-threaded; the shim waits for its own children, which
     // SIG_IGN would have the kernel reap first.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
@@ -150,7 +288,7 @@ fn shim(fds: Vec<OwnedFd>, cfg: &super::exec::ExecConfig, ready: Result<Arc<supe
     for fd in &fds {
         match nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)) {
             Ok(raw) => high.push(raw),
-            Err(_) => return 1,
+            Err(_) => return Err(()),
         }
     }
     drop(fds);
@@ -158,12 +296,12 @@ fn shim(fds: Vec<OwnedFd>, cfg: &super::exec::ExecConfig, ready: Result<Arc<supe
         // dup2 leaves the slot without FD_CLOEXEC; the shim sets what it must.
         // SAFETY: both fds are ours; `raw` is closed once placed.
         if unsafe { libc::dup2(raw, slot as RawFd) } < 0 {
-            return 1;
+            return Err(());
         }
         // SAFETY: as above.
         unsafe { libc::close(raw) };
     }
-    super::exec::main(cfg, ready)
+    Ok(())
 }
 
 /// The daemon's handle on its zygote.

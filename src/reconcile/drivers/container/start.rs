@@ -363,6 +363,7 @@ pub(super) fn watch_shim(engine: &Arc<Engine>, name: String, run: RunRecord) {
 }
 
 pub(super) fn on_shim_exit(engine: &Engine, name: &str) {
+    crate::runtime::profile::mark(name, "shim exit seen");
     if let Probe::Exited(exit) = engine.host.containers.probe(name) {
         match engine.live(Kind::Container, name) {
             Ok(Some(live)) => {
