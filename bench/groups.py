@@ -545,6 +545,35 @@ class Groups:
                                                     pbuild, prepare=change, **runs))
         self.peer_step("podman", "build", podman)
 
+    def gitops_sync(self, m, single):
+        """A git source (file:// repository) with one container: each run
+        commits a change to it (untimed) and times `berth source sync`, which
+        fetches, applies and returns once the replaced container runs."""
+        b = self.berth_cmd
+        repo = os.path.join(self.results_dir, "gitops-repo")
+        shutil.rmtree(repo, ignore_errors=True)
+        os.makedirs(os.path.join(repo, "deploy"))
+        git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        doc = ("apiVersion: berth/v1\nkind: Container\nmetadata: {name: berthbench-git}\n"
+               "spec: {image: busybox, command: [sleep, '3600'], env: {MARK: '%s'}}\n")
+        variants = {}
+        for v in ("a", "b"):
+            variants[v] = os.path.join(repo, f"variant-{v}.txt")
+            with open(variants[v], "w") as f:
+                f.write(doc % v)
+        dest = os.path.join(repo, "deploy", "c.yaml")
+        shutil.copy(variants["a"], dest)
+        sh(["git", "init", "-q", repo])
+        sh(git + ["add", "deploy"])
+        sh(git + ["commit", "-qm", "first"])
+        self.on_exit("remove the gitops source", lambda: sh(b("source", "rm", "benchgit", "--prune"), check=False))
+        sh(b("source", "add", "benchgit", "--git", f"file://{repo}", "--path", "deploy", "--interval", "1h"))
+        sh(b("source", "sync", "benchgit"), timeout=120)
+        change = self.flip(dest, variants, pause=0.5)
+        change[-1] += f" && git -C {shlex.quote(repo)} -c user.name=bench -c user.email=bench@localhost commit -qam change"
+        return m("gitops-berth", "berth source sync (commit to running)", b("source", "sync", "benchgit"),
+                 prepare=change, **single)
+
     def measure_exec(self, m, single):
         """exec of /bin/true into a running container."""
         b = self.berth_cmd
@@ -558,6 +587,8 @@ class Groups:
         update = ["--memory", "96m", "--memory-swap", "-1"]
         self.record("update", "berth", self.berth_step("berth update --memory", lambda: m(
             "update-berth", "berth update --memory", b("update", *update, EXEC_NAME), **single)))
+        self.record("gitops_sync", "berth", self.berth_step("commit to running via source sync",
+                                                            lambda: self.gitops_sync(m, single)))
 
         def docker():
             d = self.docker

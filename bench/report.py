@@ -56,6 +56,7 @@ class Report:
             ("exec", "exec CONTAINER /bin/true", "ms",
              {"runc": "runc exec (no daemon)", "floor": "nsenter -a into runc's container"}),
             ("update", "update --memory 96m of a running container", "ms", {}),
+            ("gitops_sync", "git commit to its container running, via source sync (berth only)", "ms", {}),
             ("run_bridge", "run --rm on a bridge network", "ms", {}),
             ("port_req", "published port on 127.0.0.1: time per HTTP request (wrk, 16 conns)", "us", {}),
             ("port_mib", "published port on 127.0.0.1: time per MiB transferred (wrk, 8 MiB file)", "ms", {}),

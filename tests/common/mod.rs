@@ -283,6 +283,7 @@ const OWN_CHILDREN: &[&str] = &[
     "nsenter",
     "python3",
     "setfattr",
+    "git",
     "getfattr",
 ];
 
