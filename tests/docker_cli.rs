@@ -653,3 +653,80 @@ fn hostile_event_queries_are_refused_by_name() {
         assert!(a.message().contains(what), "{query}: {}", a.message());
     }
 }
+
+#[test]
+fn system_df_has_dockers_lists_and_auth_refuses_what_it_cannot_check() {
+    let env = env_with_busybox("dcli-df");
+    docker_ok(&env, &["volume", "create", "data"]);
+    docker_ok(
+        &env,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    let out = docker_ok(
+        &env,
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}",
+        ],
+    );
+    let row = |t: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{t}|")))
+            .unwrap_or_else(|| panic!("no {t} row: {out}"))
+            .split('|')
+            .map(str::to_string)
+            .collect()
+    };
+    let images = row("Images");
+    assert_eq!(images[1], "1", "{out}");
+    assert_ne!(images[3], "0B", "the image's layers have a size: {out}");
+    assert_eq!(&row("Containers")[1..3], ["1", "1"], "{out}");
+    assert_eq!(&row("Local Volumes")[1..3], ["1", "1"], "{out}");
+    assert_eq!(row("Build Cache")[1], "0", "{out}");
+    // The default table too.
+    assert!(docker_ok(&env, &["system", "df"]).contains("RECLAIMABLE"));
+    let a = raw(&env, "GET", "/system/df?type=bogus", b"");
+    assert_eq!(a.status, 400);
+    assert!(a.message().contains("parameter type"), "{}", a.message());
+
+    // /auth: what is missing or malformed is named; an unreachable
+    // registry is an error, never "Login Succeeded".
+    for (body, what) in [
+        (r#"{}"#, "username is required"),
+        (
+            r#"{"username": "u", "serveraddress": "127.0.0.1:9"}"#,
+            "password is required",
+        ),
+        (
+            r#"{"username": 5, "password": "p", "serveraddress": "x"}"#,
+            "username must be a string",
+        ),
+        (r#"{"username": "#, "invalid JSON"),
+    ] {
+        let a = raw(&env, "POST", "/v1.47/auth", body.as_bytes());
+        assert_eq!(a.status, 400, "{body}: {}", String::from_utf8_lossy(&a.body));
+        assert!(a.message().contains(what), "{body}: {}", a.message());
+    }
+    let a = raw(
+        &env,
+        "POST",
+        "/auth",
+        br#"{"username": "u", "password": "p", "serveraddress": "127.0.0.1:9"}"#,
+    );
+    assert_ne!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert!(!a.message().is_empty());
+    docker_ok(&env, &["rm", "-f", "web"]);
+    docker_ok(&env, &["volume", "rm", "data"]);
+}

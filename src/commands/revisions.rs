@@ -142,7 +142,7 @@ pub async fn rollback(engine: &Arc<Engine>, req: RollbackRequest) -> Result<Appl
 
 /// [`rollback`]; `suspend` says whether a git source is suspended (a sync
 /// undoing its own failed commit does not suspend it).
-pub(super) async fn rollback_as(engine: &Arc<Engine>, req: RollbackRequest, suspend: bool) -> Result<ApplyResponse> {
+pub async fn rollback_as(engine: &Arc<Engine>, req: RollbackRequest, suspend: bool) -> Result<ApplyResponse> {
     let source = match &req.source {
         Some(s) => s.clone(),
         None => match engine.store().revisions(None).map_err(state)?.into_iter().next() {

@@ -20,6 +20,7 @@ mod networks;
 mod ops;
 mod stats;
 mod stream;
+mod sysops;
 mod system;
 mod volumes;
 
@@ -74,6 +75,9 @@ pub enum DockerError {
     /// Docker's documents name it (`HostConfig.CpusetMems`).
     #[error("{field} is not supported by berth: {why}")]
     Unsupported { field: String, why: String },
+    /// A registry refused the credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// No such container, image, network, volume or exec (404).
     #[error("{0}")]
     NotFound(String),
@@ -99,6 +103,7 @@ impl DockerError {
     pub fn status(&self) -> StatusCode {
         match self {
             DockerError::BadRequest(_) | DockerError::Unsupported { .. } => StatusCode::BAD_REQUEST,
+            DockerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             DockerError::NotFound(_) => StatusCode::NOT_FOUND,
             DockerError::Conflict(_) => StatusCode::CONFLICT,
             DockerError::NotModified(_) => StatusCode::NOT_MODIFIED,
@@ -234,6 +239,8 @@ fn routes() -> Router<Shared> {
         .route("/containers/{id}/stats", get(stats::stats))
         .route("/volumes/prune", post(volumes::prune))
         .route("/events", get(events::events))
+        .route("/system/df", get(sysops::df))
+        .route("/auth", post(sysops::auth))
 }
 
 /// `/v1.47/containers/json` → `/containers/json`. A version outside

@@ -284,6 +284,7 @@ const OWN_CHILDREN: &[&str] = &[
     "python3",
     "setfattr",
     "git",
+    "git-daemon",
     "getfattr",
 ];
 
