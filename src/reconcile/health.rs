@@ -237,7 +237,7 @@ async fn run_checks(engine: &Arc<Engine>, id: &str, run: RunRecord, check: &Heal
             &format!("health check: {before:?} -> {after:?}").to_lowercase(),
         );
         // Its names are published only while it is healthy.
-        super::drivers::refresh_names(engine);
+        super::drivers::refresh_names(engine).await;
         // Dependants waiting for `condition: healthy` go on at once.
         engine.wake();
         if after == HealthStatus::Unhealthy {

@@ -94,8 +94,8 @@ pub(super) use connect::set_networks;
 
 /// Hands DNS servers and peers' /etc/hosts the names that are published
 /// now: after a container's health changed (see `network::publishes_names`).
-pub(super) fn refresh_names(engine: &Engine) {
-    network::refresh_hosts(engine);
+pub(super) async fn refresh_names(engine: &Engine) {
+    network::refresh_hosts(engine).await;
 }
 pub(super) use container::{
     freeze_by_name, kill_by_name, remove_now, rename, restart_unhealthy, restore, set_resources, start_by_name,

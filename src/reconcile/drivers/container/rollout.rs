@@ -186,7 +186,7 @@ async fn take_over(
     if let Err(e) = network::sync_nat(engine).await {
         engine.event(&key, "NatFailed", &e.to_string());
     }
-    network::refresh_hosts(engine);
+    network::refresh_hosts(engine).await;
     engine.event(
         &key,
         "RolloutSwitched",
