@@ -320,3 +320,53 @@ fn dns_and_hosts_name_a_container_only_once_it_is_healthy() {
     let v = env.wait_for("container", "cli", 60, |v| v["exit"].is_object());
     assert_eq!(v["exit"]["code"].as_i64(), Some(0), "{}", env.log_text("cli"));
 }
+
+#[test]
+fn a_rollout_cut_short_by_a_daemon_crash_leaves_no_container_behind() {
+    let mut env = Env::new("rollcrash");
+    let held = PortHold::tcp();
+    let port = held.port;
+    roll(&env, port, "1", "{order: start-first}", None);
+    let stack = format!(
+        "{}{}{}",
+        env.image_doc(),
+        network_doc("pub", "{}"),
+        // Failures in its start period do not count: it stays `starting`.
+        web(
+            port,
+            "bad",
+            "{order: start-first, healthTimeout: 15s, onFailure: pause}"
+        )
+        .replace("retries: 2}", "retries: 2, startPeriod: 600s}")
+    );
+    let file = env.manifest("web.yaml", &stack);
+    // The pass waits on the new version, which is never healthy.
+    let mut apply = env
+        .command()
+        .args(["apply", "-f", file.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    wait_until(60, "the new version runs beside the old one", || {
+        env.berth(&["get", "container", "web.next"]).status.success() && env.shim_pids().len() == 2
+    });
+    env.kill_daemon();
+    let _ = apply.wait();
+    assert_eq!(
+        get(port).as_deref(),
+        Ok("1"),
+        "the old version stopped serving with the daemon"
+    );
+    env.start_daemon();
+    // The next pass removes what the rollout left and starts it again.
+    wait_until(60, "the leftover is removed", || {
+        env.ok(&["events"]).matches("RolloutStarted").count() >= 2
+    });
+    assert_eq!(get(port).as_deref(), Ok("1"));
+    // It fails again (paused): the old one serves, nothing else is left.
+    wait_until(60, "the second rollout failed", || {
+        env.ok(&["events"]).contains("RolloutFailed")
+    });
+    assert!(!env.berth(&["get", "container", "web.next"]).status.success());
+    assert_eq!(env.shim_pids().len(), 1, "{:?}", env.shim_pids());
+    assert_eq!(get(port).as_deref(), Ok("1"));
+}

@@ -163,7 +163,7 @@ async fn take_over(
     let mut new_info = staged.container_info().cloned().unwrap_or_default();
     new_info.unpublished = false;
     new_info.held_back = None;
-    new_info.rollout = Some(format!("rolled out start-first at {}", now_millis()));
+    new_info.rollout = Some("done: the new version took over start-first".into());
     let mut old_info = old.container_info().cloned().unwrap_or_default();
     old_info.unpublished = true;
     // Stopped by the rollout, never restarted by a policy meanwhile.
