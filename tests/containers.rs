@@ -714,6 +714,13 @@ fn run_rm_removes_detached_containers_and_survives_a_daemon_restart() {
     let orphan = env.wait_for("container", "orphan", 10, |v| v["pid"].is_number())["pid"]
         .as_i64()
         .unwrap() as i32;
+    // The pid is there from the create; the shim starts the init only once
+    // the client attached (or after its attach wait): kill the daemon once
+    // the init runs the command, so the exit comes while no daemon runs.
+    wait_until(20, "orphan's init runs sleep", || {
+        // (Gone already: it ran and exited.)
+        std::fs::read(format!("/proc/{orphan}/cmdline")).map_or(true, |c| c.starts_with(b"sleep\0"))
+    });
     env.kill_daemon();
     let _ = client.wait();
     // The exit happens while no daemon runs: its shim records it.

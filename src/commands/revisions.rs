@@ -217,3 +217,35 @@ pub async fn rollback_as(engine: &Arc<Engine>, req: RollbackRequest, suspend: bo
     }
     Ok(resp)
 }
+
+/// The daemon's [`crate::reconcile::seams::RevisionRollback`]: a start-first
+/// rollout that failed with `onFailure: rollback` rolls its whole revision
+/// back, as `berth rollback SOURCE` would, but without suspending a git
+/// source (its poller does not apply a failed commit again by itself).
+pub struct RolloutRevisionRollback;
+
+impl crate::reconcile::seams::RevisionRollback for RolloutRevisionRollback {
+    fn roll_back(
+        &self,
+        engine: Arc<Engine>,
+        source: String,
+        reason: String,
+    ) -> futures_util::future::BoxFuture<'static, std::result::Result<(), String>> {
+        Box::pin(async move {
+            let req = RollbackRequest {
+                source: Some(source),
+                to: None,
+                dry_run: false,
+                reason: Some(reason),
+            };
+            let resp = rollback_as(&engine, req, false).await.map_err(|e| e.to_string())?;
+            match resp.errors.first() {
+                None => Ok(()),
+                Some(first) => Err(format!(
+                    "{} problem(s) in the stored manifests, first: {first}",
+                    resp.errors.len()
+                )),
+            }
+        })
+    }
+}

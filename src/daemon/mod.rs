@@ -273,6 +273,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let host = crate::reconcile::linux::host(runtime, images, pools, upstream, child_waits.clone());
     let engine = Engine::new(store, host, cfg.root.clone());
     engine.set_image_builder(std::sync::Arc::new(crate::commands::build::DeclarativeBuilder));
+    engine.set_revision_rollback(std::sync::Arc::new(crate::commands::revisions::RolloutRevisionRollback));
     engine.restore().await.context("restore running containers")?;
     crate::commands::build::forget_orphan_steps(&engine).await;
 

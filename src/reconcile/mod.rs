@@ -95,6 +95,10 @@ pub struct Engine {
     /// Builds Image objects with `build` (set by the daemon: building runs
     /// containers through the commands above this layer).
     builder: std::sync::OnceLock<Arc<dyn seams::ImageBuilder>>,
+    /// Rolls a whole revision back when a start-first rollout fails with
+    /// `onFailure: rollback` (set by the daemon: revisions are kept by the
+    /// command layer above this one).
+    revision_rollback: std::sync::OnceLock<Arc<dyn seams::RevisionRollback>>,
     /// What each build context looked like at the last pass, by directory,
     /// so that checking it for changes reads only files whose stat moved.
     contexts: Mutex<HashMap<PathBuf, ContextSeen>>,
@@ -180,6 +184,7 @@ impl Engine {
             network_create: tokio::sync::Mutex::new(()),
             hosts_written: drivers::HostsWritten::default(),
             builder: std::sync::OnceLock::new(),
+            revision_rollback: std::sync::OnceLock::new(),
             contexts: Mutex::new(HashMap::new()),
             builds: Mutex::new(HashMap::new()),
             ports: Default::default(),
@@ -193,6 +198,11 @@ impl Engine {
     /// Sets what builds Image objects with `build` (once, at start).
     pub fn set_image_builder(&self, builder: Arc<dyn seams::ImageBuilder>) {
         let _ = self.builder.set(builder);
+    }
+
+    /// Sets what rolls a revision back after a failed rollout (once, at start).
+    pub fn set_revision_rollback(&self, rollback: Arc<dyn seams::RevisionRollback>) {
+        let _ = self.revision_rollback.set(rollback);
     }
 
     fn lock_for(&self, key: &ObjectKey) -> Arc<tokio::sync::Mutex<()>> {

@@ -112,7 +112,6 @@ pub trait LogSource: Send {
     fn next_lines(&mut self) -> BoxFuture<'_, std::io::Result<Vec<runtime::logs::LogLine>>>;
 }
 
-/// Images: pull, import, load, commit, list, remove.
 /// Builds an Image object's Dockerfile. The daemon provides it: a build
 /// runs its steps in containers, through the commands above this layer.
 pub trait ImageBuilder: Send + Sync {
@@ -125,6 +124,20 @@ pub trait ImageBuilder: Send + Sync {
     ) -> BoxFuture<'a, Result<String, String>>;
 }
 
+/// Rolls back the revision of `source` that brought a rollout which failed
+/// (`onFailure: rollback`): the revision before it is applied again and the
+/// failed one is marked so, with `reason`. The daemon provides it, from the
+/// command layer that keeps revisions.
+pub trait RevisionRollback: Send + Sync {
+    fn roll_back(
+        &self,
+        engine: std::sync::Arc<super::Engine>,
+        source: String,
+        reason: String,
+    ) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// Images: pull, import, load, commit, list, remove.
 pub trait ImageHost: Send + Sync {
     /// Pulls a registry reference (`platform` default `linux/amd64`); the
     /// reference then names the image. Nothing is unpacked on error.

@@ -246,10 +246,49 @@ async fn rollout_failed(
     )))
 }
 
-/// `onFailure: rollback`: puts the container's previous spec back as the
-/// desired one (its source stays), so every pass keeps the old version.
-/// The one place a revision-wide rollback is to be called from instead.
-pub(crate) fn roll_back(engine: &Engine, old: &Live, reason: &str) -> DriverResult {
+/// `onFailure: rollback`: the revision that brought the failing spec is
+/// rolled back as a whole (the daemon's [`crate::reconcile::seams::RevisionRollback`]), after this
+/// pass: the pass holds its lock, and an apply waits for passes. Until then
+/// the failing spec is held back, so no pass retries it. Without a revision
+/// to go back to (or without the daemon's hook), the container's previous
+/// spec alone is desired again.
+pub(crate) fn roll_back(engine: &Arc<Engine>, old: &Live, reason: &str) -> DriverResult {
+    let Some(hook) = engine.revision_rollback.get().cloned() else {
+        return restore_previous_spec(engine, old, reason);
+    };
+    let Some(found) = engine.desired_all()?.into_iter().find(|d| d.key() == old.key) else {
+        return Ok(());
+    };
+    let (engine, old, reason) = (engine.clone(), old.clone(), reason.to_string());
+    tokio::spawn(async move {
+        match hook
+            .roll_back(engine.clone(), found.source.clone(), reason.clone())
+            .await
+        {
+            Ok(()) => engine.event(
+                &old.key,
+                "RolledBack",
+                &format!("revision of {} rolled back: {reason}", found.source),
+            ),
+            Err(e) => {
+                engine.event(
+                    &old.key,
+                    "RollbackFailed",
+                    &format!("the revision of {}: {e}", found.source),
+                );
+                if let Err(e) = restore_previous_spec(&engine, &old, &reason) {
+                    engine.event(&old.key, "RollbackFailed", &e.to_string());
+                }
+            }
+        }
+        engine.wake();
+    });
+    Ok(())
+}
+
+/// Puts the container's previous spec back as the desired one (its source
+/// stays), so every pass keeps the old version.
+fn restore_previous_spec(engine: &Engine, old: &Live, reason: &str) -> DriverResult {
     let name = old.key.name.as_str();
     let desired = engine.desired_all()?;
     let Some(found) = desired.iter().find(|d| d.key() == old.key) else {
