@@ -208,10 +208,53 @@ fn import_cmd(changes: &[String]) -> Result<Vec<String>> {
     Ok(cmd)
 }
 
+/// A refused upload is read to its end (up to [`DRAIN_LIMIT`]) before the
+/// answer: a client still writing its body (the docker CLI) would otherwise
+/// see a broken pipe instead of the reason.
+async fn drain(mut body: Body) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+/// The most of a refused upload read before answering.
+const DRAIN_LIMIT: usize = 256 << 20;
+
 /// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=`: the body
 /// is a root filesystem tar (plain, gzip or zstd), made one layer of a new
 /// image. A URL source is refused: the daemon fetches nothing for a client.
 pub async fn import(state: &Shared, raw: Option<&str>, body: Body) -> Result<Response> {
+    let (cmd, reference) = match import_options(raw) {
+        Ok(options) => options,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
+    let upload = scratch(state, "import")?;
+    receive("POST /images/create", body, &upload).await?;
+    let image = commands::images::import(
+        &state.engine,
+        ImportImageRequest {
+            path: upload.0.display().to_string(),
+            reference,
+            cmd,
+        },
+    )
+    .await
+    .map_err(archive_error)?;
+    let mut out = serde_json::to_vec(&json!({ "status": image.id })).unwrap_or_default();
+    out.push(b'\n');
+    Ok(stream_answer("application/json", Body::from(out)))
+}
+
+/// The CMD and the reference an import's query asks for, or why not.
+fn import_options(raw: Option<&str>) -> Result<(Vec<String>, String)> {
     let pairs: Vec<(String, String)> = raw
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
@@ -253,21 +296,7 @@ pub async fn import(state: &Shared, raw: Option<&str>, body: Body) -> Result<Res
         "" => repo.to_string(),
         tag => format!("{repo}:{tag}"),
     };
-    let upload = scratch(state, "import")?;
-    receive("POST /images/create", body, &upload).await?;
-    let image = commands::images::import(
-        &state.engine,
-        ImportImageRequest {
-            path: upload.0.display().to_string(),
-            reference,
-            cmd,
-        },
-    )
-    .await
-    .map_err(archive_error)?;
-    let mut out = serde_json::to_vec(&json!({ "status": image.id })).unwrap_or_default();
-    out.push(b'\n');
-    Ok(stream_answer("application/json", Body::from(out)))
+    Ok((cmd, reference))
 }
 
 #[cfg(test)]

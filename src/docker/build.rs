@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body_util::BodyExt;
 use serde_json::json;
 
@@ -145,11 +144,7 @@ pub async fn build(State(state): State<Shared>, RawQuery(raw): RawQuery, body: B
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+    Ok(super::stream::json_lines(rx))
 }
 
 /// Streams the body to a file (over the limit: 413, nothing kept), then

@@ -514,11 +514,7 @@ async fn push(state: &Shared, name: &str, headers: &HeaderMap, q: &HashMap<Strin
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+    Ok(super::stream::json_lines(rx))
 }
 
 fn line(v: &serde_json::Value) -> std::result::Result<Bytes, Infallible> {

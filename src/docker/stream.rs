@@ -148,6 +148,19 @@ async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, stream: u8, data: &[u8]) 
     w.write_all(&exec_frame::header(stream, data.len())).await.is_ok() && w.write_all(data).await.is_ok()
 }
 
+/// The answer whose body is the JSON lines sent on `rx`, each as it comes,
+/// as Docker streams pull, push and build progress.
+pub(super) fn json_lines(
+    rx: mpsc::Receiver<std::result::Result<axum::body::Bytes, std::convert::Infallible>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
