@@ -6,35 +6,20 @@
 //! status, its `{"message": …}` and that nothing was acted on.
 
 mod common;
+#[path = "common/docker.rs"]
+mod docker_support;
 
 use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::Env;
+use docker_support::*;
 
-/// An Env with busybox imported as `busybox:latest`, as `docker run busybox` names it.
-fn env_with_busybox(name: &str) -> Env {
-    let env = Env::new(name);
-    env.ok(&[
-        "import",
-        &common::busybox_tar().display().to_string(),
-        "busybox:latest",
-        "sh",
-    ]);
-    env
-}
-
-fn docker_socket(env: &Env) -> std::path::PathBuf {
-    env.run.join("docker.sock")
-}
-
-/// The docker CLI against this Env's daemon, with a config dir of its own.
+/// The docker CLI against this Env's daemon, for a child that is read as it runs.
 fn docker_cmd(env: &Env, args: &[&str]) -> Command {
-    let config = env.dir.join("docker-config");
-    std::fs::create_dir_all(&config).unwrap();
     let mut cmd = Command::new("docker");
     cmd.env("DOCKER_HOST", format!("unix://{}", docker_socket(env).display()))
-        .env("DOCKER_CONFIG", &config)
+        .env("DOCKER_CONFIG", docker_config(env))
         .env_remove("DOCKER_CONTEXT")
         .args(args)
         .stdin(Stdio::null())
@@ -43,90 +28,13 @@ fn docker_cmd(env: &Env, args: &[&str]) -> Command {
     cmd
 }
 
-fn docker(env: &Env, args: &[&str]) -> Output {
-    docker_cmd(env, args).output().expect("the docker CLI is on the PATH")
-}
-
-/// stdout of a docker command that must succeed.
-fn docker_ok(env: &Env, args: &[&str]) -> String {
-    let out = docker(env, args);
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}\n{}\ndaemon log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        env.daemon_log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// One raw HTTP/1.1 exchange on the Docker socket.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn message(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)));
-        v["message"].as_str().unwrap_or_default().to_string()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
 fn raw_typed(env: &Env, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
-    let mut s = std::os::unix::net::UnixStream::connect(docker_socket(env)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {}", String::from_utf8_lossy(&all)));
-    let head = String::from_utf8_lossy(&all[..end]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect::<Vec<_>>();
-    let mut body = all[end + 4..].to_vec();
-    if headers.iter().any(|(n, v)| n == "transfer-encoding" && v == "chunked") {
-        body = unchunk(&body);
-    }
-    Answer { status, body }
+    raw_with(env, method, path, &[&format!("Content-Type: {content_type}")], body)
 }
 
+/// A raw request with a JSON body.
 fn raw(env: &Env, method: &str, path: &str, body: &[u8]) -> Answer {
     raw_typed(env, method, path, "application/json", body)
-}
-
-fn unchunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[eol + 2 + size + 2..];
-    }
-    out
 }
 
 /// `.State.Status .State.ExitCode` of a container, as docker inspect says.

@@ -92,6 +92,11 @@ impl Answer {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
     pub fn message(&self) -> String {
         let v: serde_json::Value =
             serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()));
